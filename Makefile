@@ -1,0 +1,156 @@
+# snapmem — build, test, demo, install.
+#
+#   make            build/snapmem, build/libsnapmem.a, build/libsnapmem.so, examples
+#   make check      install missing Debian packages, build, run every cmocka test
+#   make demo       install missing packages, build, run the main job on built-in defaults
+#   make sanitize   the tests under AddressSanitizer + UBSan (jemalloc reads compiled out)
+#   make bench      benchmarks (figures to reports/bench.md); QUICK=1 for a short run
+#   make install    PREFIX (/usr/local) and DESTDIR honoured
+#
+# Quiet unless V=1. CFLAGS/LDFLAGS given by the user are kept (+=).
+
+CC ?= cc
+PREFIX ?= /usr/local
+BUILD ?= build
+REAL_DATA ?= $(abspath ../shared/real-data)
+VERSION := 0.1.0
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+PKGS := hdf5 libunwind jansson
+ifneq ($(SANITIZE),1)
+PKGS += jemalloc
+endif
+TEST_PKGS := cmocka
+
+# Recursive (=) so that pkg-config runs when a recipe needs it, after scripts/setup-deps.sh.
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) $(TEST_PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+TEST_LIBS = $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
+
+CFLAGS ?= -O2 -g
+CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter \
+	  -fPIC -fno-omit-frame-pointer -Iinclude -Isrc -MMD -MP
+LDLIBS += -lm -lpthread -ldl
+ifeq ($(SANITIZE),1)
+CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=undefined -DSM_NO_JEMALLOC
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+LIB_SRCS := $(wildcard src/common/*.c src/snapshot/*.c src/profiler/*.c src/pipeline/*.c \
+	      src/report/*.c estimator/*.c)
+CLI_SRCS := $(wildcard src/cli/*.c)
+TEST_SRCS := $(wildcard tests/test-*.c)
+TEST_UTIL_SRCS := $(wildcard tests/util-*.c)
+EXAMPLE_SRCS := $(wildcard examples/*.c)
+BENCH_SRCS := $(wildcard bench/benchmark-*.c)
+
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
+TEST_UTIL_OBJS := $(TEST_UTIL_SRCS:%.c=$(BUILD)/obj/%.o)
+TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
+EXAMPLE_BINS := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
+BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
+
+.PHONY: all deps check check-run demo demo-run sanitize bench install uninstall clean reports \
+	fuzz render-check
+.DEFAULT_GOAL := all
+
+all: $(BUILD)/snapmem $(BUILD)/libsnapmem.a $(BUILD)/libsnapmem.so $(EXAMPLE_BINS) \
+     $(BUILD)/snapmem.pc
+
+deps:
+	$(Q)scripts/setup-deps.sh
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
+
+$(BUILD)/libsnapmem.a: $(LIB_OBJS)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/libsnapmem.so: $(LIB_OBJS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -shared -Wl,-soname,libsnapmem.so.0 $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+
+$(BUILD)/snapmem: $(CLI_OBJS) $(BUILD)/libsnapmem.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -rdynamic -o $@ $(CLI_OBJS) $(BUILD)/libsnapmem.a $(PKG_LIBS) $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_UTIL_OBJS) $(BUILD)/libsnapmem.a
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -rdynamic -o $@ $< $(TEST_UTIL_OBJS) $(BUILD)/libsnapmem.a $(PKG_LIBS) \
+		$(TEST_LIBS) $(LDLIBS)
+
+$(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(BUILD)/libsnapmem.a
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -rdynamic -o $@ $< $(BUILD)/libsnapmem.a $(PKG_LIBS) $(LDLIBS)
+
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/libsnapmem.a
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -rdynamic -o $@ $< $(BUILD)/libsnapmem.a $(PKG_LIBS) $(LDLIBS)
+
+$(BUILD)/snapmem.pc: Makefile
+	@mkdir -p $(dir $@)
+	$(Q)printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' 'includedir=$${prefix}/include' '' \
+		'Name: snapmem' 'Description: memory estimator and stage profiler for simulation snapshot pipelines' \
+		'Version: $(VERSION)' 'Requires.private: hdf5 jemalloc libunwind jansson' \
+		'Libs: -L$${libdir} -lsnapmem' 'Libs.private: -lm -lpthread -ldl' \
+		'Cflags: -I$${includedir}' > $@
+
+# --- the two commands ------------------------------------------------------------------------
+check: deps
+	$(Q)$(MAKE) --no-print-directory check-run
+
+check-run: $(BUILD)/snapmem $(TEST_BINS) $(EXAMPLE_BINS)
+	$(Q)SNAPMEM_BIN=$(abspath $(BUILD)/snapmem) SNAPMEM_EXAMPLES=$(abspath $(BUILD)/examples) \
+		SNAPMEM_REAL_DATA=$(REAL_DATA) SNAPMEM_SANITIZE=$(SANITIZE) \
+		tests/run.sh $(TEST_BINS)
+
+demo: deps
+	$(Q)$(MAKE) --no-print-directory demo-run
+
+demo-run: $(BUILD)/snapmem
+	$(Q)scripts/demo.sh $(abspath $(BUILD)/snapmem)
+
+sanitize: deps
+	$(Q)$(MAKE) --no-print-directory BUILD=build-asan SANITIZE=1 check-run
+
+bench: deps
+	$(Q)$(MAKE) --no-print-directory $(BUILD)/snapmem $(BENCH_BINS)
+	$(Q)scripts/bench.sh $(abspath $(BUILD)) $(if $(QUICK),quick,full)
+
+reports: deps
+	$(Q)$(MAKE) --no-print-directory $(BUILD)/snapmem
+	$(Q)scripts/reports.sh $(abspath $(BUILD)/snapmem)
+
+# --- install ---------------------------------------------------------------------------------
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+		$(DESTDIR)$(PREFIX)/include/snapmem
+	install -m 755 $(BUILD)/snapmem $(DESTDIR)$(PREFIX)/bin/snapmem
+	install -m 644 $(BUILD)/libsnapmem.a $(DESTDIR)$(PREFIX)/lib/libsnapmem.a
+	install -m 755 $(BUILD)/libsnapmem.so $(DESTDIR)$(PREFIX)/lib/libsnapmem.so.$(VERSION)
+	ln -sf libsnapmem.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libsnapmem.so.0
+	ln -sf libsnapmem.so.0 $(DESTDIR)$(PREFIX)/lib/libsnapmem.so
+	install -m 644 include/snapmem/*.h $(DESTDIR)$(PREFIX)/include/snapmem/
+	install -m 644 $(BUILD)/snapmem.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/snapmem.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/snapmem $(DESTDIR)$(PREFIX)/lib/libsnapmem.* \
+		$(DESTDIR)$(PREFIX)/lib/pkgconfig/snapmem.pc
+	rm -rf $(DESTDIR)$(PREFIX)/include/snapmem
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD) build-asan -name '*.d' 2>/dev/null)

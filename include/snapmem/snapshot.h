@@ -1,0 +1,163 @@
+/*
+ * Reading Gadget/AREPO/IllustrisTNG HDF5 snapshots and FoF/Subfind group catalogues.
+ *
+ * Paths are resolved as illustris_python does: BASE/snapdir_XXX/snap_XXX.N.hdf5, else
+ * BASE/snapshot_XXX.N.hdf5 ... (see sm_snapshot_open_base); BASE/groups_XXX/fof_subhalo_tab_XXX.N.hdf5,
+ * else BASE/groups_XXX/groups_XXX.N.hdf5; a single chunk file may also be given directly. XXX is the
+ * snapshot number zero-padded to 3 digits.
+ *
+ * Header facts come from the first chunk alone. Integer header attributes are accepted in any
+ * integer width and signedness on disk (AREPO writes int32/uint32, Paicos int64); the 64-bit totals
+ * are NumPart_Total | NumPart_Total_HighWord << 32, HighWord optional.
+ *
+ * Field reads put one field of one particle type, across all chunks, into a caller buffer in the
+ * requested memory type; HDF5 converts on the fly in bounded pieces (never a whole-field copy in the
+ * file's type). Chunks without a PartTypeN group hold zero particles of type N. The per-chunk counts
+ * (NumPart_ThisFile) must add up to the header total, else SM_EFORMAT.
+ *
+ * Every function returns 0 or a negative SM_E* code and fills err with one line naming the file,
+ * the object and the fault. Nothing here prints: HDF5's own error stack printing is switched off by
+ * sm_hdf5_quiet(), which every entry point calls.
+ */
+#ifndef SNAPMEM_SNAPSHOT_H
+#define SNAPMEM_SNAPSHOT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "snapmem/error.h"
+
+#define SM_NTYPES 6
+#define SM_PATH_MAX 4096
+
+/* Element types, in memory and on disk. */
+typedef enum sm_dtype {
+	SM_DTYPE_NONE = 0,
+	SM_DTYPE_U8,
+	SM_DTYPE_I32,
+	SM_DTYPE_U32,
+	SM_DTYPE_I64,
+	SM_DTYPE_U64,
+	SM_DTYPE_F32,
+	SM_DTYPE_F64
+} sm_dtype;
+
+size_t sm_dtype_size(sm_dtype t);        /* 0 for NONE */
+const char *sm_dtype_name(sm_dtype t);   /* "float32", "uint64", ... numpy's names */
+int sm_dtype_from_name(const char *name, sm_dtype *out); /* 0 or SM_EINVAL */
+
+/* Facts from a snapshot header (first chunk). */
+typedef struct sm_header {
+	uint64_t npart_total[SM_NTYPES];    /* NumPart_Total | HighWord << 32 */
+	uint64_t npart_file0[SM_NTYPES];    /* NumPart_ThisFile of the chunk read */
+	double mass_table[SM_NTYPES];       /* MassTable */
+	double box_size;                    /* BoxSize (code length units, ckpc/h for TNG) */
+	double hubble_param;                /* HubbleParam (h) */
+	double omega0, omega_baryon, omega_lambda;
+	double redshift, time;
+	int64_t num_files;                  /* NumFilesPerSnapshot */
+	int has_highword;                   /* NumPart_Total_HighWord was present */
+	int has_units;                      /* the three Unit* attributes were present */
+	double unit_length_cm;              /* UnitLength_in_cm (3.085678e21 when absent) */
+	double unit_mass_g;                 /* UnitMass_in_g (1.989e43 when absent) */
+	double unit_velocity_cm_s;          /* UnitVelocity_in_cm_per_s (1e5 when absent) */
+} sm_header;
+
+/* Optional caller-owned HDF5 type-conversion buffer (H5Pset_buffer), so that a profiled caller can
+ * track it as a named array. NULL or size 0: HDF5's default (1 MiB, allocated by HDF5). */
+typedef struct sm_io_buffer {
+	void *tconv;
+	size_t size;
+} sm_io_buffer;
+
+/* A snapshot: its chunk files and header. */
+typedef struct sm_snapshot {
+	char base[SM_PATH_MAX];      /* base path, or "" for a single file */
+	int snap;                    /* snapshot number, or -1 for a single file */
+	char pattern[SM_PATH_MAX];   /* printf pattern of chunk paths with one %lld, or a literal path */
+	int64_t nfiles;              /* chunk files (1 for a single file) */
+	sm_header header;
+	uint64_t *chunk_counts;      /* [nfiles * SM_NTYPES] NumPart_ThisFile, after sm_snapshot_scan */
+	void *priv;                  /* reader state (an open chunk kept between range reads) */
+} sm_snapshot;
+
+/*
+ * Opens a snapshot by illustris_python's layout. Tries, in order:
+ *   BASE/snapdir_XXX/snap_XXX.0.hdf5, BASE/snapdir_XXX/snapshot_XXX.0.hdf5,
+ *   BASE/snap_XXX.0.hdf5, BASE/snapshot_XXX.0.hdf5, then the single files BASE/snap_XXX.hdf5 and
+ *   BASE/snapshot_XXX.hdf5;
+ * reads the header of the first chunk only. SM_ENOTFOUND when none exists.
+ */
+int sm_snapshot_open_base(sm_snapshot *s, const char *base, int snap, sm_error *err);
+
+/* Opens one chunk file given directly (nfiles = 1, whatever NumFilesPerSnapshot says). */
+int sm_snapshot_open_file(sm_snapshot *s, const char *path, sm_error *err);
+
+/* Path of chunk i into buf. 0 or SM_EINVAL (i out of range) / SM_EOVERFLOW (buf too small). */
+int sm_snapshot_chunk_path(const sm_snapshot *s, int64_t i, char *buf, size_t len, sm_error *err);
+
+/*
+ * Reads NumPart_ThisFile of every chunk into s->chunk_counts and checks that they add up to the
+ * header totals (SM_EFORMAT naming the type, the sum and the total) and that every chunk exists
+ * (SM_ENOTFOUND naming the missing file). Opens each chunk's header once. Idempotent.
+ */
+int sm_snapshot_scan(sm_snapshot *s, sm_error *err);
+
+/* Closes files and frees what open/scan allocated. Accepts NULL. */
+void sm_snapshot_release(sm_snapshot *s);
+
+/* Shape and type of a field on disk, from the first chunk that holds particles of ptype. */
+typedef struct sm_field_info {
+	sm_dtype disk_type;
+	int ncomp;            /* 1 for [N], k for [N,k] */
+	uint64_t count;       /* total elements (particles) = header total of ptype */
+	uint64_t bytes;       /* count * ncomp * size of disk_type */
+} sm_field_info;
+
+int sm_snapshot_field_info(sm_snapshot *s, int ptype, const char *field, sm_field_info *out,
+			   sm_error *err);
+
+/*
+ * Reads field `field` of PartType`ptype` for global particle indices [first, first + count) (the
+ * order of the chunks, then the order inside each) into buf, converted to memtype with ncomp
+ * components per particle (ncomp must match the file: SM_EFORMAT otherwise, e.g. Coordinates of the
+ * wrong rank, or an integer type read into a float). Calls sm_snapshot_scan when needed. buf holds
+ * count * ncomp * sm_dtype_size(memtype) bytes. iob may be NULL.
+ */
+int sm_snapshot_read_range(sm_snapshot *s, int ptype, const char *field, sm_dtype memtype,
+			   int ncomp, uint64_t first, uint64_t count, void *buf,
+			   const sm_io_buffer *iob, sm_error *err);
+
+/* The whole field: sm_snapshot_read_range(s, ptype, field, memtype, ncomp, 0, total, buf, ...). */
+int sm_snapshot_read_field(sm_snapshot *s, int ptype, const char *field, sm_dtype memtype,
+			   int ncomp, void *buf, const sm_io_buffer *iob, sm_error *err);
+
+/* A FoF/Subfind group catalogue. */
+typedef struct sm_catalog {
+	char base[SM_PATH_MAX];
+	int snap;
+	char pattern[SM_PATH_MAX];
+	int64_t nfiles;              /* NumFiles */
+	uint64_t ngroups_total;      /* Ngroups_Total, any integer width */
+	uint64_t nsubgroups_total;   /* Nsubgroups_Total (0 when absent) */
+	double hubble_param;         /* from the catalogue header when present, else 0 */
+	void *priv;
+} sm_catalog;
+
+/* BASE/groups_XXX/fof_subhalo_tab_XXX.0.hdf5, else BASE/groups_XXX/groups_XXX.0.hdf5. */
+int sm_catalog_open_base(sm_catalog *c, const char *base, int snap, sm_error *err);
+int sm_catalog_open_file(sm_catalog *c, const char *path, sm_error *err);
+void sm_catalog_release(sm_catalog *c);
+
+/*
+ * Reads /Group/<field> across all chunks (skipping chunks with Ngroups_ThisFile = 0 or a /Group
+ * without datasets) into buf: ngroups_total * ncomp elements of memtype. The per-chunk group counts
+ * must add up to Ngroups_Total (SM_EFORMAT otherwise).
+ */
+int sm_catalog_read_group_field(sm_catalog *c, const char *field, sm_dtype memtype, int ncomp,
+				void *buf, sm_error *err);
+
+/* Turns off HDF5's automatic error printing (idempotent, thread-compatible). */
+void sm_hdf5_quiet(void);
+
+#endif

@@ -1,0 +1,28 @@
+/*
+ * The snapmem command: shared pieces of the subcommands. Only src/cli/ prints or exits.
+ *
+ * Each subcommand is `int cmd_NAME(int argc, char **argv)` (argv[0] is the subcommand's name),
+ * owns its usage text and option table, answers -h/--help with its usage on stdout (exit 0) and
+ * returns the process exit status of the contract: 0 done, 1 negative verdict, 2 bad input or
+ * usage, 3 out of memory or over --max-mem, 128+signal when interrupted.
+ */
+#ifndef SNAPMEM_CLI_H
+#define SNAPMEM_CLI_H
+
+#include "snapmem/error.h"
+
+int cmd_info(int argc, char **argv);
+int cmd_mock(int argc, char **argv);
+int cmd_estimate(int argc, char **argv);
+int cmd_tradeoff(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+
+/* Prints "snapmem: MSG" (one line) on stderr and returns the exit status for err. */
+int cli_fail(const sm_error *err);
+
+/* Prints "snapmem CMD: MSG" and "usage: ..." hints for a usage error; returns 2. */
+int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#endif

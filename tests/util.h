@@ -1,0 +1,49 @@
+/*
+ * Helpers shared by the cmocka tests: a private temporary directory per test, running the snapmem
+ * binary and capturing its exit status and output, and locating the real data files. Tests write
+ * only under the directory returned by tu_tmpdir().
+ */
+#ifndef SNAPMEM_TESTS_UTIL_H
+#define SNAPMEM_TESTS_UTIL_H
+
+#include <stddef.h>
+
+/* A fresh directory under $TMPDIR (made by tests/run.sh per binary); removed by tu_rmtree. */
+char *tu_tmpdir(void);
+
+/* rm -rf path (only under $TMPDIR or /tmp: anything else aborts the test). */
+void tu_rmtree(const char *path);
+
+/* Joins a and b with '/' into a static-free malloc'd string. */
+char *tu_path(const char *a, const char *b);
+
+typedef struct tu_result {
+	int status;     /* exit status, or 128 + signal when killed by one */
+	char *out;      /* stdout, NUL-terminated */
+	char *err;      /* stderr, NUL-terminated */
+} tu_result;
+
+/*
+ * Runs $SNAPMEM_BIN with the NULL-terminated argument list (argv[0] not included) and captures.
+ * Fails the test when the binary cannot be started.
+ */
+tu_result tu_run(const char *arg, ...);
+tu_result tu_runv(char *const argv[]);
+void tu_result_free(tu_result *r);
+
+/* Number of lines in s (a final line without newline counts). */
+int tu_count_lines(const char *s);
+
+/* $SNAPMEM_REAL_DATA/name (the ../shared/real-data copies); fails the test when absent. */
+char *tu_real_data(const char *name);
+
+/* 1 when the tests run under sanitizers (no jemalloc): measurement tests skip themselves. */
+int tu_sanitized(void);
+
+/* Reads a whole file into a malloc'd NUL-terminated buffer; NULL when it cannot be read. */
+char *tu_read_file(const char *path, size_t *len);
+
+/* 1 when path exists. */
+int tu_exists(const char *path);
+
+#endif
