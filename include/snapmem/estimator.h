@@ -1,0 +1,126 @@
+/*
+ * The estimator: a pure model from snapshot header facts, the selected halos and the model options
+ * to the memory of every stage of the radial-profile pipeline, array by array (docs/MODEL.md).
+ * No I/O beyond the first chunk's header and the group catalogue (sm_est_input_from_base), and none
+ * at all in sm_estimate_compute. Same stage ids and array names as the pipeline.
+ *
+ * Requested bytes are exact; allocated bytes are jemalloc's nallocx of each request
+ * (sm_prof_nallocx). The process baseline is predicted as its own line.
+ */
+#ifndef SNAPMEM_ESTIMATOR_H
+#define SNAPMEM_ESTIMATOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "snapmem/error.h"
+#include "snapmem/snapshot.h"
+
+typedef enum sm_select { SM_SELECT_INDEX = 0, SM_SELECT_MASK } sm_select;
+typedef enum sm_temp_mode { SM_TEMP_IN_MEMORY = 0, SM_TEMP_STREAMING } sm_temp_mode;
+
+/* Every switch the pipeline has (docs/MODEL.md "Switches"). */
+typedef struct sm_model_options {
+	sm_dtype positions;        /* SM_DTYPE_F32 (default) or SM_DTYPE_F64 */
+	sm_select select;          /* default SM_SELECT_INDEX */
+	sm_temp_mode temperature;  /* default SM_TEMP_IN_MEMORY */
+	uint64_t stream_block;     /* cells per streaming block (default 1,048,576) */
+	int64_t halos;             /* the N most massive; -1 (default): by mass_min */
+	double mass_min;           /* Msun, strict (default 1e14) */
+	uint32_t ranks;            /* MPI ranks (default 1) */
+	uint64_t sphere_cells;     /* override of the largest sphere's cells; 0 = model */
+	char calibrate[SM_PATH_MAX]; /* a run directory whose measured sphere counts calibrate; "" none */
+} sm_model_options;
+
+void sm_model_options_init(sm_model_options *o);
+
+/*
+ * Applies one command-line model option: opt is the option name ("--positions"), value its
+ * argument. Returns 1 when consumed, 0 when opt is not a model option, or a negative SM_E* code
+ * with err filled ("--positions: 'float16' is not float32 or float64"). Shared by run, estimate
+ * and tradeoff so that every switch the pipeline has, the estimator has.
+ */
+int sm_model_option_apply(sm_model_options *o, const char *opt, const char *value, sm_error *err);
+
+/* The usage lines of the model options, for the subcommands' -h. */
+const char *sm_model_options_usage(void);
+
+/* One selected halo. */
+typedef struct sm_est_halo {
+	int64_t group_index;       /* index in the catalogue, -1 when unknown (embedded default) */
+	double m200_msun;          /* M200c in Msun (0 when unknown) */
+	double r200;               /* R200c in code length units (0 when unknown) */
+	uint64_t sphere_cells;     /* measured/overridden cells within 2 R200; 0 = model it */
+} sm_est_halo;
+
+/* What the model needs to know, gathered once. */
+typedef struct sm_est_input {
+	char source_kind[16];      /* "embedded", "base_path", "snapshot" */
+	char source_name[256];     /* "TNG300-1 snapshot 99", or the path */
+	char path[SM_PATH_MAX];
+	int snap;                  /* -1 when not applicable */
+	sm_header header;
+	uint64_t groups_total;     /* G (0 when no catalogue) */
+	sm_est_halo *halos;        /* selected halos, by mass descending (malloc'd) */
+	uint64_t nhalos;           /* K */
+} sm_est_input;
+
+/* The embedded TNG300-1 snapshot 99 header with its 280 halos above 1e14 Msun. */
+int sm_est_input_embedded(sm_est_input *in, const sm_model_options *o, sm_error *err);
+
+/* Header of the first chunk and the selected halos from the catalogue (when one exists). */
+int sm_est_input_from_base(sm_est_input *in, const char *base, int snap, const sm_model_options *o,
+			   sm_error *err);
+int sm_est_input_from_file(sm_est_input *in, const char *path, const sm_model_options *o,
+			   sm_error *err);
+void sm_est_input_release(sm_est_input *in);
+
+#define SM_EST_MAX_ARRAYS 16
+#define SM_EST_MAX_STAGES 16
+
+typedef struct sm_est_array {
+	const char *name;          /* static string, the array name of docs/MODEL.md */
+	sm_dtype dtype;
+	uint64_t count;            /* elements (components included) */
+	uint64_t requested, allocated;
+	const char *freed_in;      /* stage id where it is freed, NULL when it stays live */
+} sm_est_array;
+
+typedef struct sm_est_stage {
+	const char *id;            /* static stage id */
+	int per_halo;
+	int64_t instance;          /* per-halo stages: the halo the figures are for (largest); else -1 */
+	sm_est_array arrays[SM_EST_MAX_ARRAYS];
+	size_t narrays;
+	uint64_t peak, peak_allocated;           /* tracked arrays of the program live at the peak */
+	uint64_t live_after, live_after_allocated;
+} sm_est_stage;
+
+typedef struct sm_estimate {
+	sm_model_options options;
+	sm_est_stage stages[SM_EST_MAX_STAGES];
+	size_t nstages;
+	uint64_t peak, peak_allocated;
+	size_t peak_stage;          /* index into stages */
+	uint64_t baseline;          /* predicted process baseline (allocated bytes) */
+	uint64_t peak_total;        /* peak_allocated + baseline */
+	uint64_t *halo_sphere_cells; /* [nhalos] cells used for each halo (malloc'd) */
+	uint64_t *halo_peak;        /* [nhalos] requested peak while that halo is processed */
+	uint64_t nhalos;
+	const char *sphere_cells_source; /* "model", "override", "calibrated" */
+} sm_estimate;
+
+/* Computes the estimate. 0, or SM_EOVERFLOW when a byte count does not fit 64 bits, SM_EINVAL for
+ * inconsistent input. Pure: no I/O. */
+int sm_estimate_compute(const sm_est_input *in, const sm_model_options *o, sm_estimate *out,
+			sm_error *err);
+void sm_estimate_release(sm_estimate *e);
+
+/* estimate.json (docs/MODEL.md) as a malloc'd string; node_mem 0 = not given. NULL on ENOMEM. */
+char *sm_estimate_json(const sm_est_input *in, const sm_estimate *e, uint64_t node_mem);
+
+/* Writes it through a temporary file and rename. */
+int sm_estimate_write_json(const sm_est_input *in, const sm_estimate *e, uint64_t node_mem,
+			   const char *path, sm_error *err);
+
+#endif
