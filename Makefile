@@ -36,6 +36,10 @@ CFLAGS ?= -O2 -g
 CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter \
 	  -fPIC -fno-omit-frame-pointer -Iinclude -Isrc -MMD -MP
 LDLIBS += -lm -lpthread -ldl
+ifeq ($(FUZZ),1)
+SANITIZE := 1
+CFLAGS += -fsanitize=fuzzer-no-link
+endif
 ifeq ($(SANITIZE),1)
 CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=undefined -DSM_NO_JEMALLOC
 LDFLAGS += -fsanitize=address,undefined
@@ -48,6 +52,7 @@ TEST_SRCS := $(wildcard tests/test-*.c)
 TEST_UTIL_SRCS := $(wildcard tests/util-*.c)
 EXAMPLE_SRCS := $(wildcard examples/*.c)
 BENCH_SRCS := $(wildcard bench/benchmark-*.c)
+FUZZ_SRCS := $(wildcard fuzz/fuzz-*.c)
 
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
@@ -55,6 +60,9 @@ TEST_UTIL_OBJS := $(TEST_UTIL_SRCS:%.c=$(BUILD)/obj/%.o)
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 EXAMPLE_BINS := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
+FUZZ_NAMES := $(FUZZ_SRCS:fuzz/fuzz-%.c=%)
+REPLAY_BINS := $(FUZZ_NAMES:%=$(BUILD)/tests/fuzz-replay-%)
+FUZZ_SECONDS ?= 600
 
 .PHONY: all deps check check-run demo demo-run sanitize bench install uninstall clean reports \
 	fuzz render-check
@@ -89,6 +97,18 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_UTIL_OBJS) $(BUILD)/libsnapmem.a
 	$(Q)$(CC) $(LDFLAGS) -rdynamic -o $@ $< $(TEST_UTIL_OBJS) $(BUILD)/libsnapmem.a $(PKG_LIBS) \
 		$(TEST_LIBS) $(LDLIBS)
 
+$(BUILD)/tests/fuzz-replay-%: fuzz/fuzz-%.c fuzz/replay-main.c $(BUILD)/libsnapmem.a
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(filter-out -MMD -MP,$(CFLAGS)) $(PKG_CFLAGS) -DFUZZ_NAME='"$*"' $(LDFLAGS) -o $@ \
+		fuzz/fuzz-$*.c fuzz/replay-main.c $(BUILD)/libsnapmem.a $(PKG_LIBS) $(LDLIBS)
+
+$(BUILD)/fuzz/%: fuzz/%.c $(BUILD)/libsnapmem.a
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(filter-out -MMD -MP,$(CFLAGS)) $(PKG_CFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ \
+		$< $(BUILD)/libsnapmem.a $(PKG_LIBS) $(LDLIBS)
+
 $(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(BUILD)/libsnapmem.a
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
@@ -111,10 +131,10 @@ $(BUILD)/snapmem.pc: Makefile
 check: deps
 	$(Q)$(MAKE) --no-print-directory check-run
 
-check-run: $(BUILD)/snapmem $(TEST_BINS) $(EXAMPLE_BINS)
-	$(Q)SNAPMEM_BIN=$(abspath $(BUILD)/snapmem) SNAPMEM_EXAMPLES=$(abspath $(BUILD)/examples) \
+check-run: $(BUILD)/snapmem $(TEST_BINS) $(EXAMPLE_BINS) $(REPLAY_BINS)
+	$(Q)SNAPMEM_FUZZ_DIR=$(abspath fuzz) SNAPMEM_BIN=$(abspath $(BUILD)/snapmem) SNAPMEM_EXAMPLES=$(abspath $(BUILD)/examples) \
 		SNAPMEM_REAL_DATA=$(REAL_DATA) SNAPMEM_SANITIZE=$(SANITIZE) \
-		tests/run.sh $(TEST_BINS)
+		tests/run.sh $(TEST_BINS) $(REPLAY_BINS)
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory demo-run
@@ -128,6 +148,14 @@ sanitize: deps
 bench: deps
 	$(Q)$(MAKE) --no-print-directory $(BUILD)/snapmem $(BENCH_BINS)
 	$(Q)scripts/bench.sh $(abspath $(BUILD)) $(if $(QUICK),quick,full)
+
+# libFuzzer targets (clang): each runs FUZZ_SECONDS; new crashing inputs land in
+# fuzz/regressions/<name>/ and are replayed by `make check` from then on.
+fuzz:
+	$(Q)scripts/setup-deps.sh clang libclang-rt-14-dev
+	$(Q)$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang FUZZ=1 \
+		$(FUZZ_NAMES:%=build-fuzz/fuzz/fuzz-%)
+	$(Q)scripts/fuzz.sh $(abspath build-fuzz) $(FUZZ_SECONDS) $(FUZZ_NAMES)
 
 reports: deps
 	$(Q)$(MAKE) --no-print-directory $(BUILD)/snapmem
@@ -151,6 +179,6 @@ uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/include/snapmem
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
--include $(shell find $(BUILD) build-asan -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
