@@ -1,0 +1,89 @@
+/*
+ * benchmark-read: the floor under `snapmem run` — the time to read the four fields the pipeline
+ * needs (InternalEnergy, ElectronAbundance, StarFormationRate as float32, Coordinates converted to
+ * float32 or kept float64) from a snapshot already in the page cache, with nothing else done.
+ * `make bench` compares the full run's time against this.
+ *
+ * Usage: benchmark-read BASE SNAP [float32|float64] [REPEATS]
+ * Prints one JSON line: {"gas_cells":N,"positions":"float32","seconds":[...],"median_s":x}
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "snapmem/snapshot.h"
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv)
+{
+	static const char *const fields[] = {"InternalEnergy", "ElectronAbundance", "StarFormationRate"};
+	sm_snapshot s;
+	sm_error err;
+	sm_dtype pos = SM_DTYPE_F32;
+	int repeats = 3, r, f, rc = 2;
+	double *secs = NULL;
+	void *buf = NULL, *coords = NULL;
+	uint64_t n;
+
+	memset(&s, 0, sizeof(s));
+	sm_error_clear(&err);
+	if (argc < 3) {
+		fprintf(stderr, "usage: benchmark-read BASE SNAP [float32|float64] [REPEATS]\n");
+		return 2;
+	}
+	if (argc > 3 && strcmp(argv[3], "float64") == 0)
+		pos = SM_DTYPE_F64;
+	if (argc > 4)
+		repeats = atoi(argv[4]) > 0 ? atoi(argv[4]) : 1;
+	if (sm_snapshot_open_base(&s, argv[1], atoi(argv[2]), &err) != 0 ||
+	    sm_snapshot_scan(&s, &err) != 0)
+		goto out;
+	n = s.header.npart_total[0];
+	secs = calloc((size_t)repeats, sizeof(*secs));
+	buf = malloc(n * 4 > 0 ? n * 4 : 1);
+	coords = malloc(n * 3 * sm_dtype_size(pos) > 0 ? n * 3 * sm_dtype_size(pos) : 1);
+	if (secs == NULL || buf == NULL || coords == NULL) {
+		sm_error_set(&err, SM_ENOMEM, "cannot allocate the read buffers");
+		goto out;
+	}
+	for (r = 0; r < repeats; r++) {
+		double t0 = now();
+
+		for (f = 0; f < 3; f++)
+			if (sm_snapshot_read_field(&s, 0, fields[f], SM_DTYPE_F32, 1, buf, NULL, &err) != 0)
+				goto out;
+		if (sm_snapshot_read_field(&s, 0, "Coordinates", pos, 3, coords, NULL, &err) != 0)
+			goto out;
+		secs[r] = now() - t0;
+	}
+	printf("{\"gas_cells\":%llu,\"positions\":\"%s\",\"seconds\":[", (unsigned long long)n,
+	       sm_dtype_name(pos));
+	for (r = 0; r < repeats; r++)
+		printf("%s%.6f", r ? "," : "", secs[r]);
+	qsort(secs, (size_t)repeats, sizeof(*secs), cmp_double);
+	printf("],\"median_s\":%.6f}\n", secs[repeats / 2]);
+	rc = 0;
+out:
+	if (rc != 0)
+		fprintf(stderr, "benchmark-read: %s\n", err.msg);
+	free(secs);
+	free(buf);
+	free(coords);
+	sm_snapshot_release(&s);
+	return rc;
+}
