@@ -123,4 +123,63 @@ char *sm_estimate_json(const sm_est_input *in, const sm_estimate *e, uint64_t no
 int sm_estimate_write_json(const sm_est_input *in, const sm_estimate *e, uint64_t node_mem,
 			   const char *path, sm_error *err);
 
+/* ---- added by the estimator: documented figures, node fit, trade-off, text output ------------ */
+
+/* Predicted process baseline (allocated bytes): what sm_estimate.baseline holds. */
+uint64_t sm_est_baseline_bytes(void);
+
+/* One figure of the reference notebook beside the model (embedded TNG300-1 only). */
+typedef struct sm_est_documented {
+	const char *step;            /* "1" .. "4" */
+	const char *stage;           /* stage id */
+	const char *what;
+	const char *documented_text; /* as the notebook printed it: "161.54410924762487 GB" (GiB) */
+	uint64_t documented;         /* that figure in bytes (GB = GiB, kB = KiB), rounded */
+	uint64_t notebook;           /* the notebook's arithmetic redone exactly; 0 when none */
+	uint64_t estimated;          /* the model, with the notebook's choices (in-memory fields) */
+	int64_t difference;          /* documented - estimated */
+	int unexplained;             /* 1: a gap the notebook does not explain */
+	const char *note;
+} sm_est_documented;
+
+#define SM_EST_MAX_DOCUMENTED 16
+
+/* Fills up to max rows; returns their count (0 for a source other than the embedded default), or a
+ * negative SM_E* code. */
+int sm_est_documented_rows(const sm_est_input *in, const sm_estimate *e, sm_est_documented *rows,
+			   size_t max, sm_error *err);
+
+/* One option combination and its figures. */
+typedef struct sm_est_alternative {
+	sm_model_options options;
+	uint64_t peak, peak_allocated, peak_total;
+	const char *peak_stage;
+	int fits;                    /* peak_total <= node_mem (1 when node_mem is 0) */
+} sm_est_alternative;
+
+/*
+ * Every combination positions x select x temperature (streaming with blocks of 65,536, 1,048,576,
+ * 16,777,216 and o->stream_block cells), with o's halos, ranks and sphere settings; *alts is
+ * malloc'd (caller frees), ordered by peak_total ascending. 0 or SM_E*.
+ */
+int sm_est_alternatives(const sm_est_input *in, const sm_model_options *o, uint64_t node_mem,
+			sm_est_alternative **alts, size_t *n, sm_error *err);
+
+/* Smallest MPI rank count (up to 1,048,576) with which o's combination fits node_mem per rank;
+ * *out = 0 when none does. 0 or SM_E*. */
+int sm_est_ranks_needed(const sm_est_input *in, const sm_model_options *o, uint64_t node_mem,
+			uint32_t *out, sm_error *err);
+
+/* The assumptions behind e's sphere cells, as sentences (static strings); returns their count. */
+size_t sm_est_assumptions(const sm_est_input *in, const sm_estimate *e, const char **out,
+			  size_t max);
+
+/* tradeoff JSON ("schema": "snapmem.tradeoff/1"): every combination of sm_est_alternatives (at the
+ * default stream block) with its stage figures and the bytes saved against o. NULL with err set. */
+char *sm_tradeoff_json(const sm_est_input *in, const sm_model_options *o, sm_error *err);
+
+/* Writes text to path through a temporary file in the same directory and rename; on failure no
+ * file is left behind and an existing file is untouched. 0 or SM_EIO. */
+int sm_est_write_text(const char *path, const char *text, sm_error *err);
+
 #endif

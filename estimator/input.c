@@ -1,0 +1,257 @@
+/*
+ * What the model needs, gathered once from a source: the first chunk's header (never the particle
+ * data, never the other chunks), the group catalogue's Group_M_Crit200 and Group_R_Crit200 to select
+ * halos exactly as the pipeline does (docs/MODEL.md: by mass descending, ties by lower group index;
+ * strictly above --mass-min, or the --halos N most massive), and optionally the sphere cells an
+ * earlier run measured (--calibrate RUNDIR, its memory.json run.halos[].sphere_cells).
+ *
+ * Without a catalogue, --halos N is modelled with the TNG300-1 mass-function shape; --mass-min then
+ * cannot be answered and is refused with one line saying so.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "snapmem/estimator.h"
+#include "snapmem/snapshot.h"
+
+#include "internal.h"
+
+void sm_est_input_release(sm_est_input *in)
+{
+	if (in == NULL)
+		return;
+	free(in->halos);
+	in->halos = NULL;
+	in->nhalos = 0;
+}
+
+static void set_name(char *dst, size_t len, const char *src)
+{
+	size_t n = strlen(src);
+
+	if (n >= len)
+		n = len - 1;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+struct cand {
+	uint64_t index;
+	float m;
+};
+
+static int by_mass_desc(const void *a, const void *b)
+{
+	const struct cand *x = a, *y = b;
+
+	if (x->m != y->m)
+		return x->m > y->m ? -1 : 1;
+	return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* Selects halos from the catalogue exactly as the pipeline does. */
+static int select_from_catalog(sm_est_input *in, sm_catalog *c, const sm_model_options *o,
+			       sm_error *err)
+{
+	float *m = NULL, *r = NULL;
+	struct cand *cand = NULL;
+	uint64_t g = c->ngroups_total, i, nc = 0, k;
+	double h = in->header.hubble_param > 0 ? in->header.hubble_param : c->hubble_param;
+	int rc = 0;
+
+	if (!(h > 0)) {
+		rc = sm_error_set(err, SM_EFORMAT, "'%s': HubbleParam is missing or not positive: "
+				  "cannot convert Group_M_Crit200 to Msun", in->path);
+		goto out;
+	}
+	in->groups_total = g;
+	if (g > SIZE_MAX / sizeof(struct cand)) {
+		rc = sm_error_set(err, SM_EOVERFLOW, "'%s': Ngroups_Total %llu is too large",
+				  in->path, (unsigned long long)g);
+		goto out;
+	}
+	m = malloc((g > 0 ? g : 1) * sizeof(float));
+	r = malloc((g > 0 ? g : 1) * sizeof(float));
+	cand = malloc((g > 0 ? g : 1) * sizeof(*cand));
+	if (m == NULL || r == NULL || cand == NULL) {
+		rc = sm_error_set(err, SM_ENOMEM, "'%s': cannot hold the masses of %llu groups",
+				  in->path, (unsigned long long)g);
+		goto out;
+	}
+	if (g > 0) {
+		if ((rc = sm_catalog_read_group_field(c, "Group_M_Crit200", SM_DTYPE_F32, 1, m,
+						      err)) != 0 ||
+		    (rc = sm_catalog_read_group_field(c, "Group_R_Crit200", SM_DTYPE_F32, 1, r,
+						      err)) != 0)
+			goto out;
+	}
+	for (i = 0; i < g; i++) {
+		double msun = (double)m[i] * 1e10 / h;
+
+		if (o->halos < 0 && !(msun > o->mass_min))
+			continue;
+		cand[nc].index = i;
+		cand[nc].m = m[i];
+		nc++;
+	}
+	qsort(cand, nc, sizeof(*cand), by_mass_desc);
+	k = nc;
+	if (o->halos >= 0 && (uint64_t)o->halos < k)
+		k = (uint64_t)o->halos;
+	in->halos = calloc(k > 0 ? k : 1, sizeof(*in->halos));
+	if (in->halos == NULL) {
+		rc = sm_error_set(err, SM_ENOMEM, "'%s': cannot allocate %llu halos", in->path,
+				  (unsigned long long)k);
+		goto out;
+	}
+	for (i = 0; i < k; i++) {
+		in->halos[i].group_index = (int64_t)cand[i].index;
+		in->halos[i].m200_msun = (double)cand[i].m * 1e10 / h;
+		in->halos[i].r200 = r[cand[i].index];
+	}
+	in->nhalos = k;
+out:
+	free(cand);
+	free(r);
+	free(m);
+	return rc;
+}
+
+int sm_est_input_from_base(sm_est_input *in, const char *base, int snap, const sm_model_options *o,
+			   sm_error *err)
+{
+	sm_snapshot s;
+	sm_catalog c;
+	int rc;
+
+	memset(in, 0, sizeof(*in));
+	memset(&s, 0, sizeof(s));
+	memset(&c, 0, sizeof(c));
+	strcpy(in->source_kind, "base_path");
+	set_name(in->source_name, sizeof(in->source_name), base);
+	set_name(in->path, sizeof(in->path), base);
+	in->snap = snap;
+	if ((rc = sm_snapshot_open_base(&s, base, snap, err)) != 0)
+		goto fail;
+	in->header = s.header;
+	sm_snapshot_release(&s);
+
+	rc = sm_catalog_open_base(&c, base, snap, err);
+	if (rc == SM_ENOTFOUND) {
+		if (o->halos < 0) {
+			rc = sm_error_set(err, SM_ENOTFOUND,
+					  "'%s': no group catalogue for snapshot %d: --mass-min needs "
+					  "one (give --halos N to model the halos)", base, snap);
+			goto fail;
+		}
+		if ((rc = sm__est_model_halos(in, o, err)) != 0)
+			goto fail;
+	} else if (rc != 0) {
+		goto fail;
+	} else {
+		rc = select_from_catalog(in, &c, o, err);
+		sm_catalog_release(&c);
+		if (rc != 0)
+			goto fail;
+	}
+	if (o->calibrate[0] != '\0' && (rc = sm__est_calibrate(in, o->calibrate, err)) != 0)
+		goto fail;
+	return 0;
+fail:
+	sm_est_input_release(in);
+	return rc;
+}
+
+int sm_est_input_from_file(sm_est_input *in, const char *path, const sm_model_options *o,
+			   sm_error *err)
+{
+	sm_snapshot s;
+	int rc;
+
+	memset(in, 0, sizeof(*in));
+	memset(&s, 0, sizeof(s));
+	strcpy(in->source_kind, "snapshot");
+	set_name(in->source_name, sizeof(in->source_name), path);
+	set_name(in->path, sizeof(in->path), path);
+	in->snap = -1;
+	if ((rc = sm_snapshot_open_file(&s, path, err)) != 0)
+		goto fail;
+	in->header = s.header;
+	sm_snapshot_release(&s);
+	if (o->halos < 0) {
+		rc = sm_error_set(err, SM_EINVAL,
+				  "'%s': a single snapshot file has no group catalogue: --mass-min "
+				  "needs one (give --halos N, or --base-path DIR --snap N)", path);
+		goto fail;
+	}
+	if ((rc = sm__est_model_halos(in, o, err)) != 0)
+		goto fail;
+	if (o->calibrate[0] != '\0' && (rc = sm__est_calibrate(in, o->calibrate, err)) != 0)
+		goto fail;
+	return 0;
+fail:
+	sm_est_input_release(in);
+	return rc;
+}
+
+/* ---- calibration from an earlier run ---------------------------------------------------------- */
+
+int sm__est_calibrate(sm_est_input *in, const char *rundir, sm_error *err)
+{
+	char path[SM_PATH_MAX + 16];
+	json_error_t jerr;
+	json_t *root = NULL, *run, *halos, *hv;
+	size_t i;
+	int rc = 0;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/memory.json", rundir) >= sizeof(path))
+		return sm_error_set(err, SM_EINVAL, "--calibrate: path '%s' is too long", rundir);
+	root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	if (root == NULL) {
+		if (jerr.line < 0 || jerr.position == 0)
+			rc = sm_error_set(err, SM_ENOTFOUND, "--calibrate: cannot read '%s': %s", path,
+					  jerr.text);
+		else
+			rc = sm_error_set(err, SM_EFORMAT, "--calibrate: '%s' line %d: %s", path,
+					  jerr.line, jerr.text);
+		goto out;
+	}
+	run = json_object_get(root, "run");
+	halos = run != NULL ? json_object_get(run, "halos") : NULL;
+	if (!json_is_object(root) || !json_is_object(run) || !json_is_array(halos)) {
+		rc = sm_error_set(err, SM_EFORMAT, "--calibrate: '%s' has no run.halos array", path);
+		goto out;
+	}
+	json_array_foreach(halos, i, hv) {
+		json_t *sc = json_object_get(hv, "sphere_cells");
+		json_t *ins = json_object_get(hv, "instance");
+		json_t *gi = json_object_get(hv, "group_index");
+		json_int_t inst = ins != NULL ? (json_is_integer(ins) ? json_integer_value(ins) : -1)
+					      : (json_int_t)i;
+
+		if (!json_is_object(hv) || !json_is_integer(sc) || json_integer_value(sc) < 0 ||
+		    inst < 0) {
+			rc = sm_error_set(err, SM_EFORMAT,
+					  "--calibrate: '%s': run.halos[%zu] needs a non-negative "
+					  "integer sphere_cells and instance", path, i);
+			goto out;
+		}
+		if ((uint64_t)inst >= in->nhalos)
+			continue;
+		if (json_is_integer(gi) && in->halos[inst].group_index >= 0 &&
+		    json_integer_value(gi) != in->halos[inst].group_index) {
+			rc = sm_error_set(err, SM_EINVAL,
+					  "--calibrate: '%s': halo %lld is group %lld there, group "
+					  "%lld here: not the same snapshot or selection", path,
+					  (long long)inst, (long long)json_integer_value(gi),
+					  (long long)in->halos[inst].group_index);
+			goto out;
+		}
+		in->halos[inst].sphere_cells = (uint64_t)json_integer_value(sc);
+	}
+out:
+	json_decref(root);
+	return rc;
+}

@@ -1,0 +1,63 @@
+/*
+ * Shared-internal pieces of the estimator (the files of estimator/ only): the cosmology and halo model used to
+ * predict sphere cell counts, the embedded TNG300-1 facts, calibration from an earlier run, and the
+ * atomic file writer. Nothing here is public API; names carry the sm__est_ prefix.
+ */
+#ifndef SNAPMEM_ESTIMATOR_INTERNAL_H
+#define SNAPMEM_ESTIMATOR_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "snapmem/estimator.h"
+
+/* Element size of a model dtype (0 for NONE); the estimator's own table keeps the model pure. */
+uint64_t sm__est_dtype_size(sm_dtype t);
+const char *sm__est_dtype_name(sm_dtype t);
+
+/* Mean gas-cell mass in code mass units (MassTable[0] when non-zero). 0 when unknown. */
+double sm__est_mean_cell_mass(const sm_header *h);
+
+/* R200c in code length units (comoving) of a halo of m200_msun, from the header's cosmology. */
+double sm__est_r200(const sm_header *h, double m200_msun);
+
+/* Modelled cells within 2 R200 of one halo (r200 0: computed from the mass), at least 1,
+ * at most N. 0 when the mass is unknown. */
+uint64_t sm__est_model_sphere_cells(const sm_header *h, double m200_msun, double r200);
+
+/*
+ * The halo mass-function shape used when halo masses are not known (embedded TNG300-1, or no group
+ * catalogue): a power law N(>M) = 281 (M / 1e14 Msun)^-a through the 280 TNG300-1 halos above
+ * 1e14 Msun, with the largest at SM__EST_HMF_MMAX_MSUN_H / h. Instance i (0 = most massive) gets
+ * M_i = 1e14 (281 / (i + 1))^(1/a) Msun; sm__est_hmf_count is how many lie strictly above mass_min.
+ */
+double sm__est_hmf_mass(uint64_t i, double h);
+uint64_t sm__est_hmf_count(double mass_min, double h);
+
+/* Appends the model's assumption sentences (static strings) for this input/options. */
+size_t sm__est_assumptions(const sm_est_input *in, const sm_model_options *o, const sm_estimate *e,
+			   const char **out, size_t max);
+
+/* Reads RUNDIR/memory.json run.halos[].sphere_cells into in->halos (by instance). 0 or SM_E*. */
+int sm__est_calibrate(sm_est_input *in, const char *rundir, sm_error *err);
+
+/* Fills in->halos with the model halos selected by o (mass-function shape; group index unknown):
+ * o->halos of them, or those above o->mass_min; capped at groups_total when that is known. */
+int sm__est_model_halos(sm_est_input *in, const sm_model_options *o, sm_error *err);
+
+/* Writes len bytes to path through a temporary file in the same directory and rename(2); on
+ * failure nothing is left behind and an existing file is untouched. 0 or SM_EIO. */
+int sm__est_write_atomic(const char *path, const char *text, size_t len, sm_error *err);
+
+/* The TNG300-1 largest halo mass assumed by the mass-function shape (Msun/h). */
+#define SM__EST_HMF_MMAX_MSUN_H 1.5e15
+/* NFW concentration assumed for every halo. */
+#define SM__EST_NFW_C 4.0
+
+/* The "options" and "source" objects of estimate.json, shared with the trade-off document. */
+json_t *sm__est_options_json(const sm_model_options *o);
+json_t *sm__est_source_json(const sm_est_input *in);
+
+#endif

@@ -1,0 +1,127 @@
+/*
+ * The model options: every switch the pipeline has (docs/MODEL.md "Switches"), their defaults, and
+ * the one parser shared by `run`, `estimate` and `tradeoff` (sm_model_option_apply), so that the
+ * three subcommands cannot drift apart. Values are checked here and answered with one line naming
+ * the option and the offending text.
+ */
+#include <string.h>
+
+#include "snapmem/estimator.h"
+#include "snapmem/units.h"
+
+#define DEFAULT_STREAM_BLOCK 1048576u
+#define MAX_RANKS 1048576u
+
+void sm_model_options_init(sm_model_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->positions = SM_DTYPE_F32;
+	o->select = SM_SELECT_INDEX;
+	o->temperature = SM_TEMP_IN_MEMORY;
+	o->stream_block = DEFAULT_STREAM_BLOCK;
+	o->halos = -1;
+	o->mass_min = 1e14;
+	o->ranks = 1;
+	o->sphere_cells = 0;
+	o->calibrate[0] = '\0';
+}
+
+const char *sm_model_options_usage(void)
+{
+	return "model options:\n"
+	       "  --positions float32|float64   dtype of Coordinates in memory (default float32)\n"
+	       "  --select index|mask           sphere selection: uniform grid index (default) or the\n"
+	       "                                notebook's one-byte-per-cell mask per halo\n"
+	       "  --temperature in-memory|streaming\n"
+	       "                                load the three gas fields whole (default) or in blocks\n"
+	       "  --stream-block N              cells per streaming block (default 1048576)\n"
+	       "  --halos N                     the N most massive halos\n"
+	       "  --mass-min MSUN               halos with M200c strictly above (default 1e14)\n"
+	       "  --ranks R                     MPI ranks; figures are per rank (default 1)\n"
+	       "  --sphere-cells N              cells within 2 R200 of the largest halo (override)\n"
+	       "  --calibrate RUNDIR            sphere cells measured by an earlier run (memory.json)\n";
+}
+
+int sm_model_option_apply(sm_model_options *o, const char *opt, const char *value, sm_error *err)
+{
+	uint64_t u;
+	int rc;
+
+	if (opt == NULL)
+		return 0;
+	if (strcmp(opt, "--positions") != 0 && strcmp(opt, "--select") != 0 &&
+	    strcmp(opt, "--temperature") != 0 && strcmp(opt, "--stream-block") != 0 &&
+	    strcmp(opt, "--halos") != 0 && strcmp(opt, "--mass-min") != 0 &&
+	    strcmp(opt, "--ranks") != 0 && strcmp(opt, "--sphere-cells") != 0 &&
+	    strcmp(opt, "--calibrate") != 0)
+		return 0;
+	if (value == NULL)
+		return sm_error_set(err, SM_EINVAL, "%s: missing value", opt);
+
+	if (strcmp(opt, "--positions") == 0) {
+		if (strcmp(value, "float32") == 0)
+			o->positions = SM_DTYPE_F32;
+		else if (strcmp(value, "float64") == 0)
+			o->positions = SM_DTYPE_F64;
+		else
+			return sm_error_set(err, SM_EINVAL, "%s: '%s' is not float32 or float64", opt,
+					    value);
+	} else if (strcmp(opt, "--select") == 0) {
+		if (strcmp(value, "index") == 0)
+			o->select = SM_SELECT_INDEX;
+		else if (strcmp(value, "mask") == 0)
+			o->select = SM_SELECT_MASK;
+		else
+			return sm_error_set(err, SM_EINVAL, "%s: '%s' is not index or mask", opt, value);
+	} else if (strcmp(opt, "--temperature") == 0) {
+		if (strcmp(value, "in-memory") == 0)
+			o->temperature = SM_TEMP_IN_MEMORY;
+		else if (strcmp(value, "streaming") == 0)
+			o->temperature = SM_TEMP_STREAMING;
+		else
+			return sm_error_set(err, SM_EINVAL, "%s: '%s' is not in-memory or streaming",
+					    opt, value);
+	} else if (strcmp(opt, "--stream-block") == 0) {
+		if ((rc = sm_parse_u64(opt, value, &u, err)) != 0)
+			return rc;
+		if (u == 0)
+			return sm_error_set(err, SM_EINVAL, "%s: must be at least 1 cell", opt);
+		o->stream_block = u;
+	} else if (strcmp(opt, "--halos") == 0) {
+		if ((rc = sm_parse_u64(opt, value, &u, err)) != 0)
+			return rc;
+		if (u > (uint64_t)INT64_MAX)
+			return sm_error_set(err, SM_EOVERFLOW, "%s: '%s' is too large", opt, value);
+		o->halos = (int64_t)u;
+	} else if (strcmp(opt, "--mass-min") == 0) {
+		double d;
+
+		if ((rc = sm_parse_double(opt, value, 0.0, 1e30, &d, err)) != 0)
+			return rc;
+		o->mass_min = d;
+		o->halos = -1;
+	} else if (strcmp(opt, "--ranks") == 0) {
+		if ((rc = sm_parse_u64(opt, value, &u, err)) != 0)
+			return rc;
+		if (u == 0 || u > MAX_RANKS)
+			return sm_error_set(err, SM_EINVAL, "%s: '%s' is not between 1 and %u", opt,
+					    value, MAX_RANKS);
+		o->ranks = (uint32_t)u;
+	} else if (strcmp(opt, "--sphere-cells") == 0) {
+		if ((rc = sm_parse_u64(opt, value, &u, err)) != 0)
+			return rc;
+		if (u == 0)
+			return sm_error_set(err, SM_EINVAL, "%s: must be at least 1 cell", opt);
+		o->sphere_cells = u;
+	} else { /* --calibrate */
+		size_t n = strlen(value);
+
+		if (n == 0)
+			return sm_error_set(err, SM_EINVAL, "%s: empty run directory", opt);
+		if (n >= sizeof(o->calibrate))
+			return sm_error_set(err, SM_EINVAL, "%s: path is longer than %zu bytes", opt,
+					    sizeof(o->calibrate) - 1);
+		memcpy(o->calibrate, value, n + 1);
+	}
+	return 1;
+}

@@ -1,0 +1,213 @@
+/*
+ * Planning on top of the model: every option combination (positions x select x temperature, with
+ * several streaming block sizes) and its peak against a node's memory, the smallest number of MPI
+ * ranks that fits, and the trade-off document (snapmem.tradeoff/1). All of it is the pure model run
+ * again with other options: no I/O.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "snapmem/estimator.h"
+
+#include "internal.h"
+
+#define MAX_RANKS_SEARCH 1048576u
+
+static const uint64_t blocks[] = {65536, 1048576, 16777216};
+
+struct alt_sort {
+	sm_est_alternative a;
+	size_t order;
+};
+
+static int by_total(const void *x, const void *y)
+{
+	const struct alt_sort *a = x, *b = y;
+
+	if (a->a.peak_total != b->a.peak_total)
+		return a->a.peak_total < b->a.peak_total ? -1 : 1;
+	return a->order < b->order ? -1 : a->order > b->order;
+}
+
+/* The combinations, in a fixed order; with_blocks 0: o's stream block only. */
+static size_t combos(const sm_model_options *o, int with_blocks, sm_model_options *out)
+{
+	static const sm_dtype pos[] = {SM_DTYPE_F32, SM_DTYPE_F64};
+	static const sm_select sel[] = {SM_SELECT_INDEX, SM_SELECT_MASK};
+	uint64_t bl[5];
+	size_t nb = 0, i, p, s, n = 0;
+	int have = 0;
+
+	if (with_blocks) {
+		for (i = 0; i < sizeof(blocks) / sizeof(blocks[0]); i++) {
+			bl[nb++] = blocks[i];
+			if (blocks[i] == o->stream_block)
+				have = 1;
+		}
+	}
+	if (!have)
+		bl[nb++] = o->stream_block;
+	for (p = 0; p < 2; p++) {
+		for (s = 0; s < 2; s++) {
+			out[n] = *o;
+			out[n].positions = pos[p];
+			out[n].select = sel[s];
+			out[n].temperature = SM_TEMP_IN_MEMORY;
+			n++;
+			for (i = 0; i < nb; i++) {
+				out[n] = *o;
+				out[n].positions = pos[p];
+				out[n].select = sel[s];
+				out[n].temperature = SM_TEMP_STREAMING;
+				out[n].stream_block = bl[i];
+				n++;
+			}
+		}
+	}
+	return n;
+}
+
+int sm_est_alternatives(const sm_est_input *in, const sm_model_options *o, uint64_t node_mem,
+			sm_est_alternative **alts, size_t *n, sm_error *err)
+{
+	sm_model_options opts[32];
+	struct alt_sort *tmp = NULL;
+	size_t nc = combos(o, 1, opts), i;
+	int rc = 0;
+
+	*alts = NULL;
+	*n = 0;
+	tmp = calloc(nc, sizeof(*tmp));
+	if (tmp == NULL)
+		return sm_error_set(err, SM_ENOMEM, "estimator: cannot allocate alternatives");
+	for (i = 0; i < nc; i++) {
+		sm_estimate e;
+
+		if ((rc = sm_estimate_compute(in, &opts[i], &e, err)) != 0)
+			goto out;
+		tmp[i].order = i;
+		tmp[i].a.options = opts[i];
+		tmp[i].a.peak = e.peak;
+		tmp[i].a.peak_allocated = e.peak_allocated;
+		tmp[i].a.peak_total = e.peak_total;
+		tmp[i].a.peak_stage = e.stages[e.peak_stage].id;
+		tmp[i].a.fits = node_mem == 0 || e.peak_total <= node_mem;
+		sm_estimate_release(&e);
+	}
+	qsort(tmp, nc, sizeof(*tmp), by_total);
+	*alts = calloc(nc, sizeof(**alts));
+	if (*alts == NULL) {
+		rc = sm_error_set(err, SM_ENOMEM, "estimator: cannot allocate alternatives");
+		goto out;
+	}
+	for (i = 0; i < nc; i++)
+		(*alts)[i] = tmp[i].a;
+	*n = nc;
+out:
+	free(tmp);
+	return rc;
+}
+
+static int fits_with(const sm_est_input *in, const sm_model_options *o, uint32_t r,
+		     uint64_t node_mem, int *fits, sm_error *err)
+{
+	sm_model_options x = *o;
+	sm_estimate e;
+	int rc;
+
+	x.ranks = r;
+	if ((rc = sm_estimate_compute(in, &x, &e, err)) != 0)
+		return rc;
+	*fits = e.peak_total <= node_mem;
+	sm_estimate_release(&e);
+	return 0;
+}
+
+int sm_est_ranks_needed(const sm_est_input *in, const sm_model_options *o, uint64_t node_mem,
+			uint32_t *out, sm_error *err)
+{
+	uint32_t lo = 1, hi = MAX_RANKS_SEARCH, mid;
+	int f, rc;
+
+	*out = 0;
+	if ((rc = fits_with(in, o, hi, node_mem, &f, err)) != 0)
+		return rc;
+	if (!f)
+		return 0;
+	/* Per-rank peak falls as ranks grow (the grid side and index width only step down). */
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if ((rc = fits_with(in, o, mid, node_mem, &f, err)) != 0)
+			return rc;
+		if (f)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	*out = lo;
+	return 0;
+}
+
+static json_t *bytes(uint64_t v)
+{
+	return json_integer(v > (uint64_t)INT64_MAX ? (json_int_t)INT64_MAX : (json_int_t)v);
+}
+
+char *sm_tradeoff_json(const sm_est_input *in, const sm_model_options *o, sm_error *err)
+{
+	sm_model_options opts[32];
+	size_t nc = combos(o, 0, opts), i, j;
+	sm_estimate base, e;
+	json_t *root = NULL, *vars = json_array();
+	char *text = NULL;
+	double box = in->header.box_size > 0 ? in->header.box_size : 1;
+
+	if (sm_estimate_compute(in, o, &base, err) != 0) {
+		json_decref(vars);
+		return NULL;
+	}
+	for (i = 0; i < nc; i++) {
+		json_t *stages = json_array();
+
+		if (sm_estimate_compute(in, &opts[i], &e, err) != 0) {
+			json_decref(stages);
+			goto out;
+		}
+		for (j = 0; j < e.nstages; j++)
+			json_array_append_new(stages, json_pack(
+				"{s:s, s:o, s:o, s:o, s:o}", "id", e.stages[j].id,
+				"peak_bytes", bytes(e.stages[j].peak),
+				"peak_allocated_bytes", bytes(e.stages[j].peak_allocated),
+				"live_after_bytes", bytes(e.stages[j].live_after),
+				"live_after_allocated_bytes", bytes(e.stages[j].live_after_allocated)));
+		json_array_append_new(vars, json_pack(
+			"{s:o, s:o, s:o, s:o, s:s, s:I, s:o}",
+			"options", sm__est_options_json(&opts[i]), "peak_bytes", bytes(e.peak),
+			"peak_allocated_bytes", bytes(e.peak_allocated),
+			"peak_total_bytes", bytes(e.peak_total),
+			"peak_stage", e.stages[e.peak_stage].id,
+			"saved_bytes", (json_int_t)(base.peak_total - e.peak_total), "stages", stages));
+		sm_estimate_release(&e);
+	}
+	root = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o}", "schema", "snapmem.tradeoff/1",
+			 "source", sm__est_source_json(in), "options", sm__est_options_json(o),
+			 "peak_total_bytes", bytes(base.peak_total),
+			 "precision", json_pack("{s:f, s:f, s:s}",
+						"float32_spacing_at_box", (double)(nextafterf((float)box, INFINITY) - (float)box),
+						"float64_spacing_at_box", nextafter(box, INFINITY) - box,
+						"note", "spacing of representable positions at BoxSize (code length units): the worst-case rounding of a float32 coordinate is half of it"),
+			 "variants", vars);
+	vars = NULL;
+	if (root != NULL)
+		text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	if (text == NULL)
+		sm_error_set(err, SM_ENOMEM, "estimator: cannot build the trade-off JSON");
+out:
+	json_decref(vars);
+	json_decref(root);
+	sm_estimate_release(&base);
+	return text;
+}
