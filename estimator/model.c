@@ -181,8 +181,8 @@ size_t sm__est_assumptions(const sm_est_input *in, const sm_model_options *o, co
 	if (o->ranks > 1)
 		ADD("per rank: ceil(N / R) gas cells, the full halo and group tables, and up to a whole "
 		    "sphere's cells on one rank (worst case)");
-	ADD("a cell is in at most one stage's arrays at a time as docs/MODEL.md lists; HDF5 per-file "
-	    "metadata and profiler tables are not predicted");
+	ADD("only the arrays docs/MODEL.md lists are predicted (plus the process baseline): HDF5's "
+	    "per-file metadata while a file is open and the profiler's own tables are not");
 #undef ADD
 	return n;
 }

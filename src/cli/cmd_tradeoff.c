@@ -1,0 +1,199 @@
+/*
+ * `snapmem tradeoff`: float32 vs float64 positions and the other switches (select index|mask,
+ * temperature in-memory|streaming) side by side, estimated from headers: each combination's peak,
+ * the live memory after each stage, and the bytes saved against the options given; with the
+ * precision a float32 coordinate keeps at the box's scale. Same SOURCE and MODEL OPTIONS as
+ * `estimate` (parsing shared with cmd_estimate.c). Exit 0 done, 2 bad input, 3 out of memory.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "snapmem/estimator.h"
+#include "snapmem/units.h"
+
+/* Defined in cmd_estimate.c. */
+struct cli_est_args {
+	const char *base, *snapshot, *out, *format;
+	int snap, have_snap;
+	uint64_t node_mem;
+	sm_model_options opts;
+};
+int cli_est_parse(const char *cmd, const char *usage, int allow_node_mem, int argc, char **argv,
+		  struct cli_est_args *a, int *done);
+int cli_est_input(const struct cli_est_args *a, sm_est_input *in, sm_error *err);
+char *cli_est_commas(uint64_t v, char *buf, size_t len);
+const char *cli_est_opts_text(const sm_model_options *o, char *buf, size_t len);
+int cli_est_emit(const char *text, const char *out, sm_error *err);
+
+static const char usage_text[] =
+	"usage: snapmem tradeoff [--base-path DIR --snap N | --snapshot FILE] [MODEL OPTIONS]\n"
+	"                        [--format table|json|markdown] [-o FILE]\n"
+	"\n"
+	"float32 vs float64 positions, spatial index vs mask, in-memory vs streaming temperature, side\n"
+	"by side: peak, live memory after each stage, bytes saved against the options given.\n"
+	"  --format FMT        table (default), json (snapmem.tradeoff/1) or markdown\n"
+	"  -o FILE             write there (atomically) instead of standard output\n"
+	"\n";
+
+#define NVAR 8
+
+static void variant(const sm_model_options *base, int i, sm_model_options *o, char *label,
+		    size_t len)
+{
+	*o = *base;
+	o->positions = (i & 4) ? SM_DTYPE_F64 : SM_DTYPE_F32;
+	o->select = (i & 2) ? SM_SELECT_MASK : SM_SELECT_INDEX;
+	o->temperature = (i & 1) ? SM_TEMP_STREAMING : SM_TEMP_IN_MEMORY;
+	snprintf(label, len, "%s/%s/%s", (i & 4) ? "f64" : "f32", (i & 2) ? "mask" : "index",
+		 (i & 1) ? "stream" : "mem");
+}
+
+static int render(FILE *f, int md, const sm_est_input *in, const sm_model_options *base,
+		  sm_error *err)
+{
+	sm_estimate ref, e[NVAR];
+	sm_model_options o[NVAR];
+	char label[NVAR][24], a[48], b[48], t[200];
+	int i, n = 0, rc;
+	size_t s;
+	double box = in->header.box_size > 0 ? in->header.box_size : 1;
+	double sp32 = (double)(nextafterf((float)box, INFINITY) - (float)box);
+	double sp64 = nextafter(box, INFINITY) - box;
+
+	if ((rc = sm_estimate_compute(in, base, &ref, err)) != 0)
+		return rc;
+	for (n = 0; n < NVAR; n++) {
+		variant(base, n, &o[n], label[n], sizeof(label[n]));
+		if ((rc = sm_estimate_compute(in, &o[n], &e[n], err)) != 0)
+			goto out;
+	}
+	fprintf(f, md ? "# snapmem tradeoff: %s\n\n" : "snapmem tradeoff: %s (%s)\n", in->source_name,
+		in->source_kind);
+	fprintf(f, "%syour options: %s; peak total %s\n", md ? "- " : "  ",
+		cli_est_opts_text(base, t, sizeof(t)), sm_format_iec(ref.peak_total, a, sizeof(a)));
+	fprintf(f, "%sprecision: float32 positions are spaced %g (code length) at BoxSize %g "
+		"(relative %.2g); float64 %.3g\n\n", md ? "- " : "  ", sp32, box, sp32 / box, sp64);
+	if (md)
+		fprintf(f, "## Combinations\n\n| combination | peak total | bytes | peak stage | saved vs "
+			"yours |\n|---|---:|---:|---|---:|\n");
+	else
+		fprintf(f, "  %-18s %12s %19s  %-22s %14s\n", "combination", "peak total", "bytes",
+			"peak stage", "saved vs yours");
+	for (i = 0; i < NVAR; i++) {
+		int64_t saved = (int64_t)(ref.peak_total - e[i].peak_total);
+
+		sm_format_iec(e[i].peak_total, a, sizeof(a));
+		sm_format_iec_signed(saved, b, sizeof(b));
+		fprintf(f, md ? "| %s | %s | %s | `%s` | %s |\n" : "  %-18s %12s %19s  %-22s %14s\n",
+			label[i], a, cli_est_commas(e[i].peak_total, t, sizeof(t)),
+			e[i].stages[e[i].peak_stage].id, b);
+	}
+	fprintf(f, md ? "\n## Live memory after each stage (requested; peak in brackets)\n\n| stage |"
+		      : "\n  live memory after each stage, requested (peak of the stage below it)\n  %-20s",
+		"stage");
+	for (i = 0; i < NVAR; i++)
+		fprintf(f, md ? " %s |" : " %17s", label[i]);
+	if (md) {
+		fprintf(f, "\n|---|");
+		for (i = 0; i < NVAR; i++)
+			fprintf(f, "---:|");
+	}
+	fputc('\n', f);
+	for (s = 0; s < e[0].nstages; s++) {
+		const char *id = e[0].stages[s].id;  /* variant 0 (index) has every stage */
+		int row;
+
+		/* Mask variants have no build_index: stages are lined up by id. */
+		for (row = 0; row < 2; row++) {
+			fprintf(f, md ? "| %s%s |" : "  %-20s", row == 0 ? id : "",
+				md && row == 1 ? "(peak)" : "");
+			for (i = 0; i < NVAR; i++) {
+				size_t k;
+				const sm_est_stage *st = NULL;
+
+				for (k = 0; k < e[i].nstages; k++)
+					if (strcmp(e[i].stages[k].id, id) == 0)
+						st = &e[i].stages[k];
+				if (st == NULL)
+					snprintf(a, sizeof(a), "-");
+				else if (row == 0)
+					sm_format_iec(st->live_after, a, sizeof(a));
+				else {
+					sm_format_iec(st->peak, b, sizeof(b));
+					snprintf(a, sizeof(a), md ? "%s" : "(%s)", b);
+				}
+				fprintf(f, md ? " %s |" : " %17s", a);
+			}
+			fputc('\n', f);
+		}
+	}
+	fputc('\n', f);
+	rc = 0;
+out:
+	for (i = 0; i < n; i++)
+		sm_estimate_release(&e[i]);
+	sm_estimate_release(&ref);
+	return rc;
+}
+
+int cmd_tradeoff(int argc, char **argv)
+{
+	struct cli_est_args a;
+	sm_est_input in;
+	sm_error err = {0};
+	char *text = NULL;
+	size_t len = 0;
+	int done = 0, rc, status = 0, have_in = 0;
+
+	rc = cli_est_parse("tradeoff", usage_text, 0, argc, argv, &a, &done);
+	if (rc != 0 || done)
+		return rc;
+	if (cli_est_input(&a, &in, &err) != 0) {
+		status = cli_fail(&err);
+		goto out;
+	}
+	have_in = 1;
+	if (strcmp(a.format, "json") == 0) {
+		char *j = sm_tradeoff_json(&in, &a.opts, &err);
+
+		if (j == NULL) {
+			status = cli_fail(&err);
+			goto out;
+		}
+		text = malloc(strlen(j) + 2);
+		if (text != NULL)
+			sprintf(text, "%s\n", j);
+		free(j);
+	} else {
+		FILE *f = open_memstream(&text, &len);
+
+		if (f == NULL) {
+			sm_error_set(&err, SM_ENOMEM, "cannot allocate the output");
+			status = cli_fail(&err);
+			goto out;
+		}
+		rc = render(f, strcmp(a.format, "markdown") == 0, &in, &a.opts, &err);
+		fclose(f);
+		if (rc != 0) {
+			status = cli_fail(&err);
+			goto out;
+		}
+	}
+	if (text == NULL) {
+		sm_error_set(&err, SM_ENOMEM, "cannot allocate the output");
+		status = cli_fail(&err);
+		goto out;
+	}
+	if (cli_est_emit(text, a.out, &err) != 0) {
+		status = cli_fail(&err);
+		goto out;
+	}
+out:
+	free(text);
+	if (have_in)
+		sm_est_input_release(&in);
+	return status;
+}
