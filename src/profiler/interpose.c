@@ -1,0 +1,242 @@
+/*
+ * The sampling layer: malloc, free, calloc, realloc, posix_memalign, aligned_alloc, memalign,
+ * valloc and malloc_usable_size defined over the next definition in the lookup order (jemalloc's,
+ * found with dlsym(RTLD_NEXT)). A program that links libsnapmem gets these definitions in the
+ * executable, so they interpose for every shared library too (HDF5 included).
+ *
+ * Why not jemalloc's experimental.hooks: installing even no-op hooks forces every thread onto
+ * jemalloc's slow path (measured 4.5x on a malloc/free microbenchmark). Here the cost with sampling
+ * off is one predictable branch per call; with it on, a thread-local byte countdown per malloc and
+ * one byte of a counting filter per free. Sampling: an allocation of at least site_threshold_bytes is
+ * always recorded with its own size; a smaller one is recorded when the thread's countdown crosses
+ * zero, after which the countdown restarts at an exponentially distributed draw of mean
+ * sample_interval_bytes (a Poisson process over allocated bytes, as in tcmalloc), and the sample
+ * stands for n / (1 - exp(-n / interval)) bytes, which makes the estimate unbiased.
+ *
+ * Compiled only when jemalloc is linked (not under SM_NO_JEMALLOC, where ASan owns malloc).
+ */
+#ifndef SM_NO_JEMALLOC
+
+#include "profiler/prof-internal.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct real_fns {
+	void *(*malloc)(size_t);
+	void (*free)(void *);
+	void *(*calloc)(size_t, size_t);
+	void *(*realloc)(void *, size_t);
+	int (*posix_memalign)(void **, size_t, size_t);
+	void *(*aligned_alloc)(size_t, size_t);
+	void *(*memalign)(size_t, size_t);
+	void *(*valloc)(size_t);
+	size_t (*malloc_usable_size)(void *);
+} real_fns;
+
+static real_fns real;
+static int resolved;
+static int resolving;
+
+#define TLS __thread __attribute__((tls_model("initial-exec")))
+static TLS int64_t countdown;
+static TLS int countdown_ready;
+static TLS uint64_t rng;
+
+static void resolve(void)
+{
+	resolving = 1;
+	real_fns r;
+	r.malloc = (void *(*)(size_t))dlsym(RTLD_NEXT, "malloc");
+	r.free = (void (*)(void *))dlsym(RTLD_NEXT, "free");
+	r.calloc = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT, "calloc");
+	r.realloc = (void *(*)(void *, size_t))dlsym(RTLD_NEXT, "realloc");
+	r.posix_memalign = (int (*)(void **, size_t, size_t))dlsym(RTLD_NEXT, "posix_memalign");
+	r.aligned_alloc = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT, "aligned_alloc");
+	r.memalign = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT, "memalign");
+	r.valloc = (void *(*)(size_t))dlsym(RTLD_NEXT, "valloc");
+	r.malloc_usable_size = (size_t(*)(void *))dlsym(RTLD_NEXT, "malloc_usable_size");
+	if (r.malloc && r.free && r.calloc && r.realloc && r.posix_memalign && r.aligned_alloc &&
+	    r.memalign && r.valloc && r.malloc_usable_size) {
+		real = r;
+		__atomic_store_n(&resolved, 1, __ATOMIC_RELEASE);
+	}
+	resolving = 0;
+}
+
+__attribute__((constructor)) static void interpose_init(void)
+{
+	if (!resolved)
+		resolve();
+}
+
+/* 1 when the real functions are usable; otherwise callers fall back to jemalloc directly. */
+static inline int ready(void)
+{
+	if (__builtin_expect(resolved, 1))
+		return 1;
+	if (!resolving)
+		resolve();
+	return resolved;
+}
+
+static double uniform01(void)
+{
+	if (rng == 0)
+		rng = ((uint64_t)(uintptr_t)&rng * 0x9E3779B97F4A7C15ull) ^ (uint64_t)sm__now() ^ 1;
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return ((double)(rng >> 11) + 0.5) / 9007199254740992.0;
+}
+
+static int64_t draw_countdown(void)
+{
+	double d = -log(uniform01()) * (double)sm__interval;
+	if (d > 9e18)
+		d = 9e18;
+	return (int64_t)d + 1;
+}
+
+/* The barrier keeps the slow path's frame (no tail call): sm__sample_record skips a fixed count. */
+#define NO_TAIL_CALL() __asm__ volatile("" ::: "memory")
+
+__attribute__((noinline)) static void slow_small(void *p, size_t n)
+{
+	int64_t over = countdown;
+	countdown = draw_countdown();
+	if (!countdown_ready) {
+		/* the thread's first countdown: start the process here without a sample */
+		countdown_ready = 1;
+		(void)over;
+		return;
+	}
+	double I = (double)sm__interval;
+	double w = (double)n / -expm1(-(double)n / I);
+	sm__sample_record(p, n, (uint64_t)(w + 0.5));
+	NO_TAIL_CALL();
+}
+
+__attribute__((noinline)) static void slow_big(void *p, size_t n)
+{
+	sm__sample_record(p, n, n);
+	NO_TAIL_CALL();
+}
+
+static inline void sample(void *p, size_t n)
+{
+	if (n >= sm__threshold) {
+		slow_big(p, n);
+		return;
+	}
+	int64_t c = countdown - (int64_t)n;
+	countdown = c;
+	if (__builtin_expect(c < 0, 0))
+		slow_small(p, n);
+}
+
+#define ON() __builtin_expect(__atomic_load_n(&sm__sampling, __ATOMIC_RELAXED), 0)
+
+static inline void maybe_forget(void *p)
+{
+	if (__builtin_expect(__atomic_load_n(&sm__filter_on, __ATOMIC_RELAXED), 0) && p &&
+	    sm__filter[sm__ptr_hash(p)])
+		sm__sample_forget(p);
+}
+
+void *malloc(size_t n)
+{
+	void *p = ready() ? real.malloc(n) : sm__je_bootstrap_alloc(n, 0, 0);
+	if (ON() && p)
+		sample(p, n);
+	return p;
+}
+
+void free(void *p)
+{
+	maybe_forget(p);
+	if (ready())
+		real.free(p);
+	else
+		sm__je_bootstrap_free(p);
+}
+
+void *calloc(size_t a, size_t b)
+{
+	size_t n;
+	if (__builtin_mul_overflow(a, b, &n)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	void *p = ready() ? real.calloc(a, b) : sm__je_bootstrap_alloc(n, 0, 1);
+	if (ON() && p)
+		sample(p, n);
+	return p;
+}
+
+void *realloc(void *old, size_t n)
+{
+	if (!ready()) {
+		/* only reachable while dlsym answers; jemalloc serves every pointer here */
+		void *p = sm__je_bootstrap_alloc(n, 0, 0);
+		if (p && old) {
+			size_t keep = sm__raw_usable(old);
+			memcpy(p, old, keep < n ? keep : n);
+			sm__je_bootstrap_free(old);
+		}
+		return p;
+	}
+	maybe_forget(old);
+	void *p = real.realloc(old, n);
+	if (ON() && p)
+		sample(p, n);
+	return p;
+}
+
+int posix_memalign(void **out, size_t align, size_t n)
+{
+	if (!ready()) {
+		*out = sm__je_bootstrap_alloc(n, align, 0);
+		return *out ? 0 : ENOMEM;
+	}
+	int rc = real.posix_memalign(out, align, n);
+	if (ON() && rc == 0 && *out)
+		sample(*out, n);
+	return rc;
+}
+
+void *aligned_alloc(size_t align, size_t n)
+{
+	void *p = ready() ? real.aligned_alloc(align, n) : sm__je_bootstrap_alloc(n, align, 0);
+	if (ON() && p)
+		sample(p, n);
+	return p;
+}
+
+void *memalign(size_t align, size_t n)
+{
+	void *p = ready() ? real.memalign(align, n) : sm__je_bootstrap_alloc(n, align, 0);
+	if (ON() && p)
+		sample(p, n);
+	return p;
+}
+
+void *valloc(size_t n)
+{
+	void *p = ready() ? real.valloc(n) : sm__je_bootstrap_alloc(n, 4096, 0);
+	if (ON() && p)
+		sample(p, n);
+	return p;
+}
+
+size_t malloc_usable_size(void *p)
+{
+	return ready() ? real.malloc_usable_size(p) : 0;
+}
+
+#else
+typedef int sm__interpose_unused;
+#endif

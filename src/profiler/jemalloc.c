@@ -1,0 +1,221 @@
+/*
+ * Everything the profiler knows about jemalloc, in one place (as Redis keeps it in zmalloc.c).
+ *
+ * stats.* are read by MIB (resolved once with mallctlnametomib) after writing `epoch`, which makes
+ * jemalloc refresh its merged statistics. thread.peak.read/reset (jemalloc 5.3) give the calling
+ * thread's highest (allocated - deallocated) since the last reset; jemalloc updates it on peak
+ * events (every 64 KiB of allocation activity) and on read, so it is exact to within 64 KiB.
+ * thread.allocatedp/deallocatedp give the calling thread's cumulative counters.
+ * Tracked arrays come from mallocx and report sallocx (jemalloc's usable size, equal to nallocx of
+ * the request). The profiler's own bookkeeping also goes straight to mallocx so that the sampling
+ * layer (interpose.c) never sees it.
+ *
+ * Under SM_NO_JEMALLOC (sanitizer builds) every jemalloc call is compiled out: figures read as
+ * "not measured", tracked arrays come from malloc and their allocated size is the request.
+ */
+#include "profiler/prof-internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef SM_NO_JEMALLOC
+#include <jemalloc/jemalloc.h>
+
+enum { MIB_EPOCH, MIB_ALLOCATED, MIB_ACTIVE, MIB_RESIDENT, MIB_MAPPED, MIB_N };
+static const char *const mib_names[MIB_N] = { "epoch", "stats.allocated", "stats.active",
+					       "stats.resident", "stats.mapped" };
+static size_t mibs[MIB_N][4];
+static size_t miblen[MIB_N];
+static int je_state; /* 0 unknown, 1 ok, -1 unavailable */
+static pthread_mutex_t je_init_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int sm__je_init(void)
+{
+	int rc = 0;
+	pthread_mutex_lock(&je_init_lock);
+	if (je_state == 0) {
+		je_state = 1;
+		for (int i = 0; i < MIB_N; i++) {
+			miblen[i] = 4;
+			if (mallctlnametomib(mib_names[i], mibs[i], &miblen[i]) != 0)
+				je_state = -1;
+		}
+		bool stats = false;
+		size_t sz = sizeof(stats);
+		if (mallctl("config.stats", &stats, &sz, NULL, 0) != 0 || !stats)
+			je_state = -1;
+	}
+	rc = je_state == 1 ? 0 : -1;
+	pthread_mutex_unlock(&je_init_lock);
+	return rc;
+}
+
+static int read_u64(int which, uint64_t *out)
+{
+	size_t v = 0, sz = sizeof(v);
+	if (mallctlbymib(mibs[which], miblen[which], &v, &sz, NULL, 0) != 0)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int refresh(void)
+{
+	uint64_t e = 1;
+	size_t sz = sizeof(e);
+	return mallctlbymib(mibs[MIB_EPOCH], miblen[MIB_EPOCH], &e, &sz, &e, sz) == 0 ? 0 : -1;
+}
+
+int sm__je_read(sm_prof_je *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (je_state != 1 || refresh() != 0)
+		return -1;
+	if (read_u64(MIB_ALLOCATED, &out->allocated) || read_u64(MIB_ACTIVE, &out->active) ||
+	    read_u64(MIB_RESIDENT, &out->resident) || read_u64(MIB_MAPPED, &out->mapped))
+		return -1;
+	return 0;
+}
+
+int sm__je_read_allocated(uint64_t *allocated, uint64_t *resident)
+{
+	if (je_state != 1 || refresh() != 0)
+		return -1;
+	if (read_u64(MIB_ALLOCATED, allocated) || read_u64(MIB_RESIDENT, resident))
+		return -1;
+	return 0;
+}
+
+const char *sm__je_version(void)
+{
+	const char *v = NULL;
+	size_t sz = sizeof(v);
+	if (mallctl("version", &v, &sz, NULL, 0) != 0)
+		return NULL;
+	return v;
+}
+
+int sm__je_thread_net(uint64_t *net)
+{
+	static __thread uint64_t *ap, *dp;
+	if (!ap) {
+		size_t sz = sizeof(ap);
+		if (mallctl("thread.allocatedp", &ap, &sz, NULL, 0) != 0 ||
+		    mallctl("thread.deallocatedp", &dp, &sz, NULL, 0) != 0) {
+			ap = NULL;
+			return -1;
+		}
+	}
+	*net = *ap - *dp;
+	return 0;
+}
+
+int sm__je_peak_read_reset(uint64_t *peak)
+{
+	uint64_t v = 0;
+	size_t sz = sizeof(v);
+	if (mallctl("thread.peak.read", &v, &sz, NULL, 0) != 0)
+		return -1;
+	if (mallctl("thread.peak.reset", NULL, NULL, NULL, 0) != 0)
+		return -1;
+	*peak = v;
+	return 0;
+}
+
+void *sm__mem_alloc(size_t n, int zero)
+{
+	return mallocx(n ? n : 1, zero ? MALLOCX_ZERO : 0);
+}
+
+void sm__mem_free(void *p)
+{
+	if (p)
+		dallocx(p, 0);
+}
+
+uint64_t sm__mem_usable(void *p, uint64_t requested)
+{
+	return p ? sallocx(p, 0) : 0;
+}
+
+void *sm__raw_alloc(size_t n)
+{
+	return mallocx(n ? n : 1, 0);
+}
+
+void *sm__raw_realloc(void *p, size_t n)
+{
+	return p ? rallocx(p, n ? n : 1, 0) : mallocx(n ? n : 1, 0);
+}
+
+void sm__raw_free(void *p)
+{
+	if (p)
+		dallocx(p, 0);
+}
+
+size_t sm__raw_usable(void *p)
+{
+	return p ? sallocx(p, 0) : 0;
+}
+
+void *sm__je_bootstrap_alloc(size_t n, size_t align, int zero)
+{
+	int flags = (zero ? MALLOCX_ZERO : 0) | (align > 1 ? MALLOCX_ALIGN(align) : 0);
+	return mallocx(n ? n : 1, flags);
+}
+
+void sm__je_bootstrap_free(void *p)
+{
+	if (p)
+		dallocx(p, 0);
+}
+
+uint64_t sm_prof_nallocx(uint64_t bytes)
+{
+	if (bytes > (uint64_t)PTRDIFF_MAX)
+		return 0;
+	return nallocx(bytes ? (size_t)bytes : 1, 0);
+}
+
+int sm_prof_have_jemalloc(void)
+{
+	return sm__je_init() == 0;
+}
+
+#else /* SM_NO_JEMALLOC */
+
+#include <malloc.h>
+
+int sm__je_init(void) { return -1; }
+int sm__je_read(sm_prof_je *out) { memset(out, 0, sizeof(*out)); return -1; }
+int sm__je_read_allocated(uint64_t *a, uint64_t *r) { return -1; }
+const char *sm__je_version(void) { return NULL; }
+int sm__je_thread_net(uint64_t *net) { return -1; }
+int sm__je_peak_read_reset(uint64_t *peak) { return -1; }
+
+void *sm__mem_alloc(size_t n, int zero)
+{
+	return zero ? calloc(n ? n : 1, 1) : malloc(n ? n : 1);
+}
+
+void sm__mem_free(void *p) { free(p); }
+uint64_t sm__mem_usable(void *p, uint64_t requested) { return requested; }
+void *sm__raw_alloc(size_t n) { return malloc(n ? n : 1); }
+void *sm__raw_realloc(void *p, size_t n) { return realloc(p, n ? n : 1); }
+void sm__raw_free(void *p) { free(p); }
+size_t sm__raw_usable(void *p) { return p ? malloc_usable_size(p) : 0; }
+void *sm__je_bootstrap_alloc(size_t n, size_t align, int zero) { return NULL; }
+void sm__je_bootstrap_free(void *p) { (void)p; }
+
+uint64_t sm_prof_nallocx(uint64_t bytes)
+{
+	return bytes;
+}
+
+int sm_prof_have_jemalloc(void)
+{
+	return 0;
+}
+
+#endif

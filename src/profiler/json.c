@@ -1,0 +1,295 @@
+/*
+ * The memory.json document ("snapmem.memory/1", docs/MODEL.md) built with jansson from the
+ * profiler's tables, and written through a temporary file and rename so that a reader never sees a
+ * half-written file. Symbols are resolved here, lazily, with dladdr (object and exported function,
+ * offset from it); file and line are null (no DWARF reader, and no addr2line child process).
+ * A document written while stages are open closes them, marks them and marks the document
+ * incomplete. The sampling guard is set throughout so that jansson's allocations are not sampled.
+ */
+#include "profiler/prof-internal.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define U(x) json_integer((json_int_t)(x))
+
+static json_t *je_pair(uint64_t a, uint64_t b)
+{
+	return json_pack("{s:o,s:o}", "begin", U(a), "end", U(b));
+}
+
+static json_t *options_json(const sm_prof_options *o)
+{
+	return json_pack("{s:b,s:b,s:b,s:o,s:o,s:i,s:f,s:o,s:o}", "jemalloc", o->jemalloc, "sites",
+			 o->sites, "sample_untracked", o->sample_untracked, "site_threshold_bytes",
+			 U(o->site_threshold_bytes), "sample_interval_bytes",
+			 U(o->sample_interval_bytes), "max_frames", o->max_frames, "timeline_hz",
+			 o->timeline_hz, "max_timeline_samples", U(o->max_timeline_samples),
+			 "max_sites", U(o->max_sites));
+}
+
+static json_t *frame_json(void *addr)
+{
+	Dl_info di;
+	char hex[32];
+	snprintf(hex, sizeof(hex), "0x%llx", (unsigned long long)(uintptr_t)addr);
+	json_t *fn = json_null(), *obj = json_null();
+	uint64_t off = 0;
+	/* a return address: look up the call instruction before it */
+	if (dladdr((char *)addr - 1, &di) != 0) {
+		if (di.dli_sname && di.dli_saddr) {
+			fn = json_string(di.dli_sname);
+			off = (uint64_t)((char *)addr - (char *)di.dli_saddr);
+		} else if (di.dli_fbase) {
+			off = (uint64_t)((char *)addr - (char *)di.dli_fbase);
+		}
+		if (di.dli_fname)
+			obj = json_string(di.dli_fname);
+	}
+	return json_pack("{s:o,s:o,s:s,s:o,s:n,s:n}", "function", fn ? fn : json_null(), "offset",
+			 U(off), "address", hex, "object", obj ? obj : json_null(), "file", "line");
+}
+
+static size_t self_bytes(const sm_prof *p)
+{
+	uint64_t s, d, l;
+	size_t global;
+	sm__sampling_counts(&s, &d, &l, &global);
+	size_t b = sm__raw_usable((void *)p) + sm__raw_usable(p->stages) + sm__raw_usable(p->open) +
+		   sm__raw_usable(p->arrays) + sm__raw_usable(p->amap) + sm__raw_usable(p->marks) +
+		   sm__raw_usable(p->meta) + p->sites.map_bytes + p->tl.map_bytes;
+	for (size_t i = 0; i < p->nmeta; i++)
+		b += sm__raw_usable(p->meta[i].key) + sm__raw_usable(p->meta[i].json);
+	if (p->sampling)
+		b += global;
+	return b;
+}
+
+static json_t *stage_json(const sm_prof *p, const sm__stage *st)
+{
+	uint64_t unexplained = 0;
+	if (p->je && st->alloc_peak > p->base.allocated + st->tracked_alloc_peak)
+		unexplained = st->alloc_peak - p->base.allocated - st->tracked_alloc_peak;
+	json_t *top = json_array();
+	for (int i = 0; i < st->ntop; i++)
+		json_array_append_new(top, json_pack("{s:i,s:o}", "site", (int)st->top[i].site,
+						     "bytes", U(st->top[i].bytes)));
+	json_t *alloc = json_pack("{s:o,s:o,s:o,s:o,s:o}", "begin", U(st->je_begin.allocated), "end",
+				  U(st->je_end.allocated), "peak", U(st->alloc_peak), "others_net",
+				  json_integer(st->others_net), "thread_peak",
+				  U(p->je ? st->je_begin.allocated + (uint64_t)st->max_rel : 0));
+	json_t *req = json_pack("{s:o,s:o,s:o}", "live_begin", U(st->req_begin), "live_end",
+				U(st->req_end), "peak", U(st->req_peak));
+	json_t *o = json_object();
+	json_object_set_new(o, "id", json_string(st->id));
+	json_object_set_new(o, "instance", json_integer(st->instance));
+	json_object_set_new(o, "depth", json_integer(st->depth));
+	json_object_set_new(o, "parent", json_integer(st->parent));
+	json_object_set_new(o, "t_begin", json_real(st->t_begin));
+	json_object_set_new(o, "wall_s", json_real(st->wall));
+	json_object_set_new(o, "cpu_s", json_real(st->cpu));
+	json_object_set_new(o, "requested", req);
+	json_object_set_new(o, "tracked_allocated_peak", U(st->tracked_alloc_peak));
+	json_object_set_new(o, "allocated", alloc);
+	json_object_set_new(o, "active", je_pair(st->je_begin.active, st->je_end.active));
+	json_object_set_new(o, "resident", je_pair(st->je_begin.resident, st->je_end.resident));
+	json_object_set_new(o, "mapped", je_pair(st->je_begin.mapped, st->je_end.mapped));
+	json_object_set_new(o, "vm_rss", je_pair(st->rss_begin, st->rss_end));
+	json_object_set_new(o, "vm_hwm", json_pack("{s:o}", "end", U(st->hwm_end)));
+	json_object_set_new(o, "unexplained_bytes", U(unexplained));
+	json_object_set_new(o, "top_sites", top);
+	json_object_set_new(o, "closed_at_write", json_boolean(st->forced_closed));
+	return o;
+}
+
+static json_t *build(sm_prof *p)
+{
+	if (p->nopen) {
+		if (!p->incomplete) {
+			char why[128];
+			snprintf(why, sizeof(why), "stage '%s' still open when the document was written",
+				 p->stages[p->open[p->nopen - 1]].id);
+			sm_prof_mark_incomplete(p, why);
+		}
+		sm__prof_close_all(p);
+	}
+	json_t *doc = json_object();
+	json_object_set_new(doc, "schema", json_string("snapmem.memory/1"));
+	json_object_set_new(doc, "complete", json_boolean(!p->incomplete));
+	json_object_set_new(doc, "incomplete_reason", p->incomplete && p->incomplete_reason
+							      ? json_string(p->incomplete_reason)
+							      : json_null());
+	const char *ver = p->je ? sm__je_version() : NULL;
+	json_object_set_new(doc, "allocator",
+			    json_pack("{s:s,s:o,s:b,s:s}", "name", p->je ? "jemalloc" : "none",
+				      "version", ver ? json_string(ver) : json_null(), "measured",
+				      p->je, "untracked_sampling", p->untracked_sampling));
+	json_object_set_new(doc, "options", options_json(&p->o));
+	json_object_set_new(doc, "baseline",
+			    json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}", "allocated", U(p->base.allocated),
+				      "active", U(p->base.active), "resident", U(p->base.resident),
+				      "mapped", U(p->base.mapped), "vm_rss", U(p->base_rss), "vm_hwm",
+				      U(p->base_hwm)));
+
+	pthread_mutex_lock(&sm__lock);
+	json_t *stages = json_array();
+	for (size_t i = 0; i < p->nstages; i++)
+		json_array_append_new(stages, stage_json(p, &p->stages[i]));
+	json_object_set_new(doc, "stages", stages);
+
+	json_t *arrays = json_array();
+	for (size_t i = 0; i < p->narrays; i++) {
+		const sm__array *a = &p->arrays[i];
+		json_t *o = json_object();
+		json_object_set_new(o, "name", json_string(a->name));
+		json_object_set_new(o, "stage", json_string(a->stage >= 0 ? p->stages[a->stage].id : ""));
+		json_object_set_new(o, "instance", json_integer(a->instance));
+		json_object_set_new(o, "requested", U(a->requested));
+		json_object_set_new(o, "allocated", U(a->allocated));
+		json_object_set_new(o, "t_alloc", json_real(a->t_alloc));
+		json_object_set_new(o, "t_free", a->live ? json_null() : json_real(a->t_free));
+		json_object_set_new(o, "freed_in", !a->live && a->freed_stage >= 0
+							   ? json_string(p->stages[a->freed_stage].id)
+							   : json_null());
+		json_object_set_new(o, "freed_in_instance",
+				    !a->live && a->freed_stage >= 0
+					    ? json_integer(p->stages[a->freed_stage].instance)
+					    : json_null());
+		json_object_set_new(o, "site", a->site >= 0 ? json_integer(a->site) : json_null());
+		json_array_append_new(arrays, o);
+	}
+	json_object_set_new(doc, "arrays", arrays);
+
+	json_t *sites = json_array();
+	for (size_t i = 0; i < p->sites.n; i++) {
+		const sm__site *s = &p->sites.v[i];
+		json_t *frames = json_array();
+		for (int f = 0; f < s->nframes; f++)
+			json_array_append_new(frames, frame_json(s->frames[f]));
+		json_array_append_new(sites, json_pack("{s:o,s:o,s:o,s:o,s:b,s:o}", "id", U(i), "bytes",
+						       U(s->bytes), "count", U(s->count), "live_bytes",
+						       U(s->live), "tracked", s->tracked, "frames",
+						       frames));
+	}
+	json_object_set_new(doc, "sites", sites);
+	uint64_t samples, dropped, live;
+	size_t global;
+	sm__sampling_counts(&samples, &dropped, &live, &global);
+	if (!p->sampling)
+		samples = dropped = 0;
+	json_object_set_new(doc, "profiler",
+			    json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}", "self_bytes", U(self_bytes(p)),
+				      "sites", U(p->sites.n), "samples", U(samples), "unwind_failures",
+				      U(p->sites.unwind_failures), "samples_dropped", U(dropped),
+				      "sites_dropped", U(p->sites.dropped)));
+
+	json_t *marks = json_array();
+	for (size_t i = 0; i < p->nmarks; i++) {
+		const sm__stage *st = &p->stages[p->marks[i].stage];
+		json_array_append_new(marks, json_pack("{s:f,s:s,s:o,s:s}", "t", p->marks[i].t,
+						       "stage", st->id, "instance",
+						       json_integer(st->instance), "event",
+						       p->marks[i].begin ? "begin" : "end"));
+	}
+	pthread_mutex_unlock(&sm__lock);
+
+	json_t *t = json_array(), *al = json_array(), *rs = json_array();
+	double rate = 0;
+	if (p->tl_on) {
+		pthread_mutex_lock(&p->tl.mu);
+		for (size_t i = 0; i < p->tl.n; i++) {
+			json_array_append_new(t, json_real(p->tl.t[i]));
+			json_array_append_new(al, U(p->tl.allocated[i]));
+			json_array_append_new(rs, U(p->tl.resident[i]));
+		}
+		rate = 1.0 / p->tl.period;
+		pthread_mutex_unlock(&p->tl.mu);
+	}
+	json_object_set_new(doc, "timeline",
+			    json_pack("{s:f,s:o,s:o,s:o,s:o}", "rate_hz", rate, "t", t, "allocated", al,
+				      "resident", rs, "marks", marks));
+
+	for (size_t i = 0; i < p->nmeta; i++) {
+		json_t *v = json_loads(p->meta[i].json, 0, NULL);
+		if (v)
+			json_object_set_new(doc, p->meta[i].key, v);
+	}
+	return doc;
+}
+
+char *sm_prof_json(sm_prof *p)
+{
+	if (!p)
+		return NULL;
+	int *g = sm__guard();
+	int saved = *g;
+	*g = 1;
+	char *text = NULL;
+	json_t *doc = build(p);
+	if (doc) {
+		char *s = json_dumps(doc, JSON_INDENT(1) | JSON_COMPACT | JSON_REAL_PRECISION(9));
+		/* hand the caller memory from plain malloc, which it frees with free() */
+		if (s) {
+			size_t n = strlen(s) + 1;
+			*g = saved;
+			text = malloc(n);
+			*g = 1;
+			if (text)
+				memcpy(text, s, n);
+			free(s);
+		}
+		json_decref(doc);
+	}
+	*g = saved;
+	return text;
+}
+
+int sm_prof_write_json(sm_prof *p, const char *path, sm_error *err)
+{
+	if (!p)
+		return sm_error_set(err, SM_EINVAL, "'%s': no profiler to write", path ? path : "");
+	int rc = 0;
+	char *text = sm_prof_json(p);
+	char *tmp = NULL;
+	FILE *f = NULL;
+	if (!text) {
+		rc = sm_error_set(err, SM_ENOMEM, "'%s': cannot build the memory document", path);
+		goto out;
+	}
+	size_t n = strlen(path) + 32;
+	tmp = malloc(n);
+	if (!tmp) {
+		rc = sm_error_set(err, SM_ENOMEM, "'%s': cannot build the memory document", path);
+		goto out;
+	}
+	snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
+	f = fopen(tmp, "w");
+	if (!f) {
+		rc = sm_error_set(err, SM_EIO, "'%s': cannot create: %s", tmp, strerror(errno));
+		goto out;
+	}
+	size_t len = strlen(text);
+	int bad = fwrite(text, 1, len, f) != len || fputc('\n', f) == EOF;
+	bad |= fclose(f) != 0;
+	f = NULL;
+	if (bad) {
+		rc = sm_error_set(err, SM_EIO, "'%s': cannot write: %s", tmp, strerror(errno));
+		unlink(tmp);
+		goto out;
+	}
+	if (rename(tmp, path) != 0) {
+		rc = sm_error_set(err, SM_EIO, "'%s': cannot rename into place: %s", path,
+				  strerror(errno));
+		unlink(tmp);
+		goto out;
+	}
+out:
+	free(tmp);
+	free(text);
+	return rc;
+}

@@ -1,0 +1,221 @@
+/*
+ * Shared internals of the stage profiler (every .c file in src/profiler); not a public header.
+ *
+ * Files and their jobs:
+ *   core.c      options, stages, tracked arrays, fault injection, read access
+ *   jemalloc.c  every call to mallctl/nallocx/mallocx/sallocx/dallocx and thread.peak (the only
+ *               file that knows jemalloc); compiled to "not measured" stubs under SM_NO_JEMALLOC
+ *   sites.c     call stacks (libunwind), the site table, the sampled-pointer table and the
+ *               per-stage "top sites at the peak" snapshots; the profiler lock
+ *   interpose.c malloc/free/... defined over jemalloc with the sampling countdown (jemalloc only)
+ *   timeline.c  the sampler thread and its preallocated ring
+ *   json.c      the memory.json document (jansson)
+ *
+ * Locking: one process-wide mutex (sm__lock) guards the active profiler's stage table, site table
+ * and sampled-pointer table, because allocations on any thread may record a sample. Nothing that
+ * holds the lock allocates through malloc: the profiler's own bookkeeping uses sm__raw_* (jemalloc's
+ * mallocx directly, never the sampling layer) and the tables are mmap'd.
+ */
+#ifndef SNAPMEM_PROF_INTERNAL_H
+#define SNAPMEM_PROF_INTERNAL_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "snapmem/profiler.h"
+
+#define SM__TOP 10          /* top sites kept per stage */
+#define SM__MAX_FRAMES 64   /* hard bound on max_frames */
+#define SM__ID_MAX 64
+#define SM__TL_DEPTH 32     /* stage depths for which the sampler keeps a running maximum */
+
+/* ---- jemalloc.c ---------------------------------------------------------------------------- */
+int sm__je_init(void);                     /* 0 when stats can be read; resolves MIBs once */
+int sm__je_read(sm_prof_je *out);          /* writes epoch, reads stats.*; 0 or -1 */
+int sm__je_read_allocated(uint64_t *allocated, uint64_t *resident); /* the same, two figures */
+const char *sm__je_version(void);
+int sm__je_thread_net(uint64_t *net);      /* calling thread: allocated - deallocated bytes */
+int sm__je_peak_read_reset(uint64_t *peak); /* thread.peak.read then thread.peak.reset */
+void *sm__mem_alloc(size_t n, int zero);   /* tracked arrays */
+void sm__mem_free(void *p);
+uint64_t sm__mem_usable(void *p, uint64_t requested);
+void *sm__raw_alloc(size_t n);             /* profiler bookkeeping: never sampled */
+void *sm__raw_realloc(void *p, size_t n);
+void sm__raw_free(void *p);
+size_t sm__raw_usable(void *p);
+/* the allocator functions the interposition layer falls back to before dlsym has answered */
+void *sm__je_bootstrap_alloc(size_t n, size_t align, int zero);
+void sm__je_bootstrap_free(void *p);
+
+/* ---- proc helpers (core.c) ------------------------------------------------------------------ */
+int sm__proc_status(uint64_t *vm_rss, uint64_t *vm_hwm);
+uint64_t sm__proc_statm_rss(void);       /* allocation-free: open/read/close */
+double sm__now(void);                     /* CLOCK_MONOTONIC seconds */
+
+/* ---- sites.c ------------------------------------------------------------------------------- */
+typedef struct sm__site {
+	uint64_t hash;
+	uint64_t bytes;       /* tracked: requested bytes allocated here; untracked: sampled estimate */
+	uint64_t count;       /* tracked: arrays; untracked: samples */
+	uint64_t live;        /* bytes live now (same units as bytes) */
+	void **frames;
+	uint16_t nframes;
+	uint8_t tracked;
+} sm__site;
+
+typedef struct sm__sites {
+	size_t max;            /* max_sites */
+	int max_frames;
+	size_t n;
+	sm__site *v;
+	void **pool;           /* max * max_frames */
+	uint32_t *index;       /* open addressing, site index + 1, 0 = empty */
+	size_t index_cap;
+	size_t map_bytes;      /* one mmap holding all of the above */
+	uint64_t unwind_failures, dropped;
+} sm__sites;
+
+typedef struct sm__top {
+	int32_t site;
+	uint64_t bytes;
+} sm__top;
+
+extern pthread_mutex_t sm__lock;
+
+int sm__sites_init(sm__sites *s, size_t max_sites, int max_frames);
+void sm__sites_release(sm__sites *s);
+/* Captures the caller's stack, skipping `skip` innermost frames. Returns frames (0 on failure). */
+int sm__capture(void **frames, int max, int skip);
+/* Interns a stack (under sm__lock). Returns the site index or -1 when the table is full. */
+int sm__site_intern(sm__sites *s, void *const *frames, int n, int tracked);
+/* The current top sites by live bytes (under sm__lock). Returns the number filled. */
+int sm__sites_top(const sm__sites *s, sm__top *out, int n);
+
+/* Sampling layer state, read by interpose.c without the lock. */
+extern int sm__sampling;              /* 1 while an active profiler samples */
+extern int sm__filter_on;             /* 1 while the sampled-pointer table may hold entries */
+extern unsigned char *sm__filter;     /* counting filter indexed by sm__ptr_hash */
+extern uint64_t sm__threshold, sm__interval;
+#define SM__FILTER_BITS 18
+static inline uint32_t sm__ptr_hash(const void *p)
+{
+	return (uint32_t)((((uintptr_t)p >> 4) * 0x9E3779B97F4A7C15ull) >> (64 - SM__FILTER_BITS));
+}
+/* Records a sampled allocation that stands for `weight` bytes (any thread; takes the lock). */
+void sm__sample_record(void *p, uint64_t size, uint64_t weight);
+/* Forgets a sampled pointer being freed (any thread; takes the lock). */
+void sm__sample_forget(void *p);
+/* Thread-local reentrancy guard: nonzero while the profiler itself runs on this thread. */
+int *sm__guard(void);
+
+/* Activates/deactivates sampling for p (under no lock; takes it). 0, or -1 with *why set. */
+int sm__sampling_start(sm_prof *p, const char **why);
+void sm__sampling_stop(sm_prof *p);
+uint64_t sm__sampled_live(void);          /* under the lock */
+void sm__sampling_counts(uint64_t *samples, uint64_t *dropped, uint64_t *live, size_t *self_bytes);
+
+/* ---- core.c, for sites.c: called under the lock when the untracked live estimate rises ------ */
+void sm__prof_live_changed(sm_prof *p);
+sm__sites *sm__prof_sites(sm_prof *p);
+void sm__prof_close_all(sm_prof *p);      /* takes the lock */
+
+/* ---- timeline.c ---------------------------------------------------------------------------- */
+typedef struct sm__timeline {
+	pthread_t thread;
+	int running;
+	int stop;
+	double period;         /* seconds between samples (doubled on thinning) */
+	double t0;
+	size_t cap, n;
+	double *t;
+	uint64_t *allocated, *resident;
+	uint64_t depth_max[SM__TL_DEPTH];
+	int open_depth;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	size_t map_bytes;
+} sm__timeline;
+
+int sm__timeline_start(sm__timeline *tl, double hz, size_t cap, double t0);
+void sm__timeline_stop(sm__timeline *tl);
+void sm__timeline_release(sm__timeline *tl); /* stops and unmaps */
+/* Stage boundary: at begin resets depth d's running max; returns it at end. */
+void sm__timeline_enter(sm__timeline *tl, int depth);
+uint64_t sm__timeline_leave(sm__timeline *tl, int depth);
+
+/* ---- the profiler (core.c), shared with json.c ---------------------------------------------- */
+typedef struct sm__stage {
+	char id[SM__ID_MAX];
+	int64_t instance;
+	int depth, parent, open, forced_closed;
+	uint64_t req_begin, req_end, req_peak, tracked_alloc_peak;
+	sm_prof_je je_begin, je_end;
+	uint64_t alloc_peak;
+	int64_t others_net, max_rel;
+	uint64_t begin_net, tl_max;
+	uint64_t rss_begin, rss_end, hwm_end;
+	double t_begin, wall, cpu, cpu_begin;
+	uint64_t snap_level;
+	int ntop;
+	sm__top top[SM__TOP];
+} sm__stage;
+
+typedef struct sm__array {
+	char name[SM__ID_MAX];
+	int stage;             /* index of the stage current at allocation, -1 */
+	int freed_stage;       /* -1: live or freed outside any stage */
+	int64_t instance;
+	uint64_t requested, allocated;
+	double t_alloc, t_free;
+	int live;
+	int site;
+	void *ptr;
+} sm__array;
+
+typedef struct sm__meta {
+	char *key;
+	char *json;
+} sm__meta;
+
+struct sm_prof {
+	sm_prof_options o;
+	int je;                        /* jemalloc measured */
+	const char *untracked_sampling;
+	int sampling;                  /* this profiler drives the sampling layer */
+	double t0, cpu0;
+	sm_prof_je base;
+	uint64_t base_rss, base_hwm;
+
+	sm__stage *stages;
+	size_t nstages, cap_stages;
+	int *open;                     /* stack of open stage indices */
+	size_t nopen, cap_open;
+	uint64_t win_reset_net;        /* thread net bytes at the last thread.peak.reset */
+
+	sm__array *arrays;
+	size_t narrays, cap_arrays;
+	uint32_t *amap;                /* ptr -> array index + 1, open addressing (live only) */
+	size_t amap_cap, amap_used;
+
+	uint64_t live_req, live_alloc;
+
+	char inject_name[SM__ID_MAX];
+	int inject_named;
+	uint64_t inject_left;
+
+	struct { double t; int stage; int begin; } *marks;
+	size_t nmarks, cap_marks;
+
+	sm__meta *meta;
+	size_t nmeta;
+
+	int incomplete;
+	char *incomplete_reason;
+
+	sm__sites sites;
+	sm__timeline tl;
+	int tl_on;
+};
+
+#endif

@@ -1,0 +1,153 @@
+/*
+ * The timeline: a sampler thread that records jemalloc's stats.allocated (after an epoch write)
+ * and the resident set (VmRSS from /proc/self/statm, read with open/read into a stack buffer) at a
+ * set rate into arrays mapped before the thread starts. The thread allocates nothing after start.
+ * When the arrays are full, every other sample is dropped and the period doubles, so the memory is
+ * bounded and the whole run stays covered. The sampler also keeps, for each open stage depth, the
+ * highest allocated figure seen since that stage began: other threads' allocations enter the stage
+ * peaks through it (see docs/PROFILER.md).
+ */
+#include "profiler/prof-internal.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+static void add_seconds(struct timespec *ts, double s)
+{
+	long ns = (long)((s - (double)(long)s) * 1e9);
+	ts->tv_sec += (time_t)s;
+	ts->tv_nsec += ns;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+static void thin(sm__timeline *tl)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < tl->n; i += 2, k++) {
+		tl->t[k] = tl->t[i];
+		tl->allocated[k] = tl->allocated[i];
+		tl->resident[k] = tl->resident[i];
+	}
+	tl->n = k;
+	tl->period *= 2;
+}
+
+static void *run(void *arg)
+{
+	sm__timeline *tl = arg;
+	*sm__guard() = 1; /* nothing this thread does is an allocation site of the host */
+	struct timespec next;
+	clock_gettime(CLOCK_MONOTONIC, &next);
+	pthread_mutex_lock(&tl->mu);
+	while (!tl->stop) {
+		pthread_mutex_unlock(&tl->mu);
+		uint64_t a = 0, r = 0;
+		int ok = sm__je_read_allocated(&a, &r) == 0;
+		uint64_t rss = sm__proc_statm_rss();
+		double t = sm__now() - tl->t0;
+		pthread_mutex_lock(&tl->mu);
+		if (tl->n == tl->cap)
+			thin(tl);
+		if (tl->n < tl->cap) {
+			tl->t[tl->n] = t;
+			tl->allocated[tl->n] = ok ? a : 0;
+			tl->resident[tl->n] = rss;
+			tl->n++;
+		}
+		if (ok)
+			for (int d = 0; d < tl->open_depth && d < SM__TL_DEPTH; d++)
+				if (a > tl->depth_max[d])
+					tl->depth_max[d] = a;
+		add_seconds(&next, tl->period);
+		while (!tl->stop) {
+			int rc = pthread_cond_timedwait(&tl->cv, &tl->mu, &next);
+			if (rc == ETIMEDOUT)
+				break;
+		}
+	}
+	pthread_mutex_unlock(&tl->mu);
+	return NULL;
+}
+
+int sm__timeline_start(sm__timeline *tl, double hz, size_t cap, double t0)
+{
+	memset(tl, 0, sizeof(*tl));
+	if (cap < 2)
+		cap = 2;
+	size_t bytes = cap * (sizeof(double) + 2 * sizeof(uint64_t));
+	void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED)
+		return -1;
+	tl->t = m;
+	tl->allocated = (uint64_t *)((char *)m + cap * sizeof(double));
+	tl->resident = tl->allocated + cap;
+	tl->cap = cap;
+	tl->map_bytes = bytes;
+	tl->period = 1.0 / hz;
+	tl->t0 = t0;
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&tl->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_mutex_init(&tl->mu, NULL);
+	if (pthread_create(&tl->thread, NULL, run, tl) != 0) {
+		pthread_cond_destroy(&tl->cv);
+		pthread_mutex_destroy(&tl->mu);
+		munmap(m, bytes);
+		memset(tl, 0, sizeof(*tl));
+		return -1;
+	}
+	tl->running = 1;
+	return 0;
+}
+
+void sm__timeline_stop(sm__timeline *tl)
+{
+	if (!tl->running)
+		return;
+	pthread_mutex_lock(&tl->mu);
+	tl->stop = 1;
+	pthread_cond_signal(&tl->cv);
+	pthread_mutex_unlock(&tl->mu);
+	pthread_join(tl->thread, NULL);
+	tl->running = 0;
+}
+
+void sm__timeline_release(sm__timeline *tl)
+{
+	sm__timeline_stop(tl);
+	if (tl->t) {
+		pthread_cond_destroy(&tl->cv);
+		pthread_mutex_destroy(&tl->mu);
+		munmap(tl->t, tl->map_bytes);
+	}
+	memset(tl, 0, sizeof(*tl));
+}
+
+void sm__timeline_enter(sm__timeline *tl, int depth)
+{
+	if (!tl->t)
+		return;
+	pthread_mutex_lock(&tl->mu);
+	if (depth < SM__TL_DEPTH)
+		tl->depth_max[depth] = 0;
+	tl->open_depth = depth + 1;
+	pthread_mutex_unlock(&tl->mu);
+}
+
+uint64_t sm__timeline_leave(sm__timeline *tl, int depth)
+{
+	if (!tl->t)
+		return 0;
+	pthread_mutex_lock(&tl->mu);
+	uint64_t v = depth < SM__TL_DEPTH ? tl->depth_max[depth] : 0;
+	tl->open_depth = depth;
+	pthread_mutex_unlock(&tl->mu);
+	return v;
+}
