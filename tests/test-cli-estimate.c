@@ -1,0 +1,399 @@
+/*
+ * `snapmem estimate` and `snapmem tradeoff` through the binary: the TNG300-1 default prints the
+ * notebook's exact figures in table, Markdown and JSON; --node-mem fits / does not fit / lists the
+ * combinations that fit / exits 1 when none does; every bad input is exit 2 with one line on stderr;
+ * -o is atomic (no file on error, an existing file untouched); header-only snapshots from
+ * `snapmem mock` (600 chunks, and counts whose bytes overflow 64 bits).
+ */
+#include <dirent.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "util.h"
+
+static void assert_contains(const char *hay, const char *needle)
+{
+	if (strstr(hay, needle) == NULL)
+		fail_msg("output lacks '%s'", needle);
+}
+
+/* Exit 2, nothing on stdout, exactly one line on stderr containing `want`. */
+static void expect_bad(tu_result r, const char *want)
+{
+	if (r.status != 2 || tu_count_lines(r.err) != 1 || strstr(r.err, want) == NULL)
+		fail_msg("want exit 2 and one line with '%s'; got %d, stderr: %s", want, r.status,
+			 r.err);
+	assert_string_equal(r.out, "");
+	tu_result_free(&r);
+}
+
+static void test_default_table(void **state)
+{
+	tu_result r = tu_run("estimate", NULL);
+
+	(void)state;
+	assert_int_equal(r.status, 0);
+	assert_string_equal(r.err, "");
+	assert_contains(r.out, "TNG300-1 snapshot 99");
+	assert_contains(r.out, "14,454,722,210");
+	assert_contains(r.out, "1,569,820,322 + HighWord 3");
+	assert_contains(r.out, "in 600 files");
+	assert_contains(r.out, "halos 280");
+	assert_contains(r.out, "57,818,888,840");          /* each gas field */
+	assert_contains(r.out, "53.84803641587496");
+	assert_contains(r.out, "173,456,666,520");         /* three fields; positions float32 */
+	assert_contains(r.out, "161.54410924762487");
+	assert_contains(r.out, "346,913,333,040");         /* positions float64 */
+	assert_contains(r.out, "8,080");                   /* step 1, numpy arithmetic */
+	assert_contains(r.out, "7.890625");
+	assert_contains(r.out, "+20.06 GiB  UNEXPLAINED");
+	assert_contains(r.out, "+40.11 GiB  UNEXPLAINED");
+	assert_contains(r.out, "<- peak");
+	assert_contains(r.out, "process baseline");
+	assert_contains(r.out, "53.85 GiB");               /* IEC units */
+	assert_contains(r.out, "assumptions");
+	tu_result_free(&r);
+}
+
+static void test_default_json(void **state)
+{
+	tu_result r = tu_run("estimate", "--format", "json", NULL);
+	json_error_t jerr;
+	json_t *root, *stages, *doc, *v;
+	size_t i, j;
+	int seen_fields = 0, seen_coord = 0, seen_unexplained = 0;
+
+	(void)state;
+	assert_int_equal(r.status, 0);
+	root = json_loads(r.out, 0, &jerr);
+	assert_non_null(root);
+	assert_string_equal(json_string_value(json_object_get(root, "schema")), "snapmem.estimate/1");
+	stages = json_object_get(root, "stages");
+	json_array_foreach(stages, i, v) {
+		json_t *a;
+
+		json_array_foreach(json_object_get(v, "arrays"), j, a) {
+			const char *name = json_string_value(json_object_get(a, "name"));
+			json_int_t req = json_integer_value(json_object_get(a, "requested_bytes"));
+
+			if (strcmp(name, "InternalEnergy") == 0 || strcmp(name, "ElectronAbundance") == 0 ||
+			    strcmp(name, "StarFormationRate") == 0) {
+				assert_int_equal(req, INT64_C(57818888840));
+				seen_fields++;
+			}
+			if (strcmp(name, "Coordinates") == 0) {
+				assert_int_equal(req, INT64_C(173456666520));
+				seen_coord++;
+			}
+			assert_true(json_integer_value(json_object_get(a, "allocated_bytes")) >= req);
+		}
+	}
+	assert_int_equal(seen_fields, 3);
+	assert_int_equal(seen_coord, 1);
+	assert_true(json_is_string(json_object_get(root, "peak_stage")));
+	assert_true(json_is_integer(json_object_get(root, "peak_total_bytes")));
+	assert_true(json_is_null(json_object_get(root, "fits")));
+	doc = json_object_get(root, "documented");
+	json_array_foreach(doc, i, v) {
+		const char *t = json_string_value(json_object_get(v, "documented_text"));
+
+		if (strcmp(t, "7.890625 kB") == 0)
+			assert_int_equal(json_integer_value(json_object_get(v, "notebook_arithmetic_bytes")),
+					 8080);
+		if (strcmp(t, "323 GB") == 0)
+			assert_int_equal(json_integer_value(json_object_get(v, "estimated_bytes")),
+					 INT64_C(346913333040));
+		if (json_is_true(json_object_get(v, "unexplained")))
+			seen_unexplained++;
+	}
+	assert_int_equal(seen_unexplained, 2);
+	json_decref(root);
+	tu_result_free(&r);
+}
+
+static void test_markdown(void **state)
+{
+	tu_result r = tu_run("estimate", "--format", "markdown", NULL);
+
+	(void)state;
+	assert_int_equal(r.status, 0);
+	assert_contains(r.out, "# snapmem estimate");
+	assert_contains(r.out, "| step | stage |");
+	assert_contains(r.out, "**unexplained**");
+	assert_contains(r.out, "161.54410924762487");
+	tu_result_free(&r);
+}
+
+static void test_node_mem(void **state)
+{
+	tu_result r;
+	json_t *root;
+	json_error_t jerr;
+
+	(void)state;
+	/* fits */
+	r = tu_run("estimate", "--node-mem", "1TiB", NULL);
+	assert_int_equal(r.status, 0);
+	assert_contains(r.out, "node memory 1.00 TiB: fits");
+	tu_result_free(&r);
+	/* float64 does not fit 300 GiB; the float32 combinations do: listed, exit 0 */
+	r = tu_run("estimate", "--positions", "float64", "--node-mem", "300G", NULL);
+	assert_int_equal(r.status, 0);
+	assert_contains(r.out, "does NOT fit");
+	assert_contains(r.out, "option combinations that fit");
+	assert_contains(r.out, "positions float32, select index, temperature in-memory");
+	assert_null(strstr(strstr(r.out, "combinations that fit"), "positions float64, select"));
+	tu_result_free(&r);
+	/* nothing fits 128 GiB at one rank: exit 1, and the ranks it needs */
+	r = tu_run("estimate", "--node-mem", "128G", NULL);
+	assert_int_equal(r.status, 1);
+	assert_contains(r.out, "no option combination fits");
+	assert_contains(r.out, "at least 2 MPI ranks");
+	tu_result_free(&r);
+	r = tu_run("estimate", "--node-mem", "128G", "--format", "json", NULL);
+	assert_int_equal(r.status, 1);
+	root = json_loads(r.out, 0, &jerr);
+	assert_non_null(root);
+	assert_true(json_is_false(json_object_get(root, "fits")));
+	assert_int_equal(json_integer_value(json_object_get(root, "node_mem_bytes")),
+			 INT64_C(137438953472));
+	assert_int_equal(json_array_size(json_object_get(root, "alternatives")), 16);
+	assert_int_equal(json_integer_value(json_object_get(root, "ranks_needed")), 2);
+	json_decref(root);
+	tu_result_free(&r);
+	/* per rank: two ranks fit 128 GiB */
+	r = tu_run("estimate", "--ranks", "2", "--node-mem", "128G", NULL);
+	assert_int_equal(r.status, 0);
+	assert_contains(r.out, "fits");
+	tu_result_free(&r);
+}
+
+static void test_bad_input(void **state)
+{
+	char *dir = tu_tmpdir(), *mem = tu_path(dir, "memory.json");
+	FILE *f;
+
+	(void)state;
+	expect_bad(tu_run("estimate", "--positions", "float16", NULL), "float16");
+	expect_bad(tu_run("estimate", "--halos", "-3", NULL), "--halos");
+	expect_bad(tu_run("estimate", "--halos", NULL), "missing value");
+	expect_bad(tu_run("estimate", "--halos", "many", NULL), "'many'");
+	expect_bad(tu_run("estimate", "--node-mem", "12Gx", NULL), "12Gx");
+	expect_bad(tu_run("estimate", "--node-mem", "0", NULL), "--node-mem");
+	expect_bad(tu_run("estimate", "--node-mem", "99999999999999999999", NULL), "64 bits");
+	expect_bad(tu_run("estimate", "--frobnicate", NULL), "unknown option '--frobnicate'");
+	expect_bad(tu_run("estimate", "--format", "xml", NULL), "'xml'");
+	expect_bad(tu_run("estimate", "--snap", "99", NULL), "--base-path");
+	expect_bad(tu_run("estimate", "--base-path", dir, NULL), "--snap");
+	expect_bad(tu_run("estimate", "--base-path", dir, "--snap", "99", "--snapshot", "x.hdf5",
+			  NULL), "not both");
+	expect_bad(tu_run("estimate", "--stream-block", "0", NULL), "--stream-block");
+	expect_bad(tu_run("estimate", "--ranks", "0", NULL), "--ranks");
+	expect_bad(tu_run("estimate", "--mass-min", "heavy", NULL), "--mass-min");
+	expect_bad(tu_run("estimate", "--sphere-cells", "-1", NULL), "--sphere-cells");
+	expect_bad(tu_run("estimate", "--base-path", dir, "--snap", "99", NULL), dir);
+	expect_bad(tu_run("estimate", "--snapshot", "/nonexistent/snap.hdf5", "--halos", "3", NULL),
+		   "/nonexistent/snap.hdf5");
+	expect_bad(tu_run("estimate", "--calibrate", dir, NULL), "memory.json");
+	f = fopen(mem, "w");
+	assert_non_null(f);
+	fputs("{\"run\": {\"halos\": 7}}", f);
+	fclose(f);
+	expect_bad(tu_run("estimate", "--calibrate", dir, NULL), "run.halos");
+	expect_bad(tu_run("tradeoff", "--positions", "float128", NULL), "float128");
+	expect_bad(tu_run("tradeoff", "--node-mem", "1G", NULL), "unknown option");
+	free(mem);
+	tu_rmtree(dir);
+	free(dir);
+}
+
+static void test_snapshot_without_catalogue(void **state)
+{
+	char *snap = tu_real_data("reduced_snap_247.hdf5");
+	tu_result r;
+
+	(void)state;
+	expect_bad(tu_run("estimate", "--snapshot", snap, NULL), "--mass-min needs one");
+	r = tu_run("estimate", "--snapshot", snap, "--halos", "3", "--format", "json", NULL);
+	assert_int_equal(r.status, 0);
+	assert_contains(r.out, "\"kind\": \"snapshot\"");
+	tu_result_free(&r);
+	free(snap);
+}
+
+static int count_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			n++;
+	closedir(d);
+	return n;
+}
+
+static void test_output_atomic(void **state)
+{
+	char *dir = tu_tmpdir(), *out = tu_path(dir, "estimate.json"),
+	     *bad = tu_path(dir, "missing/estimate.json"), *got;
+	tu_result r;
+
+	(void)state;
+	r = tu_run("estimate", "--format", "json", "-o", out, NULL);
+	assert_int_equal(r.status, 0);
+	assert_string_equal(r.out, "");
+	tu_result_free(&r);
+	got = tu_read_file(out, NULL);
+	assert_non_null(got);
+	assert_contains(got, "snapmem.estimate/1");
+	free(got);
+	assert_int_equal(count_entries(dir), 1);
+
+	/* An error before writing leaves the existing file as it was. */
+	expect_bad(tu_run("estimate", "--positions", "float16", "-o", out, NULL), "float16");
+	expect_bad(tu_run("estimate", "--calibrate", dir, "-o", out, NULL), "memory.json");
+	got = tu_read_file(out, NULL);
+	assert_contains(got, "snapmem.estimate/1");
+	free(got);
+
+	/* A failing write leaves no file behind. */
+	expect_bad(tu_run("estimate", "-o", bad, NULL), "missing/estimate.json");
+	assert_false(tu_exists(bad));
+	assert_int_equal(count_entries(dir), 1);
+
+	/* Table over the JSON: replaced whole; tradeoff too. */
+	r = tu_run("tradeoff", "-o", out, NULL);
+	assert_int_equal(r.status, 0);
+	tu_result_free(&r);
+	got = tu_read_file(out, NULL);
+	assert_contains(got, "f64/mask/stream");
+	assert_null(strstr(got, "snapmem.estimate/1"));
+	free(got);
+	assert_int_equal(count_entries(dir), 1);
+	free(out);
+	free(bad);
+	tu_rmtree(dir);
+	free(dir);
+}
+
+static void test_tradeoff(void **state)
+{
+	tu_result r = tu_run("tradeoff", NULL);
+	json_t *root;
+	json_error_t jerr;
+
+	(void)state;
+	assert_int_equal(r.status, 0);
+	assert_contains(r.out, "f32/index/mem");
+	assert_contains(r.out, "f64/index/mem");
+	assert_contains(r.out, "-162.26 GiB");   /* float64 positions cost 3 x 4 x N more */
+	assert_contains(r.out, "precision");
+	tu_result_free(&r);
+	r = tu_run("tradeoff", "--format", "json", NULL);
+	assert_int_equal(r.status, 0);
+	root = json_loads(r.out, 0, &jerr);
+	assert_non_null(root);
+	assert_string_equal(json_string_value(json_object_get(root, "schema")), "snapmem.tradeoff/1");
+	assert_int_equal(json_array_size(json_object_get(root, "variants")), 8);
+	json_decref(root);
+	tu_result_free(&r);
+	r = tu_run("tradeoff", "--format", "markdown", NULL);
+	assert_int_equal(r.status, 0);
+	assert_contains(r.out, "| combination |");
+	tu_result_free(&r);
+}
+
+static void test_help(void **state)
+{
+	tu_result r = tu_run("estimate", "-h", NULL);
+
+	(void)state;
+	assert_int_equal(r.status, 0);
+	assert_contains(r.out, "--node-mem");
+	assert_contains(r.out, "--positions float32|float64");
+	tu_result_free(&r);
+	r = tu_run("tradeoff", "--help", NULL);
+	assert_int_equal(r.status, 0);
+	assert_contains(r.out, "--select");
+	tu_result_free(&r);
+}
+
+/* Header-only mocks: skipped while `snapmem mock --header-only` is not available. */
+static int make_mock(const char *dir, const char *gas, const char *files)
+{
+	tu_result r = tu_run("mock", dir, "--header-only", "--gas-total", gas, "--files", files,
+			     NULL);
+	int ok = r.status == 0;
+
+	tu_result_free(&r);
+	return ok;
+}
+
+static void test_mock_600_chunks(void **state)
+{
+	char *dir = tu_tmpdir();
+	tu_result r;
+
+	(void)state;
+	if (!make_mock(dir, "14454722210", "600")) {
+		tu_rmtree(dir);
+		free(dir);
+		skip();
+	}
+	r = tu_run("estimate", "--base-path", dir, "--snap", "99", "--halos", "5", "--format", "json",
+		   NULL);
+	assert_int_equal(r.status, 0);
+	assert_contains(r.out, "\"gas_cells\": 14454722210");
+	assert_contains(r.out, "\"num_files\": 600");
+	assert_contains(r.out, "57818888840");
+	tu_result_free(&r);
+	tu_rmtree(dir);
+	free(dir);
+}
+
+static void test_mock_overflow(void **state)
+{
+	char *dir = tu_tmpdir();
+
+	(void)state;
+	/* 2^62 cells: 4 B x N fits, 3 x 8 B x N does not */
+	if (!make_mock(dir, "4611686018427387904", "2")) {
+		tu_rmtree(dir);
+		free(dir);
+		skip();
+	}
+	expect_bad(tu_run("estimate", "--base-path", dir, "--snap", "99", "--halos", "1",
+			  "--positions", "float64", NULL), "64 bits");
+	tu_rmtree(dir);
+	free(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_default_table),
+		cmocka_unit_test(test_default_json),
+		cmocka_unit_test(test_markdown),
+		cmocka_unit_test(test_node_mem),
+		cmocka_unit_test(test_bad_input),
+		cmocka_unit_test(test_snapshot_without_catalogue),
+		cmocka_unit_test(test_output_atomic),
+		cmocka_unit_test(test_tradeoff),
+		cmocka_unit_test(test_help),
+		cmocka_unit_test(test_mock_600_chunks),
+		cmocka_unit_test(test_mock_overflow),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
