@@ -194,8 +194,13 @@ const char *sm__je_version(void) { return NULL; }
 int sm__je_thread_net(uint64_t *net) { return -1; }
 int sm__je_peak_read_reset(uint64_t *peak) { return -1; }
 
+/* AddressSanitizer aborts on requests above 1 TiB instead of returning NULL: refuse them here */
+#define ASAN_MAX ((size_t)1 << 40)
+
 void *sm__mem_alloc(size_t n, int zero)
 {
+	if (n > ASAN_MAX)
+		return NULL;
 	return zero ? calloc(n ? n : 1, 1) : malloc(n ? n : 1);
 }
 
