@@ -140,10 +140,16 @@ static inline void sample(void *p, size_t n)
 
 #define ON() __builtin_expect(__atomic_load_n(&sm__sampling, __ATOMIC_RELAXED), 0)
 
+static inline int filter_hit(const void *p)
+{
+	uint32_t h = sm__ptr_hash(p);
+	return (int)((sm__filter[h >> 6] >> (h & 63)) & 1);
+}
+
 static inline void maybe_forget(void *p)
 {
 	if (__builtin_expect(__atomic_load_n(&sm__filter_on, __ATOMIC_RELAXED), 0) && p &&
-	    sm__filter[sm__ptr_hash(p)])
+	    filter_hit(p))
 		sm__sample_forget(p);
 }
 

@@ -95,7 +95,7 @@ int sm__sites_top(const sm__sites *s, sm__top *out, int n);
 /* Sampling layer state, read by interpose.c without the lock. */
 extern int sm__sampling;              /* 1 while an active profiler samples */
 extern int sm__filter_on;             /* 1 while the sampled-pointer table may hold entries */
-extern unsigned char *sm__filter;     /* counting filter indexed by sm__ptr_hash */
+extern uint64_t *sm__filter;          /* one bit per sm__ptr_hash value (32 KiB: stays in L1/L2) */
 extern uint64_t sm__threshold, sm__interval;
 #define SM__FILTER_BITS 18
 static inline uint32_t sm__ptr_hash(const void *p)

@@ -8,8 +8,8 @@
  *
  * The sampling layer (interpose.c) calls sm__sample_record for the allocations it picks; the
  * pointer goes into an open-addressing table (linear probing, backward-shift deletion) mapped once
- * per process with mmap, never through malloc, with a counting filter beside it: free() reads one
- * byte of the filter and only takes the lock when the byte is non-zero. Both tables are bounded;
+ * per process with mmap, never through malloc, with a one-bit-per-hash filter beside it (32 KiB,
+ * and a count per bit): free() reads one bit and only takes the lock when it is set. Both tables are bounded;
  * what does not fit is counted as dropped. One profiler at a time drives the sampling layer.
  */
 #define UNW_LOCAL_ONLY
@@ -25,7 +25,8 @@ pthread_mutex_t sm__lock = PTHREAD_MUTEX_INITIALIZER;
 
 int sm__sampling;
 int sm__filter_on;
-unsigned char *sm__filter;
+uint64_t *sm__filter;
+static unsigned char *fcount; /* how many live entries share each filter bit (under the lock) */
 uint64_t sm__threshold = 1 << 20, sm__interval = 512 << 10;
 
 #define LIVE_BITS 16
@@ -186,8 +187,8 @@ static void live_remove(live_entry *e)
 {
 	size_t i = (size_t)(e - live);
 	uint32_t fh = sm__ptr_hash((void *)e->ptr);
-	if (sm__filter[fh] != 255)
-		sm__filter[fh]--;
+	if (fcount[fh] != 255 && --fcount[fh] == 0)
+		sm__filter[fh >> 6] &= ~(1ull << (fh & 63));
 	live_n--;
 	/* backward-shift deletion keeps probe chains intact without tombstones */
 	size_t j = i;
@@ -254,8 +255,9 @@ void sm__sample_record(void *ptr, uint64_t size, uint64_t weight)
 	live[i].weight = weight;
 	live_n++;
 	uint32_t fh = sm__ptr_hash(ptr);
-	if (sm__filter[fh] != 255)
-		sm__filter[fh]++;
+	if (fcount[fh] != 255)
+		fcount[fh]++;
+	sm__filter[fh >> 6] |= 1ull << (fh & 63);
 	sm__prof_live_changed(active);
 out:
 	pthread_mutex_unlock(&sm__lock);
@@ -287,16 +289,18 @@ int sm__sampling_start(sm_prof *p, const char **why)
 		goto out;
 	}
 	if (!live) {
-		size_t lb = LIVE_CAP * sizeof(live_entry), fb = (size_t)1 << SM__FILTER_BITS;
-		void *m = mmap(NULL, lb + fb, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+		size_t lb = LIVE_CAP * sizeof(live_entry), fb = (size_t)1 << SM__FILTER_BITS,
+		       bb = fb / 8;
+		void *m = mmap(NULL, lb + fb + bb, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
 			       0);
 		if (m == MAP_FAILED) {
 			*why = "off: cannot map the sampled-pointer table";
 			goto out;
 		}
 		live = m;
-		sm__filter = (unsigned char *)m + lb;
-		global_map_bytes = lb + fb;
+		fcount = (unsigned char *)m + lb;
+		sm__filter = (uint64_t *)((char *)m + lb + fb);
+		global_map_bytes = lb + fb + bb;
 	}
 	active = p;
 	live_n = 0;
@@ -319,7 +323,8 @@ void sm__sampling_stop(sm_prof *p)
 		__atomic_store_n(&sm__filter_on, 0, __ATOMIC_RELEASE);
 		/* the maps stay for the life of the process: a free racing with this reads valid memory */
 		memset(live, 0, LIVE_CAP * sizeof(live_entry));
-		memset(sm__filter, 0, (size_t)1 << SM__FILTER_BITS);
+		memset(fcount, 0, (size_t)1 << SM__FILTER_BITS);
+		memset(sm__filter, 0, ((size_t)1 << SM__FILTER_BITS) / 8);
 		live_n = 0;
 		live_bytes = 0;
 		active = NULL;
