@@ -18,6 +18,10 @@
 
 #include "internal.h"
 
+/* per_halo lists the most massive halos only beyond this many (a selection of millions of groups
+ * would cost gigabytes of JSON); per_halo_truncated says so. The stages are computed from all. */
+#define JSON_MAX_HALOS 100000u
+
 static const char *positions_name(sm_dtype t)
 {
 	return t == SM_DTYPE_F64 ? "float64" : "float32";
@@ -101,7 +105,7 @@ static json_t *halos_json(const sm_est_input *in, const sm_estimate *e)
 
 	for (i = 0; i < na; i++)
 		json_array_append_new(assumptions, json_string(as[i]));
-	for (i = 0; i < in->nhalos; i++) {
+	for (i = 0; i < in->nhalos && i < JSON_MAX_HALOS; i++) {
 		const sm_est_halo *h = &in->halos[i];
 
 		json_array_append_new(per, json_pack(
@@ -112,11 +116,12 @@ static json_t *halos_json(const sm_est_input *in, const sm_estimate *e)
 			"sphere_cells", bytes(i < e->nhalos ? e->halo_sphere_cells[i] : 0),
 			"peak_bytes", bytes(i < e->nhalos ? e->halo_peak[i] : 0)));
 	}
-	return json_pack("{s:o, s:o, s:s, s:o, s:o}", "count", bytes(in->nhalos),
+	return json_pack("{s:o, s:o, s:s, s:o, s:o, s:b}", "count", bytes(in->nhalos),
 			 "groups_total", bytes(in->groups_total),
 			 "sphere_cells_source", e->sphere_cells_source != NULL ? e->sphere_cells_source
 									       : "model",
-			 "assumptions", assumptions, "per_halo", per);
+			 "assumptions", assumptions, "per_halo", per,
+			 "per_halo_truncated", in->nhalos > JSON_MAX_HALOS);
 }
 
 static json_t *documented_json(const sm_est_input *in, const sm_estimate *e)
