@@ -132,6 +132,22 @@ int sm_snapshot_read_range(sm_snapshot *s, int ptype, const char *field, sm_dtyp
 int sm_snapshot_read_field(sm_snapshot *s, int ptype, const char *field, sm_dtype memtype,
 			   int ncomp, void *buf, const sm_io_buffer *iob, sm_error *err);
 
+/*
+ * Names of the datasets in /PartType<ptype> of the first chunk holding particles of that type, in
+ * name order: *names is a malloc'd array of *n malloc'd strings (sm_field_names_free). *n = 0 when
+ * there are no such particles or the chunk has no PartType group (a headers-only snapshot).
+ */
+int sm_snapshot_field_names(sm_snapshot *s, int ptype, char ***names, size_t *n, sm_error *err);
+void sm_field_names_free(char **names, size_t n);
+
+/*
+ * Checks /PartType<ptype>/<field> in every chunk holding particles of that type: present, ncomp
+ * components (0: whatever the first chunk has), as many rows as NumPart_ThisFile, the same on-disk
+ * type everywhere. Calls sm_snapshot_scan. SM_ENOTFOUND / SM_EFORMAT naming the chunk file.
+ */
+int sm_snapshot_check_field(sm_snapshot *s, int ptype, const char *field, int ncomp,
+			    sm_error *err);
+
 /* A FoF/Subfind group catalogue. */
 typedef struct sm_catalog {
 	char base[SM_PATH_MAX];
@@ -142,6 +158,12 @@ typedef struct sm_catalog {
 	uint64_t nsubgroups_total;   /* Nsubgroups_Total (0 when absent) */
 	double hubble_param;         /* from the catalogue header when present, else 0 */
 	void *priv;
+	/* Groups that sm_catalog_read_group_field delivers: ngroups_total when opened by base path
+	 * (or a single-file catalogue), Ngroups_ThisFile when one chunk of a multi-file catalogue
+	 * was opened with sm_catalog_open_file (only that chunk's groups are read). */
+	uint64_t ngroups_read;
+	int64_t num_files_header;    /* NumFiles as the header says (nfiles is 1 for a single file) */
+	uint64_t ngroups_file0;      /* Ngroups_ThisFile of the first (or only) chunk */
 } sm_catalog;
 
 /* BASE/groups_XXX/fof_subhalo_tab_XXX.0.hdf5, else BASE/groups_XXX/groups_XXX.0.hdf5. */
@@ -150,7 +172,7 @@ int sm_catalog_open_file(sm_catalog *c, const char *path, sm_error *err);
 void sm_catalog_release(sm_catalog *c);
 
 /*
- * Reads /Group/<field> across all chunks (skipping chunks with Ngroups_ThisFile = 0 or a /Group
+ * Reads /Group/<field> across all chunks (one chunk alone: see ngroups_read) (skipping chunks with Ngroups_ThisFile = 0 or a /Group
  * without datasets) into buf: ngroups_total * ncomp elements of memtype. The per-chunk group counts
  * must add up to Ngroups_Total (SM_EFORMAT otherwise).
  */

@@ -1,0 +1,459 @@
+/*
+ * Field reads across chunk files: shape and type checks, hyperslab reads converted by HDF5 in
+ * bounded pieces, the field list of a particle type, and the per-chunk consistency check used by
+ * `snapmem info`.
+ *
+ * A range read walks the chunks in order and reads only the rows it needs from each; HDF5 converts
+ * from the file's type to the memory type through its type-conversion buffer (1 MiB by default, or
+ * the caller's sm_io_buffer), so no copy of the field in the file's type ever exists. The last
+ * chunk file and dataset stay open in s->priv so that streaming callers, which read consecutive
+ * ranges, do not reopen a file per block.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "snapshot/snapshot-internal.h"
+
+static int is_float(sm_dtype t)
+{
+	return t == SM_DTYPE_F32 || t == SM_DTYPE_F64;
+}
+
+static const char *shape_str(int rank, const hsize_t *dims, char *buf, size_t len)
+{
+	if (rank == 1)
+		snprintf(buf, len, "[%llu]", (unsigned long long)dims[0]);
+	else if (rank == 2)
+		snprintf(buf, len, "[%llu,%llu]", (unsigned long long)dims[0],
+			 (unsigned long long)dims[1]);
+	else
+		snprintf(buf, len, "of rank %d", rank);
+	return buf;
+}
+
+/*
+ * Opens /PartType<ptype>/<field> in f and checks it: a known element type (compatible with memtype
+ * unless NONE), rank 1 or 2, ncomp components (0: any), rows rows (UINT64_MAX: any).
+ * Returns 0 with *dset (and *disk, *ncomp_out), or a negative code.
+ */
+static int open_field(hid_t f, const char *path, int ptype, const char *field, uint64_t rows,
+		      int ncomp, sm_dtype memtype, hid_t *dset, sm_dtype *disk, int *ncomp_out,
+		      sm_error *err)
+{
+	char grp[16], name[300], shp[64];
+	hid_t d = -1, t = -1, sp = -1;
+	hsize_t dims[H5S_MAX_RANK];
+	sm_dtype dt;
+	int rank, nc, rc = 0;
+
+	snprintf(grp, sizeof(grp), "PartType%d", ptype);
+	snprintf(name, sizeof(name), "/PartType%d/%s", ptype, field);
+	if (!sm__h5_exists(f, grp))
+		return sm_error_set(err, SM_EFORMAT,
+				    "'%s': no /%s group although NumPart_ThisFile[%d] is %llu",
+				    path, grp, ptype, (unsigned long long)rows);
+	if (strchr(field, '/') != NULL || !sm__h5_exists(f, name))
+		return sm_error_set(err, SM_ENOTFOUND, "'%s': no dataset %s", path, name);
+	d = H5Dopen2(f, name, H5P_DEFAULT);
+	if (d < 0)
+		return sm_error_set(err, SM_EFORMAT, "'%s': %s is not a readable dataset", path,
+				    name);
+	t = H5Dget_type(d);
+	sp = H5Dget_space(d);
+	if (t < 0 || sp < 0) {
+		rc = sm_error_set(err, SM_EFORMAT, "'%s': %s is damaged", path, name);
+		goto out;
+	}
+	dt = sm__dtype_of_h5(t);
+	if (dt == SM_DTYPE_NONE) {
+		rc = sm_error_set(err, SM_EFORMAT, "'%s': %s has an unsupported element type", path,
+				  name);
+		goto out;
+	}
+	if (memtype != SM_DTYPE_NONE && is_float(memtype) != is_float(dt)) {
+		rc = sm_error_set(err, SM_EFORMAT, "'%s': %s is %s on disk and cannot be read as %s",
+				  path, name, sm_dtype_name(dt), sm_dtype_name(memtype));
+		goto out;
+	}
+	rank = H5Sget_simple_extent_ndims(sp);
+	if (rank < 1 || rank > 2 || H5Sget_simple_extent_dims(sp, dims, NULL) < 0) {
+		rc = sm_error_set(err, SM_EFORMAT, "'%s': %s has rank %d, expected [N] or [N,k]",
+				  path, name, rank);
+		goto out;
+	}
+	nc = rank == 1 ? 1 : (int)(dims[1] > 1000000 ? 1000000 : dims[1]);
+	if (ncomp > 0 && nc != ncomp) {
+		if (ncomp == 1)
+			snprintf(grp, sizeof(grp), "[N]");
+		else
+			snprintf(grp, sizeof(grp), "[N,%d]", ncomp);
+		rc = sm_error_set(err, SM_EFORMAT, "'%s': %s has shape %s, expected %s", path, name,
+				  shape_str(rank, dims, shp, sizeof(shp)), grp);
+		goto out;
+	}
+	if (rank == 2 && dims[1] == 0) {
+		rc = sm_error_set(err, SM_EFORMAT, "'%s': %s has shape %s", path, name,
+				  shape_str(rank, dims, shp, sizeof(shp)));
+		goto out;
+	}
+	if (rows != UINT64_MAX && dims[0] != rows) {
+		rc = sm_error_set(err, SM_EFORMAT,
+				  "'%s': %s has %llu rows but NumPart_ThisFile[%d] is %llu", path,
+				  name, (unsigned long long)dims[0], ptype, (unsigned long long)rows);
+		goto out;
+	}
+	*dset = d;
+	d = -1;
+	if (disk != NULL)
+		*disk = dt;
+	if (ncomp_out != NULL)
+		*ncomp_out = nc;
+out:
+	if (sp >= 0)
+		H5Sclose(sp);
+	if (t >= 0)
+		H5Tclose(t);
+	if (d >= 0)
+		H5Dclose(d);
+	return rc;
+}
+
+/* The first chunk holding particles of ptype (from chunk 0's header, else from the scan). */
+static int first_holding(sm_snapshot *s, int ptype, int64_t *chunk, sm_error *err)
+{
+	int64_t i;
+	int rc;
+
+	if (s->header.npart_file0[ptype] > 0) {
+		*chunk = 0;
+		return 0;
+	}
+	if (s->header.npart_total[ptype] == 0)
+		return sm_error_set(err, SM_ENOTFOUND, "'%s': no particles of type %d",
+				    sm__snap_name(s), ptype);
+	if ((rc = sm_snapshot_scan(s, err)) != 0)
+		return rc;
+	for (i = 0; i < s->nfiles; i++)
+		if (s->chunk_counts[(size_t)i * SM_NTYPES + (size_t)ptype] > 0) {
+			*chunk = i;
+			return 0;
+		}
+	return sm_error_set(err, SM_ENOTFOUND, "'%s': no particles of type %d", sm__snap_name(s),
+			    ptype);
+}
+
+static int check_ptype(const sm_snapshot *s, int ptype, sm_error *err)
+{
+	if (ptype < 0 || ptype >= SM_NTYPES)
+		return sm_error_set(err, SM_EINVAL, "'%s': particle type %d out of range",
+				    sm__snap_name(s), ptype);
+	if (s->nfiles < 1)
+		return sm_error_set(err, SM_EINVAL, "snapshot is not open");
+	return 0;
+}
+
+int sm_snapshot_field_info(sm_snapshot *s, int ptype, const char *field, sm_field_info *out,
+			   sm_error *err)
+{
+	char path[SM_PATH_MAX];
+	hid_t f = -1, d = -1;
+	int64_t chunk;
+	sm_dtype dt;
+	uint64_t bytes;
+	int rc, nc;
+
+	sm_hdf5_quiet();
+	memset(out, 0, sizeof(*out));
+	if ((rc = check_ptype(s, ptype, err)) != 0 || (rc = first_holding(s, ptype, &chunk, err)) != 0)
+		return rc;
+	if ((rc = sm_snapshot_chunk_path(s, chunk, path, sizeof(path), err)) != 0 ||
+	    (rc = sm__h5_open(path, &f, err)) != 0)
+		return rc;
+	rc = open_field(f, path, ptype, field, UINT64_MAX, 0, SM_DTYPE_NONE, &d, &dt, &nc, err);
+	if (rc != 0)
+		goto out;
+	if (sm_mul_u64(s->header.npart_total[ptype], (uint64_t)nc, &bytes) != 0 ||
+	    sm_mul_u64(bytes, sm_dtype_size(dt), &bytes) != 0) {
+		rc = sm_error_set(err, SM_EOVERFLOW, "'%s': /PartType%d/%s: size overflows 64 bits",
+				  path, ptype, field);
+		goto out;
+	}
+	out->disk_type = dt;
+	out->ncomp = nc;
+	out->count = s->header.npart_total[ptype];
+	out->bytes = bytes;
+out:
+	if (d >= 0)
+		H5Dclose(d);
+	H5Fclose(f);
+	return rc;
+}
+
+/* Makes the kept dataset (chunk i, ptype, field) current, opening what is needed. */
+static int keep_dataset(sm_snapshot *s, sm__snap_priv *p, int64_t i, int ptype, const char *field,
+			uint64_t rows, int ncomp, sm_dtype memtype, sm_error *err)
+{
+	char path[SM_PATH_MAX];
+	int rc;
+
+	if (p->chunk == i && p->dset >= 0 && p->ptype == ptype && strcmp(p->field, field) == 0)
+		return 0;
+	if (p->chunk != i) {
+		sm__snap_close_kept(s);
+		if ((rc = sm_snapshot_chunk_path(s, i, path, sizeof(path), err)) != 0 ||
+		    (rc = sm__h5_open(path, &p->file, err)) != 0)
+			return rc;
+		p->chunk = i;
+	} else {
+		if (p->dset >= 0)
+			H5Dclose(p->dset);
+		p->dset = -1;
+		if ((rc = sm_snapshot_chunk_path(s, i, path, sizeof(path), err)) != 0)
+			return rc;
+	}
+	rc = open_field(p->file, path, ptype, field, rows, ncomp, memtype, &p->dset, NULL, NULL,
+			err);
+	if (rc != 0) {
+		p->dset = -1;
+		return rc;
+	}
+	p->ptype = ptype;
+	snprintf(p->field, sizeof(p->field), "%s", field);
+	return 0;
+}
+
+int sm_snapshot_read_range(sm_snapshot *s, int ptype, const char *field, sm_dtype memtype,
+			   int ncomp, uint64_t first, uint64_t count, void *buf,
+			   const sm_io_buffer *iob, sm_error *err)
+{
+	sm__snap_priv *p;
+	hid_t dxpl = H5P_DEFAULT, fsp = -1, msp = -1, mt;
+	uint64_t end, start = 0, elem, done = 0, tmp;
+	int64_t i;
+	int rc = 0;
+
+	sm_hdf5_quiet();
+	if ((rc = check_ptype(s, ptype, err)) != 0)
+		return rc;
+	mt = sm__h5_memtype(memtype);
+	if (mt < 0 || ncomp < 1 || ncomp > 1000 || field == NULL || strlen(field) >= 256 ||
+	    (buf == NULL && count > 0))
+		return sm_error_set(err, SM_EINVAL, "'%s': bad read of /PartType%d/%s",
+				    sm__snap_name(s), ptype, field != NULL ? field : "(null)");
+	if ((rc = sm_snapshot_scan(s, err)) != 0)
+		return rc;
+	if (sm_add_u64(first, count, &end) != 0 || end > s->header.npart_total[ptype])
+		return sm_error_set(err, SM_EINVAL,
+				    "'%s': range [%llu, +%llu) beyond the %llu particles of type %d",
+				    sm__snap_name(s), (unsigned long long)first,
+				    (unsigned long long)count,
+				    (unsigned long long)s->header.npart_total[ptype], ptype);
+	elem = (uint64_t)ncomp * sm_dtype_size(memtype);
+	if (sm_mul_u64(count, elem, &tmp) != 0 || tmp > SIZE_MAX)
+		return sm_error_set(err, SM_EOVERFLOW, "'%s': %llu elements do not fit in memory",
+				    sm__snap_name(s), (unsigned long long)count);
+	if (count == 0)
+		return 0;
+	p = sm__snap_priv_get(s);
+	if (p == NULL)
+		return sm_error_set(err, SM_ENOMEM, "'%s': out of memory", sm__snap_name(s));
+	if (iob != NULL && iob->tconv != NULL && iob->size > 0) {
+		dxpl = H5Pcreate(H5P_DATASET_XFER);
+		if (dxpl < 0 || H5Pset_buffer(dxpl, iob->size, iob->tconv, NULL) < 0) {
+			rc = sm_error_set(err, SM_EINVAL,
+					  "'%s': cannot use a conversion buffer of %zu bytes",
+					  sm__snap_name(s), iob->size);
+			goto out;
+		}
+	}
+	for (i = 0; i < s->nfiles && done < count; i++) {
+		uint64_t n = s->chunk_counts[(size_t)i * SM_NTYPES + (size_t)ptype];
+		uint64_t lo, hi;
+		hsize_t fstart[2], fcount[2];
+
+		if (n == 0 || start + n <= first) {
+			start += n;
+			continue;
+		}
+		lo = first > start ? first - start : 0;
+		hi = end - start < n ? end - start : n;
+		if ((rc = keep_dataset(s, p, i, ptype, field, n, ncomp, memtype, err)) != 0)
+			goto out;
+		fstart[0] = lo;
+		fstart[1] = 0;
+		fcount[0] = hi - lo;
+		fcount[1] = (hsize_t)ncomp;
+		fsp = H5Dget_space(p->dset);
+		msp = H5Screate_simple(ncomp == 1 && H5Sget_simple_extent_ndims(fsp) == 1 ? 1 : 2,
+				       fcount, NULL);
+		if (fsp < 0 || msp < 0 ||
+		    H5Sselect_hyperslab(fsp, H5S_SELECT_SET, fstart, NULL, fcount, NULL) < 0) {
+			rc = sm_error_set(err, SM_EFORMAT, "'%s' chunk %lld: /PartType%d/%s: cannot "
+					  "select rows %llu to %llu", sm__snap_name(s),
+					  (long long)i, ptype, field, (unsigned long long)lo,
+					  (unsigned long long)hi);
+			goto out;
+		}
+		if (H5Dread(p->dset, mt, msp, fsp, dxpl, (char *)buf + done * elem) < 0) {
+			char path[SM_PATH_MAX];
+
+			sm_snapshot_chunk_path(s, i, path, sizeof(path), NULL);
+			rc = sm_error_set(err, SM_EIO, "'%s': reading /PartType%d/%s rows %llu to %llu "
+					  "failed (damaged file, or conversion buffer too small)",
+					  path, ptype, field, (unsigned long long)lo,
+					  (unsigned long long)hi);
+			goto out;
+		}
+		H5Sclose(msp);
+		H5Sclose(fsp);
+		msp = fsp = -1;
+		done += hi - lo;
+		start += n;
+	}
+out:
+	if (msp >= 0)
+		H5Sclose(msp);
+	if (fsp >= 0)
+		H5Sclose(fsp);
+	if (dxpl != H5P_DEFAULT)
+		H5Pclose(dxpl);
+	if (rc != 0)
+		sm__snap_close_kept(s);
+	return rc;
+}
+
+int sm_snapshot_read_field(sm_snapshot *s, int ptype, const char *field, sm_dtype memtype,
+			   int ncomp, void *buf, const sm_io_buffer *iob, sm_error *err)
+{
+	if (ptype < 0 || ptype >= SM_NTYPES)
+		return sm_error_set(err, SM_EINVAL, "'%s': particle type %d out of range",
+				    sm__snap_name(s), ptype);
+	return sm_snapshot_read_range(s, ptype, field, memtype, ncomp, 0,
+				      s->header.npart_total[ptype], buf, iob, err);
+}
+
+struct names {
+	char **v;
+	size_t n, cap;
+	int oom;
+};
+
+static herr_t add_name(hid_t g, const char *name, const H5L_info_t *info, void *data)
+{
+	struct names *nm = data;
+	H5O_info_t oi;
+	char **v;
+
+	(void)info;
+	if (H5Oget_info_by_name(g, name, &oi, H5P_DEFAULT) < 0 || oi.type != H5O_TYPE_DATASET)
+		return 0;
+	if (nm->n == nm->cap) {
+		size_t cap = nm->cap ? nm->cap * 2 : 16;
+
+		v = realloc(nm->v, cap * sizeof(*v));
+		if (v == NULL)
+			goto oom;
+		nm->v = v;
+		nm->cap = cap;
+	}
+	nm->v[nm->n] = strdup(name);
+	if (nm->v[nm->n] == NULL)
+		goto oom;
+	nm->n++;
+	return 0;
+oom:
+	nm->oom = 1;
+	return -1;
+}
+
+void sm_field_names_free(char **names, size_t n)
+{
+	size_t i;
+
+	for (i = 0; names != NULL && i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+int sm_snapshot_field_names(sm_snapshot *s, int ptype, char ***names, size_t *n, sm_error *err)
+{
+	struct names nm = {0};
+	char path[SM_PATH_MAX], grp[16];
+	hid_t f = -1, g = -1;
+	int64_t chunk;
+	int rc;
+
+	sm_hdf5_quiet();
+	*names = NULL;
+	*n = 0;
+	if ((rc = check_ptype(s, ptype, err)) != 0)
+		return rc;
+	rc = first_holding(s, ptype, &chunk, err);
+	if (rc == SM_ENOTFOUND) {
+		sm_error_clear(err);
+		return 0;
+	}
+	if (rc != 0)
+		return rc;
+	if ((rc = sm_snapshot_chunk_path(s, chunk, path, sizeof(path), err)) != 0 ||
+	    (rc = sm__h5_open(path, &f, err)) != 0)
+		return rc;
+	snprintf(grp, sizeof(grp), "PartType%d", ptype);
+	if (!sm__h5_exists(f, grp))
+		goto out; /* headers only */
+	g = H5Gopen2(f, grp, H5P_DEFAULT);
+	if (g < 0 || H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, NULL, add_name, &nm) < 0) {
+		rc = nm.oom ? sm_error_set(err, SM_ENOMEM, "'%s': out of memory", path)
+			    : sm_error_set(err, SM_EFORMAT, "'%s': /%s cannot be listed", path, grp);
+		sm_field_names_free(nm.v, nm.n);
+		goto out;
+	}
+	*names = nm.v;
+	*n = nm.n;
+out:
+	if (g >= 0)
+		H5Gclose(g);
+	H5Fclose(f);
+	return rc;
+}
+
+int sm_snapshot_check_field(sm_snapshot *s, int ptype, const char *field, int ncomp,
+			    sm_error *err)
+{
+	char path[SM_PATH_MAX];
+	sm_dtype first_dt = SM_DTYPE_NONE, dt;
+	int64_t i, first_chunk = -1;
+	int rc, nc;
+
+	sm_hdf5_quiet();
+	if ((rc = check_ptype(s, ptype, err)) != 0 || (rc = sm_snapshot_scan(s, err)) != 0)
+		return rc;
+	for (i = 0; i < s->nfiles; i++) {
+		uint64_t rows = s->chunk_counts[(size_t)i * SM_NTYPES + (size_t)ptype];
+		hid_t f = -1, d = -1;
+
+		if (rows == 0)
+			continue;
+		if ((rc = sm_snapshot_chunk_path(s, i, path, sizeof(path), err)) != 0 ||
+		    (rc = sm__h5_open(path, &f, err)) != 0)
+			return rc;
+		rc = open_field(f, path, ptype, field, rows, ncomp, SM_DTYPE_NONE, &d, &dt, &nc, err);
+		if (d >= 0)
+			H5Dclose(d);
+		H5Fclose(f);
+		if (rc != 0)
+			return rc;
+		if (first_chunk < 0) {
+			first_chunk = i;
+			first_dt = dt;
+			ncomp = nc;
+		} else if (dt != first_dt) {
+			return sm_error_set(err, SM_EFORMAT,
+					    "'%s': /PartType%d/%s is %s here but %s in chunk %lld",
+					    path, ptype, field, sm_dtype_name(dt),
+					    sm_dtype_name(first_dt), (long long)first_chunk);
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,342 @@
+/*
+ * Snapshot opening, header reading and the chunk scan (see include/snapmem/snapshot.h).
+ *
+ * Header facts come from the first chunk. Integer attributes go through sm__attr_u64, which takes
+ * any width and signedness. sm_snapshot_scan reads NumPart_ThisFile of every chunk and checks the
+ * sums; a chunk whose header claims particles of a type whose header total is 0 and that has no
+ * PartTypeN group counts zero of them (Paicos rewrites keep stale NumPart_ThisFile entries for
+ * types they dropped).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "snapshot/snapshot-internal.h"
+
+/* NumFilesPerSnapshot beyond this is taken as a damaged header, not a snapshot. */
+#define MAX_CHUNKS 1000000
+
+const char *sm__snap_name(const sm_snapshot *s)
+{
+	return s->base[0] != '\0' ? s->base : s->pattern;
+}
+
+sm__snap_priv *sm__snap_priv_get(sm_snapshot *s)
+{
+	sm__snap_priv *p = s->priv;
+
+	if (p == NULL) {
+		p = calloc(1, sizeof(*p));
+		if (p == NULL)
+			return NULL;
+		p->chunk = -1;
+		p->file = -1;
+		p->dset = -1;
+		s->priv = p;
+	}
+	return p;
+}
+
+void sm__snap_close_kept(sm_snapshot *s)
+{
+	sm__snap_priv *p = s->priv;
+
+	if (p == NULL)
+		return;
+	if (p->dset >= 0)
+		H5Dclose(p->dset);
+	if (p->file >= 0)
+		H5Fclose(p->file);
+	p->dset = -1;
+	p->file = -1;
+	p->chunk = -1;
+	p->field[0] = '\0';
+}
+
+int sm__read_snap_header(hid_t f, const char *path, sm_header *h, sm_error *err)
+{
+	static const char *obj = "/Header";
+	uint64_t total[SM_NTYPES], hw[SM_NTYPES], nf;
+	hid_t g = -1;
+	int rc, i, r1, r2, r3;
+
+	memset(h, 0, sizeof(*h));
+	if (!sm__h5_exists(f, "Header"))
+		return sm_error_set(err, SM_EFORMAT, "'%s': no /Header group", path);
+	g = H5Gopen2(f, "Header", H5P_DEFAULT);
+	if (g < 0)
+		return sm_error_set(err, SM_EFORMAT, "'%s': /Header cannot be opened", path);
+	if ((rc = sm__attr_u64(g, path, obj, "NumPart_ThisFile", h->npart_file0, SM_NTYPES, 1,
+			       err)) != 0 ||
+	    (rc = sm__attr_u64(g, path, obj, "NumPart_Total", total, SM_NTYPES, 1, err)) != 0)
+		goto out;
+	rc = sm__attr_u64(g, path, obj, "NumPart_Total_HighWord", hw, SM_NTYPES, 0, err);
+	if (rc < 0)
+		goto out;
+	h->has_highword = rc == 0;
+	for (i = 0; i < SM_NTYPES; i++) {
+		uint64_t high = h->has_highword ? hw[i] : 0;
+
+		if (high > UINT32_MAX) {
+			rc = sm_error_set(err, SM_EFORMAT,
+					  "'%s': /Header attribute 'NumPart_Total_HighWord' [%d] = %llu "
+					  "does not fit 32 bits", path, i, (unsigned long long)high);
+			goto out;
+		}
+		if (total[i] > UINT32_MAX) {
+			/* a 64-bit writer (Paicos) stores the whole count; HighWord repeats it or is 0 */
+			if (high != 0 && high != total[i] >> 32) {
+				rc = sm_error_set(err, SM_EFORMAT,
+						  "'%s': /Header 'NumPart_Total' [%d] = %llu disagrees "
+						  "with 'NumPart_Total_HighWord' %llu", path, i,
+						  (unsigned long long)total[i],
+						  (unsigned long long)high);
+				goto out;
+			}
+			h->npart_total[i] = total[i];
+		} else {
+			h->npart_total[i] = total[i] | high << 32;
+		}
+	}
+	rc = sm__attr_u64(g, path, obj, "NumFilesPerSnapshot", &nf, 1, 0, err);
+	if (rc < 0)
+		goto out;
+	if (rc == 1)
+		nf = 1;
+	if (nf < 1 || nf > MAX_CHUNKS) {
+		rc = sm_error_set(err, SM_EFORMAT,
+				  "'%s': /Header attribute 'NumFilesPerSnapshot' is %llu, expected "
+				  "1 to %d", path, (unsigned long long)nf, MAX_CHUNKS);
+		goto out;
+	}
+	h->num_files = (int64_t)nf;
+	if ((rc = sm__attr_double(g, path, obj, "BoxSize", &h->box_size, 1, err)) < 0)
+		goto out;
+	if (!(h->box_size > 0)) {
+		rc = sm_error_set(err, SM_EFORMAT, "'%s': /Header attribute 'BoxSize' is %g, "
+				  "expected a positive length", path, h->box_size);
+		goto out;
+	}
+	if ((rc = sm__attr_doubles(g, path, obj, "MassTable", h->mass_table, SM_NTYPES, 0,
+				   err)) < 0 ||
+	    (rc = sm__attr_double(g, path, obj, "HubbleParam", &h->hubble_param, 0, err)) < 0 ||
+	    (rc = sm__attr_double(g, path, obj, "Omega0", &h->omega0, 0, err)) < 0 ||
+	    (rc = sm__attr_double(g, path, obj, "OmegaBaryon", &h->omega_baryon, 0, err)) < 0 ||
+	    (rc = sm__attr_double(g, path, obj, "OmegaLambda", &h->omega_lambda, 0, err)) < 0 ||
+	    (rc = sm__attr_double(g, path, obj, "Redshift", &h->redshift, 0, err)) < 0 ||
+	    (rc = sm__attr_double(g, path, obj, "Time", &h->time, 0, err)) < 0)
+		goto out;
+	h->unit_length_cm = 3.085678e21;
+	h->unit_mass_g = 1.989e43;
+	h->unit_velocity_cm_s = 1e5;
+	if ((r1 = sm__attr_double(g, path, obj, "UnitLength_in_cm", &h->unit_length_cm, 0,
+				  err)) < 0 ||
+	    (r2 = sm__attr_double(g, path, obj, "UnitMass_in_g", &h->unit_mass_g, 0, err)) < 0 ||
+	    (r3 = sm__attr_double(g, path, obj, "UnitVelocity_in_cm_per_s",
+				  &h->unit_velocity_cm_s, 0, err)) < 0) {
+		rc = err != NULL ? err->code : SM_EFORMAT;
+		goto out;
+	}
+	h->has_units = r1 == 0 && r2 == 0 && r3 == 0;
+	rc = 0;
+out:
+	H5Gclose(g);
+	return rc;
+}
+
+/* Opens chunk 0 (s->pattern set), reads its header; nfiles from it unless single. */
+static int open_first(sm_snapshot *s, int single, sm_error *err)
+{
+	char path[SM_PATH_MAX];
+	hid_t f = -1;
+	int rc;
+
+	if ((rc = sm__pattern_path(s->pattern, 0, path, sizeof(path))) != 0)
+		return sm_error_set(err, rc, "'%s': path too long", s->pattern);
+	if ((rc = sm__h5_open(path, &f, err)) != 0)
+		return rc;
+	rc = sm__read_snap_header(f, path, &s->header, err);
+	H5Fclose(f);
+	if (rc != 0)
+		return rc;
+	s->nfiles = single ? 1 : s->header.num_files;
+	return 0;
+}
+
+int sm_snapshot_open_file(sm_snapshot *s, const char *path, sm_error *err)
+{
+	int rc;
+
+	sm_hdf5_quiet();
+	memset(s, 0, sizeof(*s));
+	s->snap = -1;
+	if (path == NULL || *path == '\0')
+		return sm_error_set(err, SM_EINVAL, "empty snapshot file name");
+	if (sm__pattern_make(s->pattern, sizeof(s->pattern), path, "") != 0)
+		return sm_error_set(err, SM_EOVERFLOW, "'%s': path too long", path);
+	rc = open_first(s, 1, err);
+	if (rc != 0)
+		sm_snapshot_release(s);
+	return rc;
+}
+
+int sm_snapshot_open_base(sm_snapshot *s, const char *base, int snap, sm_error *err)
+{
+	static const char *const tails[] = {
+		"snapdir_%03d/snap_%03d.%%lld.hdf5", "snapdir_%03d/snapshot_%03d.%%lld.hdf5",
+		"snap_%03d.%%lld.hdf5", "snapshot_%03d.%%lld.hdf5",
+		"snap_%03d.hdf5", "snapshot_%03d.hdf5",
+	};
+	char tail[128], path[SM_PATH_MAX];
+	size_t i;
+	int rc;
+
+	sm_hdf5_quiet();
+	memset(s, 0, sizeof(*s));
+	s->snap = snap;
+	if (base == NULL || *base == '\0')
+		return sm_error_set(err, SM_EINVAL, "empty base path");
+	if (snap < 0 || snap > 99999)
+		return sm_error_set(err, SM_EINVAL, "'%s': snapshot number %d is out of range", base,
+				    snap);
+	if (strlen(base) >= sizeof(s->base))
+		return sm_error_set(err, SM_EOVERFLOW, "'%s': path too long", base);
+	strcpy(s->base, base);
+	for (i = 0; i < sizeof(tails) / sizeof(tails[0]); i++) {
+		snprintf(tail, sizeof(tail), tails[i], snap, snap);
+		if (sm__pattern_make(s->pattern, sizeof(s->pattern), base, tail) != 0 ||
+		    sm__pattern_path(s->pattern, 0, path, sizeof(path)) != 0)
+			return sm_error_set(err, SM_EOVERFLOW, "'%s': path too long", base);
+		if (access(path, F_OK) == 0)
+			break;
+	}
+	if (i == sizeof(tails) / sizeof(tails[0])) {
+		rc = sm_error_set(err, SM_ENOTFOUND,
+				  "'%s': no snapshot %03d (looked for snapdir_%03d/snap_%03d.0.hdf5 "
+				  "and the other illustris names)", base, snap, snap, snap);
+		goto fail;
+	}
+	if ((rc = open_first(s, i >= 4, err)) != 0)
+		goto fail;
+	return 0;
+fail:
+	sm_snapshot_release(s);
+	s->snap = snap;
+	return rc;
+}
+
+int sm_snapshot_chunk_path(const sm_snapshot *s, int64_t i, char *buf, size_t len, sm_error *err)
+{
+	if (i < 0 || i >= s->nfiles)
+		return sm_error_set(err, SM_EINVAL, "'%s': chunk %lld out of range (0 to %lld)",
+				    sm__snap_name(s), (long long)i, (long long)s->nfiles - 1);
+	if (sm__pattern_path(s->pattern, i, buf, len) != 0)
+		return sm_error_set(err, SM_EOVERFLOW, "'%s': chunk %lld path too long",
+				    sm__snap_name(s), (long long)i);
+	return 0;
+}
+
+/* NumPart_ThisFile of one chunk, with stale entries of absent types taken as zero. */
+static int chunk_counts(sm_snapshot *s, int64_t i, uint64_t *counts, sm_error *err)
+{
+	char path[SM_PATH_MAX], grp[16];
+	hid_t f = -1, g = -1;
+	int rc, t;
+
+	if ((rc = sm_snapshot_chunk_path(s, i, path, sizeof(path), err)) != 0)
+		return rc;
+	if ((rc = sm__h5_open(path, &f, err)) != 0)
+		return rc;
+	if (!sm__h5_exists(f, "Header")) {
+		rc = sm_error_set(err, SM_EFORMAT, "'%s': no /Header group", path);
+		goto out;
+	}
+	g = H5Gopen2(f, "Header", H5P_DEFAULT);
+	if (g < 0) {
+		rc = sm_error_set(err, SM_EFORMAT, "'%s': /Header cannot be opened", path);
+		goto out;
+	}
+	if ((rc = sm__attr_u64(g, path, "/Header", "NumPart_ThisFile", counts, SM_NTYPES, 1,
+			       err)) != 0)
+		goto out;
+	for (t = 0; t < SM_NTYPES; t++) {
+		snprintf(grp, sizeof(grp), "PartType%d", t);
+		if (counts[t] > 0 && s->header.npart_total[t] == 0 && !sm__h5_exists(f, grp))
+			counts[t] = 0;
+	}
+out:
+	if (g >= 0)
+		H5Gclose(g);
+	H5Fclose(f);
+	return rc;
+}
+
+int sm_snapshot_scan(sm_snapshot *s, sm_error *err)
+{
+	uint64_t sum[SM_NTYPES] = {0};
+	uint64_t *counts = NULL;
+	int64_t i;
+	int rc = 0, t;
+
+	sm_hdf5_quiet();
+	if (s->chunk_counts != NULL)
+		return 0;
+	if (s->nfiles < 1 || s->nfiles > MAX_CHUNKS)
+		return sm_error_set(err, SM_EINVAL, "'%s': snapshot is not open",
+				    sm__snap_name(s));
+	counts = calloc((size_t)s->nfiles * SM_NTYPES, sizeof(*counts));
+	if (counts == NULL)
+		return sm_error_set(err, SM_ENOMEM, "'%s': cannot hold the counts of %lld chunks",
+				    sm__snap_name(s), (long long)s->nfiles);
+	for (i = 0; i < s->nfiles; i++) {
+		uint64_t *c = counts + (size_t)i * SM_NTYPES;
+
+		if ((rc = chunk_counts(s, i, c, err)) != 0)
+			goto out;
+		for (t = 0; t < SM_NTYPES; t++)
+			if (sm_add_u64(sum[t], c[t], &sum[t]) != 0) {
+				rc = sm_error_set(err, SM_EFORMAT,
+						  "'%s': NumPart_ThisFile[%d] overflows 64 bits "
+						  "when summed over the chunks", sm__snap_name(s), t);
+				goto out;
+			}
+	}
+	for (t = 0; t < SM_NTYPES; t++) {
+		if (sum[t] == s->header.npart_total[t])
+			continue;
+		if (s->nfiles == 1 && s->header.num_files > 1)
+			rc = sm_error_set(err, SM_EFORMAT,
+					  "'%s': one chunk of a %lld-file snapshot holds %llu of the "
+					  "%llu particles of type %d (open the snapshot by its base "
+					  "path to read fields)", sm__snap_name(s),
+					  (long long)s->header.num_files,
+					  (unsigned long long)sum[t],
+					  (unsigned long long)s->header.npart_total[t], t);
+		else
+			rc = sm_error_set(err, SM_EFORMAT,
+					  "'%s': NumPart_ThisFile[%d] of the %lld chunk file%s add%s "
+					  "up to %llu, but NumPart_Total[%d] is %llu",
+					  sm__snap_name(s), t, (long long)s->nfiles,
+					  s->nfiles == 1 ? "" : "s", s->nfiles == 1 ? "s" : "",
+					  (unsigned long long)sum[t], t,
+					  (unsigned long long)s->header.npart_total[t]);
+		goto out;
+	}
+	s->chunk_counts = counts;
+	counts = NULL;
+out:
+	free(counts);
+	return rc;
+}
+
+void sm_snapshot_release(sm_snapshot *s)
+{
+	if (s == NULL)
+		return;
+	sm__snap_close_kept(s);
+	free(s->priv);
+	s->priv = NULL;
+	free(s->chunk_counts);
+	s->chunk_counts = NULL;
+}

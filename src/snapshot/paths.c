@@ -1,0 +1,39 @@
+/*
+ * Chunk-file path patterns of the illustris layout. A pattern is a printf format with at most one
+ * %lld (the chunk number); every '%' of the base path is doubled so that any directory name is
+ * safe. Used by the snapshot and the catalogue readers and by the mock writer.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "snapshot/snapshot-internal.h"
+
+int sm__pattern_make(char *out, size_t len, const char *base, const char *tail)
+{
+	size_t o = 0;
+	const char *p;
+
+	for (p = base; *p != '\0'; p++) {
+		if (o + 2 >= len)
+			return SM_EOVERFLOW;
+		if (*p == '%')
+			out[o++] = '%';
+		out[o++] = *p;
+	}
+	if (o > 0 && out[o - 1] != '/' && tail[0] != '\0') {
+		if (o + 1 >= len)
+			return SM_EOVERFLOW;
+		out[o++] = '/';
+	}
+	if (o + strlen(tail) + 1 > len)
+		return SM_EOVERFLOW;
+	strcpy(out + o, tail);
+	return 0;
+}
+
+int sm__pattern_path(const char *pattern, int64_t i, char *buf, size_t len)
+{
+	int n = snprintf(buf, len, pattern, (long long)i);
+
+	return n < 0 || (size_t)n >= len ? SM_EOVERFLOW : 0;
+}

@@ -1,0 +1,78 @@
+/*
+ * Shared-internal helpers of src/snapshot/ (names sm__*): HDF5 type mapping, attribute readers
+ * that accept any integer width, and file opening with one-line errors. Not installed; only the
+ * files of this directory include it.
+ */
+#ifndef SNAPMEM_SNAPSHOT_INTERNAL_H
+#define SNAPMEM_SNAPSHOT_INTERNAL_H
+
+#include <hdf5.h>
+#include <stdint.h>
+
+#include "snapmem/snapshot.h"
+#include "snapmem/units.h"
+
+/* Native HDF5 memory type of t (not to be closed), or -1 for SM_DTYPE_NONE. */
+hid_t sm__h5_memtype(sm_dtype t);
+
+/* The sm_dtype of an on-disk HDF5 type (integer or float of a known width), else NONE. */
+sm_dtype sm__dtype_of_h5(hid_t type);
+
+/*
+ * Opens path read-only. SM_ENOTFOUND when the file does not exist, SM_EFORMAT when it is not an
+ * HDF5 file (or is truncated). Returns 0 and *out, or a negative code.
+ */
+int sm__h5_open(const char *path, hid_t *out, sm_error *err);
+
+/* 1 when the link obj (e.g. "/PartType0" or "/Header") exists in loc, else 0. */
+int sm__h5_exists(hid_t loc, const char *name);
+
+/*
+ * Reads integer attribute `name` of object `obj` (path inside file, for messages) into out[n]
+ * (n = 1: scalar or [1]; else a 1-D array of exactly n elements). Any integer width and signedness;
+ * negative values, a non-integer class and a wrong shape are SM_EFORMAT naming file and attribute.
+ * When the attribute is absent: SM_ENOTFOUND if required (message set), else returns 1 and leaves
+ * out untouched (err untouched).
+ */
+int sm__attr_u64(hid_t loc, const char *file, const char *obj, const char *name, uint64_t *out,
+		 int n, int required, sm_error *err);
+
+/* Same for a floating (or integer) scalar read as double. */
+int sm__attr_double(hid_t loc, const char *file, const char *obj, const char *name, double *out,
+		    int required, sm_error *err);
+
+/* Same for a floating array of exactly n elements (n = 1: scalar or [1]). */
+int sm__attr_doubles(hid_t loc, const char *file, const char *obj, const char *name, double *out,
+		     int n, int required, sm_error *err);
+
+/* Reader state kept in sm_snapshot.priv: the last chunk file and dataset opened by a range read. */
+typedef struct sm__snap_priv {
+	int64_t chunk;         /* chunk of file, -1 when none is open */
+	hid_t file;
+	int ptype;             /* dataset's type and name, valid when dset >= 0 */
+	char field[256];
+	hid_t dset;
+} sm__snap_priv;
+
+/* The priv state of s, allocated on first use (NULL when out of memory). */
+sm__snap_priv *sm__snap_priv_get(sm_snapshot *s);
+
+/* Closes the kept chunk file and dataset, if any. */
+void sm__snap_close_kept(sm_snapshot *s);
+
+/* The name of s for messages: the base path, or the single file. */
+const char *sm__snap_name(const sm_snapshot *s);
+
+/* Reads the /Header of an open snapshot chunk file into h. */
+int sm__read_snap_header(hid_t f, const char *path, sm_header *h, sm_error *err);
+
+/*
+ * Builds a chunk pattern: base (each '%' doubled) + "/" + tail, where tail is already a format
+ * with at most one %lld. 0 or SM_EOVERFLOW.
+ */
+int sm__pattern_make(char *out, size_t len, const char *base, const char *tail);
+
+/* Chunk i's path from a pattern. 0 or SM_EOVERFLOW. */
+int sm__pattern_path(const char *pattern, int64_t i, char *buf, size_t len);
+
+#endif
