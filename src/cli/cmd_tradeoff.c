@@ -56,7 +56,7 @@ static int render(FILE *f, int md, const sm_est_input *in, const sm_model_option
 {
 	sm_estimate ref, e[NVAR];
 	sm_model_options o[NVAR];
-	char label[NVAR][24], a[48], b[48], t[200];
+	char label[NVAR][24], a[64], b[48], t[200];
 	int i, n = 0, rc;
 	size_t s;
 	double box = in->header.box_size > 0 ? in->header.box_size : 1;
