@@ -2,8 +2,9 @@
  * `snapmem estimate` and `snapmem tradeoff` through the binary: the TNG300-1 default prints the
  * notebook's exact figures in table, Markdown and JSON; --node-mem fits / does not fit / lists the
  * combinations that fit / exits 1 when none does; every bad input is exit 2 with one line on stderr;
- * -o is atomic (no file on error, an existing file untouched); header-only snapshots from
- * `snapmem mock` (600 chunks, and counts whose bytes overflow 64 bits).
+ * -o is atomic (no file on error, an existing file untouched); header-only snapshots (600 chunks,
+ * and counts whose bytes overflow 64 bits), written here with HDF5 and, when it is built, by
+ * `snapmem mock --header-only`.
  */
 #include <dirent.h>
 #include <setjmp.h>
@@ -15,7 +16,9 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <hdf5.h>
 #include <jansson.h>
+#include <sys/stat.h>
 
 #include "util.h"
 
@@ -330,6 +333,103 @@ static void test_help(void **state)
 	tu_result_free(&r);
 }
 
+
+/* ---- header-only snapshots written here with HDF5 (independent of `snapmem mock`) ------------ */
+
+static void put_attr(hid_t g, const char *name, hid_t type, int n, const void *v)
+{
+	hsize_t d = (hsize_t)n;
+	hid_t sp = n == 1 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &d, NULL);
+	hid_t a = H5Acreate2(g, name, type, sp, H5P_DEFAULT, H5P_DEFAULT);
+
+	assert_true(a >= 0);
+	assert_true(H5Awrite(a, type, v) >= 0);
+	H5Aclose(a);
+	H5Sclose(sp);
+}
+
+/* One TNG-style header chunk: `total` gas cells over `nfiles` chunks, this one holding `mine`. */
+static void write_header(const char *path, uint64_t total, int32_t nfiles, int32_t mine)
+{
+	hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), g;
+	int32_t tf[6] = {mine, 0, 0, 0, 0, 0};
+	uint32_t tot[6] = {(uint32_t)(total & 0xffffffffu), 0, 0, 0, 0, 0};
+	uint32_t hw[6] = {(uint32_t)(total >> 32), 0, 0, 0, 0, 0};
+	double mt[6] = {0}, box = 205000, h = 0.6774, o0 = 0.3089, ob = 0.0486, ol = 0.6911, z = 0,
+	       a = 1;
+
+	assert_true(f >= 0);
+	g = H5Gcreate2(f, "Header", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+	put_attr(g, "NumPart_ThisFile", H5T_NATIVE_INT32, 6, tf);
+	put_attr(g, "NumPart_Total", H5T_NATIVE_UINT32, 6, tot);
+	put_attr(g, "NumPart_Total_HighWord", H5T_NATIVE_UINT32, 6, hw);
+	put_attr(g, "MassTable", H5T_NATIVE_DOUBLE, 6, mt);
+	put_attr(g, "BoxSize", H5T_NATIVE_DOUBLE, 1, &box);
+	put_attr(g, "HubbleParam", H5T_NATIVE_DOUBLE, 1, &h);
+	put_attr(g, "Omega0", H5T_NATIVE_DOUBLE, 1, &o0);
+	put_attr(g, "OmegaBaryon", H5T_NATIVE_DOUBLE, 1, &ob);
+	put_attr(g, "OmegaLambda", H5T_NATIVE_DOUBLE, 1, &ol);
+	put_attr(g, "Redshift", H5T_NATIVE_DOUBLE, 1, &z);
+	put_attr(g, "Time", H5T_NATIVE_DOUBLE, 1, &a);
+	put_attr(g, "NumFilesPerSnapshot", H5T_NATIVE_INT32, 1, &nfiles);
+	H5Gclose(g);
+	H5Fclose(f);
+}
+
+static void test_header_overflow(void **state)
+{
+	char *dir = tu_tmpdir(), *p = tu_path(dir, "snap_099.0.hdf5");
+	tu_result r;
+
+	(void)state;
+	/* 2^62 cells: a float32 gas field (4 B x N = 2^64 bytes) does not fit 64 bits */
+	write_header(p, UINT64_C(1) << 62, 1, 0);
+	expect_bad(tu_run("estimate", "--snapshot", p, "--halos", "1", "--format", "json", NULL),
+		   "InternalEnergy");
+	/* 2^61 cells: each field fits (2^63), the live sum of three does not */
+	write_header(p, UINT64_C(1) << 61, 1, 0);
+	expect_bad(tu_run("estimate", "--snapshot", p, "--halos", "1", NULL), "64 bits");
+	/* streaming: 4 B x N and the blocks fit, float64 Coordinates (24 B x N) do not */
+	expect_bad(tu_run("estimate", "--snapshot", p, "--halos", "1", "--temperature", "streaming",
+			  "--positions", "float64", NULL), "Coordinates");
+	/* 2^58 cells: every figure fits */
+	write_header(p, UINT64_C(1) << 58, 1, 0);
+	r = tu_run("estimate", "--snapshot", p, "--halos", "1", "--format", "json", NULL);
+	assert_int_equal(r.status, 0);
+	tu_result_free(&r);
+	free(p);
+	tu_rmtree(dir);
+	free(dir);
+}
+
+/* 600 chunk headers; the estimate opens chunk 0 alone (the others could be anything). */
+static void test_600_chunks(void **state)
+{
+	char *dir = tu_tmpdir(), *sd = tu_path(dir, "snapdir_099"), name[64], *p;
+	const uint64_t n = UINT64_C(14454722210);
+	tu_result r;
+	int i;
+
+	(void)state;
+	assert_int_equal(mkdir(sd, 0755), 0);
+	for (i = 0; i < 600; i++) {
+		snprintf(name, sizeof(name), "snap_099.%d.hdf5", i);
+		p = tu_path(sd, name);
+		write_header(p, n, 600, (int32_t)(n / 600 + ((uint64_t)i < n % 600)));
+		free(p);
+	}
+	r = tu_run("estimate", "--base-path", dir, "--snap", "99", "--halos", "3", "--format", "json",
+		   NULL);
+	assert_int_equal(r.status, 0);
+	assert_contains(r.out, "\"gas_cells\": 14454722210");
+	assert_contains(r.out, "\"num_files\": 600");
+	assert_contains(r.out, "57818888840");
+	tu_result_free(&r);
+	free(sd);
+	tu_rmtree(dir);
+	free(dir);
+}
+
 /* Header-only mocks: skipped while `snapmem mock --header-only` is not available. */
 static int make_mock(const char *dir, const char *gas, const char *files)
 {
@@ -392,6 +492,8 @@ int main(void)
 		cmocka_unit_test(test_output_atomic),
 		cmocka_unit_test(test_tradeoff),
 		cmocka_unit_test(test_help),
+		cmocka_unit_test(test_header_overflow),
+		cmocka_unit_test(test_600_chunks),
 		cmocka_unit_test(test_mock_600_chunks),
 		cmocka_unit_test(test_mock_overflow),
 	};
