@@ -1,0 +1,625 @@
+/*
+ * `snapmem run`: the instrumented radial-profile pipeline on a snapshot, and the files that let a
+ * reader check it: profiles.hdf5 (the science), estimate.json (the model, recomputed after the run
+ * with the measured sphere counts so that per-halo stages are compared on equal terms), memory.json
+ * (the profiler's measurement with a "run" object) and report.md / report.html.
+ *
+ * Order of work, so that nothing is read or written in vain: options; the run directory is checked
+ * (an existing non-empty one is refused without --force); the estimate from headers and the group
+ * catalogue (no particle data), refused with exit 3 when over --max-mem; then the run. Every file
+ * is written under a temporary name and renamed. On failure no partial file is left and a run
+ * directory this command created is removed again; on SIGINT/SIGTERM the run stops at the next
+ * check, memory.json is written marked incomplete with the stages so far, and the exit status is
+ * 128 + the signal.
+ *
+ * Test hooks (hidden from -h): --inject-oom NAME[:N] (or SNAPMEM_INJECT_OOM) fails the Nth tracked
+ * allocation of array NAME ("*" any array) as out of memory; --inject-signal STAGE[:SIG] raises SIG
+ * (default SIGINT) when STAGE begins.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <dirent.h>
+
+#include <jansson.h>
+
+#include "cli/cli.h"
+#include "snapmem/estimator.h"
+#include "snapmem/pipeline.h"
+#include "snapmem/profiler.h"
+#include "snapmem/report.h"
+#include "snapmem/units.h"
+
+#pragma weak sm_report_write_files
+
+static const char usage_text[] =
+	"usage: snapmem run --base-path DIR --snap N [model options] [--out DIR] [--max-mem SIZE]\n"
+	"                   [--force] [--no-profile]\n"
+	"\n"
+	"Runs the radial-profile pipeline, measuring every stage, and writes in DIR:\n"
+	"profiles.hdf5, estimate.json, memory.json, report.md and report.html.\n"
+	"\n"
+	"  --base-path DIR    illustris layout root (snapdir_NNN/, groups_NNN/)\n"
+	"  --snap N           snapshot number\n"
+	"  --out DIR          run directory (default snapmem-run-<snap>); must be new or empty\n"
+	"  --force            write into an existing non-empty run directory (replacing its files)\n"
+	"  --max-mem SIZE     refuse (exit 3) when the estimate is over SIZE; also enforced while\n"
+	"                     running on the tracked arrays\n"
+	"  --no-profile       no profiler: no memory.json and no report (estimate.json still)\n"
+	"\n";
+
+static volatile sig_atomic_t got_signal;
+
+static void on_signal(int sig)
+{
+	got_signal = sig;
+}
+
+struct progress_state {
+	int tty;
+	double last;
+	char inject_stage[64];
+	int inject_sig;
+	int injected;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void draw_progress(const sm_pipeline_progress *pr, void *ctx)
+{
+	struct progress_state *ps = ctx;
+	double t = now_s();
+
+	if (ps->inject_stage[0] != '\0' && !ps->injected &&
+	    strcmp(ps->inject_stage, pr->stage) == 0) {
+		ps->injected = 1;
+		raise(ps->inject_sig);
+	}
+	if (!ps->tty || (t - ps->last < 0.1 && pr->done != pr->total))
+		return;
+	ps->last = t;
+	if (pr->halo >= 0) {
+		double rate = pr->elapsed_s > 0 ? (double)pr->halo / pr->elapsed_s : 0;
+
+		fprintf(stderr, "\r\033[Ksnapmem run: %-16s halo %lld of %llu  %.1f s", pr->stage,
+			(long long)pr->halo + 1, (unsigned long long)pr->halos, pr->elapsed_s);
+		(void)rate;
+	} else if (pr->total > 0) {
+		fprintf(stderr, "\r\033[Ksnapmem run: %-16s %5.1f%% of %llu  %.1f s", pr->stage,
+			100.0 * (double)pr->done / (double)pr->total, (unsigned long long)pr->total,
+			pr->elapsed_s);
+	} else {
+		fprintf(stderr, "\r\033[Ksnapmem run: %-16s %.1f s", pr->stage, pr->elapsed_s);
+	}
+	fflush(stderr);
+}
+
+/* 1 when path is a directory holding anything, 0 when empty, -1 when it cannot be read. */
+static int dir_nonempty(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+	int found = 0;
+
+	if (d == NULL)
+		return -1;
+	while ((e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+			found = 1;
+			break;
+		}
+	}
+	closedir(d);
+	return found;
+}
+
+static json_t *options_json(const sm_model_options *mo, const char *base, int snap,
+			    const char *out, uint64_t max_mem)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "positions", json_string(sm_dtype_name(mo->positions)));
+	json_object_set_new(o, "select", json_string(mo->select == SM_SELECT_INDEX ? "index"
+										  : "mask"));
+	json_object_set_new(o, "temperature",
+			    json_string(mo->temperature == SM_TEMP_IN_MEMORY ? "in-memory"
+									     : "streaming"));
+	json_object_set_new(o, "stream_block", json_integer((json_int_t)mo->stream_block));
+	json_object_set_new(o, "halos", mo->halos >= 0 ? json_integer(mo->halos) : json_null());
+	json_object_set_new(o, "mass_min", json_real(mo->mass_min));
+	json_object_set_new(o, "ranks", json_integer(mo->ranks));
+	json_object_set_new(o, "base_path", json_string(base));
+	json_object_set_new(o, "snap", json_integer(snap));
+	json_object_set_new(o, "out", json_string(out));
+	json_object_set_new(o, "max_mem", max_mem ? json_integer((json_int_t)max_mem) : json_null());
+	return o;
+}
+
+/* The "run" object of memory.json (docs/MODEL.md). */
+static char *run_meta(const sm_model_options *mo, const char *base, int snap, const char *out,
+		      uint64_t max_mem, const sm_pipeline_result *r, const sm_estimate *pre,
+		      const char *status, int report_written)
+{
+	json_t *o = json_object(), *halos = json_array(), *files = json_object(),
+	       *outs = json_array();
+	uint64_t i;
+	char *text;
+
+	json_object_set_new(o, "options", options_json(mo, base, snap, out, max_mem));
+	json_object_set_new(o, "status", json_string(status));
+	json_object_set_new(o, "gas_cells", json_integer((json_int_t)r->gas_cells));
+	json_object_set_new(o, "groups_total", json_integer((json_int_t)r->groups_total));
+	json_object_set_new(o, "grid_side", json_integer((json_int_t)r->grid_side));
+	json_object_set_new(o, "box_size", json_real(r->box_size));
+	json_object_set_new(o, "hubble_param", json_real(r->hubble_param));
+	for (i = 0; i < r->nhalos && r->halos != NULL; i++) {
+		const sm_pipeline_halo *h = &r->halos[i];
+		json_t *hv = json_object();
+
+		json_object_set_new(hv, "instance", json_integer((json_int_t)i));
+		json_object_set_new(hv, "group_index", json_integer(h->group_index));
+		json_object_set_new(hv, "m200_msun", json_real(h->m200_msun));
+		json_object_set_new(hv, "r200", json_real(h->r200));
+		json_object_set_new(hv, "sphere_cells", json_integer((json_int_t)h->sphere_cells));
+		json_array_append_new(halos, hv);
+	}
+	json_object_set_new(o, "halos", halos);
+	json_object_set_new(o, "empty", json_boolean(r->empty));
+	if (r->empty)
+		json_object_set_new(o, "note", json_string("no halo matched the selection: "
+							   "profiles.hdf5 holds K = 0 rows"));
+	json_object_set_new(files, "snapshot_chunks", json_integer(r->snapshot_files));
+	json_object_set_new(files, "catalog_chunks", json_integer(r->catalog_files));
+	if (strcmp(status, "complete") == 0) {
+		json_array_append_new(outs, json_string("profiles.hdf5"));
+		json_array_append_new(outs, json_string("estimate.json"));
+	}
+	json_array_append_new(outs, json_string("memory.json"));
+	if (report_written) {
+		json_array_append_new(outs, json_string("report.md"));
+		json_array_append_new(outs, json_string("report.html"));
+	}
+	json_object_set_new(files, "outputs", outs);
+	json_object_set_new(o, "files", files);
+	json_object_set_new(o, "wall_s", json_real(r->wall_s));
+	json_object_set_new(o, "estimate_peak_bytes", json_integer((json_int_t)pre->peak));
+	json_object_set_new(o, "estimate_peak_allocated_bytes",
+			    json_integer((json_int_t)pre->peak_allocated));
+	json_object_set_new(o, "estimate_peak_total_bytes",
+			    json_integer((json_int_t)pre->peak_total));
+	json_object_set_new(o, "estimate_peak_stage",
+			    json_string(pre->nstages > 0 ? pre->stages[pre->peak_stage].id : ""));
+	text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return text;
+}
+
+static int parse_inject(const char *val, char *name, size_t len, uint64_t *n, sm_error *err)
+{
+	const char *colon = strrchr(val, ':');
+	size_t nl = colon ? (size_t)(colon - val) : strlen(val);
+
+	*n = 1;
+	if (nl == 0 || nl >= len)
+		return sm_error_set(err, SM_EINVAL, "--inject-oom: '%s' is not NAME[:N]", val);
+	memcpy(name, val, nl);
+	name[nl] = '\0';
+	if (colon != NULL) {
+		int rc = sm_parse_u64("--inject-oom", colon + 1, n, err);
+
+		if (rc != 0)
+			return rc;
+		if (*n == 0)
+			return sm_error_set(err, SM_EINVAL, "--inject-oom: N must be at least 1");
+	}
+	return 0;
+}
+
+/* Largest requested peak over the profiler's stages, and its stage. */
+static uint64_t measured_peak(const sm_prof *p, const char **stage)
+{
+	size_t i, n = sm_prof_stage_count(p);
+	uint64_t best = 0;
+
+	*stage = "";
+	for (i = 0; i < n; i++) {
+		sm_prof_stage_info si;
+
+		if (sm_prof_stage_get(p, i, &si) == 0 && si.requested_peak > best) {
+			best = si.requested_peak;
+			*stage = si.id;
+		}
+	}
+	return best;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	sm_error err;
+	sm_model_options mo;
+	sm_pipeline_options po;
+	sm_pipeline_result res;
+	sm_est_input in;
+	sm_estimate pre, post;
+	sm_prof *prof = NULL;
+	struct progress_state ps;
+	struct sigaction sa, old_int, old_term;
+	const char *base = NULL, *out = NULL;
+	char defout[64], path[SM_PATH_MAX + 32], inject_name[64] = "";
+	const char *inject_env = getenv("SNAPMEM_INJECT_OOM");
+	uint64_t max_mem = 0, inject_n = 0;
+	int snap = -1, force = 0, no_profile = 0, created = 0, rc = 0, i, status = 0;
+	int have_in = 0, have_pre = 0, have_post = 0, sig_installed = 0, report_written = 0;
+	struct stat st;
+
+	sm_error_clear(&err);
+	memset(&res, 0, sizeof(res));
+	memset(&in, 0, sizeof(in));
+	memset(&pre, 0, sizeof(pre));
+	memset(&post, 0, sizeof(post));
+	memset(&ps, 0, sizeof(ps));
+	sm_model_options_init(&mo);
+	for (i = 1; i < argc; i++) {
+		const char *opt = argv[i];
+		const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (strcmp(opt, "-h") == 0 || strcmp(opt, "--help") == 0) {
+			fputs(usage_text, stdout);
+			fputs(sm_model_options_usage(), stdout);
+			return 0;
+		}
+		if (strcmp(opt, "--force") == 0) {
+			force = 1;
+			continue;
+		}
+		if (strcmp(opt, "--no-profile") == 0) {
+			no_profile = 1;
+			continue;
+		}
+		rc = sm_model_option_apply(&mo, opt, val, &err);
+		if (rc < 0)
+			return cli_usage_error("run", usage_text, "%s", err.msg);
+		if (rc == 1) {
+			i++;
+			continue;
+		}
+		if (strcmp(opt, "--base-path") != 0 && strcmp(opt, "--snap") != 0 &&
+		    strcmp(opt, "--out") != 0 && strcmp(opt, "--max-mem") != 0 &&
+		    strcmp(opt, "--inject-oom") != 0 && strcmp(opt, "--inject-signal") != 0)
+			return cli_usage_error("run", usage_text, "unknown option '%s'", opt);
+		if (val == NULL)
+			return cli_usage_error("run", usage_text, "%s: missing value", opt);
+		i++;
+		if (strcmp(opt, "--base-path") == 0) {
+			base = val;
+		} else if (strcmp(opt, "--snap") == 0) {
+			uint64_t s;
+
+			if (sm_parse_u64(opt, val, &s, &err) != 0)
+				return cli_usage_error("run", usage_text, "%s", err.msg);
+			if (s > 999999999)
+				return cli_usage_error("run", usage_text, "--snap: '%s' is too large",
+						       val);
+			snap = (int)s;
+		} else if (strcmp(opt, "--out") == 0) {
+			if (val[0] == '\0')
+				return cli_usage_error("run", usage_text, "--out: empty directory name");
+			out = val;
+		} else if (strcmp(opt, "--max-mem") == 0) {
+			if (sm_parse_size(opt, val, &max_mem, &err) != 0)
+				return cli_usage_error("run", usage_text, "%s", err.msg);
+			if (max_mem == 0)
+				return cli_usage_error("run", usage_text,
+						       "--max-mem: must be more than 0 bytes");
+		} else if (strcmp(opt, "--inject-oom") == 0) {
+			inject_env = val;
+		} else {
+			const char *colon = strrchr(val, ':');
+			size_t nl = colon ? (size_t)(colon - val) : strlen(val);
+
+			if (nl == 0 || nl >= sizeof(ps.inject_stage))
+				return cli_usage_error("run", usage_text,
+						       "--inject-signal: '%s' is not STAGE[:SIG]", val);
+			memcpy(ps.inject_stage, val, nl);
+			ps.inject_stage[nl] = '\0';
+			ps.inject_sig = colon ? atoi(colon + 1) : SIGINT;
+			if (ps.inject_sig != SIGINT && ps.inject_sig != SIGTERM)
+				return cli_usage_error("run", usage_text,
+						       "--inject-signal: signal must be %d or %d",
+						       SIGINT, SIGTERM);
+		}
+	}
+	if (base == NULL || snap < 0)
+		return cli_usage_error("run", usage_text, "--base-path DIR and --snap N are needed");
+	if (inject_env != NULL && inject_env[0] != '\0' &&
+	    parse_inject(inject_env, inject_name, sizeof(inject_name), &inject_n, &err) != 0)
+		return cli_usage_error("run", usage_text, "%s", err.msg);
+	if (out == NULL) {
+		snprintf(defout, sizeof(defout), "snapmem-run-%d", snap);
+		out = defout;
+	}
+
+	/* The run directory: refused before anything is read when it is in use. */
+	if (stat(out, &st) == 0) {
+		int ne;
+
+		if (!S_ISDIR(st.st_mode)) {
+			sm_error_set(&err, SM_EEXIST, "'%s': exists and is not a directory", out);
+			status = 2;
+			goto fail_print;
+		}
+		ne = dir_nonempty(out);
+		if (ne < 0) {
+			sm_error_set(&err, SM_EIO, "'%s': cannot read the directory: %s", out,
+				     strerror(errno));
+			status = 2;
+			goto fail_print;
+		}
+		if (ne > 0 && !force) {
+			sm_error_set(&err, SM_EEXIST, "'%s': run directory exists and is not empty "
+				     "(use --force to write into it, or another --out)", out);
+			status = 2;
+			goto fail_print;
+		}
+	} else if (errno != ENOENT) {
+		sm_error_set(&err, SM_EIO, "'%s': %s", out, strerror(errno));
+		status = 2;
+		goto fail_print;
+	}
+
+	/* The estimate, from headers and the catalogue only. */
+	if (sm_est_input_from_base(&in, base, snap, &mo, &err) != 0)
+		goto fail;
+	have_in = 1;
+	if (sm_estimate_compute(&in, &mo, &pre, &err) != 0)
+		goto fail;
+	have_pre = 1;
+	if (max_mem > 0 && pre.peak_total > max_mem) {
+		char a[32], b[32], c[32];
+		sm_est_alternative *alts = NULL;
+		size_t nalt = 0, k;
+		const char *hint = "";
+		char hintbuf[256] = "";
+
+		sm_format_iec(pre.peak_total, a, sizeof(a));
+		sm_format_iec(max_mem, b, sizeof(b));
+		sm_format_iec(pre.peak, c, sizeof(c));
+		if (sm_est_alternatives(&in, &mo, max_mem, &alts, &nalt, NULL) == 0) {
+			for (k = 0; k < nalt; k++) {
+				if (!alts[k].fits)
+					continue;
+				snprintf(hintbuf, sizeof(hintbuf),
+					 "; fits with --positions %s --select %s --temperature %s"
+					 "%s%llu",
+					 sm_dtype_name(alts[k].options.positions),
+					 alts[k].options.select == SM_SELECT_INDEX ? "index" : "mask",
+					 alts[k].options.temperature == SM_TEMP_IN_MEMORY
+						 ? "in-memory" : "streaming",
+					 alts[k].options.temperature == SM_TEMP_STREAMING
+						 ? " --stream-block " : "",
+					 alts[k].options.temperature == SM_TEMP_STREAMING
+						 ? (unsigned long long)alts[k].options.stream_block
+						 : 0ULL);
+				if (alts[k].options.temperature != SM_TEMP_STREAMING)
+					hintbuf[strlen(hintbuf) - 1] = '\0';
+				hint = hintbuf;
+				break;
+			}
+			free(alts);
+		}
+		sm_error_set(&err, SM_ELIMIT,
+			     "'%s': needs %llu bytes (%s) at peak in stage '%s' (%llu bytes (%s) "
+			     "requested, plus size classes and the process baseline), over --max-mem "
+			     "%llu bytes (%s); nothing was read%s", base,
+			     (unsigned long long)pre.peak_total, a, pre.stages[pre.peak_stage].id,
+			     (unsigned long long)pre.peak, c, (unsigned long long)max_mem, b, hint);
+		err.needed_bytes = pre.peak_total;
+		goto fail;
+	}
+
+	if (stat(out, &st) != 0) {
+		if (mkdir(out, 0777) != 0) {
+			sm_error_set(&err, SM_EIO, "'%s': cannot create the run directory: %s", out,
+				     strerror(errno));
+			status = 2;
+			goto fail_print;
+		}
+		created = 1;
+	}
+	if (access(out, W_OK) != 0) {
+		sm_error_set(&err, SM_EIO, "'%s': run directory is not writable: %s", out,
+			     strerror(errno));
+		status = 2;
+		goto fail_print;
+	}
+
+	if (!no_profile) {
+		sm_prof_options popt;
+
+		sm_prof_options_init(&popt);
+		if (sm_prof_create(&popt, &prof, &err) != 0)
+			goto fail;
+		if (inject_n > 0)
+			sm_prof_inject_failure(prof, strcmp(inject_name, "*") == 0 ? NULL : inject_name,
+					       inject_n);
+	}
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGINT, &sa, &old_int);
+	sigaction(SIGTERM, &sa, &old_term);
+	sig_installed = 1;
+
+	sm_pipeline_options_init(&po);
+	po.base_path = base;
+	po.snap = snap;
+	po.model = mo;
+	po.out_dir = out;
+	po.max_mem = max_mem;
+	ps.tty = isatty(2);
+	if (ps.tty || ps.inject_stage[0] != '\0') {
+		po.progress = draw_progress;
+		po.progress_ctx = &ps;
+	}
+	po.cancel = &got_signal;
+	rc = sm_pipeline_run(&po, prof, &res, &err);
+	if (ps.tty)
+		fprintf(stderr, "\r\033[K");
+	if (rc == SM_EINTR) {
+		char *meta;
+		char reason[128];
+
+		snprintf(reason, sizeof(reason), "interrupted by signal %d in stage '%s'",
+			 err.signal, res.stage);
+		if (prof != NULL) {
+			sm_error werr;
+
+			sm_error_clear(&werr);
+			sm_prof_mark_incomplete(prof, reason);
+			meta = run_meta(&mo, base, snap, out, max_mem, &res, &pre, "interrupted", 0);
+			if (meta != NULL)
+				sm_prof_set_meta(prof, "run", meta);
+			free(meta);
+			snprintf(path, sizeof(path), "%s/memory.json", out);
+			if (sm_prof_write_json(prof, path, &werr) == 0)
+				snprintf(err.msg, sizeof(err.msg),
+					 "%s; wrote '%.500s' (incomplete, stages so far)", reason, path);
+		}
+		goto fail;
+	}
+	if (rc != 0) {
+		if ((rc == SM_ENOMEM || rc == SM_ELIMIT) && have_pre) {
+			char a[32], msg[SM_ERROR_MSG_MAX];
+
+			sm_format_iec(pre.peak_total, a, sizeof(a));
+			snprintf(msg, sizeof(msg), "%.600s; the estimate for this run is %llu bytes (%s) "
+				 "at peak in stage '%s'", err.msg, (unsigned long long)pre.peak_total,
+				 a, pre.stages[pre.peak_stage].id);
+			memcpy(err.msg, msg, sizeof(msg));
+		}
+		goto fail;
+	}
+
+	/* The estimate again, with the measured sphere counts. */
+	{
+		sm_model_options mo2 = mo;
+		uint64_t k;
+
+		mo2.sphere_cells = 0;
+		mo2.calibrate[0] = '\0';
+		if (in.nhalos != res.nhalos) {
+			fprintf(stderr, "snapmem run: warning: the estimator selected %llu halos, the "
+				"run %llu\n", (unsigned long long)in.nhalos,
+				(unsigned long long)res.nhalos);
+		}
+		for (k = 0; k < in.nhalos; k++) {
+			in.halos[k].sphere_cells = 0;
+			if (k < res.nhalos) {
+				if (in.halos[k].group_index != res.halos[k].group_index)
+					fprintf(stderr, "snapmem run: warning: halo %llu is group %lld "
+						"in the estimate, %lld in the run\n",
+						(unsigned long long)k,
+						(long long)in.halos[k].group_index,
+						(long long)res.halos[k].group_index);
+				in.halos[k].sphere_cells = res.halos[k].sphere_cells;
+			}
+		}
+		if (sm_estimate_compute(&in, &mo2, &post, &err) != 0)
+			goto fail_after;
+		have_post = 1;
+		snprintf(path, sizeof(path), "%s/estimate.json", out);
+		if (sm_estimate_write_json(&in, &post, max_mem, path, &err) != 0)
+			goto fail_after;
+	}
+	if (prof != NULL) {
+		char *meta;
+		int have_report = sm_report_write_files != NULL;
+
+		meta = run_meta(&mo, base, snap, out, max_mem, &res, &pre, "complete", have_report);
+		if (meta == NULL || sm_prof_set_meta(prof, "run", meta) != 0) {
+			free(meta);
+			sm_error_set(&err, SM_ENOMEM, "cannot build memory.json's run object");
+			goto fail_after;
+		}
+		free(meta);
+		snprintf(path, sizeof(path), "%s/memory.json", out);
+		if (sm_prof_write_json(prof, path, &err) != 0)
+			goto fail_after;
+		if (have_report) {
+			if (sm_report_write_files(out, 1.0, &err) != 0)
+				goto fail_after;
+			report_written = 1;
+		} else {
+			fprintf(stderr, "snapmem run: the report writer is not built into this "
+				"binary: no report.md / report.html (run 'snapmem report %s' later)\n",
+				out);
+		}
+	} else {
+		fprintf(stderr, "snapmem run: --no-profile: no memory.json and no report\n");
+	}
+
+	{
+		char a[32], b[32];
+		const char *pstage = "";
+		uint64_t mp = prof ? measured_peak(prof, &pstage) : 0;
+
+		if (res.empty)
+			printf("snapmem run: no halo matched the selection (%s): an empty result, "
+			       "profiles.hdf5 holds K = 0 rows\n",
+			       mo.halos >= 0 ? "--halos 0" : "mass cut");
+		printf("snapmem run: %llu halos, %llu gas cells in %llu chunk files, %.2f s\n",
+		       (unsigned long long)res.nhalos, (unsigned long long)res.gas_cells,
+		       (unsigned long long)res.snapshot_files, res.wall_s);
+		if (prof != NULL)
+			printf("  peak requested %llu bytes (%s, %.2f bytes per gas cell) in stage "
+			       "'%s'; estimated before the run %llu bytes (%s)\n",
+			       (unsigned long long)mp, sm_format_iec(mp, a, sizeof(a)),
+			       res.gas_cells ? (double)mp / (double)res.gas_cells : 0.0, pstage,
+			       (unsigned long long)pre.peak, sm_format_iec(pre.peak, b, sizeof(b)));
+		printf("  wrote %s/profiles.hdf5, estimate.json%s%s\n", out,
+		       prof ? ", memory.json" : "", report_written ? ", report.md, report.html" : "");
+		if (report_written)
+			printf("  report: %s/report.html\n", out);
+	}
+	status = 0;
+	goto out;
+
+fail_after:
+	/* The run finished but a later file failed: profiles.hdf5 stays (it is whole). */
+	status = cli_fail(&err);
+	goto out;
+fail:
+	status = cli_fail(&err);
+	if (created)
+		rmdir(out);
+	goto out;
+fail_print:
+	fprintf(stderr, "snapmem: %s\n", err.msg);
+out:
+	if (sig_installed) {
+		sigaction(SIGINT, &old_int, NULL);
+		sigaction(SIGTERM, &old_term, NULL);
+	}
+	sm_pipeline_result_release(&res);
+	sm_prof_free(prof);
+	if (have_post)
+		sm_estimate_release(&post);
+	if (have_pre)
+		sm_estimate_release(&pre);
+	if (have_in)
+		sm_est_input_release(&in);
+	return status;
+}

@@ -1,0 +1,44 @@
+/*
+ * Shared-internal pieces of the pipeline (src/pipeline/ only): the profiles.hdf5 writer. Nothing
+ * here is public API; names carry the sm__pl_ prefix.
+ */
+#ifndef SNAPMEM_PIPELINE_INTERNAL_H
+#define SNAPMEM_PIPELINE_INTERNAL_H
+
+#include <stdint.h>
+
+#include "snapmem/error.h"
+#include "snapmem/pipeline.h"
+
+/* An open profiles.hdf5 being written under its temporary name. */
+typedef struct sm__pl_out sm__pl_out;
+
+/* One root attribute: a string (s != NULL) or a number. */
+typedef struct sm__pl_attr {
+	const char *name;
+	const char *s;
+	double d;
+	int is_int;
+	int64_t i;
+} sm__pl_attr;
+
+/*
+ * Creates DIR/profiles.hdf5's temporary file with the empty extendible datasets, the edges and the
+ * root attributes. 0 or SM_EIO / SM_ENOMEM with err naming the file.
+ */
+int sm__pl_out_create(sm__pl_out **out, const char *dir, const sm__pl_attr *attrs, size_t nattrs,
+		      sm_error *err);
+
+/* Appends one halo's row; hist is the 25,200-byte histogram (counts, sf_counts,
+ * mean_temperature, hist2d). 0 or SM_EIO. */
+int sm__pl_out_append(sm__pl_out *o, int64_t group_index, const double center[3], double r200,
+		      double m200, const void *hist, sm_error *err);
+
+/* Closes and renames to DIR/profiles.hdf5; path receives the final name. 0 or SM_EIO (nothing
+ * left behind). */
+int sm__pl_out_commit(sm__pl_out *o, char *path, size_t len, sm_error *err);
+
+/* Closes and removes the temporary file. Accepts NULL. */
+void sm__pl_out_abort(sm__pl_out *o);
+
+#endif

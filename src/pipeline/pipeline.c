@@ -1,0 +1,1169 @@
+/*
+ * The radial-profile pipeline (include/snapmem/pipeline.h): the notebook's steps, stage by stage,
+ * with every large array allocated through the profiler under docs/MODEL.md's name, in MODEL.md's
+ * order, and freed where MODEL.md frees it. The estimator replays the same event list; any change
+ * here that adds, renames, resizes or moves an allocation must change docs/MODEL.md and
+ * estimator/model.c with it.
+ *
+ * Science (DESIGN.md): T = (gamma-1) u / k_B UnitVelocity^2 mu, computed in double and stored as
+ * float32, with star-forming cells stored as -T (the sign bit is the flag, no extra array);
+ * periodic minimum-image distances in the positions' own type (float32 arithmetic for float32, as
+ * numpy does), one distance function for both selection strategies so that they decide every cell
+ * identically; r/R200 and log10 T binned in double.
+ *
+ * The spatial index: a uniform grid of g^3 cells over the box; Coordinates and temperature are
+ * permuted in place into grid-cell order by an MSD American-flag sort on the cell id (digits of at
+ * most 11 bits, so each pass writes to at most 2048 places at once and stays in cache), with
+ * index_cell_fill as the sort's bucket pointers and index_cell_start as the cell boundaries. No
+ * per-cell memory besides the two arrays the model names.
+ *
+ * Only the caller's result table (32 bytes per selected halo) and small HDF5/stack state are
+ * allocated outside the profiler.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <hdf5.h>
+
+#include "snapmem/pipeline.h"
+#include "snapmem/units.h"
+
+#include "internal.h"
+
+#define IO_BUFFER_BYTES UINT64_C(1048576)
+#define GRID_CELLS_PER_CELL 32u
+#define GRID_MAX_SIDE 512u
+#define MAX_LIVE 32
+#define SORT_DIGIT_MAX 11u
+
+struct live {
+	void *ptr;
+	uint64_t bytes;
+};
+
+struct grid {
+	uint64_t g;        /* side */
+	double box, inv_w; /* g / box */
+};
+
+struct run {
+	const sm_pipeline_options *o;
+	sm_prof *p;
+	sm_pipeline_result *r;
+	sm_error *err;
+	double t0;
+
+	sm_snapshot s;
+	sm_catalog c;
+	int s_open, c_open;
+
+	uint64_t n, k, gtot;
+	double box, h, uv2;
+	sm_dtype pt;          /* positions' type */
+	size_t psz;           /* its size */
+	int idx64;            /* sphere_cells are uint64 */
+
+	struct live live[MAX_LIVE];
+	size_t nlive;
+	uint64_t live_bytes;
+
+	int stage_open;
+
+	/* tracked arrays */
+	float *gm, *gr, *gp;
+	int64_t *halo_index;
+	double *halo_center, *halo_m200, *halo_r200;
+	float *u, *xe, *sfr, *temp;
+	void *coords, *iobuf;
+	uint64_t *cstart, *cfill;
+	void *sphere, *radius, *sel_pos;
+	float *sel_t;
+	unsigned char *mask, *hist;
+
+	struct grid grid;
+	sm__pl_out *out;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void sm_pipeline_options_init(sm_pipeline_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	sm_model_options_init(&o->model);
+	o->snap = 99;
+}
+
+void sm_pipeline_result_release(sm_pipeline_result *r)
+{
+	if (r == NULL)
+		return;
+	free(r->halos);
+	r->halos = NULL;
+	r->nhalos = 0;
+}
+
+uint64_t sm_pipeline_grid_side(uint64_t n)
+{
+	uint64_t g = 1;
+
+	while (g < GRID_MAX_SIDE && (g + 1) * (g + 1) * (g + 1) * GRID_CELLS_PER_CELL <= n)
+		g++;
+	return g;
+}
+
+/* ---- tracked arrays, stages, progress, cancellation ------------------------------------------ */
+
+static int cancelled(struct run *R)
+{
+	const volatile sig_atomic_t *c = R->o->cancel;
+
+	if (c == NULL || *c == 0)
+		return 0;
+	sm_error_set(R->err, SM_EINTR, "interrupted by signal %d in stage '%s'", (int)*c,
+		     R->r->stage[0] ? R->r->stage : "start");
+	if (R->err != NULL)
+		R->err->signal = (int)*c;
+	return SM_EINTR;
+}
+
+static void progress(struct run *R, const char *stage, int64_t halo, uint64_t done,
+		     uint64_t total)
+{
+	sm_pipeline_progress pr;
+
+	if (R->o->progress == NULL)
+		return;
+	pr.stage = stage;
+	pr.halo = halo;
+	pr.halos = R->k;
+	pr.done = done;
+	pr.total = total;
+	pr.elapsed_s = now_s() - R->t0;
+	R->o->progress(&pr, R->o->progress_ctx);
+}
+
+static int stage_begin(struct run *R, const char *id, int64_t instance, uint64_t total)
+{
+	int rc;
+
+	snprintf(R->r->stage, sizeof(R->r->stage), "%s", id);
+	R->r->instance = instance;
+	progress(R, id, instance, 0, total);
+	if ((rc = cancelled(R)) != 0)
+		return rc;
+	if (sm_prof_stage_begin(R->p, id, instance) != 0)
+		return sm_error_set(R->err, SM_ENOMEM, "profiler: cannot begin stage '%s'", id);
+	R->stage_open = 1;
+	return 0;
+}
+
+static void stage_end(struct run *R)
+{
+	if (R->stage_open)
+		sm_prof_stage_end(R->p);
+	R->stage_open = 0;
+}
+
+/* A tracked array: checks --max-mem, then sm_prof_alloc. *slot receives the pointer. */
+static int palloc(struct run *R, void *slot, const char *name, uint64_t bytes)
+{
+	void *q;
+	uint64_t want;
+
+	if (R->nlive >= MAX_LIVE)
+		return sm_error_set(R->err, SM_EINVAL, "pipeline: too many live arrays at '%s'", name);
+	if (R->o->max_mem > 0 &&
+	    (sm_add_u64(R->live_bytes, bytes, &want) != 0 || want > R->o->max_mem)) {
+		char a[32], b[32];
+
+		sm_format_iec(want, a, sizeof(a));
+		sm_format_iec(R->o->max_mem, b, sizeof(b));
+		sm_error_set(R->err, SM_ELIMIT,
+			     "'%s': %llu bytes in stage '%s' would bring the live arrays to %llu bytes "
+			     "(%s), over --max-mem %llu bytes (%s)", name, (unsigned long long)bytes,
+			     R->r->stage, (unsigned long long)want, a,
+			     (unsigned long long)R->o->max_mem, b);
+		if (R->err != NULL)
+			R->err->needed_bytes = want;
+		return SM_ELIMIT;
+	}
+	q = sm_prof_alloc(R->p, name, bytes, R->err);
+	if (q == NULL)
+		return R->err != NULL && R->err->code != 0 ? R->err->code : SM_ENOMEM;
+	R->live[R->nlive].ptr = q;
+	R->live[R->nlive].bytes = bytes;
+	R->nlive++;
+	R->live_bytes += bytes;
+	memcpy(slot, &q, sizeof(q));
+	return 0;
+}
+
+/* Frees the tracked array in *slot (NULL is fine) and clears the slot. */
+static void pfree(struct run *R, void *slot)
+{
+	void *q;
+	size_t i;
+
+	memcpy(&q, slot, sizeof(q));
+	if (q == NULL)
+		return;
+	for (i = 0; i < R->nlive; i++) {
+		if (R->live[i].ptr != q)
+			continue;
+		R->live_bytes -= R->live[i].bytes;
+		R->live[i] = R->live[--R->nlive];
+		break;
+	}
+	sm_prof_release(R->p, q);
+	q = NULL;
+	memcpy(slot, &q, sizeof(q));
+}
+
+/* ---- file and cell locations for messages ---------------------------------------------------- */
+
+/* The chunk file and local index of global gas cell i. */
+static void cell_location(struct run *R, uint64_t i, char *path, size_t len, uint64_t *local)
+{
+	int64_t f;
+	uint64_t first = 0;
+
+	*local = i;
+	snprintf(path, len, "snapshot %d", R->s.snap);
+	if (R->s.chunk_counts == NULL)
+		return;
+	for (f = 0; f < R->s.nfiles; f++) {
+		uint64_t c = R->s.chunk_counts[f * SM_NTYPES + 0];
+
+		if (i < first + c) {
+			*local = i - first;
+			if (sm_snapshot_chunk_path(&R->s, f, path, len, NULL) != 0)
+				snprintf(path, len, "snapshot %d chunk %lld", R->s.snap, (long long)f);
+			return;
+		}
+		first += c;
+	}
+}
+
+/* The catalogue chunk file holding group gi (opens the chunks' headers; error path only). */
+static void group_location(struct run *R, uint64_t gi, char *path, size_t len)
+{
+	int64_t f;
+	uint64_t first = 0;
+
+	snprintf(path, len, "group catalogue of snapshot %d", R->c.snap);
+	for (f = 0; f < R->c.nfiles; f++) {
+		char p[SM_PATH_MAX];
+		hid_t file, a;
+		int64_t cnt = -1;
+
+		if ((size_t)snprintf(p, sizeof(p), R->c.pattern, (long long)f) >= sizeof(p))
+			return;
+		file = H5Fopen(p, H5F_ACC_RDONLY, H5P_DEFAULT);
+		if (file < 0)
+			return;
+		a = H5Aopen_by_name(file, "Header", "Ngroups_ThisFile", H5P_DEFAULT, H5P_DEFAULT);
+		if (a >= 0) {
+			if (H5Aread(a, H5T_NATIVE_INT64, &cnt) < 0)
+				cnt = -1;
+			H5Aclose(a);
+		}
+		H5Fclose(file);
+		if (cnt < 0)
+			return;
+		if (gi < first + (uint64_t)cnt) {
+			snprintf(path, len, "%s", p);
+			return;
+		}
+		first += (uint64_t)cnt;
+	}
+}
+
+/* ---- load_halos ------------------------------------------------------------------------------ */
+
+/* Halo a ranks before halo b: more massive, ties by lower group index; NaN masses last. */
+static int better(const float *m, int64_t a, int64_t b)
+{
+	float x = m[a], y = m[b];
+
+	if (isnan(x) || isnan(y)) {
+		if (isnan(x) != isnan(y))
+			return isnan(y);
+		return a < b;
+	}
+	if (x != y)
+		return x > y;
+	return a < b;
+}
+
+/* Sift down in a heap whose top is the element that ranks LAST (worst first). */
+static void sift_worst(const float *m, int64_t *h, uint64_t n, uint64_t i)
+{
+	for (;;) {
+		uint64_t l = 2 * i + 1, r = l + 1, w = i;
+
+		if (l < n && better(m, h[w], h[l]))
+			w = l;
+		if (r < n && better(m, h[w], h[r]))
+			w = r;
+		if (w == i)
+			return;
+		int64_t t = h[i];
+		h[i] = h[w];
+		h[w] = t;
+		i = w;
+	}
+}
+
+/* Orders h[0..n) best first, in place (heap sort with the worst on top). */
+static void sort_best_first(const float *m, int64_t *h, uint64_t n)
+{
+	uint64_t i;
+
+	for (i = n / 2; i-- > 0;)
+		sift_worst(m, h, n, i);
+	for (i = n; i > 1; i--) {
+		int64_t t = h[0];
+		h[0] = h[i - 1];
+		h[i - 1] = t;
+		sift_worst(m, h, i - 1, 0);
+	}
+	/* The heap sort leaves the worst at the front: reverse. */
+	for (i = 0; i < n / 2; i++) {
+		int64_t t = h[i];
+		h[i] = h[n - 1 - i];
+		h[n - 1 - i] = t;
+	}
+}
+
+static int load_halos(struct run *R)
+{
+	const sm_model_options *mo = &R->o->model;
+	uint64_t g = R->gtot, i, k = 0, b;
+	int rc;
+
+	if ((rc = stage_begin(R, "load_halos", -1, g)) != 0)
+		return rc;
+	if (g > UINT64_MAX / 12)
+		return sm_error_set(R->err, SM_EOVERFLOW, "'%s': Ngroups_Total %llu is too large",
+				    R->c.pattern, (unsigned long long)g);
+	if ((rc = palloc(R, &R->gm, "Group_M_Crit200", 4 * g)) != 0 ||
+	    (rc = palloc(R, &R->gr, "Group_R_Crit200", 4 * g)) != 0 ||
+	    (rc = palloc(R, &R->gp, "GroupPos", 12 * g)) != 0)
+		return rc;
+	if (g > 0 &&
+	    ((rc = sm_catalog_read_group_field(&R->c, "Group_M_Crit200", SM_DTYPE_F32, 1, R->gm,
+					       R->err)) != 0 ||
+	     (rc = sm_catalog_read_group_field(&R->c, "Group_R_Crit200", SM_DTYPE_F32, 1, R->gr,
+					       R->err)) != 0 ||
+	     (rc = sm_catalog_read_group_field(&R->c, "GroupPos", SM_DTYPE_F32, 3, R->gp,
+					       R->err)) != 0))
+		return rc;
+	if (mo->halos >= 0) {
+		k = (uint64_t)mo->halos < g ? (uint64_t)mo->halos : g;
+	} else {
+		for (i = 0; i < g; i++)
+			if ((double)R->gm[i] * 1e10 / R->h > mo->mass_min)
+				k++;
+	}
+	R->k = k;
+	if ((rc = palloc(R, &R->halo_index, "halo_index", 8 * k)) != 0 ||
+	    (rc = palloc(R, &R->halo_center, "halo_center", 24 * k)) != 0 ||
+	    (rc = palloc(R, &R->halo_m200, "halo_m200", 8 * k)) != 0 ||
+	    (rc = palloc(R, &R->halo_r200, "halo_r200", 8 * k)) != 0)
+		return rc;
+	if (mo->halos >= 0) {
+		/* The k best of g: a bounded heap with the worst kept on top. */
+		uint64_t n = 0;
+
+		for (i = 0; i < g && k > 0; i++) {
+			if (n < k) {
+				uint64_t j = n++;
+
+				R->halo_index[j] = (int64_t)i;
+				while (j > 0 && better(R->gm, R->halo_index[(j - 1) / 2],
+						       R->halo_index[j])) {
+					int64_t t = R->halo_index[j];
+					R->halo_index[j] = R->halo_index[(j - 1) / 2];
+					R->halo_index[(j - 1) / 2] = t;
+					j = (j - 1) / 2;
+				}
+			} else if (better(R->gm, (int64_t)i, R->halo_index[0])) {
+				R->halo_index[0] = (int64_t)i;
+				sift_worst(R->gm, R->halo_index, n, 0);
+			}
+		}
+	} else {
+		for (i = 0, b = 0; i < g; i++)
+			if ((double)R->gm[i] * 1e10 / R->h > mo->mass_min)
+				R->halo_index[b++] = (int64_t)i;
+	}
+	sort_best_first(R->gm, R->halo_index, k);
+	for (i = 0; i < k; i++) {
+		uint64_t gi = (uint64_t)R->halo_index[i];
+		double r200 = R->gr[gi];
+		int d;
+
+		if (!(r200 > 0) || !isfinite(r200) || !isfinite(R->gp[3 * gi]) ||
+		    !isfinite(R->gp[3 * gi + 1]) || !isfinite(R->gp[3 * gi + 2])) {
+			char where[SM_PATH_MAX];
+
+			group_location(R, gi, where, sizeof(where));
+			return sm_error_set(R->err, SM_EFORMAT,
+					    "'%s': group %llu (selected halo %llu) has %s", where,
+					    (unsigned long long)gi, (unsigned long long)i,
+					    !(r200 > 0) || !isfinite(r200)
+						    ? "Group_R_Crit200 <= 0 or NaN"
+						    : "a non-finite GroupPos");
+		}
+		for (d = 0; d < 3; d++) {
+			double x = R->gp[3 * gi + d];
+
+			if (x < 0 || x >= R->box)
+				x -= R->box * floor(x / R->box);
+			R->halo_center[3 * i + d] = x;
+		}
+		R->halo_m200[i] = (double)R->gm[gi] * 1e10 / R->h;
+		R->halo_r200[i] = r200;
+	}
+	pfree(R, &R->gm);
+	pfree(R, &R->gr);
+	pfree(R, &R->gp);
+	if (k > 0) {
+		R->r->halos = calloc(k, sizeof(*R->r->halos));
+		if (R->r->halos == NULL)
+			return sm_error_set(R->err, SM_ENOMEM, "pipeline: cannot allocate the result "
+					    "table of %llu halos", (unsigned long long)k);
+		for (i = 0; i < k; i++) {
+			sm_pipeline_halo *hh = &R->r->halos[i];
+
+			hh->group_index = R->halo_index[i];
+			hh->m200_msun = R->halo_m200[i];
+			hh->r200 = R->halo_r200[i];
+			memcpy(hh->center, &R->halo_center[3 * i], sizeof(hh->center));
+		}
+	}
+	R->r->nhalos = k;
+	R->r->empty = k == 0;
+	stage_end(R);
+	return 0;
+}
+
+/* ---- temperature ----------------------------------------------------------------------------- */
+
+/* Temperatures of cells [first, first + n) from the three fields; SM_EFORMAT on a bad value. */
+static int temperature_block(struct run *R, uint64_t first, uint64_t n, const float *u,
+			     const float *xe, const float *sfr, float *t)
+{
+	const double gm1 = SM_PIPELINE_GAMMA - 1.0, xh = SM_PIPELINE_XH;
+	const double kb = SM_PIPELINE_KB, mp4 = 4.0 * SM_PIPELINE_MP, uv2 = R->uv2;
+	uint64_t i;
+
+	for (i = 0; i < n; i++) {
+		double uu = u[i], x = xe[i], mu, T;
+
+		if (!(uu >= 0) || !(x >= 0) || isinf(uu) || isinf(x) || isnan(sfr[i])) {
+			char where[SM_PATH_MAX];
+			uint64_t local;
+			const char *what = !(uu >= 0) || isinf(uu) ? "InternalEnergy"
+					   : !(x >= 0) || isinf(x) ? "ElectronAbundance"
+								   : "StarFormationRate";
+			double v = what[0] == 'I' ? uu : what[0] == 'E' ? x : (double)sfr[i];
+
+			cell_location(R, first + i, where, sizeof(where), &local);
+			return sm_error_set(R->err, SM_EFORMAT,
+					    "'%s': /PartType0/%s[%llu] is %g (gas cell %llu): must be "
+					    "finite and non-negative", where, what,
+					    (unsigned long long)local, v,
+					    (unsigned long long)(first + i));
+		}
+		mu = mp4 / (1.0 + 3.0 * xh + 4.0 * xh * x);
+		T = gm1 * uu / kb * uv2 * mu;
+		t[i] = sfr[i] > 0 ? -(float)T : (float)T;
+	}
+	return 0;
+}
+
+static int gas_and_temperature(struct run *R)
+{
+	static const char *const names[3] = {"InternalEnergy", "ElectronAbundance",
+					     "StarFormationRate"};
+	uint64_t n = R->n, b, first;
+	float **f[3] = {&R->u, &R->xe, &R->sfr};
+	int rc, j;
+
+	if (R->o->model.temperature == SM_TEMP_IN_MEMORY) {
+		if ((rc = stage_begin(R, "load_gas_fields", -1, 3 * n)) != 0)
+			return rc;
+		for (j = 0; j < 3; j++)
+			if ((rc = palloc(R, f[j], names[j], 4 * n)) != 0)
+				return rc;
+		for (j = 0; j < 3; j++) {
+			if ((rc = cancelled(R)) != 0)
+				return rc;
+			if (n > 0 && (rc = sm_snapshot_read_field(&R->s, 0, names[j], SM_DTYPE_F32, 1,
+								  *f[j], NULL, R->err)) != 0)
+				return rc;
+			progress(R, "load_gas_fields", -1, (uint64_t)(j + 1) * n, 3 * n);
+		}
+		stage_end(R);
+		if ((rc = stage_begin(R, "compute_temperature", -1, n)) != 0 ||
+		    (rc = palloc(R, &R->temp, "temperature", 4 * n)) != 0 ||
+		    (rc = temperature_block(R, 0, n, R->u, R->xe, R->sfr, R->temp)) != 0)
+			return rc;
+		for (j = 0; j < 3; j++)
+			pfree(R, f[j]);
+		stage_end(R);
+		return 0;
+	}
+	/* Streaming: the stage load_gas_fields is recorded, empty. */
+	if ((rc = stage_begin(R, "load_gas_fields", -1, 0)) != 0)
+		return rc;
+	stage_end(R);
+	b = R->o->model.stream_block < n ? R->o->model.stream_block : n;
+	if ((rc = stage_begin(R, "compute_temperature", -1, n)) != 0 ||
+	    (rc = palloc(R, &R->temp, "temperature", 4 * n)) != 0)
+		return rc;
+	for (j = 0; j < 3; j++)
+		if ((rc = palloc(R, f[j], names[j], 4 * b)) != 0)
+			return rc;
+	for (first = 0; first < n; first += b) {
+		uint64_t cnt = n - first < b ? n - first : b;
+
+		if ((rc = cancelled(R)) != 0)
+			return rc;
+		for (j = 0; j < 3; j++)
+			if ((rc = sm_snapshot_read_range(&R->s, 0, names[j], SM_DTYPE_F32, 1, first,
+							 cnt, *f[j], NULL, R->err)) != 0)
+				return rc;
+		if ((rc = temperature_block(R, first, cnt, R->u, R->xe, R->sfr,
+					    R->temp + first)) != 0)
+			return rc;
+		progress(R, "compute_temperature", -1, first + cnt, n);
+	}
+	for (j = 0; j < 3; j++)
+		pfree(R, f[j]);
+	stage_end(R);
+	return 0;
+}
+
+/* ---- kernels in the positions' type ---------------------------------------------------------- */
+
+static inline uint64_t axis_bin(const struct grid *gr, double x)
+{
+	double t;
+	uint64_t i;
+
+	if (x < 0)
+		x += gr->box;
+	else if (x >= gr->box)
+		x -= gr->box;
+	t = x * gr->inv_w;
+	i = t > 0 ? (uint64_t)t : 0;
+	return i >= gr->g ? gr->g - 1 : i;
+}
+
+/* One visit of a sphere scan: the contiguous cells [a, b) of the permuted arrays. */
+typedef struct scan_out {
+	uint64_t count;
+	void *idx;        /* NULL: count only */
+	int idx64;
+} scan_out;
+
+#define DEFINE_KERNELS(SUF, T, SQRT)                                                              \
+	static inline T dist_##SUF(const T *x, const T *c, T box, T half)                        \
+	{                                                                                         \
+		T dx = x[0] - c[0], dy = x[1] - c[1], dz = x[2] - c[2];                           \
+		if (dx > half)                                                                    \
+			dx -= box;                                                                \
+		else if (dx < -half)                                                              \
+			dx += box;                                                                \
+		if (dy > half)                                                                    \
+			dy -= box;                                                                \
+		else if (dy < -half)                                                              \
+			dy += box;                                                                \
+		if (dz > half)                                                                    \
+			dz -= box;                                                                \
+		else if (dz < -half)                                                              \
+			dz += box;                                                                \
+		return SQRT(dx * dx + dy * dy + dz * dz);                                         \
+	}                                                                                         \
+                                                                                                  \
+	static inline uint64_t key_##SUF(const struct grid *gr, const T *x)                       \
+	{                                                                                         \
+		return (axis_bin(gr, x[0]) * gr->g + axis_bin(gr, x[1])) * gr->g +                \
+		       axis_bin(gr, x[2]);                                                        \
+	}                                                                                         \
+                                                                                                  \
+	/* First bad coordinate (non-finite or outside [-box/2, 3 box/2)), or n. */               \
+	static uint64_t check_pos_##SUF(const T *x, uint64_t n, double box)                       \
+	{                                                                                         \
+		uint64_t i;                                                                       \
+		for (i = 0; i < 3 * n; i++) {                                                     \
+			double v = x[i];                                                          \
+			if (!(v >= -0.5 * box && v < 1.5 * box))                                  \
+				return i / 3;                                                     \
+		}                                                                                 \
+		return n;                                                                         \
+	}                                                                                         \
+                                                                                                  \
+	static void count_cells_##SUF(const struct grid *gr, const T *x, uint64_t n,             \
+				      uint64_t *start)                                            \
+	{                                                                                         \
+		uint64_t i;                                                                       \
+		for (i = 0; i < n; i++)                                                           \
+			start[key_##SUF(gr, x + 3 * i) + 1]++;                                    \
+	}                                                                                         \
+                                                                                                  \
+	static inline void swap_##SUF(T *x, float *t, uint64_t i, uint64_t j)                    \
+	{                                                                                         \
+		T a0 = x[3 * i], a1 = x[3 * i + 1], a2 = x[3 * i + 2];                            \
+		float tt = t[i];                                                                  \
+		x[3 * i] = x[3 * j];                                                              \
+		x[3 * i + 1] = x[3 * j + 1];                                                      \
+		x[3 * i + 2] = x[3 * j + 2];                                                      \
+		t[i] = t[j];                                                                      \
+		x[3 * j] = a0;                                                                    \
+		x[3 * j + 1] = a1;                                                                \
+		x[3 * j + 2] = a2;                                                                \
+		t[j] = tt;                                                                        \
+	}                                                                                         \
+                                                                                                  \
+	/* Elements [start[lo], start[hi]) hold keys in [lo, hi), lo aligned to 2^bits. */         \
+	static void msd_##SUF(const struct grid *gr, T *x, float *t, const uint64_t *start,       \
+			      uint64_t *fill, uint64_t lo, uint64_t hi, unsigned bits,            \
+			      unsigned digit)                                                     \
+	{                                                                                         \
+		unsigned d = bits < digit ? bits : digit, rem = bits - d;                         \
+		uint64_t nchild = ((hi - lo - 1) >> rem) + 1, c;                                  \
+		for (c = 0; c < nchild; c++)                                                      \
+			fill[lo + (c << rem)] = start[lo + (c << rem)];                           \
+		for (c = 0; c < nchild; c++) {                                                    \
+			uint64_t first = lo + (c << rem);                                         \
+			uint64_t last = first + (UINT64_C(1) << rem) < hi                         \
+						? first + (UINT64_C(1) << rem) : hi;              \
+			uint64_t end = start[last];                                               \
+			while (fill[first] < end) {                                               \
+				uint64_t i = fill[first];                                         \
+				uint64_t cc = (key_##SUF(gr, x + 3 * i) - lo) >> rem;             \
+				if (cc == c) {                                                    \
+					fill[first]++;                                            \
+					continue;                                                 \
+				}                                                                 \
+				swap_##SUF(x, t, i, fill[lo + (cc << rem)]++);                    \
+			}                                                                         \
+		}                                                                                 \
+		if (rem == 0)                                                                     \
+			return;                                                                   \
+		for (c = 0; c < nchild; c++) {                                                    \
+			uint64_t first = lo + (c << rem);                                         \
+			uint64_t last = first + (UINT64_C(1) << rem) < hi                         \
+						? first + (UINT64_C(1) << rem) : hi;              \
+			if (start[last] - start[first] > 1)                                       \
+				msd_##SUF(gr, x, t, start, fill, first, last, rem, digit);        \
+		}                                                                                 \
+	}                                                                                         \
+                                                                                                  \
+	static void scan_range_##SUF(const T *x, uint64_t a, uint64_t b, const T *c, T box,      \
+				     T half, T r2, scan_out *so)                                  \
+	{                                                                                         \
+		uint64_t i;                                                                       \
+		for (i = a; i < b; i++) {                                                         \
+			if (!(dist_##SUF(x + 3 * i, c, box, half) < r2))                          \
+				continue;                                                         \
+			if (so->idx != NULL) {                                                    \
+				if (so->idx64)                                                    \
+					((uint64_t *)so->idx)[so->count] = i;                     \
+				else                                                              \
+					((uint32_t *)so->idx)[so->count] = (uint32_t)i;           \
+			}                                                                         \
+			so->count++;                                                              \
+		}                                                                                 \
+	}                                                                                         \
+                                                                                                  \
+	static uint64_t mask_fill_##SUF(const T *x, uint64_t n, const T *c, T box, T half, T r2,  \
+					unsigned char *m)                                         \
+	{                                                                                         \
+		uint64_t i, s = 0;                                                                \
+		for (i = 0; i < n; i++) {                                                         \
+			m[i] = dist_##SUF(x + 3 * i, c, box, half) < r2;                          \
+			s += m[i];                                                                \
+		}                                                                                 \
+		return s;                                                                         \
+	}
+
+DEFINE_KERNELS(f32, float, sqrtf)
+DEFINE_KERNELS(f64, double, sqrt)
+
+/* ---- load_positions, build_index ------------------------------------------------------------- */
+
+static int load_positions(struct run *R)
+{
+	uint64_t n = R->n, bytes, bad;
+	sm_io_buffer iob = {NULL, 0};
+	int rc;
+
+	if ((rc = stage_begin(R, "load_positions", -1, n)) != 0)
+		return rc;
+	if (sm_mul_u64(n, 3 * (uint64_t)R->psz, &bytes) != 0)
+		return sm_error_set(R->err, SM_EOVERFLOW, "'%s': Coordinates of %llu cells: byte "
+				    "count does not fit in 64 bits", R->s.pattern,
+				    (unsigned long long)n);
+	if ((rc = palloc(R, &R->coords, "Coordinates", bytes)) != 0)
+		return rc;
+	if (R->pt == SM_DTYPE_F32) {
+		if ((rc = palloc(R, &R->iobuf, "io_buffer", IO_BUFFER_BYTES)) != 0)
+			return rc;
+		iob.tconv = R->iobuf;
+		iob.size = IO_BUFFER_BYTES;
+	}
+	if (n > 0 && (rc = sm_snapshot_read_field(&R->s, 0, "Coordinates", R->pt, 3, R->coords,
+						  R->pt == SM_DTYPE_F32 ? &iob : NULL,
+						  R->err)) != 0)
+		return rc;
+	bad = R->pt == SM_DTYPE_F32 ? check_pos_f32(R->coords, n, R->box)
+				    : check_pos_f64(R->coords, n, R->box);
+	if (bad < n) {
+		char where[SM_PATH_MAX];
+		uint64_t local;
+
+		cell_location(R, bad, where, sizeof(where), &local);
+		return sm_error_set(R->err, SM_EFORMAT,
+				    "'%s': /PartType0/Coordinates[%llu] is not finite or lies more "
+				    "than half a box (BoxSize %g) outside the box (gas cell %llu)",
+				    where, (unsigned long long)local, R->box, (unsigned long long)bad);
+	}
+	pfree(R, &R->iobuf);
+	progress(R, "load_positions", -1, n, n);
+	stage_end(R);
+	return 0;
+}
+
+static int build_index(struct run *R)
+{
+	uint64_t g = sm_pipeline_grid_side(R->n), m = g * g * g, c;
+	unsigned bits = 0, levels, digit;
+	int rc;
+
+	R->grid.g = g;
+	R->grid.box = R->box;
+	R->grid.inv_w = (double)g / R->box;
+	R->r->grid_side = g;
+	if ((rc = stage_begin(R, "build_index", -1, R->n)) != 0 ||
+	    (rc = palloc(R, &R->cstart, "index_cell_start", 8 * (m + 1))) != 0 ||
+	    (rc = palloc(R, &R->cfill, "index_cell_fill", 8 * m)) != 0)
+		return rc;
+	memset(R->cstart, 0, 8 * (m + 1));
+	if (R->pt == SM_DTYPE_F32)
+		count_cells_f32(&R->grid, R->coords, R->n, R->cstart);
+	else
+		count_cells_f64(&R->grid, R->coords, R->n, R->cstart);
+	for (c = 0; c < m; c++)
+		R->cstart[c + 1] += R->cstart[c];
+	if ((rc = cancelled(R)) != 0)
+		return rc;
+	while ((UINT64_C(1) << bits) < m)
+		bits++;
+	levels = (bits + SORT_DIGIT_MAX - 1) / SORT_DIGIT_MAX;
+	digit = levels > 0 ? (bits + levels - 1) / levels : 1;
+	if (bits > 0 && R->n > 1) {
+		if (R->pt == SM_DTYPE_F32)
+			msd_f32(&R->grid, R->coords, R->temp, R->cstart, R->cfill, 0, m, bits, digit);
+		else
+			msd_f64(&R->grid, R->coords, R->temp, R->cstart, R->cfill, 0, m, bits, digit);
+	}
+	pfree(R, &R->cfill);
+	progress(R, "build_index", -1, R->n, R->n);
+	stage_end(R);
+	return 0;
+}
+
+/* ---- per halo -------------------------------------------------------------------------------- */
+
+/* Ranges of grid indices along one axis covering [c - r, c + r] (periodic, each index once). */
+struct axis_range {
+	uint64_t a[2], b[2];  /* up to two runs [a, b] */
+	int n;
+};
+
+static void axis_cover(const struct grid *gr, double c, double r, struct axis_range *ar)
+{
+	double pad = 1e-5 * r + 1e-6 * gr->box;
+	int64_t g = (int64_t)gr->g;
+	int64_t lo = (int64_t)floor((c - r - pad) * gr->inv_w);
+	int64_t hi = (int64_t)floor((c + r + pad) * gr->inv_w);
+	int64_t wl, wh;
+
+	if (hi - lo + 1 >= g) {
+		ar->n = 1;
+		ar->a[0] = 0;
+		ar->b[0] = (uint64_t)g - 1;
+		return;
+	}
+	wl = ((lo % g) + g) % g;
+	wh = ((hi % g) + g) % g;
+	if (wl <= wh) {
+		ar->n = 1;
+		ar->a[0] = (uint64_t)wl;
+		ar->b[0] = (uint64_t)wh;
+	} else {
+		ar->n = 2;
+		ar->a[0] = (uint64_t)wl;
+		ar->b[0] = (uint64_t)g - 1;
+		ar->a[1] = 0;
+		ar->b[1] = (uint64_t)wh;
+	}
+}
+
+/* Cells of halo h within 2 R200 through the grid: counted (so->idx NULL) or listed. */
+static void sphere_scan(struct run *R, uint64_t h, scan_out *so)
+{
+	const struct grid *gr = &R->grid;
+	const double *cd = &R->halo_center[3 * h];
+	double r2 = 2.0 * R->halo_r200[h];
+	struct axis_range ax, ay, az;
+	int i, j, l;
+	uint64_t x, y, g = gr->g;
+
+	so->count = 0;
+	axis_cover(gr, cd[0], r2, &ax);
+	axis_cover(gr, cd[1], r2, &ay);
+	axis_cover(gr, cd[2], r2, &az);
+	for (i = 0; i < ax.n; i++)
+		for (x = ax.a[i]; x <= ax.b[i]; x++)
+			for (j = 0; j < ay.n; j++)
+				for (y = ay.a[j]; y <= ay.b[j]; y++)
+					for (l = 0; l < az.n; l++) {
+						uint64_t base = (x * g + y) * g;
+						uint64_t a = R->cstart[base + az.a[l]];
+						uint64_t b = R->cstart[base + az.b[l] + 1];
+
+						if (R->pt == SM_DTYPE_F32) {
+							float c[3] = {(float)cd[0], (float)cd[1],
+								      (float)cd[2]};
+							float box = (float)R->box;
+
+							scan_range_f32(R->coords, a, b, c, box,
+								       box / 2, (float)r2, so);
+						} else {
+							scan_range_f64(R->coords, a, b, cd, R->box,
+								       R->box / 2, r2, so);
+						}
+					}
+}
+
+static uint64_t idx_at(const struct run *R, uint64_t j)
+{
+	return R->idx64 ? ((const uint64_t *)R->sphere)[j] : ((const uint32_t *)R->sphere)[j];
+}
+
+/* Calls the body for the j-th selected cell i, in order, through the index list or the mask. */
+#define FOR_SELECTED(R, j, i, body)                                                               \
+	do {                                                                                      \
+		if ((R)->o->model.select == SM_SELECT_INDEX) {                                    \
+			for ((j) = 0; (j) < s; (j)++) {                                           \
+				(i) = idx_at((R), (j));                                           \
+				body;                                                             \
+			}                                                                         \
+		} else {                                                                          \
+			for ((i) = 0, (j) = 0; (i) < (R)->n; (i)++) {                             \
+				if (!(R)->mask[(i)])                                              \
+					continue;                                                 \
+				body;                                                             \
+				(j)++;                                                            \
+			}                                                                         \
+		}                                                                                 \
+	} while (0)
+
+static void histogram(const struct run *R, uint64_t s, double r200, unsigned char *hist)
+{
+	int64_t *counts = (int64_t *)hist, *sf = counts + SM_PIPELINE_RBINS;
+	double *mean = (double *)(sf + SM_PIPELINE_RBINS);
+	int64_t *h2 = (int64_t *)(mean + SM_PIPELINE_RBINS);
+	uint64_t j;
+	int b;
+
+	memset(hist, 0, SM_PIPELINE_HISTOGRAM_BYTES);
+	for (j = 0; j < s; j++) {
+		double rr = R->pt == SM_DTYPE_F32 ? (double)((const float *)R->radius)[j]
+						  : ((const double *)R->radius)[j];
+		double x = rr / r200 * (SM_PIPELINE_RBINS / 2.0);
+		float tf = R->sel_t[j];
+		int rb = x > 0 ? (x < SM_PIPELINE_RBINS ? (int)x : SM_PIPELINE_RBINS - 1) : 0;
+		double T, lt;
+		int tb;
+
+		if (signbit(tf)) {
+			sf[rb]++;
+			continue;
+		}
+		T = tf;
+		counts[rb]++;
+		mean[rb] += T;
+		lt = (log10(T) - 3.0) * (SM_PIPELINE_TBINS / 6.0);
+		tb = lt > 0 ? (lt < SM_PIPELINE_TBINS ? (int)lt : SM_PIPELINE_TBINS - 1) : 0;
+		h2[rb * SM_PIPELINE_TBINS + tb]++;
+	}
+	for (b = 0; b < SM_PIPELINE_RBINS; b++)
+		mean[b] = counts[b] > 0 ? mean[b] / (double)counts[b] : NAN;
+}
+
+static int one_halo(struct run *R, uint64_t h)
+{
+	const int64_t inst = (int64_t)h;
+	const double *cd = &R->halo_center[3 * h];
+	double r2 = 2.0 * R->halo_r200[h];
+	uint64_t s = 0, j, i;
+	int rc;
+
+	/* select_sphere */
+	if ((rc = stage_begin(R, "select_sphere", inst, R->k)) != 0)
+		return rc;
+	if (R->o->model.select == SM_SELECT_INDEX) {
+		scan_out so = {0, NULL, R->idx64};
+
+		sphere_scan(R, h, &so);
+		s = so.count;
+		if ((rc = palloc(R, &R->sphere, "sphere_cells", s * (R->idx64 ? 8 : 4))) != 0)
+			return rc;
+		so.idx = R->sphere;
+		sphere_scan(R, h, &so);
+	} else {
+		if ((rc = palloc(R, &R->mask, "sphere_mask", R->n)) != 0)
+			return rc;
+		if (R->pt == SM_DTYPE_F32) {
+			float c[3] = {(float)cd[0], (float)cd[1], (float)cd[2]};
+			float box = (float)R->box;
+
+			s = mask_fill_f32(R->coords, R->n, c, box, box / 2, (float)r2, R->mask);
+		} else {
+			s = mask_fill_f64(R->coords, R->n, cd, R->box, R->box / 2, r2, R->mask);
+		}
+	}
+	R->r->halos[h].sphere_cells = s;
+	stage_end(R);
+
+	/* radial_distance */
+	if ((rc = stage_begin(R, "radial_distance", inst, R->k)) != 0 ||
+	    (rc = palloc(R, &R->radius, "radius", s * R->psz)) != 0)
+		return rc;
+	if (R->pt == SM_DTYPE_F32) {
+		float c[3] = {(float)cd[0], (float)cd[1], (float)cd[2]};
+		float box = (float)R->box, *rad = R->radius;
+		const float *x = R->coords;
+
+		FOR_SELECTED(R, j, i, rad[j] = dist_f32(x + 3 * i, c, box, box / 2));
+	} else {
+		double *rad = R->radius;
+		const double *x = R->coords;
+
+		FOR_SELECTED(R, j, i, rad[j] = dist_f64(x + 3 * i, cd, R->box, R->box / 2));
+	}
+	stage_end(R);
+
+	/* mask_arrays */
+	if ((rc = stage_begin(R, "mask_arrays", inst, R->k)) != 0 ||
+	    (rc = palloc(R, &R->sel_t, "selected_temperature", 4 * s)) != 0 ||
+	    (rc = palloc(R, &R->sel_pos, "selected_positions", 3 * s * R->psz)) != 0)
+		return rc;
+	{
+		unsigned char *dst = R->sel_pos;
+		const unsigned char *src = R->coords;
+		size_t row = 3 * R->psz;
+
+		FOR_SELECTED(R, j, i, {
+			R->sel_t[j] = R->temp[i];
+			memcpy(dst + j * row, src + i * row, row);
+		});
+	}
+	stage_end(R);
+
+	/* histogram_write */
+	if ((rc = stage_begin(R, "histogram_write", inst, R->k)) != 0 ||
+	    (rc = palloc(R, &R->hist, "histogram", SM_PIPELINE_HISTOGRAM_BYTES)) != 0)
+		return rc;
+	histogram(R, s, R->halo_r200[h], R->hist);
+	if ((rc = sm__pl_out_append(R->out, R->halo_index[h], cd, R->halo_r200[h], R->halo_m200[h],
+				    R->hist, R->err)) != 0)
+		return rc;
+	pfree(R, &R->sphere);
+	pfree(R, &R->mask);
+	pfree(R, &R->radius);
+	pfree(R, &R->sel_t);
+	pfree(R, &R->sel_pos);
+	pfree(R, &R->hist);
+	progress(R, "histogram_write", inst, h + 1, R->k);
+	stage_end(R);
+	return 0;
+}
+
+/* ---- the run --------------------------------------------------------------------------------- */
+
+static int create_output(struct run *R)
+{
+	const sm_model_options *mo = &R->o->model;
+	sm__pl_attr a[20];
+	size_t n = 0;
+
+#define S(nm, v) (a[n].name = (nm), a[n].s = (v), n++)
+#define I(nm, v) (a[n].name = (nm), a[n].s = NULL, a[n].is_int = 1, a[n].i = (int64_t)(v), n++)
+#define D(nm, v) (a[n].name = (nm), a[n].s = NULL, a[n].is_int = 0, a[n].d = (v), n++)
+	memset(a, 0, sizeof(a));
+	S("creator", "snapmem run 0.1.0");
+	S("base_path", R->o->base_path);
+	I("snap", R->o->snap);
+	S("positions", sm_dtype_name(mo->positions));
+	S("select", mo->select == SM_SELECT_INDEX ? "index" : "mask");
+	S("temperature", mo->temperature == SM_TEMP_IN_MEMORY ? "in-memory" : "streaming");
+	I("stream_block", mo->stream_block);
+	I("halos_option", mo->halos);
+	D("mass_min_msun", mo->mass_min);
+	I("ranks", mo->ranks);
+	I("halos_selected", R->k);
+	I("gas_cells", R->n);
+	I("groups_total", R->gtot);
+	D("box_size", R->box);
+	D("hubble_param", R->h);
+	I("grid_side", R->r->grid_side);
+	S("selection", mo->halos >= 0 ? "the N most massive by Group_M_Crit200"
+				      : "Group_M_Crit200 * 1e10 / h strictly above mass_min_msun");
+	S("result", R->k == 0 ? "empty: no halo matched the selection (K = 0)"
+			      : "one row per selected halo, by mass descending");
+#undef S
+#undef I
+#undef D
+	return sm__pl_out_create(&R->out, R->o->out_dir, a, n, R->err);
+}
+
+static int run_all(struct run *R)
+{
+	const sm_pipeline_options *o = R->o;
+	uint64_t h;
+	int rc;
+
+	if ((rc = cancelled(R)) != 0)
+		return rc;
+	if ((rc = sm_snapshot_open_base(&R->s, o->base_path, o->snap, R->err)) != 0)
+		return rc;
+	R->s_open = 1;
+	if ((rc = sm_snapshot_scan(&R->s, R->err)) != 0)
+		return rc;
+	if ((rc = sm_catalog_open_base(&R->c, o->base_path, o->snap, R->err)) != 0) {
+		if (rc == SM_ENOTFOUND)
+			sm_error_set(R->err, SM_ENOTFOUND,
+				     "'%s': no group catalogue for snapshot %d: the pipeline needs "
+				     "halo centres and radii", o->base_path, o->snap);
+		return rc;
+	}
+	R->c_open = 1;
+	R->n = R->s.header.npart_total[0];
+	R->gtot = R->c.ngroups_total;
+	R->box = R->s.header.box_size;
+	R->h = R->s.header.hubble_param > 0 ? R->s.header.hubble_param : R->c.hubble_param;
+	R->uv2 = R->s.header.unit_velocity_cm_s * R->s.header.unit_velocity_cm_s;
+	R->idx64 = R->n > UINT64_C(4294967295);
+	R->r->gas_cells = R->n;
+	R->r->groups_total = R->gtot;
+	R->r->snapshot_files = R->s.nfiles;
+	R->r->catalog_files = R->c.nfiles;
+	R->r->box_size = R->box;
+	R->r->hubble_param = R->h;
+	if (!(R->box > 0) || !isfinite(R->box))
+		return sm_error_set(R->err, SM_EFORMAT, "'%s': /Header attribute 'BoxSize' is %g: "
+				    "must be positive", R->s.pattern, R->box);
+	if (!(R->h > 0) || !isfinite(R->h))
+		return sm_error_set(R->err, SM_EFORMAT, "'%s': HubbleParam is missing or not "
+				    "positive: cannot convert Group_M_Crit200 to Msun",
+				    R->s.pattern);
+	if (!(R->uv2 > 0) || !isfinite(R->uv2))
+		return sm_error_set(R->err, SM_EFORMAT, "'%s': /Header attribute "
+				    "'UnitVelocity_in_cm_per_s' is %g: must be positive",
+				    R->s.pattern, R->s.header.unit_velocity_cm_s);
+	if (R->n > UINT64_MAX / 24)
+		return sm_error_set(R->err, SM_EOVERFLOW, "'%s': %llu gas cells: byte counts do not "
+				    "fit in 64 bits", R->s.pattern, (unsigned long long)R->n);
+
+	if ((rc = load_halos(R)) != 0 || (rc = gas_and_temperature(R)) != 0 ||
+	    (rc = load_positions(R)) != 0)
+		return rc;
+	if (o->model.select == SM_SELECT_INDEX && (rc = build_index(R)) != 0)
+		return rc;
+	if ((rc = create_output(R)) != 0)
+		return rc;
+	for (h = 0; h < R->k; h++)
+		if ((rc = one_halo(R, h)) != 0)
+			return rc;
+	if ((rc = cancelled(R)) != 0)
+		return rc;
+	return 0;
+}
+
+int sm_pipeline_run(const sm_pipeline_options *o, sm_prof *p, sm_pipeline_result *r,
+		    sm_error *err)
+{
+	struct run run, *R = &run;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	r->instance = -1;
+	memset(R, 0, sizeof(*R));
+	R->o = o;
+	R->p = p;
+	R->r = r;
+	R->err = err;
+	R->t0 = now_s();
+	sm_hdf5_quiet();
+	if (o == NULL || o->base_path == NULL || o->out_dir == NULL) {
+		rc = sm_error_set(err, SM_EINVAL, "pipeline: base path and output directory needed");
+		goto out;
+	}
+	if (o->model.positions != SM_DTYPE_F32 && o->model.positions != SM_DTYPE_F64) {
+		rc = sm_error_set(err, SM_EINVAL, "pipeline: positions must be float32 or float64");
+		goto out;
+	}
+	if (o->model.ranks != 1) {
+		rc = sm_error_set(err, SM_EUNSUPPORTED, "--ranks %u: the pipeline runs on one rank "
+				  "(MPI is not built in); the estimator models ranks",
+				  (unsigned)o->model.ranks);
+		goto out;
+	}
+	if (o->model.stream_block == 0) {
+		rc = sm_error_set(err, SM_EINVAL, "--stream-block: must be at least 1 cell");
+		goto out;
+	}
+	R->pt = o->model.positions;
+	R->psz = sm_dtype_size(R->pt);
+
+	rc = run_all(R);
+	if (rc == 0) {
+		rc = sm__pl_out_commit(R->out, r->profiles_path, sizeof(r->profiles_path), err);
+		R->out = NULL;
+		if (rc == 0)
+			r->stage[0] = '\0';
+	}
+out:
+	/* Undo in reverse: the open stage's arrays, the stage, the output, the files. */
+	while (R->nlive > 0) {
+		void *q = R->live[R->nlive - 1].ptr;
+
+		pfree(R, &q);
+	}
+	stage_end(R);
+	sm__pl_out_abort(R->out);
+	if (R->c_open)
+		sm_catalog_release(&R->c);
+	if (R->s_open)
+		sm_snapshot_release(&R->s);
+	r->wall_s = now_s() - R->t0;
+	if (rc != 0 && err != NULL && err->code == 0)
+		sm_error_set(err, rc, "pipeline: %s", sm_strerror(rc));
+	return rc;
+}

@@ -1,0 +1,313 @@
+/*
+ * profiles.hdf5, the pipeline's science result (DESIGN.md "Science definition"; layout in
+ * docs/PIPELINE.md): one row per halo appended to extendible chunked datasets as each halo is done,
+ * the bin edges, `units` attributes on every dataset and the run's options as root attributes.
+ *
+ * The file is written as DIR/.profiles.hdf5.tmp.PID and renamed to DIR/profiles.hdf5 by
+ * sm__pl_out_commit, so that a run that stops early never leaves a file that looks whole; abort
+ * removes the temporary file. HDF5's own buffers (chunk cache, metadata) are untracked by design
+ * (docs/MODEL.md "Untracked memory"): each chunk here is at most one halo's 24,000-byte hist2d row.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <hdf5.h>
+
+#include "snapmem/pipeline.h"
+#include "snapmem/snapshot.h"
+
+#include "internal.h"
+
+enum { D_HALO_INDEX, D_CENTER, D_R200, D_M200, D_COUNTS, D_SF_COUNTS, D_MEAN_T, D_HIST2D, D_N };
+
+struct dspec {
+	const char *name;
+	int rank;
+	hsize_t dims[3];      /* dims[0] is the halo axis, grown one row at a time */
+	int is_int;
+	const char *units;
+	const char *what;
+};
+
+static const struct dspec specs[D_N] = {
+	{"halo_index", 1, {0, 0, 0}, 1, "1", "group index in the FoF catalogue"},
+	{"center", 2, {0, 3, 0}, 0, "ckpc/h", "GroupPos (code length units, comoving)"},
+	{"r200", 1, {0, 0, 0}, 0, "ckpc/h", "Group_R_Crit200 (code length units, comoving)"},
+	{"m200", 1, {0, 0, 0}, 0, "Msun", "Group_M_Crit200 * 1e10 / h"},
+	{"counts", 2, {0, SM_PIPELINE_RBINS, 0}, 1, "cells",
+	 "non-star-forming cells per r/R200 bin"},
+	{"sf_counts", 2, {0, SM_PIPELINE_RBINS, 0}, 1, "cells",
+	 "star-forming cells (StarFormationRate > 0) per r/R200 bin"},
+	{"mean_temperature", 2, {0, SM_PIPELINE_RBINS, 0}, 0, "K",
+	 "mean temperature of the non-star-forming cells per bin, NaN where empty"},
+	{"hist2d", 3, {0, SM_PIPELINE_RBINS, SM_PIPELINE_TBINS}, 1, "cells",
+	 "non-star-forming cells per (r/R200 bin, log10 T bin), end bins clamped"},
+};
+
+struct sm__pl_out {
+	hid_t file;
+	hid_t d[D_N];
+	hsize_t k;
+	char tmp[SM_PATH_MAX];
+	char final[SM_PATH_MAX];
+};
+
+static int set_str_attr(hid_t obj, const char *name, const char *value)
+{
+	hid_t t = -1, s = -1, a = -1;
+	int rc = -1;
+
+	if ((t = H5Tcopy(H5T_C_S1)) < 0 || H5Tset_size(t, strlen(value) > 0 ? strlen(value) : 1) < 0 ||
+	    H5Tset_cset(t, H5T_CSET_UTF8) < 0 || (s = H5Screate(H5S_SCALAR)) < 0 ||
+	    (a = H5Acreate2(obj, name, t, s, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
+	    H5Awrite(a, t, value) < 0)
+		goto out;
+	rc = 0;
+out:
+	if (a >= 0)
+		H5Aclose(a);
+	if (s >= 0)
+		H5Sclose(s);
+	if (t >= 0)
+		H5Tclose(t);
+	return rc;
+}
+
+static int set_num_attr(hid_t obj, const char *name, int is_int, int64_t i, double d)
+{
+	hid_t s = -1, a = -1;
+	int rc = -1;
+
+	if ((s = H5Screate(H5S_SCALAR)) < 0 ||
+	    (a = H5Acreate2(obj, name, is_int ? H5T_STD_I64LE : H5T_IEEE_F64LE, s, H5P_DEFAULT,
+			    H5P_DEFAULT)) < 0 ||
+	    H5Awrite(a, is_int ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE, is_int ? (void *)&i
+									: (void *)&d) < 0)
+		goto out;
+	rc = 0;
+out:
+	if (a >= 0)
+		H5Aclose(a);
+	if (s >= 0)
+		H5Sclose(s);
+	return rc;
+}
+
+static int write_edges(hid_t file, const char *name, const double *v, hsize_t n, const char *units,
+		       const char *what)
+{
+	hid_t s = -1, d = -1;
+	int rc = -1;
+
+	if ((s = H5Screate_simple(1, &n, NULL)) < 0 ||
+	    (d = H5Dcreate2(file, name, H5T_IEEE_F64LE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
+	    H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0 ||
+	    set_str_attr(d, "units", units) != 0 || set_str_attr(d, "description", what) != 0)
+		goto out;
+	rc = 0;
+out:
+	if (d >= 0)
+		H5Dclose(d);
+	if (s >= 0)
+		H5Sclose(s);
+	return rc;
+}
+
+static void close_all(sm__pl_out *o)
+{
+	int i;
+
+	for (i = 0; i < D_N; i++)
+		if (o->d[i] >= 0)
+			H5Dclose(o->d[i]);
+	for (i = 0; i < D_N; i++)
+		o->d[i] = -1;
+	if (o->file >= 0)
+		H5Fclose(o->file);
+	o->file = -1;
+}
+
+int sm__pl_out_create(sm__pl_out **out, const char *dir, const sm__pl_attr *attrs, size_t nattrs,
+		      sm_error *err)
+{
+	sm__pl_out *o;
+	double r_edges[SM_PIPELINE_RBINS + 1], t_edges[SM_PIPELINE_TBINS + 1];
+	hid_t s = -1, plist = -1;
+	size_t i;
+	int j, rc = 0;
+
+	*out = NULL;
+	sm_hdf5_quiet();
+	o = calloc(1, sizeof(*o));
+	if (o == NULL)
+		return sm_error_set(err, SM_ENOMEM, "'%s': cannot allocate the profiles writer", dir);
+	o->file = -1;
+	for (j = 0; j < D_N; j++)
+		o->d[j] = -1;
+	if ((size_t)snprintf(o->final, sizeof(o->final), "%s/profiles.hdf5", dir) >= sizeof(o->final) ||
+	    (size_t)snprintf(o->tmp, sizeof(o->tmp), "%s/.profiles.hdf5.tmp.%ld", dir,
+			     (long)getpid()) >= sizeof(o->tmp)) {
+		rc = sm_error_set(err, SM_EINVAL, "'%s': output directory path is too long", dir);
+		goto fail;
+	}
+	o->file = H5Fcreate(o->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+	if (o->file < 0) {
+		rc = sm_error_set(err, SM_EIO, "'%s': cannot create the file: %s", o->tmp,
+				  strerror(errno ? errno : EIO));
+		goto fail;
+	}
+	for (j = 0; j < D_N; j++) {
+		const struct dspec *sp = &specs[j];
+		hsize_t dims[3], maxd[3], chunk[3];
+		int k;
+
+		for (k = 0; k < sp->rank; k++) {
+			dims[k] = k == 0 ? 0 : sp->dims[k];
+			maxd[k] = k == 0 ? H5S_UNLIMITED : sp->dims[k];
+			chunk[k] = k == 0 ? (sp->rank == 1 ? 256 : sp->rank == 2 ? 16 : 1) : sp->dims[k];
+		}
+		if ((s = H5Screate_simple(sp->rank, dims, maxd)) < 0 ||
+		    (plist = H5Pcreate(H5P_DATASET_CREATE)) < 0 ||
+		    H5Pset_chunk(plist, sp->rank, chunk) < 0 ||
+		    (o->d[j] = H5Dcreate2(o->file, sp->name,
+					  sp->is_int ? H5T_STD_I64LE : H5T_IEEE_F64LE, s,
+					  H5P_DEFAULT, plist, H5P_DEFAULT)) < 0 ||
+		    set_str_attr(o->d[j], "units", sp->units) != 0 ||
+		    set_str_attr(o->d[j], "description", sp->what) != 0) {
+			rc = sm_error_set(err, SM_EIO, "'%s': cannot create dataset '%s'", o->tmp,
+					  sp->name);
+			goto fail;
+		}
+		H5Pclose(plist);
+		H5Sclose(s);
+		plist = s = -1;
+	}
+	for (j = 0; j <= SM_PIPELINE_RBINS; j++)
+		r_edges[j] = (double)j * 2.0 / SM_PIPELINE_RBINS;
+	for (j = 0; j <= SM_PIPELINE_TBINS; j++)
+		t_edges[j] = 3.0 + (double)j * 6.0 / SM_PIPELINE_TBINS;
+	if (write_edges(o->file, "r_edges", r_edges, SM_PIPELINE_RBINS + 1, "R200",
+			"edges of the 50 linear bins of r/R200 over [0, 2)") != 0 ||
+	    write_edges(o->file, "log10T_edges", t_edges, SM_PIPELINE_TBINS + 1, "log10(K)",
+			"edges of the 60 bins of log10 T over [3, 9); values outside go to the end "
+			"bins") != 0) {
+		rc = sm_error_set(err, SM_EIO, "'%s': cannot write the bin edges", o->tmp);
+		goto fail;
+	}
+	for (i = 0; i < nattrs; i++) {
+		const sm__pl_attr *a = &attrs[i];
+		int arc = a->s != NULL ? set_str_attr(o->file, a->name, a->s)
+				       : set_num_attr(o->file, a->name, a->is_int, a->i, a->d);
+
+		if (arc != 0) {
+			rc = sm_error_set(err, SM_EIO, "'%s': cannot write root attribute '%s'",
+					  o->tmp, a->name);
+			goto fail;
+		}
+	}
+	*out = o;
+	return 0;
+fail:
+	if (plist >= 0)
+		H5Pclose(plist);
+	if (s >= 0)
+		H5Sclose(s);
+	sm__pl_out_abort(o);
+	return rc;
+}
+
+static int append_row(sm__pl_out *o, int j, const void *buf)
+{
+	const struct dspec *sp = &specs[j];
+	hsize_t dims[3], start[3] = {0, 0, 0}, count[3];
+	hid_t fs = -1, ms = -1;
+	int k, rc = -1;
+
+	for (k = 0; k < sp->rank; k++) {
+		dims[k] = k == 0 ? o->k + 1 : sp->dims[k];
+		count[k] = k == 0 ? 1 : sp->dims[k];
+	}
+	start[0] = o->k;
+	if (H5Dset_extent(o->d[j], dims) < 0 || (fs = H5Dget_space(o->d[j])) < 0 ||
+	    H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
+	    (ms = H5Screate_simple(sp->rank, count, NULL)) < 0 ||
+	    H5Dwrite(o->d[j], sp->is_int ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT,
+		     buf) < 0)
+		goto out;
+	rc = 0;
+out:
+	if (ms >= 0)
+		H5Sclose(ms);
+	if (fs >= 0)
+		H5Sclose(fs);
+	return rc;
+}
+
+int sm__pl_out_append(sm__pl_out *o, int64_t group_index, const double center[3], double r200,
+		      double m200, const void *hist, sm_error *err)
+{
+	const unsigned char *h = hist;
+	const size_t rb = SM_PIPELINE_RBINS * 8;
+	const void *rows[D_N];
+	int j;
+
+	rows[D_HALO_INDEX] = &group_index;
+	rows[D_CENTER] = center;
+	rows[D_R200] = &r200;
+	rows[D_M200] = &m200;
+	rows[D_COUNTS] = h;
+	rows[D_SF_COUNTS] = h + rb;
+	rows[D_MEAN_T] = h + 2 * rb;
+	rows[D_HIST2D] = h + 3 * rb;
+	for (j = 0; j < D_N; j++)
+		if (append_row(o, j, rows[j]) != 0)
+			return sm_error_set(err, SM_EIO, "'%s': cannot append halo %llu to '%s'",
+					    o->tmp, (unsigned long long)o->k, specs[j].name);
+	o->k++;
+	return 0;
+}
+
+int sm__pl_out_commit(sm__pl_out *o, char *path, size_t len, sm_error *err)
+{
+	int j, bad = 0;
+
+	for (j = 0; j < D_N; j++) {
+		if (o->d[j] >= 0 && H5Dclose(o->d[j]) < 0)
+			bad = 1;
+		o->d[j] = -1;
+	}
+	if (H5Fclose(o->file) < 0)
+		bad = 1;
+	o->file = -1;
+	if (bad) {
+		sm_error_set(err, SM_EIO, "'%s': cannot finish writing the file (disk full?)", o->tmp);
+		goto fail;
+	}
+	if (rename(o->tmp, o->final) != 0) {
+		sm_error_set(err, SM_EIO, "'%s': cannot rename to '%s': %s", o->tmp, o->final,
+			     strerror(errno));
+		goto fail;
+	}
+	if (path != NULL && len > 0)
+		snprintf(path, len, "%s", o->final);
+	free(o);
+	return 0;
+fail:
+	unlink(o->tmp);
+	free(o);
+	return SM_EIO;
+}
+
+void sm__pl_out_abort(sm__pl_out *o)
+{
+	if (o == NULL)
+		return;
+	close_all(o);
+	if (o->tmp[0] != '\0')
+		unlink(o->tmp);
+	free(o);
+}
