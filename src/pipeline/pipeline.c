@@ -323,7 +323,8 @@ static void sift_worst(const float *m, int64_t *h, uint64_t n, uint64_t i)
 	}
 }
 
-/* Orders h[0..n) best first, in place (heap sort with the worst on top). */
+/* Orders h[0..n) best first, in place: a heap sort with the worst on top moves the worst to the
+ * end first. */
 static void sort_best_first(const float *m, int64_t *h, uint64_t n)
 {
 	uint64_t i;
@@ -335,12 +336,6 @@ static void sort_best_first(const float *m, int64_t *h, uint64_t n)
 		h[0] = h[i - 1];
 		h[i - 1] = t;
 		sift_worst(m, h, i - 1, 0);
-	}
-	/* The heap sort leaves the worst at the front: reverse. */
-	for (i = 0; i < n / 2; i++) {
-		int64_t t = h[i];
-		h[i] = h[n - 1 - i];
-		h[n - 1 - i] = t;
 	}
 }
 
