@@ -1,0 +1,203 @@
+/*
+ * `snapmem report`: estimate vs measured vs documented for a run directory, in three forms:
+ *   snapmem report RUNDIR                         one run: stage verdicts, arrays, findings
+ *   snapmem report --scale-to TNG300-1 RUNDIR...  runs at several sizes fitted and extrapolated
+ *   snapmem report --tradeoff RUN_F32 RUN_F64     float32 vs float64: memory and precision
+ * Output: table (default), markdown, json, html (single run only); -o writes atomically.
+ * Exit 0 done, 1 a stage misses the tolerance (or a figure that must match does not, or float32
+ * changes a profile beyond the tolerance), 2 bad input or usage, 3 out of memory.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "snapmem/report.h"
+#include "snapmem/units.h"
+
+static const char usage_text[] =
+	"usage: snapmem report RUNDIR [--tolerance PCT] [--abs-bound SIZE]\n"
+	"                      [--format table|markdown|json|html] [-o FILE]\n"
+	"       snapmem report --scale-to TNG300-1 RUNDIR RUNDIR... [--tolerance PCT] [--format F] [-o FILE]\n"
+	"       snapmem report --tradeoff RUN_F32 RUN_F64 [--tolerance PCT] [--format F] [-o FILE]\n"
+	"\n"
+	"Compares a run directory's estimate.json (the model) with its memory.json (the measurement):\n"
+	"per stage the requested peak and the allocated peak above the baseline against the estimate,\n"
+	"resident bytes, per named array, the allocation sites at each peak and the bytes no tracked\n"
+	"array explains (shown first). Exit 1 when a stage misses the tolerance.\n"
+	"  --tolerance PCT     allowed difference for figures of 1 MiB and more (default 1)\n"
+	"  --abs-bound SIZE    allowed difference below 1 MiB (default 64KiB)\n"
+	"  --scale-to TNG300-1 fit bytes = a + b*N over runs of the same options at two or more sizes\n"
+	"                      and compare at TNG300-1 with the estimator and the notebook's figures\n"
+	"  --tradeoff          a float32 and a float64 run of the same snapshot: memory per stage and\n"
+	"                      what float32 costs in precision (radii, bins, mean temperatures)\n"
+	"  --format FMT        table (default), markdown, json or html (html: a single run)\n"
+	"  -o FILE             write there (atomically) instead of standard output\n";
+
+static int emit(const char *text, const char *out, sm_error *err)
+{
+	if (out == NULL) {
+		fputs(text, stdout);
+		if (fflush(stdout) != 0)
+			return sm_error_set(err, SM_EIO, "cannot write to standard output");
+		return 0;
+	}
+	return sm_report_write_text(out, text, err);
+}
+
+int cmd_report(int argc, char **argv)
+{
+	const char *out = NULL, *scale_to = NULL, **dirs = NULL;
+	sm_report_format fmt = SM_REPORT_TABLE;
+	double tol = SM_REPORT_DEFAULT_TOLERANCE;
+	uint64_t abs_bound = SM_REPORT_ABS_BOUND;
+	sm_error err = {0};
+	size_t ndirs = 0;
+	char *text = NULL;
+	int i, tradeoff = 0, status = 0, fmt_given = 0;
+
+	dirs = calloc((size_t)argc + 1, sizeof(*dirs));
+	if (dirs == NULL) {
+		sm_error_set(&err, SM_ENOMEM, "cannot allocate the arguments");
+		return cli_fail(&err);
+	}
+	for (i = 1; i < argc; i++) {
+		const char *opt = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (strcmp(opt, "-h") == 0 || strcmp(opt, "--help") == 0) {
+			fputs(usage_text, stdout);
+			goto out;
+		}
+		if (strcmp(opt, "--tradeoff") == 0) {
+			tradeoff = 1;
+			continue;
+		}
+		if (strcmp(opt, "--") == 0) {
+			for (i++; i < argc; i++)
+				dirs[ndirs++] = argv[i];
+			break;
+		}
+		if (opt[0] != '-' || opt[1] == '\0') {
+			dirs[ndirs++] = opt;
+			continue;
+		}
+		if (strcmp(opt, "--tolerance") != 0 && strcmp(opt, "--format") != 0 &&
+		    strcmp(opt, "-o") != 0 && strcmp(opt, "--output") != 0 &&
+		    strcmp(opt, "--scale-to") != 0 && strcmp(opt, "--abs-bound") != 0) {
+			status = cli_usage_error("report", usage_text, "unknown option '%s'", opt);
+			goto out;
+		}
+		if (val == NULL) {
+			status = cli_usage_error("report", usage_text, "%s: missing value", opt);
+			goto out;
+		}
+		i++;
+		if (strcmp(opt, "--tolerance") == 0) {
+			if (sm_parse_double(opt, val, 0.0, 100.0, &tol, &err) != 0) {
+				status = cli_usage_error("report", usage_text, "%s", err.msg);
+				goto out;
+			}
+		} else if (strcmp(opt, "--abs-bound") == 0) {
+			if (sm_parse_size(opt, val, &abs_bound, &err) != 0) {
+				status = cli_usage_error("report", usage_text, "%s", err.msg);
+				goto out;
+			}
+		} else if (strcmp(opt, "--format") == 0) {
+			if (sm_report_format_from_name(val, &fmt) != 0) {
+				status = cli_usage_error("report", usage_text, "--format: '%s' is not "
+							 "table, markdown, json or html", val);
+				goto out;
+			}
+			fmt_given = 1;
+		} else if (strcmp(opt, "--scale-to") == 0) {
+			if (strcmp(val, "TNG300-1") != 0) {
+				status = cli_usage_error("report", usage_text, "--scale-to: '%s' is not a "
+							 "known target (TNG300-1)", val);
+				goto out;
+			}
+			scale_to = val;
+		} else {
+			if (val[0] == '\0') {
+				status = cli_usage_error("report", usage_text, "%s: empty file name", opt);
+				goto out;
+			}
+			out = val;
+		}
+	}
+	if (scale_to != NULL && tradeoff) {
+		status = cli_usage_error("report", usage_text, "--scale-to and --tradeoff are separate "
+					 "reports");
+		goto out;
+	}
+	if ((scale_to != NULL || tradeoff) && fmt_given && fmt == SM_REPORT_HTML) {
+		status = cli_usage_error("report", usage_text, "--format html is for a single run");
+		goto out;
+	}
+	if (scale_to != NULL) {
+		sm_scale s;
+
+		if (ndirs < 2) {
+			status = cli_usage_error("report", usage_text, "--scale-to needs two run "
+						 "directories or more");
+			goto out;
+		}
+		if (sm_scale_compute(dirs, ndirs, scale_to, tol, &s, &err) != 0) {
+			status = cli_fail(&err);
+			goto out;
+		}
+		if (sm_scale_render(&s, fmt, &text, &err) != 0) {
+			sm_scale_release(&s);
+			status = cli_fail(&err);
+			goto out;
+		}
+		status = s.nfail > 0 ? 1 : 0;
+		sm_scale_release(&s);
+	} else if (tradeoff) {
+		sm_tradeoff t;
+
+		if (ndirs != 2) {
+			status = cli_usage_error("report", usage_text, "--tradeoff needs RUN_F32 and "
+						 "RUN_F64, got %zu director%s", ndirs,
+						 ndirs == 1 ? "y" : "ies");
+			goto out;
+		}
+		if (sm_tradeoff_compute(dirs[0], dirs[1], tol, &t, &err) != 0) {
+			status = cli_fail(&err);
+			goto out;
+		}
+		if (sm_tradeoff_render(&t, fmt, &text, &err) != 0) {
+			sm_tradeoff_release(&t);
+			status = cli_fail(&err);
+			goto out;
+		}
+		status = t.profiles_changed ? 1 : 0;
+		sm_tradeoff_release(&t);
+	} else {
+		sm_report r;
+
+		if (ndirs != 1) {
+			status = cli_usage_error("report", usage_text, ndirs == 0 ? "missing RUNDIR"
+						 : "one RUNDIR, got %zu (--scale-to takes several)",
+						 ndirs);
+			goto out;
+		}
+		if (sm_report_load(&r, dirs[0], &err) != 0) {
+			status = cli_fail(&err);
+			goto out;
+		}
+		if (sm_report_compare(&r, tol, abs_bound, &err) != 0 ||
+		    sm_report_render(&r, fmt, &text, &err) != 0) {
+			sm_report_release(&r);
+			status = cli_fail(&err);
+			goto out;
+		}
+		status = r.nfail > 0 ? 1 : 0;
+		sm_report_release(&r);
+	}
+	if (emit(text, out, &err) != 0)
+		status = cli_fail(&err);
+out:
+	free(text);
+	free(dirs);
+	return status;
+}

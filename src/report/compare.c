@@ -1,0 +1,281 @@
+/*
+ * The comparison model: one verdict rule (sm_report_judge) applied to every stage of a loaded
+ * report, the text helpers the writers share, the format dispatch, and the pipeline's entry point
+ * sm_report_write_files (report.md and report.html beside estimate.json and memory.json, each
+ * written under a temporary name and renamed).
+ *
+ * The rule: a figure of 1 MiB or more passes when |measured - estimated| <= tolerance % of the
+ * estimate; below 1 MiB an absolute bound (64 KiB by default) applies, because a few KiB of HDF5 or
+ * libc state are noise there, not a modelling error. Requested bytes and allocated bytes above the
+ * baseline are judged separately; allocated is n/a when the allocator was not measured.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "report/internal.h"
+#include "snapmem/units.h"
+
+int sm_report_format_from_name(const char *name, sm_report_format *out)
+{
+	static const char *names[] = {"table", "markdown", "json", "html"};
+	size_t i;
+
+	for (i = 0; i < 4; i++)
+		if (name != NULL && strcmp(name, names[i]) == 0) {
+			*out = (sm_report_format)i;
+			return 0;
+		}
+	return SM_EINVAL;
+}
+
+const char *sm_verdict_name(sm_verdict v)
+{
+	return v == SM_VERDICT_PASS ? "pass" : v == SM_VERDICT_FAIL ? "FAIL" : "n/a";
+}
+
+int64_t sm__sdiff(uint64_t a, uint64_t b)
+{
+	if (a >= b)
+		return a - b > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)(a - b);
+	return b - a > (uint64_t)INT64_MAX ? INT64_MIN : -(int64_t)(b - a);
+}
+
+sm_verdict sm_report_judge(uint64_t estimated, uint64_t measured, double pct, uint64_t abs_bound,
+			   sm_report_cmp *c)
+{
+	uint64_t ad = measured > estimated ? measured - estimated : estimated - measured;
+	sm_report_cmp tmp;
+
+	if (c == NULL)
+		c = &tmp;
+	memset(c, 0, sizeof(*c));
+	c->estimated = estimated;
+	c->measured = measured;
+	c->diff = sm__sdiff(measured, estimated);
+	if (estimated > 0)
+		c->pct = (double)c->diff / (double)estimated * 100.0;
+	else
+		c->pct = measured == 0 ? 0.0 : INFINITY;
+	if (estimated >= SM_REPORT_SMALL_STAGE) {
+		long double b = (long double)estimated * (long double)pct / 100.0L;
+
+		c->bound = b >= (long double)UINT64_MAX ? UINT64_MAX : (uint64_t)b;
+	} else {
+		c->bound = abs_bound;
+		c->absolute = 1;
+	}
+	c->verdict = ad <= c->bound ? SM_VERDICT_PASS : SM_VERDICT_FAIL;
+	return c->verdict;
+}
+
+int sm_report_compare(sm_report *r, double tolerance_pct, uint64_t abs_bound, sm_error *err)
+{
+	size_t i;
+
+	if (!(tolerance_pct >= 0.0) || !isfinite(tolerance_pct))
+		return sm_error_set(err, SM_EINVAL, "tolerance %g%% is not a percentage", tolerance_pct);
+	r->tolerance_pct = tolerance_pct;
+	r->abs_bound = abs_bound;
+	r->nfail = 0;
+	sm_report_judge(r->est_baseline, r->meas_baseline, tolerance_pct, abs_bound, &r->baseline);
+	if (!r->measured)
+		r->baseline.verdict = SM_VERDICT_NA;
+	for (i = 0; i < r->nstages; i++) {
+		sm_report_stage *s = &r->stages[i];
+
+		memset(&s->requested, 0, sizeof(s->requested));
+		memset(&s->allocated, 0, sizeof(s->allocated));
+		if (!s->has_est) {
+			/* measured only: not modelled, a finding rather than a verdict */
+			s->requested.measured = s->meas_peak;
+			s->allocated.measured = s->meas_allocated;
+			continue;
+		}
+		if (!s->has_meas) {
+			/* the model has a stage the run never reached */
+			s->requested.estimated = s->est_peak;
+			s->requested.verdict = SM_VERDICT_FAIL;
+			r->nfail++;
+			continue;
+		}
+		sm_report_judge(s->est_peak, s->meas_peak, tolerance_pct, abs_bound, &s->requested);
+		if (r->measured)
+			sm_report_judge(s->est_peak_allocated, s->meas_allocated, tolerance_pct,
+					abs_bound, &s->allocated);
+		else {
+			s->allocated.estimated = s->est_peak_allocated;
+			s->allocated.verdict = SM_VERDICT_NA;
+		}
+		if (s->requested.verdict == SM_VERDICT_FAIL || s->allocated.verdict == SM_VERDICT_FAIL)
+			r->nfail++;
+	}
+	return 0;
+}
+
+int sm__stage_has_finding(const sm_report *r, const sm_report_stage *s)
+{
+	if (s->has_meas && !s->has_est)
+		return 1;
+	return r->measured && s->has_meas && s->unexplained > r->abs_bound;
+}
+
+/* ---- text helpers --------------------------------------------------------------------------- */
+
+char *sm__commas(uint64_t v, char *buf, size_t len)
+{
+	char tmp[32];
+	int n = snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)v), i, j = 0;
+
+	for (i = 0; i < n && (size_t)j + 2 < len; i++) {
+		if (i > 0 && (n - i) % 3 == 0)
+			buf[j++] = ',';
+		buf[j++] = tmp[i];
+	}
+	buf[j] = '\0';
+	return buf;
+}
+
+char *sm__iec(uint64_t v, char *buf, size_t len)
+{
+	return sm_format_iec(v, buf, len);
+}
+
+char *sm__iec_signed(int64_t v, char *buf, size_t len)
+{
+	return sm_format_iec_signed(v, buf, len);
+}
+
+char *sm__pct(const sm_report_cmp *c, char *buf, size_t len)
+{
+	if (isinf(c->pct))
+		snprintf(buf, len, "new");
+	else if (c->diff == 0)
+		snprintf(buf, len, "exact");
+	else
+		snprintf(buf, len, "%+.3f%%", c->pct);
+	return buf;
+}
+
+void sm__html_escape(FILE *f, const char *s)
+{
+	for (; *s != '\0'; s++) {
+		switch (*s) {
+		case '<': fputs("&lt;", f); break;
+		case '>': fputs("&gt;", f); break;
+		case '&': fputs("&amp;", f); break;
+		case '"': fputs("&quot;", f); break;
+		case '\'': fputs("&#39;", f); break;
+		default: fputc(*s, f);
+		}
+	}
+}
+
+void sm__md_escape(FILE *f, const char *s)
+{
+	for (; *s != '\0'; s++) {
+		if (*s == '|' || *s == '*' || *s == '_' || *s == '`' || *s == '<' || *s == '>')
+			fputc('\\', f);
+		fputc(*s, f);
+	}
+}
+
+/* ---- dispatch and files --------------------------------------------------------------------- */
+
+int sm_report_render(const sm_report *r, sm_report_format fmt, char **out, sm_error *err)
+{
+	size_t len = 0;
+	FILE *f;
+	int rc = 0;
+
+	*out = NULL;
+	if (fmt == SM_REPORT_JSON)
+		return sm__report_json(r, out, err);
+	f = open_memstream(out, &len);
+	if (f == NULL)
+		return sm_error_set(err, SM_ENOMEM, "cannot allocate the report text");
+	switch (fmt) {
+	case SM_REPORT_MARKDOWN: rc = sm__report_markdown(r, f); break;
+	case SM_REPORT_HTML: rc = sm__report_html(r, f); break;
+	default: rc = sm__report_table(r, f); break;
+	}
+	if (fclose(f) != 0 || rc != 0) {
+		free(*out);
+		*out = NULL;
+		return sm_error_set(err, SM_ENOMEM, "cannot allocate the report text");
+	}
+	return 0;
+}
+
+int sm_report_write_text(const char *path, const char *text, sm_error *err)
+{
+	char tmp[SM_PATH_MAX];
+	size_t len = strlen(text), off = 0;
+	int fd = -1, rc = 0;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= sizeof(tmp))
+		return sm_error_set(err, SM_EINVAL, "'%.200s...': path too long", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return sm_error_set(err, SM_EIO, "'%s': cannot create: %s", tmp, strerror(errno));
+	while (off < len) {
+		ssize_t n = write(fd, text + off, len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = sm_error_set(err, SM_EIO, "'%s': cannot write: %s", tmp, strerror(errno));
+			goto out;
+		}
+		off += (size_t)n;
+	}
+	if (fsync(fd) != 0) {
+		rc = sm_error_set(err, SM_EIO, "'%s': cannot sync: %s", tmp, strerror(errno));
+		goto out;
+	}
+	if (close(fd) != 0) {
+		fd = -1;
+		rc = sm_error_set(err, SM_EIO, "'%s': cannot close: %s", tmp, strerror(errno));
+		goto out;
+	}
+	fd = -1;
+	if (rename(tmp, path) != 0)
+		rc = sm_error_set(err, SM_EIO, "'%s': cannot rename into place: %s", path,
+				  strerror(errno));
+out:
+	if (fd >= 0)
+		close(fd);
+	if (rc != 0)
+		unlink(tmp);
+	return rc;
+}
+
+int sm_report_write_files(const char *rundir, double tolerance_pct, sm_error *err)
+{
+	sm_report r;
+	char path[SM_PATH_MAX], *md = NULL, *html = NULL;
+	int rc;
+
+	if ((rc = sm_report_load(&r, rundir, err)) != 0)
+		return rc;
+	if ((rc = sm_report_compare(&r, tolerance_pct, SM_REPORT_ABS_BOUND, err)) != 0 ||
+	    (rc = sm_report_render(&r, SM_REPORT_MARKDOWN, &md, err)) != 0 ||
+	    (rc = sm_report_render(&r, SM_REPORT_HTML, &html, err)) != 0)
+		goto out;
+	if ((size_t)snprintf(path, sizeof(path), "%s/report.md", rundir) >= sizeof(path)) {
+		rc = sm_error_set(err, SM_EINVAL, "'%.200s...': path too long", rundir);
+		goto out;
+	}
+	if ((rc = sm_report_write_text(path, md, err)) != 0)
+		goto out;
+	snprintf(path, sizeof(path), "%s/report.html", rundir);
+	rc = sm_report_write_text(path, html, err);
+out:
+	free(html);
+	free(md);
+	sm_report_release(&r);
+	return rc;
+}
