@@ -181,7 +181,9 @@ static void test_info_cli_real(void **state)
 	assert_int_equal(r.status, 0);
 	assert_non_null(strstr(r.out, "12515"));
 	assert_non_null(strstr(r.out, "Coordinates"));
-	assert_non_null(strstr(r.out, "6291349"));
+	assert_non_null(strstr(r.out, "6,291,349 groups"));
+	assert_non_null(strstr(r.out, "1 above 1e+13 Msun among the 1 groups of this chunk"));
+	assert_int_equal(tu_count_lines(r.err), 0);
 	tu_result_free(&r);
 	/* 3525.89e10 / 0.6774 = 5.2e13 Msun: above 1e13, below the default 1e14 */
 	r = tu_run("info", "--snapshot", snap, "--catalog", cat, "--format", "json", NULL);

@@ -106,6 +106,33 @@ typedef struct ctx {
 	char snapdir[SM_PATH_MAX - 128], groupdir[SM_PATH_MAX - 128];
 } ctx;
 
+/* Creation properties without modification times, so that the same options give the same bytes. */
+static hid_t gcpl = -1, dcpl = -1;
+
+static int make_plists(void)
+{
+	if (gcpl < 0) {
+		gcpl = H5Pcreate(H5P_GROUP_CREATE);
+		if (gcpl < 0 || H5Pset_obj_track_times(gcpl, 0) < 0)
+			return -1;
+	}
+	if (dcpl < 0) {
+		dcpl = H5Pcreate(H5P_DATASET_CREATE);
+		if (dcpl < 0 || H5Pset_obj_track_times(dcpl, 0) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void free_plists(void)
+{
+	if (dcpl >= 0)
+		H5Pclose(dcpl);
+	if (gcpl >= 0)
+		H5Pclose(gcpl);
+	dcpl = gcpl = -1;
+}
+
 static double r200_of(double m_msun)
 {
 	return 643.0 * cbrt(m_msun / 1e14);
@@ -226,7 +253,7 @@ static hid_t make_dset(hid_t g, const char *name, hid_t ftype, uint64_t n, int n
 
 	if (sp < 0)
 		return -1;
-	d = H5Dcreate2(g, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+	d = H5Dcreate2(g, name, ftype, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
 	H5Sclose(sp);
 	return d;
 }
@@ -283,7 +310,7 @@ static int write_snap_header(ctx *c, hid_t f, uint32_t i)
 	uint32_t tot[SM_NTYPES] = {0}, hw[SM_NTYPES] = {0};
 	double mt[SM_NTYPES] = {0};
 	uint64_t lo;
-	hid_t g = H5Gcreate2(f, "Header", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+	hid_t g = H5Gcreate2(f, "Header", H5P_DEFAULT, gcpl, H5P_DEFAULT);
 	int rc = 0;
 
 	if (g < 0)
@@ -327,7 +354,7 @@ static int write_gas(ctx *c, hid_t f, uint64_t first, uint64_t n, struct blockbu
 	static const char *const names[] = {"Coordinates", "InternalEnergy", "ElectronAbundance",
 					    "StarFormationRate", "Masses", "Density", "ParticleIDs"};
 	hid_t d[7] = {-1, -1, -1, -1, -1, -1, -1};
-	hid_t g = H5Gcreate2(f, "PartType0", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+	hid_t g = H5Gcreate2(f, "PartType0", H5P_DEFAULT, gcpl, H5P_DEFAULT);
 	uint64_t off, j;
 	int k, rc = -1;
 
@@ -379,7 +406,7 @@ out:
 
 static int write_dm(ctx *c, hid_t f, uint64_t first, uint64_t n, struct blockbuf *b)
 {
-	hid_t g = H5Gcreate2(f, "PartType1", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+	hid_t g = H5Gcreate2(f, "PartType1", H5P_DEFAULT, gcpl, H5P_DEFAULT);
 	hid_t dp = -1, di = -1;
 	uint64_t off, j;
 	int k, rc = -1;
@@ -530,9 +557,9 @@ static int write_catalog(ctx *c, sm_error *err)
 			rc = sm_error_set(err, SM_EIO, "cannot create '%s'", tmp);
 			goto out;
 		}
-		hg = H5Gcreate2(f, "Header", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-		gg = H5Gcreate2(f, "Group", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-		sg = H5Gcreate2(f, "Subhalo", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+		hg = H5Gcreate2(f, "Header", H5P_DEFAULT, gcpl, H5P_DEFAULT);
+		gg = H5Gcreate2(f, "Group", H5P_DEFAULT, gcpl, H5P_DEFAULT);
+		sg = H5Gcreate2(f, "Subhalo", H5P_DEFAULT, gcpl, H5P_DEFAULT);
 		e |= hg < 0 || gg < 0 || sg < 0;
 		if (!e) {
 			e |= put_i32(hg, "Ngroups_ThisFile", (int32_t)ng);
@@ -733,6 +760,10 @@ int sm_mock_write(const char *outdir, const sm_mock_options *o, sm_error *err)
 		rc = sm_error_set(err, SM_ENOMEM, "mock: out of memory");
 		goto out;
 	}
+	if (make_plists() != 0) {
+		rc = sm_error_set(err, SM_ENOMEM, "mock: cannot create HDF5 property lists");
+		goto out;
+	}
 	make_halos(&c);
 	if ((rc = split_chunks(&c, err)) != 0)
 		goto out;
@@ -749,6 +780,7 @@ int sm_mock_write(const char *outdir, const sm_mock_options *o, sm_error *err)
 	}
 	rc = write_catalog(&c, err);
 out:
+	free_plists();
 	free(c.chunk_dm);
 	free(c.chunk_gas);
 	free(c.h);
