@@ -505,9 +505,13 @@ void sm_scale_release(sm_scale *s)
 
 /* ---- rendering ------------------------------------------------------------------------------ */
 
+/* GiB with two decimals, as the notebook prints; IEC for gaps below 1 GiB. */
 static char *gib(int64_t v, char *buf, size_t len)
 {
-	snprintf(buf, len, "%.2f GiB", (double)v / 1073741824.0);
+	if (v >= (INT64_C(1) << 30) || v <= -(INT64_C(1) << 30))
+		snprintf(buf, len, "%.2f GiB", (double)v / 1073741824.0);
+	else
+		sm__iec_signed(v, buf, len);
 	return buf;
 }
 

@@ -23,7 +23,7 @@
 struct profiles {
 	uint64_t k;
 	double *center, *r200, *mean_t;
-	int64_t *counts;
+	int64_t *counts, *halo_index;
 };
 
 static void profiles_release(struct profiles *p)
@@ -32,6 +32,7 @@ static void profiles_release(struct profiles *p)
 	free(p->r200);
 	free(p->mean_t);
 	free(p->counts);
+	free(p->halo_index);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -103,7 +104,9 @@ static int load_profiles(const char *rundir, struct profiles *p, sm_error *err)
 	    (rc = read_ds(f, path, "mean_temperature", H5T_NATIVE_DOUBLE, 2, p->k, RBINS,
 			  (void **)&p->mean_t, 8, err)) != 0 ||
 	    (rc = read_ds(f, path, "counts", H5T_NATIVE_INT64, 2, p->k, RBINS, (void **)&p->counts, 8,
-			  err)) != 0)
+			  err)) != 0 ||
+	    (rc = read_ds(f, path, "halo_index", H5T_NATIVE_INT64, 1, p->k, 0,
+			  (void **)&p->halo_index, 8, err)) != 0)
 		profiles_release(p);
 	H5Fclose(f);
 	return rc;
@@ -298,26 +301,40 @@ int sm_tradeoff_compute(const char *run32, const char *run64, double tol, sm_tra
 		goto out;
 	}
 	t->halos = p64.k;
-	for (h = 0; h < p64.k * RBINS; h++) {
-		double t32 = p32.mean_t[h], t64 = p64.mean_t[h];
-		int64_t c32 = p32.counts[h], c64 = p64.counts[h];
+	/* rows pair by group index: the two runs need not list their halos in the same order */
+	for (h = 0; h < p64.k; h++) {
+		uint64_t h32, bin;
 
-		if (c32 != c64) {
-			double rel = fabs((double)(c32 - c64)) / (double)(c64 > 0 ? c64 : 1);
+		for (h32 = 0; h32 < p32.k; h32++)
+			if (p32.halo_index[h32] == p64.halo_index[h])
+				break;
+		if (h32 == p32.k) {
+			rc = sm_error_set(err, SM_EINVAL, "'%s/profiles.hdf5' has no halo of group %lld "
+					  "that '%s/profiles.hdf5' has: not the same selection", run32,
+					  (long long)p64.halo_index[h], run64);
+			goto out;
+		}
+		for (bin = 0; bin < RBINS; bin++) {
+			double t32 = p32.mean_t[h32 * RBINS + bin], t64 = p64.mean_t[h * RBINS + bin];
+			int64_t c32 = p32.counts[h32 * RBINS + bin], c64 = p64.counts[h * RBINS + bin];
 
-			t->count_changes++;
-			if (rel > t->max_rel_count)
-				t->max_rel_count = rel;
+			if (c32 != c64) {
+				double rel = fabs((double)(c32 - c64)) / (double)(c64 > 0 ? c64 : 1);
+
+				t->count_changes++;
+				if (rel > t->max_rel_count)
+					t->max_rel_count = rel;
+			}
+			if (isnan(t32) && isnan(t64))
+				continue;
+			if (isnan(t32) || isnan(t64)) {
+				t->max_rel_temperature = INFINITY;
+				continue;
+			}
+			t->bins_compared++;
+			if (t64 != 0 && fabs(t32 - t64) / fabs(t64) > t->max_rel_temperature)
+				t->max_rel_temperature = fabs(t32 - t64) / fabs(t64);
 		}
-		if (isnan(t32) && isnan(t64))
-			continue;
-		if (isnan(t32) || isnan(t64)) {
-			t->max_rel_temperature = INFINITY;
-			continue;
-		}
-		t->bins_compared++;
-		if (t64 != 0 && fabs(t32 - t64) / fabs(t64) > t->max_rel_temperature)
-			t->max_rel_temperature = fabs(t32 - t64) / fabs(t64);
 	}
 	/* radii, by re-reading the snapshot */
 	{
