@@ -12,10 +12,11 @@
  * identically; r/R200 and log10 T binned in double.
  *
  * The spatial index: a uniform grid of g^3 cells over the box; Coordinates and temperature are
- * permuted in place into grid-cell order by an MSD American-flag sort on the cell id (digits of at
- * most 11 bits, so each pass writes to at most 2048 places at once and stays in cache), with
- * index_cell_fill as the sort's bucket pointers and index_cell_start as the cell boundaries. No
- * per-cell memory besides the two arrays the model names.
+ * permuted in place into grid-cell order by an MSD American-flag sort on the cell id, one axis per
+ * level (x slabs, then y rows inside a slab, then z cells inside a row: g <= 512 write streams per
+ * pass, few pages at once), with index_cell_fill as the sort's bucket pointers and
+ * index_cell_start as the cell boundaries. No per-cell memory besides the two arrays the model
+ * names.
  *
  * Only the caller's result table (32 bytes per selected halo) and small HDF5/stack state are
  * allocated outside the profiler.
@@ -37,7 +38,7 @@
 #define GRID_CELLS_PER_CELL 32u
 #define GRID_MAX_SIDE 512u
 #define MAX_LIVE 32
-#define SORT_DIGIT_MAX 11u
+#define PREFETCH_AHEAD 32u  /* elements ahead of a bucket's write pointer */
 
 struct live {
 	void *ptr;
@@ -46,6 +47,7 @@ struct live {
 
 struct grid {
 	uint64_t g;        /* side */
+	double gd;         /* the same, as a double */
 	double box, inv_w; /* g / box */
 };
 
@@ -552,18 +554,18 @@ static int gas_and_temperature(struct run *R)
 
 /* ---- kernels in the positions' type ---------------------------------------------------------- */
 
+/* Grid index along one axis of a coordinate in [-box/2, 3 box/2) (load_positions checks that). */
 static inline uint64_t axis_bin(const struct grid *gr, double x)
 {
-	double t;
-	uint64_t i;
+	double t = x * gr->inv_w;
+	int64_t i;
 
-	if (x < 0)
-		x += gr->box;
-	else if (x >= gr->box)
-		x -= gr->box;
-	t = x * gr->inv_w;
-	i = t > 0 ? (uint64_t)t : 0;
-	return i >= gr->g ? gr->g - 1 : i;
+	if (t < 0)
+		t += gr->gd;
+	else if (t >= gr->gd)
+		t -= gr->gd;
+	i = (int64_t)t;
+	return i < 0 ? 0 : (uint64_t)i >= gr->g ? gr->g - 1 : (uint64_t)i;
 }
 
 /* One visit of a sphere scan: the contiguous cells [a, b) of the permuted arrays. */
@@ -632,39 +634,39 @@ typedef struct scan_out {
 		t[j] = tt;                                                                        \
 	}                                                                                         \
                                                                                                   \
-	/* Elements [start[lo], start[hi]) hold keys in [lo, hi), lo aligned to 2^bits. */         \
-	static void msd_##SUF(const struct grid *gr, T *x, float *t, const uint64_t *start,       \
-			      uint64_t *fill, uint64_t lo, uint64_t hi, unsigned bits,            \
-			      unsigned digit)                                                     \
+	/* American-flag pass on one axis: the children c = 0..g-1 of the cell range starting at  \
+	 * lo are [lo + c stride, lo + (c + 1) stride); their write pointers are fill[lo + c]    \
+	 * (compact, so that the pass touches few pages). Then the next axis inside each child. */ \
+	static void afsort_##SUF(const struct grid *gr, T *x, float *t, const uint64_t *start,    \
+				 uint64_t *fill, uint64_t lo, uint64_t stride, int axis)           \
 	{                                                                                         \
-		unsigned d = bits < digit ? bits : digit, rem = bits - d;                         \
-		uint64_t nchild = ((hi - lo - 1) >> rem) + 1, c;                                  \
-		for (c = 0; c < nchild; c++)                                                      \
-			fill[lo + (c << rem)] = start[lo + (c << rem)];                           \
-		for (c = 0; c < nchild; c++) {                                                    \
-			uint64_t first = lo + (c << rem);                                         \
-			uint64_t last = first + (UINT64_C(1) << rem) < hi                         \
-						? first + (UINT64_C(1) << rem) : hi;              \
-			uint64_t end = start[last];                                               \
-			while (fill[first] < end) {                                               \
-				uint64_t i = fill[first];                                         \
-				uint64_t cc = (key_##SUF(gr, x + 3 * i) - lo) >> rem;             \
+		uint64_t g = gr->g, c;                                                            \
+		for (c = 0; c < g; c++)                                                           \
+			fill[lo + c] = start[lo + c * stride];                                    \
+		for (c = 0; c < g; c++) {                                                         \
+			uint64_t end = start[lo + (c + 1) * stride];                              \
+			while (fill[lo + c] < end) {                                              \
+				uint64_t i = fill[lo + c];                                        \
+				uint64_t cc = axis_bin(gr, x[3 * i + axis]);                      \
 				if (cc == c) {                                                    \
-					fill[first]++;                                            \
+					fill[lo + c]++;                                           \
 					continue;                                                 \
 				}                                                                 \
-				swap_##SUF(x, t, i, fill[lo + (cc << rem)]++);                    \
+				{                                                                 \
+					uint64_t dst = fill[lo + cc]++;                           \
+					/* Latency-bound chain: fetch the bucket's next lines */  \
+					__builtin_prefetch(&x[3 * (dst + PREFETCH_AHEAD)], 1);    \
+					__builtin_prefetch(&t[dst + PREFETCH_AHEAD], 1);          \
+					swap_##SUF(x, t, i, dst);                                 \
+				}                                                                 \
 			}                                                                         \
 		}                                                                                 \
-		if (rem == 0)                                                                     \
+		if (axis == 2)                                                                    \
 			return;                                                                   \
-		for (c = 0; c < nchild; c++) {                                                    \
-			uint64_t first = lo + (c << rem);                                         \
-			uint64_t last = first + (UINT64_C(1) << rem) < hi                         \
-						? first + (UINT64_C(1) << rem) : hi;              \
-			if (start[last] - start[first] > 1)                                       \
-				msd_##SUF(gr, x, t, start, fill, first, last, rem, digit);        \
-		}                                                                                 \
+		for (c = 0; c < g; c++)                                                           \
+			if (start[lo + (c + 1) * stride] - start[lo + c * stride] > 1)            \
+				afsort_##SUF(gr, x, t, start, fill, lo + c * stride, stride / g,  \
+					     axis + 1);                                           \
 	}                                                                                         \
                                                                                                   \
 	static void scan_range_##SUF(const T *x, uint64_t a, uint64_t b, const T *c, T box,      \
@@ -745,10 +747,10 @@ static int load_positions(struct run *R)
 static int build_index(struct run *R)
 {
 	uint64_t g = sm_pipeline_grid_side(R->n), m = g * g * g, c;
-	unsigned bits = 0, levels, digit;
 	int rc;
 
 	R->grid.g = g;
+	R->grid.gd = (double)g;
 	R->grid.box = R->box;
 	R->grid.inv_w = (double)g / R->box;
 	R->r->grid_side = g;
@@ -765,15 +767,11 @@ static int build_index(struct run *R)
 		R->cstart[c + 1] += R->cstart[c];
 	if ((rc = cancelled(R)) != 0)
 		return rc;
-	while ((UINT64_C(1) << bits) < m)
-		bits++;
-	levels = (bits + SORT_DIGIT_MAX - 1) / SORT_DIGIT_MAX;
-	digit = levels > 0 ? (bits + levels - 1) / levels : 1;
-	if (bits > 0 && R->n > 1) {
+	if (g > 1 && R->n > 1) {
 		if (R->pt == SM_DTYPE_F32)
-			msd_f32(&R->grid, R->coords, R->temp, R->cstart, R->cfill, 0, m, bits, digit);
+			afsort_f32(&R->grid, R->coords, R->temp, R->cstart, R->cfill, 0, g * g, 0);
 		else
-			msd_f64(&R->grid, R->coords, R->temp, R->cstart, R->cfill, 0, m, bits, digit);
+			afsort_f64(&R->grid, R->coords, R->temp, R->cstart, R->cfill, 0, g * g, 0);
 	}
 	pfree(R, &R->cfill);
 	progress(R, "build_index", -1, R->n, R->n);
