@@ -629,6 +629,7 @@ static void test_tradeoff(void **state)
 	free(dir);
 }
 
+#ifndef TEST_REPORT_FIXTURES_ONLY /* test-cli-report.c includes this file for its fixtures */
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -643,3 +644,4 @@ int main(void)
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
+#endif
