@@ -276,7 +276,7 @@ static void td_cmp(FILE *f, const sm_report_cmp *c, int have)
 int sm__report_html(const sm_report *r, FILE *f)
 {
 	char a[32], b[32];
-	size_t i, j, n = 0;
+	size_t i, j, k, n = 0;
 
 	fprintf(f, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
 		"<title>snapmem report: ");
@@ -345,10 +345,10 @@ int sm__report_html(const sm_report *r, FILE *f)
 		fprintf(f, "<li><code>%s</code>: <b>%s</b> (%s B) allocated at the peak that no "
 			"tracked array explains", s->id, sm__iec(s->unexplained, a, sizeof(a)),
 			sm__commas(s->unexplained, b, sizeof(b)));
-		for (j = 0; j < s->nsites; j++) {
+		for (j = 0, k = 0; j < s->nsites; j++) {
 			if (s->sites[j].tracked)
 				continue;
-			fprintf(f, "%s%s at <code>", j == 0 ? "; untracked sites: " : ", ",
+			fprintf(f, "%s%s at <code>", k++ == 0 ? "; untracked sites: " : ", ",
 				sm__iec(s->sites[j].bytes, a, sizeof(a)));
 			sm__html_escape(f, s->sites[j].where);
 			fprintf(f, "</code>");

@@ -17,7 +17,7 @@ static void name_md(FILE *f, const sm_report_stage *s)
 int sm__report_markdown(const sm_report *r, FILE *f)
 {
 	char a[32], b[32], c[32], d[32], e[32], g[32], h[32], p1[32], p2[32];
-	size_t i, j, n = 0;
+	size_t i, j, k, n = 0;
 
 	fprintf(f, "# snapmem report: ");
 	sm__md_escape(f, r->rundir);
@@ -66,10 +66,10 @@ int sm__report_markdown(const sm_report *r, FILE *f)
 		fprintf(f, "- `%s`: **%s** (%s B) allocated at the peak that no tracked array explains",
 			s->id, sm__iec(s->unexplained, a, sizeof(a)),
 			sm__commas(s->unexplained, b, sizeof(b)));
-		for (j = 0; j < s->nsites; j++) {
+		for (j = 0, k = 0; j < s->nsites; j++) {
 			if (s->sites[j].tracked)
 				continue;
-			fprintf(f, "%s%s at ", j == 0 ? "; untracked sites: " : ", ",
+			fprintf(f, "%s%s at ", k++ == 0 ? "; untracked sites: " : ", ",
 				sm__iec(s->sites[j].bytes, a, sizeof(a)));
 			sm__md_escape(f, s->sites[j].where);
 		}

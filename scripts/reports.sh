@@ -1,0 +1,48 @@
+#!/bin/sh
+# make reports: regenerate the committed reference reports in reports/ so that a visitor sees what
+# snapmem produces without running anything:
+#   reports/tng300-1-plan.md   the TNG300-1 plan (snapmem estimate --format markdown) followed by
+#                              mock runs at two sizes fitted and scaled to TNG300-1 beside the
+#                              notebook's documented figures (snapmem report --scale-to)
+#   reports/mock-run.md, reports/mock-run.html   a full run on mock data (2,000,000 cells)
+# Scratch data goes under a temporary directory that is removed at the end.
+#   scripts/reports.sh PATH/TO/snapmem
+set -eu
+bin="${1:?usage: reports.sh PATH/TO/snapmem}"
+root=$(cd "$(dirname "$0")/.." && pwd)
+out="$root/reports"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$out"
+
+# mock runs: 1,000,000 and 4,000,000 cells (the scaling pair), 2,000,000 (the reference run)
+for n in 1000000 2000000 4000000; do
+	"$bin" mock "$tmp/mock-$n" --gas "$n" --halos 20 --files 8 --seed 1 >/dev/null
+	"$bin" run --base-path "$tmp/mock-$n" --snap 99 --out "$tmp/run-$n" >/dev/null 2>&1
+done
+
+plan="$out/tng300-1-plan.md"
+{
+	"$bin" estimate --format markdown
+	echo
+	echo "# Mock runs scaled to TNG300-1"
+	echo
+	echo "Runs of the pipeline on mock snapshots of 1,000,000 and 4,000,000 gas cells (20 halos,"
+	echo "default options), fitted bytes = a + b*N and extrapolated to TNG300-1, beside the estimator"
+	echo "and the notebook's documented figures."
+	echo
+	# exit 1 (a figure that must match does not) is reported in the file, not fatal here
+	"$bin" report --scale-to TNG300-1 "$tmp/run-1000000" "$tmp/run-4000000" --format markdown \
+		| sed "s|$tmp/||g" || true
+} > "$plan.tmp"
+mv "$plan.tmp" "$plan"
+
+"$bin" report "$tmp/run-2000000" --format markdown | sed "s|$tmp/||g" > "$out/mock-run.md.tmp" || true
+"$bin" report "$tmp/run-2000000" --format html | sed "s|$tmp/||g" > "$out/mock-run.html.tmp" || true
+[ -s "$out/mock-run.md.tmp" ] && [ -s "$out/mock-run.html.tmp" ] || {
+	echo "reports: the mock run report is empty" >&2
+	exit 1
+}
+mv "$out/mock-run.md.tmp" "$out/mock-run.md"
+mv "$out/mock-run.html.tmp" "$out/mock-run.html"
+echo "reports: $plan, $out/mock-run.md, $out/mock-run.html"
