@@ -22,6 +22,10 @@
 
 #include "internal.h"
 
+/* Per-dataset chunk cache: one row's chunk at a time is all an append needs (HDF5's default is
+ * 1 MiB per dataset, untracked). */
+#define CHUNK_CACHE_BYTES (64u * 1024u)
+
 enum { D_HALO_INDEX, D_CENTER, D_R200, D_M200, D_COUNTS, D_SF_COUNTS, D_MEAN_T, D_HIST2D, D_N };
 
 struct dspec {
@@ -136,7 +140,7 @@ int sm__pl_out_create(sm__pl_out **out, const char *dir, const sm__pl_attr *attr
 {
 	sm__pl_out *o;
 	double r_edges[SM_PIPELINE_RBINS + 1], t_edges[SM_PIPELINE_TBINS + 1];
-	hid_t s = -1, plist = -1;
+	hid_t s = -1, plist = -1, dapl = -1;
 	size_t i;
 	int j, rc = 0;
 
@@ -173,18 +177,21 @@ int sm__pl_out_create(sm__pl_out **out, const char *dir, const sm__pl_attr *attr
 		if ((s = H5Screate_simple(sp->rank, dims, maxd)) < 0 ||
 		    (plist = H5Pcreate(H5P_DATASET_CREATE)) < 0 ||
 		    H5Pset_chunk(plist, sp->rank, chunk) < 0 ||
+		    (dapl = H5Pcreate(H5P_DATASET_ACCESS)) < 0 ||
+		    H5Pset_chunk_cache(dapl, 17, CHUNK_CACHE_BYTES, 1.0) < 0 ||
 		    (o->d[j] = H5Dcreate2(o->file, sp->name,
 					  sp->is_int ? H5T_STD_I64LE : H5T_IEEE_F64LE, s,
-					  H5P_DEFAULT, plist, H5P_DEFAULT)) < 0 ||
+					  H5P_DEFAULT, plist, dapl)) < 0 ||
 		    set_str_attr(o->d[j], "units", sp->units) != 0 ||
 		    set_str_attr(o->d[j], "description", sp->what) != 0) {
 			rc = sm_error_set(err, SM_EIO, "'%s': cannot create dataset '%s'", o->tmp,
 					  sp->name);
 			goto fail;
 		}
+		H5Pclose(dapl);
 		H5Pclose(plist);
 		H5Sclose(s);
-		plist = s = -1;
+		dapl = plist = s = -1;
 	}
 	for (j = 0; j <= SM_PIPELINE_RBINS; j++)
 		r_edges[j] = (double)j * 2.0 / SM_PIPELINE_RBINS;
@@ -212,6 +219,8 @@ int sm__pl_out_create(sm__pl_out **out, const char *dir, const sm__pl_attr *attr
 	*out = o;
 	return 0;
 fail:
+	if (dapl >= 0)
+		H5Pclose(dapl);
 	if (plist >= 0)
 		H5Pclose(plist);
 	if (s >= 0)
