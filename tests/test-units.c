@@ -64,6 +64,8 @@ static void test_parse_size(void **state)
 	size_bad("16384P", SM_EOVERFLOW);
 	size_bad("17179869184G", SM_EOVERFLOW);
 	size_bad("20000.5P", SM_EOVERFLOW);
+	size_bad("1.5", SM_EINVAL);
+	size_bad("1.5B", SM_EINVAL);
 }
 
 static void test_parse_u64(void **state)
@@ -95,6 +97,8 @@ static void test_parse_u64(void **state)
 	assert_int_equal(sm_parse_u64("--gas", "12abc", &v, &err), SM_EINVAL);
 	assert_int_equal(sm_parse_u64("--gas", "nan", &v, &err), SM_EINVAL);
 	assert_int_equal(sm_parse_u64("--gas", "inf", &v, &err), SM_EINVAL);
+	assert_int_equal(sm_parse_u64("--gas", "0x10", &v, &err), SM_EINVAL);
+	assert_int_equal(sm_parse_u64("--gas", "1e0x1", &v, &err), SM_EINVAL);
 }
 
 static void test_parse_double(void **state)

@@ -73,6 +73,10 @@ int sm_parse_size(const char *what, const char *s, uint64_t *out, sm_error *err)
 		return sm_error_set(err, SM_EINVAL,
 				    "%s: '%s' is not a size (use bytes or a unit: 512G, 1.5TiB, 64MiB)",
 				    what, s);
+	if (seen_dot && shift == 0)
+		return sm_error_set(err, SM_EINVAL,
+				    "%s: '%s' is a fraction of a byte (fractions need a unit: 1.5TiB)",
+				    what, s);
 	if (!seen_dot) {
 		uint64_t v = 0;
 		for (p = s; p < num_end; p++) {
@@ -126,7 +130,7 @@ scientific:
 		char *end;
 		double d;
 
-		if (*s == '-' || *s == '+' || isspace((unsigned char)*s))
+		if (*s == '-' || *s == '+' || strspn(s, "0123456789.eE+-") != strlen(s))
 			goto bad;
 		errno = 0;
 		d = strtod(s, &end);
