@@ -444,6 +444,7 @@ int cmd_run(int argc, char **argv)
 		goto fail_print;
 	}
 
+	sm_hdf5_lean();
 	if (!no_profile) {
 		sm_prof_options popt;
 

@@ -379,7 +379,7 @@ int sm__report_html(const sm_report *r, FILE *f)
 		"TNG300-1; see <code>snapmem report --scale-to TNG300-1</code>).</p>\n<table>\n"
 		"<tr><th class=\"l\">stage</th><th>estimated requested</th><th>measured requested</th>"
 		"<th>difference</th><th>verdict</th><th>estimated allocated</th>"
-		"<th>measured allocated above baseline</th><th>difference</th><th>verdict</th>"
+		"<th>measured allocated</th><th>difference</th><th>verdict</th>"
 		"<th>resident</th><th>documented</th></tr>\n");
 	for (i = 0; i < r->nstages; i++) {
 		const sm_report_stage *s = &r->stages[i];
@@ -395,7 +395,7 @@ int sm__report_html(const sm_report *r, FILE *f)
 		else
 			td_cmp(f, &s->requested, s->has_est && s->has_meas);
 		td_bytes(f, s->has_est, s->est_peak_allocated);
-		td_bytes(f, s->has_meas && r->measured, s->meas_allocated);
+		td_bytes(f, s->has_meas && r->measured, s->allocated.measured);
 		td_cmp(f, &s->allocated, s->has_est && s->has_meas && r->measured);
 		td_bytes(f, s->has_meas && r->measured, s->meas_resident);
 		fprintf(f, "<td class=\"na\">n/a</td></tr>\n");

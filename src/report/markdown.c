@@ -91,9 +91,12 @@ int sm__report_markdown(const sm_report *r, FILE *f)
 			sm__iec(r->meas_baseline_resident, g, sizeof(g)));
 	fprintf(f, ". Informational: the stage verdicts compare figures above the baseline.\n\n");
 
-	fprintf(f, "## Stages\n\nRequested peak (must match the model) and allocated peak above the "
-		"baseline against the estimated allocated peak. Documented: n/a for this run (the "
-		"notebook's figures are for TNG300-1; see `snapmem report --scale-to TNG300-1`).\n\n");
+	fprintf(f, "## Stages\n\nRequested peak (must match the model) and allocated bytes (%s) "
+		"against the estimated allocated peak. Documented: n/a for this run (the ",
+		r->strict ? "the process's peak above the baseline, `--strict`"
+			  : "jemalloc's size classes of the tracked arrays live at the peak; memory no "
+			    "array explains is listed under Findings");
+	fprintf(f, "notebook's figures are for TNG300-1; see `snapmem report --scale-to TNG300-1`).\n\n");
 	fprintf(f, "| stage | estimated requested | measured requested | difference | verdict | "
 		"estimated allocated | measured allocated | difference | verdict | resident | documented |\n"
 		"|---|---:|---:|---:|---|---:|---:|---:|---|---:|---|\n");
@@ -123,7 +126,7 @@ int sm__report_markdown(const sm_report *r, FILE *f)
 			sm_verdict_name(s->requested.verdict),
 			s->requested.verdict == SM_VERDICT_FAIL ? "**" : "",
 			sm__iec(s->est_peak_allocated, d, sizeof(d)),
-			r->measured ? sm__iec(s->meas_allocated, e, sizeof(e)) : "n/a",
+			r->measured ? sm__iec(s->allocated.measured, e, sizeof(e)) : "n/a",
 			r->measured ? sm__iec_signed(s->allocated.diff, g, sizeof(g)) : "",
 			s->allocated.verdict == SM_VERDICT_FAIL ? "**" : "",
 			sm_verdict_name(s->allocated.verdict),

@@ -95,8 +95,10 @@ int sm__report_table(const sm_report *r, FILE *f)
 		r->measured ? sm__pct(&r->baseline, p1, sizeof(p1)) : "n/a",
 		r->measured ? sm__iec(r->meas_baseline_resident, d, sizeof(d)) : "n/a");
 
-	fprintf(f, "STAGES (requested peak; allocated peak above the baseline; documented: n/a for "
-		"this run, see --scale-to TNG300-1)\n");
+	fprintf(f, "STAGES (requested peak; allocated: %s; documented: n/a for "
+		"this run, see --scale-to TNG300-1)\n",
+		r->strict ? "the process's peak above the baseline (--strict)"
+			  : "the tracked arrays' size classes at the peak, untracked memory under FINDINGS");
 	fprintf(f, "  %-30s %11s %11s %12s %9s %-5s | %11s %11s %12s %9s %-5s | %11s %10s\n",
 		"stage", "est req", "meas req", "diff", "%", "", "est alloc", "meas alloc", "diff",
 		"%", "", "resident", "documented");
@@ -122,7 +124,7 @@ int sm__report_table(const sm_report *r, FILE *f)
 			sm__iec_signed(s->requested.diff, c, sizeof(c)),
 			sm__pct(&s->requested, p1, sizeof(p1)), sm_verdict_name(s->requested.verdict),
 			sm__iec(s->est_peak_allocated, d, sizeof(d)),
-			r->measured ? sm__iec(s->meas_allocated, e, sizeof(e)) : "n/a",
+			r->measured ? sm__iec(s->allocated.measured, e, sizeof(e)) : "n/a",
 			r->measured ? sm__iec_signed(s->allocated.diff, g, sizeof(g)) : "",
 			r->measured ? sm__pct(&s->allocated, p2, sizeof(p2)) : "",
 			sm_verdict_name(s->allocated.verdict),
