@@ -238,6 +238,15 @@ int sm__est_calibrate(sm_est_input *in, const char *rundir, sm_error *err)
 					  "integer sphere_cells and instance", path, i);
 			goto out;
 		}
+		if (in->header.npart_total[0] > 0 &&
+		    (uint64_t)json_integer_value(sc) > in->header.npart_total[0]) {
+			rc = sm_error_set(err, SM_EFORMAT,
+					  "--calibrate: '%s': run.halos[%zu].sphere_cells %lld is more "
+					  "than the %llu gas cells here: not the same snapshot", path, i,
+					  (long long)json_integer_value(sc),
+					  (unsigned long long)in->header.npart_total[0]);
+			goto out;
+		}
 		if ((uint64_t)inst >= in->nhalos)
 			continue;
 		if (json_is_integer(gi) && in->halos[inst].group_index >= 0 &&

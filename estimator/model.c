@@ -338,7 +338,8 @@ static int sphere_cells(const sm_est_input *in, const sm_model_options *o, uint6
 				}
 				continue;
 			}
-			if (m == 0 && nmeasured == 0)
+			/* no gas at all: every sphere is empty, nothing to model */
+			if (m == 0 && nmeasured == 0 && ncells > 0)
 				return sm_error_set(err, SM_EINVAL,
 						    "'%s': cannot model the cells within 2 R200 of halo %llu "
 						    "(mass, cosmology or box unknown): give --sphere-cells N",

@@ -581,6 +581,9 @@ int cmd_run(int argc, char **argv)
 			printf("snapmem run: no halo matched the selection (%s): an empty result, "
 			       "profiles.hdf5 holds K = 0 rows\n",
 			       mo.halos >= 0 ? "--halos 0" : "mass cut");
+		else if (res.gas_cells == 0)
+			printf("snapmem run: the snapshot holds no gas cells: an empty result, every "
+			       "profile in profiles.hdf5 is empty (zero counts, NaN means)\n");
 		printf("snapmem run: %llu halos, %llu gas cells in %llu chunk files, %.2f s\n",
 		       (unsigned long long)res.nhalos, (unsigned long long)res.gas_cells,
 		       (unsigned long long)res.snapshot_files, res.wall_s);
