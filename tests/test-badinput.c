@@ -99,8 +99,8 @@ static int entries(const char *d)
 
 	if (dd == NULL)
 		return -1;
-	while ((e = readdir(dd)) != NULL)
-		if (e->d_name[0] != '.')
+	while ((e = readdir(dd)) != NULL) /* hidden temporary files count */
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
 			n++;
 	closedir(dd);
 	return n;
@@ -154,6 +154,8 @@ static void expect_line(const tu_result *r, int want, const char *const *needles
 {
 	size_t i;
 
+	if (getenv("SNAPMEM_TEST_VERBOSE") != NULL)
+		printf("  %-26s %d %s", what, r->status, r->err);
 	if (r->status >= 128) {
 		soft_fail(what, "killed (status %d), stderr '%s'", r->status, r->err);
 		return;

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <hdf5.h>
+
 #include "cli/cli.h"
 
 /* Weak so that the binary links while a subcommand is being written; a missing one says so. */
@@ -65,6 +67,7 @@ int cli_usage_error(const char *cmd, const char *usage_text, const char *fmt, ..
 int main(int argc, char **argv)
 {
 	size_t i;
+	int status;
 
 	if (argc < 2) {
 		usage(stderr);
@@ -86,7 +89,14 @@ int main(int argc, char **argv)
 			fprintf(stderr, "snapmem: '%s' is not built into this binary\n", argv[1]);
 			return 2;
 		}
-		return commands[i].fn(argc - 1, argv + 1);
+		/* HDF5 1.10 keeps a file whose close failed (a full disk: EFBIG, ENOSPC) in its id
+		 * table and crashes closing it again in its atexit handler: so no atexit handler,
+		 * and the library is shut down here after a success only (an error exits without). */
+		H5dont_atexit();
+		status = commands[i].fn(argc - 1, argv + 1);
+		if (status == 0)
+			H5close();
+		return status;
 	}
 	fprintf(stderr, "snapmem: '%s' is not a snapmem command (see 'snapmem -h')\n", argv[1]);
 	return 2;
