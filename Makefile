@@ -4,6 +4,7 @@
 #   make check      install missing Debian packages, build, run every cmocka test
 #   make demo       install missing packages, build, run the main job on built-in defaults
 #   make sanitize   the tests under AddressSanitizer + UBSan (jemalloc reads compiled out)
+#   make memcheck   valgrind memcheck on the demo's run (VALGRIND=1 build: no jemalloc, no ASan)
 #   make bench      benchmarks (figures to reports/bench.md); QUICK=1 for a short run
 #   make install    PREFIX (/usr/local) and DESTDIR honoured
 #
@@ -23,7 +24,9 @@ endif
 
 PKGS := hdf5 libunwind jansson
 ifneq ($(SANITIZE),1)
+ifneq ($(VALGRIND),1)
 PKGS += jemalloc
+endif
 endif
 TEST_PKGS := cmocka
 
@@ -39,6 +42,9 @@ LDLIBS += -lm -lpthread -ldl
 ifeq ($(FUZZ),1)
 SANITIZE := 1
 CFLAGS += -fsanitize=fuzzer-no-link
+endif
+ifeq ($(VALGRIND),1)
+CFLAGS += -DSM_NO_JEMALLOC
 endif
 ifeq ($(SANITIZE),1)
 CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=undefined -DSM_NO_JEMALLOC
@@ -65,7 +71,7 @@ REPLAY_BINS := $(FUZZ_NAMES:%=$(BUILD)/tests/fuzz-replay-%)
 FUZZ_SECONDS ?= 600
 
 .PHONY: all deps check check-run demo demo-run sanitize bench install uninstall clean reports \
-	fuzz render-check
+	fuzz render-check memcheck
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/snapmem $(BUILD)/libsnapmem.a $(BUILD)/libsnapmem.so $(EXAMPLE_BINS) \
@@ -145,6 +151,10 @@ demo-run: $(BUILD)/snapmem
 sanitize: deps
 	$(Q)$(MAKE) --no-print-directory BUILD=build-asan SANITIZE=1 check-run
 
+memcheck: deps
+	$(Q)$(MAKE) --no-print-directory BUILD=build-vg VALGRIND=1 build-vg/snapmem
+	$(Q)scripts/memcheck.sh $(abspath build-vg/snapmem)
+
 bench: deps
 	$(Q)$(MAKE) --no-print-directory $(BUILD)/snapmem $(BENCH_BINS)
 	$(Q)scripts/bench.sh $(abspath $(BUILD)) $(if $(QUICK),quick,full)
@@ -179,6 +189,6 @@ uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/include/snapmem
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-vg
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
