@@ -155,7 +155,8 @@ memcheck: deps
 	$(Q)$(MAKE) --no-print-directory BUILD=build-vg VALGRIND=1 build-vg/snapmem
 	$(Q)scripts/memcheck.sh $(abspath build-vg/snapmem)
 
-bench: deps
+bench:
+	$(Q)scripts/setup-deps.sh jq bc heaptrack valgrind
 	$(Q)$(MAKE) --no-print-directory $(BUILD)/snapmem $(BENCH_BINS)
 	$(Q)scripts/bench.sh $(abspath $(BUILD)) $(if $(QUICK),quick,full)
 

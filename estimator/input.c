@@ -81,10 +81,10 @@ static int select_from_catalog(sm_est_input *in, sm_catalog *c, const sm_model_o
 		goto out;
 	}
 	if (g > 0) {
-		if ((rc = sm_catalog_read_group_field(c, "Group_M_Crit200", SM_DTYPE_F32, 1, m,
-						      err)) != 0 ||
-		    (rc = sm_catalog_read_group_field(c, "Group_R_Crit200", SM_DTYPE_F32, 1, r,
-						      err)) != 0)
+		sm_catalog_field fields[2] = {{"Group_M_Crit200", SM_DTYPE_F32, 1, m},
+					      {"Group_R_Crit200", SM_DTYPE_F32, 1, r}};
+
+		if ((rc = sm_catalog_read_group_fields(c, fields, 2, err)) != 0)
 			goto out;
 	}
 	for (i = 0; i < g; i++) {

@@ -179,6 +179,17 @@ void sm_catalog_release(sm_catalog *c);
 int sm_catalog_read_group_field(sm_catalog *c, const char *field, sm_dtype memtype, int ncomp,
 				void *buf, sm_error *err);
 
+/* Several /Group fields in one pass over the chunk files (each file opened once). */
+typedef struct sm_catalog_field {
+	const char *name;
+	sm_dtype memtype;
+	int ncomp;
+	void *buf;             /* ngroups_total * ncomp elements of memtype */
+} sm_catalog_field;
+
+int sm_catalog_read_group_fields(sm_catalog *c, const sm_catalog_field *fields, size_t nfields,
+				 sm_error *err);
+
 /* Turns off HDF5's automatic error printing (idempotent, thread-compatible). */
 void sm_hdf5_quiet(void);
 

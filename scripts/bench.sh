@@ -1,0 +1,233 @@
+#!/usr/bin/env bash
+# make bench: speed, memory, scaling and profiler overhead of snapmem, measured side by side in one
+# run, written to reports/bench.md and reports/bench.json. Every figure is a median of REPEATS runs
+# (interleaved where two things are compared), taken on this machine in this run.
+#
+#   scripts/bench.sh BUILD_DIR full|quick
+#
+# full: 10^6, 3*10^6, 10^7, 3*10^7 gas cells (about 10 minutes on 2 cores); quick: 10^5..10^6 (about
+# one minute). Data goes to BUILD_DIR/bench-data (mock snapshots, regenerated when absent).
+set -euo pipefail
+build="$1"
+mode="${2:-full}"
+bin="$build/snapmem"
+data="$build/bench-data"
+out_md="reports/bench.md"
+out_json="reports/bench.json"
+mkdir -p "$data" reports
+if [ "$mode" = quick ]; then
+	sizes=(100000 300000 1000000)
+	ref=1000000
+	repeats=3
+	pairs=5000000
+else
+	sizes=(1000000 3000000 10000000 30000000)
+	ref=10000000
+	repeats=3
+	pairs=5000000
+fi
+halos=30
+rows="$data/rows.jsonl"
+: >"$rows"
+
+now() { date +%s.%N; }
+calc() { printf '%.6f' "$(echo "$1" | bc -l)"; }
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+say() { echo "bench: $*" >&2; }
+
+mock_dir() { echo "$data/mock-$1"; }
+for n in "${sizes[@]}"; do
+	d=$(mock_dir "$n")
+	if [ ! -f "$d/.done" ]; then
+		say "mock $n cells"
+		rm -rf "$d"
+		"$bin" mock "$d" --gas "$n" --halos "$halos" --files 8 --seed 7 >/dev/null
+		touch "$d/.done"
+	fi
+done
+
+# One measured run: prints "wall_s pipeline_s req_peak alloc_peak_above_baseline resident_peak"
+run_once() {
+	local n="$1"; shift
+	local o="$data/run"
+	rm -rf "$o"
+	local t0 t1
+	t0=$(now)
+	"$bin" run --base-path "$(mock_dir "$n")" --snap 99 --out "$o" --force "$@" >/dev/null 2>&1
+	t1=$(now)
+	if [ -f "$o/memory.json" ]; then
+		jq -r --arg w "$(calc "$t1 - $t0")" '[ $w, (.run.wall_s // 0),
+			([.stages[].requested.peak] | max),
+			(([.stages[].allocated.peak] | max) - .baseline.allocated),
+			([.stages[].vm_hwm.end] | max) ] | @tsv' "$o/memory.json"
+	fi
+}
+
+configs=("index float32 in-memory" "index float64 in-memory" "mask float32 in-memory"
+	 "mask float64 in-memory" "index float32 streaming" "index float64 streaming"
+	 "mask float32 streaming" "mask float64 streaming")
+
+say "scaling: ${#sizes[@]} sizes x ${#configs[@]} configurations x $repeats runs"
+for n in "${sizes[@]}"; do
+	for c in "${configs[@]}"; do
+		read -r sel pos temp <<<"$c"
+		walls=(); pipes=(); req=0; alloc=0; res=0
+		for ((r = 0; r < repeats; r++)); do
+			line=$(run_once "$n" --select "$sel" --positions "$pos" --temperature "$temp")
+			read -r w p q a s <<<"$line"
+			walls+=("$w"); pipes+=("$p"); req=$q; alloc=$a; res=$s
+		done
+		wm=$(printf '%s\n' "${walls[@]}" | median)
+		pm=$(printf '%s\n' "${pipes[@]}" | median)
+		jq -nc --argjson n "$n" --arg sel "$sel" --arg pos "$pos" --arg temp "$temp" \
+			--argjson wall "$wm" --argjson pipe "$pm" --argjson req "$req" \
+			--argjson alloc "$alloc" --argjson res "$res" \
+			'{cells:$n, select:$sel, positions:$pos, temperature:$temp, wall_s:$wall,
+			  pipeline_s:$pipe, requested_peak:$req, allocated_peak_above_baseline:$alloc,
+			  resident_peak:$res}' >>"$rows"
+	done
+done
+
+say "read floor and full run at $ref cells (interleaved, $((repeats + 2)) each)"
+reads=(); fulls=(); noprof=(); ctemp=(); profw=()
+for ((r = 0; r < repeats + 2; r++)); do
+	reads+=("$("$build/bench/benchmark-read" "$(mock_dir "$ref")" 99 float32 1 | jq -r .median_s)")
+	line=$(run_once "$ref"); read -r w p _ <<<"$line"; fulls+=("$p"); profw+=("$w")
+	ctemp+=("$(jq -r '[.stages[] | select(.id=="compute_temperature") | .wall_s][0]' "$data/run/memory.json")")
+	rm -rf "$data/run"
+	t0=$(now)
+	"$bin" run --base-path "$(mock_dir "$ref")" --snap 99 --out "$data/run" --force --no-profile \
+		>/dev/null 2>&1
+	noprof+=("$(calc "$(now) - $t0")")
+done
+read_s=$(printf '%s\n' "${reads[@]}" | median)
+full_s=$(printf '%s\n' "${fulls[@]}" | median)
+noprof_s=$(printf '%s\n' "${noprof[@]}" | median)
+profw_s=$(printf '%s\n' "${profw[@]}" | median)
+ctemp_s=$(printf '%s\n' "${ctemp[@]}" | median)
+memcpy_s=$("$build/bench/benchmark-memcpy" $((16 * ref)) 5 | jq -r .median_s)
+
+say "allocation microbenchmark: plain, profiled, heaptrack, massif ($pairs pairs)"
+plain=(); prof=()
+for ((r = 0; r < 5; r++)); do
+	plain+=("$("$build/bench/benchmark-alloc" plain "$pairs" | jq -r .seconds)")
+	prof+=("$("$build/bench/benchmark-alloc" profiled "$pairs" | jq -r .seconds)")
+done
+plain_s=$(printf '%s\n' "${plain[@]}" | median)
+prof_s=$(printf '%s\n' "${prof[@]}" | median)
+prof_peak=$("$build/bench/benchmark-alloc" profiled "$pairs" | jq -r '.peak_bytes // .vm_hwm // 0')
+ht_dir=$(mktemp -d)
+t0=$(now)
+heaptrack -o "$ht_dir/ht" "$build/bench/benchmark-alloc" plain "$pairs" >"$ht_dir/ht.out" 2>&1 || true
+ht_s=$(calc "$(now) - $t0")
+ht_file=$(ls "$ht_dir"/ht*.zst "$ht_dir"/ht*.gz 2>/dev/null | head -1 || true)
+ht_peak=""
+if [ -n "$ht_file" ]; then
+	ht_peak=$(heaptrack_print -f "$ht_file" 2>/dev/null | grep -m1 'peak heap memory consumption' |
+		sed 's/.*consumption: *//')
+fi
+t0=$(now)
+valgrind --tool=massif --massif-out-file="$ht_dir/massif.out" "$build/bench/benchmark-alloc" plain \
+	"$pairs" >/dev/null 2>&1 || true
+ms_s=$(calc "$(now) - $t0")
+ms_peak=$(grep -o 'mem_heap_B=[0-9]*' "$ht_dir/massif.out" 2>/dev/null | cut -d= -f2 | sort -n | tail -1)
+t0=$(now)
+"$build/bench/benchmark-alloc" plain "$pairs" >/dev/null
+plain_proc_s=$(calc "$(now) - $t0")
+rm -rf "$ht_dir"
+
+say "estimator latency on a 600-chunk header-only snapshot"
+hd="$data/header-only-600"
+if [ ! -f "$hd/.done" ]; then
+	rm -rf "$hd"
+	"$bin" mock "$hd" --header-only --gas-total 14454722210 --files 600 --halos 280 >/dev/null
+	touch "$hd/.done"
+fi
+est=()
+for ((r = 0; r < 21; r++)); do
+	t0=$(now)
+	"$bin" estimate --base-path "$hd" --snap 99 --format json >/dev/null
+	est+=("$(calc "($(now) - $t0) * 1000")")
+done
+est_ms=$(printf '%s\n' "${est[@]}" | median)
+
+say "writing $out_md and $out_json"
+cpu=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')
+mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
+jq -s --arg mode "$mode" --arg cpu "$cpu" --arg mem "$mem" --argjson cores "$(nproc)" \
+	--argjson ref "$ref" --argjson read "$read_s" --argjson full "$full_s" \
+	--argjson noprof "$noprof_s" --argjson profw "$profw_s" --argjson ctemp "$ctemp_s" --argjson memcpy "$memcpy_s" \
+	--argjson plain "$plain_s" --argjson prof "$prof_s" --argjson plainproc "$plain_proc_s" \
+	--argjson ht "$ht_s" --argjson ms "$ms_s" --arg htpeak "${ht_peak:-}" \
+	--arg mspeak "${ms_peak:-}" --arg profpeak "${prof_peak:-}" --argjson est "$est_ms" \
+	--argjson pairs "$pairs" '
+	def fit(rows): (rows | length) as $k | (rows | map(.cells) | add / $k) as $mx |
+		(rows | map(.requested_peak) | add / $k) as $my |
+		(rows | map((.cells - $mx) * (.requested_peak - $my)) | add) as $sxy |
+		(rows | map((.cells - $mx) * (.cells - $mx)) | add) as $sxx |
+		($sxy / $sxx) as $b | ($my - $b * $mx) as $a |
+		{slope_bytes_per_cell: $b, intercept_bytes: $a,
+		 residuals_pct: (rows | map(((.requested_peak - ($a + $b * .cells)) / .requested_peak * 100)))};
+	{schema: "snapmem.bench/1", mode: $mode,
+	 machine: {cpu: $cpu, cores: $cores, memory: $mem},
+	 scaling: ., 
+	 fits: (group_by([.select, .positions, .temperature]) |
+		map({select: .[0].select, positions: .[0].positions, temperature: .[0].temperature}
+		    + fit(.))),
+	 limit: {cells: $ref, read_s: $read, run_pipeline_s: $full, ratio: ($full / $read),
+		 compute_temperature_s: $ctemp, memcpy_same_bytes_s: $memcpy,
+		 kernel_vs_memcpy: ($ctemp / $memcpy)},
+	 profiler: {pipeline_profiled_s: $profw, pipeline_unprofiled_s: $noprof,
+		    pipeline_overhead_pct: (($profw / $noprof - 1) * 100),
+		    alloc_pairs: $pairs, alloc_plain_s: $plain, alloc_profiled_s: $prof,
+		    alloc_ratio: ($prof / $plain), alloc_profiled_peak: $profpeak,
+		    plain_process_s: $plainproc, heaptrack_process_s: $ht,
+		    heaptrack_ratio: ($ht / $plainproc), heaptrack_peak: $htpeak,
+		    massif_process_s: $ms, massif_ratio: ($ms / $plainproc), massif_peak_heap_bytes: $mspeak},
+	 estimator: {chunks: 600, median_ms: $est}}' "$rows" >"$out_json.tmp"
+mv "$out_json.tmp" "$out_json"
+
+jq -r '
+	def f(x; n): (x * pow(10; n) | round) / pow(10; n);
+	def ok(c): if c then "met" else "**MISSED**" end;
+	"# snapmem benchmark (`make bench\(if .mode == "quick" then " QUICK=1" else "" end)`)\n",
+	"Machine: \(.machine.cpu), \(.machine.cores) cores, \(.machine.memory). Mock snapshots " +
+	"(30 halos above 1e14 Msun, 8 chunk files), page cache warm. Every time is a median of " +
+	"several runs in this one run of the benchmark; ratios compare figures taken side by side.\n",
+	"## Targets\n",
+	"| target | measured | verdict |", "|---|---|---|",
+	"| full run <= 2x the time to read the four fields (\(.limit.cells) cells, index, float32) | " +
+	"\(f(.limit.run_pipeline_s; 3)) s vs \(f(.limit.read_s; 3)) s = \(f(.limit.ratio; 2))x | \(ok(.limit.ratio <= 2)) |",
+	"| <= 20 requested bytes per cell (index, float32, in-memory, fitted slope) | " +
+	"\(.fits[] | select(.select=="index" and .positions=="float32" and .temperature=="in-memory") | f(.slope_bytes_per_cell; 2)) B/cell | " +
+	"\(ok([.fits[] | select(.select=="index" and .positions=="float32" and .temperature=="in-memory") | .slope_bytes_per_cell <= 20] | all)) |",
+	"| profiling overhead <= 2% on the pipeline | \(f(.profiler.pipeline_overhead_pct; 2))% | \(ok(.profiler.pipeline_overhead_pct <= 2)) |",
+	"| profiler <= 1.5x on the allocation microbenchmark (sites on) | \(f(.profiler.alloc_ratio; 2))x | \(ok(.profiler.alloc_ratio <= 1.5)) |",
+	"| estimate of a 600-chunk snapshot < 50 ms | \(f(.estimator.median_ms; 1)) ms | \(ok(.estimator.median_ms < 50)) |",
+	"",
+	"## Scaling\n",
+	"Seconds and peak bytes per gas cell: requested (tracked arrays), allocated (jemalloc, above the process baseline), resident (VmHWM, the whole process).\n",
+	"| cells | select | positions | temperature | wall s | s per 10^6 cells | requested B/cell | allocated B/cell | resident B/cell |",
+	"|---:|---|---|---|---:|---:|---:|---:|---:|",
+	(.scaling[] | "| \(.cells) | \(.select) | \(.positions) | \(.temperature) | \(f(.pipeline_s; 3)) | \(f(.pipeline_s / .cells * 1e6; 4)) | \(f(.requested_peak / .cells; 2)) | \(f(.allocated_peak_above_baseline / .cells; 2)) | \(f(.resident_peak / .cells; 2)) |"),
+	"",
+	"Linear fit of requested peak bytes against cells, per configuration (residuals: how far each size sits from the line, in % of its peak):\n",
+	"| select | positions | temperature | slope B/cell | intercept | residuals % |", "|---|---|---|---:|---:|---|",
+	(.fits[] | "| \(.select) | \(.positions) | \(.temperature) | \(f(.slope_bytes_per_cell; 3)) | \(f(.intercept_bytes; 0)) | \(.residuals_pct | map(tostring | .[0:6]) | join(", ")) |"),
+	"",
+	"## Against the limit (\(.limit.cells) cells)\n",
+	"- reading the four fields alone (`bench/benchmark-read`, float32 positions): \(f(.limit.read_s; 4)) s",
+	"- the whole pipeline (`snapmem run`, index, float32, profiled): \(f(.limit.run_pipeline_s; 4)) s = \(f(.limit.ratio; 2))x the read",
+	"- `compute_temperature` \(f(.limit.compute_temperature_s; 4)) s against a memcpy of the same 16 bytes per cell \(f(.limit.memcpy_same_bytes_s; 4)) s = \(f(.limit.kernel_vs_memcpy; 2))x",
+	"",
+	"## Profiler overhead\n",
+	"- pipeline (whole `snapmem run` process, \(.limit.cells) cells): profiled \(f(.profiler.pipeline_profiled_s; 4)) s, `--no-profile` \(f(.profiler.pipeline_unprofiled_s; 4)) s: \(f(.profiler.pipeline_overhead_pct; 2))%",
+	"- allocation microbenchmark (\(.profiler.alloc_pairs) malloc/free pairs of 16-528 bytes, in-process loop time): plain \(f(.profiler.alloc_plain_s; 4)) s, snapmem profiler with sites \(f(.profiler.alloc_profiled_s; 4)) s = \(f(.profiler.alloc_ratio; 2))x",
+	"- whole process: plain \(f(.profiler.plain_process_s; 3)) s, under heaptrack \(f(.profiler.heaptrack_process_s; 3)) s = \(f(.profiler.heaptrack_ratio; 1))x, under valgrind massif \(f(.profiler.massif_process_s; 3)) s = \(f(.profiler.massif_ratio; 1))x",
+	"- peak heap as each reports it: snapmem (VmHWM of the profiled run) \(.profiler.alloc_profiled_peak) B; heaptrack \(.profiler.heaptrack_peak); massif \(.profiler.massif_peak_heap_bytes) B",
+	"",
+	"## Estimator latency\n",
+	"`snapmem estimate --base-path X --snap 99 --format json` on a 600-chunk header-only TNG300-1-sized snapshot, whole process: median \(f(.estimator.median_ms; 2)) ms over 21 runs."
+	' "$out_json" >"$out_md.tmp"
+mv "$out_md.tmp" "$out_md"
+say "done: $out_md"
