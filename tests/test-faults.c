@@ -202,13 +202,23 @@ typedef struct child {
 static child run_limited(int res, rlim_t lim, char *const argv[])
 {
 	const char *bin = getenv("SNAPMEM_BIN");
-	char *errp = tu_path(dir, "child.err");
+	char *errp = tu_path(dir, "child.err"), *supp = NULL;
 	char *args[32];
 	child c = { -1, NULL };
 	pid_t pid;
 	int st, i;
 
 	assert_non_null(bin);
+	if (tu_sanitized()) {
+		char *sp = tu_path(dir, "lsan.supp");
+		FILE *f = fopen(sp, "w");
+
+		assert_non_null(f);
+		fputs("leak:libhdf5\n", f);
+		fclose(f);
+		supp = fmt("suppressions=%s:print_suppressions=0", sp);
+		free(sp);
+	}
 	args[0] = (char *)bin;
 	for (i = 0; argv[i] != NULL && i < 30; i++)
 		args[i + 1] = argv[i];
@@ -224,6 +234,10 @@ static child run_limited(int res, rlim_t lim, char *const argv[])
 			_exit(120);
 		dup2(fd, 2);
 		dup2(nul, 1);
+		/* Under LeakSanitizer: a file whose close failed on the full disk stays in libhdf5's
+		 * tables (HDF5 cannot free it), so libhdf5's own allocations are not judged here. */
+		if (supp != NULL)
+			setenv("LSAN_OPTIONS", supp, 1);
 		signal(SIGXFSZ, SIG_IGN);
 		if (setrlimit(res, &rl) != 0)
 			_exit(121);
@@ -236,13 +250,14 @@ static child run_limited(int res, rlim_t lim, char *const argv[])
 	if (c.err == NULL)
 		c.err = strdup("");
 	free(errp);
+	free(supp);
 	return c;
 }
 
 static void test_address_space_limit(void **state)
 {
 	static const rlim_t mib[] = { 64, 80, 96 };
-	char *big = tu_path(dir, "big");
+	char *big;
 	tu_result r;
 	size_t i;
 	int refused = 0;
@@ -250,6 +265,7 @@ static void test_address_space_limit(void **state)
 	(void)state;
 	if (tu_sanitized())
 		skip();
+	big = tu_path(dir, "big");
 	r = tu_run("mock", big, "--gas", "1500000", "--halos", "4", "--files", "3", "--seed", "2",
 		   NULL);
 	assert_int_equal(r.status, 0);
