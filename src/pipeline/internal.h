@@ -1,6 +1,6 @@
 /*
- * Shared-internal pieces of the pipeline (src/pipeline/ only): the profiles.hdf5 writer. Nothing
- * here is public API; names carry the sm__pl_ prefix.
+ * Shared-internal pieces of the pipeline (src/pipeline/ only): the profiles.hdf5 writer and the
+ * worker threads. Nothing here is public API; names carry the sm__pl_ prefix.
  */
 #ifndef SNAPMEM_PIPELINE_INTERNAL_H
 #define SNAPMEM_PIPELINE_INTERNAL_H
@@ -40,5 +40,20 @@ int sm__pl_out_commit(sm__pl_out *o, char *path, size_t len, sm_error *err);
 
 /* Closes and removes the temporary file. Accepts NULL. */
 void sm__pl_out_abort(sm__pl_out *o);
+
+/* ---- worker threads (parallel.c) ---- */
+
+#define SM__PL_MAX_THREADS 8u
+
+/* One part of a parallel job: part in [0, parts). Must not allocate (docs/PROFILER.md). */
+typedef void (*sm__pl_part_fn)(void *arg, unsigned part, unsigned parts);
+
+/* The number of parts worth running: usable CPUs (at most SM__PL_MAX_THREADS), or
+ * SNAPMEM_THREADS. */
+unsigned sm__pl_threads(void);
+
+/* Runs fn(arg, p, parts) for every p in [0, parts) at once and returns when all are done; the
+ * calling thread runs part 0 (and any part whose thread could not be started). */
+void sm__pl_parallel(sm__pl_part_fn fn, void *arg, unsigned parts);
 
 #endif

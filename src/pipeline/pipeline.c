@@ -12,16 +12,24 @@
  * identically; r/R200 and log10 T binned in double.
  *
  * The spatial index: a uniform grid of g^3 cells over the box; Coordinates and temperature are
- * permuted in place into grid-cell order by an MSD American-flag sort on the cell id, one axis per
- * level (x slabs, then y rows inside a slab, then z cells inside a row: g <= 512 write streams per
- * pass, few pages at once), with index_cell_fill as the sort's bucket pointers and
- * index_cell_start as the cell boundaries. No per-cell memory besides the two arrays the model
- * names.
+ * permuted in place into grid-cell order by an MSD radix sort, one axis per level (x slabs over
+ * the whole array, then y rows inside a slab, then z cells inside a row), each level an in-place
+ * block distribution (distribute_*, after IPS4o) with 64 KiB of block buffers on the sorting
+ * thread's stack. The slab pass finds the slab sizes itself; each slab's cell counts go into its
+ * own stretch of index_cell_fill and become its index_cell_start entries. No per-cell memory
+ * besides the two arrays the model names.
+ *
+ * Threads (parallel.c): the temperature kernel, the per-slab sorts and, for halos of more than
+ * HALO_PART_MIN_CELLS cells a part, the sphere scan, distances and gather run on all usable CPUs;
+ * worker threads never allocate (docs/PROFILER.md), and every result is independent of the
+ * number of threads (the histogram's sums stay one sequential loop in sphere order).
  *
  * Only the caller's result table (32 bytes per selected halo) and small HDF5/stack state are
  * allocated outside the profiler.
  */
+#include <float.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +46,9 @@
 #define GRID_CELLS_PER_CELL 32u
 #define GRID_MAX_SIDE 512u
 #define MAX_LIVE 32
-#define PREFETCH_AHEAD 32u  /* elements ahead of a bucket's write pointer */
+#define HALO_PART_MIN_CELLS 1000000u /* a halo step runs on threads from this many cells a part */
+#define DIST_SCRATCH_BYTES 65536u /* a distribution pass's block buffers, on its thread's stack */
+#define DIST_MAX_BUCKETS GRID_MAX_SIDE
 
 struct live {
 	void *ptr;
@@ -49,6 +59,16 @@ struct grid {
 	uint64_t g;        /* side */
 	double gd;         /* the same, as a double */
 	double box, inv_w; /* g / box */
+};
+
+/* histogram's log10 T bins by table (tbin_table_init). */
+#define TBIN_SHIFT 19
+#define TBIN_KEYS 4096u          /* (inf's bits >> TBIN_SHIFT) < TBIN_KEYS */
+#define TBIN_INF_BITS UINT32_C(0x7f800000)
+#define TBIN_GUARD 64u           /* float patterns around a threshold binned with log10 */
+struct tbin_table {
+	uint32_t th[SM_PIPELINE_TBINS + 1];
+	unsigned char tab[TBIN_KEYS];
 };
 
 struct run {
@@ -86,6 +106,7 @@ struct run {
 	unsigned char *mask, *hist;
 
 	struct grid grid;
+	struct tbin_table tbins;
 	sm__pl_out *out;
 };
 
@@ -456,20 +477,114 @@ static int load_halos(struct run *R)
 
 /* ---- temperature ----------------------------------------------------------------------------- */
 
-/* Temperatures of cells [first, first + n) from the three fields; SM_EFORMAT on a bad value. */
-static int temperature_block(struct run *R, uint64_t first, uint64_t n, const float *u,
-			     const float *xe, const float *sfr, float *t)
+#define TEMP_BLOCK 4096u  /* cells per validity check in the temperature kernel */
+
+/* gcc's -O2 vectorises only loops its "very cheap" cost model accepts; the flat kernels below
+ * ask for the ordinary model. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define VECTORISE __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic")))
+#else
+#define VECTORISE
+#endif
+
+/* The temperature of cells [0, n): vectorisable (no branch, no libm call); returns nonzero when
+ * a value is bad (non-finite or negative u or x_e, NaN SFR), the cells' temperatures then being
+ * meaningless. The arithmetic is the definition's, term for term, in double. */
+VECTORISE static int temperature_kernel(const float *restrict u, const float *restrict xe,
+			      const float *restrict sfr, float *restrict t, uint64_t n, double uv2)
 {
 	const double gm1 = SM_PIPELINE_GAMMA - 1.0, xh = SM_PIPELINE_XH;
-	const double kb = SM_PIPELINE_KB, mp4 = 4.0 * SM_PIPELINE_MP, uv2 = R->uv2;
+	const double kb = SM_PIPELINE_KB, mp4 = 4.0 * SM_PIPELINE_MP;
+	uint32_t ok = 1;
 	uint64_t i;
 
 	for (i = 0; i < n; i++) {
 		double uu = u[i], x = xe[i], mu, T;
+		float f;
+		uint32_t bits;
 
-		if (!(uu >= 0) || !(x >= 0) || isinf(uu) || isinf(x) || isnan(sfr[i])) {
+		ok &= (uint32_t)(u[i] >= 0.0f) & (uint32_t)(u[i] <= FLT_MAX) &
+		      (uint32_t)(xe[i] >= 0.0f) & (uint32_t)(xe[i] <= FLT_MAX) &
+		      (uint32_t)(sfr[i] == sfr[i]);
+		mu = mp4 / (1.0 + 3.0 * xh + 4.0 * xh * x);
+		T = gm1 * uu / kb * uv2 * mu;
+		f = (float)T;
+		memcpy(&bits, &f, 4);
+		bits ^= (uint32_t)(sfr[i] > 0) << 31;
+		memcpy(&t[i], &bits, 4);
+	}
+	return ok == 0;
+}
+
+/* The first bad cell of [0, n) (the scalar definition of "bad"), or n. */
+static uint64_t temperature_first_bad(const float *u, const float *xe, const float *sfr,
+				      uint64_t n)
+{
+	uint64_t i;
+
+	for (i = 0; i < n; i++) {
+		double uu = u[i], x = xe[i];
+
+		if (!(uu >= 0) || !(x >= 0) || isinf(uu) || isinf(x) || isnan(sfr[i]))
+			return i;
+	}
+	return n;
+}
+
+struct temp_job {
+	const float *u, *xe, *sfr;
+	float *t;
+	uint64_t n;
+	double uv2;
+	uint64_t bad_block[SM__PL_MAX_THREADS]; /* first block with a bad value, or UINT64_MAX */
+};
+
+static void temperature_part(void *arg, unsigned part, unsigned parts)
+{
+	struct temp_job *J = arg;
+	uint64_t nb = (J->n + TEMP_BLOCK - 1) / TEMP_BLOCK;
+	uint64_t b0 = nb * part / parts, b1 = nb * (part + 1) / parts, b;
+
+	J->bad_block[part] = UINT64_MAX;
+	for (b = b0; b < b1; b++) {
+		uint64_t a = b * TEMP_BLOCK, m = J->n - a < TEMP_BLOCK ? J->n - a : TEMP_BLOCK;
+
+		if (temperature_kernel(J->u + a, J->xe + a, J->sfr + a, J->t + a, m, J->uv2)) {
+			J->bad_block[part] = b;
+			return;
+		}
+	}
+}
+
+/* Temperatures of cells [first, first + n) from the three fields, on the worker threads;
+ * SM_EFORMAT naming the first bad value. */
+static int temperature_block(struct run *R, uint64_t first, uint64_t n, const float *u,
+			     const float *xe, const float *sfr, float *t)
+{
+	struct temp_job J;
+	unsigned parts = sm__pl_threads(), p;
+
+	if (n < 65536)
+		parts = 1;
+	memset(&J, 0, sizeof(J));
+	J.u = u;
+	J.xe = xe;
+	J.sfr = sfr;
+	J.t = t;
+	J.n = n;
+	J.uv2 = R->uv2;
+	sm__pl_parallel(temperature_part, &J, parts);
+	for (p = 0; p < parts; p++) {
+		uint64_t a, i;
+
+		if (J.bad_block[p] == UINT64_MAX)
+			continue;
+		a = J.bad_block[p] * TEMP_BLOCK;
+		i = a + temperature_first_bad(u + a, xe + a, sfr + a, n - a);
+		if (i < n) {
 			char where[SM_PATH_MAX];
 			uint64_t local;
+			double uu = u[i], x = xe[i];
 			const char *what = !(uu >= 0) || isinf(uu) ? "InternalEnergy"
 					   : !(x >= 0) || isinf(x) ? "ElectronAbundance"
 								   : "StarFormationRate";
@@ -482,9 +597,6 @@ static int temperature_block(struct run *R, uint64_t first, uint64_t n, const fl
 					    (unsigned long long)local, v,
 					    (unsigned long long)(first + i));
 		}
-		mu = mp4 / (1.0 + 3.0 * xh + 4.0 * xh * x);
-		T = gm1 * uu / kb * uv2 * mu;
-		t[i] = sfr[i] > 0 ? -(float)T : (float)T;
 	}
 	return 0;
 }
@@ -613,60 +725,11 @@ typedef struct scan_out {
 	}                                                                                         \
                                                                                                   \
 	static void count_cells_##SUF(const struct grid *gr, const T *x, uint64_t n,             \
-				      uint64_t *start)                                            \
+				      uint64_t *cnt)                                              \
 	{                                                                                         \
 		uint64_t i;                                                                       \
 		for (i = 0; i < n; i++)                                                           \
-			start[key_##SUF(gr, x + 3 * i) + 1]++;                                    \
-	}                                                                                         \
-                                                                                                  \
-	static inline void swap_##SUF(T *x, float *t, uint64_t i, uint64_t j)                    \
-	{                                                                                         \
-		T a0 = x[3 * i], a1 = x[3 * i + 1], a2 = x[3 * i + 2];                            \
-		float tt = t[i];                                                                  \
-		x[3 * i] = x[3 * j];                                                              \
-		x[3 * i + 1] = x[3 * j + 1];                                                      \
-		x[3 * i + 2] = x[3 * j + 2];                                                      \
-		t[i] = t[j];                                                                      \
-		x[3 * j] = a0;                                                                    \
-		x[3 * j + 1] = a1;                                                                \
-		x[3 * j + 2] = a2;                                                                \
-		t[j] = tt;                                                                        \
-	}                                                                                         \
-                                                                                                  \
-	/* American-flag pass on one axis: the children c = 0..g-1 of the cell range starting at  \
-	 * lo are [lo + c stride, lo + (c + 1) stride); their write pointers are fill[lo + c]    \
-	 * (compact, so that the pass touches few pages). Then the next axis inside each child. */ \
-	static void afsort_##SUF(const struct grid *gr, T *x, float *t, const uint64_t *start,    \
-				 uint64_t *fill, uint64_t lo, uint64_t stride, int axis)           \
-	{                                                                                         \
-		uint64_t g = gr->g, c;                                                            \
-		for (c = 0; c < g; c++)                                                           \
-			fill[lo + c] = start[lo + c * stride];                                    \
-		for (c = 0; c < g; c++) {                                                         \
-			uint64_t end = start[lo + (c + 1) * stride];                              \
-			while (fill[lo + c] < end) {                                              \
-				uint64_t i = fill[lo + c];                                        \
-				uint64_t cc = axis_bin(gr, x[3 * i + axis]);                      \
-				if (cc == c) {                                                    \
-					fill[lo + c]++;                                           \
-					continue;                                                 \
-				}                                                                 \
-				{                                                                 \
-					uint64_t dst = fill[lo + cc]++;                           \
-					/* Latency-bound chain: fetch the bucket's next lines */  \
-					__builtin_prefetch(&x[3 * (dst + PREFETCH_AHEAD)], 1);    \
-					__builtin_prefetch(&t[dst + PREFETCH_AHEAD], 1);          \
-					swap_##SUF(x, t, i, dst);                                 \
-				}                                                                 \
-			}                                                                         \
-		}                                                                                 \
-		if (axis == 2)                                                                    \
-			return;                                                                   \
-		for (c = 0; c < g; c++)                                                           \
-			if (start[lo + (c + 1) * stride] - start[lo + c * stride] > 1)            \
-				afsort_##SUF(gr, x, t, start, fill, lo + c * stride, stride / g,  \
-					     axis + 1);                                           \
+			cnt[key_##SUF(gr, x + 3 * i)]++;                                          \
 	}                                                                                         \
                                                                                                   \
 	static void scan_range_##SUF(const T *x, uint64_t a, uint64_t b, const T *c, T box,      \
@@ -699,6 +762,157 @@ typedef struct scan_out {
 
 DEFINE_KERNELS(f32, float, sqrtf)
 DEFINE_KERNELS(f64, double, sqrt)
+
+/*
+ * One in-place distribution pass of build_index's sort: the rows [lo, lo + n) of x (3 per cell)
+ * and t go to buckets c = 0..nb-1 by their grid index along `axis`, bucket c ending up in
+ * [start[c stride], start[(c+1) stride]); with bounds != NULL the bucket sizes are counted in
+ * phase 1 and the boundaries written to bounds[c stride] (and used) instead. Block-wise, after IPS4o
+ * (Axtmann et al. 2017), so that cells move in runs of B rather than one dependent cache miss at
+ * a time:
+ *   1. classify: one scan moves every cell into its bucket's B-row buffer (stack); a full buffer
+ *      is written back behind the scan, so [0, F B) ends up as F blocks of one bucket each;
+ *   2. permute: the blocks go to their bucket's block slots (slots are B-aligned: bucket c owns
+ *      slots [ceil(S_c / B), ceil(S_c+1 / B))), swapping out the block found there; a block that
+ *      would end past the range keeps its tail in an overflow buffer;
+ *   3. clean up, bucket by bucket: a bucket's blocks may reach up to B-1 rows into the next
+ *      bucket (those rows move into its own head), and its head and tail gaps take its buffer.
+ * Scratch: DIST_SCRATCH_BYTES of stack for nb + 3 blocks, plus ~28 bytes per bucket.
+ */
+#define DEFINE_DISTRIBUTE(SUF, T)                                                                 \
+	static void distribute_##SUF(const struct grid *gr, T *xall, float *tall,                 \
+				     const uint64_t *start, uint64_t *bounds, uint64_t lo,        \
+				     uint64_t n, uint64_t stride, unsigned nb, int axis)          \
+	{                                                                                         \
+		_Alignas(16) unsigned char scratch[DIST_SCRATCH_BYTES];                           \
+		uint32_t cnt[DIST_MAX_BUCKETS];                                                   \
+		uint64_t nfull[DIST_MAX_BUCKETS], w[DIST_MAX_BUCKETS], r[DIST_MAX_BUCKETS];       \
+		const size_t row = 3 * sizeof(T) + sizeof(float);                                 \
+		const uint64_t B = DIST_SCRATCH_BYTES / ((nb + 3) * row);                         \
+		T *x = xall + 3 * lo, *bx, *ax, *sx, *ox;                                         \
+		float *t = tall + lo, *bt, *at, *st, *ot;                                         \
+		uint64_t i, wpos = 0, F, c, j;                                                    \
+                                                                                                  \
+		if (n < 2 || nb < 2) {                                                            \
+			if (bounds != NULL)                                                       \
+				for (c = 0; c <= nb; c++)                                         \
+					bounds[c * stride] = c == 0 ? lo : lo + n;                \
+			return;                                                                   \
+		}                                                                                 \
+		if (bounds != NULL)                                                               \
+			start = bounds;                                                           \
+		bx = (T *)scratch;                   /* [nb + 3][B][3]: buckets, A, swap, ovf */  \
+		bt = (float *)(bx + 3 * B * (nb + 3)); /* [nb + 3][B] */                          \
+		ax = bx + 3 * B * nb;                                                             \
+		at = bt + B * nb;                                                                 \
+		sx = ax + 3 * B;                                                                  \
+		st = at + B;                                                                      \
+		ox = sx + 3 * B;                                                                  \
+		ot = st + B;                                                                      \
+		memset(cnt, 0, nb * sizeof(cnt[0]));                                              \
+		memset(nfull, 0, nb * sizeof(nfull[0]));                                          \
+		/* 1. classify */                                                                 \
+		for (i = 0; i < n; i++) {                                                         \
+			uint64_t b = axis_bin(gr, x[3 * i + axis]), k = cnt[b]++;                 \
+			T *d = bx + 3 * (B * b + k);                                              \
+			d[0] = x[3 * i];                                                          \
+			d[1] = x[3 * i + 1];                                                      \
+			d[2] = x[3 * i + 2];                                                      \
+			bt[B * b + k] = t[i];                                                     \
+			if (k + 1 == B) {                                                         \
+				memcpy(x + 3 * wpos, bx + 3 * B * b, 3 * B * sizeof(T));          \
+				memcpy(t + wpos, bt + B * b, B * sizeof(float));                  \
+				wpos += B;                                                        \
+				cnt[b] = 0;                                                       \
+				nfull[b]++;                                                       \
+			}                                                                         \
+		}                                                                                 \
+		F = wpos / B;                                                                     \
+		if (bounds != NULL) { /* the bucket sizes are what phase 1 saw */                 \
+			uint64_t pos = lo;                                                        \
+			for (c = 0; c < nb; c++) {                                                \
+				bounds[c * stride] = pos;                                         \
+				pos += nfull[c] * B + cnt[c];                                     \
+			}                                                                         \
+			bounds[(uint64_t)nb * stride] = pos;                                      \
+		}                                                                                 \
+		/* 2. permute the F blocks into their buckets' slots */                           \
+		for (c = 0; c < nb; c++) {                                                        \
+			uint64_t s0 = (start[c * stride] - lo + B - 1) / B;                       \
+			uint64_t s1 = (start[(c + 1) * stride] - lo + B - 1) / B;                 \
+			w[c] = s0;                                                                \
+			r[c] = F < s0 ? s0 : F > s1 ? s1 : F;                                     \
+		}                                                                                 \
+		for (c = 0; c < nb; c++) {                                                        \
+			while (w[c] < r[c]) {                                                     \
+				T *tx;                                                            \
+				float *tf;                                                        \
+				j = --r[c];                                                       \
+				memcpy(ax, x + 3 * B * j, 3 * B * sizeof(T));                     \
+				memcpy(at, t + B * j, B * sizeof(float));                         \
+				for (;;) {                                                        \
+					uint64_t b = axis_bin(gr, ax[axis]), q;                   \
+					while (w[b] < r[b] &&                                     \
+					       axis_bin(gr, x[3 * B * w[b] + axis]) == b)         \
+						w[b]++;                                           \
+					q = w[b]++;                                               \
+					if (q < r[b]) {                                           \
+						memcpy(sx, x + 3 * B * q, 3 * B * sizeof(T));     \
+						memcpy(st, t + B * q, B * sizeof(float));         \
+						memcpy(x + 3 * B * q, ax, 3 * B * sizeof(T));     \
+						memcpy(t + B * q, at, B * sizeof(float));         \
+						tx = ax, ax = sx, sx = tx;                        \
+						tf = at, at = st, st = tf;                        \
+						continue;                                         \
+					}                                                         \
+					if ((q + 1) * B <= n) {                                   \
+						memcpy(x + 3 * B * q, ax, 3 * B * sizeof(T));     \
+						memcpy(t + B * q, at, B * sizeof(float));         \
+					} else { /* the slot crossing the end: tail to ovf */     \
+						uint64_t in = n - q * B;                          \
+						memcpy(x + 3 * B * q, ax, 3 * in * sizeof(T));    \
+						memcpy(t + B * q, at, in * sizeof(float));        \
+						memcpy(ox, ax + 3 * in, 3 * (B - in) * sizeof(T)); \
+						memcpy(ot, at + in, (B - in) * sizeof(float));    \
+					}                                                         \
+					break;                                                    \
+				}                                                                 \
+			}                                                                         \
+		}                                                                                 \
+		/* 3. clean up: overflow rows into the head, the buffer into the gaps */          \
+		for (c = 0; c < nb; c++) {                                                        \
+			uint64_t S = start[c * stride] - lo, Se = start[(c + 1) * stride] - lo;   \
+			uint64_t A = (S + B - 1) / B * B, E = A + nfull[c] * B, p = S, k = 0;     \
+			const T *bxc = bx + 3 * B * c;                                            \
+			const float *btc = bt + B * c;                                            \
+			if (nfull[c] == 0) {                                                      \
+				A = E = Se; /* the whole range is the head */                     \
+			} else if (E > Se) {                                              \
+				/* rows [Se, E): in the array below n, in ovf from n on */        \
+				uint64_t ov = E - Se, in = E <= n ? ov : n - Se;                  \
+				memcpy(x + 3 * p, x + 3 * Se, 3 * in * sizeof(T));               \
+				memcpy(t + p, t + Se, in * sizeof(float));                        \
+				memcpy(x + 3 * (p + in), ox, 3 * (ov - in) * sizeof(T));          \
+				memcpy(t + p + in, ot, (ov - in) * sizeof(float));                \
+				p += ov;                                                          \
+			}                                                                         \
+			for (; p < A; p++, k++) {                                                 \
+				x[3 * p] = bxc[3 * k];                                            \
+				x[3 * p + 1] = bxc[3 * k + 1];                                    \
+				x[3 * p + 2] = bxc[3 * k + 2];                                    \
+				t[p] = btc[k];                                                    \
+			}                                                                         \
+			for (p = E; p < Se; p++, k++) {                                           \
+				x[3 * p] = bxc[3 * k];                                            \
+				x[3 * p + 1] = bxc[3 * k + 1];                                    \
+				x[3 * p + 2] = bxc[3 * k + 2];                                    \
+				t[p] = btc[k];                                                    \
+			}                                                                         \
+		}                                                                                 \
+	}
+
+DEFINE_DISTRIBUTE(f32, float)
+DEFINE_DISTRIBUTE(f64, double)
 
 /* ---- load_positions, build_index ------------------------------------------------------------- */
 
@@ -744,9 +958,65 @@ static int load_positions(struct run *R)
 	return 0;
 }
 
+/* build_index's parallel parts. The x-slab pass runs on the calling thread and finds the slab
+ * boundaries itself (index_cell_start[s g^2]); then all parts take slabs one at a time: count the
+ * slab's cells into its own stretch of index_cell_fill, turn them into its index_cell_start
+ * entries, and sort the slab into rows and the rows into cells. A slab's cells and counters are
+ * its own, and its order does not depend on who sorts it. */
+struct index_job {
+	const struct grid *gr;
+	void *x;
+	float *t;
+	int f64;
+	uint64_t *start, *fill;
+	atomic_uint_fast64_t next;
+};
+
+static void distribute(const struct index_job *J, const uint64_t *start, uint64_t *bounds,
+		       uint64_t lo, uint64_t n, uint64_t stride, int axis)
+{
+	if (J->f64)
+		distribute_f64(J->gr, J->x, J->t, start, bounds, lo, n, stride,
+			       (unsigned)J->gr->g, axis);
+	else
+		distribute_f32(J->gr, J->x, J->t, start, bounds, lo, n, stride,
+			       (unsigned)J->gr->g, axis);
+}
+
+static void slab_part(void *arg, unsigned part, unsigned parts)
+{
+	struct index_job *J = arg;
+	uint64_t g = J->gr->g, g2 = g * g, sl, y, k;
+
+	while ((sl = atomic_fetch_add(&J->next, 1)) < g) {
+		uint64_t *st = J->start + sl * g2, *cnt = J->fill + sl * g2;
+		uint64_t a = st[0], b = st[g2], at;
+
+		/* count_cells indexes by the global cell id: the slab's own g^2 entries */
+		memset(cnt, 0, g2 * sizeof(*cnt));
+		if (J->f64)
+			count_cells_f64(J->gr, (const double *)J->x + 3 * a, b - a, J->fill);
+		else
+			count_cells_f32(J->gr, (const float *)J->x + 3 * a, b - a, J->fill);
+		/* st[0] and st[g2] are the slab pass's (st[g2] is the next slab's st[0]) */
+		for (k = 1, at = a + cnt[0]; k < g2; k++) {
+			st[k] = at;
+			at += cnt[k];
+		}
+		if (b - a < 2)
+			continue;
+		distribute(J, st, NULL, a, b - a, g, 1);
+		for (y = 0; y < g; y++)
+			if (st[(y + 1) * g] - st[y * g] > 1)
+				distribute(J, st + y * g, NULL, st[y * g], st[(y + 1) * g] - st[y * g],
+					   1, 2);
+	}
+}
+
 static int build_index(struct run *R)
 {
-	uint64_t g = sm_pipeline_grid_side(R->n), m = g * g * g, c;
+	uint64_t g = sm_pipeline_grid_side(R->n), m = g * g * g;
+	struct index_job J;
 	int rc;
 
 	R->grid.g = g;
@@ -758,21 +1028,19 @@ static int build_index(struct run *R)
 	    (rc = palloc(R, &R->cstart, "index_cell_start", 8 * (m + 1))) != 0 ||
 	    (rc = palloc(R, &R->cfill, "index_cell_fill", 8 * m)) != 0)
 		return rc;
+	memset(&J, 0, sizeof(J));
+	J.gr = &R->grid;
+	J.x = R->coords;
+	J.t = R->temp;
+	J.f64 = R->pt == SM_DTYPE_F64;
+	J.start = R->cstart;
+	J.fill = R->cfill;
 	memset(R->cstart, 0, 8 * (m + 1));
-	if (R->pt == SM_DTYPE_F32)
-		count_cells_f32(&R->grid, R->coords, R->n, R->cstart);
-	else
-		count_cells_f64(&R->grid, R->coords, R->n, R->cstart);
-	for (c = 0; c < m; c++)
-		R->cstart[c + 1] += R->cstart[c];
+	distribute(&J, NULL, R->cstart, 0, R->n, g * g, 0);
 	if ((rc = cancelled(R)) != 0)
 		return rc;
-	if (g > 1 && R->n > 1) {
-		if (R->pt == SM_DTYPE_F32)
-			afsort_f32(&R->grid, R->coords, R->temp, R->cstart, R->cfill, 0, g * g, 0);
-		else
-			afsort_f64(&R->grid, R->coords, R->temp, R->cstart, R->cfill, 0, g * g, 0);
-	}
+	atomic_init(&J.next, 0);
+	sm__pl_parallel(slab_part, &J, R->n >= 65536 ? sm__pl_threads() : 1);
 	pfree(R, &R->cfill);
 	progress(R, "build_index", -1, R->n, R->n);
 	stage_end(R);
@@ -816,22 +1084,27 @@ static void axis_cover(const struct grid *gr, double c, double r, struct axis_ra
 	}
 }
 
-/* Cells of halo h within 2 R200 through the grid: counted (so->idx NULL) or listed. */
-static void sphere_scan(struct run *R, uint64_t h, scan_out *so)
+/* Cells of halo h within 2 R200 through the grid: counted (so->idx NULL) or listed. Only the
+ * x columns [xa, xb) of the visit order (the columns the sphere touches, in the order they are
+ * visited) are scanned, so that parts of one scan can run at once and still list the cells in
+ * the one order. */
+static void sphere_scan(const struct run *R, uint64_t h, scan_out *so, uint64_t xa, uint64_t xb)
 {
 	const struct grid *gr = &R->grid;
 	const double *cd = &R->halo_center[3 * h];
 	double r2 = 2.0 * R->halo_r200[h];
 	struct axis_range ax, ay, az;
 	int i, j, l;
-	uint64_t x, y, g = gr->g;
+	uint64_t x, y, g = gr->g, v = 0;
 
 	so->count = 0;
 	axis_cover(gr, cd[0], r2, &ax);
 	axis_cover(gr, cd[1], r2, &ay);
 	axis_cover(gr, cd[2], r2, &az);
 	for (i = 0; i < ax.n; i++)
-		for (x = ax.a[i]; x <= ax.b[i]; x++)
+		for (x = ax.a[i]; x <= ax.b[i]; x++, v++) {
+			if (v < xa || v >= xb)
+				continue;
 			for (j = 0; j < ay.n; j++)
 				for (y = ay.a[j]; y <= ay.b[j]; y++)
 					for (l = 0; l < az.n; l++) {
@@ -851,7 +1124,32 @@ static void sphere_scan(struct run *R, uint64_t h, scan_out *so)
 								       R->box / 2, r2, so);
 						}
 					}
+		}
 }
+
+/* The number of x columns a sphere scan visits. */
+static uint64_t sphere_columns(const struct run *R, uint64_t h)
+{
+	struct axis_range ax;
+	uint64_t n = 0;
+	int i;
+
+	axis_cover(&R->grid, R->halo_center[3 * h], 2.0 * R->halo_r200[h], &ax);
+	for (i = 0; i < ax.n; i++)
+		n += ax.b[i] - ax.a[i] + 1;
+	return n;
+}
+
+/* A halo's parallel parts: part p owns the p-th share of the scan's columns (select_sphere) or
+ * of the selected cells (radial_distance, mask_arrays). */
+struct halo_job {
+	const struct run *R;
+	uint64_t h, cols, s;
+	int step;                               /* 0 count, 1 list, 2 radius, 3 gather */
+	uint64_t count[SM__PL_MAX_THREADS];     /* per part (step 0), offsets (step 1) */
+};
+
+static void halo_part(void *arg, unsigned part, unsigned parts);
 
 static uint64_t idx_at(const struct run *R, uint64_t j)
 {
@@ -876,6 +1174,142 @@ static uint64_t idx_at(const struct run *R, uint64_t j)
 		}                                                                                 \
 	} while (0)
 
+static void halo_part(void *arg, unsigned part, unsigned parts)
+{
+	struct halo_job *J = arg;
+	const struct run *R = J->R;
+	uint64_t j, i;
+
+	if (J->step <= 1) {
+		scan_out so = {0, NULL, R->idx64};
+		uint64_t xa = J->cols * part / parts, xb = J->cols * (part + 1) / parts;
+
+		if (J->step == 1) {
+			so.idx = R->idx64 ? (void *)((uint64_t *)R->sphere + J->count[part])
+					  : (void *)((uint32_t *)R->sphere + J->count[part]);
+		}
+		sphere_scan(R, J->h, &so, xa, xb);
+		if (J->step == 0)
+			J->count[part] = so.count;
+		return;
+	}
+	{
+		uint64_t ja = J->s * part / parts, jb = J->s * (part + 1) / parts;
+		const double *cd = &R->halo_center[3 * J->h];
+
+		if (J->step == 2 && R->pt == SM_DTYPE_F32) {
+			float c[3] = {(float)cd[0], (float)cd[1], (float)cd[2]};
+			float box = (float)R->box, *rad = R->radius;
+			const float *x = R->coords;
+
+			for (j = ja; j < jb; j++) {
+				i = idx_at(R, j);
+				rad[j] = dist_f32(x + 3 * i, c, box, box / 2);
+			}
+		} else if (J->step == 2) {
+			double *rad = R->radius;
+			const double *x = R->coords;
+
+			for (j = ja; j < jb; j++) {
+				i = idx_at(R, j);
+				rad[j] = dist_f64(x + 3 * i, cd, R->box, R->box / 2);
+			}
+		} else {
+			unsigned char *dst = R->sel_pos;
+			const unsigned char *src = R->coords;
+			size_t row = 3 * R->psz;
+
+			for (j = ja; j < jb; j++) {
+				i = idx_at(R, j);
+				R->sel_t[j] = R->temp[i];
+				memcpy(dst + j * row, src + i * row, row);
+			}
+		}
+	}
+}
+
+/* Parts worth running for a halo step over `work` cells or columns. */
+static unsigned halo_parts(uint64_t work, uint64_t min_per_part)
+{
+	unsigned p = sm__pl_threads();
+
+	while (p > 1 && work / p < min_per_part)
+		p--;
+	return p;
+}
+
+/* The log10 T bin of a non-negative temperature, by the definition: floor((log10 T - 3) * 10)
+ * clamped to [0, TBINS). */
+static int tbin_exact(float tf)
+{
+	double lt = (log10((double)tf) - 3.0) * (SM_PIPELINE_TBINS / 6.0);
+
+	return lt > 0 ? (lt < SM_PIPELINE_TBINS ? (int)lt : SM_PIPELINE_TBINS - 1) : 0;
+}
+
+static uint32_t float_bits(float f)
+{
+	uint32_t u;
+
+	memcpy(&u, &f, 4);
+	return u;
+}
+
+static float bits_float(uint32_t u)
+{
+	float f;
+
+	memcpy(&f, &u, 4);
+	return f;
+}
+
+/* The T-bin table (no log10 per cell): th[b] is the smallest non-negative float (as bits) whose
+ * exact bin is >= b, found by bisection over the float bit patterns (ordered like the values);
+ * tab[key] the bin of the floats with top bits `key` below their range's threshold (a range of
+ * 2^19 patterns spans a factor 2^(1/16), a bin 10^(1/10): at most one threshold per range).
+ * Values within TBIN_GUARD patterns of a threshold are binned with log10, so the result equals
+ * tbin_exact even where log10 is not monotonic to the last bit. */
+static void tbin_table_init(struct tbin_table *tt)
+{
+	uint32_t b, key;
+
+	tt->th[0] = 0;
+	for (b = 1; b < SM_PIPELINE_TBINS; b++) {
+		uint32_t lo = 0, hi = TBIN_INF_BITS; /* exact(hi) >= b: inf is in the last bin */
+
+		while (lo < hi) {
+			uint32_t mid = lo + (hi - lo) / 2;
+
+			if (tbin_exact(bits_float(mid)) >= (int)b)
+				hi = mid;
+			else
+				lo = mid + 1;
+		}
+		tt->th[b] = lo;
+	}
+	tt->th[SM_PIPELINE_TBINS] = UINT32_MAX;
+	for (key = 0, b = 0; key < TBIN_KEYS; key++) {
+		while (b + 1 < SM_PIPELINE_TBINS && tt->th[b + 1] <= key << TBIN_SHIFT)
+			b++;
+		tt->tab[key] = (unsigned char)b;
+	}
+}
+
+static inline int tbin_fast(const struct tbin_table *tt, float tf)
+{
+	uint32_t u = float_bits(tf);
+	uint32_t b;
+
+	if (u > TBIN_INF_BITS)
+		return tbin_exact(tf);
+	b = tt->tab[u >> TBIN_SHIFT];
+	if (u >= tt->th[b + 1])
+		b++;
+	if (u - tt->th[b] < TBIN_GUARD || tt->th[b + 1] - u <= TBIN_GUARD)
+		return tbin_exact(tf);
+	return (int)b;
+}
+
 static void histogram(const struct run *R, uint64_t s, double r200, unsigned char *hist)
 {
 	int64_t *counts = (int64_t *)hist, *sf = counts + SM_PIPELINE_RBINS;
@@ -891,19 +1325,14 @@ static void histogram(const struct run *R, uint64_t s, double r200, unsigned cha
 		double x = rr / r200 * (SM_PIPELINE_RBINS / 2.0);
 		float tf = R->sel_t[j];
 		int rb = x > 0 ? (x < SM_PIPELINE_RBINS ? (int)x : SM_PIPELINE_RBINS - 1) : 0;
-		double T, lt;
-		int tb;
 
 		if (signbit(tf)) {
 			sf[rb]++;
 			continue;
 		}
-		T = tf;
 		counts[rb]++;
-		mean[rb] += T;
-		lt = (log10(T) - 3.0) * (SM_PIPELINE_TBINS / 6.0);
-		tb = lt > 0 ? (lt < SM_PIPELINE_TBINS ? (int)lt : SM_PIPELINE_TBINS - 1) : 0;
-		h2[rb * SM_PIPELINE_TBINS + tb]++;
+		mean[rb] += (double)tf;
+		h2[rb * SM_PIPELINE_TBINS + tbin_fast(&R->tbins, tf)]++;
 	}
 	for (b = 0; b < SM_PIPELINE_RBINS; b++)
 		mean[b] = counts[b] > 0 ? mean[b] / (double)counts[b] : NAN;
@@ -921,14 +1350,25 @@ static int one_halo(struct run *R, uint64_t h)
 	if ((rc = stage_begin(R, "select_sphere", inst, R->k)) != 0)
 		return rc;
 	if (R->o->model.select == SM_SELECT_INDEX) {
-		scan_out so = {0, NULL, R->idx64};
+		struct halo_job J;
+		unsigned parts, p;
 
-		sphere_scan(R, h, &so);
-		s = so.count;
+		memset(&J, 0, sizeof(J));
+		J.R = R;
+		J.h = h;
+		J.cols = sphere_columns(R, h);
+		parts = halo_parts(J.cols * R->n / R->grid.g, HALO_PART_MIN_CELLS);
+		sm__pl_parallel(halo_part, &J, parts);
+		for (p = 0; p < parts; p++) {
+			uint64_t c = J.count[p];
+
+			J.count[p] = s;
+			s += c;
+		}
 		if ((rc = palloc(R, &R->sphere, "sphere_cells", s * (R->idx64 ? 8 : 4))) != 0)
 			return rc;
-		so.idx = R->sphere;
-		sphere_scan(R, h, &so);
+		J.step = 1;
+		sm__pl_parallel(halo_part, &J, parts);
 	} else {
 		if ((rc = palloc(R, &R->mask, "sphere_mask", R->n)) != 0)
 			return rc;
@@ -948,7 +1388,16 @@ static int one_halo(struct run *R, uint64_t h)
 	if ((rc = stage_begin(R, "radial_distance", inst, R->k)) != 0 ||
 	    (rc = palloc(R, &R->radius, "radius", s * R->psz)) != 0)
 		return rc;
-	if (R->pt == SM_DTYPE_F32) {
+	if (R->o->model.select == SM_SELECT_INDEX) {
+		struct halo_job J;
+
+		memset(&J, 0, sizeof(J));
+		J.R = R;
+		J.h = h;
+		J.s = s;
+		J.step = 2;
+		sm__pl_parallel(halo_part, &J, halo_parts(s, HALO_PART_MIN_CELLS));
+	} else if (R->pt == SM_DTYPE_F32) {
 		float c[3] = {(float)cd[0], (float)cd[1], (float)cd[2]};
 		float box = (float)R->box, *rad = R->radius;
 		const float *x = R->coords;
@@ -967,7 +1416,16 @@ static int one_halo(struct run *R, uint64_t h)
 	    (rc = palloc(R, &R->sel_t, "selected_temperature", 4 * s)) != 0 ||
 	    (rc = palloc(R, &R->sel_pos, "selected_positions", 3 * s * R->psz)) != 0)
 		return rc;
-	{
+	if (R->o->model.select == SM_SELECT_INDEX) {
+		struct halo_job J;
+
+		memset(&J, 0, sizeof(J));
+		J.R = R;
+		J.h = h;
+		J.s = s;
+		J.step = 3;
+		sm__pl_parallel(halo_part, &J, halo_parts(s, HALO_PART_MIN_CELLS));
+	} else {
 		unsigned char *dst = R->sel_pos;
 		const unsigned char *src = R->coords;
 		size_t row = 3 * R->psz;
@@ -1134,6 +1592,7 @@ int sm_pipeline_run(const sm_pipeline_options *o, sm_prof *p, sm_pipeline_result
 	}
 	R->pt = o->model.positions;
 	R->psz = sm_dtype_size(R->pt);
+	tbin_table_init(&R->tbins);
 
 	rc = run_all(R);
 	if (rc == 0) {
