@@ -584,7 +584,7 @@ int cmd_run(int argc, char **argv)
 		else if (res.gas_cells == 0)
 			printf("snapmem run: the snapshot holds no gas cells: an empty result, every "
 			       "profile in profiles.hdf5 is empty (zero counts, NaN means)\n");
-		printf("snapmem run: %llu halos, %llu gas cells in %llu chunk files, %.2f s\n",
+		printf("snapmem run: %llu halos, %llu gas cells in %llu chunk files, pipeline %.3f s\n",
 		       (unsigned long long)res.nhalos, (unsigned long long)res.gas_cells,
 		       (unsigned long long)res.snapshot_files, res.wall_s);
 		if (prof != NULL)
