@@ -12,6 +12,8 @@
  *   - a full disk while writing results (setrlimit(RLIMIT_FSIZE) in the child, SIGXFSZ ignored,
  *     so that writes fail with EFBIG) at several sizes: exit 2 (or 3), one stderr line, no crash,
  *     no temporary file left and every file under a final name whole (JSON parses, HDF5 opens).
+ *   - the same for estimate -o, report -o (the file already there is kept) and mock (nothing left
+ *     in a fresh directory, the earlier mock byte for byte in a used one).
  * The child helper forks, sets the limit, execs $SNAPMEM_BIN and captures stderr into a file.
  */
 #include <dirent.h>
@@ -413,6 +415,84 @@ static void test_full_disk(void **state)
 	}
 }
 
+/* The other writers on a full disk: estimate -o and report -o keep the file already there; a
+ * mock leaves nothing in a fresh directory and the earlier mock, byte for byte, in a used one. */
+static void test_full_disk_writers(void **state)
+{
+	char *o = tu_path(dir, "kept.txt"), *m = tu_path(dir, "fsize-mock"), *got, *snap0, *before;
+	size_t n0, n1;
+	child c;
+	tu_result r;
+
+	(void)state;
+	tu_rmtree(o);
+	{
+		FILE *f = fopen(o, "w");
+
+		assert_non_null(f);
+		fputs("sentinel\n", f);
+		fclose(f);
+	}
+	c = run_limited(RLIMIT_FSIZE, 4096, (char *const[]){ "estimate", "--format", "json", "-o",
+							       o, NULL });
+	printf("  estimate -o, RLIMIT_FSIZE 4 KiB: status %d: %s", c.status, c.err);
+	if (c.status != 2 || tu_count_lines(c.err) != 1)
+		fail_msg("estimate -o: status %d, stderr '%s'", c.status, c.err);
+	free(c.err);
+	c = run_limited(RLIMIT_FSIZE, 4096, (char *const[]){ "report", goodrun, "-o", o, NULL });
+	printf("  report -o, RLIMIT_FSIZE 4 KiB: status %d: %s", c.status, c.err);
+	if (c.status != 2 || tu_count_lines(c.err) != 1)
+		fail_msg("report -o: status %d, stderr '%s'", c.status, c.err);
+	free(c.err);
+	got = tu_read_file(o, NULL);
+	assert_string_equal(got, "sentinel\n");
+	free(got);
+	assert_int_equal(temp_files(dir), 0);
+
+	/* mock into a fresh directory: nothing left */
+	c = run_limited(RLIMIT_FSIZE, 1200 << 10,
+			(char *const[]){ "mock", m, "--gas", "100000", "--files", "4", NULL });
+	printf("  mock, RLIMIT_FSIZE 1200 KiB: status %d: %s", c.status, c.err);
+	if (c.status != 2 || tu_count_lines(c.err) != 1)
+		fail_msg("mock: status %d, stderr '%s'", c.status, c.err);
+	free(c.err);
+	assert_false(tu_exists(m));
+
+	/* mock over an earlier mock: the earlier one stays whole */
+	r = tu_run("mock", m, "--gas", "100000", "--files", "4", "--seed", "1", NULL);
+	assert_int_equal(r.status, 0);
+	tu_result_free(&r);
+	snap0 = fmt("%s/snapdir_099/snap_099.0.hdf5", m);
+	before = tu_read_file(snap0, &n0);
+	assert_non_null(before);
+	c = run_limited(RLIMIT_FSIZE, 1200 << 10,
+			(char *const[]){ "mock", m, "--gas", "100000", "--files", "4", "--seed",
+					 "2", NULL });
+	if (c.status != 2 || tu_count_lines(c.err) != 1)
+		fail_msg("mock over a mock: status %d, stderr '%s'", c.status, c.err);
+	free(c.err);
+	got = tu_read_file(snap0, &n1);
+	assert_non_null(got);
+	assert_true(n0 == n1 && memcmp(got, before, n0) == 0);
+	free(got);
+	free(before);
+	{
+		char *sd = tu_path(m, "snapdir_099"), *gd = tu_path(m, "groups_099");
+
+		assert_int_equal(temp_files(sd), 0);
+		assert_int_equal(temp_files(gd), 0);
+		free(sd);
+		free(gd);
+	}
+	r = tu_run("info", "--base-path", m, "--snap", "99", NULL);
+	assert_int_equal(r.status, 0);
+	tu_result_free(&r);
+	tu_rmtree(m);
+	free(snap0);
+	free(m);
+	free(o);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -421,6 +501,7 @@ int main(void)
 		cmocka_unit_test(test_address_space_limit),
 		cmocka_unit_test(test_signal_every_stage),
 		cmocka_unit_test(test_full_disk),
+		cmocka_unit_test(test_full_disk_writers),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -441,16 +441,35 @@ out:
 	return rc;
 }
 
-/* Creates path's temporary sibling, runs the writer, renames. */
+/* Closes a file written under its temporary name (PATH.tmpPID); the renames wait for commit(),
+ * once every file of the mock is whole, so that a failure leaves no mix of new and old chunks. */
 static int finish_file(hid_t f, const char *tmp, const char *path, int rc, sm_error *err)
 {
+	(void)path;
 	if (f >= 0 && H5Fclose(f) < 0 && rc == 0)
 		rc = sm_error_set(err, SM_EIO, "'%s': closing failed", tmp);
-	if (rc == 0 && rename(tmp, path) != 0)
-		rc = sm_error_set(err, SM_EIO, "cannot rename '%s' to '%s': %s", tmp, path,
-				  strerror(errno));
 	if (rc != 0)
 		unlink(tmp);
+	return rc;
+}
+
+/* Renames (ok) or removes (!ok) the temporary files of dir/fmt (one %u for the chunk). */
+static int commit_files(const char *dir, const char *name, int snap, uint32_t n, int ok,
+			sm_error *err)
+{
+	char path[SM_PATH_MAX], tmp[SM_PATH_MAX + 32];
+	uint32_t i;
+	int rc = 0;
+
+	for (i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "%s/%s_%03d.%u.hdf5", dir, name, snap, i);
+		snprintf(tmp, sizeof(tmp), "%s.tmp%ld", path, (long)getpid());
+		if (ok && rc == 0 && rename(tmp, path) != 0)
+			rc = sm_error_set(err, SM_EIO, "cannot rename '%s' to '%s': %s", tmp, path,
+					  strerror(errno));
+		else if (!ok || rc != 0)
+			unlink(tmp);
+	}
 	return rc;
 }
 
@@ -495,12 +514,6 @@ static int write_snapshot(ctx *c, sm_error *err)
 			goto out;
 		gfirst += c->chunk_gas[i];
 		dfirst += c->chunk_dm[i];
-	}
-	/* chunks of an earlier, larger mock of the same snapshot would confuse readers */
-	for (i = c->o->files;; i++) {
-		snprintf(path, sizeof(path), "%s/snap_%03d.%u.hdf5", c->snapdir, c->o->snap, i);
-		if (unlink(path) != 0)
-			break;
 	}
 out:
 	free(b.pos);
@@ -636,12 +649,6 @@ static int write_catalog(ctx *c, sm_error *err)
 			goto out;
 		gfirst += ng;
 	}
-	for (i = nfiles;; i++) {
-		snprintf(path, sizeof(path), "%s/fof_subhalo_tab_%03d.%u.hdf5", c->groupdir,
-			 c->o->snap, i);
-		if (unlink(path) != 0)
-			break;
-	}
 out:
 	free(ibuf);
 	free(fbuf);
@@ -732,7 +739,7 @@ int sm_mock_write(const char *outdir, const sm_mock_options *o, sm_error *err)
 	ctx c;
 	uint64_t s;
 	uint32_t i;
-	int rc;
+	int rc, made_outdir = 0, made_snapdir = 0, made_groupdir = 0;
 
 	sm_hdf5_quiet();
 	memset(&c, 0, sizeof(c));
@@ -767,6 +774,9 @@ int sm_mock_write(const char *outdir, const sm_mock_options *o, sm_error *err)
 	make_halos(&c);
 	if ((rc = split_chunks(&c, err)) != 0)
 		goto out;
+	made_outdir = access(outdir, F_OK) != 0;
+	made_snapdir = access(c.snapdir, F_OK) != 0;
+	made_groupdir = access(c.groupdir, F_OK) != 0;
 	if ((rc = mkdir_p(c.snapdir, err)) != 0 || (rc = mkdir_p(c.groupdir, err)) != 0)
 		goto out;
 	if ((rc = write_snapshot(&c, err)) != 0)
@@ -780,6 +790,46 @@ int sm_mock_write(const char *outdir, const sm_mock_options *o, sm_error *err)
 	}
 	rc = write_catalog(&c, err);
 out:
+	/* every file whole: rename them all; else remove every temporary file and the directories
+	 * made here (rmdir leaves a directory that held something before) */
+	{
+		uint32_t ncat = o->files / 2 < 2 ? 2 : o->files / 2, k;
+		char path[SM_PATH_MAX];
+		int ok = rc == 0, rc2;
+
+		if (c.snapdir[0] != '\0') {
+			rc2 = commit_files(c.snapdir, "snap", o->snap, o->files, ok, err);
+			if (rc2 != 0 && rc == 0)
+				rc = rc2;
+			rc2 = commit_files(c.groupdir, "fof_subhalo_tab", o->snap, ncat, rc == 0,
+					   err);
+			if (rc2 != 0 && rc == 0)
+				rc = rc2;
+		}
+		if (rc == 0) {
+			/* chunks of an earlier, larger mock of the same snapshot would confuse
+			 * readers */
+			for (k = o->files;; k++) {
+				snprintf(path, sizeof(path), "%s/snap_%03d.%u.hdf5", c.snapdir,
+					 o->snap, k);
+				if (unlink(path) != 0)
+					break;
+			}
+			for (k = ncat;; k++) {
+				snprintf(path, sizeof(path), "%s/fof_subhalo_tab_%03d.%u.hdf5",
+					 c.groupdir, o->snap, k);
+				if (unlink(path) != 0)
+					break;
+			}
+		} else {
+			if (made_snapdir)
+				rmdir(c.snapdir);
+			if (made_groupdir)
+				rmdir(c.groupdir);
+			if (made_outdir)
+				rmdir(outdir);
+		}
+	}
 	free_plists();
 	free(c.chunk_dm);
 	free(c.chunk_gas);
