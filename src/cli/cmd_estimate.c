@@ -390,13 +390,13 @@ static void render_documented(struct ctx *c)
 		return;
 	if (c->md)
 		fprintf(c->f, "## The notebook's documented figures beside the model\n\n"
-			"| step | stage | what | documented | notebook arithmetic | model | difference | note |\n"
+			"| step | stage | what | documented | notebook arithmetic | model | documented − model | note |\n"
 			"|---|---|---|---:|---:|---:|---:|---|\n");
 	else
 		fprintf(c->f, "  documented figures (reference notebook; its GB are GiB) beside the model "
 			"(notebook's choices: fields in memory, mask)\n"
 			"  %-4s %-70s %-22s %17s %17s  %s\n", "step", "what", "documented",
-			"documented bytes", "model bytes", "difference");
+			"documented bytes", "model bytes", "documented - model");
 	for (i = 0; i < n; i++) {
 		const sm_est_documented *r = &rows[i];
 
