@@ -373,7 +373,7 @@ int sm__report_html(const sm_report *r, FILE *f)
 			sm__iec(r->meas_baseline_resident, b, sizeof(b)));
 	else
 		fprintf(f, ", measured n/a");
-	fprintf(f, ". The stage verdicts compare figures above the baseline.</p>\n");
+	fprintf(f, ". Informational: the stage verdicts judge the tracked arrays (with --strict, the process above this baseline).</p>\n");
 
 	fprintf(f, "<h2>Stages</h2>\n<p>Documented figures: n/a for this run (the notebook's are for "
 		"TNG300-1; see <code>snapmem report --scale-to TNG300-1</code>).</p>\n<table>\n"

@@ -89,7 +89,7 @@ int sm__report_markdown(const sm_report *r, FILE *f)
 		fprintf(f, " (%s B), difference %s (%s); resident %s", sm__commas(r->meas_baseline, d, sizeof(d)),
 			sm__iec_signed(r->baseline.diff, e, sizeof(e)), sm__pct(&r->baseline, p1, sizeof(p1)),
 			sm__iec(r->meas_baseline_resident, g, sizeof(g)));
-	fprintf(f, ". Informational: the stage verdicts compare figures above the baseline.\n\n");
+	fprintf(f, ". Informational: the stage verdicts judge the tracked arrays (with `--strict`, the process above this baseline).\n\n");
 
 	fprintf(f, "## Stages\n\nRequested peak (must match the model) and allocated bytes (%s) "
 		"against the estimated allocated peak. Documented: n/a for this run (the ",
