@@ -15,6 +15,7 @@
 
 #include "snapmem/estimator.h"
 #include "snapmem/snapshot.h"
+#include "snapshot/snapshot-internal.h"
 
 #include "internal.h"
 
@@ -67,6 +68,8 @@ static int select_from_catalog(sm_est_input *in, sm_catalog *c, const sm_model_o
 		goto out;
 	}
 	in->groups_total = g;
+	if ((rc = sm__catalog_scan(c, err)) != 0)
+		goto out;
 	if (g > SIZE_MAX / sizeof(struct cand)) {
 		rc = sm_error_set(err, SM_EOVERFLOW, "'%s': Ngroups_Total %llu is too large",
 				  in->path, (unsigned long long)g);

@@ -45,6 +45,16 @@
  *   46 calibrate: sphere_cells a string              47 calibrate: empty memory.json
  *   48 calibrate: another snapshot's groups          49 calibrate: sphere_cells 2^63 - 1
  *   (report -o / estimate -o sentinels in 36-49: the file given to -o keeps its bytes)
+ *   geometry and bookkeeping (run):
+ *   50 Coordinates NaN                               51 Coordinates 1e30 (far outside the box)
+ *   52 GroupPos NaN                                  53 BoxSize 0
+ *   54 BoxSize NaN                                   55 NumFilesPerSnapshot 0
+ *   56 NumFilesPerSnapshot 2^31 - 1                  57 HubbleParam 0 (snapshot and catalogue)
+ *   58 Ngroups_Total 1e15, the chunks holding 5
+ *   59 GroupPos -1e30 (far outside the box): test_pipeline_grouppos_outside, its own test so
+ *      that the open pipeline bug shows by name (the pipeline wraps the centre periodically
+ *      and runs; Coordinates that far out are refused): fails until src/pipeline/pipeline.c
+ *      refuses it as it refuses such coordinates
  */
 #include <dirent.h>
 #include <math.h>
@@ -335,6 +345,47 @@ static void h5_read_attr6(const char *path, const char *name, uint64_t *v)
 	assert_true(a >= 0);
 	assert_true(H5Aread(a, H5T_NATIVE_UINT64, v) >= 0);
 	H5Aclose(a);
+	H5Fclose(f);
+}
+
+/* Rewrites the scalar /Header attribute name with type t to v. */
+static void h5_attr1(const char *path, const char *name, hid_t t, double v)
+{
+	hid_t f = open_rw(path), g = H5Gopen2(f, "Header", H5P_DEFAULT), sp, a;
+
+	assert_true(g >= 0);
+	if (H5Aexists(g, name) > 0)
+		assert_true(H5Adelete(g, name) >= 0);
+	sp = H5Screate(H5S_SCALAR);
+	a = H5Acreate2(g, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+	assert_true(a >= 0);
+	assert_true(H5Awrite(a, H5T_NATIVE_DOUBLE, &v) >= 0);
+	H5Aclose(a);
+	H5Sclose(sp);
+	H5Gclose(g);
+	H5Fclose(f);
+}
+
+/* Sets every element of a float dataset (any shape) to v. */
+static void h5_fill(const char *path, const char *obj, double v)
+{
+	hid_t f = open_rw(path), d = H5Dopen2(f, obj, H5P_DEFAULT), sp;
+	hssize_t n;
+	double *buf;
+	hssize_t i;
+
+	assert_true(d >= 0);
+	sp = H5Dget_space(d);
+	n = H5Sget_simple_extent_npoints(sp);
+	assert_true(n > 0);
+	buf = malloc((size_t)n * sizeof(double));
+	assert_non_null(buf);
+	for (i = 0; i < n; i++)
+		buf[i] = v;
+	assert_true(H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0);
+	free(buf);
+	H5Sclose(sp);
+	H5Dclose(d);
 	H5Fclose(f);
 }
 
@@ -829,6 +880,77 @@ static void test_calibrate_json(void **state)
 	soft_done();
 }
 
+/* Geometry and bookkeeping that other codes get wrong: positions and centres outside the box or
+ * NaN, a box of size 0, a file count of 0 or 2^31 - 1, more groups declared than stored. */
+static void test_bad_geometry(void **state)
+{
+	static const struct {
+		const char *name, *obj;
+		int groups;
+		double v;
+		const char *needle;
+	} fills[] = {
+		{ "coords-nan", "/PartType0/Coordinates", 0, NAN, "Coordinates" },
+		{ "coords-outside", "/PartType0/Coordinates", 0, 1e30, "Coordinates" },
+		{ "grouppos-nan", "/Group/GroupPos", 1, NAN, "GroupPos" },
+	};
+	static const struct {
+		const char *name, *attr;
+		int groups;
+		hid_t *type;
+		double v;
+		const char *needle;
+	} attrs[] = {
+		{ "box-zero", "BoxSize", 0, &H5T_IEEE_F64LE_g, 0.0, "BoxSize" },
+		{ "box-nan", "BoxSize", 0, &H5T_IEEE_F64LE_g, NAN, "BoxSize" },
+		{ "numfiles-0", "NumFilesPerSnapshot", 0, &H5T_STD_I32LE_g, 0, "NumFilesPerSnapshot" },
+		{ "numfiles-huge", "NumFilesPerSnapshot", 0, &H5T_STD_I32LE_g, 2147483647.0,
+		  "NumFilesPerSnapshot" },
+		{ "hubble-zero", "HubbleParam", 2, &H5T_IEEE_F64LE_g, 0.0, "HubbleParam" },
+		{ "ngroups-huge", "Ngroups_Total", 1, &H5T_STD_I64LE_g, 1e15, "Ngroups_Total" },
+	};
+	size_t i;
+	int k;
+	char *b, *p;
+
+	(void)state;
+	H5open();
+	for (i = 0; i < sizeof(fills) / sizeof(fills[0]); i++) {
+		b = copy_mock(fills[i].name);
+		p = fills[i].groups ? GROUPS(b, 0) : SNAP(b, 0);
+		h5_fill(p, fills[i].obj, fills[i].v);
+		run_case(fills[i].name, b, 2, N(p, fills[i].needle), NULL);
+		free(p);
+		free(b);
+	}
+	for (i = 0; i < sizeof(attrs) / sizeof(attrs[0]); i++) {
+		b = copy_mock(attrs[i].name);
+		for (k = 0; k < 5; k++) { /* 3 snapshot chunks, 2 catalogue chunks; 2: both */
+			if ((k < 3 && attrs[i].groups == 1) || (k >= 3 && attrs[i].groups == 0))
+				continue;
+			p = k < 3 ? SNAP(b, k) : GROUPS(b, k - 3);
+			h5_attr1(p, attrs[i].attr, *attrs[i].type, attrs[i].v);
+			free(p);
+		}
+		run_case(attrs[i].name, b, 2, N(b, attrs[i].needle), NULL);
+		free(b);
+	}
+	soft_done();
+}
+
+/* Open pipeline bug: a halo centre 1e30 outside the box is wrapped and used. */
+static void test_pipeline_grouppos_outside(void **state)
+{
+	char *b = copy_mock("grouppos-outside"), *p = GROUPS(b, 0);
+
+	(void)state;
+	h5_fill(p, "/Group/GroupPos", -1e30);
+	run_case("grouppos-outside", b, 2, N(p, "GroupPos"), NULL);
+	free(p);
+	free(b);
+	soft_done();
+}
+
 static void test_count(void **state)
 {
 	int i;
@@ -838,7 +960,7 @@ static void test_count(void **state)
 	for (i = 0; i < ncases && i < 64; i++)
 		printf("%s%s", i ? ", " : "", names[i]);
 	printf(")\n");
-	assert_true(ncases >= 45);
+	assert_true(ncases >= 59);
 }
 
 int main(void)
@@ -852,6 +974,8 @@ int main(void)
 		cmocka_unit_test(test_garbage_numbers),
 		cmocka_unit_test(test_report_json),
 		cmocka_unit_test(test_calibrate_json),
+		cmocka_unit_test(test_bad_geometry),
+		cmocka_unit_test(test_pipeline_grouppos_outside),
 		cmocka_unit_test(test_count),
 	};
 

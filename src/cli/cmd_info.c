@@ -18,6 +18,7 @@
 #include "cli/cli.h"
 #include "snapmem/snapshot.h"
 #include "snapmem/units.h"
+#include "snapshot/snapshot-internal.h"
 
 static const char usage[] =
 	"usage: snapmem info [--base-path DIR --snap N | --snapshot FILE] [--catalog FILE]\n"
@@ -127,6 +128,8 @@ static int gather_catalog(struct facts *f, const char *cat, double mass_min, sm_
 	if (!(f->h > 0))
 		return sm_error_set(err, SM_EFORMAT, "'%s': HubbleParam is missing or not positive: "
 				    "cannot convert Group_M_Crit200 to Msun", f->cat_path);
+	if ((rc = sm__catalog_scan(&f->c, err)) != 0)
+		return rc;
 	n = f->c.ngroups_read;
 	if (n > SIZE_MAX / sizeof(float))
 		return sm_error_set(err, SM_EOVERFLOW, "'%s': %llu groups", f->cat_path,

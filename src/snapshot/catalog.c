@@ -89,6 +89,34 @@ static int open_first(sm_catalog *c, int single, sm_error *err)
 	return 0;
 }
 
+int sm__catalog_scan(sm_catalog *c, sm_error *err)
+{
+	char path[SM_PATH_MAX];
+	uint64_t sum, n;
+	hid_t f;
+	int64_t i;
+	int rc;
+
+	if (c->nfiles == 1 && c->num_files_header > 1)
+		return 0; /* one chunk of many, given directly: only its groups are read */
+	sum = c->ngroups_file0;
+	for (i = 1; i < c->nfiles; i++) {
+		if ((rc = open_chunk(c, i, path, &f, &n, err)) != 0)
+			return rc;
+		H5Fclose(f);
+		if (n > UINT64_MAX - sum)
+			return sm_error_set(err, SM_EFORMAT, "'%s': Ngroups_ThisFile %llu overflows the "
+					    "sum of the chunks", path, (unsigned long long)n);
+		sum += n;
+	}
+	if (sum != c->ngroups_total)
+		return sm_error_set(err, SM_EFORMAT, "'%s': Ngroups_ThisFile of the %lld chunk files "
+				    "add up to %llu, but Ngroups_Total is %llu", cat_name(c),
+				    (long long)c->nfiles, (unsigned long long)sum,
+				    (unsigned long long)c->ngroups_total);
+	return 0;
+}
+
 int sm_catalog_open_file(sm_catalog *c, const char *path, sm_error *err)
 {
 	int rc;

@@ -75,4 +75,11 @@ int sm__pattern_make(char *out, size_t len, const char *base, const char *tail);
 /* Chunk i's path from a pattern. 0 or SM_EOVERFLOW. */
 int sm__pattern_path(const char *pattern, int64_t i, char *buf, size_t len);
 
+/*
+ * Opens every catalogue chunk's header once and checks that Ngroups_ThisFile adds up to
+ * Ngroups_Total (SM_EFORMAT; a missing chunk gives SM_ENOTFOUND naming it), so that nobody sizes a
+ * buffer by a total the files do not hold. One chunk of many given directly: nothing to check.
+ */
+int sm__catalog_scan(sm_catalog *c, sm_error *err);
+
 #endif
