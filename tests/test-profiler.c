@@ -268,6 +268,56 @@ static void test_second_thread(void **state)
 	sm_prof_free(p);
 }
 
+static void *quick_thread(void *arg)
+{
+	helper *h = arg;
+	wait_step(h, 1);
+	h->mem = malloc(4 * MiB);
+	set_step(h, 2);
+	wait_step(h, 3);
+	free(h->mem);
+	set_step(h, 4);
+	return NULL;
+}
+
+/* A stage boundary may reuse the previous boundary's reading (a pipeline does nothing between one
+ * stage's end and the next one's begin), never when something allocated or freed in between: the
+ * calling thread (its jemalloc counters), or another thread (a block the sampler recorded). */
+static void test_boundary_readings(void **state)
+{
+	if (tu_sanitized())
+		skip();
+	sm_prof *p = make(0, 1);
+	helper h = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, NULL };
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, quick_thread, &h), 0);
+	sm_prof_stage_begin(p, "a", -1);
+	sm_prof_stage_end(p);
+	set_step(&h, 1);
+	wait_step(&h, 2); /* another thread took 4 MiB between a's end and b's begin */
+	sm_prof_stage_begin(p, "b", -1);
+	sm_prof_stage_end(p);
+	void *volatile q = malloc(100000); /* this thread, outside any stage */
+	sm_prof_stage_begin(p, "c", -1);
+	sm_prof_stage_end(p);
+	free(q);
+	sm_prof_stage_begin(p, "d", -1);
+	sm_prof_stage_end(p);
+	set_step(&h, 3);
+	wait_step(&h, 4); /* and gave it back */
+	sm_prof_stage_begin(p, "e", -1);
+	sm_prof_stage_end(p);
+	pthread_join(t, NULL);
+	sm_prof_stage_info a = stage(p, 0), b = stage(p, 1), c = stage(p, 2), d = stage(p, 3),
+			    e = stage(p, 4);
+	assert_true(b.je_begin.allocated >= a.je_end.allocated + 4 * MiB);
+	assert_true(c.je_begin.allocated >= b.je_end.allocated + 100000);
+	assert_true(d.je_begin.allocated + 100000 <= c.je_end.allocated);
+	assert_true(e.je_begin.allocated + 4 * MiB <= d.je_end.allocated);
+	assert_true(e.vm_rss_begin > 0 && e.vm_hwm_end >= e.vm_rss_end);
+	sm_prof_free(p);
+}
+
 /* Not static, so that dladdr finds its name in the executable (linked -rdynamic). */
 __attribute__((noinline)) void *tp_big_alloc(size_t n)
 {
@@ -600,6 +650,7 @@ int main(void)
 		cmocka_unit_test(test_size_classes),
 		cmocka_unit_test(test_jemalloc_stage_peaks),
 		cmocka_unit_test(test_second_thread),
+		cmocka_unit_test(test_boundary_readings),
 		cmocka_unit_test(test_threshold_site),
 		cmocka_unit_test(test_sampled_rate),
 		cmocka_unit_test(test_no_recursion),

@@ -5,7 +5,8 @@
  * jemalloc refresh its merged statistics. thread.peak.read/reset (jemalloc 5.3) give the calling
  * thread's highest (allocated - deallocated) since the last reset; jemalloc updates it on peak
  * events (every 64 KiB of allocation activity) and on read, so it is exact to within 64 KiB.
- * thread.allocatedp/deallocatedp give the calling thread's cumulative counters.
+ * thread.allocatedp/deallocatedp give the calling thread's cumulative counters (pointers fetched once
+ * per thread, then plain loads). thread.peak.* are also called by MIB.
  * Tracked arrays come from mallocx and report sallocx (jemalloc's usable size, equal to nallocx of
  * the request). The profiler's own bookkeeping also goes straight to mallocx so that the sampling
  * layer (interpose.c) never sees it.
@@ -21,12 +22,15 @@
 #ifndef SM_NO_JEMALLOC
 #include <jemalloc/jemalloc.h>
 
-enum { MIB_EPOCH, MIB_ALLOCATED, MIB_ACTIVE, MIB_RESIDENT, MIB_MAPPED, MIB_N };
+enum { MIB_EPOCH, MIB_ALLOCATED, MIB_ACTIVE, MIB_RESIDENT, MIB_MAPPED, MIB_PEAK_READ,
+       MIB_PEAK_RESET, MIB_N };
 static const char *const mib_names[MIB_N] = { "epoch", "stats.allocated", "stats.active",
-					       "stats.resident", "stats.mapped" };
+					       "stats.resident", "stats.mapped", "thread.peak.read",
+					       "thread.peak.reset" };
 static size_t mibs[MIB_N][4];
 static size_t miblen[MIB_N];
 static int je_state; /* 0 unknown, 1 ok, -1 unavailable */
+static int peak_ok;  /* thread.peak.* resolved (jemalloc >= 5.3) */
 static pthread_mutex_t je_init_lock = PTHREAD_MUTEX_INITIALIZER;
 
 int sm__je_init(void)
@@ -35,10 +39,15 @@ int sm__je_init(void)
 	pthread_mutex_lock(&je_init_lock);
 	if (je_state == 0) {
 		je_state = 1;
+		peak_ok = 1;
 		for (int i = 0; i < MIB_N; i++) {
 			miblen[i] = 4;
-			if (mallctlnametomib(mib_names[i], mibs[i], &miblen[i]) != 0)
-				je_state = -1;
+			if (mallctlnametomib(mib_names[i], mibs[i], &miblen[i]) != 0) {
+				if (i >= MIB_PEAK_READ)
+					peak_ok = 0;
+				else
+					je_state = -1;
+			}
 		}
 		bool stats = false;
 		size_t sz = sizeof(stats);
@@ -95,7 +104,7 @@ const char *sm__je_version(void)
 	return v;
 }
 
-int sm__je_thread_net(uint64_t *net)
+int sm__je_thread_counters(uint64_t *allocated, uint64_t *deallocated)
 {
 	static __thread uint64_t *ap, *dp;
 	if (!ap) {
@@ -106,7 +115,17 @@ int sm__je_thread_net(uint64_t *net)
 			return -1;
 		}
 	}
-	*net = *ap - *dp;
+	*allocated = *ap;
+	*deallocated = *dp;
+	return 0;
+}
+
+int sm__je_thread_net(uint64_t *net)
+{
+	uint64_t a, d;
+	if (sm__je_thread_counters(&a, &d) != 0)
+		return -1;
+	*net = a - d;
 	return 0;
 }
 
@@ -114,9 +133,11 @@ int sm__je_peak_read_reset(uint64_t *peak)
 {
 	uint64_t v = 0;
 	size_t sz = sizeof(v);
-	if (mallctl("thread.peak.read", &v, &sz, NULL, 0) != 0)
+	if (je_state != 1 || !peak_ok)
 		return -1;
-	if (mallctl("thread.peak.reset", NULL, NULL, NULL, 0) != 0)
+	if (mallctlbymib(mibs[MIB_PEAK_READ], miblen[MIB_PEAK_READ], &v, &sz, NULL, 0) != 0)
+		return -1;
+	if (mallctlbymib(mibs[MIB_PEAK_RESET], miblen[MIB_PEAK_RESET], NULL, NULL, NULL, 0) != 0)
 		return -1;
 	*peak = v;
 	return 0;
@@ -192,6 +213,7 @@ int sm__je_read(sm_prof_je *out) { memset(out, 0, sizeof(*out)); return -1; }
 int sm__je_read_allocated(uint64_t *a, uint64_t *r) { return -1; }
 const char *sm__je_version(void) { return NULL; }
 int sm__je_thread_net(uint64_t *net) { return -1; }
+int sm__je_thread_counters(uint64_t *a, uint64_t *d) { return -1; }
 int sm__je_peak_read_reset(uint64_t *peak) { return -1; }
 
 /* AddressSanitizer aborts on requests above 1 TiB instead of returning NULL: refuse them here */

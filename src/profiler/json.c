@@ -2,7 +2,8 @@
  * The memory.json document ("snapmem.memory/1", docs/MODEL.md) built with jansson from the
  * profiler's tables, and written through a temporary file and rename so that a reader never sees a
  * half-written file. Symbols are resolved here, lazily, with dladdr (object and exported function,
- * offset from it); file and line are null (no DWARF reader, and no addr2line child process).
+ * offset from it; once per distinct frame address); file and line are null (no DWARF reader, and
+ * no addr2line child process).
  * A document written while stages are open closes them, marks them and marks the document
  * incomplete. The sampling guard is set throughout so that jansson's allocations are not sampled.
  */
@@ -53,6 +54,68 @@ static json_t *frame_json(void *addr)
 	}
 	return json_pack("{s:o,s:o,s:s,s:o,s:n,s:n}", "function", fn ? fn : json_null(), "offset",
 			 U(off), "address", hex, "object", obj ? obj : json_null(), "file", "line");
+}
+
+/* Every distinct frame address of the site table, symbolised once: sites share most of their
+ * frames (main, the pipeline's driver, ...) and dladdr scans symbol tables. */
+typedef struct frame_cache {
+	void **addr;   /* sorted, distinct */
+	json_t **obj;
+	size_t n;
+} frame_cache;
+
+static int cmp_addr(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t)*(void *const *)a, y = (uintptr_t)*(void *const *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void frames_build(const sm_prof *p, frame_cache *fc)
+{
+	size_t total = 0;
+	memset(fc, 0, sizeof(*fc));
+	for (size_t i = 0; i < p->sites.n; i++)
+		total += p->sites.v[i].nframes;
+	if (!total)
+		return;
+	fc->addr = sm__raw_alloc(total * sizeof(void *));
+	fc->obj = sm__raw_alloc(total * sizeof(json_t *));
+	if (!fc->addr || !fc->obj) {
+		sm__raw_free(fc->addr);
+		sm__raw_free(fc->obj);
+		memset(fc, 0, sizeof(*fc));
+		return; /* frame_json per frame instead */
+	}
+	size_t k = 0;
+	for (size_t i = 0; i < p->sites.n; i++)
+		for (int f = 0; f < p->sites.v[i].nframes; f++)
+			fc->addr[k++] = p->sites.v[i].frames[f];
+	qsort(fc->addr, total, sizeof(void *), cmp_addr);
+	size_t n = 0;
+	for (size_t i = 0; i < total; i++)
+		if (n == 0 || fc->addr[n - 1] != fc->addr[i])
+			fc->addr[n++] = fc->addr[i];
+	for (size_t i = 0; i < n; i++)
+		fc->obj[i] = frame_json(fc->addr[i]);
+	fc->n = n;
+}
+
+/* A new reference to the frame's object. */
+static json_t *frames_get(const frame_cache *fc, void *addr)
+{
+	void **hit = fc->n ? bsearch(&addr, fc->addr, fc->n, sizeof(void *), cmp_addr) : NULL;
+	if (!hit || !fc->obj[hit - fc->addr])
+		return frame_json(addr);
+	return json_incref(fc->obj[hit - fc->addr]);
+}
+
+static void frames_free(frame_cache *fc)
+{
+	for (size_t i = 0; i < fc->n; i++)
+		json_decref(fc->obj[i]);
+	sm__raw_free(fc->addr);
+	sm__raw_free(fc->obj);
+	memset(fc, 0, sizeof(*fc));
 }
 
 static size_t self_bytes(const sm_prof *p)
@@ -166,16 +229,19 @@ static json_t *build(sm_prof *p)
 	json_object_set_new(doc, "arrays", arrays);
 
 	json_t *sites = json_array();
+	frame_cache fc;
+	frames_build(p, &fc);
 	for (size_t i = 0; i < p->sites.n; i++) {
 		const sm__site *s = &p->sites.v[i];
 		json_t *frames = json_array();
 		for (int f = 0; f < s->nframes; f++)
-			json_array_append_new(frames, frame_json(s->frames[f]));
+			json_array_append_new(frames, frames_get(&fc, s->frames[f]));
 		json_array_append_new(sites, json_pack("{s:o,s:o,s:o,s:o,s:b,s:o}", "id", U(i), "bytes",
 						       U(s->bytes), "count", U(s->count), "live_bytes",
 						       U(s->live), "tracked", s->tracked, "frames",
 						       frames));
 	}
+	frames_free(&fc);
 	json_object_set_new(doc, "sites", sites);
 	uint64_t samples, dropped, live;
 	size_t global;

@@ -36,6 +36,7 @@ int sm__je_read(sm_prof_je *out);          /* writes epoch, reads stats.*; 0 or 
 int sm__je_read_allocated(uint64_t *allocated, uint64_t *resident); /* the same, two figures */
 const char *sm__je_version(void);
 int sm__je_thread_net(uint64_t *net);      /* calling thread: allocated - deallocated bytes */
+int sm__je_thread_counters(uint64_t *allocated, uint64_t *deallocated); /* cumulative, this thread */
 int sm__je_peak_read_reset(uint64_t *peak); /* thread.peak.read then thread.peak.reset */
 void *sm__mem_alloc(size_t n, int zero);   /* tracked arrays */
 void sm__mem_free(void *p);
@@ -49,8 +50,17 @@ void *sm__je_bootstrap_alloc(size_t n, size_t align, int zero);
 void sm__je_bootstrap_free(void *p);
 
 /* ---- proc helpers (core.c) ------------------------------------------------------------------ */
-int sm__proc_status(uint64_t *vm_rss, uint64_t *vm_hwm);
-uint64_t sm__proc_statm_rss(void);       /* allocation-free: open/read/close */
+/* A /proc/self file kept open and read with pread (no path walk, no open/close per reading). The
+ * descriptor names the process that opened it, so a forked child (other pid) falls back to
+ * open/read/close of the path. fd -1: always the path. */
+typedef struct sm__procfd {
+	int fd;
+	int pid;
+} sm__procfd;
+void sm__procfd_open(sm__procfd *f, const char *path);
+void sm__procfd_close(sm__procfd *f);
+int sm__proc_status(sm__procfd *f, uint64_t *vm_rss, uint64_t *vm_hwm); /* f may be NULL */
+uint64_t sm__proc_statm_rss(sm__procfd *f); /* allocation-free; f may be NULL */
 double sm__now(void);                     /* CLOCK_MONOTONIC seconds */
 
 /* ---- sites.c ------------------------------------------------------------------------------- */
@@ -97,6 +107,9 @@ extern int sm__sampling;              /* 1 while an active profiler samples */
 extern int sm__filter_on;             /* 1 while the sampled-pointer table may hold entries */
 extern uint64_t *sm__filter;          /* one bit per sm__ptr_hash value (32 KiB: stays in L1/L2) */
 extern uint64_t sm__threshold, sm__interval;
+/* Bumped (under the lock) at every sample recorded or forgotten, on any thread: a stage boundary
+ * reuses the previous reading only while it has not moved. Read with __atomic_load_n. */
+extern uint64_t sm__sample_gen;
 #define SM__FILTER_BITS 18
 static inline uint32_t sm__ptr_hash(const void *p)
 {
@@ -135,6 +148,7 @@ typedef struct sm__timeline {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	size_t map_bytes;
+	sm__procfd statm;      /* /proc/self/statm, owned by the sampler */
 } sm__timeline;
 
 int sm__timeline_start(sm__timeline *tl, double hz, size_t cap, double t0);
@@ -172,6 +186,17 @@ typedef struct sm__array {
 	int site;
 	void *ptr;
 } sm__array;
+
+/* One reading of the process figures at a stage boundary (see boundary_read in core.c). */
+typedef struct sm__reading {
+	sm_prof_je je;
+	uint64_t rss, hwm;
+	uint64_t thr_alloc, thr_dealloc; /* the reading thread's jemalloc counters at the reading */
+	uint64_t gen;                    /* sm__sample_gen at the reading */
+	pthread_t thread;
+	double t;                        /* sm__now() when the reading was complete */
+	int valid;
+} sm__reading;
 
 typedef struct sm__meta {
 	char *key;
@@ -216,6 +241,10 @@ struct sm_prof {
 	sm__sites sites;
 	sm__timeline tl;
 	int tl_on;
+
+	sm__procfd status;             /* /proc/self/status, kept open */
+	sm__reading last;              /* the last boundary reading, reused while fresh */
+	uint64_t readings, reused;     /* boundary readings taken / reused (tests, docs) */
 };
 
 #endif

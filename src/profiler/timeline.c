@@ -1,7 +1,8 @@
 /*
  * The timeline: a sampler thread that records jemalloc's stats.allocated (after an epoch write)
- * and the resident set (VmRSS from /proc/self/statm, read with open/read into a stack buffer) at a
- * set rate into arrays mapped before the thread starts. The thread allocates nothing after start.
+ * and the resident set (VmRSS from /proc/self/statm, kept open and read with pread into a stack
+ * buffer) at a set rate into arrays mapped before the thread starts. The thread allocates nothing
+ * after start.
  * When the arrays are full, every other sample is dropped and the period doubles, so the memory is
  * bounded and the whole run stays covered. The sampler also keeps, for each open stage depth, the
  * highest allocated figure seen since that stage began: other threads' allocations enter the stage
@@ -48,7 +49,7 @@ static void *run(void *arg)
 		pthread_mutex_unlock(&tl->mu);
 		uint64_t a = 0, r = 0;
 		int ok = sm__je_read_allocated(&a, &r) == 0;
-		uint64_t rss = sm__proc_statm_rss();
+		uint64_t rss = sm__proc_statm_rss(&tl->statm);
 		double t = sm__now() - tl->t0;
 		pthread_mutex_lock(&tl->mu);
 		if (tl->n == tl->cap)
@@ -90,6 +91,7 @@ int sm__timeline_start(sm__timeline *tl, double hz, size_t cap, double t0)
 	tl->map_bytes = bytes;
 	tl->period = 1.0 / hz;
 	tl->t0 = t0;
+	sm__procfd_open(&tl->statm, "/proc/self/statm");
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -97,6 +99,7 @@ int sm__timeline_start(sm__timeline *tl, double hz, size_t cap, double t0)
 	pthread_condattr_destroy(&ca);
 	pthread_mutex_init(&tl->mu, NULL);
 	if (pthread_create(&tl->thread, NULL, run, tl) != 0) {
+		sm__procfd_close(&tl->statm);
 		pthread_cond_destroy(&tl->cv);
 		pthread_mutex_destroy(&tl->mu);
 		munmap(m, bytes);
@@ -123,6 +126,7 @@ void sm__timeline_release(sm__timeline *tl)
 {
 	sm__timeline_stop(tl);
 	if (tl->t) {
+		sm__procfd_close(&tl->statm);
 		pthread_cond_destroy(&tl->cv);
 		pthread_mutex_destroy(&tl->mu);
 		munmap(tl->t, tl->map_bytes);
