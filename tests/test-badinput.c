@@ -52,9 +52,8 @@
  *   56 NumFilesPerSnapshot 2^31 - 1                  57 HubbleParam 0 (snapshot and catalogue)
  *   58 Ngroups_Total 1e15, the chunks holding 5
  *   59 GroupPos -1e30 (far outside the box): test_pipeline_grouppos_outside, its own test so
- *      that the open pipeline bug shows by name (the pipeline wraps the centre periodically
- *      and runs; Coordinates that far out are refused): fails until src/pipeline/pipeline.c
- *      refuses it as it refuses such coordinates
+ *      that a regression shows by name (a centre more than half a box outside the box is
+ *      refused, as Coordinates that far out are)
  */
 #include <dirent.h>
 #include <math.h>

@@ -445,6 +445,18 @@ static int load_halos(struct run *R)
 		for (d = 0; d < 3; d++) {
 			double x = R->gp[3 * gi + d];
 
+			/* The same rule as for Coordinates: a centre slightly outside [0, box) is
+			 * wrapped, one more than half a box out is a broken catalogue. */
+			if (x < -0.5 * R->box || x >= 1.5 * R->box) {
+				char where[SM_PATH_MAX];
+
+				group_location(R, gi, where, sizeof(where));
+				return sm_error_set(R->err, SM_EFORMAT,
+						    "'%s': group %llu (selected halo %llu) has GroupPos "
+						    "%g, more than half a box (BoxSize %g) outside the box",
+						    where, (unsigned long long)gi, (unsigned long long)i,
+						    x, R->box);
+			}
 			if (x < 0 || x >= R->box)
 				x -= R->box * floor(x / R->box);
 			R->halo_center[3 * i + d] = x;
