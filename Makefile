@@ -73,6 +73,8 @@ FUZZ_SECONDS ?= 600
 .PHONY: all deps check check-run demo demo-run sanitize bench install uninstall clean reports \
 	fuzz render-check memcheck
 .DEFAULT_GOAL := all
+# Objects of tests and examples are not intermediate: keep them between builds.
+.SECONDARY:
 
 all: $(BUILD)/snapmem $(BUILD)/libsnapmem.a $(BUILD)/libsnapmem.so $(EXAMPLE_BINS) \
      $(BUILD)/snapmem.pc
