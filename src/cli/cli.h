@@ -9,7 +9,11 @@
 #ifndef SNAPMEM_CLI_H
 #define SNAPMEM_CLI_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "snapmem/error.h"
+#include "snapmem/estimator.h"
 
 int cmd_info(int argc, char **argv);
 int cmd_mock(int argc, char **argv);
@@ -24,5 +28,21 @@ int cli_fail(const sm_error *err);
 /* Prints "snapmem CMD: MSG" and "usage: ..." hints for a usage error; returns 2. */
 int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* Source and model options shared by estimate and tradeoff (defined in cmd_estimate.c). */
+struct cli_est_args {
+	const char *base, *snapshot, *out, *format;
+	int snap, have_snap;
+	uint64_t node_mem;
+	sm_model_options opts;
+};
+
+int cli_est_parse(const char *cmd, const char *usage, int allow_node_mem, int argc, char **argv,
+		  struct cli_est_args *a, int *done);
+int cli_est_input(const struct cli_est_args *a, sm_est_input *in, sm_error *err);
+char *cli_est_commas(uint64_t v, char *buf, size_t len);
+char *cli_est_gib_repr(uint64_t bytes, char *buf, size_t len);
+const char *cli_est_opts_text(const sm_model_options *o, char *buf, size_t len);
+int cli_est_emit(const char *text, const char *out, sm_error *err);
 
 #endif

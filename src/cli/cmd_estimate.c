@@ -19,23 +19,6 @@
 #include "snapmem/estimator.h"
 #include "snapmem/units.h"
 
-/* ---- shared with cmd_tradeoff.c ------------------------------------------------------------ */
-
-struct cli_est_args {
-	const char *base, *snapshot, *out, *format;
-	int snap, have_snap;
-	uint64_t node_mem;
-	sm_model_options opts;
-};
-
-int cli_est_parse(const char *cmd, const char *usage, int allow_node_mem, int argc, char **argv,
-		  struct cli_est_args *a, int *done);
-int cli_est_input(const struct cli_est_args *a, sm_est_input *in, sm_error *err);
-char *cli_est_commas(uint64_t v, char *buf, size_t len);
-char *cli_est_gib_repr(uint64_t bytes, char *buf, size_t len);
-const char *cli_est_opts_text(const sm_model_options *o, char *buf, size_t len);
-int cli_est_emit(const char *text, const char *out, sm_error *err);
-
 char *cli_est_commas(uint64_t v, char *buf, size_t len)
 {
 	char tmp[32];

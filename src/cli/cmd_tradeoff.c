@@ -14,20 +14,6 @@
 #include "snapmem/estimator.h"
 #include "snapmem/units.h"
 
-/* Defined in cmd_estimate.c. */
-struct cli_est_args {
-	const char *base, *snapshot, *out, *format;
-	int snap, have_snap;
-	uint64_t node_mem;
-	sm_model_options opts;
-};
-int cli_est_parse(const char *cmd, const char *usage, int allow_node_mem, int argc, char **argv,
-		  struct cli_est_args *a, int *done);
-int cli_est_input(const struct cli_est_args *a, sm_est_input *in, sm_error *err);
-char *cli_est_commas(uint64_t v, char *buf, size_t len);
-const char *cli_est_opts_text(const sm_model_options *o, char *buf, size_t len);
-int cli_est_emit(const char *text, const char *out, sm_error *err);
-
 static const char usage_text[] =
 	"usage: snapmem tradeoff [--base-path DIR --snap N | --snapshot FILE] [MODEL OPTIONS]\n"
 	"                        [--format table|json|markdown] [-o FILE]\n"
