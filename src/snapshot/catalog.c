@@ -138,30 +138,17 @@ int sm_catalog_open_base(sm_catalog *c, const char *base, int snap, sm_error *er
 	static const char *const tails[] = {
 		"groups_%03d/fof_subhalo_tab_%03d.%%lld.hdf5", "groups_%03d/groups_%03d.%%lld.hdf5",
 	};
-	char tail[128], path[SM_PATH_MAX];
-	size_t i;
-	int rc;
+	size_t ntails = sizeof(tails) / sizeof(tails[0]);
+	int rc, i;
 
 	sm_hdf5_quiet();
 	memset(c, 0, sizeof(*c));
 	c->snap = snap;
-	if (base == NULL || *base == '\0')
-		return sm_error_set(err, SM_EINVAL, "empty base path");
-	if (snap < 0 || snap > 99999)
-		return sm_error_set(err, SM_EINVAL, "'%s': snapshot number %d is out of range", base,
-				    snap);
-	if (strlen(base) >= sizeof(c->base))
-		return sm_error_set(err, SM_EOVERFLOW, "'%s': path too long", base);
-	strcpy(c->base, base);
-	for (i = 0; i < sizeof(tails) / sizeof(tails[0]); i++) {
-		snprintf(tail, sizeof(tail), tails[i], snap, snap);
-		if (sm__pattern_make(c->pattern, sizeof(c->pattern), base, tail) != 0 ||
-		    sm__pattern_path(c->pattern, 0, path, sizeof(path)) != 0)
-			return sm_error_set(err, SM_EOVERFLOW, "'%s': path too long", base);
-		if (access(path, F_OK) == 0)
-			break;
-	}
-	if (i == sizeof(tails) / sizeof(tails[0]))
+	i = sm__layout_find(base, snap, tails, ntails, c->base, sizeof(c->base), c->pattern,
+			    sizeof(c->pattern), err);
+	if (i < 0)
+		return i;
+	if ((size_t)i == ntails)
 		return sm_error_set(err, SM_ENOTFOUND,
 				    "'%s': no group catalogue for snapshot %03d (looked for "
 				    "groups_%03d/fof_subhalo_tab_%03d.0.hdf5 and groups_%03d.0.hdf5)",

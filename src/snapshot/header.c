@@ -188,30 +188,17 @@ int sm_snapshot_open_base(sm_snapshot *s, const char *base, int snap, sm_error *
 		"snap_%03d.%%lld.hdf5", "snapshot_%03d.%%lld.hdf5",
 		"snap_%03d.hdf5", "snapshot_%03d.hdf5",
 	};
-	char tail[128], path[SM_PATH_MAX];
-	size_t i;
-	int rc;
+	size_t ntails = sizeof(tails) / sizeof(tails[0]);
+	int rc, i;
 
 	sm_hdf5_quiet();
 	memset(s, 0, sizeof(*s));
 	s->snap = snap;
-	if (base == NULL || *base == '\0')
-		return sm_error_set(err, SM_EINVAL, "empty base path");
-	if (snap < 0 || snap > 99999)
-		return sm_error_set(err, SM_EINVAL, "'%s': snapshot number %d is out of range", base,
-				    snap);
-	if (strlen(base) >= sizeof(s->base))
-		return sm_error_set(err, SM_EOVERFLOW, "'%s': path too long", base);
-	strcpy(s->base, base);
-	for (i = 0; i < sizeof(tails) / sizeof(tails[0]); i++) {
-		snprintf(tail, sizeof(tail), tails[i], snap, snap);
-		if (sm__pattern_make(s->pattern, sizeof(s->pattern), base, tail) != 0 ||
-		    sm__pattern_path(s->pattern, 0, path, sizeof(path)) != 0)
-			return sm_error_set(err, SM_EOVERFLOW, "'%s': path too long", base);
-		if (access(path, F_OK) == 0)
-			break;
-	}
-	if (i == sizeof(tails) / sizeof(tails[0])) {
+	i = sm__layout_find(base, snap, tails, ntails, s->base, sizeof(s->base), s->pattern,
+			    sizeof(s->pattern), err);
+	if (i < 0)
+		return i;
+	if ((size_t)i == ntails) {
 		rc = sm_error_set(err, SM_ENOTFOUND,
 				  "'%s': no snapshot %03d (looked for snapdir_%03d/snap_%03d.0.hdf5 "
 				  "and the other illustris names)", base, snap, snap, snap);

@@ -5,6 +5,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "snapshot/snapshot-internal.h"
 
@@ -36,4 +37,30 @@ int sm__pattern_path(const char *pattern, int64_t i, char *buf, size_t len)
 	int n = snprintf(buf, len, pattern, (long long)i);
 
 	return n < 0 || (size_t)n >= len ? SM_EOVERFLOW : 0;
+}
+
+int sm__layout_find(const char *base, int snap, const char *const *tails, size_t ntails,
+		    char *base_out, size_t base_len, char *pattern, size_t pattern_len,
+		    sm_error *err)
+{
+	char tail[128], path[SM_PATH_MAX];
+	size_t i;
+
+	if (base == NULL || *base == '\0')
+		return sm_error_set(err, SM_EINVAL, "empty base path");
+	if (snap < 0 || snap > 99999)
+		return sm_error_set(err, SM_EINVAL, "'%s': snapshot number %d is out of range", base,
+				    snap);
+	if (strlen(base) >= base_len)
+		return sm_error_set(err, SM_EOVERFLOW, "'%s': path too long", base);
+	strcpy(base_out, base);
+	for (i = 0; i < ntails; i++) {
+		snprintf(tail, sizeof(tail), tails[i], snap, snap);
+		if (sm__pattern_make(pattern, pattern_len, base, tail) != 0 ||
+		    sm__pattern_path(pattern, 0, path, sizeof(path)) != 0)
+			return sm_error_set(err, SM_EOVERFLOW, "'%s': path too long", base);
+		if (access(path, F_OK) == 0)
+			break;
+	}
+	return (int)i;
 }

@@ -76,6 +76,16 @@ int sm__pattern_make(char *out, size_t len, const char *base, const char *tail);
 int sm__pattern_path(const char *pattern, int64_t i, char *buf, size_t len);
 
 /*
+ * The illustris layout search shared by snapshots and catalogues: checks base and snap, copies base
+ * into base_out, and tries each tail (a format taking snap twice, then one %%lld) until chunk 0
+ * exists, leaving its pattern in pattern. Returns the index of the tail found, ntails when none
+ * exists (err untouched: the caller names what it looked for), or a negative SM_E* code.
+ */
+int sm__layout_find(const char *base, int snap, const char *const *tails, size_t ntails,
+		    char *base_out, size_t base_len, char *pattern, size_t pattern_len,
+		    sm_error *err);
+
+/*
  * Opens every catalogue chunk's header once and checks that Ngroups_ThisFile adds up to
  * Ngroups_Total (SM_EFORMAT; a missing chunk gives SM_ENOTFOUND naming it), so that nobody sizes a
  * buffer by a total the files do not hold. One chunk of many given directly: nothing to check.
