@@ -41,76 +41,17 @@
 #include "snapmem/units.h"
 
 #include "internal.h"
+#include "run.h"
 
 #define IO_BUFFER_BYTES UINT64_C(1048576)
 #define GRID_CELLS_PER_CELL 32u
 #define GRID_MAX_SIDE 512u
-#define MAX_LIVE 32
 #define HALO_PART_MIN_CELLS 1000000u /* a halo step runs on threads from this many cells a part */
 #define DIST_SCRATCH_BYTES 65536u /* a distribution pass's block buffers, on its thread's stack */
 #define DIST_MAX_BUCKETS GRID_MAX_SIDE
 
-struct live {
-	void *ptr;
-	uint64_t bytes;
-};
 
-struct grid {
-	uint64_t g;        /* side */
-	double gd;         /* the same, as a double */
-	double box, inv_w; /* g / box */
-};
-
-/* histogram's log10 T bins by table (tbin_table_init). */
-#define TBIN_SHIFT 19
-#define TBIN_KEYS 4096u          /* (inf's bits >> TBIN_SHIFT) < TBIN_KEYS */
-#define TBIN_INF_BITS UINT32_C(0x7f800000)
-#define TBIN_GUARD 64u           /* float patterns around a threshold binned with log10 */
-struct tbin_table {
-	uint32_t th[SM_PIPELINE_TBINS + 1];
-	unsigned char tab[TBIN_KEYS];
-};
-
-struct run {
-	const sm_pipeline_options *o;
-	sm_prof *p;
-	sm_pipeline_result *r;
-	sm_error *err;
-	double t0;
-
-	sm_snapshot s;
-	sm_catalog c;
-	int s_open, c_open;
-
-	uint64_t n, k, gtot;
-	double box, h, uv2;
-	sm_dtype pt;          /* positions' type */
-	size_t psz;           /* its size */
-	int idx64;            /* sphere_cells are uint64 */
-
-	struct live live[MAX_LIVE];
-	size_t nlive;
-	uint64_t live_bytes;
-
-	int stage_open;
-
-	/* tracked arrays */
-	float *gm, *gr, *gp;
-	int64_t *halo_index;
-	double *halo_center, *halo_m200, *halo_r200;
-	float *u, *xe, *sfr, *temp;
-	void *coords, *iobuf;
-	uint64_t *cstart, *cfill;
-	void *sphere, *radius, *sel_pos;
-	float *sel_t;
-	unsigned char *mask, *hist;
-
-	struct grid grid;
-	struct tbin_table tbins;
-	sm__pl_out *out;
-};
-
-static double now_s(void)
+double sm__pl_now_s(void)
 {
 	struct timespec ts;
 
@@ -145,7 +86,7 @@ uint64_t sm_pipeline_grid_side(uint64_t n)
 
 /* ---- tracked arrays, stages, progress, cancellation ------------------------------------------ */
 
-static int cancelled(struct run *R)
+int sm__pl_cancelled(struct run *R)
 {
 	const volatile sig_atomic_t *c = R->o->cancel;
 
@@ -158,7 +99,7 @@ static int cancelled(struct run *R)
 	return SM_EINTR;
 }
 
-static void progress(struct run *R, const char *stage, int64_t halo, uint64_t done,
+void sm__pl_progress(struct run *R, const char *stage, int64_t halo, uint64_t done,
 		     uint64_t total)
 {
 	sm_pipeline_progress pr;
@@ -170,18 +111,18 @@ static void progress(struct run *R, const char *stage, int64_t halo, uint64_t do
 	pr.halos = R->k;
 	pr.done = done;
 	pr.total = total;
-	pr.elapsed_s = now_s() - R->t0;
+	pr.elapsed_s = sm__pl_now_s() - R->t0;
 	R->o->progress(&pr, R->o->progress_ctx);
 }
 
-static int stage_begin(struct run *R, const char *id, int64_t instance, uint64_t total)
+int sm__pl_stage_begin(struct run *R, const char *id, int64_t instance, uint64_t total)
 {
 	int rc;
 
 	snprintf(R->r->stage, sizeof(R->r->stage), "%s", id);
 	R->r->instance = instance;
-	progress(R, id, instance, 0, total);
-	if ((rc = cancelled(R)) != 0)
+	sm__pl_progress(R, id, instance, 0, total);
+	if ((rc = sm__pl_cancelled(R)) != 0)
 		return rc;
 	if (sm_prof_stage_begin(R->p, id, instance) != 0)
 		return sm_error_set(R->err, SM_ENOMEM, "profiler: cannot begin stage '%s'", id);
@@ -189,7 +130,7 @@ static int stage_begin(struct run *R, const char *id, int64_t instance, uint64_t
 	return 0;
 }
 
-static void stage_end(struct run *R)
+void sm__pl_stage_end(struct run *R)
 {
 	if (R->stage_open)
 		sm_prof_stage_end(R->p);
@@ -197,7 +138,7 @@ static void stage_end(struct run *R)
 }
 
 /* A tracked array: checks --max-mem, then sm_prof_alloc. *slot receives the pointer. */
-static int palloc(struct run *R, void *slot, const char *name, uint64_t bytes)
+int sm__pl_palloc(struct run *R, void *slot, const char *name, uint64_t bytes)
 {
 	void *q;
 	uint64_t want;
@@ -231,7 +172,7 @@ static int palloc(struct run *R, void *slot, const char *name, uint64_t bytes)
 }
 
 /* Frees the tracked array in *slot (NULL is fine) and clears the slot. */
-static void pfree(struct run *R, void *slot)
+void sm__pl_pfree(struct run *R, void *slot)
 {
 	void *q;
 	size_t i;
@@ -254,7 +195,7 @@ static void pfree(struct run *R, void *slot)
 /* ---- file and cell locations for messages ---------------------------------------------------- */
 
 /* The chunk file and local index of global gas cell i. */
-static void cell_location(struct run *R, uint64_t i, char *path, size_t len, uint64_t *local)
+void sm__pl_cell_location(struct run *R, uint64_t i, char *path, size_t len, uint64_t *local)
 {
 	int64_t f;
 	uint64_t first = 0;
@@ -362,20 +303,20 @@ static void sort_best_first(const float *m, int64_t *h, uint64_t n)
 	}
 }
 
-static int load_halos(struct run *R)
+int sm__pl_load_halos(struct run *R)
 {
 	const sm_model_options *mo = &R->o->model;
 	uint64_t g = R->gtot, i, k = 0, b;
 	int rc;
 
-	if ((rc = stage_begin(R, "load_halos", -1, g)) != 0)
+	if ((rc = sm__pl_stage_begin(R, "load_halos", -1, g)) != 0)
 		return rc;
 	if (g > UINT64_MAX / 12)
 		return sm_error_set(R->err, SM_EOVERFLOW, "'%s': Ngroups_Total %llu is too large",
 				    R->c.pattern, (unsigned long long)g);
-	if ((rc = palloc(R, &R->gm, "Group_M_Crit200", 4 * g)) != 0 ||
-	    (rc = palloc(R, &R->gr, "Group_R_Crit200", 4 * g)) != 0 ||
-	    (rc = palloc(R, &R->gp, "GroupPos", 12 * g)) != 0)
+	if ((rc = sm__pl_palloc(R, &R->gm, "Group_M_Crit200", 4 * g)) != 0 ||
+	    (rc = sm__pl_palloc(R, &R->gr, "Group_R_Crit200", 4 * g)) != 0 ||
+	    (rc = sm__pl_palloc(R, &R->gp, "GroupPos", 12 * g)) != 0)
 		return rc;
 	if (g > 0 &&
 	    ((rc = sm_catalog_read_group_field(&R->c, "Group_M_Crit200", SM_DTYPE_F32, 1, R->gm,
@@ -393,10 +334,10 @@ static int load_halos(struct run *R)
 				k++;
 	}
 	R->k = k;
-	if ((rc = palloc(R, &R->halo_index, "halo_index", 8 * k)) != 0 ||
-	    (rc = palloc(R, &R->halo_center, "halo_center", 24 * k)) != 0 ||
-	    (rc = palloc(R, &R->halo_m200, "halo_m200", 8 * k)) != 0 ||
-	    (rc = palloc(R, &R->halo_r200, "halo_r200", 8 * k)) != 0)
+	if ((rc = sm__pl_palloc(R, &R->halo_index, "halo_index", 8 * k)) != 0 ||
+	    (rc = sm__pl_palloc(R, &R->halo_center, "halo_center", 24 * k)) != 0 ||
+	    (rc = sm__pl_palloc(R, &R->halo_m200, "halo_m200", 8 * k)) != 0 ||
+	    (rc = sm__pl_palloc(R, &R->halo_r200, "halo_r200", 8 * k)) != 0)
 		return rc;
 	if (mo->halos >= 0) {
 		/* The k best of g: a bounded heap with the worst kept on top. */
@@ -464,9 +405,9 @@ static int load_halos(struct run *R)
 		R->halo_m200[i] = (double)R->gm[gi] * 1e10 / R->h;
 		R->halo_r200[i] = r200;
 	}
-	pfree(R, &R->gm);
-	pfree(R, &R->gr);
-	pfree(R, &R->gp);
+	sm__pl_pfree(R, &R->gm);
+	sm__pl_pfree(R, &R->gr);
+	sm__pl_pfree(R, &R->gp);
 	if (k > 0) {
 		R->r->halos = calloc(k, sizeof(*R->r->halos));
 		if (R->r->halos == NULL)
@@ -483,7 +424,7 @@ static int load_halos(struct run *R)
 	}
 	R->r->nhalos = k;
 	R->r->empty = k == 0;
-	stage_end(R);
+	sm__pl_stage_end(R);
 	return 0;
 }
 
@@ -570,7 +511,7 @@ static void temperature_part(void *arg, unsigned part, unsigned parts)
 
 /* Temperatures of cells [first, first + n) from the three fields, on the worker threads;
  * SM_EFORMAT naming the first bad value. */
-static int temperature_block(struct run *R, uint64_t first, uint64_t n, const float *u,
+int sm__pl_temperature_block(struct run *R, uint64_t first, uint64_t n, const float *u,
 			     const float *xe, const float *sfr, float *t)
 {
 	struct temp_job J;
@@ -602,7 +543,7 @@ static int temperature_block(struct run *R, uint64_t first, uint64_t n, const fl
 								   : "StarFormationRate";
 			double v = what[0] == 'I' ? uu : what[0] == 'E' ? x : (double)sfr[i];
 
-			cell_location(R, first + i, where, sizeof(where), &local);
+			sm__pl_cell_location(R, first + i, where, sizeof(where), &local);
 			return sm_error_set(R->err, SM_EFORMAT,
 					    "'%s': /PartType0/%s[%llu] is %g (gas cell %llu): must be "
 					    "finite and non-negative", where, what,
@@ -622,57 +563,57 @@ static int gas_and_temperature(struct run *R)
 	int rc, j;
 
 	if (R->o->model.temperature == SM_TEMP_IN_MEMORY) {
-		if ((rc = stage_begin(R, "load_gas_fields", -1, 3 * n)) != 0)
+		if ((rc = sm__pl_stage_begin(R, "load_gas_fields", -1, 3 * n)) != 0)
 			return rc;
 		for (j = 0; j < 3; j++)
-			if ((rc = palloc(R, f[j], names[j], 4 * n)) != 0)
+			if ((rc = sm__pl_palloc(R, f[j], names[j], 4 * n)) != 0)
 				return rc;
 		for (j = 0; j < 3; j++) {
-			if ((rc = cancelled(R)) != 0)
+			if ((rc = sm__pl_cancelled(R)) != 0)
 				return rc;
 			if (n > 0 && (rc = sm_snapshot_read_field(&R->s, 0, names[j], SM_DTYPE_F32, 1,
 								  *f[j], NULL, R->err)) != 0)
 				return rc;
-			progress(R, "load_gas_fields", -1, (uint64_t)(j + 1) * n, 3 * n);
+			sm__pl_progress(R, "load_gas_fields", -1, (uint64_t)(j + 1) * n, 3 * n);
 		}
-		stage_end(R);
-		if ((rc = stage_begin(R, "compute_temperature", -1, n)) != 0 ||
-		    (rc = palloc(R, &R->temp, "temperature", 4 * n)) != 0 ||
-		    (rc = temperature_block(R, 0, n, R->u, R->xe, R->sfr, R->temp)) != 0)
+		sm__pl_stage_end(R);
+		if ((rc = sm__pl_stage_begin(R, "compute_temperature", -1, n)) != 0 ||
+		    (rc = sm__pl_palloc(R, &R->temp, "temperature", 4 * n)) != 0 ||
+		    (rc = sm__pl_temperature_block(R, 0, n, R->u, R->xe, R->sfr, R->temp)) != 0)
 			return rc;
 		for (j = 0; j < 3; j++)
-			pfree(R, f[j]);
-		stage_end(R);
+			sm__pl_pfree(R, f[j]);
+		sm__pl_stage_end(R);
 		return 0;
 	}
 	/* Streaming: the stage load_gas_fields is recorded, empty. */
-	if ((rc = stage_begin(R, "load_gas_fields", -1, 0)) != 0)
+	if ((rc = sm__pl_stage_begin(R, "load_gas_fields", -1, 0)) != 0)
 		return rc;
-	stage_end(R);
+	sm__pl_stage_end(R);
 	b = R->o->model.stream_block < n ? R->o->model.stream_block : n;
-	if ((rc = stage_begin(R, "compute_temperature", -1, n)) != 0 ||
-	    (rc = palloc(R, &R->temp, "temperature", 4 * n)) != 0)
+	if ((rc = sm__pl_stage_begin(R, "compute_temperature", -1, n)) != 0 ||
+	    (rc = sm__pl_palloc(R, &R->temp, "temperature", 4 * n)) != 0)
 		return rc;
 	for (j = 0; j < 3; j++)
-		if ((rc = palloc(R, f[j], names[j], 4 * b)) != 0)
+		if ((rc = sm__pl_palloc(R, f[j], names[j], 4 * b)) != 0)
 			return rc;
 	for (first = 0; first < n; first += b) {
 		uint64_t cnt = n - first < b ? n - first : b;
 
-		if ((rc = cancelled(R)) != 0)
+		if ((rc = sm__pl_cancelled(R)) != 0)
 			return rc;
 		for (j = 0; j < 3; j++)
 			if ((rc = sm_snapshot_read_range(&R->s, 0, names[j], SM_DTYPE_F32, 1, first,
 							 cnt, *f[j], NULL, R->err)) != 0)
 				return rc;
-		if ((rc = temperature_block(R, first, cnt, R->u, R->xe, R->sfr,
+		if ((rc = sm__pl_temperature_block(R, first, cnt, R->u, R->xe, R->sfr,
 					    R->temp + first)) != 0)
 			return rc;
-		progress(R, "compute_temperature", -1, first + cnt, n);
+		sm__pl_progress(R, "compute_temperature", -1, first + cnt, n);
 	}
 	for (j = 0; j < 3; j++)
-		pfree(R, f[j]);
-	stage_end(R);
+		sm__pl_pfree(R, f[j]);
+	sm__pl_stage_end(R);
 	return 0;
 }
 
@@ -700,24 +641,6 @@ typedef struct scan_out {
 } scan_out;
 
 #define DEFINE_KERNELS(SUF, T, SQRT)                                                              \
-	static inline T dist_##SUF(const T *x, const T *c, T box, T half)                        \
-	{                                                                                         \
-		T dx = x[0] - c[0], dy = x[1] - c[1], dz = x[2] - c[2];                           \
-		if (dx > half)                                                                    \
-			dx -= box;                                                                \
-		else if (dx < -half)                                                              \
-			dx += box;                                                                \
-		if (dy > half)                                                                    \
-			dy -= box;                                                                \
-		else if (dy < -half)                                                              \
-			dy += box;                                                                \
-		if (dz > half)                                                                    \
-			dz -= box;                                                                \
-		else if (dz < -half)                                                              \
-			dz += box;                                                                \
-		return SQRT(dx * dx + dy * dy + dz * dz);                                         \
-	}                                                                                         \
-                                                                                                  \
 	static inline uint64_t key_##SUF(const struct grid *gr, const T *x)                       \
 	{                                                                                         \
 		return (axis_bin(gr, x[0]) * gr->g + axis_bin(gr, x[1])) * gr->g +                \
@@ -749,7 +672,7 @@ typedef struct scan_out {
 	{                                                                                         \
 		uint64_t i;                                                                       \
 		for (i = a; i < b; i++) {                                                         \
-			if (!(dist_##SUF(x + 3 * i, c, box, half) < r2))                          \
+			if (!(sm__pl_dist_##SUF(x + 3 * i, c, box, half) < r2))                          \
 				continue;                                                         \
 			if (so->idx != NULL) {                                                    \
 				if (so->idx64)                                                    \
@@ -766,7 +689,7 @@ typedef struct scan_out {
 	{                                                                                         \
 		uint64_t i, s = 0;                                                                \
 		for (i = 0; i < n; i++) {                                                         \
-			m[i] = dist_##SUF(x + 3 * i, c, box, half) < r2;                          \
+			m[i] = sm__pl_dist_##SUF(x + 3 * i, c, box, half) < r2;                          \
 			s += m[i];                                                                \
 		}                                                                                 \
 		return s;                                                                         \
@@ -934,16 +857,16 @@ static int load_positions(struct run *R)
 	sm_io_buffer iob = {NULL, 0};
 	int rc;
 
-	if ((rc = stage_begin(R, "load_positions", -1, n)) != 0)
+	if ((rc = sm__pl_stage_begin(R, "load_positions", -1, n)) != 0)
 		return rc;
 	if (sm_mul_u64(n, 3 * (uint64_t)R->psz, &bytes) != 0)
 		return sm_error_set(R->err, SM_EOVERFLOW, "'%s': Coordinates of %llu cells: byte "
 				    "count does not fit in 64 bits", R->s.pattern,
 				    (unsigned long long)n);
-	if ((rc = palloc(R, &R->coords, "Coordinates", bytes)) != 0)
+	if ((rc = sm__pl_palloc(R, &R->coords, "Coordinates", bytes)) != 0)
 		return rc;
 	if (R->pt == SM_DTYPE_F32) {
-		if ((rc = palloc(R, &R->iobuf, "io_buffer", IO_BUFFER_BYTES)) != 0)
+		if ((rc = sm__pl_palloc(R, &R->iobuf, "io_buffer", IO_BUFFER_BYTES)) != 0)
 			return rc;
 		iob.tconv = R->iobuf;
 		iob.size = IO_BUFFER_BYTES;
@@ -958,15 +881,15 @@ static int load_positions(struct run *R)
 		char where[SM_PATH_MAX];
 		uint64_t local;
 
-		cell_location(R, bad, where, sizeof(where), &local);
+		sm__pl_cell_location(R, bad, where, sizeof(where), &local);
 		return sm_error_set(R->err, SM_EFORMAT,
 				    "'%s': /PartType0/Coordinates[%llu] is not finite or lies more "
 				    "than half a box (BoxSize %g) outside the box (gas cell %llu)",
 				    where, (unsigned long long)local, R->box, (unsigned long long)bad);
 	}
-	pfree(R, &R->iobuf);
-	progress(R, "load_positions", -1, n, n);
-	stage_end(R);
+	sm__pl_pfree(R, &R->iobuf);
+	sm__pl_progress(R, "load_positions", -1, n, n);
+	sm__pl_stage_end(R);
 	return 0;
 }
 
@@ -1036,9 +959,9 @@ static int build_index(struct run *R)
 	R->grid.box = R->box;
 	R->grid.inv_w = (double)g / R->box;
 	R->r->grid_side = g;
-	if ((rc = stage_begin(R, "build_index", -1, R->n)) != 0 ||
-	    (rc = palloc(R, &R->cstart, "index_cell_start", 8 * (m + 1))) != 0 ||
-	    (rc = palloc(R, &R->cfill, "index_cell_fill", 8 * m)) != 0)
+	if ((rc = sm__pl_stage_begin(R, "build_index", -1, R->n)) != 0 ||
+	    (rc = sm__pl_palloc(R, &R->cstart, "index_cell_start", 8 * (m + 1))) != 0 ||
+	    (rc = sm__pl_palloc(R, &R->cfill, "index_cell_fill", 8 * m)) != 0)
 		return rc;
 	memset(&J, 0, sizeof(J));
 	J.gr = &R->grid;
@@ -1049,13 +972,13 @@ static int build_index(struct run *R)
 	J.fill = R->cfill;
 	memset(R->cstart, 0, 8 * (m + 1));
 	distribute(&J, NULL, R->cstart, 0, R->n, g * g, 0);
-	if ((rc = cancelled(R)) != 0)
+	if ((rc = sm__pl_cancelled(R)) != 0)
 		return rc;
 	atomic_init(&J.next, 0);
 	sm__pl_parallel(slab_part, &J, R->n >= 65536 ? sm__pl_threads() : 1);
-	pfree(R, &R->cfill);
-	progress(R, "build_index", -1, R->n, R->n);
-	stage_end(R);
+	sm__pl_pfree(R, &R->cfill);
+	sm__pl_progress(R, "build_index", -1, R->n, R->n);
+	sm__pl_stage_end(R);
 	return 0;
 }
 
@@ -1216,7 +1139,7 @@ static void halo_part(void *arg, unsigned part, unsigned parts)
 
 			for (j = ja; j < jb; j++) {
 				i = idx_at(R, j);
-				rad[j] = dist_f32(x + 3 * i, c, box, box / 2);
+				rad[j] = sm__pl_dist_f32(x + 3 * i, c, box, box / 2);
 			}
 		} else if (J->step == 2) {
 			double *rad = R->radius;
@@ -1224,7 +1147,7 @@ static void halo_part(void *arg, unsigned part, unsigned parts)
 
 			for (j = ja; j < jb; j++) {
 				i = idx_at(R, j);
-				rad[j] = dist_f64(x + 3 * i, cd, R->box, R->box / 2);
+				rad[j] = sm__pl_dist_f64(x + 3 * i, cd, R->box, R->box / 2);
 			}
 		} else {
 			unsigned char *dst = R->sel_pos;
@@ -1250,38 +1173,13 @@ static unsigned halo_parts(uint64_t work, uint64_t min_per_part)
 	return p;
 }
 
-/* The log10 T bin of a non-negative temperature, by the definition: floor((log10 T - 3) * 10)
- * clamped to [0, TBINS). */
-static int tbin_exact(float tf)
-{
-	double lt = (log10((double)tf) - 3.0) * (SM_PIPELINE_TBINS / 6.0);
-
-	return lt > 0 ? (lt < SM_PIPELINE_TBINS ? (int)lt : SM_PIPELINE_TBINS - 1) : 0;
-}
-
-static uint32_t float_bits(float f)
-{
-	uint32_t u;
-
-	memcpy(&u, &f, 4);
-	return u;
-}
-
-static float bits_float(uint32_t u)
-{
-	float f;
-
-	memcpy(&f, &u, 4);
-	return f;
-}
-
 /* The T-bin table (no log10 per cell): th[b] is the smallest non-negative float (as bits) whose
  * exact bin is >= b, found by bisection over the float bit patterns (ordered like the values);
  * tab[key] the bin of the floats with top bits `key` below their range's threshold (a range of
  * 2^19 patterns spans a factor 2^(1/16), a bin 10^(1/10): at most one threshold per range).
  * Values within TBIN_GUARD patterns of a threshold are binned with log10, so the result equals
  * tbin_exact even where log10 is not monotonic to the last bit. */
-static void tbin_table_init(struct tbin_table *tt)
+void sm__pl_tbin_table_init(struct tbin_table *tt)
 {
 	uint32_t b, key;
 
@@ -1292,7 +1190,7 @@ static void tbin_table_init(struct tbin_table *tt)
 		while (lo < hi) {
 			uint32_t mid = lo + (hi - lo) / 2;
 
-			if (tbin_exact(bits_float(mid)) >= (int)b)
+			if (sm__pl_tbin_exact(sm__pl_bits_float(mid)) >= (int)b)
 				hi = mid;
 			else
 				lo = mid + 1;
@@ -1307,47 +1205,18 @@ static void tbin_table_init(struct tbin_table *tt)
 	}
 }
 
-static inline int tbin_fast(const struct tbin_table *tt, float tf)
-{
-	uint32_t u = float_bits(tf);
-	uint32_t b;
-
-	if (u > TBIN_INF_BITS)
-		return tbin_exact(tf);
-	b = tt->tab[u >> TBIN_SHIFT];
-	if (u >= tt->th[b + 1])
-		b++;
-	if (u - tt->th[b] < TBIN_GUARD || tt->th[b + 1] - u <= TBIN_GUARD)
-		return tbin_exact(tf);
-	return (int)b;
-}
-
 static void histogram(const struct run *R, uint64_t s, double r200, unsigned char *hist)
 {
-	int64_t *counts = (int64_t *)hist, *sf = counts + SM_PIPELINE_RBINS;
-	double *mean = (double *)(sf + SM_PIPELINE_RBINS);
-	int64_t *h2 = (int64_t *)(mean + SM_PIPELINE_RBINS);
 	uint64_t j;
-	int b;
 
 	memset(hist, 0, SM_PIPELINE_HISTOGRAM_BYTES);
 	for (j = 0; j < s; j++) {
 		double rr = R->pt == SM_DTYPE_F32 ? (double)((const float *)R->radius)[j]
 						  : ((const double *)R->radius)[j];
-		double x = rr / r200 * (SM_PIPELINE_RBINS / 2.0);
-		float tf = R->sel_t[j];
-		int rb = x > 0 ? (x < SM_PIPELINE_RBINS ? (int)x : SM_PIPELINE_RBINS - 1) : 0;
 
-		if (signbit(tf)) {
-			sf[rb]++;
-			continue;
-		}
-		counts[rb]++;
-		mean[rb] += (double)tf;
-		h2[rb * SM_PIPELINE_TBINS + tbin_fast(&R->tbins, tf)]++;
+		sm__pl_hist_add(hist, &R->tbins, rr, r200, R->sel_t[j]);
 	}
-	for (b = 0; b < SM_PIPELINE_RBINS; b++)
-		mean[b] = counts[b] > 0 ? mean[b] / (double)counts[b] : NAN;
+	sm__pl_hist_finish(hist);
 }
 
 static int one_halo(struct run *R, uint64_t h)
@@ -1359,7 +1228,7 @@ static int one_halo(struct run *R, uint64_t h)
 	int rc;
 
 	/* select_sphere */
-	if ((rc = stage_begin(R, "select_sphere", inst, R->k)) != 0)
+	if ((rc = sm__pl_stage_begin(R, "select_sphere", inst, R->k)) != 0)
 		return rc;
 	if (R->o->model.select == SM_SELECT_INDEX) {
 		struct halo_job J;
@@ -1377,12 +1246,12 @@ static int one_halo(struct run *R, uint64_t h)
 			J.count[p] = s;
 			s += c;
 		}
-		if ((rc = palloc(R, &R->sphere, "sphere_cells", s * (R->idx64 ? 8 : 4))) != 0)
+		if ((rc = sm__pl_palloc(R, &R->sphere, "sphere_cells", s * (R->idx64 ? 8 : 4))) != 0)
 			return rc;
 		J.step = 1;
 		sm__pl_parallel(halo_part, &J, parts);
 	} else {
-		if ((rc = palloc(R, &R->mask, "sphere_mask", R->n)) != 0)
+		if ((rc = sm__pl_palloc(R, &R->mask, "sphere_mask", R->n)) != 0)
 			return rc;
 		if (R->pt == SM_DTYPE_F32) {
 			float c[3] = {(float)cd[0], (float)cd[1], (float)cd[2]};
@@ -1394,11 +1263,11 @@ static int one_halo(struct run *R, uint64_t h)
 		}
 	}
 	R->r->halos[h].sphere_cells = s;
-	stage_end(R);
+	sm__pl_stage_end(R);
 
 	/* radial_distance */
-	if ((rc = stage_begin(R, "radial_distance", inst, R->k)) != 0 ||
-	    (rc = palloc(R, &R->radius, "radius", s * R->psz)) != 0)
+	if ((rc = sm__pl_stage_begin(R, "radial_distance", inst, R->k)) != 0 ||
+	    (rc = sm__pl_palloc(R, &R->radius, "radius", s * R->psz)) != 0)
 		return rc;
 	if (R->o->model.select == SM_SELECT_INDEX) {
 		struct halo_job J;
@@ -1414,19 +1283,19 @@ static int one_halo(struct run *R, uint64_t h)
 		float box = (float)R->box, *rad = R->radius;
 		const float *x = R->coords;
 
-		FOR_SELECTED(R, j, i, rad[j] = dist_f32(x + 3 * i, c, box, box / 2));
+		FOR_SELECTED(R, j, i, rad[j] = sm__pl_dist_f32(x + 3 * i, c, box, box / 2));
 	} else {
 		double *rad = R->radius;
 		const double *x = R->coords;
 
-		FOR_SELECTED(R, j, i, rad[j] = dist_f64(x + 3 * i, cd, R->box, R->box / 2));
+		FOR_SELECTED(R, j, i, rad[j] = sm__pl_dist_f64(x + 3 * i, cd, R->box, R->box / 2));
 	}
-	stage_end(R);
+	sm__pl_stage_end(R);
 
 	/* mask_arrays */
-	if ((rc = stage_begin(R, "mask_arrays", inst, R->k)) != 0 ||
-	    (rc = palloc(R, &R->sel_t, "selected_temperature", 4 * s)) != 0 ||
-	    (rc = palloc(R, &R->sel_pos, "selected_positions", 3 * s * R->psz)) != 0)
+	if ((rc = sm__pl_stage_begin(R, "mask_arrays", inst, R->k)) != 0 ||
+	    (rc = sm__pl_palloc(R, &R->sel_t, "selected_temperature", 4 * s)) != 0 ||
+	    (rc = sm__pl_palloc(R, &R->sel_pos, "selected_positions", 3 * s * R->psz)) != 0)
 		return rc;
 	if (R->o->model.select == SM_SELECT_INDEX) {
 		struct halo_job J;
@@ -1447,30 +1316,30 @@ static int one_halo(struct run *R, uint64_t h)
 			memcpy(dst + j * row, src + i * row, row);
 		});
 	}
-	stage_end(R);
+	sm__pl_stage_end(R);
 
 	/* histogram_write */
-	if ((rc = stage_begin(R, "histogram_write", inst, R->k)) != 0 ||
-	    (rc = palloc(R, &R->hist, "histogram", SM_PIPELINE_HISTOGRAM_BYTES)) != 0)
+	if ((rc = sm__pl_stage_begin(R, "histogram_write", inst, R->k)) != 0 ||
+	    (rc = sm__pl_palloc(R, &R->hist, "histogram", SM_PIPELINE_HISTOGRAM_BYTES)) != 0)
 		return rc;
 	histogram(R, s, R->halo_r200[h], R->hist);
 	if ((rc = sm__pl_out_append(R->out, R->halo_index[h], cd, R->halo_r200[h], R->halo_m200[h],
 				    R->hist, R->err)) != 0)
 		return rc;
-	pfree(R, &R->sphere);
-	pfree(R, &R->mask);
-	pfree(R, &R->radius);
-	pfree(R, &R->sel_t);
-	pfree(R, &R->sel_pos);
-	pfree(R, &R->hist);
-	progress(R, "histogram_write", inst, h + 1, R->k);
-	stage_end(R);
+	sm__pl_pfree(R, &R->sphere);
+	sm__pl_pfree(R, &R->mask);
+	sm__pl_pfree(R, &R->radius);
+	sm__pl_pfree(R, &R->sel_t);
+	sm__pl_pfree(R, &R->sel_pos);
+	sm__pl_pfree(R, &R->hist);
+	sm__pl_progress(R, "histogram_write", inst, h + 1, R->k);
+	sm__pl_stage_end(R);
 	return 0;
 }
 
 /* ---- the run --------------------------------------------------------------------------------- */
 
-static int create_output(struct run *R)
+int sm__pl_create_output(struct run *R)
 {
 	const sm_model_options *mo = &R->o->model;
 	sm__pl_attr a[20];
@@ -1506,14 +1375,12 @@ static int create_output(struct run *R)
 	return sm__pl_out_create(&R->out, R->o->out_dir, a, n, R->err);
 }
 
-static int run_all(struct run *R)
+/* Opens the snapshot and the catalogue and checks the header facts every strategy needs. */
+int sm__pl_open_inputs(struct run *R)
 {
 	const sm_pipeline_options *o = R->o;
-	uint64_t h;
 	int rc;
 
-	if ((rc = cancelled(R)) != 0)
-		return rc;
 	if ((rc = sm_snapshot_open_base(&R->s, o->base_path, o->snap, R->err)) != 0)
 		return rc;
 	R->s_open = 1;
@@ -1554,17 +1421,28 @@ static int run_all(struct run *R)
 		return sm_error_set(R->err, SM_EOVERFLOW, "'%s': %llu gas cells: byte counts do not "
 				    "fit in 64 bits", R->s.pattern, (unsigned long long)R->n);
 
-	if ((rc = load_halos(R)) != 0 || (rc = gas_and_temperature(R)) != 0 ||
+	return 0;
+}
+
+static int run_all(struct run *R)
+{
+	const sm_pipeline_options *o = R->o;
+	uint64_t h;
+	int rc;
+
+	if ((rc = sm__pl_cancelled(R)) != 0 || (rc = sm__pl_open_inputs(R)) != 0)
+		return rc;
+	if ((rc = sm__pl_load_halos(R)) != 0 || (rc = gas_and_temperature(R)) != 0 ||
 	    (rc = load_positions(R)) != 0)
 		return rc;
 	if (o->model.select == SM_SELECT_INDEX && (rc = build_index(R)) != 0)
 		return rc;
-	if ((rc = create_output(R)) != 0)
+	if ((rc = sm__pl_create_output(R)) != 0)
 		return rc;
 	for (h = 0; h < R->k; h++)
 		if ((rc = one_halo(R, h)) != 0)
 			return rc;
-	if ((rc = cancelled(R)) != 0)
+	if ((rc = sm__pl_cancelled(R)) != 0)
 		return rc;
 	return 0;
 }
@@ -1582,7 +1460,7 @@ int sm_pipeline_run(const sm_pipeline_options *o, sm_prof *p, sm_pipeline_result
 	R->p = p;
 	R->r = r;
 	R->err = err;
-	R->t0 = now_s();
+	R->t0 = sm__pl_now_s();
 	sm_hdf5_quiet();
 	if (o == NULL || o->base_path == NULL || o->out_dir == NULL) {
 		rc = sm_error_set(err, SM_EINVAL, "pipeline: base path and output directory needed");
@@ -1604,7 +1482,7 @@ int sm_pipeline_run(const sm_pipeline_options *o, sm_prof *p, sm_pipeline_result
 	}
 	R->pt = o->model.positions;
 	R->psz = sm_dtype_size(R->pt);
-	tbin_table_init(&R->tbins);
+	sm__pl_tbin_table_init(&R->tbins);
 
 	rc = run_all(R);
 	if (rc == 0) {
@@ -1618,15 +1496,15 @@ out:
 	while (R->nlive > 0) {
 		void *q = R->live[R->nlive - 1].ptr;
 
-		pfree(R, &q);
+		sm__pl_pfree(R, &q);
 	}
-	stage_end(R);
+	sm__pl_stage_end(R);
 	sm__pl_out_abort(R->out);
 	if (R->c_open)
 		sm_catalog_release(&R->c);
 	if (R->s_open)
 		sm_snapshot_release(&R->s);
-	r->wall_s = now_s() - R->t0;
+	r->wall_s = sm__pl_now_s() - R->t0;
 	if (rc != 0 && err != NULL && err->code == 0)
 		sm_error_set(err, rc, "pipeline: %s", sm_strerror(rc));
 	return rc;

@@ -1,0 +1,225 @@
+/*
+ * The pipeline's run state and the pieces its strategies share (src/pipeline/ only; not public
+ * API): the run structure, tracked-array and stage helpers, the halo selection, the input checks,
+ * the output, and the science kernels every strategy must apply identically (minimum-image
+ * distance in the positions' own type, the temperature, the r/R200 and log10 T bins), so that
+ * the serial and the distributed runs decide every cell the same way.
+ */
+#ifndef SNAPMEM_PIPELINE_RUN_H
+#define SNAPMEM_PIPELINE_RUN_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "snapmem/pipeline.h"
+
+#include "internal.h"
+
+#define MAX_LIVE 32
+
+struct live {
+	void *ptr;
+	uint64_t bytes;
+};
+
+struct grid {
+	uint64_t g;        /* side */
+	double gd;         /* the same, as a double */
+	double box, inv_w; /* g / box */
+};
+
+/* histogram's log10 T bins by table (tbin_table_init). */
+#define TBIN_SHIFT 19
+#define TBIN_KEYS 4096u          /* (inf's bits >> TBIN_SHIFT) < TBIN_KEYS */
+#define TBIN_INF_BITS UINT32_C(0x7f800000)
+#define TBIN_GUARD 64u           /* float patterns around a threshold binned with log10 */
+struct tbin_table {
+	uint32_t th[SM_PIPELINE_TBINS + 1];
+	unsigned char tab[TBIN_KEYS];
+};
+
+struct run {
+	const sm_pipeline_options *o;
+	sm_prof *p;
+	sm_pipeline_result *r;
+	sm_error *err;
+	double t0;
+
+	sm_snapshot s;
+	sm_catalog c;
+	int s_open, c_open;
+
+	uint64_t n, k, gtot;
+	double box, h, uv2;
+	sm_dtype pt;          /* positions' type */
+	size_t psz;           /* its size */
+	int idx64;            /* sphere_cells are uint64 */
+
+	struct live live[MAX_LIVE];
+	size_t nlive;
+	uint64_t live_bytes;
+
+	int stage_open;
+
+	/* tracked arrays */
+	float *gm, *gr, *gp;
+	int64_t *halo_index;
+	double *halo_center, *halo_m200, *halo_r200;
+	float *u, *xe, *sfr, *temp;
+	void *coords, *iobuf;
+	uint64_t *cstart, *cfill;
+	void *sphere, *radius, *sel_pos;
+	float *sel_t;
+	unsigned char *mask, *hist;
+
+	struct grid grid;
+	struct tbin_table tbins;
+	sm__pl_out *out;
+};
+
+/* ---- run helpers (pipeline.c) ---- */
+
+double sm__pl_now_s(void);
+/* SM_EINTR (err naming the signal and stage) when the caller's cancel flag is set, else 0. */
+int sm__pl_cancelled(struct run *R);
+void sm__pl_progress(struct run *R, const char *stage, int64_t halo, uint64_t done, uint64_t total);
+/* Opens profiler stage id (instance -1: none), recording it in the result; checks cancellation. */
+int sm__pl_stage_begin(struct run *R, const char *id, int64_t instance, uint64_t total);
+void sm__pl_stage_end(struct run *R);
+/* A tracked array of `bytes` named `name` into *slot, after the --max-mem check. */
+int sm__pl_palloc(struct run *R, void *slot, const char *name, uint64_t bytes);
+/* Frees the tracked array in *slot (NULL fine) and clears the slot. */
+void sm__pl_pfree(struct run *R, void *slot);
+/* The chunk file and local index of global gas cell i, for messages. */
+void sm__pl_cell_location(struct run *R, uint64_t i, char *path, size_t len, uint64_t *local);
+/* Opens the snapshot and the catalogue and checks the header facts the run needs (R->n, box...). */
+int sm__pl_open_inputs(struct run *R);
+/* Stage load_halos: reads the catalogue, selects, keeps halo_index/center/m200/r200. */
+int sm__pl_load_halos(struct run *R);
+/* Temperatures of cells [first, first + n) (global numbering, for messages) on the worker threads,
+ * star-forming cells as -T; SM_EFORMAT naming the file and cell of the first bad value. */
+int sm__pl_temperature_block(struct run *R, uint64_t first, uint64_t n, const float *u,
+			     const float *xe, const float *sfr, float *t);
+/* Creates profiles.hdf5's temporary file with the run's options as root attributes. */
+int sm__pl_create_output(struct run *R);
+void sm__pl_tbin_table_init(struct tbin_table *tt);
+
+/* ---- science kernels ---- */
+
+/* Minimum-image distance, in the positions' own type (float32 arithmetic for float32). */
+static inline float sm__pl_dist_f32(const float *x, const float *c, float box, float half)
+{
+	float dx = x[0] - c[0], dy = x[1] - c[1], dz = x[2] - c[2];
+
+	if (dx > half)
+		dx -= box;
+	else if (dx < -half)
+		dx += box;
+	if (dy > half)
+		dy -= box;
+	else if (dy < -half)
+		dy += box;
+	if (dz > half)
+		dz -= box;
+	else if (dz < -half)
+		dz += box;
+	return sqrtf(dx * dx + dy * dy + dz * dz);
+}
+
+static inline double sm__pl_dist_f64(const double *x, const double *c, double box, double half)
+{
+	double dx = x[0] - c[0], dy = x[1] - c[1], dz = x[2] - c[2];
+
+	if (dx > half)
+		dx -= box;
+	else if (dx < -half)
+		dx += box;
+	if (dy > half)
+		dy -= box;
+	else if (dy < -half)
+		dy += box;
+	if (dz > half)
+		dz -= box;
+	else if (dz < -half)
+		dz += box;
+	return sqrt(dx * dx + dy * dy + dz * dz);
+}
+
+static inline uint32_t sm__pl_float_bits(float f)
+{
+	uint32_t u;
+
+	memcpy(&u, &f, 4);
+	return u;
+}
+
+static inline float sm__pl_bits_float(uint32_t u)
+{
+	float f;
+
+	memcpy(&f, &u, 4);
+	return f;
+}
+
+/* The log10 T bin of a non-negative temperature, by the definition: floor((log10 T - 3) * 10)
+ * clamped to [0, TBINS). */
+static inline int sm__pl_tbin_exact(float tf)
+{
+	double lt = (log10((double)tf) - 3.0) * (SM_PIPELINE_TBINS / 6.0);
+
+	return lt > 0 ? (lt < SM_PIPELINE_TBINS ? (int)lt : SM_PIPELINE_TBINS - 1) : 0;
+}
+
+/* The same bin by table: equal to sm__pl_tbin_exact for every float (tbin_table_init). */
+static inline int sm__pl_tbin_fast(const struct tbin_table *tt, float tf)
+{
+	uint32_t u = sm__pl_float_bits(tf);
+	uint32_t b;
+
+	if (u > TBIN_INF_BITS)
+		return sm__pl_tbin_exact(tf);
+	b = tt->tab[u >> TBIN_SHIFT];
+	if (u >= tt->th[b + 1])
+		b++;
+	if (u - tt->th[b] < TBIN_GUARD || tt->th[b + 1] - u <= TBIN_GUARD)
+		return sm__pl_tbin_exact(tf);
+	return (int)b;
+}
+
+/*
+ * One cell into a halo's 25,200-byte histogram (counts int64[50], sf_counts int64[50], then the
+ * temperature SUM float64[50] until sm__pl_hist_finish turns it into the mean, hist2d
+ * int64[50*60]): rr the cell's distance (converted from the positions' type), tf its stored
+ * temperature (negative: star-forming).
+ */
+static inline void sm__pl_hist_add(unsigned char *hist, const struct tbin_table *tt, double rr,
+				   double r200, float tf)
+{
+	int64_t *counts = (int64_t *)(void *)hist, *sf = counts + SM_PIPELINE_RBINS;
+	double *sum = (double *)(void *)(sf + SM_PIPELINE_RBINS);
+	int64_t *h2 = (int64_t *)(void *)(sum + SM_PIPELINE_RBINS);
+	double x = rr / r200 * (SM_PIPELINE_RBINS / 2.0);
+	int rb = x > 0 ? (x < SM_PIPELINE_RBINS ? (int)x : SM_PIPELINE_RBINS - 1) : 0;
+
+	if (signbit(tf)) {
+		sf[rb]++;
+		return;
+	}
+	counts[rb]++;
+	sum[rb] += (double)tf;
+	h2[rb * SM_PIPELINE_TBINS + sm__pl_tbin_fast(tt, tf)]++;
+}
+
+/* Temperature sums to means (NaN where a bin holds no non-star-forming cell). */
+static inline void sm__pl_hist_finish(unsigned char *hist)
+{
+	const int64_t *counts = (const int64_t *)(void *)hist;
+	double *sum = (double *)(void *)(hist + 2 * SM_PIPELINE_RBINS * sizeof(int64_t));
+	int b;
+
+	for (b = 0; b < SM_PIPELINE_RBINS; b++)
+		sum[b] = counts[b] > 0 ? sum[b] / (double)counts[b] : NAN;
+}
+
+#endif
