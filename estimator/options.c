@@ -37,7 +37,9 @@ const char *sm_model_options_usage(void)
 	       "  --stream-block N              cells per streaming block (default 1048576)\n"
 	       "  --halos N                     the N most massive halos\n"
 	       "  --mass-min MSUN               halos with M200c strictly above (default 1e14)\n"
-	       "  --ranks R                     MPI ranks; figures are per rank (default 1)\n"
+	       "  --mpi                         distributed: ranks share the chunk files and stream\n"
+	       "                                their cells past a halo index (docs/MPI.md)\n"
+	       "  --ranks R                     MPI ranks (implies --mpi when > 1); figures per rank\n"
 	       "  --sphere-cells N              cells within 2 R200 of the largest halo (override)\n"
 	       "  --calibrate RUNDIR            sphere cells measured by an earlier run (memory.json)\n";
 }
@@ -49,6 +51,10 @@ int sm_model_option_apply(sm_model_options *o, const char *opt, const char *valu
 
 	if (opt == NULL)
 		return 0;
+	if (strcmp(opt, "--mpi") == 0) {
+		o->mpi = 1;
+		return 2;
+	}
 	if (strcmp(opt, "--positions") != 0 && strcmp(opt, "--select") != 0 &&
 	    strcmp(opt, "--temperature") != 0 && strcmp(opt, "--stream-block") != 0 &&
 	    strcmp(opt, "--halos") != 0 && strcmp(opt, "--mass-min") != 0 &&
@@ -124,4 +130,17 @@ int sm_model_option_apply(sm_model_options *o, const char *opt, const char *valu
 		memcpy(o->calibrate, value, n + 1);
 	}
 	return 1;
+}
+
+int sm_model_options_check(sm_model_options *o, sm_error *err)
+{
+	if (o->ranks > 1)
+		o->mpi = 1;
+	if (o->mpi && o->select == SM_SELECT_MASK)
+		return sm_error_set(err, SM_EINVAL, "--select mask: does not apply with --mpi (the "
+				    "distributed run finds each cell's halos through a halo index)");
+	if (o->mpi && o->temperature == SM_TEMP_STREAMING)
+		return sm_error_set(err, SM_EINVAL, "--temperature streaming: does not apply with "
+				    "--mpi (the distributed run always streams its cells in blocks)");
+	return 0;
 }

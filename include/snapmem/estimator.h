@@ -27,7 +27,9 @@ typedef struct sm_model_options {
 	uint64_t stream_block;     /* cells per streaming block (default 1,048,576) */
 	int64_t halos;             /* the N most massive; -1 (default): by mass_min */
 	double mass_min;           /* Msun, strict (default 1e14) */
-	uint32_t ranks;            /* MPI ranks (default 1) */
+	int mpi;                   /* 1: the distributed strategy (--mpi; docs/MPI.md): chunks shared
+				    * out over ranks, cells streamed past a halo index */
+	uint32_t ranks;            /* MPI ranks (default 1; > 1 implies mpi) */
 	uint64_t sphere_cells;     /* override of the largest sphere's cells; 0 = model */
 	char calibrate[SM_PATH_MAX]; /* a run directory whose measured sphere counts calibrate; "" none */
 } sm_model_options;
@@ -36,11 +38,19 @@ void sm_model_options_init(sm_model_options *o);
 
 /*
  * Applies one command-line model option: opt is the option name ("--positions"), value its
- * argument. Returns 1 when consumed, 0 when opt is not a model option, or a negative SM_E* code
- * with err filled ("--positions: 'float16' is not float32 or float64"). Shared by run, estimate
- * and tradeoff so that every switch the pipeline has, the estimator has.
+ * argument. Returns 1 when consumed with its value, 2 when consumed alone (a flag: --mpi; value
+ * untouched), 0 when opt is not a model option, or a negative SM_E* code with err filled
+ * ("--positions: 'float16' is not float32 or float64"). Shared by run, estimate and tradeoff so
+ * that every switch the pipeline has, the estimator has. Call sm_model_options_check after the
+ * last option.
  */
 int sm_model_option_apply(sm_model_options *o, const char *opt, const char *value, sm_error *err);
+
+/*
+ * Checks the options together once all are applied: --ranks R > 1 implies --mpi; with --mpi,
+ * --select mask and --temperature streaming do not apply (SM_EINVAL, one line). 0 or the code.
+ */
+int sm_model_options_check(sm_model_options *o, sm_error *err);
 
 /* The usage lines of the model options, for the subcommands' -h. */
 const char *sm_model_options_usage(void);

@@ -97,6 +97,8 @@ int cli_est_parse(const char *cmd, const char *usage, int allow_node_mem, int ar
 		rc = sm_model_option_apply(&a->opts, opt, val, &err);
 		if (rc < 0)
 			return cli_usage_error(cmd, usage, "%s", err.msg);
+		if (rc == 2)
+			continue;
 		if (rc == 1) {
 			i++;
 			continue;
@@ -140,6 +142,8 @@ int cli_est_parse(const char *cmd, const char *usage, int allow_node_mem, int ar
 			a->out = val;
 		}
 	}
+	if (sm_model_options_check(&a->opts, &err) != 0)
+		return cli_usage_error(cmd, usage, "%s", err.msg);
 	if (a->base != NULL && a->snapshot != NULL)
 		return cli_usage_error(cmd, usage, "give --base-path DIR --snap N or --snapshot FILE, "
 				       "not both");

@@ -290,6 +290,8 @@ int cmd_run(int argc, char **argv)
 		rc = sm_model_option_apply(&mo, opt, val, &err);
 		if (rc < 0)
 			return cli_usage_error("run", usage_text, "%s", err.msg);
+		if (rc == 2)
+			continue;
 		if (rc == 1) {
 			i++;
 			continue;
@@ -342,6 +344,8 @@ int cmd_run(int argc, char **argv)
 	}
 	if (base == NULL || snap < 0)
 		return cli_usage_error("run", usage_text, "--base-path DIR and --snap N are needed");
+	if (sm_model_options_check(&mo, &err) != 0)
+		return cli_usage_error("run", usage_text, "%s", err.msg);
 	if (inject_env != NULL && inject_env[0] != '\0' &&
 	    parse_inject(inject_env, inject_name, sizeof(inject_name), &inject_n, &err) != 0)
 		return cli_usage_error("run", usage_text, "%s", err.msg);

@@ -1470,9 +1470,9 @@ int sm_pipeline_run(const sm_pipeline_options *o, sm_prof *p, sm_pipeline_result
 		rc = sm_error_set(err, SM_EINVAL, "pipeline: positions must be float32 or float64");
 		goto out;
 	}
-	if (o->model.ranks != 1) {
-		rc = sm_error_set(err, SM_EUNSUPPORTED, "--ranks %u: the pipeline runs on one rank "
-				  "(MPI is not built in); the estimator models ranks",
+	if (o->model.mpi || o->model.ranks != 1) {
+		rc = sm_error_set(err, SM_EUNSUPPORTED, "--mpi / --ranks %u: the serial pipeline runs "
+				  "on one rank; the distributed strategy is its own entry point",
 				  (unsigned)o->model.ranks);
 		goto out;
 	}
