@@ -105,4 +105,14 @@ uint64_t sm_pipeline_grid_side(uint64_t n);
 #define SM_PIPELINE_TBINS 60
 #define SM_PIPELINE_HISTOGRAM_BYTES 25200u
 
+/* ---- the distributed strategy (docs/MPI.md) ---------------------------------------------------- */
+
+/*
+ * Side of the distributed run's halo grid (build_index, docs/MPI.md):
+ * clamp(floor(box / (2 (s_max + 1e-5 box))), 1, 64), s_max the largest sphere radius 2 R200
+ * (code length units); 1 when s_max <= 0 (no halo) or box or s_max is not a finite positive
+ * number. The runtime and the estimator both call this, so they cannot disagree.
+ */
+uint64_t sm_pipeline_halo_grid_side(double box, double s_max);
+
 #endif
