@@ -66,6 +66,8 @@ typedef struct sm_pipeline_result {
 	int64_t catalog_files;       /* chunk files of the group catalogue */
 	double box_size, hubble_param;
 	uint64_t grid_side;          /* g of build_index (0 with --select mask) */
+	uint64_t indexed_cells;      /* cells build_index sorted: those in grid cells some halo's
+				      * sphere scan visits (the others stay unsorted at the end) */
 	sm_pipeline_halo *halos;     /* [nhalos], malloc'd (the caller's result table, untracked) */
 	uint64_t nhalos;             /* K */
 	int empty;                   /* 1: the selection held no halo; profiles.hdf5 has K = 0 */
@@ -114,5 +116,72 @@ uint64_t sm_pipeline_grid_side(uint64_t n);
  * number. The runtime and the estimator both call this, so they cannot disagree.
  */
 uint64_t sm_pipeline_halo_grid_side(double box, double s_max);
+
+/*
+ * The collectives the distributed run needs, supplied by the caller (the snapmem CLI implements
+ * them with MPI in src/cli/mpi.c; the library never links MPI). Every callback is collective: all
+ * ranks call it, in the same order, with the same counts. Each returns 0 or a negative SM_E* code
+ * (an MPI error is normally fatal before it could return one).
+ */
+typedef struct sm_pipeline_comm {
+	int rank;                 /* this rank, 0 .. size-1 */
+	int size;                 /* ranks in the communicator (>= 1) */
+	void *ctx;                /* passed to every callback */
+	/* Adds the n elements of buf over all ranks into rank 0's buf (in place, exact for int64);
+	 * the other ranks' buffers are left unchanged. */
+	int (*sum_i64)(void *ctx, int64_t *buf, size_t n);
+	int (*sum_f64)(void *ctx, double *buf, size_t n);
+	/* Agreement: every rank passes its code (0: fine); every rank receives the lowest rank whose
+	 * code is not 0 in *fail_rank (-1 when none) and that code in *fail_code (0 when none). */
+	int (*agree)(void *ctx, int code, int *fail_rank, int *fail_code);
+	/* Copies len bytes of buf on rank root to buf on every other rank. */
+	int (*bcast)(void *ctx, int root, void *buf, size_t len);
+	/* Gathers every rank's len bytes of buf to rank 0: there *blobs receives a malloc'd array of
+	 * size malloc'd copies (rank order) and *lens a malloc'd array of their lengths (free each blob,
+	 * then both arrays); on the other ranks both are set to NULL. The library does not call it (the
+	 * CLI gathers the per-rank figures with it). */
+	int (*gather)(void *ctx, const void *buf, size_t len, void ***blobs, size_t **lens);
+} sm_pipeline_comm;
+
+/*
+ * The work split of docs/MPI.md: chunk files holding gas, by gas cells descending (ties: lower
+ * file number first), each dealt to the rank with the fewest cells so far (ties: lowest rank).
+ * cells[f] is chunk f's gas cells (NumPart_ThisFile[0]); owner[f] receives its rank, -1 for a
+ * chunk without gas; rank_cells (NULL or [ranks]) receives each rank's cells.
+ * 0 or SM_EINVAL (ranks < 1, nfiles < 0, a NULL array).
+ */
+int sm_pipeline_assign_chunks(const uint64_t *cells, int64_t nfiles, uint32_t ranks,
+			      int32_t *owner, uint64_t *rank_cells, sm_error *err);
+
+/*
+ * The chunk files rank `rank` of `ranks` streams for snapshot (base_path, snap), in ascending file
+ * number: *files a malloc'd array of *nfiles chunk numbers (NULL when none; free it), *cells their
+ * gas cells. Reads the chunk headers only. 0 or SM_ENOTFOUND / SM_EFORMAT (the snapshot, as
+ * sm_snapshot_scan) / SM_EINVAL (rank >= ranks) / SM_ENOMEM.
+ */
+int sm_pipeline_rank_files(const char *base_path, int snap, uint32_t rank, uint32_t ranks,
+			   int64_t **files, size_t *nfiles, uint64_t *cells, sm_error *err);
+
+/*
+ * Runs the distributed pipeline (docs/MPI.md) as rank comm->rank of comm->size; comm NULL: one rank,
+ * no collectives. Every rank calls it with the same options. Stages load_halos, build_index (the
+ * halo index), stream_cells (this rank's chunk files in blocks of model.stream_block cells) and
+ * histogram_write (the per-halo sums added to rank 0, which alone writes OUT_DIR/profiles.hdf5 and
+ * fills r->profiles_path). Counts, sf_counts and hist2d equal sm_pipeline_run's bit for bit;
+ * mean_temperature to rounding.
+ *
+ * Options: model.ranks must equal the number of ranks, model.select must be index and
+ * model.temperature in-memory (their defaults; the run always streams), else SM_EINVAL on every
+ * rank (no collective is entered). max_mem, cancel and progress act per rank as in sm_pipeline_run.
+ *
+ * Errors: as sm_pipeline_run's. A failure on one rank stops every rank at the next agreement point
+ * (after load_halos, after build_index, after stream_cells, before the reduction, after the write):
+ * every rank returns the lowest failing rank's code with its err (needed_bytes and signal
+ * included), the message prefixed "rank I of R: " when R > 1; no profiles.hdf5 is left.
+ * r: on rank 0 the halos' sphere_cells are the totals over ranks, on the others the rank's own
+ * share; r->grid_side is the halo grid side. Release r with sm_pipeline_result_release.
+ */
+int sm_pipeline_run_distributed(const sm_pipeline_options *o, const sm_pipeline_comm *comm,
+				sm_prof *p, sm_pipeline_result *r, sm_error *err);
 
 #endif

@@ -34,6 +34,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <sys/mman.h>
 
 #include <hdf5.h>
 
@@ -190,6 +193,57 @@ void sm__pl_pfree(struct run *R, void *slot)
 	sm_prof_release(R->p, q);
 	q = NULL;
 	memcpy(slot, &q, sizeof(q));
+}
+
+/* ---- first touch ------------------------------------------------------------------------------ */
+
+#define PREFAULT_MIN_BYTES (UINT64_C(8) << 20) /* smaller arrays fault in on their own */
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+
+struct prefault_job {
+	unsigned char *p;
+	uint64_t bytes, page;
+};
+
+static void prefault_part(void *arg, unsigned part, unsigned parts)
+{
+	struct prefault_job *J = arg;
+	uint64_t np = J->bytes / J->page;
+	uint64_t a = np * part / parts * J->page, b = np * (part + 1) / parts * J->page, i;
+
+	if (b <= a)
+		return;
+	if (madvise(J->p + a, b - a, MADV_POPULATE_WRITE) == 0)
+		return;
+	for (i = a; i < b; i += J->page) /* older kernels: one write per page (fresh memory) */
+		((volatile unsigned char *)J->p)[i] = 0;
+}
+
+/*
+ * Maps in the pages of a fresh array that one thread is about to fill (HDF5 reads), on all usable
+ * CPUs at once: first-touch page faults, not the copy, are most of the cost of reading from the
+ * page cache (about 2.6 GB/s a core here), and they run in parallel. Only whole pages inside the
+ * array are touched; the contents are undefined before and after. Large arrays only.
+ */
+static void prefault(void *ptr, uint64_t bytes)
+{
+	struct prefault_job J;
+	long pg = sysconf(_SC_PAGESIZE);
+	uintptr_t a, b;
+	unsigned parts = sm__pl_threads();
+
+	if (ptr == NULL || bytes < PREFAULT_MIN_BYTES || parts < 2 || pg <= 0)
+		return;
+	a = ((uintptr_t)ptr + (uintptr_t)pg - 1) / (uintptr_t)pg * (uintptr_t)pg;
+	b = ((uintptr_t)ptr + bytes) / (uintptr_t)pg * (uintptr_t)pg;
+	if (b <= a)
+		return;
+	J.p = (unsigned char *)a;
+	J.bytes = b - a;
+	J.page = (uint64_t)pg;
+	sm__pl_parallel(prefault_part, &J, parts);
 }
 
 /* ---- file and cell locations for messages ---------------------------------------------------- */
@@ -568,6 +622,8 @@ static int gas_and_temperature(struct run *R)
 		for (j = 0; j < 3; j++)
 			if ((rc = sm__pl_palloc(R, f[j], names[j], 4 * n)) != 0)
 				return rc;
+		for (j = 0; j < 3; j++)
+			prefault(*f[j], 4 * n);
 		for (j = 0; j < 3; j++) {
 			if ((rc = sm__pl_cancelled(R)) != 0)
 				return rc;
@@ -714,8 +770,8 @@ DEFINE_KERNELS(f64, double, sqrt)
  *      bucket (those rows move into its own head), and its head and tail gaps take its buffer.
  * Scratch: DIST_SCRATCH_BYTES of stack for nb + 3 blocks, plus ~28 bytes per bucket.
  */
-#define DEFINE_DISTRIBUTE(SUF, T)                                                                 \
-	static void distribute_##SUF(const struct grid *gr, T *xall, float *tall,                 \
+#define DEFINE_DISTRIBUTE(NAME, SUF, T, BUCKET)                                                   \
+	static void NAME##_##SUF(const struct grid *gr, T *xall, float *tall,                    \
 				     const uint64_t *start, uint64_t *bounds, uint64_t lo,        \
 				     uint64_t n, uint64_t stride, unsigned nb, int axis)          \
 	{                                                                                         \
@@ -748,7 +804,7 @@ DEFINE_KERNELS(f64, double, sqrt)
 		memset(nfull, 0, nb * sizeof(nfull[0]));                                          \
 		/* 1. classify */                                                                 \
 		for (i = 0; i < n; i++) {                                                         \
-			uint64_t b = axis_bin(gr, x[3 * i + axis]), k = cnt[b]++;                 \
+			uint64_t b = BUCKET(gr, x + 3 * i, axis), k = cnt[b]++;                 \
 			T *d = bx + 3 * (B * b + k);                                              \
 			d[0] = x[3 * i];                                                          \
 			d[1] = x[3 * i + 1];                                                      \
@@ -786,9 +842,9 @@ DEFINE_KERNELS(f64, double, sqrt)
 				memcpy(ax, x + 3 * B * j, 3 * B * sizeof(T));                     \
 				memcpy(at, t + B * j, B * sizeof(float));                         \
 				for (;;) {                                                        \
-					uint64_t b = axis_bin(gr, ax[axis]), q;                   \
+					uint64_t b = BUCKET(gr, ax, axis), q;                   \
 					while (w[b] < r[b] &&                                     \
-					       axis_bin(gr, x[3 * B * w[b] + axis]) == b)         \
+					       BUCKET(gr, x + 3 * B * w[b], axis) == b)         \
 						w[b]++;                                           \
 					q = w[b]++;                                               \
 					if (q < r[b]) {                                           \
@@ -846,16 +902,103 @@ DEFINE_KERNELS(f64, double, sqrt)
 		}                                                                                 \
 	}
 
-DEFINE_DISTRIBUTE(f32, float)
-DEFINE_DISTRIBUTE(f64, double)
+/* The bucket of a row: its grid index along `axis` (the sort's levels), or 0 when its grid cell is
+ * flagged in gr->cover and 1 when not (the near/far split). */
+#define AXIS_BUCKET(gr, row, axis) axis_bin((gr), (row)[(axis)])
+#define COVER_BUCKET_f32(gr, row, axis) ((uint64_t)!(gr)->cover[key_f32((gr), (row))])
+#define COVER_BUCKET_f64(gr, row, axis) ((uint64_t)!(gr)->cover[key_f64((gr), (row))])
+
+DEFINE_DISTRIBUTE(distribute, f32, float, AXIS_BUCKET)
+DEFINE_DISTRIBUTE(distribute, f64, double, AXIS_BUCKET)
+DEFINE_DISTRIBUTE(split_near, f32, float, COVER_BUCKET_f32)
+DEFINE_DISTRIBUTE(split_near, f64, double, COVER_BUCKET_f64)
+
+/* Swaps the k rows at a with the k rows at b (the two ranges do not overlap). */
+#define DEFINE_SWAP_ROWS(SUF, T)                                                                  \
+	static void swap_rows_##SUF(T *x, float *t, uint64_t a, uint64_t b, uint64_t k)           \
+	{                                                                                         \
+		uint64_t r, c;                                                                    \
+		for (r = 0; r < k; r++) {                                                         \
+			float tt = t[a + r];                                                      \
+			t[a + r] = t[b + r];                                                      \
+			t[b + r] = tt;                                                            \
+			for (c = 0; c < 3; c++) {                                                 \
+				T v = x[3 * (a + r) + c];                                         \
+				x[3 * (a + r) + c] = x[3 * (b + r) + c];                          \
+				x[3 * (b + r) + c] = v;                                           \
+			}                                                                         \
+		}                                                                                 \
+	}
+
+DEFINE_SWAP_ROWS(f32, float)
+DEFINE_SWAP_ROWS(f64, double)
 
 /* ---- load_positions, build_index ------------------------------------------------------------- */
 
+/* out[i] = (float)in[i] for i < m (IEC 60559 narrowing: out of range gives inf, NaN stays NaN);
+ * 1 when every value lies in [lo, hi) both as read and as converted (check_pos_f32's test), else
+ * 0. Branch-free, so that it vectorises. */
+VECTORISE static uint32_t cvt_f64_f32(const double *restrict in, float *restrict out, uint64_t m,
+				      double lo, double hi)
+{
+	uint32_t ok = 1;
+	uint64_t i;
+
+	for (i = 0; i < m; i++) {
+		double v = in[i];
+		float f = (float)v;
+
+		out[i] = f;
+		ok &= (uint32_t)(v >= lo) & (uint32_t)(v < hi) & (uint32_t)((double)f >= lo) &
+		      (uint32_t)((double)f < hi);
+	}
+	return ok;
+}
+
+/*
+ * Coordinates stored as float64, kept as float32: read 1 MiB blocks of float64 rows into io_buffer
+ * (no HDF5 type conversion: a plain read) and convert and check them in one pass. *bad receives
+ * the first bad cell (non-finite or more than half a box outside), or n.
+ */
+static int positions_f64_to_f32(struct run *R, uint64_t *bad)
+{
+	const uint64_t rows = IO_BUFFER_BYTES / (3 * sizeof(double));
+	const double lo = -0.5 * R->box, hi = 1.5 * R->box;
+	float *x = R->coords;
+	const double *in = R->iobuf;
+	uint64_t first, n = R->n, i;
+	int rc;
+
+	*bad = n;
+	for (first = 0; first < n; first += rows) {
+		uint64_t cnt = n - first < rows ? n - first : rows;
+		float *o = x + 3 * first;
+
+		if (((first / rows) & 63) == 0 && (rc = sm__pl_cancelled(R)) != 0)
+			return rc;
+		if ((rc = sm_snapshot_read_range(&R->s, 0, "Coordinates", SM_DTYPE_F64, 3, first, cnt,
+						 R->iobuf, NULL, R->err)) != 0)
+			return rc;
+		if (!cvt_f64_f32(in, o, 3 * cnt, lo, hi)) {
+			for (i = 0; i < 3 * cnt; i++) {
+				double v = in[i], f = o[i];
+
+				if (!(v >= lo && v < hi) || !(f >= lo && f < hi))
+					break;
+			}
+			*bad = first + i / 3;
+			return 0;
+		}
+	}
+	return 0;
+}
+
 static int load_positions(struct run *R)
 {
-	uint64_t n = R->n, bytes, bad;
+	uint64_t n = R->n, bytes, bad = n;
 	sm_io_buffer iob = {NULL, 0};
-	int rc;
+	sm_field_info fi;
+	int rc, convert = 0;
 
 	if ((rc = sm__pl_stage_begin(R, "load_positions", -1, n)) != 0)
 		return rc;
@@ -865,18 +1008,26 @@ static int load_positions(struct run *R)
 				    (unsigned long long)n);
 	if ((rc = sm__pl_palloc(R, &R->coords, "Coordinates", bytes)) != 0)
 		return rc;
+	prefault(R->coords, bytes);
 	if (R->pt == SM_DTYPE_F32) {
 		if ((rc = sm__pl_palloc(R, &R->iobuf, "io_buffer", IO_BUFFER_BYTES)) != 0)
 			return rc;
 		iob.tconv = R->iobuf;
 		iob.size = IO_BUFFER_BYTES;
+		if (n > 0 && sm_snapshot_field_info(&R->s, 0, "Coordinates", &fi, NULL) == 0 &&
+		    fi.disk_type == SM_DTYPE_F64 && fi.ncomp == 3)
+			convert = 1;
 	}
-	if (n > 0 && (rc = sm_snapshot_read_field(&R->s, 0, "Coordinates", R->pt, 3, R->coords,
-						  R->pt == SM_DTYPE_F32 ? &iob : NULL,
-						  R->err)) != 0)
-		return rc;
-	bad = R->pt == SM_DTYPE_F32 ? check_pos_f32(R->coords, n, R->box)
-				    : check_pos_f64(R->coords, n, R->box);
+	if (convert) {
+		if ((rc = positions_f64_to_f32(R, &bad)) != 0)
+			return rc;
+	} else if (n > 0) {
+		if ((rc = sm_snapshot_read_field(&R->s, 0, "Coordinates", R->pt, 3, R->coords,
+						 R->pt == SM_DTYPE_F32 ? &iob : NULL, R->err)) != 0)
+			return rc;
+		bad = R->pt == SM_DTYPE_F32 ? check_pos_f32(R->coords, n, R->box)
+					    : check_pos_f64(R->coords, n, R->box);
+	}
 	if (bad < n) {
 		char where[SM_PATH_MAX];
 		uint64_t local;
@@ -948,42 +1099,6 @@ static void slab_part(void *arg, unsigned part, unsigned parts)
 	}
 }
 
-static int build_index(struct run *R)
-{
-	uint64_t g = sm_pipeline_grid_side(R->n), m = g * g * g;
-	struct index_job J;
-	int rc;
-
-	R->grid.g = g;
-	R->grid.gd = (double)g;
-	R->grid.box = R->box;
-	R->grid.inv_w = (double)g / R->box;
-	R->r->grid_side = g;
-	if ((rc = sm__pl_stage_begin(R, "build_index", -1, R->n)) != 0 ||
-	    (rc = sm__pl_palloc(R, &R->cstart, "index_cell_start", 8 * (m + 1))) != 0 ||
-	    (rc = sm__pl_palloc(R, &R->cfill, "index_cell_fill", 8 * m)) != 0)
-		return rc;
-	memset(&J, 0, sizeof(J));
-	J.gr = &R->grid;
-	J.x = R->coords;
-	J.t = R->temp;
-	J.f64 = R->pt == SM_DTYPE_F64;
-	J.start = R->cstart;
-	J.fill = R->cfill;
-	memset(R->cstart, 0, 8 * (m + 1));
-	distribute(&J, NULL, R->cstart, 0, R->n, g * g, 0);
-	if ((rc = sm__pl_cancelled(R)) != 0)
-		return rc;
-	atomic_init(&J.next, 0);
-	sm__pl_parallel(slab_part, &J, R->n >= 65536 ? sm__pl_threads() : 1);
-	sm__pl_pfree(R, &R->cfill);
-	sm__pl_progress(R, "build_index", -1, R->n, R->n);
-	sm__pl_stage_end(R);
-	return 0;
-}
-
-/* ---- per halo -------------------------------------------------------------------------------- */
-
 /* Ranges of grid indices along one axis covering [c - r, c + r] (periodic, each index once). */
 struct axis_range {
 	uint64_t a[2], b[2];  /* up to two runs [a, b] */
@@ -1018,6 +1133,140 @@ static void axis_cover(const struct grid *gr, double c, double r, struct axis_ra
 		ar->b[1] = (uint64_t)wh;
 	}
 }
+
+/* The grid cells the halos' sphere scans visit (sphere_scan's own cover), flagged in cover[m]. */
+static void mark_cover(const struct run *R, unsigned char *cover)
+{
+	const struct grid *gr = &R->grid;
+	uint64_t h, g = gr->g, x, y;
+	struct axis_range ax, ay, az;
+	int i, j, l;
+
+	memset(cover, 0, g * g * g);
+	for (h = 0; h < R->k; h++) {
+		const double *cd = &R->halo_center[3 * h];
+		double r2 = 2.0 * R->halo_r200[h];
+
+		axis_cover(gr, cd[0], r2, &ax);
+		axis_cover(gr, cd[1], r2, &ay);
+		axis_cover(gr, cd[2], r2, &az);
+		for (i = 0; i < ax.n; i++)
+			for (x = ax.a[i]; x <= ax.b[i]; x++)
+				for (j = 0; j < ay.n; j++)
+					for (y = ay.a[j]; y <= ay.b[j]; y++)
+						for (l = 0; l < az.n; l++)
+							memset(cover + (x * g + y) * g + az.a[l], 1,
+							       az.b[l] - az.a[l] + 1);
+	}
+}
+
+struct part_job {
+	const struct grid *gr;
+	const unsigned char *cover;
+	void *x;
+	float *t;
+	int f64;
+	uint64_t n;
+	uint64_t lo[SM__PL_MAX_THREADS], near[SM__PL_MAX_THREADS];
+};
+
+static void cover_part(void *arg, unsigned part, unsigned parts)
+{
+	struct part_job *J = arg;
+	uint64_t lo = J->n * part / parts, hi = J->n * (part + 1) / parts;
+
+	uint64_t b[3];
+
+	J->lo[part] = lo;
+	if (hi - lo < 2) { /* split_near puts a single row in bucket 0 unclassified */
+		J->near[part] = hi > lo && !(J->f64 ? COVER_BUCKET_f64(J->gr, (const double *)J->x + 3 * lo, 0)
+						    : COVER_BUCKET_f32(J->gr, (const float *)J->x + 3 * lo, 0));
+		return;
+	}
+	if (J->f64)
+		split_near_f64(J->gr, J->x, J->t, NULL, b, lo, hi - lo, 1, 2, 0);
+	else
+		split_near_f32(J->gr, J->x, J->t, NULL, b, lo, hi - lo, 1, 2, 0);
+	J->near[part] = b[1] - lo;
+}
+
+/* Cells in covered grid cells to the front, on the worker threads: each part partitions its own
+ * stretch, then the parts' near blocks are closed up (swapping with the far rows between).
+ * Returns the number of near cells. */
+static uint64_t partition_near(struct run *R, const unsigned char *cover)
+{
+	struct part_job J;
+	unsigned parts = R->n >= 65536 ? sm__pl_threads() : 1, p;
+	uint64_t e = 0;
+
+	memset(&J, 0, sizeof(J));
+	J.gr = &R->grid;
+	J.cover = cover;
+	J.x = R->coords;
+	J.t = R->temp;
+	J.f64 = R->pt == SM_DTYPE_F64;
+	J.n = R->n;
+	sm__pl_parallel(cover_part, &J, parts);
+	for (p = 0; p < parts; p++) {
+		uint64_t gap = J.lo[p] - e, k = gap < J.near[p] ? gap : J.near[p];
+
+		if (k > 0) {
+			uint64_t b = J.lo[p] + J.near[p] - k;
+
+			if (J.f64)
+				swap_rows_f64(R->coords, R->temp, e, b, k);
+			else
+				swap_rows_f32(R->coords, R->temp, e, b, k);
+		}
+		e += J.near[p];
+	}
+	return e;
+}
+
+static int build_index(struct run *R)
+{
+	uint64_t g = sm_pipeline_grid_side(R->n), m = g * g * g, nnear;
+	struct index_job J;
+	int rc;
+
+	R->grid.g = g;
+	R->grid.gd = (double)g;
+	R->grid.box = R->box;
+	R->grid.inv_w = (double)g / R->box;
+	R->r->grid_side = g;
+	if ((rc = sm__pl_stage_begin(R, "build_index", -1, R->n)) != 0 ||
+	    (rc = sm__pl_palloc(R, &R->cstart, "index_cell_start", 8 * (m + 1))) != 0 ||
+	    (rc = sm__pl_palloc(R, &R->cfill, "index_cell_fill", 8 * m)) != 0)
+		return rc;
+	/* Only cells some sphere scan can visit are sorted; index_cell_fill holds the cover flags
+	 * (m bytes of its 8m) until the slab counts need it. */
+	mark_cover(R, (unsigned char *)R->cfill);
+	R->grid.cover = (const unsigned char *)R->cfill;
+	nnear = partition_near(R, (const unsigned char *)R->cfill);
+	R->r->indexed_cells = nnear;
+	if ((rc = sm__pl_cancelled(R)) != 0)
+		return rc;
+	memset(&J, 0, sizeof(J));
+	J.gr = &R->grid;
+	J.x = R->coords;
+	J.t = R->temp;
+	J.f64 = R->pt == SM_DTYPE_F64;
+	J.start = R->cstart;
+	J.fill = R->cfill;
+	memset(R->cstart, 0, 8 * (m + 1));
+	distribute(&J, NULL, R->cstart, 0, nnear, g * g, 0);
+	if ((rc = sm__pl_cancelled(R)) != 0)
+		return rc;
+	atomic_init(&J.next, 0);
+	sm__pl_parallel(slab_part, &J, nnear >= 65536 ? sm__pl_threads() : 1);
+	sm__pl_pfree(R, &R->cfill);
+	sm__pl_progress(R, "build_index", -1, R->n, R->n);
+	sm__pl_stage_end(R);
+	return 0;
+}
+
+/* ---- per halo -------------------------------------------------------------------------------- */
+
 
 /* Cells of halo h within 2 R200 through the grid: counted (so->idx NULL) or listed. Only the
  * x columns [xa, xb) of the visit order (the columns the sphere touches, in the order they are

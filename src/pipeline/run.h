@@ -27,6 +27,7 @@ struct grid {
 	uint64_t g;        /* side */
 	double gd;         /* the same, as a double */
 	double box, inv_w; /* g / box */
+	const unsigned char *cover; /* build_index: [g^3] grid cells some sphere scan visits */
 };
 
 /* histogram's log10 T bins by table (tbin_table_init). */
