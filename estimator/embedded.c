@@ -187,6 +187,7 @@ int sm_est_documented_rows(const sm_est_input *in, const sm_estimate *e, sm_est_
 	nb.temperature = SM_TEMP_IN_MEMORY;
 	nb.select = SM_SELECT_MASK;
 	nb.ranks = 1;
+	nb.mpi = 0;
 	nb.positions = SM_DTYPE_F32;
 	if ((rc = sm_estimate_compute(in, &nb, &e32, err)) != 0)
 		return rc;

@@ -5,6 +5,9 @@
  * strictly above --mass-min, or the --halos N most massive), and optionally the sphere cells an
  * earlier run measured (--calibrate RUNDIR, its memory.json run.halos[].sphere_cells).
  *
+ * With --mpi the base-path source also reads every chunk's NumPart_ThisFile (the chunk headers, no
+ * particle data): the distributed run deals chunk files to ranks by their gas cells.
+ *
  * Without a catalogue, --halos N is modelled with the TNG300-1 mass-function shape; --mass-min then
  * cannot be answered and is refused with one line saying so.
  */
@@ -24,8 +27,11 @@ void sm_est_input_release(sm_est_input *in)
 	if (in == NULL)
 		return;
 	free(in->halos);
+	free(in->chunk_gas);
 	in->halos = NULL;
 	in->nhalos = 0;
+	in->chunk_gas = NULL;
+	in->nchunks = 0;
 }
 
 static void set_name(char *dst, size_t len, const char *src)
@@ -122,6 +128,27 @@ out:
 	return rc;
 }
 
+/* The distributed run deals chunk files to ranks by their gas cells: every chunk's count. */
+static int chunk_gas(sm_est_input *in, sm_snapshot *s, sm_error *err)
+{
+	int64_t i;
+	int rc;
+
+	if ((rc = sm_snapshot_scan(s, err)) != 0)
+		return rc;
+	if (s->nfiles <= 0 || (uint64_t)s->nfiles > SIZE_MAX / sizeof(uint64_t))
+		return sm_error_set(err, SM_EFORMAT, "'%s': %lld chunk files", in->path,
+				    (long long)s->nfiles);
+	in->chunk_gas = malloc((size_t)s->nfiles * sizeof(uint64_t));
+	if (in->chunk_gas == NULL)
+		return sm_error_set(err, SM_ENOMEM, "'%s': cannot hold the cells of %lld chunk files",
+				    in->path, (long long)s->nfiles);
+	for (i = 0; i < s->nfiles; i++)
+		in->chunk_gas[i] = s->chunk_counts[i * SM_NTYPES + 0];
+	in->nchunks = s->nfiles;
+	return 0;
+}
+
 int sm_est_input_from_base(sm_est_input *in, const char *base, int snap, const sm_model_options *o,
 			   sm_error *err)
 {
@@ -139,6 +166,10 @@ int sm_est_input_from_base(sm_est_input *in, const char *base, int snap, const s
 	if ((rc = sm_snapshot_open_base(&s, base, snap, err)) != 0)
 		goto fail;
 	in->header = s.header;
+	if (o->mpi && (rc = chunk_gas(in, &s, err)) != 0) {
+		sm_snapshot_release(&s);
+		goto fail;
+	}
 	sm_snapshot_release(&s);
 
 	rc = sm_catalog_open_base(&c, base, snap, err);

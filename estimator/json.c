@@ -29,14 +29,14 @@ static const char *positions_name(sm_dtype t)
 
 json_t *sm__est_options_json(const sm_model_options *o)
 {
-	return json_pack("{s:s, s:s, s:s, s:I, s:o, s:f, s:I, s:o}",
+	return json_pack("{s:s, s:s, s:s, s:I, s:o, s:f, s:I, s:b, s:o}",
 			 "positions", positions_name(o->positions),
 			 "select", o->select == SM_SELECT_MASK ? "mask" : "index",
 			 "temperature", o->temperature == SM_TEMP_STREAMING ? "streaming" : "in-memory",
 			 "stream_block", (json_int_t)o->stream_block,
 			 "halos", o->halos >= 0 ? json_integer((json_int_t)o->halos) : json_null(),
 			 "mass_min", o->mass_min,
-			 "ranks", (json_int_t)o->ranks,
+			 "ranks", (json_int_t)o->ranks, "mpi", o->mpi || o->ranks > 1,
 			 "sphere_cells", o->sphere_cells > 0 ? json_integer((json_int_t)o->sphere_cells)
 							     : json_null());
 }
@@ -146,6 +146,31 @@ static json_t *documented_json(const sm_est_input *in, const sm_estimate *e)
 	return arr;
 }
 
+/* The "mpi" object of docs/MPI.md: the work split and the node arithmetic of one rank's total. */
+static json_t *mpi_json(const sm_estimate *e, uint64_t node_mem)
+{
+	uint64_t rpn = 0, nodes = 0;
+
+	if (node_mem > 0)
+		sm_est_node_fit(e->peak_total, node_mem, e->options.ranks, &rpn, &nodes);
+	return json_pack("{s:I, s:s, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:f}",
+			 "ranks", (json_int_t)e->options.ranks,
+			 "assignment", "largest chunk first to the least-loaded rank",
+			 "files", (json_int_t)e->files,
+			 "files_with_gas", e->files_with_gas >= 0 ? json_integer(e->files_with_gas)
+								  : json_null(),
+			 "cells_per_rank_max", e->have_cells_per_rank ? bytes(e->cells_per_rank_max)
+								      : json_null(),
+			 "cells_per_rank_min", e->have_cells_per_rank ? bytes(e->cells_per_rank_min)
+								      : json_null(),
+			 "per_rank_peak_total_bytes", bytes(e->peak_total),
+			 "node_mem_bytes", node_mem > 0 ? bytes(node_mem) : json_null(),
+			 "ranks_per_node", node_mem > 0 ? bytes(rpn) : json_null(),
+			 "nodes_needed", node_mem > 0 && rpn > 0 ? bytes(nodes) : json_null(),
+			 "halo_grid_side", (json_int_t)e->halo_grid_side,
+			 "sphere_radius_max", e->sphere_radius_max);
+}
+
 char *sm_estimate_json(const sm_est_input *in, const sm_estimate *e, uint64_t node_mem)
 {
 	json_t *root, *stages = json_array(), *alts = json_array();
@@ -180,6 +205,8 @@ char *sm_estimate_json(const sm_est_input *in, const sm_estimate *e, uint64_t no
 			 "alternatives", alts, "documented", documented_json(in, e));
 	if (root == NULL)
 		return NULL;
+	if (e->mpi)
+		json_object_set_new(root, "mpi", mpi_json(e, node_mem));
 	if (node_mem > 0) {
 		uint32_t r = 0;
 

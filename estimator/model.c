@@ -8,15 +8,18 @@
  * line naming the source and the array. Allocated bytes are jemalloc's size class of each request
  * (sm_prof_nallocx), never computed here.
  *
- * MPI ranks (--ranks R > 1): figures are per rank. Each rank holds its share ceil(N / R) of the gas
- * cells (the streaming-by-chunk design of issue 9 with the cells spread evenly), the full halo and
- * group tables, and at most its share of any sphere (worst case: a whole sphere on one rank).
+ * The distributed strategy (--mpi, --ranks R > 1; docs/MPI.md): figures are one rank's, the same on
+ * every rank whatever its share of the chunk files: the group and halo tables (load_halos), the halo
+ * index over a grid sized by the largest sphere (build_index), every halo's profile sums and one
+ * block of cells (stream_cells), nothing new in histogram_write. The chunk files' assignment to
+ * ranks (largest first to the least-loaded rank) only says how many cells each rank streams.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "snapmem/estimator.h"
+#include "snapmem/pipeline.h"
 #include "snapmem/profiler.h"
 #include "snapmem/units.h"
 
@@ -181,9 +184,16 @@ size_t sm__est_assumptions(const sm_est_input *in, const sm_model_options *o, co
 	if (in != NULL && strcmp(in->source_kind, "embedded") == 0)
 		ADD("Ngroups_Total = 17,625,892 for TNG300-1 snapshot 99, from the TNG public data "
 		    "release");
-	if (o->ranks > 1)
-		ADD("per rank: ceil(N / R) gas cells, the full halo and group tables, and up to a whole "
-		    "sphere's cells on one rank (worst case)");
+	if (o->mpi) {
+		ADD("distributed (--mpi): figures are one rank's and the same on every rank whatever "
+		    "its share: the group and halo tables, the halo index, every halo's profile sums "
+		    "(25,200 B each) and one block of --stream-block cells; sphere cells do not enter");
+		ADD("halo index: sphere radius 2 R200 per halo with R200 from the catalogue when known, "
+		    "else modelled from M200 as above; grid side sm_pipeline_halo_grid_side(BoxSize, "
+		    "largest radius)");
+		ADD("the per-rank baseline is a process without MPI: Open MPI's own buffers and "
+		    "libraries come on top and are not predicted");
+	}
 	ADD("only the arrays docs/MODEL.md lists are predicted (plus the process baseline): HDF5's "
 	    "per-file metadata while a file is open and the profiler's own tables are not");
 #undef ADD
@@ -399,6 +409,209 @@ static int halo_peak(uint64_t base, uint64_t s, uint64_t n, uint64_t ib, uint64_
 	return 0;
 }
 
+/* ---- the distributed strategy (docs/MPI.md) -------------------------------------------------- */
+
+/* Min-heap of ranks by (cells, rank): the least-loaded rank, ties to the lowest, on top. */
+static int rank_before(const uint64_t *load, uint32_t a, uint32_t b)
+{
+	return load[a] != load[b] ? load[a] < load[b] : a < b;
+}
+
+static void sift_down(uint32_t *heap, uint32_t n, const uint64_t *load, uint32_t i)
+{
+	for (;;) {
+		uint32_t l = 2 * i + 1, r = l + 1, m = i, t;
+
+		if (l < n && rank_before(load, heap[l], heap[m]))
+			m = l;
+		if (r < n && rank_before(load, heap[r], heap[m]))
+			m = r;
+		if (m == i)
+			return;
+		t = heap[i];
+		heap[i] = heap[m];
+		heap[m] = t;
+		i = m;
+	}
+}
+
+struct file_cells {
+	uint64_t cells;
+	size_t file;
+};
+
+static int by_cells_desc(const void *x, const void *y)
+{
+	const struct file_cells *a = x, *b = y;
+
+	if (a->cells != b->cells)
+		return a->cells > b->cells ? -1 : 1;
+	return a->file < b->file ? -1 : a->file > b->file;
+}
+
+int sm_est_assign_chunks(const uint64_t *cells, size_t nfiles, uint32_t ranks,
+			 uint64_t *rank_cells, int32_t *file_rank, sm_error *err)
+{
+	struct file_cells *fc = NULL;
+	uint32_t *heap = NULL, r;
+	size_t i, nf = 0;
+	int rc = 0;
+
+	if (ranks == 0)
+		return sm_error_set(err, SM_EINVAL, "estimator: the work split needs at least 1 rank");
+	if (nfiles > (size_t)INT32_MAX || (nfiles > 0 && cells == NULL))
+		return sm_error_set(err, SM_EINVAL, "estimator: %zu chunk files: cannot assign", nfiles);
+	fc = malloc((nfiles > 0 ? nfiles : 1) * sizeof(*fc));
+	heap = malloc((size_t)ranks * sizeof(*heap));
+	if (fc == NULL || heap == NULL) {
+		rc = sm_error_set(err, SM_ENOMEM, "estimator: cannot assign %zu chunk files to %u ranks",
+				  nfiles, ranks);
+		goto out;
+	}
+	for (i = 0; i < nfiles; i++) {
+		if (file_rank != NULL)
+			file_rank[i] = -1;
+		if (cells[i] == 0)
+			continue;
+		fc[nf].cells = cells[i];
+		fc[nf].file = i;
+		nf++;
+	}
+	qsort(fc, nf, sizeof(*fc), by_cells_desc);
+	for (r = 0; r < ranks; r++) {
+		rank_cells[r] = 0;
+		heap[r] = r;  /* all loads 0, ascending rank: already a heap */
+	}
+	for (i = 0; i < nf; i++) {
+		uint32_t top = heap[0];
+
+		if (sm_add_u64(rank_cells[top], fc[i].cells, &rank_cells[top]) != 0) {
+			rc = sm_error_set(err, SM_EOVERFLOW, "estimator: the cells of rank %u do not fit "
+					  "in 64 bits", top);
+			goto out;
+		}
+		if (file_rank != NULL)
+			file_rank[fc[i].file] = (int32_t)top;
+		sift_down(heap, ranks, rank_cells, 0);
+	}
+out:
+	free(heap);
+	free(fc);
+	return rc;
+}
+
+void sm_est_node_fit(uint64_t per_rank_total, uint64_t node_mem, uint32_t ranks,
+		     uint64_t *ranks_per_node, uint64_t *nodes_needed)
+{
+	uint64_t per = per_rank_total > 0 ? per_rank_total : 1, rpn = node_mem / per;
+
+	*ranks_per_node = rpn;
+	*nodes_needed = rpn > 0 ? ranks / rpn + (ranks % rpn != 0) : 0;
+}
+
+/* The chunk files and, when their sizes are known, the cells of the most and least loaded rank. */
+static int mpi_split(const sm_est_input *in, uint32_t ranks, sm_estimate *e, sm_error *err)
+{
+	uint64_t *load, mx = 0, mn = UINT64_MAX;
+	uint32_t r;
+	int64_t i;
+	int rc;
+
+	e->files = in->header.num_files > 0 ? in->header.num_files : 1;
+	e->files_with_gas = -1;
+	if (in->chunk_gas == NULL || in->nchunks <= 0)
+		return 0;
+	e->files = in->nchunks;
+	e->files_with_gas = 0;
+	for (i = 0; i < in->nchunks; i++)
+		e->files_with_gas += in->chunk_gas[i] > 0;
+	load = malloc((size_t)ranks * sizeof(*load));
+	if (load == NULL)
+		return sm_error_set(err, SM_ENOMEM, "estimator: cannot hold the cells of %u ranks",
+				    ranks);
+	rc = sm_est_assign_chunks(in->chunk_gas, (size_t)in->nchunks, ranks, load, NULL, err);
+	if (rc == 0) {
+		for (r = 0; r < ranks; r++) {
+			if (load[r] > mx)
+				mx = load[r];
+			if (load[r] < mn)
+				mn = load[r];
+		}
+		e->have_cells_per_rank = 1;
+		e->cells_per_rank_max = mx;
+		e->cells_per_rank_min = mn;
+	}
+	free(load);
+	return rc;
+}
+
+/* build_index, stream_cells and histogram_write of one rank (load_halos is the serial one). */
+static int mpi_stages(struct sim *s, const sm_est_input *in, const sm_model_options *o,
+		      sm_estimate *e)
+{
+	uint64_t n = in->header.npart_total[0], k = in->nhalos, i, hg, cells, per, hk, b;
+	double smax = 0;
+	sm_dtype pt = o->positions;
+	int rc;
+
+	for (i = 0; i < k; i++) {
+		const sm_est_halo *h = &in->halos[i];
+		double r = h->r200 > 0 ? h->r200 : sm__est_r200(&in->header, h->m200_msun);
+
+		if (2.0 * r > smax)
+			smax = 2.0 * r;
+	}
+	hg = k > 0 ? sm_pipeline_halo_grid_side(in->header.box_size, smax) : 1;
+	e->halo_grid_side = hg;
+	e->sphere_radius_max = smax;
+	cells = hg * hg * hg;  /* hg <= 64 */
+	per = cells < 8 ? cells : 8;
+
+	stage_begin(s, e, "build_index", 0, -1);
+	if ((rc = alloc(s, "halo_grid_start", SM_DTYPE_U32, cells + 1, "histogram_write")) != 0)
+		return rc;
+	if (sm_mul_u64(k, per, &hk) != 0)
+		return overflow(s, "halo_grid_halos", k, SM_DTYPE_U32);
+	if ((rc = alloc(s, "halo_grid_halos", SM_DTYPE_U32, hk, "histogram_write")) != 0)
+		return rc;
+	stage_end(s);
+
+	stage_begin(s, e, "stream_cells", 0, -1);
+	if (sm_mul_u64(k, HISTOGRAM_BYTES, &hk) != 0)
+		return overflow(s, "profile_sums", k, SM_DTYPE_U8);
+	if ((rc = alloc(s, "profile_sums", SM_DTYPE_U8, hk, "histogram_write")) != 0)
+		return rc;
+	b = o->stream_block < n ? o->stream_block : n;
+	if (b > 0) {
+		if (b > UINT64_MAX / 3)
+			return overflow(s, "Coordinates", b, pt);
+		if ((rc = alloc(s, "InternalEnergy", SM_DTYPE_F32, b, "stream_cells")) != 0 ||
+		    (rc = alloc(s, "ElectronAbundance", SM_DTYPE_F32, b, "stream_cells")) != 0 ||
+		    (rc = alloc(s, "StarFormationRate", SM_DTYPE_F32, b, "stream_cells")) != 0 ||
+		    (rc = alloc(s, "temperature", SM_DTYPE_F32, b, "stream_cells")) != 0 ||
+		    (rc = alloc(s, "Coordinates", pt, 3 * b, "stream_cells")) != 0)
+			return rc;
+		if (pt == SM_DTYPE_F32 &&
+		    (rc = alloc(s, "io_buffer", SM_DTYPE_U8, IO_BUFFER_BYTES, "stream_cells")) != 0)
+			return rc;
+		release(s, "InternalEnergy");
+		release(s, "ElectronAbundance");
+		release(s, "StarFormationRate");
+		release(s, "temperature");
+		release(s, "Coordinates");
+		release(s, "io_buffer");
+	}
+	stage_end(s);
+
+	/* The sums are reduced to rank 0 in place (MPI's buffers are untracked), then freed. */
+	stage_begin(s, e, "histogram_write", 0, -1);
+	release(s, "profile_sums");
+	release(s, "halo_grid_start");
+	release(s, "halo_grid_halos");
+	stage_end(s);
+	return 0;
+}
+
 int sm_estimate_compute(const sm_est_input *in, const sm_model_options *o, sm_estimate *out,
 			sm_error *err)
 {
@@ -408,7 +621,7 @@ int sm_estimate_compute(const sm_est_input *in, const sm_model_options *o, sm_es
 	uint64_t largest = 0;
 	int64_t inst = -1;
 	sm_dtype pt, it;
-	int rc = 0;
+	int rc = 0, mpi;
 	size_t si;
 
 	memset(e, 0, sizeof(*e));
@@ -424,10 +637,17 @@ int sm_estimate_compute(const sm_est_input *in, const sm_model_options *o, sm_es
 	if (in->nhalos > 0 && in->halos == NULL)
 		return sm_error_set(err, SM_EINVAL, "estimator: %llu halos without a halo table",
 				    (unsigned long long)in->nhalos);
+	mpi = o->mpi || o->ranks > 1;  /* as sm_model_options_check has it */
+	if (mpi && (o->select != SM_SELECT_INDEX || o->temperature != SM_TEMP_IN_MEMORY))
+		return sm_error_set(err, SM_EINVAL, "estimator: --mpi always streams through the halo "
+				    "index: --select mask and --temperature streaming do not apply");
 	e->options = *o;
+	e->options.mpi = mpi;
+	e->mpi = mpi;
+	e->files_with_gas = -1;
 
 	n_total = in->header.npart_total[0];
-	n = n_total / o->ranks + (n_total % o->ranks != 0);
+	n = n_total;
 	g = in->groups_total;
 	k = in->nhalos;
 	b = o->stream_block < n ? o->stream_block : n;
@@ -444,8 +664,19 @@ int sm_estimate_compute(const sm_est_input *in, const sm_model_options *o, sm_es
 				  (unsigned long long)k);
 		goto fail;
 	}
-	if ((rc = sphere_cells(in, o, n, e, err)) != 0)
+	if (mpi) {
+		/* Sphere cells do not enter a rank's memory: shown when they can be modelled. */
+		sm_error quiet = {0};
+
+		if (sphere_cells(in, o, n, e, &quiet) != 0) {
+			memset(e->halo_sphere_cells, 0, (k > 0 ? k : 1) * sizeof(uint64_t));
+			e->sphere_cells_source = "model";
+		}
+		if ((rc = mpi_split(in, o->ranks, e, err)) != 0)
+			goto fail;
+	} else if ((rc = sphere_cells(in, o, n, e, err)) != 0) {
 		goto fail;
+	}
 	for (i = 0; i < k; i++) {
 		if (inst < 0 || e->halo_sphere_cells[i] > largest) {
 			largest = e->halo_sphere_cells[i];
@@ -469,6 +700,14 @@ int sm_estimate_compute(const sm_est_input *in, const sm_model_options *o, sm_es
 	release(&s, "Group_R_Crit200");
 	release(&s, "GroupPos");
 	stage_end(&s);
+
+	if (mpi) {
+		if ((rc = mpi_stages(&s, in, o, e)) != 0)
+			goto fail;
+		for (i = 0; i < k; i++)  /* every halo's sums are live while the cells stream */
+			e->halo_peak[i] = e->stages[e->nstages - 2].peak;
+		goto totals;
+	}
 
 	/* load_gas_fields */
 	stage_begin(&s, e, "load_gas_fields", 0, -1);
@@ -572,6 +811,7 @@ int sm_estimate_compute(const sm_est_input *in, const sm_model_options *o, sm_es
 		}
 	}
 
+totals:
 	for (si = 0; si < e->nstages; si++) {
 		if (e->stages[si].peak > e->peak) {
 			e->peak = e->stages[si].peak;

@@ -1,8 +1,9 @@
 /*
  * Planning on top of the model: every option combination (positions x select x temperature, with
- * several streaming block sizes) and its peak against a node's memory, the smallest number of MPI
- * ranks that fits, and the trade-off document (snapmem.tradeoff/1). All of it is the pure model run
- * again with other options: no I/O.
+ * several streaming block sizes, in one process; and the distributed strategy per rank) and its
+ * peak against a node's memory, whether the distributed strategy fits at all (sm_est_ranks_needed),
+ * and the trade-off document (snapmem.tradeoff/1). All of it is the pure model run again with
+ * other options: no I/O.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -13,8 +14,6 @@
 #include "snapmem/estimator.h"
 
 #include "internal.h"
-
-#define MAX_RANKS_SEARCH 1048576u
 
 static const uint64_t blocks[] = {65536, 1048576, 16777216};
 
@@ -32,7 +31,9 @@ static int by_total(const void *x, const void *y)
 	return a->order < b->order ? -1 : a->order > b->order;
 }
 
-/* The combinations, in a fixed order; with_blocks 0: o's stream block only. */
+/* The combinations, in a fixed order: one process (mpi 0, ranks 1) positions x select x
+ * temperature, then the distributed strategy (mpi 1, o's ranks) for both positions; with_blocks 0:
+ * o's stream block only. At most 2 x 2 x 5 + 2 x 4 = 28. */
 static size_t combos(const sm_model_options *o, int with_blocks, sm_model_options *out)
 {
 	static const sm_dtype pos[] = {SM_DTYPE_F32, SM_DTYPE_F64};
@@ -53,18 +54,29 @@ static size_t combos(const sm_model_options *o, int with_blocks, sm_model_option
 	for (p = 0; p < 2; p++) {
 		for (s = 0; s < 2; s++) {
 			out[n] = *o;
+			out[n].mpi = 0;
+			out[n].ranks = 1;
 			out[n].positions = pos[p];
 			out[n].select = sel[s];
 			out[n].temperature = SM_TEMP_IN_MEMORY;
 			n++;
 			for (i = 0; i < nb; i++) {
-				out[n] = *o;
-				out[n].positions = pos[p];
-				out[n].select = sel[s];
+				out[n] = out[n - 1 - i];
 				out[n].temperature = SM_TEMP_STREAMING;
 				out[n].stream_block = bl[i];
 				n++;
 			}
+		}
+	}
+	for (p = 0; p < 2; p++) {
+		for (i = 0; i < nb; i++) {
+			out[n] = *o;
+			out[n].mpi = 1;
+			out[n].positions = pos[p];
+			out[n].select = SM_SELECT_INDEX;
+			out[n].temperature = SM_TEMP_IN_MEMORY;
+			out[n].stream_block = bl[i];
+			n++;
 		}
 	}
 	return n;
@@ -111,43 +123,23 @@ out:
 	return rc;
 }
 
-static int fits_with(const sm_est_input *in, const sm_model_options *o, uint32_t r,
-		     uint64_t node_mem, int *fits, sm_error *err)
+int sm_est_ranks_needed(const sm_est_input *in, const sm_model_options *o, uint64_t node_mem,
+			uint32_t *out, sm_error *err)
 {
 	sm_model_options x = *o;
 	sm_estimate e;
 	int rc;
 
-	x.ranks = r;
+	*out = 0;
+	x.mpi = 1;
+	x.select = SM_SELECT_INDEX;
+	x.temperature = SM_TEMP_IN_MEMORY;
+	/* A rank's arrays do not depend on the number of ranks: one rank stands for any. */
 	if ((rc = sm_estimate_compute(in, &x, &e, err)) != 0)
 		return rc;
-	*fits = e.peak_total <= node_mem;
+	if (e.peak_total <= node_mem)
+		*out = 1;
 	sm_estimate_release(&e);
-	return 0;
-}
-
-int sm_est_ranks_needed(const sm_est_input *in, const sm_model_options *o, uint64_t node_mem,
-			uint32_t *out, sm_error *err)
-{
-	uint32_t lo = 1, hi = MAX_RANKS_SEARCH, mid;
-	int f, rc;
-
-	*out = 0;
-	if ((rc = fits_with(in, o, hi, node_mem, &f, err)) != 0)
-		return rc;
-	if (!f)
-		return 0;
-	/* Per-rank peak falls as ranks grow (the grid side and index width only step down). */
-	while (lo < hi) {
-		mid = lo + (hi - lo) / 2;
-		if ((rc = fits_with(in, o, mid, node_mem, &f, err)) != 0)
-			return rc;
-		if (f)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	*out = lo;
 	return 0;
 }
 

@@ -4,7 +4,8 @@
  * combinations that fit / exits 1 when none does; every bad input is exit 2 with one line on stderr;
  * -o is atomic (no file on error, an existing file untouched); header-only snapshots (600 chunks,
  * and counts whose bytes overflow 64 bits), written here with HDF5 and, when it is built, by
- * `snapmem mock --header-only`.
+ * `snapmem mock --header-only`; the distributed strategy's plan (--ranks, --node-mem: ranks per node
+ * and nodes needed for TNG300-1) and its work split over unequal chunk files.
  */
 #include <dirent.h>
 #include <setjmp.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <hdf5.h>
@@ -155,28 +157,117 @@ static void test_node_mem(void **state)
 	assert_contains(r.out, "positions float32, select index, temperature in-memory");
 	assert_null(strstr(strstr(r.out, "combinations that fit"), "positions float64, select"));
 	tu_result_free(&r);
-	/* nothing fits 128 GiB at one rank: exit 1, and the ranks it needs */
+	/* no one-process combination fits 128 GiB: the distributed strategy does, listed, exit 0 */
 	r = tu_run("estimate", "--node-mem", "128G", NULL);
-	assert_int_equal(r.status, 1);
-	assert_contains(r.out, "no option combination fits");
-	assert_contains(r.out, "at least 2 MPI ranks");
+	assert_int_equal(r.status, 0);
+	assert_contains(r.out, "does NOT fit");
+	assert_contains(r.out, "option combinations that fit");
+	assert_contains(r.out, "distributed (--mpi), positions float32, stream block 1048576");
+	assert_null(strstr(strstr(r.out, "combinations that fit"), "one process"));
+	assert_contains(r.out, "the distributed strategy fits with any number of ranks: snapmem run "
+		       "--mpi, 384.94 MiB per rank");
 	tu_result_free(&r);
 	r = tu_run("estimate", "--node-mem", "128G", "--format", "json", NULL);
-	assert_int_equal(r.status, 1);
+	assert_int_equal(r.status, 0);
 	root = json_loads(r.out, 0, &jerr);
 	assert_non_null(root);
 	assert_true(json_is_false(json_object_get(root, "fits")));
 	assert_int_equal(json_integer_value(json_object_get(root, "node_mem_bytes")),
 			 INT64_C(137438953472));
-	assert_int_equal(json_array_size(json_object_get(root, "alternatives")), 16);
-	assert_int_equal(json_integer_value(json_object_get(root, "ranks_needed")), 2);
+	assert_int_equal(json_array_size(json_object_get(root, "alternatives")), 22);
+	assert_int_equal(json_integer_value(json_object_get(root, "ranks_needed")), 1);
+	assert_null(json_object_get(root, "mpi"));
+	json_decref(root);
+	tu_result_free(&r);
+	/* nothing fits 300 MiB, not even a rank (336 MiB of catalogue columns): exit 1 */
+	r = tu_run("estimate", "--node-mem", "300M", NULL);
+	assert_int_equal(r.status, 1);
+	assert_contains(r.out, "no option combination fits");
+	assert_contains(r.out, "not even the distributed strategy fits");
+	tu_result_free(&r);
+	r = tu_run("estimate", "--ranks", "4", "--node-mem", "300M", "--format", "json", NULL);
+	assert_int_equal(r.status, 1);
+	root = json_loads(r.out, 0, &jerr);
+	assert_non_null(root);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(root, "mpi"),
+							    "ranks_per_node")), 0);
+	assert_true(json_is_null(json_object_get(json_object_get(root, "mpi"), "nodes_needed")));
+	assert_true(json_is_null(json_object_get(root, "ranks_needed")));
 	json_decref(root);
 	tu_result_free(&r);
 	/* per rank: two ranks fit 128 GiB */
 	r = tu_run("estimate", "--ranks", "2", "--node-mem", "128G", NULL);
 	assert_int_equal(r.status, 0);
-	assert_contains(r.out, "fits");
+	assert_contains(r.out, "node memory 128.00 GiB: fits (peak total 384.94 MiB per rank)");
 	tu_result_free(&r);
+}
+
+/* The planning question for TNG300-1: 64 ranks on nodes of 256 GiB. */
+static void test_mpi_plan(void **state)
+{
+	tu_result r;
+	json_t *root, *m;
+	json_error_t jerr;
+
+	(void)state;
+	r = tu_run("estimate", "--ranks", "64", "--node-mem", "256GiB", NULL);
+	assert_int_equal(r.status, 0);
+	assert_string_equal(r.err, "");
+	assert_contains(r.out, "distributed (--mpi), positions float32, stream block 1048576, ranks 64");
+	assert_contains(r.out, "halo grid 27^3");
+	assert_contains(r.out, "64 ranks share 600 chunk files");
+	assert_contains(r.out, "an even split would be 225,855,035");  /* ceil(N / 64) */
+	/* 20 G + 48 K = 352,531,280 requested in load_halos; 403,643,360 with size classes and the
+	 * baseline; 256 GiB / 403,643,360 = 680.99 */
+	assert_contains(r.out, "352,531,280");
+	assert_contains(r.out, "every rank peaks at 384.94 MiB (403,643,360 B with the baseline) in "
+		       "load_halos");
+	assert_contains(r.out, "a node of 256.00 GiB holds 680 ranks; 64 ranks need 1 node");
+	assert_contains(r.out, "answer: 64 ranks of 384.94 MiB each fit on 1 node of 256.00 GiB");
+	assert_contains(r.out, "stream_cells");
+	assert_contains(r.out, "halo_grid_halos");
+	assert_null(strstr(r.out, "load_positions"));
+	tu_result_free(&r);
+
+	/* 1,000 ranks: two nodes */
+	r = tu_run("estimate", "--ranks", "1000", "--node-mem", "256GiB", NULL);
+	assert_int_equal(r.status, 0);
+	assert_contains(r.out, "1000 ranks need 2 nodes");
+	tu_result_free(&r);
+
+	r = tu_run("estimate", "--ranks", "64", "--node-mem", "256GiB", "--format", "markdown", NULL);
+	assert_int_equal(r.status, 0);
+	assert_contains(r.out, "## Distributed run (--mpi)");
+	assert_contains(r.out, "**Answer:** 64 ranks of 384.94 MiB each fit on 1 node of 256.00 GiB");
+	tu_result_free(&r);
+
+	r = tu_run("estimate", "--ranks", "64", "--node-mem", "256GiB", "--format", "json", NULL);
+	assert_int_equal(r.status, 0);
+	root = json_loads(r.out, 0, &jerr);
+	assert_non_null(root);
+	assert_true(json_is_true(json_object_get(json_object_get(root, "options"), "mpi")));
+	m = json_object_get(root, "mpi");
+	assert_int_equal(json_integer_value(json_object_get(m, "ranks")), 64);
+	assert_int_equal(json_integer_value(json_object_get(m, "files")), 600);
+	assert_true(json_is_null(json_object_get(m, "cells_per_rank_max")));
+	assert_int_equal(json_integer_value(json_object_get(m, "per_rank_peak_total_bytes")),
+			 INT64_C(403643360));
+	assert_int_equal(json_integer_value(json_object_get(m, "ranks_per_node")), 680);
+	assert_int_equal(json_integer_value(json_object_get(m, "nodes_needed")), 1);
+	assert_int_equal(json_integer_value(json_object_get(root, "peak_total_bytes")),
+			 INT64_C(403643360));
+	json_decref(root);
+	tu_result_free(&r);
+
+	/* --mpi alone: one rank, the same figures; no --node-mem: no node line */
+	r = tu_run("estimate", "--mpi", NULL);
+	assert_int_equal(r.status, 0);
+	assert_contains(r.out, "1 rank share 600 chunk files");
+	assert_contains(r.out, "give --node-mem SIZE");
+	tu_result_free(&r);
+	expect_bad(tu_run("estimate", "--mpi", "--select", "mask", NULL), "--select mask");
+	expect_bad(tu_run("estimate", "--ranks", "2", "--temperature", "streaming", NULL),
+		   "--temperature streaming");
 }
 
 static void test_bad_input(void **state)
@@ -309,12 +400,23 @@ static void test_tradeoff(void **state)
 	root = json_loads(r.out, 0, &jerr);
 	assert_non_null(root);
 	assert_string_equal(json_string_value(json_object_get(root, "schema")), "snapmem.tradeoff/1");
-	assert_int_equal(json_array_size(json_object_get(root, "variants")), 8);
+	assert_int_equal(json_array_size(json_object_get(root, "variants")), 10);
 	json_decref(root);
 	tu_result_free(&r);
 	r = tu_run("tradeoff", "--format", "markdown", NULL);
 	assert_int_equal(r.status, 0);
 	assert_contains(r.out, "| combination |");
+	assert_contains(r.out, "| f32/mpi/rank | 384.94 MiB |");
+	tu_result_free(&r);
+	/* with --ranks: the one-process combinations beside the distributed ones, stream_cells in
+	 * its place before histogram_write */
+	r = tu_run("tradeoff", "--ranks", "4", NULL);
+	assert_int_equal(r.status, 0);
+	assert_contains(r.out, "your options: distributed (--mpi)");
+	assert_contains(r.out, "f32/mask/stream");
+	assert_contains(r.out, "f64/mpi/rank");
+	assert_non_null(strstr(strstr(r.out, "build_index"), "stream_cells"));
+	assert_non_null(strstr(strstr(r.out, "stream_cells"), "histogram_write"));
 	tu_result_free(&r);
 }
 
@@ -430,6 +532,64 @@ static void test_600_chunks(void **state)
 	free(dir);
 }
 
+/* --mpi from a base path reads every chunk's NumPart_ThisFile and splits them over the ranks. */
+static void test_mpi_chunks(void **state)
+{
+	static const int32_t gas[4] = {100, 400, 300, 250};  /* 1050 in all */
+	char *dir = tu_tmpdir(), *sd = tu_path(dir, "snapdir_099"), name[64], *p;
+	tu_result r;
+	json_t *root, *m;
+	json_error_t jerr;
+	int i;
+
+	(void)state;
+	assert_int_equal(mkdir(sd, 0755), 0);
+	for (i = 0; i < 4; i++) {
+		snprintf(name, sizeof(name), "snap_099.%d.hdf5", i);
+		p = tu_path(sd, name);
+		write_header(p, 1050, 4, gas[i]);
+		free(p);
+	}
+	/* 2 ranks: 400 -> r0, 300 -> r1, 250 -> r1, 100 -> r0: 500 and 550 */
+	r = tu_run("estimate", "--base-path", dir, "--snap", "99", "--halos", "3", "--ranks", "2",
+		   "--format", "json", NULL);
+	assert_int_equal(r.status, 0);
+	root = json_loads(r.out, 0, &jerr);
+	assert_non_null(root);
+	m = json_object_get(root, "mpi");
+	assert_int_equal(json_integer_value(json_object_get(m, "files")), 4);
+	assert_int_equal(json_integer_value(json_object_get(m, "files_with_gas")), 4);
+	assert_int_equal(json_integer_value(json_object_get(m, "cells_per_rank_max")), 550);
+	assert_int_equal(json_integer_value(json_object_get(m, "cells_per_rank_min")), 500);
+	json_decref(root);
+	tu_result_free(&r);
+	/* 3 ranks: 400, 300, 250 + 100 */
+	r = tu_run("estimate", "--base-path", dir, "--snap", "99", "--halos", "3", "--ranks", "3",
+		   NULL);
+	assert_int_equal(r.status, 0);
+	assert_contains(r.out, "cells per rank (from the chunk headers): at most 400, at least 300");
+	tu_result_free(&r);
+	/* 6 ranks, 4 files: two ranks stream nothing */
+	r = tu_run("estimate", "--base-path", dir, "--snap", "99", "--halos", "3", "--ranks", "6",
+		   NULL);
+	assert_int_equal(r.status, 0);
+	assert_contains(r.out, "at most 400, at least 0; only 4 files hold gas: 2 ranks get none");
+	tu_result_free(&r);
+	/* a missing chunk: one rank would have no file to read; exit 2 naming it (one process reads
+	 * chunk 0's header alone and does not notice) */
+	p = tu_path(sd, "snap_099.2.hdf5");
+	assert_int_equal(unlink(p), 0);
+	expect_bad(tu_run("estimate", "--base-path", dir, "--snap", "99", "--halos", "3", "--mpi",
+			  NULL), "snap_099.2.hdf5");
+	r = tu_run("estimate", "--base-path", dir, "--snap", "99", "--halos", "3", NULL);
+	assert_int_equal(r.status, 0);
+	tu_result_free(&r);
+	free(p);
+	free(sd);
+	tu_rmtree(dir);
+	free(dir);
+}
+
 /* Header-only mocks written by `snapmem mock --header-only` (overflow: test_header_overflow). */
 static int make_mock(const char *dir, const char *gas, const char *files)
 {
@@ -466,6 +626,8 @@ int main(void)
 		cmocka_unit_test(test_default_json),
 		cmocka_unit_test(test_markdown),
 		cmocka_unit_test(test_node_mem),
+		cmocka_unit_test(test_mpi_plan),
+		cmocka_unit_test(test_mpi_chunks),
 		cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_snapshot_without_catalogue),
 		cmocka_unit_test(test_output_atomic),

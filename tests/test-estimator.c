@@ -2,8 +2,9 @@
  * The estimator's model through its API: every stage's formula of docs/MODEL.md for both positions
  * dtypes, both selects and both temperature modes (recomputed here independently from the formulas,
  * not from the code), allocated = sm_prof_nallocx of each request, the TNG300-1 exact figures,
- * overflow, sphere-cell override/calibration/model, ranks, node-fit alternatives, estimate.json keys
- * and the atomic writer.
+ * overflow, sphere-cell override/calibration/model, node-fit alternatives, estimate.json keys, the
+ * atomic writer; and the distributed strategy of docs/MPI.md: every stage's bytes for a small input
+ * written out by hand, the halo grid side, the chunk assignment and the node arithmetic.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -20,6 +21,7 @@
 #include <jansson.h>
 
 #include "snapmem/estimator.h"
+#include "snapmem/pipeline.h"
 #include "snapmem/profiler.h"
 #include "util.h"
 
@@ -392,14 +394,17 @@ static void test_override_and_ranks(void **state)
 	assert_true(e.halo_sphere_cells[279] < 100000); /* scaled by mass */
 	assert_int_equal(array(stage(&e, "mask_arrays"), "selected_temperature")->count, 1000000);
 
-	/* Four ranks: each holds ceil(N / 4) cells and the full halo tables. */
+	/* Four ranks: the distributed strategy, whose ranks hold the same arrays whatever R. */
 	o.ranks = 4;
 	n = in.header.npart_total[0];
 	assert_int_equal(sm_estimate_compute(&in, &o, &e4, &err), 0);
-	assert_int_equal(array(stage(&e4, "load_gas_fields"), "InternalEnergy")->count,
-			 (n + 3) / 4);
+	assert_true(e4.mpi);
+	assert_true(e4.options.mpi);
+	assert_null(stage(&e4, "load_gas_fields"));
+	assert_int_equal(array(stage(&e4, "stream_cells"), "InternalEnergy")->count, 1048576);
 	assert_int_equal(array(stage(&e4, "load_halos"), "Group_M_Crit200")->count, 17625892);
-	assert_true(e4.peak * 3 < e.peak);
+	assert_true(e4.peak * 100 < e.peak);
+	assert_true(n > 0);
 	sm_estimate_release(&e4);
 	sm_estimate_release(&e);
 	sm_est_input_release(&in);
@@ -486,19 +491,38 @@ static void test_alternatives(void **state)
 	sm_model_options_init(&o);
 	assert_int_equal(sm_est_input_embedded(&in, &o, &err), 0);
 	assert_int_equal(sm_est_alternatives(&in, &o, UINT64_C(300) << 30, &alts, &n, &err), 0);
-	assert_int_equal(n, 2 * 2 * 4);
+	/* one process: 2 x 2 x (in-memory + 3 blocks); distributed: 2 positions x 3 blocks */
+	assert_int_equal(n, 2 * 2 * 4 + 2 * 3);
 	for (i = 1; i < n; i++)
 		assert_true(alts[i - 1].peak_total <= alts[i].peak_total);
 	for (i = 0; i < n; i++) {
 		assert_int_equal(alts[i].fits, alts[i].peak_total <= (UINT64_C(300) << 30));
-		/* float32 positions fit 300 GiB, float64 do not (3 x 8 x N alone is 323 GiB) */
-		assert_int_equal(alts[i].fits, alts[i].options.positions == SM_DTYPE_F32);
+		if (alts[i].options.mpi) {
+			/* a rank holds tables, index, sums and a block: well under 1 GiB */
+			assert_true(alts[i].fits);
+			assert_true(alts[i].peak_total < (UINT64_C(1) << 30));
+			assert_int_equal(alts[i].options.select, SM_SELECT_INDEX);
+			assert_int_equal(alts[i].options.temperature, SM_TEMP_IN_MEMORY);
+		} else {
+			/* float32 positions fit 300 GiB, float64 do not (3 x 8 x N alone is 323 GiB) */
+			assert_int_equal(alts[i].fits, alts[i].options.positions == SM_DTYPE_F32);
+			assert_int_equal(alts[i].options.ranks, 1);
+		}
 	}
+	/* the smallest are distributed */
+	assert_true(alts[0].options.mpi);
+	free(alts);
+	/* 128 GiB: no one-process combination fits, the distributed strategy does (any R) */
+	assert_int_equal(sm_est_alternatives(&in, &o, UINT64_C(128) << 30, &alts, &n, &err), 0);
+	for (i = 0; i < n; i++)
+		assert_int_equal(alts[i].fits, alts[i].options.mpi);
 	free(alts);
 	assert_int_equal(sm_est_ranks_needed(&in, &o, UINT64_C(128) << 30, &r, &err), 0);
-	assert_int_equal(r, 2);
+	assert_int_equal(r, 1);
+	assert_int_equal(sm_est_ranks_needed(&in, &o, UINT64_C(300) << 20, &r, &err), 0);
+	assert_int_equal(r, 0);  /* 336 MiB of catalogue columns per rank do not fit 300 MiB */
 	assert_int_equal(sm_est_ranks_needed(&in, &o, 1024, &r, &err), 0);
-	assert_int_equal(r, 0);  /* the baseline alone does not fit */
+	assert_int_equal(r, 0);
 	sm_est_input_release(&in);
 }
 
@@ -538,7 +562,9 @@ static void test_json(void **state)
 	assert_string_equal(json_string_value(json_object_get(root, "peak_stage")),
 			    e.stages[e.peak_stage].id);
 	assert_true(json_is_true(json_object_get(root, "fits")));
-	assert_int_equal(json_array_size(json_object_get(root, "alternatives")), 16);
+	assert_int_equal(json_array_size(json_object_get(root, "alternatives")), 22);
+	assert_true(json_is_false(json_object_get(json_object_get(root, "options"), "mpi")));
+	assert_null(json_object_get(root, "mpi"));  /* one process: no mpi object */
 	assert_true(json_array_size(json_object_get(root, "documented")) >= 10);
 	assert_true(json_array_size(json_object_get(json_object_get(root, "halos"), "assumptions")) >= 4);
 	assert_int_equal(json_array_size(json_object_get(json_object_get(root, "halos"), "per_halo")),
@@ -553,7 +579,377 @@ static void test_json(void **state)
 	root = json_loads(text, 0, &jerr);
 	assert_non_null(root);
 	assert_string_equal(json_string_value(json_object_get(root, "schema")), "snapmem.tradeoff/1");
-	assert_int_equal(json_array_size(json_object_get(root, "variants")), 8);
+	assert_int_equal(json_array_size(json_object_get(root, "variants")), 10);
+	json_decref(root);
+	free(text);
+	sm_estimate_release(&e);
+	sm_est_input_release(&in);
+}
+
+/* ---- the distributed strategy (docs/MPI.md) -------------------------------------------------- */
+
+/* small_input with known R200 per halo (box 1000). */
+static void mpi_input(sm_est_input *in, uint64_t n, uint64_t g, const double *r200, size_t k)
+{
+	uint64_t cells[8] = {0};
+	size_t i;
+
+	small_input(in, n, g, cells, k);
+	for (i = 0; i < k; i++) {
+		in->halos[i].r200 = r200[i];
+		in->halos[i].sphere_cells = 0;
+	}
+}
+
+/* Sum of sm_prof_nallocx over a list of requests, as the simulated heap adds them. */
+static uint64_t nalloc_sum(const uint64_t *req, size_t n)
+{
+	uint64_t t = 0, a;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		a = sm_prof_nallocx(req[i]);
+		t += a < req[i] ? req[i] : a;
+	}
+	return t;
+}
+
+/* Every stage of docs/MPI.md for 100,000 cells, 500 groups, 3 halos of R200 50, 20, 10 in a box
+ * of 1000, blocks of 4096 cells: the bytes written out by hand. */
+static void check_mpi(sm_dtype pos)
+{
+	const double r200[3] = {50, 20, 10};
+	const uint64_t n = 100000, g = 500, k = 3, blk = 4096, p = pos == SM_DTYPE_F64 ? 8 : 4;
+	/* s_max = 100, margin 0.01: hg = floor(1000 / 200.02) = 4, 64 grid cells, 8 per halo */
+	const uint64_t hg = 4, start = 4 * (64 + 1), list = 4 * 3 * 8;
+	const uint64_t halos = 48 * k, sums = 25200 * k;
+	sm_est_input in;
+	sm_model_options o;
+	sm_estimate e;
+	sm_error err = {0};
+	const sm_est_stage *st;
+
+	mpi_input(&in, n, g, r200, k);
+	sm_model_options_init(&o);
+	o.positions = pos;
+	o.stream_block = blk;
+	o.ranks = 3;  /* implies --mpi */
+	assert_int_equal(sm_estimate_compute(&in, &o, &e, &err), 0);
+	check_allocated(&e);
+	assert_true(e.mpi);
+	assert_int_equal(e.nstages, 4);
+	assert_string_equal(e.stages[0].id, "load_halos");
+	assert_string_equal(e.stages[1].id, "build_index");
+	assert_string_equal(e.stages[2].id, "stream_cells");
+	assert_string_equal(e.stages[3].id, "histogram_write");
+	assert_int_equal(e.halo_grid_side, hg);
+	assert_true(e.sphere_radius_max == 100.0);
+
+	st = stage(&e, "load_halos");
+	assert_int_equal(st->peak, 20 * g + halos);
+	assert_int_equal(st->live_after, halos);
+
+	st = stage(&e, "build_index");
+	assert_int_equal(st->narrays, 2);
+	assert_int_equal(array(st, "halo_grid_start")->requested, start);
+	assert_int_equal(array(st, "halo_grid_start")->dtype, SM_DTYPE_U32);
+	assert_int_equal(array(st, "halo_grid_start")->count, 65);
+	assert_int_equal(array(st, "halo_grid_halos")->requested, list);
+	assert_string_equal(array(st, "halo_grid_halos")->freed_in, "histogram_write");
+	assert_int_equal(st->peak, halos + start + list);
+	assert_int_equal(st->live_after, halos + start + list);
+
+	st = stage(&e, "stream_cells");
+	assert_false(st->per_halo);
+	assert_int_equal(st->instance, -1);
+	assert_int_equal(st->narrays, p == 4 ? 7 : 6);
+	assert_int_equal(array(st, "profile_sums")->requested, sums);
+	assert_string_equal(array(st, "profile_sums")->freed_in, "histogram_write");
+	assert_int_equal(array(st, "InternalEnergy")->requested, 4 * blk);
+	assert_int_equal(array(st, "ElectronAbundance")->requested, 4 * blk);
+	assert_int_equal(array(st, "StarFormationRate")->requested, 4 * blk);
+	assert_int_equal(array(st, "temperature")->requested, 4 * blk);
+	assert_int_equal(array(st, "Coordinates")->requested, 3 * p * blk);
+	assert_int_equal(array(st, "Coordinates")->dtype, pos);
+	assert_string_equal(array(st, "Coordinates")->freed_in, "stream_cells");
+	if (p == 4)
+		assert_int_equal(array(st, "io_buffer")->requested, 1048576);
+	else
+		assert_null(array(st, "io_buffer"));
+	assert_int_equal(st->peak, halos + start + list + sums + blk * (16 + 3 * p) +
+				   (p == 4 ? 1048576 : 0));
+	assert_int_equal(st->live_after, halos + start + list + sums);
+	{
+		uint64_t req[10] = {24 * k, 8 * k, 8 * k, 8 * k, start, list, sums, 4 * blk, 4 * blk,
+				    4 * blk};
+		uint64_t more[3] = {4 * blk, 3 * p * blk, 1048576};
+
+		/* allocated peak: every live array's size class, as the heap adds them */
+		assert_int_equal(st->peak_allocated,
+				 nalloc_sum(req, 10) + nalloc_sum(more, p == 4 ? 3 : 2));
+	}
+
+	st = stage(&e, "histogram_write");
+	assert_false(st->per_halo);
+	assert_int_equal(st->narrays, 0);
+	assert_int_equal(st->peak, halos + start + list + sums);
+	assert_int_equal(st->live_after, halos);
+	assert_int_equal(e.peak, stage(&e, "stream_cells")->peak);
+	assert_string_equal(e.stages[e.peak_stage].id, "stream_cells");
+	assert_int_equal(e.peak_total, e.peak_allocated + e.baseline);
+	/* a small input with no chunk sizes: the work split is unknown */
+	assert_false(e.have_cells_per_rank);
+	assert_int_equal(e.files, 1);
+	assert_int_equal(e.files_with_gas, -1);
+	sm_estimate_release(&e);
+
+	/* the same arrays at any number of ranks */
+	o.ranks = 1000;
+	{
+		sm_estimate e2;
+
+		assert_int_equal(sm_estimate_compute(&in, &o, &e2, &err), 0);
+		assert_int_equal(e2.peak, halos + start + list + sums + blk * (16 + 3 * p) +
+					  (p == 4 ? 1048576 : 0));
+		sm_estimate_release(&e2);
+	}
+	sm_est_input_release(&in);
+}
+
+static void test_mpi_f32(void **s) { (void)s; check_mpi(SM_DTYPE_F32); }
+static void test_mpi_f64(void **s) { (void)s; check_mpi(SM_DTYPE_F64); }
+
+static void test_mpi_edges(void **state)
+{
+	const double big[2] = {300, 1}, none[1] = {0};
+	sm_est_input in;
+	sm_model_options o;
+	sm_estimate e;
+	sm_error err = {0};
+	uint64_t hg;
+
+	(void)state;
+	sm_model_options_init(&o);
+	o.mpi = 1;
+	/* a sphere wider than half the box: grid side 1, a halo lists in min(8, 1) = 1 cell */
+	mpi_input(&in, 5000, 10, big, 2);
+	assert_int_equal(sm_estimate_compute(&in, &o, &e, &err), 0);
+	assert_int_equal(e.halo_grid_side, 1);
+	assert_int_equal(array(stage(&e, "build_index"), "halo_grid_start")->requested, 8);
+	assert_int_equal(array(stage(&e, "build_index"), "halo_grid_halos")->requested, 4 * 2);
+	/* stream block above N: b = N */
+	assert_int_equal(array(stage(&e, "stream_cells"), "Coordinates")->count, 3 * 5000);
+	sm_estimate_release(&e);
+	sm_est_input_release(&in);
+
+	/* no halo: grid side 1, no lists, no sums */
+	mpi_input(&in, 5000, 10, none, 0);
+	assert_int_equal(sm_estimate_compute(&in, &o, &e, &err), 0);
+	assert_int_equal(e.halo_grid_side, 1);
+	assert_int_equal(array(stage(&e, "build_index"), "halo_grid_halos")->requested, 0);
+	assert_int_equal(array(stage(&e, "stream_cells"), "profile_sums")->requested, 0);
+	sm_estimate_release(&e);
+	sm_est_input_release(&in);
+
+	/* no gas: no block arrays */
+	mpi_input(&in, 0, 10, big + 1, 1);
+	assert_int_equal(sm_estimate_compute(&in, &o, &e, &err), 0);
+	assert_int_equal(stage(&e, "stream_cells")->narrays, 1);
+	sm_estimate_release(&e);
+	sm_est_input_release(&in);
+
+	/* R200 unknown: modelled from M200 (1e15 Msun at h = 0.7: R200 = 1.44 Mpc/h, 2 R200 = 2888
+	 * kpc/h); in a box of 20000 the grid side is floor(20000 / 5776.4) = 3 */
+	mpi_input(&in, 5000, 10, none, 1);
+	in.header.box_size = 20000;
+	assert_int_equal(sm_estimate_compute(&in, &o, &e, &err), 0);
+	assert_true(e.sphere_radius_max > 2850 && e.sphere_radius_max < 2930);
+	hg = (uint64_t)floor(20000 / (2 * (e.sphere_radius_max + 1e-5 * 20000)));
+	assert_int_equal(hg, 3);
+	assert_int_equal(e.halo_grid_side, 3);
+	sm_estimate_release(&e);
+	sm_est_input_release(&in);
+
+	/* mask or streaming with --mpi: refused by the model too */
+	mpi_input(&in, 5000, 10, big, 1);
+	o.select = SM_SELECT_MASK;
+	assert_int_equal(sm_estimate_compute(&in, &o, &e, &err), SM_EINVAL);
+	assert_non_null(strstr(err.msg, "--select mask"));
+	o.select = SM_SELECT_INDEX;
+	o.temperature = SM_TEMP_STREAMING;
+	assert_int_equal(sm_estimate_compute(&in, &o, &e, &err), SM_EINVAL);
+	sm_est_input_release(&in);
+}
+
+/* The halo grid side formula of docs/MPI.md, written out here independently. */
+static void test_halo_grid_side(void **state)
+{
+	static const double cases[][3] = {
+		/* box, s_max, side */
+		{1000, 100, 4},          /* 1000 / 200.02 = 4.9995 */
+		{1000, 99.98, 5},        /* 1000 / 199.98 = 5.0005 */
+		{205000, 3723.5, 27},    /* TNG300-1's largest sphere */
+		{1000, 1, 64},           /* 1000 / 2.02 = 495: clamped */
+		{1000, 600, 1},          /* 0.83: at least 1 */
+		{1000, 0, 1},            /* no halo */
+		{0, 10, 1},              /* no box */
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		double box = cases[i][0], sm = cases[i][1], q;
+		uint64_t want;
+
+		q = box > 0 && sm > 0 ? floor(box / (2.0 * (sm + 1e-5 * box))) : 1;
+		want = q < 1 ? 1 : q > 64 ? 64 : (uint64_t)q;
+		assert_int_equal(want, (uint64_t)cases[i][2]);
+		assert_int_equal(sm_pipeline_halo_grid_side(box, sm), want);
+	}
+}
+
+/* Largest chunk first to the least-loaded rank, ties to the lowest rank, on unequal chunks. */
+static void test_assign_chunks(void **state)
+{
+	const uint64_t cells[6] = {10, 50, 0, 30, 30, 5};
+	uint64_t load[8];
+	int32_t fr[6];
+	sm_error err = {0};
+
+	(void)state;
+	/* 2 ranks: 50 -> r0, 30 (file 3) -> r1, 30 (file 4) -> r1 (30 < 50), 10 -> r0 (50 < 60),
+	 * 5 -> r0 (60 = 60: the lower rank) */
+	assert_int_equal(sm_est_assign_chunks(cells, 6, 2, load, fr, &err), 0);
+	assert_int_equal(load[0], 65);
+	assert_int_equal(load[1], 60);
+	assert_int_equal(fr[0], 0);
+	assert_int_equal(fr[1], 0);
+	assert_int_equal(fr[2], -1);  /* no gas: not dealt */
+	assert_int_equal(fr[3], 1);
+	assert_int_equal(fr[4], 1);
+	assert_int_equal(fr[5], 0);
+	/* 3 ranks: 50 r0, 30 r1, 30 r2, 10 r1 (tie 30/30), 5 r2 -> 50, 40, 35 */
+	assert_int_equal(sm_est_assign_chunks(cells, 6, 3, load, fr, &err), 0);
+	assert_int_equal(load[0], 50);
+	assert_int_equal(load[1], 40);
+	assert_int_equal(load[2], 35);
+	assert_int_equal(fr[0], 1);
+	assert_int_equal(fr[5], 2);
+	/* more ranks than files: the last ranks get nothing */
+	assert_int_equal(sm_est_assign_chunks(cells, 6, 8, load, NULL, &err), 0);
+	assert_int_equal(load[0], 50);
+	assert_int_equal(load[4], 5);
+	assert_int_equal(load[5], 0);
+	assert_int_equal(load[7], 0);
+	assert_int_equal(sm_est_assign_chunks(cells, 6, 0, load, NULL, &err), SM_EINVAL);
+
+	/* through the estimate: the chunk sizes of a base-path source */
+	{
+		const double r200[1] = {10};
+		sm_est_input in;
+		sm_model_options o;
+		sm_estimate e;
+		char *text;
+		json_t *root, *m;
+		json_error_t jerr;
+
+		mpi_input(&in, 125, 10, r200, 1);
+		in.chunk_gas = malloc(6 * sizeof(uint64_t));
+		assert_non_null(in.chunk_gas);
+		memcpy(in.chunk_gas, cells, sizeof(cells));
+		in.nchunks = 6;
+		sm_model_options_init(&o);
+		o.ranks = 2;
+		assert_int_equal(sm_estimate_compute(&in, &o, &e, &err), 0);
+		assert_true(e.have_cells_per_rank);
+		assert_int_equal(e.cells_per_rank_max, 65);
+		assert_int_equal(e.cells_per_rank_min, 60);
+		assert_int_equal(e.files, 6);
+		assert_int_equal(e.files_with_gas, 5);
+		text = sm_estimate_json(&in, &e, 0);
+		assert_non_null(text);
+		root = json_loads(text, 0, &jerr);
+		assert_non_null(root);
+		m = json_object_get(root, "mpi");
+		assert_int_equal(json_integer_value(json_object_get(m, "cells_per_rank_max")), 65);
+		assert_int_equal(json_integer_value(json_object_get(m, "files")), 6);
+		assert_int_equal(json_integer_value(json_object_get(m, "ranks")), 2);
+		assert_true(json_is_null(json_object_get(m, "ranks_per_node")));
+		assert_true(json_is_null(json_object_get(m, "nodes_needed")));
+		json_decref(root);
+		free(text);
+		sm_estimate_release(&e);
+		sm_est_input_release(&in);
+	}
+}
+
+static void test_node_fit(void **state)
+{
+	const uint64_t per = UINT64_C(403643360), node = UINT64_C(256) << 30;
+	uint64_t rpn, nodes;
+
+	(void)state;
+	/* 274,877,906,944 / 403,643,360 = 680.99: 680 ranks per node */
+	sm_est_node_fit(per, node, 64, &rpn, &nodes);
+	assert_int_equal(rpn, 680);
+	assert_int_equal(nodes, 1);
+	sm_est_node_fit(per, node, 680, &rpn, &nodes);
+	assert_int_equal(nodes, 1);
+	sm_est_node_fit(per, node, 681, &rpn, &nodes);
+	assert_int_equal(nodes, 2);
+	sm_est_node_fit(per, node, 1361, &rpn, &nodes);
+	assert_int_equal(nodes, 3);
+	sm_est_node_fit(per, per - 1, 4, &rpn, &nodes);
+	assert_int_equal(rpn, 0);
+	assert_int_equal(nodes, 0);
+	sm_est_node_fit(per, per, 4, &rpn, &nodes);
+	assert_int_equal(rpn, 1);
+	assert_int_equal(nodes, 4);
+}
+
+/* TNG300-1 with 64 ranks: the planning answer's figures, and its estimate.json object. */
+static void test_mpi_tng300(void **state)
+{
+	sm_est_input in;
+	sm_model_options o;
+	sm_estimate e;
+	sm_error err = {0};
+	char *text;
+	json_t *root, *m;
+	json_error_t jerr;
+	const uint64_t node = UINT64_C(256) << 30;
+
+	(void)state;
+	sm_model_options_init(&o);
+	o.ranks = 64;
+	assert_int_equal(sm_model_options_check(&o, &err), 0);
+	assert_int_equal(sm_est_input_embedded(&in, &o, &err), 0);
+	assert_int_equal(sm_estimate_compute(&in, &o, &e, &err), 0);
+	/* the catalogue's three columns dominate: 20 G + 48 K */
+	assert_string_equal(e.stages[e.peak_stage].id, "load_halos");
+	assert_int_equal(e.peak, UINT64_C(20) * 17625892 + 48 * 280);
+	assert_int_equal(array(stage(&e, "stream_cells"), "profile_sums")->requested, 25200 * 280);
+	assert_int_equal(e.files, 600);
+	assert_false(e.have_cells_per_rank);
+	text = sm_estimate_json(&in, &e, node);
+	assert_non_null(text);
+	root = json_loads(text, 0, &jerr);
+	assert_non_null(root);
+	assert_true(json_is_true(json_object_get(json_object_get(root, "options"), "mpi")));
+	m = json_object_get(root, "mpi");
+	assert_non_null(m);
+	assert_int_equal(json_integer_value(json_object_get(m, "ranks")), 64);
+	assert_int_equal(json_integer_value(json_object_get(m, "files")), 600);
+	assert_true(json_is_null(json_object_get(m, "cells_per_rank_max")));
+	assert_int_equal(json_integer_value(json_object_get(m, "per_rank_peak_total_bytes")),
+			 (json_int_t)e.peak_total);
+	assert_int_equal(json_integer_value(json_object_get(m, "node_mem_bytes")), (json_int_t)node);
+	assert_int_equal(json_integer_value(json_object_get(m, "ranks_per_node")),
+			 (json_int_t)(node / e.peak_total));
+	assert_int_equal(json_integer_value(json_object_get(m, "nodes_needed")), 1);
+	assert_int_equal(json_integer_value(json_object_get(root, "ranks_needed")), 1);
+	/* the stages are one rank's */
+	assert_int_equal(json_array_size(json_object_get(root, "stages")), 4);
 	json_decref(root);
 	free(text);
 	sm_estimate_release(&e);
@@ -611,6 +1007,13 @@ int main(void)
 		cmocka_unit_test(test_alternatives),
 		cmocka_unit_test(test_json),
 		cmocka_unit_test(test_write_atomic),
+		cmocka_unit_test(test_mpi_f32),
+		cmocka_unit_test(test_mpi_f64),
+		cmocka_unit_test(test_mpi_edges),
+		cmocka_unit_test(test_halo_grid_side),
+		cmocka_unit_test(test_assign_chunks),
+		cmocka_unit_test(test_node_fit),
+		cmocka_unit_test(test_mpi_tng300),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

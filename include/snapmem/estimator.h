@@ -73,12 +73,17 @@ typedef struct sm_est_input {
 	uint64_t groups_total;     /* G (0 when no catalogue) */
 	sm_est_halo *halos;        /* selected halos, by mass descending (malloc'd) */
 	uint64_t nhalos;           /* K */
+	uint64_t *chunk_gas;       /* [nchunks] NumPart_ThisFile[0] of every chunk file, read only for
+				    * --mpi from a base path (the work split); NULL when unknown */
+	int64_t nchunks;
 } sm_est_input;
 
 /* The embedded TNG300-1 snapshot 99 header with its 280 halos above 1e14 Msun. */
 int sm_est_input_embedded(sm_est_input *in, const sm_model_options *o, sm_error *err);
 
-/* Header of the first chunk and the selected halos from the catalogue (when one exists). */
+/* Header of the first chunk and the selected halos from the catalogue (when one exists). With
+ * o->mpi also every chunk's NumPart_ThisFile (sm_snapshot_scan: each chunk header opened once) into
+ * in->chunk_gas, for the work split; a missing chunk is SM_ENOTFOUND naming it. */
 int sm_est_input_from_base(sm_est_input *in, const char *base, int snap, const sm_model_options *o,
 			   sm_error *err);
 int sm_est_input_from_file(sm_est_input *in, const char *path, const sm_model_options *o,
@@ -118,6 +123,16 @@ typedef struct sm_estimate {
 	uint64_t *halo_peak;        /* [nhalos] requested peak while that halo is processed */
 	uint64_t nhalos;
 	const char *sphere_cells_source; /* "model", "override", "calibrated" */
+
+	/* The distributed strategy (options.mpi, docs/MPI.md): the stages are one rank's, the same on
+	 * every rank whatever its share of the cells. */
+	int mpi;
+	uint64_t halo_grid_side;    /* hg of build_index (sm_pipeline_halo_grid_side) */
+	double sphere_radius_max;   /* s_max = max over halos of 2 R200 (code length; 0 when K = 0) */
+	int64_t files;              /* chunk files of the snapshot (NumFilesPerSnapshot, or scanned) */
+	int64_t files_with_gas;     /* chunk files holding gas cells; -1 when the chunks are unknown */
+	int have_cells_per_rank;    /* 1: chunk sizes known, cells_per_rank_* set */
+	uint64_t cells_per_rank_max, cells_per_rank_min; /* the largest-first assignment's loads */
 } sm_estimate;
 
 /* Computes the estimate. 0, or SM_EOVERFLOW when a byte count does not fit 64 bits, SM_EINVAL for
@@ -169,16 +184,40 @@ typedef struct sm_est_alternative {
 
 /*
  * Every combination positions x select x temperature (streaming with blocks of 65,536, 1,048,576,
- * 16,777,216 and o->stream_block cells), with o's halos, ranks and sphere settings; *alts is
- * malloc'd (caller frees), ordered by peak_total ascending. 0 or SM_E*.
+ * 16,777,216 and o->stream_block cells) of one process (mpi 0, ranks 1), then the distributed
+ * strategy (mpi 1, o's ranks) for both positions with the same blocks; o's halos and sphere
+ * settings. Figures of a distributed combination are per rank. *alts is malloc'd (caller frees),
+ * ordered by peak_total ascending. 0 or SM_E*.
  */
 int sm_est_alternatives(const sm_est_input *in, const sm_model_options *o, uint64_t node_mem,
 			sm_est_alternative **alts, size_t *n, sm_error *err);
 
-/* Smallest MPI rank count (up to 1,048,576) with which o's combination fits node_mem per rank;
- * *out = 0 when none does. 0 or SM_E*. */
+/*
+ * Smallest MPI rank count with which o's positions and stream block fit node_mem per rank in the
+ * distributed strategy (--mpi, docs/MPI.md): 1 when they fit at all, because every rank holds the
+ * same arrays whatever the number of ranks (the group and halo tables, the halo index, every halo's
+ * profile sums, one block of cells); *out = 0 when they do not. 0 or SM_E*.
+ */
 int sm_est_ranks_needed(const sm_est_input *in, const sm_model_options *o, uint64_t node_mem,
 			uint32_t *out, sm_error *err);
+
+/*
+ * The distributed run's work split (docs/MPI.md): the files with cells > 0, ordered by cells
+ * descending (ties: lower file number first), dealt one at a time to the rank with the fewest cells
+ * so far (ties: lowest rank). rank_cells[ranks] receives every rank's cells; file_rank[nfiles]
+ * (may be NULL) every file's rank, -1 for a file without cells. 0, SM_EINVAL (ranks 0, or more than
+ * INT32_MAX files), SM_EOVERFLOW (a rank's cells exceed 64 bits) or SM_ENOMEM.
+ */
+int sm_est_assign_chunks(const uint64_t *cells, size_t nfiles, uint32_t ranks,
+			 uint64_t *rank_cells, int32_t *file_rank, sm_error *err);
+
+/*
+ * Node arithmetic of a distributed run: *ranks_per_node = floor(node_mem / per_rank_total),
+ * *nodes_needed = ceil(ranks / ranks_per_node) (0 when not even one rank fits a node).
+ * per_rank_total 0 is taken as 1 byte.
+ */
+void sm_est_node_fit(uint64_t per_rank_total, uint64_t node_mem, uint32_t ranks,
+		     uint64_t *ranks_per_node, uint64_t *nodes_needed);
 
 /* The assumptions behind e's sphere cells, as sentences (static strings); returns their count. */
 size_t sm_est_assumptions(const sm_est_input *in, const sm_estimate *e, const char **out,

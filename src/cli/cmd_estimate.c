@@ -53,12 +53,18 @@ const char *cli_est_opts_text(const sm_model_options *o, char *buf, size_t len)
 {
 	char blk[40] = "";
 
+	if (o->mpi || o->ranks > 1) {
+		snprintf(buf, len, "distributed (--mpi), positions %s, stream block %llu, ranks %u",
+			 o->positions == SM_DTYPE_F64 ? "float64" : "float32",
+			 (unsigned long long)o->stream_block, o->ranks);
+		return buf;
+	}
 	if (o->temperature == SM_TEMP_STREAMING)
 		snprintf(blk, sizeof(blk), " (block %llu)", (unsigned long long)o->stream_block);
-	snprintf(buf, len, "positions %s, select %s, temperature %s%s, ranks %u",
+	snprintf(buf, len, "positions %s, select %s, temperature %s%s, one process",
 		 o->positions == SM_DTYPE_F64 ? "float64" : "float32",
 		 o->select == SM_SELECT_MASK ? "mask" : "index",
-		 o->temperature == SM_TEMP_STREAMING ? "streaming" : "in-memory", blk, o->ranks);
+		 o->temperature == SM_TEMP_STREAMING ? "streaming" : "in-memory", blk);
 	return buf;
 }
 
@@ -173,7 +179,8 @@ static const char usage_text[] =
 	"the group catalogue alone. Without a source: the embedded TNG300-1 snapshot 99 (280 halos),\n"
 	"shown beside the reference notebook's documented figures.\n"
 	"  --node-mem SIZE     a node's memory (512G, 1.5TiB, bytes): does the run fit, and which\n"
-	"                      option combinations do; exit 1 when none does\n"
+	"                      option combinations do; exit 1 when none does. With --ranks R (or\n"
+	"                      --mpi): how many ranks fit one node and how many nodes R ranks need\n"
 	"  --format FMT        table (default), json (estimate.json) or markdown\n"
 	"  -o FILE             write there (atomically) instead of standard output\n"
 	"\n";
@@ -225,11 +232,15 @@ static void render_head(struct ctx *c)
 		fprintf(c->f, " (the %lld most massive)", (long long)e->options.halos);
 	else
 		fprintf(c->f, " (M200c > %g Msun)", e->options.mass_min);
-	fprintf(c->f, "; largest sphere (2 R200) %s cells, %s\n",
-		cli_est_commas(largest, a, sizeof(a)), e->sphere_cells_source);
+	if (e->mpi)
+		fprintf(c->f, "; largest sphere radius 2 R200 %.6g (code length): halo grid %llu^3\n",
+			e->sphere_radius_max, (unsigned long long)e->halo_grid_side);
+	else
+		fprintf(c->f, "; largest sphere (2 R200) %s cells, %s\n",
+			cli_est_commas(largest, a, sizeof(a)), e->sphere_cells_source);
 	fprintf(c->f, "%soptions: %s%s\n", c->md ? "- " : "  ",
 		cli_est_opts_text(&e->options, o, sizeof(o)),
-		e->options.ranks > 1 ? " (figures per rank)" : "");
+		e->mpi ? " (figures per rank, the same on every rank)" : "");
 	na = sm_est_assumptions(in, e, as, 32);
 	fprintf(c->f, c->md ? "\nAssumptions of the sphere-cells model:\n\n" : "  assumptions:\n");
 	for (i = 0; i < na; i++)
@@ -304,8 +315,78 @@ static void render_totals(struct ctx *c)
 		iec(e->baseline, z, sizeof(z)));
 	fprintf(c->f, "%s%-20s %19s B  %s: allocated peak + baseline, what a node must hold%s\n", li,
 		"peak total", cli_est_commas(e->peak_total, b, sizeof(b)),
-		iec(e->peak_total, x, sizeof(x)), e->options.ranks > 1 ? " per rank" : "");
+		iec(e->peak_total, x, sizeof(x)), e->mpi ? " per rank" : "");
 	fputc('\n', c->f);
+}
+
+/*
+ * The distributed run's plan: the work split, what every rank holds, and with --node-mem the
+ * planning answer in plain words: how many ranks fit one node and how many nodes R ranks need.
+ */
+static void render_mpi(struct ctx *c)
+{
+	const sm_estimate *e = c->e;
+	const sm_est_stage *ps = &e->stages[e->peak_stage];
+	uint32_t r = e->options.ranks;
+	uint64_t n = c->in->header.npart_total[0], rpn = 0, nodes = 0, used;
+	char a[32], b[32], x[32], y[32], z[32];
+	const char *li = c->md ? "- " : "    ";
+
+	if (!e->mpi)
+		return;
+	if (c->md)
+		fprintf(c->f, "## Distributed run (--mpi)\n\n");
+	else
+		fprintf(c->f, "  distributed run (--mpi)\n");
+	fprintf(c->f, "%s%u rank%s share %lld chunk file%s, dealt largest chunk first to the "
+		"least-loaded rank\n", li, r, r > 1 ? "s" : "", (long long)e->files,
+		e->files != 1 ? "s" : "");
+	if (e->have_cells_per_rank) {
+		fprintf(c->f, "%scells per rank (from the chunk headers): at most %s, at least %s",
+			li, cli_est_commas(e->cells_per_rank_max, a, sizeof(a)),
+			cli_est_commas(e->cells_per_rank_min, b, sizeof(b)));
+		if (e->files_with_gas >= 0 && (uint64_t)e->files_with_gas < r)
+			fprintf(c->f, "; only %lld file%s hold gas: %llu rank%s get none",
+				(long long)e->files_with_gas, e->files_with_gas != 1 ? "s" : "",
+				(unsigned long long)(r - (uint64_t)e->files_with_gas),
+				r - (uint64_t)e->files_with_gas != 1 ? "s" : "");
+		fputc('\n', c->f);
+	} else {
+		fprintf(c->f, "%scells per rank: not known (%s has no chunk sizes); an even split would "
+			"be %s\n", li,
+			strcmp(c->in->source_kind, "embedded") == 0 ? "the embedded header"
+								     : "a single chunk's header",
+			cli_est_commas(n / r + (n % r != 0), a, sizeof(a)));
+	}
+	fprintf(c->f, "%severy rank peaks at %s (%s B with the baseline) in %s, whatever its share: "
+		"the group and halo tables, the halo index, %s %s profile sums and one block of "
+		"%s cells\n", li, iec(e->peak_total, a, sizeof(a)),
+		cli_est_commas(e->peak_total, b, sizeof(b)), ps->id,
+		cli_est_commas(e->nhalos, x, sizeof(x)), e->nhalos != 1 ? "halos'" : "halo's",
+		cli_est_commas(e->options.stream_block < n ? e->options.stream_block : n, y,
+			       sizeof(y)));
+	if (c->node_mem == 0) {
+		fprintf(c->f, "%sgive --node-mem SIZE for how many ranks fit a node\n\n", li);
+		return;
+	}
+	sm_est_node_fit(e->peak_total, c->node_mem, r, &rpn, &nodes);
+	iec(c->node_mem, a, sizeof(a));
+	if (rpn == 0) {
+		fprintf(c->f, "%sa node of %s does NOT hold even one rank (%s per rank)\n\n", li, a,
+			iec(e->peak_total, b, sizeof(b)));
+		return;
+	}
+	fprintf(c->f, "%sa node of %s holds %s rank%s; %u rank%s need%s %s node%s\n", li, a,
+		cli_est_commas(rpn, x, sizeof(x)), rpn != 1 ? "s" : "", r, r > 1 ? "s" : "",
+		r > 1 ? "" : "s", cli_est_commas(nodes, y, sizeof(y)), nodes != 1 ? "s" : "");
+	used = (uint64_t)(r < rpn ? r : rpn) * e->peak_total;
+	fprintf(c->f, c->md ? "\n**Answer:** %u rank%s of %s each fit on %s node%s of %s "
+			    "(the ranks on one node use %s of it; at most %s ranks per node).\n\n"
+			  : "  answer: %u rank%s of %s each fit on %s node%s of %s (the ranks on one "
+			    "node use %s of it; at most %s ranks per node)\n\n",
+		r, r > 1 ? "s" : "", iec(e->peak_total, b, sizeof(b)),
+		cli_est_commas(nodes, y, sizeof(y)), nodes != 1 ? "s" : "", a,
+		iec(used, x, sizeof(x)), cli_est_commas(rpn, z, sizeof(z)));
 }
 
 /* Returns 1 when nothing fits node_mem (exit 1). */
@@ -329,9 +410,9 @@ static int render_node(struct ctx *c, sm_error *err, int *failed)
 	}
 	if (c->md)
 		fprintf(c->f, "## Node memory %s\n\n", iec(c->node_mem, a, sizeof(a)));
-	fprintf(c->f, "%snode memory %s: %s (peak total %s)\n", c->md ? "" : "  ",
+	fprintf(c->f, "%snode memory %s: %s (peak total %s%s)\n", c->md ? "" : "  ",
 		iec(c->node_mem, a, sizeof(a)), fits ? "fits" : "does NOT fit",
-		iec(e->peak_total, b, sizeof(b)));
+		iec(e->peak_total, b, sizeof(b)), e->mpi ? " per rank" : "");
 	for (i = 0; i < n; i++)
 		nfit += alts[i].fits;
 	if (!fits) {
@@ -353,14 +434,21 @@ static int render_node(struct ctx *c, sm_error *err, int *failed)
 				cli_est_commas(alts[i].peak_total, b, sizeof(b)), alts[i].peak_stage);
 		}
 	}
-	if (!fits || e->options.ranks > 1) {
-		if (ranks > 0)
-			fprintf(c->f, "%swith these options: at least %u MPI rank%s of %s each "
-				"(--ranks %u)\n", c->md ? "\n" : "  ", ranks, ranks > 1 ? "s" : "",
-				iec(c->node_mem, a, sizeof(a)), ranks);
+	if (!fits && !e->mpi) {
+		const sm_est_alternative *d = NULL;
+
+		for (i = 0; i < n && d == NULL; i++)
+			if (alts[i].options.mpi && alts[i].options.positions == e->options.positions &&
+			    alts[i].options.stream_block == e->options.stream_block)
+				d = &alts[i];
+		if (ranks > 0 && d != NULL)
+			fprintf(c->f, "%sthe distributed strategy fits with any number of ranks: "
+				"snapmem run --mpi, %s per rank (every rank holds the same arrays; "
+				"estimate --ranks R --node-mem SIZE says how many nodes R ranks need)\n",
+				c->md ? "\n" : "  ", iec(d->peak_total, a, sizeof(a)));
 		else
-			fprintf(c->f, "%swith these options no number of ranks fits (baseline %s)\n",
-				c->md ? "\n" : "  ", iec(e->baseline, a, sizeof(a)));
+			fprintf(c->f, "%snot even the distributed strategy fits: one rank needs more "
+				"than %s\n", c->md ? "\n" : "  ", iec(c->node_mem, a, sizeof(a)));
 	}
 	fputc('\n', c->f);
 	free(alts);
@@ -433,6 +521,7 @@ static int render_text(struct ctx *c, char **text, int *nofit, sm_error *err)
 	render_head(c);
 	render_stages(c);
 	render_totals(c);
+	render_mpi(c);
 	*nofit = render_node(c, err, &failed);
 	render_documented(c);
 	if (fclose(c->f) != 0 && !failed)

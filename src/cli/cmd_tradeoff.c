@@ -1,6 +1,6 @@
 /*
  * `snapmem tradeoff`: float32 vs float64 positions and the other switches (select index|mask,
- * temperature in-memory|streaming) side by side, estimated from headers: each combination's peak,
+ * temperature in-memory|streaming; and the distributed strategy, per rank) side by side, estimated from headers: each combination's peak,
  * the live memory after each stage, and the bytes saved against the options given; with the
  * precision a float32 coordinate keeps at the box's scale. Same SOURCE and MODEL OPTIONS as
  * `estimate` (parsing shared with cmd_estimate.c). Exit 0 done, 2 bad input, 3 out of memory.
@@ -18,18 +18,31 @@ static const char usage_text[] =
 	"usage: snapmem tradeoff [--base-path DIR --snap N | --snapshot FILE] [MODEL OPTIONS]\n"
 	"                        [--format table|json|markdown] [-o FILE]\n"
 	"\n"
-	"float32 vs float64 positions, spatial index vs mask, in-memory vs streaming temperature, side\n"
-	"by side: peak, live memory after each stage, bytes saved against the options given.\n"
+	"float32 vs float64 positions, spatial index vs mask, in-memory vs streaming temperature in one\n"
+	"process, and the distributed strategy (--mpi, per rank), side by side: peak, live memory after\n"
+	"each stage, bytes saved against the options given.\n"
 	"  --format FMT        table (default), json (snapmem.tradeoff/1) or markdown\n"
 	"  -o FILE             write there (atomically) instead of standard output\n"
 	"\n";
 
-#define NVAR 8
+#define NVAR 10  /* 8 one-process combinations, then the distributed strategy per rank (f32, f64) */
+#define MAX_IDS 16
 
+/* Variants 0-7: one process (mpi off); 8, 9: --mpi with the given ranks, figures per rank. */
 static void variant(const sm_model_options *base, int i, sm_model_options *o, char *label,
 		    size_t len)
 {
 	*o = *base;
+	if (i >= 8) {
+		o->mpi = 1;
+		o->positions = i == 9 ? SM_DTYPE_F64 : SM_DTYPE_F32;
+		o->select = SM_SELECT_INDEX;
+		o->temperature = SM_TEMP_IN_MEMORY;
+		snprintf(label, len, "%s/mpi/rank", i == 9 ? "f64" : "f32");
+		return;
+	}
+	o->mpi = 0;
+	o->ranks = 1;
 	o->positions = (i & 4) ? SM_DTYPE_F64 : SM_DTYPE_F32;
 	o->select = (i & 2) ? SM_SELECT_MASK : SM_SELECT_INDEX;
 	o->temperature = (i & 1) ? SM_TEMP_STREAMING : SM_TEMP_IN_MEMORY;
@@ -43,8 +56,9 @@ static int render(FILE *f, int md, const sm_est_input *in, const sm_model_option
 	sm_estimate ref, e[NVAR];
 	sm_model_options o[NVAR];
 	char label[NVAR][24], a[64], b[48], t[200];
+	const char *ids[MAX_IDS];
 	int i, n = 0, rc;
-	size_t s;
+	size_t s, nids = 0, k;
 	double box = in->header.box_size > 0 ? in->header.box_size : 1;
 	double sp32 = (double)(nextafterf((float)box, INFINITY) - (float)box);
 	double sp64 = nextafter(box, INFINITY) - box;
@@ -88,8 +102,25 @@ static int render(FILE *f, int md, const sm_est_input *in, const sm_model_option
 			fprintf(f, "---:|");
 	}
 	fputc('\n', f);
-	for (s = 0; s < e[0].nstages; s++) {
-		const char *id = e[0].stages[s].id;  /* variant 0 (index) has every stage */
+	/* Stages lined up by id: variant 0 (index) has every one-process stage, the distributed
+	 * variants add stream_cells. */
+	for (i = 0; i < NVAR; i++) {
+		size_t after = 0;  /* where the variant's previous stage sits in ids, + 1 */
+
+		for (s = 0; s < e[i].nstages; s++) {
+			for (k = 0; k < nids && strcmp(ids[k], e[i].stages[s].id) != 0; k++)
+				;
+			if (k == nids && nids < MAX_IDS) {
+				memmove(&ids[after + 1], &ids[after], (nids - after) * sizeof(ids[0]));
+				ids[after] = e[i].stages[s].id;
+				nids++;
+				k = after;
+			}
+			after = k + 1;
+		}
+	}
+	for (s = 0; s < nids; s++) {
+		const char *id = ids[s];
 		int row;
 
 		/* Mask variants have no build_index: stages are lined up by id. */
@@ -97,7 +128,6 @@ static int render(FILE *f, int md, const sm_est_input *in, const sm_model_option
 			fprintf(f, md ? "| %s%s |" : "  %-20s", row == 0 ? id : "",
 				md && row == 1 ? "(peak)" : "");
 			for (i = 0; i < NVAR; i++) {
-				size_t k;
 				const sm_est_stage *st = NULL;
 
 				for (k = 0; k < e[i].nstages; k++)
