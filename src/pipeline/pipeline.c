@@ -11,13 +11,22 @@
  * numpy does), one distance function for both selection strategies so that they decide every cell
  * identically; r/R200 and log10 T binned in double.
  *
- * The spatial index: a uniform grid of g^3 cells over the box; Coordinates and temperature are
- * permuted in place into grid-cell order by an MSD radix sort, one axis per level (x slabs over
- * the whole array, then y rows inside a slab, then z cells inside a row), each level an in-place
- * block distribution (distribute_*, after IPS4o) with 64 KiB of block buffers on the sorting
- * thread's stack. The slab pass finds the slab sizes itself; each slab's cell counts go into its
- * own stretch of index_cell_fill and become its index_cell_start entries. No per-cell memory
- * besides the two arrays the model names.
+ * The spatial index: a uniform grid of g^3 cells over the box. First the grid cells some halo's
+ * sphere scan will visit are flagged (in index_cell_fill's first g^3 bytes) and the cells lying
+ * in them are moved to the front (split_near_*, each thread its own stretch, the stretches then
+ * closed up): only those are sorted, the rest stay unsorted behind them, in no grid cell's range
+ * (at TNG scale a few percent of the cells lie near the selected halos). Then Coordinates and
+ * temperature of the near cells are permuted in place into grid-cell order by an MSD radix sort,
+ * one axis per level (x slabs, then y rows inside a slab, then z cells inside a row), each level
+ * an in-place block distribution (distribute_*, after IPS4o) with 64 KiB of block buffers on the
+ * sorting thread's stack. The slab pass finds the slab sizes itself; each slab's cell counts go
+ * into its own stretch of index_cell_fill and become its index_cell_start entries. No per-cell
+ * memory besides the two arrays the model names.
+ *
+ * Speed: the large arrays are asked for transparent huge pages and mapped in on all CPUs before
+ * they are filled (prefault): first-touch faults, not copying, dominate reading from the page
+ * cache. float64 Coordinates kept as float32 are read as plain float64 blocks into io_buffer and
+ * converted and range-checked in one SSE2 pass (HDF5's own conversion is several times slower).
  *
  * Threads (parallel.c): the temperature kernel, the per-slab sorts and, for halos of more than
  * HALO_PART_MIN_CELLS cells a part, the sphere scan, distances and gather run on all usable CPUs;
