@@ -22,6 +22,47 @@
 
 #include "internal.h"
 
+/* The system's reason behind the HDF5 error now on the stack (the file driver records
+ * "errno = 27, error message = 'File too large'"), else the innermost HDF5 description, else
+ * "HDF5 error". Clears the stack. */
+struct cause {
+	char *buf;
+	size_t len;
+	int found;
+};
+
+static herr_t cause_walk(unsigned n, const H5E_error2_t *e, void *data)
+{
+	struct cause *c = data;
+	const char *m, *q;
+
+	(void)n;
+	if (c->found || e == NULL || e->desc == NULL)
+		return 0;
+	m = strstr(e->desc, "error message = '");
+	if (m != NULL) {
+		m += strlen("error message = '");
+		q = strchr(m, '\'');
+		snprintf(c->buf, c->len, "%.*s", (int)(q != NULL ? q - m : (long)strlen(m)), m);
+		c->found = 1;
+	} else if (c->buf[0] == '\0') {
+		snprintf(c->buf, c->len, "%s", e->desc);
+	}
+	return 0;
+}
+
+static const char *h5_cause(char *buf, size_t len)
+{
+	struct cause c = {buf, len, 0};
+
+	buf[0] = '\0';
+	H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, cause_walk, &c);
+	H5Eclear2(H5E_DEFAULT);
+	if (buf[0] == '\0')
+		snprintf(buf, len, "HDF5 error");
+	return buf;
+}
+
 /* Per-dataset chunk cache: one row's chunk at a time is all an append needs (HDF5's default is
  * 1 MiB per dataset, untracked). */
 #define CHUNK_CACHE_BYTES (64u * 1024u)
@@ -58,6 +99,7 @@ struct sm__pl_out {
 	hsize_t k;
 	char tmp[SM_PATH_MAX];
 	char final[SM_PATH_MAX];
+	char why[160];        /* the cause of the last failed append (h5_cause) */
 };
 
 static int set_str_attr(hid_t obj, const char *name, const char *value)
@@ -184,8 +226,10 @@ int sm__pl_out_create(sm__pl_out **out, const char *dir, const sm__pl_attr *attr
 					  H5P_DEFAULT, plist, dapl)) < 0 ||
 		    set_str_attr(o->d[j], "units", sp->units) != 0 ||
 		    set_str_attr(o->d[j], "description", sp->what) != 0) {
-			rc = sm_error_set(err, SM_EIO, "'%s': cannot create dataset '%s'", o->tmp,
-					  sp->name);
+			char why[160];
+
+			rc = sm_error_set(err, SM_EIO, "'%s': cannot create dataset '%s': %s", o->tmp,
+					  sp->name, h5_cause(why, sizeof(why)));
 			goto fail;
 		}
 		H5Pclose(dapl);
@@ -202,7 +246,10 @@ int sm__pl_out_create(sm__pl_out **out, const char *dir, const sm__pl_attr *attr
 	    write_edges(o->file, "log10T_edges", t_edges, SM_PIPELINE_TBINS + 1, "log10(K)",
 			"edges of the 60 bins of log10 T over [3, 9); values outside go to the end "
 			"bins") != 0) {
-		rc = sm_error_set(err, SM_EIO, "'%s': cannot write the bin edges", o->tmp);
+		char why[160];
+
+		rc = sm_error_set(err, SM_EIO, "'%s': cannot write the bin edges: %s", o->tmp,
+				  h5_cause(why, sizeof(why)));
 		goto fail;
 	}
 	for (i = 0; i < nattrs; i++) {
@@ -211,8 +258,10 @@ int sm__pl_out_create(sm__pl_out **out, const char *dir, const sm__pl_attr *attr
 				       : set_num_attr(o->file, a->name, a->is_int, a->i, a->d);
 
 		if (arc != 0) {
-			rc = sm_error_set(err, SM_EIO, "'%s': cannot write root attribute '%s'",
-					  o->tmp, a->name);
+			char why[160];
+
+			rc = sm_error_set(err, SM_EIO, "'%s': cannot write root attribute '%s': %s",
+					  o->tmp, a->name, h5_cause(why, sizeof(why)));
 			goto fail;
 		}
 	}
@@ -245,8 +294,10 @@ static int append_row(sm__pl_out *o, int j, const void *buf)
 	    H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
 	    (ms = H5Screate_simple(sp->rank, count, NULL)) < 0 ||
 	    H5Dwrite(o->d[j], sp->is_int ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT,
-		     buf) < 0)
+		     buf) < 0) {
+		h5_cause(o->why, sizeof(o->why)); /* before a later HDF5 call clears the stack */
 		goto out;
+	}
 	rc = 0;
 out:
 	if (ms >= 0)
@@ -274,8 +325,8 @@ int sm__pl_out_append(sm__pl_out *o, int64_t group_index, const double center[3]
 	rows[D_HIST2D] = h + 3 * rb;
 	for (j = 0; j < D_N; j++)
 		if (append_row(o, j, rows[j]) != 0)
-			return sm_error_set(err, SM_EIO, "'%s': cannot append halo %llu to '%s'",
-					    o->tmp, (unsigned long long)o->k, specs[j].name);
+			return sm_error_set(err, SM_EIO, "'%s': cannot append halo %llu to '%s': %s",
+					    o->tmp, (unsigned long long)o->k, specs[j].name, o->why);
 	o->k++;
 	return 0;
 }
@@ -293,7 +344,10 @@ int sm__pl_out_commit(sm__pl_out *o, char *path, size_t len, sm_error *err)
 		bad = 1;
 	o->file = -1;
 	if (bad) {
-		sm_error_set(err, SM_EIO, "'%s': cannot finish writing the file (disk full?)", o->tmp);
+		char why[160];
+
+		sm_error_set(err, SM_EIO, "'%s': cannot finish writing the file: %s", o->tmp,
+			     h5_cause(why, sizeof(why)));
 		goto fail;
 	}
 	if (rename(o->tmp, o->final) != 0) {
