@@ -1,8 +1,9 @@
 /*
  * The report library: the verdict rule at its boundaries, loading and rejecting documents,
  * findings first, every format, the linear fit and the TNG300-1 extrapolation against the
- * notebook's figures, and the float32/float64 trade-off on a small mock snapshot. Run directories
- * are written by hand (jansson) under tu_tmpdir().
+ * notebook's figures, the float32/float64 trade-off on a small mock snapshot, and a distributed
+ * run's per-rank section (passing, one rank over the tolerance, malformed mpi objects). Run
+ * directories are written by hand (jansson) under tu_tmpdir().
  */
 #include <math.h>
 #include <setjmp.h>
@@ -358,6 +359,291 @@ static void test_formats_findings_first(void **state)
 	free(dir);
 }
 
+/* ---- a distributed run (docs/MPI.md): memory.json's mpi object ------------------------------ */
+
+#define RANK_EST (40 * MIB)      /* the estimate's per-rank requested peak */
+#define RANK_EST_AL (44 * MIB)   /* and allocated peak */
+
+struct fx_rank {
+	uint64_t req, tracked, alloc_above, cells;
+};
+
+static json_t *load_json(const char *dir, const char *name)
+{
+	char *p = tu_path(dir, name);
+	json_error_t je;
+	json_t *j = json_load_file(p, 0, &je);
+
+	assert_non_null(j);
+	free(p);
+	return j;
+}
+
+/* A passing one-process fixture turned into a distributed run of n ranks: the estimate says
+ * options.mpi and its peaks are one rank's; memory.json gains the mpi object. */
+static void mpi_run(const char *dir, const struct fx_rank *rk, size_t n)
+{
+	json_t *est, *mem, *per = json_array(), *mx, *sm;
+	uint64_t m_cells = 0, m_req = 0, m_tr = 0, m_al = 0, s_cells = 0, s_req = 0, s_tr = 0,
+		 s_al = 0, s_hwm = 0;
+	size_t i;
+
+	simple_run(dir, 100 * MIB, 512 * KIB, 0);
+	est = load_json(dir, "estimate.json");
+	json_object_set_new(json_object_get(est, "options"), "mpi", json_true());
+	json_object_set_new(json_object_get(est, "options"), "ranks", json_integer((json_int_t)n));
+	json_object_set_new(est, "peak_bytes", json_integer((json_int_t)RANK_EST));
+	json_object_set_new(est, "peak_allocated_bytes", json_integer((json_int_t)RANK_EST_AL));
+	json_object_set_new(est, "peak_total_bytes", json_integer((json_int_t)(RANK_EST_AL + BASE_ALLOC)));
+	dump(est, dir, "estimate.json");
+	mem = load_json(dir, "memory.json");
+	for (i = 0; i < n; i++) {
+		uint64_t al = BASE_ALLOC + rk[i].alloc_above, hwm = 100 * MIB + i;
+
+		json_array_append_new(per, json_pack(
+			"{s:I, s:s, s:[I,I], s:I, s:f, s:I, s:I, s:I, s:I, s:I,"
+			" s:[{s:s, s:i, s:f, s:I, s:I, s:I, s:I}]}",
+			"rank", (json_int_t)i, "host", i == 1 ? "node<b>|2" : "node1",
+			"files", (json_int_t)(2 * i), (json_int_t)(2 * i + 1), "cells",
+			(json_int_t)rk[i].cells, "wall_s", 1.5 + (double)i, "baseline_allocated",
+			(json_int_t)BASE_ALLOC, "requested_peak", (json_int_t)rk[i].req,
+			"tracked_allocated_peak", (json_int_t)rk[i].tracked, "allocated_peak",
+			(json_int_t)al, "vm_hwm", (json_int_t)hwm, "stages", "id", "stream_cells",
+			"instance", -1, "wall_s", 1.0, "requested_peak", (json_int_t)rk[i].req,
+			"tracked_allocated_peak", (json_int_t)rk[i].tracked, "allocated_peak",
+			(json_int_t)al, "vm_hwm", (json_int_t)hwm));
+		m_cells = rk[i].cells > m_cells ? rk[i].cells : m_cells;
+		m_req = rk[i].req > m_req ? rk[i].req : m_req;
+		m_tr = rk[i].tracked > m_tr ? rk[i].tracked : m_tr;
+		m_al = al > m_al ? al : m_al;
+		s_cells += rk[i].cells;
+		s_req += rk[i].req;
+		s_tr += rk[i].tracked;
+		s_al += al;
+		s_hwm += hwm;
+	}
+	mx = json_pack("{s:I, s:f, s:I, s:I, s:I, s:I}", "cells", (json_int_t)m_cells, "wall_s",
+		       0.5 + (double)n, "requested_peak", (json_int_t)m_req, "tracked_allocated_peak",
+		       (json_int_t)m_tr, "allocated_peak", (json_int_t)m_al, "vm_hwm",
+		       (json_int_t)(100 * MIB + n - 1));
+	sm = json_pack("{s:I, s:f, s:I, s:I, s:I, s:I}", "cells", (json_int_t)s_cells, "wall_s",
+		       10.0, "requested_peak", (json_int_t)s_req, "tracked_allocated_peak",
+		       (json_int_t)s_tr, "allocated_peak", (json_int_t)s_al, "vm_hwm",
+		       (json_int_t)s_hwm);
+	json_object_set_new(mem, "mpi", json_pack("{s:I, s:s, s:o, s:o, s:o}", "ranks", (json_int_t)n,
+						  "assignment", "largest chunk first to the "
+						  "least-loaded rank", "per_rank", per, "max", mx,
+						  "sum", sm));
+	dump(mem, dir, "memory.json");
+}
+
+static const struct fx_rank ranks_ok[3] = {
+	{RANK_EST, RANK_EST_AL, RANK_EST_AL + MIB, 5000},
+	{RANK_EST, RANK_EST_AL, RANK_EST_AL + 2 * MIB, 3000},
+	{RANK_EST, RANK_EST_AL - 100 * KIB, RANK_EST_AL, 4000},
+};
+
+static void test_mpi_ranks(void **state)
+{
+	char *dir = tu_tmpdir(), *d = tu_path(dir, "mpi"), *text = NULL;
+	struct fx_rank rk[3];
+	sm_report r;
+	sm_error err = {0};
+	json_t *j, *m, *r2;
+	json_error_t je;
+	tu_result tr;
+
+	(void)state;
+	mpi_run(d, ranks_ok, 3);
+	assert_int_equal(sm_report_load(&r, d, &err), 0);
+	assert_int_equal(sm_report_compare(&r, 1.0, 64 * KIB, &err), 0);
+	assert_int_equal(r.nfail, 0);
+	assert_int_equal(sm_report_render(&r, SM_REPORT_TABLE, &text, &err), 0);
+	assert_non_null(strstr(text, "verdict: PASS, every stage and every rank within the tolerance"));
+	assert_non_null(strstr(text, "RANKS (distributed run: 3 ranks, largest chunk first to the "
+				     "least-loaded rank"));
+	assert_non_null(strstr(text, "requested 40.00 MiB, allocated 44.00 MiB"));
+	assert_non_null(strstr(text, "2 (2,3)"));           /* rank 1's files */
+	assert_non_null(strstr(text, "5,000"));             /* rank 0's cells */
+	assert_non_null(strstr(text, "12,000"));            /* the sum of cells */
+	assert_non_null(strstr(text, "46.00 MiB"));         /* rank 1 above its baseline */
+	assert_non_null(strstr(text, "-100.00 KiB"));       /* rank 2's tracked difference */
+	assert_non_null(strstr(text, "every rank within the tolerance"));
+	assert_true(strstr(text, "STAGES") < strstr(text, "RANKS"));
+	free(text);
+	assert_int_equal(sm_report_render(&r, SM_REPORT_MARKDOWN, &text, &err), 0);
+	assert_non_null(strstr(text, "## Ranks"));
+	assert_non_null(strstr(text, "| 1 | node\\<b\\>\\|2 |"));  /* escaped host */
+	assert_non_null(strstr(text, "| **max** |"));
+	assert_non_null(strstr(text, "| **sum** |"));
+	free(text);
+	assert_int_equal(sm_report_render(&r, SM_REPORT_HTML, &text, &err), 0);
+	assert_non_null(strstr(text, "<h2>Ranks</h2>"));
+	assert_non_null(strstr(text, "node&lt;b&gt;|2"));
+	assert_null(strstr(text, "node<b>"));
+	free(text);
+	assert_int_equal(sm_report_render(&r, SM_REPORT_JSON, &text, &err), 0);
+	j = json_loads(text, 0, &je);
+	assert_non_null(j);
+	assert_string_equal(json_string_value(json_object_get(j, "verdict")), "pass");
+	m = json_object_get(j, "mpi");
+	assert_int_equal(json_integer_value(json_object_get(m, "ranks")), 3);
+	assert_int_equal(json_integer_value(json_object_get(m, "failed_ranks")), 0);
+	assert_int_equal(json_array_size(json_object_get(m, "per_rank")), 3);
+	r2 = json_array_get(json_object_get(m, "per_rank"), 2);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(r2, "allocated"),
+							    "difference_bytes")), -100 * (json_int_t)KIB);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(m, "sum"), "cells")),
+			 12000);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(m, "estimated"),
+							    "requested_bytes")), (json_int_t)RANK_EST);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(
+		json_object_get(r2, "stages"), 0), "id")), "stream_cells");
+	json_decref(j);
+	free(text);
+	/* --strict judges each rank's process peak above its baseline: rank 1 is 2 MiB over */
+	r.strict = 1;
+	assert_int_equal(sm_report_compare(&r, 1.0, 64 * KIB, &err), 0);
+	assert_int_equal(r.nfail, 2);  /* ranks 0 (1 MiB > 1% of 44 MiB) and 1 */
+	sm_report_release(&r);
+	tr = tu_run("report", d, NULL);
+	assert_int_equal(tr.status, 0);
+	tu_result_free(&tr);
+
+	/* one rank's requested peak 1% + 1 byte over: that rank fails, exit 1 */
+	memcpy(rk, ranks_ok, sizeof(rk));
+	rk[1].req = RANK_EST + RANK_EST / 100 + 1;
+	mpi_run(d, rk, 3);
+	assert_int_equal(sm_report_load(&r, d, &err), 0);
+	assert_int_equal(sm_report_compare(&r, 1.0, 64 * KIB, &err), 0);
+	assert_int_equal(r.nfail, 1);
+	assert_int_equal(sm_report_render(&r, SM_REPORT_TABLE, &text, &err), 0);
+	assert_non_null(strstr(text, "verdict: FAIL, 1 rank miss the tolerance"));
+	assert_non_null(strstr(text, "1 rank miss the tolerance\n"));
+	free(text);
+	assert_int_equal(sm_report_render(&r, SM_REPORT_JSON, &text, &err), 0);
+	j = json_loads(text, 0, &je);
+	assert_string_equal(json_string_value(json_object_get(j, "verdict")), "fail");
+	assert_int_equal(json_integer_value(json_object_get(j, "failed_stages")), 0);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "mpi"),
+							    "failed_ranks")), 1);
+	r2 = json_array_get(json_object_get(json_object_get(j, "mpi"), "per_rank"), 1);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(r2, "requested"),
+							      "verdict")), "fail");
+	json_decref(j);
+	free(text);
+	/* 2% tolerance: within */
+	assert_int_equal(sm_report_compare(&r, 2.0, 64 * KIB, &err), 0);
+	assert_int_equal(r.nfail, 0);
+	sm_report_release(&r);
+	tr = tu_run("report", d, NULL);
+	assert_int_equal(tr.status, 1);
+	tu_result_free(&tr);
+	tr = tu_run("report", d, "--format", "markdown", NULL);
+	assert_int_equal(tr.status, 1);
+	assert_non_null(strstr(tr.out, "**verdict: FAIL**, 1 rank miss the tolerance"));
+	tu_result_free(&tr);
+
+	/* one rank's tracked allocated peak under by more than 1%: fails too */
+	memcpy(rk, ranks_ok, sizeof(rk));
+	rk[0].tracked = RANK_EST_AL - RANK_EST_AL / 50;
+	mpi_run(d, rk, 3);
+	assert_int_equal(sm_report_load(&r, d, &err), 0);
+	assert_int_equal(sm_report_compare(&r, 1.0, 64 * KIB, &err), 0);
+	assert_int_equal(r.nfail, 1);
+	sm_report_release(&r);
+	tu_rmtree(dir);
+	free(d);
+	free(dir);
+}
+
+/* Set a JSON path's value in d/memory.json (or delete it when v is NULL). */
+static void patch(const char *d, const char *file, const char *k1, int idx, const char *k2,
+		  json_t *v)
+{
+	json_t *root = load_json(d, file), *o = json_object_get(root, k1);
+
+	if (idx >= 0)
+		o = json_array_get(json_object_get(o, "per_rank"), (size_t)idx);
+	if (k2 == NULL) {
+		json_object_set_new(root, k1, v);
+	} else if (v == NULL) {
+		json_object_del(o, k2);
+	} else {
+		json_object_set_new(o, k2, v);
+	}
+	dump(root, d, file);
+}
+
+static void expect_mpi_error(const char *d, const char *file, const char *needle)
+{
+	char *p = tu_path(d, file);
+	sm_report r;
+	sm_error err = {0};
+	tu_result tr;
+
+	assert_int_equal(sm_report_load(&r, d, &err), SM_EFORMAT);
+	if (strstr(err.msg, p) == NULL || strstr(err.msg, needle) == NULL)
+		fail_msg("want '%s' and '%s' in: %s", p, needle, err.msg);
+	assert_null(strchr(err.msg, '\n'));
+	assert_null(r.stages);
+	tr = tu_run("report", d, NULL);
+	assert_int_equal(tr.status, 2);
+	assert_int_equal(tu_count_lines(tr.err), 1);
+	assert_non_null(strstr(tr.err, needle));
+	assert_string_equal(tr.out, "");
+	tu_result_free(&tr);
+	free(p);
+}
+
+static void test_mpi_malformed(void **state)
+{
+	char *dir = tu_tmpdir(), *d = tu_path(dir, "mpi");
+
+	(void)state;
+	mpi_run(d, ranks_ok, 3);
+	patch(d, "memory.json", "mpi", 1, "requested_peak", NULL);
+	expect_mpi_error(d, "memory.json", "mpi.per_rank[1].requested_peak is missing");
+	mpi_run(d, ranks_ok, 3);
+	patch(d, "memory.json", "mpi", 2, "vm_hwm", json_integer(-4));
+	expect_mpi_error(d, "memory.json", "mpi.per_rank[2].vm_hwm is negative");
+	mpi_run(d, ranks_ok, 3);
+	patch(d, "memory.json", "mpi", 0, "files", json_pack("[i, s]", 1, "two"));
+	expect_mpi_error(d, "memory.json", "mpi.per_rank[0].files[1] is not a file number");
+	mpi_run(d, ranks_ok, 3);
+	patch(d, "memory.json", "mpi", 0, "rank", json_integer(3));
+	expect_mpi_error(d, "memory.json", "mpi.per_rank[0].rank is 3, not between 0 and 2");
+	mpi_run(d, ranks_ok, 3);
+	patch(d, "memory.json", "mpi", 0, "rank", json_integer(1));
+	expect_mpi_error(d, "memory.json", "rank 1 appears twice");
+	mpi_run(d, ranks_ok, 3);
+	patch(d, "memory.json", "mpi", -1, "ranks", json_integer(4));
+	expect_mpi_error(d, "memory.json", "mpi.ranks is 4 but mpi.per_rank has 3 ranks");
+	mpi_run(d, ranks_ok, 3);
+	patch(d, "memory.json", "mpi", -1, "max", json_string("big"));
+	expect_mpi_error(d, "memory.json", "mpi.max is not an object");
+	mpi_run(d, ranks_ok, 3);
+	patch(d, "memory.json", "mpi", -1, "sum", json_pack("{s:i, s:f, s:i, s:i, s:i, s:i}",
+							    "cells", 11999, "wall_s", 1.0,
+							    "requested_peak", 0,
+							    "tracked_allocated_peak", 0,
+							    "allocated_peak", 0, "vm_hwm", 0));
+	expect_mpi_error(d, "memory.json", "mpi.sum.cells is 11999 but the per_rank rows give 12000");
+	mpi_run(d, ranks_ok, 3);
+	patch(d, "memory.json", "mpi", 1, "stages", json_pack("[{s:s}]", "id", "stream_cells"));
+	expect_mpi_error(d, "memory.json", "mpi.per_rank[1].stages[0].instance is missing");
+	mpi_run(d, ranks_ok, 3);
+	patch(d, "memory.json", "mpi", -1, NULL, json_integer(3));
+	expect_mpi_error(d, "memory.json", "mpi is not an object");
+	/* the estimate of a one-process run beside a distributed measurement */
+	mpi_run(d, ranks_ok, 3);
+	patch(d, "estimate.json", "options", -1, "mpi", json_false());
+	expect_mpi_error(d, "estimate.json", "options.mpi is false");
+	tu_rmtree(dir);
+	free(d);
+	free(dir);
+}
+
 static void test_fit(void **state)
 {
 	double x[] = {1e6, 3e6, 1e7, 2e7}, y[4];
@@ -640,6 +926,8 @@ int main(void)
 		cmocka_unit_test(test_compare_verdicts),
 		cmocka_unit_test(test_load_errors),
 		cmocka_unit_test(test_formats_findings_first),
+		cmocka_unit_test(test_mpi_ranks),
+		cmocka_unit_test(test_mpi_malformed),
 		cmocka_unit_test(test_fit),
 		cmocka_unit_test(test_scale_tng300),
 		cmocka_unit_test(test_tradeoff),

@@ -11,7 +11,8 @@
  * "Allocated" is what jemalloc reserved for the tracked arrays live at the stage's peak: the part the
  * model claims to predict. Memory no array explains (HDF5's state while a file is open, libraries)
  * is a finding, listed first with its sites, and judged only under --strict, where the process's
- * allocated peak above the baseline must match the estimate.
+ * allocated peak above the baseline must match the estimate. A distributed run's ranks are judged
+ * the same way against the estimate's per-rank peak (mpi.c); nfail counts stages and ranks.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -118,7 +119,28 @@ int sm_report_compare(sm_report *r, double tolerance_pct, uint64_t abs_bound, sm
 		if (s->requested.verdict == SM_VERDICT_FAIL || s->allocated.verdict == SM_VERDICT_FAIL)
 			r->nfail++;
 	}
+	/* a distributed run: every rank against the estimate's per-rank peak, counted in nfail */
+	if (sm__report_mpi_of(r) != NULL)
+		r->nfail += sm__report_mpi_compare(r, sm__report_mpi_of(r));
 	return 0;
+}
+
+const char *sm__verdict_text(const sm_report *r, char *buf, size_t len)
+{
+	const sm__report_mpi *m = sm__report_mpi_of(r);
+	size_t fr = m != NULL ? m->nfail : 0, fs = r->nfail - fr;
+
+	if (r->nfail == 0)
+		snprintf(buf, len, "PASS, every stage%s within the tolerance",
+			 m != NULL ? " and every rank" : "");
+	else if (fr == 0)
+		snprintf(buf, len, "FAIL, %zu stage%s miss the tolerance", fs, fs > 1 ? "s" : "");
+	else if (fs == 0)
+		snprintf(buf, len, "FAIL, %zu rank%s miss the tolerance", fr, fr > 1 ? "s" : "");
+	else
+		snprintf(buf, len, "FAIL, %zu stage%s and %zu rank%s miss the tolerance", fs,
+			 fs > 1 ? "s" : "", fr, fr > 1 ? "s" : "");
+	return buf;
 }
 
 int sm__stage_has_finding(const sm_report *r, const sm_report_stage *s)

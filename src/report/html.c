@@ -275,7 +275,7 @@ static void td_cmp(FILE *f, const sm_report_cmp *c, int have)
 
 int sm__report_html(const sm_report *r, FILE *f)
 {
-	char a[32], b[32];
+	char a[32], b[32], vt[96];
 	size_t i, j, k, n = 0;
 
 	fprintf(f, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
@@ -309,12 +309,9 @@ int sm__report_html(const sm_report *r, FILE *f)
 		sm__html_escape(f, r->incomplete_reason);
 	fprintf(f, ".<br>Tolerance %g%% for figures of 1 MiB and more, %s below.</p>\n",
 		r->tolerance_pct, sm__iec(r->abs_bound, a, sizeof(a)));
-	if (r->nfail == 0)
-		fprintf(f, "<p class=\"verdict-pass\"><b>Verdict: PASS</b>, every stage within the "
-			"tolerance.</p>\n");
-	else
-		fprintf(f, "<p class=\"verdict-fail\"><b>Verdict: FAIL</b>, %zu stage%s miss the "
-			"tolerance.</p>\n", r->nfail, r->nfail > 1 ? "s" : "");
+	sm__verdict_text(r, vt, sizeof(vt));
+	fprintf(f, "<p class=\"verdict-%s\"><b>Verdict: %.4s</b>%s.</p>\n",
+		r->nfail == 0 ? "pass" : "fail", vt, vt + 4);
 
 	fprintf(f, "<h2>Findings: unmodelled memory</h2>\n<div class=\"finding\"><ul>\n");
 	for (i = 0; i < r->nstages; i++) {
@@ -400,7 +397,9 @@ int sm__report_html(const sm_report *r, FILE *f)
 		td_bytes(f, s->has_meas && r->measured, s->meas_resident);
 		fprintf(f, "<td class=\"na\">n/a</td></tr>\n");
 	}
-	fprintf(f, "</table>\n<h2>Named arrays</h2>\n<table>\n<tr><th class=\"l\">stage</th>"
+	fprintf(f, "</table>\n");
+	sm__report_mpi_html(r, f);
+	fprintf(f, "<h2>Named arrays</h2>\n<table>\n<tr><th class=\"l\">stage</th>"
 		"<th class=\"l\">array</th><th>estimated</th><th>measured</th><th>difference</th>"
 		"<th>estimated allocated</th><th>measured allocated</th></tr>\n");
 	for (i = 0; i < r->narrays; i++) {

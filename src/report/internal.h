@@ -37,6 +37,12 @@ int sm__j_bool(sm__jdoc *d, json_t *parent, const char *where, const char *key, 
 /* Loads path, checks it is an object with "schema": schema. SM_ENOTFOUND / SM_EIO / SM_EFORMAT. */
 int sm__j_load(const char *path, const char *schema, json_t **out, sm_error *err);
 
+/* A comparison as report JSON's CMP object. */
+json_t *sm__cmp_json(const sm_report_cmp *c);
+
+/* "PASS, every stage within the tolerance" / "FAIL, 2 stages and 1 rank miss the tolerance". */
+const char *sm__verdict_text(const sm_report *r, char *buf, size_t len);
+
 /* Text helpers. */
 char *sm__commas(uint64_t v, char *buf, size_t len);
 char *sm__iec(uint64_t v, char *buf, size_t len);
@@ -61,5 +67,63 @@ int sm__report_model_options(const sm_report *r, struct sm_model_options *o, sm_
 
 json_t *sm__report_doc_estimate(const sm_report *r);
 json_t *sm__report_doc_memory(const sm_report *r);
+
+/* ---- a distributed run (memory.json "mpi", docs/MPI.md): every rank against the estimate ---- */
+
+/* One stage of one rank, as memory.json mpi.per_rank[].stages[] has it. */
+typedef struct sm__rank_stage {
+	char id[SM_REPORT_ID_MAX];
+	int64_t instance;
+	double wall_s;
+	uint64_t requested_peak, tracked_allocated_peak, allocated_peak, vm_hwm;
+} sm__rank_stage;
+
+/* The figures of a rank, and the max and sum rows (files, host, stages unused there). */
+typedef struct sm__rank {
+	int64_t rank;
+	char host[128];
+	int64_t *files;                  /* chunk files it read (malloc'd) */
+	size_t nfiles;
+	uint64_t cells;
+	double wall_s;
+	uint64_t baseline_allocated;     /* the rank's own jemalloc baseline */
+	uint64_t requested_peak, tracked_allocated_peak, allocated_peak, vm_hwm;
+	uint64_t allocated_above;        /* allocated_peak - baseline_allocated (0 when below) */
+	sm__rank_stage *stages;          /* (malloc'd) */
+	size_t nstages;
+	sm_report_cmp requested, allocated; /* against the estimate's per-rank peak */
+} sm__rank;
+
+typedef struct sm__report_mpi {
+	uint64_t ranks;                  /* mpi.ranks */
+	char assignment[128];
+	sm__rank *per_rank;              /* sorted by rank, one per rank */
+	size_t nranks;
+	sm__rank max, sum;               /* the document's rows (checked against per_rank) */
+	uint64_t est_requested;          /* estimate.json peak_bytes: one rank's requested peak */
+	uint64_t est_allocated;          /* peak_allocated_bytes */
+	uint64_t est_total;              /* peak_total_bytes (allocated + baseline) */
+	size_t nfail;                    /* ranks that miss the tolerance */
+} sm__report_mpi;
+
+/* Reads memory.json's "mpi" object (absent or null: *out = NULL) and checks every key; the
+ * estimate must then be a distributed one (options.mpi true). SM_EFORMAT naming the file and
+ * the key, SM_ENOMEM. */
+int sm__report_mpi_load(sm_report *r, json_t *est, json_t *mem, sm__report_mpi **out,
+			sm_error *err);
+void sm__report_mpi_free(sm__report_mpi *m);
+
+/* The loaded mpi section of r, or NULL for a run of one process. */
+sm__report_mpi *sm__report_mpi_of(const sm_report *r);
+
+/* Judges every rank's requested and allocated peak (tracked, or above its baseline with
+ * r->strict) against the estimate's per-rank peak; returns the ranks that miss. */
+size_t sm__report_mpi_compare(const sm_report *r, sm__report_mpi *m);
+
+/* The per-rank section in each format (nothing for a run of one process). */
+void sm__report_mpi_table(const sm_report *r, FILE *f);
+void sm__report_mpi_markdown(const sm_report *r, FILE *f);
+void sm__report_mpi_html(const sm_report *r, FILE *f);
+json_t *sm__report_mpi_json(const sm_report *r);   /* json null for one process */
 
 #endif

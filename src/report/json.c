@@ -1,7 +1,8 @@
 /*
  * The run report as JSON for programs ("schema": "snapmem.report/1", docs/REPORT.md), built with
  * jansson from the same struct the other writers read. Every byte figure is an integer in bytes;
- * figures that do not apply are null. Per-halo stages carry every halo's figures.
+ * figures that do not apply are null. Per-halo stages carry every halo's figures; a distributed
+ * run adds "mpi" with every rank's figures and verdicts (null for one process).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -19,7 +20,7 @@ static const char *verdict_json(sm_verdict v)
 	return v == SM_VERDICT_PASS ? "pass" : v == SM_VERDICT_FAIL ? "fail" : "n/a";
 }
 
-static json_t *cmp_json(const sm_report_cmp *c)
+json_t *sm__cmp_json(const sm_report_cmp *c)
 {
 	return json_pack("{s:o, s:o, s:I, s:o, s:o, s:b, s:s}", "estimated_bytes", u(c->estimated),
 			 "measured_bytes", u(c->measured), "difference_bytes", (json_int_t)c->diff,
@@ -57,8 +58,8 @@ static json_t *stage_json(const sm_report *r, const sm_report_stage *s)
 	} else {
 		json_object_set_new(o, "measured", json_null());
 	}
-	json_object_set_new(o, "requested", cmp_json(&s->requested));
-	json_object_set_new(o, "allocated", cmp_json(&s->allocated));
+	json_object_set_new(o, "requested", sm__cmp_json(&s->requested));
+	json_object_set_new(o, "allocated", sm__cmp_json(&s->allocated));
 	json_object_set_new(o, "documented", json_null());
 	json_object_set_new(o, "finding", json_boolean(sm__stage_has_finding(r, s)));
 	for (j = 0; j < s->nsites; j++)
@@ -120,8 +121,14 @@ int sm__report_json(const sm_report *r, char **out, sm_error *err)
 				      "small_stage_bytes", u(SM_REPORT_SMALL_STAGE), "absolute_bytes",
 				      u(r->abs_bound)));
 	json_object_set_new(root, "verdict", json_string(r->nfail == 0 ? "pass" : "fail"));
-	json_object_set_new(root, "failed_stages", u(r->nfail));
-	json_object_set_new(root, "baseline", cmp_json(&r->baseline));
+	{
+		const sm__report_mpi *m = sm__report_mpi_of(r);
+		size_t fr = m != NULL ? m->nfail : 0;
+
+		json_object_set_new(root, "failed_stages", u(r->nfail - fr));
+		json_object_set_new(root, "failed_ranks", u(fr));
+	}
+	json_object_set_new(root, "baseline", sm__cmp_json(&r->baseline));
 	json_object_set_new(json_object_get(root, "baseline"), "resident_bytes",
 			    r->measured ? u(r->meas_baseline_resident) : json_null());
 
@@ -171,6 +178,7 @@ int sm__report_json(const sm_report *r, char **out, sm_error *err)
 						    : json_null()));
 	}
 	json_object_set_new(root, "arrays", arrays);
+	json_object_set_new(root, "mpi", sm__report_mpi_json(r));
 	*out = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	if (*out == NULL) {
 		rc = sm_error_set(err, SM_ENOMEM, "cannot build the report JSON");

@@ -5,6 +5,7 @@
  * SM_EFORMAT with one line naming the file and the JSON path at fault; a missing file is
  * SM_ENOTFOUND. The two documents are then joined per stage id and per array (name + stage): the
  * per-halo stages keep every measured instance and show the one with the highest requested peak.
+ * A distributed run's per-rank figures (memory.json "mpi") are read by mpi.c.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 
 struct docs {
 	json_t *est, *mem;
+	sm__report_mpi *mpi;   /* memory.json's "mpi" object, NULL for one process */
 };
 
 /* ---- checked JSON access -------------------------------------------------------------------- */
@@ -712,7 +714,8 @@ int sm_report_load_files(sm_report *r, const char *estimate_path, const char *me
 	if ((rc = sm__j_load(estimate_path, "snapmem.estimate/1", &docs->est, err)) != 0 ||
 	    (rc = sm__j_load(memory_path, "snapmem.memory/1", &docs->mem, err)) != 0 ||
 	    (rc = load_estimate(r, docs->est, err)) != 0 ||
-	    (rc = load_memory(r, docs->mem, err)) != 0)
+	    (rc = load_memory(r, docs->mem, err)) != 0 ||
+	    (rc = sm__report_mpi_load(r, docs->est, docs->mem, &docs->mpi, err)) != 0)
 		goto fail;
 	return 0;
 fail:
@@ -747,6 +750,7 @@ void sm_report_release(sm_report *r)
 	if (docs != NULL) {
 		json_decref(docs->est);
 		json_decref(docs->mem);
+		sm__report_mpi_free(docs->mpi);
 		free(docs);
 	}
 	for (i = 0; i < r->nstages; i++)
@@ -768,6 +772,11 @@ json_t *sm__report_doc_estimate(const sm_report *r)
 json_t *sm__report_doc_memory(const sm_report *r)
 {
 	return r->priv != NULL ? ((struct docs *)r->priv)->mem : NULL;
+}
+
+sm__report_mpi *sm__report_mpi_of(const sm_report *r)
+{
+	return r->priv != NULL ? ((struct docs *)r->priv)->mpi : NULL;
 }
 
 int sm__report_model_options(const sm_report *r, struct sm_model_options *o, sm_error *err)

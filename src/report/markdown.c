@@ -16,7 +16,7 @@ static void name_md(FILE *f, const sm_report_stage *s)
 
 int sm__report_markdown(const sm_report *r, FILE *f)
 {
-	char a[32], b[32], c[32], d[32], e[32], g[32], h[32], p1[32], p2[32];
+	char a[32], b[32], c[32], d[32], e[32], g[32], h[32], p1[32], p2[32], vt[96];
 	size_t i, j, k, n = 0;
 
 	fprintf(f, "# snapmem report: ");
@@ -32,11 +32,8 @@ int sm__report_markdown(const sm_report *r, FILE *f)
 		sm__md_escape(f, r->incomplete_reason);
 	fprintf(f, "\n- tolerance: %g%% for figures of 1 MiB and more, %s below\n", r->tolerance_pct,
 		sm__iec(r->abs_bound, a, sizeof(a)));
-	if (r->nfail == 0)
-		fprintf(f, "- **verdict: PASS**, every stage within the tolerance\n\n");
-	else
-		fprintf(f, "- **verdict: FAIL**, %zu stage%s miss the tolerance\n\n", r->nfail,
-			r->nfail > 1 ? "s" : "");
+	sm__verdict_text(r, vt, sizeof(vt));
+	fprintf(f, "- **verdict: %.4s**%s\n\n", vt, vt + 4);
 
 	fprintf(f, "## Findings: unmodelled memory\n\n");
 	for (i = 0; i < r->nstages; i++) {
@@ -135,7 +132,9 @@ int sm__report_markdown(const sm_report *r, FILE *f)
 		(void)p2;
 	}
 
-	fprintf(f, "\n## Named arrays\n\nRequested bytes, matched by name and stage (per-halo arrays: "
+	fprintf(f, "\n");
+	sm__report_mpi_markdown(r, f);
+	fprintf(f, "## Named arrays\n\nRequested bytes, matched by name and stage (per-halo arrays: "
 		"the halo shown above).\n\n| stage | array | estimated (B) | measured (B) | difference | "
 		"estimated allocated | measured allocated |\n|---|---|---:|---:|---:|---:|---:|\n");
 	for (i = 0; i < r->narrays; i++) {

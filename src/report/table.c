@@ -69,7 +69,7 @@ static void findings(const sm_report *r, FILE *f)
 
 int sm__report_table(const sm_report *r, FILE *f)
 {
-	char n1[96], a[32], b[32], c[32], d[32], e[32], g[32], h[32], p1[32], p2[32];
+	char n1[96], a[32], b[32], c[32], d[32], e[32], g[32], h[32], p1[32], p2[32], vt[96];
 	size_t i, j;
 
 	fprintf(f, "snapmem report: %s\n", r->rundir);
@@ -81,11 +81,7 @@ int sm__report_table(const sm_report *r, FILE *f)
 		r->complete ? "" : r->incomplete_reason);
 	fprintf(f, "  tolerance %g%% for figures of 1 MiB and more, %s below\n", r->tolerance_pct,
 		sm__iec(r->abs_bound, a, sizeof(a)));
-	if (r->nfail == 0)
-		fprintf(f, "  verdict: PASS, every stage within the tolerance\n\n");
-	else
-		fprintf(f, "  verdict: FAIL, %zu stage%s miss the tolerance\n\n", r->nfail,
-			r->nfail > 1 ? "s" : "");
+	fprintf(f, "  verdict: %s\n\n", sm__verdict_text(r, vt, sizeof(vt)));
 	findings(r, f);
 
 	fprintf(f, "baseline (process, allocated): estimated %s, measured %s, %s (%s); "
@@ -131,6 +127,7 @@ int sm__report_table(const sm_report *r, FILE *f)
 			r->measured ? sm__iec(s->meas_resident, h, sizeof(h)) : "n/a", "n/a");
 	}
 	fputc('\n', f);
+	sm__report_mpi_table(r, f);
 
 	fprintf(f, "ARRAYS (requested bytes; per-halo arrays of the halo shown)\n");
 	fprintf(f, "  %-22s %-30s %19s %19s %14s %11s %11s\n", "stage", "array", "estimated",
