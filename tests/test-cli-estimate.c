@@ -165,7 +165,7 @@ static void test_node_mem(void **state)
 	assert_contains(r.out, "distributed (--mpi), positions float32, stream block 1048576");
 	assert_null(strstr(strstr(r.out, "combinations that fit"), "one process"));
 	assert_contains(r.out, "the distributed strategy fits with any number of ranks: snapmem run "
-		       "--mpi, 384.94 MiB per rank");
+		       "--mpi, 388.90 MiB per rank");
 	tu_result_free(&r);
 	r = tu_run("estimate", "--node-mem", "128G", "--format", "json", NULL);
 	assert_int_equal(r.status, 0);
@@ -198,7 +198,7 @@ static void test_node_mem(void **state)
 	/* per rank: two ranks fit 128 GiB */
 	r = tu_run("estimate", "--ranks", "2", "--node-mem", "128G", NULL);
 	assert_int_equal(r.status, 0);
-	assert_contains(r.out, "node memory 128.00 GiB: fits (peak total 384.94 MiB per rank)");
+	assert_contains(r.out, "node memory 128.00 GiB: fits (peak total 388.90 MiB per rank)");
 	tu_result_free(&r);
 }
 
@@ -217,13 +217,13 @@ static void test_mpi_plan(void **state)
 	assert_contains(r.out, "halo grid 27^3");
 	assert_contains(r.out, "64 ranks share 600 chunk files");
 	assert_contains(r.out, "an even split would be 225,855,035");  /* ceil(N / 64) */
-	/* 20 G + 48 K = 352,531,280 requested in load_halos; 403,643,360 with size classes and the
-	 * baseline; 256 GiB / 403,643,360 = 680.99 */
+	/* 20 G + 48 K = 352,531,280 requested in load_halos; 407,796,080 with size classes and the
+	 * baseline; 256 GiB / 407,796,080 = 674.05 */
 	assert_contains(r.out, "352,531,280");
-	assert_contains(r.out, "every rank peaks at 384.94 MiB (403,643,360 B with the baseline) in "
+	assert_contains(r.out, "every rank peaks at 388.90 MiB (407,796,080 B with the baseline) in "
 		       "load_halos");
-	assert_contains(r.out, "a node of 256.00 GiB holds 680 ranks; 64 ranks need 1 node");
-	assert_contains(r.out, "answer: 64 ranks of 384.94 MiB each fit on 1 node of 256.00 GiB");
+	assert_contains(r.out, "a node of 256.00 GiB holds 674 ranks; 64 ranks need 1 node");
+	assert_contains(r.out, "answer: 64 ranks of 388.90 MiB each fit on 1 node of 256.00 GiB");
 	assert_contains(r.out, "stream_cells");
 	assert_contains(r.out, "halo_grid_halos");
 	assert_null(strstr(r.out, "load_positions"));
@@ -238,7 +238,7 @@ static void test_mpi_plan(void **state)
 	r = tu_run("estimate", "--ranks", "64", "--node-mem", "256GiB", "--format", "markdown", NULL);
 	assert_int_equal(r.status, 0);
 	assert_contains(r.out, "## Distributed run (--mpi)");
-	assert_contains(r.out, "**Answer:** 64 ranks of 384.94 MiB each fit on 1 node of 256.00 GiB");
+	assert_contains(r.out, "**Answer:** 64 ranks of 388.90 MiB each fit on 1 node of 256.00 GiB");
 	tu_result_free(&r);
 
 	r = tu_run("estimate", "--ranks", "64", "--node-mem", "256GiB", "--format", "json", NULL);
@@ -251,11 +251,11 @@ static void test_mpi_plan(void **state)
 	assert_int_equal(json_integer_value(json_object_get(m, "files")), 600);
 	assert_true(json_is_null(json_object_get(m, "cells_per_rank_max")));
 	assert_int_equal(json_integer_value(json_object_get(m, "per_rank_peak_total_bytes")),
-			 INT64_C(403643360));
-	assert_int_equal(json_integer_value(json_object_get(m, "ranks_per_node")), 680);
+			 INT64_C(407796080));
+	assert_int_equal(json_integer_value(json_object_get(m, "ranks_per_node")), 674);
 	assert_int_equal(json_integer_value(json_object_get(m, "nodes_needed")), 1);
 	assert_int_equal(json_integer_value(json_object_get(root, "peak_total_bytes")),
-			 INT64_C(403643360));
+			 INT64_C(407796080));
 	json_decref(root);
 	tu_result_free(&r);
 
@@ -406,7 +406,7 @@ static void test_tradeoff(void **state)
 	r = tu_run("tradeoff", "--format", "markdown", NULL);
 	assert_int_equal(r.status, 0);
 	assert_contains(r.out, "| combination |");
-	assert_contains(r.out, "| f32/mpi/rank | 384.94 MiB |");
+	assert_contains(r.out, "| f32/mpi/rank | 388.90 MiB |");
 	tu_result_free(&r);
 	/* with --ranks: the one-process combinations beside the distributed ones, stream_cells in
 	 * its place before histogram_write */

@@ -697,6 +697,8 @@ static void check_mpi(sm_dtype pos)
 	assert_int_equal(e.peak, stage(&e, "stream_cells")->peak);
 	assert_string_equal(e.stages[e.peak_stage].id, "stream_cells");
 	assert_int_equal(e.peak_total, e.peak_allocated + e.baseline);
+	/* a rank's baseline is measured after MPI_Init: above one process's */
+	assert_true(e.baseline > sm_est_baseline_bytes() + 4000000);
 	/* a small input with no chunk sizes: the work split is unknown */
 	assert_false(e.have_cells_per_rank);
 	assert_int_equal(e.files, 1);

@@ -150,7 +150,8 @@ int sm_estimate_write_json(const sm_est_input *in, const sm_estimate *e, uint64_
 
 /* ---- added by the estimator: documented figures, node fit, trade-off, text output ------------ */
 
-/* Predicted process baseline (allocated bytes): what sm_estimate.baseline holds. */
+/* Predicted process baseline (allocated bytes) of one process: what sm_estimate.baseline holds
+ * without --mpi (a rank of the distributed run has its own, larger, measured one). */
 uint64_t sm_est_baseline_bytes(void);
 
 /* One figure of the reference notebook beside the model (embedded TNG300-1 only). */
