@@ -45,4 +45,20 @@ char *cli_est_gib_repr(uint64_t bytes, char *buf, size_t len);
 const char *cli_est_opts_text(const sm_model_options *o, char *buf, size_t len);
 int cli_est_emit(const char *text, const char *out, sm_error *err);
 
+/* MPI glue for `run --mpi` (mpi.c; docs/MPI.md). Only mpi.c includes <mpi.h>. */
+struct sm_pipeline_comm;
+
+/* 1 when this binary was built with MPI. */
+int cli_mpi_available(void);
+
+/* MPI_Init (once) and the collectives over MPI_COMM_WORLD into *comm. 0, or SM_EUNSUPPORTED
+ * ("built without MPI") / SM_EIO with err filled. */
+int cli_mpi_init(struct sm_pipeline_comm *comm, sm_error *err);
+
+/* MPI_Finalize when cli_mpi_init started MPI; otherwise nothing. */
+void cli_mpi_finalize(void);
+
+/* This rank's host name (MPI_Get_processor_name, else gethostname). */
+void cli_mpi_host(char *buf, size_t len);
+
 #endif

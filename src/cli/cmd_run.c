@@ -15,9 +15,19 @@
  * Test hooks (hidden from -h): --inject-oom NAME[:N] (or SNAPMEM_INJECT_OOM) fails the Nth tracked
  * allocation of array NAME ("*" any array) as out of memory; --inject-signal STAGE[:SIG] raises SIG
  * (default SIGINT) when STAGE begins.
+ *
+ * `--mpi` (docs/MPI.md; `mpirun -np R snapmem run --mpi ...`): MPI is started (mpi.c), every rank
+ * parses the same options and runs sm_pipeline_run_distributed with its own profiler; rank 0 alone
+ * checks and creates the run directory, computes the estimate (options.mpi, ranks = R), prints,
+ * and writes the files, memory.json with an "mpi" object holding every rank's figures (gathered
+ * after the run). Collectives here, in this order on every rank: one agreement before the run
+ * (rank 0's directory and estimate checks, every rank's profiler), the pipeline's own, the gather
+ * of the per-rank figures (when profiling, after a complete or interrupted run), one agreement at
+ * the end (rank 0's writing), so that all ranks exit with the same status.
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +50,7 @@
 static const char usage_text[] =
 	"usage: snapmem run --base-path DIR --snap N [model options] [--out DIR] [--max-mem SIZE]\n"
 	"                   [--force] [--no-profile]\n"
+	"       mpirun -np R snapmem run --mpi --base-path DIR --snap N [...]\n"
 	"\n"
 	"Runs the radial-profile pipeline, measuring every stage, and writes in DIR:\n"
 	"profiles.hdf5, estimate.json, memory.json, report.md and report.html.\n"
@@ -51,9 +62,63 @@ static const char usage_text[] =
 	"  --max-mem SIZE     refuse (exit 3) when the estimate is over SIZE; also enforced while\n"
 	"                     running on the tracked arrays\n"
 	"  --no-profile       no profiler: no memory.json and no report (estimate.json still)\n"
+	"  --mpi              the distributed run over the MPI ranks (docs/MPI.md); --ranks R, when\n"
+	"                     given, must equal mpirun's -np\n"
 	"\n";
 
 static volatile sig_atomic_t got_signal;
+
+/* MPI state of this run; quiet on ranks other than 0 (only rank 0 prints). */
+struct mpi_run {
+	int on;
+	sm_pipeline_comm comm;
+	int rank, size;
+	int pre_agreed;   /* the agreement before the run is done */
+	int run_reached;  /* every rank went into the pipeline: the final agreement is due */
+};
+
+static int quiet;
+
+static int usage_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int usage_err(const char *fmt, ...)
+{
+	char buf[SM_ERROR_MSG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (quiet)
+		return 2;
+	return usage_err("%s", buf);
+}
+
+static int run_fail(const sm_error *err)
+{
+	return quiet ? sm_exit_code(err) : cli_fail(err);
+}
+
+/*
+ * An agreement point of the CLI: every rank's exit status in, the lowest failing rank's status
+ * out (0 when none). When that rank is not 0, its error comes over and rank 0 prints it, as the
+ * failing rank printed nothing.
+ */
+static int agree_status(struct mpi_run *M, int status, sm_error *err)
+{
+	int fr = -1, fc = 0;
+
+	if (!M->on)
+		return status;
+	if (M->comm.agree(M->comm.ctx, status, &fr, &fc) != 0)
+		return status != 0 ? status : 2;
+	if (fr < 0)
+		return 0;
+	if (M->comm.bcast(M->comm.ctx, fr, err, sizeof(*err)) == 0 && fr != 0 && M->rank == 0)
+		fprintf(stderr, "snapmem: rank %d of %d: %s\n", fr, M->size,
+			err->msg[0] != '\0' ? err->msg : sm_strerror(err->code));
+	return fc;
+}
 
 static void on_signal(int sig)
 {
@@ -139,6 +204,7 @@ static json_t *options_json(const sm_model_options *mo, const char *base, int sn
 	json_object_set_new(o, "halos", mo->halos >= 0 ? json_integer(mo->halos) : json_null());
 	json_object_set_new(o, "mass_min", json_real(mo->mass_min));
 	json_object_set_new(o, "ranks", json_integer(mo->ranks));
+	json_object_set_new(o, "mpi", json_boolean(mo->mpi));
 	json_object_set_new(o, "base_path", json_string(base));
 	json_object_set_new(o, "snap", json_integer(snap));
 	json_object_set_new(o, "out", json_string(out));
@@ -205,6 +271,180 @@ static char *run_meta(const sm_model_options *mo, const char *base, int snap, co
 	return text;
 }
 
+/* ---- --mpi: the per-rank figures of memory.json's "mpi" object (docs/MPI.md) ---------------- */
+
+static const char *const rank_keys[] = {"requested_peak", "tracked_allocated_peak",
+					"allocated_peak", "vm_hwm"};
+
+/* This rank's figures as a JSON text (malloc'd; NULL on allocation failure). */
+static char *rank_figures(const struct mpi_run *M, sm_prof *prof, const char *base, int snap,
+			  double wall_s)
+{
+	json_t *o = json_object(), *files = json_array(), *stages = json_array(), *doc;
+	uint64_t mx[4] = {0, 0, 0, 0}, cells = 0;
+	int64_t *fl = NULL;
+	size_t nf = 0, i, n = sm_prof_stage_count(prof);
+	char host[256], *text;
+	sm_error e;
+
+	cli_mpi_host(host, sizeof(host));
+	json_object_set_new(o, "rank", json_integer(M->rank));
+	json_object_set_new(o, "host", json_string(host));
+	if (sm_pipeline_rank_files(base, snap, (uint32_t)M->rank, (uint32_t)M->size, &fl, &nf,
+				   &cells, &e) == 0)
+		for (i = 0; i < nf; i++)
+			json_array_append_new(files, json_integer(fl[i]));
+	free(fl);
+	json_object_set_new(o, "files", files);
+	json_object_set_new(o, "cells", json_integer((json_int_t)cells));
+	json_object_set_new(o, "wall_s", json_real(wall_s));
+	text = sm_prof_json(prof);
+	doc = text != NULL ? json_loads(text, 0, NULL) : NULL;
+	free(text);
+	json_object_set_new(o, "baseline_allocated",
+			    json_integer(json_integer_value(
+				    json_object_get(json_object_get(doc, "baseline"), "allocated"))));
+	json_decref(doc);
+	for (i = 0; i < n; i++) {
+		sm_prof_stage_info si;
+		json_t *st;
+		uint64_t v[4];
+		int j;
+
+		if (sm_prof_stage_get(prof, i, &si) != 0 || si.depth != 0)
+			continue;
+		v[0] = si.requested_peak;
+		v[1] = si.tracked_allocated_peak;
+		v[2] = si.allocated_peak;
+		v[3] = si.vm_hwm_end;
+		st = json_object();
+		json_object_set_new(st, "id", json_string(si.id));
+		json_object_set_new(st, "instance", json_integer(si.instance));
+		json_object_set_new(st, "wall_s", json_real(si.wall_s));
+		for (j = 0; j < 4; j++) {
+			json_object_set_new(st, rank_keys[j], json_integer((json_int_t)v[j]));
+			if (v[j] > mx[j])
+				mx[j] = v[j];
+		}
+		json_array_append_new(stages, st);
+	}
+	for (i = 0; i < 4; i++)
+		json_object_set_new(o, rank_keys[i], json_integer((json_int_t)mx[i]));
+	json_object_set_new(o, "stages", stages);
+	text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return text;
+}
+
+/*
+ * Gathers every rank's figures to rank 0 (collective) and, there, attaches memory.json's "mpi"
+ * object to prof. *max_peak receives the largest requested peak of any rank (rank 0 only).
+ * Returns 0 or an SM_E* code (rank 0: the object could not be built).
+ */
+static int gather_figures(struct mpi_run *M, sm_prof *prof, const char *base, int snap,
+			  double wall_s, uint64_t *max_peak, sm_error *err)
+{
+	static const char *const sum_keys[] = {"cells", "requested_peak", "tracked_allocated_peak",
+					       "allocated_peak", "vm_hwm"};
+	char *mine = rank_figures(M, prof, base, snap, wall_s), *text;
+	void **blobs = NULL;
+	size_t *lens = NULL, j;
+	json_t *o, *per, *mx, *sm;
+	double wmax = 0, wsum = 0;
+	int i, rc;
+
+	*max_peak = 0;
+	rc = M->comm.gather(M->comm.ctx, mine != NULL ? mine : "", mine != NULL ? strlen(mine) : 0,
+			    &blobs, &lens);
+	free(mine);
+	if (rc != 0)
+		return sm_error_set(err, rc, "run --mpi: gathering the ranks' figures failed: %s",
+				    sm_strerror(rc));
+	if (M->rank != 0)
+		return 0;
+	o = json_object();
+	per = json_array();
+	mx = json_object();
+	sm = json_object();
+	for (j = 0; j < 5; j++) {
+		json_object_set_new(mx, sum_keys[j], json_integer(0));
+		json_object_set_new(sm, sum_keys[j], json_integer(0));
+	}
+	for (i = 0; i < M->size; i++) {
+		json_t *r = json_loadb(blobs[i], lens[i], 0, NULL);
+		double w;
+
+		free(blobs[i]);
+		if (r == NULL) {
+			r = json_object();
+			json_object_set_new(r, "rank", json_integer(i));
+			json_object_set_new(r, "error", json_string("figures not received"));
+		}
+		for (j = 0; j < 5; j++) {
+			json_int_t v = json_integer_value(json_object_get(r, sum_keys[j]));
+
+			if (v > json_integer_value(json_object_get(mx, sum_keys[j])))
+				json_object_set_new(mx, sum_keys[j], json_integer(v));
+			json_object_set_new(sm, sum_keys[j],
+					    json_integer(json_integer_value(json_object_get(
+							 sm, sum_keys[j])) + v));
+		}
+		w = json_number_value(json_object_get(r, "wall_s"));
+		wmax = w > wmax ? w : wmax;
+		wsum += w;
+		json_array_append_new(per, r);
+	}
+	free(blobs);
+	free(lens);
+	json_object_set_new(mx, "wall_s", json_real(wmax));
+	json_object_set_new(sm, "wall_s", json_real(wsum));
+	*max_peak = (uint64_t)json_integer_value(json_object_get(mx, "requested_peak"));
+	json_object_set_new(o, "ranks", json_integer(M->size));
+	json_object_set_new(o, "assignment",
+			    json_string("largest chunk first to the least-loaded rank"));
+	json_object_set_new(o, "per_rank", per);
+	json_object_set_new(o, "max", mx);
+	json_object_set_new(o, "sum", sm);
+	text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (text == NULL || sm_prof_set_meta(prof, "mpi", text) != 0) {
+		free(text);
+		return sm_error_set(err, SM_ENOMEM, "cannot build memory.json's mpi object");
+	}
+	free(text);
+	return 0;
+}
+
+/* Whether the command line asks for the distributed run (--mpi, or --ranks R > 1), found before
+ * the options are parsed for real so that MPI is up before anything is printed; *ranks_given
+ * when --ranks appears. -h/--help anywhere: no MPI (the usage is printed). */
+static int wants_mpi(int argc, char **argv, int *ranks_given)
+{
+	sm_model_options m;
+	sm_error e;
+	int i, rc;
+
+	sm_model_options_init(&m);
+	*ranks_given = 0;
+	for (i = 1; i < argc; i++) {
+		const char *opt = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (strcmp(opt, "-h") == 0 || strcmp(opt, "--help") == 0)
+			return 0;
+		if (strcmp(opt, "--ranks") == 0)
+			*ranks_given = 1;
+		rc = sm_model_option_apply(&m, opt, val, &e);
+		if (rc == 1)
+			i++;
+		else if (rc == 0 && val != NULL &&
+			 (strcmp(opt, "--base-path") == 0 || strcmp(opt, "--snap") == 0 ||
+			  strcmp(opt, "--out") == 0 || strcmp(opt, "--max-mem") == 0 ||
+			  strcmp(opt, "--inject-oom") == 0 || strcmp(opt, "--inject-signal") == 0))
+			i++;
+	}
+	return m.mpi || m.ranks > 1;
+}
+
 static int parse_inject(const char *val, char *name, size_t len, uint64_t *n, sm_error *err)
 {
 	const char *colon = strrchr(val, ':');
@@ -244,7 +484,7 @@ static uint64_t measured_peak(const sm_prof *p, const char **stage)
 	return best;
 }
 
-int cmd_run(int argc, char **argv)
+static int run_main(int argc, char **argv, struct mpi_run *M, int ranks_given)
 {
 	sm_error err;
 	sm_model_options mo;
@@ -258,7 +498,7 @@ int cmd_run(int argc, char **argv)
 	const char *base = NULL, *out = NULL;
 	char defout[64], path[SM_PATH_MAX + 32], inject_name[64] = "";
 	const char *inject_env = getenv("SNAPMEM_INJECT_OOM");
-	uint64_t max_mem = 0, inject_n = 0;
+	uint64_t max_mem = 0, inject_n = 0, mpi_peak = 0;
 	int snap = -1, force = 0, no_profile = 0, created = 0, rc = 0, i, status = 0;
 	int have_in = 0, have_pre = 0, have_post = 0, sig_installed = 0, report_written = 0;
 	struct stat st;
@@ -289,7 +529,7 @@ int cmd_run(int argc, char **argv)
 		}
 		rc = sm_model_option_apply(&mo, opt, val, &err);
 		if (rc < 0)
-			return cli_usage_error("run", usage_text, "%s", err.msg);
+			return usage_err("%s", err.msg);
 		if (rc == 2)
 			continue;
 		if (rc == 1) {
@@ -299,9 +539,9 @@ int cmd_run(int argc, char **argv)
 		if (strcmp(opt, "--base-path") != 0 && strcmp(opt, "--snap") != 0 &&
 		    strcmp(opt, "--out") != 0 && strcmp(opt, "--max-mem") != 0 &&
 		    strcmp(opt, "--inject-oom") != 0 && strcmp(opt, "--inject-signal") != 0)
-			return cli_usage_error("run", usage_text, "unknown option '%s'", opt);
+			return usage_err("unknown option '%s'", opt);
 		if (val == NULL)
-			return cli_usage_error("run", usage_text, "%s: missing value", opt);
+			return usage_err("%s: missing value", opt);
 		i++;
 		if (strcmp(opt, "--base-path") == 0) {
 			base = val;
@@ -309,20 +549,20 @@ int cmd_run(int argc, char **argv)
 			uint64_t s;
 
 			if (sm_parse_u64(opt, val, &s, &err) != 0)
-				return cli_usage_error("run", usage_text, "%s", err.msg);
+				return usage_err("%s", err.msg);
 			if (s > 999999999)
-				return cli_usage_error("run", usage_text, "--snap: '%s' is too large",
+				return usage_err("--snap: '%s' is too large",
 						       val);
 			snap = (int)s;
 		} else if (strcmp(opt, "--out") == 0) {
 			if (val[0] == '\0')
-				return cli_usage_error("run", usage_text, "--out: empty directory name");
+				return usage_err("--out: empty directory name");
 			out = val;
 		} else if (strcmp(opt, "--max-mem") == 0) {
 			if (sm_parse_size(opt, val, &max_mem, &err) != 0)
-				return cli_usage_error("run", usage_text, "%s", err.msg);
+				return usage_err("%s", err.msg);
 			if (max_mem == 0)
-				return cli_usage_error("run", usage_text,
+				return usage_err(
 						       "--max-mem: must be more than 0 bytes");
 		} else if (strcmp(opt, "--inject-oom") == 0) {
 			inject_env = val;
@@ -331,28 +571,41 @@ int cmd_run(int argc, char **argv)
 			size_t nl = colon ? (size_t)(colon - val) : strlen(val);
 
 			if (nl == 0 || nl >= sizeof(ps.inject_stage))
-				return cli_usage_error("run", usage_text,
+				return usage_err(
 						       "--inject-signal: '%s' is not STAGE[:SIG]", val);
 			memcpy(ps.inject_stage, val, nl);
 			ps.inject_stage[nl] = '\0';
 			ps.inject_sig = colon ? atoi(colon + 1) : SIGINT;
 			if (ps.inject_sig != SIGINT && ps.inject_sig != SIGTERM)
-				return cli_usage_error("run", usage_text,
+				return usage_err(
 						       "--inject-signal: signal must be %d or %d",
 						       SIGINT, SIGTERM);
 		}
 	}
 	if (base == NULL || snap < 0)
-		return cli_usage_error("run", usage_text, "--base-path DIR and --snap N are needed");
+		return usage_err("--base-path DIR and --snap N are needed");
 	if (sm_model_options_check(&mo, &err) != 0)
-		return cli_usage_error("run", usage_text, "%s", err.msg);
+		return usage_err("%s", err.msg);
+	if (M->on) {
+		if (ranks_given && mo.ranks != (uint32_t)M->size)
+			return usage_err("--ranks %u: the MPI job has %d rank%s (mpirun -np %d)",
+					 (unsigned)mo.ranks, M->size, M->size == 1 ? "" : "s",
+					 M->size);
+		mo.ranks = (uint32_t)M->size;
+		mo.mpi = 1;
+	}
 	if (inject_env != NULL && inject_env[0] != '\0' &&
 	    parse_inject(inject_env, inject_name, sizeof(inject_name), &inject_n, &err) != 0)
-		return cli_usage_error("run", usage_text, "%s", err.msg);
+		return usage_err("%s", err.msg);
 	if (out == NULL) {
 		snprintf(defout, sizeof(defout), "snapmem-run-%d", snap);
 		out = defout;
 	}
+
+	/* With --mpi, rank 0 alone checks and creates the run directory and computes the estimate;
+	 * the others learn the outcome at the agreement before the run. */
+	if (M->rank != 0)
+		goto profiler;
 
 	/* The run directory: refused before anything is read when it is in use. */
 	if (stat(out, &st) == 0) {
@@ -448,6 +701,7 @@ int cmd_run(int argc, char **argv)
 		goto fail_print;
 	}
 
+profiler:
 	sm_hdf5_lean();
 	if (!no_profile) {
 		sm_prof_options popt;
@@ -468,19 +722,33 @@ int cmd_run(int argc, char **argv)
 	sigaction(SIGTERM, &sa, &old_term);
 	sig_installed = 1;
 
+	if (M->on) {
+		M->pre_agreed = 1;
+		status = agree_status(M, 0, &err);
+		if (status != 0) {
+			if (created)
+				rmdir(out);
+			goto out;
+		}
+	}
+
 	sm_pipeline_options_init(&po);
 	po.base_path = base;
 	po.snap = snap;
 	po.model = mo;
 	po.out_dir = out;
 	po.max_mem = max_mem;
-	ps.tty = isatty(2);
+	ps.tty = isatty(2) && !quiet;
 	if (ps.tty || ps.inject_stage[0] != '\0') {
 		po.progress = draw_progress;
 		po.progress_ctx = &ps;
 	}
 	po.cancel = &got_signal;
-	rc = sm_pipeline_run(&po, prof, &res, &err);
+	M->run_reached = M->on;
+	if (M->on)
+		rc = sm_pipeline_run_distributed(&po, &M->comm, prof, &res, &err);
+	else
+		rc = sm_pipeline_run(&po, prof, &res, &err);
 	if (ps.tty)
 		fprintf(stderr, "\r\033[K");
 	if (rc == SM_EINTR) {
@@ -489,7 +757,14 @@ int cmd_run(int argc, char **argv)
 
 		snprintf(reason, sizeof(reason), "interrupted by signal %d in stage '%s'",
 			 err.signal, res.stage);
-		if (prof != NULL) {
+		if (prof != NULL && M->on) {
+			uint64_t mpk;
+			sm_error gerr;
+
+			sm_error_clear(&gerr);
+			(void)gather_figures(M, prof, base, snap, res.wall_s, &mpk, &gerr);
+		}
+		if (prof != NULL && M->rank == 0) {
 			sm_error werr;
 
 			sm_error_clear(&werr);
@@ -516,6 +791,14 @@ int cmd_run(int argc, char **argv)
 			memcpy(err.msg, msg, sizeof(msg));
 		}
 		goto fail;
+	}
+
+	if (M->on && prof != NULL &&
+	    gather_figures(M, prof, base, snap, res.wall_s, &mpi_peak, &err) != 0 && M->rank == 0)
+		goto fail_after;
+	if (M->rank != 0) {
+		status = 0;
+		goto out;
 	}
 
 	/* The estimate again, with the measured sphere counts. */
@@ -591,6 +874,11 @@ int cmd_run(int argc, char **argv)
 		printf("snapmem run: %llu halos, %llu gas cells in %llu chunk files, pipeline %.3f s\n",
 		       (unsigned long long)res.nhalos, (unsigned long long)res.gas_cells,
 		       (unsigned long long)res.snapshot_files, res.wall_s);
+		if (M->on)
+			printf("  distributed over %d MPI ranks (largest chunk first to the least-loaded "
+			       "rank)%s%s%s\n", M->size, prof ? "; largest rank peak requested " : "",
+			       prof ? sm_format_iec(mpi_peak, a, sizeof(a)) : "",
+			       prof ? " (memory.json \"mpi\" has every rank's figures)" : "");
 		if (prof != NULL)
 			printf("  peak requested %llu bytes (%s, %.2f bytes per gas cell) in stage "
 			       "'%s'; estimated before the run %llu bytes (%s)\n",
@@ -607,16 +895,25 @@ int cmd_run(int argc, char **argv)
 
 fail_after:
 	/* The run finished but a later file failed: profiles.hdf5 stays (it is whole). */
-	status = cli_fail(&err);
+	status = run_fail(&err);
 	goto out;
 fail:
-	status = cli_fail(&err);
+	status = run_fail(&err);
 	if (created)
 		rmdir(out);
 	goto out;
 fail_print:
-	fprintf(stderr, "snapmem: %s\n", err.msg);
+	if (!quiet)
+		fprintf(stderr, "snapmem: %s\n", err.msg);
 out:
+	if (M->on && !M->pre_agreed) {
+		/* A rank that failed before the agreement before the run tells the others there. */
+		M->pre_agreed = 1;
+		(void)agree_status(M, status, &err);
+	} else if (M->run_reached) {
+		/* Rank 0's writing decides every rank's status. */
+		status = agree_status(M, status, &err);
+	}
 	if (sig_installed) {
 		sigaction(SIGINT, &old_int, NULL);
 		sigaction(SIGTERM, &old_term, NULL);
@@ -629,5 +926,35 @@ out:
 		sm_estimate_release(&pre);
 	if (have_in)
 		sm_est_input_release(&in);
+	return status;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	struct mpi_run M;
+	sm_error err;
+	const char *env_rank = getenv("OMPI_COMM_WORLD_RANK");
+	int ranks_given = 0, status;
+
+	memset(&M, 0, sizeof(M));
+	M.size = 1;
+	quiet = 0;
+	if (wants_mpi(argc, argv, &ranks_given)) {
+		sm_error_clear(&err);
+		if (cli_mpi_init(&M.comm, &err) != 0) {
+			/* Started by mpirun without MPI in this binary: only the first process says so. */
+			quiet = env_rank != NULL && strcmp(env_rank, "0") != 0;
+			status = run_fail(&err);
+			quiet = 0;
+			return status;
+		}
+		M.on = 1;
+		M.rank = M.comm.rank;
+		M.size = M.comm.size;
+		quiet = M.rank != 0;
+	}
+	status = run_main(argc, argv, &M, ranks_given);
+	cli_mpi_finalize();
+	quiet = 0;
 	return status;
 }

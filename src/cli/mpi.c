@@ -1,0 +1,237 @@
+/*
+ * MPI glue for `snapmem run --mpi` (docs/MPI.md): MPI_Init/Finalize and the sm_pipeline_comm
+ * callbacks over MPI_COMM_WORLD. Only this file includes <mpi.h>, and only the snapmem binary
+ * links MPI (the library never does). Built with -DSM_HAVE_MPI when pkg-config knows ompi-c;
+ * otherwise cli_mpi_init answers SM_EUNSUPPORTED ("built without MPI") and the rest are no-ops.
+ *
+ * MPI errors keep MPI's default handler (MPI_ERRORS_ARE_FATAL): a failed collective aborts the
+ * job rather than leaving a rank waiting. Large buffers are sent in pieces of at most 1 GiB so
+ * that counts fit MPI's int.
+ */
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "snapmem/pipeline.h"
+
+#ifdef SM_HAVE_MPI
+#include <mpi.h>
+
+#define PIECE_BYTES ((size_t)1 << 30)
+
+static int started;
+
+static int sum_any(void *buf, size_t n, size_t esz, MPI_Datatype t)
+{
+	int rank;
+	size_t per = PIECE_BYTES / esz, off;
+
+	MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+	for (off = 0; off < n; off += per) {
+		int cnt = (int)(n - off < per ? n - off : per);
+		char *p = (char *)buf + off * esz;
+		int rc = rank == 0 ? MPI_Reduce(MPI_IN_PLACE, p, cnt, t, MPI_SUM, 0, MPI_COMM_WORLD)
+				   : MPI_Reduce(p, NULL, cnt, t, MPI_SUM, 0, MPI_COMM_WORLD);
+
+		if (rc != MPI_SUCCESS)
+			return SM_EIO;
+	}
+	return 0;
+}
+
+static int mpi_sum_i64(void *ctx, int64_t *buf, size_t n)
+{
+	(void)ctx;
+	return sum_any(buf, n, sizeof(int64_t), MPI_INT64_T);
+}
+
+static int mpi_sum_f64(void *ctx, double *buf, size_t n)
+{
+	(void)ctx;
+	return sum_any(buf, n, sizeof(double), MPI_DOUBLE);
+}
+
+static int mpi_agree(void *ctx, int code, int *fail_rank, int *fail_code)
+{
+	int size, i, *all;
+
+	(void)ctx;
+	MPI_Comm_size(MPI_COMM_WORLD, &size);
+	all = malloc((size_t)size * sizeof(*all));
+	if (all == NULL)
+		return SM_ENOMEM;
+	if (MPI_Allgather(&code, 1, MPI_INT, all, 1, MPI_INT, MPI_COMM_WORLD) != MPI_SUCCESS) {
+		free(all);
+		return SM_EIO;
+	}
+	*fail_rank = -1;
+	*fail_code = 0;
+	for (i = 0; i < size; i++) {
+		if (all[i] != 0) {
+			*fail_rank = i;
+			*fail_code = all[i];
+			break;
+		}
+	}
+	free(all);
+	return 0;
+}
+
+static int mpi_bcast(void *ctx, int root, void *buf, size_t len)
+{
+	size_t off;
+
+	(void)ctx;
+	for (off = 0; off < len; off += PIECE_BYTES) {
+		int cnt = (int)(len - off < PIECE_BYTES ? len - off : PIECE_BYTES);
+
+		if (MPI_Bcast((char *)buf + off, cnt, MPI_BYTE, root, MPI_COMM_WORLD) != MPI_SUCCESS)
+			return SM_EIO;
+	}
+	return 0;
+}
+
+static int mpi_gather(void *ctx, const void *buf, size_t len, void ***blobs, size_t **lens)
+{
+	int rank, size, i, *cnt = NULL, *disp = NULL, mine;
+	char *all = NULL;
+	long long total = 0;
+	void **b = NULL;
+	size_t *l = NULL;
+
+	(void)ctx;
+	*blobs = NULL;
+	*lens = NULL;
+	MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+	MPI_Comm_size(MPI_COMM_WORLD, &size);
+	/* Per-rank figures are small JSON texts (kilobytes); one too large to add up is sent empty
+	 * (every rank must enter the collectives whatever its blob). */
+	mine = len > (size_t)INT_MAX / (size_t)size ? 0 : (int)len;
+	if (rank == 0) {
+		cnt = calloc((size_t)size, sizeof(*cnt));
+		disp = calloc((size_t)size, sizeof(*disp));
+		b = calloc((size_t)size, sizeof(*b));
+		l = calloc((size_t)size, sizeof(*l));
+		/* A rank that cannot take part would leave the others waiting: abort the job. */
+		if (cnt == NULL || disp == NULL || b == NULL || l == NULL)
+			MPI_Abort(MPI_COMM_WORLD, 3);
+	}
+	if (MPI_Gather(&mine, 1, MPI_INT, cnt, 1, MPI_INT, 0, MPI_COMM_WORLD) != MPI_SUCCESS)
+		return SM_EIO;
+	if (rank == 0) {
+		for (i = 0; i < size; i++) {
+			disp[i] = (int)total;
+			total += cnt[i];
+		}
+		all = malloc((size_t)total + 1);
+		if (all == NULL)
+			MPI_Abort(MPI_COMM_WORLD, 3);
+	}
+	if (MPI_Gatherv(buf, mine, MPI_BYTE, all, cnt, disp, MPI_BYTE, 0, MPI_COMM_WORLD) !=
+	    MPI_SUCCESS)
+		return SM_EIO;
+	if (rank == 0) {
+		for (i = 0; i < size; i++) {
+			b[i] = malloc((size_t)cnt[i] + 1);
+			if (b[i] == NULL)
+				MPI_Abort(MPI_COMM_WORLD, 3);
+			memcpy(b[i], all + disp[i], (size_t)cnt[i]);
+			((char *)b[i])[cnt[i]] = '\0';
+			l[i] = (size_t)cnt[i];
+		}
+		*blobs = b;
+		*lens = l;
+		free(all);
+		free(cnt);
+		free(disp);
+	}
+	return 0;
+}
+
+int cli_mpi_available(void)
+{
+	return 1;
+}
+
+int cli_mpi_init(sm_pipeline_comm *comm, sm_error *err)
+{
+	int flag = 0;
+
+	memset(comm, 0, sizeof(*comm));
+	MPI_Initialized(&flag);
+	if (!flag) {
+		if (MPI_Init(NULL, NULL) != MPI_SUCCESS)
+			return sm_error_set(err, SM_EIO, "run --mpi: MPI_Init failed");
+		started = 1;
+	}
+	MPI_Comm_rank(MPI_COMM_WORLD, &comm->rank);
+	MPI_Comm_size(MPI_COMM_WORLD, &comm->size);
+	comm->sum_i64 = mpi_sum_i64;
+	comm->sum_f64 = mpi_sum_f64;
+	comm->agree = mpi_agree;
+	comm->bcast = mpi_bcast;
+	comm->gather = mpi_gather;
+	return 0;
+}
+
+void cli_mpi_finalize(void)
+{
+	int fin = 0;
+
+	if (!started)
+		return;
+	MPI_Finalized(&fin);
+	if (!fin)
+		MPI_Finalize();
+	started = 0;
+}
+
+void cli_mpi_host(char *buf, size_t len)
+{
+	char name[MPI_MAX_PROCESSOR_NAME + 1];
+	int n = 0;
+
+	if (MPI_Get_processor_name(name, &n) == MPI_SUCCESS && n > 0) {
+		name[n < MPI_MAX_PROCESSOR_NAME ? n : MPI_MAX_PROCESSOR_NAME] = '\0';
+		snprintf(buf, len, "%s", name);
+		return;
+	}
+	if (gethostname(buf, len) != 0 && len > 0)
+		buf[0] = '\0';
+	if (len > 0)
+		buf[len - 1] = '\0';
+}
+
+#else /* no MPI */
+
+int cli_mpi_available(void)
+{
+	return 0;
+}
+
+int cli_mpi_init(sm_pipeline_comm *comm, sm_error *err)
+{
+	memset(comm, 0, sizeof(*comm));
+	comm->size = 1;
+	return sm_error_set(err, SM_EUNSUPPORTED, "run --mpi: snapmem was built without MPI (no "
+			    "'ompi-c' from pkg-config at build time: install libopenmpi-dev and "
+			    "rebuild)");
+}
+
+void cli_mpi_finalize(void)
+{
+}
+
+void cli_mpi_host(char *buf, size_t len)
+{
+	if (gethostname(buf, len) != 0 && len > 0)
+		buf[0] = '\0';
+	if (len > 0)
+		buf[len - 1] = '\0';
+}
+
+#endif
