@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # make bench: speed, memory, scaling and profiler overhead of snapmem, measured side by side in one
 # run, written to reports/bench.md and reports/bench.json. Every figure is a median of REPEATS runs
-# (interleaved where two things are compared), taken on this machine in this run.
+# (interleaved where two things are compared), taken on this machine in this run. The "MPI ranks"
+# section runs `mpirun -np R snapmem run --mpi` for R = 1, 2, 3 at the reference size; it is skipped,
+# with the reason in both files, when mpirun is absent or snapmem is built without MPI.
 #
 #   scripts/bench.sh BUILD_DIR full|quick
 #
@@ -109,6 +111,85 @@ noprofp_s=$(printf '%s\n' "${noprofp[@]}" | median)
 ctemp_s=$(printf '%s\n' "${ctemp[@]}" | median)
 memcpy_s=$("$build/bench/benchmark-memcpy" $((16 * ref)) 5 | jq -r .median_s)
 
+# MPI ranks: the distributed run (docs/MPI.md) at the reference size over R = 1, 2, 3 ranks.
+# Per run: the whole mpirun's wall time, the pipeline's (rank 0's run.wall_s), the slowest rank's,
+# and the per-rank peaks (max over ranks) from memory.json's mpi object beside the estimate's.
+mpi_rows="$data/mpi.jsonl"
+: >"$mpi_rows"
+mpi_skip=""
+mpi_ranks=(1 2 3)
+mpi_flags=(--oversubscribe)
+if [ "$(id -u)" = 0 ]; then
+	mpi_flags+=(--allow-run-as-root)
+fi
+if ! command -v mpirun >/dev/null 2>&1; then
+	mpi_skip="mpirun is not installed"
+else
+	# A run that fails at once (no such snapshot) tells a build without MPI from one with it.
+	probe=$(mpirun "${mpi_flags[@]}" -np 1 "$bin" run --mpi --base-path "$data/no-such-snapshot" \
+		--snap 99 --out "$data/mpi-probe" 2>&1 >/dev/null || true)
+	rm -rf "$data/mpi-probe"
+	if printf '%s' "$probe" | grep -q "built without MPI"; then
+		mpi_skip="snapmem is built without MPI (snapmem run --mpi: built without MPI)"
+	fi
+fi
+# One distributed run: prints "wall_s pipeline_s slowest_rank_s req tracked vm_hwm cells_max
+# est_req est_alloc", or nothing when it failed (its stderr is kept in $data/mpi-run.err).
+mpi_once() {
+	local ranks="$1" o="$data/mpi-run" t0 t1
+	rm -rf "$o"
+	t0=$(now)
+	mpirun "${mpi_flags[@]}" -np "$ranks" "$bin" run --mpi --base-path "$(mock_dir "$ref")" \
+		--snap 99 --out "$o" --force >/dev/null 2>"$data/mpi-run.err" || true
+	t1=$(now)
+	if [ -f "$o/memory.json" ] && jq -e '.mpi.max' "$o/memory.json" >/dev/null 2>&1; then
+		jq -r --arg w "$(calc "$t1 - $t0")" --slurpfile e "$o/estimate.json" '[ $w,
+			(.run.wall_s // 0), .mpi.max.wall_s, .mpi.max.requested_peak,
+			.mpi.max.tracked_allocated_peak, .mpi.max.vm_hwm, .mpi.max.cells,
+			$e[0].peak_bytes, $e[0].peak_allocated_bytes ] | @tsv' "$o/memory.json"
+	fi
+}
+if [ -z "$mpi_skip" ]; then
+	say "MPI ranks: mpirun -np R snapmem run --mpi at $ref cells, R = ${mpi_ranks[*]}, $repeats runs each"
+	for ranks in "${mpi_ranks[@]}"; do
+		walls=(); pipes=(); slow=(); req=0; tr=0; hwm=0; cmax=0; ereq=0; eal=0; fails=0
+		for ((r = 0; r < repeats; r++)); do
+			line=$(mpi_once "$ranks")
+			if [ -z "$line" ]; then
+				fails=$((fails + 1))
+				continue
+			fi
+			read -r w p sl q t h c eq ea <<<"$line"
+			walls+=("$w"); pipes+=("$p"); slow+=("$sl")
+			[ "$q" -gt "$req" ] && req=$q
+			[ "$t" -gt "$tr" ] && tr=$t
+			[ "$h" -gt "$hwm" ] && hwm=$h
+			cmax=$c; ereq=$eq; eal=$ea
+		done
+		if [ "${#walls[@]}" -eq 0 ]; then
+			why=$(head -1 "$data/mpi-run.err" 2>/dev/null || true)
+			say "MPI ranks: -np $ranks failed: ${why:-no memory.json}"
+			jq -nc --argjson ranks "$ranks" --arg why "${why:-no memory.json}" \
+				'{ranks:$ranks, failed:$why}' >>"$mpi_rows"
+			continue
+		fi
+		jq -nc --argjson ranks "$ranks" --argjson n "$ref" \
+			--argjson wall "$(printf '%s\n' "${walls[@]}" | median)" \
+			--argjson pipe "$(printf '%s\n' "${pipes[@]}" | median)" \
+			--argjson slow "$(printf '%s\n' "${slow[@]}" | median)" \
+			--argjson req "$req" --argjson tr "$tr" --argjson hwm "$hwm" \
+			--argjson cmax "$cmax" --argjson ereq "$ereq" --argjson eal "$eal" \
+			--argjson runs "${#walls[@]}" --argjson fails "$fails" \
+			'{ranks:$ranks, cells:$n, runs:$runs, failed_runs:$fails, wall_s:$wall,
+			  pipeline_s:$pipe, slowest_rank_s:$slow, cells_per_rank_max:$cmax,
+			  requested_peak:$req, tracked_allocated_peak:$tr, vm_hwm:$hwm,
+			  estimated_requested_peak:$ereq, estimated_allocated_peak:$eal}' >>"$mpi_rows"
+	done
+	rm -rf "$data/mpi-run"
+else
+	say "MPI ranks: skipped, $mpi_skip"
+fi
+
 say "allocation microbenchmark: plain, profiled, heaptrack, massif ($pairs pairs)"
 plain=(); prof=()
 for ((r = 0; r < 5; r++)); do
@@ -162,7 +243,7 @@ jq -s --arg mode "$mode" --arg cpu "$cpu" --arg mem "$mem" --argjson cores "$(np
 	--argjson plain "$plain_s" --argjson prof "$prof_s" --argjson plainproc "$plain_proc_s" \
 	--argjson ht "$ht_s" --argjson ms "$ms_s" --arg htpeak "${ht_peak:-}" \
 	--arg mspeak "${ms_peak:-}" --arg profpeak "${prof_peak:-}" --argjson est "$est_ms" \
-	--argjson pairs "$pairs" '
+	--argjson pairs "$pairs" --slurpfile mpirows "$mpi_rows" --arg mpiskip "$mpi_skip" '
 	def fit(rows): (rows | length) as $k | (rows | map(.cells) | add / $k) as $mx |
 		(rows | map(.requested_peak) | add / $k) as $my |
 		(rows | map((.cells - $mx) * (.requested_peak - $my)) | add) as $sxy |
@@ -188,12 +269,15 @@ jq -s --arg mode "$mode" --arg cpu "$cpu" --arg mem "$mem" --argjson cores "$(np
 		    plain_process_s: $plainproc, heaptrack_process_s: $ht,
 		    heaptrack_ratio: ($ht / $plainproc), heaptrack_peak: $htpeak,
 		    massif_process_s: $ms, massif_ratio: ($ms / $plainproc), massif_peak_heap_bytes: $mspeak},
-	 estimator: {chunks: 600, median_ms: $est}}' "$rows" >"$out_json.tmp"
+	 estimator: {chunks: 600, median_ms: $est},
+	 mpi: {cells: $ref, skipped: (if $mpiskip == "" then null else $mpiskip end),
+	       runs: $mpirows}}' "$rows" >"$out_json.tmp"
 mv "$out_json.tmp" "$out_json"
 
 jq -r '
 	def f(x; n): (x * pow(10; n) | round) / pow(10; n);
 	def ok(c): if c then "met" else "**MISSED**" end;
+	def d(x): if x == 0 then "exact" elif x > 0 then "+\(x) B" else "\(x) B" end;
 	"# snapmem benchmark (`make bench\(if .mode == "quick" then " QUICK=1" else "" end)`)\n",
 	"Machine: \(.machine.cpu), \(.machine.cores) cores, \(.machine.memory). Mock snapshots " +
 	"(30 halos above 1e14 Msun, 8 chunk files), page cache warm. Every time is a median of " +
@@ -232,7 +316,17 @@ jq -r '
 	"- peak heap as each reports it: snapmem (VmHWM of the profiled run) \(.profiler.alloc_profiled_peak) B; heaptrack \(.profiler.heaptrack_peak); massif \(.profiler.massif_peak_heap_bytes) B",
 	"",
 	"## Estimator latency\n",
-	"`snapmem estimate --base-path X --snap 99 --format json` on a 600-chunk header-only TNG300-1-sized snapshot, whole process: median \(f(.estimator.median_ms; 2)) ms over 21 runs."
+	"`snapmem estimate --base-path X --snap 99 --format json` on a 600-chunk header-only TNG300-1-sized snapshot, whole process: median \(f(.estimator.median_ms; 2)) ms over 21 runs.",
+	"",
+	"## MPI ranks\n",
+	(if .mpi.skipped != null then "Skipped: \(.mpi.skipped)."
+	 else
+	 "`mpirun -np R snapmem run --mpi` at \(.mpi.cells) cells (index, float32, 8 chunk files dealt largest first to the least-loaded rank), median of the runs; the machine has \(.machine.cores) cores, so ranks beyond them share cores (`--oversubscribe`). Per-rank peaks are the largest over the ranks (memory.json `mpi.max`): requested and tracked allocated bytes of the arrays, and VmHWM (the whole rank process: libraries and the buffers of MPI included). The estimate is for one rank (every rank holds the same arrays).\n",
+	 "| ranks | runs | mpirun wall s | pipeline s | slowest rank s | cells per rank (max) | requested peak per rank | against the estimate | tracked allocated per rank | against the estimate | VmHWM per rank |",
+	 "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+	 (.mpi.runs[] | if .failed then "| \(.ranks) | 0 | failed: \(.failed) | | | | | | | | |"
+	  else "| \(.ranks) | \(.runs) | \(f(.wall_s; 3)) | \(f(.pipeline_s; 3)) | \(f(.slowest_rank_s; 3)) | \(.cells_per_rank_max) | \(f(.requested_peak / 1048576; 2)) MiB (\(.requested_peak) B) | \(d(.requested_peak - .estimated_requested_peak)) | \(f(.tracked_allocated_peak / 1048576; 2)) MiB | \(d(.tracked_allocated_peak - .estimated_allocated_peak)) | \(f(.vm_hwm / 1048576; 1)) MiB |" end)
+	 end)
 	' "$out_json" >"$out_md.tmp"
 mv "$out_md.tmp" "$out_md"
 say "done: $out_md"
