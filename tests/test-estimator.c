@@ -845,6 +845,28 @@ static void test_assign_chunks(void **state)
 	assert_int_equal(load[7], 0);
 	assert_int_equal(sm_est_assign_chunks(cells, 6, 0, load, NULL, &err), SM_EINVAL);
 
+	/* the runtime deals the files itself (sm_pipeline_assign_chunks): the two must agree, file by
+	 * file, on unequal chunks with many ties, for 1 to 9 ranks */
+	{
+		uint64_t c[40], l1[9], l2[9];
+		int32_t o1[40], o2[40];
+		uint32_t rk, seed = 12345;
+		size_t f, trial;
+
+		for (trial = 0; trial < 20; trial++) {
+			for (f = 0; f < 40; f++) {
+				seed = seed * 1103515245u + 12345u;
+				c[f] = (seed >> 16) % 7 == 0 ? 0 : 1000 + (seed >> 16) % 5 * 250;
+			}
+			for (rk = 1; rk <= 9; rk++) {
+				assert_int_equal(sm_est_assign_chunks(c, 40, rk, l1, o1, &err), 0);
+				assert_int_equal(sm_pipeline_assign_chunks(c, 40, rk, o2, l2, &err), 0);
+				assert_memory_equal(o1, o2, sizeof(o1));
+				assert_memory_equal(l1, l2, rk * sizeof(uint64_t));
+			}
+		}
+	}
+
 	/* through the estimate: the chunk sizes of a base-path source */
 	{
 		const double r200[1] = {10};
