@@ -379,12 +379,14 @@ void sm__report_mpi_markdown(const sm_report *r, FILE *f)
 
 	if (m == NULL)
 		return;
-	fprintf(f, "## Ranks\n\nDistributed run: %llu rank%s, %s. Every rank holds the same arrays "
+	fprintf(f, "## Ranks\n\nDistributed run: %llu rank%s, ", (unsigned long long)m->ranks,
+		m->ranks != 1 ? "s" : "");
+	sm__md_escape(f, m->assignment);
+	fprintf(f, ". Every rank holds the same arrays "
 		"whatever its share, so each is judged against the estimate's per-rank peak: requested "
 		"%s (%s B), allocated %s (%s B); %s with the baseline. *Allocated* is %s; *above "
 		"baseline* is the rank's process allocated peak minus its own baseline; VmHWM is shown, "
-		"not judged.\n\n", (unsigned long long)m->ranks, m->ranks != 1 ? "s" : "",
-		m->assignment, sm__iec(m->est_requested, a, sizeof(a)),
+		"not judged.\n\n", sm__iec(m->est_requested, a, sizeof(a)),
 		sm__commas(m->est_requested, b, sizeof(b)), sm__iec(m->est_allocated, c, sizeof(c)),
 		sm__commas(m->est_allocated, d, sizeof(d)), sm__iec(m->est_total, e, sizeof(e)),
 		alloc_kind(r));
