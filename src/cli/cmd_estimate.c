@@ -310,9 +310,9 @@ static void render_totals(struct ctx *c)
 	fprintf(c->f, "%s%-20s %19s B  %s requested, %s allocated, in %s%s\n", li, "tracked peak",
 		cli_est_commas(e->peak, b, sizeof(b)), iec(e->peak, x, sizeof(x)),
 		iec(e->peak_allocated, y, sizeof(y)), ps->id, ps->per_halo ? " (largest halo)" : "");
-	fprintf(c->f, "%s%-20s %19s B  %s allocated (predicted: libraries, HDF5, jemalloc, profiler)\n",
-		li, "process baseline", cli_est_commas(e->baseline, b, sizeof(b)),
-		iec(e->baseline, z, sizeof(z)));
+	fprintf(c->f, "%s%-20s %19s B  %s allocated (predicted%s: libraries, %sHDF5, jemalloc, "
+		"profiler)\n", li, "process baseline", cli_est_commas(e->baseline, b, sizeof(b)),
+		iec(e->baseline, z, sizeof(z)), e->mpi ? " per rank" : "", e->mpi ? "MPI, " : "");
 	fprintf(c->f, "%s%-20s %19s B  %s: allocated peak + baseline, what a node must hold%s\n", li,
 		"peak total", cli_est_commas(e->peak_total, b, sizeof(b)),
 		iec(e->peak_total, x, sizeof(x)), e->mpi ? " per rank" : "");
