@@ -91,7 +91,7 @@ static int usage_err(const char *fmt, ...)
 	va_end(ap);
 	if (quiet)
 		return 2;
-	return usage_err("%s", buf);
+	return cli_usage_error("run", usage_text, "%s", buf);
 }
 
 static int run_fail(const sm_error *err)

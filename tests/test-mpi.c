@@ -1,0 +1,547 @@
+/*
+ * `mpirun -np R snapmem run --mpi` end to end (docs/MPI.md): profiles.hdf5 of 2 and 3 ranks
+ * against the serial run's (counts, sf_counts and hist2d bit for bit, means within 1e-12),
+ * memory.json's "mpi" object, only rank 0 printing and writing; a bad chunk file read by one rank
+ * only, usage errors and --max-mem stop every rank with one line on stderr, the right exit status,
+ * no profiles.hdf5 and no hang (each mpirun runs under a timeout and is killed past it).
+ *
+ * Skips itself (cmocka skip) when the binary was built without MPI or mpirun is not on PATH; a
+ * build without MPI instead checks that `run --mpi` says "built without MPI" with exit 2.
+ * mpirun gets --oversubscribe (2 cores, 3 ranks), -q (no banners of its own on stderr) and, as
+ * root, --allow-run-as-root.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <hdf5.h>
+#include <jansson.h>
+
+#include "snapmem/mock.h"
+#include "snapmem/pipeline.h"
+#include "snapmem/snapshot.h"
+
+#include "util.h"
+
+#define NGAS 200000u
+#define NFILES 5u
+#define RB SM_PIPELINE_RBINS
+#define TB SM_PIPELINE_TBINS
+#define TIMEOUT_S 60
+
+static struct {
+	char *dir;       /* the mock */
+	char *serial;    /* the serial run's directory */
+	char mpirun[4096];
+	uint64_t n;
+} W;
+
+#ifdef SM_HAVE_MPI
+static int find_mpirun(char *buf, size_t len)
+{
+	const char *path = getenv("PATH");
+	char *copy, *dir, *save = NULL;
+	int found = 0;
+
+	if (path == NULL)
+		return 0;
+	copy = strdup(path);
+	for (dir = strtok_r(copy, ":", &save); dir != NULL && !found;
+	     dir = strtok_r(NULL, ":", &save)) {
+		snprintf(buf, len, "%s/mpirun", dir);
+		found = access(buf, X_OK) == 0;
+	}
+	free(copy);
+	return found;
+}
+#endif
+
+static int setup(void **state)
+{
+	sm_mock_options mo;
+	sm_error err;
+	tu_result r;
+
+	(void)state;
+	memset(&W, 0, sizeof(W));
+#ifdef SM_HAVE_MPI
+	if (!find_mpirun(W.mpirun, sizeof(W.mpirun)))
+		W.mpirun[0] = '\0';
+#endif
+	W.dir = tu_tmpdir();
+	sm_mock_options_init(&mo);
+	mo.gas = NGAS;
+	mo.halos = 6;
+	mo.files = NFILES;
+	mo.seed = 5;
+	if (sm_mock_write(W.dir, &mo, &err) != 0)
+		fail_msg("mock: %s", err.msg);
+	W.n = NGAS;
+	W.serial = tu_tmpdir();
+	tu_rmtree(W.serial);
+	r = tu_run("run", "--base-path", W.dir, "--snap", "99", "--out", W.serial, NULL);
+	if (r.status != 0)
+		fail_msg("serial run: %s", r.err);
+	tu_result_free(&r);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	tu_rmtree(W.dir);
+	tu_rmtree(W.serial);
+	free(W.dir);
+	free(W.serial);
+	return 0;
+}
+
+/* ---- mpirun with a timeout ------------------------------------------------------------------ */
+
+/* Runs mpirun -np np [flags] $SNAPMEM_BIN run --mpi ARGS... (NULL-terminated), capturing stdout
+ * and stderr; fails the test when it outlives TIMEOUT_S (the job is killed). */
+static tu_result mpirun(int np, ...)
+{
+	const char *bin = getenv("SNAPMEM_BIN");
+	char *argv[64], npbuf[16], *tmp = tu_tmpdir(), *fo = tu_path(tmp, "out"), *fe = tu_path(tmp, "err");
+	int argc = 0, st = 0;
+	va_list ap;
+	const char *a;
+	pid_t pid;
+	struct timespec t0, t;
+	tu_result r;
+	size_t len;
+
+	assert_non_null(bin);
+	snprintf(npbuf, sizeof(npbuf), "%d", np);
+	argv[argc++] = W.mpirun;
+	argv[argc++] = "-q";
+	argv[argc++] = "--oversubscribe";
+	if (geteuid() == 0)
+		argv[argc++] = "--allow-run-as-root";
+	argv[argc++] = "-np";
+	argv[argc++] = npbuf;
+	argv[argc++] = (char *)bin;
+	argv[argc++] = "run";
+	argv[argc++] = "--mpi";
+	va_start(ap, np);
+	while ((a = va_arg(ap, const char *)) != NULL && argc < 63)
+		argv[argc++] = (char *)a;
+	va_end(ap);
+	argv[argc] = NULL;
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int o = open(fo, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		int e = open(fe, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		setpgid(0, 0);
+		if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
+			_exit(126);
+		execv(W.mpirun, argv);
+		_exit(127);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		pid_t w = waitpid(pid, &st, WNOHANG);
+
+		if (w == pid)
+			break;
+		assert_true(w == 0);
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if (t.tv_sec - t0.tv_sec > TIMEOUT_S) {
+			kill(-pid, SIGKILL);
+			kill(pid, SIGKILL);
+			waitpid(pid, &st, 0);
+			fail_msg("mpirun -np %d did not finish in %d s (a rank hangs)", np, TIMEOUT_S);
+		}
+		usleep(20000);
+	}
+	r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	r.out = tu_read_file(fo, &len);
+	r.err = tu_read_file(fe, &len);
+	assert_non_null(r.out);
+	assert_non_null(r.err);
+	tu_rmtree(tmp);
+	free(tmp);
+	free(fo);
+	free(fe);
+	return r;
+}
+
+static void skip_without_mpi(void)
+{
+#ifndef SM_HAVE_MPI
+	skip();
+#else
+	if (W.mpirun[0] == '\0') {
+		print_message("mpirun is not on PATH: skipped\n");
+		skip();
+	}
+#endif
+}
+
+/* ---- profiles.hdf5 -------------------------------------------------------------------------- */
+
+struct prof_out {
+	uint64_t k;
+	int64_t *group, *counts, *sf, *h2;
+	double *mean;
+};
+
+static void read_ds(hid_t f, const char *name, hid_t type, void *buf)
+{
+	hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+
+	assert_true(d >= 0);
+	assert_true(H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0);
+	H5Dclose(d);
+}
+
+static void read_profiles(const char *dir, struct prof_out *po)
+{
+	char *path = tu_path(dir, "profiles.hdf5");
+	hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), d, s;
+	hsize_t dims[3];
+
+	assert_true(f >= 0);
+	d = H5Dopen2(f, "hist2d", H5P_DEFAULT);
+	s = H5Dget_space(d);
+	assert_int_equal(H5Sget_simple_extent_dims(s, dims, NULL), 3);
+	H5Sclose(s);
+	H5Dclose(d);
+	po->k = dims[0];
+	po->group = calloc(po->k + 1, 8);
+	po->counts = calloc(po->k * RB + 1, 8);
+	po->sf = calloc(po->k * RB + 1, 8);
+	po->h2 = calloc(po->k * RB * TB + 1, 8);
+	po->mean = calloc(po->k * RB + 1, 8);
+	if (po->k > 0) {
+		read_ds(f, "halo_index", H5T_NATIVE_INT64, po->group);
+		read_ds(f, "counts", H5T_NATIVE_INT64, po->counts);
+		read_ds(f, "sf_counts", H5T_NATIVE_INT64, po->sf);
+		read_ds(f, "hist2d", H5T_NATIVE_INT64, po->h2);
+		read_ds(f, "mean_temperature", H5T_NATIVE_DOUBLE, po->mean);
+	}
+	H5Fclose(f);
+	free(path);
+}
+
+static void free_profiles(struct prof_out *po)
+{
+	free(po->group);
+	free(po->counts);
+	free(po->sf);
+	free(po->h2);
+	free(po->mean);
+}
+
+static int lines_starting(const char *s, const char *prefix)
+{
+	int n = 0;
+	const char *p = s;
+
+	while (*p != '\0') {
+		if (strncmp(p, prefix, strlen(prefix)) == 0)
+			n++;
+		p = strchr(p, '\n');
+		if (p == NULL)
+			break;
+		p++;
+	}
+	return n;
+}
+
+/* ---- runs ------------------------------------------------------------------------------------ */
+
+static json_t *load_json(const char *dir, const char *name)
+{
+	char *path = tu_path(dir, name);
+	json_error_t je;
+	json_t *j = json_load_file(path, 0, &je);
+
+	if (j == NULL)
+		fail_msg("%s: %s", path, je.text);
+	free(path);
+	return j;
+}
+
+static void check_mpi_object(const char *out, int np)
+{
+	json_t *m = load_json(out, "memory.json"), *mpi = json_object_get(m, "mpi"), *per, *opt;
+	json_t *e = load_json(out, "estimate.json");
+	int seen[NFILES] = {0};
+	uint64_t cells = 0, maxpeak = 0, maxcells = 0;
+	size_t i, j;
+
+	assert_non_null(mpi);
+	assert_int_equal(json_integer_value(json_object_get(mpi, "ranks")), np);
+	assert_string_equal(json_string_value(json_object_get(mpi, "assignment")),
+			    "largest chunk first to the least-loaded rank");
+	per = json_object_get(mpi, "per_rank");
+	assert_int_equal(json_array_size(per), (size_t)np);
+	for (i = 0; i < (size_t)np; i++) {
+		json_t *r = json_array_get(per, i), *files = json_object_get(r, "files");
+		json_t *st = json_object_get(r, "stages");
+		uint64_t c = (uint64_t)json_integer_value(json_object_get(r, "cells"));
+		uint64_t pk = (uint64_t)json_integer_value(json_object_get(r, "requested_peak"));
+		static const char *const ids[4] = {"load_halos", "build_index", "stream_cells",
+						   "histogram_write"};
+
+		assert_int_equal(json_integer_value(json_object_get(r, "rank")), (json_int_t)i);
+		assert_non_null(json_string_value(json_object_get(r, "host")));
+		assert_true(json_is_number(json_object_get(r, "wall_s")));
+		assert_true(json_is_integer(json_object_get(r, "baseline_allocated")));
+		assert_true(json_is_integer(json_object_get(r, "tracked_allocated_peak")));
+		assert_true(json_is_integer(json_object_get(r, "allocated_peak")));
+		assert_true(json_is_integer(json_object_get(r, "vm_hwm")));
+		for (j = 0; j < json_array_size(files); j++) {
+			json_int_t f = json_integer_value(json_array_get(files, j));
+
+			assert_true(f >= 0 && f < (json_int_t)NFILES);
+			assert_int_equal(seen[f], 0);
+			seen[f] = 1;
+		}
+		assert_int_equal(json_array_size(st), 4);
+		for (j = 0; j < 4; j++)
+			assert_string_equal(json_string_value(json_object_get(json_array_get(st, j),
+									      "id")), ids[j]);
+		/* every rank allocates the same arrays */
+		if (i > 0)
+			assert_int_equal(pk, (uint64_t)json_integer_value(json_object_get(
+					     json_array_get(per, 0), "requested_peak")));
+		assert_true(pk > 0);
+		cells += c;
+		maxpeak = pk > maxpeak ? pk : maxpeak;
+		maxcells = c > maxcells ? c : maxcells;
+	}
+	assert_int_equal(cells, W.n);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(mpi, "sum"), "cells")),
+			 W.n);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(mpi, "max"), "cells")),
+			 maxcells);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(mpi, "max"),
+							   "requested_peak")), maxpeak);
+	opt = json_object_get(json_object_get(json_object_get(m, "run"), "options"), "mpi");
+	assert_true(json_is_true(opt));
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(json_object_get(m,
+							   "run"), "options"), "ranks")), np);
+	/* estimate.json is the estimator's (docs/MPI.md); its options say mpi once it knows. */
+	opt = json_object_get(json_object_get(e, "options"), "mpi");
+	if (opt != NULL)
+		assert_true(json_is_true(opt));
+	else
+		print_message("estimate.json has no options.mpi yet (the estimator's part)\n");
+	json_decref(m);
+	json_decref(e);
+}
+
+static void np_vs_serial(int np)
+{
+	struct prof_out a, b;
+	char *out = tu_tmpdir();
+	tu_result r;
+	uint64_t i;
+
+	tu_rmtree(out);
+	r = mpirun(np, "--base-path", W.dir, "--snap", "99", "--out", out, NULL);
+	if (r.status != 0)
+		fail_msg("mpirun -np %d: exit %d: %s", np, r.status, r.err);
+	/* only rank 0 prints */
+	assert_int_equal(lines_starting(r.out, "snapmem run:"), 1);
+	assert_non_null(strstr(r.out, "MPI ranks"));
+	tu_result_free(&r);
+	read_profiles(W.serial, &a);
+	read_profiles(out, &b);
+	assert_int_equal(a.k, b.k);
+	assert_true(a.k > 0);
+	assert_memory_equal(a.group, b.group, a.k * 8);
+	assert_memory_equal(a.counts, b.counts, a.k * RB * 8);
+	assert_memory_equal(a.sf, b.sf, a.k * RB * 8);
+	assert_memory_equal(a.h2, b.h2, a.k * RB * TB * 8);
+	for (i = 0; i < a.k * RB; i++)
+		assert_true(isnan(a.mean[i]) ? isnan(b.mean[i])
+					     : fabs(a.mean[i] - b.mean[i]) <= 1e-12 * fabs(a.mean[i]));
+	check_mpi_object(out, np);
+	free_profiles(&a);
+	free_profiles(&b);
+	tu_rmtree(out);
+	free(out);
+}
+
+static void test_np2_equals_serial(void **state)
+{
+	(void)state;
+	skip_without_mpi();
+	np_vs_serial(2);
+}
+
+static void test_np3_equals_serial(void **state)
+{
+	(void)state;
+	skip_without_mpi();
+	np_vs_serial(3);
+}
+
+/* A copy of the mock with a NaN InternalEnergy in a chunk that rank `rank` of np streams. */
+static char *bad_copy(int rank, int np, char *file, size_t len)
+{
+	char *dir = tu_tmpdir(), cmd[8192];
+	int64_t *files;
+	size_t nf;
+	uint64_t cells;
+	sm_error err;
+	hid_t f, d, s, ms;
+	hsize_t start = 4, one = 1;
+	double nan = NAN;
+
+	assert_int_equal(sm_pipeline_rank_files(W.dir, 99, (uint32_t)rank, (uint32_t)np, &files, &nf,
+						&cells, &err), 0);
+	assert_true(nf > 0);
+	snprintf(cmd, sizeof(cmd), "cp -r '%s'/. '%s'/", W.dir, dir);
+	assert_int_equal(system(cmd), 0);
+	snprintf(file, len, "%s/snapdir_099/snap_099.%lld.hdf5", dir, (long long)files[nf - 1]);
+	free(files);
+	f = H5Fopen(file, H5F_ACC_RDWR, H5P_DEFAULT);
+	assert_true(f >= 0);
+	d = H5Dopen2(f, "/PartType0/InternalEnergy", H5P_DEFAULT);
+	s = H5Dget_space(d);
+	ms = H5Screate_simple(1, &one, NULL);
+	H5Sselect_hyperslab(s, H5S_SELECT_SET, &start, NULL, &one, NULL);
+	assert_true(H5Dwrite(d, H5T_NATIVE_DOUBLE, ms, s, H5P_DEFAULT, &nan) >= 0);
+	H5Sclose(ms);
+	H5Sclose(s);
+	H5Dclose(d);
+	H5Fclose(f);
+	return dir;
+}
+
+static void test_bad_chunk_on_one_rank(void **state)
+{
+	char file[4096], *dir, *out, *pp, prefix[64];
+	int np;
+
+	(void)state;
+	skip_without_mpi();
+	for (np = 2; np <= 3; np++) {
+		tu_result r;
+
+		dir = bad_copy(np - 1, np, file, sizeof(file));
+		out = tu_tmpdir();
+		tu_rmtree(out);
+		r = mpirun(np, "--base-path", dir, "--snap", "99", "--out", out, NULL);
+		assert_int_equal(r.status, 2);
+		if (tu_count_lines(r.err) != 1)
+			fail_msg("stderr is not one line:\n%s", r.err);
+		snprintf(prefix, sizeof(prefix), "snapmem: rank %d of %d: '", np - 1, np);
+		assert_int_equal(strncmp(r.err, prefix, strlen(prefix)), 0);
+		assert_non_null(strstr(r.err, file));
+		assert_non_null(strstr(r.err, "InternalEnergy[4]"));
+		assert_string_equal(r.out, "");
+		pp = tu_path(out, "profiles.hdf5");
+		assert_false(tu_exists(pp));
+		assert_false(tu_exists(out)); /* the run directory it created is removed again */
+		free(pp);
+		tu_result_free(&r);
+		tu_rmtree(dir);
+		free(dir);
+		free(out);
+	}
+}
+
+static void expect_one_line(tu_result *r, int status, const char *what)
+{
+	assert_int_equal(r->status, status);
+	if (tu_count_lines(r->err) != 1 || strstr(r->err, what) == NULL)
+		fail_msg("expected one line with '%s', stderr:\n%s", what, r->err);
+	assert_string_equal(r->out, "");
+	tu_result_free(r);
+}
+
+static void test_refusals(void **state)
+{
+	char *out;
+	tu_result r;
+
+	(void)state;
+	skip_without_mpi();
+	out = tu_tmpdir();
+	tu_rmtree(out);
+	r = mpirun(2, "--ranks", "3", "--base-path", W.dir, "--snap", "99", "--out", out, NULL);
+	expect_one_line(&r, 2, "--ranks 3: the MPI job has 2 ranks");
+	r = mpirun(3, "--select", "mask", "--base-path", W.dir, "--snap", "99", "--out", out, NULL);
+	expect_one_line(&r, 2, "--select mask");
+	r = mpirun(2, "--temperature", "streaming", "--base-path", W.dir, "--snap", "99", "--out",
+		   out, NULL);
+	expect_one_line(&r, 2, "--temperature streaming");
+	/* rank 0's refusal before the run (the estimate over --max-mem): every rank exits 3 */
+	r = mpirun(2, "--max-mem", "64K", "--base-path", W.dir, "--snap", "99", "--out", out, NULL);
+	expect_one_line(&r, 3, "--max-mem");
+	r = mpirun(2, "--base-path", "/nonexistent/mock", "--snap", "99", "--out", out, NULL);
+	expect_one_line(&r, 2, "/nonexistent/mock");
+	assert_false(tu_exists(out));
+	free(out);
+}
+
+static void test_ranks_given_equal(void **state)
+{
+	char *out;
+	tu_result r;
+
+	(void)state;
+	skip_without_mpi();
+	out = tu_tmpdir();
+	tu_rmtree(out);
+	/* --ranks R that matches the job, float64, small blocks, no profiler */
+	r = mpirun(2, "--ranks", "2", "--positions", "float64", "--stream-block", "3001",
+		   "--base-path", W.dir, "--snap", "99", "--out", out, "--no-profile", NULL);
+	if (r.status != 0)
+		fail_msg("exit %d: %s", r.status, r.err);
+	assert_true(tu_exists(out));
+	tu_result_free(&r);
+	tu_rmtree(out);
+	free(out);
+}
+
+/* A build without MPI: run --mpi is refused with one line, exit 2. */
+static void test_built_without_mpi(void **state)
+{
+	tu_result r;
+
+	(void)state;
+#ifdef SM_HAVE_MPI
+	skip();
+#endif
+	r = tu_run("run", "--mpi", "--base-path", W.dir, "--snap", "99", NULL);
+	expect_one_line(&r, 2, "built without MPI");
+	r = tu_run("run", "--ranks", "2", "--base-path", W.dir, "--snap", "99", NULL);
+	expect_one_line(&r, 2, "built without MPI");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_built_without_mpi),
+		cmocka_unit_test(test_np2_equals_serial),
+		cmocka_unit_test(test_np3_equals_serial),
+		cmocka_unit_test(test_bad_chunk_on_one_rank),
+		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_ranks_given_equal),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
