@@ -875,8 +875,9 @@ profiler:
 		       (unsigned long long)res.nhalos, (unsigned long long)res.gas_cells,
 		       (unsigned long long)res.snapshot_files, res.wall_s);
 		if (M->on)
-			printf("  distributed over %d MPI ranks (largest chunk first to the least-loaded "
-			       "rank)%s%s%s\n", M->size, prof ? "; largest rank peak requested " : "",
+			printf("  distributed over %d MPI rank%s (largest chunk first to the "
+			       "least-loaded rank)%s%s%s\n", M->size, M->size == 1 ? "" : "s",
+			       prof ? "; largest rank peak requested " : "",
 			       prof ? sm_format_iec(mpi_peak, a, sizeof(a)) : "",
 			       prof ? " (memory.json \"mpi\" has every rank's figures)" : "");
 		if (prof != NULL)
