@@ -91,9 +91,12 @@ for n in "${sizes[@]}"; do
 done
 
 say "read floor and full run at $ref cells (interleaved, $((repeats + 2)) each)"
-reads=(); fulls=(); noprof=(); noprofp=(); ctemp=(); profw=()
+reads=(); reads1=(); fulls=(); fulls4k=(); noprof=(); noprofp=(); ctemp=(); profw=()
 for ((r = 0; r < repeats + 2; r++)); do
 	reads+=("$("$build/bench/benchmark-read" "$(mock_dir "$ref")" 99 float32 1 | jq -r .median_s)")
+	reads1+=("$("$build/bench/benchmark-read" "$(mock_dir "$ref")" 99 float32 1 --reuse |
+		jq -r .median_s)")
+	line=$(SNAPMEM_HUGEPAGES=0 run_once "$ref"); read -r _ p _ <<<"$line"; fulls4k+=("$p")
 	line=$(run_once "$ref"); read -r w p _ <<<"$line"; fulls+=("$p"); profw+=("$w")
 	ctemp+=("$(jq -r '[.stages[] | select(.id=="compute_temperature") | .wall_s][0]' "$data/run/memory.json")")
 	rm -rf "$data/run"
@@ -104,7 +107,9 @@ for ((r = 0; r < repeats + 2; r++)); do
 	noprofp+=("$(echo "$npline" | sed -n 's/.*pipeline \([0-9.]*\) s$/\1/p')")
 done
 read_s=$(printf '%s\n' "${reads[@]}" | median)
+read1_s=$(printf '%s\n' "${reads1[@]}" | median)
 full_s=$(printf '%s\n' "${fulls[@]}" | median)
+full4k_s=$(printf '%s\n' "${fulls4k[@]}" | median)
 noprof_s=$(printf '%s\n' "${noprof[@]}" | median)
 profw_s=$(printf '%s\n' "${profw[@]}" | median)
 noprofp_s=$(printf '%s\n' "${noprofp[@]}" | median)
@@ -239,6 +244,7 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')
 mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
 jq -s --arg mode "$mode" --arg cpu "$cpu" --arg mem "$mem" --argjson cores "$(nproc)" \
 	--argjson ref "$ref" --argjson read "$read_s" --argjson full "$full_s" \
+	--argjson read1 "$read1_s" --argjson full4k "$full4k_s" \
 	--argjson noprof "$noprof_s" --argjson profw "$profw_s" --argjson noprofp "$noprofp_s" --argjson ctemp "$ctemp_s" --argjson memcpy "$memcpy_s" \
 	--argjson plain "$plain_s" --argjson prof "$prof_s" --argjson plainproc "$plain_proc_s" \
 	--argjson ht "$ht_s" --argjson ms "$ms_s" --arg htpeak "${ht_peak:-}" \
@@ -258,6 +264,8 @@ jq -s --arg mode "$mode" --arg cpu "$cpu" --arg mem "$mem" --argjson cores "$(np
 		map({select: .[0].select, positions: .[0].positions, temperature: .[0].temperature}
 		    + fit(.))),
 	 limit: {cells: $ref, read_s: $read, run_pipeline_s: $full, ratio: ($full / $read),
+		 read_one_buffer_s: $read1, ratio_one_buffer: ($full / $read1),
+		 run_pipeline_no_hugepages_s: $full4k, ratio_no_hugepages: ($full4k / $read),
 		 compute_temperature_s: $ctemp, memcpy_same_bytes_s: $memcpy,
 		 kernel_vs_memcpy: ($ctemp / $memcpy)},
 	 profiler: {pipeline_profiled_s: $full, pipeline_unprofiled_s: $noprofp,
@@ -304,8 +312,10 @@ jq -r '
 	(.fits[] | "| \(.select) | \(.positions) | \(.temperature) | \(f(.slope_bytes_per_cell; 3)) | \(f(.intercept_bytes; 0)) | \(.residuals_pct | map(tostring | .[0:6]) | join(", ")) |"),
 	"",
 	"## Against the limit (\(.limit.cells) cells)\n",
-	"- reading the four fields alone (`bench/benchmark-read`, float32 positions): \(f(.limit.read_s; 4)) s",
+	"- reading the four fields alone, each into its own fresh buffer as a program that uses them must hold them (`bench/benchmark-read`, float32 positions, HDF5 converting): \(f(.limit.read_s; 4)) s",
+	"- the same reads with the three gas fields overwriting one buffer (`benchmark-read --reuse`, what earlier benchmarks called the floor; two fields are lost): \(f(.limit.read_one_buffer_s; 4)) s; the whole run is \(f(.limit.ratio_one_buffer; 2))x that",
 	"- the whole pipeline (`snapmem run`, index, float32, profiled): \(f(.limit.run_pipeline_s; 4)) s = \(f(.limit.ratio; 2))x the read",
+	"- the same without the huge-page hint (`SNAPMEM_HUGEPAGES=0`): \(f(.limit.run_pipeline_no_hugepages_s; 4)) s = \(f(.limit.ratio_no_hugepages; 2))x the read",
 	"- `compute_temperature` \(f(.limit.compute_temperature_s; 4)) s against a memcpy of the same 16 bytes per cell \(f(.limit.memcpy_same_bytes_s; 4)) s = \(f(.limit.kernel_vs_memcpy; 2))x",
 	"",
 	"## Profiler overhead\n",
