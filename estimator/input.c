@@ -6,11 +6,14 @@
  * earlier run measured (--calibrate RUNDIR, its memory.json run.halos[].sphere_cells).
  *
  * With --mpi the base-path source also reads every chunk's NumPart_ThisFile (the chunk headers, no
- * particle data): the distributed run deals chunk files to ranks by their gas cells.
+ * particle data): the distributed run deals chunk files to ranks by their gas cells. With a
+ * catalogue, every catalogue chunk's Ngroups_ThisFile gives Gc, the largest (the distributed run's
+ * load_halos holds one chunk's columns at a time, in arrays of Gc groups).
  *
  * Without a catalogue, --halos N is modelled with the TNG300-1 mass-function shape; --mass-min then
  * cannot be answered and is refused with one line saying so.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,13 +52,42 @@ struct cand {
 	float m;
 };
 
+/* The pipeline's order: more massive first, ties by lower group index, NaN masses last. */
 static int by_mass_desc(const void *a, const void *b)
 {
 	const struct cand *x = a, *y = b;
+	int xn = isnan(x->m), yn = isnan(y->m);
 
-	if (x->m != y->m)
+	if (xn != yn)
+		return xn ? 1 : -1;
+	if (!xn && x->m != y->m)
 		return x->m > y->m ? -1 : 1;
 	return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* Gc, the largest chunk's Ngroups_ThisFile: every chunk header opened alone, as the distributed
+ * run's load_halos opens them (sm_catalog_open_file), so that both fail alike. */
+static int groups_chunk_max(sm_est_input *in, sm_catalog *c, sm_error *err)
+{
+	char path[SM_PATH_MAX];
+	uint64_t gc = c->ngroups_file0;
+	int64_t i;
+	int rc;
+
+	for (i = 1; i < c->nfiles; i++) {
+		sm_catalog cc;
+
+		if (sm__pattern_path(c->pattern, i, path, sizeof(path)) != 0)
+			return sm_error_set(err, SM_EOVERFLOW, "'%s': path of catalogue chunk %lld too "
+					    "long", in->path, (long long)i);
+		if ((rc = sm_catalog_open_file(&cc, path, err)) != 0)
+			return rc;
+		if (cc.ngroups_file0 > gc)
+			gc = cc.ngroups_file0;
+		sm_catalog_release(&cc);
+	}
+	in->groups_chunk_max = gc;
+	return 0;
 }
 
 /* Selects halos from the catalogue exactly as the pipeline does. */
@@ -75,6 +107,8 @@ static int select_from_catalog(sm_est_input *in, sm_catalog *c, const sm_model_o
 	}
 	in->groups_total = g;
 	if ((rc = sm__catalog_scan(c, err)) != 0)
+		goto out;
+	if (g > 0 && (rc = groups_chunk_max(in, c, err)) != 0)
 		goto out;
 	if (g > SIZE_MAX / sizeof(struct cand)) {
 		rc = sm_error_set(err, SM_EOVERFLOW, "'%s': Ngroups_Total %llu is too large",

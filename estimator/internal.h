@@ -53,6 +53,10 @@ int sm__est_write_atomic(const char *path, const char *text, size_t len, sm_erro
 
 /* The TNG300-1 largest halo mass assumed by the mass-function shape (Msun/h). */
 #define SM__EST_HMF_MMAX_MSUN_H 1.5e15
+/* Catalogue chunk files of TNG300-1's groups_099: with the embedded header, Gc (the largest
+ * chunk's Ngroups_ThisFile, which the distributed run's load_halos holds) is modelled as
+ * ceil(Ngroups_Total / SM__EST_TNG300_GROUP_FILES). */
+#define SM__EST_TNG300_GROUP_FILES 600u
 /* NFW concentration assumed for every halo. */
 #define SM__EST_NFW_C 4.0
 

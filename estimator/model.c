@@ -9,7 +9,8 @@
  * (sm_prof_nallocx), never computed here.
  *
  * The distributed strategy (--mpi, --ranks R > 1; docs/MPI.md): figures are one rank's, the same on
- * every rank whatever its share of the chunk files: the group and halo tables (load_halos), the halo
+ * every rank whatever its share of the chunk files: one catalogue chunk's three columns (Gc groups,
+ * the largest chunk's Ngroups_ThisFile) and the halo tables (load_halos), the halo
  * index over a grid sized by the largest sphere (build_index), every halo's profile sums and one
  * block of cells (stream_cells), nothing new in histogram_write. The chunk files' assignment to
  * ranks (largest first to the least-loaded rank) only says how many cells each rank streams.
@@ -192,9 +193,16 @@ size_t sm__est_assumptions(const sm_est_input *in, const sm_model_options *o, co
 	if (in != NULL && strcmp(in->source_kind, "embedded") == 0)
 		ADD("Ngroups_Total = 17,625,892 for TNG300-1 snapshot 99, from the TNG public data "
 		    "release");
+	if (o->mpi && in != NULL && strcmp(in->source_kind, "embedded") == 0 &&
+	    in->groups_chunk_max == 0)
+		ADD("load_halos per rank reads the catalogue one chunk file at a time: the largest "
+		    "chunk's Ngroups_ThisFile (Gc) is not in the embedded header and is taken as "
+		    "ceil(Ngroups_Total / 600) = 29,377 groups (TNG300-1 groups_099 has 600 chunk files; "
+		    "a real chunk may hold more)");
 	if (o->mpi) {
 		ADD("distributed (--mpi): figures are one rank's and the same on every rank whatever "
-		    "its share: the group and halo tables, the halo index, every halo's profile sums "
+		    "its share: one catalogue chunk's columns (Gc groups) and the halo tables, the "
+		    "halo index, every halo's profile sums "
 		    "(25,200 B each) and one block of --stream-block cells; sphere cells do not enter");
 		ADD("halo index: sphere radius 2 R200 per halo with R200 from the catalogue when known, "
 		    "else modelled from M200 as above; grid side sm_pipeline_halo_grid_side(BoxSize, "
@@ -555,7 +563,29 @@ static int mpi_split(const sm_est_input *in, uint32_t ranks, sm_estimate *e, sm_
 	return rc;
 }
 
-/* build_index, stream_cells and histogram_write of one rank (load_halos is the serial one). */
+/* Gc: the groups of the largest catalogue chunk, whose three columns the distributed run's
+ * load_halos holds (docs/MPI.md). Read from the chunk headers when the source has a catalogue;
+ * else ceil(G / 600) for the embedded TNG300-1 header (groups_099: 600 chunk files), G otherwise
+ * (one chunk: never less than the run holds). */
+static int groups_chunk(const sm_est_input *in, uint64_t *gc, sm_error *err)
+{
+	uint64_t g = in->groups_total, f = SM__EST_TNG300_GROUP_FILES;
+
+	if (in->groups_chunk_max > g)
+		return sm_error_set(err, SM_EINVAL, "'%s': the largest catalogue chunk holds %llu "
+				    "groups, more than Ngroups_Total %llu", in->source_name,
+				    (unsigned long long)in->groups_chunk_max, (unsigned long long)g);
+	if (in->groups_chunk_max > 0)
+		*gc = in->groups_chunk_max;
+	else if (strcmp(in->source_kind, "embedded") == 0)
+		*gc = g / f + (g % f != 0);
+	else
+		*gc = g;
+	return 0;
+}
+
+/* build_index, stream_cells and histogram_write of one rank (load_halos is the serial one with
+ * Gc groups in place of G). */
 static int mpi_stages(struct sim *s, const sm_est_input *in, const sm_model_options *o,
 		      sm_estimate *e)
 {
@@ -694,7 +724,9 @@ int sm_estimate_compute(const sm_est_input *in, const sm_model_options *o, sm_es
 		}
 	}
 
-	/* load_halos */
+	/* load_halos: the distributed run holds one catalogue chunk's columns at a time */
+	if (mpi && (rc = groups_chunk(in, &g, err)) != 0)
+		goto fail;
 	stage_begin(&s, e, "load_halos", 0, -1);
 	if ((rc = alloc(&s, "Group_M_Crit200", SM_DTYPE_F32, g, "load_halos")) != 0 ||
 	    (rc = alloc(&s, "Group_R_Crit200", SM_DTYPE_F32, g, "load_halos")) != 0 ||

@@ -30,26 +30,28 @@ static void assert_contains(const char *hay, const char *needle)
 		fail_msg("output lacks '%s'", needle);
 }
 
-/* A rank of the TNG300-1 distributed run: jemalloc's size classes of 352,531,280 requested bytes
- * plus the MPI baseline; without jemalloc (sanitizer builds) allocated = requested. */
+/* A rank of the TNG300-1 distributed run: jemalloc's size classes of the 37,565,840 bytes
+ * stream_cells requests (the halo tables and index, 280 halos' sums, a block of 1,048,576 cells;
+ * load_halos holds one catalogue chunk, 600,980 bytes) plus the MPI baseline; without jemalloc
+ * (sanitizer builds) allocated = requested. */
 static const char *rank_iec(void)
 {
-	return tu_sanitized() ? "341.09 MiB" : "388.90 MiB";
+	return tu_sanitized() ? "40.72 MiB" : "40.99 MiB";
 }
 
 static const char *rank_bytes(void)
 {
-	return tu_sanitized() ? "357,659,328" : "407,796,080";
+	return tu_sanitized() ? "42,693,888" : "42,983,792";
 }
 
 static json_int_t rank_total(void)
 {
-	return tu_sanitized() ? INT64_C(357659328) : INT64_C(407796080);
+	return tu_sanitized() ? INT64_C(42693888) : INT64_C(42983792);
 }
 
 static int rank_per_node(void)
 {
-	return tu_sanitized() ? 768 : 674;  /* 256 GiB / the total, rounded down */
+	return tu_sanitized() ? 6438 : 6394;  /* 256 GiB / the total, rounded down */
 }
 
 static void assert_containsf(const char *hay, const char *fmt, ...)
@@ -214,13 +216,14 @@ static void test_node_mem(void **state)
 	assert_null(json_object_get(root, "mpi"));
 	json_decref(root);
 	tu_result_free(&r);
-	/* nothing fits 300 MiB, not even a rank (336 MiB of catalogue columns): exit 1 */
-	r = tu_run("estimate", "--node-mem", "300M", NULL);
+	/* nothing fits 12 MiB, not even a rank (the smallest: float64 positions in blocks of 65,536
+	 * cells, 14.49 MiB with the baseline): exit 1 */
+	r = tu_run("estimate", "--node-mem", "12M", NULL);
 	assert_int_equal(r.status, 1);
 	assert_contains(r.out, "no option combination fits");
 	assert_contains(r.out, "not even the distributed strategy fits");
 	tu_result_free(&r);
-	r = tu_run("estimate", "--ranks", "4", "--node-mem", "300M", "--format", "json", NULL);
+	r = tu_run("estimate", "--ranks", "4", "--node-mem", "12M", "--format", "json", NULL);
 	assert_int_equal(r.status, 1);
 	root = json_loads(r.out, 0, &jerr);
 	assert_non_null(root);
@@ -252,23 +255,28 @@ static void test_mpi_plan(void **state)
 	assert_contains(r.out, "halo grid 27^3");
 	assert_contains(r.out, "64 ranks share 600 chunk files");
 	assert_contains(r.out, "an even split would be 225,855,035");  /* ceil(N / 64) */
-	/* 20 G + 48 K = 352,531,280 requested in load_halos; 407,796,080 with size classes and the
-	 * baseline; 256 GiB / 407,796,080 = 674.05 */
-	assert_contains(r.out, "352,531,280");
-	assert_containsf(r.out, "every rank peaks at %s (%s B with the baseline) in load_halos",
+	/* load_halos: one catalogue chunk, Gc = ceil(17,625,892 / 600) = 29,377 groups, 20 Gc + 48 K
+	 * = 600,980 bytes; the peak is stream_cells' 37,565,840, 42,983,792 with size classes and
+	 * the baseline; 256 GiB / 42,983,792 = 6,394.9 */
+	assert_contains(r.out, "600,980");
+	assert_contains(r.out, "29,377");
+	assert_contains(r.out, "ceil(Ngroups_Total / 600)");
+	assert_contains(r.out, "37,565,840");
+	assert_null(strstr(r.out, "17,625,892          70,503,568"));
+	assert_containsf(r.out, "every rank peaks at %s (%s B with the baseline) in stream_cells",
 			 rank_iec(), rank_bytes());
-	assert_containsf(r.out, "a node of 256.00 GiB holds %d ranks; 64 ranks need 1 node",
-			 rank_per_node());
+	assert_containsf(r.out, "a node of 256.00 GiB holds %d,%03d ranks; 64 ranks need 1 node",
+			 rank_per_node() / 1000, rank_per_node() % 1000);
 	assert_containsf(r.out, "answer: 64 ranks of %s each fit on 1 node of 256.00 GiB", rank_iec());
 	assert_contains(r.out, "stream_cells");
 	assert_contains(r.out, "halo_grid_halos");
 	assert_null(strstr(r.out, "load_positions"));
 	tu_result_free(&r);
 
-	/* 1,000 ranks: two nodes */
-	r = tu_run("estimate", "--ranks", "1000", "--node-mem", "256GiB", NULL);
+	/* 7,000 ranks: two nodes */
+	r = tu_run("estimate", "--ranks", "7000", "--node-mem", "256GiB", NULL);
 	assert_int_equal(r.status, 0);
-	assert_contains(r.out, "1000 ranks need 2 nodes");
+	assert_contains(r.out, "7000 ranks need 2 nodes");
 	tu_result_free(&r);
 
 	r = tu_run("estimate", "--ranks", "64", "--node-mem", "256GiB", "--format", "markdown", NULL);

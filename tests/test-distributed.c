@@ -8,6 +8,10 @@
  * the distributed run); the chunk assignment; every error path (a bad chunk file on one rank,
  * --max-mem, cancellation, allocation failure, --ranks mismatch, --select mask and --temperature
  * streaming with --mpi), each stopping every rank with the failing rank's error and no file left.
+ * load_halos reads the catalogue chunk by chunk: the mock's catalogue has unequal chunks and an
+ * empty one, so Gc (the largest chunk's Ngroups_ThisFile, read here from the headers) < G; the
+ * selection equals the serial run's halo for halo (--halos N and --mass-min, ties across chunks,
+ * NaN masses), as do its errors (a bad group or a broken catalogue in a later chunk).
  */
 #include <math.h>
 #include <pthread.h>
@@ -37,17 +41,41 @@
 #include "util.h"
 
 #define NGAS 200000u
-#define NHALOS 6u
-#define NFILES 5u
+#define NHALOS 7u   /* and as many small ones: 14 groups in catalogue chunks of 4, 0, 4, 3, 3 */
+#define NFILES 10u  /* the catalogue gets NFILES / 2 chunk files, chunk 1 empty */
+#define MAXCAT 16
 #define RB SM_PIPELINE_RBINS
 #define TB SM_PIPELINE_TBINS
 #define HB SM_PIPELINE_HISTOGRAM_BYTES
 
 static struct {
 	char *dir;
-	uint64_t n, g;
-	double box;
+	uint64_t n, g, gc;             /* gas cells, groups, the largest catalogue chunk's groups */
+	uint64_t cat_n[MAXCAT];        /* every catalogue chunk's Ngroups_ThisFile */
+	int ncat;
+	double box, h;
 } W;
+
+/* Ngroups_ThisFile of catalogue chunk i under base (HDF5 directly, not the library); -1 when the
+ * file is absent. */
+static int64_t cat_chunk_groups(const char *base, int i)
+{
+	char path[4096];
+	hid_t f, a;
+	int64_t v = -1;
+
+	snprintf(path, sizeof(path), "%s/groups_099/fof_subhalo_tab_099.%d.hdf5", base, i);
+	if (access(path, F_OK) != 0)
+		return -1;
+	f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+	assert_true(f >= 0);
+	a = H5Aopen_by_name(f, "Header", "Ngroups_ThisFile", H5P_DEFAULT, H5P_DEFAULT);
+	assert_true(a >= 0);
+	assert_true(H5Aread(a, H5T_NATIVE_INT64, &v) >= 0);
+	H5Aclose(a);
+	H5Fclose(f);
+	return v;
+}
 
 static int setup(void **state)
 {
@@ -62,6 +90,7 @@ static int setup(void **state)
 	sm_mock_options_init(&mo);
 	mo.gas = NGAS;
 	mo.halos = NHALOS;
+	mo.small_halos = NHALOS;
 	mo.files = NFILES;
 	mo.seed = 11;
 	if (sm_mock_write(W.dir, &mo, &err) != 0)
@@ -71,10 +100,26 @@ static int setup(void **state)
 	assert_int_equal(sm_snapshot_open_base(&s, W.dir, 99, &err), 0);
 	W.n = s.header.npart_total[0];
 	W.box = s.header.box_size;
+	W.h = s.header.hubble_param;
 	sm_snapshot_release(&s);
 	assert_int_equal(sm_catalog_open_base(&c, W.dir, 99, &err), 0);
 	W.g = c.ngroups_total;
 	sm_catalog_release(&c);
+	for (W.ncat = 0; W.ncat < MAXCAT; W.ncat++) {
+		int64_t ng = cat_chunk_groups(W.dir, W.ncat);
+
+		if (ng < 0)
+			break;
+		W.cat_n[W.ncat] = (uint64_t)ng;
+		if ((uint64_t)ng > W.gc)
+			W.gc = (uint64_t)ng;
+	}
+	/* What the tests rely on: unequal chunks, an empty one, Gc < G. */
+	assert_int_equal(W.ncat, NFILES / 2);
+	assert_int_equal(W.g, 2 * NHALOS);
+	assert_int_equal(W.cat_n[1], 0);
+	assert_int_equal(W.gc, 4);
+	assert_true(W.cat_n[0] != W.cat_n[W.ncat - 1]);
 	return 0;
 }
 
@@ -227,8 +272,10 @@ static void options(sm_pipeline_options *o, const sm_model_options *mo, const ch
 	o->out_dir = out;
 }
 
-/* The serial run's profiles (select index, in-memory) for the same positions. */
-static void serial_profiles(const char *pos, struct prof_out *po, sm_pipeline_result *r)
+/* The serial run's profiles (select index, in-memory) for the same positions and selection
+ * (halos: --halos N, -1 for --mass-min's default) on base. */
+static void serial_profiles_at(const char *base, int64_t halos, const char *pos,
+			       struct prof_out *po, sm_pipeline_result *r)
 {
 	sm_model_options mo;
 	sm_pipeline_options o;
@@ -236,7 +283,8 @@ static void serial_profiles(const char *pos, struct prof_out *po, sm_pipeline_re
 	char *out = tu_tmpdir(), *pp;
 
 	model(&mo, pos, NULL);
-	options(&o, &mo, W.dir, out);
+	mo.halos = halos;
+	options(&o, &mo, base, out);
 	if (sm_pipeline_run(&o, NULL, r, &err) != 0)
 		fail_msg("serial: %s", err.msg);
 	pp = tu_path(out, "profiles.hdf5");
@@ -244,6 +292,11 @@ static void serial_profiles(const char *pos, struct prof_out *po, sm_pipeline_re
 	free(pp);
 	tu_rmtree(out);
 	free(out);
+}
+
+static void serial_profiles(const char *pos, struct prof_out *po, sm_pipeline_result *r)
+{
+	serial_profiles_at(W.dir, -1, pos, po, r);
 }
 
 /* ---- the pure parts ------------------------------------------------------------------------ */
@@ -414,7 +467,7 @@ static void expected(uint64_t k, const sm_pipeline_halo *halos, uint64_t psz, ui
 	hg = k > 0 ? sm_pipeline_halo_grid_side(W.box, smax) : 1;
 	hg3 = hg * hg * hg;
 	idx = 4 * (hg3 + 1) + 4 * k * (hg3 < 8 ? hg3 : 8);
-	x->peak[0] = 20 * W.g + 48 * k;
+	x->peak[0] = 20 * W.gc + 48 * k;   /* one catalogue chunk's columns at a time */
 	x->live[0] = 48 * k;
 	x->peak[1] = x->live[1] = 48 * k + idx;
 	x->live[2] = 48 * k + idx + 25200 * k;
@@ -461,8 +514,8 @@ static void check_stages(sm_prof *p, const struct expect *x, uint64_t k, uint64_
 		assert_string_equal(a.name, names[i]);
 		assert_false(a.live);
 		switch (i) {
-		case 0: case 1: want = 4 * W.g; break;
-		case 2: want = 12 * W.g; break;
+		case 0: case 1: want = 4 * W.gc; break;
+		case 2: want = 12 * W.gc; break;
 		case 3: case 5: case 6: want = 8 * k; break;
 		case 4: want = 24 * k; break;
 		case 9: want = 25200 * k; break;
@@ -1039,7 +1092,8 @@ static void fc_free(struct fc_shared *S)
 	munmap(S, sizeof(*S));
 }
 
-static void ranks_vs_serial(int size, const char *pos, const char *block)
+static void ranks_vs_serial_at(const char *base, int64_t halos, int size, const char *pos,
+			       const char *block)
 {
 	struct prof_out a, b;
 	sm_pipeline_result ra;
@@ -1050,10 +1104,11 @@ static void ranks_vs_serial(int size, const char *pos, const char *block)
 	uint64_t h;
 	int q, j;
 
-	serial_profiles(pos, &a, &ra);
+	serial_profiles_at(base, halos, pos, &a, &ra);
 	memset(&pl, 0, sizeof(pl));
-	pl.base = W.dir;
+	pl.base = base;
 	model(&pl.mo, pos, block);
+	pl.mo.halos = halos;
 	pl.mo.mpi = 1;
 	pl.mo.ranks = (uint32_t)size;
 	pl.max_mem_rank = pl.cancel_rank = pl.oom_rank = -1;
@@ -1087,6 +1142,11 @@ static void ranks_vs_serial(int size, const char *pos, const char *block)
 	fc_free(S);
 	tu_rmtree(out);
 	free(out);
+}
+
+static void ranks_vs_serial(int size, const char *pos, const char *block)
+{
+	ranks_vs_serial_at(W.dir, -1, size, pos, block);
 }
 
 static void test_ranks_equal_serial(void **state)
@@ -1207,6 +1267,418 @@ static void test_ranks_fail_together(void **state)
 	free(out);
 }
 
+/* ---- load_halos: the catalogue chunk by chunk, the serial run's selection --------------------- */
+
+/* A private copy of the mock. */
+static char *copy_mock(void)
+{
+	char *dir = tu_tmpdir(), cmd[8192];
+
+	snprintf(cmd, sizeof(cmd), "cp -r '%s'/. '%s'/", W.dir, dir);
+	assert_int_equal(system(cmd), 0);
+	return dir;
+}
+
+static void cat_path(const char *base, int chunk, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/groups_099/fof_subhalo_tab_099.%d.hdf5", base, chunk);
+}
+
+/* Overwrites element [row] (or [row, col]) of /Group/<field> in catalogue chunk `chunk`. */
+static void set_group(const char *base, int chunk, const char *field, hsize_t row, hsize_t col,
+		      float value)
+{
+	char path[4096], name[128];
+	hid_t f, d, sp, ms;
+	hsize_t start[2] = {row, col}, one[2] = {1, 1};
+
+	cat_path(base, chunk, path, sizeof(path));
+	snprintf(name, sizeof(name), "/Group/%s", field);
+	f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+	assert_true(f >= 0);
+	d = H5Dopen2(f, name, H5P_DEFAULT);
+	assert_true(d >= 0);
+	sp = H5Dget_space(d);
+	ms = H5Screate_simple(1, one, NULL);
+	assert_true(H5Sselect_hyperslab(sp, H5S_SELECT_SET, start, NULL, one, NULL) >= 0);
+	assert_true(H5Dwrite(d, H5T_NATIVE_FLOAT, ms, sp, H5P_DEFAULT, &value) >= 0);
+	H5Sclose(ms);
+	H5Sclose(sp);
+	H5Dclose(d);
+	H5Fclose(f);
+}
+
+/* Overwrites the integer /Header attribute `name` of catalogue chunk `chunk`. */
+static void set_cat_header(const char *base, int chunk, const char *name, int value)
+{
+	char path[4096];
+	hid_t f, g, a;
+
+	cat_path(base, chunk, path, sizeof(path));
+	f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+	assert_true(f >= 0);
+	g = H5Gopen2(f, "Header", H5P_DEFAULT);
+	assert_true(g >= 0);
+	a = H5Aopen(g, name, H5P_DEFAULT);
+	assert_true(a >= 0);
+	assert_true(H5Awrite(a, H5T_NATIVE_INT, &value) >= 0);
+	H5Aclose(a);
+	H5Gclose(g);
+	H5Fclose(f);
+}
+
+/* Top-level stages' requested peak and live-after, in order. */
+static size_t measured_stages(sm_prof *p, uint64_t peak[4], uint64_t live[4], char ids[4][32])
+{
+	size_t i, n = sm_prof_stage_count(p), j = 0;
+
+	for (i = 0; i < n; i++) {
+		sm_prof_stage_info st;
+
+		assert_int_equal(sm_prof_stage_get(p, i, &st), 0);
+		if (st.depth != 0 || j >= 4)
+			continue;
+		peak[j] = st.requested_peak;
+		live[j] = st.requested_live_end;
+		snprintf(ids[j], 32, "%s", st.id);
+		j++;
+	}
+	return j;
+}
+
+/*
+ * The serial run and the distributed run (one rank, profiled) of mo on base: the same return code;
+ * on success the same halos in the same order (group, M200, R200, centre, sphere cells), the
+ * distributed stages' requested bytes equal to docs/MPI.md (load_halos 20 Gc + 48 K, Gc from the
+ * headers) and to the estimator's; on failure the same message. Returns the code; msg (may be
+ * NULL) receives the message.
+ */
+static int same_as_serial(const char *base, const sm_model_options *mo_in, char *msg, size_t len)
+{
+	sm_model_options ms = *mo_in, md = *mo_in;
+	sm_pipeline_options o;
+	sm_pipeline_result rs, rd;
+	sm_prof_options popt;
+	sm_prof *p = NULL;
+	sm_error es, ed;
+	char *outs = tu_tmpdir(), *outd = tu_tmpdir(), ids[4][32];
+	uint64_t peak[4], live[4], gc = 0, h;
+	int rcs, rcd, i;
+
+	ms.mpi = 0;
+	ms.ranks = 1;
+	md.mpi = 1;
+	md.ranks = 1;
+	sm_error_clear(&es);
+	sm_error_clear(&ed);
+	options(&o, &ms, base, outs);
+	rcs = sm_pipeline_run(&o, NULL, &rs, &es);
+	sm_prof_options_init(&popt);
+	popt.timeline_hz = 0;
+	assert_int_equal(sm_prof_create(&popt, &p, &ed), 0);
+	options(&o, &md, base, outd);
+	rcd = sm_pipeline_run_distributed(&o, NULL, p, &rd, &ed);
+	if (rcs != rcd)
+		fail_msg("serial %d (%s), distributed %d (%s)", rcs, es.msg, rcd, ed.msg);
+	if (msg != NULL)
+		snprintf(msg, len, "%s", ed.msg);
+	if (rcs != 0) {
+		assert_string_equal(ed.msg, es.msg);
+		assert_string_equal(rd.stage, rs.stage);
+		assert_int_equal(count_entries(outd), 0);
+		assert_int_equal(sm_prof_live_requested(p), 0);
+		goto out;
+	}
+	assert_int_equal(rd.nhalos, rs.nhalos);
+	assert_int_equal(rd.empty, rs.empty);
+	for (h = 0; h < rs.nhalos; h++) {
+		const sm_pipeline_halo *a = &rs.halos[h], *b = &rd.halos[h];
+
+		if (a->group_index != b->group_index)
+			fail_msg("halo %llu: serial group %lld, distributed group %lld",
+				 (unsigned long long)h, (long long)a->group_index,
+				 (long long)b->group_index);
+		assert_memory_equal(&a->m200_msun, &b->m200_msun, sizeof(double));
+		assert_memory_equal(&a->r200, &b->r200, sizeof(double));
+		assert_memory_equal(a->center, b->center, sizeof(a->center));
+		assert_int_equal(a->sphere_cells, b->sphere_cells);
+	}
+	/* load_halos holds one catalogue chunk's columns: 20 Gc + 48 K, Gc from the headers */
+	for (i = 0; i < MAXCAT; i++) {
+		int64_t ng = cat_chunk_groups(base, i);
+
+		if (ng < 0)
+			break;
+		gc = (uint64_t)ng > gc ? (uint64_t)ng : gc;
+	}
+	assert_int_equal(measured_stages(p, peak, live, ids), 4);
+	assert_string_equal(ids[0], "load_halos");
+	assert_int_equal(peak[0], 20 * gc + 48 * rd.nhalos);
+	assert_int_equal(live[0], 48 * rd.nhalos);
+	/* and the estimator says so, stage by stage */
+	{
+		sm_est_input in;
+		sm_estimate e;
+		sm_error err;
+		size_t si;
+
+		assert_int_equal(sm_est_input_from_base(&in, base, 99, &md, &err), 0);
+		assert_int_equal(in.nhalos, rd.nhalos);
+		assert_int_equal(in.groups_chunk_max, gc);
+		for (h = 0; h < in.nhalos; h++)
+			assert_int_equal(in.halos[h].group_index, rd.halos[h].group_index);
+		assert_int_equal(sm_estimate_compute(&in, &md, &e, &err), 0);
+		assert_int_equal(e.nstages, 4);
+		for (si = 0; si < 4; si++) {
+			assert_string_equal(e.stages[si].id, ids[si]);
+			if (e.stages[si].peak != peak[si] || e.stages[si].live_after != live[si])
+				fail_msg("stage %s: estimated peak %llu live %llu, measured %llu "
+					 "live %llu", ids[si], (unsigned long long)e.stages[si].peak,
+					 (unsigned long long)e.stages[si].live_after,
+					 (unsigned long long)peak[si], (unsigned long long)live[si]);
+		}
+		sm_estimate_release(&e);
+		sm_est_input_release(&in);
+	}
+	assert_int_equal(sm_prof_live_requested(p), 0);
+out:
+	sm_prof_free(p);
+	sm_pipeline_result_release(&rs);
+	sm_pipeline_result_release(&rd);
+	tu_rmtree(outs);
+	tu_rmtree(outd);
+	free(outs);
+	free(outd);
+	return rcd;
+}
+
+/* The mock's catalogue with ties across chunks and NaN masses (1e10 Msun/h; the mock's own are
+ * below 67,740, 1e15 Msun): groups 2 (chunk 0), 9 (chunk 3) and 11 (chunk 4) at 200,000, groups
+ * 5 (chunk 2) and 12 (chunk 4) at 100,000, groups 7 (chunk 2) and 13 (chunk 4) NaN. */
+static char *tied_mock(void)
+{
+	char *dir = copy_mock();
+
+	assert_int_equal(W.cat_n[0], 4);
+	assert_int_equal(W.cat_n[2], 4);
+	assert_int_equal(W.cat_n[3], 3);
+	assert_int_equal(W.cat_n[4], 3);
+	set_group(dir, 0, "Group_M_Crit200", 2, 0, 200000);
+	set_group(dir, 3, "Group_M_Crit200", 1, 0, 200000);
+	set_group(dir, 4, "Group_M_Crit200", 0, 0, 200000);
+	set_group(dir, 2, "Group_M_Crit200", 1, 0, 100000);
+	set_group(dir, 4, "Group_M_Crit200", 1, 0, 100000);
+	set_group(dir, 2, "Group_M_Crit200", 3, 0, NAN);
+	set_group(dir, 4, "Group_M_Crit200", 2, 0, NAN);
+	return dir;
+}
+
+static void test_selection_equals_serial(void **state)
+{
+	static const int64_t ns[] = {0, 1, 2, 3, 4, 5, 9, 12, 13, 14, 40};
+	sm_model_options mo;
+	char *dir = tied_mock();
+	double tie = (double)100000.0f * 1e10 / W.h;
+	size_t i;
+
+	(void)state;
+	/* --halos N: the N first of 2, 9, 11, 5, 12, ..., 7, 13 (NaN last, by group) */
+	for (i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
+		model(&mo, "float32", "30000");
+		mo.halos = ns[i];
+		assert_int_equal(same_as_serial(dir, &mo, NULL, 0), 0);
+	}
+	{
+		sm_pipeline_options o;
+		sm_pipeline_result r;
+		sm_error err;
+		char *out = tu_tmpdir();
+		static const int64_t want[5] = {2, 9, 11, 5, 12};
+
+		model(&mo, "float64", NULL);
+		mo.halos = 14;
+		mo.mpi = 1;
+		options(&o, &mo, dir, out);
+		if (sm_pipeline_run_distributed(&o, NULL, NULL, &r, &err) != 0)
+			fail_msg("%s", err.msg);
+		assert_int_equal(r.nhalos, 14);
+		for (i = 0; i < 5; i++)
+			assert_int_equal(r.halos[i].group_index, want[i]);
+		assert_int_equal(r.halos[12].group_index, 7);
+		assert_int_equal(r.halos[13].group_index, 13);
+		assert_true(isnan(r.halos[13].m200_msun));
+		sm_pipeline_result_release(&r);
+		tu_rmtree(out);
+		free(out);
+	}
+	/* --mass-min: strictly above (the tie at 100,000 falls out exactly at its mass), NaN never */
+	model(&mo, "float32", NULL);
+	assert_int_equal(same_as_serial(dir, &mo, NULL, 0), 0);
+	mo.mass_min = tie;
+	assert_int_equal(same_as_serial(dir, &mo, NULL, 0), 0);
+	mo.mass_min = nextafter(tie, 0);
+	assert_int_equal(same_as_serial(dir, &mo, NULL, 0), 0);
+	mo.mass_min = 0;
+	assert_int_equal(same_as_serial(dir, &mo, NULL, 0), 0);
+	mo.mass_min = 1e20;   /* empty */
+	assert_int_equal(same_as_serial(dir, &mo, NULL, 0), 0);
+	/* several ranks: every rank selects alike (the profiles are rank 0's, the bytes every rank's) */
+	ranks_vs_serial_at(dir, 9, 3, "float32", "20000");
+	ranks_vs_serial_at(dir, -1, 2, "float64", NULL);
+	/* the unmodified mock, both selections */
+	model(&mo, "float64", "777");
+	assert_int_equal(same_as_serial(W.dir, &mo, NULL, 0), 0);
+	mo.halos = 5;
+	assert_int_equal(same_as_serial(W.dir, &mo, NULL, 0), 0);
+	tu_rmtree(dir);
+	free(dir);
+}
+
+/* A selected group with a bad R200 or centre in the last chunk: the serial run's error, naming
+ * that chunk file, on every rank. */
+static void test_bad_group_later_chunk(void **state)
+{
+	static const struct {
+		const char *field;
+		int col;
+		float value;
+		const char *what;
+	} bad[] = {
+		{"Group_R_Crit200", 0, -1.0f, "has Group_R_Crit200 <= 0 or NaN"},
+		{"Group_R_Crit200", 0, 0.0f, "has Group_R_Crit200 <= 0 or NaN"},
+		{"Group_R_Crit200", 0, NAN, "has Group_R_Crit200 <= 0 or NaN"},
+		{"GroupPos", 1, INFINITY, "has a non-finite GroupPos"},
+		{"GroupPos", 2, 1e9f, "more than half a box"},
+	};
+	sm_model_options mo;
+	char msg[SM_ERROR_MSG_MAX], file[4096], want[4200];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *dir = copy_mock();
+
+		/* group 11, the first of chunk 4, made the most massive: selected halo 0 */
+		set_group(dir, 4, "Group_M_Crit200", 0, 0, 200000);
+		set_group(dir, 4, bad[i].field, 0, (hsize_t)bad[i].col, bad[i].value);
+		cat_path(dir, 4, file, sizeof(file));
+		model(&mo, "float32", NULL);
+		assert_int_equal(same_as_serial(dir, &mo, msg, sizeof(msg)), SM_EFORMAT);
+		snprintf(want, sizeof(want), "'%s': group 11 (selected halo 0) ", file);
+		assert_int_equal(strncmp(msg, want, strlen(want)), 0);
+		assert_non_null(strstr(msg, bad[i].what));
+		if (i == 0) {
+			struct fc_plan pl;
+			struct fc_shared *S;
+			char *out = tu_tmpdir();
+			int q;
+
+			memset(&pl, 0, sizeof(pl));
+			pl.base = dir;
+			model(&pl.mo, "float32", NULL);
+			pl.mo.mpi = 1;
+			pl.mo.ranks = 2;
+			pl.max_mem_rank = pl.cancel_rank = pl.oom_rank = -1;
+			S = fc_run(2, &pl, out);
+			expect_all(S, 2, SM_EFORMAT, 0, msg, out);
+			for (q = 0; q < 2; q++)
+				assert_string_equal(S->res[q].stage, "load_halos");
+			fc_free(S);
+			tu_rmtree(out);
+			free(out);
+		}
+		/* the same group not selected: no error, in either run */
+		if (i == 0) {
+			set_group(dir, 4, "Group_M_Crit200", 0, 0, 1.0f);
+			assert_int_equal(same_as_serial(dir, &mo, NULL, 0), 0);
+		}
+		tu_rmtree(dir);
+		free(dir);
+	}
+}
+
+/* A broken catalogue: the same error as the serial run's, whichever chunk breaks it. */
+static void test_bad_catalog_equals_serial(void **state)
+{
+	sm_model_options mo;
+	char msg[SM_ERROR_MSG_MAX], file[4096], *dir;
+	hid_t f;
+
+	(void)state;
+	model(&mo, "float32", NULL);
+
+	/* chunk 3 says one group more than it holds: its columns have 3 rows, not 4 */
+	dir = copy_mock();
+	set_cat_header(dir, 3, "Ngroups_ThisFile", 4);
+	assert_int_equal(same_as_serial(dir, &mo, msg, sizeof(msg)), SM_EFORMAT);
+	cat_path(dir, 3, file, sizeof(file));
+	assert_non_null(strstr(msg, file));
+	assert_non_null(strstr(msg, "has 3 rows but Ngroups_ThisFile is 4"));
+	tu_rmtree(dir);
+	free(dir);
+
+	/* chunk 4 claims far more groups than Ngroups_Total: never sized by it */
+	dir = copy_mock();
+	set_cat_header(dir, 4, "Ngroups_ThisFile", 1000000000);
+	assert_int_equal(same_as_serial(dir, &mo, msg, sizeof(msg)), SM_EFORMAT);
+	assert_non_null(strstr(msg, "add up to more than the 14 groups of Ngroups_Total"));
+	tu_rmtree(dir);
+	free(dir);
+
+	/* the chunks add up to less than Ngroups_Total */
+	dir = copy_mock();
+	set_cat_header(dir, 0, "Ngroups_Total", 15);
+	assert_int_equal(same_as_serial(dir, &mo, msg, sizeof(msg)), SM_EFORMAT);
+	assert_non_null(strstr(msg, "add up to 14, but Ngroups_Total is 15"));
+	tu_rmtree(dir);
+	free(dir);
+
+	/* chunk 4 has no GroupPos (read last: after all masses and radii) */
+	dir = copy_mock();
+	cat_path(dir, 4, file, sizeof(file));
+	f = H5Fopen(file, H5F_ACC_RDWR, H5P_DEFAULT);
+	assert_true(f >= 0);
+	assert_true(H5Ldelete(f, "/Group/GroupPos", H5P_DEFAULT) >= 0);
+	H5Fclose(f);
+	assert_int_equal(same_as_serial(dir, &mo, msg, sizeof(msg)), SM_ENOTFOUND);
+	assert_non_null(strstr(msg, file));
+	assert_non_null(strstr(msg, "GroupPos"));
+	tu_rmtree(dir);
+	free(dir);
+
+	/* a missing chunk file */
+	dir = copy_mock();
+	cat_path(dir, 3, file, sizeof(file));
+	assert_int_equal(unlink(file), 0);
+	assert_int_equal(same_as_serial(dir, &mo, msg, sizeof(msg)), SM_ENOTFOUND);
+	assert_non_null(strstr(msg, file));
+	tu_rmtree(dir);
+	free(dir);
+}
+
+/* --max-mem at load_halos' exact peak passes it; a byte less stops the run there. */
+static void test_load_halos_max_mem(void **state)
+{
+	sm_model_options mo;
+	sm_pipeline_result r;
+	sm_error err;
+	char *out;
+
+	(void)state;
+	model(&mo, "float32", NULL);
+	mo.halos = 3;
+	assert_int_equal(run1(&mo, W.dir, NULL, 20 * W.gc + 48 * 3, NULL, NULL, &out, &r, &err),
+			 SM_ELIMIT);
+	assert_string_equal(r.stage, "build_index");   /* load_halos fitted */
+	done_run(&r, out);
+	assert_int_equal(run1(&mo, W.dir, NULL, 20 * W.gc - 1, NULL, NULL, &out, &r, &err),
+			 SM_ELIMIT);
+	assert_string_equal(r.stage, "load_halos");
+	assert_non_null(strstr(err.msg, "'GroupPos'"));
+	assert_int_equal(err.needed_bytes, 20 * W.gc);
+	done_run(&r, out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1223,6 +1695,10 @@ int main(void)
 		cmocka_unit_test(test_bad_options),
 		cmocka_unit_test(test_ranks_equal_serial),
 		cmocka_unit_test(test_ranks_fail_together),
+		cmocka_unit_test(test_selection_equals_serial),
+		cmocka_unit_test(test_bad_group_later_chunk),
+		cmocka_unit_test(test_bad_catalog_equals_serial),
+		cmocka_unit_test(test_load_halos_max_mem),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -21,6 +21,7 @@
 #include <jansson.h>
 
 #include "snapmem/estimator.h"
+#include "snapmem/mock.h"
 #include "snapmem/pipeline.h"
 #include "snapmem/profiler.h"
 #include "util.h"
@@ -402,7 +403,9 @@ static void test_override_and_ranks(void **state)
 	assert_true(e4.options.mpi);
 	assert_null(stage(&e4, "load_gas_fields"));
 	assert_int_equal(array(stage(&e4, "stream_cells"), "InternalEnergy")->count, 1048576);
-	assert_int_equal(array(stage(&e4, "load_halos"), "Group_M_Crit200")->count, 17625892);
+	/* one catalogue chunk at a time: ceil(17,625,892 / 600) groups */
+	assert_int_equal(array(stage(&e4, "load_halos"), "Group_M_Crit200")->count, 29377);
+	assert_int_equal(array(stage(&e, "load_halos"), "Group_M_Crit200")->count, 17625892);
 	assert_true(e4.peak * 100 < e.peak);
 	assert_true(n > 0);
 	sm_estimate_release(&e4);
@@ -519,8 +522,11 @@ static void test_alternatives(void **state)
 	free(alts);
 	assert_int_equal(sm_est_ranks_needed(&in, &o, UINT64_C(128) << 30, &r, &err), 0);
 	assert_int_equal(r, 1);
+	/* a rank holds one catalogue chunk, not the catalogue's 336 MiB: 300 MiB fits it */
 	assert_int_equal(sm_est_ranks_needed(&in, &o, UINT64_C(300) << 20, &r, &err), 0);
-	assert_int_equal(r, 0);  /* 336 MiB of catalogue columns per rank do not fit 300 MiB */
+	assert_int_equal(r, 1);
+	assert_int_equal(sm_est_ranks_needed(&in, &o, UINT64_C(40) << 20, &r, &err), 0);
+	assert_int_equal(r, 0);  /* 35.83 MiB requested and the 4.89 MiB baseline: over 40 MiB */
 	assert_int_equal(sm_est_ranks_needed(&in, &o, 1024, &r, &err), 0);
 	assert_int_equal(r, 0);
 	sm_est_input_release(&in);
@@ -619,7 +625,8 @@ static uint64_t nalloc_sum(const uint64_t *req, size_t n)
 static void check_mpi(sm_dtype pos)
 {
 	const double r200[3] = {50, 20, 10};
-	const uint64_t n = 100000, g = 500, k = 3, blk = 4096, p = pos == SM_DTYPE_F64 ? 8 : 4;
+	const uint64_t n = 100000, g = 500, gc = 120, k = 3, blk = 4096;
+	const uint64_t p = pos == SM_DTYPE_F64 ? 8 : 4;
 	/* s_max = 100, margin 0.01: hg = floor(1000 / 200.02) = 4, 64 grid cells, 8 per halo */
 	const uint64_t hg = 4, start = 4 * (64 + 1), list = 4 * 3 * 8;
 	const uint64_t halos = 48 * k, sums = 25200 * k;
@@ -630,6 +637,7 @@ static void check_mpi(sm_dtype pos)
 	const sm_est_stage *st;
 
 	mpi_input(&in, n, g, r200, k);
+	in.groups_chunk_max = gc;   /* the largest catalogue chunk */
 	sm_model_options_init(&o);
 	o.positions = pos;
 	o.stream_block = blk;
@@ -645,8 +653,18 @@ static void check_mpi(sm_dtype pos)
 	assert_int_equal(e.halo_grid_side, hg);
 	assert_true(e.sphere_radius_max == 100.0);
 
+	/* load_halos: one catalogue chunk's three columns at a time, Gc groups each */
 	st = stage(&e, "load_halos");
-	assert_int_equal(st->peak, 20 * g + halos);
+	assert_int_equal(st->narrays, 7);
+	assert_int_equal(array(st, "Group_M_Crit200")->count, gc);
+	assert_int_equal(array(st, "Group_M_Crit200")->requested, 4 * gc);
+	assert_int_equal(array(st, "Group_R_Crit200")->requested, 4 * gc);
+	assert_int_equal(array(st, "GroupPos")->count, 3 * gc);
+	assert_int_equal(array(st, "GroupPos")->requested, 12 * gc);
+	assert_string_equal(array(st, "GroupPos")->freed_in, "load_halos");
+	assert_int_equal(array(st, "halo_center")->requested, 24 * k);
+	assert_null(array(st, "halo_center")->freed_in);
+	assert_int_equal(st->peak, 20 * gc + halos);
 	assert_int_equal(st->live_after, halos);
 
 	st = stage(&e, "build_index");
@@ -770,6 +788,27 @@ static void test_mpi_edges(void **state)
 	assert_int_equal(hg, 3);
 	assert_int_equal(e.halo_grid_side, 3);
 	sm_estimate_release(&e);
+	sm_est_input_release(&in);
+
+	/* Gc: not given by a non-embedded source (0): the whole catalogue, G; more than G: refused */
+	mpi_input(&in, 5000, 10, big, 1);
+	assert_int_equal(sm_estimate_compute(&in, &o, &e, &err), 0);
+	assert_int_equal(array(stage(&e, "load_halos"), "GroupPos")->count, 3 * 10);
+	assert_int_equal(stage(&e, "load_halos")->peak, 20 * 10 + 48);
+	sm_estimate_release(&e);
+	in.groups_chunk_max = 3;
+	assert_int_equal(sm_estimate_compute(&in, &o, &e, &err), 0);
+	assert_int_equal(stage(&e, "load_halos")->peak, 20 * 3 + 48);
+	sm_estimate_release(&e);
+	/* one process reads the whole catalogue whatever Gc */
+	o.mpi = 0;
+	assert_int_equal(sm_estimate_compute(&in, &o, &e, &err), 0);
+	assert_int_equal(array(stage(&e, "load_halos"), "GroupPos")->count, 3 * 10);
+	sm_estimate_release(&e);
+	o.mpi = 1;
+	in.groups_chunk_max = 11;
+	assert_int_equal(sm_estimate_compute(&in, &o, &e, &err), SM_EINVAL);
+	assert_non_null(strstr(err.msg, "more than Ngroups_Total 10"));
 	sm_est_input_release(&in);
 
 	/* mask or streaming with --mpi: refused by the model too */
@@ -949,9 +988,25 @@ static void test_mpi_tng300(void **state)
 	assert_int_equal(sm_model_options_check(&o, &err), 0);
 	assert_int_equal(sm_est_input_embedded(&in, &o, &err), 0);
 	assert_int_equal(sm_estimate_compute(&in, &o, &e, &err), 0);
-	/* the catalogue's three columns dominate: 20 G + 48 K */
-	assert_string_equal(e.stages[e.peak_stage].id, "load_halos");
-	assert_int_equal(e.peak, UINT64_C(20) * 17625892 + 48 * 280);
+	/* load_halos holds one catalogue chunk: Gc = ceil(17,625,892 / 600) = 29,377 groups (the
+	 * embedded header has no chunk sizes; groups_099 has 600 files), 20 Gc + 48 K */
+	assert_int_equal(array(stage(&e, "load_halos"), "Group_M_Crit200")->count, 29377);
+	assert_int_equal(stage(&e, "load_halos")->peak, 20 * 29377 + 48 * 280);
+	assert_int_equal(stage(&e, "load_halos")->peak, 600980);
+	/* the peak is streaming: 48 K + the index (27^3 + 1 starts, 8 cells per halo) + 280 halos'
+	 * sums + a block of 1,048,576 cells of 28 B + the 1 MiB conversion buffer */
+	assert_string_equal(e.stages[e.peak_stage].id, "stream_cells");
+	assert_int_equal(e.peak, 48 * 280 + 4 * (27 * 27 * 27 + 1) + 4 * 280 * 8 + 25200 * 280 +
+				 UINT64_C(1048576) * 28 + 1048576);
+	assert_int_equal(e.peak, 37565840);
+	{
+		const char *as[32];
+		size_t na = sm_est_assumptions(&in, &e, as, 32), i, found = 0;
+
+		for (i = 0; i < na; i++)
+			found += strstr(as[i], "ceil(Ngroups_Total / 600) = 29,377") != NULL;
+		assert_int_equal(found, 1);
+	}
 	assert_int_equal(array(stage(&e, "stream_cells"), "profile_sums")->requested, 25200 * 280);
 	assert_int_equal(e.files, 600);
 	assert_false(e.have_cells_per_rank);
@@ -978,6 +1033,63 @@ static void test_mpi_tng300(void **state)
 	free(text);
 	sm_estimate_release(&e);
 	sm_est_input_release(&in);
+}
+
+/* A base path with a catalogue: Gc from the catalogue chunk headers (unequal chunks, chunk 1
+ * empty), whatever the options; a missing or broken chunk is an error naming it. */
+static void test_groups_chunk_max(void **state)
+{
+	char *dir = tu_tmpdir(), path[4096];
+	sm_mock_options mo;
+	sm_model_options o;
+	sm_est_input in;
+	sm_estimate e;
+	sm_error err = {0};
+	FILE *f;
+
+	(void)state;
+	sm_mock_options_init(&mo);
+	mo.gas = 20000;
+	mo.halos = 6;
+	mo.small_halos = 5;   /* 11 groups over catalogue chunks of 4, 0, 4, 3 */
+	mo.files = 8;
+	assert_int_equal(sm_mock_write(dir, &mo, &err), 0);
+	sm_model_options_init(&o);
+	assert_int_equal(sm_est_input_from_base(&in, dir, 99, &o, &err), 0);
+	assert_int_equal(in.groups_total, 11);
+	assert_int_equal(in.groups_chunk_max, 4);
+	/* one process: the whole catalogue */
+	assert_int_equal(sm_estimate_compute(&in, &o, &e, &err), 0);
+	assert_int_equal(stage(&e, "load_halos")->peak, 20 * 11 + 48 * in.nhalos);
+	sm_estimate_release(&e);
+	/* a rank of the distributed run: one chunk */
+	o.ranks = 2;
+	assert_int_equal(sm_estimate_compute(&in, &o, &e, &err), 0);
+	assert_int_equal(stage(&e, "load_halos")->peak, 20 * 4 + 48 * in.nhalos);
+	assert_int_equal(array(stage(&e, "load_halos"), "Group_R_Crit200")->requested, 16);
+	sm_estimate_release(&e);
+	sm_est_input_release(&in);
+	o.ranks = 1;
+	/* --halos N: the same Gc */
+	o.halos = 2;
+	assert_int_equal(sm_est_input_from_base(&in, dir, 99, &o, &err), 0);
+	assert_int_equal(in.nhalos, 2);
+	assert_int_equal(in.groups_chunk_max, 4);
+	sm_est_input_release(&in);
+	/* a chunk that is not an HDF5 file */
+	snprintf(path, sizeof(path), "%s/groups_099/fof_subhalo_tab_099.3.hdf5", dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("not hdf5\n", f);
+	fclose(f);
+	assert_true(sm_est_input_from_base(&in, dir, 99, &o, &err) < 0);
+	assert_non_null(strstr(err.msg, path));
+	/* missing */
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(sm_est_input_from_base(&in, dir, 99, &o, &err), SM_ENOTFOUND);
+	assert_non_null(strstr(err.msg, path));
+	tu_rmtree(dir);
+	free(dir);
 }
 
 static void test_write_atomic(void **state)
@@ -1038,6 +1150,7 @@ int main(void)
 		cmocka_unit_test(test_assign_chunks),
 		cmocka_unit_test(test_node_fit),
 		cmocka_unit_test(test_mpi_tng300),
+		cmocka_unit_test(test_groups_chunk_max),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -76,6 +76,11 @@ typedef struct sm_est_input {
 	uint64_t *chunk_gas;       /* [nchunks] NumPart_ThisFile[0] of every chunk file, read only for
 				    * --mpi from a base path (the work split); NULL when unknown */
 	int64_t nchunks;
+	uint64_t groups_chunk_max; /* Gc: the largest catalogue chunk's Ngroups_ThisFile (the chunk
+				    * headers; the distributed run's load_halos reads the catalogue
+				    * chunk by chunk into arrays of Gc groups). 0 when not read: the
+				    * model then takes ceil(G / 600) for the embedded TNG300-1 header
+				    * (groups_099 has 600 chunk files) and G otherwise */
 } sm_est_input;
 
 /* The embedded TNG300-1 snapshot 99 header with its 280 halos above 1e14 Msun. */

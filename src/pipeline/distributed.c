@@ -7,8 +7,11 @@
  *
  * Memory: exactly docs/MPI.md's arrays, names, sizes, order and lifetimes (the estimator replays
  * them; any change here changes docs/MPI.md and estimator/model.c with it). Every rank allocates
- * the same arrays whatever its share. The only untracked allocations are the caller's result table
- * and the chunk assignment (4 + 8 bytes per chunk file, made before the first stage).
+ * the same arrays whatever its share. load_halos reads the group catalogue one chunk file at a
+ * time into arrays of the largest chunk's size, so that no rank ever holds the whole catalogue
+ * (the serial run's sm__pl_load_halos does); its selection is the serial run's, halo for halo.
+ * The only untracked allocations are the caller's result table and the chunk assignment (4 + 8
+ * bytes per chunk file, made before the first stage).
  *
  * Science: the serial run's kernels from run.h, applied identically (sm__pl_temperature_block,
  * sm__pl_dist_f32/f64 with the same float centre, box and radius, sm__pl_hist_add), so counts,
@@ -267,6 +270,435 @@ static int axis_cells(const struct dist *D, double c, double s, uint64_t out[2])
 					body;                                                     \
 				}                                                                 \
 	} while (0)
+
+/* ---- load_halos: the catalogue chunk by chunk ---------------------------------------------------- */
+
+/* The name the catalogue reader gives the whole catalogue in its messages. */
+static const char *cat_name(const struct run *R)
+{
+	return R->c.base[0] != '\0' ? R->c.base : R->c.pattern;
+}
+
+/* Catalogue chunk i opened alone (sm_catalog_open_file: its /Header), its path into path. The
+ * reader then delivers that chunk's Ngroups_ThisFile groups, whatever its NumFiles says. */
+static int cat_open(struct run *R, int64_t i, sm_catalog *cc, char *path, size_t len)
+{
+	int rc;
+
+	memset(cc, 0, sizeof(*cc));
+	if ((size_t)snprintf(path, len, R->c.pattern, (long long)i) >= len)
+		return sm_error_set(R->err, SM_EOVERFLOW, "'%s': path of catalogue chunk %lld too "
+				    "long", cat_name(R), (long long)i);
+	if ((rc = sm_catalog_open_file(cc, path, R->err)) != 0)
+		return rc;
+	cc->ngroups_read = cc->ngroups_file0;
+	return 0;
+}
+
+/*
+ * Gc, the most groups any chunk delivers: the chunk headers' Ngroups_ThisFile up to the first
+ * chunk whose count would take the sum past Ngroups_Total (the serial reader fails there at the
+ * latest, so the passes never read it or a later chunk). Counts are not judged here: the passes
+ * do it chunk by chunk as the serial reader does, so a bad catalogue gets the serial run's error.
+ */
+static int cat_sizes(struct run *R, uint64_t *gc)
+{
+	char path[SM_PATH_MAX];
+	uint64_t sum = 0, ng;
+	sm_catalog cc;
+	int64_t i;
+	int rc;
+
+	*gc = 0;
+	for (i = 0; i < R->c.nfiles; i++) {
+		if ((rc = sm__pl_cancelled(R)) != 0 ||
+		    (rc = cat_open(R, i, &cc, path, sizeof(path))) != 0)
+			return rc;
+		ng = cc.ngroups_file0;
+		sm_catalog_release(&cc);
+		if (ng > R->gtot - sum)
+			break;
+		sum += ng;
+		if (ng > *gc)
+			*gc = ng;
+	}
+	return 0;
+}
+
+/* What a pass over the catalogue does with each chunk's columns (groups [first, first + ng)). */
+typedef int (*cat_fn)(struct run *R, void *ctx, uint64_t first, uint64_t ng);
+
+/*
+ * One pass over the chunk files in order, reading the columns in `mask` (1 Group_M_Crit200,
+ * 2 Group_R_Crit200, 4 GroupPos) of each into the chunk arrays (gc groups each) and handing them
+ * to fn: the serial reader's checks, in its order, with its messages.
+ */
+static int cat_pass(struct run *R, unsigned mask, uint64_t gc, cat_fn fn, void *ctx)
+{
+	const sm_catalog_field all[3] = {{"Group_M_Crit200", SM_DTYPE_F32, 1, R->gm},
+					 {"Group_R_Crit200", SM_DTYPE_F32, 1, R->gr},
+					 {"GroupPos", SM_DTYPE_F32, 3, R->gp}};
+	sm_catalog_field fd[3];
+	char path[SM_PATH_MAX];
+	uint64_t done = 0, ng;
+	size_t nf = 0, j;
+	sm_catalog cc;
+	int64_t i;
+	int rc;
+
+	for (j = 0; j < 3; j++)
+		if (mask & (1u << j))
+			fd[nf++] = all[j];
+	for (i = 0; i < R->c.nfiles; i++) {
+		if ((rc = sm__pl_cancelled(R)) != 0 ||
+		    (rc = cat_open(R, i, &cc, path, sizeof(path))) != 0)
+			return rc;
+		ng = cc.ngroups_file0;
+		if (ng > R->gtot - done)
+			rc = sm_error_set(R->err, SM_EFORMAT,
+					  "'%s': Ngroups_ThisFile of the chunks up to this one add up "
+					  "to more than the %llu groups of Ngroups_Total", path,
+					  (unsigned long long)R->gtot);
+		else if (ng > gc)
+			rc = sm_error_set(R->err, SM_EFORMAT, "'%s': Ngroups_ThisFile is %llu, more "
+					  "than the %llu its header said when load_halos began", path,
+					  (unsigned long long)ng, (unsigned long long)gc);
+		else if (ng > 0)
+			rc = sm_catalog_read_group_fields(&cc, fd, nf, R->err);
+		sm_catalog_release(&cc);
+		if (rc == 0 && ng > 0)
+			rc = fn(R, ctx, done, ng);
+		if (rc != 0)
+			return rc;
+		done += ng;
+	}
+	if (done != R->gtot)
+		return sm_error_set(R->err, SM_EFORMAT,
+				    "'%s': Ngroups_ThisFile of the %lld chunk files add up to %llu, "
+				    "but Ngroups_Total is %llu", cat_name(R), (long long)R->c.nfiles,
+				    (unsigned long long)done, (unsigned long long)R->gtot);
+	return 0;
+}
+
+/* The catalogue chunk file holding group gi (the headers again: error path only). */
+static void group_file(struct run *R, uint64_t gi, char *path, size_t len)
+{
+	char p[SM_PATH_MAX];
+	sm_error quiet;
+	sm_error *keep = R->err;
+	uint64_t first = 0;
+	sm_catalog cc;
+	int64_t i;
+
+	snprintf(path, len, "group catalogue of snapshot %d", R->c.snap);
+	R->err = &quiet;
+	for (i = 0; i < R->c.nfiles; i++) {
+		uint64_t ng;
+
+		if (cat_open(R, i, &cc, p, sizeof(p)) != 0)
+			break;
+		ng = cc.ngroups_file0;
+		sm_catalog_release(&cc);
+		if (gi - first < ng) {
+			snprintf(path, len, "%s", p);
+			break;
+		}
+		first += ng;
+	}
+	R->err = keep;
+}
+
+/*
+ * The selection lives in the kept tables themselves: halo_index holds the group and halo_m200
+ * its Group_M_Crit200 as read (a float, widened exactly) until the selection is complete;
+ * halo_r200 and halo_center receive the as-read R200 and GroupPos.
+ */
+struct sel {
+	int64_t *idx;
+	double *m, *r, *c;
+	uint64_t k, n;            /* selected, and filled (or in the heap) so far */
+	int by_index;             /* order: group index ascending; else the selection's order */
+	int all;                  /* swaps move r and c too */
+};
+
+/* Group ia of mass x ranks before group ib of mass y: more massive first, ties by lower group
+ * index, NaN masses last (the serial run's order). */
+static int mass_before(double x, int64_t ia, double y, int64_t ib)
+{
+	if (isnan(x) || isnan(y)) {
+		if (isnan(x) != isnan(y))
+			return isnan(y);
+		return ia < ib;
+	}
+	if (x != y)
+		return x > y;
+	return ia < ib;
+}
+
+/* Entry a ranks before entry b: by mass, or by group index ascending. */
+static int sel_before(const struct sel *S, uint64_t a, uint64_t b)
+{
+	if (S->by_index)
+		return S->idx[a] < S->idx[b];
+	return mass_before(S->m[a], S->idx[a], S->m[b], S->idx[b]);
+}
+
+static void sel_swap(const struct sel *S, uint64_t a, uint64_t b)
+{
+	int64_t t = S->idx[a];
+	double v;
+	int d;
+
+	S->idx[a] = S->idx[b];
+	S->idx[b] = t;
+	v = S->m[a], S->m[a] = S->m[b], S->m[b] = v;
+	if (!S->all)
+		return;
+	v = S->r[a], S->r[a] = S->r[b], S->r[b] = v;
+	for (d = 0; d < 3; d++)
+		v = S->c[3 * a + d], S->c[3 * a + d] = S->c[3 * b + d], S->c[3 * b + d] = v;
+}
+
+/* Sift down in a heap of n entries whose top ranks LAST. */
+static void sel_sift(const struct sel *S, uint64_t n, uint64_t i)
+{
+	for (;;) {
+		uint64_t l = 2 * i + 1, r = l + 1, w = i;
+
+		if (l < n && sel_before(S, w, l))
+			w = l;
+		if (r < n && sel_before(S, w, r))
+			w = r;
+		if (w == i)
+			return;
+		sel_swap(S, i, w);
+		i = w;
+	}
+}
+
+/* Orders entries [0, n) first to last, in place (heap sort: no memory). */
+static void sel_sort(const struct sel *S, uint64_t n)
+{
+	uint64_t i;
+
+	for (i = n / 2; i-- > 0;)
+		sel_sift(S, n, i);
+	for (i = n; i > 1; i--) {
+		sel_swap(S, 0, i - 1);
+		sel_sift(S, i - 1, 0);
+	}
+}
+
+/* Pass 1 with --halos N: every group into a heap of the K best so far, the worst on top. */
+static int sel_heap(struct run *R, void *ctx, uint64_t first, uint64_t ng)
+{
+	struct sel *S = ctx;
+	uint64_t i, j;
+
+	for (i = 0; i < ng && S->k > 0; i++) {
+		int64_t gi = (int64_t)(first + i);
+		double m = R->gm[i];
+
+		if (S->n < S->k) {
+			j = S->n++;
+			S->idx[j] = gi;
+			S->m[j] = m;
+			while (j > 0 && sel_before(S, (j - 1) / 2, j)) {
+				sel_swap(S, j, (j - 1) / 2);
+				j = (j - 1) / 2;
+			}
+		} else if (mass_before(m, gi, S->m[0], S->idx[0])) {
+			S->idx[0] = gi;
+			S->m[0] = m;
+			sel_sift(S, S->k, 0);
+		}
+	}
+	return 0;
+}
+
+static int above(const struct run *R, float m)
+{
+	return (double)m * 1e10 / R->h > R->o->model.mass_min;
+}
+
+/* Pass 1 with --mass-min: K. */
+static int sel_count(struct run *R, void *ctx, uint64_t first, uint64_t ng)
+{
+	struct sel *S = ctx;
+	uint64_t i;
+
+	(void)first;
+	for (i = 0; i < ng; i++)
+		S->k += above(R, R->gm[i]);
+	return 0;
+}
+
+/* Pass 2: R200 of the selected groups, ascending (--mass-min: selected here, as they come). */
+static int sel_r200(struct run *R, void *ctx, uint64_t first, uint64_t ng)
+{
+	struct sel *S = ctx;
+	uint64_t i;
+
+	for (i = 0; i < ng; i++) {
+		if (R->o->model.halos >= 0) {
+			if (S->n == S->k || (uint64_t)S->idx[S->n] != first + i)
+				continue;
+		} else {
+			if (!above(R, R->gm[i]))
+				continue;
+			if (S->n == S->k)
+				return sm_error_set(R->err, SM_EFORMAT, "'%s': more groups above "
+						    "--mass-min than when load_halos counted them",
+						    cat_name(R));
+			S->idx[S->n] = (int64_t)(first + i);
+			S->m[S->n] = R->gm[i];
+		}
+		S->r[S->n++] = R->gr[i];
+	}
+	return 0;
+}
+
+/* Pass 3: GroupPos of the selected groups, ascending. */
+static int sel_pos(struct run *R, void *ctx, uint64_t first, uint64_t ng)
+{
+	struct sel *S = ctx;
+	int d;
+
+	for (; S->n < S->k && (uint64_t)S->idx[S->n] < first + ng; S->n++)
+		for (d = 0; d < 3; d++)
+			S->c[3 * S->n + d] = R->gp[3 * ((uint64_t)S->idx[S->n] - first) + d];
+	return 0;
+}
+
+/*
+ * Stage load_halos of the distributed run (docs/MPI.md): the serial selection (sm__pl_load_halos)
+ * with the catalogue read one chunk file at a time into three arrays of Gc groups, Gc the largest
+ * chunk's Ngroups_ThisFile. The chunk headers (Gc); the chunk arrays; pass 1 over the masses
+ * (--halos N: K = min(N, G) known, the kept tables first and a heap of the K best in them;
+ * --mass-min: K counted, then the kept tables); the selected groups in ascending order; pass 2
+ * over R200 (--mass-min: the masses too, selecting); pass 3 over GroupPos; the selection ordered
+ * by mass; every halo checked in that order with the serial run's messages; the chunk arrays
+ * freed. The passes read every chunk's three columns in the serial reader's order (all masses,
+ * all radii, all positions), so a bad catalogue fails with the serial run's error.
+ * Peak 20 Gc + 48 K, live after 48 K.
+ */
+static int load_halos(struct dist *D)
+{
+	struct run *R = D->R;
+	const sm_model_options *mo = &R->o->model;
+	uint64_t g = R->gtot, gc = 0, k = 0, i;
+	struct sel S;
+	int rc;
+
+	memset(&S, 0, sizeof(S));
+	if ((rc = sm__pl_stage_begin(R, "load_halos", -1, g)) != 0)
+		return rc;
+	if (g > UINT64_MAX / 48)
+		return sm_error_set(R->err, SM_EOVERFLOW, "'%s': Ngroups_Total %llu is too large",
+				    R->c.pattern, (unsigned long long)g);
+	if (g > 0 && (rc = cat_sizes(R, &gc)) != 0)
+		return rc;
+	if ((rc = sm__pl_palloc(R, &R->gm, "Group_M_Crit200", 4 * gc)) != 0 ||
+	    (rc = sm__pl_palloc(R, &R->gr, "Group_R_Crit200", 4 * gc)) != 0 ||
+	    (rc = sm__pl_palloc(R, &R->gp, "GroupPos", 12 * gc)) != 0)
+		return rc;
+	if (mo->halos >= 0)
+		k = (uint64_t)mo->halos < g ? (uint64_t)mo->halos : g;
+	else if (g > 0 && (rc = cat_pass(R, 1, gc, sel_count, &S)) != 0)
+		return rc;
+	else
+		k = S.k;
+	R->k = k;
+	if ((rc = sm__pl_palloc(R, &R->halo_index, "halo_index", 8 * k)) != 0 ||
+	    (rc = sm__pl_palloc(R, &R->halo_center, "halo_center", 24 * k)) != 0 ||
+	    (rc = sm__pl_palloc(R, &R->halo_m200, "halo_m200", 8 * k)) != 0 ||
+	    (rc = sm__pl_palloc(R, &R->halo_r200, "halo_r200", 8 * k)) != 0)
+		return rc;
+	S.idx = R->halo_index;
+	S.m = R->halo_m200;
+	S.r = R->halo_r200;
+	S.c = R->halo_center;
+	S.k = k;
+	S.n = 0;
+	if (mo->halos >= 0 && g > 0) {
+		if ((rc = cat_pass(R, 1, gc, sel_heap, &S)) != 0)
+			return rc;
+		S.by_index = 1;
+		sel_sort(&S, k);
+		S.by_index = 0;
+	}
+	S.n = 0;
+	if (g > 0 && (rc = cat_pass(R, mo->halos >= 0 ? 2 : 3, gc, sel_r200, &S)) != 0)
+		return rc;
+	if (S.n != k)
+		return sm_error_set(R->err, SM_EFORMAT, "'%s': %llu of the %llu selected groups "
+				    "found in the chunk files", cat_name(R), (unsigned long long)S.n,
+				    (unsigned long long)k);
+	S.n = 0;
+	if (g > 0 && (rc = cat_pass(R, 4, gc, sel_pos, &S)) != 0)
+		return rc;
+	S.all = 1;
+	sel_sort(&S, k);
+	/* The serial run's checks, in selection order, with its messages. */
+	for (i = 0; i < k; i++) {
+		uint64_t gi = (uint64_t)R->halo_index[i];
+		double r200 = R->halo_r200[i], *c = &R->halo_center[3 * i];
+		int d;
+
+		if (!(r200 > 0) || !isfinite(r200) || !isfinite(c[0]) || !isfinite(c[1]) ||
+		    !isfinite(c[2])) {
+			char where[SM_PATH_MAX];
+
+			group_file(R, gi, where, sizeof(where));
+			return sm_error_set(R->err, SM_EFORMAT,
+					    "'%s': group %llu (selected halo %llu) has %s", where,
+					    (unsigned long long)gi, (unsigned long long)i,
+					    !(r200 > 0) || !isfinite(r200)
+						    ? "Group_R_Crit200 <= 0 or NaN"
+						    : "a non-finite GroupPos");
+		}
+		for (d = 0; d < 3; d++) {
+			double x = c[d];
+
+			/* As the serial run: a centre slightly outside [0, box) is wrapped, one more
+			 * than half a box out is a broken catalogue. */
+			if (x < -0.5 * R->box || x >= 1.5 * R->box) {
+				char where[SM_PATH_MAX];
+
+				group_file(R, gi, where, sizeof(where));
+				return sm_error_set(R->err, SM_EFORMAT,
+						    "'%s': group %llu (selected halo %llu) has GroupPos "
+						    "%g, more than half a box (BoxSize %g) outside the box",
+						    where, (unsigned long long)gi, (unsigned long long)i,
+						    x, R->box);
+			}
+			if (x < 0 || x >= R->box)
+				c[d] = x - R->box * floor(x / R->box);
+		}
+		R->halo_m200[i] = R->halo_m200[i] * 1e10 / R->h;
+	}
+	sm__pl_pfree(R, &R->gm);
+	sm__pl_pfree(R, &R->gr);
+	sm__pl_pfree(R, &R->gp);
+	if (k > 0) {
+		R->r->halos = calloc(k, sizeof(*R->r->halos));
+		if (R->r->halos == NULL)
+			return sm_error_set(R->err, SM_ENOMEM, "pipeline: cannot allocate the result "
+					    "table of %llu halos", (unsigned long long)k);
+		for (i = 0; i < k; i++) {
+			sm_pipeline_halo *hh = &R->r->halos[i];
+
+			hh->group_index = R->halo_index[i];
+			hh->m200_msun = R->halo_m200[i];
+			hh->r200 = R->halo_r200[i];
+			memcpy(hh->center, &R->halo_center[3 * i], sizeof(hh->center));
+		}
+	}
+	R->r->nhalos = k;
+	R->r->empty = k == 0;
+	sm__pl_stage_end(R);
+	return 0;
+}
 
 /* Stage build_index: the halo index (CSR over the hg^3 halo grid). */
 static int build_halo_index(struct dist *D)
@@ -584,7 +1016,7 @@ static int run_stages(struct dist *D)
 	if (rc == 0)
 		rc = assign(D);
 	if (rc == 0)
-		rc = sm__pl_load_halos(R);
+		rc = load_halos(D);
 	if ((rc = agree(D, rc)) != 0)
 		return rc;
 	rc = build_halo_index(D);
