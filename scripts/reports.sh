@@ -5,6 +5,8 @@
 #                              mock runs at two sizes fitted and scaled to TNG300-1 beside the
 #                              notebook's documented figures (snapmem report --scale-to)
 #   reports/mock-run.md, reports/mock-run.html   a full run on mock data (2,000,000 cells)
+#   reports/tng300-1-plan-mpi.md  the distributed run planned for TNG300-1 (64 ranks, 256 GiB nodes)
+#   reports/mock-run-mpi.md    the same mock run over 3 MPI ranks (when mpirun and an MPI build exist)
 # Scratch data goes under a temporary directory that is removed at the end.
 #   scripts/reports.sh PATH/TO/snapmem
 set -eu
@@ -45,4 +47,22 @@ mv "$plan.tmp" "$plan"
 }
 mv "$out/mock-run.md.tmp" "$out/mock-run.md"
 mv "$out/mock-run.html.tmp" "$out/mock-run.html"
-echo "reports: $plan, $out/mock-run.md, $out/mock-run.html"
+"$bin" estimate --ranks 64 --node-mem 256GiB --format markdown > "$out/tng300-1-plan-mpi.md.tmp"
+mv "$out/tng300-1-plan-mpi.md.tmp" "$out/tng300-1-plan-mpi.md"
+
+mpi_note="(skipped: no mpirun)"
+if command -v mpirun >/dev/null 2>&1; then
+	flags="--oversubscribe"
+	[ "$(id -u)" = 0 ] && flags="$flags --allow-run-as-root"
+	# shellcheck disable=SC2086
+	if mpirun -q $flags -np 3 "$bin" run --mpi --base-path "$tmp/mock-2000000" --snap 99 \
+		--out "$tmp/run-mpi" >/dev/null 2>&1; then
+		"$bin" report "$tmp/run-mpi" --format markdown | sed "s|$tmp/||g" \
+			> "$out/mock-run-mpi.md.tmp" || true
+		[ -s "$out/mock-run-mpi.md.tmp" ] && mv "$out/mock-run-mpi.md.tmp" "$out/mock-run-mpi.md"
+		mpi_note="$out/mock-run-mpi.md"
+	else
+		mpi_note="(skipped: snapmem run --mpi failed; built without MPI?)"
+	fi
+fi
+echo "reports: $plan, $out/mock-run.md, $out/mock-run.html, $out/tng300-1-plan-mpi.md, $mpi_note"

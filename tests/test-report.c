@@ -460,6 +460,8 @@ static void test_mpi_ranks(void **state)
 	assert_int_equal(r.nfail, 0);
 	assert_int_equal(sm_report_render(&r, SM_REPORT_TABLE, &text, &err), 0);
 	assert_non_null(strstr(text, "verdict: PASS, every stage and every rank within the tolerance"));
+	assert_non_null(strstr(text, "distributed (--mpi, 3 ranks), positions float32"));
+	assert_null(strstr(text, "select index"));  /* the serial switches do not apply */
 	assert_non_null(strstr(text, "RANKS (distributed run: 3 ranks, largest chunk first to the "
 				     "least-loaded rank"));
 	assert_non_null(strstr(text, "requested 40.00 MiB, allocated 44.00 MiB"));

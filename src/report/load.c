@@ -274,7 +274,7 @@ static int check_id(sm__jdoc *d, const char *where, const char *id)
 static int load_estimate(sm_report *r, json_t *est, sm_error *err)
 {
 	sm__jdoc d = {r->estimate_path, err};
-	json_t *src, *hdr, *opt, *halos, *stages, *st, *arrays, *a;
+	json_t *src, *hdr, *opt, *halos, *stages, *st, *arrays, *a, *mpi, *rk;
 	const char *name, *pos, *sel, *tmp;
 	char where[96], w2[128];
 	size_t i, j;
@@ -308,7 +308,14 @@ static int load_estimate(sm_report *r, json_t *est, sm_error *err)
 	copy(r->positions, sizeof(r->positions), pos);
 	copy(r->select, sizeof(r->select), sel);
 	copy(r->temperature, sizeof(r->temperature), tmp);
-	if (strcmp(tmp, "streaming") == 0)
+	mpi = json_object_get(opt, "mpi");     /* optional keys: estimates before --mpi lack them */
+	rk = json_object_get(opt, "ranks");
+	if (json_is_true(mpi))
+		snprintf(r->options_text, sizeof(r->options_text),
+			 "distributed (--mpi, %lld ranks), positions %s, stream block %llu",
+			 json_is_integer(rk) ? (long long)json_integer_value(rk) : 0LL, pos,
+			 (unsigned long long)r->stream_block);
+	else if (strcmp(tmp, "streaming") == 0)
 		snprintf(r->options_text, sizeof(r->options_text),
 			 "positions %s, select %s, temperature streaming (block %llu)", pos, sel,
 			 (unsigned long long)r->stream_block);
