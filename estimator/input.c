@@ -65,16 +65,18 @@ static int by_mass_desc(const void *a, const void *b)
 	return x->index < y->index ? -1 : x->index > y->index;
 }
 
-/* Gc, the largest chunk's Ngroups_ThisFile: every chunk header opened alone, as the distributed
- * run's load_halos opens them (sm_catalog_open_file), so that both fail alike. */
-static int groups_chunk_max(sm_est_input *in, sm_catalog *c, sm_error *err)
+/* Gc, the largest chunk's Ngroups_ThisFile, from the scan. With --mpi every chunk header is also
+ * opened alone, as the distributed run's load_halos opens them (sm_catalog_open_file, which needs
+ * Ngroups_Total in each), so that both fail alike; the serial model does not pay for that. */
+static int groups_chunk_max(sm_est_input *in, sm_catalog *c, const sm_model_options *o,
+			    sm_error *err)
 {
 	char path[SM_PATH_MAX];
-	uint64_t gc = c->ngroups_file0;
+	uint64_t gc = c->ngroups_chunk_max > 0 ? c->ngroups_chunk_max : c->ngroups_file0;
 	int64_t i;
 	int rc;
 
-	for (i = 1; i < c->nfiles; i++) {
+	for (i = 1; o->mpi && i < c->nfiles; i++) {
 		sm_catalog cc;
 
 		if (sm__pattern_path(c->pattern, i, path, sizeof(path)) != 0)
@@ -108,7 +110,7 @@ static int select_from_catalog(sm_est_input *in, sm_catalog *c, const sm_model_o
 	in->groups_total = g;
 	if ((rc = sm__catalog_scan(c, err)) != 0)
 		goto out;
-	if (g > 0 && (rc = groups_chunk_max(in, c, err)) != 0)
+	if (g > 0 && (rc = groups_chunk_max(in, c, o, err)) != 0)
 		goto out;
 	if (g > SIZE_MAX / sizeof(struct cand)) {
 		rc = sm_error_set(err, SM_EOVERFLOW, "'%s': Ngroups_Total %llu is too large",

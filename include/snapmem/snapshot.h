@@ -164,6 +164,8 @@ typedef struct sm_catalog {
 	uint64_t ngroups_read;
 	int64_t num_files_header;    /* NumFiles as the header says (nfiles is 1 for a single file) */
 	uint64_t ngroups_file0;      /* Ngroups_ThisFile of the first (or only) chunk */
+	uint64_t ngroups_chunk_max;  /* the largest chunk's Ngroups_ThisFile, once the chunk
+				      * headers were scanned (reading group fields scans them) */
 } sm_catalog;
 
 /* BASE/groups_XXX/fof_subhalo_tab_XXX.0.hdf5, else BASE/groups_XXX/groups_XXX.0.hdf5. */

@@ -97,13 +97,18 @@ int sm__catalog_scan(sm_catalog *c, sm_error *err)
 	int64_t i;
 	int rc;
 
-	if (c->nfiles == 1 && c->num_files_header > 1)
+	if (c->nfiles == 1 && c->num_files_header > 1) {
+		c->ngroups_chunk_max = c->ngroups_file0;
 		return 0; /* one chunk of many, given directly: only its groups are read */
+	}
 	sum = c->ngroups_file0;
+	c->ngroups_chunk_max = c->ngroups_file0;
 	for (i = 1; i < c->nfiles; i++) {
 		if ((rc = open_chunk(c, i, path, &f, &n, err)) != 0)
 			return rc;
 		H5Fclose(f);
+		if (n > c->ngroups_chunk_max)
+			c->ngroups_chunk_max = n;
 		if (n > UINT64_MAX - sum)
 			return sm_error_set(err, SM_EFORMAT, "'%s': Ngroups_ThisFile %llu overflows the "
 					    "sum of the chunks", path, (unsigned long long)n);
