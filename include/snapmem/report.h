@@ -137,7 +137,8 @@ typedef struct sm_report {
 	size_t ntl;
 	sm_report_band *bands;
 	size_t nbands;
-	size_t nfail;                /* stages that miss the tolerance (after sm_report_compare) */
+	size_t nfail;                /* stages, and ranks of a distributed run, that miss the
+				      * tolerance (after sm_report_compare) */
 	int strict;                  /* judge the process's allocated peak above the baseline (untracked
 				      * memory included) instead of the tracked arrays' allocated bytes */
 	void *priv;                  /* the parsed documents */
