@@ -133,57 +133,6 @@ static int teardown(void **state)
 
 /* ---- profiles.hdf5 -------------------------------------------------------------------------- */
 
-struct prof_out {
-	int64_t *group;
-	double *center, *r200, *m200, *mean;
-	int64_t *counts, *sf, *h2;
-	uint64_t k;
-};
-
-static void read_ds(hid_t f, const char *name, hid_t type, void *buf)
-{
-	hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
-
-	assert_true(d >= 0);
-	assert_true(H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0);
-	H5Dclose(d);
-}
-
-static void read_profiles(const char *path, struct prof_out *po)
-{
-	hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), d, s;
-	hsize_t dims[3];
-	uint64_t k;
-
-	assert_true(f >= 0);
-	d = H5Dopen2(f, "hist2d", H5P_DEFAULT);
-	s = H5Dget_space(d);
-	assert_int_equal(H5Sget_simple_extent_dims(s, dims, NULL), 3);
-	H5Sclose(s);
-	H5Dclose(d);
-	k = dims[0];
-	po->k = k;
-	po->group = calloc(k + 1, 8);
-	po->center = calloc(3 * k + 1, 8);
-	po->r200 = calloc(k + 1, 8);
-	po->m200 = calloc(k + 1, 8);
-	po->mean = calloc(k * RB + 1, 8);
-	po->counts = calloc(k * RB + 1, 8);
-	po->sf = calloc(k * RB + 1, 8);
-	po->h2 = calloc(k * RB * TB + 1, 8);
-	if (k > 0) {
-		read_ds(f, "halo_index", H5T_NATIVE_INT64, po->group);
-		read_ds(f, "center", H5T_NATIVE_DOUBLE, po->center);
-		read_ds(f, "r200", H5T_NATIVE_DOUBLE, po->r200);
-		read_ds(f, "m200", H5T_NATIVE_DOUBLE, po->m200);
-		read_ds(f, "mean_temperature", H5T_NATIVE_DOUBLE, po->mean);
-		read_ds(f, "counts", H5T_NATIVE_INT64, po->counts);
-		read_ds(f, "sf_counts", H5T_NATIVE_INT64, po->sf);
-		read_ds(f, "hist2d", H5T_NATIVE_INT64, po->h2);
-	}
-	H5Fclose(f);
-}
-
 static int64_t root_int_attr(const char *path, const char *name)
 {
 	hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), a;
@@ -198,18 +147,6 @@ static int64_t root_int_attr(const char *path, const char *name)
 	return v;
 }
 
-static void free_profiles(struct prof_out *po)
-{
-	free(po->group);
-	free(po->center);
-	free(po->r200);
-	free(po->m200);
-	free(po->mean);
-	free(po->counts);
-	free(po->sf);
-	free(po->h2);
-}
-
 static int rel_close(double a, double b, double tol)
 {
 	if (isnan(a) || isnan(b))
@@ -217,7 +154,7 @@ static int rel_close(double a, double b, double tol)
 	return fabs(a - b) <= tol * fabs(b);
 }
 
-static void assert_same_profiles(const struct prof_out *a, const struct prof_out *b)
+static void assert_same_profiles(const tu_profiles *a, const tu_profiles *b)
 {
 	uint64_t i;
 
@@ -275,7 +212,7 @@ static void options(sm_pipeline_options *o, const sm_model_options *mo, const ch
 /* The serial run's profiles (select index, in-memory) for the same positions and selection
  * (halos: --halos N, -1 for --mass-min's default) on base. */
 static void serial_profiles_at(const char *base, int64_t halos, const char *pos,
-			       struct prof_out *po, sm_pipeline_result *r)
+			       tu_profiles *po, sm_pipeline_result *r)
 {
 	sm_model_options mo;
 	sm_pipeline_options o;
@@ -288,13 +225,13 @@ static void serial_profiles_at(const char *base, int64_t halos, const char *pos,
 	if (sm_pipeline_run(&o, NULL, r, &err) != 0)
 		fail_msg("serial: %s", err.msg);
 	pp = tu_path(out, "profiles.hdf5");
-	read_profiles(pp, po);
+	tu_profiles_read(pp, po);
 	free(pp);
 	tu_rmtree(out);
 	free(out);
 }
 
-static void serial_profiles(const char *pos, struct prof_out *po, sm_pipeline_result *r)
+static void serial_profiles(const char *pos, tu_profiles *po, sm_pipeline_result *r)
 {
 	serial_profiles_at(W.dir, -1, pos, po, r);
 }
@@ -399,7 +336,7 @@ static void test_rank_files(void **state)
 
 static void one_rank_vs_serial(const char *pos, const char *block)
 {
-	struct prof_out a, b;
+	tu_profiles a, b;
 	sm_pipeline_result ra, rb;
 	sm_model_options mo;
 	sm_pipeline_options o;
@@ -416,7 +353,7 @@ static void one_rank_vs_serial(const char *pos, const char *block)
 	pp = tu_path(out, "profiles.hdf5");
 	assert_string_equal(rb.profiles_path, pp);
 	assert_string_equal(rb.stage, "");
-	read_profiles(pp, &b);
+	tu_profiles_read(pp, &b);
 	assert_same_profiles(&a, &b);
 	assert_int_equal(root_int_attr(pp, "mpi"), 1);
 	assert_int_equal(root_int_attr(pp, "ranks"), 1);
@@ -428,8 +365,8 @@ static void one_rank_vs_serial(const char *pos, const char *block)
 	}
 	assert_true(rb.grid_side >= 1 && rb.grid_side <= 64);
 	free(pp);
-	free_profiles(&a);
-	free_profiles(&b);
+	tu_profiles_free(&a);
+	tu_profiles_free(&b);
 	sm_pipeline_result_release(&ra);
 	sm_pipeline_result_release(&rb);
 	tu_rmtree(out);
@@ -613,7 +550,7 @@ static void test_empty_selection(void **state)
 	sm_pipeline_options o;
 	sm_pipeline_result r;
 	sm_error err;
-	struct prof_out po;
+	tu_profiles po;
 	char *out = tu_tmpdir(), *pp;
 
 	(void)state;
@@ -625,9 +562,9 @@ static void test_empty_selection(void **state)
 	assert_int_equal(r.nhalos, 0);
 	assert_int_equal(r.grid_side, 1);
 	pp = tu_path(out, "profiles.hdf5");
-	read_profiles(pp, &po);
+	tu_profiles_read(pp, &po);
 	assert_int_equal(po.k, 0);
-	free_profiles(&po);
+	tu_profiles_free(&po);
 	free(pp);
 	sm_pipeline_result_release(&r);
 	tu_rmtree(out);
@@ -1095,7 +1032,7 @@ static void fc_free(struct fc_shared *S)
 static void ranks_vs_serial_at(const char *base, int64_t halos, int size, const char *pos,
 			       const char *block)
 {
-	struct prof_out a, b;
+	tu_profiles a, b;
 	sm_pipeline_result ra;
 	struct fc_plan pl;
 	struct fc_shared *S;
@@ -1131,13 +1068,13 @@ static void ranks_vs_serial_at(const char *base, int64_t halos, int size, const 
 		assert_int_equal(S->res[0].sphere[h], ra.halos[h].sphere_cells);
 	pp = tu_path(out, "profiles.hdf5");
 	assert_string_equal(S->res[0].profiles, pp);
-	read_profiles(pp, &b);
+	tu_profiles_read(pp, &b);
 	assert_same_profiles(&a, &b);
 	assert_int_equal(root_int_attr(pp, "ranks"), size);
 	assert_int_equal(count_entries(out), 1);
 	free(pp);
-	free_profiles(&a);
-	free_profiles(&b);
+	tu_profiles_free(&a);
+	tu_profiles_free(&b);
 	sm_pipeline_result_release(&ra);
 	fc_free(S);
 	tu_rmtree(out);

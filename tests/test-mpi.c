@@ -197,59 +197,6 @@ static void skip_without_mpi(void)
 
 /* ---- profiles.hdf5 -------------------------------------------------------------------------- */
 
-struct prof_out {
-	uint64_t k;
-	int64_t *group, *counts, *sf, *h2;
-	double *mean;
-};
-
-static void read_ds(hid_t f, const char *name, hid_t type, void *buf)
-{
-	hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
-
-	assert_true(d >= 0);
-	assert_true(H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0);
-	H5Dclose(d);
-}
-
-static void read_profiles(const char *dir, struct prof_out *po)
-{
-	char *path = tu_path(dir, "profiles.hdf5");
-	hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), d, s;
-	hsize_t dims[3];
-
-	assert_true(f >= 0);
-	d = H5Dopen2(f, "hist2d", H5P_DEFAULT);
-	s = H5Dget_space(d);
-	assert_int_equal(H5Sget_simple_extent_dims(s, dims, NULL), 3);
-	H5Sclose(s);
-	H5Dclose(d);
-	po->k = dims[0];
-	po->group = calloc(po->k + 1, 8);
-	po->counts = calloc(po->k * RB + 1, 8);
-	po->sf = calloc(po->k * RB + 1, 8);
-	po->h2 = calloc(po->k * RB * TB + 1, 8);
-	po->mean = calloc(po->k * RB + 1, 8);
-	if (po->k > 0) {
-		read_ds(f, "halo_index", H5T_NATIVE_INT64, po->group);
-		read_ds(f, "counts", H5T_NATIVE_INT64, po->counts);
-		read_ds(f, "sf_counts", H5T_NATIVE_INT64, po->sf);
-		read_ds(f, "hist2d", H5T_NATIVE_INT64, po->h2);
-		read_ds(f, "mean_temperature", H5T_NATIVE_DOUBLE, po->mean);
-	}
-	H5Fclose(f);
-	free(path);
-}
-
-static void free_profiles(struct prof_out *po)
-{
-	free(po->group);
-	free(po->counts);
-	free(po->sf);
-	free(po->h2);
-	free(po->mean);
-}
-
 static int lines_starting(const char *s, const char *prefix)
 {
 	int n = 0;
@@ -352,8 +299,8 @@ static void check_mpi_object(const char *out, int np)
 
 static void np_vs_serial(int np)
 {
-	struct prof_out a, b;
-	char *out = tu_tmpdir();
+	tu_profiles a, b;
+	char *out = tu_tmpdir(), *pa, *pb;
 	tu_result r;
 	uint64_t i;
 
@@ -365,8 +312,12 @@ static void np_vs_serial(int np)
 	assert_int_equal(lines_starting(r.out, "snapmem run:"), 1);
 	assert_non_null(strstr(r.out, "MPI ranks"));
 	tu_result_free(&r);
-	read_profiles(W.serial, &a);
-	read_profiles(out, &b);
+	pa = tu_path(W.serial, "profiles.hdf5");
+	pb = tu_path(out, "profiles.hdf5");
+	tu_profiles_read(pa, &a);
+	tu_profiles_read(pb, &b);
+	free(pa);
+	free(pb);
 	assert_int_equal(a.k, b.k);
 	assert_true(a.k > 0);
 	assert_memory_equal(a.group, b.group, a.k * 8);
@@ -377,8 +328,8 @@ static void np_vs_serial(int np)
 		assert_true(isnan(a.mean[i]) ? isnan(b.mean[i])
 					     : fabs(a.mean[i] - b.mean[i]) <= 1e-12 * fabs(a.mean[i]));
 	check_mpi_object(out, np);
-	free_profiles(&a);
-	free_profiles(&b);
+	tu_profiles_free(&a);
+	tu_profiles_free(&b);
 	tu_rmtree(out);
 	free(out);
 }

@@ -216,75 +216,10 @@ static int teardown(void **state)
 
 /* ---- running the pipeline and reading its result -------------------------------------------- */
 
-struct prof_out {
-	int64_t *group;
-	double *center, *r200, *m200, *mean;
-	int64_t *counts, *sf, *h2;
-	uint64_t k;
-};
-
-static void read_ds(hid_t f, const char *name, hid_t type, void *buf)
-{
-	hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
-
-	assert_true(d >= 0);
-	assert_true(H5Dread(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0);
-	H5Dclose(d);
-}
-
-static void read_profiles(const char *path, struct prof_out *po)
-{
-	hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), d, s;
-	hsize_t dims[3];
-	uint64_t k;
-
-	assert_true(f >= 0);
-	d = H5Dopen2(f, "hist2d", H5P_DEFAULT);
-	s = H5Dget_space(d);
-	assert_int_equal(H5Sget_simple_extent_dims(s, dims, NULL), 3);
-	H5Sclose(s);
-	H5Dclose(d);
-	k = dims[0];
-	assert_int_equal(dims[1], RB);
-	assert_int_equal(dims[2], TB);
-	po->k = k;
-	po->group = calloc(k + 1, 8);
-	po->center = calloc(3 * k + 1, 8);
-	po->r200 = calloc(k + 1, 8);
-	po->m200 = calloc(k + 1, 8);
-	po->mean = calloc(k * RB + 1, 8);
-	po->counts = calloc(k * RB + 1, 8);
-	po->sf = calloc(k * RB + 1, 8);
-	po->h2 = calloc(k * RB * TB + 1, 8);
-	if (k > 0) {
-		read_ds(f, "halo_index", H5T_NATIVE_INT64, po->group);
-		read_ds(f, "center", H5T_NATIVE_DOUBLE, po->center);
-		read_ds(f, "r200", H5T_NATIVE_DOUBLE, po->r200);
-		read_ds(f, "m200", H5T_NATIVE_DOUBLE, po->m200);
-		read_ds(f, "mean_temperature", H5T_NATIVE_DOUBLE, po->mean);
-		read_ds(f, "counts", H5T_NATIVE_INT64, po->counts);
-		read_ds(f, "sf_counts", H5T_NATIVE_INT64, po->sf);
-		read_ds(f, "hist2d", H5T_NATIVE_INT64, po->h2);
-	}
-	H5Fclose(f);
-}
-
-static void free_profiles(struct prof_out *po)
-{
-	free(po->group);
-	free(po->center);
-	free(po->r200);
-	free(po->m200);
-	free(po->mean);
-	free(po->counts);
-	free(po->sf);
-	free(po->h2);
-}
-
 struct run {
 	char *out;
 	sm_pipeline_result r;
-	struct prof_out po;
+	tu_profiles po;
 	sm_prof *p;
 	sm_model_options mo;
 };
@@ -327,13 +262,13 @@ static void run_pipeline(struct run *R, const sm_model_options *mo, int profile)
 		fail_msg("pipeline: %s", err.msg);
 	pp = tu_path(R->out, "profiles.hdf5");
 	assert_string_equal(R->r.profiles_path, pp);
-	read_profiles(pp, &R->po);
+	tu_profiles_read(pp, &R->po);
 	free(pp);
 }
 
 static void free_run(struct run *R)
 {
-	free_profiles(&R->po);
+	tu_profiles_free(&R->po);
 	sm_pipeline_result_release(&R->r);
 	sm_prof_free(R->p);
 	tu_rmtree(R->out);
@@ -447,7 +382,7 @@ static void test_float32_close_to_float64(void **state)
 	free_run(&b);
 }
 
-static void assert_same_profiles(const struct prof_out *a, const struct prof_out *b, double tol)
+static void assert_same_profiles(const tu_profiles *a, const tu_profiles *b, double tol)
 {
 	uint64_t i;
 
@@ -619,7 +554,7 @@ static void test_empty_cut(void **state)
 	sm_model_options mo;
 	sm_pipeline_result r;
 	sm_error err;
-	struct prof_out po;
+	tu_profiles po;
 	char *out, *pp;
 
 	(void)state;
@@ -629,9 +564,9 @@ static void test_empty_cut(void **state)
 	assert_int_equal(r.nhalos, 0);
 	assert_true(r.empty);
 	pp = tu_path(out, "profiles.hdf5");
-	read_profiles(pp, &po);
+	tu_profiles_read(pp, &po);
 	assert_int_equal(po.k, 0);
-	free_profiles(&po);
+	tu_profiles_free(&po);
 	free(pp);
 	sm_pipeline_result_release(&r);
 	tu_rmtree(out);
@@ -923,7 +858,7 @@ static void test_threads_and_pages_change_nothing(void **state)
 {
 	char *dir = tu_tmpdir(), *data = tu_path(dir, "mock"), *o1 = tu_path(dir, "a"),
 	     *o2 = tu_path(dir, "b"), *o3 = tu_path(dir, "c"), *p1, *p2, *p3;
-	struct prof_out a, b, c;
+	tu_profiles a, b, c;
 	tu_result r;
 
 	(void)state;
@@ -948,15 +883,15 @@ static void test_threads_and_pages_change_nothing(void **state)
 	p1 = tu_path(o1, "profiles.hdf5");
 	p2 = tu_path(o2, "profiles.hdf5");
 	p3 = tu_path(o3, "profiles.hdf5");
-	read_profiles(p1, &a);
-	read_profiles(p2, &b);
-	read_profiles(p3, &c);
+	tu_profiles_read(p1, &a);
+	tu_profiles_read(p2, &b);
+	tu_profiles_read(p3, &c);
 	assert_true(a.k > 0);
 	assert_same_profiles(&a, &b, 0);
 	assert_same_profiles(&a, &c, 1e-12);
-	free_profiles(&a);
-	free_profiles(&b);
-	free_profiles(&c);
+	tu_profiles_free(&a);
+	tu_profiles_free(&b);
+	tu_profiles_free(&c);
 	free(p1);
 	free(p2);
 	free(p3);

@@ -7,6 +7,7 @@
 #define SNAPMEM_TESTS_UTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* A fresh directory under $TMPDIR (made by tests/run.sh per binary); removed by tu_rmtree. */
 char *tu_tmpdir(void);
@@ -45,5 +46,17 @@ char *tu_read_file(const char *path, size_t *len);
 
 /* 1 when path exists. */
 int tu_exists(const char *path);
+
+/* A run's profiles.hdf5, read back (util-profiles.c): K halos, per halo RBINS counts etc. */
+typedef struct tu_profiles {
+	int64_t *group;
+	double *center, *r200, *m200, *mean;
+	int64_t *counts, *sf, *h2;
+	uint64_t k;
+} tu_profiles;
+
+/* Reads every per-halo dataset of profiles.hdf5 at path; fails the test on a bad file. */
+void tu_profiles_read(const char *path, tu_profiles *po);
+void tu_profiles_free(tu_profiles *po);
 
 #endif

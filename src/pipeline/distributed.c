@@ -172,6 +172,7 @@ struct dist {
 	uint32_t *hg_halos;       /* tracked: halo_grid_halos [K min(8, hg^3)] */
 	unsigned char *sums;      /* tracked: profile_sums [25,200 K] */
 	uint64_t b;               /* block cells */
+	int convert;              /* float64 Coordinates read as float32 by sm__pl_positions_f32 */
 };
 
 /* An agreement point: every rank's rc in, the lowest failing rank's code (and, on every rank,
@@ -378,34 +379,6 @@ static int cat_pass(struct run *R, unsigned mask, uint64_t gc, cat_fn fn, void *
 				    "but Ngroups_Total is %llu", cat_name(R), (long long)R->c.nfiles,
 				    (unsigned long long)done, (unsigned long long)R->gtot);
 	return 0;
-}
-
-/* The catalogue chunk file holding group gi (the headers again: error path only). */
-static void group_file(struct run *R, uint64_t gi, char *path, size_t len)
-{
-	char p[SM_PATH_MAX];
-	sm_error quiet;
-	sm_error *keep = R->err;
-	uint64_t first = 0;
-	sm_catalog cc;
-	int64_t i;
-
-	snprintf(path, len, "group catalogue of snapshot %d", R->c.snap);
-	R->err = &quiet;
-	for (i = 0; i < R->c.nfiles; i++) {
-		uint64_t ng;
-
-		if (cat_open(R, i, &cc, p, sizeof(p)) != 0)
-			break;
-		ng = cc.ngroups_file0;
-		sm_catalog_release(&cc);
-		if (gi - first < ng) {
-			snprintf(path, len, "%s", p);
-			break;
-		}
-		first += ng;
-	}
-	R->err = keep;
 }
 
 /*
@@ -641,63 +614,15 @@ static int load_halos(struct dist *D)
 	sel_sort(&S, k);
 	/* The serial run's checks, in selection order, with its messages. */
 	for (i = 0; i < k; i++) {
-		uint64_t gi = (uint64_t)R->halo_index[i];
-		double r200 = R->halo_r200[i], *c = &R->halo_center[3 * i];
-		int d;
-
-		if (!(r200 > 0) || !isfinite(r200) || !isfinite(c[0]) || !isfinite(c[1]) ||
-		    !isfinite(c[2])) {
-			char where[SM_PATH_MAX];
-
-			group_file(R, gi, where, sizeof(where));
-			return sm_error_set(R->err, SM_EFORMAT,
-					    "'%s': group %llu (selected halo %llu) has %s", where,
-					    (unsigned long long)gi, (unsigned long long)i,
-					    !(r200 > 0) || !isfinite(r200)
-						    ? "Group_R_Crit200 <= 0 or NaN"
-						    : "a non-finite GroupPos");
-		}
-		for (d = 0; d < 3; d++) {
-			double x = c[d];
-
-			/* As the serial run: a centre slightly outside [0, box) is wrapped, one more
-			 * than half a box out is a broken catalogue. */
-			if (x < -0.5 * R->box || x >= 1.5 * R->box) {
-				char where[SM_PATH_MAX];
-
-				group_file(R, gi, where, sizeof(where));
-				return sm_error_set(R->err, SM_EFORMAT,
-						    "'%s': group %llu (selected halo %llu) has GroupPos "
-						    "%g, more than half a box (BoxSize %g) outside the box",
-						    where, (unsigned long long)gi, (unsigned long long)i,
-						    x, R->box);
-			}
-			if (x < 0 || x >= R->box)
-				c[d] = x - R->box * floor(x / R->box);
-		}
+		if ((rc = sm__pl_check_halo(R, i, (uint64_t)R->halo_index[i], R->halo_r200[i],
+					    &R->halo_center[3 * i])) != 0)
+			return rc;
 		R->halo_m200[i] = R->halo_m200[i] * 1e10 / R->h;
 	}
 	sm__pl_pfree(R, &R->gm);
 	sm__pl_pfree(R, &R->gr);
 	sm__pl_pfree(R, &R->gp);
-	if (k > 0) {
-		R->r->halos = calloc(k, sizeof(*R->r->halos));
-		if (R->r->halos == NULL)
-			return sm_error_set(R->err, SM_ENOMEM, "pipeline: cannot allocate the result "
-					    "table of %llu halos", (unsigned long long)k);
-		for (i = 0; i < k; i++) {
-			sm_pipeline_halo *hh = &R->r->halos[i];
-
-			hh->group_index = R->halo_index[i];
-			hh->m200_msun = R->halo_m200[i];
-			hh->r200 = R->halo_r200[i];
-			memcpy(hh->center, &R->halo_center[3 * i], sizeof(hh->center));
-		}
-	}
-	R->r->nhalos = k;
-	R->r->empty = k == 0;
-	sm__pl_stage_end(R);
-	return 0;
+	return sm__pl_halos_done(R, k);
 }
 
 /* Stage build_index: the halo index (CSR over the hg^3 halo grid). */
@@ -823,23 +748,19 @@ static int stream_block(struct dist *D, int64_t f, uint64_t local, uint64_t n)
 			return rc;
 	if ((rc = sm__pl_temperature_block(R, g, n, R->u, R->xe, R->sfr, R->temp)) != 0)
 		return rc;
-	if ((rc = sm_snapshot_read_range(&R->s, 0, "Coordinates", R->pt, 3, g, n, R->coords,
-					 R->iobuf != NULL ? &iob : NULL, R->err)) != 0)
+	if (D->convert) {
+		if ((rc = sm__pl_positions_f32(R, g, n, R->coords, &bad)) != 0)
+			return rc;
+		if (bad < n)
+			return sm__pl_bad_coordinate(R, g + bad);
+	} else if ((rc = sm_snapshot_read_range(&R->s, 0, "Coordinates", R->pt, 3, g, n,
+						R->coords, R->iobuf != NULL ? &iob : NULL,
+						R->err)) != 0) {
 		return rc;
+	}
 	bad = R->pt == SM_DTYPE_F32 ? add_block_f32(D, R->coords, R->temp, n)
 				    : add_block_f64(D, R->coords, R->temp, n);
-	if (bad < n) {
-		char where[SM_PATH_MAX];
-		uint64_t loc;
-
-		sm__pl_cell_location(R, g + bad, where, sizeof(where), &loc);
-		return sm_error_set(R->err, SM_EFORMAT,
-				    "'%s': /PartType0/Coordinates[%llu] is not finite or lies more "
-				    "than half a box (BoxSize %g) outside the box (gas cell %llu)",
-				    where, (unsigned long long)loc, R->box,
-				    (unsigned long long)(g + bad));
-	}
-	return 0;
+	return bad < n ? sm__pl_bad_coordinate(R, g + bad) : 0;
 }
 
 /* Stage stream_cells: this rank's chunk files, in ascending file number, block by block. */
@@ -872,6 +793,7 @@ static int stream_cells(struct dist *D)
 		if (R->pt == SM_DTYPE_F32 &&
 		    (rc = sm__pl_palloc(R, &R->iobuf, "io_buffer", IO_BUFFER_BYTES)) != 0)
 			return rc;
+		D->convert = sm__pl_positions_convert(R);
 	}
 	for (f = 0; f < R->s.nfiles; f++) {
 		uint64_t cnt = R->s.chunk_counts[f * SM_NTYPES + 0], local;

@@ -297,7 +297,7 @@ void sm__pl_cell_location(struct run *R, uint64_t i, char *path, size_t len, uin
 }
 
 /* The catalogue chunk file holding group gi (opens the chunks' headers; error path only). */
-static void group_location(struct run *R, uint64_t gi, char *path, size_t len)
+void sm__pl_group_location(struct run *R, uint64_t gi, char *path, size_t len)
 {
 	int64_t f;
 	uint64_t first = 0;
@@ -331,6 +331,65 @@ static void group_location(struct run *R, uint64_t gi, char *path, size_t len)
 }
 
 /* ---- load_halos ------------------------------------------------------------------------------ */
+
+int sm__pl_check_halo(struct run *R, uint64_t i, uint64_t gi, double r200, double c[3])
+{
+	int d;
+
+	if (!(r200 > 0) || !isfinite(r200) || !isfinite(c[0]) || !isfinite(c[1]) ||
+	    !isfinite(c[2])) {
+		char where[SM_PATH_MAX];
+
+		sm__pl_group_location(R, gi, where, sizeof(where));
+		return sm_error_set(R->err, SM_EFORMAT, "'%s': group %llu (selected halo %llu) has %s",
+				    where, (unsigned long long)gi, (unsigned long long)i,
+				    !(r200 > 0) || !isfinite(r200) ? "Group_R_Crit200 <= 0 or NaN"
+								   : "a non-finite GroupPos");
+	}
+	for (d = 0; d < 3; d++) {
+		double x = c[d];
+
+		/* The same rule as for Coordinates: a centre slightly outside [0, box) is wrapped,
+		 * one more than half a box out is a broken catalogue. */
+		if (x < -0.5 * R->box || x >= 1.5 * R->box) {
+			char where[SM_PATH_MAX];
+
+			sm__pl_group_location(R, gi, where, sizeof(where));
+			return sm_error_set(R->err, SM_EFORMAT,
+					    "'%s': group %llu (selected halo %llu) has GroupPos %g, more "
+					    "than half a box (BoxSize %g) outside the box", where,
+					    (unsigned long long)gi, (unsigned long long)i, x, R->box);
+		}
+		if (x < 0 || x >= R->box)
+			c[d] = x - R->box * floor(x / R->box);
+	}
+	return 0;
+}
+
+int sm__pl_halos_done(struct run *R, uint64_t k)
+{
+	uint64_t i;
+
+	if (k > 0) {
+		R->r->halos = calloc(k, sizeof(*R->r->halos));
+		if (R->r->halos == NULL)
+			return sm_error_set(R->err, SM_ENOMEM, "pipeline: cannot allocate the result "
+					    "table of %llu halos", (unsigned long long)k);
+		for (i = 0; i < k; i++) {
+			sm_pipeline_halo *hh = &R->r->halos[i];
+
+			hh->group_index = R->halo_index[i];
+			hh->m200_msun = R->halo_m200[i];
+			hh->r200 = R->halo_r200[i];
+			memcpy(hh->center, &R->halo_center[3 * i], sizeof(hh->center));
+		}
+	}
+	R->r->nhalos = k;
+	R->r->empty = k == 0;
+	sm__pl_stage_end(R);
+	return 0;
+}
+
 
 /* Halo a ranks before halo b: more massive, ties by lower group index; NaN masses last. */
 static int better(const float *m, int64_t a, int64_t b)
@@ -447,64 +506,20 @@ int sm__pl_load_halos(struct run *R)
 	sort_best_first(R->gm, R->halo_index, k);
 	for (i = 0; i < k; i++) {
 		uint64_t gi = (uint64_t)R->halo_index[i];
-		double r200 = R->gr[gi];
+		double *c = &R->halo_center[3 * i];
 		int d;
 
-		if (!(r200 > 0) || !isfinite(r200) || !isfinite(R->gp[3 * gi]) ||
-		    !isfinite(R->gp[3 * gi + 1]) || !isfinite(R->gp[3 * gi + 2])) {
-			char where[SM_PATH_MAX];
-
-			group_location(R, gi, where, sizeof(where));
-			return sm_error_set(R->err, SM_EFORMAT,
-					    "'%s': group %llu (selected halo %llu) has %s", where,
-					    (unsigned long long)gi, (unsigned long long)i,
-					    !(r200 > 0) || !isfinite(r200)
-						    ? "Group_R_Crit200 <= 0 or NaN"
-						    : "a non-finite GroupPos");
-		}
-		for (d = 0; d < 3; d++) {
-			double x = R->gp[3 * gi + d];
-
-			/* The same rule as for Coordinates: a centre slightly outside [0, box) is
-			 * wrapped, one more than half a box out is a broken catalogue. */
-			if (x < -0.5 * R->box || x >= 1.5 * R->box) {
-				char where[SM_PATH_MAX];
-
-				group_location(R, gi, where, sizeof(where));
-				return sm_error_set(R->err, SM_EFORMAT,
-						    "'%s': group %llu (selected halo %llu) has GroupPos "
-						    "%g, more than half a box (BoxSize %g) outside the box",
-						    where, (unsigned long long)gi, (unsigned long long)i,
-						    x, R->box);
-			}
-			if (x < 0 || x >= R->box)
-				x -= R->box * floor(x / R->box);
-			R->halo_center[3 * i + d] = x;
-		}
+		for (d = 0; d < 3; d++)
+			c[d] = R->gp[3 * gi + d];
+		if ((rc = sm__pl_check_halo(R, i, gi, R->gr[gi], c)) != 0)
+			return rc;
 		R->halo_m200[i] = (double)R->gm[gi] * 1e10 / R->h;
-		R->halo_r200[i] = r200;
+		R->halo_r200[i] = R->gr[gi];
 	}
 	sm__pl_pfree(R, &R->gm);
 	sm__pl_pfree(R, &R->gr);
 	sm__pl_pfree(R, &R->gp);
-	if (k > 0) {
-		R->r->halos = calloc(k, sizeof(*R->r->halos));
-		if (R->r->halos == NULL)
-			return sm_error_set(R->err, SM_ENOMEM, "pipeline: cannot allocate the result "
-					    "table of %llu halos", (unsigned long long)k);
-		for (i = 0; i < k; i++) {
-			sm_pipeline_halo *hh = &R->r->halos[i];
-
-			hh->group_index = R->halo_index[i];
-			hh->m200_msun = R->halo_m200[i];
-			hh->r200 = R->halo_r200[i];
-			memcpy(hh->center, &R->halo_center[3 * i], sizeof(hh->center));
-		}
-	}
-	R->r->nhalos = k;
-	R->r->empty = k == 0;
-	sm__pl_stage_end(R);
-	return 0;
+	return sm__pl_halos_done(R, k);
 }
 
 /* ---- temperature ----------------------------------------------------------------------------- */
@@ -1000,29 +1015,23 @@ static uint32_t cvt_f64_f32(const double *restrict in, float *restrict out, uint
 	return ok;
 }
 
-/*
- * Coordinates stored as float64, kept as float32: read 1 MiB blocks of float64 rows into io_buffer
- * (no HDF5 type conversion: a plain read) and convert and check them in one pass. *bad receives
- * the first bad cell (non-finite or more than half a box outside), or n.
- */
-static int positions_f64_to_f32(struct run *R, uint64_t *bad)
+int sm__pl_positions_f32(struct run *R, uint64_t first, uint64_t n, float *out, uint64_t *bad)
 {
 	const uint64_t rows = IO_BUFFER_BYTES / (3 * sizeof(double));
 	const double lo = -0.5 * R->box, hi = 1.5 * R->box;
-	float *x = R->coords;
 	const double *in = R->iobuf;
-	uint64_t first, n = R->n, i;
+	uint64_t done, i;
 	int rc;
 
 	*bad = n;
-	for (first = 0; first < n; first += rows) {
-		uint64_t cnt = n - first < rows ? n - first : rows;
-		float *o = x + 3 * first;
+	for (done = 0; done < n; done += rows) {
+		uint64_t cnt = n - done < rows ? n - done : rows;
+		float *o = out + 3 * done;
 
-		if (((first / rows) & 63) == 0 && (rc = sm__pl_cancelled(R)) != 0)
+		if (((done / rows) & 63) == 0 && (rc = sm__pl_cancelled(R)) != 0)
 			return rc;
-		if ((rc = sm_snapshot_read_range(&R->s, 0, "Coordinates", SM_DTYPE_F64, 3, first, cnt,
-						 R->iobuf, NULL, R->err)) != 0)
+		if ((rc = sm_snapshot_read_range(&R->s, 0, "Coordinates", SM_DTYPE_F64, 3,
+						 first + done, cnt, R->iobuf, NULL, R->err)) != 0)
 			return rc;
 		if (!cvt_f64_f32(in, o, 3 * cnt, lo, hi)) {
 			for (i = 0; i < 3 * cnt; i++) {
@@ -1031,19 +1040,39 @@ static int positions_f64_to_f32(struct run *R, uint64_t *bad)
 				if (!(v >= lo && v < hi) || !(f >= lo && f < hi))
 					break;
 			}
-			*bad = first + i / 3;
+			*bad = done + i / 3;
 			return 0;
 		}
 	}
 	return 0;
 }
 
+int sm__pl_positions_convert(struct run *R)
+{
+	sm_field_info fi;
+
+	return R->pt == SM_DTYPE_F32 && R->iobuf != NULL && R->n > 0 &&
+	       sm_snapshot_field_info(&R->s, 0, "Coordinates", &fi, NULL) == 0 &&
+	       fi.disk_type == SM_DTYPE_F64 && fi.ncomp == 3;
+}
+
+int sm__pl_bad_coordinate(struct run *R, uint64_t cell)
+{
+	char where[SM_PATH_MAX];
+	uint64_t local;
+
+	sm__pl_cell_location(R, cell, where, sizeof(where), &local);
+	return sm_error_set(R->err, SM_EFORMAT,
+			    "'%s': /PartType0/Coordinates[%llu] is not finite or lies more than half a "
+			    "box (BoxSize %g) outside the box (gas cell %llu)", where,
+			    (unsigned long long)local, R->box, (unsigned long long)cell);
+}
+
 static int load_positions(struct run *R)
 {
 	uint64_t n = R->n, bytes, bad = n;
 	sm_io_buffer iob = {NULL, 0};
-	sm_field_info fi;
-	int rc, convert = 0;
+	int rc;
 
 	if ((rc = sm__pl_stage_begin(R, "load_positions", -1, n)) != 0)
 		return rc;
@@ -1059,12 +1088,9 @@ static int load_positions(struct run *R)
 			return rc;
 		iob.tconv = R->iobuf;
 		iob.size = IO_BUFFER_BYTES;
-		if (n > 0 && sm_snapshot_field_info(&R->s, 0, "Coordinates", &fi, NULL) == 0 &&
-		    fi.disk_type == SM_DTYPE_F64 && fi.ncomp == 3)
-			convert = 1;
 	}
-	if (convert) {
-		if ((rc = positions_f64_to_f32(R, &bad)) != 0)
+	if (sm__pl_positions_convert(R)) {
+		if ((rc = sm__pl_positions_f32(R, 0, n, R->coords, &bad)) != 0)
 			return rc;
 	} else if (n > 0) {
 		if ((rc = sm_snapshot_read_field(&R->s, 0, "Coordinates", R->pt, 3, R->coords,
@@ -1073,16 +1099,8 @@ static int load_positions(struct run *R)
 		bad = R->pt == SM_DTYPE_F32 ? check_pos_f32(R->coords, n, R->box)
 					    : check_pos_f64(R->coords, n, R->box);
 	}
-	if (bad < n) {
-		char where[SM_PATH_MAX];
-		uint64_t local;
-
-		sm__pl_cell_location(R, bad, where, sizeof(where), &local);
-		return sm_error_set(R->err, SM_EFORMAT,
-				    "'%s': /PartType0/Coordinates[%llu] is not finite or lies more "
-				    "than half a box (BoxSize %g) outside the box (gas cell %llu)",
-				    where, (unsigned long long)local, R->box, (unsigned long long)bad);
-	}
+	if (bad < n)
+		return sm__pl_bad_coordinate(R, bad);
 	sm__pl_pfree(R, &R->iobuf);
 	sm__pl_progress(R, "load_positions", -1, n, n);
 	sm__pl_stage_end(R);

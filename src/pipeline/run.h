@@ -98,10 +98,26 @@ void sm__pl_cell_location(struct run *R, uint64_t i, char *path, size_t len, uin
 int sm__pl_open_inputs(struct run *R);
 /* Stage load_halos: reads the catalogue, selects, keeps halo_index/center/m200/r200. */
 int sm__pl_load_halos(struct run *R);
+/* The catalogue chunk file holding group gi, for messages (opens chunk headers; error path). */
+void sm__pl_group_location(struct run *R, uint64_t gi, char *path, size_t len);
+/* Selected halo i (group gi): R200 and centre checked, SM_EFORMAT naming the chunk file as
+ * every strategy words it; the centre c is wrapped into [0, BoxSize) in place. */
+int sm__pl_check_halo(struct run *R, uint64_t i, uint64_t gi, double r200, double c[3]);
+/* The end of load_halos for K kept halos: the caller's result table, the stage closed. */
+int sm__pl_halos_done(struct run *R, uint64_t k);
 /* Temperatures of cells [first, first + n) (global numbering, for messages) on the worker threads,
  * star-forming cells as -T; SM_EFORMAT naming the file and cell of the first bad value. */
 int sm__pl_temperature_block(struct run *R, uint64_t first, uint64_t n, const float *u,
 			     const float *xe, const float *sfr, float *t);
+/* 1 when Coordinates are float64 on disk and kept as float32 with R->iobuf allocated: then
+ * sm__pl_positions_f32 reads them (faster than HDF5's conversion). */
+int sm__pl_positions_convert(struct run *R);
+/* Cells [first, first + n) of Coordinates into out (3n float32) through R->iobuf as plain
+ * float64 blocks, converted and range-checked in one pass; *bad = the first bad cell's offset
+ * from first (non-finite or more than half a box outside), or n. */
+int sm__pl_positions_f32(struct run *R, uint64_t first, uint64_t n, float *out, uint64_t *bad);
+/* SM_EFORMAT for a bad coordinate of global gas cell `cell`, naming its file and local row. */
+int sm__pl_bad_coordinate(struct run *R, uint64_t cell);
 /* Creates profiles.hdf5's temporary file with the run's options as root attributes. */
 int sm__pl_create_output(struct run *R);
 void sm__pl_tbin_table_init(struct tbin_table *tt);
