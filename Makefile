@@ -13,7 +13,7 @@
 CC ?= cc
 PREFIX ?= /usr/local
 BUILD ?= build
-REAL_DATA ?= $(abspath ../shared/real-data)
+REAL_DATA ?= $(abspath tests/data)
 VERSION := 0.1.0
 
 ifeq ($(V),1)

@@ -1,5 +1,5 @@
 /*
- * The readers on files written by other programs (../shared/real-data): Paicos-rewritten AREPO
+ * The readers on files written by other programs (tests/data, provenance in tests/data/README.md): Paicos-rewritten AREPO
  * snapshots with int64 header counts and stale NumPart_ThisFile entries, and TNG100-1 group
  * catalogue chunks (int32 counts, one chunk empty). No HDF5 handle may stay open afterwards.
  */

@@ -35,7 +35,7 @@ void tu_result_free(tu_result *r);
 /* Number of lines in s (a final line without newline counts). */
 int tu_count_lines(const char *s);
 
-/* $SNAPMEM_REAL_DATA/name (the ../shared/real-data copies); fails the test when absent. */
+/* $SNAPMEM_REAL_DATA/name (tests/data: copies of real files, provenance in tests/data/README.md); fails the test when absent. */
 char *tu_real_data(const char *name);
 
 /* 1 when the tests run under sanitizers (no jemalloc): measurement tests skip themselves. */

@@ -1,7 +1,7 @@
 /*
  * Mock TNG-layout snapshots and group catalogues with known content, for tests, demos and
  * benchmarks. Files are laid out and typed exactly as AREPO writes them (see
- * ../shared/real-data/README.md), readable unchanged by illustris_python's loadSubset/loadHalos:
+ * tests/data/README.md), readable unchanged by illustris_python's loadSubset/loadHalos:
  *   OUT/snapdir_XXX/snap_XXX.N.hdf5 and OUT/groups_XXX/fof_subhalo_tab_XXX.N.hdf5.
  *
  * Content: `halos` halos above 1e14 Msun (M200c * 1e10 / h) with gas concentrated inside 2 R200,
