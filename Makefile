@@ -1,12 +1,16 @@
 # snapmem — build, test, demo, install.
 #
 #   make            build/snapmem, build/libsnapmem.a, build/libsnapmem.so, examples
-#   make check      install missing Debian packages, build, run every cmocka test
+#   make check      install missing Debian packages, build, run every cmocka test, the fuzz
+#                   replays, README.md's commands (scripts/readme-check.sh) and an install into a
+#                   temporary prefix (scripts/install-check.sh)
 #   make demo       install missing packages, build, run the main job on built-in defaults
 #   make sanitize   the tests under AddressSanitizer + UBSan (jemalloc reads compiled out)
 #   make memcheck   valgrind memcheck on the demo's run (VALGRIND=1 build: no jemalloc, no ASan)
-#   make bench      benchmarks (figures to reports/bench.md); QUICK=1 for a short run
-#   make install    PREFIX (/usr/local) and DESTDIR honoured
+#   make bench      benchmarks (figures to build/bench/bench.md, bench.json); QUICK=1 for a short run
+#   make reports    the reference reports in reports/ (bench.md from the last make bench; BENCH=1
+#                   reruns it first)
+#   make install    PREFIX (/usr/local) and DESTDIR honoured; make uninstall removes the same files
 #
 # Quiet unless V=1. CFLAGS/LDFLAGS given by the user are kept (+=).
 
@@ -85,7 +89,7 @@ REPLAY_BINS := $(FUZZ_NAMES:%=$(BUILD)/tests/fuzz-replay-%)
 FUZZ_SECONDS ?= 600
 
 .PHONY: all deps check check-run demo demo-run sanitize bench install uninstall clean reports \
-	fuzz render-check memcheck
+	fuzz render-check memcheck install-manifest FORCE
 .DEFAULT_GOAL := all
 # Objects of tests and examples are not intermediate: keep them between builds.
 .SECONDARY:
@@ -150,22 +154,35 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/libsnapmem.a
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -rdynamic -o $@ $< $(BUILD)/libsnapmem.a $(PKG_LIBS) $(LDLIBS)
 
-$(BUILD)/snapmem.pc: Makefile
+# snapmem.pc names PREFIX: rebuilt when PREFIX (or the version) changes, through a stamp holding
+# them that is rewritten only when its content differs. The rpath in Libs lets a program linked
+# with `pkg-config --libs snapmem` find libsnapmem.so without LD_LIBRARY_PATH.
+$(BUILD)/.pc-vars: FORCE
+	@mkdir -p $(dir $@)
+	$(Q)printf '%s\n' 'PREFIX=$(PREFIX)' 'VERSION=$(VERSION)' > $@.tmp && \
+		if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
+
+$(BUILD)/snapmem.pc: $(BUILD)/.pc-vars Makefile
 	@mkdir -p $(dir $@)
 	$(Q)printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' 'includedir=$${prefix}/include' '' \
 		'Name: snapmem' 'Description: memory estimator and stage profiler for simulation snapshot pipelines' \
 		'Version: $(VERSION)' 'Requires.private: hdf5 jemalloc libunwind jansson' \
-		'Libs: -L$${libdir} -lsnapmem' 'Libs.private: -lm -lpthread -ldl' \
+		'Libs: -L$${libdir} -Wl,-rpath,$${libdir} -lsnapmem' 'Libs.private: -lm -lpthread -ldl' \
 		'Cflags: -I$${includedir}' > $@
 
 # --- the two commands ------------------------------------------------------------------------
 check: deps
 	$(Q)$(MAKE) --no-print-directory check-run
 
-check-run: $(BUILD)/snapmem $(TEST_BINS) $(EXAMPLE_BINS) $(REPLAY_BINS)
+# After the cmocka tests and the fuzz replays, scripts run as tests (tests/run.sh gives each its own
+# TMPDIR; SNAPMEM_BIN names the build): the README's commands and install/uninstall. Not under
+# SANITIZE, whose binaries are not the ones a user builds, runs or installs.
+SCRIPT_CHECKS := $(if $(filter 1,$(SANITIZE)),,scripts/readme-check.sh scripts/install-check.sh)
+
+check-run: all $(TEST_BINS) $(REPLAY_BINS)
 	$(Q)SNAPMEM_FUZZ_DIR=$(abspath fuzz) SNAPMEM_BIN=$(abspath $(BUILD)/snapmem) SNAPMEM_EXAMPLES=$(abspath $(BUILD)/examples) \
 		SNAPMEM_REAL_DATA=$(REAL_DATA) SNAPMEM_SANITIZE=$(SANITIZE) \
-		tests/run.sh $(TEST_BINS) $(REPLAY_BINS)
+		tests/run.sh $(TEST_BINS) $(REPLAY_BINS) $(SCRIPT_CHECKS)
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory demo-run
@@ -193,26 +210,54 @@ fuzz:
 		$(FUZZ_NAMES:%=build-fuzz/fuzz/fuzz-%)
 	$(Q)scripts/fuzz.sh $(abspath build-fuzz) $(FUZZ_SECONDS) $(FUZZ_NAMES)
 
+# BENCH=1: a full make bench first; otherwise reports/bench.md is copied from the last one.
 reports: deps
 	$(Q)$(MAKE) --no-print-directory $(BUILD)/snapmem
+	$(Q)$(if $(filter 1,$(BENCH)),$(MAKE) --no-print-directory bench QUICK=,true)
 	$(Q)scripts/reports.sh $(abspath $(BUILD)/snapmem)
 
 # --- install ---------------------------------------------------------------------------------
+# Every installed file is one line of INSTALL_FILES (mode|file in the build or tree|destination
+# under DESTDIR), every symbolic link one line of INSTALL_LINKS (target|link); uninstall removes
+# exactly these, then the directories of INSTALL_OWN_DIRS when empty. The snapmem binary is linked
+# statically against libsnapmem.a: it needs no libsnapmem.so.
+bindir := $(PREFIX)/bin
+libdir := $(PREFIX)/lib
+includedir := $(PREFIX)/include
+datadir := $(PREFIX)/share
+INSTALL_FILES := \
+	755|$(BUILD)/snapmem|$(bindir)/snapmem \
+	644|$(BUILD)/libsnapmem.a|$(libdir)/libsnapmem.a \
+	755|$(BUILD)/libsnapmem.so|$(libdir)/libsnapmem.so.$(VERSION) \
+	644|$(BUILD)/snapmem.pc|$(libdir)/pkgconfig/snapmem.pc \
+	$(foreach h,$(wildcard include/snapmem/*.h),644|$(h)|$(includedir)/snapmem/$(notdir $(h)))
+INSTALL_LINKS := \
+	libsnapmem.so.$(VERSION)|$(libdir)/libsnapmem.so.0 \
+	libsnapmem.so.0|$(libdir)/libsnapmem.so
+INSTALL_OWN_DIRS := $(includedir)/snapmem
+
+field = $(word $(1),$(subst |, ,$(2)))
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig \
-		$(DESTDIR)$(PREFIX)/include/snapmem
-	install -m 755 $(BUILD)/snapmem $(DESTDIR)$(PREFIX)/bin/snapmem
-	install -m 644 $(BUILD)/libsnapmem.a $(DESTDIR)$(PREFIX)/lib/libsnapmem.a
-	install -m 755 $(BUILD)/libsnapmem.so $(DESTDIR)$(PREFIX)/lib/libsnapmem.so.$(VERSION)
-	ln -sf libsnapmem.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libsnapmem.so.0
-	ln -sf libsnapmem.so.0 $(DESTDIR)$(PREFIX)/lib/libsnapmem.so
-	install -m 644 include/snapmem/*.h $(DESTDIR)$(PREFIX)/include/snapmem/
-	install -m 644 $(BUILD)/snapmem.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/snapmem.pc
+	$(Q)set -e; $(foreach f,$(INSTALL_FILES), \
+		$(if $(Q),echo "  INSTALL $(DESTDIR)$(call field,3,$(f))";) \
+		install -D -m $(call field,1,$(f)) $(call field,2,$(f)) $(DESTDIR)$(call field,3,$(f));) \
+		$(foreach l,$(INSTALL_LINKS), \
+		$(if $(Q),echo "  LN      $(DESTDIR)$(call field,2,$(l))";) \
+		ln -sfn $(call field,1,$(l)) $(DESTDIR)$(call field,2,$(l));)
+
+# What install puts, one path a line (scripts/install-check.sh compares it with the files found).
+install-manifest:
+	@printf '%s\n' $(foreach f,$(INSTALL_FILES),$(DESTDIR)$(call field,3,$(f))) \
+		$(foreach l,$(INSTALL_LINKS),$(DESTDIR)$(call field,2,$(l)))
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/snapmem $(DESTDIR)$(PREFIX)/lib/libsnapmem.* \
-		$(DESTDIR)$(PREFIX)/lib/pkgconfig/snapmem.pc
-	rm -rf $(DESTDIR)$(PREFIX)/include/snapmem
+	$(Q)set -e; $(foreach f,$(INSTALL_FILES), \
+		$(if $(Q),echo "  RM      $(DESTDIR)$(call field,3,$(f))";) \
+		rm -f $(DESTDIR)$(call field,3,$(f));) \
+		$(foreach l,$(INSTALL_LINKS), \
+		$(if $(Q),echo "  RM      $(DESTDIR)$(call field,2,$(l))";) \
+		rm -f $(DESTDIR)$(call field,2,$(l));) \
+		$(foreach d,$(INSTALL_OWN_DIRS),if [ -d $(DESTDIR)$(d) ]; then rmdir $(DESTDIR)$(d); fi;)
 
 clean:
 	rm -rf build build-asan build-fuzz build-vg

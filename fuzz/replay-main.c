@@ -3,8 +3,10 @@
  * corpus and every kept crashing input as regression tests.
  *
  * Usage: replay [FILE...]. With no file it replays every file in $SNAPMEM_FUZZ_DIR/corpus/NAME and
- * $SNAPMEM_FUZZ_DIR/regressions/NAME (NAME is compiled in as FUZZ_NAME). A crashing input kills
- * the process (the sanitizer build reports it), so a non-zero exit is a failed check.
+ * $SNAPMEM_FUZZ_DIR/regressions/NAME (NAME is compiled in as FUZZ_NAME). It ends with one line
+ * counting the inputs it found, those it ran through the target (passed) and those it could not
+ * read (failed; exit 1). A crashing input kills the process (the sanitizer build reports it), so
+ * a non-zero exit is a failed check; no input at all is one too (exit 1).
  */
 #include <dirent.h>
 #include <stddef.h>
@@ -44,55 +46,65 @@ out:
 	return rc;
 }
 
-static int replay_dir(const char *dir, int *n)
+struct tally {
+	int inputs, passed, failed;
+};
+
+static void replay_one(const char *path, struct tally *t)
+{
+	t->inputs++;
+	if (replay_file(path) == 0)
+		t->passed++;
+	else
+		t->failed++;
+}
+
+static void replay_dir(const char *dir, struct tally *t)
 {
 	DIR *d = opendir(dir);
 	struct dirent *e;
 	char path[4096];
 
 	if (d == NULL)
-		return 0;
+		return;
 	while ((e = readdir(d)) != NULL) {
 		if (e->d_name[0] == '.')
 			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		if (replay_file(path) != 0) {
-			closedir(d);
-			return 2;
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >= sizeof(path)) {
+			fprintf(stderr, "replay: '%s/%s': path too long\n", dir, e->d_name);
+			t->inputs++;
+			t->failed++;
+			continue;
 		}
-		(*n)++;
+		replay_one(path, t);
 	}
 	closedir(d);
-	return 0;
 }
 
 int main(int argc, char **argv)
 {
 	const char *root = getenv("SNAPMEM_FUZZ_DIR");
 	char dir[4096];
-	int i, n = 0;
+	struct tally t = {0, 0, 0};
+	int i;
 
 	if (argc > 1) {
-		for (i = 1; i < argc; i++) {
-			if (replay_file(argv[i]) != 0)
-				return 2;
-			n++;
-		}
+		for (i = 1; i < argc; i++)
+			replay_one(argv[i], &t);
 	} else {
 		if (root == NULL)
 			root = "fuzz";
 		snprintf(dir, sizeof(dir), "%s/corpus/%s", root, FUZZ_NAME);
-		if (replay_dir(dir, &n) != 0)
-			return 2;
+		replay_dir(dir, &t);
 		snprintf(dir, sizeof(dir), "%s/regressions/%s", root, FUZZ_NAME);
-		if (replay_dir(dir, &n) != 0)
-			return 2;
-		if (n == 0) {
+		replay_dir(dir, &t);
+		if (t.inputs == 0) {
 			fprintf(stderr, "replay %s: no inputs under %s/corpus/%s\n", FUZZ_NAME, root,
 				FUZZ_NAME);
 			return 1;
 		}
 	}
-	printf("fuzz replay %s: %d inputs, 1 passed, 0 failed\n", FUZZ_NAME, n);
-	return 0;
+	printf("fuzz replay %s: %d inputs, %d passed, %d failed\n", FUZZ_NAME, t.inputs, t.passed,
+	       t.failed);
+	return t.failed == 0 ? 0 : 1;
 }

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # make bench: speed, memory, scaling and profiler overhead of snapmem, measured side by side in one
-# run, written to reports/bench.md and reports/bench.json. Every figure is a median of REPEATS runs
-# (interleaved where two things are compared), taken on this machine in this run. The "MPI ranks"
+# run, written to BUILD_DIR/bench/bench.md and bench.json (never to the tracked reports/: `make
+# reports` copies them there, `make reports BENCH=1` reruns this first). Every figure is a median
+# of REPEATS runs (interleaved where two things are compared), taken on this machine in this run.
+# The "MPI ranks"
 # section runs `mpirun -np R snapmem run --mpi` for R = 1, 2, 3 at the reference size; it is skipped,
 # with the reason in both files, when mpirun is absent or snapmem is built without MPI.
 #
@@ -14,9 +16,9 @@ build="$1"
 mode="${2:-full}"
 bin="$build/snapmem"
 data="$build/bench-data"
-out_md="reports/bench.md"
-out_json="reports/bench.json"
-mkdir -p "$data" reports
+out_md="$build/bench/bench.md"
+out_json="$build/bench/bench.json"
+mkdir -p "$data" "$build/bench"
 if [ "$mode" = quick ]; then
 	sizes=(100000 300000 1000000)
 	ref=1000000

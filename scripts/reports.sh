@@ -7,6 +7,9 @@
 #   reports/mock-run.md, reports/mock-run.html   a full run on mock data (2,000,000 cells)
 #   reports/tng300-1-plan-mpi.md  the distributed run planned for TNG300-1 (64 ranks, 256 GiB nodes)
 #   reports/mock-run-mpi.md    the same mock run over 3 MPI ranks (when mpirun and an MPI build exist)
+#   reports/bench.md, reports/bench.json  copied from the last full `make bench` (BUILD/bench/, the
+#                              directory of the binary); left as they are when there is none or
+#                              it was a QUICK=1 run (`make reports BENCH=1` runs the benchmark first)
 # Scratch data goes under a temporary directory that is removed at the end.
 #   scripts/reports.sh PATH/TO/snapmem
 set -eu
@@ -65,4 +68,18 @@ if command -v mpirun >/dev/null 2>&1; then
 		mpi_note="(skipped: snapmem run --mpi failed; built without MPI?)"
 	fi
 fi
-echo "reports: $plan, $out/mock-run.md, $out/mock-run.html, $out/tng300-1-plan-mpi.md, $mpi_note"
+bench_dir="$(dirname "$bin")/bench"
+if [ -s "$bench_dir/bench.md" ] && [ -s "$bench_dir/bench.json" ]; then
+	if grep -q '"mode": *"full"' "$bench_dir/bench.json"; then
+		cp "$bench_dir/bench.json" "$out/bench.json.tmp"
+		cp "$bench_dir/bench.md" "$out/bench.md.tmp"
+		mv "$out/bench.json.tmp" "$out/bench.json"
+		mv "$out/bench.md.tmp" "$out/bench.md"
+		bench_note="$out/bench.md (from $bench_dir)"
+	else
+		bench_note="reports/bench.md kept ($bench_dir holds a QUICK=1 run; make bench for a full one)"
+	fi
+else
+	bench_note="reports/bench.md kept (no make bench result in $bench_dir; make reports BENCH=1 runs one)"
+fi
+echo "reports: $plan, $out/mock-run.md, $out/mock-run.html, $out/tng300-1-plan-mpi.md, $mpi_note, $bench_note"

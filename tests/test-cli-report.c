@@ -185,7 +185,7 @@ static void test_cli_scale(void **state)
 static void test_cli_end_to_end(void **state)
 {
 	char *dir = tu_tmpdir(), *mock = tu_path(dir, "mock"), *run = tu_path(dir, "run"),
-	     *run64 = tu_path(dir, "run64"), *p;
+	     *run64 = tu_path(dir, "run64"), *mask64 = tu_path(dir, "mask64"), *p;
 	tu_result r;
 	json_t *j, *st;
 	size_t i;
@@ -223,10 +223,30 @@ static void test_cli_end_to_end(void **state)
 	assert_true(strncmp(r.out, "recommendation: ", 16) == 0);
 	assert_non_null(strstr(r.out, "largest radius difference"));
 	tu_result_free(&r);
+	/* float64 with --select mask against float32 with the index: refused, each difference named
+	 * once (memory.json and estimate.json both record --select) */
+	r = tu_run("run", "--base-path", mock, "--snap", "99", "--out", mask64, "--positions",
+		   "float64", "--select", "mask", "--stream-block", "4096", NULL);
+	assert_int_equal(r.status, 0);
+	tu_result_free(&r);
+	r = tu_run("report", "--tradeoff", run, mask64, NULL);
+	check_fail_line(&r, 2, "differ in more than --positions: ");
+	tu_result_free(&r);
+	r = tu_run("report", "--tradeoff", run, mask64, NULL);
+	{
+		const char *sel = strstr(r.err, "--select index vs mask");
+
+		assert_non_null(sel);
+		assert_null(strstr(sel + 1, "--select"));
+		assert_non_null(strstr(r.err, "--stream-block 1048576 vs 4096"));
+	}
+	assert_string_equal(r.out, "");
+	tu_result_free(&r);
 	tu_rmtree(dir);
 	free(mock);
 	free(run);
 	free(run64);
+	free(mask64);
 	free(dir);
 }
 

@@ -434,6 +434,14 @@ static void test_refusals(void **state)
 	tu_rmtree(out);
 	r = mpirun(2, "--ranks", "3", "--base-path", W.dir, "--snap", "99", "--out", out, NULL);
 	expect_one_line(&r, 2, "--ranks 3: the MPI job has 2 ranks");
+	/* started without mpirun (a singleton, one rank): says so and how to start the ranks */
+	r = tu_run("run", "--mpi", "--ranks", "3", "--base-path", W.dir, "--snap", "99", "--out", out,
+		   NULL);
+	expect_one_line(&r, 2, "--ranks 3: this process runs as 1 MPI rank");
+	r = tu_run("run", "--ranks", "3", "--base-path", W.dir, "--snap", "99", "--out", out, NULL);
+	assert_non_null(strstr(r.err, "'mpirun -np 3 snapmem run --mpi ...' (as root add "
+				   "--allow-run-as-root; more ranks than cores: --oversubscribe)"));
+	expect_one_line(&r, 2, "started without mpirun");
 	r = mpirun(3, "--select", "mask", "--base-path", W.dir, "--snap", "99", "--out", out, NULL);
 	expect_one_line(&r, 2, "--select mask");
 	r = mpirun(2, "--temperature", "streaming", "--base-path", W.dir, "--snap", "99", "--out",

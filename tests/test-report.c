@@ -46,6 +46,8 @@ struct fx_run {
 	const struct fx_array *arrays;
 	size_t narrays;
 	const char *base_path; /* run.options.base_path, or NULL */
+	const char *select;    /* estimate.json options.select; NULL: "index" */
+	int64_t stream_block;  /* run.options and estimate.json options; 0: 1048576 */
 };
 
 static void dump(json_t *j, const char *dir, const char *name)
@@ -119,8 +121,10 @@ static void write_run(const char *dir, const struct fx_run *r)
 		       (json_int_t)r->gas, (json_int_t)0, (json_int_t)0, (json_int_t)0, (json_int_t)0,
 		       (json_int_t)0, "num_files", 1, "box_size", 75000.0, "hubble_param", 0.6774,
 		       "omega0", 0.3089, "omega_baryon", 0.0486, "omega_lambda", 0.6911, "redshift",
-		       0.0, "options", "positions", r->positions, "select", "index", "temperature",
-		       "in-memory", "stream_block", (json_int_t)1048576, "halos", "mass_min", 1e14,
+		       0.0, "options", "positions", r->positions, "select",
+		       r->select != NULL ? r->select : "index", "temperature",
+		       "in-memory", "stream_block",
+		       (json_int_t)(r->stream_block != 0 ? r->stream_block : 1048576), "halos", "mass_min", 1e14,
 		       "ranks", 1, "sphere_cells", "halos", "count", 2, "groups_total", 2,
 		       "sphere_cells_source", "model", "assumptions", "per_halo", "baseline_bytes",
 		       (json_int_t)BASE_ALLOC, "stages", est_st, "peak_bytes", (json_int_t)0,
@@ -159,7 +163,7 @@ static void simple_run(const char *dir, uint64_t big_meas, uint64_t small_meas, 
 		{"InternalEnergy", "load_gas_fields", 100 * MIB, big_meas},
 		{"mystery", "load_gas_fields", 0, 5 * MIB},
 	};
-	struct fx_run r = {1000, "float32", st, 3, ar, 2, NULL};
+	struct fx_run r = {1000, "float32", st, 3, ar, 2, NULL, NULL, 0};
 
 	write_run(dir, &r);
 }
@@ -691,7 +695,7 @@ static void model_run(const char *dir, uint64_t n, const char *positions)
 		{"temperature", "compute_temperature", 4 * n, 4 * n},
 		{"Coordinates", "load_positions", 3 * p * n, 3 * p * n},
 	};
-	struct fx_run r = {n, positions, st, 4, ar, 5, NULL};
+	struct fx_run r = {n, positions, st, 4, ar, 5, NULL, NULL, 0};
 
 	st[3].est_alloc = st[3].est_req;
 	write_run(dir, &r);
@@ -839,8 +843,8 @@ static void test_tradeoff(void **state)
 	     *r64 = tu_path(dir, "f64"), *text = NULL;
 	struct fx_stage st32[] = {{"load_positions", 0, 16 * MIB, 16 * MIB, 16 * MIB, 16 * MIB, 0, 0}};
 	struct fx_stage st64[] = {{"load_positions", 0, 28 * MIB, 28 * MIB, 28 * MIB, 28 * MIB, 0, 0}};
-	struct fx_run a = {20000, "float32", st32, 1, NULL, 0, mock};
-	struct fx_run b = {20000, "float64", st64, 1, NULL, 0, mock};
+	struct fx_run a = {20000, "float32", st32, 1, NULL, 0, mock, NULL, 0};
+	struct fx_run b = {20000, "float64", st64, 1, NULL, 0, mock, NULL, 0};
 	/* halos listed in a different order in the two runs: rows pair by group index */
 	int64_t g32[2] = {7, 3}, g64[2] = {3, 7}, c[100];
 	double cen[6] = {30000, 30000, 30000, 74990, 10, 37500}, cen2[6], r2[2] = {9000, 4000},
@@ -905,6 +909,27 @@ static void test_tradeoff(void **state)
 	/* swapped order and a snapshot that cannot be re-read */
 	assert_int_equal(sm_tradeoff_compute(r64, r32, 1.0, &t, &err), SM_EINVAL);
 	assert_non_null(strstr(err.msg, "float32 run first"));
+
+	/* a pair that differs in more than --positions is refused, naming each difference */
+	b.select = "mask";
+	write_run(r64, &b);
+	assert_int_equal(sm_tradeoff_compute(r32, r64, 1.0, &t, &err), SM_EINVAL);
+	assert_non_null(strstr(err.msg, "differ in more than --positions: --select index vs mask ("));
+	assert_null(strchr(err.msg, '\n'));
+	b.stream_block = 65536;
+	b.base_path = "/nonexistent";
+	write_run(r64, &b);
+	assert_int_equal(sm_tradeoff_compute(r32, r64, 1.0, &t, &err), SM_EINVAL);
+	assert_non_null(strstr(err.msg, "--base-path "));
+	assert_non_null(strstr(err.msg, " vs /nonexistent"));
+	assert_non_null(strstr(err.msg, "--stream-block 1048576 vs 65536"));
+	assert_non_null(strstr(err.msg, "--select index vs mask"));
+	b.select = NULL;
+	b.stream_block = 0;
+	b.base_path = mock;
+	write_run(r64, &b);
+	assert_int_equal(sm_tradeoff_compute(r32, r64, 1.0, &t, &err), 0);
+	sm_tradeoff_release(&t);
 	a.base_path = "/nonexistent";
 	write_run(r32, &a);
 	b.base_path = "/nonexistent";

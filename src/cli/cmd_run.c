@@ -587,6 +587,13 @@ static int run_main(int argc, char **argv, struct mpi_run *M, int ranks_given)
 	if (sm_model_options_check(&mo, &err) != 0)
 		return usage_err("%s", err.msg);
 	if (M->on) {
+		/* One process (no mpirun, or -np 1) asked for more ranks: say how to start them. */
+		if (ranks_given && M->size == 1 && mo.ranks > 1)
+			return usage_err("--ranks %u: this process runs as 1 MPI rank (started without "
+					 "mpirun, or with -np 1); start %u with 'mpirun -np %u snapmem "
+					 "run --mpi ...' (as root add --allow-run-as-root; more ranks "
+					 "than cores: --oversubscribe)", (unsigned)mo.ranks,
+					 (unsigned)mo.ranks, (unsigned)mo.ranks);
 		if (ranks_given && mo.ranks != (uint32_t)M->size)
 			return usage_err("--ranks %u: the MPI job has %d rank%s (mpirun -np %d)",
 					 (unsigned)mo.ranks, M->size, M->size == 1 ? "" : "s",

@@ -8,8 +8,17 @@
  * the largest radius difference and the cells that change radial bin or cross 2 R200. Mean
  * temperatures and counts per bin come from both runs' profiles.hdf5. When the snapshot cannot be
  * re-read the radii are reported as not measured (note says why) and the profiles still compared.
+ *
+ * The pair must differ in --positions only, or the saving would be credited to float32 when
+ * another option made it: every model option both runs recorded (memory.json run.options and
+ * estimate.json options: select, temperature, stream block, mpi, ranks, halos, mass-min, sphere
+ * cells...) and the input's identity (base path, snapshot number, the snapshot header in
+ * estimate.json, the catalogue's group count) are compared, and a pair differing in any is refused
+ * with one line naming each difference (SM_EINVAL).
  */
+#include <limits.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -216,6 +225,139 @@ out:
 	return rc;
 }
 
+/* ---- the pair differs in --positions only ---------------------------------------------------- */
+
+/* Keys of the run options that are not model options: the run directory, a limit checked before
+ * the run. */
+static int not_compared(const char *key)
+{
+	return strcmp(key, "positions") == 0 || strcmp(key, "out") == 0 ||
+	       strcmp(key, "max_mem") == 0;
+}
+
+static void value_text(const json_t *v, char *buf, size_t len)
+{
+	if (v == NULL)
+		snprintf(buf, len, "(not recorded)");
+	else if (json_is_null(v))
+		snprintf(buf, len, "unset");
+	else if (json_is_string(v))
+		snprintf(buf, len, "%.120s", json_string_value(v));
+	else if (json_is_integer(v))
+		snprintf(buf, len, "%lld", (long long)json_integer_value(v));
+	else if (json_is_real(v))
+		snprintf(buf, len, "%.17g", json_real_value(v));
+	else if (json_is_boolean(v))
+		snprintf(buf, len, "%s", json_is_true(v) ? "true" : "false");
+	else
+		snprintf(buf, len, "(a %s)", json_is_array(v) ? "list" : "object");
+}
+
+/* Equal as the runs' options: JSON-equal, numbers by value (1e14 and 100000000000000), paths
+ * naming the same directory. */
+static int same_value(const char *key, const json_t *a, const json_t *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	if (json_is_number(a) && json_is_number(b))
+		return json_number_value(a) == json_number_value(b);
+	if (json_is_string(a) && json_is_string(b) && strcmp(key, "base_path") == 0) {
+		char ra[PATH_MAX], rb[PATH_MAX];
+
+		if (realpath(json_string_value(a), ra) != NULL &&
+		    realpath(json_string_value(b), rb) != NULL)
+			return strcmp(ra, rb) == 0;
+	}
+	return json_equal((json_t *)a, (json_t *)b);
+}
+
+/* Appends "LABEL A vs B" to the list when a and b (the values of key) differ; a label already
+ * listed is not repeated (run.options and estimate.json options name the same options). */
+static void note_diff(char *list, size_t len, const char *key, const char *label, const json_t *a,
+		      const json_t *b, size_t *n)
+{
+	char va[160], vb[160], item[400];
+	size_t used = strlen(list);
+
+	if (same_value(key, a, b))
+		return;
+	snprintf(item, sizeof(item), "%s ", label);
+	if (strncmp(list, item, strlen(item)) == 0)
+		return;
+	snprintf(item, sizeof(item), ", %s ", label);
+	if (strstr(list, item) != NULL)
+		return;
+	value_text(a, va, sizeof(va));
+	value_text(b, vb, sizeof(vb));
+	snprintf(list + used, len - used, "%s%s %s vs %s", used > 0 ? ", " : "", label, va, vb);
+	(*n)++;
+}
+
+/* "--stream-block" for "stream_block". */
+static void option_label(const char *key, char *buf, size_t len)
+{
+	size_t i;
+
+	snprintf(buf, len, "--%s", key);
+	for (i = 2; buf[i] != '\0'; i++)
+		if (buf[i] == '_')
+			buf[i] = '-';
+}
+
+static void diff_objects(char *list, size_t len, const json_t *a, const json_t *b, int options,
+			 const char *prefix, size_t *n)
+{
+	const char *key;
+	json_t *v;
+	char label[128];
+
+	if (!json_is_object(a) && !json_is_object(b))
+		return;
+	json_object_foreach((json_t *)a, key, v) {
+		if (options && not_compared(key))
+			continue;
+		if (options)
+			option_label(key, label, sizeof(label));
+		else
+			snprintf(label, sizeof(label), "%s%s", prefix, key);
+		note_diff(list, len, key, label, v, json_object_get(b, key), n);
+	}
+	json_object_foreach((json_t *)b, key, v) {
+		if (json_object_get(a, key) != NULL || (options && not_compared(key)))
+			continue;
+		if (options)
+			option_label(key, label, sizeof(label));
+		else
+			snprintf(label, sizeof(label), "%s%s", prefix, key);
+		note_diff(list, len, key, label, NULL, v, n);
+	}
+}
+
+/* 0 when the two runs differ in --positions only; SM_EINVAL naming every difference otherwise. */
+static int same_but_positions(const sm_report *a, const sm_report *b, sm_error *err)
+{
+	json_t *ma = sm__report_doc_memory(a), *mb = sm__report_doc_memory(b),
+	       *ea = sm__report_doc_estimate(a), *eb = sm__report_doc_estimate(b);
+	json_t *ra = json_object_get(ma, "run"), *rb = json_object_get(mb, "run");
+	char list[1536] = "";
+	size_t n = 0;
+
+	diff_objects(list, sizeof(list), json_object_get(ra, "options"),
+		     json_object_get(rb, "options"), 1, "", &n);
+	diff_objects(list, sizeof(list), json_object_get(ea, "options"),
+		     json_object_get(eb, "options"), 1, "", &n);
+	diff_objects(list, sizeof(list), json_object_get(ea, "header"),
+		     json_object_get(eb, "header"), 0, "snapshot ", &n);
+	note_diff(list, sizeof(list), "groups_total", "catalogue groups",
+		  json_object_get(json_object_get(ea, "halos"), "groups_total"),
+		  json_object_get(json_object_get(eb, "halos"), "groups_total"), &n);
+	if (n == 0)
+		return 0;
+	return sm_error_set(err, SM_EINVAL, "'%s' and '%s' differ in more than --positions: %s "
+			    "(report --tradeoff compares runs that differ in --positions only)",
+			    a->rundir, b->rundir, list);
+}
+
 static const sm_report_stage *find(const sm_report *r, const char *id)
 {
 	size_t i;
@@ -265,6 +407,8 @@ int sm_tradeoff_compute(const char *run32, const char *run64, double tol, sm_tra
 				  (unsigned long long)b.gas_cells);
 		goto out;
 	}
+	if ((rc = same_but_positions(&a, &b, err)) != 0)
+		goto out;
 	/* memory per stage */
 	for (i = 0; i < a.nstages; i++) {
 		const sm_report_stage *sa = &a.stages[i], *sb = find(&b, a.stages[i].id);
