@@ -731,7 +731,7 @@ static void test_garbage_numbers(void **state)
 	cli_case("info-mass-inf", 2, N("--mass-min", "inf"),
 		 A("info", "--base-path", b, "--snap", "99", "--mass-min", "inf"));
 	run_case("run-snap-neg", b, 2, N("--snap"), N("--snap", "-1"));
-	run_case("run-max-mem-0", b, 2, N("--max-mem"), N("--max-mem", "0"));
+	run_case("run-max-mem-0", b, 2, N("--max-mem", "more than 0"), N("--max-mem", "0B"));
 	run_case("run-max-mem-1.5.5G", b, 2, N("--max-mem", "1.5.5G"), N("--max-mem", "1.5.5G"));
 	run_case("run-stream-block-1e400", b, 2, N("--stream-block", "1e400"),
 		 N("--stream-block", "1e400"));

@@ -326,8 +326,10 @@ static void test_bad_input(void **state)
 	expect_bad(tu_run("estimate", "--halos", NULL), "missing value");
 	expect_bad(tu_run("estimate", "--halos", "many", NULL), "'many'");
 	expect_bad(tu_run("estimate", "--node-mem", "12Gx", NULL), "12Gx");
-	expect_bad(tu_run("estimate", "--node-mem", "0", NULL), "--node-mem");
-	expect_bad(tu_run("estimate", "--node-mem", "99999999999999999999", NULL), "64 bits");
+	expect_bad(tu_run("estimate", "--node-mem", "0B", NULL), "--node-mem: must be more than 0");
+	expect_bad(tu_run("estimate", "--node-mem", "99999999999999999999B", NULL), "64 bits");
+	expect_bad(tu_run("estimate", "--node-mem", "256", NULL),
+		   "--node-mem: '256' has no unit: 256 what? e.g. 256G");
 	expect_bad(tu_run("estimate", "--frobnicate", NULL), "unknown option '--frobnicate'");
 	expect_bad(tu_run("estimate", "--format", "xml", NULL), "'xml'");
 	expect_bad(tu_run("estimate", "--snap", "99", NULL), "--base-path");

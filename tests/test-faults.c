@@ -181,7 +181,7 @@ static void test_max_mem_just_under(void **state)
 		/* the key moved: a size certainly too small still must be refused */
 		peak = 4096;
 	}
-	val = fmt("%lld", (long long)peak - 1);
+	val = fmt("%lldB", (long long)peak - 1);
 	r = tu_run("run", "--base-path", base, "--snap", "99", "--out", out, "--max-mem", val, NULL);
 	if (r.status != 3 || tu_count_lines(r.err) != 1)
 		fail_msg("--max-mem %s: status %d, stderr '%s'", val, r.status, r.err);

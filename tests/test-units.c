@@ -45,13 +45,13 @@ static void test_parse_size(void **state)
 	assert_true(size_ok("1.5TiB") == 3ull << 39);
 	assert_true(size_ok("64MiB") == 64ull << 20);
 	assert_true(size_ok("100KB") == 102400);
-	assert_true(size_ok("123456") == 123456);
 	assert_true(size_ok("123456B") == 123456);
-	assert_true(size_ok("0") == 0);
+	assert_true(size_ok("123456b") == 123456);
+	assert_true(size_ok("0B") == 0);
 	assert_true(size_ok("0.5K") == 512);
 	assert_true(size_ok("1.0009765625K") == 1025);
 	assert_true(size_ok("16P") == 1ull << 54);
-	assert_true(size_ok("18446744073709551615") == UINT64_MAX);
+	assert_true(size_ok("18446744073709551615B") == UINT64_MAX);
 	size_bad("", SM_EINVAL);
 	size_bad("G", SM_EINVAL);
 	size_bad("12Gx", SM_EINVAL);
@@ -60,12 +60,24 @@ static void test_parse_size(void **state)
 	size_bad("+5G", SM_EINVAL);
 	size_bad("5X", SM_EINVAL);
 	size_bad("1.2.3G", SM_EINVAL);
-	size_bad("18446744073709551616", SM_EOVERFLOW);
+	size_bad("18446744073709551616B", SM_EOVERFLOW);
 	size_bad("16384P", SM_EOVERFLOW);
 	size_bad("17179869184G", SM_EOVERFLOW);
 	size_bad("20000.5P", SM_EOVERFLOW);
 	size_bad("1.5", SM_EINVAL);
 	size_bad("1.5B", SM_EINVAL);
+	/* a number without a unit is refused with a hint, never read as bytes */
+	size_bad("123456", SM_EINVAL);
+	size_bad("0", SM_EINVAL);
+	size_bad("18446744073709551616", SM_EINVAL);
+	{
+		sm_error err = {0};
+		uint64_t v = 7;
+
+		assert_int_equal(sm_parse_size("--node-mem", "256", &v, &err), SM_EINVAL);
+		assert_string_equal(err.msg, "--node-mem: '256' has no unit: 256 what? e.g. 256G");
+		assert_true(v == 7);
+	}
 }
 
 static void test_parse_u64(void **state)

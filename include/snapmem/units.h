@@ -16,10 +16,12 @@
 #include "snapmem/error.h"
 
 /*
- * A memory size: a plain byte count ("123456"), or a number with a binary unit: K, M, G, T, P,
- * optionally followed by "i", "B" or "iB" ("512G", "1.5TiB", "64MiB", "100KB"). All units are
- * binary (1K = 1024), as in the notebook, whose "GB" are GiB. Fractions are allowed with a unit
- * and the result is rounded down to whole bytes. Returns 0 or SM_EINVAL / SM_EOVERFLOW.
+ * A memory size: a number with a unit, always: B for bytes ("123456B"), or a binary unit K, M, G,
+ * T, P optionally followed by "i", "B" or "iB" ("512G", "1.5TiB", "64MiB", "100KB"). All units are
+ * binary (1K = 1024), as in the notebook, whose "GB" are GiB. A number without a unit ("256") is
+ * refused with a hint ("'256' has no unit: 256 what? e.g. 256G"). Fractions are allowed with a
+ * unit other than B and the result is rounded down to whole bytes. Returns 0 or SM_EINVAL /
+ * SM_EOVERFLOW.
  */
 int sm_parse_size(const char *what, const char *s, uint64_t *out, sm_error *err);
 

@@ -2,9 +2,11 @@
  * The snapmem command: shared pieces of the subcommands. Only src/cli/ prints or exits.
  *
  * Each subcommand is `int cmd_NAME(int argc, char **argv)` (argv[0] is the subcommand's name),
- * owns its usage text and option table, answers -h/--help with its usage on stdout (exit 0) and
- * returns the process exit status of the contract: 0 done, 1 negative verdict, 2 bad input or
- * usage, 3 out of memory or over --max-mem, 128+signal when interrupted.
+ * described by a `const cli_cmd cli_cmd_NAME` (opts.h: synopsis and ONE option table, from which
+ * the parsing, --help, `snapmem help NAME` and the bash completion come), parses with cli_next,
+ * and returns the process exit status of the contract (docs/CLI.md): 0 done, 1 negative verdict,
+ * 2 bad input or usage, 3 out of memory or over --max-mem, 127 unknown command, 128+signal when
+ * interrupted.
  */
 #ifndef SNAPMEM_CLI_H
 #define SNAPMEM_CLI_H
@@ -12,6 +14,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <stdio.h>
+
+#include "cli/opts.h"
 #include "snapmem/error.h"
 #include "snapmem/estimator.h"
 
@@ -21,6 +26,24 @@ int cmd_estimate(int argc, char **argv);
 int cmd_tradeoff(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_help(int argc, char **argv);
+int cmd_completion(int argc, char **argv);
+
+extern const cli_cmd cli_cmd_info, cli_cmd_mock, cli_cmd_estimate, cli_cmd_tradeoff, cli_cmd_run,
+	cli_cmd_report, cli_cmd_help, cli_cmd_completion;
+
+/* Every command, in the order `snapmem help` lists them (main.c). */
+extern const cli_cmd *const cli_commands[];
+extern const size_t cli_ncommands;
+
+/* The command called name, or NULL. */
+const cli_cmd *cli_find_command(const char *name);
+
+/* "snapmem: 'NAME' is not a snapmem command; did you mean 'X'?" on stderr; returns 127. */
+int cli_unknown_command(const char *name);
+
+/* The list of commands (snapmem --help, snapmem help). */
+void cli_usage(FILE *f);
 
 /* Prints "snapmem: MSG" (one line) on stderr and returns the exit status for err. */
 int cli_fail(const sm_error *err);
@@ -37,8 +60,24 @@ struct cli_est_args {
 	sm_model_options opts;
 };
 
-int cli_est_parse(const char *cmd, const char *usage, int allow_node_mem, int argc, char **argv,
-		  struct cli_est_args *a, int *done);
+/* The ids of the source and output options in estimate's and tradeoff's tables. */
+enum { CLI_EST_BASE = CLI_ID_FIRST, CLI_EST_SNAP, CLI_EST_SNAPSHOT, CLI_EST_NODE_MEM,
+       CLI_EST_FORMAT, CLI_EST_OUTPUT, CLI_EST_FIRST_FREE };
+
+/* The source options of estimate and tradeoff, in both tables. */
+#define CLI_EST_SOURCE_OPTS                                                                        \
+	{"base-path", 0, CLI_DIR, "DIR", "the embedded TNG300-1 snapshot 99 header (280 halos)", \
+	 "a snapshot in the illustris layout (DIR/snapdir_NNN/, DIR/groups_NNN/), with --snap",   \
+	 CLI_EST_BASE, 0},                                                                         \
+	{"snap", 0, CLI_NUMBER, "N", "none", "the snapshot number under --base-path",             \
+	 CLI_EST_SNAP, 0},                                                                         \
+	{"snapshot", 0, CLI_FILE, "FILE", "none",                                                  \
+	 "one snapshot file (instead of --base-path; a chunk of a larger snapshot is described "  \
+	 "from its header)", CLI_EST_SNAPSHOT, 0}
+
+/* Parses estimate's or tradeoff's command line (cmd's table) into *a; *done after --help.
+ * Returns 0 or the exit status of a usage error (printed). */
+int cli_est_parse(const cli_cmd *cmd, int argc, char **argv, struct cli_est_args *a, int *done);
 int cli_est_input(const struct cli_est_args *a, sm_est_input *in, sm_error *err);
 char *cli_est_commas(uint64_t v, char *buf, size_t len);
 char *cli_est_gib_repr(uint64_t bytes, char *buf, size_t len);

@@ -79,84 +79,64 @@ int cli_est_emit(const char *text, const char *out, sm_error *err)
 	return sm_est_write_text(out, text, err);
 }
 
-int cli_est_parse(const char *cmd, const char *usage, int allow_node_mem, int argc, char **argv,
-		  struct cli_est_args *a, int *done)
+int cli_est_parse(const cli_cmd *cmd, int argc, char **argv, struct cli_est_args *a, int *done)
 {
 	sm_error err = {0};
-	int i, rc;
+	cli_parser p;
+	const cli_opt *o;
+	const char *val;
+	int rc;
 
 	memset(a, 0, sizeof(*a));
 	a->format = "table";
 	a->snap = -1;
 	sm_model_options_init(&a->opts);
 	*done = 0;
-	for (i = 1; i < argc; i++) {
-		const char *opt = argv[i];
-		const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-
-		if (strcmp(opt, "-h") == 0 || strcmp(opt, "--help") == 0) {
-			fputs(usage, stdout);
-			fputs(sm_model_options_usage(), stdout);
+	cli_parser_init(&p, cmd, argc, argv);
+	while ((rc = cli_next(&p, &o, &val)) != CLI_END) {
+		if (rc == CLI_HELP)
 			*done = 1;
-			return 0;
-		}
-		rc = sm_model_option_apply(&a->opts, opt, val, &err);
 		if (rc < 0)
-			return cli_usage_error(cmd, usage, "%s", err.msg);
-		if (rc == 2)
-			continue;
-		if (rc == 1) {
-			i++;
-			continue;
-		}
-		if (strcmp(opt, "--base-path") != 0 && strcmp(opt, "--snap") != 0 &&
-		    strcmp(opt, "--snapshot") != 0 && strcmp(opt, "--format") != 0 &&
-		    strcmp(opt, "-o") != 0 && strcmp(opt, "--output") != 0 &&
-		    !(allow_node_mem && strcmp(opt, "--node-mem") == 0))
-			return cli_usage_error(cmd, usage, "unknown option '%s'", opt);
-		if (val == NULL)
-			return cli_usage_error(cmd, usage, "%s: missing value", opt);
-		i++;
-		if (strcmp(opt, "--base-path") == 0) {
+			return cli_parse_status(rc);
+		if (o->id == CLI_ID_MODEL) {
+			if (sm_model_option_apply(&a->opts, p.name, val, &err) < 0)
+				return cli_parse_error(&p, "%s", err.msg);
+		} else if (o->id == CLI_EST_BASE) {
 			a->base = val;
-		} else if (strcmp(opt, "--snapshot") == 0) {
+		} else if (o->id == CLI_EST_SNAPSHOT) {
 			a->snapshot = val;
-		} else if (strcmp(opt, "--snap") == 0) {
+		} else if (o->id == CLI_EST_SNAP) {
 			uint64_t s;
 
-			if (sm_parse_u64(opt, val, &s, &err) != 0)
-				return cli_usage_error(cmd, usage, "%s", err.msg);
+			if (sm_parse_u64(p.name, val, &s, &err) != 0)
+				return cli_parse_error(&p, "%s", err.msg);
 			if (s > 999999999)
-				return cli_usage_error(cmd, usage, "--snap: '%s' is too large", val);
+				return cli_parse_error(&p, "--snap: '%s' is too large", val);
 			a->snap = (int)s;
 			a->have_snap = 1;
-		} else if (strcmp(opt, "--format") == 0) {
+		} else if (o->id == CLI_EST_FORMAT) {
 			if (strcmp(val, "table") != 0 && strcmp(val, "json") != 0 &&
 			    strcmp(val, "markdown") != 0)
-				return cli_usage_error(cmd, usage,
-						       "--format: '%s' is not table, json or markdown",
+				return cli_parse_error(&p, "--format: '%s' is not table, json or markdown",
 						       val);
 			a->format = val;
-		} else if (strcmp(opt, "--node-mem") == 0) {
-			if (sm_parse_size(opt, val, &a->node_mem, &err) != 0)
-				return cli_usage_error(cmd, usage, "%s", err.msg);
+		} else if (o->id == CLI_EST_NODE_MEM) {
+			if (sm_parse_size(p.name, val, &a->node_mem, &err) != 0)
+				return cli_parse_error(&p, "%s", err.msg);
 			if (a->node_mem == 0)
-				return cli_usage_error(cmd, usage, "--node-mem: must be more than 0 bytes");
-		} else {
-			if (val[0] == '\0')
-				return cli_usage_error(cmd, usage, "%s: empty file name", opt);
+				return cli_parse_error(&p, "--node-mem: must be more than 0 bytes");
+		} else if (o->id == CLI_EST_OUTPUT) {
 			a->out = val;
 		}
 	}
 	if (sm_model_options_check(&a->opts, &err) != 0)
-		return cli_usage_error(cmd, usage, "%s", err.msg);
+		return cli_parse_error(&p, "%s", err.msg);
 	if (a->base != NULL && a->snapshot != NULL)
-		return cli_usage_error(cmd, usage, "give --base-path DIR --snap N or --snapshot FILE, "
-				       "not both");
+		return cli_parse_error(&p, "give --base-path DIR --snap N or --snapshot FILE, not both");
 	if (a->base != NULL && !a->have_snap)
-		return cli_usage_error(cmd, usage, "--base-path needs --snap N");
+		return cli_parse_error(&p, "--base-path needs --snap N");
 	if (a->have_snap && a->base == NULL)
-		return cli_usage_error(cmd, usage, "--snap needs --base-path DIR");
+		return cli_parse_error(&p, "--snap needs --base-path DIR");
 	return 0;
 }
 
@@ -171,19 +151,29 @@ int cli_est_input(const struct cli_est_args *a, sm_est_input *in, sm_error *err)
 
 /* ---- rendering ------------------------------------------------------------------------------ */
 
-static const char usage_text[] =
+static const cli_opt estimate_opts[] = {
+	CLI_EST_SOURCE_OPTS,
+	{"node-mem", 0, CLI_SIZE, "SIZE", "none: no verdict",
+	 "a node's memory (512G, 1.5TiB, 4096B; a unit is required): does the run fit, and which "
+	 "option combinations do; exit 1 when none does. With --ranks R (or --mpi): how many ranks "
+	 "fit one node and how many nodes R ranks need", CLI_EST_NODE_MEM, 0},
+	{"format", 0, CLI_CHOICE, "table|json|markdown", "table",
+	 "the output: a table for people, estimate.json (docs/MODEL.md) or Markdown",
+	 CLI_EST_FORMAT, 0},
+	{"output", 'o', CLI_FILE, "FILE", "standard output",
+	 "write there (atomically) instead of standard output", CLI_EST_OUTPUT, 0},
+	{NULL, 0, CLI_FLAG, NULL, NULL, NULL, 0, 0},
+};
+
+const cli_cmd cli_cmd_estimate = {
+	"estimate", "predict the memory of every pipeline stage from headers",
 	"usage: snapmem estimate [--base-path DIR --snap N | --snapshot FILE] [MODEL OPTIONS]\n"
-	"                        [--node-mem SIZE] [--format table|json|markdown] [-o FILE]\n"
-	"\n"
+	"                        [--node-mem SIZE] [--format table|json|markdown] [-o FILE]\n",
 	"Predicts the memory of every pipeline stage, array by array, from the snapshot headers and\n"
 	"the group catalogue alone. Without a source: the embedded TNG300-1 snapshot 99 (280 halos),\n"
-	"shown beside the reference notebook's documented figures.\n"
-	"  --node-mem SIZE     a node's memory (512G, 1.5TiB, bytes): does the run fit, and which\n"
-	"                      option combinations do; exit 1 when none does. With --ranks R (or\n"
-	"                      --mpi): how many ranks fit one node and how many nodes R ranks need\n"
-	"  --format FMT        table (default), json (estimate.json) or markdown\n"
-	"  -o FILE             write there (atomically) instead of standard output\n"
-	"\n";
+	"shown beside the reference notebook's documented figures.\n",
+	estimate_opts, 1, NULL, cmd_estimate,
+};
 
 struct ctx {
 	FILE *f;
@@ -543,7 +533,7 @@ int cmd_estimate(int argc, char **argv)
 	char *text = NULL;
 	int done = 0, rc, status = 0, nofit = 0, have_in = 0, have_e = 0;
 
-	rc = cli_est_parse("estimate", usage_text, 1, argc, argv, &a, &done);
+	rc = cli_est_parse(&cli_cmd_estimate, argc, argv, &a, &done);
 	if (rc != 0 || done)
 		return rc;
 	if (cli_est_input(&a, &in, &err) != 0) {

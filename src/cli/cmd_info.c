@@ -20,15 +20,30 @@
 #include "snapmem/units.h"
 #include "snapshot/snapshot-internal.h"
 
-static const char usage[] =
+enum { IO_BASE = CLI_ID_FIRST, IO_SNAP, IO_SNAPSHOT, IO_CATALOG, IO_MASS_MIN, IO_FORMAT };
+
+static const cli_opt info_opts[] = {
+	{"base-path", 0, CLI_DIR, "DIR", "none",
+	 "a snapshot in the illustris layout (its catalogue is found too), with --snap", IO_BASE, 0},
+	{"snap", 0, CLI_NUMBER, "N", "none", "the snapshot number under --base-path", IO_SNAP, 0},
+	{"snapshot", 0, CLI_FILE, "FILE", "none", "one snapshot file (instead of --base-path)",
+	 IO_SNAPSHOT, 0},
+	{"catalog", 0, CLI_FILE, "FILE", "BASE/groups_NNN/ when present",
+	 "a group-catalogue file", IO_CATALOG, 0},
+	{"mass-min", 0, CLI_NUMBER, "MSUN", "1e14",
+	 "the mass cut: halos with M200c strictly above MSUN solar masses", IO_MASS_MIN, 0},
+	{"format", 0, CLI_CHOICE, "table|json", "table", "the output", IO_FORMAT, 0},
+	{NULL, 0, CLI_FLAG, NULL, NULL, NULL, 0, 0},
+};
+
+const cli_cmd cli_cmd_info = {
+	"info", "what a snapshot and its group catalogue hold",
 	"usage: snapmem info [--base-path DIR --snap N | --snapshot FILE] [--catalog FILE]\n"
-	"                    [--mass-min MSUN] [--format table|json]\n"
-	"\n"
-	"  --base-path DIR --snap N  a snapshot in the illustris layout (its catalogue is found too)\n"
-	"  --snapshot FILE           one snapshot file\n"
-	"  --catalog FILE            a group-catalogue file (else BASE/groups_XXX/ when present)\n"
-	"  --mass-min MSUN           mass cut, strictly above (default 1e14)\n"
-	"  --format table|json       output (default table)\n";
+	"                    [--mass-min MSUN] [--format table|json]\n",
+	"Particle counts, chunk files, box, cosmology, units and the gas fields of a snapshot, from\n"
+	"its headers (no particle data is read), and the halos above the mass cut.\n",
+	info_opts, 0, NULL, cmd_info,
+};
 
 struct field {
 	char *name;
@@ -326,54 +341,44 @@ int cmd_info(int argc, char **argv)
 	struct facts f;
 	sm_error err = {0};
 	uint64_t snap = 0;
-	int i, have_snap = 0, rc, status = 0;
+	cli_parser p;
+	const cli_opt *o;
+	const char *val;
+	int have_snap = 0, rc, status = 0;
 	size_t k;
 
 	memset(&f, 0, sizeof(f));
-	for (i = 1; i < argc; i++) {
-		const char *opt = argv[i];
-		const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-
-		if (strcmp(opt, "-h") == 0 || strcmp(opt, "--help") == 0) {
-			fputs(usage, stdout);
-			return 0;
-		}
-		if (strcmp(opt, "--base-path") != 0 && strcmp(opt, "--snap") != 0 &&
-		    strcmp(opt, "--snapshot") != 0 && strcmp(opt, "--catalog") != 0 &&
-		    strcmp(opt, "--mass-min") != 0 && strcmp(opt, "--format") != 0)
-			return cli_usage_error("info", usage, "unknown option '%s'", opt);
-		if (val == NULL)
-			return cli_usage_error("info", usage, "%s: missing value", opt);
-		i++;
-		if (strcmp(opt, "--base-path") == 0) {
+	cli_parser_init(&p, &cli_cmd_info, argc, argv);
+	while ((rc = cli_next(&p, &o, &val)) != CLI_END) {
+		if (rc < 0)
+			return cli_parse_status(rc);
+		if (o->id == IO_BASE) {
 			base = val;
-		} else if (strcmp(opt, "--snapshot") == 0) {
+		} else if (o->id == IO_SNAPSHOT) {
 			snapfile = val;
-		} else if (strcmp(opt, "--catalog") == 0) {
+		} else if (o->id == IO_CATALOG) {
 			cat = val;
-		} else if (strcmp(opt, "--snap") == 0) {
-			if (sm_parse_u64(opt, val, &snap, &err) != 0)
-				return cli_usage_error("info", usage, "%s", err.msg);
+		} else if (o->id == IO_SNAP) {
+			if (sm_parse_u64(p.name, val, &snap, &err) != 0)
+				return cli_parse_error(&p, "%s", err.msg);
 			if (snap > 99999)
-				return cli_usage_error("info", usage, "--snap: '%s' is too large", val);
+				return cli_parse_error(&p, "--snap: '%s' is too large", val);
 			have_snap = 1;
-		} else if (strcmp(opt, "--mass-min") == 0) {
-			if (sm_parse_double(opt, val, 0, 1e30, &mass_min, &err) != 0)
-				return cli_usage_error("info", usage, "%s", err.msg);
-		} else {
+		} else if (o->id == IO_MASS_MIN) {
+			if (sm_parse_double(p.name, val, 0, 1e30, &mass_min, &err) != 0)
+				return cli_parse_error(&p, "%s", err.msg);
+		} else if (o->id == IO_FORMAT) {
 			if (strcmp(val, "table") != 0 && strcmp(val, "json") != 0)
-				return cli_usage_error("info", usage,
-						       "--format: '%s' is not table or json", val);
+				return cli_parse_error(&p, "--format: '%s' is not table or json", val);
 			format = val;
 		}
 	}
 	if ((base == NULL) == (snapfile == NULL))
-		return cli_usage_error("info", usage,
-				       "give either --base-path DIR --snap N or --snapshot FILE");
+		return cli_parse_error(&p, "give either --base-path DIR --snap N or --snapshot FILE");
 	if (base != NULL && !have_snap)
-		return cli_usage_error("info", usage, "--base-path needs --snap N");
+		return cli_parse_error(&p, "--base-path needs --snap N");
 	if (snapfile != NULL && have_snap)
-		return cli_usage_error("info", usage, "--snap goes with --base-path, not --snapshot");
+		return cli_parse_error(&p, "--snap goes with --base-path, not --snapshot");
 
 	rc = base != NULL ? sm_snapshot_open_base(&f.s, base, (int)snap, &err)
 			  : sm_snapshot_open_file(&f.s, snapfile, &err);

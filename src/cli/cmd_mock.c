@@ -10,33 +10,46 @@
 #include "snapmem/mock.h"
 #include "snapmem/units.h"
 
-static const char usage[] =
-	"usage: snapmem mock OUT_DIR [--gas N] [--halos K] [--small-halos K] [--files F] [--seed S]\n"
-	"                    [--snap N] [--box SIZE] [--header-only --gas-total N]\n"
-	"\n"
-	"Writes OUT_DIR/snapdir_XXX/snap_XXX.N.hdf5 and OUT_DIR/groups_XXX/fof_subhalo_tab_XXX.N.hdf5\n"
-	"as AREPO/IllustrisTNG lay them out, with known content.\n"
-	"\n"
-	"  --gas N          gas cells (default 1,000,000; 1e7 style accepted)\n"
-	"  --halos K        halos above 1e14 Msun (default 30)\n"
-	"  --small-halos K  halos below 1e14 Msun (default: as many as --halos)\n"
-	"  --files F        snapshot chunk files (default 8; chunk 1 holds no gas when F >= 2);\n"
-	"                   the catalogue gets max(2, F/2) files, chunk 1 empty\n"
-	"  --seed S         random seed (default 1); the same options give the same files\n"
-	"  --snap N         snapshot number (default 99)\n"
-	"  --box SIZE       box side in ckpc/h (default 75000)\n"
-	"  --header-only    headers alone, no particle datasets; needs --gas-total N\n"
-	"  --gas-total N    with --header-only: gas cells, may exceed 2^32 (e.g. 14454722210)\n";
+enum { MO_GAS = CLI_ID_FIRST, MO_HALOS, MO_SMALL_HALOS, MO_FILES, MO_SEED, MO_SNAP, MO_BOX,
+       MO_HEADER_ONLY, MO_GAS_TOTAL };
 
-static int parse_u32(const char *opt, const char *val, uint32_t *out)
+static const cli_opt mock_opts[] = {
+	{"gas", 0, CLI_NUMBER, "N", "1000000", "gas cells (1e7 style accepted)", MO_GAS, 0},
+	{"halos", 0, CLI_NUMBER, "K", "30", "halos above 1e14 Msun", MO_HALOS, 0},
+	{"small-halos", 0, CLI_NUMBER, "K", "as many as --halos", "halos below 1e14 Msun",
+	 MO_SMALL_HALOS, 0},
+	{"files", 0, CLI_NUMBER, "F", "8",
+	 "snapshot chunk files (chunk 1 holds no gas when F >= 2); the catalogue gets max(2, F/2) "
+	 "files, chunk 1 empty", MO_FILES, 0},
+	{"seed", 0, CLI_NUMBER, "S", "1", "random seed; the same options give the same files",
+	 MO_SEED, 0},
+	{"snap", 0, CLI_NUMBER, "N", "99", "snapshot number, 0 to 999", MO_SNAP, 0},
+	{"box", 0, CLI_NUMBER, "SIZE", "75000", "box side in ckpc/h", MO_BOX, 0},
+	{"header-only", 0, CLI_FLAG, NULL, "off",
+	 "headers alone, no particle datasets; needs --gas-total N", MO_HEADER_ONLY, 0},
+	{"gas-total", 0, CLI_NUMBER, "N", "none",
+	 "with --header-only: gas cells, may exceed 2^32 (e.g. 14454722210)", MO_GAS_TOTAL, 0},
+	{NULL, 0, CLI_FLAG, NULL, NULL, NULL, 0, 0},
+};
+
+const cli_cmd cli_cmd_mock = {
+	"mock", "write a TNG-layout mock snapshot and group catalogue",
+	"usage: snapmem mock OUT_DIR [--gas N] [--halos K] [--small-halos K] [--files F] [--seed S]\n"
+	"                    [--snap N] [--box SIZE] [--header-only --gas-total N]\n",
+	"Writes OUT_DIR/snapdir_XXX/snap_XXX.N.hdf5 and OUT_DIR/groups_XXX/fof_subhalo_tab_XXX.N.hdf5\n"
+	"as AREPO/IllustrisTNG lay them out, with known content.\n",
+	mock_opts, 0, "OUT_DIR", cmd_mock,
+};
+
+static int parse_u32(const cli_parser *p, const char *val, uint32_t *out)
 {
 	sm_error err = {0};
 	uint64_t v;
 
-	if (sm_parse_u64(opt, val, &v, &err) != 0)
-		return cli_usage_error("mock", usage, "%s", err.msg);
+	if (sm_parse_u64(p->name, val, &v, &err) != 0)
+		return cli_parse_error(p, "%s", err.msg);
 	if (v > UINT32_MAX)
-		return cli_usage_error("mock", usage, "%s: '%s' is too large", opt, val);
+		return cli_parse_error(p, "%s: '%s' is too large", p->name, val);
 	*out = (uint32_t)v;
 	return 0;
 }
@@ -59,85 +72,79 @@ int cmd_mock(int argc, char **argv)
 {
 	sm_mock_options o;
 	sm_error err = {0};
-	const char *out = NULL;
-	int i, small_set = 0, gas_total_set = 0, gas_set = 0;
+	const char *out = NULL, *val;
+	const cli_opt *opt;
+	cli_parser p;
+	int rc, small_set = 0, gas_total_set = 0, gas_set = 0;
 	uint32_t cat_files;
 	char n1[32];
 
 	sm_mock_options_init(&o);
-	for (i = 1; i < argc; i++) {
-		const char *opt = argv[i];
-		const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+	cli_parser_init(&p, &cli_cmd_mock, argc, argv);
+	while ((rc = cli_next(&p, &opt, &val)) != CLI_END) {
 		uint64_t v;
 		uint32_t u = 0;
 
-		if (strcmp(opt, "-h") == 0 || strcmp(opt, "--help") == 0) {
-			fputs(usage, stdout);
-			return 0;
-		}
-		if (strcmp(opt, "--header-only") == 0) {
-			o.header_only = 1;
-			continue;
-		}
-		if (opt[0] != '-' || opt[1] == '\0') {
+		if (rc < 0)
+			return cli_parse_status(rc);
+		if (rc == CLI_OPERAND) {
 			if (out != NULL)
-				return cli_usage_error("mock", usage, "more than one OUT_DIR ('%s')",
-						       opt);
-			out = opt;
+				return cli_parse_error(&p, "more than one OUT_DIR ('%s' and '%s')", out,
+						       val);
+			out = val;
 			continue;
 		}
-		if (strcmp(opt, "--gas") != 0 && strcmp(opt, "--halos") != 0 &&
-		    strcmp(opt, "--small-halos") != 0 && strcmp(opt, "--files") != 0 &&
-		    strcmp(opt, "--seed") != 0 && strcmp(opt, "--snap") != 0 &&
-		    strcmp(opt, "--box") != 0 && strcmp(opt, "--gas-total") != 0)
-			return cli_usage_error("mock", usage, "unknown option '%s'", opt);
-		if (val == NULL)
-			return cli_usage_error("mock", usage, "%s: missing value", opt);
-		i++;
-		if (strcmp(opt, "--gas") == 0 || strcmp(opt, "--gas-total") == 0 ||
-		    strcmp(opt, "--seed") == 0) {
-			if (sm_parse_u64(opt, val, &v, &err) != 0)
-				return cli_usage_error("mock", usage, "%s", err.msg);
-			if (strcmp(opt, "--gas") == 0) {
+		switch (opt->id) {
+		case MO_HEADER_ONLY:
+			o.header_only = 1;
+			break;
+		case MO_GAS:
+		case MO_GAS_TOTAL:
+		case MO_SEED:
+			if (sm_parse_u64(p.name, val, &v, &err) != 0)
+				return cli_parse_error(&p, "%s", err.msg);
+			if (opt->id == MO_GAS) {
 				o.gas = v;
 				gas_set = 1;
-			} else if (strcmp(opt, "--gas-total") == 0) {
+			} else if (opt->id == MO_GAS_TOTAL) {
 				o.gas_total = v;
 				gas_total_set = 1;
 			} else {
 				o.seed = v;
 			}
-		} else if (strcmp(opt, "--box") == 0) {
-			if (sm_parse_double(opt, val, 1.0, 1e7, &o.box_size, &err) != 0)
-				return cli_usage_error("mock", usage, "%s", err.msg);
-		} else {
-			if (parse_u32(opt, val, &u) != 0)
+			break;
+		case MO_BOX:
+			if (sm_parse_double(p.name, val, 1.0, 1e7, &o.box_size, &err) != 0)
+				return cli_parse_error(&p, "%s", err.msg);
+			break;
+		default:
+			if (parse_u32(&p, val, &u) != 0)
 				return 2;
-			if (strcmp(opt, "--halos") == 0) {
+			if (opt->id == MO_HALOS) {
 				o.halos = u;
-			} else if (strcmp(opt, "--small-halos") == 0) {
+			} else if (opt->id == MO_SMALL_HALOS) {
 				o.small_halos = u;
 				small_set = 1;
-			} else if (strcmp(opt, "--files") == 0) {
+			} else if (opt->id == MO_FILES) {
 				o.files = u;
 			} else {
 				if (u > 999)
-					return cli_usage_error("mock", usage,
-							       "--snap: '%s' is outside [0, 999]", val);
+					return cli_parse_error(&p, "--snap: '%s' is outside [0, 999]",
+							       val);
 				o.snap = (int)u;
 			}
 		}
 	}
 	if (out == NULL)
-		return cli_usage_error("mock", usage, "missing OUT_DIR");
+		return cli_parse_error(&p, "missing OUT_DIR");
 	if (!small_set)
 		o.small_halos = o.halos;
 	if (o.header_only && !gas_total_set)
-		return cli_usage_error("mock", usage, "--header-only needs --gas-total N");
+		return cli_parse_error(&p, "--header-only needs --gas-total N");
 	if (!o.header_only && gas_total_set)
-		return cli_usage_error("mock", usage, "--gas-total goes with --header-only (use --gas)");
+		return cli_parse_error(&p, "--gas-total goes with --header-only (use --gas)");
 	if (o.header_only && gas_set)
-		return cli_usage_error("mock", usage, "--gas does not go with --header-only (use "
+		return cli_parse_error(&p, "--gas does not go with --header-only (use "
 				       "--gas-total)");
 	if (sm_mock_write(out, &o, &err) != 0)
 		return cli_fail(&err);

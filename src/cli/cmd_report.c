@@ -15,26 +15,42 @@
 #include "snapmem/report.h"
 #include "snapmem/units.h"
 
-static const char usage_text[] =
+enum { RO_TOLERANCE = CLI_ID_FIRST, RO_ABS_BOUND, RO_STRICT, RO_SCALE_TO, RO_TRADEOFF, RO_FORMAT,
+       RO_OUTPUT };
+
+static const cli_opt report_opts[] = {
+	{"tolerance", 0, CLI_NUMBER, "PCT", "1",
+	 "allowed difference, in percent, for figures of 1 MiB and more", RO_TOLERANCE, 0},
+	{"abs-bound", 0, CLI_SIZE, "SIZE", "64KiB",
+	 "allowed difference below 1 MiB (a unit is required: 64KiB, 4096B)", RO_ABS_BOUND, 0},
+	{"strict", 0, CLI_FLAG, NULL, "off",
+	 "judge the process's allocated peak above the baseline instead, so that untracked memory "
+	 "(HDF5's open-file state, libraries) counts too", RO_STRICT, 0},
+	{"scale-to", 0, CLI_CHOICE, "TNG300-1", "none",
+	 "fit bytes = a + b*N over runs of the same options at two or more sizes and compare at "
+	 "TNG300-1 with the estimator and the notebook's figures", RO_SCALE_TO, 0},
+	{"tradeoff", 0, CLI_FLAG, NULL, "off",
+	 "a float32 and a float64 run of the same snapshot: memory per stage and what float32 costs "
+	 "in precision (radii, bins, mean temperatures)", RO_TRADEOFF, 0},
+	{"format", 0, CLI_CHOICE, "table|markdown|json|html", "table",
+	 "the output (html: a single run)", RO_FORMAT, 0},
+	{"output", 'o', CLI_FILE, "FILE", "standard output",
+	 "write there (atomically) instead of standard output", RO_OUTPUT, 0},
+	{NULL, 0, CLI_FLAG, NULL, NULL, NULL, 0, 0},
+};
+
+const cli_cmd cli_cmd_report = {
+	"report", "estimate vs measured vs documented, for a run directory",
 	"usage: snapmem report RUNDIR [--tolerance PCT] [--abs-bound SIZE] [--strict]\n"
 	"                      [--format table|markdown|json|html] [-o FILE]\n"
 	"       snapmem report --scale-to TNG300-1 RUNDIR RUNDIR... [--tolerance PCT] [--format F] [-o FILE]\n"
-	"       snapmem report --tradeoff RUN_F32 RUN_F64 [--tolerance PCT] [--format F] [-o FILE]\n"
-	"\n"
+	"       snapmem report --tradeoff RUN_F32 RUN_F64 [--tolerance PCT] [--format F] [-o FILE]\n",
 	"Compares a run directory's estimate.json (the model) with its memory.json (the measurement):\n"
 	"per stage the requested peak and the allocated bytes of the tracked arrays against the\n"
 	"estimate, resident bytes, per named array, the allocation sites at each peak and the bytes no\n"
-	"tracked array explains (findings, shown first). Exit 1 when a stage misses the tolerance.\n"
-	"  --strict            judge the process's allocated peak above the baseline instead, so that\n"
-	"                      untracked memory (HDF5's open-file state, libraries) counts too\n"
-	"  --tolerance PCT     allowed difference for figures of 1 MiB and more (default 1)\n"
-	"  --abs-bound SIZE    allowed difference below 1 MiB (default 64KiB)\n"
-	"  --scale-to TNG300-1 fit bytes = a + b*N over runs of the same options at two or more sizes\n"
-	"                      and compare at TNG300-1 with the estimator and the notebook's figures\n"
-	"  --tradeoff          a float32 and a float64 run of the same snapshot: memory per stage and\n"
-	"                      what float32 costs in precision (radii, bins, mean temperatures)\n"
-	"  --format FMT        table (default), markdown, json or html (html: a single run)\n"
-	"  -o FILE             write there (atomically) instead of standard output\n";
+	"tracked array explains (findings, shown first). Exit 1 when a stage misses the tolerance.\n",
+	report_opts, 0, "RUNDIR...", cmd_report,
+};
 
 static int emit(const char *text, const char *out, sm_error *err)
 {
@@ -56,94 +72,72 @@ int cmd_report(int argc, char **argv)
 	sm_error err = {0};
 	size_t ndirs = 0;
 	char *text = NULL;
-	int i, tradeoff = 0, strict = 0, status = 0, fmt_given = 0;
+	cli_parser p;
+	const cli_opt *o;
+	const char *val;
+	int rc, tradeoff = 0, strict = 0, status = 0, fmt_given = 0;
 
 	dirs = calloc((size_t)argc + 1, sizeof(*dirs));
 	if (dirs == NULL) {
 		sm_error_set(&err, SM_ENOMEM, "cannot allocate the arguments");
 		return cli_fail(&err);
 	}
-	for (i = 1; i < argc; i++) {
-		const char *opt = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-
-		if (strcmp(opt, "-h") == 0 || strcmp(opt, "--help") == 0) {
-			fputs(usage_text, stdout);
+	cli_parser_init(&p, &cli_cmd_report, argc, argv);
+	while ((rc = cli_next(&p, &o, &val)) != CLI_END) {
+		if (rc < 0) {
+			status = cli_parse_status(rc);
 			goto out;
 		}
-		if (strcmp(opt, "--tradeoff") == 0) {
+		if (rc == CLI_OPERAND) {
+			dirs[ndirs++] = val;
+			continue;
+		}
+		if (o->id == RO_TRADEOFF) {
 			tradeoff = 1;
-			continue;
-		}
-		if (strcmp(opt, "--strict") == 0) {
+		} else if (o->id == RO_STRICT) {
 			strict = 1;
-			continue;
-		}
-		if (strcmp(opt, "--") == 0) {
-			for (i++; i < argc; i++)
-				dirs[ndirs++] = argv[i];
-			break;
-		}
-		if (opt[0] != '-' || opt[1] == '\0') {
-			dirs[ndirs++] = opt;
-			continue;
-		}
-		if (strcmp(opt, "--tolerance") != 0 && strcmp(opt, "--format") != 0 &&
-		    strcmp(opt, "-o") != 0 && strcmp(opt, "--output") != 0 &&
-		    strcmp(opt, "--scale-to") != 0 && strcmp(opt, "--abs-bound") != 0) {
-			status = cli_usage_error("report", usage_text, "unknown option '%s'", opt);
-			goto out;
-		}
-		if (val == NULL) {
-			status = cli_usage_error("report", usage_text, "%s: missing value", opt);
-			goto out;
-		}
-		i++;
-		if (strcmp(opt, "--tolerance") == 0) {
-			if (sm_parse_double(opt, val, 0.0, 100.0, &tol, &err) != 0) {
-				status = cli_usage_error("report", usage_text, "%s", err.msg);
+		} else if (o->id == RO_TOLERANCE) {
+			if (sm_parse_double(p.name, val, 0.0, 100.0, &tol, &err) != 0) {
+				status = cli_parse_error(&p, "%s", err.msg);
 				goto out;
 			}
-		} else if (strcmp(opt, "--abs-bound") == 0) {
-			if (sm_parse_size(opt, val, &abs_bound, &err) != 0) {
-				status = cli_usage_error("report", usage_text, "%s", err.msg);
+		} else if (o->id == RO_ABS_BOUND) {
+			if (sm_parse_size(p.name, val, &abs_bound, &err) != 0) {
+				status = cli_parse_error(&p, "%s", err.msg);
 				goto out;
 			}
-		} else if (strcmp(opt, "--format") == 0) {
+		} else if (o->id == RO_FORMAT) {
 			if (sm_report_format_from_name(val, &fmt) != 0) {
-				status = cli_usage_error("report", usage_text, "--format: '%s' is not "
-							 "table, markdown, json or html", val);
+				status = cli_parse_error(&p, "--format: '%s' is not table, markdown, json "
+							 "or html", val);
 				goto out;
 			}
 			fmt_given = 1;
-		} else if (strcmp(opt, "--scale-to") == 0) {
+		} else if (o->id == RO_SCALE_TO) {
 			if (strcmp(val, "TNG300-1") != 0) {
-				status = cli_usage_error("report", usage_text, "--scale-to: '%s' is not a "
-							 "known target (TNG300-1)", val);
+				status = cli_parse_error(&p, "--scale-to: '%s' is not a known target "
+							 "(TNG300-1)", val);
 				goto out;
 			}
 			scale_to = val;
-		} else {
-			if (val[0] == '\0') {
-				status = cli_usage_error("report", usage_text, "%s: empty file name", opt);
-				goto out;
-			}
+		} else if (o->id == RO_OUTPUT) {
 			out = val;
 		}
 	}
 	if (scale_to != NULL && tradeoff) {
-		status = cli_usage_error("report", usage_text, "--scale-to and --tradeoff are separate "
+		status = cli_parse_error(&p, "--scale-to and --tradeoff are separate "
 					 "reports");
 		goto out;
 	}
 	if ((scale_to != NULL || tradeoff) && fmt_given && fmt == SM_REPORT_HTML) {
-		status = cli_usage_error("report", usage_text, "--format html is for a single run");
+		status = cli_parse_error(&p, "--format html is for a single run");
 		goto out;
 	}
 	if (scale_to != NULL) {
 		sm_scale s;
 
 		if (ndirs < 2) {
-			status = cli_usage_error("report", usage_text, "--scale-to needs two run "
+			status = cli_parse_error(&p, "--scale-to needs two run "
 						 "directories or more");
 			goto out;
 		}
@@ -162,7 +156,7 @@ int cmd_report(int argc, char **argv)
 		sm_tradeoff t;
 
 		if (ndirs != 2) {
-			status = cli_usage_error("report", usage_text, "--tradeoff needs RUN_F32 and "
+			status = cli_parse_error(&p, "--tradeoff needs RUN_F32 and "
 						 "RUN_F64, got %zu director%s", ndirs,
 						 ndirs == 1 ? "y" : "ies");
 			goto out;
@@ -182,7 +176,7 @@ int cmd_report(int argc, char **argv)
 		sm_report r;
 
 		if (ndirs != 1) {
-			status = cli_usage_error("report", usage_text, ndirs == 0 ? "missing RUNDIR"
+			status = cli_parse_error(&p, ndirs == 0 ? "missing RUNDIR"
 						 : "one RUNDIR, got %zu (--scale-to takes several)",
 						 ndirs);
 			goto out;

@@ -47,24 +47,41 @@
 
 #pragma weak sm_report_write_files
 
-static const char usage_text[] =
-	"usage: snapmem run --base-path DIR --snap N [model options] [--out DIR] [--max-mem SIZE]\n"
+enum { RU_BASE = CLI_ID_FIRST, RU_SNAP, RU_OUT, RU_FORCE, RU_MAX_MEM, RU_NO_PROFILE, RU_INJECT_OOM,
+       RU_INJECT_SIGNAL };
+
+static const cli_opt run_opts[] = {
+	{"base-path", 0, CLI_DIR, "DIR", "none (required)",
+	 "illustris layout root (snapdir_NNN/, groups_NNN/)", RU_BASE, 0},
+	{"snap", 0, CLI_NUMBER, "N", "none (required)", "snapshot number", RU_SNAP, 0},
+	{"out", 0, CLI_DIR, "DIR", "snapmem-run-<snap>", "run directory; must be new or empty",
+	 RU_OUT, 0},
+	{"force", 0, CLI_FLAG, NULL, "off",
+	 "write into an existing non-empty run directory (replacing its files)", RU_FORCE, 0},
+	{"max-mem", 0, CLI_SIZE, "SIZE", "none: no limit",
+	 "refuse (exit 3) when the estimate is over SIZE (a unit is required: 200G, 512MiB); also "
+	 "enforced while running on the tracked arrays", RU_MAX_MEM, 0},
+	{"no-profile", 0, CLI_FLAG, NULL, "off",
+	 "no profiler: no memory.json and no report (estimate.json still)", RU_NO_PROFILE, 0},
+	/* test hooks (docs/CLI.md) */
+	{"inject-oom", 0, CLI_TEXT, "NAME[:N]", "none",
+	 "fail the Nth tracked allocation of array NAME (\"*\": any) as out of memory",
+	 RU_INJECT_OOM, CLI_HIDDEN},
+	{"inject-signal", 0, CLI_TEXT, "STAGE[:SIG]", "none",
+	 "raise SIG (2 or 15, default 2) when STAGE begins", RU_INJECT_SIGNAL, CLI_HIDDEN},
+	{NULL, 0, CLI_FLAG, NULL, NULL, NULL, 0, 0},
+};
+
+const cli_cmd cli_cmd_run = {
+	"run", "run the instrumented radial-profile pipeline and measure it",
+	"usage: snapmem run --base-path DIR --snap N [MODEL OPTIONS] [--out DIR] [--max-mem SIZE]\n"
 	"                   [--force] [--no-profile]\n"
-	"       mpirun -np R snapmem run --mpi --base-path DIR --snap N [...]\n"
-	"\n"
+	"       mpirun -np R snapmem run --mpi --base-path DIR --snap N [...]\n",
 	"Runs the radial-profile pipeline, measuring every stage, and writes in DIR:\n"
-	"profiles.hdf5, estimate.json, memory.json, report.md and report.html.\n"
-	"\n"
-	"  --base-path DIR    illustris layout root (snapdir_NNN/, groups_NNN/)\n"
-	"  --snap N           snapshot number\n"
-	"  --out DIR          run directory (default snapmem-run-<snap>); must be new or empty\n"
-	"  --force            write into an existing non-empty run directory (replacing its files)\n"
-	"  --max-mem SIZE     refuse (exit 3) when the estimate is over SIZE; also enforced while\n"
-	"                     running on the tracked arrays\n"
-	"  --no-profile       no profiler: no memory.json and no report (estimate.json still)\n"
-	"  --mpi              the distributed run over the MPI ranks (docs/MPI.md); --ranks R, when\n"
-	"                     given, must equal mpirun's -np\n"
-	"\n";
+	"profiles.hdf5, estimate.json, memory.json, report.md and report.html. With --mpi (started\n"
+	"by mpirun), the distributed run over the MPI ranks (docs/MPI.md).\n",
+	run_opts, 1, NULL, cmd_run,
+};
 
 static volatile sig_atomic_t got_signal;
 
@@ -91,7 +108,7 @@ static int usage_err(const char *fmt, ...)
 	va_end(ap);
 	if (quiet)
 		return 2;
-	return cli_usage_error("run", usage_text, "%s", buf);
+	return cli_usage_error("run", NULL, "%s", buf);
 }
 
 static int run_fail(const sm_error *err)
@@ -417,30 +434,29 @@ static int gather_figures(struct mpi_run *M, sm_prof *prof, const char *base, in
 
 /* Whether the command line asks for the distributed run (--mpi, or --ranks R > 1), found before
  * the options are parsed for real so that MPI is up before anything is printed; *ranks_given
- * when --ranks appears. -h/--help anywhere: no MPI (the usage is printed). */
+ * when --ranks appears. -h/--help anywhere: no MPI (the usage is printed). Quiet: errors are
+ * skipped here and reported by the real parse (by rank 0 alone under mpirun). */
 static int wants_mpi(int argc, char **argv, int *ranks_given)
 {
 	sm_model_options m;
 	sm_error e;
-	int i, rc;
+	cli_parser p;
+	const cli_opt *o;
+	const char *val;
+	int rc;
 
 	sm_model_options_init(&m);
 	*ranks_given = 0;
-	for (i = 1; i < argc; i++) {
-		const char *opt = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-
-		if (strcmp(opt, "-h") == 0 || strcmp(opt, "--help") == 0)
+	cli_parser_init(&p, &cli_cmd_run, argc, argv);
+	p.quiet = 1;
+	while ((rc = cli_next(&p, &o, &val)) != CLI_END) {
+		if (rc == CLI_HELP)
 			return 0;
-		if (strcmp(opt, "--ranks") == 0)
+		if (rc != CLI_OPTION || o->id != CLI_ID_MODEL)
+			continue;
+		if (strcmp(p.name, "--ranks") == 0)
 			*ranks_given = 1;
-		rc = sm_model_option_apply(&m, opt, val, &e);
-		if (rc == 1)
-			i++;
-		else if (rc == 0 && val != NULL &&
-			 (strcmp(opt, "--base-path") == 0 || strcmp(opt, "--snap") == 0 ||
-			  strcmp(opt, "--out") == 0 || strcmp(opt, "--max-mem") == 0 ||
-			  strcmp(opt, "--inject-oom") == 0 || strcmp(opt, "--inject-signal") == 0))
-			i++;
+		sm_model_option_apply(&m, p.name, val, &e);
 	}
 	return m.mpi || m.ranks > 1;
 }
@@ -499,7 +515,10 @@ static int run_main(int argc, char **argv, struct mpi_run *M, int ranks_given)
 	char defout[64], path[SM_PATH_MAX + 32], inject_name[64] = "";
 	const char *inject_env = getenv("SNAPMEM_INJECT_OOM");
 	uint64_t max_mem = 0, inject_n = 0, mpi_peak = 0;
-	int snap = -1, force = 0, no_profile = 0, created = 0, rc = 0, i, status = 0;
+	int snap = -1, force = 0, no_profile = 0, created = 0, rc = 0, status = 0;
+	cli_parser cp;
+	const cli_opt *opt;
+	const char *val;
 	int have_in = 0, have_pre = 0, have_post = 0, sig_installed = 0, report_written = 0;
 	struct stat st;
 
@@ -510,76 +529,61 @@ static int run_main(int argc, char **argv, struct mpi_run *M, int ranks_given)
 	memset(&post, 0, sizeof(post));
 	memset(&ps, 0, sizeof(ps));
 	sm_model_options_init(&mo);
-	for (i = 1; i < argc; i++) {
-		const char *opt = argv[i];
-		const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-
-		if (strcmp(opt, "-h") == 0 || strcmp(opt, "--help") == 0) {
-			fputs(usage_text, stdout);
-			fputs(sm_model_options_usage(), stdout);
-			return 0;
-		}
-		if (strcmp(opt, "--force") == 0) {
-			force = 1;
-			continue;
-		}
-		if (strcmp(opt, "--no-profile") == 0) {
-			no_profile = 1;
-			continue;
-		}
-		rc = sm_model_option_apply(&mo, opt, val, &err);
+	cli_parser_init(&cp, &cli_cmd_run, argc, argv);
+	cp.quiet = quiet;
+	while ((rc = cli_next(&cp, &opt, &val)) != CLI_END) {
 		if (rc < 0)
-			return usage_err("%s", err.msg);
-		if (rc == 2)
-			continue;
-		if (rc == 1) {
-			i++;
-			continue;
-		}
-		if (strcmp(opt, "--base-path") != 0 && strcmp(opt, "--snap") != 0 &&
-		    strcmp(opt, "--out") != 0 && strcmp(opt, "--max-mem") != 0 &&
-		    strcmp(opt, "--inject-oom") != 0 && strcmp(opt, "--inject-signal") != 0)
-			return usage_err("unknown option '%s'", opt);
-		if (val == NULL)
-			return usage_err("%s: missing value", opt);
-		i++;
-		if (strcmp(opt, "--base-path") == 0) {
+			return cli_parse_status(rc);
+		switch (opt->id) {
+		case RU_FORCE:
+			force = 1;
+			break;
+		case RU_NO_PROFILE:
+			no_profile = 1;
+			break;
+		case CLI_ID_MODEL:
+			if (sm_model_option_apply(&mo, cp.name, val, &err) < 0)
+				return usage_err("%s", err.msg);
+			break;
+		case RU_BASE:
 			base = val;
-		} else if (strcmp(opt, "--snap") == 0) {
+			break;
+		case RU_SNAP: {
 			uint64_t s;
 
-			if (sm_parse_u64(opt, val, &s, &err) != 0)
+			if (sm_parse_u64(cp.name, val, &s, &err) != 0)
 				return usage_err("%s", err.msg);
 			if (s > 999999999)
-				return usage_err("--snap: '%s' is too large",
-						       val);
+				return usage_err("--snap: '%s' is too large", val);
 			snap = (int)s;
-		} else if (strcmp(opt, "--out") == 0) {
-			if (val[0] == '\0')
-				return usage_err("--out: empty directory name");
+			break;
+		}
+		case RU_OUT:
 			out = val;
-		} else if (strcmp(opt, "--max-mem") == 0) {
-			if (sm_parse_size(opt, val, &max_mem, &err) != 0)
+			break;
+		case RU_MAX_MEM:
+			if (sm_parse_size(cp.name, val, &max_mem, &err) != 0)
 				return usage_err("%s", err.msg);
 			if (max_mem == 0)
-				return usage_err(
-						       "--max-mem: must be more than 0 bytes");
-		} else if (strcmp(opt, "--inject-oom") == 0) {
+				return usage_err("--max-mem: must be more than 0 bytes");
+			break;
+		case RU_INJECT_OOM:
 			inject_env = val;
-		} else {
+			break;
+		case RU_INJECT_SIGNAL: {
 			const char *colon = strrchr(val, ':');
 			size_t nl = colon ? (size_t)(colon - val) : strlen(val);
 
 			if (nl == 0 || nl >= sizeof(ps.inject_stage))
-				return usage_err(
-						       "--inject-signal: '%s' is not STAGE[:SIG]", val);
+				return usage_err("--inject-signal: '%s' is not STAGE[:SIG]", val);
 			memcpy(ps.inject_stage, val, nl);
 			ps.inject_stage[nl] = '\0';
 			ps.inject_sig = colon ? atoi(colon + 1) : SIGINT;
 			if (ps.inject_sig != SIGINT && ps.inject_sig != SIGTERM)
-				return usage_err(
-						       "--inject-signal: signal must be %d or %d",
-						       SIGINT, SIGTERM);
+				return usage_err("--inject-signal: signal must be %d or %d", SIGINT,
+						 SIGTERM);
+			break;
+		}
 		}
 	}
 	if (base == NULL || snap < 0)

@@ -14,16 +14,24 @@
 #include "snapmem/estimator.h"
 #include "snapmem/units.h"
 
-static const char usage_text[] =
+static const cli_opt tradeoff_opts[] = {
+	CLI_EST_SOURCE_OPTS,
+	{"format", 0, CLI_CHOICE, "table|json|markdown", "table",
+	 "the output: a table for people, JSON (snapmem.tradeoff/1) or Markdown", CLI_EST_FORMAT, 0},
+	{"output", 'o', CLI_FILE, "FILE", "standard output",
+	 "write there (atomically) instead of standard output", CLI_EST_OUTPUT, 0},
+	{NULL, 0, CLI_FLAG, NULL, NULL, NULL, 0, 0},
+};
+
+const cli_cmd cli_cmd_tradeoff = {
+	"tradeoff", "compare float32/float64 and the other switches, estimated",
 	"usage: snapmem tradeoff [--base-path DIR --snap N | --snapshot FILE] [MODEL OPTIONS]\n"
-	"                        [--format table|json|markdown] [-o FILE]\n"
-	"\n"
+	"                        [--format table|json|markdown] [-o FILE]\n",
 	"float32 vs float64 positions, spatial index vs mask, in-memory vs streaming temperature in one\n"
 	"process, and the distributed strategy (--mpi, per rank), side by side: peak, live memory after\n"
-	"each stage, bytes saved against the options given.\n"
-	"  --format FMT        table (default), json (snapmem.tradeoff/1) or markdown\n"
-	"  -o FILE             write there (atomically) instead of standard output\n"
-	"\n";
+	"each stage, bytes saved against the options given.\n",
+	tradeoff_opts, 1, NULL, cmd_tradeoff,
+};
 
 #define NVAR 10  /* 8 one-process combinations, then the distributed strategy per rank (f32, f64) */
 #define MAX_IDS 16
@@ -164,7 +172,7 @@ int cmd_tradeoff(int argc, char **argv)
 	size_t len = 0;
 	int done = 0, rc, status = 0, have_in = 0;
 
-	rc = cli_est_parse("tradeoff", usage_text, 0, argc, argv, &a, &done);
+	rc = cli_est_parse(&cli_cmd_tradeoff, argc, argv, &a, &done);
 	if (rc != 0 || done)
 		return rc;
 	if (cli_est_input(&a, &in, &err) != 0) {

@@ -1,6 +1,11 @@
 /*
  * snapmem: the command-line entry point. A table of subcommands dispatched in one place; each
- * subcommand lives in its own cmd_*.c with its own usage text and options.
+ * subcommand lives in its own cmd_*.c with its own synopsis and option table (src/cli/opts.h),
+ * from which its --help, `snapmem help CMD` and the bash completion are generated.
+ *
+ * Exit status of the dispatcher itself (docs/CLI.md has the whole table): 0 for --help and
+ * --version, 2 for no command or an unknown global option, 127 for an unknown command (one line
+ * naming it and the closest command).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,38 +15,50 @@
 
 #include "cli/cli.h"
 
-/* Weak so that the binary links while a subcommand is being written; a missing one says so. */
-#pragma weak cmd_info
-#pragma weak cmd_mock
-#pragma weak cmd_estimate
-#pragma weak cmd_tradeoff
-#pragma weak cmd_run
-#pragma weak cmd_report
-
-struct command {
-	const char *name;
-	int (*fn)(int argc, char **argv);
-	const char *summary;
+const cli_cmd *const cli_commands[] = {
+	&cli_cmd_estimate, &cli_cmd_tradeoff, &cli_cmd_run,  &cli_cmd_report,
+	&cli_cmd_info,     &cli_cmd_mock,     &cli_cmd_help, &cli_cmd_completion,
 };
 
-static const struct command commands[] = {
-	{"estimate", cmd_estimate, "predict the memory of every pipeline stage from headers"},
-	{"tradeoff", cmd_tradeoff, "compare float32/float64 and the other switches, estimated"},
-	{"run", cmd_run, "run the instrumented radial-profile pipeline and measure it"},
-	{"report", cmd_report, "estimate vs measured vs documented, for a run directory"},
-	{"info", cmd_info, "what a snapshot and its group catalogue hold"},
-	{"mock", cmd_mock, "write a TNG-layout mock snapshot and group catalogue"},
-};
+const size_t cli_ncommands = sizeof(cli_commands) / sizeof(cli_commands[0]);
 
-#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
-
-static void usage(FILE *f)
+const cli_cmd *cli_find_command(const char *name)
 {
 	size_t i;
 
-	fprintf(f, "usage: snapmem <command> [options]   (snapmem <command> -h for its options)\n\n");
-	for (i = 0; i < NCOMMANDS; i++)
-		fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
+	for (i = 0; i < cli_ncommands; i++)
+		if (strcmp(name, cli_commands[i]->name) == 0)
+			return cli_commands[i];
+	return NULL;
+}
+
+int cli_unknown_command(const char *name)
+{
+	const char *names[16], *best;
+	size_t i;
+
+	for (i = 0; i < cli_ncommands && i < 16; i++)
+		names[i] = cli_commands[i]->name;
+	best = cli_closest(name, names, i);
+	if (best != NULL)
+		fprintf(stderr, "snapmem: '%s' is not a snapmem command; did you mean '%s'? (see "
+			"'snapmem help')\n", name, best);
+	else
+		fprintf(stderr, "snapmem: '%s' is not a snapmem command (see 'snapmem help')\n", name);
+	return 127;
+}
+
+void cli_usage(FILE *f)
+{
+	size_t i;
+
+	fprintf(f, "usage: snapmem <command> [options]\n"
+		"       snapmem help <command>   (or snapmem <command> --help): every option and its "
+		"default\n\n");
+	for (i = 0; i < cli_ncommands; i++)
+		fprintf(f, "  %-10s %s\n", cli_commands[i]->name, cli_commands[i]->summary);
+	fprintf(f, "\nExit status: 0 done, 1 negative verdict, 2 bad input or usage, 3 out of memory,\n"
+		"127 unknown command, 128+N stopped by signal N (docs/CLI.md).\n");
 }
 
 int cli_fail(const sm_error *err)
@@ -60,44 +77,41 @@ int cli_usage_error(const char *cmd, const char *usage_text, const char *fmt, ..
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, " (see 'snapmem %s -h')\n", cmd);
+	fprintf(stderr, " (see 'snapmem %s --help')\n", cmd);
 	return 2;
 }
 
 int main(int argc, char **argv)
 {
-	size_t i;
+	const cli_cmd *c;
 	int status;
 
 	if (argc < 2) {
-		usage(stderr);
+		cli_usage(stderr);
 		return 2;
 	}
-	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
-	    strcmp(argv[1], "help") == 0) {
-		usage(stdout);
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+		cli_usage(stdout);
 		return 0;
 	}
 	if (strcmp(argv[1], "--version") == 0) {
 		printf("snapmem 0.1.0\n");
 		return 0;
 	}
-	for (i = 0; i < NCOMMANDS; i++) {
-		if (strcmp(argv[1], commands[i].name) != 0)
-			continue;
-		if (commands[i].fn == NULL) {
-			fprintf(stderr, "snapmem: '%s' is not built into this binary\n", argv[1]);
-			return 2;
-		}
-		/* HDF5 1.10 keeps a file whose close failed (a full disk: EFBIG, ENOSPC) in its id
-		 * table and crashes closing it again in its atexit handler: so no atexit handler,
-		 * and the library is shut down here after a success only (an error exits without). */
-		H5dont_atexit();
-		status = commands[i].fn(argc - 1, argv + 1);
-		if (status == 0)
-			H5close();
-		return status;
+	if (argv[1][0] == '-') {
+		fprintf(stderr, "snapmem: unknown option '%s' before the command (see 'snapmem help')\n",
+			argv[1]);
+		return 2;
 	}
-	fprintf(stderr, "snapmem: '%s' is not a snapmem command (see 'snapmem -h')\n", argv[1]);
-	return 2;
+	c = cli_find_command(argv[1]);
+	if (c == NULL)
+		return cli_unknown_command(argv[1]);
+	/* HDF5 1.10 keeps a file whose close failed (a full disk: EFBIG, ENOSPC) in its id table and
+	 * crashes closing it again in its atexit handler: so no atexit handler, and the library is
+	 * shut down here after a success only (an error exits without). */
+	H5dont_atexit();
+	status = c->fn(argc - 1, argv + 1);
+	if (status == 0)
+		H5close();
+	return status;
 }

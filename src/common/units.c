@@ -1,6 +1,7 @@
 /*
  * Command-line numbers and sizes, and IEC formatting. Parsing is strict on purpose: a size that
- * half-parses ("12Gx") would silently plan a run for the wrong node.
+ * half-parses ("12Gx") would silently plan a run for the wrong node, and a size without a unit
+ * ("256": bytes? GiB?) is refused with a hint rather than guessed.
  */
 #include "snapmem/units.h"
 
@@ -69,13 +70,16 @@ int sm_parse_size(const char *what, const char *s, uint64_t *out, sm_error *err)
 		p++;
 	}
 	num_end = p;
+	if (seen_digit && *p == '\0')
+		return sm_error_set(err, SM_EINVAL, "%s: '%s' has no unit: %s what? e.g. %sG", what, s,
+				    s, s);
 	if (!seen_digit || unit_shift(p, &shift) != 0)
 		return sm_error_set(err, SM_EINVAL,
-				    "%s: '%s' is not a size (use bytes or a unit: 512G, 1.5TiB, 64MiB)",
+				    "%s: '%s' is not a size (a number and a unit: 512G, 1.5TiB, 64MiB, 4096B)",
 				    what, s);
 	if (seen_dot && shift == 0)
 		return sm_error_set(err, SM_EINVAL,
-				    "%s: '%s' is a fraction of a byte (fractions need a unit: 1.5TiB)",
+				    "%s: '%s' is a fraction of a byte (fractions need K, M, G, T or P: 1.5TiB)",
 				    what, s);
 	if (!seen_dot) {
 		uint64_t v = 0;
