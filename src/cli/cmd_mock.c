@@ -24,7 +24,7 @@ static const cli_opt mock_opts[] = {
 	{"seed", 0, CLI_NUMBER, "S", "1", "random seed; the same options give the same files",
 	 MO_SEED, 0},
 	{"snap", 0, CLI_NUMBER, "N", "99", "snapshot number, 0 to 999", MO_SNAP, 0},
-	{"box", 0, CLI_NUMBER, "SIZE", "75000", "box side in ckpc/h", MO_BOX, 0},
+	{"box", 0, CLI_NUMBER, "L", "75000", "box side in ckpc/h", MO_BOX, 0},
 	{"header-only", 0, CLI_FLAG, NULL, "off",
 	 "headers alone, no particle datasets; needs --gas-total N", MO_HEADER_ONLY, 0},
 	{"gas-total", 0, CLI_NUMBER, "N", "none",
@@ -35,7 +35,7 @@ static const cli_opt mock_opts[] = {
 const cli_cmd cli_cmd_mock = {
 	"mock", "write a TNG-layout mock snapshot and group catalogue",
 	"usage: snapmem mock OUT_DIR [--gas N] [--halos K] [--small-halos K] [--files F] [--seed S]\n"
-	"                    [--snap N] [--box SIZE] [--header-only --gas-total N]\n",
+	"                    [--snap N] [--box L] [--header-only --gas-total N]\n",
 	"Writes OUT_DIR/snapdir_XXX/snap_XXX.N.hdf5 and OUT_DIR/groups_XXX/fof_subhalo_tab_XXX.N.hdf5\n"
 	"as AREPO/IllustrisTNG lay them out, with known content.\n",
 	mock_opts, 0, "OUT_DIR", cmd_mock,
