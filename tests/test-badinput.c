@@ -32,7 +32,7 @@
  *   23 mock --gas 12x                                24 mock --files 0
  *   25 mock --seed -1                                26 mock --box nan
  *   27 info --snap 9x9                               28 info --mass-min inf
- *   29 run --snap -1                                 30 run --max-mem 0
+ *   29 run --snap -1                                 30 run --max-mem 0B
  *   31 run --max-mem 1.5.5G                          32 run --stream-block 1e400
  *   33 run --halos 99999999999999999999               34 estimate --ranks 1048577
  *   35 estimate --node-mem -5G                        36 report --tolerance nan
