@@ -111,6 +111,9 @@ static int teardown(void **state)
 
 /* ---- mpirun with a timeout ------------------------------------------------------------------ */
 
+/* Set: mpirun() leaves --mpi out (a job started by mpirun without it). */
+static int omit_mpi_flag;
+
 /* Runs mpirun -np np [flags] $SNAPMEM_BIN run --mpi ARGS... (NULL-terminated), capturing stdout
  * and stderr; fails the test when it outlives TIMEOUT_S (the job is killed). */
 static tu_result mpirun(int np, ...)
@@ -136,7 +139,8 @@ static tu_result mpirun(int np, ...)
 	argv[argc++] = npbuf;
 	argv[argc++] = (char *)bin;
 	argv[argc++] = "run";
-	argv[argc++] = "--mpi";
+	if (!omit_mpi_flag)
+		argv[argc++] = "--mpi";
 	va_start(ap, np);
 	while ((a = va_arg(ap, const char *)) != NULL && argc < 63)
 		argv[argc++] = (char *)a;
@@ -442,6 +446,12 @@ static void test_refusals(void **state)
 	assert_non_null(strstr(r.err, "'mpirun -np 3 snapmem run --mpi ...' (as root add "
 				   "--allow-run-as-root; more ranks than cores: --oversubscribe)"));
 	expect_one_line(&r, 2, "started without mpirun");
+	/* started by mpirun over 2 ranks without --mpi: refused before anything is written */
+	omit_mpi_flag = 1;
+	r = mpirun(2, "--base-path", W.dir, "--snap", "99", "--out", out, NULL);
+	omit_mpi_flag = 0;
+	expect_one_line(&r, 2, "started by mpirun as 2 ranks without --mpi");
+	assert_false(tu_exists(out));
 	r = mpirun(3, "--select", "mask", "--base-path", W.dir, "--snap", "99", "--out", out, NULL);
 	expect_one_line(&r, 2, "--select mask");
 	r = mpirun(2, "--temperature", "streaming", "--base-path", W.dir, "--snap", "99", "--out",

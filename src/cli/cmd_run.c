@@ -951,6 +951,17 @@ int cmd_run(int argc, char **argv)
 	memset(&M, 0, sizeof(M));
 	M.size = 1;
 	quiet = 0;
+	/* Started by mpirun over several ranks but without --mpi: every rank would run the whole
+	 * serial pipeline into the same --out. Only the first says so. */
+	if (!wants_mpi(argc, argv, &ranks_given) && getenv("OMPI_COMM_WORLD_SIZE") != NULL &&
+	    atoi(getenv("OMPI_COMM_WORLD_SIZE")) > 1) {
+		quiet = env_rank != NULL && strcmp(env_rank, "0") != 0;
+		status = usage_err("started by mpirun as %d ranks without --mpi: each would run the "
+				   "whole pipeline into the same --out; add --mpi for the "
+				   "distributed run", atoi(getenv("OMPI_COMM_WORLD_SIZE")));
+		quiet = 0;
+		return status;
+	}
 	if (wants_mpi(argc, argv, &ranks_given)) {
 		sm_error_clear(&err);
 		if (cli_mpi_init(&M.comm, &err) != 0) {
