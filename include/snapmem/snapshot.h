@@ -11,8 +11,12 @@
  * are NumPart_Total | NumPart_Total_HighWord << 32, HighWord optional.
  *
  * Field reads put one field of one particle type, across all chunks, into a caller buffer in the
- * requested memory type; HDF5 converts on the fly in bounded pieces (never a whole-field copy in the
- * file's type). Chunks without a PartTypeN group hold zero particles of type N. The per-chunk counts
+ * requested memory type, converted on the fly in bounded pieces (never a whole-field copy in the
+ * file's type). A contiguous, unfiltered dataset of a standard type is read straight from its file
+ * on the worker threads (pread; byte order and float64 -> float32 converted in the same pass, bit
+ * for bit as HDF5 converts); anything else (chunked, compressed, unusual types, a dataset whose
+ * bytes do not lie inside its file) goes through HDF5's own read. SNAPMEM_FASTREAD=0 forces
+ * HDF5's read everywhere; the result is the same either way. Chunks without a PartTypeN group hold zero particles of type N. The per-chunk counts
  * (NumPart_ThisFile) must add up to the header total, else SM_EFORMAT.
  *
  * Every function returns 0 or a negative SM_E* code and fills err with one line naming the file,
@@ -127,6 +131,18 @@ int sm_snapshot_field_info(sm_snapshot *s, int ptype, const char *field, sm_fiel
 int sm_snapshot_read_range(sm_snapshot *s, int ptype, const char *field, sm_dtype memtype,
 			   int ncomp, uint64_t first, uint64_t count, void *buf,
 			   const sm_io_buffer *iob, sm_error *err);
+
+/*
+ * sm_snapshot_read_range, with every value checked in the same pass: as stored and as converted to
+ * memtype it must lie in [lo, hi) (NaN never does). *bad receives the first particle (counted from
+ * first) holding a value outside, or count when there is none; the read stops there (buf is
+ * filled up to that particle only). float64 read as float32 with iob goes through iob as plain
+ * float64 blocks narrowed by the reader (the C cast; +-inf beyond FLT_MAX), whatever the path.
+ */
+int sm_snapshot_read_range_checked(sm_snapshot *s, int ptype, const char *field,
+				   sm_dtype memtype, int ncomp, uint64_t first, uint64_t count,
+				   void *buf, const sm_io_buffer *iob, double lo, double hi,
+				   uint64_t *bad, sm_error *err);
 
 /* The whole field: sm_snapshot_read_range(s, ptype, field, memtype, ncomp, 0, total, buf, ...). */
 int sm_snapshot_read_field(sm_snapshot *s, int ptype, const char *field, sm_dtype memtype,

@@ -172,7 +172,6 @@ struct dist {
 	uint32_t *hg_halos;       /* tracked: halo_grid_halos [K min(8, hg^3)] */
 	unsigned char *sums;      /* tracked: profile_sums [25,200 K] */
 	uint64_t b;               /* block cells */
-	int convert;              /* float64 Coordinates read as float32 by sm__pl_positions_f32 */
 };
 
 /* An agreement point: every rank's rc in, the lowest failing rank's code (and, on every rank,
@@ -739,7 +738,6 @@ static int stream_block(struct dist *D, int64_t f, uint64_t local, uint64_t n)
 	struct run *R = D->R;
 	float *fld[3] = {R->u, R->xe, R->sfr};
 	uint64_t g = D->first[f] + local, bad;
-	sm_io_buffer iob = {R->iobuf, R->iobuf != NULL ? IO_BUFFER_BYTES : 0};
 	int rc, j;
 
 	for (j = 0; j < 3; j++)
@@ -748,16 +746,10 @@ static int stream_block(struct dist *D, int64_t f, uint64_t local, uint64_t n)
 			return rc;
 	if ((rc = sm__pl_temperature_block(R, g, n, R->u, R->xe, R->sfr, R->temp)) != 0)
 		return rc;
-	if (D->convert) {
-		if ((rc = sm__pl_positions_f32(R, g, n, R->coords, &bad)) != 0)
-			return rc;
-		if (bad < n)
-			return sm__pl_bad_coordinate(R, g + bad);
-	} else if ((rc = sm_snapshot_read_range(&R->s, 0, "Coordinates", R->pt, 3, g, n,
-						R->coords, R->iobuf != NULL ? &iob : NULL,
-						R->err)) != 0) {
+	if ((rc = sm__pl_read_positions(R, g, n, R->coords, &bad)) != 0)
 		return rc;
-	}
+	if (bad < n)
+		return sm__pl_bad_coordinate(R, g + bad);
 	bad = R->pt == SM_DTYPE_F32 ? add_block_f32(D, R->coords, R->temp, n)
 				    : add_block_f64(D, R->coords, R->temp, n);
 	return bad < n ? sm__pl_bad_coordinate(R, g + bad) : 0;
@@ -793,7 +785,6 @@ static int stream_cells(struct dist *D)
 		if (R->pt == SM_DTYPE_F32 &&
 		    (rc = sm__pl_palloc(R, &R->iobuf, "io_buffer", IO_BUFFER_BYTES)) != 0)
 			return rc;
-		D->convert = sm__pl_positions_convert(R);
 	}
 	for (f = 0; f < R->s.nfiles; f++) {
 		uint64_t cnt = R->s.chunk_counts[f * SM_NTYPES + 0], local;

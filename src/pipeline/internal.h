@@ -10,6 +10,8 @@
 #include "snapmem/error.h"
 #include "snapmem/pipeline.h"
 
+#include "common/parallel.h"
+
 /* An open profiles.hdf5 being written under its temporary name. */
 typedef struct sm__pl_out sm__pl_out;
 
@@ -41,19 +43,11 @@ int sm__pl_out_commit(sm__pl_out *o, char *path, size_t len, sm_error *err);
 /* Closes and removes the temporary file. Accepts NULL. */
 void sm__pl_out_abort(sm__pl_out *o);
 
-/* ---- worker threads (parallel.c) ---- */
+/* ---- worker threads (src/common/parallel.c, shared with the snapshot reader) ---- */
 
-#define SM__PL_MAX_THREADS 8u
-
-/* One part of a parallel job: part in [0, parts). Must not allocate (docs/PROFILER.md). */
-typedef void (*sm__pl_part_fn)(void *arg, unsigned part, unsigned parts);
-
-/* The number of parts worth running: usable CPUs (at most SM__PL_MAX_THREADS), or
- * SNAPMEM_THREADS. */
-unsigned sm__pl_threads(void);
-
-/* Runs fn(arg, p, parts) for every p in [0, parts) at once and returns when all are done; the
- * calling thread runs part 0 (and any part whose thread could not be started). */
-void sm__pl_parallel(sm__pl_part_fn fn, void *arg, unsigned parts);
+#define SM__PL_MAX_THREADS SM__MAX_THREADS
+typedef sm__part_fn sm__pl_part_fn;
+#define sm__pl_threads sm__threads
+#define sm__pl_parallel sm__parallel
 
 #endif

@@ -25,8 +25,9 @@
  *
  * Speed: the large arrays are asked for transparent huge pages and mapped in on all CPUs before
  * they are filled (prefault): first-touch faults, not copying, dominate reading from the page
- * cache. float64 Coordinates kept as float32 are read as plain float64 blocks into io_buffer and
- * converted and range-checked in one SSE2 pass (HDF5's own conversion is several times slower).
+ * cache. Fields are read by the snapshot reader's fast path (pread on the worker threads, see
+ * src/snapshot/fastread.c); Coordinates kept as float32 are narrowed from float64 through
+ * io_buffer and range-checked in the same pass (sm_snapshot_read_range_checked).
  *
  * Threads (parallel.c): the temperature kernel, the per-slab sorts and, for halos of more than
  * HALO_PART_MIN_CELLS cells a part, the sphere scan, distances and gather run on all usable CPUs;
@@ -746,18 +747,6 @@ typedef struct scan_out {
 		       axis_bin(gr, x[2]);                                                        \
 	}                                                                                         \
                                                                                                   \
-	/* First bad coordinate (non-finite or outside [-box/2, 3 box/2)), or n. */               \
-	static uint64_t check_pos_##SUF(const T *x, uint64_t n, double box)                       \
-	{                                                                                         \
-		uint64_t i;                                                                       \
-		for (i = 0; i < 3 * n; i++) {                                                     \
-			double v = x[i];                                                          \
-			if (!(v >= -0.5 * box && v < 1.5 * box))                                  \
-				return i / 3;                                                     \
-		}                                                                                 \
-		return n;                                                                         \
-	}                                                                                         \
-                                                                                                  \
 	static void count_cells_##SUF(const struct grid *gr, const T *x, uint64_t n,             \
 				      uint64_t *cnt)                                              \
 	{                                                                                         \
@@ -978,82 +967,32 @@ DEFINE_SWAP_ROWS(f64, double)
 
 /* ---- load_positions, build_index ------------------------------------------------------------- */
 
-/* out[i] = (float)in[i] for i < m (IEC 60559 narrowing: out of range gives inf, NaN stays NaN);
- * 1 when every value lies in [lo, hi) both as read and as converted (check_pos_f32's test), else
- * 0. Two at a time with SSE2 (the x86-64 baseline), else one by one. */
-static uint32_t cvt_f64_f32(const double *restrict in, float *restrict out, uint64_t m,
-			    double lo, double hi)
+/* Coordinates are read this many cells a call, so that a signal stops a long read soon. */
+#define POSITIONS_PIECE (UINT64_C(16) << 20)
+
+int sm__pl_read_positions(struct run *R, uint64_t first, uint64_t n, void *out, uint64_t *bad)
 {
-	uint32_t ok = 1;
-	uint64_t i = 0;
-
-#if defined(__SSE2__)
-	{
-		const __m128d vlo = _mm_set1_pd(lo), vhi = _mm_set1_pd(hi);
-		__m128d acc = _mm_cmpeq_pd(vlo, vlo); /* all ones */
-
-		for (; i + 2 <= m; i += 2) {
-			__m128d v = _mm_loadu_pd(in + i);
-			__m128 f = _mm_cvtpd_ps(v);
-			__m128d fd = _mm_cvtps_pd(f);
-
-			_mm_storel_pi((__m64 *)(void *)(out + i), f);
-			acc = _mm_and_pd(acc, _mm_and_pd(_mm_cmpge_pd(v, vlo), _mm_cmplt_pd(v, vhi)));
-			acc = _mm_and_pd(acc, _mm_and_pd(_mm_cmpge_pd(fd, vlo), _mm_cmplt_pd(fd, vhi)));
-		}
-		ok = _mm_movemask_pd(acc) == 3;
-	}
-#endif
-	for (; i < m; i++) {
-		double v = in[i];
-		float f = (float)v;
-
-		out[i] = f;
-		ok &= (uint32_t)(v >= lo) & (uint32_t)(v < hi) & (uint32_t)((double)f >= lo) &
-		      (uint32_t)((double)f < hi);
-	}
-	return ok;
-}
-
-int sm__pl_positions_f32(struct run *R, uint64_t first, uint64_t n, float *out, uint64_t *bad)
-{
-	const uint64_t rows = IO_BUFFER_BYTES / (3 * sizeof(double));
-	const double lo = -0.5 * R->box, hi = 1.5 * R->box;
-	const double *in = R->iobuf;
-	uint64_t done, i;
+	sm_io_buffer iob = {R->iobuf, R->iobuf != NULL ? IO_BUFFER_BYTES : 0};
+	uint64_t done, k, b;
 	int rc;
 
 	*bad = n;
-	for (done = 0; done < n; done += rows) {
-		uint64_t cnt = n - done < rows ? n - done : rows;
-		float *o = out + 3 * done;
-
-		if (((done / rows) & 63) == 0 && (rc = sm__pl_cancelled(R)) != 0)
+	for (done = 0; done < n; done += k) {
+		k = n - done < POSITIONS_PIECE ? n - done : POSITIONS_PIECE;
+		if ((rc = sm__pl_cancelled(R)) != 0)
 			return rc;
-		if ((rc = sm_snapshot_read_range(&R->s, 0, "Coordinates", SM_DTYPE_F64, 3,
-						 first + done, cnt, R->iobuf, NULL, R->err)) != 0)
+		rc = sm_snapshot_read_range_checked(&R->s, 0, "Coordinates", R->pt, 3, first + done,
+						    k, (char *)out + done * 3 * R->psz,
+						    R->iobuf != NULL ? &iob : NULL, -0.5 * R->box,
+						    1.5 * R->box, &b, R->err);
+		if (rc != 0)
 			return rc;
-		if (!cvt_f64_f32(in, o, 3 * cnt, lo, hi)) {
-			for (i = 0; i < 3 * cnt; i++) {
-				double v = in[i], f = o[i];
-
-				if (!(v >= lo && v < hi) || !(f >= lo && f < hi))
-					break;
-			}
-			*bad = done + i / 3;
+		if (b < k) {
+			*bad = done + b;
 			return 0;
 		}
 	}
 	return 0;
-}
-
-int sm__pl_positions_convert(struct run *R)
-{
-	sm_field_info fi;
-
-	return R->pt == SM_DTYPE_F32 && R->iobuf != NULL && R->n > 0 &&
-	       sm_snapshot_field_info(&R->s, 0, "Coordinates", &fi, NULL) == 0 &&
-	       fi.disk_type == SM_DTYPE_F64 && fi.ncomp == 3;
 }
 
 int sm__pl_bad_coordinate(struct run *R, uint64_t cell)
@@ -1071,7 +1010,6 @@ int sm__pl_bad_coordinate(struct run *R, uint64_t cell)
 static int load_positions(struct run *R)
 {
 	uint64_t n = R->n, bytes, bad = n;
-	sm_io_buffer iob = {NULL, 0};
 	int rc;
 
 	if ((rc = sm__pl_stage_begin(R, "load_positions", -1, n)) != 0)
@@ -1086,19 +1024,9 @@ static int load_positions(struct run *R)
 	if (R->pt == SM_DTYPE_F32) {
 		if ((rc = sm__pl_palloc(R, &R->iobuf, "io_buffer", IO_BUFFER_BYTES)) != 0)
 			return rc;
-		iob.tconv = R->iobuf;
-		iob.size = IO_BUFFER_BYTES;
 	}
-	if (sm__pl_positions_convert(R)) {
-		if ((rc = sm__pl_positions_f32(R, 0, n, R->coords, &bad)) != 0)
-			return rc;
-	} else if (n > 0) {
-		if ((rc = sm_snapshot_read_field(&R->s, 0, "Coordinates", R->pt, 3, R->coords,
-						 R->pt == SM_DTYPE_F32 ? &iob : NULL, R->err)) != 0)
-			return rc;
-		bad = R->pt == SM_DTYPE_F32 ? check_pos_f32(R->coords, n, R->box)
-					    : check_pos_f64(R->coords, n, R->box);
-	}
+	if ((rc = sm__pl_read_positions(R, 0, n, R->coords, &bad)) != 0)
+		return rc;
 	if (bad < n)
 		return sm__pl_bad_coordinate(R, bad);
 	sm__pl_pfree(R, &R->iobuf);

@@ -109,13 +109,10 @@ int sm__pl_halos_done(struct run *R, uint64_t k);
  * star-forming cells as -T; SM_EFORMAT naming the file and cell of the first bad value. */
 int sm__pl_temperature_block(struct run *R, uint64_t first, uint64_t n, const float *u,
 			     const float *xe, const float *sfr, float *t);
-/* 1 when Coordinates are float64 on disk and kept as float32 with R->iobuf allocated: then
- * sm__pl_positions_f32 reads them (faster than HDF5's conversion). */
-int sm__pl_positions_convert(struct run *R);
-/* Cells [first, first + n) of Coordinates into out (3n float32) through R->iobuf as plain
- * float64 blocks, converted and range-checked in one pass; *bad = the first bad cell's offset
- * from first (non-finite or more than half a box outside), or n. */
-int sm__pl_positions_f32(struct run *R, uint64_t first, uint64_t n, float *out, uint64_t *bad);
+/* Cells [first, first + n) of Coordinates into out (3n of the positions' type) through R->iobuf
+ * when allocated, range-checked in the same pass (sm_snapshot_read_range_checked); *bad = the
+ * first bad cell's offset from first (non-finite or more than half a box outside), or n. */
+int sm__pl_read_positions(struct run *R, uint64_t first, uint64_t n, void *out, uint64_t *bad);
 /* SM_EFORMAT for a bad coordinate of global gas cell `cell`, naming its file and local row. */
 int sm__pl_bad_coordinate(struct run *R, uint64_t cell);
 /* Creates profiles.hdf5's temporary file with the run's options as root attributes. */

@@ -3,9 +3,11 @@
  * bounded pieces, the field list of a particle type, and the per-chunk consistency check used by
  * `snapmem info`.
  *
- * A range read walks the chunks in order and reads only the rows it needs from each; HDF5 converts
- * from the file's type to the memory type through its type-conversion buffer (1 MiB by default, or
- * the caller's sm_io_buffer), so no copy of the field in the file's type ever exists. The last
+ * A range read walks the chunks in order and reads only the rows it needs from each: by the fast
+ * path (fastread.c: pread on the worker threads) when the dataset is contiguous, unfiltered and of
+ * a standard type, else through HDF5, which converts from the file's type to the memory type
+ * through its type-conversion buffer (1 MiB by default, or the caller's sm_io_buffer). Either way
+ * no copy of the field in the file's type ever exists, and both give the same bytes. The last
  * chunk file and dataset stay open in s->priv so that streaming callers, which read consecutive
  * ranges, do not reopen a file per block.
  */
@@ -212,28 +214,109 @@ static int keep_dataset(sm_snapshot *s, sm__snap_priv *p, int64_t i, int ptype, 
 		if ((rc = sm_snapshot_chunk_path(s, i, path, sizeof(path), err)) != 0)
 			return rc;
 	}
-	rc = open_field(p->file, path, ptype, field, rows, ncomp, memtype, &p->dset, NULL, NULL,
+	rc = open_field(p->file, path, ptype, field, rows, ncomp, memtype, &p->dset, &p->disk, NULL,
 			err);
 	if (rc != 0) {
 		p->dset = -1;
 		return rc;
 	}
+	sm__extent_probe(p->file, p->dset, &p->ext);
 	p->ptype = ptype;
 	snprintf(p->field, sizeof(p->field), "%s", field);
 	return 0;
 }
 
-int sm_snapshot_read_range(sm_snapshot *s, int ptype, const char *field, sm_dtype memtype,
-			   int ncomp, uint64_t first, uint64_t count, void *buf,
-			   const sm_io_buffer *iob, sm_error *err)
+/* The message of a failed read of rows [lo, hi) of chunk i, as HDF5's path words it. */
+static int read_failed(sm_snapshot *s, int64_t i, int ptype, const char *field, uint64_t lo,
+		       uint64_t hi, sm_error *err)
+{
+	char path[SM_PATH_MAX];
+
+	sm_snapshot_chunk_path(s, i, path, sizeof(path), NULL);
+	return sm_error_set(err, SM_EIO, "'%s': reading /PartType%d/%s rows %llu to %llu failed "
+			    "(damaged file, or conversion buffer too small)", path, ptype, field,
+			    (unsigned long long)lo, (unsigned long long)hi);
+}
+
+/* Rows [lo, lo + n) of the kept dataset through H5Dread into out as mt. */
+static int h5_rows(sm__snap_priv *p, hid_t mt, int ncomp, uint64_t lo, uint64_t n, hid_t dxpl,
+		   void *out)
+{
+	hsize_t fstart[2] = {lo, 0}, fcount[2] = {n, (hsize_t)ncomp};
+	hid_t fsp = H5Dget_space(p->dset), msp = -1;
+	int ok = 0;
+
+	if (fsp >= 0)
+		msp = H5Screate_simple(ncomp == 1 && H5Sget_simple_extent_ndims(fsp) == 1 ? 1 : 2,
+				       fcount, NULL);
+	if (fsp >= 0 && msp >= 0 &&
+	    H5Sselect_hyperslab(fsp, H5S_SELECT_SET, fstart, NULL, fcount, NULL) >= 0)
+		ok = H5Dread(p->dset, mt, msp, fsp, dxpl, out) >= 0 ? 1 : -1;
+	if (msp >= 0)
+		H5Sclose(msp);
+	if (fsp >= 0)
+		H5Sclose(fsp);
+	return ok;
+}
+
+/*
+ * Rows [lo, hi) of the kept dataset (chunk i) into out, through HDF5. A checked read of float64
+ * into float32 with a scratch buffer reads plain float64 blocks into it and narrows them here
+ * (sm__narrow_f64, as the fast path does); any other read lets HDF5 convert, then checks the
+ * result. *bad: the first element outside b, or (hi - lo) * ncomp.
+ */
+static int h5_read(sm_snapshot *s, sm__snap_priv *p, int64_t i, int ptype, const char *field,
+		   sm_dtype memtype, int ncomp, uint64_t lo, uint64_t hi, void *out,
+		   const sm_io_buffer *iob, hid_t dxpl, const sm__bounds *b, uint64_t *bad,
+		   sm_error *err)
+{
+	uint64_t ne = (hi - lo) * (uint64_t)ncomp;
+	int r;
+
+	*bad = ne;
+	if (b != NULL && p->disk == SM_DTYPE_F64 && memtype == SM_DTYPE_F32 && iob != NULL &&
+	    iob->tconv != NULL && iob->size >= 8 * (size_t)ncomp) {
+		uint64_t rows = iob->size / (8 * (uint64_t)ncomp), r0, k, e;
+
+		for (r0 = lo; r0 < hi; r0 += k) {
+			k = hi - r0 < rows ? hi - r0 : rows;
+			if (h5_rows(p, H5T_NATIVE_DOUBLE, ncomp, r0, k, H5P_DEFAULT, iob->tconv) <= 0)
+				return read_failed(s, i, ptype, field, lo, hi, err);
+			e = sm__narrow_f64(iob->tconv, (float *)out + (r0 - lo) * (uint64_t)ncomp,
+					   k * (uint64_t)ncomp, b);
+			if (e < k * (uint64_t)ncomp) {
+				*bad = (r0 - lo) * (uint64_t)ncomp + e;
+				return 0;
+			}
+		}
+		return 0;
+	}
+	r = h5_rows(p, sm__h5_memtype(memtype), ncomp, lo, hi - lo, dxpl, out);
+	if (r == 0)
+		return sm_error_set(err, SM_EFORMAT, "'%s' chunk %lld: /PartType%d/%s: cannot "
+				    "select rows %llu to %llu", sm__snap_name(s), (long long)i,
+				    ptype, field, (unsigned long long)lo, (unsigned long long)hi);
+	if (r < 0)
+		return read_failed(s, i, ptype, field, lo, hi, err);
+	if (b != NULL)
+		*bad = sm__first_outside_any(out, memtype, ne, b);
+	return 0;
+}
+
+/* The range read behind sm_snapshot_read_range(_checked): each chunk's rows by the fast path when
+ * its preconditions hold, else through HDF5. */
+static int read_range(sm_snapshot *s, int ptype, const char *field, sm_dtype memtype, int ncomp,
+		      uint64_t first, uint64_t count, void *buf, const sm_io_buffer *iob,
+		      const sm__bounds *b, uint64_t *bad, sm_error *err)
 {
 	sm__snap_priv *p;
-	hid_t dxpl = H5P_DEFAULT, fsp = -1, msp = -1, mt;
+	hid_t dxpl = H5P_DEFAULT, mt;
 	uint64_t end, start = 0, elem, done = 0, tmp;
 	int64_t i;
 	int rc = 0;
 
 	sm_hdf5_quiet();
+	*bad = count;
 	if ((rc = check_ptype(s, ptype, err)) != 0)
 		return rc;
 	mt = sm__h5_memtype(memtype);
@@ -269,8 +352,9 @@ int sm_snapshot_read_range(sm_snapshot *s, int ptype, const char *field, sm_dtyp
 	}
 	for (i = 0; i < s->nfiles && done < count; i++) {
 		uint64_t n = s->chunk_counts[(size_t)i * SM_NTYPES + (size_t)ptype];
-		uint64_t lo, hi;
-		hsize_t fstart[2], fcount[2];
+		uint64_t lo, hi, nc = (uint64_t)ncomp, e;
+		void *out;
+		int errnum;
 
 		if (n == 0 || start + n <= first) {
 			start += n;
@@ -280,47 +364,49 @@ int sm_snapshot_read_range(sm_snapshot *s, int ptype, const char *field, sm_dtyp
 		hi = end - start < n ? end - start : n;
 		if ((rc = keep_dataset(s, p, i, ptype, field, n, ncomp, memtype, err)) != 0)
 			goto out;
-		fstart[0] = lo;
-		fstart[1] = 0;
-		fcount[0] = hi - lo;
-		fcount[1] = (hsize_t)ncomp;
-		fsp = H5Dget_space(p->dset);
-		msp = H5Screate_simple(ncomp == 1 && H5Sget_simple_extent_ndims(fsp) == 1 ? 1 : 2,
-				       fcount, NULL);
-		if (fsp < 0 || msp < 0 ||
-		    H5Sselect_hyperslab(fsp, H5S_SELECT_SET, fstart, NULL, fcount, NULL) < 0) {
-			rc = sm_error_set(err, SM_EFORMAT, "'%s' chunk %lld: /PartType%d/%s: cannot "
-					  "select rows %llu to %llu", sm__snap_name(s),
-					  (long long)i, ptype, field, (unsigned long long)lo,
-					  (unsigned long long)hi);
+		out = (char *)buf + done * elem;
+		rc = sm__fast_read(&p->ext, memtype, lo * nc, (hi - lo) * nc, out,
+				   iob != NULL ? iob->tconv : NULL, iob != NULL ? iob->size : 0, b, &e,
+				   &errnum);
+		if (rc == SM_EIO) {
+			rc = read_failed(s, i, ptype, field, lo, hi, err);
 			goto out;
 		}
-		if (H5Dread(p->dset, mt, msp, fsp, dxpl, (char *)buf + done * elem) < 0) {
-			char path[SM_PATH_MAX];
-
-			sm_snapshot_chunk_path(s, i, path, sizeof(path), NULL);
-			rc = sm_error_set(err, SM_EIO, "'%s': reading /PartType%d/%s rows %llu to %llu "
-					  "failed (damaged file, or conversion buffer too small)",
-					  path, ptype, field, (unsigned long long)lo,
-					  (unsigned long long)hi);
+		if (rc == 1 && (rc = h5_read(s, p, i, ptype, field, memtype, ncomp, lo, hi, out, iob,
+					     dxpl, b, &e, err)) != 0)
+			goto out;
+		if (b != NULL && e < (hi - lo) * nc) {
+			*bad = done + e / nc;
 			goto out;
 		}
-		H5Sclose(msp);
-		H5Sclose(fsp);
-		msp = fsp = -1;
 		done += hi - lo;
 		start += n;
 	}
 out:
-	if (msp >= 0)
-		H5Sclose(msp);
-	if (fsp >= 0)
-		H5Sclose(fsp);
 	if (dxpl != H5P_DEFAULT)
 		H5Pclose(dxpl);
 	if (rc != 0)
 		sm__snap_close_kept(s);
 	return rc;
+}
+
+int sm_snapshot_read_range(sm_snapshot *s, int ptype, const char *field, sm_dtype memtype,
+			   int ncomp, uint64_t first, uint64_t count, void *buf,
+			   const sm_io_buffer *iob, sm_error *err)
+{
+	uint64_t bad;
+
+	return read_range(s, ptype, field, memtype, ncomp, first, count, buf, iob, NULL, &bad, err);
+}
+
+int sm_snapshot_read_range_checked(sm_snapshot *s, int ptype, const char *field,
+				   sm_dtype memtype, int ncomp, uint64_t first, uint64_t count,
+				   void *buf, const sm_io_buffer *iob, double lo, double hi,
+				   uint64_t *bad, sm_error *err)
+{
+	sm__bounds b = {lo, hi};
+
+	return read_range(s, ptype, field, memtype, ncomp, first, count, buf, iob, &b, bad, err);
 }
 
 int sm_snapshot_read_field(sm_snapshot *s, int ptype, const char *field, sm_dtype memtype,

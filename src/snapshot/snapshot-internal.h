@@ -45,6 +45,49 @@ int sm__attr_double(hid_t loc, const char *file, const char *obj, const char *na
 int sm__attr_doubles(hid_t loc, const char *file, const char *obj, const char *name, double *out,
 		     int n, int required, sm_error *err);
 
+/* ---- the fast path (fastread.c) ---- */
+
+/* Where a dataset's elements lie in its file, when they may be read directly. */
+typedef struct sm__extent {
+	int ok;                /* every precondition holds; the rest is valid only then */
+	int fd;                /* HDF5's own descriptor of the file (sec2 driver), not owned */
+	uint64_t offset;       /* absolute byte offset of element 0 */
+	uint64_t bytes;        /* the dataset's bytes, all inside the file */
+	sm_dtype disk;         /* element type */
+	int swap;              /* byte order differs from the host's */
+} sm__extent;
+
+/* Values a checked read accepts: lo <= v < hi (NaN never). */
+typedef struct sm__bounds {
+	double lo, hi;
+} sm__bounds;
+
+/* 0 when SNAPMEM_FASTREAD=0 forces HDF5's own read, else 1. */
+int sm__fast_enabled(void);
+
+/* Fills x for dataset dset of file (x->ok = 0 when any precondition of the fast path fails, or it
+ * is off). Never fails otherwise; touches no error state. */
+void sm__extent_probe(hid_t file, hid_t dset, sm__extent *x);
+
+/*
+ * Reads elements [e0, e0 + ne) of the dataset x describes into out as memtype, on the worker
+ * threads; conversions go through scratch (scratch_bytes, split over the threads). With bounds b,
+ * *bad receives the first element outside them (as read or as converted), else ne. Returns 1
+ * (nothing done) when the conversion is not one it does exactly as HDF5 would, or scratch is
+ * missing for it; 0 when done; SM_EIO when a read failed (*errnum: errno, or -1 for end of
+ * file), err left to the caller, which words it as for HDF5's failed read.
+ */
+int sm__fast_read(const sm__extent *x, sm_dtype memtype, uint64_t e0, uint64_t ne, void *out,
+		  void *scratch, size_t scratch_bytes, const sm__bounds *b, uint64_t *bad,
+		  int *errnum);
+
+/* float64 -> float32 as HDF5's hardware conversion does it (+-inf beyond FLT_MAX); with b, stops
+ * at and returns the first value outside b as read or narrowed, else returns n. */
+uint64_t sm__narrow_f64(const double *in, float *out, uint64_t n, const sm__bounds *b);
+
+/* The first of n values of type t (as double) outside b, or n. */
+uint64_t sm__first_outside_any(const void *out, sm_dtype t, uint64_t n, const sm__bounds *b);
+
 /* Reader state kept in sm_snapshot.priv: the last chunk file and dataset opened by a range read. */
 typedef struct sm__snap_priv {
 	int64_t chunk;         /* chunk of file, -1 when none is open */
@@ -52,6 +95,8 @@ typedef struct sm__snap_priv {
 	int ptype;             /* dataset's type and name, valid when dset >= 0 */
 	char field[256];
 	hid_t dset;
+	sm_dtype disk;         /* the dataset's element type */
+	sm__extent ext;        /* where its bytes lie, for the fast path */
 } sm__snap_priv;
 
 /* The priv state of s, allocated on first use (NULL when out of memory). */

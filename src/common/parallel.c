@@ -1,6 +1,7 @@
 /*
- * The pipeline's worker threads (src/pipeline/ only): sm__pl_parallel runs one function as
- * `parts` parts at once, the calling thread doing part 0 and short-lived pthreads the others.
+ * The library's worker threads (the pipeline's kernels, the snapshot reader's fast path):
+ * sm__parallel runs one function as `parts` parts at once, the calling thread doing part 0 and
+ * short-lived pthreads the others.
  *
  * Contract, from docs/PROFILER.md's thread rule: the functions run here never allocate (the
  * profiler measures the calling thread's allocations exactly and other threads' only at stage
@@ -9,18 +10,18 @@
  * allocates a few hundred bytes of TLS bookkeeping there); a part whose thread cannot be started
  * is run by the calling thread afterwards, so the result never depends on how many threads ran.
  * The number of parts is the CPUs this process may use (sched_getaffinity), at most
- * SM__PL_MAX_THREADS; SNAPMEM_THREADS=N overrides it (1 = no threads).
+ * SM__MAX_THREADS; SNAPMEM_THREADS=N overrides it (1 = no threads).
  */
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
 
-#include "internal.h"
+#include "common/parallel.h"
 
 #define WORKER_STACK_BYTES (1024u * 1024u)
 
 struct part {
-	sm__pl_part_fn fn;
+	sm__part_fn fn;
 	void *arg;
 	unsigned part, parts;
 };
@@ -33,7 +34,7 @@ static void *part_main(void *a)
 	return NULL;
 }
 
-unsigned sm__pl_threads(void)
+unsigned sm__threads(void)
 {
 	static unsigned cached;
 	const char *e;
@@ -46,7 +47,7 @@ unsigned sm__pl_threads(void)
 		char *end;
 		unsigned long v = strtoul(e, &end, 10);
 
-		n = *end == '\0' && v >= 1 ? (unsigned)(v < SM__PL_MAX_THREADS ? v : SM__PL_MAX_THREADS)
+		n = *end == '\0' && v >= 1 ? (unsigned)(v < SM__MAX_THREADS ? v : SM__MAX_THREADS)
 					   : 1;
 	} else {
 		cpu_set_t set;
@@ -54,26 +55,26 @@ unsigned sm__pl_threads(void)
 		CPU_ZERO(&set);
 		if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
 			n = (unsigned)CPU_COUNT(&set);
-		if (n > SM__PL_MAX_THREADS)
-			n = SM__PL_MAX_THREADS;
+		if (n > SM__MAX_THREADS)
+			n = SM__MAX_THREADS;
 	}
 	cached = n;
 	return n;
 }
 
-void sm__pl_parallel(sm__pl_part_fn fn, void *arg, unsigned parts)
+void sm__parallel(sm__part_fn fn, void *arg, unsigned parts)
 {
-	pthread_t th[SM__PL_MAX_THREADS];
-	struct part ps[SM__PL_MAX_THREADS];
-	int started[SM__PL_MAX_THREADS] = {0};
+	pthread_t th[SM__MAX_THREADS];
+	struct part ps[SM__MAX_THREADS];
+	int started[SM__MAX_THREADS] = {0};
 	pthread_attr_t attr;
 	int attr_ok;
 	unsigned t;
 
 	if (parts < 1)
 		parts = 1;
-	if (parts > SM__PL_MAX_THREADS)
-		parts = SM__PL_MAX_THREADS;
+	if (parts > SM__MAX_THREADS)
+		parts = SM__MAX_THREADS;
 	attr_ok = parts > 1 && pthread_attr_init(&attr) == 0;
 	if (attr_ok)
 		pthread_attr_setstacksize(&attr, WORKER_STACK_BYTES);

@@ -1,0 +1,22 @@
+/*
+ * Worker threads shared inside the library (not public API): the pipeline's kernels and the
+ * snapshot reader's fast path run their parts through sm__parallel. The functions run as parts
+ * never allocate (docs/PROFILER.md's thread rule) and never call HDF5.
+ */
+#ifndef SNAPMEM_COMMON_PARALLEL_H
+#define SNAPMEM_COMMON_PARALLEL_H
+
+#define SM__MAX_THREADS 8u
+
+/* One part of a parallel job: part in [0, parts). Must not allocate. */
+typedef void (*sm__part_fn)(void *arg, unsigned part, unsigned parts);
+
+/* The number of parts worth running: usable CPUs (at most SM__MAX_THREADS), or
+ * SNAPMEM_THREADS. */
+unsigned sm__threads(void);
+
+/* Runs fn(arg, p, parts) for every p in [0, parts) at once and returns when all are done; the
+ * calling thread runs part 0 (and any part whose thread could not be started). */
+void sm__parallel(sm__part_fn fn, void *arg, unsigned parts);
+
+#endif
