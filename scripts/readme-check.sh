@@ -127,4 +127,10 @@ cat "$script.body" >> "$script"
 echo 'printf "readme-check: %d commands as README.md says, %d skipped\n" "$__n" "$__skipped"' >> "$script"
 
 cd "$src"
-env -i PATH="$PATH" HOME="$tmp/home" TMPDIR="$tmp/tmp" LANG=C.UTF-8 TERM=dumb bash --norc "$script"
+# A command that hangs (an mpirun waiting on a rank) fails the check after 10 minutes.
+timeout --kill-after=10 600 env -i PATH="$PATH" HOME="$tmp/home" TMPDIR="$tmp/tmp" LANG=C.UTF-8 \
+	TERM=dumb bash --norc "$script" || {
+	rc=$?
+	[ "$rc" = 124 ] && echo "readme-check: README.md's commands did not end within 600 s" >&2
+	exit 1
+}
