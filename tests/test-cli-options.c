@@ -570,7 +570,8 @@ static void test_exit_codes(void **state)
 	expect_line(&r, 127, "estimat",
 		    "snapmem: 'estimat' is not a snapmem command; did you mean 'estimate'?", NULL);
 	r = tu_run("frobnicate", "--help", NULL);
-	expect_line(&r, 127, "frobnicate", "'frobnicate' is not a snapmem command", NULL);
+	expect_line(&r, 127, "frobnicate", "'frobnicate' is not a snapmem command (commands: "
+		    "estimate, tradeoff, run, report, info, mock, help, completion)", NULL);
 	r = tu_run("help", "reprot", NULL);
 	expect_line(&r, 127, "help reprot", "did you mean 'report'?", NULL);
 	free(out);

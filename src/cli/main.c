@@ -43,8 +43,12 @@ int cli_unknown_command(const char *name)
 	if (best != NULL)
 		fprintf(stderr, "snapmem: '%s' is not a snapmem command; did you mean '%s'? (see "
 			"'snapmem help')\n", name, best);
-	else
-		fprintf(stderr, "snapmem: '%s' is not a snapmem command (see 'snapmem help')\n", name);
+	else {
+		fprintf(stderr, "snapmem: '%s' is not a snapmem command (commands:", name);
+		for (i = 0; i < cli_ncommands; i++)
+			fprintf(stderr, "%s %s", i > 0 ? "," : "", cli_commands[i]->name);
+		fprintf(stderr, ")\n");
+	}
 	return 127;
 }
 
