@@ -51,9 +51,9 @@ enum { RU_BASE = CLI_ID_FIRST, RU_SNAP, RU_OUT, RU_FORCE, RU_MAX_MEM, RU_NO_PROF
        RU_INJECT_SIGNAL };
 
 static const cli_opt run_opts[] = {
-	{"base-path", 0, CLI_DIR, "DIR", "none (required)",
+	{"base-path", 0, CLI_DIR, "DIR", "required",
 	 "illustris layout root (snapdir_NNN/, groups_NNN/)", RU_BASE, 0},
-	{"snap", 0, CLI_NUMBER, "N", "none (required)", "snapshot number", RU_SNAP, 0},
+	{"snap", 0, CLI_NUMBER, "N", "required", "snapshot number", RU_SNAP, 0},
 	{"out", 0, CLI_DIR, "DIR", "snapmem-run-<snap>", "run directory; must be new or empty",
 	 RU_OUT, 0},
 	{"force", 0, CLI_FLAG, NULL, "off",

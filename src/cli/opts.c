@@ -8,6 +8,7 @@
  */
 #include "cli/opts.h"
 
+#include <assert.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,8 +107,7 @@ static void add(cli_parser *p, const cli_opt *o)
 {
 	struct option *l;
 
-	if (p->nopt >= CLI_MAX_OPTS)
-		abort(); /* a table larger than CLI_MAX_OPTS is a programming error */
+	assert(p->nopt < CLI_MAX_OPTS); /* the tables are ours: a larger one is a programming error */
 	l = &p->lo[p->nopt];
 	l->name = o->name;
 	l->has_arg = o->kind == CLI_FLAG ? no_argument : required_argument;
@@ -332,19 +332,14 @@ int cli_next(cli_parser *p, const cli_opt **opt, const char **val)
 		return CLI_OPERAND;
 	}
 	if (c == '?') {
-		/* only short options come here: long ones were checked above */
-		if (optopt != 0 && arg != NULL && arg[0] == '-' && arg[1] == optopt && arg[2] != '\0' &&
-		    optind > at) {
+		/* only single-dash words come here (long ones were checked above), and always at
+		 * their first letter: -h prints the help and -o takes the rest as its value */
+		if (arg != NULL && arg[0] == '-' && arg[1] != '-' && arg[1] != '\0') {
 			unknown_short(p, arg);
-		} else if (optopt != 0) {
+		} else {
 			char s[3] = {'-', (char)optopt, '\0'};
 
-			if (arg != NULL && arg[0] == '-' && arg[1] == optopt)
-				unknown_short(p, arg);
-			else
-				cli_parse_error(p, "unknown option '%s'", s);
-		} else {
-			unknown_short(p, arg != NULL ? arg : "-");
+			cli_parse_error(p, "unknown option '%s'", s);
 		}
 		if (optind <= at)
 			optind = at + 1;
