@@ -690,6 +690,77 @@ static char *section(const char *doc, const char *title)
 	return strndup(p, e != NULL ? (size_t)(e - p) : strlen(p));
 }
 
+/* The default a help entry gives, whitespace collapsed ("" when none). */
+static char *help_default(const char *e)
+{
+	const char *p = strstr(e, "(default: "), *q;
+	char *d, *w;
+
+	if (p == NULL)
+		return strdup("");
+	p += 10;
+	q = strrchr(p, ')');
+	assert_non_null(q);
+	d = strndup(p, (size_t)(q - p));
+	for (w = d, p = d; *p != '\0'; p++) {
+		if (*p == '\n' || *p == ' ') {
+			if (w > d && w[-1] != ' ')
+				*w++ = ' ';
+			continue;
+		}
+		*w++ = *p;
+	}
+	*w = '\0';
+	return d;
+}
+
+/* The default column of option name's row in a docs/CLI.md table ("| `--name` |" or
+ * "| `-o`, `--name` |" at a line start), backticks and the escapes of '|' dropped; NULL when there
+ * is no such row. */
+static char *doc_default(const char *sec, const char *name)
+{
+	char *key = fmt("`--%s` |", name), *d, *w;
+	const char *p = sec, *q;
+	int cell = 0;
+
+	while ((p = strstr(p, key)) != NULL) {
+		const char *bol = p;
+
+		while (bol > sec && bol[-1] != '\n')
+			bol--;
+		if (p - bol == 2 || (p - bol == 8 && strncmp(bol, "| `-", 4) == 0))
+			break;
+		p++;
+	}
+	free(key);
+	if (p == NULL)
+		return NULL;
+	while (p > sec && p[-1] != '\n')
+		p--;
+	/* cells split at '|' not escaped: | option | value | default | what | */
+	for (q = p; *q != '\n' && *q != '\0'; q++) {
+		if (*q != '|' || (q > p && q[-1] == '\\'))
+			continue;
+		if (++cell == 3)
+			p = q + 1;
+		if (cell == 4)
+			break;
+	}
+	assert_int_equal(cell, 4);
+	d = strndup(p, (size_t)(q - p));
+	for (w = d, p = d; *p != '\0'; p++)
+		if (*p != '`' && *p != '\\')
+			*w++ = *p;
+	*w = '\0';
+	while (w > d && w[-1] == ' ')
+		*--w = '\0';
+	for (w = d; *w == ' '; w++)
+		;
+	w = strdup(w);
+	free(d);
+	return w;
+}
+
 static void test_docs(void **state)
 {
 	const char *data = getenv("SNAPMEM_REAL_DATA");
@@ -714,13 +785,32 @@ static void test_docs(void **state)
 
 		if (sec == NULL)
 			fail_msg("docs/CLI.md has no section '## %s'", t);
-		for (o = commands[c].opts; o->name != NULL; o++) {
-			char *w = fmt("`--%s`", o->name);
+		tu_result h = tu_run("help", t, NULL);
 
-			if (strstr(sec, w) == NULL && strstr(model, w) == NULL)
+		for (o = commands[c].opts; o->name != NULL; o++) {
+			char *e, *hd, *dd;
+
+			if (strcmp(o->name, "help") == 0) {
+				if (strstr(sec, "`--help`") == NULL)
+					fail_msg("docs/CLI.md: %s lacks --help", t);
+				continue;
+			}
+			e = entry(h.out, o->name);
+			assert_non_null(e);
+			hd = help_default(e);
+			dd = doc_default(sec, o->name);
+			if (dd == NULL)
+				dd = doc_default(model, o->name);
+			if (dd == NULL)
 				fail_msg("docs/CLI.md does not describe %s --%s", t, o->name);
-			free(w);
+			if (strcmp(hd, dd) != 0)
+				fail_msg("%s --%s: the help's default '%s', docs/CLI.md's '%s'", t,
+					 o->name, hd, dd);
+			free(e);
+			free(hd);
+			free(dd);
 		}
+		tu_result_free(&h);
 		free(sec);
 	}
 	/* the exit-code table */
