@@ -137,4 +137,14 @@ int sm_prof_array_get(const sm_prof *p, size_t i, sm_prof_array_info *out);
 /* 1 when jemalloc statistics are measured in this build and process. */
 int sm_prof_have_jemalloc(void);
 
+/*
+ * 0 when the allocator can serve the calling thread. jemalloc 5.3 crashes when it cannot map the
+ * memory a thread needs on its first call (the address space under `ulimit -v` nearly all taken
+ * by the libraries), so the malloc layer lets no thread in with less than 8 MiB of headroom under
+ * RLIMIT_AS / RLIMIT_DATA: its allocations fail with ENOMEM instead. Then this returns SM_ELIMIT
+ * with one line naming the limit, what is mapped and what the allocator needs. Always 0 without
+ * jemalloc. A program calls it first thing in main (snapmem does, exit 3).
+ */
+int sm_prof_allocator_ready(sm_error *err);
+
 #endif

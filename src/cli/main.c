@@ -7,13 +7,17 @@
  * --version, 2 for no command or an unknown global option, 127 for an unknown command (one line
  * naming it and the closest command).
  */
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <hdf5.h>
 
 #include "cli/cli.h"
+#include "snapmem/profiler.h"
 
 const cli_cmd *const cli_commands[] = {
 	&cli_cmd_estimate, &cli_cmd_tradeoff, &cli_cmd_run,  &cli_cmd_report,
@@ -85,11 +89,67 @@ int cli_usage_error(const char *cmd, const char *usage_text, const char *fmt, ..
 	return 2;
 }
 
+/*
+ * A subcommand runs on the main thread, unless the stack limit (`ulimit -s`) is below
+ * COMMAND_STACK: then on a thread with a COMMAND_STACK stack of its own (a thread's stack is not
+ * bound by RLIMIT_STACK), since HDF5's and the libraries' call depths are not ours to bound. When
+ * that thread cannot be made, exit 3 with the reason rather than a stack overflow later.
+ */
+#define COMMAND_STACK (UINT64_C(2) << 20)
+
+struct command_call {
+	int (*fn)(int argc, char **argv);
+	int argc;
+	char **argv;
+	int status;
+};
+
+static void *command_thread(void *arg)
+{
+	struct command_call *c = arg;
+
+	c->status = c->fn(c->argc, c->argv);
+	return NULL;
+}
+
+static int run_command(int (*fn)(int, char **), int argc, char **argv)
+{
+	struct command_call c = {fn, argc, argv, 0};
+	struct rlimit rl;
+	pthread_attr_t attr;
+	pthread_t th;
+	int rc;
+
+	if (getrlimit(RLIMIT_STACK, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur >= COMMAND_STACK)
+		return fn(argc, argv);
+	rc = pthread_attr_init(&attr);
+	if (rc == 0) {
+		rc = pthread_attr_setstacksize(&attr, (size_t)COMMAND_STACK);
+		if (rc == 0)
+			rc = pthread_create(&th, &attr, command_thread, &c);
+		pthread_attr_destroy(&attr);
+	}
+	if (rc != 0) {
+		fprintf(stderr, "snapmem: the stack limit (ulimit -s) is %llu KiB and a thread with a "
+			"%llu KiB stack cannot be made: %s\n", (unsigned long long)rl.rlim_cur / 1024,
+			(unsigned long long)COMMAND_STACK / 1024, strerror(rc));
+		return 3;
+	}
+	pthread_join(th, NULL);
+	return c.status;
+}
+
 int main(int argc, char **argv)
 {
 	const cli_cmd *c;
 	int status;
+	sm_error err;
 
+	/* Under a tight `ulimit -v` the allocator may have been kept from starting (profiler.h). */
+	sm_error_clear(&err);
+	if (sm_prof_allocator_ready(&err) != 0)
+		return cli_fail(&err);
 	if (argc < 2) {
 		cli_usage(stderr);
 		return 2;
@@ -114,7 +174,7 @@ int main(int argc, char **argv)
 	 * crashes closing it again in its atexit handler: so no atexit handler, and the library is
 	 * shut down here after a success only (an error exits without). */
 	H5dont_atexit();
-	status = c->fn(argc - 1, argv + 1);
+	status = run_command(c->fn, argc - 1, argv + 1);
 	if (status == 0)
 		H5close();
 	return status;

@@ -18,6 +18,7 @@
 #ifndef SM_NO_JEMALLOC
 
 #include "profiler/prof-internal.h"
+#include "snapmem/limits.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -45,6 +46,23 @@ static int resolving;
 static TLS int64_t countdown;
 static TLS int countdown_ready;
 static TLS uint64_t rng;
+static TLS int thread_entered;
+uint64_t sm__je_refused_limit, sm__je_refused_used;
+
+int sm__je_thread_enter(void)
+{
+	uint64_t lim, used;
+
+	if (__builtin_expect(thread_entered, 1))
+		return 1;
+	if (sm__vm_headroom(&lim, &used) < SM__JE_THREAD_NEED) {
+		__atomic_store_n(&sm__je_refused_limit, lim, __ATOMIC_RELAXED);
+		__atomic_store_n(&sm__je_refused_used, used, __ATOMIC_RELAXED);
+		return 0;
+	}
+	thread_entered = 1;
+	return 1;
+}
 
 static void resolve(void)
 {
@@ -138,6 +156,15 @@ static inline void sample(void *p, size_t n)
 		slow_small(p, n);
 }
 
+/* A thread's first call goes through the headroom gate (prof-internal.h, sm__je_thread_enter). */
+#define ENTER() (__builtin_expect(thread_entered, 1) || sm__je_thread_enter())
+
+static void *enomem(void)
+{
+	errno = ENOMEM;
+	return NULL;
+}
+
 #define ON() __builtin_expect(__atomic_load_n(&sm__sampling, __ATOMIC_RELAXED), 0)
 
 static inline int filter_hit(const void *p)
@@ -155,6 +182,8 @@ static inline void maybe_forget(void *p)
 
 void *malloc(size_t n)
 {
+	if (!ENTER())
+		return enomem();
 	void *p = ready() ? real.malloc(n) : sm__je_bootstrap_alloc(n, 0, 0);
 	if (ON() && p)
 		sample(p, n);
@@ -163,6 +192,8 @@ void *malloc(size_t n)
 
 void free(void *p)
 {
+	if (!ENTER())
+		return; /* this thread cannot enter jemalloc: the block is left (see sm__je_thread_enter) */
 	maybe_forget(p);
 	if (ready())
 		real.free(p);
@@ -173,7 +204,7 @@ void free(void *p)
 void *calloc(size_t a, size_t b)
 {
 	size_t n;
-	if (__builtin_mul_overflow(a, b, &n)) {
+	if (__builtin_mul_overflow(a, b, &n) || !ENTER()) {
 		errno = ENOMEM;
 		return NULL;
 	}
@@ -185,6 +216,8 @@ void *calloc(size_t a, size_t b)
 
 void *realloc(void *old, size_t n)
 {
+	if (!ENTER())
+		return enomem();
 	if (!ready()) {
 		/* only reachable while dlsym answers; jemalloc serves every pointer here */
 		void *p = sm__je_bootstrap_alloc(n, 0, 0);
@@ -204,6 +237,8 @@ void *realloc(void *old, size_t n)
 
 int posix_memalign(void **out, size_t align, size_t n)
 {
+	if (!ENTER())
+		return ENOMEM;
 	if (!ready()) {
 		*out = sm__je_bootstrap_alloc(n, align, 0);
 		return *out ? 0 : ENOMEM;
@@ -216,6 +251,8 @@ int posix_memalign(void **out, size_t align, size_t n)
 
 void *aligned_alloc(size_t align, size_t n)
 {
+	if (!ENTER())
+		return enomem();
 	void *p = ready() ? real.aligned_alloc(align, n) : sm__je_bootstrap_alloc(n, align, 0);
 	if (ON() && p)
 		sample(p, n);
@@ -224,6 +261,8 @@ void *aligned_alloc(size_t align, size_t n)
 
 void *memalign(size_t align, size_t n)
 {
+	if (!ENTER())
+		return enomem();
 	void *p = ready() ? real.memalign(align, n) : sm__je_bootstrap_alloc(n, align, 0);
 	if (ON() && p)
 		sample(p, n);
@@ -232,6 +271,8 @@ void *memalign(size_t align, size_t n)
 
 void *valloc(size_t n)
 {
+	if (!ENTER())
+		return enomem();
 	void *p = ready() ? real.valloc(n) : sm__je_bootstrap_alloc(n, 4096, 0);
 	if (ON() && p)
 		sample(p, n);
@@ -240,7 +281,7 @@ void *valloc(size_t n)
 
 size_t malloc_usable_size(void *p)
 {
-	return ready() ? real.malloc_usable_size(p) : 0;
+	return ENTER() && ready() ? real.malloc_usable_size(p) : 0;
 }
 
 #else

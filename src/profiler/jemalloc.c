@@ -19,6 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "snapmem/limits.h"
+#include "snapmem/units.h"
+
 #ifndef SM_NO_JEMALLOC
 #include <jemalloc/jemalloc.h>
 
@@ -27,6 +30,22 @@ enum { MIB_EPOCH, MIB_ALLOCATED, MIB_ACTIVE, MIB_RESIDENT, MIB_MAPPED, MIB_PEAK_
 static const char *const mib_names[MIB_N] = { "epoch", "stats.allocated", "stats.active",
 					       "stats.resident", "stats.mapped", "thread.peak.read",
 					       "thread.peak.reset" };
+int sm_prof_allocator_ready(sm_error *err)
+{
+	char a[32], b[32], c[32];
+
+	if (sm__je_thread_enter())
+		return 0;
+	return sm_error_set(err, SM_ELIMIT,
+			    "the address-space limit (ulimit -v or -d) is %s and %s is mapped "
+			    "already (the libraries): the allocator needs %s more to start",
+			    sm_format_iec(__atomic_load_n(&sm__je_refused_limit, __ATOMIC_RELAXED),
+					  a, sizeof(a)),
+			    sm_format_iec(__atomic_load_n(&sm__je_refused_used, __ATOMIC_RELAXED),
+					  b, sizeof(b)),
+			    sm_format_iec(SM__JE_THREAD_NEED, c, sizeof(c)));
+}
+
 static size_t mibs[MIB_N][4];
 static size_t miblen[MIB_N];
 static int je_state; /* 0 unknown, 1 ok, -1 unavailable */
@@ -36,6 +55,8 @@ static pthread_mutex_t je_init_lock = PTHREAD_MUTEX_INITIALIZER;
 int sm__je_init(void)
 {
 	int rc = 0;
+	if (!sm__je_thread_enter())
+		return -1;
 	pthread_mutex_lock(&je_init_lock);
 	if (je_state == 0) {
 		je_state = 1;
@@ -78,7 +99,7 @@ static int refresh(void)
 int sm__je_read(sm_prof_je *out)
 {
 	memset(out, 0, sizeof(*out));
-	if (je_state != 1 || refresh() != 0)
+	if (je_state != 1 || !sm__je_thread_enter() || refresh() != 0)
 		return -1;
 	if (read_u64(MIB_ALLOCATED, &out->allocated) || read_u64(MIB_ACTIVE, &out->active) ||
 	    read_u64(MIB_RESIDENT, &out->resident) || read_u64(MIB_MAPPED, &out->mapped))
@@ -88,7 +109,7 @@ int sm__je_read(sm_prof_je *out)
 
 int sm__je_read_allocated(uint64_t *allocated, uint64_t *resident)
 {
-	if (je_state != 1 || refresh() != 0)
+	if (je_state != 1 || !sm__je_thread_enter() || refresh() != 0)
 		return -1;
 	if (read_u64(MIB_ALLOCATED, allocated) || read_u64(MIB_RESIDENT, resident))
 		return -1;
@@ -99,7 +120,7 @@ const char *sm__je_version(void)
 {
 	const char *v = NULL;
 	size_t sz = sizeof(v);
-	if (mallctl("version", &v, &sz, NULL, 0) != 0)
+	if (!sm__je_thread_enter() || mallctl("version", &v, &sz, NULL, 0) != 0)
 		return NULL;
 	return v;
 }
@@ -109,7 +130,7 @@ int sm__je_thread_counters(uint64_t *allocated, uint64_t *deallocated)
 	static __thread uint64_t *ap, *dp;
 	if (!ap) {
 		size_t sz = sizeof(ap);
-		if (mallctl("thread.allocatedp", &ap, &sz, NULL, 0) != 0 ||
+		if (!sm__je_thread_enter() || mallctl("thread.allocatedp", &ap, &sz, NULL, 0) != 0 ||
 		    mallctl("thread.deallocatedp", &dp, &sz, NULL, 0) != 0) {
 			ap = NULL;
 			return -1;
@@ -133,7 +154,7 @@ int sm__je_peak_read_reset(uint64_t *peak)
 {
 	uint64_t v = 0;
 	size_t sz = sizeof(v);
-	if (je_state != 1 || !peak_ok)
+	if (je_state != 1 || !peak_ok || !sm__je_thread_enter())
 		return -1;
 	if (mallctlbymib(mibs[MIB_PEAK_READ], miblen[MIB_PEAK_READ], &v, &sz, NULL, 0) != 0)
 		return -1;
@@ -145,50 +166,58 @@ int sm__je_peak_read_reset(uint64_t *peak)
 
 void *sm__mem_alloc(size_t n, int zero)
 {
+	if (!sm__je_thread_enter())
+		return NULL;
 	return mallocx(n ? n : 1, zero ? MALLOCX_ZERO : 0);
 }
 
 void sm__mem_free(void *p)
 {
-	if (p)
+	if (p && sm__je_thread_enter())
 		dallocx(p, 0);
 }
 
 uint64_t sm__mem_usable(void *p, uint64_t requested)
 {
-	return p ? sallocx(p, 0) : 0;
+	return p && sm__je_thread_enter() ? sallocx(p, 0) : 0;
 }
 
 void *sm__raw_alloc(size_t n)
 {
+	if (!sm__je_thread_enter())
+		return NULL;
 	return mallocx(n ? n : 1, 0);
 }
 
 void *sm__raw_realloc(void *p, size_t n)
 {
+	if (!sm__je_thread_enter())
+		return NULL;
 	return p ? rallocx(p, n ? n : 1, 0) : mallocx(n ? n : 1, 0);
 }
 
 void sm__raw_free(void *p)
 {
-	if (p)
+	if (p && sm__je_thread_enter())
 		dallocx(p, 0);
 }
 
 size_t sm__raw_usable(void *p)
 {
-	return p ? sallocx(p, 0) : 0;
+	return p && sm__je_thread_enter() ? sallocx(p, 0) : 0;
 }
 
 void *sm__je_bootstrap_alloc(size_t n, size_t align, int zero)
 {
 	int flags = (zero ? MALLOCX_ZERO : 0) | (align > 1 ? MALLOCX_ALIGN(align) : 0);
+	if (!sm__je_thread_enter())
+		return NULL;
 	return mallocx(n ? n : 1, flags);
 }
 
 void sm__je_bootstrap_free(void *p)
 {
-	if (p)
+	if (p && sm__je_thread_enter())
 		dallocx(p, 0);
 }
 
@@ -196,6 +225,8 @@ uint64_t sm_prof_nallocx(uint64_t bytes)
 {
 	if (bytes > (uint64_t)PTRDIFF_MAX)
 		return 0;
+	if (!sm__je_thread_enter())
+		return bytes; /* the request itself, as without jemalloc */
 	return nallocx(bytes ? (size_t)bytes : 1, 0);
 }
 
@@ -242,6 +273,17 @@ uint64_t sm_prof_nallocx(uint64_t bytes)
 
 int sm_prof_have_jemalloc(void)
 {
+	return 0;
+}
+
+int sm__je_thread_enter(void)
+{
+	return 1;
+}
+
+int sm_prof_allocator_ready(sm_error *err)
+{
+	(void)err;
 	return 0;
 }
 

@@ -45,6 +45,18 @@ void *sm__raw_alloc(size_t n);             /* profiler bookkeeping: never sample
 void *sm__raw_realloc(void *p, size_t n);
 void sm__raw_free(void *p);
 size_t sm__raw_usable(void *p);
+/*
+ * The gate before a thread's first call into jemalloc. jemalloc 5.3 sets a thread up on its first
+ * call (an arena, the thread cache) and does not survive failing to map that memory: it leaves the
+ * thread cache enabled but empty and crashes on the next allocation (tcache.c
+ * tsd_tcache_enabled_data_init ignores the failure), or on a NULL arena in mallctl. So a thread
+ * enters only when RLIMIT_AS / RLIMIT_DATA leave SM__JE_THREAD_NEED bytes of headroom; until then
+ * every allocation of that thread fails with ENOMEM (and its frees are dropped), which callers
+ * handle. 1 when the calling thread may call jemalloc. Allocates nothing.
+ */
+#define SM__JE_THREAD_NEED (UINT64_C(8) << 20)
+int sm__je_thread_enter(void);               /* interpose.c */
+extern uint64_t sm__je_refused_limit, sm__je_refused_used; /* the last refusal's figures */
 /* the allocator functions the interposition layer falls back to before dlsym has answered */
 void *sm__je_bootstrap_alloc(size_t n, size_t align, int zero);
 void sm__je_bootstrap_free(void *p);

@@ -15,6 +15,8 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#define TIMELINE_STACK_BYTES (128u * 1024u)
+
 static void add_seconds(struct timespec *ts, double s)
 {
 	long ns = (long)((s - (double)(long)s) * 1e9);
@@ -98,7 +100,16 @@ int sm__timeline_start(sm__timeline *tl, double hz, size_t cap, double t0)
 	pthread_cond_init(&tl->cv, &ca);
 	pthread_condattr_destroy(&ca);
 	pthread_mutex_init(&tl->mu, NULL);
-	if (pthread_create(&tl->thread, NULL, run, tl) != 0) {
+	/* A small stack: the sampler's frames are a few hundred bytes, and under `ulimit -v` the
+	 * default (RLIMIT_STACK, 8 MiB) would be address space taken from the run. */
+	pthread_attr_t ta;
+	int ta_ok = pthread_attr_init(&ta) == 0;
+	if (ta_ok)
+		pthread_attr_setstacksize(&ta, TIMELINE_STACK_BYTES);
+	int crc = pthread_create(&tl->thread, ta_ok ? &ta : NULL, run, tl);
+	if (ta_ok)
+		pthread_attr_destroy(&ta);
+	if (crc != 0) {
 		sm__procfd_close(&tl->statm);
 		pthread_cond_destroy(&tl->cv);
 		pthread_mutex_destroy(&tl->mu);
