@@ -43,6 +43,12 @@ TEST_LIBS = $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 CFLAGS ?= -O2 -g
 CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter \
 	  -fPIC -fno-omit-frame-pointer -Iinclude -Isrc -MMD -MP
+# No function frame above 256 KiB (docs/PIPELINE.md "Memory limits": subcommands run on at least
+# 2 MiB of stack, the pipeline's workers on 1 MiB; the largest frames today are the estimator's
+# tradeoff tables, 165 KiB). Not under the sanitizers, whose instrumented frames are larger.
+ifneq ($(SANITIZE),1)
+CFLAGS += -Wstack-usage=262144
+endif
 LDLIBS += -lm -lpthread -ldl
 ifeq ($(FUZZ),1)
 SANITIZE := 1

@@ -541,7 +541,7 @@ static int run_main(int argc, char **argv, struct mpi_run *M, int ranks_given)
 	sm_pipeline_options po;
 	sm_pipeline_result res;
 	sm_est_input in;
-	sm_estimate pre, post;
+	sm_estimate *pre = NULL, *post = NULL; /* on the heap: 17 KiB each */
 	sm_prof *prof = NULL;
 	struct progress_state ps;
 	struct sigaction sa, old_int, old_term;
@@ -561,8 +561,6 @@ static int run_main(int argc, char **argv, struct mpi_run *M, int ranks_given)
 	memset(&need, 0, sizeof(need));
 	memset(&res, 0, sizeof(res));
 	memset(&in, 0, sizeof(in));
-	memset(&pre, 0, sizeof(pre));
-	memset(&post, 0, sizeof(post));
 	memset(&ps, 0, sizeof(ps));
 	sm_model_options_init(&mo);
 	cli_parser_init(&cp, &cli_cmd_run, argc, argv);
@@ -686,19 +684,26 @@ static int run_main(int argc, char **argv, struct mpi_run *M, int ranks_given)
 	if (sm_est_input_from_base(&in, base, snap, &mo, &err) != 0)
 		goto fail;
 	have_in = 1;
-	if (sm_estimate_compute(&in, &mo, &pre, &err) != 0)
+	pre = calloc(1, sizeof(*pre));
+	post = calloc(1, sizeof(*post));
+	if (pre == NULL || post == NULL) {
+		sm_error_set(&err, SM_ENOMEM, "out of memory for the estimate (%zu bytes)",
+			     2 * sizeof(*pre));
+		goto fail;
+	}
+	if (sm_estimate_compute(&in, &mo, pre, &err) != 0)
 		goto fail;
 	have_pre = 1;
-	if (max_mem > 0 && pre.peak_total > max_mem) {
+	if (max_mem > 0 && pre->peak_total > max_mem) {
 		char a[32], b[32], c[32];
 		sm_est_alternative *alts = NULL;
 		size_t nalt = 0, k;
 		const char *hint = "";
 		char hintbuf[256] = "";
 
-		sm_format_iec(pre.peak_total, a, sizeof(a));
+		sm_format_iec(pre->peak_total, a, sizeof(a));
 		sm_format_iec(max_mem, b, sizeof(b));
-		sm_format_iec(pre.peak, c, sizeof(c));
+		sm_format_iec(pre->peak, c, sizeof(c));
 		if (sm_est_alternatives(&in, &mo, max_mem, &alts, &nalt, NULL) == 0) {
 			for (k = 0; k < nalt; k++) {
 				if (!alts[k].fits)
@@ -726,15 +731,15 @@ static int run_main(int argc, char **argv, struct mpi_run *M, int ranks_given)
 			     "'%s': needs %llu bytes (%s) at peak in stage '%s' (%llu bytes (%s) "
 			     "requested, plus size classes and the process baseline), over --max-mem "
 			     "%llu bytes (%s); nothing was read%s", base,
-			     (unsigned long long)pre.peak_total, a, pre.stages[pre.peak_stage].id,
-			     (unsigned long long)pre.peak, c, (unsigned long long)max_mem, b, hint);
-		err.needed_bytes = pre.peak_total;
+			     (unsigned long long)pre->peak_total, a, pre->stages[pre->peak_stage].id,
+			     (unsigned long long)pre->peak, c, (unsigned long long)max_mem, b, hint);
+		err.needed_bytes = pre->peak_total;
 		goto fail;
 	}
 	/* What this process may use (every rank checks its own, after the agreement below). */
-	need.resident = pre.peak + pre.baseline;
-	need.address = pre.peak_allocated + pre.baseline + RUN_MAP_OVERHEAD;
-	snprintf(need.stage, sizeof(need.stage), "%s", pre.stages[pre.peak_stage].id);
+	need.resident = pre->peak + pre->baseline;
+	need.address = pre->peak_allocated + pre->baseline + RUN_MAP_OVERHEAD;
+	snprintf(need.stage, sizeof(need.stage), "%s", pre->stages[pre->peak_stage].id);
 	if (check_limits(&need, &err) != 0)
 		goto fail;
 
@@ -834,7 +839,7 @@ profiler:
 
 			sm_error_clear(&werr);
 			sm_prof_mark_incomplete(prof, reason);
-			meta = run_meta(&mo, base, snap, out, max_mem, &res, &pre, "interrupted", 0);
+			meta = run_meta(&mo, base, snap, out, max_mem, &res, pre, "interrupted", 0);
 			if (meta != NULL)
 				sm_prof_set_meta(prof, "run", meta);
 			free(meta);
@@ -849,10 +854,10 @@ profiler:
 		if ((rc == SM_ENOMEM || rc == SM_ELIMIT) && have_pre) {
 			char a[32], msg[SM_ERROR_MSG_MAX];
 
-			sm_format_iec(pre.peak_total, a, sizeof(a));
+			sm_format_iec(pre->peak_total, a, sizeof(a));
 			snprintf(msg, sizeof(msg), "%.600s; the estimate for this run is %llu bytes (%s) "
-				 "at peak in stage '%s'", err.msg, (unsigned long long)pre.peak_total,
-				 a, pre.stages[pre.peak_stage].id);
+				 "at peak in stage '%s'", err.msg, (unsigned long long)pre->peak_total,
+				 a, pre->stages[pre->peak_stage].id);
 			memcpy(err.msg, msg, sizeof(msg));
 		}
 		goto fail;
@@ -890,18 +895,18 @@ profiler:
 				in.halos[k].sphere_cells = res.halos[k].sphere_cells;
 			}
 		}
-		if (sm_estimate_compute(&in, &mo2, &post, &err) != 0)
+		if (sm_estimate_compute(&in, &mo2, post, &err) != 0)
 			goto fail_after;
 		have_post = 1;
 		snprintf(path, sizeof(path), "%s/estimate.json", out);
-		if (sm_estimate_write_json(&in, &post, max_mem, path, &err) != 0)
+		if (sm_estimate_write_json(&in, post, max_mem, path, &err) != 0)
 			goto fail_after;
 	}
 	if (prof != NULL) {
 		char *meta;
 		int have_report = sm_report_write_files != NULL;
 
-		meta = run_meta(&mo, base, snap, out, max_mem, &res, &pre, "complete", have_report);
+		meta = run_meta(&mo, base, snap, out, max_mem, &res, pre, "complete", have_report);
 		if (meta == NULL || sm_prof_set_meta(prof, "run", meta) != 0) {
 			free(meta);
 			sm_error_set(&err, SM_ENOMEM, "cannot build memory.json's run object");
@@ -950,7 +955,7 @@ profiler:
 			       "'%s'; estimated before the run %llu bytes (%s)\n",
 			       (unsigned long long)mp, sm_format_iec(mp, a, sizeof(a)),
 			       res.gas_cells ? (double)mp / (double)res.gas_cells : 0.0, pstage,
-			       (unsigned long long)pre.peak, sm_format_iec(pre.peak, b, sizeof(b)));
+			       (unsigned long long)pre->peak, sm_format_iec(pre->peak, b, sizeof(b)));
 		printf("  wrote %s/profiles.hdf5, estimate.json%s%s\n", out,
 		       prof ? ", memory.json" : "", report_written ? ", report.md, report.html" : "");
 		if (report_written)
@@ -987,9 +992,11 @@ out:
 	sm_pipeline_result_release(&res);
 	sm_prof_free(prof);
 	if (have_post)
-		sm_estimate_release(&post);
+		sm_estimate_release(post);
 	if (have_pre)
-		sm_estimate_release(&pre);
+		sm_estimate_release(pre);
+	free(post);
+	free(pre);
 	if (have_in)
 		sm_est_input_release(&in);
 	return status;

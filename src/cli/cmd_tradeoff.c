@@ -61,8 +61,13 @@ static void variant(const sm_model_options *base, int i, sm_model_options *o, ch
 static int render(FILE *f, int md, const sm_est_input *in, const sm_model_options *base,
 		  sm_error *err)
 {
-	sm_estimate ref, e[NVAR];
-	sm_model_options o[NVAR];
+	/* on the heap: ten estimates are 176 KiB, too much for a small stack */
+	struct render_heap {
+		sm_estimate ref, e[NVAR];
+		sm_model_options o[NVAR];
+	} *hp = calloc(1, sizeof(*hp));
+	sm_estimate *ref, *e;
+	sm_model_options *o;
 	char label[NVAR][24], a[64], b[48], t[200];
 	const char *ids[MAX_IDS];
 	int i, n = 0, rc;
@@ -71,8 +76,16 @@ static int render(FILE *f, int md, const sm_est_input *in, const sm_model_option
 	double sp32 = (double)(nextafterf((float)box, INFINITY) - (float)box);
 	double sp64 = nextafter(box, INFINITY) - box;
 
-	if ((rc = sm_estimate_compute(in, base, &ref, err)) != 0)
+	if (hp == NULL)
+		return sm_error_set(err, SM_ENOMEM, "out of memory for the estimates (%zu bytes)",
+				    sizeof(*hp));
+	ref = &hp->ref;
+	e = hp->e;
+	o = hp->o;
+	if ((rc = sm_estimate_compute(in, base, ref, err)) != 0) {
+		free(hp);
 		return rc;
+	}
 	for (n = 0; n < NVAR; n++) {
 		variant(base, n, &o[n], label[n], sizeof(label[n]));
 		if ((rc = sm_estimate_compute(in, &o[n], &e[n], err)) != 0)
@@ -81,7 +94,7 @@ static int render(FILE *f, int md, const sm_est_input *in, const sm_model_option
 	fprintf(f, md ? "# snapmem tradeoff: %s\n\n" : "snapmem tradeoff: %s (%s)\n", in->source_name,
 		in->source_kind);
 	fprintf(f, "%syour options: %s; peak total %s\n", md ? "- " : "  ",
-		cli_est_opts_text(base, t, sizeof(t)), sm_format_iec(ref.peak_total, a, sizeof(a)));
+		cli_est_opts_text(base, t, sizeof(t)), sm_format_iec(ref->peak_total, a, sizeof(a)));
 	fprintf(f, "%sprecision: float32 positions are spaced %g (code length) at BoxSize %g "
 		"(relative %.2g); float64 %.3g\n\n", md ? "- " : "  ", sp32, box, sp32 / box, sp64);
 	if (md)
@@ -91,7 +104,7 @@ static int render(FILE *f, int md, const sm_est_input *in, const sm_model_option
 		fprintf(f, "  %-18s %12s %19s  %-22s %14s\n", "combination", "peak total", "bytes",
 			"peak stage", "saved vs yours");
 	for (i = 0; i < NVAR; i++) {
-		int64_t saved = (int64_t)(ref.peak_total - e[i].peak_total);
+		int64_t saved = (int64_t)(ref->peak_total - e[i].peak_total);
 
 		sm_format_iec(e[i].peak_total, a, sizeof(a));
 		sm_format_iec_signed(saved, b, sizeof(b));
@@ -159,7 +172,8 @@ static int render(FILE *f, int md, const sm_est_input *in, const sm_model_option
 out:
 	for (i = 0; i < n; i++)
 		sm_estimate_release(&e[i]);
-	sm_estimate_release(&ref);
+	sm_estimate_release(ref);
+	free(hp);
 	return rc;
 }
 

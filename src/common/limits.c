@@ -178,6 +178,7 @@ static void read_cgroups(sm_mem_limits *l, const char *root)
 
 		if (c2 == NULL || c2[1] != '/')
 			continue;
+		*c1 = '\0';
 		*c2 = '\0';
 		if (strcmp(line, "0") == 0 && c1[1] == '\0') {
 			/* v2: the unified hierarchy, mounted alone or under unified/ (hybrid) */

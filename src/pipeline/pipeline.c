@@ -1618,7 +1618,13 @@ int sm__pl_create_output(struct run *R)
 /* Opens the snapshot and the catalogue and checks the header facts every strategy needs. */
 int sm__pl_open_inputs(struct run *R)
 {
+	static const struct {
+		const char *name;
+		int ncomp;
+	} needed[] = {{"InternalEnergy", 1}, {"ElectronAbundance", 1}, {"StarFormationRate", 1},
+		      {"Coordinates", 3}};
 	const sm_pipeline_options *o = R->o;
+	size_t i;
 	int rc;
 
 	if ((rc = sm_snapshot_open_base(&R->s, o->base_path, o->snap, R->err)) != 0)
@@ -1660,6 +1666,20 @@ int sm__pl_open_inputs(struct run *R)
 	if (R->n > UINT64_MAX / 24)
 		return sm_error_set(R->err, SM_EOVERFLOW, "'%s': %llu gas cells: byte counts do not "
 				    "fit in 64 bits", R->s.pattern, (unsigned long long)R->n);
+	/* The particle data exists, in every chunk that holds gas, before anything large is
+	 * allocated: a headers-only snapshot of TNG300-1's size would otherwise take (and touch)
+	 * tens of GiB before its first read fails. */
+	for (i = 0; i < sizeof(needed) / sizeof(needed[0]) && R->n > 0; i++) {
+		float row[3];
+
+		/* the first row as the run reads it (a type that is not a float fails here, naming
+		 * the chunk), then every chunk's dataset: present, as many rows, the same type */
+		if ((rc = sm_snapshot_read_range(&R->s, 0, needed[i].name, SM_DTYPE_F32,
+						 needed[i].ncomp, 0, 1, row, NULL, R->err)) != 0 ||
+		    (rc = sm_snapshot_check_field(&R->s, 0, needed[i].name, needed[i].ncomp,
+						  R->err)) != 0)
+			return rc;
+	}
 
 	return 0;
 }
