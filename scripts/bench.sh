@@ -118,6 +118,73 @@ noprofp_s=$(printf '%s\n' "${noprofp[@]}" | median)
 ctemp_s=$(printf '%s\n' "${ctemp[@]}" | median)
 memcpy_s=$("$build/bench/benchmark-memcpy" $((16 * ref)) 5 | jq -r .median_s)
 
+# The physical limit, at two sizes, interleaved: the raw copy of the byte ranges the run reads
+# (benchmark-copy: pread into warm buffers on as many threads as the run uses), the four fields
+# through the snapshot reader's fast path and through HDF5's own read (benchmark-read with
+# SNAPMEM_FASTREAD=1 / 0), and the whole run (index, float32, profiled), whose memory.json gives
+# each stage's time split into read, prefault, compute and free. Then HDF5's path on a chunked,
+# gzip-compressed copy of the smaller mock (h5repack), the reader's build against HDF5's read.
+if [ "$mode" = quick ]; then
+	limit_sizes=(300000 1000000)
+else
+	limit_sizes=(1000000 10000000)
+fi
+limit_rows="$data/limit.jsonl"
+split_rows="$data/split.jsonl"
+: >"$limit_rows"
+: >"$split_rows"
+for n in "${limit_sizes[@]}"; do
+	say "physical limit at $n cells: raw copy, fast path, HDF5's read, the run ($((repeats + 2)) each)"
+	copies=(); fasts=(); h5s=(); runs=()
+	for ((r = 0; r < repeats + 2; r++)); do
+		cj=$("$build/bench/benchmark-copy" "$(mock_dir "$n")" 99 3)
+		copies+=("$(jq -r .median_s <<<"$cj")")
+		fasts+=("$(SNAPMEM_FASTREAD=1 "$build/bench/benchmark-read" "$(mock_dir "$n")" 99 \
+			float32 1 | jq -r .median_s)")
+		h5s+=("$(SNAPMEM_FASTREAD=0 "$build/bench/benchmark-read" "$(mock_dir "$n")" 99 \
+			float32 1 | jq -r .median_s)")
+		line=$(run_once "$n"); read -r _ p _ <<<"$line"; runs+=("$p")
+		# Top-level stages summed by id (per-halo stages over all halos), in run order.
+		jq -c --argjson n "$n" '[.stages[] | select(.depth == 0)] as $s |
+			reduce ($s[] | .id) as $i ([]; if index([$i]) then . else . + [$i] end) |
+			map(. as $i | [$s[] | select(.id == $i)] | {cells: $n, id: $i,
+			    wall_s: (map(.wall_s) | add), read_s: (map(.time.read_s) | add),
+			    prefault_s: (map(.time.prefault_s) | add),
+			    compute_s: (map(.time.compute_s) | add), free_s: (map(.time.free_s) | add)})
+			| to_entries[] | .value + {order: .key}' "$data/run/memory.json" >>"$split_rows"
+	done
+	jq -nc --argjson n "$n" --argjson threads "$(jq .threads <<<"$cj")" \
+		--argjson bytes "$(jq .bytes <<<"$cj")" \
+		--argjson copy "$(printf '%s\n' "${copies[@]}" | median)" \
+		--argjson fast "$(printf '%s\n' "${fasts[@]}" | median)" \
+		--argjson h5 "$(printf '%s\n' "${h5s[@]}" | median)" \
+		--argjson run "$(printf '%s\n' "${runs[@]}" | median)" \
+		'{cells: $n, bytes: $bytes, threads: $threads, copy_s: $copy, read_fast_s: $fast,
+		  read_hdf5_s: $h5, run_pipeline_s: $run, run_vs_copy: ($run / $copy),
+		  fast_vs_copy: ($fast / $copy), hdf5_vs_copy: ($h5 / $copy)}' >>"$limit_rows"
+done
+gz_n=${limit_sizes[0]}
+gz=$(mock_dir "$gz_n")-gzip
+if [ ! -f "$gz/.done" ]; then
+	say "chunked, gzip-compressed copy of the $gz_n-cell mock (h5repack)"
+	rm -rf "$gz"
+	mkdir -p "$gz/snapdir_099"
+	cp -r "$(mock_dir "$gz_n")/groups_099" "$gz/"
+	for f in "$(mock_dir "$gz_n")"/snapdir_099/*.hdf5; do
+		h5repack -f GZIP=1 -l CHUNK=65536 "$f" "$gz/snapdir_099/$(basename "$f")" 2>/dev/null ||
+			h5repack -f GZIP=1 "$f" "$gz/snapdir_099/$(basename "$f")"
+	done
+	touch "$gz/.done"
+fi
+say "HDF5's path on the compressed mock: the reader's build against HDF5's read ($((repeats + 2)) each)"
+gzf=(); gzh=()
+for ((r = 0; r < repeats + 2; r++)); do
+	gzf+=("$(SNAPMEM_FASTREAD=1 "$build/bench/benchmark-read" "$gz" 99 float32 1 | jq -r .median_s)")
+	gzh+=("$(SNAPMEM_FASTREAD=0 "$build/bench/benchmark-read" "$gz" 99 float32 1 | jq -r .median_s)")
+done
+gzf_s=$(printf '%s\n' "${gzf[@]}" | median)
+gzh_s=$(printf '%s\n' "${gzh[@]}" | median)
+
 # MPI ranks: the distributed run (docs/MPI.md) at the reference size over R = 1, 2, 3 ranks.
 # Per run: the whole mpirun's wall time, the pipeline's (rank 0's run.wall_s), the slowest rank's,
 # and the per-rank peaks (max over ranks) from memory.json's mpi object beside the estimate's.
@@ -226,20 +293,32 @@ t0=$(now)
 plain_proc_s=$(calc "$(now) - $t0")
 rm -rf "$ht_dir"
 
-say "estimator latency on a 600-chunk header-only snapshot"
-hd="$data/header-only-600"
-if [ ! -f "$hd/.done" ]; then
-	rm -rf "$hd"
-	"$bin" mock "$hd" --header-only --gas-total 14454722210 --files 600 --halos 280 >/dev/null
-	touch "$hd/.done"
-fi
-est=()
-for ((r = 0; r < 21; r++)); do
-	t0=$(now)
-	"$bin" estimate --base-path "$hd" --snap 99 --format json >/dev/null
-	est+=("$(calc "($(now) - $t0) * 1000")")
+say "estimator latency on 60-, 600- and 6000-chunk header-only snapshots (interleaved, 21 each)"
+est_rows="$data/est.jsonl"
+: >"$est_rows"
+est_chunks=(60 600 6000)
+for c in "${est_chunks[@]}"; do
+	hd="$data/header-only-$c"
+	if [ ! -f "$hd/.done" ]; then
+		rm -rf "$hd"
+		"$bin" mock "$hd" --header-only --gas-total 14454722210 --files "$c" --halos 280 >/dev/null
+		touch "$hd/.done"
+	fi
 done
-est_ms=$(printf '%s\n' "${est[@]}" | median)
+declare -A est_by
+for ((r = 0; r < 21; r++)); do
+	for c in "${est_chunks[@]}"; do
+		t0=$(now)
+		"$bin" estimate --base-path "$data/header-only-$c" --snap 99 --format json >/dev/null
+		est_by[$c]+="$(calc "($(now) - $t0) * 1000") "
+	done
+done
+for c in "${est_chunks[@]}"; do
+	jq -nc --argjson c "$c" --argjson ms "$(printf '%s\n' ${est_by[$c]} | median)" \
+		'{chunks: $c, median_ms: $ms}' >>"$est_rows"
+done
+est_ms=$(jq -s '.[] | select(.chunks == 600) | .median_ms' "$est_rows")
+load=$(cut -d' ' -f1-3 /proc/loadavg)
 
 say "writing $out_md and $out_json"
 cpu=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')
@@ -251,7 +330,11 @@ jq -s --arg mode "$mode" --arg cpu "$cpu" --arg mem "$mem" --argjson cores "$(np
 	--argjson plain "$plain_s" --argjson prof "$prof_s" --argjson plainproc "$plain_proc_s" \
 	--argjson ht "$ht_s" --argjson ms "$ms_s" --arg htpeak "${ht_peak:-}" \
 	--arg mspeak "${ms_peak:-}" --arg profpeak "${prof_peak:-}" --argjson est "$est_ms" \
-	--argjson pairs "$pairs" --slurpfile mpirows "$mpi_rows" --arg mpiskip "$mpi_skip" '
+	--argjson pairs "$pairs" --slurpfile mpirows "$mpi_rows" --arg mpiskip "$mpi_skip" \
+	--slurpfile limits "$limit_rows" --slurpfile splits "$split_rows" \
+	--slurpfile estrows "$est_rows" --argjson gzf "$gzf_s" --argjson gzh "$gzh_s" \
+	--argjson gzn "$gz_n" --arg load "$load" '
+	def med: sort | if length % 2 == 1 then .[(length - 1) / 2] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
 	def fit(rows): (rows | length) as $k | (rows | map(.cells) | add / $k) as $mx |
 		(rows | map(.requested_peak) | add / $k) as $my |
 		(rows | map((.cells - $mx) * (.requested_peak - $my)) | add) as $sxy |
@@ -260,7 +343,7 @@ jq -s --arg mode "$mode" --arg cpu "$cpu" --arg mem "$mem" --argjson cores "$(np
 		{slope_bytes_per_cell: $b, intercept_bytes: $a,
 		 residuals_pct: (rows | map(((.requested_peak - ($a + $b * .cells)) / .requested_peak * 100)))};
 	{schema: "snapmem.bench/1", mode: $mode,
-	 machine: {cpu: $cpu, cores: $cores, memory: $mem},
+	 machine: {cpu: $cpu, cores: $cores, memory: $mem, load_average_at_end: $load},
 	 scaling: ., 
 	 fits: (group_by([.select, .positions, .temperature]) |
 		map({select: .[0].select, positions: .[0].positions, temperature: .[0].temperature}
@@ -279,7 +362,14 @@ jq -s --arg mode "$mode" --arg cpu "$cpu" --arg mem "$mem" --argjson cores "$(np
 		    plain_process_s: $plainproc, heaptrack_process_s: $ht,
 		    heaptrack_ratio: ($ht / $plainproc), heaptrack_peak: $htpeak,
 		    massif_process_s: $ms, massif_ratio: ($ms / $plainproc), massif_peak_heap_bytes: $mspeak},
-	 estimator: {chunks: 600, median_ms: $est},
+	 estimator: {chunks: 600, median_ms: $est, by_chunks: $estrows},
+	 physical_limit: $limits,
+	 time_split: ($splits | group_by([.cells, .id]) |
+		map({cells: .[0].cells, id: .[0].id, order: (map(.order) | min),
+		     wall_s: (map(.wall_s) | med), read_s: (map(.read_s) | med),
+		     prefault_s: (map(.prefault_s) | med), compute_s: (map(.compute_s) | med),
+		     free_s: (map(.free_s) | med)}) | sort_by([.cells, .order])),
+	 hdf5_path_compressed: {cells: $gzn, reader_s: $gzf, hdf5_read_s: $gzh, ratio: ($gzf / $gzh)},
 	 mpi: {cells: $ref, skipped: (if $mpiskip == "" then null else $mpiskip end),
 	       runs: $mpirows}}' "$rows" >"$out_json.tmp"
 mv "$out_json.tmp" "$out_json"
@@ -301,7 +391,14 @@ jq -r '
 	"\(ok([.fits[] | select(.select=="index" and .positions=="float32" and .temperature=="in-memory") | .slope_bytes_per_cell <= 20] | all)) |",
 	"| profiling overhead <= 2% on the pipeline (its stages) | \(f(.profiler.pipeline_overhead_pct; 2))% | \(ok(.profiler.pipeline_overhead_pct <= 2)) |",
 	"| profiler <= 1.5x on the allocation microbenchmark (sites on) | \(f(.profiler.alloc_ratio; 2))x | \(ok(.profiler.alloc_ratio <= 1.5)) |",
+	(.physical_limit[] | "| whole run (index, float32) <= 2.5x the raw copy of the bytes it reads, serial (\(.cells) cells, \(.threads) threads) | \(f(.run_pipeline_s; 3)) s vs \(f(.copy_s; 3)) s = \(f(.run_vs_copy; 2))x | \(ok(.run_vs_copy <= 2.5)) |"),
+	(. as $d | ($d.physical_limit | map(select(.cells == $d.limit.cells)) | .[0]) as $l |
+	 ($d.mpi.runs | map(select(.ranks == 1 and (.failed | not))) | .[0]) as $m |
+	 if $d.mpi.skipped != null or $m == null or $l == null then "| distributed run, 1 rank <= 3x the raw copy | skipped: \($d.mpi.skipped // "no run") | - |"
+	 else "| distributed run, 1 rank <= 3x the raw copy (\($l.cells) cells) | \(f($m.pipeline_s; 3)) s vs \(f($l.copy_s; 3)) s = \(f($m.pipeline_s / $l.copy_s; 2))x | \(ok($m.pipeline_s / $l.copy_s <= 3)) |" end),
+	"| HDF5-path reads no slower (chunked gzip mock, \(.hdf5_path_compressed.cells) cells: the reader against SNAPMEM_FASTREAD=0, within 5%) | \(f(.hdf5_path_compressed.reader_s; 3)) s vs \(f(.hdf5_path_compressed.hdf5_read_s; 3)) s = \(f(.hdf5_path_compressed.ratio; 3))x | \(ok(.hdf5_path_compressed.ratio <= 1.05)) |",
 	"| estimate of a 600-chunk snapshot < 50 ms | \(f(.estimator.median_ms; 1)) ms | \(ok(.estimator.median_ms < 50)) |",
+	(.estimator.by_chunks[] | select(.chunks == 6000) | "| estimate of a 6000-chunk snapshot <= 100 ms (2x the 600-chunk goal) | \(f(.median_ms; 1)) ms | \(ok(.median_ms <= 100)) |"),
 	"",
 	"## Scaling\n",
 	"Seconds and peak bytes per gas cell: requested (tracked arrays), allocated (jemalloc, above the process baseline), resident (VmHWM, the whole process).\n",
@@ -320,6 +417,20 @@ jq -r '
 	"- the same without the huge-page hint (`SNAPMEM_HUGEPAGES=0`): \(f(.limit.run_pipeline_no_hugepages_s; 4)) s = \(f(.limit.ratio_no_hugepages; 2))x the read",
 	"- `compute_temperature` \(f(.limit.compute_temperature_s; 4)) s against a memcpy of the same 16 bytes per cell \(f(.limit.memcpy_same_bytes_s; 4)) s = \(f(.limit.kernel_vs_memcpy; 2))x",
 	"",
+	"## The physical limit\n",
+	"Medians of interleaved runs. Raw copy: `bench/benchmark-copy`, `pread` of the byte ranges of the four fields as stored (float64 Coordinates included) into warm buffers, on as many threads as the run uses, nothing else. Reader: `bench/benchmark-read` (float32 positions through a 1 MiB buffer, fresh buffers per repeat) on the fast path and with `SNAPMEM_FASTREAD=0` (the HDF5 read). Run: `snapmem run`, index, float32, profiled, pipeline seconds. Load average at the end of the benchmark: \(.machine.load_average_at_end).\n",
+	"| cells | bytes read | threads | raw copy s | reader, fast path s | HDF5 read s | run s | run / copy | fast / copy | HDF5 / copy |",
+	"|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+	(.physical_limit[] | "| \(.cells) | \(.bytes) | \(.threads) | \(f(.copy_s; 4)) | \(f(.read_fast_s; 4)) | \(f(.read_hdf5_s; 4)) | \(f(.run_pipeline_s; 4)) | \(f(.run_vs_copy; 2)) | \(f(.fast_vs_copy; 2)) | \(f(.hdf5_vs_copy; 2)) |"),
+	"",
+	"The HDF5 path (chunked, gzip-compressed copy of the \(.hdf5_path_compressed.cells)-cell mock, `h5repack`; the fast path does not apply): the reader \(f(.hdf5_path_compressed.reader_s; 4)) s, `SNAPMEM_FASTREAD=0` \(f(.hdf5_path_compressed.hdf5_read_s; 4)) s.",
+	"",
+	"## Where the time goes\n",
+	"Each top-level stage of the run above (per-halo stages summed over the halos), median seconds: `read` (snapshot and catalogue reads), `prefault` (mapping the large arrays in), `free` (tracked arrays freed), `compute` the rest (memory.json `stages[].time`, docs/PROFILER.md).\n",
+	"| cells | stage | wall s | read s | prefault s | compute s | free s |",
+	"|---:|---|---:|---:|---:|---:|---:|",
+	(.time_split[] | "| \(.cells) | \(.id) | \(f(.wall_s; 4)) | \(f(.read_s; 4)) | \(f(.prefault_s; 4)) | \(f(.compute_s; 4)) | \(f(.free_s; 4)) |"),
+	"",
 	"## Profiler overhead\n",
 	"- the pipeline stages (\(.limit.cells) cells, index, float32): profiled \(f(.profiler.pipeline_profiled_s; 4)) s, `--no-profile` \(f(.profiler.pipeline_unprofiled_s; 4)) s: \(f(.profiler.pipeline_overhead_pct; 2))%",
 	"- the whole `snapmem run` process, which with profiling also writes memory.json (symbolised sites, timeline) and the reports: profiled \(f(.profiler.process_profiled_s; 4)) s, `--no-profile` \(f(.profiler.process_unprofiled_s; 4)) s: \(f(.profiler.process_overhead_pct; 2))%",
@@ -328,7 +439,9 @@ jq -r '
 	"- peak heap as each reports it: snapmem (VmHWM of the profiled run) \(.profiler.alloc_profiled_peak) B; heaptrack \(.profiler.heaptrack_peak); massif \(.profiler.massif_peak_heap_bytes) B",
 	"",
 	"## Estimator latency\n",
-	"`snapmem estimate --base-path X --snap 99 --format json` on a 600-chunk header-only TNG300-1-sized snapshot, whole process: median \(f(.estimator.median_ms; 2)) ms over 21 runs.",
+	"`snapmem estimate --base-path X --snap 99 --format json` on header-only TNG300-1-sized snapshots, whole process, median of 21 runs (the sizes interleaved):\n",
+	"| chunk files | median ms |", "|---:|---:|",
+	(.estimator.by_chunks[] | "| \(.chunks) | \(f(.median_ms; 2)) |"),
 	"",
 	"## MPI ranks\n",
 	(if .mpi.skipped != null then "Skipped: \(.mpi.skipped)."

@@ -101,6 +101,23 @@ int sm_prof_write_json(sm_prof *p, const char *path, sm_error *err);
 
 /* ---- read access for tests and embedders ------------------------------------------------- */
 
+/*
+ * Where a stage's time goes. The host adds the seconds it spent reading input and mapping memory
+ * in (sm_prof_time_add); the profiler times its own frees of tracked arrays (sm_prof_release).
+ * Each part counts in the innermost open stage and in every stage enclosing it (as wall_s does);
+ * memory.json writes each stage's "time" {"read_s", "prefault_s", "free_s", "compute_s"},
+ * compute_s being the rest of wall_s.
+ */
+typedef enum sm_prof_part {
+	SM_PROF_PART_READ,
+	SM_PROF_PART_PREFAULT,
+	SM_PROF_PART_FREE,
+	SM_PROF_NPARTS
+} sm_prof_part;
+
+/* Adds seconds to part of the open stages (nothing when no stage is open or p is NULL). */
+void sm_prof_time_add(sm_prof *p, sm_prof_part part, double seconds);
+
 typedef struct sm_prof_je {      /* jemalloc stats.*, bytes; all 0 when not measured */
 	uint64_t allocated, active, resident, mapped;
 } sm_prof_je;
@@ -117,6 +134,7 @@ typedef struct sm_prof_stage_info {
 	uint64_t allocated_peak;      /* process stats.allocated peak inside the stage (0 = unknown) */
 	uint64_t vm_rss_begin, vm_rss_end, vm_hwm_end;
 	double t_begin, wall_s, cpu_s;   /* seconds since sm_prof_create */
+	double part_s[SM_PROF_NPARTS];   /* seconds in each part (sm_prof_time_add) */
 } sm_prof_stage_info;
 
 size_t sm_prof_stage_count(const sm_prof *p);

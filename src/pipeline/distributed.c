@@ -363,8 +363,12 @@ static int cat_pass(struct run *R, unsigned mask, uint64_t gc, cat_fn fn, void *
 			rc = sm_error_set(R->err, SM_EFORMAT, "'%s': Ngroups_ThisFile is %llu, more "
 					  "than the %llu its header said when load_halos began", path,
 					  (unsigned long long)ng, (unsigned long long)gc);
-		else if (ng > 0)
+		else if (ng > 0) {
+			double t0 = sm__pl_now_s();
+
 			rc = sm_catalog_read_group_fields(&cc, fd, nf, R->err);
+			sm__pl_part_since(R, SM_PROF_PART_READ, t0);
+		}
 		sm_catalog_release(&cc);
 		if (rc == 0 && ng > 0)
 			rc = fn(R, ctx, done, ng);
@@ -741,8 +745,7 @@ static int stream_block(struct dist *D, int64_t f, uint64_t local, uint64_t n)
 	int rc, j;
 
 	for (j = 0; j < 3; j++)
-		if ((rc = sm_snapshot_read_range(&R->s, 0, names[j], SM_DTYPE_F32, 1, g, n, fld[j],
-						 NULL, R->err)) != 0)
+		if ((rc = sm__pl_read_gas(R, names[j], g, n, fld[j])) != 0)
 			return rc;
 	if ((rc = sm__pl_temperature_block(R, g, n, R->u, R->xe, R->sfr, R->temp)) != 0)
 		return rc;

@@ -251,9 +251,10 @@ static int huge_pages_wanted(void)
  * are touched; its contents are undefined before and after. Resident memory may round up to the
  * huge pages at the array's two ends. Arrays of PREFAULT_MIN_BYTES and more only.
  */
-static void prefault(void *ptr, uint64_t bytes)
+static void prefault(struct run *R, void *ptr, uint64_t bytes)
 {
 	struct prefault_job J;
+	double t0 = sm__pl_now_s();
 	long pg = sysconf(_SC_PAGESIZE);
 	uintptr_t a, b;
 	unsigned parts = sm__pl_threads();
@@ -270,6 +271,7 @@ static void prefault(void *ptr, uint64_t bytes)
 	if (huge_pages_wanted())
 		(void)madvise(J.p, J.bytes, MADV_HUGEPAGE); /* a hint: no huge pages is fine */
 	sm__pl_parallel(prefault_part, &J, parts);
+	sm__pl_part_since(R, SM_PROF_PART_PREFAULT, t0);
 }
 
 /* ---- file and cell locations for messages ---------------------------------------------------- */
@@ -446,6 +448,7 @@ int sm__pl_load_halos(struct run *R)
 {
 	const sm_model_options *mo = &R->o->model;
 	uint64_t g = R->gtot, i, k = 0, b;
+	double t0;
 	int rc;
 
 	if ((rc = sm__pl_stage_begin(R, "load_halos", -1, g)) != 0)
@@ -457,6 +460,7 @@ int sm__pl_load_halos(struct run *R)
 	    (rc = sm__pl_palloc(R, &R->gr, "Group_R_Crit200", 4 * g)) != 0 ||
 	    (rc = sm__pl_palloc(R, &R->gp, "GroupPos", 12 * g)) != 0)
 		return rc;
+	t0 = sm__pl_now_s();
 	if (g > 0 &&
 	    ((rc = sm_catalog_read_group_field(&R->c, "Group_M_Crit200", SM_DTYPE_F32, 1, R->gm,
 					       R->err)) != 0 ||
@@ -465,6 +469,7 @@ int sm__pl_load_halos(struct run *R)
 	     (rc = sm_catalog_read_group_field(&R->c, "GroupPos", SM_DTYPE_F32, 3, R->gp,
 					       R->err)) != 0))
 		return rc;
+	sm__pl_part_since(R, SM_PROF_PART_READ, t0);
 	if (mo->halos >= 0) {
 		k = (uint64_t)mo->halos < g ? (uint64_t)mo->halos : g;
 	} else {
@@ -664,12 +669,11 @@ static int gas_and_temperature(struct run *R)
 			if ((rc = sm__pl_palloc(R, f[j], names[j], 4 * n)) != 0)
 				return rc;
 		for (j = 0; j < 3; j++)
-			prefault(*f[j], 4 * n);
+			prefault(R, *f[j], 4 * n);
 		for (j = 0; j < 3; j++) {
 			if ((rc = sm__pl_cancelled(R)) != 0)
 				return rc;
-			if (n > 0 && (rc = sm_snapshot_read_field(&R->s, 0, names[j], SM_DTYPE_F32, 1,
-								  *f[j], NULL, R->err)) != 0)
+			if (n > 0 && (rc = sm__pl_read_gas(R, names[j], 0, n, *f[j])) != 0)
 				return rc;
 			sm__pl_progress(R, "load_gas_fields", -1, (uint64_t)(j + 1) * n, 3 * n);
 		}
@@ -677,7 +681,7 @@ static int gas_and_temperature(struct run *R)
 		if ((rc = sm__pl_stage_begin(R, "compute_temperature", -1, n)) != 0 ||
 		    (rc = sm__pl_palloc(R, &R->temp, "temperature", 4 * n)) != 0)
 			return rc;
-		prefault(R->temp, 4 * n);
+		prefault(R, R->temp, 4 * n);
 		if ((rc = sm__pl_temperature_block(R, 0, n, R->u, R->xe, R->sfr, R->temp)) != 0)
 			return rc;
 		for (j = 0; j < 3; j++)
@@ -693,7 +697,7 @@ static int gas_and_temperature(struct run *R)
 	if ((rc = sm__pl_stage_begin(R, "compute_temperature", -1, n)) != 0 ||
 	    (rc = sm__pl_palloc(R, &R->temp, "temperature", 4 * n)) != 0)
 		return rc;
-	prefault(R->temp, 4 * n);
+	prefault(R, R->temp, 4 * n);
 	for (j = 0; j < 3; j++)
 		if ((rc = sm__pl_palloc(R, f[j], names[j], 4 * b)) != 0)
 			return rc;
@@ -703,8 +707,7 @@ static int gas_and_temperature(struct run *R)
 		if ((rc = sm__pl_cancelled(R)) != 0)
 			return rc;
 		for (j = 0; j < 3; j++)
-			if ((rc = sm_snapshot_read_range(&R->s, 0, names[j], SM_DTYPE_F32, 1, first,
-							 cnt, *f[j], NULL, R->err)) != 0)
+			if ((rc = sm__pl_read_gas(R, names[j], first, cnt, *f[j])) != 0)
 				return rc;
 		if ((rc = sm__pl_temperature_block(R, first, cnt, R->u, R->xe, R->sfr,
 					    R->temp + first)) != 0)
@@ -970,10 +973,26 @@ DEFINE_SWAP_ROWS(f64, double)
 /* Coordinates are read this many cells a call, so that a signal stops a long read soon. */
 #define POSITIONS_PIECE (UINT64_C(16) << 20)
 
+void sm__pl_part_since(struct run *R, sm_prof_part part, double t0)
+{
+	sm_prof_time_add(R->p, part, sm__pl_now_s() - t0);
+}
+
+int sm__pl_read_gas(struct run *R, const char *name, uint64_t first, uint64_t n, float *out)
+{
+	double t0 = sm__pl_now_s();
+	int rc = sm_snapshot_read_range(&R->s, 0, name, SM_DTYPE_F32, 1, first, n, out, NULL,
+					R->err);
+
+	sm__pl_part_since(R, SM_PROF_PART_READ, t0);
+	return rc;
+}
+
 int sm__pl_read_positions(struct run *R, uint64_t first, uint64_t n, void *out, uint64_t *bad)
 {
 	sm_io_buffer iob = {R->iobuf, R->iobuf != NULL ? IO_BUFFER_BYTES : 0};
 	uint64_t done, k, b;
+	double t0;
 	int rc;
 
 	*bad = n;
@@ -981,10 +1000,12 @@ int sm__pl_read_positions(struct run *R, uint64_t first, uint64_t n, void *out, 
 		k = n - done < POSITIONS_PIECE ? n - done : POSITIONS_PIECE;
 		if ((rc = sm__pl_cancelled(R)) != 0)
 			return rc;
+		t0 = sm__pl_now_s();
 		rc = sm_snapshot_read_range_checked(&R->s, 0, "Coordinates", R->pt, 3, first + done,
 						    k, (char *)out + done * 3 * R->psz,
 						    R->iobuf != NULL ? &iob : NULL, -0.5 * R->box,
 						    1.5 * R->box, &b, R->err);
+		sm__pl_part_since(R, SM_PROF_PART_READ, t0);
 		if (rc != 0)
 			return rc;
 		if (b < k) {
@@ -1020,7 +1041,7 @@ static int load_positions(struct run *R)
 				    (unsigned long long)n);
 	if ((rc = sm__pl_palloc(R, &R->coords, "Coordinates", bytes)) != 0)
 		return rc;
-	prefault(R->coords, bytes);
+	prefault(R, R->coords, bytes);
 	if (R->pt == SM_DTYPE_F32) {
 		if ((rc = sm__pl_palloc(R, &R->iobuf, "io_buffer", IO_BUFFER_BYTES)) != 0)
 			return rc;

@@ -109,6 +109,10 @@ int sm__pl_halos_done(struct run *R, uint64_t k);
  * star-forming cells as -T; SM_EFORMAT naming the file and cell of the first bad value. */
 int sm__pl_temperature_block(struct run *R, uint64_t first, uint64_t n, const float *u,
 			     const float *xe, const float *sfr, float *t);
+/* Seconds since t0 (sm__pl_now_s) added to part of the open stages' time (memory.json "time"). */
+void sm__pl_part_since(struct run *R, sm_prof_part part, double t0);
+/* Cells [first, first + n) of gas field name (float32) into out, timed as reading. */
+int sm__pl_read_gas(struct run *R, const char *name, uint64_t first, uint64_t n, float *out);
 /* Cells [first, first + n) of Coordinates into out (3n of the positions' type) through R->iobuf
  * when allocated, range-checked in the same pass (sm_snapshot_read_range_checked); *bad = the
  * first bad cell's offset from first (non-finite or more than half a box outside), or n. */

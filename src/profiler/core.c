@@ -693,6 +693,7 @@ void sm_prof_release(sm_prof *p, void *ptr)
 	int *g = sm__guard();
 	int saved = *g;
 	*g = 1;
+	double t0 = sm__now();
 	pthread_mutex_lock(&sm__lock);
 	long i = amap_take(p, ptr);
 	if (i >= 0) {
@@ -712,6 +713,17 @@ void sm_prof_release(sm_prof *p, void *ptr)
 		sm__mem_free(ptr);
 	else
 		free(ptr); /* not tracked: from sm_prof_alloc(NULL, ...) or plain malloc */
+	sm_prof_time_add(p, SM_PROF_PART_FREE, sm__now() - t0);
+}
+
+void sm_prof_time_add(sm_prof *p, sm_prof_part part, double seconds)
+{
+	if (!p || (unsigned)part >= SM_PROF_NPARTS || !(seconds > 0))
+		return;
+	pthread_mutex_lock(&sm__lock);
+	for (size_t k = 0; k < p->nopen; k++)
+		p->stages[p->open[k]].part_s[part] += seconds;
+	pthread_mutex_unlock(&sm__lock);
 }
 
 uint64_t sm_prof_live_requested(const sm_prof *p)
@@ -838,6 +850,7 @@ int sm_prof_stage_get(const sm_prof *p, size_t i, sm_prof_stage_info *out)
 	out->t_begin = st->t_begin;
 	out->wall_s = st->wall;
 	out->cpu_s = st->cpu;
+	memcpy(out->part_s, st->part_s, sizeof(out->part_s));
 	return 0;
 }
 

@@ -133,6 +133,17 @@ static size_t self_bytes(const sm_prof *p)
 	return b;
 }
 
+/* A stage's time by part: read, prefault and free as recorded, compute the rest of wall_s. */
+static json_t *time_split(const sm__stage *st)
+{
+	double rest = st->wall;
+	for (int k = 0; k < SM_PROF_NPARTS; k++)
+		rest -= st->part_s[k];
+	return json_pack("{s:f,s:f,s:f,s:f}", "read_s", st->part_s[SM_PROF_PART_READ],
+			 "prefault_s", st->part_s[SM_PROF_PART_PREFAULT], "free_s",
+			 st->part_s[SM_PROF_PART_FREE], "compute_s", rest > 0 ? rest : 0.0);
+}
+
 static json_t *stage_json(const sm_prof *p, const sm__stage *st)
 {
 	uint64_t unexplained = 0;
@@ -156,6 +167,7 @@ static json_t *stage_json(const sm_prof *p, const sm__stage *st)
 	json_object_set_new(o, "t_begin", json_real(st->t_begin));
 	json_object_set_new(o, "wall_s", json_real(st->wall));
 	json_object_set_new(o, "cpu_s", json_real(st->cpu));
+	json_object_set_new(o, "time", time_split(st));
 	json_object_set_new(o, "requested", req);
 	json_object_set_new(o, "tracked_allocated_peak", U(st->tracked_alloc_peak));
 	json_object_set_new(o, "allocated", alloc);

@@ -182,6 +182,7 @@ typedef struct sm__stage {
 	uint64_t begin_net, tl_max;
 	uint64_t rss_begin, rss_end, hwm_end;
 	double t_begin, wall, cpu, cpu_begin;
+	double part_s[SM_PROF_NPARTS];  /* sm_prof_time_add, and tracked frees */
 	uint64_t snap_level;
 	int ntop;
 	sm__top top[SM__TOP];
