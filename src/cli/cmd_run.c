@@ -1013,13 +1013,21 @@ int cmd_run(int argc, char **argv)
 	M.size = 1;
 	quiet = 0;
 	/* Started by mpirun over several ranks but without --mpi: every rank would run the whole
-	 * serial pipeline into the same --out. Only the first says so. */
+	 * serial pipeline into the same --out. Only the first says so; the others wait for it in an
+	 * agreement (mpirun kills the job as soon as one rank exits non-zero). */
 	if (!wants_mpi(argc, argv, &ranks_given) && getenv("OMPI_COMM_WORLD_SIZE") != NULL &&
 	    atoi(getenv("OMPI_COMM_WORLD_SIZE")) > 1) {
+		int fail_rank, fail_code;
+
 		quiet = env_rank != NULL && strcmp(env_rank, "0") != 0;
 		status = usage_err("started by mpirun as %d ranks without --mpi: each would run the "
 				   "whole pipeline into the same --out; add --mpi for the "
 				   "distributed run", atoi(getenv("OMPI_COMM_WORLD_SIZE")));
+		sm_error_clear(&err);
+		if (cli_mpi_init(&M.comm, &err) == 0) {
+			M.comm.agree(M.comm.ctx, status, &fail_rank, &fail_code);
+			cli_mpi_finalize();
+		}
 		quiet = 0;
 		return status;
 	}
