@@ -152,6 +152,11 @@ static int select_from_catalog(sm_est_input *in, sm_catalog *c, const sm_model_o
 		goto out;
 	}
 	for (i = 0; i < k; i++) {
+		/* the run's own checks of a selected halo, with its words: an estimate of a run
+		 * that cannot start would be nonsense */
+		if ((rc = sm_catalog_check_halo(c, cand[i].index, i, in->header.box_size, cand[i].m,
+						r[cand[i].index], err)) != 0)
+			goto out;
 		in->halos[i].group_index = (int64_t)cand[i].index;
 		in->halos[i].m200_msun = (double)cand[i].m * 1e10 / h;
 		in->halos[i].r200 = r[cand[i].index];
@@ -206,9 +211,11 @@ int sm_est_input_from_base(sm_est_input *in, const char *base, int snap, const s
 		sm_snapshot_release(&s);
 		goto fail;
 	}
-	sm_snapshot_release(&s);
 
 	rc = sm_catalog_open_base(&c, base, snap, err);
+	if (rc == 0 && (rc = sm_catalog_match_snapshot(&c, &s, err)) != 0)
+		sm_catalog_release(&c);
+	sm_snapshot_release(&s);
 	if (rc == SM_ENOTFOUND) {
 		if (o->halos < 0) {
 			rc = sm_error_set(err, SM_ENOTFOUND,

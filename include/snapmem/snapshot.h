@@ -182,12 +182,37 @@ typedef struct sm_catalog {
 	uint64_t ngroups_file0;      /* Ngroups_ThisFile of the first (or only) chunk */
 	uint64_t ngroups_chunk_max;  /* the largest chunk's Ngroups_ThisFile, once the chunk
 				      * headers were scanned (reading group fields scans them) */
+	double box_size;             /* BoxSize of the catalogue header (0 when absent) */
+	double redshift;             /* Redshift of the catalogue header (0 when absent) */
+	int has_box_size, has_redshift;
 } sm_catalog;
 
 /* BASE/groups_XXX/fof_subhalo_tab_XXX.0.hdf5, else BASE/groups_XXX/groups_XXX.0.hdf5. */
 int sm_catalog_open_base(sm_catalog *c, const char *base, int snap, sm_error *err);
 int sm_catalog_open_file(sm_catalog *c, const char *path, sm_error *err);
 void sm_catalog_release(sm_catalog *c);
+
+/*
+ * The catalogue's header against its snapshot's: BoxSize and Redshift (when the catalogue has
+ * them) and HubbleParam (when both give one) must agree to a relative 1e-6, else SM_EFORMAT
+ * naming both chunk-0 files ("the catalogue belongs to another snapshot").
+ */
+int sm_catalog_match_snapshot(const sm_catalog *c, const sm_snapshot *s, sm_error *err);
+
+/*
+ * The path of the catalogue chunk file holding group gi into buf (opens the chunk headers in
+ * turn; for messages). When it cannot be found (a chunk unreadable, gi beyond the chunks), buf
+ * gets the catalogue's name. Never fails.
+ */
+void sm_catalog_group_file(const sm_catalog *c, uint64_t gi, char *buf, size_t len);
+
+/*
+ * The catalogue values of selected halo i (group gi) that every user of the selection relies on:
+ * Group_M_Crit200 NaN (unknown, ranked last) or finite and >= 0; Group_R_Crit200 positive, finite
+ * and at most box. SM_EFORMAT "'FILE': group G (selected halo I) has ..." naming the chunk file.
+ */
+int sm_catalog_check_halo(const sm_catalog *c, uint64_t gi, uint64_t i, double box, double m200,
+			  double r200, sm_error *err);
 
 /*
  * Reads /Group/<field> across all chunks (one chunk alone: see ngroups_read) (skipping chunks with Ngroups_ThisFile = 0 or a /Group

@@ -549,7 +549,10 @@ int cmd_estimate(int argc, char **argv)
 	if (strcmp(a.format, "json") == 0) {
 		text = sm_estimate_json(&in, &e, a.node_mem);
 		if (text == NULL) {
-			sm_error_set(&err, SM_ENOMEM, "cannot build the estimate JSON");
+			/* every number in it is checked finite when read (the header, the
+			 * selected halos): what is left is memory */
+			sm_error_set(&err, SM_ENOMEM, "'%s': cannot build the estimate JSON: out of "
+				     "memory", in.path[0] != '\0' ? in.path : in.source_name);
 			status = cli_fail(&err);
 			goto out;
 		}

@@ -218,7 +218,7 @@ static int assign(struct dist *D)
 	if (D->owner == NULL || D->first == NULL || cnt == NULL) {
 		free(cnt);
 		return sm_error_set(R->err, SM_ENOMEM, "'%s': cannot allocate the chunk assignment",
-				    R->s.pattern);
+				    sm__pl_snap_file(R));
 	}
 	for (f = 0; f < nf; f++) {
 		cnt[f] = R->s.chunk_counts[f * SM_NTYPES + 0];
@@ -238,8 +238,18 @@ static int assign(struct dist *D)
 static int axis_cells(const struct dist *D, double c, double s, uint64_t out[2])
 {
 	int64_t g = (int64_t)D->hg;
-	int64_t lo = (int64_t)floor((c - s) * D->inv_w), hi = (int64_t)floor((c + s) * D->inv_w);
-	int64_t a, b;
+	double flo = floor((c - s) * D->inv_w), fhi = floor((c + s) * D->inv_w);
+	int64_t lo, hi, a, b;
+
+	/* The selected halos are checked (centre in [0, box), 2 R200 + margin at most 2 box + 1e-5
+	 * box): the cells lie within a few boxes of the grid, far inside int64; anything else is a
+	 * programming error, answered with the whole axis' first cell rather than an overflow. */
+	if (!(flo >= -4.0 * (double)g && fhi <= 5.0 * (double)g)) {
+		out[0] = 0;
+		return 1;
+	}
+	lo = (int64_t)flo;
+	hi = (int64_t)fhi;
 
 	/* Three cells only by rounding, the interval being at most one cell wide: both ends then
 	 * lie within rounding of a boundary, and the margin keeps every sphere cell away from them. */
@@ -571,7 +581,7 @@ static int load_halos(struct dist *D)
 		return rc;
 	if (g > UINT64_MAX / 48)
 		return sm_error_set(R->err, SM_EOVERFLOW, "'%s': Ngroups_Total %llu is too large",
-				    R->c.pattern, (unsigned long long)g);
+				    sm__pl_cat_file(R), (unsigned long long)g);
 	if (g > 0 && (rc = cat_sizes(R, &gc)) != 0)
 		return rc;
 	if ((rc = sm__pl_palloc(R, &R->gm, "Group_M_Crit200", 4 * gc)) != 0 ||
@@ -617,8 +627,8 @@ static int load_halos(struct dist *D)
 	sel_sort(&S, k);
 	/* The serial run's checks, in selection order, with its messages. */
 	for (i = 0; i < k; i++) {
-		if ((rc = sm__pl_check_halo(R, i, (uint64_t)R->halo_index[i], R->halo_r200[i],
-					    &R->halo_center[3 * i])) != 0)
+		if ((rc = sm__pl_check_halo(R, i, (uint64_t)R->halo_index[i], R->halo_m200[i],
+					    R->halo_r200[i], &R->halo_center[3 * i])) != 0)
 			return rc;
 		R->halo_m200[i] = R->halo_m200[i] * 1e10 / R->h;
 	}
@@ -648,7 +658,7 @@ static int build_halo_index(struct dist *D)
 	cap = D->hg3 < 8 ? D->hg3 : 8;
 	if (k > UINT32_MAX / 8)
 		return sm_error_set(R->err, SM_EOVERFLOW, "'%s': %llu halos: too many for the halo "
-				    "index", R->c.pattern, (unsigned long long)k);
+				    "index", sm__pl_cat_file(R), (unsigned long long)k);
 	if ((rc = sm__pl_palloc(R, &D->hg_start, "halo_grid_start", 4 * (D->hg3 + 1))) != 0 ||
 	    (rc = sm__pl_palloc(R, &D->hg_halos, "halo_grid_halos", 4 * k * cap)) != 0)
 		return rc;
@@ -773,7 +783,7 @@ static int stream_cells(struct dist *D)
 		return rc;
 	if (sm_mul_u64(k, SM_PIPELINE_HISTOGRAM_BYTES, &bytes) != 0)
 		return sm_error_set(R->err, SM_EOVERFLOW, "'%s': %llu halos: profile sums do not fit "
-				    "in 64 bits", R->c.pattern, (unsigned long long)k);
+				    "in 64 bits", sm__pl_cat_file(R), (unsigned long long)k);
 	if ((rc = sm__pl_palloc(R, &D->sums, "profile_sums", bytes)) != 0)
 		return rc;
 	memset(D->sums, 0, bytes);

@@ -302,52 +302,42 @@ void sm__pl_cell_location(struct run *R, uint64_t i, char *path, size_t len, uin
 /* The catalogue chunk file holding group gi (opens the chunks' headers; error path only). */
 void sm__pl_group_location(struct run *R, uint64_t gi, char *path, size_t len)
 {
-	int64_t f;
-	uint64_t first = 0;
+	sm_catalog_group_file(&R->c, gi, path, len);
+}
 
-	snprintf(path, len, "group catalogue of snapshot %d", R->c.snap);
-	for (f = 0; f < R->c.nfiles; f++) {
-		char p[SM_PATH_MAX];
-		hid_t file, a;
-		int64_t cnt = -1;
+const char *sm__pl_snap_file(struct run *R)
+{
+	static _Thread_local char buf[SM_PATH_MAX];
 
-		if ((size_t)snprintf(p, sizeof(p), R->c.pattern, (long long)f) >= sizeof(p))
-			return;
-		file = H5Fopen(p, H5F_ACC_RDONLY, H5P_DEFAULT);
-		if (file < 0)
-			return;
-		a = H5Aopen_by_name(file, "Header", "Ngroups_ThisFile", H5P_DEFAULT, H5P_DEFAULT);
-		if (a >= 0) {
-			if (H5Aread(a, H5T_NATIVE_INT64, &cnt) < 0)
-				cnt = -1;
-			H5Aclose(a);
-		}
-		H5Fclose(file);
-		if (cnt < 0)
-			return;
-		if (gi < first + (uint64_t)cnt) {
-			snprintf(path, len, "%s", p);
-			return;
-		}
-		first += (uint64_t)cnt;
-	}
+	if (sm_snapshot_chunk_path(&R->s, 0, buf, sizeof(buf), NULL) != 0)
+		snprintf(buf, sizeof(buf), "%s", R->o->base_path);
+	return buf;
+}
+
+const char *sm__pl_cat_file(struct run *R)
+{
+	static _Thread_local char buf[SM_PATH_MAX];
+
+	if ((size_t)snprintf(buf, sizeof(buf), R->c.pattern, 0LL) >= sizeof(buf))
+		snprintf(buf, sizeof(buf), "%s", R->o->base_path);
+	return buf;
 }
 
 /* ---- load_halos ------------------------------------------------------------------------------ */
 
-int sm__pl_check_halo(struct run *R, uint64_t i, uint64_t gi, double r200, double c[3])
+int sm__pl_check_halo(struct run *R, uint64_t i, uint64_t gi, double m200, double r200,
+		      double c[3])
 {
-	int d;
+	char where[SM_PATH_MAX];
+	int d, rc;
 
-	if (!(r200 > 0) || !isfinite(r200) || !isfinite(c[0]) || !isfinite(c[1]) ||
-	    !isfinite(c[2])) {
-		char where[SM_PATH_MAX];
-
+	if ((rc = sm_catalog_check_halo(&R->c, gi, i, R->box, m200, r200, R->err)) != 0)
+		return rc;
+	if (!isfinite(c[0]) || !isfinite(c[1]) || !isfinite(c[2])) {
 		sm__pl_group_location(R, gi, where, sizeof(where));
-		return sm_error_set(R->err, SM_EFORMAT, "'%s': group %llu (selected halo %llu) has %s",
-				    where, (unsigned long long)gi, (unsigned long long)i,
-				    !(r200 > 0) || !isfinite(r200) ? "Group_R_Crit200 <= 0 or NaN"
-								   : "a non-finite GroupPos");
+		return sm_error_set(R->err, SM_EFORMAT, "'%s': group %llu (selected halo %llu) has "
+				    "a non-finite GroupPos", where, (unsigned long long)gi,
+				    (unsigned long long)i);
 	}
 	for (d = 0; d < 3; d++) {
 		double x = c[d];
@@ -355,8 +345,6 @@ int sm__pl_check_halo(struct run *R, uint64_t i, uint64_t gi, double r200, doubl
 		/* The same rule as for Coordinates: a centre slightly outside [0, box) is wrapped,
 		 * one more than half a box out is a broken catalogue. */
 		if (x < -0.5 * R->box || x >= 1.5 * R->box) {
-			char where[SM_PATH_MAX];
-
 			sm__pl_group_location(R, gi, where, sizeof(where));
 			return sm_error_set(R->err, SM_EFORMAT,
 					    "'%s': group %llu (selected halo %llu) has GroupPos %g, more "
@@ -455,7 +443,7 @@ int sm__pl_load_halos(struct run *R)
 		return rc;
 	if (g > UINT64_MAX / 12)
 		return sm_error_set(R->err, SM_EOVERFLOW, "'%s': Ngroups_Total %llu is too large",
-				    R->c.pattern, (unsigned long long)g);
+				    sm__pl_cat_file(R), (unsigned long long)g);
 	if ((rc = sm__pl_palloc(R, &R->gm, "Group_M_Crit200", 4 * g)) != 0 ||
 	    (rc = sm__pl_palloc(R, &R->gr, "Group_R_Crit200", 4 * g)) != 0 ||
 	    (rc = sm__pl_palloc(R, &R->gp, "GroupPos", 12 * g)) != 0)
@@ -517,7 +505,7 @@ int sm__pl_load_halos(struct run *R)
 
 		for (d = 0; d < 3; d++)
 			c[d] = R->gp[3 * gi + d];
-		if ((rc = sm__pl_check_halo(R, i, gi, R->gr[gi], c)) != 0)
+		if ((rc = sm__pl_check_halo(R, i, gi, R->gm[gi], R->gr[gi], c)) != 0)
 			return rc;
 		R->halo_m200[i] = (double)R->gm[gi] * 1e10 / R->h;
 		R->halo_r200[i] = R->gr[gi];
@@ -540,28 +528,35 @@ int sm__pl_load_halos(struct run *R)
 #define VECTORISE
 #endif
 
-/* The temperature of cells [0, n): vectorisable (no branch, no libm call); returns nonzero when
- * a value is bad (non-finite or negative u or x_e, NaN SFR), the cells' temperatures then being
- * meaningless. The arithmetic is the definition's, term for term, in double. */
-VECTORISE static int temperature_kernel(const float *restrict u, const float *restrict xe,
-			      const float *restrict sfr, float *restrict t, uint64_t n, double uv2)
+/* The definition's temperature, term for term, in double. */
+static inline double temperature_of(double uu, double x, double uv2)
 {
 	const double gm1 = SM_PIPELINE_GAMMA - 1.0, xh = SM_PIPELINE_XH;
 	const double kb = SM_PIPELINE_KB, mp4 = 4.0 * SM_PIPELINE_MP;
+	double mu = mp4 / (1.0 + 3.0 * xh + 4.0 * xh * x);
+
+	return gm1 * uu / kb * uv2 * mu;
+}
+
+/* The temperature of cells [0, n): vectorisable (no branch, no libm call); returns nonzero when
+ * a value is bad (non-finite or negative u or x_e, NaN SFR, or a finite u whose temperature
+ * overflows float32), the cells' temperatures then being meaningless. */
+VECTORISE static int temperature_kernel(const float *restrict u, const float *restrict xe,
+			      const float *restrict sfr, float *restrict t, uint64_t n, double uv2)
+{
 	uint32_t ok = 1;
 	uint64_t i;
 
 	for (i = 0; i < n; i++) {
-		double uu = u[i], x = xe[i], mu, T;
+		double T = temperature_of(u[i], xe[i], uv2);
 		float f;
 		uint32_t bits;
 
 		ok &= (uint32_t)(u[i] >= 0.0f) & (uint32_t)(u[i] <= FLT_MAX) &
 		      (uint32_t)(xe[i] >= 0.0f) & (uint32_t)(xe[i] <= FLT_MAX) &
 		      (uint32_t)(sfr[i] == sfr[i]);
-		mu = mp4 / (1.0 + 3.0 * xh + 4.0 * xh * x);
-		T = gm1 * uu / kb * uv2 * mu;
 		f = (float)T;
+		ok &= (uint32_t)(f <= FLT_MAX);
 		memcpy(&bits, &f, 4);
 		bits ^= (uint32_t)(sfr[i] > 0) << 31;
 		memcpy(&t[i], &bits, 4);
@@ -571,14 +566,15 @@ VECTORISE static int temperature_kernel(const float *restrict u, const float *re
 
 /* The first bad cell of [0, n) (the scalar definition of "bad"), or n. */
 static uint64_t temperature_first_bad(const float *u, const float *xe, const float *sfr,
-				      uint64_t n)
+				      uint64_t n, double uv2)
 {
 	uint64_t i;
 
 	for (i = 0; i < n; i++) {
 		double uu = u[i], x = xe[i];
 
-		if (!(uu >= 0) || !(x >= 0) || isinf(uu) || isinf(x) || isnan(sfr[i]))
+		if (!(uu >= 0) || !(x >= 0) || isinf(uu) || isinf(x) || isnan(sfr[i]) ||
+		    !((float)temperature_of(uu, x, uv2) <= FLT_MAX))
 			return i;
 	}
 	return n;
@@ -633,17 +629,26 @@ int sm__pl_temperature_block(struct run *R, uint64_t first, uint64_t n, const fl
 		if (J.bad_block[p] == UINT64_MAX)
 			continue;
 		a = J.bad_block[p] * TEMP_BLOCK;
-		i = a + temperature_first_bad(u + a, xe + a, sfr + a, n - a);
+		i = a + temperature_first_bad(u + a, xe + a, sfr + a, n - a, R->uv2);
 		if (i < n) {
 			char where[SM_PATH_MAX];
 			uint64_t local;
 			double uu = u[i], x = xe[i];
-			const char *what = !(uu >= 0) || isinf(uu) ? "InternalEnergy"
+			int overflow = uu >= 0 && x >= 0 && !isinf(uu) && !isinf(x) &&
+				       !isnan(sfr[i]);
+			const char *what = !(uu >= 0) || isinf(uu) || overflow ? "InternalEnergy"
 					   : !(x >= 0) || isinf(x) ? "ElectronAbundance"
 								   : "StarFormationRate";
 			double v = what[0] == 'I' ? uu : what[0] == 'E' ? x : (double)sfr[i];
 
 			sm__pl_cell_location(R, first + i, where, sizeof(where), &local);
+			if (overflow)
+				return sm_error_set(R->err, SM_EFORMAT,
+						    "'%s': /PartType0/InternalEnergy[%llu] is %g (gas "
+						    "cell %llu): its temperature, %g K, does not fit "
+						    "float32", where, (unsigned long long)local, v,
+						    (unsigned long long)(first + i),
+						    temperature_of(uu, x, R->uv2));
 			return sm_error_set(R->err, SM_EFORMAT,
 					    "'%s': /PartType0/%s[%llu] is %g (gas cell %llu): must be "
 					    "finite and non-negative", where, what,
@@ -1037,7 +1042,7 @@ static int load_positions(struct run *R)
 		return rc;
 	if (sm_mul_u64(n, 3 * (uint64_t)R->psz, &bytes) != 0)
 		return sm_error_set(R->err, SM_EOVERFLOW, "'%s': Coordinates of %llu cells: byte "
-				    "count does not fit in 64 bits", R->s.pattern,
+				    "count does not fit in 64 bits", sm__pl_snap_file(R),
 				    (unsigned long long)n);
 	if ((rc = sm__pl_palloc(R, &R->coords, "Coordinates", bytes)) != 0)
 		return rc;
@@ -1120,11 +1125,21 @@ struct axis_range {
 static void axis_cover(const struct grid *gr, double c, double r, struct axis_range *ar)
 {
 	double pad = 1e-5 * r + 1e-6 * gr->box;
+	double flo = floor((c - r - pad) * gr->inv_w), fhi = floor((c + r + pad) * gr->inv_w);
 	int64_t g = (int64_t)gr->g;
-	int64_t lo = (int64_t)floor((c - r - pad) * gr->inv_w);
-	int64_t hi = (int64_t)floor((c + r + pad) * gr->inv_w);
-	int64_t wl, wh;
+	int64_t lo, hi, wl, wh;
 
+	/* Decided in double before any integer conversion: a span of g cells or more (or one that
+	 * is not a number) covers the axis, and whatever is left lies within a few grid widths of
+	 * [0, g), the centre being in the box. */
+	if (!(fhi - flo + 1 < gr->gd) || !(flo > -4.0 * gr->gd && fhi < 5.0 * gr->gd)) {
+		ar->n = 1;
+		ar->a[0] = 0;
+		ar->b[0] = (uint64_t)g - 1;
+		return;
+	}
+	lo = (int64_t)flo;
+	hi = (int64_t)fhi;
 	if (hi - lo + 1 >= g) {
 		ar->n = 1;
 		ar->a[0] = 0;
@@ -1661,6 +1676,8 @@ int sm__pl_open_inputs(struct run *R)
 		return rc;
 	}
 	R->c_open = 1;
+	if ((rc = sm_catalog_match_snapshot(&R->c, &R->s, R->err)) != 0)
+		return rc;
 	R->n = R->s.header.npart_total[0];
 	R->gtot = R->c.ngroups_total;
 	R->box = R->s.header.box_size;
@@ -1675,18 +1692,19 @@ int sm__pl_open_inputs(struct run *R)
 	R->r->hubble_param = R->h;
 	if (!(R->box > 0) || !isfinite(R->box))
 		return sm_error_set(R->err, SM_EFORMAT, "'%s': /Header attribute 'BoxSize' is %g: "
-				    "must be positive", R->s.pattern, R->box);
+				    "must be positive", sm__pl_snap_file(R), R->box);
 	if (!(R->h > 0) || !isfinite(R->h))
 		return sm_error_set(R->err, SM_EFORMAT, "'%s': HubbleParam is missing or not "
 				    "positive: cannot convert Group_M_Crit200 to Msun",
-				    R->s.pattern);
+				    sm__pl_snap_file(R));
 	if (!(R->uv2 > 0) || !isfinite(R->uv2))
 		return sm_error_set(R->err, SM_EFORMAT, "'%s': /Header attribute "
-				    "'UnitVelocity_in_cm_per_s' is %g: must be positive",
-				    R->s.pattern, R->s.header.unit_velocity_cm_s);
+				    "'UnitVelocity_in_cm_per_s' is %g: its square must be positive "
+				    "and finite", sm__pl_snap_file(R),
+				    R->s.header.unit_velocity_cm_s);
 	if (R->n > UINT64_MAX / 24)
 		return sm_error_set(R->err, SM_EOVERFLOW, "'%s': %llu gas cells: byte counts do not "
-				    "fit in 64 bits", R->s.pattern, (unsigned long long)R->n);
+				    "fit in 64 bits", sm__pl_snap_file(R), (unsigned long long)R->n);
 	/* The particle data exists, in every chunk that holds gas, before anything large is
 	 * allocated: a headers-only snapshot of TNG300-1's size would otherwise take (and touch)
 	 * tens of GiB before its first read fails. */

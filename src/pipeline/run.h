@@ -100,9 +100,15 @@ int sm__pl_open_inputs(struct run *R);
 int sm__pl_load_halos(struct run *R);
 /* The catalogue chunk file holding group gi, for messages (opens chunk headers; error path). */
 void sm__pl_group_location(struct run *R, uint64_t gi, char *path, size_t len);
-/* Selected halo i (group gi): R200 and centre checked, SM_EFORMAT naming the chunk file as
- * every strategy words it; the centre c is wrapped into [0, BoxSize) in place. */
-int sm__pl_check_halo(struct run *R, uint64_t i, uint64_t gi, double r200, double c[3]);
+/* Chunk 0's file of the snapshot / the catalogue (a thread-local buffer), for messages that concern
+ * the whole snapshot or catalogue: they name a real file, never a chunk pattern. */
+const char *sm__pl_snap_file(struct run *R);
+const char *sm__pl_cat_file(struct run *R);
+/* Selected halo i (group gi): M200 as read (NaN allowed, not inf or negative), R200 (positive,
+ * finite, at most BoxSize) and centre checked, SM_EFORMAT naming the chunk file as every strategy
+ * words it; the centre c is wrapped into [0, BoxSize) in place. */
+int sm__pl_check_halo(struct run *R, uint64_t i, uint64_t gi, double m200, double r200,
+		      double c[3]);
 /* The end of load_halos for K kept halos: the caller's result table, the stage closed. */
 int sm__pl_halos_done(struct run *R, uint64_t k);
 /* Temperatures of cells [first, first + n) (global numbering, for messages) on the worker threads,

@@ -13,6 +13,8 @@
  * is a finding, listed first with its sites, and judged only under --strict, where the process's
  * allocated peak above the baseline must match the estimate. A distributed run's ranks are judged
  * the same way against the estimate's per-rank peak (mpi.c); nfail counts stages and ranks.
+ * A stage the estimate models but the run never reached fails, except the per-halo stages of a
+ * run that selected no halo (n/a); an estimate that models no stage at all is refused.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -83,6 +85,11 @@ int sm_report_compare(sm_report *r, double tolerance_pct, uint64_t abs_bound, sm
 
 	if (!(tolerance_pct >= 0.0) || !isfinite(tolerance_pct))
 		return sm_error_set(err, SM_EINVAL, "tolerance %g%% is not a percentage", tolerance_pct);
+	for (i = 0; i < r->nstages && !r->stages[i].has_est; i++)
+		;
+	if (i == r->nstages)
+		return sm_error_set(err, SM_EFORMAT, "'%s': the estimate models no stage: nothing to "
+				    "judge the run against", r->estimate_path);
 	r->tolerance_pct = tolerance_pct;
 	r->abs_bound = abs_bound;
 	r->nfail = 0;
@@ -101,8 +108,14 @@ int sm_report_compare(sm_report *r, double tolerance_pct, uint64_t abs_bound, sm
 			continue;
 		}
 		if (!s->has_meas) {
-			/* the model has a stage the run never reached */
+			/* the model has a stage the run never reached: a failure, unless it is a
+			 * per-halo stage and no halo was selected (an honest empty result) */
 			s->requested.estimated = s->est_peak;
+			if (s->per_halo && r->nhalos_selected == 0) {
+				s->requested.verdict = SM_VERDICT_NA;
+				s->allocated.verdict = SM_VERDICT_NA;
+				continue;
+			}
 			s->requested.verdict = SM_VERDICT_FAIL;
 			r->nfail++;
 			continue;

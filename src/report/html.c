@@ -388,7 +388,10 @@ int sm__report_html(const sm_report *r, FILE *f)
 		td_bytes(f, s->has_est, s->est_peak);
 		td_bytes(f, s->has_meas, s->meas_peak);
 		if (s->has_est && !s->has_meas)
-			fprintf(f, "<td>not run</td><td class=\"fail\">FAIL</td>");
+			fprintf(f, "<td>not run%s</td><td class=\"%s\">%s</td>",
+				s->requested.verdict == SM_VERDICT_NA ? " (no halo)" : "",
+				s->requested.verdict == SM_VERDICT_NA ? "na" : "fail",
+				sm_verdict_name(s->requested.verdict));
 		else
 			td_cmp(f, &s->requested, s->has_est && s->has_meas);
 		td_bytes(f, s->has_est, s->est_peak_allocated);

@@ -110,8 +110,12 @@ int sm__report_markdown(const sm_report *r, FILE *f)
 			continue;
 		}
 		if (!s->has_meas) {
-			fprintf(f, " | %s | not run | | **FAIL** | %s | | | | | n/a |\n",
+			fprintf(f, " | %s | not run%s | | %s%s%s | %s | | | | | n/a |\n",
 				sm__iec(s->est_peak, a, sizeof(a)),
+				s->requested.verdict == SM_VERDICT_NA ? " (no halo)" : "",
+				s->requested.verdict == SM_VERDICT_FAIL ? "**" : "",
+				sm_verdict_name(s->requested.verdict),
+				s->requested.verdict == SM_VERDICT_FAIL ? "**" : "",
 				sm__iec(s->est_peak_allocated, b, sizeof(b)));
 			continue;
 		}

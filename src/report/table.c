@@ -111,7 +111,9 @@ int sm__report_table(const sm_report *r, FILE *f)
 		}
 		if (!s->has_meas) {
 			fprintf(f, "  %-30s %11s %11s %12s %9s %-5s | %11s\n", n1,
-				sm__iec(s->est_peak, a, sizeof(a)), "not run", "", "", "FAIL",
+				sm__iec(s->est_peak, a, sizeof(a)),
+				s->requested.verdict == SM_VERDICT_NA ? "no halo" : "not run", "", "",
+				sm_verdict_name(s->requested.verdict),
 				sm__iec(s->est_peak_allocated, b, sizeof(b)));
 			continue;
 		}

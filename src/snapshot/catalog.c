@@ -1,8 +1,12 @@
 /*
  * FoF/Subfind group catalogues: opening by base path or file, and reading one /Group field across
  * the chunk files. Chunks with Ngroups_ThisFile = 0 are skipped without looking at /Group (TNG's
- * empty chunks keep an empty /Group). Header integers of any width, as for snapshots.
+ * empty chunks keep an empty /Group). Header integers of any width, as for snapshots. Every chunk
+ * opened after chunk 0 must agree with it on Ngroups_Total and NumFiles (exactly) and BoxSize,
+ * Redshift and HubbleParam (to a relative 1e-6); sm_catalog_match_snapshot holds the catalogue
+ * against its snapshot's header.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,12 +21,98 @@ static const char *cat_name(const sm_catalog *c)
 	return c->base[0] != '\0' ? c->base : c->pattern;
 }
 
-/* Opens chunk i's file and reads Ngroups_ThisFile (and, for chunk 0, the totals into c). */
+/* Header facts every chunk of one catalogue must share. */
+struct cat_facts {
+	uint64_t ngroups_total;
+	int64_t num_files;
+	double box_size, redshift, hubble_param; /* 0 when absent */
+	int has_box, has_redshift;
+};
+
+static int close_enough(double a, double b)
+{
+	return fabs(a - b) <= 1e-6 * fmax(fabs(a), fabs(b)) + 1e-12;
+}
+
+/* Reads and range-checks the shared facts of one chunk's /Header. */
+static int read_facts(hid_t g, const char *path, struct cat_facts *cf, sm_error *err)
+{
+	uint64_t v;
+	int rc;
+
+	memset(cf, 0, sizeof(*cf));
+	if ((rc = sm__attr_u64(g, path, "/Header", "Ngroups_Total", &cf->ngroups_total, 1, 1,
+			       err)) != 0)
+		return rc;
+	rc = sm__attr_u64(g, path, "/Header", "NumFiles", &v, 1, 0, err);
+	if (rc < 0)
+		return rc;
+	if (rc == 1)
+		v = 1;
+	if (v < 1 || v > MAX_CHUNKS)
+		return sm_error_set(err, SM_EFORMAT, "'%s': /Header attribute 'NumFiles' is %llu, "
+				    "expected 1 to %d", path, (unsigned long long)v, MAX_CHUNKS);
+	cf->num_files = (int64_t)v;
+	if ((rc = sm__attr_double(g, path, "/Header", "HubbleParam", &cf->hubble_param, 0,
+				  err)) < 0)
+		return rc;
+	if (!isfinite(cf->hubble_param) || !(cf->hubble_param >= 0))
+		return sm_error_set(err, SM_EFORMAT, "'%s': /Header attribute 'HubbleParam' is %g, "
+				    "expected a finite number >= 0", path, cf->hubble_param);
+	if ((rc = sm__attr_double(g, path, "/Header", "BoxSize", &cf->box_size, 0, err)) < 0)
+		return rc;
+	cf->has_box = rc == 0;
+	if (cf->has_box && (!isfinite(cf->box_size) || !(cf->box_size > 0)))
+		return sm_error_set(err, SM_EFORMAT, "'%s': /Header attribute 'BoxSize' is %g, "
+				    "expected a positive finite length", path, cf->box_size);
+	if ((rc = sm__attr_double(g, path, "/Header", "Redshift", &cf->redshift, 0, err)) < 0)
+		return rc;
+	cf->has_redshift = rc == 0;
+	if (cf->has_redshift && (!isfinite(cf->redshift) || !(cf->redshift > -1)))
+		return sm_error_set(err, SM_EFORMAT, "'%s': /Header attribute 'Redshift' is %g, "
+				    "expected a finite number > -1", path, cf->redshift);
+	return 0;
+}
+
+/* Chunk i's facts against chunk 0's (kept in c): SM_EFORMAT naming both files. */
+static int match_facts(const sm_catalog *c, const struct cat_facts *cf, const char *path,
+		       sm_error *err)
+{
+	char p0[SM_PATH_MAX];
+	const char *what = NULL;
+	double a = 0, b = 0;
+
+	if (sm__pattern_path(c->pattern, 0, p0, sizeof(p0)) != 0)
+		snprintf(p0, sizeof(p0), "%s", cat_name(c));
+	if (cf->ngroups_total != c->ngroups_total)
+		return sm_error_set(err, SM_EFORMAT, "'%s': /Header attribute 'Ngroups_Total' is "
+				    "%llu, but %llu in '%s': the chunk files disagree", path,
+				    (unsigned long long)cf->ngroups_total,
+				    (unsigned long long)c->ngroups_total, p0);
+	if (cf->num_files != c->num_files_header)
+		return sm_error_set(err, SM_EFORMAT, "'%s': /Header attribute 'NumFiles' is %lld, "
+				    "but %lld in '%s': the chunk files disagree", path,
+				    (long long)cf->num_files, (long long)c->num_files_header, p0);
+	if (cf->has_box != c->has_box_size || !close_enough(cf->box_size, c->box_size))
+		what = "BoxSize", a = cf->box_size, b = c->box_size;
+	else if (cf->has_redshift != c->has_redshift || !close_enough(cf->redshift, c->redshift))
+		what = "Redshift", a = cf->redshift, b = c->redshift;
+	else if (!close_enough(cf->hubble_param, c->hubble_param))
+		what = "HubbleParam", a = cf->hubble_param, b = c->hubble_param;
+	if (what != NULL)
+		return sm_error_set(err, SM_EFORMAT, "'%s': /Header attribute '%s' is %.9g, but "
+				    "%.9g in '%s': the chunk files disagree (0 stands for absent)",
+				    path, what, a, b, p0);
+	return 0;
+}
+
+/* Opens chunk i's file and reads Ngroups_ThisFile (and, for chunk 0, the totals into c); the
+ * other chunks' shared facts are checked against chunk 0's. */
 static int open_chunk(sm_catalog *c, int64_t i, char *path, hid_t *fout, uint64_t *ngroups,
 		      sm_error *err)
 {
+	struct cat_facts cf;
 	hid_t f = -1, g = -1;
-	uint64_t v;
 	int rc;
 
 	if (sm__pattern_path(c->pattern, i, path, SM_PATH_MAX) != 0)
@@ -38,32 +128,24 @@ static int open_chunk(sm_catalog *c, int64_t i, char *path, hid_t *fout, uint64_
 		rc = sm_error_set(err, SM_EFORMAT, "'%s': /Header cannot be opened", path);
 		goto out;
 	}
-	if ((rc = sm__attr_u64(g, path, "/Header", "Ngroups_ThisFile", ngroups, 1, 1, err)) != 0)
+	if ((rc = sm__attr_u64(g, path, "/Header", "Ngroups_ThisFile", ngroups, 1, 1, err)) != 0 ||
+	    (rc = read_facts(g, path, &cf, err)) != 0)
 		goto out;
 	if (i == 0) {
-		if ((rc = sm__attr_u64(g, path, "/Header", "Ngroups_Total", &c->ngroups_total, 1, 1,
-				       err)) != 0)
-			goto out;
+		c->ngroups_total = cf.ngroups_total;
 		rc = sm__attr_u64(g, path, "/Header", "Nsubgroups_Total", &c->nsubgroups_total, 1, 0,
 				  err);
 		if (rc < 0)
 			goto out;
-		rc = sm__attr_u64(g, path, "/Header", "NumFiles", &v, 1, 0, err);
-		if (rc < 0)
-			goto out;
-		if (rc == 1)
-			v = 1;
-		if (v < 1 || v > MAX_CHUNKS) {
-			rc = sm_error_set(err, SM_EFORMAT, "'%s': /Header attribute 'NumFiles' is %llu, "
-					  "expected 1 to %d", path, (unsigned long long)v,
-					  MAX_CHUNKS);
-			goto out;
-		}
-		c->num_files_header = (int64_t)v;
-		rc = sm__attr_double(g, path, "/Header", "HubbleParam", &c->hubble_param, 0, err);
-		if (rc < 0)
-			goto out;
+		c->num_files_header = cf.num_files;
+		c->hubble_param = cf.hubble_param;
+		c->box_size = cf.box_size;
+		c->has_box_size = cf.has_box;
+		c->redshift = cf.redshift;
+		c->has_redshift = cf.has_redshift;
 		rc = 0;
+	} else if ((rc = match_facts(c, &cf, path, err)) != 0) {
+		goto out;
 	}
 	*fout = f;
 	f = -1;
@@ -73,6 +155,31 @@ out:
 	if (f >= 0)
 		H5Fclose(f);
 	return rc;
+}
+
+int sm_catalog_match_snapshot(const sm_catalog *c, const sm_snapshot *s, sm_error *err)
+{
+	char cp[SM_PATH_MAX], sp[SM_PATH_MAX];
+	const sm_header *h = &s->header;
+	const char *what = NULL;
+	double a = 0, b = 0;
+
+	if (sm__pattern_path(c->pattern, 0, cp, sizeof(cp)) != 0)
+		snprintf(cp, sizeof(cp), "%s", cat_name(c));
+	if (sm__pattern_path(s->pattern, 0, sp, sizeof(sp)) != 0)
+		snprintf(sp, sizeof(sp), "%s", sm__snap_name(s));
+	if (c->has_box_size && !close_enough(c->box_size, h->box_size))
+		what = "BoxSize", a = c->box_size, b = h->box_size;
+	else if (c->has_redshift && !close_enough(c->redshift, h->redshift))
+		what = "Redshift", a = c->redshift, b = h->redshift;
+	else if (c->hubble_param > 0 && h->hubble_param > 0 &&
+		 !close_enough(c->hubble_param, h->hubble_param))
+		what = "HubbleParam", a = c->hubble_param, b = h->hubble_param;
+	if (what != NULL)
+		return sm_error_set(err, SM_EFORMAT, "'%s': /Header attribute '%s' is %.9g, but %.9g "
+				    "in the snapshot's '%s': the catalogue belongs to another "
+				    "snapshot", cp, what, a, b, sp);
+	return 0;
 }
 
 static int open_first(sm_catalog *c, int single, sm_error *err)
@@ -296,4 +403,64 @@ int sm_catalog_read_group_field(sm_catalog *c, const char *field, sm_dtype memty
 	sm_catalog_field fd = {field, memtype, ncomp, buf};
 
 	return sm_catalog_read_group_fields(c, &fd, 1, err);
+}
+
+void sm_catalog_group_file(const sm_catalog *c, uint64_t gi, char *buf, size_t len)
+{
+	char path[SM_PATH_MAX];
+	uint64_t first = 0, n;
+	int64_t i;
+
+	snprintf(buf, len, "%s", cat_name(c));
+	if (c->nfiles == 1) {
+		if (sm__pattern_path(c->pattern, 0, path, sizeof(path)) == 0)
+			snprintf(buf, len, "%s", path);
+		return;
+	}
+	for (i = 0; i < c->nfiles; i++) {
+		hid_t f = -1, g = -1;
+		int rc = -1;
+
+		if (sm__pattern_path(c->pattern, i, path, sizeof(path)) != 0 ||
+		    sm__h5_open(path, &f, NULL) != 0)
+			return;
+		g = H5Gopen2(f, "Header", H5P_DEFAULT);
+		if (g >= 0)
+			rc = sm__attr_u64(g, path, "/Header", "Ngroups_ThisFile", &n, 1, 1, NULL);
+		if (g >= 0)
+			H5Gclose(g);
+		H5Fclose(f);
+		if (rc != 0)
+			return;
+		if (gi - first < n) {
+			snprintf(buf, len, "%s", path);
+			return;
+		}
+		first += n;
+	}
+}
+
+int sm_catalog_check_halo(const sm_catalog *c, uint64_t gi, uint64_t i, double box, double m200,
+			  double r200, sm_error *err)
+{
+	char where[SM_PATH_MAX], what[160];
+
+	what[0] = '\0';
+	/* NaN masses are allowed (ranked last, reported as unknown); an infinite or negative one
+	 * is a broken catalogue. R200 beyond the box cannot be a halo's, and would overflow the
+	 * grid arithmetic of the sphere scans. */
+	if (isinf(m200) || m200 < 0)
+		snprintf(what, sizeof(what), "Group_M_Crit200 %g: must be finite and >= 0", m200);
+	else if (!(r200 > 0))
+		snprintf(what, sizeof(what), "Group_R_Crit200 <= 0 or NaN (%g)", r200);
+	else if (isinf(r200))
+		snprintf(what, sizeof(what), "Group_R_Crit200 %g: must be finite", r200);
+	else if (r200 > box)
+		snprintf(what, sizeof(what), "Group_R_Crit200 %g, larger than the box (BoxSize %g)",
+			 r200, box);
+	if (what[0] == '\0')
+		return 0;
+	sm_catalog_group_file(c, gi, where, sizeof(where));
+	return sm_error_set(err, SM_EFORMAT, "'%s': group %llu (selected halo %llu) has %s", where,
+			    (unsigned long long)gi, (unsigned long long)i, what);
 }

@@ -1,11 +1,13 @@
 /*
  * HDF5 plumbing shared by the readers: silence HDF5's error printing, open files with one-line
- * errors that tell "missing" from "not HDF5", and read header attributes of any integer width.
+ * errors that tell "missing" and "not a regular file" (a FIFO, a directory, a device: refused
+ * without blocking) from "not HDF5", and read header attributes of any integer width.
  * Every function closes every handle it opened, on every path.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "snapshot/snapshot-internal.h"
@@ -25,20 +27,51 @@ void sm_hdf5_lean(void)
 	H5garbage_collect();
 }
 
-/* The HDF5 signature at offset 0 (no user block): 1 yes, 0 no, -1 cannot read (errno set). A file
- * without it at 0 may still be HDF5 behind a user block; H5Fis_hdf5 decides those. */
-static int signature_at_zero(const char *path)
+/*
+ * Checks that path names a regular file and reads its first 8 bytes: 1 when they are the HDF5
+ * signature (no user block), 0 when not (a file with a user block may still be HDF5: H5Fis_hdf5
+ * decides those), or a negative SM_E* code with err set. The open is non-blocking, so that a FIFO
+ * with no writer or a device answers at once instead of hanging the caller; fstat then refuses
+ * anything that is not a regular file before HDF5 ever opens the path. (HDF5 opens it again by
+ * name: a file swapped for a FIFO in between is not caught, a race this cannot close.)
+ */
+static int check_regular(const char *path, sm_error *err)
 {
 	static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
 	unsigned char buf[8];
+	struct stat st;
 	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd, rc;
 
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf));
+		return sm_error_set(err, errno == ENOENT ? SM_ENOTFOUND : SM_EIO, "'%s': %s", path,
+				    strerror(errno));
+	if (fstat(fd, &st) != 0) {
+		rc = sm_error_set(err, SM_EIO, "'%s': %s", path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rc = sm_error_set(err, SM_EFORMAT, "'%s': not a regular file (%s)", path,
+				  S_ISDIR(st.st_mode)    ? "a directory"
+				  : S_ISFIFO(st.st_mode) ? "a FIFO"
+				  : S_ISCHR(st.st_mode)  ? "a character device"
+				  : S_ISBLK(st.st_mode)  ? "a block device"
+				  : S_ISSOCK(st.st_mode) ? "a socket"
+							 : "a special file");
+		goto out;
+	}
+	do
+		n = read(fd, buf, sizeof(buf));
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		rc = sm_error_set(err, SM_EIO, "'%s': %s", path, strerror(errno));
+		goto out;
+	}
+	rc = n == (ssize_t)sizeof(buf) && memcmp(buf, sig, sizeof(sig)) == 0;
+out:
 	close(fd);
-	return n == (ssize_t)sizeof(buf) && memcmp(buf, sig, sizeof(sig)) == 0;
+	return rc;
 }
 
 int sm__h5_open(const char *path, hid_t *out, sm_error *err)
@@ -47,12 +80,12 @@ int sm__h5_open(const char *path, hid_t *out, sm_error *err)
 	int sig;
 
 	sm_hdf5_quiet();
-	/* One open(2) to tell "missing" and "unreadable" from "not HDF5": H5Fis_hdf5 would open the
-	 * file a second time, which doubles the cost of a 600-chunk catalogue. */
-	sig = signature_at_zero(path);
+	/* One open(2) to tell "missing", "unreadable" and "not a regular file" from "not HDF5":
+	 * H5Fis_hdf5 would open the file a second time, which doubles the cost of a 600-chunk
+	 * catalogue. */
+	sig = check_regular(path, err);
 	if (sig < 0)
-		return sm_error_set(err, errno == ENOENT ? SM_ENOTFOUND : SM_EIO, "'%s': %s", path,
-				    strerror(errno));
+		return sig;
 	if (sig == 0 && H5Fis_hdf5(path) <= 0)
 		return sm_error_set(err, SM_EFORMAT, "'%s': not an HDF5 file", path);
 	f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);

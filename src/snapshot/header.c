@@ -2,11 +2,15 @@
  * Snapshot opening, header reading and the chunk scan (see include/snapmem/snapshot.h).
  *
  * Header facts come from the first chunk. Integer attributes go through sm__attr_u64, which takes
- * any width and signedness. sm_snapshot_scan reads NumPart_ThisFile of every chunk and checks the
- * sums; a chunk whose header claims particles of a type whose header total is 0 and that has no
+ * any width and signedness. Every header read is range-checked (BoxSize and the units finite and
+ * positive, the cosmology finite, ...: SM_EFORMAT naming the file and attribute). sm_snapshot_scan
+ * reads every chunk's header, checks that it agrees with chunk 0's (NumPart_Total,
+ * NumFilesPerSnapshot exactly; BoxSize, HubbleParam, Redshift, Time and the units to a relative
+ * 1e-6) and that the NumPart_ThisFile sums match; a chunk whose header claims particles of a type whose header total is 0 and that has no
  * PartTypeN group counts zero of them (Paicos rewrites keep stale NumPart_ThisFile entries for
  * types they dropped).
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +56,85 @@ void sm__snap_close_kept(sm_snapshot *s)
 	p->file = -1;
 	p->chunk = -1;
 	p->field[0] = '\0';
+}
+
+/* Header values outside their range (non-finite, a box or a unit of 0 or less, a redshift at or
+ * below -1) are a damaged file: nothing downstream can make sense of them. */
+static int check_values(const sm_header *h, const char *path, sm_error *err)
+{
+	static const char *const mt = "MassTable";
+	const struct {
+		const char *name;
+		double v, min;
+		int open_min; /* 1: v > min, 0: v >= min */
+		const char *want;
+	} c[] = {
+		{"BoxSize", h->box_size, 0, 1, "a positive finite length"},
+		{"HubbleParam", h->hubble_param, 0, 0, "a finite number >= 0"},
+		{"Omega0", h->omega0, 0, 0, "a finite number >= 0"},
+		{"OmegaBaryon", h->omega_baryon, 0, 0, "a finite number >= 0"},
+		{"OmegaLambda", h->omega_lambda, -HUGE_VAL, 1, "a finite number"},
+		{"Redshift", h->redshift, -1, 1, "a finite number > -1"},
+		{"Time", h->time, 0, 0, "a finite number >= 0"},
+		{"UnitLength_in_cm", h->unit_length_cm, 0, 1, "a positive finite number"},
+		{"UnitMass_in_g", h->unit_mass_g, 0, 1, "a positive finite number"},
+		{"UnitVelocity_in_cm_per_s", h->unit_velocity_cm_s, 0, 1, "a positive finite number"},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++)
+		if (!isfinite(c[i].v) || (c[i].open_min ? !(c[i].v > c[i].min) : !(c[i].v >= c[i].min)))
+			return sm_error_set(err, SM_EFORMAT, "'%s': /Header attribute '%s' is %g, "
+					    "expected %s", path, c[i].name, c[i].v, c[i].want);
+	for (i = 0; i < SM_NTYPES; i++)
+		if (!isfinite(h->mass_table[i]) || !(h->mass_table[i] >= 0))
+			return sm_error_set(err, SM_EFORMAT, "'%s': /Header attribute '%s' [%zu] is "
+					    "%g, expected a finite mass >= 0", path, mt, i,
+					    h->mass_table[i]);
+	return 0;
+}
+
+/* a and b agree to a relative 1e-6 (float32 and float64 copies of one value do), or both are
+ * within 1e-12 of each other (a redshift of 2.2e-16 against 0). */
+static int close_enough(double a, double b)
+{
+	return fabs(a - b) <= 1e-6 * fmax(fabs(a), fabs(b)) + 1e-12;
+}
+
+int sm__snap_header_match(const sm_header *h0, const char *path0, const sm_header *h,
+			  const char *path, sm_error *err)
+{
+	const struct {
+		const char *name;
+		double a, b;
+	} f[] = {
+		{"BoxSize", h0->box_size, h->box_size},
+		{"HubbleParam", h0->hubble_param, h->hubble_param},
+		{"Redshift", h0->redshift, h->redshift},
+		{"Time", h0->time, h->time},
+		{"UnitLength_in_cm", h0->unit_length_cm, h->unit_length_cm},
+		{"UnitMass_in_g", h0->unit_mass_g, h->unit_mass_g},
+		{"UnitVelocity_in_cm_per_s", h0->unit_velocity_cm_s, h->unit_velocity_cm_s},
+	};
+	size_t i;
+	int t;
+
+	for (t = 0; t < SM_NTYPES; t++)
+		if (h->npart_total[t] != h0->npart_total[t])
+			return sm_error_set(err, SM_EFORMAT, "'%s': /Header 'NumPart_Total' [%d] is "
+					    "%llu, but %llu in '%s': the chunk files disagree", path,
+					    t, (unsigned long long)h->npart_total[t],
+					    (unsigned long long)h0->npart_total[t], path0);
+	if (h->num_files != h0->num_files)
+		return sm_error_set(err, SM_EFORMAT, "'%s': /Header attribute 'NumFilesPerSnapshot' "
+				    "is %lld, but %lld in '%s': the chunk files disagree", path,
+				    (long long)h->num_files, (long long)h0->num_files, path0);
+	for (i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		if (!close_enough(f[i].a, f[i].b))
+			return sm_error_set(err, SM_EFORMAT, "'%s': /Header attribute '%s' is %.9g, "
+					    "but %.9g in '%s': the chunk files disagree", path,
+					    f[i].name, f[i].b, f[i].a, path0);
+	return 0;
 }
 
 int sm__read_snap_header(hid_t f, const char *path, sm_header *h, sm_error *err)
@@ -113,11 +196,6 @@ int sm__read_snap_header(hid_t f, const char *path, sm_header *h, sm_error *err)
 	h->num_files = (int64_t)nf;
 	if ((rc = sm__attr_double(g, path, obj, "BoxSize", &h->box_size, 1, err)) < 0)
 		goto out;
-	if (!(h->box_size > 0)) {
-		rc = sm_error_set(err, SM_EFORMAT, "'%s': /Header attribute 'BoxSize' is %g, "
-				  "expected a positive length", path, h->box_size);
-		goto out;
-	}
 	if ((rc = sm__attr_doubles(g, path, obj, "MassTable", h->mass_table, SM_NTYPES, 0,
 				   err)) < 0 ||
 	    (rc = sm__attr_double(g, path, obj, "HubbleParam", &h->hubble_param, 0, err)) < 0 ||
@@ -139,7 +217,7 @@ int sm__read_snap_header(hid_t f, const char *path, sm_header *h, sm_error *err)
 		goto out;
 	}
 	h->has_units = r1 == 0 && r2 == 0 && r3 == 0;
-	rc = 0;
+	rc = check_values(h, path, err);
 out:
 	H5Gclose(g);
 	return rc;
@@ -224,37 +302,31 @@ int sm_snapshot_chunk_path(const sm_snapshot *s, int64_t i, char *buf, size_t le
 	return 0;
 }
 
-/* NumPart_ThisFile of one chunk, with stale entries of absent types taken as zero. */
+/* NumPart_ThisFile of one chunk, with stale entries of absent types taken as zero; the chunk's
+ * whole header is read (and so checked) and, beyond chunk 0, compared with chunk 0's. */
 static int chunk_counts(sm_snapshot *s, int64_t i, uint64_t *counts, sm_error *err)
 {
-	char path[SM_PATH_MAX], grp[16];
-	hid_t f = -1, g = -1;
+	char path[SM_PATH_MAX], path0[SM_PATH_MAX], grp[16];
+	sm_header h;
+	hid_t f = -1;
 	int rc, t;
 
 	if ((rc = sm_snapshot_chunk_path(s, i, path, sizeof(path), err)) != 0)
 		return rc;
 	if ((rc = sm__h5_open(path, &f, err)) != 0)
 		return rc;
-	if (!sm__h5_exists(f, "Header")) {
-		rc = sm_error_set(err, SM_EFORMAT, "'%s': no /Header group", path);
+	if ((rc = sm__read_snap_header(f, path, &h, err)) != 0)
 		goto out;
-	}
-	g = H5Gopen2(f, "Header", H5P_DEFAULT);
-	if (g < 0) {
-		rc = sm_error_set(err, SM_EFORMAT, "'%s': /Header cannot be opened", path);
+	if (i > 0 && ((rc = sm_snapshot_chunk_path(s, 0, path0, sizeof(path0), err)) != 0 ||
+		      (rc = sm__snap_header_match(&s->header, path0, &h, path, err)) != 0))
 		goto out;
-	}
-	if ((rc = sm__attr_u64(g, path, "/Header", "NumPart_ThisFile", counts, SM_NTYPES, 1,
-			       err)) != 0)
-		goto out;
+	memcpy(counts, h.npart_file0, sizeof(h.npart_file0));
 	for (t = 0; t < SM_NTYPES; t++) {
 		snprintf(grp, sizeof(grp), "PartType%d", t);
 		if (counts[t] > 0 && s->header.npart_total[t] == 0 && !sm__h5_exists(f, grp))
 			counts[t] = 0;
 	}
 out:
-	if (g >= 0)
-		H5Gclose(g);
 	H5Fclose(f);
 	return rc;
 }

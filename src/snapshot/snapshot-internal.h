@@ -108,8 +108,13 @@ void sm__snap_close_kept(sm_snapshot *s);
 /* The name of s for messages: the base path, or the single file. */
 const char *sm__snap_name(const sm_snapshot *s);
 
-/* Reads the /Header of an open snapshot chunk file into h. */
+/* Reads the /Header of an open snapshot chunk file into h, range-checking its values. */
 int sm__read_snap_header(hid_t f, const char *path, sm_header *h, sm_error *err);
+
+/* SM_EFORMAT naming both files when the header h of path disagrees with h0 of path0 (counts and
+ * file count exactly, BoxSize, HubbleParam, Redshift, Time and units to a relative 1e-6). */
+int sm__snap_header_match(const sm_header *h0, const char *path0, const sm_header *h,
+			  const char *path, sm_error *err);
 
 /*
  * Builds a chunk pattern: base (each '%' doubled) + "/" + tail, where tail is already a format
