@@ -285,6 +285,17 @@ int sm__est_calibrate(sm_est_input *in, const char *rundir, sm_error *err)
 
 	if ((size_t)snprintf(path, sizeof(path), "%s/memory.json", rundir) >= sizeof(path))
 		return sm_error_set(err, SM_EINVAL, "--calibrate: path '%s' is too long", rundir);
+	/* a FIFO or a directory would block or mislead json_load_file */
+	{
+		sm_error fe;
+
+		sm_error_clear(&fe);
+		if ((rc = sm_file_check_regular(path, &fe)) != 0 && rc != SM_ENOTFOUND) {
+			sm_error_set(err, rc, "--calibrate: %s", fe.msg);
+			goto out;
+		}
+		rc = 0;
+	}
 	root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
 	if (root == NULL) {
 		if (jerr.line < 0 || jerr.position == 0)

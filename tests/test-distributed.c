@@ -1562,9 +1562,23 @@ static void test_bad_catalog_equals_serial(void **state)
 	tu_rmtree(dir);
 	free(dir);
 
-	/* the chunks add up to less than Ngroups_Total */
+	/* chunk 0 says one group more in Ngroups_Total than the other chunks: they disagree */
 	dir = copy_mock();
 	set_cat_header(dir, 0, "Ngroups_Total", 15);
+	assert_int_equal(same_as_serial(dir, &mo, msg, sizeof(msg)), SM_EFORMAT);
+	assert_non_null(strstr(msg, "'Ngroups_Total' is 14, but 15 in"));
+	assert_non_null(strstr(msg, "the chunk files disagree"));
+	tu_rmtree(dir);
+	free(dir);
+
+	/* every chunk says 15: the chunks add up to less than Ngroups_Total */
+	dir = copy_mock();
+	{
+		int q;
+
+		for (q = 0; q < 5; q++)
+			set_cat_header(dir, q, "Ngroups_Total", 15);
+	}
 	assert_int_equal(same_as_serial(dir, &mo, msg, sizeof(msg)), SM_EFORMAT);
 	assert_non_null(strstr(msg, "add up to 14, but Ngroups_Total is 15"));
 	tu_rmtree(dir);

@@ -6,6 +6,10 @@
  * else BASE/groups_XXX/groups_XXX.N.hdf5; a single chunk file may also be given directly. XXX is the
  * snapshot number zero-padded to 3 digits.
  *
+ * Every file is checked to be a regular file (non-blocking open, fstat) before HDF5 opens it, and
+ * header values are range-checked where they are read (docs/DESIGN.md, "Input files"); chunk
+ * headers are compared with chunk 0's when the chunks are scanned or read.
+ *
  * Header facts come from the first chunk alone. Integer header attributes are accepted in any
  * integer width and signedness on disk (AREPO writes int32/uint32, Paicos int64); the 64-bit totals
  * are NumPart_Total | NumPart_Total_HighWord << 32, HighWord optional.
@@ -193,6 +197,14 @@ int sm_catalog_open_file(sm_catalog *c, const char *path, sm_error *err);
 void sm_catalog_release(sm_catalog *c);
 
 /*
+ * One chunk file of catalogue c, opened alone (sm_catalog_open_file) from path, against c's chunk
+ * 0: Ngroups_Total and NumFiles exactly, BoxSize, Redshift and HubbleParam to a relative 1e-6 (the
+ * check every chunk read through c gets), else SM_EFORMAT naming both files.
+ */
+int sm_catalog_match_chunk(const sm_catalog *c, const sm_catalog *chunk, const char *path,
+			   sm_error *err);
+
+/*
  * The catalogue's header against its snapshot's: BoxSize and Redshift (when the catalogue has
  * them) and HubbleParam (when both give one) must agree to a relative 1e-6, else SM_EFORMAT
  * naming both chunk-0 files ("the catalogue belongs to another snapshot").
@@ -232,6 +244,14 @@ typedef struct sm_catalog_field {
 
 int sm_catalog_read_group_fields(sm_catalog *c, const sm_catalog_field *fields, size_t nfields,
 				 sm_error *err);
+
+/*
+ * Checks, without blocking, that path is a regular file that can be opened for reading, before
+ * anything (HDF5, a JSON reader) opens it by name: a FIFO, a directory, a device or a socket is
+ * SM_EFORMAT "'PATH': not a regular file (a FIFO)", a missing file SM_ENOTFOUND, an unreadable one
+ * SM_EIO. Every snapshot and catalogue file goes through it; so should any other input.
+ */
+int sm_file_check_regular(const char *path, sm_error *err);
 
 /* Turns off HDF5's automatic error printing (idempotent, thread-compatible). */
 void sm_hdf5_quiet(void);

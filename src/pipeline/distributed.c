@@ -129,7 +129,7 @@ int sm_pipeline_rank_files(const char *base_path, int snap, uint32_t rank, uint3
 	*files = malloc((size_t)(s.nfiles > 0 ? s.nfiles : 1) * sizeof(**files));
 	if (cnt == NULL || owner == NULL || *files == NULL) {
 		rc = sm_error_set(err, SM_ENOMEM, "'%s': cannot allocate the chunk assignment",
-				  s.pattern);
+				  base_path);
 		goto out;
 	}
 	for (f = 0; f < s.nfiles; f++)
@@ -301,6 +301,11 @@ static int cat_open(struct run *R, int64_t i, sm_catalog *cc, char *path, size_t
 				    "long", cat_name(R), (long long)i);
 	if ((rc = sm_catalog_open_file(cc, path, R->err)) != 0)
 		return rc;
+	/* the serial reader's check of every chunk after the first, with its words */
+	if (i > 0 && (rc = sm_catalog_match_chunk(&R->c, cc, path, R->err)) != 0) {
+		sm_catalog_release(cc);
+		return rc;
+	}
 	cc->ngroups_read = cc->ngroups_file0;
 	return 0;
 }

@@ -95,6 +95,8 @@ static int load_profiles(const char *rundir, struct profiles *p, sm_error *err)
 	sm_hdf5_quiet();
 	if ((size_t)snprintf(path, sizeof(path), "%s/profiles.hdf5", rundir) >= sizeof(path))
 		return sm_error_set(err, SM_EINVAL, "'%.200s...': path too long", rundir);
+	if ((rc = sm_file_check_regular(path, err)) != 0)
+		return rc;
 	f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
 	if (f < 0)
 		return sm_error_set(err, SM_ENOTFOUND, "'%s': cannot open as HDF5", path);

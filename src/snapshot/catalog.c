@@ -157,6 +157,22 @@ out:
 	return rc;
 }
 
+int sm_catalog_match_chunk(const sm_catalog *c, const sm_catalog *chunk, const char *path,
+			   sm_error *err)
+{
+	struct cat_facts cf;
+
+	memset(&cf, 0, sizeof(cf));
+	cf.ngroups_total = chunk->ngroups_total;
+	cf.num_files = chunk->num_files_header;
+	cf.box_size = chunk->box_size;
+	cf.has_box = chunk->has_box_size;
+	cf.redshift = chunk->redshift;
+	cf.has_redshift = chunk->has_redshift;
+	cf.hubble_param = chunk->hubble_param;
+	return match_facts(c, &cf, path, err);
+}
+
 int sm_catalog_match_snapshot(const sm_catalog *c, const sm_snapshot *s, sm_error *err)
 {
 	char cp[SM_PATH_MAX], sp[SM_PATH_MAX];

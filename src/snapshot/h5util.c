@@ -74,6 +74,13 @@ out:
 	return rc;
 }
 
+int sm_file_check_regular(const char *path, sm_error *err)
+{
+	int rc = check_regular(path, err);
+
+	return rc < 0 ? rc : 0;
+}
+
 int sm__h5_open(const char *path, hid_t *out, sm_error *err)
 {
 	hid_t f;
