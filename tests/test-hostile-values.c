@@ -669,11 +669,12 @@ static void test_chunks_disagree(void **state)
 	set_attr(p, "BoxSize", H5T_IEEE_F32LE, get_attr(p, "BoxSize"));
 	set_attr(p, "UnitLength_in_cm", H5T_IEEE_F32LE, get_attr(p, "UnitLength_in_cm"));
 	ncases++;
-	r = run_timed(A("run", "--base-path", b, "--snap", "99", "--out", fmt("%s/f32.out", dir),
-			NULL));
+	p0 = tu_path(dir, "f32.out");
+	r = run_timed(A("run", "--base-path", b, "--snap", "99", "--out", p0));
 	if (r.status != 0)
 		soft_fail("float32-copies", "status %d, stderr '%s'", r.status, r.err);
 	tu_result_free(&r);
+	free(p0);
 	free(p);
 	free(b);
 
