@@ -63,5 +63,7 @@ int sm__est_write_atomic(const char *path, const char *text, size_t len, sm_erro
 /* The "options" and "source" objects of estimate.json, shared with the trade-off document. */
 json_t *sm__est_options_json(const sm_model_options *o);
 json_t *sm__est_source_json(const sm_est_input *in);
+/* The verdict object of estimate.json, also in the trade-off document. */
+json_t *sm__est_verdict_json(const sm_est_verdict *v);
 
 #endif

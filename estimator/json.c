@@ -83,16 +83,17 @@ static json_t *stage_json(const sm_est_stage *st)
 		const sm_est_array *a = &st->arrays[j];
 
 		json_array_append_new(arrays, json_pack(
-			"{s:s, s:s, s:o, s:o, s:o, s:o}", "name", a->name,
+			"{s:s, s:s, s:o, s:o, s:o, s:o, s:o}", "name", a->name,
 			"dtype", sm__est_dtype_name(a->dtype), "count", bytes(a->count),
 			"requested_bytes", bytes(a->requested), "allocated_bytes", bytes(a->allocated),
-			"freed_in", a->freed_in != NULL ? json_string(a->freed_in) : json_null()));
+			"resident_bytes", bytes(a->resident), "freed_in", a->freed_in != NULL ? json_string(a->freed_in) : json_null()));
 	}
-	return json_pack("{s:s, s:b, s:o, s:o, s:o, s:o, s:o, s:o}", "id", st->id,
+	return json_pack("{s:s, s:b, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "id", st->id,
 			 "per_halo", st->per_halo,
 			 "instance", st->instance >= 0 ? json_integer(st->instance) : json_null(),
 			 "arrays", arrays, "peak_bytes", bytes(st->peak),
 			 "peak_allocated_bytes", bytes(st->peak_allocated),
+			 "peak_resident_bytes", bytes(st->peak_resident),
 			 "live_after_bytes", bytes(st->live_after),
 			 "live_after_allocated_bytes", bytes(st->live_after_allocated));
 }
@@ -146,14 +147,15 @@ static json_t *documented_json(const sm_est_input *in, const sm_estimate *e)
 	return arr;
 }
 
-/* The "mpi" object of docs/MPI.md: the work split and the node arithmetic of one rank's total. */
-static json_t *mpi_json(const sm_estimate *e, uint64_t node_mem)
+/* The "mpi" object of docs/MPI.md: the work split and the node arithmetic of one rank's need
+ * (from the verdict when a node was given). */
+static json_t *mpi_json(const sm_estimate *e, const sm_est_verdict *v)
 {
-	uint64_t rpn = 0, nodes = 0;
+	int node = v != NULL && v->node_mem > 0;
+	uint64_t rpn = node ? v->configured.ranks_per_node : 0;
+	uint64_t nodes = node ? v->configured.nodes : 0;
 
-	if (node_mem > 0)
-		sm_est_node_fit(e->peak_total, node_mem, e->options.ranks, &rpn, &nodes);
-	return json_pack("{s:I, s:s, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:f}",
+	return json_pack("{s:I, s:s, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:f}",
 			 "ranks", (json_int_t)e->options.ranks,
 			 "assignment", "largest chunk first to the least-loaded rank",
 			 "files", (json_int_t)e->files,
@@ -164,34 +166,71 @@ static json_t *mpi_json(const sm_estimate *e, uint64_t node_mem)
 			 "cells_per_rank_min", e->have_cells_per_rank ? bytes(e->cells_per_rank_min)
 								      : json_null(),
 			 "per_rank_peak_total_bytes", bytes(e->peak_total),
-			 "node_mem_bytes", node_mem > 0 ? bytes(node_mem) : json_null(),
-			 "ranks_per_node", node_mem > 0 ? bytes(rpn) : json_null(),
-			 "nodes_needed", node_mem > 0 && rpn > 0 ? bytes(nodes) : json_null(),
+			 "per_rank_need_bytes", bytes(e->need),
+			 "node_mem_bytes", node ? bytes(v->node_mem) : json_null(),
+			 "ranks_per_node", node ? bytes(rpn) : json_null(),
+			 "nodes_needed", node && rpn > 0 ? bytes(nodes) : json_null(),
 			 "halo_grid_side", (json_int_t)e->halo_grid_side,
 			 "sphere_radius_max", e->sphere_radius_max);
 }
 
-char *sm_estimate_json(const sm_est_input *in, const sm_estimate *e, uint64_t node_mem)
+static json_t *choice_json(const sm_est_alternative *a, int node)
+{
+	char sw[200];
+
+	return json_pack("{s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:o, s:o, s:o}",
+			 "options", sm__est_options_json(&a->options),
+			 "switches", sm_est_options_switches(&a->options, sw, sizeof(sw)),
+			 "peak_bytes", bytes(a->peak),
+			 "peak_allocated_bytes", bytes(a->peak_allocated),
+			 "peak_total_bytes", bytes(a->peak_total),
+			 "peak_resident_bytes", bytes(a->peak_resident),
+			 "need_bytes", bytes(a->need),
+			 "peak_address_space_bytes", bytes(a->peak_address_space),
+			 "per_rank", json_boolean(a->options.mpi),
+			 "peak_stage", a->peak_stage,
+			 "fits", node ? json_boolean(a->fits) : json_null(),
+			 "ranks_per_node", node && a->fits ? bytes(a->ranks_per_node) : json_null(),
+			 "nodes", node && a->fits ? bytes(a->nodes) : json_null());
+}
+
+/* The verdict object: the one answer every writer prints (sm_est_verdict). */
+json_t *sm__est_verdict_json(const sm_est_verdict *v)
+{
+	json_t *fit = json_array(), *o;
+	size_t i;
+
+	for (i = 0; i < v->nchoices; i++)
+		if (v->choices[i].fits)
+			json_array_append_new(fit, choice_json(&v->choices[i], 1));
+	o = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:o}",
+		      "judged", "need_bytes: the resident peak (what VmHWM reads) plus its page tables",
+		      "node_mem_bytes", bytes(v->node_mem), "headroom_bytes", bytes(v->headroom),
+		      "usable_bytes", bytes(v->usable),
+		      "configured", choice_json(&v->configured, 1),
+		      "fits", json_boolean(v->fits == 1),
+		      "margin_bytes", json_integer((json_int_t)v->margin),
+		      "address_space_bytes", bytes(v->configured.peak_address_space),
+		      "address_space_note", "binds only under ulimit -v (RLIMIT_AS) or strict "
+		      "overcommit (vm.overcommit_memory = 2); a cgroup's memory.peak and Slurm's MaxRSS "
+		      "also count the page cache of the files read",
+		      "fitting", fit);
+	return o;
+}
+
+char *sm_estimate_json(const sm_est_input *in, const sm_estimate *e, const sm_est_verdict *v,
+		       const sm_estimate *pre)
 {
 	json_t *root, *stages = json_array(), *alts = json_array();
-	sm_est_alternative *al = NULL;
-	size_t nal = 0, i;
+	int node = v != NULL && v->node_mem > 0;
+	size_t i;
 	char *text;
 
 	for (i = 0; i < e->nstages; i++)
 		json_array_append_new(stages, stage_json(&e->stages[i]));
-	if (node_mem > 0 && sm_est_alternatives(in, &e->options, node_mem, &al, &nal, NULL) == 0) {
-		for (i = 0; i < nal; i++)
-			json_array_append_new(alts, json_pack(
-				"{s:o, s:o, s:o, s:o, s:s, s:b}",
-				"options", sm__est_options_json(&al[i].options),
-				"peak_bytes", bytes(al[i].peak),
-				"peak_allocated_bytes", bytes(al[i].peak_allocated),
-				"peak_total_bytes", bytes(al[i].peak_total),
-				"peak_stage", al[i].peak_stage, "fits", al[i].fits));
-	}
-	free(al);
-	root = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o}",
+	for (i = 0; node && i < v->nchoices; i++)
+		json_array_append_new(alts, choice_json(&v->choices[i], 1));
+	root = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:o}",
 			 "schema", "snapmem.estimate/1", "source", source_json(in),
 			 "header", header_json(&in->header),
 			 "options", sm__est_options_json(&e->options),
@@ -199,20 +238,41 @@ char *sm_estimate_json(const sm_est_input *in, const sm_estimate *e, uint64_t no
 			 "stages", stages, "peak_bytes", bytes(e->peak),
 			 "peak_allocated_bytes", bytes(e->peak_allocated),
 			 "peak_stage", e->nstages > 0 ? e->stages[e->peak_stage].id : "",
-			 "peak_total_bytes", bytes(e->peak_total),
-			 "node_mem_bytes", node_mem > 0 ? bytes(node_mem) : json_null(),
-			 "fits", node_mem > 0 ? json_boolean(e->peak_total <= node_mem) : json_null(),
-			 "alternatives", alts, "documented", documented_json(in, e));
+			 "peak_total_bytes", bytes(e->peak_total));
 	if (root == NULL)
 		return NULL;
+	json_object_set_new(root, "baseline_resident_bytes", bytes(e->baseline_resident));
+	json_object_set_new(root, "peak_resident_bytes", bytes(e->peak_resident));
+	json_object_set_new(root, "peak_resident_stage",
+			    json_string(e->nstages > 0 ? e->stages[e->peak_resident_stage].id : ""));
+	json_object_set_new(root, "page_tables_bytes", bytes(e->page_tables));
+	json_object_set_new(root, "need_bytes", bytes(e->need));
+	json_object_set_new(root, "baseline_address_space_bytes",
+			    bytes(e->baseline_address_space));
+	json_object_set_new(root, "peak_address_space_bytes", bytes(e->peak_address_space));
+	json_object_set_new(root, "node_mem_bytes", node ? bytes(v->node_mem) : json_null());
+	json_object_set_new(root, "headroom_bytes", node ? bytes(v->headroom) : json_null());
+	json_object_set_new(root, "fits", node ? json_boolean(v->fits == 1) : json_null());
+	json_object_set_new(root, "alternatives", alts);
+	json_object_set_new(root, "documented", documented_json(in, e));
+	if (node)
+		json_object_set_new(root, "verdict", sm__est_verdict_json(v));
+	if (pre != NULL)
+		json_object_set_new(root, "pre_run", json_pack(
+			"{s:s, s:o, s:o, s:o, s:o, s:o, s:s}",
+			"note", "the estimate made before the run, from the modelled sphere sizes; the "
+			"figures above use the run's measured ones",
+			"peak_bytes", bytes(pre->peak),
+			"peak_allocated_bytes", bytes(pre->peak_allocated),
+			"peak_resident_bytes", bytes(pre->peak_resident),
+			"need_bytes", bytes(pre->need),
+			"peak_address_space_bytes", bytes(pre->peak_address_space),
+			"peak_stage", pre->nstages > 0 ? pre->stages[pre->peak_stage].id : ""));
 	if (e->mpi)
-		json_object_set_new(root, "mpi", mpi_json(e, node_mem));
-	if (node_mem > 0) {
-		uint32_t r = 0;
-
-		if (sm_est_ranks_needed(in, &e->options, node_mem, &r, NULL) == 0)
-			json_object_set_new(root, "ranks_needed", r > 0 ? json_integer(r) : json_null());
-	}
+		json_object_set_new(root, "mpi", mpi_json(e, v));
+	if (node)
+		json_object_set_new(root, "ranks_needed", v->best_distributed >= 0 ? json_integer(1)
+										   : json_null());
 	text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(root);
 	return text;
@@ -270,10 +330,10 @@ int sm_est_write_text(const char *path, const char *text, sm_error *err)
 	return sm__est_write_atomic(path, text, strlen(text), err);
 }
 
-int sm_estimate_write_json(const sm_est_input *in, const sm_estimate *e, uint64_t node_mem,
-			   const char *path, sm_error *err)
+int sm_estimate_write_json(const sm_est_input *in, const sm_estimate *e, const sm_est_verdict *v,
+			   const sm_estimate *pre, const char *path, sm_error *err)
 {
-	char *text = sm_estimate_json(in, e, node_mem);
+	char *text = sm_estimate_json(in, e, v, pre);
 	int rc;
 
 	if (text == NULL)

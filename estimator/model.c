@@ -45,6 +45,40 @@
  */
 #define SM_EST_BASELINE_MPI_BYTES UINT64_C(5128048)
 
+/*
+ * The resident pages of the process beyond its tracked arrays at the run's peak (docs/MODEL.md
+ * "Resident"): library text and data, HDF5's global state and caches, jemalloc's metadata, the
+ * profiler's tables, sampler thread and the worker threads' stacks. Measured as VmHWM minus the
+ * tracked arrays' requested peak on 1e7-cell mock runs (the profiler purging jemalloc's dirty pages
+ * at every stage end): 18,981,560 (float32, index), 19,343,740 (float32, mask), 19,020,584 (float64,
+ * index), 19,349,996 (float64, mask); their mean. Debian 12, hdf5 1.10.8, jemalloc 5.3.0, kernel
+ * 6.18, 2 CPUs.
+ */
+#define SM_EST_BASELINE_RESIDENT_BYTES UINT64_C(19173970)
+
+/*
+ * The same for one rank of the distributed run (Open MPI 4.1.4, one node; its shared-memory
+ * segments and progress thread included): VmHWM minus the requested peak, per rank, mpirun -np 2
+ * on 1e7 cells: 24,595,240 and 24,116,008; -np 3: see docs/MODEL.md. The larger is taken.
+ */
+#define SM_EST_BASELINE_RESIDENT_MPI_BYTES UINT64_C(24595240)
+
+/*
+ * The address space the process maps beyond its tracked arrays' size classes at the run's peak:
+ * library mappings (text, data, Open MPI's), thread stacks (8 MiB reserved each), jemalloc's
+ * metadata and the virtual memory it retains after frees (opt.retain). Measured as VmPeak minus
+ * the allocated peak on the 1e7-cell float32 index run: 318,458,368 bytes (docs/MODEL.md).
+ */
+#define SM_EST_BASELINE_ADDRESS_BYTES UINT64_C(318458368)
+#define SM_EST_BASELINE_ADDRESS_MPI_BYTES UINT64_C(111873536) /* -np 2, rank 0 */
+
+/* jemalloc's smallest large size class with 4 KiB pages: requests from it up get whole pages of
+ * their own (page-aligned extents); smaller ones share slabs and are counted at their size class. */
+#define LARGE_MIN_BYTES UINT64_C(16384)
+#define PAGE_BYTES UINT64_C(4096)
+/* Page tables: one 8-byte entry per 4 KiB page (huge pages need fewer): 1/512 of resident. */
+#define PTE_RATIO UINT64_C(512)
+
 #define IO_BUFFER_BYTES UINT64_C(1048576)
 #define HISTOGRAM_BYTES UINT64_C(25200)
 #define GRID_CELLS_PER_CELL 32u
@@ -77,6 +111,15 @@ const char *sm__est_dtype_name(sm_dtype t)
 uint64_t sm_est_baseline_bytes(void)
 {
 	return SM_EST_BASELINE_BYTES;
+}
+
+uint64_t sm_est_array_resident(uint64_t requested, uint64_t allocated)
+{
+	if (requested < LARGE_MIN_BYTES)
+		return allocated;
+	if (requested > UINT64_MAX - (PAGE_BYTES - 1))
+		return requested;
+	return (requested + PAGE_BYTES - 1) / PAGE_BYTES * PAGE_BYTES;
 }
 
 size_t sm_est_assumptions(const sm_est_input *in, const sm_estimate *e, const char **out,
@@ -224,14 +267,14 @@ size_t sm__est_assumptions(const sm_est_input *in, const sm_model_options *o, co
 
 struct live {
 	const char *name;
-	uint64_t req, alloc;
+	uint64_t req, alloc, res;
 };
 
 struct sim {
 	const sm_est_input *in;
 	struct live live[MAX_LIVE];
 	size_t nlive;
-	uint64_t req, alloc;        /* live totals */
+	uint64_t req, alloc, res;   /* live totals */
 	sm_est_stage *st;           /* current stage */
 	sm_error *err;
 };
@@ -254,6 +297,7 @@ static void stage_begin(struct sim *s, sm_estimate *e, const char *id, int per_h
 	st->instance = instance;
 	st->peak = s->req;
 	st->peak_allocated = s->alloc;
+	st->peak_resident = s->res;
 	s->st = st;
 }
 
@@ -261,14 +305,16 @@ static int alloc(struct sim *s, const char *name, sm_dtype t, uint64_t count, co
 {
 	sm_est_stage *st = s->st;
 	sm_est_array *a;
-	uint64_t req, al;
+	uint64_t req, al, res;
 
 	if (sm_mul_u64(count, sm__est_dtype_size(t), &req) != 0)
 		return overflow(s, name, count, t);
 	al = sm_prof_nallocx(req);
 	if (al < req)        /* beyond the largest size class: no prediction better than the request */
 		al = req;
-	if (sm_add_u64(s->req, req, &s->req) != 0 || sm_add_u64(s->alloc, al, &s->alloc) != 0)
+	res = sm_est_array_resident(req, al);
+	if (sm_add_u64(s->req, req, &s->req) != 0 || sm_add_u64(s->alloc, al, &s->alloc) != 0 ||
+	    sm_add_u64(s->res, res, &s->res) != 0)
 		return sm_error_set(s->err, SM_EOVERFLOW,
 				    "'%s': live bytes with %s do not fit in 64 bits",
 				    s->in->source_name, name);
@@ -281,15 +327,19 @@ static int alloc(struct sim *s, const char *name, sm_dtype t, uint64_t count, co
 	a->count = count;
 	a->requested = req;
 	a->allocated = al;
+	a->resident = res;
 	a->freed_in = freed_in;
 	s->live[s->nlive].name = name;
 	s->live[s->nlive].req = req;
 	s->live[s->nlive].alloc = al;
+	s->live[s->nlive].res = res;
 	s->nlive++;
 	if (s->req > st->peak)
 		st->peak = s->req;
 	if (s->alloc > st->peak_allocated)
 		st->peak_allocated = s->alloc;
+	if (s->res > st->peak_resident)
+		st->peak_resident = s->res;
 	return 0;
 }
 
@@ -302,6 +352,7 @@ static void release(struct sim *s, const char *name)
 			continue;
 		s->req -= s->live[i].req;
 		s->alloc -= s->live[i].alloc;
+		s->res -= s->live[i].res;
 		s->live[i] = s->live[--s->nlive];
 		return;
 	}
@@ -861,8 +912,24 @@ totals:
 		}
 		if (e->stages[si].peak_allocated > e->peak_allocated)
 			e->peak_allocated = e->stages[si].peak_allocated;
+		if (e->stages[si].peak_resident > e->peak_resident_tracked) {
+			e->peak_resident_tracked = e->stages[si].peak_resident;
+			e->peak_resident_stage = si;
+		}
 	}
 	e->baseline = mpi ? SM_EST_BASELINE_MPI_BYTES : SM_EST_BASELINE_BYTES;
+	e->baseline_resident = mpi ? SM_EST_BASELINE_RESIDENT_MPI_BYTES
+				   : SM_EST_BASELINE_RESIDENT_BYTES;
+	e->baseline_address_space = mpi ? SM_EST_BASELINE_ADDRESS_MPI_BYTES
+					: SM_EST_BASELINE_ADDRESS_BYTES;
+	if (sm_add_u64(e->peak_resident_tracked, e->baseline_resident, &e->peak_resident) != 0 ||
+	    sm_add_u64(e->peak_allocated, e->baseline_address_space, &e->peak_address_space) != 0) {
+		rc = sm_error_set(err, SM_EOVERFLOW, "'%s': resident peak with the baseline does not "
+				  "fit in 64 bits", in->source_name);
+		goto fail;
+	}
+	e->page_tables = (e->peak_resident + PTE_RATIO - 1) / PTE_RATIO;
+	e->need = e->peak_resident + e->page_tables;
 	if (sm_add_u64(e->peak_allocated, e->baseline, &e->peak_total) != 0) {
 		rc = sm_error_set(err, SM_EOVERFLOW, "'%s': peak with the baseline does not fit in "
 				  "64 bits", in->source_name);

@@ -6,6 +6,7 @@
  * other options: no I/O.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,12 +23,12 @@ struct alt_sort {
 	size_t order;
 };
 
-static int by_total(const void *x, const void *y)
+static int by_need(const void *x, const void *y)
 {
 	const struct alt_sort *a = x, *b = y;
 
-	if (a->a.peak_total != b->a.peak_total)
-		return a->a.peak_total < b->a.peak_total ? -1 : 1;
+	if (a->a.need != b->a.need)
+		return a->a.need < b->a.need ? -1 : 1;
 	return a->order < b->order ? -1 : a->order > b->order;
 }
 
@@ -82,6 +83,32 @@ static size_t combos(const sm_model_options *o, int with_blocks, sm_model_option
 	return n;
 }
 
+/* One estimate's figures against node_mem (0: not given). */
+static void fill(sm_est_alternative *a, const sm_estimate *e, uint64_t node_mem)
+{
+	uint32_t ranks = e->mpi ? e->options.ranks : 1;
+
+	memset(a, 0, sizeof(*a));
+	a->options = e->options;
+	a->peak = e->peak;
+	a->peak_allocated = e->peak_allocated;
+	a->peak_total = e->peak_total;
+	a->peak_resident = e->peak_resident;
+	a->page_tables = e->page_tables;
+	a->need = e->need;
+	a->peak_address_space = e->peak_address_space;
+	a->peak_stage = e->nstages > 0 ? e->stages[e->peak_resident_stage].id : "";
+	a->fits = node_mem == 0 || e->need <= node_mem;
+	if (node_mem > 0 && a->fits) {
+		if (e->mpi) {
+			sm_est_node_fit(e->need, node_mem, ranks, &a->ranks_per_node, &a->nodes);
+		} else {
+			a->ranks_per_node = 1;
+			a->nodes = 1;
+		}
+	}
+}
+
 int sm_est_alternatives(const sm_est_input *in, const sm_model_options *o, uint64_t node_mem,
 			sm_est_alternative **alts, size_t *n, sm_error *err)
 {
@@ -101,15 +128,10 @@ int sm_est_alternatives(const sm_est_input *in, const sm_model_options *o, uint6
 		if ((rc = sm_estimate_compute(in, &opts[i], &e, err)) != 0)
 			goto out;
 		tmp[i].order = i;
-		tmp[i].a.options = opts[i];
-		tmp[i].a.peak = e.peak;
-		tmp[i].a.peak_allocated = e.peak_allocated;
-		tmp[i].a.peak_total = e.peak_total;
-		tmp[i].a.peak_stage = e.stages[e.peak_stage].id;
-		tmp[i].a.fits = node_mem == 0 || e.peak_total <= node_mem;
+		fill(&tmp[i].a, &e, node_mem);
 		sm_estimate_release(&e);
 	}
-	qsort(tmp, nc, sizeof(*tmp), by_total);
+	qsort(tmp, nc, sizeof(*tmp), by_need);
 	*alts = calloc(nc, sizeof(**alts));
 	if (*alts == NULL) {
 		rc = sm_error_set(err, SM_ENOMEM, "estimator: cannot allocate alternatives");
@@ -137,10 +159,75 @@ int sm_est_ranks_needed(const sm_est_input *in, const sm_model_options *o, uint6
 	/* A rank's arrays do not depend on the number of ranks: one rank stands for any. */
 	if ((rc = sm_estimate_compute(in, &x, &e, err)) != 0)
 		return rc;
-	if (e.peak_total <= node_mem)
+	if (e.need <= node_mem)
 		*out = 1;
 	sm_estimate_release(&e);
 	return 0;
+}
+
+int sm_est_verdict_compute(const sm_est_input *in, const sm_estimate *e, uint64_t node_mem,
+			   uint64_t headroom, sm_est_verdict *v, sm_error *err)
+{
+	size_t i;
+	int rc;
+
+	memset(v, 0, sizeof(*v));
+	v->best_one_process = v->best_distributed = -1;
+	v->fits = -1;
+	fill(&v->configured, e, 0);
+	if (node_mem == 0)
+		return 0;
+	if (headroom >= node_mem)
+		return sm_error_set(err, SM_EINVAL, "--headroom: %llu bytes leave nothing of the "
+				    "node's %llu bytes", (unsigned long long)headroom,
+				    (unsigned long long)node_mem);
+	v->node_mem = node_mem;
+	v->headroom = headroom;
+	v->usable = node_mem - headroom;
+	fill(&v->configured, e, v->usable);
+	v->fits = v->configured.fits;
+	v->margin = (int64_t)(v->usable - v->configured.need);
+	if ((rc = sm_est_alternatives(in, &e->options, v->usable, &v->choices, &v->nchoices,
+				      err)) != 0)
+		return rc;
+	for (i = 0; i < v->nchoices; i++) {
+		const sm_est_alternative *a = &v->choices[i];
+
+		if (!a->fits)
+			continue;
+		v->nfit++;
+		if (a->options.mpi && v->best_distributed < 0)
+			v->best_distributed = (long)i;
+		if (!a->options.mpi && v->best_one_process < 0)
+			v->best_one_process = (long)i;
+	}
+	return 0;
+}
+
+void sm_est_verdict_release(sm_est_verdict *v)
+{
+	if (v == NULL)
+		return;
+	free(v->choices);
+	v->choices = NULL;
+	v->nchoices = v->nfit = 0;
+}
+
+const char *sm_est_options_switches(const sm_model_options *o, char *buf, size_t len)
+{
+	const char *pos = o->positions == SM_DTYPE_F64 ? "float64" : "float32";
+
+	if (o->mpi || o->ranks > 1)
+		snprintf(buf, len, "--mpi --positions %s --stream-block %llu", pos,
+			 (unsigned long long)o->stream_block);
+	else if (o->temperature == SM_TEMP_STREAMING)
+		snprintf(buf, len, "--positions %s --select %s --temperature streaming "
+			 "--stream-block %llu", pos, o->select == SM_SELECT_MASK ? "mask" : "index",
+			 (unsigned long long)o->stream_block);
+	else
+		snprintf(buf, len, "--positions %s --select %s --temperature in-memory", pos,
+			 o->select == SM_SELECT_MASK ? "mask" : "index");
+	return buf;
 }
 
 static json_t *bytes(uint64_t v)
@@ -148,7 +235,8 @@ static json_t *bytes(uint64_t v)
 	return json_integer(v > (uint64_t)INT64_MAX ? (json_int_t)INT64_MAX : (json_int_t)v);
 }
 
-char *sm_tradeoff_json(const sm_est_input *in, const sm_model_options *o, sm_error *err)
+char *sm_tradeoff_json(const sm_est_input *in, const sm_model_options *o,
+		       const sm_est_verdict *v, sm_error *err)
 {
 	sm_model_options opts[32];
 	size_t nc = combos(o, 0, opts), i, j;
@@ -170,29 +258,35 @@ char *sm_tradeoff_json(const sm_est_input *in, const sm_model_options *o, sm_err
 		}
 		for (j = 0; j < e.nstages; j++)
 			json_array_append_new(stages, json_pack(
-				"{s:s, s:o, s:o, s:o, s:o}", "id", e.stages[j].id,
+				"{s:s, s:o, s:o, s:o, s:o, s:o}", "id", e.stages[j].id,
 				"peak_bytes", bytes(e.stages[j].peak),
 				"peak_allocated_bytes", bytes(e.stages[j].peak_allocated),
+				"peak_resident_bytes", bytes(e.stages[j].peak_resident),
 				"live_after_bytes", bytes(e.stages[j].live_after),
 				"live_after_allocated_bytes", bytes(e.stages[j].live_after_allocated)));
 		json_array_append_new(vars, json_pack(
-			"{s:o, s:o, s:o, s:o, s:s, s:I, s:o}",
+			"{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:I, s:o}",
 			"options", sm__est_options_json(&opts[i]), "peak_bytes", bytes(e.peak),
 			"peak_allocated_bytes", bytes(e.peak_allocated),
 			"peak_total_bytes", bytes(e.peak_total),
-			"peak_stage", e.stages[e.peak_stage].id,
-			"saved_bytes", (json_int_t)(base.peak_total - e.peak_total), "stages", stages));
+			"peak_resident_bytes", bytes(e.peak_resident),
+			"need_bytes", bytes(e.need),
+			"peak_address_space_bytes", bytes(e.peak_address_space),
+			"peak_stage", e.stages[e.peak_resident_stage].id,
+			"saved_bytes", (json_int_t)(base.need - e.need), "stages", stages));
 		sm_estimate_release(&e);
 	}
-	root = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o}", "schema", "snapmem.tradeoff/1",
+	root = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o}", "schema", "snapmem.tradeoff/1",
 			 "source", sm__est_source_json(in), "options", sm__est_options_json(o),
-			 "peak_total_bytes", bytes(base.peak_total),
+			 "peak_total_bytes", bytes(base.peak_total), "need_bytes", bytes(base.need),
 			 "precision", json_pack("{s:f, s:f, s:s}",
 						"float32_spacing_at_box", (double)(nextafterf((float)box, INFINITY) - (float)box),
 						"float64_spacing_at_box", nextafter(box, INFINITY) - box,
 						"note", "spacing of representable positions at BoxSize (code length units): the worst-case rounding of a float32 coordinate is half of it"),
 			 "variants", vars);
 	vars = NULL;
+	if (root != NULL && v != NULL && v->node_mem > 0)
+		json_object_set_new(root, "verdict", sm__est_verdict_json(v));
 	if (root != NULL)
 		text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	if (text == NULL)

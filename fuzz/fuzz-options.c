@@ -82,7 +82,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			sm_error_clear(&err);
 			rc = sm_estimate_compute(&in, &o, &e, &err);
 			if (rc == 0) {
-				char *j = sm_estimate_json(&in, &e, 0);
+				char *j = sm_estimate_json(&in, &e, NULL, NULL);
 
 				free(j);
 				sm_estimate_release(&e);

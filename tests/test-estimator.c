@@ -537,6 +537,7 @@ static void test_json(void **state)
 	sm_est_input in;
 	sm_model_options o;
 	sm_estimate e;
+	sm_est_verdict v;
 	sm_error err = {0};
 	char *text;
 	json_t *root, *st, *arr;
@@ -546,7 +547,9 @@ static void test_json(void **state)
 	sm_model_options_init(&o);
 	assert_int_equal(sm_est_input_embedded(&in, &o, &err), 0);
 	assert_int_equal(sm_estimate_compute(&in, &o, &e, &err), 0);
-	text = sm_estimate_json(&in, &e, UINT64_C(1) << 40);
+	assert_int_equal(sm_est_verdict_compute(&in, &e, UINT64_C(1) << 40, 0, &v, &err), 0);
+	text = sm_estimate_json(&in, &e, &v, NULL);
+	sm_est_verdict_release(&v);
 	assert_non_null(text);
 	root = json_loads(text, 0, &jerr);
 	assert_non_null(root);
@@ -580,7 +583,7 @@ static void test_json(void **state)
 	json_decref(root);
 	free(text);
 
-	text = sm_tradeoff_json(&in, &o, &err);
+	text = sm_tradeoff_json(&in, &o, NULL, &err);
 	assert_non_null(text);
 	root = json_loads(text, 0, &jerr);
 	assert_non_null(root);
@@ -929,7 +932,7 @@ static void test_assign_chunks(void **state)
 		assert_int_equal(e.cells_per_rank_min, 60);
 		assert_int_equal(e.files, 6);
 		assert_int_equal(e.files_with_gas, 5);
-		text = sm_estimate_json(&in, &e, 0);
+		text = sm_estimate_json(&in, &e, NULL, NULL);
 		assert_non_null(text);
 		root = json_loads(text, 0, &jerr);
 		assert_non_null(root);
@@ -980,6 +983,7 @@ static void test_mpi_tng300(void **state)
 	char *text;
 	json_t *root, *m;
 	json_error_t jerr;
+	sm_est_verdict v;
 	const uint64_t node = UINT64_C(256) << 30;
 
 	(void)state;
@@ -1010,7 +1014,9 @@ static void test_mpi_tng300(void **state)
 	assert_int_equal(array(stage(&e, "stream_cells"), "profile_sums")->requested, 25200 * 280);
 	assert_int_equal(e.files, 600);
 	assert_false(e.have_cells_per_rank);
-	text = sm_estimate_json(&in, &e, node);
+	assert_int_equal(sm_est_verdict_compute(&in, &e, node, 0, &v, &err), 0);
+	text = sm_estimate_json(&in, &e, &v, NULL);
+	sm_est_verdict_release(&v);
 	assert_non_null(text);
 	root = json_loads(text, 0, &jerr);
 	assert_non_null(root);
@@ -1024,7 +1030,7 @@ static void test_mpi_tng300(void **state)
 			 (json_int_t)e.peak_total);
 	assert_int_equal(json_integer_value(json_object_get(m, "node_mem_bytes")), (json_int_t)node);
 	assert_int_equal(json_integer_value(json_object_get(m, "ranks_per_node")),
-			 (json_int_t)(node / e.peak_total));
+			 (json_int_t)(node / e.need));
 	assert_int_equal(json_integer_value(json_object_get(m, "nodes_needed")), 1);
 	assert_int_equal(json_integer_value(json_object_get(root, "ranks_needed")), 1);
 	/* the stages are one rank's */
@@ -1105,7 +1111,7 @@ static void test_write_atomic(void **state)
 	sm_model_options_init(&o);
 	assert_int_equal(sm_est_input_embedded(&in, &o, &err), 0);
 	assert_int_equal(sm_estimate_compute(&in, &o, &e, &err), 0);
-	assert_int_equal(sm_estimate_write_json(&in, &e, 0, p, &err), 0);
+	assert_int_equal(sm_estimate_write_json(&in, &e, NULL, NULL, p, &err), 0);
 	got = tu_read_file(p, NULL);
 	assert_non_null(strstr(got, "snapmem.estimate/1"));
 	free(got);

@@ -103,6 +103,7 @@ typedef struct sm_est_array {
 	sm_dtype dtype;
 	uint64_t count;            /* elements (components included) */
 	uint64_t requested, allocated;
+	uint64_t resident;         /* pages it occupies once written (sm_est_array_resident) */
 	const char *freed_in;      /* stage id where it is freed, NULL when it stays live */
 } sm_est_array;
 
@@ -113,6 +114,7 @@ typedef struct sm_est_stage {
 	sm_est_array arrays[SM_EST_MAX_ARRAYS];
 	size_t narrays;
 	uint64_t peak, peak_allocated;           /* tracked arrays of the program live at the peak */
+	uint64_t peak_resident;                  /* their resident pages at the resident peak */
 	uint64_t live_after, live_after_allocated;
 } sm_est_stage;
 
@@ -123,7 +125,19 @@ typedef struct sm_estimate {
 	uint64_t peak, peak_allocated;
 	size_t peak_stage;          /* index into stages */
 	uint64_t baseline;          /* predicted process baseline (allocated bytes) */
-	uint64_t peak_total;        /* peak_allocated + baseline */
+	uint64_t peak_total;        /* peak_allocated + baseline (allocated: not what a node holds) */
+
+	/* The four peaks' other two (docs/MODEL.md "The four peaks"); per rank with mpi. */
+	uint64_t peak_resident_tracked; /* tracked arrays' resident pages at their peak */
+	size_t peak_resident_stage;     /* index into stages */
+	uint64_t baseline_resident; /* the process's resident pages beyond its tracked arrays */
+	uint64_t peak_resident;     /* peak_resident_tracked + baseline_resident: what VmHWM reads */
+	uint64_t page_tables;       /* page tables of peak_resident with 4 KiB pages (not in VmHWM) */
+	uint64_t need;              /* peak_resident + page_tables: what a node (a cgroup, Slurm's
+				     * --mem) must give the process; the figure every verdict judges */
+	uint64_t baseline_address_space; /* mappings beyond the arrays' size classes */
+	uint64_t peak_address_space;     /* peak_allocated + baseline_address_space: VmPeak; binds
+					  * under ulimit -v (RLIMIT_AS) and strict overcommit */
 	uint64_t *halo_sphere_cells; /* [nhalos] cells used for each halo (malloc'd) */
 	uint64_t *halo_peak;        /* [nhalos] requested peak while that halo is processed */
 	uint64_t nhalos;
@@ -146,18 +160,29 @@ int sm_estimate_compute(const sm_est_input *in, const sm_model_options *o, sm_es
 			sm_error *err);
 void sm_estimate_release(sm_estimate *e);
 
-/* estimate.json (docs/MODEL.md) as a malloc'd string; node_mem 0 = not given. NULL on ENOMEM. */
-char *sm_estimate_json(const sm_est_input *in, const sm_estimate *e, uint64_t node_mem);
+struct sm_est_verdict;
+
+/* estimate.json (docs/MODEL.md) as a malloc'd string; v NULL or v->node_mem 0: no node given.
+ * pre (may be NULL): the estimate made before the run, from modelled sphere sizes, when e is the
+ * one calibrated with a run's measured ones (its figures go under "pre_run"). NULL on ENOMEM. */
+char *sm_estimate_json(const sm_est_input *in, const sm_estimate *e,
+		       const struct sm_est_verdict *v, const sm_estimate *pre);
 
 /* Writes it through a temporary file and rename. */
-int sm_estimate_write_json(const sm_est_input *in, const sm_estimate *e, uint64_t node_mem,
-			   const char *path, sm_error *err);
+int sm_estimate_write_json(const sm_est_input *in, const sm_estimate *e,
+			   const struct sm_est_verdict *v, const sm_estimate *pre, const char *path,
+			   sm_error *err);
 
 /* ---- added by the estimator: documented figures, node fit, trade-off, text output ------------ */
 
 /* Predicted process baseline (allocated bytes) of one process: what sm_estimate.baseline holds
  * without --mpi (a rank of the distributed run has its own, larger, measured one). */
 uint64_t sm_est_baseline_bytes(void);
+
+/* Resident bytes of one tracked array once written: from jemalloc's smallest large class (16 KiB)
+ * up, the request rounded up to 4 KiB pages (size-class slack is never touched); below it, its
+ * size class (slabs). */
+uint64_t sm_est_array_resident(uint64_t requested, uint64_t allocated);
 
 /* One figure of the reference notebook beside the model (embedded TNG300-1 only). */
 typedef struct sm_est_documented {
@@ -180,12 +205,16 @@ typedef struct sm_est_documented {
 int sm_est_documented_rows(const sm_est_input *in, const sm_estimate *e, sm_est_documented *rows,
 			   size_t max, sm_error *err);
 
-/* One option combination and its figures. */
+/* One option combination and its figures (per rank for a distributed one). */
 typedef struct sm_est_alternative {
-	sm_model_options options;
+	sm_model_options options;    /* a distributed one: the configured ranks (1 when the
+				      * configured run is one process) */
 	uint64_t peak, peak_allocated, peak_total;
-	const char *peak_stage;
-	int fits;                    /* peak_total <= node_mem (1 when node_mem is 0) */
+	uint64_t peak_resident, page_tables, need, peak_address_space;
+	const char *peak_stage;      /* the stage of the resident peak */
+	int fits;                    /* need <= node_mem (1 when node_mem is 0) */
+	uint64_t ranks_per_node;     /* floor(node_mem / need) when it fits (1 for one process), else 0 */
+	uint64_t nodes;              /* ceil(ranks / ranks_per_node) when it fits, else 0 */
 } sm_est_alternative;
 
 /*
@@ -193,10 +222,45 @@ typedef struct sm_est_alternative {
  * 16,777,216 and o->stream_block cells) of one process (mpi 0, ranks 1), then the distributed
  * strategy (mpi 1, o's ranks) for both positions with the same blocks; o's halos and sphere
  * settings. Figures of a distributed combination are per rank. *alts is malloc'd (caller frees),
- * ordered by peak_total ascending. 0 or SM_E*.
+ * ordered by need ascending (the resident peak with page tables; ties: the fixed order above).
+ * node_mem is the memory the job may use (a node's memory less any headroom). 0 or SM_E*.
  */
 int sm_est_alternatives(const sm_est_input *in, const sm_model_options *o, uint64_t node_mem,
 			sm_est_alternative **alts, size_t *n, sm_error *err);
+
+/*
+ * THE answer to "will my run fit?", computed once (sm_est_verdict_compute) and printed by every
+ * writer: estimate (table, Markdown, JSON, Slurm), tradeoff, run --max-mem, report --scale-to.
+ * It judges the resident peak with its page tables (sm_estimate.need) against the node's memory
+ * less the headroom; the address-space peak is shown beside it, judged by nobody (it binds only
+ * under ulimit -v or strict overcommit).
+ */
+typedef struct sm_est_verdict {
+	uint64_t node_mem;           /* 0: no node given (fits -1, no choices) */
+	uint64_t headroom;           /* bytes kept for the OS and other tenants */
+	uint64_t usable;             /* node_mem - headroom: what the job may use */
+	sm_est_alternative configured; /* the run as configured */
+	int fits;                    /* -1 no node given, else configured.fits */
+	int64_t margin;              /* usable - configured.need: to spare (>= 0) or short (< 0) */
+	sm_est_alternative *choices; /* every combination, need ascending (malloc'd) */
+	size_t nchoices, nfit;       /* nfit: how many of them fit */
+	long best_one_process;       /* index into choices of the cheapest one-process run that
+				      * fits; -1 none */
+	long best_distributed;       /* the cheapest distributed one that fits; -1 none */
+} sm_est_verdict;
+
+/*
+ * Fills v for e (computed from in) against node_mem less headroom. node_mem 0: only configured is
+ * filled. SM_EINVAL when headroom >= node_mem. 0 or SM_E*; release with sm_est_verdict_release.
+ */
+int sm_est_verdict_compute(const sm_est_input *in, const sm_estimate *e, uint64_t node_mem,
+			   uint64_t headroom, sm_est_verdict *v, sm_error *err);
+void sm_est_verdict_release(sm_est_verdict *v);
+
+/* The command-line switches that select a's options ("--positions float32 --select index
+ * --temperature streaming --stream-block 65536" or "--mpi --positions float32 --stream-block
+ * 65536"), into buf; returns buf. */
+const char *sm_est_options_switches(const sm_model_options *o, char *buf, size_t len);
 
 /*
  * Smallest MPI rank count with which o's positions and stream block fit node_mem per rank in the
@@ -230,8 +294,10 @@ size_t sm_est_assumptions(const sm_est_input *in, const sm_estimate *e, const ch
 			  size_t max);
 
 /* tradeoff JSON ("schema": "snapmem.tradeoff/1"): every combination of sm_est_alternatives (at the
- * default stream block) with its stage figures and the bytes saved against o. NULL with err set. */
-char *sm_tradeoff_json(const sm_est_input *in, const sm_model_options *o, sm_error *err);
+ * default stream block) with its stage figures and the bytes saved against o (need), and v's
+ * "verdict" object when v is given with a node. NULL with err set. */
+char *sm_tradeoff_json(const sm_est_input *in, const sm_model_options *o,
+		       const struct sm_est_verdict *v, sm_error *err);
 
 /* Writes text to path through a temporary file in the same directory and rename; on failure no
  * file is left behind and an existing file is untouched. 0 or SM_EIO. */

@@ -57,12 +57,13 @@ struct cli_est_args {
 	const char *base, *snapshot, *out, *format;
 	int snap, have_snap;
 	uint64_t node_mem;
+	uint64_t headroom;        /* bytes, resolved from --headroom SIZE|PCT once --node-mem is known */
 	sm_model_options opts;
 };
 
 /* The ids of the source and output options in estimate's and tradeoff's tables. */
 enum { CLI_EST_BASE = CLI_ID_FIRST, CLI_EST_SNAP, CLI_EST_SNAPSHOT, CLI_EST_NODE_MEM,
-       CLI_EST_FORMAT, CLI_EST_OUTPUT, CLI_EST_FIRST_FREE };
+       CLI_EST_FORMAT, CLI_EST_OUTPUT, CLI_EST_HEADROOM, CLI_EST_FIRST_FREE };
 
 /* The source options of estimate and tradeoff, in both tables. */
 #define CLI_EST_SOURCE_OPTS                                                                        \
@@ -75,6 +76,17 @@ enum { CLI_EST_BASE = CLI_ID_FIRST, CLI_EST_SNAP, CLI_EST_SNAPSHOT, CLI_EST_NODE
 	 "one snapshot file (instead of --base-path; a chunk of a larger snapshot is described "  \
 	 "from its header)", CLI_EST_SNAPSHOT, 0}
 
+/* The verdict options of estimate and tradeoff, in both tables. */
+#define CLI_EST_NODE_OPTS                                                                          \
+	{"node-mem", 0, CLI_SIZE, "SIZE", "none: no verdict",                                      \
+	 "a node's memory (512G, 1.5TiB, 4096B; a unit is required): the verdict, one for every "  \
+	 "writer: does the configured run fit (its resident peak with page tables), by how much, "  \
+	 "and which option combinations fit, cheapest first, the distributed ones with ranks per "  \
+	 "node and nodes; exit 0 when the configured run fits, 1 when not", CLI_EST_NODE_MEM, 0}, \
+	{"headroom", 0, CLI_TEXT, "SIZE|PCT", "0: the figure is the job's own, as Slurm's --mem is", \
+	 "memory of the node kept for the OS and other tenants: a size with a unit (8G) or a "      \
+	 "percentage of --node-mem (10%); needs --node-mem", CLI_EST_HEADROOM, 0}
+
 /* Parses estimate's or tradeoff's command line (cmd's table) into *a; *done after --help.
  * Returns 0 or the exit status of a usage error (printed). */
 int cli_est_parse(const cli_cmd *cmd, int argc, char **argv, struct cli_est_args *a, int *done);
@@ -83,6 +95,20 @@ char *cli_est_commas(uint64_t v, char *buf, size_t len);
 char *cli_est_gib_repr(uint64_t bytes, char *buf, size_t len);
 const char *cli_est_opts_text(const sm_model_options *o, char *buf, size_t len);
 int cli_est_emit(const char *text, const char *out, sm_error *err);
+
+/* --headroom SIZE|PCT against node_mem (0: not given, an error), into *out. 0 or SM_EINVAL. */
+int cli_est_headroom(const char *val, uint64_t node_mem, uint64_t *out, sm_error *err);
+
+#include <stdio.h>
+
+/* The four peaks of e, and the verdict v, as every writer prints them (cmd_estimate.c). */
+void cli_est_render_peaks(FILE *f, const sm_estimate *e, int md);
+void cli_est_render_verdict(FILE *f, const sm_est_verdict *v, int md);
+
+/* `estimate --format slurm`: the #SBATCH lines for the verdict, malloc'd into *text
+ * (cmd_estimate.c). 0 or SM_E* with err filled. */
+int cli_est_slurm(const struct cli_est_args *a, const sm_est_input *in, const sm_estimate *e,
+		  const sm_est_verdict *v, char **text, sm_error *err);
 
 /* MPI glue for `run --mpi` (mpi.c; docs/MPI.md). Only mpi.c includes <mpi.h>. */
 struct sm_pipeline_comm;

@@ -4,8 +4,10 @@
  * embedded TNG300-1 default, the notebook's documented figures and the differences.
  *
  * Output: a table for people (IEC units, exact byte counts, the peak stage marked), Markdown, or
- * estimate.json (docs/MODEL.md). -o writes atomically. Exit 0 done, 1 nothing fits --node-mem,
- * 2 bad input (one line on stderr), 3 out of memory.
+ * estimate.json (docs/MODEL.md), or the #SBATCH lines (--format slurm). -o writes atomically.
+ * The verdict is sm_est_verdict's, printed here and by tradeoff (cli_est_render_verdict). Exit 0
+ * done (the configured run fits --node-mem), 1 it does not, 2 bad input (one line on stderr), 3 out
+ * of memory.
  *
  * The source and model-option parsing (cli_est_parse) and the number formatting helpers are shared
  * with cmd_tradeoff.c.
@@ -84,7 +86,7 @@ int cli_est_parse(const cli_cmd *cmd, int argc, char **argv, struct cli_est_args
 	sm_error err = {0};
 	cli_parser p;
 	const cli_opt *o;
-	const char *val;
+	const char *val, *headroom = NULL;
 	int rc;
 
 	memset(a, 0, sizeof(*a));
@@ -116,8 +118,11 @@ int cli_est_parse(const cli_cmd *cmd, int argc, char **argv, struct cli_est_args
 			a->have_snap = 1;
 		} else if (o->id == CLI_EST_FORMAT) {
 			if (strcmp(val, "table") != 0 && strcmp(val, "json") != 0 &&
-			    strcmp(val, "markdown") != 0)
-				return cli_parse_error(&p, "--format: '%s' is not table, json or markdown",
+			    strcmp(val, "markdown") != 0 &&
+			    !(cmd == &cli_cmd_estimate && strcmp(val, "slurm") == 0))
+				return cli_parse_error(&p, cmd == &cli_cmd_estimate
+						       ? "--format: '%s' is not table, json, markdown or slurm"
+						       : "--format: '%s' is not table, json or markdown",
 						       val);
 			a->format = val;
 		} else if (o->id == CLI_EST_NODE_MEM) {
@@ -125,6 +130,8 @@ int cli_est_parse(const cli_cmd *cmd, int argc, char **argv, struct cli_est_args
 				return cli_parse_error(&p, "%s", err.msg);
 			if (a->node_mem == 0)
 				return cli_parse_error(&p, "--node-mem: must be more than 0 bytes");
+		} else if (o->id == CLI_EST_HEADROOM) {
+			headroom = val;
 		} else if (o->id == CLI_EST_OUTPUT) {
 			a->out = val;
 		}
@@ -137,6 +144,57 @@ int cli_est_parse(const cli_cmd *cmd, int argc, char **argv, struct cli_est_args
 		return cli_parse_error(&p, "--base-path needs --snap N");
 	if (a->have_snap && a->base == NULL)
 		return cli_parse_error(&p, "--snap needs --base-path DIR");
+	if (headroom != NULL && cli_est_headroom(headroom, a->node_mem, &a->headroom, &err) != 0)
+		return cli_parse_error(&p, "%s", err.msg);
+	if (strcmp(a->format, "slurm") == 0 && a->node_mem == 0)
+		return cli_parse_error(&p, "--format slurm needs --node-mem SIZE (the memory of one "
+				       "node, for --mem and the tasks per node)");
+	return 0;
+}
+
+/*
+ * --headroom SIZE|PCT: bytes kept for the OS and other tenants, a size with a unit ("8G") or a
+ * percentage of --node-mem ("10%"). A bare number is refused (bytes or percent?), as are a sign,
+ * no --node-mem, and a headroom that leaves nothing of the node.
+ */
+int cli_est_headroom(const char *val, uint64_t node_mem, uint64_t *out, sm_error *err)
+{
+	size_t n = strlen(val);
+
+	*out = 0;
+	if (node_mem == 0)
+		return sm_error_set(err, SM_EINVAL, "--headroom needs --node-mem SIZE");
+	if (n > 0 && val[0] == '-')
+		return sm_error_set(err, SM_EINVAL, "--headroom: '%s' is negative", val);
+	if (n > 1 && val[n - 1] == '%') {
+		char num[64];
+		double pct;
+
+		if (n - 1 >= sizeof(num))
+			return sm_error_set(err, SM_EINVAL, "--headroom: '%s' is not a percentage", val);
+		memcpy(num, val, n - 1);
+		num[n - 1] = '\0';
+		if (sm_parse_double("--headroom", num, 0, 100, &pct, err) != 0)
+			return err->code;
+		*out = (uint64_t)((double)node_mem * pct / 100.0);
+	} else {
+		size_t i;
+
+		for (i = 0; i < n && (val[i] == '.' || (val[i] >= '0' && val[i] <= '9')); i++)
+			;
+		if (n > 0 && i == n && strcmp(val, "0") != 0)
+			return sm_error_set(err, SM_EINVAL, "--headroom: '%s' what? give a unit or a "
+					    "percentage, e.g. %sG or %s%%", val, val, val);
+		if (sm_parse_size("--headroom", val, out, err) != 0)
+			return err->code;
+	}
+	if (*out >= node_mem) {
+		char a[32], b[32];
+
+		return sm_error_set(err, SM_EINVAL, "--headroom: '%s' (%s) leaves nothing of "
+				    "--node-mem %s", val, sm_format_iec(*out, a, sizeof(a)),
+				    sm_format_iec(node_mem, b, sizeof(b)));
+	}
 	return 0;
 }
 
@@ -153,13 +211,10 @@ int cli_est_input(const struct cli_est_args *a, sm_est_input *in, sm_error *err)
 
 static const cli_opt estimate_opts[] = {
 	CLI_EST_SOURCE_OPTS,
-	{"node-mem", 0, CLI_SIZE, "SIZE", "none: no verdict",
-	 "a node's memory (512G, 1.5TiB, 4096B; a unit is required): does the run fit, and which "
-	 "option combinations do; exit 1 when none does. With --ranks R (or --mpi): how many ranks "
-	 "fit one node and how many nodes R ranks need", CLI_EST_NODE_MEM, 0},
-	{"format", 0, CLI_CHOICE, "table|json|markdown", "table",
-	 "the output: a table for people, estimate.json (docs/MODEL.md) or Markdown",
-	 CLI_EST_FORMAT, 0},
+	CLI_EST_NODE_OPTS,
+	{"format", 0, CLI_CHOICE, "table|json|markdown|slurm", "table",
+	 "the output: a table for people, estimate.json (docs/MODEL.md), Markdown, or the #SBATCH "
+	 "lines of the job request (needs --node-mem)", CLI_EST_FORMAT, 0},
 	{"output", 'o', CLI_FILE, "FILE", "standard output",
 	 "write there (atomically) instead of standard output", CLI_EST_OUTPUT, 0},
 	{NULL, 0, CLI_FLAG, NULL, NULL, NULL, 0, 0},
@@ -168,7 +223,8 @@ static const cli_opt estimate_opts[] = {
 const cli_cmd cli_cmd_estimate = {
 	"estimate", "predict the memory of every pipeline stage from headers",
 	"usage: snapmem estimate [--base-path DIR --snap N | --snapshot FILE] [MODEL OPTIONS]\n"
-	"                        [--node-mem SIZE] [--format table|json|markdown] [-o FILE]\n",
+	"                        [--node-mem SIZE [--headroom SIZE|PCT]]\n"
+	"                        [--format table|json|markdown|slurm] [-o FILE]\n",
 	"Predicts the memory of every pipeline stage, array by array, from the snapshot headers and\n"
 	"the group catalogue alone. Without a source: the embedded TNG300-1 snapshot 99 (280 halos),\n"
 	"shown beside the reference notebook's documented figures.\n",
@@ -181,6 +237,7 @@ struct ctx {
 	const sm_est_input *in;
 	const sm_estimate *e;
 	uint64_t node_mem;
+	const sm_est_verdict *v;
 };
 
 static const char *iec(uint64_t v, char *buf, size_t len)
@@ -290,36 +347,61 @@ static void render_stages(struct ctx *c)
 	fputc('\n', c->f);
 }
 
+/*
+ * The four peaks, each on its own line, never mixed up (docs/MODEL.md "The four peaks"), and the
+ * need the verdict judges.
+ */
+void cli_est_render_peaks(FILE *f, const sm_estimate *e, int md)
+{
+	const sm_est_stage *ps = &e->stages[e->peak_stage];
+	const sm_est_stage *rs = &e->stages[e->peak_resident_stage];
+	char b[32], x[32], y[32];
+	const char *li = md ? "- " : "  ";
+	const char *pr = e->mpi ? " per rank" : "";
+
+	if (md)
+		fprintf(f, "## The four peaks%s\n\n", pr);
+	else
+		fprintf(f, "  the four peaks%s\n", pr);
+	fprintf(f, "%s%-15s %19s B  %11s  the arrays' own bytes, in %s%s\n", li, "requested",
+		cli_est_commas(e->peak, b, sizeof(b)), sm_format_iec(e->peak, x, sizeof(x)), ps->id,
+		ps->per_halo ? " (largest halo)" : "");
+	fprintf(f, "%s%-15s %19s B  %11s  + jemalloc's size classes (and the baseline's %s): "
+		"reserved, never touched beyond the request\n", li, "allocated",
+		cli_est_commas(e->peak_total, b, sizeof(b)), sm_format_iec(e->peak_total, x, sizeof(x)),
+		sm_format_iec(e->baseline, y, sizeof(y)));
+	fprintf(f, "%s%-15s %19s B  %11s  pages touched, the process baseline's %s included: what "
+		"VmHWM and Slurm's MaxRSS read, in %s\n", li, "resident",
+		cli_est_commas(e->peak_resident, b, sizeof(b)),
+		sm_format_iec(e->peak_resident, x, sizeof(x)),
+		sm_format_iec(e->baseline_resident, y, sizeof(y)), rs->id);
+	fprintf(f, "%s%-15s %19s B  %11s  mapped (size classes, retained extents, libraries, "
+		"stacks): binds only under ulimit -v or strict overcommit\n", li, "address space",
+		cli_est_commas(e->peak_address_space, b, sizeof(b)),
+		sm_format_iec(e->peak_address_space, x, sizeof(x)));
+	fprintf(f, "%s%-15s %19s B  %11s  resident + %s of page tables: what the node must give%s "
+		"(judged)\n", li, "need", cli_est_commas(e->need, b, sizeof(b)),
+		sm_format_iec(e->need, x, sizeof(x)), sm_format_iec(e->page_tables, y, sizeof(y)),
+		e->mpi ? " each rank" : " the run");
+	fputc('\n', f);
+}
+
 static void render_totals(struct ctx *c)
 {
-	const sm_estimate *e = c->e;
-	const sm_est_stage *ps = &e->stages[e->peak_stage];
-	char b[32], x[32], y[32], z[32];
-	const char *li = c->md ? "- " : "  ";
-
-	fprintf(c->f, "%s%-20s %19s B  %s requested, %s allocated, in %s%s\n", li, "tracked peak",
-		cli_est_commas(e->peak, b, sizeof(b)), iec(e->peak, x, sizeof(x)),
-		iec(e->peak_allocated, y, sizeof(y)), ps->id, ps->per_halo ? " (largest halo)" : "");
-	fprintf(c->f, "%s%-20s %19s B  %s allocated (predicted%s: libraries, %sHDF5, jemalloc, "
-		"profiler)\n", li, "process baseline", cli_est_commas(e->baseline, b, sizeof(b)),
-		iec(e->baseline, z, sizeof(z)), e->mpi ? " per rank" : "", e->mpi ? "MPI, " : "");
-	fprintf(c->f, "%s%-20s %19s B  %s: allocated peak + baseline, what a node must hold%s\n", li,
-		"peak total", cli_est_commas(e->peak_total, b, sizeof(b)),
-		iec(e->peak_total, x, sizeof(x)), e->mpi ? " per rank" : "");
-	fputc('\n', c->f);
+	cli_est_render_peaks(c->f, c->e, c->md);
 }
 
 /*
- * The distributed run's plan: the work split, what every rank holds, and with --node-mem the
- * planning answer in plain words: how many ranks fit one node and how many nodes R ranks need.
+ * The distributed run's plan: the work split and what every rank holds; the node arithmetic is
+ * the verdict's (cli_est_render_verdict).
  */
 static void render_mpi(struct ctx *c)
 {
 	const sm_estimate *e = c->e;
-	const sm_est_stage *ps = &e->stages[e->peak_stage];
+	const sm_est_stage *ps = &e->stages[e->peak_resident_stage];
 	uint32_t r = e->options.ranks;
-	uint64_t n = c->in->header.npart_total[0], rpn = 0, nodes = 0, used;
-	char a[32], b[32], x[32], y[32], z[32];
+	uint64_t n = c->in->header.npart_total[0];
+	char a[32], b[32], x[32], y[32];
 	const char *li = c->md ? "- " : "    ";
 
 	if (!e->mpi)
@@ -348,101 +430,104 @@ static void render_mpi(struct ctx *c)
 								     : "a single chunk's header",
 			cli_est_commas(n / r + (n % r != 0), a, sizeof(a)));
 	}
-	fprintf(c->f, "%severy rank peaks at %s (%s B with the baseline) in %s, whatever its share: "
-		"the group and halo tables, the halo index, %s %s profile sums and one block of "
-		"%s cells\n", li, iec(e->peak_total, a, sizeof(a)),
-		cli_est_commas(e->peak_total, b, sizeof(b)), ps->id,
+	fprintf(c->f, "%severy rank needs %s (%s B, resident with page tables) at its peak in %s, "
+		"whatever its share: the group and halo tables, the halo index, %s %s profile sums "
+		"and one block of %s cells\n", li, iec(e->need, a, sizeof(a)),
+		cli_est_commas(e->need, b, sizeof(b)), ps->id,
 		cli_est_commas(e->nhalos, x, sizeof(x)), e->nhalos != 1 ? "halos'" : "halo's",
 		cli_est_commas(e->options.stream_block < n ? e->options.stream_block : n, y,
 			       sizeof(y)));
-	if (c->node_mem == 0) {
-		fprintf(c->f, "%sgive --node-mem SIZE for how many ranks fit a node\n\n", li);
-		return;
-	}
-	sm_est_node_fit(e->peak_total, c->node_mem, r, &rpn, &nodes);
-	iec(c->node_mem, a, sizeof(a));
-	if (rpn == 0) {
-		fprintf(c->f, "%sa node of %s does NOT hold even one rank (%s per rank)\n\n", li, a,
-			iec(e->peak_total, b, sizeof(b)));
-		return;
-	}
-	fprintf(c->f, "%sa node of %s holds %s rank%s; %u rank%s need%s %s node%s\n", li, a,
-		cli_est_commas(rpn, x, sizeof(x)), rpn != 1 ? "s" : "", r, r > 1 ? "s" : "",
-		r > 1 ? "" : "s", cli_est_commas(nodes, y, sizeof(y)), nodes != 1 ? "s" : "");
-	used = (uint64_t)(r < rpn ? r : rpn) * e->peak_total;
-	fprintf(c->f, c->md ? "\n**Answer:** %u rank%s of %s each fit on %s node%s of %s "
-			    "(the ranks on one node use %s of it; at most %s ranks per node).\n\n"
-			  : "  answer: %u rank%s of %s each fit on %s node%s of %s (the ranks on one "
-			    "node use %s of it; at most %s ranks per node)\n\n",
-		r, r > 1 ? "s" : "", iec(e->peak_total, b, sizeof(b)),
-		cli_est_commas(nodes, y, sizeof(y)), nodes != 1 ? "s" : "", a,
-		iec(used, x, sizeof(x)), cli_est_commas(rpn, z, sizeof(z)));
+	if (c->node_mem == 0)
+		fprintf(c->f, "%sgive --node-mem SIZE for how many ranks fit a node\n", li);
+	fputc('\n', c->f);
 }
 
-/* Returns 1 when nothing fits node_mem (exit 1). */
-static int render_node(struct ctx *c, sm_error *err, int *failed)
+static void choice_line(FILE *f, const sm_est_alternative *a, int md)
 {
-	const sm_estimate *e = c->e;
-	sm_est_alternative *alts = NULL;
-	size_t n = 0, i, nfit = 0;
-	uint32_t ranks = 0;
-	char a[32], b[32], o[200];
-	int fits = e->peak_total <= c->node_mem;
+	char o[200], x[32], b[32], sw[200];
 
-	*failed = 0;
-	if (c->node_mem == 0)
-		return 0;
-	if (sm_est_alternatives(c->in, &e->options, c->node_mem, &alts, &n, err) != 0 ||
-	    sm_est_ranks_needed(c->in, &e->options, c->node_mem, &ranks, err) != 0) {
-		free(alts);
-		*failed = 1;
-		return 0;
-	}
-	if (c->md)
-		fprintf(c->f, "## Node memory %s\n\n", iec(c->node_mem, a, sizeof(a)));
-	fprintf(c->f, "%snode memory %s: %s (peak total %s%s)\n", c->md ? "" : "  ",
-		iec(c->node_mem, a, sizeof(a)), fits ? "fits" : "does NOT fit",
-		iec(e->peak_total, b, sizeof(b)), e->mpi ? " per rank" : "");
-	for (i = 0; i < n; i++)
-		nfit += alts[i].fits;
-	if (!fits) {
-		if (nfit == 0)
-			fprintf(c->f, "%sno option combination fits at %u rank%s\n", c->md ? "\n" : "  ",
-				e->options.ranks, e->options.ranks > 1 ? "s" : "");
-		else
-			fprintf(c->f, "%soption combinations that fit (peak total, peak stage):\n",
-				c->md ? "\n" : "  ");
-		if (c->md && nfit > 0)
-			fprintf(c->f, "\n");
-		for (i = 0; i < n; i++) {
-			if (!alts[i].fits)
-				continue;
-			fprintf(c->f, c->md ? "- %s: %s (%s B), peak in `%s`\n"
-					    : "    %-78s %11s  %19s B  %s\n",
-				cli_est_opts_text(&alts[i].options, o, sizeof(o)),
-				iec(alts[i].peak_total, a, sizeof(a)),
-				cli_est_commas(alts[i].peak_total, b, sizeof(b)), alts[i].peak_stage);
-		}
-	}
-	if (!fits && !e->mpi) {
-		const sm_est_alternative *d = NULL;
+	cli_est_opts_text(&a->options, o, sizeof(o));
+	sm_est_options_switches(&a->options, sw, sizeof(sw));
+	if (a->options.mpi)
+		fprintf(f, md ? "- %s: %s per rank (%s B), peak in `%s`; %llu rank%s per node, %u "
+				"rank%s on %llu node%s (`%s`)\n"
+			      : "    %-86s %11s per rank (%s B) in %s; %llu rank%s per node, %u rank%s "
+				"on %llu node%s\n",
+			o, sm_format_iec(a->need, x, sizeof(x)), cli_est_commas(a->need, b, sizeof(b)),
+			a->peak_stage, (unsigned long long)a->ranks_per_node,
+			a->ranks_per_node != 1 ? "s" : "", a->options.ranks,
+			a->options.ranks != 1 ? "s" : "", (unsigned long long)a->nodes,
+			a->nodes != 1 ? "s" : "", sw);
+	else
+		fprintf(f, md ? "- %s: %s (%s B), peak in `%s` (`%s`)\n"
+			      : "    %-86s %11s          (%s B) in %s\n",
+			o, sm_format_iec(a->need, x, sizeof(x)), cli_est_commas(a->need, b, sizeof(b)),
+			a->peak_stage, sw);
+}
 
-		for (i = 0; i < n && d == NULL; i++)
-			if (alts[i].options.mpi && alts[i].options.positions == e->options.positions &&
-			    alts[i].options.stream_block == e->options.stream_block)
-				d = &alts[i];
-		if (ranks > 0 && d != NULL)
-			fprintf(c->f, "%sthe distributed strategy fits with any number of ranks: "
-				"snapmem run --mpi, %s per rank (every rank holds the same arrays; "
-				"estimate --ranks R --node-mem SIZE says how many nodes R ranks need)\n",
-				c->md ? "\n" : "  ", iec(d->peak_total, a, sizeof(a)));
-		else
-			fprintf(c->f, "%snot even the distributed strategy fits: one rank needs more "
-				"than %s\n", c->md ? "\n" : "  ", iec(c->node_mem, a, sizeof(a)));
+/*
+ * The verdict (sm_est_verdict), as every writer prints it: the configured run fits or not and by
+ * how much, the node arithmetic of a distributed run, the combinations that fit (cheapest first,
+ * distributed ones included), the address space on its own line.
+ */
+void cli_est_render_verdict(FILE *f, const sm_est_verdict *v, int md)
+{
+	const sm_est_alternative *c = &v->configured;
+	char a[32], b[32], x[32], o[200];
+	const char *li = md ? "" : "  ";
+	size_t i;
+
+	if (v->node_mem == 0)
+		return;
+	if (md)
+		fprintf(f, "## Verdict: node memory %s\n\n", sm_format_iec(v->node_mem, a, sizeof(a)));
+	fprintf(f, "%snode memory %s", li, sm_format_iec(v->node_mem, a, sizeof(a)));
+	if (v->headroom > 0)
+		fprintf(f, " less %s headroom: the job may use %s",
+			sm_format_iec(v->headroom, b, sizeof(b)), sm_format_iec(v->usable, x, sizeof(x)));
+	fprintf(f, "%s\n", md ? "  " : "");
+	cli_est_opts_text(&c->options, o, sizeof(o));
+	if (v->fits == 1 && c->options.mpi)
+		fprintf(f, "%sverdict: FITS — %s: %s per rank, %s to spare; %llu rank%s per node, "
+			"%u rank%s on %llu node%s\n", li, o, sm_format_iec(c->need, a, sizeof(a)),
+			sm_format_iec((uint64_t)v->margin, b, sizeof(b)),
+			(unsigned long long)c->ranks_per_node, c->ranks_per_node != 1 ? "s" : "",
+			c->options.ranks, c->options.ranks != 1 ? "s" : "",
+			(unsigned long long)c->nodes, c->nodes != 1 ? "s" : "");
+	else if (v->fits == 1)
+		fprintf(f, "%sverdict: FITS — %s: needs %s, %s to spare\n", li, o,
+			sm_format_iec(c->need, a, sizeof(a)),
+			sm_format_iec((uint64_t)v->margin, b, sizeof(b)));
+	else
+		fprintf(f, "%sverdict: does NOT fit — %s: needs %s%s, %s short\n", li, o,
+			sm_format_iec(c->need, a, sizeof(a)), c->options.mpi ? " per rank" : "",
+			sm_format_iec((uint64_t)(-v->margin), b, sizeof(b)));
+	if (md)
+		fputc('\n', f);
+	if (v->nfit == 0) {
+		fprintf(f, "%sno option combination fits, not even the distributed run: the cheapest, "
+			"%s, needs %s%s\n", li,
+			v->nchoices > 0 ? cli_est_opts_text(&v->choices[0].options, o, sizeof(o)) : "-",
+			v->nchoices > 0 ? sm_format_iec(v->choices[0].need, a, sizeof(a)) : "-",
+			v->nchoices > 0 && v->choices[0].options.mpi ? " per rank" : "");
+	} else {
+		fprintf(f, "%s%zu option combination%s fit%s, cheapest first (need: resident with page "
+			"tables):\n", li, v->nfit, v->nfit != 1 ? "s" : "", v->nfit != 1 ? "" : "s");
+		if (md)
+			fputc('\n', f);
+		for (i = 0; i < v->nchoices; i++)
+			if (v->choices[i].fits)
+				choice_line(f, &v->choices[i], md);
 	}
-	fputc('\n', c->f);
-	free(alts);
-	return !fits && nfit == 0;
+	if (md)
+		fputc('\n', f);
+	fprintf(f, "%saddress space %s (%s B)%s: not judged; it binds only under ulimit -v "
+		"(RLIMIT_AS) or strict overcommit (vm.overcommit_memory = 2)%s\n", li,
+		sm_format_iec(c->peak_address_space, a, sizeof(a)),
+		cli_est_commas(c->peak_address_space, b, sizeof(b)), c->options.mpi ? " per rank" : "",
+		md ? "  " : "");
+	fprintf(f, "%sa cgroup's memory.peak and Slurm's MaxRSS also count the page cache of the "
+		"files read: compare them with the need plus the bytes read, not with it alone\n\n", li);
 }
 
 static void render_documented(struct ctx *c)
@@ -499,10 +584,9 @@ static void render_documented(struct ctx *c)
 	fputc('\n', c->f);
 }
 
-static int render_text(struct ctx *c, char **text, int *nofit, sm_error *err)
+static int render_text(struct ctx *c, char **text, sm_error *err)
 {
 	size_t len = 0;
-	int failed = 0;
 
 	*text = NULL;
 	c->f = open_memstream(text, &len);
@@ -512,14 +596,95 @@ static int render_text(struct ctx *c, char **text, int *nofit, sm_error *err)
 	render_stages(c);
 	render_totals(c);
 	render_mpi(c);
-	*nofit = render_node(c, err, &failed);
+	cli_est_render_verdict(c->f, c->v, c->md);
 	render_documented(c);
-	if (fclose(c->f) != 0 && !failed)
-		return sm_error_set(err, SM_ENOMEM, "cannot allocate the output");
-	if (failed) {
+	if (fclose(c->f) != 0) {
 		free(*text);
 		*text = NULL;
-		return err->code != 0 ? err->code : SM_EINVAL;
+		return sm_error_set(err, SM_ENOMEM, "cannot allocate the output");
+	}
+	return 0;
+}
+
+/*
+ * The job request for the verdict: the configured run when it fits, else the cheapest combination
+ * that does (the distributed one first when the configured run was distributed). --mem is per
+ * node: the tasks on one node times the need, plus the headroom as a margin, never above
+ * --node-mem.
+ */
+int cli_est_slurm(const struct cli_est_args *a, const sm_est_input *in, const sm_estimate *e,
+		  const sm_est_verdict *v, char **text, sm_error *err)
+{
+	const sm_est_alternative *c = NULL;
+	size_t len = 0;
+	FILE *f;
+	char o[200], sw[200], x[32], y[32];
+	uint64_t tasks = 1, mem, mib;
+	uint32_t ranks;
+
+	(void)e;
+	*text = NULL;
+	f = open_memstream(text, &len);
+	if (f == NULL)
+		return sm_error_set(err, SM_ENOMEM, "cannot allocate the output");
+	fprintf(f, "#!/bin/sh\n# snapmem estimate --format slurm: %s\n", in->source_name);
+	fprintf(f, "# node memory %s, headroom %s\n", sm_format_iec(v->node_mem, x, sizeof(x)),
+		sm_format_iec(v->headroom, y, sizeof(y)));
+	if (v->fits == 1) {
+		c = &v->configured;
+		fprintf(f, "# the configured run fits: %s\n",
+			cli_est_opts_text(&c->options, o, sizeof(o)));
+	} else {
+		long i = v->configured.options.mpi && v->best_distributed >= 0 ? v->best_distributed
+		       : v->nfit > 0 ? -2 : -1;
+
+		fprintf(f, "# the configured run does NOT fit: %s needs %s\n",
+			cli_est_opts_text(&v->configured.options, o, sizeof(o)),
+			sm_format_iec(v->configured.need, x, sizeof(x)));
+		if (i == -2) {
+			size_t k;
+
+			for (k = 0; k < v->nchoices && c == NULL; k++)
+				if (v->choices[k].fits)
+					c = &v->choices[k];
+		} else if (i >= 0) {
+			c = &v->choices[i];
+		}
+		if (c == NULL) {
+			fprintf(f, "# no option combination fits, not even the distributed run: no job "
+				"to request\n");
+			goto done;
+		}
+		fprintf(f, "# the cheapest that fits instead: %s\n",
+			cli_est_opts_text(&c->options, o, sizeof(o)));
+	}
+	ranks = c->options.mpi ? c->options.ranks : 1;
+	if (c->options.mpi && c->nodes > 0)
+		tasks = (ranks + c->nodes - 1) / c->nodes;
+	mem = tasks * c->need + v->headroom;
+	if (mem > v->node_mem)
+		mem = v->node_mem;
+	mib = (mem + (UINT64_C(1) << 20) - 1) >> 20;
+	fprintf(f, "# need %s%s (resident peak with page tables) x %llu task%s + headroom %s\n",
+		sm_format_iec(c->need, x, sizeof(x)), c->options.mpi ? " per rank" : "",
+		(unsigned long long)tasks, tasks != 1 ? "s" : "",
+		sm_format_iec(v->headroom, y, sizeof(y)));
+	fprintf(f, "#SBATCH --nodes=%llu\n", (unsigned long long)(c->options.mpi ? c->nodes : 1));
+	fprintf(f, "#SBATCH --ntasks-per-node=%llu\n", (unsigned long long)tasks);
+	fprintf(f, "#SBATCH --mem=%lluM\n", (unsigned long long)mib);
+	fprintf(f, "# wall time: not predicted (give --calibrate RUNDIR of a profiled run)\n");
+	sm_est_options_switches(&c->options, sw, sizeof(sw));
+	if (a->base != NULL)
+		fprintf(f, "%ssnapmem run --base-path '%s' --snap %d %s\n",
+			c->options.mpi ? "srun " : "", a->base, a->snap, sw);
+	else
+		fprintf(f, "%ssnapmem run --base-path DIR --snap N %s\n",
+			c->options.mpi ? "srun " : "", sw);
+done:
+	if (fclose(f) != 0) {
+		free(*text);
+		*text = NULL;
+		return sm_error_set(err, SM_ENOMEM, "cannot allocate the output");
 	}
 	return 0;
 }
@@ -529,9 +694,10 @@ int cmd_estimate(int argc, char **argv)
 	struct cli_est_args a;
 	sm_est_input in;
 	sm_estimate e;
+	sm_est_verdict v;
 	sm_error err = {0};
 	char *text = NULL;
-	int done = 0, rc, status = 0, nofit = 0, have_in = 0, have_e = 0;
+	int done = 0, rc, status = 0, have_in = 0, have_e = 0, have_v = 0;
 
 	rc = cli_est_parse(&cli_cmd_estimate, argc, argv, &a, &done);
 	if (rc != 0 || done)
@@ -546,9 +712,16 @@ int cmd_estimate(int argc, char **argv)
 		goto out;
 	}
 	have_e = 1;
+	if (sm_est_verdict_compute(&in, &e, a.node_mem, a.headroom, &v, &err) != 0) {
+		status = cli_fail(&err);
+		goto out;
+	}
+	have_v = 1;
 	if (strcmp(a.format, "json") == 0) {
-		text = sm_estimate_json(&in, &e, a.node_mem);
-		if (text == NULL) {
+		char *t2;
+
+		text = sm_estimate_json(&in, &e, &v, NULL);
+		if (text == NULL || (t2 = realloc(text, strlen(text) + 2)) == NULL) {
 			/* every number in it is checked finite when read (the header, the
 			 * selected halos): what is left is memory */
 			sm_error_set(&err, SM_ENOMEM, "'%s': cannot build the estimate JSON: out of "
@@ -556,36 +729,17 @@ int cmd_estimate(int argc, char **argv)
 			status = cli_fail(&err);
 			goto out;
 		}
-		if (a.node_mem > 0 && e.peak_total > a.node_mem) {
-			sm_est_alternative *alts = NULL;
-			size_t n = 0, i;
-
-			if (sm_est_alternatives(&in, &a.opts, a.node_mem, &alts, &n, &err) != 0) {
-				status = cli_fail(&err);
-				goto out;
-			}
-			nofit = 1;
-			for (i = 0; i < n; i++)
-				if (alts[i].fits)
-					nofit = 0;
-			free(alts);
-		}
-		{
-			size_t l = strlen(text);
-			char *t2 = realloc(text, l + 2);
-
-			if (t2 == NULL) {
-				sm_error_set(&err, SM_ENOMEM, "cannot allocate the output");
-				status = cli_fail(&err);
-				goto out;
-			}
-			text = t2;
-			strcpy(text + l, "\n");
+		text = t2;
+		strcat(text, "\n");
+	} else if (strcmp(a.format, "slurm") == 0) {
+		if (cli_est_slurm(&a, &in, &e, &v, &text, &err) != 0) {
+			status = cli_fail(&err);
+			goto out;
 		}
 	} else {
-		struct ctx c = {NULL, strcmp(a.format, "markdown") == 0, &in, &e, a.node_mem};
+		struct ctx c = {NULL, strcmp(a.format, "markdown") == 0, &in, &e, a.node_mem, &v};
 
-		if (render_text(&c, &text, &nofit, &err) != 0) {
+		if (render_text(&c, &text, &err) != 0) {
 			status = cli_fail(&err);
 			goto out;
 		}
@@ -594,9 +748,11 @@ int cmd_estimate(int argc, char **argv)
 		status = cli_fail(&err);
 		goto out;
 	}
-	status = nofit ? 1 : 0;
+	status = v.fits == 0 ? 1 : 0;
 out:
 	free(text);
+	if (have_v)
+		sm_est_verdict_release(&v);
 	if (have_e)
 		sm_estimate_release(&e);
 	if (have_in)

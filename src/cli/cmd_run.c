@@ -230,6 +230,47 @@ static json_t *options_json(const sm_model_options *mo, const char *base, int sn
 	return o;
 }
 
+/*
+ * --max-mem refuses a run whose need (the verdict's figure: the resident peak with page tables)
+ * is over it, with one line naming the figure and the cheapest combinations that fit, one
+ * process and distributed (sm_est_verdict: the same answer `estimate --node-mem` gives).
+ */
+static void run_refusal(const char *base, const sm_estimate *pre, const sm_est_verdict *v,
+			sm_error *err)
+{
+	char a[32], b[32], c[32], sw[200], hint[600] = "";
+	size_t n = 0;
+
+	if (v->best_one_process >= 0) {
+		const sm_est_alternative *x = &v->choices[v->best_one_process];
+
+		n += (size_t)snprintf(hint + n, sizeof(hint) - n, "; fits with %s (needs %s)",
+				      sm_est_options_switches(&x->options, sw, sizeof(sw)),
+				      sm_format_iec(x->need, a, sizeof(a)));
+	}
+	if (v->best_distributed >= 0 && n < sizeof(hint)) {
+		const sm_est_alternative *x = &v->choices[v->best_distributed];
+
+		n += (size_t)snprintf(hint + n, sizeof(hint) - n, "%s mpirun -np R snapmem run %s "
+				      "(needs %s per rank)", n > 0 ? ", or distributed:" :
+				      "; fits distributed:",
+				      sm_est_options_switches(&x->options, sw, sizeof(sw)),
+				      sm_format_iec(x->need, a, sizeof(a)));
+	}
+	if (n == 0)
+		snprintf(hint, sizeof(hint), "; no option combination fits, not even the distributed "
+			 "run");
+	sm_format_iec(pre->need, a, sizeof(a));
+	sm_format_iec(v->node_mem, b, sizeof(b));
+	sm_format_iec(pre->peak, c, sizeof(c));
+	sm_error_set(err, SM_ELIMIT,
+		     "'%s': needs %llu bytes (%s) at peak in stage '%s' (resident with page tables; "
+		     "%llu bytes (%s) requested), over --max-mem %llu bytes (%s); nothing was read%s",
+		     base, (unsigned long long)pre->need, a, pre->stages[pre->peak_resident_stage].id,
+		     (unsigned long long)pre->peak, c, (unsigned long long)v->node_mem, b, hint);
+	err->needed_bytes = pre->need;
+}
+
 /* The "run" object of memory.json (docs/MODEL.md). */
 static char *run_meta(const sm_model_options *mo, const char *base, int snap, const char *out,
 		      uint64_t max_mem, const sm_pipeline_result *r, const sm_estimate *pre,
@@ -284,6 +325,10 @@ static char *run_meta(const sm_model_options *mo, const char *base, int snap, co
 			    json_integer((json_int_t)pre->peak_total));
 	json_object_set_new(o, "estimate_peak_stage",
 			    json_string(pre->nstages > 0 ? pre->stages[pre->peak_stage].id : ""));
+	json_object_set_new(o, "estimate_peak_resident_bytes",
+			    json_integer((json_int_t)pre->peak_resident));
+	json_object_set_new(o, "estimate_peak_address_space_bytes",
+			    json_integer((json_int_t)pre->peak_address_space));
 	text = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	return text;
@@ -503,8 +548,9 @@ static uint64_t measured_peak(const sm_prof *p, const char **stage)
 
 /*
  * The estimate against what this process may use (include/snapmem/limits.h, docs/PIPELINE.md
- * "Memory limits"): resident, the requested peak plus the baseline; address space, the arrays'
- * size classes plus the baseline and RUN_MAP_OVERHEAD on top of what is mapped now. SNAPMEM_LIMIT_CHECK=0 skips it.
+ * "Memory limits"): resident, the estimate's need (sm_estimate.need: the resident peak, baseline
+ * included, with page tables: the verdict's figure); address space, the arrays' size classes plus
+ * the baseline and RUN_MAP_OVERHEAD on top of what is mapped now. SNAPMEM_LIMIT_CHECK=0 skips it.
  * 0 or SM_ELIMIT with err's line naming the figure and the limit.
  */
 /* Address space a run maps beyond its arrays and baseline: thread stacks, the allocator's arenas of
@@ -694,52 +740,22 @@ static int run_main(int argc, char **argv, struct mpi_run *M, int ranks_given)
 	if (sm_estimate_compute(&in, &mo, pre, &err) != 0)
 		goto fail;
 	have_pre = 1;
-	if (max_mem > 0 && pre->peak_total > max_mem) {
-		char a[32], b[32], c[32];
-		sm_est_alternative *alts = NULL;
-		size_t nalt = 0, k;
-		const char *hint = "";
-		char hintbuf[256] = "";
+	if (max_mem > 0) {
+		sm_est_verdict v;
 
-		sm_format_iec(pre->peak_total, a, sizeof(a));
-		sm_format_iec(max_mem, b, sizeof(b));
-		sm_format_iec(pre->peak, c, sizeof(c));
-		if (sm_est_alternatives(&in, &mo, max_mem, &alts, &nalt, NULL) == 0) {
-			for (k = 0; k < nalt; k++) {
-				if (!alts[k].fits)
-					continue;
-				snprintf(hintbuf, sizeof(hintbuf),
-					 "; fits with --positions %s --select %s --temperature %s"
-					 "%s%llu",
-					 sm_dtype_name(alts[k].options.positions),
-					 alts[k].options.select == SM_SELECT_INDEX ? "index" : "mask",
-					 alts[k].options.temperature == SM_TEMP_IN_MEMORY
-						 ? "in-memory" : "streaming",
-					 alts[k].options.temperature == SM_TEMP_STREAMING
-						 ? " --stream-block " : "",
-					 alts[k].options.temperature == SM_TEMP_STREAMING
-						 ? (unsigned long long)alts[k].options.stream_block
-						 : 0ULL);
-				if (alts[k].options.temperature != SM_TEMP_STREAMING)
-					hintbuf[strlen(hintbuf) - 1] = '\0';
-				hint = hintbuf;
-				break;
-			}
-			free(alts);
+		if (sm_est_verdict_compute(&in, pre, max_mem, 0, &v, &err) != 0)
+			goto fail;
+		if (v.fits != 1) {
+			run_refusal(base, pre, &v, &err);
+			sm_est_verdict_release(&v);
+			goto fail;
 		}
-		sm_error_set(&err, SM_ELIMIT,
-			     "'%s': needs %llu bytes (%s) at peak in stage '%s' (%llu bytes (%s) "
-			     "requested, plus size classes and the process baseline), over --max-mem "
-			     "%llu bytes (%s); nothing was read%s", base,
-			     (unsigned long long)pre->peak_total, a, pre->stages[pre->peak_stage].id,
-			     (unsigned long long)pre->peak, c, (unsigned long long)max_mem, b, hint);
-		err.needed_bytes = pre->peak_total;
-		goto fail;
+		sm_est_verdict_release(&v);
 	}
 	/* What this process may use (every rank checks its own, after the agreement below). */
-	need.resident = pre->peak + pre->baseline;
+	need.resident = pre->need;
 	need.address = pre->peak_allocated + pre->baseline + RUN_MAP_OVERHEAD;
-	snprintf(need.stage, sizeof(need.stage), "%s", pre->stages[pre->peak_stage].id);
+	snprintf(need.stage, sizeof(need.stage), "%s", pre->stages[pre->peak_resident_stage].id);
 	if (check_limits(&need, &err) != 0)
 		goto fail;
 
@@ -854,10 +870,11 @@ profiler:
 		if ((rc == SM_ENOMEM || rc == SM_ELIMIT) && have_pre) {
 			char a[32], msg[SM_ERROR_MSG_MAX];
 
-			sm_format_iec(pre->peak_total, a, sizeof(a));
+			sm_format_iec(pre->need, a, sizeof(a));
 			snprintf(msg, sizeof(msg), "%.600s; the estimate for this run is %llu bytes (%s) "
-				 "at peak in stage '%s'", err.msg, (unsigned long long)pre->peak_total,
-				 a, pre->stages[pre->peak_stage].id);
+				 "at peak in stage '%s' (resident with page tables)", err.msg,
+				 (unsigned long long)pre->need, a,
+				 pre->stages[pre->peak_resident_stage].id);
 			memcpy(err.msg, msg, sizeof(msg));
 		}
 		goto fail;
@@ -899,8 +916,17 @@ profiler:
 			goto fail_after;
 		have_post = 1;
 		snprintf(path, sizeof(path), "%s/estimate.json", out);
-		if (sm_estimate_write_json(&in, post, max_mem, path, &err) != 0)
-			goto fail_after;
+		{
+			sm_est_verdict v;
+			int wrc;
+
+			if (sm_est_verdict_compute(&in, post, max_mem, 0, &v, &err) != 0)
+				goto fail_after;
+			wrc = sm_estimate_write_json(&in, post, &v, pre, path, &err);
+			sm_est_verdict_release(&v);
+			if (wrc != 0)
+				goto fail_after;
+		}
 	}
 	if (prof != NULL) {
 		char *meta;

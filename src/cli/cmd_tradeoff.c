@@ -3,7 +3,9 @@
  * temperature in-memory|streaming; and the distributed strategy, per rank) side by side, estimated from headers: each combination's peak,
  * the live memory after each stage, and the bytes saved against the options given; with the
  * precision a float32 coordinate keeps at the box's scale. Same SOURCE and MODEL OPTIONS as
- * `estimate` (parsing shared with cmd_estimate.c). Exit 0 done, 2 bad input, 3 out of memory.
+ * `estimate` (parsing shared with cmd_estimate.c); with --node-mem the verdict of `estimate`, the
+ * same struct printed by the same code. Exit 0 done, 1 the configured run does not fit --node-mem,
+ * 2 bad input, 3 out of memory.
  */
 #include <math.h>
 #include <stdio.h>
@@ -16,6 +18,7 @@
 
 static const cli_opt tradeoff_opts[] = {
 	CLI_EST_SOURCE_OPTS,
+	CLI_EST_NODE_OPTS,
 	{"format", 0, CLI_CHOICE, "table|json|markdown", "table",
 	 "the output: a table for people, JSON (snapmem.tradeoff/1) or Markdown", CLI_EST_FORMAT, 0},
 	{"output", 'o', CLI_FILE, "FILE", "standard output",
@@ -26,10 +29,13 @@ static const cli_opt tradeoff_opts[] = {
 const cli_cmd cli_cmd_tradeoff = {
 	"tradeoff", "compare float32/float64 and the other switches, estimated",
 	"usage: snapmem tradeoff [--base-path DIR --snap N | --snapshot FILE] [MODEL OPTIONS]\n"
+	"                        [--node-mem SIZE [--headroom SIZE|PCT]]\n"
 	"                        [--format table|json|markdown] [-o FILE]\n",
 	"float32 vs float64 positions, spatial index vs mask, in-memory vs streaming temperature in one\n"
-	"process, and the distributed strategy (--mpi, per rank), side by side: peak, live memory after\n"
-	"each stage, bytes saved against the options given.\n",
+	"process, and the distributed strategy (--mpi, per rank), side by side: need (the resident peak\n"
+	"with page tables), live memory after each stage, bytes saved against the options given; with\n"
+	"--node-mem the verdict of `estimate --node-mem`, the same (exit 1 when the configured run does\n"
+	"not fit).\n",
 	tradeoff_opts, 1, NULL, cmd_tradeoff,
 };
 
@@ -59,7 +65,7 @@ static void variant(const sm_model_options *base, int i, sm_model_options *o, ch
 }
 
 static int render(FILE *f, int md, const sm_est_input *in, const sm_model_options *base,
-		  sm_error *err)
+		  const sm_est_verdict *v, sm_error *err)
 {
 	/* on the heap: ten estimates are 176 KiB, too much for a small stack */
 	struct render_heap {
@@ -93,24 +99,28 @@ static int render(FILE *f, int md, const sm_est_input *in, const sm_model_option
 	}
 	fprintf(f, md ? "# snapmem tradeoff: %s\n\n" : "snapmem tradeoff: %s (%s)\n", in->source_name,
 		in->source_kind);
-	fprintf(f, "%syour options: %s; peak total %s\n", md ? "- " : "  ",
-		cli_est_opts_text(base, t, sizeof(t)), sm_format_iec(ref->peak_total, a, sizeof(a)));
+	fprintf(f, "%syour options: %s; need %s (resident with page tables), allocated %s\n",
+		md ? "- " : "  ", cli_est_opts_text(base, t, sizeof(t)),
+		sm_format_iec(ref->need, a, sizeof(a)), sm_format_iec(ref->peak_total, b, sizeof(b)));
 	fprintf(f, "%sprecision: float32 positions are spaced %g (code length) at BoxSize %g "
 		"(relative %.2g); float64 %.3g\n\n", md ? "- " : "  ", sp32, box, sp32 / box, sp64);
 	if (md)
-		fprintf(f, "## Combinations\n\n| combination | peak total | bytes | peak stage | saved vs "
-			"yours |\n|---|---:|---:|---|---:|\n");
+		fprintf(f, "## Combinations\n\n| combination | need | bytes | allocated | peak stage | "
+			"saved vs yours |\n|---|---:|---:|---:|---|---:|\n");
 	else
-		fprintf(f, "  %-18s %12s %19s  %-22s %14s\n", "combination", "peak total", "bytes",
-			"peak stage", "saved vs yours");
+		fprintf(f, "  %-18s %12s %19s %12s  %-22s %14s\n", "combination", "need", "bytes",
+			"allocated", "peak stage", "saved vs yours");
 	for (i = 0; i < NVAR; i++) {
-		int64_t saved = (int64_t)(ref->peak_total - e[i].peak_total);
+		int64_t saved = (int64_t)(ref->need - e[i].need);
+		char al[32];
 
-		sm_format_iec(e[i].peak_total, a, sizeof(a));
+		sm_format_iec(e[i].need, a, sizeof(a));
+		sm_format_iec(e[i].peak_total, al, sizeof(al));
 		sm_format_iec_signed(saved, b, sizeof(b));
-		fprintf(f, md ? "| %s | %s | %s | `%s` | %s |\n" : "  %-18s %12s %19s  %-22s %14s\n",
-			label[i], a, cli_est_commas(e[i].peak_total, t, sizeof(t)),
-			e[i].stages[e[i].peak_stage].id, b);
+		fprintf(f, md ? "| %s | %s | %s | %s | `%s` | %s |\n"
+			      : "  %-18s %12s %19s %12s  %-22s %14s\n",
+			label[i], a, cli_est_commas(e[i].need, t, sizeof(t)), al,
+			e[i].stages[e[i].peak_resident_stage].id, b);
 	}
 	fprintf(f, md ? "\n## Live memory after each stage (requested; peak in brackets)\n\n| stage |"
 		      : "\n  live memory after each stage, requested (peak of the stage below it)\n  %-20s",
@@ -168,6 +178,7 @@ static int render(FILE *f, int md, const sm_est_input *in, const sm_model_option
 		}
 	}
 	fputc('\n', f);
+	cli_est_render_verdict(f, v, md);
 	rc = 0;
 out:
 	for (i = 0; i < n; i++)
@@ -181,10 +192,12 @@ int cmd_tradeoff(int argc, char **argv)
 {
 	struct cli_est_args a;
 	sm_est_input in;
+	sm_estimate e;
+	sm_est_verdict v;
 	sm_error err = {0};
 	char *text = NULL;
 	size_t len = 0;
-	int done = 0, rc, status = 0, have_in = 0;
+	int done = 0, rc, status = 0, have_in = 0, have_v = 0;
 
 	rc = cli_est_parse(&cli_cmd_tradeoff, argc, argv, &a, &done);
 	if (rc != 0 || done)
@@ -194,8 +207,19 @@ int cmd_tradeoff(int argc, char **argv)
 		goto out;
 	}
 	have_in = 1;
+	if (sm_estimate_compute(&in, &a.opts, &e, &err) != 0) {
+		status = cli_fail(&err);
+		goto out;
+	}
+	rc = sm_est_verdict_compute(&in, &e, a.node_mem, a.headroom, &v, &err);
+	sm_estimate_release(&e);
+	if (rc != 0) {
+		status = cli_fail(&err);
+		goto out;
+	}
+	have_v = 1;
 	if (strcmp(a.format, "json") == 0) {
-		char *j = sm_tradeoff_json(&in, &a.opts, &err);
+		char *j = sm_tradeoff_json(&in, &a.opts, &v, &err);
 
 		if (j == NULL) {
 			status = cli_fail(&err);
@@ -213,7 +237,7 @@ int cmd_tradeoff(int argc, char **argv)
 			status = cli_fail(&err);
 			goto out;
 		}
-		rc = render(f, strcmp(a.format, "markdown") == 0, &in, &a.opts, &err);
+		rc = render(f, strcmp(a.format, "markdown") == 0, &in, &a.opts, &v, &err);
 		fclose(f);
 		if (rc != 0) {
 			status = cli_fail(&err);
@@ -229,8 +253,11 @@ int cmd_tradeoff(int argc, char **argv)
 		status = cli_fail(&err);
 		goto out;
 	}
+	status = v.fits == 0 ? 1 : 0;
 out:
 	free(text);
+	if (have_v)
+		sm_est_verdict_release(&v);
 	if (have_in)
 		sm_est_input_release(&in);
 	return status;

@@ -108,6 +108,71 @@ int sm__proc_status(sm__procfd *f, uint64_t *vm_rss, uint64_t *vm_hwm)
 	return 0;
 }
 
+int sm__proc_peaks(uint64_t *vm_hwm, uint64_t *vm_peak, uint64_t *vm_pte)
+{
+	char buf[8192];
+	*vm_hwm = *vm_peak = *vm_pte = 0;
+	if (read_small("/proc/self/status", buf, sizeof(buf)) <= 0)
+		return -1;
+	*vm_hwm = status_kb(buf, "\nVmHWM:");
+	*vm_peak = status_kb(buf, "\nVmPeak:");
+	*vm_pte = status_kb(buf, "\nVmPTE:");
+	return 0;
+}
+
+/* One number from a cgroup file; 0 when read, -1 when absent or "max". */
+static int cgroup_value(const char *dir, const char *file, uint64_t *v)
+{
+	char path[4352], buf[64], *end;
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, file) >= sizeof(path) ||
+	    read_small(path, buf, sizeof(buf)) <= 0)
+		return -1;
+	*v = strtoull(buf, &end, 10);
+	return end != buf && (*end == '\n' || *end == '\0') ? 0 : -1;
+}
+
+/*
+ * The process's cgroup v2 directory: the cgroup2 mount point (/proc/self/mountinfo) joined with
+ * the "0::" line of /proc/self/cgroup. Read only when memory.json is written.
+ */
+void sm__proc_cgroup(uint64_t *peak, int *have_peak, uint64_t *max, int *have_max)
+{
+	char cg[4096], mi[16384], mnt[2048] = "", dir[4352];
+	char *s, *line;
+	*have_peak = *have_max = 0;
+	*peak = *max = 0;
+	if (read_small("/proc/self/cgroup", cg, sizeof(cg)) <= 0 ||
+	    read_small("/proc/self/mountinfo", mi, sizeof(mi)) <= 0)
+		return;
+	s = strstr(cg, "0::");
+	if (s == NULL || (s != cg && s[-1] != '\n'))
+		return;
+	s += 3;
+	s[strcspn(s, "\n")] = '\0';
+	for (line = mi; line != NULL && *line != '\0';) {
+		char *nl = strchr(line, '\n'), *sep;
+		if (nl)
+			*nl = '\0';
+		sep = strstr(line, " - cgroup2 ");
+		if (sep != NULL) {
+			/* id parent major:minor root mount-point ... */
+			char root[1024], point[2048];
+			if (sscanf(line, "%*s %*s %*s %1023s %2047s", root, point) == 2) {
+				snprintf(mnt, sizeof(mnt), "%s", point);
+				break;
+			}
+		}
+		line = nl ? nl + 1 : NULL;
+	}
+	if (mnt[0] == '\0')
+		return;
+	if ((size_t)snprintf(dir, sizeof(dir), "%s%s", mnt, strcmp(s, "/") == 0 ? "" : s) >=
+	    sizeof(dir))
+		return;
+	*have_peak = cgroup_value(dir, "memory.peak", peak) == 0;
+	*have_max = cgroup_value(dir, "memory.max", max) == 0;
+}
+
 uint64_t sm__proc_statm_rss(sm__procfd *f)
 {
 	char buf[256];
@@ -241,6 +306,7 @@ int sm_prof_create(const sm_prof_options *o, sm_prof **out, sm_error *err)
 #endif
 	if (p->je) {
 		uint64_t peak;
+		sm__je_purge();
 		sm__je_read(&p->base);
 		sm__je_peak_read_reset(&peak);
 		sm__je_thread_net(&p->win_reset_net);
@@ -452,6 +518,10 @@ static void stage_close(sm_prof *p, int forced)
 	st->forced_closed = forced;
 	p->nopen--;
 	add_mark(p, idx, 0);
+	/* What the stage freed goes back to the kernel now, not at jemalloc's decay: the resident
+	 * figures of the next stage are then its live memory (docs/MODEL.md "Resident"). */
+	if (p->je)
+		sm__je_purge();
 }
 
 int sm_prof_stage_end(sm_prof *p)

@@ -16,6 +16,7 @@
  */
 #include "profiler/prof-internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -105,6 +106,31 @@ int sm__je_read(sm_prof_je *out)
 	    read_u64(MIB_RESIDENT, &out->resident) || read_u64(MIB_MAPPED, &out->mapped))
 		return -1;
 	return 0;
+}
+
+/*
+ * Returns every arena's dirty and muzzy pages to the kernel now (arena.<ALL>.purge): what the
+ * process keeps resident is then what is live, not what the allocator kept after earlier frees
+ * (up to dirty_decay_ms, 10 s by default), so that the resident peak is predictable
+ * (docs/MODEL.md "Resident"). Costs a few microseconds when nothing is dirty.
+ */
+void sm__je_purge(void)
+{
+	static size_t mib[3];
+	static size_t len;
+	static int state; /* 0 unknown, 1 resolved, -1 unavailable */
+
+	if (je_state != 1)
+		return;
+	if (state == 0) {
+		char name[64];
+
+		len = 3;
+		snprintf(name, sizeof(name), "arena.%u.purge", (unsigned)MALLCTL_ARENAS_ALL);
+		state = mallctlnametomib(name, mib, &len) == 0 ? 1 : -1;
+	}
+	if (state == 1)
+		(void)mallctlbymib(mib, len, NULL, NULL, NULL, 0);
 }
 
 int sm__je_read_allocated(uint64_t *allocated, uint64_t *resident)
@@ -242,6 +268,7 @@ int sm_prof_have_jemalloc(void)
 int sm__je_init(void) { return -1; }
 int sm__je_read(sm_prof_je *out) { memset(out, 0, sizeof(*out)); return -1; }
 int sm__je_read_allocated(uint64_t *a, uint64_t *r) { return -1; }
+void sm__je_purge(void) {}
 const char *sm__je_version(void) { return NULL; }
 int sm__je_thread_net(uint64_t *net) { return -1; }
 int sm__je_thread_counters(uint64_t *a, uint64_t *d) { return -1; }

@@ -211,6 +211,23 @@ static json_t *build(sm_prof *p)
 				      "mapped", U(p->base.mapped), "vm_rss", U(p->base_rss), "vm_hwm",
 				      U(p->base_hwm)));
 
+	{
+		uint64_t hwm, vpeak, pte, cpeak, cmax;
+		int hp, hm, ok = sm__proc_peaks(&hwm, &vpeak, &pte) == 0;
+		sm__proc_cgroup(&cpeak, &hp, &cmax, &hm);
+		json_object_set_new(doc, "process",
+				    json_pack("{s:o,s:o,s:o,s:o,s:o,s:s}",
+					      "vm_hwm", ok ? U(hwm) : json_null(),
+					      "vm_peak", ok ? U(vpeak) : json_null(),
+					      "vm_pte", ok ? U(pte) : json_null(),
+					      "cgroup_memory_peak", hp ? U(cpeak) : json_null(),
+					      "cgroup_memory_max", hm ? U(cmax) : json_null(),
+					      "note", "the whole process when this document was written "
+					      "(/proc/self/status VmHWM, VmPeak, VmPTE; cgroup v2 memory.peak "
+					      "and memory.max of its cgroup, null where absent or unlimited; "
+					      "the cgroup also counts the page cache of the files read)"));
+	}
+
 	pthread_mutex_lock(&sm__lock);
 	json_t *stages = json_array();
 	for (size_t i = 0; i < p->nstages; i++)

@@ -34,6 +34,7 @@
 int sm__je_init(void);                     /* 0 when stats can be read; resolves MIBs once */
 int sm__je_read(sm_prof_je *out);          /* writes epoch, reads stats.*; 0 or -1 */
 int sm__je_read_allocated(uint64_t *allocated, uint64_t *resident); /* the same, two figures */
+void sm__je_purge(void);                   /* every arena's dirty pages back to the kernel */
 const char *sm__je_version(void);
 int sm__je_thread_net(uint64_t *net);      /* calling thread: allocated - deallocated bytes */
 int sm__je_thread_counters(uint64_t *allocated, uint64_t *deallocated); /* cumulative, this thread */
@@ -73,6 +74,11 @@ void sm__procfd_open(sm__procfd *f, const char *path);
 void sm__procfd_close(sm__procfd *f);
 int sm__proc_status(sm__procfd *f, uint64_t *vm_rss, uint64_t *vm_hwm); /* f may be NULL */
 uint64_t sm__proc_statm_rss(sm__procfd *f); /* allocation-free; f may be NULL */
+/* The whole process's high-water marks (VmHWM, VmPeak) and page tables (VmPTE) now; 0 or -1. */
+int sm__proc_peaks(uint64_t *vm_hwm, uint64_t *vm_peak, uint64_t *vm_pte);
+/* The cgroup v2 memory.peak and memory.max of this process's cgroup: 1 each when read (max: 0
+ * for "max", i.e. no limit, is reported as *have = 1, *v = UINT64_MAX), 0 when absent. */
+void sm__proc_cgroup(uint64_t *peak, int *have_peak, uint64_t *max, int *have_max);
 double sm__now(void);                     /* CLOCK_MONOTONIC seconds */
 
 /* ---- sites.c ------------------------------------------------------------------------------- */
