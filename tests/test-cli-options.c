@@ -248,7 +248,7 @@ static void test_double_dash(void **state)
 	(void)state;
 	/* after --, an option word is an argument */
 	r = tu_run("estimate", "--", "--positions", "float64", NULL);
-	expect_line(&r, 2, "estimate --", "unexpected argument '--positions'", NULL);
+	expect_line(&r, 2, "estimate --", "unexpected arguments '--positions', 'float64'", NULL);
 	r = tu_run("mock", "--", mockdir, "--gas", NULL);
 	expect_line(&r, 2, "mock --", "more than one OUT_DIR", "'--gas'", NULL);
 	/* and the operands after -- are read as before */
@@ -530,6 +530,10 @@ static void test_specific_messages(void **state)
 	/* arguments where none are taken, named */
 	r = tu_run("estimate", "extra", NULL);
 	expect_line(&r, 2, "estimate extra", "unexpected argument 'extra'", NULL);
+	r = tu_run("estimate", "one", "--halos", "3", "two", "-o", "x.json", "--", "--mpi", NULL);
+	expect_line(&r, 2, "estimate one two -- --mpi",
+		    "unexpected arguments 'one', 'two', '--mpi' (estimate takes options only)", NULL);
+	assert_false(tu_exists("x.json"));
 	r = tu_run("tradeoff", "--mpi", "yes", NULL);
 	expect_line(&r, 2, "tradeoff --mpi yes", "unexpected argument 'yes'", NULL);
 	r = tu_run("run", "--base-path", mockdir, "--snap", "99", "stray", NULL);

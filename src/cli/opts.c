@@ -277,6 +277,45 @@ static const char *spelled(const cli_parser *p, const cli_opt *o, const char *ar
 	return buf;
 }
 
+/*
+ * An argument where the command takes none: one line naming it and every other argument after
+ * it (argv[from...]), found by reading the rest of the line as getopt_long would (an option's
+ * separate value is not an argument; after "--" everything is), without moving the parser.
+ */
+static void unexpected(const cli_parser *p, const char *first, int from, int after_dashes)
+{
+	char list[512];
+	size_t k;
+	int i, n = 1;
+
+	snprintf(list, sizeof(list), "'%s'", first);
+	for (i = from; i < p->argc; i++) {
+		const char *a = p->argv[i];
+
+		if (!after_dashes && strcmp(a, "--") == 0) {
+			after_dashes = 1;
+			continue;
+		}
+		if (!after_dashes && a[0] == '-' && a[1] != '\0') {
+			int j = -1;
+
+			if (a[1] == '-' && strchr(a, '=') == NULL)
+				j = find_exact(p, a + 2, strlen(a + 2));
+			else if (a[1] != '-' && a[2] == '\0')
+				for (j = p->nopt - 1; j >= 0 && p->opt[j]->shortc != a[1]; j--)
+					;
+			if (j >= 0 && p->opt[j]->kind != CLI_FLAG)
+				i++;
+			continue;
+		}
+		k = strlen(list);
+		snprintf(list + k, sizeof(list) - k, ", '%s'", a);
+		n++;
+	}
+	cli_parse_error(p, "unexpected argument%s %s (%s takes options only)", n > 1 ? "s" : "",
+			list, p->cmd->name);
+}
+
 int cli_next(cli_parser *p, const cli_opt **opt, const char **val)
 {
 	const char *arg;
@@ -291,8 +330,7 @@ int cli_next(cli_parser *p, const cli_opt **opt, const char **val)
 			return CLI_END;
 		*val = p->argv[p->next_operand++];
 		if (p->cmd->operands == NULL) {
-			cli_parse_error(p, "unexpected argument '%s' (%s takes options only)", *val,
-					p->cmd->name);
+			unexpected(p, *val, p->next_operand, 1);
 			return CLI_BAD;
 		}
 		return CLI_OPERAND;
@@ -325,8 +363,7 @@ int cli_next(cli_parser *p, const cli_opt **opt, const char **val)
 	if (c == 1) {
 		*val = optarg;
 		if (p->cmd->operands == NULL) {
-			cli_parse_error(p, "unexpected argument '%s' (%s takes options only)", *val,
-					p->cmd->name);
+			unexpected(p, *val, optind, 0);
 			return CLI_BAD;
 		}
 		return CLI_OPERAND;
