@@ -6,9 +6,9 @@
  * positive, the cosmology finite, ...: SM_EFORMAT naming the file and attribute). sm_snapshot_scan
  * reads every chunk's header, checks that it agrees with chunk 0's (NumPart_Total,
  * NumFilesPerSnapshot exactly; BoxSize, HubbleParam, Redshift, Time and the units to a relative
- * 1e-6) and that the NumPart_ThisFile sums match; a chunk whose header claims particles of a type whose header total is 0 and that has no
- * PartTypeN group counts zero of them (Paicos rewrites keep stale NumPart_ThisFile entries for
- * types they dropped).
+ * 1e-6) and that the NumPart_ThisFile sums match; a chunk whose header claims particles of a
+ * type whose header total is 0 and that has no PartTypeN group counts zero of them (Paicos
+ * rewrites keep stale NumPart_ThisFile entries for types they dropped).
  */
 #include <math.h>
 #include <stdio.h>
