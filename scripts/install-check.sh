@@ -123,7 +123,10 @@ out=$(cd "$tmp" && env -u LD_LIBRARY_PATH ./outside "$tmp/memory.json") ||
 	fail "the outside program does not run without LD_LIBRARY_PATH"
 [ "$out" = "outside: ok" ] && [ -s "$tmp/memory.json" ] || fail "the outside program wrote no memory.json"
 grep -q '"snapmem.memory/1"' "$tmp/memory.json" || fail "'$tmp/memory.json' is not snapmem.memory/1"
-env -u LD_LIBRARY_PATH ldd "$tmp/outside" | grep -q "libsnapmem.so.0 => $prefix/lib/libsnapmem.so.0" ||
+# ldd's output kept first: under pipefail, `ldd | grep -q` fails at random when grep quits early
+# and ldd is killed by SIGPIPE.
+deps=$(env -u LD_LIBRARY_PATH ldd "$tmp/outside") || fail "ldd cannot read '$tmp/outside'"
+grep -q "libsnapmem.so.0 => $prefix/lib/libsnapmem.so.0" <<<"$deps" ||
 	fail "the outside program does not load '$prefix/lib/libsnapmem.so.0'"
 env -u LD_LIBRARY_PATH "$prefix/bin/snapmem" estimate --format json -o "$tmp/estimate.json" >/dev/null ||
 	fail "the installed snapmem does not run"
