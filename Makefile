@@ -7,6 +7,7 @@
 #                   temporary prefix (scripts/install-check.sh)
 #   make demo       install missing packages, build, run the main job on built-in defaults
 #   make sanitize   the tests under AddressSanitizer + UBSan (jemalloc reads compiled out)
+#   make hostile    the adversarial sweep (scripts/hostile.py): SAMPLE=N SEED=S for a sample
 #   make memcheck   valgrind memcheck on the demo's run (VALGRIND=1 build: no jemalloc, no ASan)
 #   make bench      benchmarks (figures to build/bench/bench.md, bench.json); QUICK=1 for a short run
 #   make reports    the reference reports in reports/ (bench.md from the last make bench; BENCH=1
@@ -95,7 +96,7 @@ FUZZ_NAMES := $(FUZZ_SRCS:fuzz/fuzz-%.c=%)
 REPLAY_BINS := $(FUZZ_NAMES:%=$(BUILD)/tests/fuzz-replay-%)
 FUZZ_SECONDS ?= 600
 
-.PHONY: all deps check check-run demo demo-run sanitize bench install uninstall clean reports \
+.PHONY: all deps check check-run demo demo-run sanitize bench install uninstall clean reports hostile \
 	fuzz render-check memcheck install-manifest FORCE
 .DEFAULT_GOAL := all
 # Objects of tests and examples are not intermediate: keep them between builds.
@@ -223,6 +224,14 @@ fuzz:
 	$(Q)scripts/fuzz.sh $(abspath build-fuzz) $(FUZZ_SECONDS) $(FUZZ_NAMES)
 
 # BENCH=1: a full make bench first; otherwise reports/bench.md is copied from the last one.
+# The adversarial sweep (scripts/hostile.py, issue #18): hostile variants of a mock through every
+# subcommand, the command-line contract checked on each. SAMPLE=N runs N cases drawn with SEED
+# (CI), known failures left out.
+hostile: deps
+	$(Q)$(MAKE) --no-print-directory $(BUILD)/snapmem
+	$(Q)/usr/bin/python3 scripts/hostile.py --bin $(BUILD)/snapmem \
+		$(if $(SAMPLE),--sample $(SAMPLE) --seed $(or $(SEED),1))
+
 reports: deps
 	$(Q)$(MAKE) --no-print-directory $(BUILD)/snapmem
 	$(Q)$(if $(filter 1,$(BENCH)),$(MAKE) --no-print-directory bench QUICK=,true)

@@ -10,7 +10,7 @@
 set -eu
 
 PACKAGES="build-essential pkg-config libhdf5-dev hdf5-tools libjemalloc-dev libunwind-dev \
-libcmocka-dev libjansson-dev libopenmpi-dev openmpi-bin"
+libcmocka-dev libjansson-dev libopenmpi-dev openmpi-bin python3-h5py"
 
 missing=""
 for p in $PACKAGES "$@"; do

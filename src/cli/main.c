@@ -8,6 +8,7 @@
  * naming it and the closest command).
  */
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -146,6 +147,9 @@ int main(int argc, char **argv)
 	int status;
 	sm_error err;
 
+	/* A file grown past `ulimit -f` is a write error (EFBIG, exit 2 naming the file), not death
+	 * by SIGXFSZ with the temporary file left behind. */
+	signal(SIGXFSZ, SIG_IGN);
 	/* Under a tight `ulimit -v` the allocator may have been kept from starting (profiler.h). */
 	sm_error_clear(&err);
 	if (sm_prof_allocator_ready(&err) != 0)

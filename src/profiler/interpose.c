@@ -25,6 +25,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 typedef struct real_fns {
 	void *(*malloc)(size_t);
@@ -165,6 +166,63 @@ static void *enomem(void)
 	return NULL;
 }
 
+/*
+ * The reserve: while a thread may not enter jemalloc, its allocations come from one arena of
+ * RESERVE_BYTES mapped on the first such allocation, bump-allocated and never reused, so that the
+ * libraries' constructors before main get their few KiB (GnuTLS prints an error of its own when
+ * refused) and main can say in one line why it stops. A block's size sits in the 16 bytes before
+ * it; free() of a reserve block does nothing; realloc moves it out.
+ */
+#define RESERVE_BYTES (256u * 1024u)
+static char *reserve;
+static size_t reserve_used;
+
+static void *reserve_alloc(size_t n, size_t align)
+{
+	char *base = __atomic_load_n(&reserve, __ATOMIC_ACQUIRE);
+	size_t off, start, end;
+
+	if (align < 16)
+		align = 16;
+	if (n > RESERVE_BYTES || align > 4096 || (align & (align - 1)) != 0)
+		return enomem();
+	if (base == NULL) {
+		void *m = mmap(NULL, RESERVE_BYTES, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		char *expect = NULL;
+
+		if (m == MAP_FAILED)
+			return enomem();
+		if (!__atomic_compare_exchange_n(&reserve, &expect, (char *)m, 0, __ATOMIC_ACQ_REL,
+						 __ATOMIC_ACQUIRE))
+			munmap(m, RESERVE_BYTES);
+		base = __atomic_load_n(&reserve, __ATOMIC_ACQUIRE);
+	}
+	off = __atomic_load_n(&reserve_used, __ATOMIC_RELAXED);
+	do {
+		start = (off + 16 + align - 1) & ~(align - 1);
+		end = start + n;
+		if (end > RESERVE_BYTES)
+			return enomem();
+	} while (!__atomic_compare_exchange_n(&reserve_used, &off, end, 1, __ATOMIC_RELAXED,
+					      __ATOMIC_RELAXED));
+	((size_t *)(void *)(base + start))[-1] = n;
+	return base + start; /* zeroed: fresh anonymous pages, never reused */
+}
+
+static inline int in_reserve(const void *p)
+{
+	const char *base = __atomic_load_n(&reserve, __ATOMIC_RELAXED);
+
+	return __builtin_expect(base != NULL, 0) && (const char *)p >= base &&
+	       (const char *)p < base + RESERVE_BYTES;
+}
+
+static size_t reserve_size(const void *p)
+{
+	return ((const size_t *)p)[-1];
+}
+
 #define ON() __builtin_expect(__atomic_load_n(&sm__sampling, __ATOMIC_RELAXED), 0)
 
 static inline int filter_hit(const void *p)
@@ -183,7 +241,7 @@ static inline void maybe_forget(void *p)
 void *malloc(size_t n)
 {
 	if (!ENTER())
-		return enomem();
+		return reserve_alloc(n, 0);
 	void *p = ready() ? real.malloc(n) : sm__je_bootstrap_alloc(n, 0, 0);
 	if (ON() && p)
 		sample(p, n);
@@ -192,6 +250,8 @@ void *malloc(size_t n)
 
 void free(void *p)
 {
+	if (in_reserve(p))
+		return;
 	if (!ENTER())
 		return; /* this thread cannot enter jemalloc: the block is left (see sm__je_thread_enter) */
 	maybe_forget(p);
@@ -204,10 +264,12 @@ void free(void *p)
 void *calloc(size_t a, size_t b)
 {
 	size_t n;
-	if (__builtin_mul_overflow(a, b, &n) || !ENTER()) {
+	if (__builtin_mul_overflow(a, b, &n)) {
 		errno = ENOMEM;
 		return NULL;
 	}
+	if (!ENTER())
+		return reserve_alloc(n, 0);
 	void *p = ready() ? real.calloc(a, b) : sm__je_bootstrap_alloc(n, 0, 1);
 	if (ON() && p)
 		sample(p, n);
@@ -216,8 +278,16 @@ void *calloc(size_t a, size_t b)
 
 void *realloc(void *old, size_t n)
 {
-	if (!ENTER())
-		return enomem();
+	if (old != NULL && in_reserve(old)) {
+		void *p = malloc(n);
+		size_t keep = reserve_size(old);
+
+		if (p != NULL)
+			memcpy(p, old, keep < n ? keep : n);
+		return p;
+	}
+	if (!ENTER()) /* a block of jemalloc's cannot be moved by a thread kept out of it */
+		return old == NULL ? reserve_alloc(n, 0) : enomem();
 	if (!ready()) {
 		/* only reachable while dlsym answers; jemalloc serves every pointer here */
 		void *p = sm__je_bootstrap_alloc(n, 0, 0);
@@ -237,8 +307,10 @@ void *realloc(void *old, size_t n)
 
 int posix_memalign(void **out, size_t align, size_t n)
 {
-	if (!ENTER())
-		return ENOMEM;
+	if (!ENTER()) {
+		*out = reserve_alloc(n, align);
+		return *out ? 0 : ENOMEM;
+	}
 	if (!ready()) {
 		*out = sm__je_bootstrap_alloc(n, align, 0);
 		return *out ? 0 : ENOMEM;
@@ -252,7 +324,7 @@ int posix_memalign(void **out, size_t align, size_t n)
 void *aligned_alloc(size_t align, size_t n)
 {
 	if (!ENTER())
-		return enomem();
+		return reserve_alloc(n, align);
 	void *p = ready() ? real.aligned_alloc(align, n) : sm__je_bootstrap_alloc(n, align, 0);
 	if (ON() && p)
 		sample(p, n);
@@ -262,7 +334,7 @@ void *aligned_alloc(size_t align, size_t n)
 void *memalign(size_t align, size_t n)
 {
 	if (!ENTER())
-		return enomem();
+		return reserve_alloc(n, align);
 	void *p = ready() ? real.memalign(align, n) : sm__je_bootstrap_alloc(n, align, 0);
 	if (ON() && p)
 		sample(p, n);
@@ -272,7 +344,7 @@ void *memalign(size_t align, size_t n)
 void *valloc(size_t n)
 {
 	if (!ENTER())
-		return enomem();
+		return reserve_alloc(n, 4096);
 	void *p = ready() ? real.valloc(n) : sm__je_bootstrap_alloc(n, 4096, 0);
 	if (ON() && p)
 		sample(p, n);
@@ -281,6 +353,8 @@ void *valloc(size_t n)
 
 size_t malloc_usable_size(void *p)
 {
+	if (p != NULL && in_reserve(p))
+		return reserve_size(p);
 	return ENTER() && ready() ? real.malloc_usable_size(p) : 0;
 }
 
