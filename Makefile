@@ -28,7 +28,7 @@ else
 Q := @
 endif
 
-PKGS := hdf5 libunwind jansson
+PKGS := hdf5 libunwind jansson libdw
 ifneq ($(SANITIZE),1)
 ifneq ($(VALGRIND),1)
 PKGS += jemalloc
@@ -96,14 +96,30 @@ FUZZ_NAMES := $(FUZZ_SRCS:fuzz/fuzz-%.c=%)
 REPLAY_BINS := $(FUZZ_NAMES:%=$(BUILD)/tests/fuzz-replay-%)
 FUZZ_SECONDS ?= 600
 
-.PHONY: all deps check check-run demo demo-run sanitize bench install uninstall clean reports hostile \
+# snapmem profile pieces (rules below, "snapmem profile")
+PRELOAD_SRCS := $(wildcard src/preload/*.c)
+PRELOAD_OBJS := $(PRELOAD_SRCS:%.c=$(BUILD)/obj/%.o) \
+		$(filter $(BUILD)/obj/src/profiler/% $(BUILD)/obj/src/common/%,$(LIB_OBJS))
+PY_SRCS := $(wildcard python/snapmem/*.py)
+PY_OUT := $(PY_SRCS:python/%=$(BUILD)/python/%)
+TEST_LIB_SRCS := $(wildcard tests/progs/lib-*.c)
+TEST_PLAIN_SRCS := $(filter-out $(TEST_LIB_SRCS),$(wildcard tests/progs/*.c))
+TEST_PROGS := $(TEST_PLAIN_SRCS:tests/progs/%.c=$(BUILD)/tests/progs/%) \
+	      $(TEST_LIB_SRCS:tests/progs/%.c=$(BUILD)/tests/progs/%) \
+	      $(TEST_LIB_SRCS:tests/progs/%.c=$(BUILD)/tests/progs/%-shared)
+PROFILE_ALL := $(BUILD)/libsnapmem.so.0 $(PY_OUT)
+ifeq ($(SANITIZE)$(VALGRIND),)
+PROFILE_ALL += $(BUILD)/libsnapmem-preload.so
+endif
+
+.PHONY: uninstall-pycache all deps check check-run demo demo-run sanitize bench install uninstall clean reports hostile \
 	fuzz render-check memcheck install-manifest FORCE
 .DEFAULT_GOAL := all
 # Objects of tests and examples are not intermediate: keep them between builds.
 .SECONDARY:
 
 all: $(BUILD)/snapmem $(BUILD)/libsnapmem.a $(BUILD)/libsnapmem.so $(EXAMPLE_BINS) \
-     $(BUILD)/snapmem.pc $(BUILD)/snapmem.bash-completion
+     $(BUILD)/snapmem.pc $(BUILD)/snapmem.bash-completion $(PROFILE_ALL)
 
 deps:
 	$(Q)scripts/setup-deps.sh
@@ -167,6 +183,51 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/libsnapmem.a
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -rdynamic -o $@ $< $(BUILD)/libsnapmem.a $(PKG_LIBS) $(LDLIBS)
 
+# --- snapmem profile (docs/PROFILE.md) -------------------------------------------------------
+# libsnapmem-preload.so: jemalloc as the process's allocator, the profiler's malloc layer and its
+# timeline, started by a constructor and written out at exit (src/preload/). Only the profiler and
+# the common code go in (no HDF5 in every profiled process); -Bsymbolic keeps its own calls inside
+# it when the program also carries a copy of the profiler. Not built without jemalloc (sanitizer
+# and valgrind builds: `snapmem profile` then says so). The Python module is copied to
+# $(BUILD)/python/snapmem. Test programs (tests/progs/*.c, -g) are plain programs, linked with
+# nothing of snapmem's, except lib-*.c, linked twice: against libsnapmem.a (lib-NAME) and
+# libsnapmem.so (lib-NAME-shared).
+PRELOAD_LIBS = $(shell pkg-config --libs libunwind jansson libdw jemalloc 2>/dev/null)
+# the installed preload library, found by `snapmem profile` when it is not beside the binary
+$(BUILD)/obj/src/cli/cmd_profile.o: CFLAGS += -DSM_PRELOAD_PATH='"$(PREFIX)/lib/snapmem/libsnapmem-preload.so"'
+# the Python module goes where python3 looks: PREFIX/lib/pythonX.Y/dist-packages (Debian's
+# /usr/local layout), PREFIX/lib/python3/dist-packages for PREFIX=/usr; PYTHON_SITE overrides
+PYTHON ?= $(firstword $(wildcard /usr/bin/python3) python3)
+ifeq ($(origin PYTHON_SITE),undefined)
+PYTHON_SITE := $(shell $(PYTHON) -c 'import sys; p = "$(PREFIX)"; print(p + ("/lib/python3/dist-packages" if p == "/usr" else "/lib/python%d.%d/dist-packages" % sys.version_info[:2]))' 2>/dev/null)
+endif
+
+$(BUILD)/libsnapmem-preload.so: $(PRELOAD_OBJS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -shared -Wl,-Bsymbolic $(LDFLAGS) -o $@ $^ $(PRELOAD_LIBS) $(LDLIBS)
+
+$(BUILD)/libsnapmem.so.0: $(BUILD)/libsnapmem.so
+	$(Q)ln -sf libsnapmem.so $@
+
+$(BUILD)/python/%.py: python/%.py
+	@mkdir -p $(dir $@)
+	$(Q)cp $< $@
+
+$(BUILD)/tests/progs/lib-%-shared: $(BUILD)/obj/tests/progs/lib-%.o $(BUILD)/libsnapmem.so.0
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< -L$(BUILD) -lsnapmem -Wl,-rpath,$(abspath $(BUILD)) $(LDLIBS)
+
+$(BUILD)/tests/progs/lib-%: $(BUILD)/obj/tests/progs/lib-%.o $(BUILD)/libsnapmem.a
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libsnapmem.a $(PKG_LIBS) $(LDLIBS)
+
+$(BUILD)/tests/progs/%: $(BUILD)/obj/tests/progs/%.o
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LDLIBS)
+
 # snapmem.pc names PREFIX: rebuilt when PREFIX (or the version) changes, through a stamp holding
 # them that is rewritten only when its content differs. The rpath in Libs lets a program linked
 # with `pkg-config --libs snapmem` find libsnapmem.so without LD_LIBRARY_PATH.
@@ -192,8 +253,8 @@ check: deps
 # SANITIZE, whose binaries are not the ones a user builds, runs or installs.
 SCRIPT_CHECKS := $(if $(filter 1,$(SANITIZE)),,scripts/readme-check.sh scripts/install-check.sh)
 
-check-run: all $(TEST_BINS) $(REPLAY_BINS)
-	$(Q)SNAPMEM_FUZZ_DIR=$(abspath fuzz) SNAPMEM_BIN=$(abspath $(BUILD)/snapmem) SNAPMEM_EXAMPLES=$(abspath $(BUILD)/examples) \
+check-run: all $(TEST_BINS) $(REPLAY_BINS) $(TEST_PROGS)
+	$(Q)SNAPMEM_TEST_PROGS=$(abspath $(BUILD)/tests/progs) SNAPMEM_FUZZ_DIR=$(abspath fuzz) SNAPMEM_BIN=$(abspath $(BUILD)/snapmem) SNAPMEM_EXAMPLES=$(abspath $(BUILD)/examples) \
 		SNAPMEM_REAL_DATA=$(REAL_DATA) SNAPMEM_SANITIZE=$(SANITIZE) \
 		tests/run.sh $(TEST_BINS) $(REPLAY_BINS) $(SCRIPT_CHECKS)
 
@@ -252,11 +313,14 @@ INSTALL_FILES := \
 	755|$(BUILD)/libsnapmem.so|$(libdir)/libsnapmem.so.$(VERSION) \
 	644|$(BUILD)/snapmem.pc|$(libdir)/pkgconfig/snapmem.pc \
 	644|$(BUILD)/snapmem.bash-completion|$(datadir)/bash-completion/completions/snapmem \
-	$(foreach h,$(wildcard include/snapmem/*.h),644|$(h)|$(includedir)/snapmem/$(notdir $(h)))
+	$(foreach h,$(wildcard include/snapmem/*.h),644|$(h)|$(includedir)/snapmem/$(notdir $(h))) \
+	$(foreach f,$(PY_OUT),644|$(f)|$(PYTHON_SITE)/snapmem/$(notdir $(f))) \
+	$(if $(SANITIZE)$(VALGRIND),,755|$(BUILD)/libsnapmem-preload.so|$(libdir)/snapmem/libsnapmem-preload.so)
 INSTALL_LINKS := \
 	libsnapmem.so.$(VERSION)|$(libdir)/libsnapmem.so.0 \
 	libsnapmem.so.0|$(libdir)/libsnapmem.so
-INSTALL_OWN_DIRS := $(includedir)/snapmem
+INSTALL_OWN_DIRS := $(includedir)/snapmem $(PYTHON_SITE)/snapmem \
+	$(if $(SANITIZE)$(VALGRIND),,$(libdir)/snapmem)
 
 field = $(word $(1),$(subst |, ,$(2)))
 install: all
@@ -271,6 +335,11 @@ install: all
 install-manifest:
 	@printf '%s\n' $(foreach f,$(INSTALL_FILES),$(DESTDIR)$(call field,3,$(f))) \
 		$(foreach l,$(INSTALL_LINKS),$(DESTDIR)$(call field,2,$(l)))
+
+# Python leaves its byte-code cache beside an imported module: gone before the directory is
+uninstall: uninstall-pycache
+uninstall-pycache:
+	$(Q)rm -rf $(DESTDIR)$(PYTHON_SITE)/snapmem/__pycache__
 
 uninstall:
 	$(Q)set -e; $(foreach f,$(INSTALL_FILES), \

@@ -9,8 +9,8 @@
 # Usage: scripts/setup-deps.sh [EXTRA_PACKAGE...]   (extra packages for optional targets)
 set -eu
 
-PACKAGES="build-essential pkg-config libhdf5-dev hdf5-tools libjemalloc-dev libunwind-dev \
-libcmocka-dev libjansson-dev libopenmpi-dev openmpi-bin python3-h5py"
+PACKAGES="build-essential pkg-config libhdf5-dev hdf5-tools libjemalloc-dev libunwind-dev libdw-dev \
+libcmocka-dev libjansson-dev libopenmpi-dev openmpi-bin python3 python3-numpy python3-h5py"
 
 missing=""
 for p in $PACKAGES "$@"; do

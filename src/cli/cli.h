@@ -28,9 +28,11 @@ int cmd_run(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_help(int argc, char **argv);
 int cmd_completion(int argc, char **argv);
+int cmd_profile(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
 
 extern const cli_cmd cli_cmd_info, cli_cmd_mock, cli_cmd_estimate, cli_cmd_tradeoff, cli_cmd_run,
-	cli_cmd_report, cli_cmd_help, cli_cmd_completion;
+	cli_cmd_report, cli_cmd_help, cli_cmd_completion, cli_cmd_profile, cli_cmd_diff;
 
 /* Every command, in the order `snapmem help` lists them (main.c). */
 extern const cli_cmd *const cli_commands[];

@@ -10,8 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
+#include "snapmem/measured.h"
 #include "snapmem/report.h"
 #include "snapmem/units.h"
 
@@ -48,9 +50,20 @@ const cli_cmd cli_cmd_report = {
 	"Compares a run directory's estimate.json (the model) with its memory.json (the measurement):\n"
 	"per stage the requested peak and the allocated bytes of the tracked arrays against the\n"
 	"estimate, resident bytes, per named array, the allocation sites at each peak and the bytes no\n"
-	"tracked array explains (findings, shown first). Exit 1 when a stage misses the tolerance.\n",
+	"tracked array explains (findings, shown first). Exit 1 when a stage misses the tolerance.\n"
+	"A directory with memory.json and no estimate.json (snapmem profile) gets what was measured:\n"
+	"the peak, stages, the sites live at the peak, leaks and the timeline (exit 0).\n",
 	report_opts, 0, "RUNDIR...", cmd_report,
 };
+
+/* A run directory without estimate.json but with memory.json gets the measurement-only report. */
+static int has_estimate(const char *dir)
+{
+	char e[4200], m[4200];
+	snprintf(e, sizeof(e), "%s/estimate.json", dir);
+	snprintf(m, sizeof(m), "%s/memory.json", dir);
+	return access(e, F_OK) == 0 || access(m, F_OK) != 0;
+}
 
 static int emit(const char *text, const char *out, sm_error *err)
 {
@@ -181,6 +194,18 @@ int cmd_report(int argc, char **argv)
 						 ndirs);
 			goto out;
 		}
+		if (!has_estimate(dirs[0])) {
+			/* a measurement without a model (snapmem profile): what it measured */
+			sm_measured *m = NULL;
+			if (sm_measured_load(dirs[0], &m, &err) != 0 ||
+			    sm_measured_render(m, fmt, &text, &err) != 0) {
+				sm_measured_free(m);
+				status = cli_fail(&err);
+				goto out;
+			}
+			sm_measured_free(m);
+			goto emit;
+		}
 		if (sm_report_load(&r, dirs[0], &err) != 0) {
 			status = cli_fail(&err);
 			goto out;
@@ -195,6 +220,7 @@ int cmd_report(int argc, char **argv)
 		status = r.nfail > 0 ? 1 : 0;
 		sm_report_release(&r);
 	}
+emit:
 	if (emit(text, out, &err) != 0)
 		status = cli_fail(&err);
 out:

@@ -22,7 +22,8 @@
 
 const cli_cmd *const cli_commands[] = {
 	&cli_cmd_estimate, &cli_cmd_tradeoff, &cli_cmd_run,  &cli_cmd_report,
-	&cli_cmd_info,     &cli_cmd_mock,     &cli_cmd_help, &cli_cmd_completion,
+	&cli_cmd_profile,  &cli_cmd_diff,     &cli_cmd_info, &cli_cmd_mock,
+	&cli_cmd_help,     &cli_cmd_completion,
 };
 
 const size_t cli_ncommands = sizeof(cli_commands) / sizeof(cli_commands[0]);

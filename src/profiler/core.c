@@ -14,6 +14,7 @@
  */
 #include "profiler/prof-internal.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -225,11 +226,28 @@ static uint64_t slack(const sm_prof *p, uint64_t level)
 	return level / 32 > s ? level / 32 : s;
 }
 
+/* Under the lock: every site's live bytes at the process's highest live estimate (what
+ * stacks.folded and the flame graph show), retaken when the estimate rises by more than the slack. */
+static void peak_snapshot(sm_prof *p, uint64_t est)
+{
+	if (est <= p->peak_level)
+		return;
+	p->peak_level = est;
+	p->peak_t = sm__now() - p->t0;
+	if (!p->peak_live || (p->peak_n && est <= p->peak_snap_level + slack(p, p->peak_snap_level)))
+		return;
+	for (size_t i = 0; i < p->sites.n; i++)
+		p->peak_live[i] = p->sites.v[i].live;
+	p->peak_n = p->sites.n;
+	p->peak_snap_level = est;
+}
+
 /* Under the lock: snapshot the top sites into every open stage whose estimate rose enough. */
 void sm__prof_live_changed(sm_prof *p)
 {
 	uint64_t est = p->live_req + sm__sampled_live();
 	int need = 0;
+	peak_snapshot(p, est);
 	for (size_t i = 0; i < p->nopen; i++) {
 		sm__stage *st = &p->stages[p->open[i]];
 		if (est > st->snap_level + slack(p, st->snap_level))
@@ -280,7 +298,9 @@ int sm_prof_create(const sm_prof_options *o, sm_prof **out, sm_error *err)
 	p->cpu0 = cpu_now();
 	p->je = o->jemalloc && sm__je_init() == 0;
 	p->o.jemalloc = p->je;
-	if (sm__sites_init(&p->sites, o->max_sites, o->max_frames) != 0) {
+	p->symbolizer = "none";
+	if (sm__sites_init(&p->sites, o->max_sites, o->max_frames) != 0 ||
+	    !(p->peak_live = sm__raw_alloc(p->sites.max * sizeof(uint64_t)))) {
 		rc = sm_error_set(err, SM_ENOMEM, "profiler: cannot map the site table (%zu sites)",
 				  o->max_sites);
 		goto fail_state;
@@ -320,6 +340,7 @@ int sm_prof_create(const sm_prof_options *o, sm_prof **out, sm_error *err)
 	*out = p;
 	goto out;
 fail_state:
+	sm__sites_release(&p->sites);
 	sm__procfd_close(&p->status);
 	sm__raw_free(p);
 out:
@@ -351,8 +372,23 @@ void sm_prof_free(sm_prof *p)
 	sm__raw_free(p->arrays);
 	sm__raw_free(p->amap);
 	sm__raw_free(p->marks);
+	sm__raw_free(p->peak_live);
 	sm__raw_free(p);
 	*g = saved;
+}
+
+/* ---- the preloaded profiler (libsnapmem-preload.so) ----------------------------------------- */
+
+const sm__preload_ops *sm__preload(void)
+{
+	static const sm__preload_ops *(*fn)(void);
+	static int looked;
+	if (!__atomic_load_n(&looked, __ATOMIC_ACQUIRE)) {
+		fn = (const sm__preload_ops *(*)(void))dlsym(RTLD_DEFAULT, SM__PRELOAD_SYMBOL);
+		__atomic_store_n(&looked, 1, __ATOMIC_RELEASE);
+	}
+	const sm__preload_ops *ops = fn ? fn() : NULL;
+	return ops && ops->version == 1 ? ops : NULL;
 }
 
 /* ---- stages -------------------------------------------------------------------------------- */
@@ -429,10 +465,12 @@ static int add_mark(sm_prof *p, int stage, int begin)
 
 int sm_prof_stage_begin(sm_prof *p, const char *id, int64_t instance)
 {
-	if (!p)
-		return 0;
 	if (!id)
-		return SM_EINVAL;
+		return p ? SM_EINVAL : 0;
+	if (!p) {
+		const sm__preload_ops *ops = sm__preload();
+		return ops ? ops->stage_begin(id, instance) : 0;
+	}
 	int rc = 0;
 	int *g = sm__guard();
 	int saved = *g;
@@ -526,8 +564,10 @@ static void stage_close(sm_prof *p, int forced)
 
 int sm_prof_stage_end(sm_prof *p)
 {
-	if (!p)
-		return 0;
+	if (!p) {
+		const sm__preload_ops *ops = sm__preload();
+		return ops ? ops->stage_end() : 0;
+	}
 	int rc = 0;
 	int *g = sm__guard();
 	int saved = *g;
@@ -656,8 +696,10 @@ __attribute__((noinline)) static void *alloc_common(sm_prof *p, const char *name
 		name = "";
 	if (!p) {
 		void *q = NULL;
+		const sm__preload_ops *ops = sm__preload();
 		if (bytes <= (uint64_t)PTRDIFF_MAX)
-			q = zero ? calloc(bytes ? bytes : 1, 1) : malloc(bytes ? bytes : 1);
+			q = ops ? ops->alloc(name, bytes, zero)
+				: zero ? calloc(bytes ? bytes : 1, 1) : malloc(bytes ? bytes : 1);
 		return q ? q : fail_alloc(NULL, name, bytes, err);
 	}
 	void *ret = NULL;
@@ -757,7 +799,9 @@ void sm_prof_release(sm_prof *p, void *ptr)
 	if (!ptr)
 		return;
 	if (!p) {
-		free(ptr);
+		const sm__preload_ops *ops = sm__preload();
+		if (!ops || !ops->release(ptr))
+			free(ptr);
 		return;
 	}
 	int *g = sm__guard();
@@ -777,12 +821,14 @@ void sm_prof_release(sm_prof *p, void *ptr)
 		if (a->site >= 0)
 			p->sites.v[a->site].live -= a->requested;
 	}
+	int own = i >= 0 && !p->arrays[i].external;
 	pthread_mutex_unlock(&sm__lock);
 	*g = saved;
-	if (i >= 0)
+	if (own)
 		sm__mem_free(ptr);
-	else
+	else if (i < 0)
 		free(ptr); /* not tracked: from sm_prof_alloc(NULL, ...) or plain malloc */
+	/* an adopted array's memory is the program's to free */
 	sm_prof_time_add(p, SM_PROF_PART_FREE, sm__now() - t0);
 }
 
@@ -794,6 +840,99 @@ void sm_prof_time_add(sm_prof *p, sm_prof_part part, double seconds)
 	for (size_t k = 0; k < p->nopen; k++)
 		p->stages[p->open[k]].part_s[part] += seconds;
 	pthread_mutex_unlock(&sm__lock);
+}
+
+int sm__prof_adopt(sm_prof *p, const char *name, const void *key, uint64_t bytes)
+{
+	if (!p || !key || bytes > (uint64_t)PTRDIFF_MAX)
+		return SM_EINVAL;
+	int rc = 0;
+	int *g = sm__guard();
+	int saved = *g;
+	*g = 1;
+	void *frames[SM__MAX_FRAMES];
+	int nf = p->o.sites ? sm__capture(frames, p->sites.max_frames, 1) : 0;
+	uint64_t allocated = sm_prof_nallocx(bytes);
+	pthread_mutex_lock(&sm__lock);
+	long dup = amap_take(p, (void *)key);
+	if (dup >= 0) {
+		amap_insert(p, (void *)key, (uint32_t)dup); /* cannot fail: the slot was just freed */
+		rc = SM_EINVAL;
+		goto unlock;
+	}
+	if (grow((void **)&p->arrays, &p->cap_arrays, p->narrays + 1, sizeof(sm__array)) != 0 ||
+	    amap_insert(p, (void *)key, (uint32_t)p->narrays) != 0) {
+		rc = SM_ENOMEM;
+		goto unlock;
+	}
+	sm__sample_forget_locked((void *)key); /* a sampled block now counted as the array */
+	sm__array *a = &p->arrays[p->narrays++];
+	memset(a, 0, sizeof(*a));
+	snprintf(a->name, sizeof(a->name), "%s", name ? name : "");
+	a->stage = p->nopen ? p->open[p->nopen - 1] : -1;
+	a->instance = p->nopen ? p->stages[a->stage].instance : -1;
+	a->freed_stage = -1;
+	a->requested = bytes;
+	a->allocated = allocated;
+	a->t_alloc = sm__now() - p->t0;
+	a->t_free = -1;
+	a->live = 1;
+	a->external = 1;
+	a->ptr = (void *)key;
+	a->site = -1;
+	if (nf > 0) {
+		a->site = sm__site_intern(&p->sites, frames, nf, 1);
+		if (a->site >= 0) {
+			sm__site *st = &p->sites.v[a->site];
+			st->bytes += bytes;
+			st->count++;
+			st->live += bytes;
+		}
+	}
+	p->live_req += bytes;
+	p->live_alloc += allocated;
+	for (size_t i = 0; i < p->nopen; i++) {
+		sm__stage *st = &p->stages[p->open[i]];
+		if (p->live_req > st->req_peak) {
+			st->req_peak = p->live_req;
+			st->tracked_alloc_peak = p->live_alloc;
+		}
+	}
+	sm__prof_live_changed(p);
+unlock:
+	pthread_mutex_unlock(&sm__lock);
+	*g = saved;
+	return rc;
+}
+
+int sm__prof_disown(sm_prof *p, const void *key)
+{
+	if (!p || !key)
+		return SM_EINVAL;
+	int rc = SM_EINVAL;
+	int *g = sm__guard();
+	int saved = *g;
+	*g = 1;
+	pthread_mutex_lock(&sm__lock);
+	long i = amap_take(p, (void *)key);
+	if (i >= 0 && !p->arrays[i].external) {
+		/* the profiler's own array: put it back, sm_prof_release is its way out */
+		amap_insert(p, (void *)key, (uint32_t)i);
+	} else if (i >= 0) {
+		sm__array *a = &p->arrays[i];
+		a->live = 0;
+		a->ptr = NULL;
+		a->t_free = sm__now() - p->t0;
+		a->freed_stage = p->nopen ? p->open[p->nopen - 1] : -1;
+		p->live_req -= a->requested;
+		p->live_alloc -= a->allocated;
+		if (a->site >= 0)
+			p->sites.v[a->site].live -= a->requested;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&sm__lock);
+	*g = saved;
+	return rc;
 }
 
 uint64_t sm_prof_live_requested(const sm_prof *p)
@@ -823,7 +962,7 @@ static char *dup_raw(const char *s)
 
 static const char *const reserved[] = { "schema", "complete", "incomplete_reason", "allocator",
 					"options", "baseline", "stages", "arrays", "sites",
-					"timeline", "profiler" };
+					"timeline", "profiler", "leaks" };
 
 int sm_prof_set_meta(sm_prof *p, const char *key, const char *json_object_text)
 {

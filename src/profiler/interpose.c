@@ -1,8 +1,10 @@
 /*
  * The sampling layer: malloc, free, calloc, realloc, posix_memalign, aligned_alloc, memalign,
- * valloc and malloc_usable_size defined over the next definition in the lookup order (jemalloc's,
- * found with dlsym(RTLD_NEXT)). A program that links libsnapmem gets these definitions in the
- * executable, so they interpose for every shared library too (HDF5 included).
+ * valloc and malloc_usable_size defined over jemalloc's own definitions (looked up in the object
+ * that defines mallocx, never "the next malloc" in the lookup order: linked as libsnapmem.so, the
+ * next one is glibc's), or over mallocx/dallocx when jemalloc's cannot be found. A program that
+ * links libsnapmem gets these definitions early in the lookup order, so they interpose for every
+ * shared library too (HDF5 included); libsnapmem-preload.so does the same for any program.
  *
  * Why not jemalloc's experimental.hooks: installing even no-op hooks forces every thread onto
  * jemalloc's slow path (measured 4.5x on a malloc/free microbenchmark). Here the cost with sampling
@@ -20,8 +22,8 @@
 #include "profiler/prof-internal.h"
 #include "snapmem/limits.h"
 
-#include <dlfcn.h>
 #include <errno.h>
+#include <malloc.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,19 +67,31 @@ int sm__je_thread_enter(void)
 	return 1;
 }
 
+/* jemalloc's definition of name; the mallocx-based one when jemalloc's own cannot be found or
+ * would be this file's (a lookup that comes back to us would recurse forever). */
+static void *pick(const char *name, void *ours)
+{
+	void *f = sm__je_own(name);
+	if (!f || f == ours)
+		f = sm__je_explicit(name);
+	return f;
+}
+
 static void resolve(void)
 {
 	resolving = 1;
 	real_fns r;
-	r.malloc = (void *(*)(size_t))dlsym(RTLD_NEXT, "malloc");
-	r.free = (void (*)(void *))dlsym(RTLD_NEXT, "free");
-	r.calloc = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT, "calloc");
-	r.realloc = (void *(*)(void *, size_t))dlsym(RTLD_NEXT, "realloc");
-	r.posix_memalign = (int (*)(void **, size_t, size_t))dlsym(RTLD_NEXT, "posix_memalign");
-	r.aligned_alloc = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT, "aligned_alloc");
-	r.memalign = (void *(*)(size_t, size_t))dlsym(RTLD_NEXT, "memalign");
-	r.valloc = (void *(*)(size_t))dlsym(RTLD_NEXT, "valloc");
-	r.malloc_usable_size = (size_t(*)(void *))dlsym(RTLD_NEXT, "malloc_usable_size");
+	r.malloc = (void *(*)(size_t))pick("malloc", (void *)malloc);
+	r.free = (void (*)(void *))pick("free", (void *)free);
+	r.calloc = (void *(*)(size_t, size_t))pick("calloc", (void *)calloc);
+	r.realloc = (void *(*)(void *, size_t))pick("realloc", (void *)realloc);
+	r.posix_memalign = (int (*)(void **, size_t, size_t))pick("posix_memalign",
+								    (void *)posix_memalign);
+	r.aligned_alloc = (void *(*)(size_t, size_t))pick("aligned_alloc", (void *)aligned_alloc);
+	r.memalign = (void *(*)(size_t, size_t))pick("memalign", (void *)memalign);
+	r.valloc = (void *(*)(size_t))pick("valloc", (void *)valloc);
+	r.malloc_usable_size = (size_t(*)(void *))pick("malloc_usable_size",
+							(void *)malloc_usable_size);
 	if (r.malloc && r.free && r.calloc && r.realloc && r.posix_memalign && r.aligned_alloc &&
 	    r.memalign && r.valloc && r.malloc_usable_size) {
 		real = r;

@@ -24,7 +24,10 @@
 #include "snapmem/units.h"
 
 #ifndef SM_NO_JEMALLOC
+#include <dlfcn.h>
+#include <errno.h>
 #include <jemalloc/jemalloc.h>
+#include <unistd.h>
 
 enum { MIB_EPOCH, MIB_ALLOCATED, MIB_ACTIVE, MIB_RESIDENT, MIB_MAPPED, MIB_PEAK_READ,
        MIB_PEAK_RESET, MIB_N };
@@ -245,6 +248,121 @@ void sm__je_bootstrap_free(void *p)
 {
 	if (p && sm__je_thread_enter())
 		dallocx(p, 0);
+}
+
+/*
+ * jemalloc's own definition of a malloc-family function, found in the object that defines mallocx
+ * (dladdr, then dlopen of that object with RTLD_NOLOAD). Not dlsym(RTLD_NEXT): when libsnapmem.so is
+ * linked the documented way the executable's direct dependencies come first in the lookup order,
+ * so "the next malloc" after libsnapmem.so is glibc's, not jemalloc's (issue 14). NULL when jemalloc
+ * is not a separate shared object; the caller then uses the explicit mallocx family below.
+ */
+void *sm__je_own(const char *name)
+{
+	static void *handle;
+	static int tried;
+	if (!tried) {
+		Dl_info di, self;
+		tried = 1;
+		/* jemalloc linked into this very object (a static libjemalloc): no separate definitions */
+		if (dladdr((void *)&mallocx, &di) != 0 && dladdr((void *)&sm__je_own, &self) != 0 &&
+		    di.dli_fname && di.dli_fname[0] && di.dli_fbase != self.dli_fbase)
+			handle = dlopen(di.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
+	}
+	return handle ? dlsym(handle, name) : NULL;
+}
+
+/* The malloc family written with jemalloc's non-standard API, for when sm__je_own has no answer. */
+static void *x_malloc(size_t n)
+{
+	void *p = mallocx(n ? n : 1, 0);
+	if (!p)
+		errno = ENOMEM;
+	return p;
+}
+
+static void x_free(void *p)
+{
+	if (p)
+		dallocx(p, 0);
+}
+
+static void *x_calloc(size_t a, size_t b)
+{
+	size_t n;
+	void *p = NULL;
+	if (!__builtin_mul_overflow(a, b, &n))
+		p = mallocx(n ? n : 1, MALLOCX_ZERO);
+	if (!p)
+		errno = ENOMEM;
+	return p;
+}
+
+static void *x_realloc(void *p, size_t n)
+{
+	if (!p)
+		return x_malloc(n);
+	if (n == 0) {
+		dallocx(p, 0);
+		return NULL;
+	}
+	void *q = rallocx(p, n, 0);
+	if (!q)
+		errno = ENOMEM;
+	return q;
+}
+
+static int align_ok(size_t a)
+{
+	return a != 0 && (a & (a - 1)) == 0;
+}
+
+static int x_posix_memalign(void **out, size_t a, size_t n)
+{
+	if (!align_ok(a) || a % sizeof(void *) != 0)
+		return EINVAL;
+	void *p = mallocx(n ? n : 1, MALLOCX_ALIGN(a));
+	if (!p)
+		return ENOMEM;
+	*out = p;
+	return 0;
+}
+
+static void *x_aligned(size_t a, size_t n)
+{
+	if (!align_ok(a)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	void *p = mallocx(n ? n : 1, MALLOCX_ALIGN(a));
+	if (!p)
+		errno = ENOMEM;
+	return p;
+}
+
+static void *x_valloc(size_t n)
+{
+	return x_aligned((size_t)sysconf(_SC_PAGESIZE), n);
+}
+
+static size_t x_usable(void *p)
+{
+	return p ? sallocx(p, 0) : 0;
+}
+
+void *sm__je_explicit(const char *name)
+{
+	static const struct { const char *name; void *fn; } t[] = {
+		{ "malloc", (void *)x_malloc }, { "free", (void *)x_free },
+		{ "calloc", (void *)x_calloc }, { "realloc", (void *)x_realloc },
+		{ "posix_memalign", (void *)x_posix_memalign },
+		{ "aligned_alloc", (void *)x_aligned }, { "memalign", (void *)x_aligned },
+		{ "valloc", (void *)x_valloc }, { "malloc_usable_size", (void *)x_usable },
+	};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		if (strcmp(t[i].name, name) == 0)
+			return t[i].fn;
+	return NULL;
 }
 
 uint64_t sm_prof_nallocx(uint64_t bytes)

@@ -1,9 +1,9 @@
 /*
  * The memory.json document ("snapmem.memory/1", docs/MODEL.md) built with jansson from the
  * profiler's tables, and written through a temporary file and rename so that a reader never sees a
- * half-written file. Symbols are resolved here, lazily, with dladdr (object and exported function,
- * offset from it; once per distinct frame address); file and line are null (no DWARF reader, and
- * no addr2line child process).
+ * half-written file. Symbols are resolved here, once per distinct frame address: dladdr (object,
+ * exported function, offset from it) and libdw (symbolize.c: unexported functions, file, line,
+ * inlined frames); the time it took is profiler.symbolize_s.
  * A document written while stages are open closes them, marks them and marks the document
  * incomplete. The sampling guard is set throughout so that jansson's allocations are not sampled.
  */
@@ -34,13 +34,18 @@ static json_t *options_json(const sm_prof_options *o)
 			 "max_sites", U(o->max_sites));
 }
 
-static json_t *frame_json(void *addr)
+static json_t *frame_json(void *addr, sm__symbolizer *sym)
 {
 	Dl_info di;
 	char hex[32];
 	snprintf(hex, sizeof(hex), "0x%llx", (unsigned long long)(uintptr_t)addr);
-	json_t *fn = json_null(), *obj = json_null();
+	json_t *fn = NULL, *obj = json_null();
 	uint64_t off = 0;
+	const char *dw_fn = NULL, *dw_file = NULL;
+	int dw_line = 0;
+	uint64_t dw_off = 0;
+	void *inl = NULL;
+	sm__sym_lookup(sym, addr, &dw_fn, &dw_off, &dw_file, &dw_line, &inl);
 	/* a return address: look up the call instruction before it */
 	if (dladdr((char *)addr - 1, &di) != 0) {
 		if (di.dli_sname && di.dli_saddr) {
@@ -52,8 +57,19 @@ static json_t *frame_json(void *addr)
 		if (di.dli_fname)
 			obj = json_string(di.dli_fname);
 	}
-	return json_pack("{s:o,s:o,s:s,s:o,s:n,s:n}", "function", fn ? fn : json_null(), "offset",
-			 U(off), "address", hex, "object", obj ? obj : json_null(), "file", "line");
+	if (!fn && dw_fn) {
+		fn = json_string(dw_fn); /* a static or unexported function: named from .symtab */
+		off = dw_off;
+	}
+	json_t *o = json_pack("{s:o,s:o,s:s,s:o,s:o,s:o}", "function", fn ? fn : json_null(), "offset",
+			      U(off), "address", hex, "object", obj ? obj : json_null(), "file",
+			      dw_file ? json_string(dw_file) : json_null(), "line",
+			      dw_line > 0 ? json_integer(dw_line) : json_null());
+	if (o && inl && json_array_size(inl) > 0)
+		json_object_set_new(o, "inlined", inl);
+	else
+		json_decref(inl);
+	return o;
 }
 
 /* Every distinct frame address of the site table, symbolised once: sites share most of their
@@ -70,10 +86,13 @@ static int cmp_addr(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static void frames_build(const sm_prof *p, frame_cache *fc)
+static void frames_build(sm_prof *p, frame_cache *fc)
 {
 	size_t total = 0;
 	memset(fc, 0, sizeof(*fc));
+	double t0 = sm__now();
+	p->symbolize_s = 0;
+	p->symbolizer = "dladdr";
 	for (size_t i = 0; i < p->sites.n; i++)
 		total += p->sites.v[i].nframes;
 	if (!total)
@@ -95,9 +114,14 @@ static void frames_build(const sm_prof *p, frame_cache *fc)
 	for (size_t i = 0; i < total; i++)
 		if (n == 0 || fc->addr[n - 1] != fc->addr[i])
 			fc->addr[n++] = fc->addr[i];
+	sm__symbolizer *sym = sm__sym_open();
+	if (sym)
+		p->symbolizer = "libdw";
 	for (size_t i = 0; i < n; i++)
-		fc->obj[i] = frame_json(fc->addr[i]);
+		fc->obj[i] = frame_json(fc->addr[i], sym);
+	sm__sym_close(sym);
 	fc->n = n;
+	p->symbolize_s = sm__now() - t0;
 }
 
 /* A new reference to the frame's object. */
@@ -105,7 +129,7 @@ static json_t *frames_get(const frame_cache *fc, void *addr)
 {
 	void **hit = fc->n ? bsearch(&addr, fc->addr, fc->n, sizeof(void *), cmp_addr) : NULL;
 	if (!hit || !fc->obj[hit - fc->addr])
-		return frame_json(addr);
+		return frame_json(addr, NULL);
 	return json_incref(fc->obj[hit - fc->addr]);
 }
 
@@ -180,6 +204,38 @@ static json_t *stage_json(const sm_prof *p, const sm__stage *st)
 	json_object_set_new(o, "top_sites", top);
 	json_object_set_new(o, "closed_at_write", json_boolean(st->forced_closed));
 	return o;
+}
+
+/* Under the lock: what is still live when the document is written (at the program's exit under
+ * `snapmem profile`), by site, largest first: tracked arrays by name, untracked by sampled estimate. */
+static json_t *leaks_json(const sm_prof *p)
+{
+	json_t *out = json_array();
+	size_t *order = p->sites.n ? sm__raw_alloc(p->sites.n * sizeof(size_t)) : NULL;
+	size_t k = 0;
+	if (!order)
+		return out;
+	for (size_t i = 0; i < p->sites.n; i++) {
+		if (!p->sites.v[i].live)
+			continue;
+		size_t j = k++;
+		while (j > 0 && p->sites.v[order[j - 1]].live < p->sites.v[i].live) {
+			order[j] = order[j - 1];
+			j--;
+		}
+		order[j] = i;
+	}
+	for (size_t n = 0; n < k; n++) {
+		const sm__site *s = &p->sites.v[order[n]];
+		json_t *names = json_array();
+		for (size_t a = 0; s->tracked && a < p->narrays; a++)
+			if (p->arrays[a].live && p->arrays[a].site == (int)order[n])
+				json_array_append_new(names, json_string(p->arrays[a].name));
+		json_array_append_new(out, json_pack("{s:o,s:o,s:b,s:o}", "site", U(order[n]), "bytes",
+						     U(s->live), "tracked", s->tracked, "arrays", names));
+	}
+	sm__raw_free(order);
+	return out;
 }
 
 static json_t *build(sm_prof *p)
@@ -265,23 +321,29 @@ static json_t *build(sm_prof *p)
 		json_t *frames = json_array();
 		for (int f = 0; f < s->nframes; f++)
 			json_array_append_new(frames, frames_get(&fc, s->frames[f]));
-		json_array_append_new(sites, json_pack("{s:o,s:o,s:o,s:o,s:b,s:o}", "id", U(i), "bytes",
-						       U(s->bytes), "count", U(s->count), "live_bytes",
-						       U(s->live), "tracked", s->tracked, "frames",
-						       frames));
+		json_array_append_new(sites, json_pack("{s:o,s:o,s:o,s:o,s:o,s:b,s:o}", "id", U(i),
+						       "bytes", U(s->bytes), "count", U(s->count),
+						       "live_bytes", U(s->live), "peak_bytes",
+						       U(i < p->peak_n ? p->peak_live[i] : 0),
+						       "tracked", s->tracked, "frames", frames));
 	}
 	frames_free(&fc);
 	json_object_set_new(doc, "sites", sites);
+	json_object_set_new(doc, "leaks", leaks_json(p));
 	uint64_t samples, dropped, live;
 	size_t global;
 	sm__sampling_counts(&samples, &dropped, &live, &global);
 	if (!p->sampling)
 		samples = dropped = 0;
-	json_object_set_new(doc, "profiler",
-			    json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}", "self_bytes", U(self_bytes(p)),
-				      "sites", U(p->sites.n), "samples", U(samples), "unwind_failures",
-				      U(p->sites.unwind_failures), "samples_dropped", U(dropped),
-				      "sites_dropped", U(p->sites.dropped)));
+	json_t *prof = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}", "self_bytes", U(self_bytes(p)), "sites",
+				 U(p->sites.n), "samples", U(samples), "unwind_failures",
+				 U(p->sites.unwind_failures), "samples_dropped", U(dropped),
+				 "sites_dropped", U(p->sites.dropped));
+	json_object_set_new(prof, "symbolizer", json_string(p->symbolizer));
+	json_object_set_new(prof, "symbolize_s", json_real(p->symbolize_s));
+	json_object_set_new(prof, "peak_live_estimate", U(p->peak_level));
+	json_object_set_new(prof, "peak_t", json_real(p->peak_t));
+	json_object_set_new(doc, "profiler", prof);
 
 	json_t *marks = json_array();
 	for (size_t i = 0; i < p->nmarks; i++) {

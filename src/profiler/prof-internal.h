@@ -61,6 +61,11 @@ extern uint64_t sm__je_refused_limit, sm__je_refused_used; /* the last refusal's
 /* the allocator functions the interposition layer falls back to before dlsym has answered */
 void *sm__je_bootstrap_alloc(size_t n, size_t align, int zero);
 void sm__je_bootstrap_free(void *p);
+/* jemalloc's own definition of a malloc-family function (NULL when jemalloc is not a shared object
+ * of its own) and the same function written with mallocx/dallocx/rallocx/sallocx (never NULL for
+ * the nine names interpose.c defines) */
+void *sm__je_own(const char *name);
+void *sm__je_explicit(const char *name);
 
 /* ---- proc helpers (core.c) ------------------------------------------------------------------ */
 /* A /proc/self file kept open and read with pread (no path walk, no open/close per reading). The
@@ -137,6 +142,8 @@ static inline uint32_t sm__ptr_hash(const void *p)
 void sm__sample_record(void *p, uint64_t size, uint64_t weight);
 /* Forgets a sampled pointer being freed (any thread; takes the lock). */
 void sm__sample_forget(void *p);
+/* The same, under the lock already held (an adopted block stops counting as sampled). */
+void sm__sample_forget_locked(void *p);
 /* Thread-local reentrancy guard: nonzero while the profiler itself runs on this thread. */
 int *sm__guard(void);
 
@@ -150,6 +157,45 @@ void sm__sampling_counts(uint64_t *samples, uint64_t *dropped, uint64_t *live, s
 void sm__prof_live_changed(sm_prof *p);
 sm__sites *sm__prof_sites(sm_prof *p);
 void sm__prof_close_all(sm_prof *p);      /* takes the lock */
+
+/* ---- core.c: arrays the profiler does not own, and the preloaded profiler ------------------ */
+/* Records memory the program allocated itself (e.g. a numpy array's buffer; `key` identifies it)
+ * as a tracked array of `bytes` bytes in the current stage, until sm__prof_disown(key). Its
+ * allocated size is jemalloc's size class of the request. 0, SM_EINVAL (key already tracked) or
+ * SM_ENOMEM. */
+int sm__prof_adopt(sm_prof *p, const char *name, const void *key, uint64_t bytes);
+/* Ends an adopted array. 0, or SM_EINVAL when key is not an adopted live array. */
+int sm__prof_disown(sm_prof *p, const void *key);
+
+/*
+ * libsnapmem-preload.so (src/preload/) exports SM__PRELOAD_SYMBOL, a function returning these
+ * entry points while `snapmem profile` measures the process (NULL otherwise). Every profiler call
+ * with a NULL sm_prof goes there when it exists, so a program's existing markers (or a Python
+ * program's, through the same symbol and ctypes) reach the preloaded profiler. The entry points
+ * run the preloaded library's own copy of the profiler (it is linked -Bsymbolic).
+ */
+#define SM__PRELOAD_SYMBOL "sm_preload_ops"
+typedef struct sm__preload_ops {
+	int version;                                   /* 1 */
+	int (*stage_begin)(const char *id, int64_t instance);
+	int (*stage_end)(void);
+	void *(*alloc)(const char *name, uint64_t bytes, int zero);
+	int (*release)(void *ptr);                     /* 1: it was the preloaded profiler's */
+	int (*track)(const char *name, const void *key, uint64_t bytes);
+	int (*untrack)(const void *key);
+} sm__preload_ops;
+const sm__preload_ops *sm__preload(void);       /* NULL when no preloaded profiler measures */
+
+/* ---- symbolize.c: file:line of frame addresses (libdw), once per document ------------------ */
+typedef struct sm__symbolizer sm__symbolizer;
+/* Opens the running process's modules; NULL when libdw cannot (the caller falls back to dladdr). */
+sm__symbolizer *sm__sym_open(void);
+/* Fills function and the return address's offset from it, file/line (NULL/0 when unknown) and a
+ * JSON array of inlined frames (new reference, may be empty) for a return address. The strings stay
+ * valid until sm__sym_close. */
+void sm__sym_lookup(sm__symbolizer *s, void *addr, const char **function, uint64_t *offset,
+		    const char **file, int *line, void **inlined_json);
+void sm__sym_close(sm__symbolizer *s);
 
 /* ---- timeline.c ---------------------------------------------------------------------------- */
 typedef struct sm__timeline {
@@ -203,6 +249,7 @@ typedef struct sm__array {
 	double t_alloc, t_free;
 	int live;
 	int site;
+	int external;          /* adopted (sm__prof_adopt): the profiler does not own the memory */
 	void *ptr;
 } sm__array;
 
@@ -260,6 +307,13 @@ struct sm_prof {
 	sm__sites sites;
 	sm__timeline tl;
 	int tl_on;
+
+	uint64_t *peak_live;           /* live bytes per site at the process's peak (max_sites) */
+	size_t peak_n;                 /* sites in that snapshot */
+	uint64_t peak_level, peak_snap_level; /* highest live estimate; the snapshot's level */
+	double peak_t;                 /* when the live estimate was highest (seconds since t0) */
+	double symbolize_s;            /* time the last document spent naming frames */
+	const char *symbolizer;
 
 	sm__procfd status;             /* /proc/self/status, kept open */
 	sm__reading last;              /* the last boundary reading, reused while fresh */

@@ -278,6 +278,12 @@ void sm__sample_forget(void *p)
 	pthread_mutex_unlock(&sm__lock);
 }
 
+void sm__sample_forget_locked(void *p)
+{
+	if (live)
+		forget_locked((uintptr_t)p);
+}
+
 uint64_t sm__sampled_live(void)
 {
 	return live_bytes;

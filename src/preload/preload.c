@@ -1,0 +1,281 @@
+/*
+ * libsnapmem-preload.so: the profiler inside any program, started by `snapmem profile` through
+ * LD_PRELOAD (docs/PROFILE.md). Linked against libjemalloc, so that jemalloc serves the whole
+ * process, with the profiler's malloc layer (src/profiler/interpose.c) in front of it: being
+ * preloaded, its malloc family comes before glibc's and every library's calls reach it.
+ *
+ * Environment, set by `snapmem profile` (without SNAPMEM_PROFILE_DIR the library is only the
+ * allocator and measures nothing):
+ *   SNAPMEM_PROFILE_DIR     where the document goes
+ *   SNAPMEM_PROFILE_PID     the process `snapmem profile` started: it writes DIR/memory.json
+ *   SNAPMEM_PROFILE_FOLLOW  "1": every other process (forked, or exec'd with the environment
+ *                           inherited) is measured too and writes DIR/memory.PID.json
+ *
+ * Life of a measured process: a constructor creates the profiler (baseline, sampling layer,
+ * timeline thread) and opens the stage "process" that spans the program; the program's markers
+ * (sm_prof_* with a NULL profiler, or the Python module through ctypes; see sm_preload_ops) nest
+ * inside it. At exit (an atexit handler) every open stage is ended and the document written
+ * (temporary file and rename). On a fatal or terminating signal left at its default action the
+ * document is written marked incomplete ("killed by signal N"), guarded by a 5 s alarm, and the
+ * signal is raised again with its default action, so the exit status is the program's own. A fork
+ * child that is not followed stops sampling and never writes; a followed one starts a profiler of
+ * its own (the parent's books are left behind, not freed: its threads do not exist in the child).
+ */
+#include "profiler/prof-internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static sm_prof *prof;
+static pid_t owner;
+static int follow;
+static int written;
+static int hooks_done;
+static char dir[PATH_MAX];
+static volatile sig_atomic_t fatal_sig;
+static volatile sig_atomic_t in_fatal;
+
+static const int fatal_signals[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTERM,
+				     SIGINT, SIGHUP, SIGQUIT, SIGXCPU, SIGXFSZ };
+
+/* The profiler of this process, when this process is the one measured by it. */
+static sm_prof *mine(void)
+{
+	return prof && owner == getpid() ? prof : NULL;
+}
+
+/* ---- entry points for markers (sm_prof_* with NULL, the Python module) ---------------------- */
+
+static int op_begin(const char *id, int64_t instance)
+{
+	sm_prof *p = mine();
+	return p ? sm_prof_stage_begin(p, id, instance) : 0;
+}
+
+static int op_end(void)
+{
+	sm_prof *p = mine();
+	if (!p)
+		return 0;
+	if (p->nopen <= 1)
+		return SM_EINVAL; /* "process" is ended at exit only */
+	return sm_prof_stage_end(p);
+}
+
+static void *op_alloc(const char *name, uint64_t bytes, int zero)
+{
+	sm_prof *p = mine();
+	sm_error err = { 0 };
+	if (!p)
+		return zero ? calloc(bytes ? bytes : 1, 1) : malloc(bytes ? bytes : 1);
+	return zero ? sm_prof_calloc(p, name, bytes, 1, &err) : sm_prof_alloc(p, name, bytes, &err);
+}
+
+static int op_release(void *ptr)
+{
+	sm_prof *p = mine();
+	if (!p)
+		return 0;
+	sm_prof_release(p, ptr);
+	return 1;
+}
+
+static int op_track(const char *name, const void *key, uint64_t bytes)
+{
+	sm_prof *p = mine();
+	return p ? sm__prof_adopt(p, name, key, bytes) : 0;
+}
+
+static int op_untrack(const void *key)
+{
+	sm_prof *p = mine();
+	return p ? sm__prof_disown(p, key) : 0;
+}
+
+static const sm__preload_ops ops = { 1, op_begin, op_end, op_alloc, op_release, op_track,
+				     op_untrack };
+
+/* Exported: the entry points while this process is measured, NULL otherwise. */
+__attribute__((visibility("default"))) const sm__preload_ops *sm_preload_ops(void)
+{
+	return mine() ? &ops : NULL;
+}
+
+/* ---- the document ------------------------------------------------------------------------ */
+
+static void write_out(const char *incomplete_reason)
+{
+	sm_prof *p = mine();
+	char path[PATH_MAX + 32];
+	sm_error err = { 0 };
+	if (!p || written)
+		return;
+	written = 1;
+	if (incomplete_reason)
+		sm_prof_mark_incomplete(p, incomplete_reason);
+	else
+		while (p->nopen > 0 && sm_prof_stage_end(p) == 0)
+			;
+	if (owner == (pid_t)atol(getenv("SNAPMEM_PROFILE_PID") ? getenv("SNAPMEM_PROFILE_PID") : "0"))
+		snprintf(path, sizeof(path), "%s/memory.json", dir);
+	else
+		snprintf(path, sizeof(path), "%s/memory.%ld.json", dir, (long)owner);
+	/* nothing to report to: the program's own output is not ours to write on; `snapmem profile`
+	 * notices a missing document and says so */
+	(void)sm_prof_write_json(p, path, &err);
+}
+
+static void at_exit(void)
+{
+	write_out(NULL);
+}
+
+static void unblock(int sig)
+{
+	sigset_t s;
+	sigemptyset(&s);
+	sigaddset(&s, sig);
+	sigprocmask(SIG_UNBLOCK, &s, NULL);
+}
+
+static void die_again(int sig)
+{
+	signal(sig, SIG_DFL);
+	unblock(sig);
+	raise(sig);
+	_exit(128 + sig); /* a signal whose default is to be ignored cannot end us: say it anyway */
+}
+
+/* The document took too long (a lock held by the interrupted code): give up on it. */
+static void on_alarm(int sig)
+{
+	(void)sig;
+	die_again(fatal_sig ? fatal_sig : SIGALRM);
+}
+
+static void on_fatal(int sig)
+{
+	if (in_fatal++)
+		die_again(sig);
+	fatal_sig = sig;
+	signal(SIGALRM, on_alarm);
+	alarm(5);
+	char why[96];
+	const char *abbrev = sigabbrev_np(sig);
+	snprintf(why, sizeof(why), "killed by signal %d (SIG%s) before the program ended", sig,
+		 abbrev ? abbrev : "?");
+	write_out(why);
+	alarm(0);
+	die_again(sig);
+}
+
+static void install_signals(void)
+{
+	/* an alternate stack, so that a stack overflow's SIGSEGV can still write (main thread) */
+	static const size_t alt = 64 << 10;
+	void *m = mmap(NULL, alt, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m != MAP_FAILED) {
+		stack_t st = { .ss_sp = m, .ss_size = alt, .ss_flags = 0 };
+		sigaltstack(&st, NULL);
+	}
+	for (size_t i = 0; i < sizeof(fatal_signals) / sizeof(fatal_signals[0]); i++) {
+		struct sigaction old, sa;
+		if (sigaction(fatal_signals[i], NULL, &old) != 0 || old.sa_handler != SIG_DFL ||
+		    (old.sa_flags & SA_SIGINFO))
+			continue; /* the program's own handler (or an ignored signal) stays */
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_fatal;
+		sa.sa_flags = SA_ONSTACK | SA_NODEFER;
+		sigemptyset(&sa.sa_mask);
+		sigaction(fatal_signals[i], &sa, NULL);
+	}
+}
+
+/* The command line, pid and parent, as the document's "command" object. */
+static void set_command_meta(sm_prof *p, int is_main)
+{
+	char buf[8192];
+	json_t *argv = json_array();
+	int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		for (ssize_t i = 0; n > 0 && i < n; i += (ssize_t)strlen(buf + i) + 1) {
+			buf[n] = '\0';
+			json_array_append_new(argv, json_string(buf + i));
+		}
+	}
+	json_t *o = json_pack("{s:o,s:I,s:I,s:b,s:b}", "argv", argv, "pid", (json_int_t)getpid(),
+			      "parent_pid", (json_int_t)getppid(), "main", is_main, "follow_fork",
+			      follow);
+	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	if (text)
+		sm_prof_set_meta(p, "command", text);
+	free(text);
+	json_decref(o);
+}
+
+static void start(int is_main)
+{
+	sm_error err = { 0 };
+	sm_prof *p = NULL;
+	if (sm_prof_create(NULL, &p, &err) != 0)
+		return; /* not measured: `snapmem profile` reports the missing document */
+	prof = p;
+	owner = getpid();
+	written = 0;
+	set_command_meta(p, is_main);
+	sm_prof_stage_begin(p, "process", -1);
+}
+
+/* fork: the sampling tables and the profiler lock must not be copied mid-update */
+static void fork_prepare(void)
+{
+	pthread_mutex_lock(&sm__lock);
+}
+
+static void fork_parent(void)
+{
+	pthread_mutex_unlock(&sm__lock);
+}
+
+static void fork_child(void)
+{
+	pthread_mutex_unlock(&sm__lock);
+	if (!prof)
+		return;
+	/* the parent's profiler stays behind, unfreed: its timeline thread is not in this process */
+	sm__sampling_stop(prof);
+	prof = NULL;
+	if (follow)
+		start(0);
+}
+
+__attribute__((constructor)) static void preload_init(void)
+{
+	const char *d = getenv("SNAPMEM_PROFILE_DIR");
+	const char *top = getenv("SNAPMEM_PROFILE_PID");
+	const char *fol = getenv("SNAPMEM_PROFILE_FOLLOW");
+	if (!d || !*d || strlen(d) >= sizeof(dir))
+		return;
+	snprintf(dir, sizeof(dir), "%s", d);
+	follow = fol && strcmp(fol, "1") == 0;
+	int is_main = top && (pid_t)atol(top) == getpid();
+	if (!is_main && !follow)
+		return;
+	start(is_main);
+	if (!prof || hooks_done)
+		return;
+	hooks_done = 1;
+	atexit(at_exit);
+	install_signals();
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
