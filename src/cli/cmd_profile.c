@@ -85,7 +85,7 @@ static int readable(const char *path)
 static int find_preload(const char *given, char *out, size_t len)
 {
 	const char *env = getenv("SNAPMEM_PRELOAD");
-	char exe[PATH_MAX];
+	char exe[PATH_MAX - 32];
 	if (given) {
 		snprintf(out, len, "%s", given);
 		return readable(out);
@@ -100,8 +100,8 @@ static int find_preload(const char *given, char *out, size_t len)
 		char *slash = strrchr(exe, '/');
 		if (slash) {
 			*slash = '\0';
-			snprintf(out, len, "%s/libsnapmem-preload.so", exe);
-			if (readable(out))
+			if ((size_t)snprintf(out, len, "%s/libsnapmem-preload.so", exe) < len &&
+			    readable(out))
 				return 1;
 		}
 	}
