@@ -573,6 +573,38 @@ static void test_python_markers(void **state)
 	stage(doc, "tail");
 	json_decref(doc);
 	tu_result_free(&r);
+
+	/* --python-lines: the tracked array 'a' is named by the script's line 3 (np.ones), and the
+	 * temporary a * 2.0 (16 MiB, untracked) by line 6 */
+	r = tu_run("profile", "--python-lines", "--out", out, "--", py, script, NULL);
+	assert_int_equal(r.status, 3);
+	tu_result_free(&r);
+	doc = load(out, "memory.json");
+	json_t *s, *fr;
+	size_t k;
+	int line3 = 0, line6 = 0;
+	json_array_foreach(json_object_get(doc, "sites"), i, s) {
+		json_array_foreach(json_object_get(s, "frames"), k, fr) {
+			const char *file = json_string_value(json_object_get(fr, "file"));
+			if (!json_is_true(json_object_get(fr, "python")) || !file ||
+			    strcmp(file, script) != 0)
+				continue;
+			json_int_t line = json_integer_value(json_object_get(fr, "line"));
+			line3 |= line == 3 && json_is_true(json_object_get(s, "tracked"));
+			line6 |= line == 6 && !json_is_true(json_object_get(s, "tracked")) &&
+				 json_integer_value(json_object_get(s, "bytes")) >= (16 << 20);
+			break; /* the innermost Python frame */
+		}
+	}
+	assert_true(line3);
+	assert_true(line6);
+	json_decref(doc);
+	char *folded = tu_path(out, "stacks.folded");
+	txt = tu_read_file(folded, NULL);
+	assert_non_null(txt);
+	assert_non_null(strstr(txt, "step:markers.py:6"));
+	free(txt);
+	free(folded);
 	unsetenv("PYTHONPATH");
 	free(plain);
 	free(pypath);

@@ -24,15 +24,17 @@ import weakref
 __all__ = ["stage", "begin", "end", "track", "untrack", "active"]
 
 
+# PYFUNCTYPE: the calls keep the GIL (they are short), so that with --python-lines the profiler
+# can read the calling script's frames for a tracked array's site.
 class _Ops(ctypes.Structure):
     _fields_ = [
         ("version", ctypes.c_int),
-        ("stage_begin", ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_char_p, ctypes.c_int64)),
-        ("stage_end", ctypes.CFUNCTYPE(ctypes.c_int)),
+        ("stage_begin", ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_char_p, ctypes.c_int64)),
+        ("stage_end", ctypes.PYFUNCTYPE(ctypes.c_int)),
         ("alloc", ctypes.c_void_p),
         ("release", ctypes.c_void_p),
-        ("track", ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_uint64)),
-        ("untrack", ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)),
+        ("track", ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_uint64)),
+        ("untrack", ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_void_p)),
     ]
 
 

@@ -182,7 +182,8 @@ static int prepare_dir(const char *dir, sm_error *err)
 }
 
 /* The child: the environment of a measured process, then exec; errno goes back through fd. */
-static void run_child(char **cmd, const char *dir, const char *preload, int follow, int fd)
+static void run_child(char **cmd, const char *dir, const char *preload, int follow, int pylines,
+		      int fd)
 {
 	char pid[32], *pre = NULL;
 	const char *old = getenv("LD_PRELOAD");
@@ -199,6 +200,8 @@ static void run_child(char **cmd, const char *dir, const char *preload, int foll
 	if (setenv("LD_PRELOAD", pre ? pre : preload, 1) != 0 ||
 	    setenv("SNAPMEM_PROFILE_DIR", dir, 1) != 0 || setenv("SNAPMEM_PROFILE_PID", pid, 1) != 0 ||
 	    (follow ? setenv("SNAPMEM_PROFILE_FOLLOW", "1", 1) : unsetenv("SNAPMEM_PROFILE_FOLLOW")) != 0 ||
+	    (pylines ? setenv("SNAPMEM_PROFILE_PYTHON_LINES", "1", 1)
+		     : unsetenv("SNAPMEM_PROFILE_PYTHON_LINES")) != 0 ||
 	    /* Python's small-object allocator takes its arenas with mmap, out of jemalloc's sight:
 	     * through malloc every Python object is measured (a program's own choice is kept) */
 	    setenv("PYTHONMALLOC", getenv("PYTHONMALLOC") ? getenv("PYTHONMALLOC") : "malloc", 1) != 0) {
@@ -316,7 +319,7 @@ int cmd_profile(int argc, char **argv)
 {
 	const char *out = "snapmem-profile", *given_preload = NULL;
 	char preload[PATH_MAX], dir[PATH_MAX], mem[PATH_MAX + 16];
-	int follow = 0, i, status = 0, pipefd[2] = { -1, -1 };
+	int follow = 0, pylines = 0, i, status = 0, pipefd[2] = { -1, -1 };
 	sm_error err = { 0 };
 	struct sigaction ign, old_int, old_quit, fwd, old_term, old_hup;
 
@@ -391,7 +394,7 @@ int cmd_profile(int argc, char **argv)
 	}
 	if (pid == 0) {
 		close(pipefd[0]);
-		run_child(cmd, dir, preload, follow, pipefd[1]);
+		run_child(cmd, dir, preload, follow, pylines, pipefd[1]);
 	}
 	child_pid = pid;
 	close(pipefd[1]);
@@ -420,8 +423,7 @@ int cmd_profile(int argc, char **argv)
 	status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
 
 	remove_temporaries(dir);
-	int rc = access(mem, F_OK) == 0 ? record_exit(mem, ws, &err)
-					: write_fallback(mem, cmd, ws, &err);
+	rc = access(mem, F_OK) == 0 ? record_exit(mem, ws, &err) : write_fallback(mem, cmd, ws, &err);
 	if (rc == 0)
 		rc = sm_measured_write_files(dir, &err);
 	if (rc != 0) {

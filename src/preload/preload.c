@@ -10,6 +10,8 @@
  *   SNAPMEM_PROFILE_PID     the process `snapmem profile` started: it writes DIR/memory.json
  *   SNAPMEM_PROFILE_FOLLOW  "1": every other process (forked, or exec'd with the environment
  *                           inherited) is measured too and writes DIR/memory.PID.json
+ *   SNAPMEM_PROFILE_PYTHON_LINES  "1": a CPython process's large allocations and tracked arrays
+ *                           also name the script's lines (pylines.c)
  *
  * Life of a measured process: a constructor creates the profiler (baseline, sampling layer,
  * timeline thread) and opens the stage "process" that spans the program; the program's markers
@@ -268,6 +270,9 @@ __attribute__((constructor)) static void preload_init(void)
 		return;
 	snprintf(dir, sizeof(dir), "%s", d);
 	follow = fol && strcmp(fol, "1") == 0;
+	const char *pyl = getenv("SNAPMEM_PROFILE_PYTHON_LINES");
+	if (pyl && strcmp(pyl, "1") == 0)
+		sm__pylines_enable();
 	int is_main = top && (pid_t)atol(top) == getpid();
 	if (!is_main && !follow)
 		return;

@@ -852,6 +852,8 @@ int sm__prof_adopt(sm_prof *p, const char *name, const void *key, uint64_t bytes
 	*g = 1;
 	void *frames[SM__MAX_FRAMES];
 	int nf = p->o.sites ? sm__capture(frames, p->sites.max_frames, 1) : 0;
+	if (sm__py_frames && nf > 0)
+		nf = sm__py_frames(frames, nf, p->sites.max_frames);
 	uint64_t allocated = sm_prof_nallocx(bytes);
 	pthread_mutex_lock(&sm__lock);
 	long dup = amap_take(p, (void *)key);

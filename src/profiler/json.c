@@ -45,6 +45,9 @@ static json_t *frame_json(void *addr, sm__symbolizer *sym)
 	int dw_line = 0;
 	uint64_t dw_off = 0;
 	void *inl = NULL;
+	if (sm__py_name && sm__py_name(addr, &dw_fn, &dw_file, &dw_line))
+		return json_pack("{s:s,s:i,s:s,s:n,s:s,s:i,s:b}", "function", dw_fn, "offset", 0,
+				 "address", hex, "object", "file", dw_file, "line", dw_line, "python", 1);
 	sm__sym_lookup(sym, addr, &dw_fn, &dw_off, &dw_file, &dw_line, &inl);
 	/* a return address: look up the call instruction before it */
 	if (dladdr((char *)addr - 1, &di) != 0) {

@@ -186,6 +186,14 @@ typedef struct sm__preload_ops {
 } sm__preload_ops;
 const sm__preload_ops *sm__preload(void);       /* NULL when no preloaded profiler measures */
 
+/* ---- Python lines (src/preload/pylines.c, snapmem profile --python-lines) ------------------ */
+/* Set by the preload library; NULL otherwise. sm__py_frames rewrites a stack captured for a large
+ * allocation or an adopted array (returns the new frame count, at most max); sm__py_name names
+ * the fake frame addresses it puts there (1 when addr is one). Defined in sites.c. */
+extern int (*sm__py_frames)(void **frames, int n, int max);
+extern int (*sm__py_name)(void *addr, const char **function, const char **file, int *line);
+void sm__pylines_enable(void);
+
 /* ---- symbolize.c: file:line of frame addresses (libdw), once per document ------------------ */
 typedef struct sm__symbolizer sm__symbolizer;
 /* Opens the running process's modules; NULL when libdw cannot (the caller falls back to dladdr). */

@@ -248,7 +248,10 @@ static int own_frame(json_t *fr)
 static void frame_name(json_t *fr, char *buf, size_t len)
 {
 	const char *fn = js(fr, "function"), *obj = base_name(js(fr, "object"));
-	if (fn)
+	if (json_is_true(json_object_get(fr, "python")))
+		snprintf(buf, len, "%s:%s:%lld", fn ? fn : "?", base_name(js(fr, "file")),
+			 (long long)json_integer_value(json_object_get(fr, "line")));
+	else if (fn)
 		snprintf(buf, len, "%s", fn);
 	else if (obj)
 		snprintf(buf, len, "%s+0x%llx", obj, (unsigned long long)ju(fr, "offset"));
@@ -264,6 +267,14 @@ static void site_where(json_t *site, char *buf, size_t len)
 	json_t *frames = json_object_get(site, "frames"), *fr, *pick = NULL;
 	size_t i;
 	json_array_foreach(frames, i, fr) {
+		if (json_is_true(json_object_get(fr, "python"))) {
+			pick = fr; /* the script's own line (--python-lines) says most */
+			break;
+		}
+	}
+	json_array_foreach(frames, i, fr) {
+		if ((pick && json_is_true(json_object_get(pick, "python"))) || i > 6)
+			break; /* deeper than the allocating code: keep the first named frame */
 		if (own_frame(fr))
 			continue;
 		if (!pick)
@@ -274,13 +285,6 @@ static void site_where(json_t *site, char *buf, size_t len)
 		}
 		if (js(fr, "function") && !js(pick, "function"))
 			pick = fr;
-		if (i > 6)
-			break; /* deeper than the allocating code: keep the first named frame */
-	}
-	const char *py = js(site, "python");
-	if (py) {
-		snprintf(buf, len, "%s", py);
-		return;
 	}
 	if (!pick) {
 		snprintf(buf, len, "(no frames)");
@@ -288,7 +292,9 @@ static void site_where(json_t *site, char *buf, size_t len)
 	}
 	char name[200];
 	frame_name(pick, name, sizeof(name));
-	if (js(pick, "file"))
+	if (json_is_true(json_object_get(pick, "python")))
+		snprintf(buf, len, "%s", name);
+	else if (js(pick, "file"))
 		snprintf(buf, len, "%s (%s:%lld)", name, js(pick, "file"),
 			 (long long)json_integer_value(json_object_get(pick, "line")));
 	else if (js(pick, "object"))
