@@ -273,7 +273,7 @@ memcheck: deps
 
 bench:
 	$(Q)scripts/setup-deps.sh jq bc heaptrack valgrind
-	$(Q)$(MAKE) --no-print-directory $(BUILD)/snapmem $(BENCH_BINS)
+	$(Q)$(MAKE) --no-print-directory all $(BUILD)/snapmem $(BENCH_BINS) $(BUILD)/tests/progs/allocloop
 	$(Q)scripts/bench.sh $(abspath $(BUILD)) $(if $(QUICK),quick,full)
 
 # libFuzzer targets (clang): each runs FUZZ_SECONDS; new crashing inputs land in

@@ -454,4 +454,10 @@ jq -r '
 	 end)
 	' "$out_json" >"$out_md.tmp"
 mv "$out_md.tmp" "$out_md"
+# snapmem profile's targets (issue 14): their own script, appended here
+if "$(dirname "$0")/bench-profile.sh" "$build" "$mode"; then
+	{ echo; cat "$build/bench/profile.md"; } >>"$out_md"
+else
+	printf '\n## snapmem profile\n\nscripts/bench-profile.sh failed (exit %s).\n' "$?" >>"$out_md"
+fi
 say "done: $out_md"

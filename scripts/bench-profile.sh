@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# bench-profile: what `snapmem profile` costs and how its figures compare, measured in one run
+# (called by scripts/bench.sh, which appends BUILD_DIR/bench/profile.md to bench.md; the figures
+# also go to BUILD_DIR/bench/profile.json). Targets (issue 14):
+#   - the allocation-heavy loop (tests/progs/allocloop: 5,000,000 malloc/free pairs of 16-528
+#     bytes, a plain program) under `snapmem profile` <= 1.5x the plain run (glibc's malloc), also
+#     shown beside jemalloc alone (LD_PRELOAD) to separate the allocator from the profiler;
+#   - the numpy notebook example (examples/notebook/radial_profiles.py on a 3,000,000-cell mock)
+#     <= 1.10x wall; --python-lines measured beside it;
+#   - the profiled process's VmHWM within 3 % of the plain run's (getrusage of the child), the
+#     profiler's own memory (profiler.self_bytes) shown apart;
+#   - per-step allocated peaks of the numpy example within 5 % of tracemalloc's (both above the
+#     memory when step 1 began; per-halo steps: the largest halo).
+# Every time is a median of interleaved repetitions. Skips the Python parts, saying why, without
+# Debian's python3 with numpy and h5py.
+#
+#   scripts/bench-profile.sh BUILD_DIR [quick|full]
+set -euo pipefail
+build="$1"
+mode="${2:-full}"
+root="$(cd "$(dirname "$0")/.." && pwd)"
+bin="$build/snapmem"
+loop="$build/tests/progs/allocloop"
+data="$build/bench-data"
+out_md="$build/bench/profile.md"
+out_json="$build/bench/profile.json"
+py=/usr/bin/python3
+nb="$root/examples/notebook"
+mkdir -p "$data" "$build/bench"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+now() { date +%s.%N; }
+calc() { printf '%.6f' "$(echo "$1" | bc -l)"; }
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+say() { echo "bench-profile: $*" >&2; }
+for f in "$bin" "$loop" "$build/libsnapmem-preload.so"; do
+	[ -e "$f" ] || { echo "bench-profile: '$f' missing (make first)" >&2; exit 2; }
+done
+jemalloc="$(pkg-config --variable=libdir jemalloc)/libjemalloc.so.2"
+pairs=5000000
+reps=5
+[ "$mode" = quick ] && reps=3
+
+say "allocation loop: plain, jemalloc alone, snapmem profile ($pairs pairs, $reps runs each)"
+lp=(); lj=(); lq=(); wp=(); wq=()
+for ((r = 0; r < reps; r++)); do
+	t0=$(now); lp+=("$("$loop" "$pairs" | jq -r .seconds)"); wp+=("$(calc "$(now) - $t0")")
+	lj+=("$(LD_PRELOAD="$jemalloc" "$loop" "$pairs" | jq -r .seconds)")
+	t0=$(now)
+	lq+=("$("$bin" profile --out "$tmp/loop" -- "$loop" "$pairs" 2>/dev/null | jq -r .seconds)")
+	wq+=("$(calc "$(now) - $t0")")
+done
+loop_plain=$(printf '%s\n' "${lp[@]}" | median)
+loop_je=$(printf '%s\n' "${lj[@]}" | median)
+loop_prof=$(printf '%s\n' "${lq[@]}" | median)
+proc_plain=$(printf '%s\n' "${wp[@]}" | median)
+proc_prof=$(printf '%s\n' "${wq[@]}" | median)
+loop_samples=$(jq '.profiler.samples' "$tmp/loop/memory.json")
+
+py_skip=""
+if ! "$py" -c 'import numpy, h5py' 2>/dev/null; then
+	py_skip="$py cannot import numpy and h5py (scripts/setup-deps.sh installs python3-numpy python3-h5py)"
+fi
+nb_plain=0; nb_prof=0; nb_lines=0; hwm_plain=0; hwm_prof=0; self_bytes=0; stages='{}'; tm='{}'
+if [ -z "$py_skip" ]; then
+	mock="$data/profile-mock-3e6"
+	if [ ! -f "$mock/.done" ]; then
+		rm -rf "$mock"
+		"$bin" mock "$mock" --gas 3000000 --halos 20 --files 8 --seed 1 >/dev/null
+		touch "$mock/.done"
+	fi
+	export PYTHONPATH="$build/python"
+	args=("$nb/radial_profiles.py" "$mock" 99 "$tmp/nb.hdf5")
+	say "numpy example: plain, profiled, profiled --python-lines (3 runs each)"
+	a=(); b=(); c=(); h=()
+	for ((r = 0; r < 3; r++)); do
+		t0=$(now)
+		h+=("$("$py" -c 'import resource, subprocess, sys
+subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)' "$py" "${args[@]}")")
+		a+=("$(calc "$(now) - $t0")")
+		t0=$(now); "$bin" profile --out "$tmp/nb" -- "$py" "${args[@]}" >/dev/null 2>&1
+		b+=("$(calc "$(now) - $t0")")
+		t0=$(now); "$bin" profile --python-lines --out "$tmp/nbl" -- "$py" "${args[@]}" >/dev/null 2>&1
+		c+=("$(calc "$(now) - $t0")")
+	done
+	nb_plain=$(printf '%s\n' "${a[@]}" | median)
+	nb_prof=$(printf '%s\n' "${b[@]}" | median)
+	nb_lines=$(printf '%s\n' "${c[@]}" | median)
+	hwm_plain=$(printf '%s\n' "${h[@]}" | median)
+	hwm_prof=$(jq '[.stages[].vm_hwm.end] | max' "$tmp/nb/memory.json")
+	self_bytes=$(jq '.profiler.self_bytes' "$tmp/nb/memory.json")
+	stages=$(jq -c '(.stages[] | select(.id == "load_halos") | .allocated.begin) as $b |
+		reduce .stages[] as $s ({}; .[$s.id] = ([.[$s.id] // 0, $s.allocated.peak - $b] | max))' \
+		"$tmp/nb/memory.json")
+	say "numpy example under tracemalloc"
+	tm=$("$py" "$nb/tracemalloc_stages.py" "${args[@]}" | tail -1)
+fi
+
+jq -n --argjson pairs "$pairs" --argjson lp "$loop_plain" --argjson lj "$loop_je" \
+	--argjson lq "$loop_prof" --argjson wp "$proc_plain" --argjson wq "$proc_prof" \
+	--argjson samples "$loop_samples" --arg pyskip "$py_skip" --argjson np "$nb_plain" \
+	--argjson nq "$nb_prof" --argjson nl "$nb_lines" --argjson hp "$hwm_plain" \
+	--argjson hq "$hwm_prof" --argjson self "$self_bytes" --argjson st "$stages" --argjson tm "$tm" '
+	{schema: "snapmem.bench-profile/1",
+	 alloc: {pairs: $pairs, plain_s: $lp, jemalloc_s: $lj, profiled_s: $lq, ratio: ($lq / $lp),
+		 ratio_vs_jemalloc: ($lq / $lj), process_plain_s: $wp, process_profiled_s: $wq,
+		 process_ratio: ($wq / $wp), samples: $samples},
+	 numpy: (if $pyskip != "" then {skipped: $pyskip} else
+		{cells: 3000000, plain_s: $np, profiled_s: $nq, ratio: ($nq / $np),
+		 python_lines_s: $nl, python_lines_ratio: ($nl / $np),
+		 vm_hwm_plain: $hp, vm_hwm_profiled: $hq, vm_hwm_diff_pct: (($hq / $hp - 1) * 100),
+		 profiler_self_bytes: $self,
+		 stages: [$tm | keys_unsorted[] as $k | {stage: $k, tracemalloc: $tm[$k],
+			  snapmem: ($st[$k] // 0),
+			  diff_pct: ((($st[$k] // 0) / $tm[$k] - 1) * 100)}]} end)}' >"$out_json"
+
+jq -r '
+	def f(x; n): (x * pow(10; n) | round) / pow(10; n);
+	def ok(c): if c then "met" else "**MISSED**" end;
+	def mib(x): "\(f(x / 1048576; 2)) MiB";
+	"## snapmem profile (`scripts/bench-profile.sh`)\n",
+	"| target | measured | verdict |", "|---|---|---|",
+	"| allocation loop under `snapmem profile` <= 1.5x plain | \(f(.alloc.profiled_s; 4)) s vs \(f(.alloc.plain_s; 4)) s = \(f(.alloc.ratio; 2))x | \(ok(.alloc.ratio <= 1.5)) |",
+	(if .numpy.skipped then "| numpy example | skipped: \(.numpy.skipped) | |" else
+	 "| numpy example <= 1.10x wall | \(f(.numpy.profiled_s; 3)) s vs \(f(.numpy.plain_s; 3)) s = \(f(.numpy.ratio; 3))x | \(ok(.numpy.ratio <= 1.10)) |",
+	 "| VmHWM within 3 % of plain | \(mib(.numpy.vm_hwm_profiled)) vs \(mib(.numpy.vm_hwm_plain)): \(f(.numpy.vm_hwm_diff_pct; 2))% | \(ok((.numpy.vm_hwm_diff_pct | fabs) <= 3)) |",
+	 "| per-step allocated peaks within 5 % of tracemalloc | worst \(f([.numpy.stages[] | .diff_pct | fabs] | max; 2))% | \(ok([.numpy.stages[] | (.diff_pct | fabs) <= 5] | all)) |" end),
+	"",
+	"- allocation loop (\(.alloc.pairs) malloc/free pairs, loop time in the process): plain (glibc) \(f(.alloc.plain_s; 4)) s; jemalloc alone (LD_PRELOAD) \(f(.alloc.jemalloc_s; 4)) s; `snapmem profile` (jemalloc, sampling layer at 512 KiB, timeline 100 Hz) \(f(.alloc.profiled_s; 4)) s = \(f(.alloc.ratio; 2))x plain, \(f(.alloc.ratio_vs_jemalloc; 2))x jemalloc alone; \(.alloc.samples) samples. Whole process including writing memory.json and the reports: \(f(.alloc.process_profiled_s; 3)) s vs \(f(.alloc.process_plain_s; 3)) s = \(f(.alloc.process_ratio; 2))x",
+	(if .numpy.skipped then empty else
+	 "- numpy example (\(.numpy.cells) cells, 20 halos): plain \(f(.numpy.plain_s; 3)) s, profiled \(f(.numpy.profiled_s; 3)) s (\(f(.numpy.ratio; 3))x), with `--python-lines` \(f(.numpy.python_lines_s; 3)) s (\(f(.numpy.python_lines_ratio; 3))x): the overhead of naming the script lines",
+	 "- VmHWM: plain \(.numpy.vm_hwm_plain) B, profiled \(.numpy.vm_hwm_profiled) B (jemalloc and `PYTHONMALLOC=malloc` in place of glibc and pymalloc, the profiler included); the profiler'"'"'s own memory: \(.numpy.profiler_self_bytes) B",
+	 "",
+	 "Per step, allocated peak above the memory when step 1 began (snapmem: jemalloc, size classes included; tracemalloc: requested bytes of Python'"'"'s allocations):\n",
+	 "| step | tracemalloc | snapmem profile | difference |", "|---|---:|---:|---:|",
+	 (.numpy.stages[] | "| \(.stage) | \(mib(.tracemalloc)) | \(mib(.snapmem)) | \(f(.diff_pct; 2))% |") end)
+	' "$out_json" >"$out_md"
+say "done: $out_md"
