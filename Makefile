@@ -28,7 +28,7 @@ else
 Q := @
 endif
 
-PKGS := hdf5 libunwind jansson libdw
+PKGS := hdf5 libunwind jansson
 ifneq ($(SANITIZE),1)
 ifneq ($(VALGRIND),1)
 PKGS += jemalloc
@@ -37,7 +37,8 @@ endif
 TEST_PKGS := cmocka
 
 # Recursive (=) so that pkg-config runs when a recipe needs it, after scripts/setup-deps.sh.
-PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) $(TEST_PKGS) 2>/dev/null)
+# libdw: headers only; src/profiler/symbolize.c opens libdw.so.1 with dlopen when it names frames.
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) libdw $(TEST_PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 TEST_LIBS = $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 
@@ -192,7 +193,7 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/libsnapmem.a
 # $(BUILD)/python/snapmem. Test programs (tests/progs/*.c, -g) are plain programs, linked with
 # nothing of snapmem's, except lib-*.c, linked twice: against libsnapmem.a (lib-NAME) and
 # libsnapmem.so (lib-NAME-shared).
-PRELOAD_LIBS = $(shell pkg-config --libs libunwind jansson libdw jemalloc 2>/dev/null)
+PRELOAD_LIBS = $(shell pkg-config --libs libunwind jansson jemalloc 2>/dev/null)
 # the installed preload library, found by `snapmem profile` when it is not beside the binary
 $(BUILD)/obj/src/cli/cmd_profile.o: CFLAGS += -DSM_PRELOAD_PATH='"$(PREFIX)/lib/snapmem/libsnapmem-preload.so"'
 # the Python module goes where python3 looks: PREFIX/lib/pythonX.Y/dist-packages (Debian's

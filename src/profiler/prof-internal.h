@@ -210,6 +210,7 @@ typedef struct sm__timeline {
 	pthread_t thread;
 	int running;
 	int stop;
+	int no_stats;          /* set after an allocation failed: statm only (see core.c fail_alloc) */
 	double period;         /* seconds between samples (doubled on thinning) */
 	double t0;
 	size_t cap, n;
@@ -326,6 +327,7 @@ struct sm_prof {
 	sm__procfd status;             /* /proc/self/status, kept open */
 	sm__reading last;              /* the last boundary reading, reused while fresh */
 	uint64_t readings, reused;     /* boundary readings taken / reused (tests, docs) */
+	int alloc_failed;              /* a tracked allocation failed: jemalloc's stats not read again */
 };
 
 #endif

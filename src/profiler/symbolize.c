@@ -9,10 +9,18 @@
  * Nothing here runs while the program allocates; a module without DWARF gets function only; a
  * failure anywhere leaves the fields unknown (the caller falls back to dladdr). The strings handed
  * out belong to libdw and live until sm__sym_close.
+ *
+ * libdw is opened with dlopen when a document is first symbolised, not linked: a program that
+ * links libsnapmem (and snapmem itself) does not carry libdw, libelf and their compressors in its
+ * address space while it runs (a run under a tight RLIMIT_AS keeps the room it had); without
+ * libdw.so.1 the caller falls back to dladdr.
  */
 #include "profiler/prof-internal.h"
 
+#include <dlfcn.h>
 #include <dwarf.h>
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <elfutils/libdwfl.h>
 #include <jansson.h>
 #include <stdlib.h>
@@ -23,27 +31,123 @@ struct sm__symbolizer {
 	Dwfl *dwfl;
 };
 
+/* the libdw functions used, from dlopen("libdw.so.1") */
+static struct {
+	__typeof__(dwfl_begin) *begin;
+	__typeof__(dwfl_linux_proc_find_elf) *find_elf;
+	__typeof__(dwfl_standard_find_debuginfo) *find_debuginfo;
+	__typeof__(dwfl_linux_proc_report) *proc_report;
+	__typeof__(dwfl_report_end) *report_end;
+	__typeof__(dwfl_end) *end;
+	__typeof__(dwfl_addrmodule) *addrmodule;
+	__typeof__(dwfl_module_addrinfo) *addrinfo;
+	__typeof__(dwfl_module_getsrc) *getsrc;
+	__typeof__(dwfl_lineinfo) *lineinfo;
+	__typeof__(dwfl_module_addrdie) *addrdie;
+	__typeof__(dwarf_getscopes) *getscopes;
+	__typeof__(dwarf_getsrcfiles) *getsrcfiles;
+	__typeof__(dwarf_tag) *tag;
+	__typeof__(dwarf_attr) *attr;
+	__typeof__(dwarf_attr_integrate) *attr_integrate;
+	__typeof__(dwarf_formudata) *formudata;
+	__typeof__(dwarf_formstring) *formstring;
+	__typeof__(dwarf_filesrc) *filesrc;
+} dw;
+static int dw_state; /* 0 not tried, 1 loaded, -1 unavailable */
+static pthread_mutex_t dw_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static char *debuginfo_path;
-static const Dwfl_Callbacks callbacks = {
-	.find_elf = dwfl_linux_proc_find_elf,
-	.find_debuginfo = dwfl_standard_find_debuginfo,
-	.debuginfo_path = &debuginfo_path,
-};
+static Dwfl_Callbacks callbacks = { .debuginfo_path = &debuginfo_path };
+
+static int dw_load(void)
+{
+	pthread_mutex_lock(&dw_lock);
+	if (dw_state == 0) {
+		void *h = dlopen("libdw.so.1", RTLD_LAZY | RTLD_LOCAL);
+		dw_state = -1;
+#define DW(field, name) *(void **)&dw.field = h ? dlsym(h, name) : NULL
+		DW(begin, "dwfl_begin");
+		DW(find_elf, "dwfl_linux_proc_find_elf");
+		DW(find_debuginfo, "dwfl_standard_find_debuginfo");
+		DW(proc_report, "dwfl_linux_proc_report");
+		DW(report_end, "dwfl_report_end");
+		DW(end, "dwfl_end");
+		DW(addrmodule, "dwfl_addrmodule");
+		DW(addrinfo, "dwfl_module_addrinfo");
+		DW(getsrc, "dwfl_module_getsrc");
+		DW(lineinfo, "dwfl_lineinfo");
+		DW(addrdie, "dwfl_module_addrdie");
+		DW(getscopes, "dwarf_getscopes");
+		DW(getsrcfiles, "dwarf_getsrcfiles");
+		DW(tag, "dwarf_tag");
+		DW(attr, "dwarf_attr");
+		DW(attr_integrate, "dwarf_attr_integrate");
+		DW(formudata, "dwarf_formudata");
+		DW(formstring, "dwarf_formstring");
+		DW(filesrc, "dwarf_filesrc");
+#undef DW
+		void **f = (void **)&dw;
+		int ok = h != NULL;
+		for (size_t i = 0; i < sizeof(dw) / sizeof(void *); i++)
+			ok = ok && f[i] != NULL;
+		if (ok) {
+			callbacks.find_elf = dw.find_elf;
+			callbacks.find_debuginfo = dw.find_debuginfo;
+			dw_state = 1;
+		} else if (h) {
+			dlclose(h);
+		}
+	}
+	int ok = dw_state == 1;
+	pthread_mutex_unlock(&dw_lock);
+	return ok;
+}
+
+/*
+ * libdw maps every object of the process and reads their symbol and line tables: tens of MiB of
+ * address space. Under an address-space limit (RLIMIT_AS) without that much room left, taking it
+ * would push the allocator into failures of its own while the document is built (jemalloc's
+ * statistics merge does not survive every one of them), so frames are then named by dladdr.
+ */
+#define DW_ROOM ((uint64_t)256 << 20)
+
+static int room_for_libdw(void)
+{
+	struct rlimit rl;
+	char buf[4096];
+	if (getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+		return 1;
+	int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	const char *v = strstr(buf, "\nVmSize:");
+	if (!v)
+		return 0;
+	uint64_t size = strtoull(v + 8, NULL, 10) * 1024;
+	return size + DW_ROOM <= (uint64_t)rl.rlim_cur;
+}
 
 sm__symbolizer *sm__sym_open(void)
 {
+	if (!room_for_libdw() || !dw_load())
+		return NULL;
 	sm__symbolizer *s = sm__raw_alloc(sizeof(*s));
 	if (!s)
 		return NULL;
-	s->dwfl = dwfl_begin(&callbacks);
+	s->dwfl = dw.begin(&callbacks);
 	if (!s->dwfl)
 		goto fail;
-	if (dwfl_linux_proc_report(s->dwfl, getpid()) != 0 ||
-	    dwfl_report_end(s->dwfl, NULL, NULL) != 0)
+	if (dw.proc_report(s->dwfl, getpid()) != 0 ||
+	    dw.report_end(s->dwfl, NULL, NULL) != 0)
 		goto fail_dwfl;
 	return s;
 fail_dwfl:
-	dwfl_end(s->dwfl);
+	dw.end(s->dwfl);
 fail:
 	sm__raw_free(s);
 	return NULL;
@@ -53,7 +157,7 @@ void sm__sym_close(sm__symbolizer *s)
 {
 	if (!s)
 		return;
-	dwfl_end(s->dwfl);
+	dw.end(s->dwfl);
 	sm__raw_free(s);
 }
 
@@ -62,10 +166,10 @@ static const char *die_name(Dwarf_Die *die)
 	Dwarf_Attribute attr;
 	const char *n = NULL;
 	/* an inlined instance names itself through DW_AT_abstract_origin: integrate follows it */
-	if (dwarf_attr_integrate(die, DW_AT_linkage_name, &attr))
-		n = dwarf_formstring(&attr);
-	if (!n && dwarf_attr_integrate(die, DW_AT_name, &attr))
-		n = dwarf_formstring(&attr);
+	if (dw.attr_integrate(die, DW_AT_linkage_name, &attr))
+		n = dw.formstring(&attr);
+	if (!n && dw.attr_integrate(die, DW_AT_name, &attr))
+		n = dw.formstring(&attr);
 	return n;
 }
 
@@ -73,28 +177,28 @@ static json_t *inlined_chain(Dwfl_Module *m, Dwarf_Addr pc)
 {
 	json_t *out = json_array();
 	Dwarf_Addr bias = 0;
-	Dwarf_Die *cu = dwfl_module_addrdie(m, pc, &bias);
+	Dwarf_Die *cu = dw.addrdie(m, pc, &bias);
 	Dwarf_Die *scopes = NULL;
 	Dwarf_Files *files = NULL;
 	size_t nfiles = 0;
 	if (!cu || !out)
 		return out;
-	int n = dwarf_getscopes(cu, pc - bias, &scopes);
+	int n = dw.getscopes(cu, pc - bias, &scopes);
 	if (n <= 0)
 		return out;
-	if (dwarf_getsrcfiles(cu, &files, &nfiles) != 0)
+	if (dw.getsrcfiles(cu, &files, &nfiles) != 0)
 		files = NULL;
 	for (int i = 0; i < n; i++) {
-		if (dwarf_tag(&scopes[i]) != DW_TAG_inlined_subroutine)
+		if (dw.tag(&scopes[i]) != DW_TAG_inlined_subroutine)
 			continue;
 		Dwarf_Attribute attr;
 		Dwarf_Word fidx = 0, cline = 0;
 		const char *cfile = NULL;
-		if (dwarf_attr(&scopes[i], DW_AT_call_file, &attr) &&
-		    dwarf_formudata(&attr, &fidx) == 0 && files && fidx < nfiles)
-			cfile = dwarf_filesrc(files, fidx, NULL, NULL);
-		if (dwarf_attr(&scopes[i], DW_AT_call_line, &attr))
-			dwarf_formudata(&attr, &cline);
+		if (dw.attr(&scopes[i], DW_AT_call_file, &attr) &&
+		    dw.formudata(&attr, &fidx) == 0 && files && fidx < nfiles)
+			cfile = dw.filesrc(files, fidx, NULL, NULL);
+		if (dw.attr(&scopes[i], DW_AT_call_line, &attr))
+			dw.formudata(&attr, &cline);
 		const char *name = die_name(&scopes[i]);
 		json_array_append_new(out, json_pack("{s:o,s:o,s:o}", "function",
 						     name ? json_string(name) : json_null(),
@@ -116,18 +220,18 @@ void sm__sym_lookup(sm__symbolizer *s, void *addr, const char **function, uint64
 	if (!s || !addr)
 		return;
 	Dwarf_Addr pc = (Dwarf_Addr)(uintptr_t)addr - 1;
-	Dwfl_Module *m = dwfl_addrmodule(s->dwfl, pc);
+	Dwfl_Module *m = dw.addrmodule(s->dwfl, pc);
 	if (!m)
 		return;
 	GElf_Off off = 0;
 	GElf_Sym sym;
-	*function = dwfl_module_addrinfo(m, pc, &off, &sym, NULL, NULL, NULL);
+	*function = dw.addrinfo(m, pc, &off, &sym, NULL, NULL, NULL);
 	if (*function)
 		*offset = (uint64_t)off + 1; /* from the symbol to the return address */
-	Dwfl_Line *ln = dwfl_module_getsrc(m, pc);
+	Dwfl_Line *ln = dw.getsrc(m, pc);
 	if (ln) {
 		int l = 0;
-		const char *f = dwfl_lineinfo(ln, NULL, &l, NULL, NULL, NULL);
+		const char *f = dw.lineinfo(ln, NULL, &l, NULL, NULL, NULL);
 		if (f && l > 0) {
 			*file = f;
 			*line = l;

@@ -50,7 +50,8 @@ static void *run(void *arg)
 	while (!tl->stop) {
 		pthread_mutex_unlock(&tl->mu);
 		uint64_t a = 0, r = 0;
-		int ok = sm__je_read_allocated(&a, &r) == 0;
+		int ok = !__atomic_load_n(&tl->no_stats, __ATOMIC_ACQUIRE) &&
+			 sm__je_read_allocated(&a, &r) == 0;
 		uint64_t rss = sm__proc_statm_rss(&tl->statm);
 		double t = sm__now() - tl->t0;
 		pthread_mutex_lock(&tl->mu);
