@@ -182,7 +182,7 @@ static void on_fatal(int sig)
 static void install_signals(void)
 {
 	/* an alternate stack, so that a stack overflow's SIGSEGV can still write (main thread) */
-	static const size_t alt = 64 << 10;
+	static const size_t alt = 4 << 20; /* jansson, libdw (dlopen) and the write: untouched pages cost nothing */
 	void *m = mmap(NULL, alt, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (m != MAP_FAILED) {
 		stack_t st = { .ss_sp = m, .ss_size = alt, .ss_flags = 0 };
