@@ -71,6 +71,12 @@ static const struct opt mock_opts[] = {
 	{"gas", 1}, {"halos", 1}, {"small-halos", 1}, {"files", 1}, {"seed", 1}, {"snap", 1},
 	{"box", 1}, {"header-only", 0}, {"gas-total", 1}, {"help", 0}, {NULL, 0},
 };
+static const struct opt profile_opts[] = {
+	{"out", 1}, {"follow-fork", 0}, {"python-lines", 0}, {"preload", 1}, {"help", 0}, {NULL, 0},
+};
+static const struct opt diff_opts[] = {
+	{"budget", 1}, {"format", 1}, {"output", 1}, {"help", 0}, {NULL, 0},
+};
 static const struct opt help_opts[] = {{"help", 0}, {NULL, 0}};
 
 static const struct command {
@@ -78,8 +84,9 @@ static const struct command {
 	const struct opt *opts;
 } commands[] = {
 	{"estimate", estimate_opts}, {"tradeoff", tradeoff_opts}, {"run", run_opts},
-	{"report", report_opts},     {"info", info_opts},         {"mock", mock_opts},
-	{"help", help_opts},         {"completion", help_opts},
+	{"report", report_opts},     {"profile", profile_opts},   {"diff", diff_opts},
+	{"info", info_opts},         {"mock", mock_opts},         {"help", help_opts},
+	{"completion", help_opts},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -575,7 +582,7 @@ static void test_exit_codes(void **state)
 		    "snapmem: 'estimat' is not a snapmem command; did you mean 'estimate'?", NULL);
 	r = tu_run("frobnicate", "--help", NULL);
 	expect_line(&r, 127, "frobnicate", "'frobnicate' is not a snapmem command (commands: "
-		    "estimate, tradeoff, run, report, info, mock, help, completion)", NULL);
+		    "estimate, tradeoff, run, report, profile, diff, info, mock, help, completion)", NULL);
 	r = tu_run("help", "reprot", NULL);
 	expect_line(&r, 127, "help reprot", "did you mean 'report'?", NULL);
 	free(out);
