@@ -47,6 +47,9 @@ static void set_name(char *dst, size_t len, const char *src)
 	dst[n] = '\0';
 }
 
+/* Catalogues of at most this many groups are read in one pass, without the scan first. */
+#define ONE_PASS_GROUPS (UINT64_C(1) << 25)
+
 struct cand {
 	uint64_t index;
 	float m;
@@ -100,7 +103,7 @@ static int select_from_catalog(sm_est_input *in, sm_catalog *c, const sm_model_o
 	struct cand *cand = NULL;
 	uint64_t g = c->ngroups_total, i, nc = 0, k;
 	double h = in->header.hubble_param > 0 ? in->header.hubble_param : c->hubble_param;
-	int rc = 0;
+	int rc = 0, one_pass;
 
 	if (!(h > 0)) {
 		rc = sm_error_set(err, SM_EFORMAT, "'%s': HubbleParam is missing or not positive: "
@@ -108,9 +111,16 @@ static int select_from_catalog(sm_est_input *in, sm_catalog *c, const sm_model_o
 		goto out;
 	}
 	in->groups_total = g;
-	if ((rc = sm__catalog_scan(c, err)) != 0)
+	/* The chunk scan checks Ngroups_Total before buffers are sized by it. A catalogue of up to
+	 * ONE_PASS_GROUPS groups (whose buffers are small whatever the files hold) is read in one
+	 * pass instead, which checks the same sums as it goes: half the file opens, the cost of an
+	 * estimate of a many-chunk snapshot. Should that pass fail, the scan runs after all, so
+	 * that the error is the one the scan would have given first. With --mpi the old order
+	 * stays (every chunk is also opened alone, as the distributed run does). */
+	one_pass = !o->mpi && g <= ONE_PASS_GROUPS;
+	if (!one_pass && (rc = sm__catalog_scan(c, err)) != 0)
 		goto out;
-	if (g > 0 && (rc = groups_chunk_max(in, c, o, err)) != 0)
+	if (!one_pass && g > 0 && (rc = groups_chunk_max(in, c, o, err)) != 0)
 		goto out;
 	if (g > SIZE_MAX / sizeof(struct cand)) {
 		rc = sm_error_set(err, SM_EOVERFLOW, "'%s': Ngroups_Total %llu is too large",
@@ -129,7 +139,20 @@ static int select_from_catalog(sm_est_input *in, sm_catalog *c, const sm_model_o
 		sm_catalog_field fields[2] = {{"Group_M_Crit200", SM_DTYPE_F32, 1, m},
 					      {"Group_R_Crit200", SM_DTYPE_F32, 1, r}};
 
-		if ((rc = sm_catalog_read_group_fields(c, fields, 2, err)) != 0)
+		rc = sm_catalog_read_group_fields(c, fields, 2, err);
+		if (rc != 0 && one_pass) {
+			sm_error scan_err;
+
+			sm_error_clear(&scan_err);
+			if (sm__catalog_scan(c, &scan_err) != 0) {
+				if (err != NULL)
+					*err = scan_err;
+				rc = scan_err.code;
+			}
+		}
+		if (rc != 0)
+			goto out;
+		if (one_pass && (rc = groups_chunk_max(in, c, o, err)) != 0)
 			goto out;
 	}
 	for (i = 0; i < g; i++) {

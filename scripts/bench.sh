@@ -93,21 +93,36 @@ for n in "${sizes[@]}"; do
 done
 
 say "read floor and full run at $ref cells (interleaved, $((repeats + 2)) each)"
-reads=(); reads1=(); fulls=(); fulls4k=(); noprof=(); noprofp=(); ctemp=(); profw=()
+reads=(); reads1=(); fulls=(); fulls4k=(); noprof=(); noprofp=(); ctemp=(); profw=(); pratio=(); wratio=(); tlcpu=()
+tlticks=0
 for ((r = 0; r < repeats + 2; r++)); do
 	reads+=("$("$build/bench/benchmark-read" "$(mock_dir "$ref")" 99 float32 1 | jq -r .median_s)")
 	reads1+=("$("$build/bench/benchmark-read" "$(mock_dir "$ref")" 99 float32 1 --reuse |
 		jq -r .median_s)")
 	line=$(SNAPMEM_HUGEPAGES=0 run_once "$ref"); read -r _ p _ <<<"$line"; fulls4k+=("$p")
-	line=$(run_once "$ref"); read -r w p _ <<<"$line"; fulls+=("$p"); profw+=("$w")
-	ctemp+=("$(jq -r '[.stages[] | select(.id=="compute_temperature") | .wall_s][0]' "$data/run/memory.json")")
-	rm -rf "$data/run"
-	t0=$(now)
-	npline=$("$bin" run --base-path "$(mock_dir "$ref")" --snap 99 --out "$data/run" --force \
-		--no-profile 2>/dev/null | head -1)
-	noprof+=("$(calc "$(now) - $t0")")
-	noprofp+=("$(echo "$npline" | sed -n 's/.*pipeline \([0-9.]*\) s$/\1/p')")
+	# The profiled and unprofiled runs as a pair, in alternating order (the overhead is the
+	# median of the pairs' ratios, so that the machine's load drifting between them cancels).
+	for half in $((r % 2)) $((1 - r % 2)); do
+		if [ "$half" = 0 ]; then
+			line=$(run_once "$ref"); read -r w p _ <<<"$line"; fulls+=("$p"); profw+=("$w")
+			ctemp+=("$(jq -r '[.stages[] | select(.id=="compute_temperature") | .wall_s][0]' "$data/run/memory.json")")
+			tlcpu+=("$(jq -r '.timeline.sampler_cpu_s // 0' "$data/run/memory.json")")
+			tlticks=$(jq -r '.timeline.sampler_ticks // 0' "$data/run/memory.json")
+		else
+			rm -rf "$data/run"
+			t0=$(now)
+			npline=$("$bin" run --base-path "$(mock_dir "$ref")" --snap 99 --out "$data/run" \
+				--force --no-profile 2>/dev/null | head -1)
+			noprof+=("$(calc "$(now) - $t0")")
+			noprofp+=("$(echo "$npline" | sed -n 's/.*pipeline \([0-9.]*\) s$/\1/p')")
+		fi
+	done
+	pratio+=("$(calc "${fulls[-1]} / ${noprofp[-1]}")")
+	wratio+=("$(calc "${profw[-1]} / ${noprof[-1]}")")
 done
+pratio_m=$(printf '%s\n' "${pratio[@]}" | median)
+tlcpu_s=$(printf '%s\n' "${tlcpu[@]}" | median)
+wratio_m=$(printf '%s\n' "${wratio[@]}" | median)
 read_s=$(printf '%s\n' "${reads[@]}" | median)
 read1_s=$(printf '%s\n' "${reads1[@]}" | median)
 full_s=$(printf '%s\n' "${fulls[@]}" | median)
@@ -327,6 +342,8 @@ jq -s --arg mode "$mode" --arg cpu "$cpu" --arg mem "$mem" --argjson cores "$(np
 	--argjson ref "$ref" --argjson read "$read_s" --argjson full "$full_s" \
 	--argjson read1 "$read1_s" --argjson full4k "$full4k_s" \
 	--argjson noprof "$noprof_s" --argjson profw "$profw_s" --argjson noprofp "$noprofp_s" --argjson ctemp "$ctemp_s" --argjson memcpy "$memcpy_s" \
+	--argjson pratio "$pratio_m" --argjson wratio "$wratio_m" \
+	--argjson tlcpu "$tlcpu_s" --argjson tlticks "$tlticks" \
 	--argjson plain "$plain_s" --argjson prof "$prof_s" --argjson plainproc "$plain_proc_s" \
 	--argjson ht "$ht_s" --argjson ms "$ms_s" --arg htpeak "${ht_peak:-}" \
 	--arg mspeak "${ms_peak:-}" --arg profpeak "${prof_peak:-}" --argjson est "$est_ms" \
@@ -354,9 +371,11 @@ jq -s --arg mode "$mode" --arg cpu "$cpu" --arg mem "$mem" --argjson cores "$(np
 		 compute_temperature_s: $ctemp, memcpy_same_bytes_s: $memcpy,
 		 kernel_vs_memcpy: ($ctemp / $memcpy)},
 	 profiler: {pipeline_profiled_s: $full, pipeline_unprofiled_s: $noprofp,
-		    pipeline_overhead_pct: (($full / $noprofp - 1) * 100),
+		    pipeline_overhead_pct: (($pratio - 1) * 100),
+		    pipeline_overhead_of_medians_pct: (($full / $noprofp - 1) * 100),
 		    process_profiled_s: $profw, process_unprofiled_s: $noprof,
-		    process_overhead_pct: (($profw / $noprof - 1) * 100),
+		    process_overhead_pct: (($wratio - 1) * 100),
+		    timeline_sampler_cpu_s: $tlcpu, timeline_sampler_ticks: $tlticks,
 		    alloc_pairs: $pairs, alloc_plain_s: $plain, alloc_profiled_s: $prof,
 		    alloc_ratio: ($prof / $plain), alloc_profiled_peak: $profpeak,
 		    plain_process_s: $plainproc, heaptrack_process_s: $ht,
@@ -432,7 +451,8 @@ jq -r '
 	(.time_split[] | "| \(.cells) | \(.id) | \(f(.wall_s; 4)) | \(f(.read_s; 4)) | \(f(.prefault_s; 4)) | \(f(.compute_s; 4)) | \(f(.free_s; 4)) |"),
 	"",
 	"## Profiler overhead\n",
-	"- the pipeline stages (\(.limit.cells) cells, index, float32): profiled \(f(.profiler.pipeline_profiled_s; 4)) s, `--no-profile` \(f(.profiler.pipeline_unprofiled_s; 4)) s: \(f(.profiler.pipeline_overhead_pct; 2))%",
+	"- the pipeline stages (\(.limit.cells) cells, index, float32): profiled \(f(.profiler.pipeline_profiled_s; 4)) s, `--no-profile` \(f(.profiler.pipeline_unprofiled_s; 4)) s (medians); the median of the ratios of interleaved pairs: \(f(.profiler.pipeline_overhead_pct; 2))% (of the medians: \(f(.profiler.pipeline_overhead_of_medians_pct; 2))%)",
+	"- the timeline sampler thread (100 Hz): \(f(.profiler.timeline_sampler_cpu_s; 4)) s of CPU over the profiled process (\(.profiler.timeline_sampler_ticks) samples, \(f(.profiler.timeline_sampler_cpu_s / ([.profiler.timeline_sampler_ticks, 1] | max) * 1e6; 1)) us a sample) = \(f(.profiler.timeline_sampler_cpu_s / .profiler.process_profiled_s * 100; 2))% of its wall time",
 	"- the whole `snapmem run` process, which with profiling also writes memory.json (symbolised sites, timeline) and the reports: profiled \(f(.profiler.process_profiled_s; 4)) s, `--no-profile` \(f(.profiler.process_unprofiled_s; 4)) s: \(f(.profiler.process_overhead_pct; 2))%",
 	"- allocation microbenchmark (\(.profiler.alloc_pairs) malloc/free pairs of 16-528 bytes, in-process loop time): plain \(f(.profiler.alloc_plain_s; 4)) s, snapmem profiler with sites \(f(.profiler.alloc_profiled_s; 4)) s = \(f(.profiler.alloc_ratio; 2))x",
 	"- whole process: plain \(f(.profiler.plain_process_s; 3)) s, under heaptrack \(f(.profiler.heaptrack_process_s; 3)) s = \(f(.profiler.heaptrack_ratio; 1))x, under valgrind massif \(f(.profiler.massif_process_s; 3)) s = \(f(.profiler.massif_ratio; 1))x",

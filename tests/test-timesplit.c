@@ -2,7 +2,8 @@
  * Where a stage's time goes (docs/PROFILER.md, memory.json stages[].time): sm_prof_time_add
  * counts in the innermost open stage and in every enclosing one, frees of tracked arrays are timed
  * by the profiler, compute_s is the rest of wall_s; and a real run's memory.json splits its
- * reading stages into read and prefault time (the parts never exceed the stage's wall time).
+ * reading stages into read and prefault time (the parts never exceed the stage's wall time) and
+ * reports the timeline sampler's own CPU time.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -186,6 +187,17 @@ static void test_run_splits(void **state)
 			assert_true(num(t, "read_s") == 0);
 	}
 	assert_int_equal(seen_read, 3);
+	/* The timeline sampler's own cost: its CPU time over the samples it took (none thinned in
+	 * a run this short, so every sample is in the document). */
+	{
+		json_t *tl = json_object_get(doc, "timeline");
+
+		assert_true(num(tl, "sampler_cpu_s") >= 0);
+		assert_int_equal((size_t)num(tl, "sampler_ticks"),
+				 json_array_size(json_object_get(tl, "t")));
+		if (num(tl, "sampler_ticks") > 0)
+			assert_true(num(tl, "sampler_cpu_s") > 0);
+	}
 	json_decref(doc);
 	free(mj);
 	free(snap);

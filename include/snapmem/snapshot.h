@@ -185,7 +185,7 @@ typedef struct sm_catalog {
 	int64_t num_files_header;    /* NumFiles as the header says (nfiles is 1 for a single file) */
 	uint64_t ngroups_file0;      /* Ngroups_ThisFile of the first (or only) chunk */
 	uint64_t ngroups_chunk_max;  /* the largest chunk's Ngroups_ThisFile, once the chunk
-				      * headers were scanned (reading group fields scans them) */
+				      * headers were scanned (reading group fields scans them too) */
 	double box_size;             /* BoxSize of the catalogue header (0 when absent) */
 	double redshift;             /* Redshift of the catalogue header (0 when absent) */
 	int has_box_size, has_redshift;

@@ -359,7 +359,8 @@ static json_t *build(sm_prof *p)
 	pthread_mutex_unlock(&sm__lock);
 
 	json_t *t = json_array(), *al = json_array(), *rs = json_array();
-	double rate = 0;
+	double rate = 0, tl_cpu = 0;
+	uint64_t ticks = 0;
 	if (p->tl_on) {
 		pthread_mutex_lock(&p->tl.mu);
 		for (size_t i = 0; i < p->tl.n; i++) {
@@ -368,11 +369,14 @@ static json_t *build(sm_prof *p)
 			json_array_append_new(rs, U(p->tl.resident[i]));
 		}
 		rate = 1.0 / p->tl.period;
+		tl_cpu = p->tl.cpu_s;
+		ticks = p->tl.ticks;
 		pthread_mutex_unlock(&p->tl.mu);
 	}
 	json_object_set_new(doc, "timeline",
-			    json_pack("{s:f,s:o,s:o,s:o,s:o}", "rate_hz", rate, "t", t, "allocated", al,
-				      "resident", rs, "marks", marks));
+			    json_pack("{s:f,s:o,s:o,s:o,s:o,s:f,s:o}", "rate_hz", rate, "t", t,
+				      "allocated", al, "resident", rs, "marks", marks,
+				      "sampler_cpu_s", tl_cpu, "sampler_ticks", U(ticks)));
 
 	for (size_t i = 0; i < p->nmeta; i++) {
 		json_t *v = json_loads(p->meta[i].json, 0, NULL);

@@ -222,6 +222,8 @@ typedef struct sm__timeline {
 	pthread_cond_t cv;
 	size_t map_bytes;
 	sm__procfd statm;      /* /proc/self/statm, owned by the sampler */
+	uint64_t ticks;        /* samples taken (thinning keeps fewer) */
+	double cpu_s;          /* the sampler thread's CPU time so far */
 } sm__timeline;
 
 int sm__timeline_start(sm__timeline *tl, double hz, size_t cap, double t0);

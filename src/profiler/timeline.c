@@ -67,6 +67,10 @@ static void *run(void *arg)
 			for (int d = 0; d < tl->open_depth && d < SM__TL_DEPTH; d++)
 				if (a > tl->depth_max[d])
 					tl->depth_max[d] = a;
+		struct timespec cpu;
+		if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu) == 0)
+			tl->cpu_s = (double)cpu.tv_sec + (double)cpu.tv_nsec * 1e-9;
+		tl->ticks++;
 		add_seconds(&next, tl->period);
 		while (!tl->stop) {
 			int rc = pthread_cond_timedwait(&tl->cv, &tl->mu, &next);

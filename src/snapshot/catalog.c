@@ -386,6 +386,8 @@ int sm_catalog_read_group_fields(sm_catalog *c, const sm_catalog_field *fields, 
 
 		if ((rc = open_chunk(c, i, path, &f, &ng, err)) != 0)
 			return rc;
+		if (ng > c->ngroups_chunk_max)
+			c->ngroups_chunk_max = ng;
 		if (ng > want - done) {
 			rc = sm_error_set(err, SM_EFORMAT,
 					  "'%s': Ngroups_ThisFile of the chunks up to this one add up "
