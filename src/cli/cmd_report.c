@@ -32,8 +32,9 @@ static const cli_opt report_opts[] = {
 	 "fit bytes = a + b*N over runs of the same options at two or more sizes and compare at "
 	 "TNG300-1 with the estimator and the notebook's figures", RO_SCALE_TO, 0},
 	{"tradeoff", 0, CLI_FLAG, NULL, "off",
-	 "a float32 and a float64 run of the same snapshot: memory per stage and what float32 costs "
-	 "in precision (radii, bins, mean temperatures)", RO_TRADEOFF, 0},
+	 "a float32 and a float64 run that differ in --positions only (another difference is "
+	 "refused, exit 2): memory per stage and what float32 costs in precision (radii, bins, mean "
+	 "temperatures)", RO_TRADEOFF, 0},
 	{"format", 0, CLI_CHOICE, "table|markdown|json|html", "table",
 	 "the output (html: a single run)", RO_FORMAT, 0},
 	{"output", 'o', CLI_FILE, "FILE", "standard output",
