@@ -47,8 +47,8 @@ int sm__est_calibrate(sm_est_input *in, const char *rundir, sm_error *err);
  * o->halos of them, or those above o->mass_min; capped at groups_total when that is known. */
 int sm__est_model_halos(sm_est_input *in, const sm_model_options *o, sm_error *err);
 
-/* Writes len bytes to path through a temporary file in the same directory and rename(2); on
- * failure nothing is left behind and an existing file is untouched. 0 or SM_EIO. */
+/* Writes len bytes to path through the shared writer (sm_out_write, include/snapmem/outfile.h); on
+ * failure nothing is left behind and an existing file is untouched. 0 or SM_E*. */
 int sm__est_write_atomic(const char *path, const char *text, size_t len, sm_error *err);
 
 /* The TNG300-1 largest halo mass assumed by the mass-function shape (Msun/h). */

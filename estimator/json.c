@@ -1,8 +1,9 @@
 /*
  * estimate.json ("schema": "snapmem.estimate/1", docs/MODEL.md) built with jansson from one
- * sm_estimate, and the atomic writer every estimator output goes through: a temporary file in the
- * target's directory, fsync, rename. On any failure the temporary is removed and an existing target
- * is left as it was.
+ * sm_estimate; every estimator output is written through the shared writer (sm_out_write,
+ * include/snapmem/outfile.h): a temporary file in the target's directory, fsync, rename, only over
+ * a regular file. On any failure the temporary is removed and an existing target is left as it was.
+ * A run's estimate.json carries the run's id ("run": {"id", "started"}).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +16,7 @@
 #include <jansson.h>
 
 #include "snapmem/estimator.h"
+#include "snapmem/outfile.h"
 
 #include "internal.h"
 
@@ -280,49 +282,7 @@ char *sm_estimate_json(const sm_est_input *in, const sm_estimate *e, const sm_es
 
 int sm__est_write_atomic(const char *path, const char *text, size_t len, sm_error *err)
 {
-	char tmp[SM_PATH_MAX + 32];
-	int fd = -1, rc = 0;
-	size_t off = 0;
-
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= sizeof(tmp))
-		return sm_error_set(err, SM_EIO, "'%s': path is too long", path);
-	fd = mkstemp(tmp);
-	if (fd < 0)
-		return sm_error_set(err, SM_EIO, "'%s': cannot create a temporary file: %s", path,
-				    strerror(errno));
-	while (off < len) {
-		ssize_t w = write(fd, text + off, len - off);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			rc = sm_error_set(err, SM_EIO, "'%s': write failed: %s", tmp,
-					  w < 0 ? strerror(errno) : "no progress");
-			goto fail;
-		}
-		off += (size_t)w;
-	}
-	if (fchmod(fd, 0644) != 0 || fsync(fd) != 0) {
-		rc = sm_error_set(err, SM_EIO, "'%s': cannot sync: %s", tmp, strerror(errno));
-		goto fail;
-	}
-	if (close(fd) != 0) {
-		fd = -1;
-		rc = sm_error_set(err, SM_EIO, "'%s': close failed: %s", tmp, strerror(errno));
-		goto fail;
-	}
-	fd = -1;
-	if (rename(tmp, path) != 0) {
-		rc = sm_error_set(err, SM_EIO, "'%s': cannot rename into place: %s", path,
-				  strerror(errno));
-		goto fail;
-	}
-	return 0;
-fail:
-	if (fd >= 0)
-		close(fd);
-	unlink(tmp);
-	return rc;
+	return sm_out_write(path, text, len, NULL, 0, err);
 }
 
 int sm_est_write_text(const char *path, const char *text, sm_error *err)
@@ -339,6 +299,28 @@ int sm_estimate_write_json(const sm_est_input *in, const sm_estimate *e, const s
 	if (text == NULL)
 		return sm_error_set(err, SM_ENOMEM, "'%s': cannot build the estimate JSON", path);
 	rc = sm__est_write_atomic(path, text, strlen(text), err);
+	free(text);
+	return rc;
+}
+
+int sm_estimate_write_json_run(const sm_est_input *in, const sm_estimate *e,
+			       const sm_est_verdict *v, const sm_estimate *pre, const char *run_id,
+			       const char *run_started, const char *path, sm_error *err)
+{
+	char *text = sm_estimate_json(in, e, v, pre), *stamped = NULL;
+	json_t *root = text != NULL ? json_loads(text, 0, NULL) : NULL;
+	int rc;
+
+	if (root == NULL || json_object_set_new(root, "run", json_pack("{s:s, s:s}", "id", run_id,
+								       "started", run_started)) != 0 ||
+	    (stamped = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER)) == NULL) {
+		rc = sm_error_set(err, SM_ENOMEM, "'%s': cannot build the estimate JSON", path);
+		goto out;
+	}
+	rc = sm__est_write_atomic(path, stamped, strlen(stamped), err);
+out:
+	json_decref(root);
+	free(stamped);
 	free(text);
 	return rc;
 }

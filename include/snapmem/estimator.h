@@ -173,6 +173,13 @@ int sm_estimate_write_json(const sm_est_input *in, const sm_estimate *e,
 			   const struct sm_est_verdict *v, const sm_estimate *pre, const char *path,
 			   sm_error *err);
 
+/* The same with the run's stamp: "run": {"id": run_id, "started": run_started} (docs/MODEL.md),
+ * for the estimate.json of a run directory. */
+int sm_estimate_write_json_run(const sm_est_input *in, const sm_estimate *e,
+			       const struct sm_est_verdict *v, const sm_estimate *pre,
+			       const char *run_id, const char *run_started, const char *path,
+			       sm_error *err);
+
 /* ---- added by the estimator: documented figures, node fit, trade-off, text output ------------ */
 
 /* Predicted process baseline (allocated bytes) of one process: what sm_estimate.baseline holds

@@ -45,6 +45,9 @@ typedef struct sm_pipeline_options {
 	void *progress_ctx;
 	volatile sig_atomic_t *cancel;    /* NULL: none; non-zero stops the run with SM_EINTR and
 					   * err->signal = its value (store the signal number) */
+	const char *run_id;               /* NULL: none; else profiles.hdf5's root attribute
+					   * "run_id" (the run directory's stamp, outfile.h) */
+	const char *run_started;          /* NULL: none; else root attribute "run_started" */
 } sm_pipeline_options;
 
 /* Defaults: model options of sm_model_options_init, snap 99, everything else 0/NULL. */

@@ -121,6 +121,9 @@ typedef struct sm_report {
 	int complete;
 	char incomplete_reason[256];
 	char allocator[32];
+	char run_id[48];             /* the run's id (estimate.json and memory.json "run"."id", which
+				      * must agree); "" for a run written before run ids */
+	char run_started[32];        /* memory.json "run"."started"; "" when absent */
 	int measured;                /* allocator figures measured (jemalloc) */
 	double tolerance_pct;
 	uint64_t abs_bound;
@@ -171,7 +174,13 @@ int sm_report_render(const sm_report *r, sm_report_format f, char **out, sm_erro
  */
 int sm_report_write_files(const char *rundir, double tolerance_pct, sm_error *err);
 
-/* Writes text to path through a temporary file in the same directory and rename. 0 or SM_EIO. */
+/* The same, naming the run directory shown (NULL: rundir) in the reports: `snapmem run` writes
+ * them in its staging directory for the run directory they will be moved to. */
+int sm_report_write_files_as(const char *rundir, const char *shown, double tolerance_pct,
+			     sm_error *err);
+
+/* Writes text to path through the shared writer (sm_out_write: temporary file in the same
+ * directory, fsync, rename; only over a regular file). 0 or SM_E*. */
 int sm_report_write_text(const char *path, const char *text, sm_error *err);
 
 /* ---- scaling to TNG300-1 --------------------------------------------------------------------- */

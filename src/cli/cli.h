@@ -19,6 +19,7 @@
 #include "cli/opts.h"
 #include "snapmem/error.h"
 #include "snapmem/estimator.h"
+#include "snapmem/outfile.h"
 
 int cmd_info(int argc, char **argv);
 int cmd_mock(int argc, char **argv);
@@ -96,7 +97,34 @@ int cli_est_input(const struct cli_est_args *a, sm_est_input *in, sm_error *err)
 char *cli_est_commas(uint64_t v, char *buf, size_t len);
 char *cli_est_gib_repr(uint64_t bytes, char *buf, size_t len);
 const char *cli_est_opts_text(const sm_model_options *o, char *buf, size_t len);
-int cli_est_emit(const char *text, const char *out, sm_error *err);
+/* Writes text to a->out (or standard output), never over one of a's inputs (output.c). */
+int cli_est_emit(const char *text, const struct cli_est_args *a, sm_error *err);
+
+/* ---- -o FILE (output.c) ---------------------------------------------------------------------- */
+
+/* The inputs of a command, which -o must not replace (sm_out_input, outfile.h). Zero it first. */
+struct cli_inputs {
+	sm_out_input *in;
+	size_t n;
+	int nomem;
+};
+
+/* A snapshot source's inputs: --snapshot FILE, or --base-path DIR --snap N (the .hdf5 files of
+ * DIR, DIR/snapdir_NNN and DIR/groups_NNN), and --calibrate RUNDIR's memory.json. */
+void cli_inputs_source(struct cli_inputs *l, const char *base, int snap, const char *snapshot,
+		       const char *calibrate);
+
+/* A run directory's estimate.json, memory.json and profiles.hdf5. */
+void cli_inputs_rundir(struct cli_inputs *l, const char *rundir);
+
+void cli_inputs_release(struct cli_inputs *l);
+
+/* Checks out before the work (nothing for NULL or "-"): sm_out_check against l. */
+int cli_output_check(const char *out, const struct cli_inputs *l, sm_error *err);
+
+/* text to standard output (out NULL or "-") or through sm_out_write to out, never over l's
+ * inputs. 0 or SM_E* with err filled. */
+int cli_emit(const char *text, const char *out, const struct cli_inputs *l, sm_error *err);
 
 /* --headroom SIZE|PCT against node_mem (0: not given, an error), into *out. 0 or SM_EINVAL. */
 int cli_est_headroom(const char *val, uint64_t node_mem, uint64_t *out, sm_error *err);

@@ -4,7 +4,8 @@
  * embedded TNG300-1 default, the notebook's documented figures and the differences.
  *
  * Output: a table for people (IEC units, exact byte counts, the peak stage marked), Markdown, or
- * estimate.json (docs/MODEL.md), or the #SBATCH lines (--format slurm). -o writes atomically.
+ * estimate.json (docs/MODEL.md), or the #SBATCH lines (--format slurm). -o writes atomically, only a
+ * regular file that is not an input (output.c); -o - is standard output.
  * The verdict is sm_est_verdict's, printed here and by tradeoff (cli_est_render_verdict). Exit 0
  * done (the configured run fits --node-mem), 1 it does not, 2 bad input (one line on stderr), 3 out
  * of memory.
@@ -70,15 +71,17 @@ const char *cli_est_opts_text(const sm_model_options *o, char *buf, size_t len)
 	return buf;
 }
 
-int cli_est_emit(const char *text, const char *out, sm_error *err)
+int cli_est_emit(const char *text, const struct cli_est_args *a, sm_error *err)
 {
-	if (out == NULL) {
-		fputs(text, stdout);
-		if (fflush(stdout) != 0)
-			return sm_error_set(err, SM_EIO, "cannot write to standard output");
-		return 0;
-	}
-	return sm_est_write_text(out, text, err);
+	struct cli_inputs l = {0};
+	int rc;
+
+	cli_inputs_source(&l, a->base, a->snap, a->snapshot, a->opts.calibrate);
+	rc = cli_output_check(a->out, &l, err);
+	if (rc == 0)
+		rc = cli_emit(text, a->out, &l, err);
+	cli_inputs_release(&l);
+	return rc;
 }
 
 int cli_est_parse(const cli_cmd *cmd, int argc, char **argv, struct cli_est_args *a, int *done)
@@ -200,6 +203,17 @@ int cli_est_headroom(const char *val, uint64_t node_mem, uint64_t *out, sm_error
 
 int cli_est_input(const struct cli_est_args *a, sm_est_input *in, sm_error *err)
 {
+	struct cli_inputs l = {0};
+	int rc;
+
+	/* -o is checked before the work (and again when written) */
+	cli_inputs_source(&l, a->base, a->snap, a->snapshot, a->opts.calibrate);
+	rc = cli_output_check(a->out, &l, err);
+	cli_inputs_release(&l);
+	if (rc != 0) {
+		memset(in, 0, sizeof(*in));
+		return rc;
+	}
 	if (a->base != NULL)
 		return sm_est_input_from_base(in, a->base, a->snap, &a->opts, err);
 	if (a->snapshot != NULL)
@@ -744,7 +758,7 @@ int cmd_estimate(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (cli_est_emit(text, a.out, &err) != 0) {
+	if (cli_est_emit(text, &a, &err) != 0) {
 		status = cli_fail(&err);
 		goto out;
 	}

@@ -3,7 +3,8 @@
  *   snapmem report RUNDIR                         one run: stage verdicts, arrays, findings
  *   snapmem report --scale-to TNG300-1 RUNDIR...  runs at several sizes fitted and extrapolated
  *   snapmem report --tradeoff RUN_F32 RUN_F64     float32 vs float64: memory and precision
- * Output: table (default), markdown, json, html (single run only); -o writes atomically.
+ * Output: table (default), markdown, json, html (single run only); -o writes atomically, only a
+ * regular file that is none of the run directories' files (output.c); -o - is standard output.
  * Exit 0 done, 1 a stage misses the tolerance (or a figure that must match does not, or float32
  * changes a profile beyond the tolerance), 2 bad input or usage, 3 out of memory.
  */
@@ -66,15 +67,13 @@ static int has_estimate(const char *dir)
 	return access(e, F_OK) == 0 || access(m, F_OK) != 0;
 }
 
-static int emit(const char *text, const char *out, sm_error *err)
+/* The run directories' files, which -o must not replace (output.c). */
+static void report_inputs(struct cli_inputs *l, const char **dirs, size_t ndirs)
 {
-	if (out == NULL) {
-		fputs(text, stdout);
-		if (fflush(stdout) != 0)
-			return sm_error_set(err, SM_EIO, "cannot write to standard output");
-		return 0;
-	}
-	return sm_report_write_text(out, text, err);
+	size_t i;
+
+	for (i = 0; i < ndirs; i++)
+		cli_inputs_rundir(l, dirs[i]);
 }
 
 int cmd_report(int argc, char **argv)
@@ -84,6 +83,7 @@ int cmd_report(int argc, char **argv)
 	double tol = SM_REPORT_DEFAULT_TOLERANCE;
 	uint64_t abs_bound = SM_REPORT_ABS_BOUND;
 	sm_error err = {0};
+	struct cli_inputs inputs = {0};
 	size_t ndirs = 0;
 	char *text = NULL;
 	cli_parser p;
@@ -145,6 +145,11 @@ int cmd_report(int argc, char **argv)
 	}
 	if ((scale_to != NULL || tradeoff) && fmt_given && fmt == SM_REPORT_HTML) {
 		status = cli_parse_error(&p, "--format html is for a single run");
+		goto out;
+	}
+	report_inputs(&inputs, dirs, ndirs);
+	if (cli_output_check(out, &inputs, &err) != 0) {
+		status = cli_fail(&err);
 		goto out;
 	}
 	if (scale_to != NULL) {
@@ -222,9 +227,10 @@ int cmd_report(int argc, char **argv)
 		sm_report_release(&r);
 	}
 emit:
-	if (emit(text, out, &err) != 0)
+	if (cli_emit(text, out, &inputs, &err) != 0)
 		status = cli_fail(&err);
 out:
+	cli_inputs_release(&inputs);
 	free(text);
 	free(dirs);
 	return status;

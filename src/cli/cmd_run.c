@@ -4,17 +4,22 @@
  * with the measured sphere counts so that per-halo stages are compared on equal terms), memory.json
  * (the profiler's measurement with a "run" object) and report.md / report.html.
  *
- * Order of work, so that nothing is read or written in vain: options; the run directory is checked
- * (an existing non-empty one is refused without --force); the estimate from headers and the group
- * catalogue (no particle data), refused with exit 3 when over --max-mem; then the run. Every file
- * is written under a temporary name and renamed. On failure no partial file is left and a run
- * directory this command created is removed again; on SIGINT/SIGTERM the run stops at the next
- * check, memory.json is written marked incomplete with the stages so far, and the exit status is
- * 128 + the signal.
+ * Order of work, so that nothing is read or written in vain: options; the run directory is
+ * opened (sm_rundir_open, include/snapmem/outfile.h: created when absent, locked so that a
+ * concurrent run into it fails at once, cleaned of what dead runs left, refused when not empty
+ * without --force); the estimate from headers and the group catalogue (no particle data), refused
+ * with exit 3 when over --max-mem; then the run. Every file is written into the run's staging
+ * directory, stamped with the run id, and moved into the run directory at the end, together
+ * (sm_rundir_commit; docs/PIPELINE.md "Run directories"). On failure the run directory is left as
+ * it was (an earlier run whole; a directory this command created removed again); on
+ * SIGINT/SIGTERM the run stops at the next check and memory.json is written marked incomplete with
+ * the stages so far, as the only file moved in: as memory.json when the directory held no earlier
+ * run, else as memory.interrupted.json beside the earlier run, which stays whole; the exit status
+ * is 128 + the signal. A signal after the pipeline finished does not stop the commit.
  *
  * Test hooks (hidden from -h): --inject-oom NAME[:N] (or SNAPMEM_INJECT_OOM) fails the Nth tracked
  * allocation of array NAME ("*" any array) as out of memory; --inject-signal STAGE[:SIG] raises SIG
- * (default SIGINT) when STAGE begins.
+ * (default SIGINT; SIGTERM, or SIGKILL to leave what a killed run leaves) when STAGE begins.
  *
  * `--mpi` (docs/MPI.md; `mpirun -np R snapmem run --mpi ...`): MPI is started (mpi.c), every rank
  * parses the same options and runs sm_pipeline_run_distributed with its own profiler; rank 0 alone
@@ -41,12 +46,13 @@
 #include "cli/cli.h"
 #include "snapmem/estimator.h"
 #include "snapmem/limits.h"
+#include "snapmem/outfile.h"
 #include "snapmem/pipeline.h"
 #include "snapmem/profiler.h"
 #include "snapmem/report.h"
 #include "snapmem/units.h"
 
-#pragma weak sm_report_write_files
+#pragma weak sm_report_write_files_as
 
 enum { RU_BASE = CLI_ID_FIRST, RU_SNAP, RU_OUT, RU_FORCE, RU_MAX_MEM, RU_NO_PROFILE, RU_INJECT_OOM,
        RU_INJECT_SIGNAL };
@@ -58,7 +64,8 @@ static const cli_opt run_opts[] = {
 	{"out", 0, CLI_DIR, "DIR", "snapmem-run-<snap>", "run directory; must be new or empty",
 	 RU_OUT, 0},
 	{"force", 0, CLI_FLAG, NULL, "off",
-	 "write into an existing non-empty run directory (replacing its files)", RU_FORCE, 0},
+	 "write into an existing non-empty run directory (replacing the earlier run's files, all "
+	 "together at the end)", RU_FORCE, 0},
 	{"max-mem", 0, CLI_SIZE, "SIZE", "none: no limit",
 	 "refuse (exit 3) when the estimate is over SIZE (a unit is required: 200G, 512MiB); also "
 	 "enforced while running on the tracked arrays", RU_MAX_MEM, 0},
@@ -69,7 +76,7 @@ static const cli_opt run_opts[] = {
 	 "fail the Nth tracked allocation of array NAME (\"*\": any) as out of memory",
 	 RU_INJECT_OOM, CLI_HIDDEN},
 	{"inject-signal", 0, CLI_TEXT, "STAGE[:SIG]", "none",
-	 "raise SIG (2 or 15, default 2) when STAGE begins", RU_INJECT_SIGNAL, CLI_HIDDEN},
+	 "raise SIG (2, 15 or 9, default 2) when STAGE begins", RU_INJECT_SIGNAL, CLI_HIDDEN},
 	{NULL, 0, CLI_FLAG, NULL, NULL, NULL, 0, 0},
 };
 
@@ -188,25 +195,6 @@ static void draw_progress(const sm_pipeline_progress *pr, void *ctx)
 	fflush(stderr);
 }
 
-/* 1 when path is a directory holding anything, 0 when empty, -1 when it cannot be read. */
-static int dir_nonempty(const char *path)
-{
-	DIR *d = opendir(path);
-	struct dirent *e;
-	int found = 0;
-
-	if (d == NULL)
-		return -1;
-	while ((e = readdir(d)) != NULL) {
-		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
-			found = 1;
-			break;
-		}
-	}
-	closedir(d);
-	return found;
-}
-
 static json_t *options_json(const sm_model_options *mo, const char *base, int snap,
 			    const char *out, uint64_t max_mem)
 {
@@ -274,13 +262,16 @@ static void run_refusal(const char *base, const sm_estimate *pre, const sm_est_v
 /* The "run" object of memory.json (docs/MODEL.md). */
 static char *run_meta(const sm_model_options *mo, const char *base, int snap, const char *out,
 		      uint64_t max_mem, const sm_pipeline_result *r, const sm_estimate *pre,
-		      const char *status, int report_written)
+		      const char *status, int report_written, const sm_rundir *rd,
+		      const char *memory_name)
 {
 	json_t *o = json_object(), *halos = json_array(), *files = json_object(),
 	       *outs = json_array();
 	uint64_t i;
 	char *text;
 
+	json_object_set_new(o, "id", json_string(rd->id));
+	json_object_set_new(o, "started", json_string(rd->started));
 	json_object_set_new(o, "options", options_json(mo, base, snap, out, max_mem));
 	json_object_set_new(o, "status", json_string(status));
 	json_object_set_new(o, "gas_cells", json_integer((json_int_t)r->gas_cells));
@@ -310,7 +301,7 @@ static char *run_meta(const sm_model_options *mo, const char *base, int snap, co
 		json_array_append_new(outs, json_string("profiles.hdf5"));
 		json_array_append_new(outs, json_string("estimate.json"));
 	}
-	json_array_append_new(outs, json_string("memory.json"));
+	json_array_append_new(outs, json_string(memory_name));
 	if (report_written) {
 		json_array_append_new(outs, json_string("report.md"));
 		json_array_append_new(outs, json_string("report.html"));
@@ -595,16 +586,18 @@ static int run_main(int argc, char **argv, struct mpi_run *M, int ranks_given)
 	char defout[64], path[SM_PATH_MAX + 32], inject_name[64] = "";
 	const char *inject_env = getenv("SNAPMEM_INJECT_OOM");
 	uint64_t max_mem = 0, inject_n = 0, mpi_peak = 0;
-	int snap = -1, force = 0, no_profile = 0, created = 0, rc = 0, status = 0;
+	int snap = -1, force = 0, no_profile = 0, rc = 0, status = 0;
 	cli_parser cp;
 	const cli_opt *opt;
 	const char *val;
 	int have_in = 0, have_pre = 0, have_post = 0, sig_installed = 0, report_written = 0;
-	struct stat st;
 	struct run_need need;
+	sm_rundir rd;
 
 	sm_error_clear(&err);
 	memset(&need, 0, sizeof(need));
+	memset(&rd, 0, sizeof(rd));
+	rd.fd = -1;
 	memset(&res, 0, sizeof(res));
 	memset(&in, 0, sizeof(in));
 	memset(&ps, 0, sizeof(ps));
@@ -659,9 +652,10 @@ static int run_main(int argc, char **argv, struct mpi_run *M, int ranks_given)
 			memcpy(ps.inject_stage, val, nl);
 			ps.inject_stage[nl] = '\0';
 			ps.inject_sig = colon ? atoi(colon + 1) : SIGINT;
-			if (ps.inject_sig != SIGINT && ps.inject_sig != SIGTERM)
-				return usage_err("--inject-signal: signal must be %d or %d", SIGINT,
-						 SIGTERM);
+			if (ps.inject_sig != SIGINT && ps.inject_sig != SIGTERM &&
+			    ps.inject_sig != SIGKILL)
+				return usage_err("--inject-signal: signal must be %d, %d or %d", SIGINT,
+						 SIGTERM, SIGKILL);
 			break;
 		}
 		}
@@ -698,33 +692,16 @@ static int run_main(int argc, char **argv, struct mpi_run *M, int ranks_given)
 	if (M->rank != 0)
 		goto profiler;
 
-	/* The run directory: refused before anything is read when it is in use. */
-	if (stat(out, &st) == 0) {
-		int ne;
-
-		if (!S_ISDIR(st.st_mode)) {
-			sm_error_set(&err, SM_EEXIST, "'%s': exists and is not a directory", out);
-			status = 2;
-			goto fail_print;
-		}
-		ne = dir_nonempty(out);
-		if (ne < 0) {
-			sm_error_set(&err, SM_EIO, "'%s': cannot read the directory: %s", out,
-				     strerror(errno));
-			status = 2;
-			goto fail_print;
-		}
-		if (ne > 0 && !force) {
-			sm_error_set(&err, SM_EEXIST, "'%s': run directory exists and is not empty "
-				     "(use --force to write into it, or another --out)", out);
-			status = 2;
-			goto fail_print;
-		}
-	} else if (errno != ENOENT) {
-		sm_error_set(&err, SM_EIO, "'%s': %s", out, strerror(errno));
+	/* The run directory: created when absent and locked before anything is read; refused when
+	 * another run holds it, or when it is not empty without --force (outfile.h). */
+	if (sm_rundir_open(&rd, out, force, &err) != 0) {
 		status = 2;
 		goto fail_print;
 	}
+	if (rd.lock_errno != 0 && !quiet)
+		fprintf(stderr, "snapmem run: warning: '%s': cannot lock the run directory (%s): "
+			"runs into it at the same time are not detected\n", out,
+			strerror(rd.lock_errno));
 
 	/* The estimate, from headers and the catalogue only. */
 	if (sm_est_input_from_base(&in, base, snap, &mo, &err) != 0)
@@ -759,22 +736,6 @@ static int run_main(int argc, char **argv, struct mpi_run *M, int ranks_given)
 	if (check_limits(&need, &err) != 0)
 		goto fail;
 
-	if (stat(out, &st) != 0) {
-		if (mkdir(out, 0777) != 0) {
-			sm_error_set(&err, SM_EIO, "'%s': cannot create the run directory: %s", out,
-				     strerror(errno));
-			status = 2;
-			goto fail_print;
-		}
-		created = 1;
-	}
-	if (access(out, W_OK) != 0) {
-		sm_error_set(&err, SM_EIO, "'%s': run directory is not writable: %s", out,
-			     strerror(errno));
-		status = 2;
-		goto fail_print;
-	}
-
 profiler:
 	sm_hdf5_lean();
 	if (!no_profile) {
@@ -799,11 +760,8 @@ profiler:
 	if (M->on) {
 		M->pre_agreed = 1;
 		status = agree_status(M, 0, &err);
-		if (status != 0) {
-			if (created)
-				rmdir(out);
+		if (status != 0)
 			goto out;
-		}
 		/* The other ranks' limits, against rank 0's estimate (one rank's figures). */
 		if (M->comm.bcast(M->comm.ctx, 0, &need, sizeof(need)) != 0)
 			sm_error_set(&err, SM_EIO, "run --mpi: the estimate could not be sent to the "
@@ -811,18 +769,18 @@ profiler:
 		else if (M->rank != 0)
 			(void)check_limits(&need, &err);
 		status = agree_status(M, err.code != 0 ? sm_exit_code(&err) : 0, &err);
-		if (status != 0) {
-			if (created)
-				rmdir(out);
+		if (status != 0)
 			goto out;
-		}
 	}
 
 	sm_pipeline_options_init(&po);
 	po.base_path = base;
 	po.snap = snap;
 	po.model = mo;
-	po.out_dir = out;
+	/* rank 0 writes profiles.hdf5 into the staging directory; the other ranks write nothing */
+	po.out_dir = rd.stage != NULL ? rd.stage : out;
+	po.run_id = rd.stage != NULL ? rd.id : NULL;
+	po.run_started = rd.stage != NULL ? rd.started : NULL;
 	po.max_mem = max_mem;
 	ps.tty = isatty(2) && !quiet;
 	if (ps.tty || ps.inject_stage[0] != '\0') {
@@ -851,18 +809,25 @@ profiler:
 			(void)gather_figures(M, prof, base, snap, res.wall_s, &mpk, &gerr);
 		}
 		if (prof != NULL && M->rank == 0) {
+			/* the only file moved in: memory.json, or beside an earlier run, which stays
+			 * whole, memory.interrupted.json */
+			const char *name = rd.had_run ? "memory.interrupted.json" : "memory.json";
 			sm_error werr;
 
 			sm_error_clear(&werr);
 			sm_prof_mark_incomplete(prof, reason);
-			meta = run_meta(&mo, base, snap, out, max_mem, &res, pre, "interrupted", 0);
+			meta = run_meta(&mo, base, snap, out, max_mem, &res, pre, "interrupted", 0,
+					&rd, name);
 			if (meta != NULL)
 				sm_prof_set_meta(prof, "run", meta);
 			free(meta);
-			snprintf(path, sizeof(path), "%s/memory.json", out);
-			if (sm_prof_write_json(prof, path, &werr) == 0)
+			if (sm_rundir_staged(&rd, name, path, sizeof(path)) != NULL &&
+			    sm_prof_write_json(prof, path, &werr) == 0 &&
+			    sm_rundir_commit(&rd, &name, 1, !rd.had_run, &werr) == 0)
 				snprintf(err.msg, sizeof(err.msg),
-					 "%s; wrote '%.500s' (incomplete, stages so far)", reason, path);
+					 "%s; wrote '%.450s/%s' (incomplete, stages so far)%s", reason,
+					 out, name, rd.had_run ? "; the earlier run there is unchanged"
+							       : "");
 		}
 		goto fail;
 	}
@@ -915,14 +880,18 @@ profiler:
 		if (sm_estimate_compute(&in, &mo2, post, &err) != 0)
 			goto fail_after;
 		have_post = 1;
-		snprintf(path, sizeof(path), "%s/estimate.json", out);
+		if (sm_rundir_staged(&rd, "estimate.json", path, sizeof(path)) == NULL) {
+			sm_error_set(&err, SM_EINVAL, "'%.200s...': path too long", out);
+			goto fail_after;
+		}
 		{
 			sm_est_verdict v;
 			int wrc;
 
 			if (sm_est_verdict_compute(&in, post, max_mem, 0, &v, &err) != 0)
 				goto fail_after;
-			wrc = sm_estimate_write_json(&in, post, &v, pre, path, &err);
+			wrc = sm_estimate_write_json_run(&in, post, &v, pre, rd.id, rd.started, path,
+							 &err);
 			sm_est_verdict_release(&v);
 			if (wrc != 0)
 				goto fail_after;
@@ -930,20 +899,21 @@ profiler:
 	}
 	if (prof != NULL) {
 		char *meta;
-		int have_report = sm_report_write_files != NULL;
+		int have_report = sm_report_write_files_as != NULL;
 
-		meta = run_meta(&mo, base, snap, out, max_mem, &res, pre, "complete", have_report);
+		meta = run_meta(&mo, base, snap, out, max_mem, &res, pre, "complete", have_report,
+				&rd, "memory.json");
 		if (meta == NULL || sm_prof_set_meta(prof, "run", meta) != 0) {
 			free(meta);
 			sm_error_set(&err, SM_ENOMEM, "cannot build memory.json's run object");
 			goto fail_after;
 		}
 		free(meta);
-		snprintf(path, sizeof(path), "%s/memory.json", out);
-		if (sm_prof_write_json(prof, path, &err) != 0)
+		if (sm_rundir_staged(&rd, "memory.json", path, sizeof(path)) == NULL ||
+		    sm_prof_write_json(prof, path, &err) != 0)
 			goto fail_after;
 		if (have_report) {
-			if (sm_report_write_files(out, 1.0, &err) != 0)
+			if (sm_report_write_files_as(rd.stage, out, 1.0, &err) != 0)
 				goto fail_after;
 			report_written = 1;
 		} else {
@@ -953,6 +923,24 @@ profiler:
 		}
 	} else {
 		fprintf(stderr, "snapmem run: --no-profile: no memory.json and no report\n");
+	}
+
+	/* Everything is whole in the staging directory: moved into the run directory together,
+	 * replacing the earlier run's files (those this run does not write are removed). */
+	{
+		const char *names[5];
+		size_t nn = 0;
+
+		names[nn++] = "profiles.hdf5";
+		names[nn++] = "estimate.json";
+		if (prof != NULL)
+			names[nn++] = "memory.json";
+		if (report_written) {
+			names[nn++] = "report.md";
+			names[nn++] = "report.html";
+		}
+		if (sm_rundir_commit(&rd, names, nn, 1, &err) != 0)
+			goto fail_after;
 	}
 
 	{
@@ -991,13 +979,10 @@ profiler:
 	goto out;
 
 fail_after:
-	/* The run finished but a later file failed: profiles.hdf5 stays (it is whole). */
-	status = run_fail(&err);
-	goto out;
+	/* The run finished but a later file failed: nothing is moved in (sm_rundir_close removes the
+	 * staging directory), the run directory stays as it was. */
 fail:
 	status = run_fail(&err);
-	if (created)
-		rmdir(out);
 	goto out;
 fail_print:
 	if (!quiet)
@@ -1011,6 +996,7 @@ out:
 		/* Rank 0's writing decides every rank's status. */
 		status = agree_status(M, status, &err);
 	}
+	sm_rundir_close(&rd);
 	if (sig_installed) {
 		sigaction(SIGINT, &old_int, NULL);
 		sigaction(SIGTERM, &old_term, NULL);

@@ -249,7 +249,7 @@ int cmd_tradeoff(int argc, char **argv)
 		status = cli_fail(&err);
 		goto out;
 	}
-	if (cli_est_emit(text, a.out, &err) != 0) {
+	if (cli_est_emit(text, &a, &err) != 0) {
 		status = cli_fail(&err);
 		goto out;
 	}

@@ -1618,7 +1618,7 @@ static int one_halo(struct run *R, uint64_t h)
 int sm__pl_create_output(struct run *R)
 {
 	const sm_model_options *mo = &R->o->model;
-	sm__pl_attr a[20];
+	sm__pl_attr a[24];
 	size_t n = 0;
 
 #define S(nm, v) (a[n].name = (nm), a[n].s = (v), n++)
@@ -1626,6 +1626,10 @@ int sm__pl_create_output(struct run *R)
 #define D(nm, v) (a[n].name = (nm), a[n].s = NULL, a[n].is_int = 0, a[n].d = (v), n++)
 	memset(a, 0, sizeof(a));
 	S("creator", "snapmem run 0.1.0");
+	if (R->o->run_id != NULL)
+		S("run_id", R->o->run_id);
+	if (R->o->run_started != NULL)
+		S("run_started", R->o->run_started);
 	S("base_path", R->o->base_path);
 	I("snap", R->o->snap);
 	S("positions", sm_dtype_name(mo->positions));

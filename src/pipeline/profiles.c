@@ -3,7 +3,8 @@
  * docs/PIPELINE.md): one row per halo appended to extendible chunked datasets as each halo is done,
  * the bin edges, `units` attributes on every dataset and the run's options as root attributes.
  *
- * The file is written as DIR/.profiles.hdf5.tmp.PID and renamed to DIR/profiles.hdf5 by
+ * The file is written under the shared writer's temporary name (sm_outfile_open, outfile.h:
+ * DIR/.profiles.hdf5.snapmem-tmp.PID.RANDOM), synced and renamed to DIR/profiles.hdf5 by
  * sm__pl_out_commit, so that a run that stops early never leaves a file that looks whole; abort
  * removes the temporary file. HDF5's own buffers (chunk cache, metadata) are untracked by design
  * (docs/MODEL.md "Untracked memory"): each chunk here is at most one halo's 24,000-byte hist2d row.
@@ -17,6 +18,7 @@
 
 #include <hdf5.h>
 
+#include "snapmem/outfile.h"
 #include "snapmem/pipeline.h"
 #include "snapmem/snapshot.h"
 
@@ -97,6 +99,7 @@ struct sm__pl_out {
 	hid_t file;
 	hid_t d[D_N];
 	hsize_t k;
+	sm_outfile of;        /* the temporary and the target (outfile.h) */
 	char tmp[SM_PATH_MAX];
 	char final[SM_PATH_MAX];
 	char why[160];        /* the cause of the last failed append (h5_cause) */
@@ -194,9 +197,14 @@ int sm__pl_out_create(sm__pl_out **out, const char *dir, const sm__pl_attr *attr
 	o->file = -1;
 	for (j = 0; j < D_N; j++)
 		o->d[j] = -1;
-	if ((size_t)snprintf(o->final, sizeof(o->final), "%s/profiles.hdf5", dir) >= sizeof(o->final) ||
-	    (size_t)snprintf(o->tmp, sizeof(o->tmp), "%s/.profiles.hdf5.tmp.%ld", dir,
-			     (long)getpid()) >= sizeof(o->tmp)) {
+	o->of.fd = -1;
+	if ((size_t)snprintf(o->final, sizeof(o->final), "%s/profiles.hdf5", dir) >= sizeof(o->final)) {
+		rc = sm_error_set(err, SM_EINVAL, "'%s': output directory path is too long", dir);
+		goto fail;
+	}
+	if ((rc = sm_outfile_open(&o->of, o->final, NULL, 0, err)) != 0)
+		goto fail;
+	if ((size_t)snprintf(o->tmp, sizeof(o->tmp), "%s", o->of.tmp) >= sizeof(o->tmp)) {
 		rc = sm_error_set(err, SM_EINVAL, "'%s': output directory path is too long", dir);
 		goto fail;
 	}
@@ -350,19 +358,16 @@ int sm__pl_out_commit(sm__pl_out *o, char *path, size_t len, sm_error *err)
 			     h5_cause(why, sizeof(why)));
 		goto fail;
 	}
-	if (rename(o->tmp, o->final) != 0) {
-		sm_error_set(err, SM_EIO, "'%s': cannot rename to '%s': %s", o->tmp, o->final,
-			     strerror(errno));
+	if (sm_outfile_commit(&o->of, err) != 0)
 		goto fail;
-	}
 	if (path != NULL && len > 0)
 		snprintf(path, len, "%s", o->final);
 	free(o);
 	return 0;
 fail:
-	unlink(o->tmp);
+	sm_outfile_abort(&o->of);
 	free(o);
-	return SM_EIO;
+	return err != NULL && err->code != 0 ? err->code : SM_EIO;
 }
 
 void sm__pl_out_abort(sm__pl_out *o)
@@ -370,7 +375,6 @@ void sm__pl_out_abort(sm__pl_out *o)
 	if (o == NULL)
 		return;
 	close_all(o);
-	if (o->tmp[0] != '\0')
-		unlink(o->tmp);
+	sm_outfile_abort(&o->of);
 	free(o);
 }

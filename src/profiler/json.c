@@ -1,13 +1,14 @@
 /*
  * The memory.json document ("snapmem.memory/1", docs/MODEL.md) built with jansson from the
- * profiler's tables, and written through a temporary file and rename so that a reader never sees a
- * half-written file. Symbols are resolved here, once per distinct frame address: dladdr (object,
+ * profiler's tables, and written through the shared writer (sm_out_write: a temporary file, fsync,
+ * rename, only over a regular file) so that a reader never sees a half-written file. Symbols are resolved here, once per distinct frame address: dladdr (object,
  * exported function, offset from it) and libdw (symbolize.c: unexported functions, file, line,
  * inlined frames); the time it took is profiler.symbolize_s.
  * A document written while stages are open closes them, marks them and marks the document
  * incomplete. The sampling guard is set throughout so that jansson's allocations are not sampled.
  */
 #include "profiler/prof-internal.h"
+#include "snapmem/outfile.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -415,45 +416,19 @@ char *sm_prof_json(sm_prof *p)
 
 int sm_prof_write_json(sm_prof *p, const char *path, sm_error *err)
 {
+	char *text;
+	size_t len;
+	int rc;
+
 	if (!p)
 		return sm_error_set(err, SM_EINVAL, "'%s': no profiler to write", path ? path : "");
-	int rc = 0;
-	char *text = sm_prof_json(p);
-	char *tmp = NULL;
-	FILE *f = NULL;
-	if (!text) {
-		rc = sm_error_set(err, SM_ENOMEM, "'%s': cannot build the memory document", path);
-		goto out;
-	}
-	size_t n = strlen(path) + 32;
-	tmp = malloc(n);
-	if (!tmp) {
-		rc = sm_error_set(err, SM_ENOMEM, "'%s': cannot build the memory document", path);
-		goto out;
-	}
-	snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
-	f = fopen(tmp, "w");
-	if (!f) {
-		rc = sm_error_set(err, SM_EIO, "'%s': cannot create: %s", tmp, strerror(errno));
-		goto out;
-	}
-	size_t len = strlen(text);
-	int bad = fwrite(text, 1, len, f) != len || fputc('\n', f) == EOF;
-	bad |= fclose(f) != 0;
-	f = NULL;
-	if (bad) {
-		rc = sm_error_set(err, SM_EIO, "'%s': cannot write: %s", tmp, strerror(errno));
-		unlink(tmp);
-		goto out;
-	}
-	if (rename(tmp, path) != 0) {
-		rc = sm_error_set(err, SM_EIO, "'%s': cannot rename into place: %s", path,
-				  strerror(errno));
-		unlink(tmp);
-		goto out;
-	}
-out:
-	free(tmp);
+	text = sm_prof_json(p);
+	if (!text)
+		return sm_error_set(err, SM_ENOMEM, "'%s': cannot build the memory document", path);
+	/* the document and its final newline, through the shared writer (outfile.h) */
+	len = strlen(text);
+	text[len] = '\n';
+	rc = sm_out_write(path, text, len + 1, NULL, 0, err);
 	free(text);
 	return rc;
 }

@@ -2,7 +2,7 @@
  * The comparison model: one verdict rule (sm_report_judge) applied to every stage of a loaded
  * report, the text helpers the writers share, the format dispatch, and the pipeline's entry point
  * sm_report_write_files (report.md and report.html beside estimate.json and memory.json, each
- * written under a temporary name and renamed).
+ * written through the shared writer, sm_out_write).
  *
  * The rule: a figure of 1 MiB or more passes when |measured - estimated| <= tolerance % of the
  * estimate; below 1 MiB an absolute bound (64 KiB by default) applies, because a few KiB of HDF5 or
@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "report/internal.h"
+#include "snapmem/outfile.h"
 #include "snapmem/units.h"
 
 int sm_report_format_from_name(const char *name, sm_report_format *out)
@@ -252,48 +253,11 @@ int sm_report_render(const sm_report *r, sm_report_format fmt, char **out, sm_er
 
 int sm_report_write_text(const char *path, const char *text, sm_error *err)
 {
-	char tmp[SM_PATH_MAX];
-	size_t len = strlen(text), off = 0;
-	int fd = -1, rc = 0;
-
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= sizeof(tmp))
-		return sm_error_set(err, SM_EINVAL, "'%.200s...': path too long", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return sm_error_set(err, SM_EIO, "'%s': cannot create: %s", tmp, strerror(errno));
-	while (off < len) {
-		ssize_t n = write(fd, text + off, len - off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			rc = sm_error_set(err, SM_EIO, "'%s': cannot write: %s", tmp, strerror(errno));
-			goto out;
-		}
-		off += (size_t)n;
-	}
-	if (fsync(fd) != 0) {
-		rc = sm_error_set(err, SM_EIO, "'%s': cannot sync: %s", tmp, strerror(errno));
-		goto out;
-	}
-	if (close(fd) != 0) {
-		fd = -1;
-		rc = sm_error_set(err, SM_EIO, "'%s': cannot close: %s", tmp, strerror(errno));
-		goto out;
-	}
-	fd = -1;
-	if (rename(tmp, path) != 0)
-		rc = sm_error_set(err, SM_EIO, "'%s': cannot rename into place: %s", path,
-				  strerror(errno));
-out:
-	if (fd >= 0)
-		close(fd);
-	if (rc != 0)
-		unlink(tmp);
-	return rc;
+	return sm_out_write(path, text, strlen(text), NULL, 0, err);
 }
 
-int sm_report_write_files(const char *rundir, double tolerance_pct, sm_error *err)
+int sm_report_write_files_as(const char *rundir, const char *shown, double tolerance_pct,
+			     sm_error *err)
 {
 	sm_report r;
 	char path[SM_PATH_MAX], *md = NULL, *html = NULL;
@@ -301,6 +265,8 @@ int sm_report_write_files(const char *rundir, double tolerance_pct, sm_error *er
 
 	if ((rc = sm_report_load(&r, rundir, err)) != 0)
 		return rc;
+	if (shown != NULL)
+		snprintf(r.rundir, sizeof(r.rundir), "%s", shown);
 	if ((rc = sm_report_compare(&r, tolerance_pct, SM_REPORT_ABS_BOUND, err)) != 0 ||
 	    (rc = sm_report_render(&r, SM_REPORT_MARKDOWN, &md, err)) != 0 ||
 	    (rc = sm_report_render(&r, SM_REPORT_HTML, &html, err)) != 0)
@@ -318,4 +284,9 @@ out:
 	free(md);
 	sm_report_release(&r);
 	return rc;
+}
+
+int sm_report_write_files(const char *rundir, double tolerance_pct, sm_error *err)
+{
+	return sm_report_write_files_as(rundir, NULL, tolerance_pct, err);
 }

@@ -307,6 +307,15 @@ int sm__report_html(const sm_report *r, FILE *f)
 		r->complete ? "complete" : "<b>incomplete</b>: ");
 	if (!r->complete)
 		sm__html_escape(f, r->incomplete_reason);
+	if (r->run_id[0] != '\0') {
+		fprintf(f, ".<br>Run id <code>");
+		sm__html_escape(f, r->run_id);
+		fprintf(f, "</code>");
+		if (r->run_started[0] != '\0') {
+			fprintf(f, ", started ");
+			sm__html_escape(f, r->run_started);
+		}
+	}
 	fprintf(f, ".<br>Tolerance %g%% for figures of 1 MiB and more, %s below.</p>\n",
 		r->tolerance_pct, sm__iec(r->abs_bound, a, sizeof(a)));
 	sm__verdict_text(r, vt, sizeof(vt));

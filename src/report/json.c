@@ -104,6 +104,9 @@ int sm__report_json(const sm_report *r, char **out, sm_error *err)
 	json_object_set_new(root, "rundir", json_string(r->rundir));
 	json_object_set_new(root, "estimate", json_string(r->estimate_path));
 	json_object_set_new(root, "memory", json_string(r->memory_path));
+	json_object_set_new(root, "run_id", r->run_id[0] ? json_string(r->run_id) : json_null());
+	json_object_set_new(root, "run_started",
+			    r->run_started[0] ? json_string(r->run_started) : json_null());
 	json_object_set_new(root, "source", json_string(r->source));
 	json_object_set_new(root, "gas_cells", u(r->gas_cells));
 	json_object_set_new(root, "halos", u(r->nhalos_selected));

@@ -3,7 +3,9 @@
  * ("snapmem.memory/1"), parsed with jansson and checked key by key. Anything malformed, foreign
  * (another schema) or inconsistent (timeline arrays of different lengths, negative byte counts) is
  * SM_EFORMAT with one line naming the file and the JSON path at fault; a missing file is
- * SM_ENOTFOUND. The two documents are then joined per stage id and per array (name + stage): the
+ * SM_ENOTFOUND. Both must carry the same run id ("run"."id", written by `snapmem run`) or, for
+ * files written before run ids, neither; files of two runs are SM_EFORMAT. The two documents are
+ * then joined per stage id and per array (name + stage): the
  * per-halo stages keep every measured instance and show the one with the highest requested peak.
  * A distributed run's per-rank figures (memory.json "mpi") are read by mpi.c.
  */
@@ -696,6 +698,47 @@ static void dirname_of(const char *path, char *buf, size_t len)
 		snprintf(buf, len, "%.*s", (int)(s - path), path);
 }
 
+/* doc's "run"."id" (and "started") into id / started; absent: "". SM_EFORMAT when malformed. */
+static int run_stamp(json_t *doc, const char *path, char *id, size_t idlen, char *started,
+		     size_t stlen, sm_error *err)
+{
+	json_t *run = json_object_get(doc, "run"), *v, *t;
+
+	id[0] = started[0] = '\0';
+	if (run == NULL || (v = json_object_get(run, "id")) == NULL)
+		return 0;
+	if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) >= idlen)
+		return sm_error_set(err, SM_EFORMAT, "'%s': run.id is not a run id", path);
+	snprintf(id, idlen, "%s", json_string_value(v));
+	t = json_object_get(run, "started");
+	if (json_is_string(t))
+		snprintf(started, stlen, "%s", json_string_value(t));
+	return 0;
+}
+
+/*
+ * estimate.json and memory.json must come from one run: the same run id, or (files written before
+ * run ids) neither has one. One line naming both files otherwise.
+ */
+static int same_run(sm_report *r, const struct docs *docs, sm_error *err)
+{
+	char eid[48], mid[48], est[32], mst[32];
+	int rc;
+
+	if ((rc = run_stamp(docs->est, r->estimate_path, eid, sizeof(eid), est, sizeof(est),
+			    err)) != 0 ||
+	    (rc = run_stamp(docs->mem, r->memory_path, mid, sizeof(mid), mst, sizeof(mst),
+			    err)) != 0)
+		return rc;
+	if (strcmp(eid, mid) != 0)
+		return sm_error_set(err, SM_EFORMAT, "'%s' (run %s) and '%s' (run %s) come from "
+				    "different runs", r->estimate_path, eid[0] ? eid : "without id",
+				    r->memory_path, mid[0] ? mid : "without id");
+	snprintf(r->run_id, sizeof(r->run_id), "%s", mid);
+	snprintf(r->run_started, sizeof(r->run_started), "%s", mst);
+	return 0;
+}
+
 int sm_report_load_files(sm_report *r, const char *estimate_path, const char *memory_path,
 			 sm_error *err)
 {
@@ -720,6 +763,7 @@ int sm_report_load_files(sm_report *r, const char *estimate_path, const char *me
 	r->priv = docs;
 	if ((rc = sm__j_load(estimate_path, "snapmem.estimate/1", &docs->est, err)) != 0 ||
 	    (rc = sm__j_load(memory_path, "snapmem.memory/1", &docs->mem, err)) != 0 ||
+	    (rc = same_run(r, docs, err)) != 0 ||
 	    (rc = load_estimate(r, docs->est, err)) != 0 ||
 	    (rc = load_memory(r, docs->mem, err)) != 0 ||
 	    (rc = sm__report_mpi_load(r, docs->est, docs->mem, &docs->mpi, err)) != 0)

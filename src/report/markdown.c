@@ -30,6 +30,14 @@ int sm__report_markdown(const sm_report *r, FILE *f)
 		r->complete ? "complete" : "**incomplete**: ");
 	if (!r->complete)
 		sm__md_escape(f, r->incomplete_reason);
+	if (r->run_id[0] != '\0') {
+		fprintf(f, "\n- run id: ");
+		sm__md_escape(f, r->run_id);
+		if (r->run_started[0] != '\0') {
+			fprintf(f, ", started ");
+			sm__md_escape(f, r->run_started);
+		}
+	}
 	fprintf(f, "\n- tolerance: %g%% for figures of 1 MiB and more, %s below\n", r->tolerance_pct,
 		sm__iec(r->abs_bound, a, sizeof(a)));
 	sm__verdict_text(r, vt, sizeof(vt));

@@ -79,6 +79,9 @@ int sm__report_table(const sm_report *r, FILE *f)
 	fprintf(f, "  allocator %s%s; run %s%s%s\n", r->allocator, r->measured ? " (measured)" : " (not measured)",
 		r->complete ? "complete" : "INCOMPLETE", r->complete ? "" : ": ",
 		r->complete ? "" : r->incomplete_reason);
+	if (r->run_id[0] != '\0')
+		fprintf(f, "  run id %s%s%s\n", r->run_id, r->run_started[0] ? ", started " : "",
+			r->run_started);
 	fprintf(f, "  tolerance %g%% for figures of 1 MiB and more, %s below\n", r->tolerance_pct,
 		sm__iec(r->abs_bound, a, sizeof(a)));
 	fprintf(f, "  verdict: %s\n\n", sm__verdict_text(r, vt, sizeof(vt)));

@@ -84,9 +84,33 @@ out:
 	return rc;
 }
 
-static int load_profiles(const char *rundir, struct profiles *p, sm_error *err)
+/* The string attribute "run_id" of profiles.hdf5's root into buf ("" when absent). */
+static void profiles_run_id(hid_t f, char *buf, size_t len)
 {
-	char path[SM_PATH_MAX];
+	hid_t a = -1, t = -1, mt = -1;
+	size_t n;
+
+	buf[0] = '\0';
+	if (H5Aexists(f, "run_id") <= 0 || (a = H5Aopen(f, "run_id", H5P_DEFAULT)) < 0 ||
+	    (t = H5Aget_type(a)) < 0 || H5Tget_class(t) != H5T_STRING || H5Tis_variable_str(t) > 0 ||
+	    (n = H5Tget_size(t)) == 0 || n >= len || (mt = H5Tcopy(H5T_C_S1)) < 0 ||
+	    H5Tset_size(mt, n + 1) < 0 || H5Tset_cset(mt, H5Tget_cset(t)) < 0 ||
+	    H5Aread(a, mt, buf) < 0)
+		buf[0] = '\0';
+	else
+		buf[n] = '\0';
+	if (mt >= 0)
+		H5Tclose(mt);
+	if (t >= 0)
+		H5Tclose(t);
+	if (a >= 0)
+		H5Aclose(a);
+}
+
+/* rundir/profiles.hdf5; its run id must be run_id (the run's estimate.json and memory.json). */
+static int load_profiles(const char *rundir, const char *run_id, struct profiles *p, sm_error *err)
+{
+	char path[SM_PATH_MAX], pid[48];
 	hid_t f, d, s;
 	hsize_t dims[2] = {0, 0};
 	int rc;
@@ -100,6 +124,13 @@ static int load_profiles(const char *rundir, struct profiles *p, sm_error *err)
 	f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
 	if (f < 0)
 		return sm_error_set(err, SM_ENOTFOUND, "'%s': cannot open as HDF5", path);
+	profiles_run_id(f, pid, sizeof(pid));
+	if (strcmp(pid, run_id) != 0) {
+		H5Fclose(f);
+		return sm_error_set(err, SM_EFORMAT, "'%s' (run %s) and '%s/memory.json' (run %s) come "
+				    "from different runs", path, pid[0] ? pid : "without id", rundir,
+				    run_id[0] ? run_id : "without id");
+	}
 	d = H5Dopen2(f, "r200", H5P_DEFAULT);
 	if (d < 0 || (s = H5Dget_space(d)) < 0 || H5Sget_simple_extent_dims(s, dims, NULL) != 1) {
 		if (d >= 0)
@@ -437,7 +468,8 @@ int sm_tradeoff_compute(const char *run32, const char *run64, double tol, sm_tra
 			t->peak64 = q->requested64;
 	}
 	/* profiles */
-	if ((rc = load_profiles(run32, &p32, err)) != 0 || (rc = load_profiles(run64, &p64, err)) != 0)
+	if ((rc = load_profiles(run32, a.run_id, &p32, err)) != 0 ||
+	    (rc = load_profiles(run64, b.run_id, &p64, err)) != 0)
 		goto out;
 	have_p = 1;
 	if (p32.k != p64.k) {

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "snapmem/mock.h"
+#include "snapmem/outfile.h"
 #include "snapshot/snapshot-internal.h"
 
 #define BLOCK 65536
@@ -104,6 +105,7 @@ typedef struct ctx {
 	uint64_t *chunk_gas, *chunk_dm;
 	uint64_t dm;
 	char snapdir[SM_PATH_MAX - 128], groupdir[SM_PATH_MAX - 128];
+	sm_outfile *snapf, *catf;    /* the chunk files being written (outfile.h) */
 } ctx;
 
 /* Creation properties without modification times, so that the same options give the same bytes. */
@@ -441,34 +443,45 @@ out:
 	return rc;
 }
 
-/* Closes a file written under its temporary name (PATH.tmpPID); the renames wait for commit(),
+/* Closes a file written under its temporary name (outfile.h); the renames wait for commit_files,
  * once every file of the mock is whole, so that a failure leaves no mix of new and old chunks. */
-static int finish_file(hid_t f, const char *tmp, const char *path, int rc, sm_error *err)
+static int finish_file(hid_t f, sm_outfile *of, int rc, sm_error *err)
 {
-	(void)path;
 	if (f >= 0 && H5Fclose(f) < 0 && rc == 0)
-		rc = sm_error_set(err, SM_EIO, "'%s': closing failed", tmp);
+		rc = sm_error_set(err, SM_EIO, "'%s': closing failed", of->tmp);
 	if (rc != 0)
-		unlink(tmp);
+		sm_outfile_abort(of);
 	return rc;
 }
 
-/* Renames (ok) or removes (!ok) the temporary files of dir/fmt (one %u for the chunk). */
-static int commit_files(const char *dir, const char *name, int snap, uint32_t n, int ok,
-			sm_error *err)
+/* Renames (ok) or removes (!ok) the temporary files of[0..n). The mock is data that can be made
+ * again: its files are not synced one by one (nosync). */
+static int commit_files(sm_outfile *of, uint32_t n, int ok, sm_error *err)
 {
-	char path[SM_PATH_MAX], tmp[SM_PATH_MAX + 32];
 	uint32_t i;
 	int rc = 0;
 
-	for (i = 0; i < n; i++) {
-		snprintf(path, sizeof(path), "%s/%s_%03d.%u.hdf5", dir, name, snap, i);
-		snprintf(tmp, sizeof(tmp), "%s.tmp%ld", path, (long)getpid());
-		if (ok && rc == 0 && rename(tmp, path) != 0)
-			rc = sm_error_set(err, SM_EIO, "cannot rename '%s' to '%s': %s", tmp, path,
-					  strerror(errno));
-		else if (!ok || rc != 0)
-			unlink(tmp);
+	for (i = 0; of != NULL && i < n; i++) {
+		if (of[i].tmp == NULL)
+			continue;
+		if (ok && rc == 0) {
+			of[i].nosync = 1;
+			rc = sm_outfile_commit(&of[i], err);
+		} else {
+			sm_outfile_abort(&of[i]);
+		}
+	}
+	return rc;
+}
+
+/* A temporary for path in *of, its descriptor closed (HDF5 opens the file itself). */
+static int start_file(sm_outfile *of, const char *path, sm_error *err)
+{
+	int rc = sm_outfile_open(of, path, NULL, 0, err);
+
+	if (rc == 0) {
+		close(of->fd);
+		of->fd = -1;
 	}
 	return rc;
 }
@@ -476,7 +489,7 @@ static int commit_files(const char *dir, const char *name, int snap, uint32_t n,
 static int write_snapshot(ctx *c, sm_error *err)
 {
 	struct blockbuf b = {0};
-	char path[SM_PATH_MAX], tmp[SM_PATH_MAX + 32];
+	char path[SM_PATH_MAX];
 	uint64_t gfirst = 0, dfirst = 0;
 	uint32_t i;
 	int rc = 0;
@@ -495,13 +508,16 @@ static int write_snapshot(ctx *c, sm_error *err)
 		b.dens = b.u + 4 * BLOCK;
 	}
 	for (i = 0; i < c->o->files; i++) {
+		sm_outfile *of = &c->snapf[i];
 		hid_t f;
 
 		snprintf(path, sizeof(path), "%s/snap_%03d.%u.hdf5", c->snapdir, c->o->snap, i);
-		snprintf(tmp, sizeof(tmp), "%s.tmp%ld", path, (long)getpid());
-		f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+		if ((rc = start_file(of, path, err)) != 0)
+			goto out;
+		f = H5Fcreate(of->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
 		if (f < 0) {
-			rc = sm_error_set(err, SM_EIO, "cannot create '%s'", tmp);
+			rc = sm_error_set(err, SM_EIO, "cannot create '%s'", of->tmp);
+			sm_outfile_abort(of);
 			goto out;
 		}
 		if (write_snap_header(c, f, i) < 0 ||
@@ -509,8 +525,8 @@ static int write_snapshot(ctx *c, sm_error *err)
 		     write_gas(c, f, gfirst, c->chunk_gas[i], &b) < 0) ||
 		    (!c->o->header_only && c->chunk_dm[i] > 0 &&
 		     write_dm(c, f, dfirst, c->chunk_dm[i], &b) < 0))
-			rc = sm_error_set(err, SM_EIO, "'%s': writing failed (disk full?)", tmp);
-		if ((rc = finish_file(f, tmp, path, rc, err)) != 0)
+			rc = sm_error_set(err, SM_EIO, "'%s': writing failed (disk full?)", of->tmp);
+		if ((rc = finish_file(f, of, rc, err)) != 0)
 			goto out;
 		gfirst += c->chunk_gas[i];
 		dfirst += c->chunk_dm[i];
@@ -529,7 +545,8 @@ static int write_catalog(ctx *c, sm_error *err)
 	uint32_t nfiles = c->o->files / 2 < 2 ? 2 : c->o->files / 2;
 	uint32_t *order = NULL, i, nonempty = nfiles - 1;
 	uint64_t s = c->key ^ 0xC47A1060ull, gfirst = 0, nids_total = 0;
-	char path[SM_PATH_MAX], tmp[SM_PATH_MAX + 32];
+	char path[SM_PATH_MAX];
+	sm_outfile *of;
 	float *fbuf = NULL;
 	int32_t *ibuf = NULL;
 	int rc = 0;
@@ -564,10 +581,13 @@ static int write_catalog(ctx *c, sm_error *err)
 			nids += c->h[order[gfirst + j]].ncells;
 		snprintf(path, sizeof(path), "%s/fof_subhalo_tab_%03d.%u.hdf5", c->groupdir,
 			 c->o->snap, i);
-		snprintf(tmp, sizeof(tmp), "%s.tmp%ld", path, (long)getpid());
-		f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+		of = &c->catf[i];
+		if ((rc = start_file(of, path, err)) != 0)
+			goto out;
+		f = H5Fcreate(of->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
 		if (f < 0) {
-			rc = sm_error_set(err, SM_EIO, "cannot create '%s'", tmp);
+			rc = sm_error_set(err, SM_EIO, "cannot create '%s'", of->tmp);
+			sm_outfile_abort(of);
 			goto out;
 		}
 		hg = H5Gcreate2(f, "Header", H5P_DEFAULT, gcpl, H5P_DEFAULT);
@@ -644,8 +664,8 @@ static int write_catalog(ctx *c, sm_error *err)
 		if (hg >= 0)
 			H5Gclose(hg);
 		if (e)
-			rc = sm_error_set(err, SM_EIO, "'%s': writing failed (disk full?)", tmp);
-		if ((rc = finish_file(f, tmp, path, rc, err)) != 0)
+			rc = sm_error_set(err, SM_EIO, "'%s': writing failed (disk full?)", of->tmp);
+		if ((rc = finish_file(f, of, rc, err)) != 0)
 			goto out;
 		gfirst += ng;
 	}
@@ -763,10 +783,17 @@ int sm_mock_write(const char *outdir, const sm_mock_options *o, sm_error *err)
 	c.h = calloc(c.nh ? c.nh : 1, sizeof(*c.h));
 	c.chunk_gas = calloc(o->files, sizeof(uint64_t));
 	c.chunk_dm = calloc(o->files, sizeof(uint64_t));
-	if (c.h == NULL || c.chunk_gas == NULL || c.chunk_dm == NULL) {
+	c.snapf = calloc(o->files, sizeof(*c.snapf));
+	c.catf = calloc(o->files / 2 < 2 ? 2 : o->files / 2, sizeof(*c.catf));
+	if (c.h == NULL || c.chunk_gas == NULL || c.chunk_dm == NULL || c.snapf == NULL ||
+	    c.catf == NULL) {
 		rc = sm_error_set(err, SM_ENOMEM, "mock: out of memory");
 		goto out;
 	}
+	for (i = 0; i < o->files; i++)
+		c.snapf[i].fd = -1;
+	for (i = 0; i < (o->files / 2 < 2 ? 2 : o->files / 2); i++)
+		c.catf[i].fd = -1;
 	if (make_plists() != 0) {
 		rc = sm_error_set(err, SM_ENOMEM, "mock: cannot create HDF5 property lists");
 		goto out;
@@ -798,11 +825,10 @@ out:
 		int ok = rc == 0, rc2;
 
 		if (c.snapdir[0] != '\0') {
-			rc2 = commit_files(c.snapdir, "snap", o->snap, o->files, ok, err);
+			rc2 = commit_files(c.snapf, o->files, ok, err);
 			if (rc2 != 0 && rc == 0)
 				rc = rc2;
-			rc2 = commit_files(c.groupdir, "fof_subhalo_tab", o->snap, ncat, rc == 0,
-					   err);
+			rc2 = commit_files(c.catf, ncat, rc == 0, err);
 			if (rc2 != 0 && rc == 0)
 				rc = rc2;
 		}
@@ -831,6 +857,8 @@ out:
 		}
 	}
 	free_plists();
+	free(c.catf);
+	free(c.snapf);
 	free(c.chunk_dm);
 	free(c.chunk_gas);
 	free(c.h);
