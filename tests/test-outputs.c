@@ -768,33 +768,15 @@ static void test_lock_holder_named(void **state)
 
 static void test_failure_keeps_earlier_run(void **state)
 {
-	/* bytes; the last is set below between the sizes of profiles.hdf5 and memory.json, so that
-	 * profiles.hdf5 and estimate.json are whole when memory.json hits the limit */
-	rlim_t lims[] = {8 << 10, 24 << 10, 48 << 10, 64 << 10, 80 << 10, 96 << 10, 160 << 10,
-			 200 << 10, 0};
-	size_t nl = sizeof(lims) / sizeof(lims[0]) - 1, i;
+	static const rlim_t lims[] = {8 << 10, 24 << 10, 48 << 10, 64 << 10, 80 << 10, 96 << 10,
+				      160 << 10, 200 << 10};
 	char *out = tu_path(dir, "keep"), *fresh = tu_path(dir, "fresh"), *img, *now, *memp;
-	struct stat ps, ms;
-	int late = 0;
+	size_t i;
 	tu_result r;
 
 	(void)state;
 	copy_run(oldrun, out);
 	img = dir_image(out);
-	{
-		char *pp = tu_path(out, "profiles.hdf5"), *mp = tu_path(out, "memory.json");
-
-		assert_int_equal(stat(pp, &ps), 0);
-		assert_int_equal(stat(mp, &ms), 0);
-		free(pp);
-		free(mp);
-	}
-	if (ms.st_size > ps.st_size + 1024)
-		lims[nl++] = (rlim_t)(ps.st_size + ms.st_size) / 2;
-	else
-		printf("  memory.json (%lld bytes) is not larger than profiles.hdf5 (%lld bytes): the "
-		       "failure after profiles.hdf5 is not forced\n", (long long)ms.st_size,
-		       (long long)ps.st_size);
 
 	/* an allocation failure */
 	r = tu_run("run", "--base-path", base, "--snap", "99", "--out", out, "--force",
@@ -807,7 +789,7 @@ static void test_failure_keeps_earlier_run(void **state)
 	free(now);
 
 	/* a full disk at every size: the earlier run whole, or a new run whole */
-	for (i = 0; i < nl; i++) {
+	for (i = 0; i < sizeof(lims) / sizeof(lims[0]); i++) {
 		child c = start(RLIMIT_FSIZE, lims[i],
 				(char *const[]){"run", "--base-path", base, "--snap", "99", "--out",
 						out, "--force", "--halos", "1", NULL});
@@ -820,9 +802,6 @@ static void test_failure_keeps_earlier_run(void **state)
 			    strstr(c.err, "File too large") == NULL)
 				fail_msg("%llu bytes: status %d, stderr '%s'",
 					 (unsigned long long)lims[i], c.status, c.err);
-			if (strstr(c.err, "memory.json") != NULL || strstr(c.err, "report") != NULL ||
-			    strstr(c.err, "estimate.json") != NULL)
-				late++;
 			now = dir_image(out);
 			assert_string_equal(now, img);
 			free(now);
@@ -849,10 +828,27 @@ static void test_failure_keeps_earlier_run(void **state)
 		free(c.err);
 		tu_rmtree(fresh);
 	}
-	/* the size between failed after profiles.hdf5 was whole (the case that used to keep
-	 * profiles.hdf5 and estimate.json beside the earlier report) */
-	if (nl == sizeof(lims) / sizeof(lims[0]))
-		assert_true(late > 0);
+	/* a full disk after profiles.hdf5 and estimate.json are whole (the case that used to keep
+	 * them beside the earlier report): an empty selection writes a small profiles.hdf5 (8 KiB)
+	 * and estimate.json (8 KiB), then memory.json (over 60 KiB) hits a 30 KiB limit */
+	for (i = 0; i < 2; i++) {
+		const char *o = i == 0 ? out : fresh;
+		child c = start(RLIMIT_FSIZE, 30 << 10,
+				(char *const[]){"run", "--base-path", base, "--snap", "99", "--out",
+						(char *)o, "--force", "--halos", "0", NULL});
+
+		finish(&c);
+		printf("  --halos 0, RLIMIT_FSIZE 30 KiB, %s: status %d: %s",
+		       i == 0 ? "over a run" : "fresh", c.status, c.err);
+		if (c.status != 2 || tu_count_lines(c.err) != 1 ||
+		    strstr(c.err, "memory.json") == NULL || strstr(c.err, "File too large") == NULL)
+			fail_msg("status %d, stderr '%s'", c.status, c.err);
+		free(c.err);
+	}
+	now = dir_image(out);
+	assert_string_equal(now, img);
+	free(now);
+	assert_false(tu_exists(fresh));
 
 	/* a directory in place of memory.json: refused before anything is read */
 	copy_run(oldrun, out);
