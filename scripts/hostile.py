@@ -51,11 +51,6 @@ TIMEOUT = 15
 KNOWN = {
     "input/cat-Group_M_Crit200-nan/run": "issue #18 item 7: a NaN M200 leaves the halo out of the "
                                          "selection silently (inf is refused; helper 'values')",
-    "o/*": "issue #18 item 1: -o replaces FIFOs, devices and symlinks and overwrites its own "
-           "input (helper 'out')",
-    "limits/signal-2-after-0.05s": "issue #18 'Outputs' (helper 'out'): a signal after --out is "
-                                   "created and before run's handlers are installed leaves the "
-                                   "empty directory (timing-dependent)",
 }
 
 

@@ -687,6 +687,17 @@ static int run_main(int argc, char **argv, struct mpi_run *M, int ranks_given)
 		out = defout;
 	}
 
+	/* SIGINT/SIGTERM from here on stop the run at its next check (the pipeline's first one when
+	 * they come during the estimate), so that the run directory, made next, is never left
+	 * half-done by a signal's default action. */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGINT, &sa, &old_int);
+	sigaction(SIGTERM, &sa, &old_term);
+	sig_installed = 1;
+
 	/* With --mpi, rank 0 alone checks and creates the run directory and computes the estimate;
 	 * the others learn the outcome at the agreement before the run. */
 	if (M->rank != 0)
@@ -748,14 +759,6 @@ profiler:
 			sm_prof_inject_failure(prof, strcmp(inject_name, "*") == 0 ? NULL : inject_name,
 					       inject_n);
 	}
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sa.sa_flags = SA_RESTART;
-	sigaction(SIGINT, &sa, &old_int);
-	sigaction(SIGTERM, &sa, &old_term);
-	sig_installed = 1;
 
 	if (M->on) {
 		M->pre_agreed = 1;
