@@ -47,30 +47,43 @@
 
 /*
  * The resident pages of the process beyond its tracked arrays at the run's peak (docs/MODEL.md
- * "Resident"): library text and data, HDF5's global state and caches, jemalloc's metadata, the
- * profiler's tables, sampler thread and the worker threads' stacks. Measured as VmHWM minus the
+ * "The four peaks"): library text and data, HDF5's global state and caches, jemalloc's metadata,
+ * the profiler's tables, sampler thread and the worker threads' stacks. Measured as VmHWM minus the
  * tracked arrays' requested peak on 1e7-cell mock runs (the profiler purging jemalloc's dirty pages
- * at every stage end): 18,981,560 (float32, index), 19,343,740 (float32, mask), 19,020,584 (float64,
- * index), 19,349,996 (float64, mask); their mean. Debian 12, hdf5 1.10.8, jemalloc 5.3.0, kernel
+ * at every stage end): 19,124,920 (float32, index), 19,839,356 (float32, mask), 19,151,656 (float64,
+ * index), 19,603,948 (float64, mask); their mean. Debian 12, hdf5 1.10.8, jemalloc 5.3.0, kernel
  * 6.18, 2 CPUs.
  */
-#define SM_EST_BASELINE_RESIDENT_BYTES UINT64_C(19173970)
+#define SM_EST_BASELINE_RESIDENT_BYTES UINT64_C(19429970)
 
 /*
- * The same for one rank of the distributed run (Open MPI 4.1.4, one node; its shared-memory
- * segments and progress thread included): VmHWM minus the requested peak, per rank, mpirun -np 2
- * on 1e7 cells: 24,595,240 and 24,116,008; -np 3: see docs/MODEL.md. The larger is taken.
+ * The same for one rank of the distributed run (Open MPI 4.1.4 on one node: its shared-memory
+ * segments and progress thread included), by the number of ranks R: mpirun -np 1, 2 on 1e7 cells
+ * 24,181,544 and 24,439,592 (the larger rank); -np 3 and 4 (more ranks than this machine's 2 CPUs)
+ * 27,495,208 and 27,503,400: the larger is taken for 3 ranks and more.
  */
-#define SM_EST_BASELINE_RESIDENT_MPI_BYTES UINT64_C(24595240)
+static uint64_t baseline_resident_mpi(uint32_t ranks)
+{
+	return ranks <= 1 ? UINT64_C(24181544) : ranks == 2 ? UINT64_C(24439592)
+							    : UINT64_C(27503400);
+}
 
 /*
  * The address space the process maps beyond its tracked arrays' size classes at the run's peak:
  * library mappings (text, data, Open MPI's), thread stacks (8 MiB reserved each), jemalloc's
- * metadata and the virtual memory it retains after frees (opt.retain). Measured as VmPeak minus
- * the allocated peak on the 1e7-cell float32 index run: 318,458,368 bytes (docs/MODEL.md).
+ * metadata and the virtual memory it retains after frees (opt.retain). Measured as VmPeak minus the
+ * allocated peak on the same 1e7-cell runs: 316,533,248 (float32, index), 305,244,672 (float32,
+ * mask), 352,967,168 (float64, index), 335,915,520 (float64, mask); their mean (the retained
+ * extents vary with the order of allocations: each run's VmPeak within 5 %). One rank: 98,897,408
+ * (-np 1), 107,351,552 (-np 2), 166,501,888 (-np 4, the larger of 3 and 4).
  */
-#define SM_EST_BASELINE_ADDRESS_BYTES UINT64_C(318458368)
-#define SM_EST_BASELINE_ADDRESS_MPI_BYTES UINT64_C(111873536) /* -np 2, rank 0 */
+#define SM_EST_BASELINE_ADDRESS_BYTES UINT64_C(327665152)
+
+static uint64_t baseline_address_mpi(uint32_t ranks)
+{
+	return ranks <= 1 ? UINT64_C(98897408) : ranks == 2 ? UINT64_C(107351552)
+							    : UINT64_C(166501888);
+}
 
 /* jemalloc's smallest large size class with 4 KiB pages: requests from it up get whole pages of
  * their own (page-aligned extents); smaller ones share slabs and are counted at their size class. */
@@ -918,9 +931,9 @@ totals:
 		}
 	}
 	e->baseline = mpi ? SM_EST_BASELINE_MPI_BYTES : SM_EST_BASELINE_BYTES;
-	e->baseline_resident = mpi ? SM_EST_BASELINE_RESIDENT_MPI_BYTES
+	e->baseline_resident = mpi ? baseline_resident_mpi(o->ranks)
 				   : SM_EST_BASELINE_RESIDENT_BYTES;
-	e->baseline_address_space = mpi ? SM_EST_BASELINE_ADDRESS_MPI_BYTES
+	e->baseline_address_space = mpi ? baseline_address_mpi(o->ranks)
 					: SM_EST_BASELINE_ADDRESS_BYTES;
 	if (sm_add_u64(e->peak_resident_tracked, e->baseline_resident, &e->peak_resident) != 0 ||
 	    sm_add_u64(e->peak_allocated, e->baseline_address_space, &e->peak_address_space) != 0) {

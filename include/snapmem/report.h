@@ -27,6 +27,7 @@
 #define SM_REPORT_DEFAULT_TOLERANCE 1.0              /* percent */
 #define SM_REPORT_SMALL_STAGE (UINT64_C(1) << 20)    /* below: the absolute bound applies */
 #define SM_REPORT_ABS_BOUND (UINT64_C(64) << 10)     /* 64 KiB */
+#define SM_REPORT_RESIDENT_TOLERANCE 2.0             /* percent: predicted resident vs VmHWM */
 
 typedef enum sm_report_format {
 	SM_REPORT_TABLE = 0,
@@ -144,6 +145,26 @@ typedef struct sm_report {
 				      * tolerance (after sm_report_compare) */
 	int strict;                  /* judge the process's allocated peak above the baseline (untracked
 				      * memory included) instead of the tracked arrays' allocated bytes */
+	/* The whole process's resident peak (docs/MODEL.md "The four peaks"), judged once by
+	 * sm_report_compare at max(SM_REPORT_RESIDENT_TOLERANCE, tolerance_pct): the estimate's
+	 * peak_resident_bytes (calibrated with the run's measured sphere sizes) against memory.json
+	 * process.vm_hwm; the pre-run estimate (estimate.json pre_run: modelled sphere sizes) beside
+	 * it with its error, and the address space (VmPeak), shown, not judged. has_resident 0: a
+	 * document without these keys (or the allocator not measured: the resident verdict n/a). */
+	int has_resident;
+	uint64_t est_resident, est_resident_pre, est_peak_pre, meas_vm_hwm;
+	uint64_t est_address_space, meas_vm_peak;     /* 0 when absent */
+	int has_cgroup_peak;
+	uint64_t meas_cgroup_peak;
+	double resident_tolerance_pct;
+	sm_report_cmp resident;      /* calibrated resident vs VmHWM: the verdict */
+	sm_report_cmp resident_pre;  /* pre-run resident vs VmHWM: shown */
+	sm_report_cmp requested_pre; /* pre-run requested peak vs the measured requested peak: shown */
+	sm_report_cmp address_space; /* estimated vs VmPeak: shown */
+	int resident_failed;         /* the resident verdict failed (counted in nfail) */
+	/* The resident section as every writer prints it (collected once, sm__report_resident):
+	 * up to 4 sentences, "" when unused. */
+	char resident_lines[4][320];
 	void *priv;                  /* the parsed documents */
 } sm_report;
 

@@ -136,15 +136,22 @@ int sm_report_compare(sm_report *r, double tolerance_pct, uint64_t abs_bound, sm
 	/* a distributed run: every rank against the estimate's per-rank peak, counted in nfail */
 	if (sm__report_mpi_of(r) != NULL)
 		r->nfail += sm__report_mpi_compare(r, sm__report_mpi_of(r));
+	/* the whole process's resident peak against VmHWM (resident.c), counted in nfail */
+	sm__report_resident(r, tolerance_pct);
+	if (r->resident_failed)
+		r->nfail++;
 	return 0;
 }
 
 const char *sm__verdict_text(const sm_report *r, char *buf, size_t len)
 {
 	const sm__report_mpi *m = sm__report_mpi_of(r);
-	size_t fr = m != NULL ? m->nfail : 0, fs = r->nfail - fr;
+	size_t fr = m != NULL ? m->nfail : 0, fs = r->nfail - fr - (size_t)r->resident_failed;
 
-	if (r->nfail == 0)
+	if (r->resident_failed)
+		snprintf(buf, len, "FAIL, the resident peak misses VmHWM by more than %g%%%s",
+			 r->resident_tolerance_pct, fs + fr > 0 ? "; more below" : "");
+	else if (r->nfail == 0)
 		snprintf(buf, len, "PASS, every stage%s within the tolerance",
 			 m != NULL ? " and every rank" : "");
 	else if (fr == 0)

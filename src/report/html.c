@@ -380,6 +380,16 @@ int sm__report_html(const sm_report *r, FILE *f)
 	else
 		fprintf(f, ", measured n/a");
 	fprintf(f, ". Informational: the stage verdicts judge the tracked arrays (with --strict, the process above this baseline).</p>\n");
+	if (r->resident_lines[0][0] != '\0') {
+		fprintf(f, "<h2>Resident peak</h2>\n<ul>\n");
+		for (i = 0; i < 4; i++)
+			if (r->resident_lines[i][0] != '\0') {
+				fprintf(f, "<li>");
+				sm__html_escape(f, r->resident_lines[i]);
+				fprintf(f, "</li>\n");
+			}
+		fprintf(f, "</ul>\n");
+	}
 
 	fprintf(f, "<h2>Stages</h2>\n<p>Documented figures: n/a for this run (the notebook's are for "
 		"TNG300-1; see <code>snapmem report --scale-to TNG300-1</code>).</p>\n<table>\n"

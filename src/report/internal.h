@@ -58,6 +58,14 @@ int sm__report_markdown(const sm_report *r, FILE *f);
 int sm__report_json(const sm_report *r, char **out, sm_error *err);
 int sm__report_html(const sm_report *r, FILE *f);
 
+/* The resident peak (resident.c): optional keys of estimate.json (peak_resident_bytes, pre_run,
+ * peak_address_space_bytes) and memory.json (process), checked when present; the verdict and the
+ * sentences every writer prints, decided once (called by sm_report_compare). */
+int sm__report_load_resident_estimate(sm_report *r, sm__jdoc *d, json_t *est);
+int sm__report_load_resident_memory(sm_report *r, sm__jdoc *d, json_t *mem);
+void sm__report_resident(sm_report *r, double tolerance_pct);
+json_t *sm__report_resident_json(const sm_report *r);
+
 /* The findings (unmodelled arrays, stages, unexplained bytes) counted as the writers list them. */
 int sm__stage_has_finding(const sm_report *r, const sm_report_stage *s);
 

@@ -128,9 +128,10 @@ int sm__report_json(const sm_report *r, char **out, sm_error *err)
 		const sm__report_mpi *m = sm__report_mpi_of(r);
 		size_t fr = m != NULL ? m->nfail : 0;
 
-		json_object_set_new(root, "failed_stages", u(r->nfail - fr));
+		json_object_set_new(root, "failed_stages", u(r->nfail - fr - (size_t)r->resident_failed));
 		json_object_set_new(root, "failed_ranks", u(fr));
 	}
+	json_object_set_new(root, "resident", sm__report_resident_json(r));
 	json_object_set_new(root, "baseline", sm__cmp_json(&r->baseline));
 	json_object_set_new(json_object_get(root, "baseline"), "resident_bytes",
 			    r->measured ? u(r->meas_baseline_resident) : json_null());

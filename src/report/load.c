@@ -297,6 +297,8 @@ static int load_estimate(sm_report *r, json_t *est, sm_error *err)
 	    (rc = sm__j_u64(&d, est, "", "peak_total_bytes", &r->est_peak_total)) != 0 ||
 	    (rc = sm__j_arr(&d, est, "", "stages", &stages)) != 0)
 		return rc;
+	if ((rc = sm__report_load_resident_estimate(r, &d, est)) != 0)
+		return rc;
 	if (strcmp(pos, "float32") != 0 && strcmp(pos, "float64") != 0)
 		return sm_error_set(err, SM_EFORMAT, "'%s': options.positions '%.40s' is not float32 "
 				    "or float64", d.path, pos);
@@ -511,6 +513,8 @@ static int load_memory(sm_report *r, json_t *mem, sm_error *err)
 		return rc;
 	copy(r->allocator, sizeof(r->allocator), s);
 	copy(r->incomplete_reason, sizeof(r->incomplete_reason), reason);
+	if ((rc = sm__report_load_resident_memory(r, &d, mem)) != 0)
+		return rc;
 
 	/* Pass 1: check every stage, keep what joins. */
 	nms = json_array_size(stages);

@@ -95,6 +95,16 @@ int sm__report_markdown(const sm_report *r, FILE *f)
 			sm__iec_signed(r->baseline.diff, e, sizeof(e)), sm__pct(&r->baseline, p1, sizeof(p1)),
 			sm__iec(r->meas_baseline_resident, g, sizeof(g)));
 	fprintf(f, ". Informational: the stage verdicts judge the tracked arrays (with `--strict`, the process above this baseline).\n\n");
+	if (r->resident_lines[0][0] != '\0') {
+		fprintf(f, "## Resident peak\n\n");
+		for (i = 0; i < 4; i++)
+			if (r->resident_lines[i][0] != '\0') {
+				fprintf(f, "- ");
+				sm__md_escape(f, r->resident_lines[i]);
+				fputc('\n', f);
+			}
+		fputc('\n', f);
+	}
 
 	fprintf(f, "## Stages\n\nRequested peak (must match the model) and allocated bytes (%s) "
 		"against the estimated allocated peak. Documented: n/a for this run (the ",

@@ -93,6 +93,11 @@ int sm__report_table(const sm_report *r, FILE *f)
 		r->measured ? sm__iec_signed(r->baseline.diff, c, sizeof(c)) : "n/a",
 		r->measured ? sm__pct(&r->baseline, p1, sizeof(p1)) : "n/a",
 		r->measured ? sm__iec(r->meas_baseline_resident, d, sizeof(d)) : "n/a");
+	for (i = 0; i < 4; i++)
+		if (r->resident_lines[i][0] != '\0')
+			fprintf(f, "%s%s\n", i == 0 ? "" : "  ", r->resident_lines[i]);
+	if (r->resident_lines[0][0] != '\0')
+		fputc('\n', f);
 
 	fprintf(f, "STAGES (requested peak; allocated: %s; documented: n/a for "
 		"this run, see --scale-to TNG300-1)\n",

@@ -1,0 +1,166 @@
+/*
+ * The run's resident peak against the estimate (docs/MODEL.md "The four peaks", docs/REPORT.md):
+ * the one place that reads the keys behind it, judges it and words it. The estimate's
+ * peak_resident_bytes (calibrated: the run recomputes estimate.json with its measured sphere sizes)
+ * is judged against memory.json process.vm_hwm (VmHWM at the end of the run, the whole process) at
+ * max(SM_REPORT_RESIDENT_TOLERANCE, --tolerance); the pre-run estimate (estimate.json pre_run, from
+ * the modelled sphere sizes) is shown beside it with its error, and the address space (VmPeak)
+ * beside its prediction, not judged. Every writer prints r->resident_lines as they are; JSON gets
+ * the figures. Documents without these keys (older runs) have no resident section; a run whose
+ * allocator was not measured (sanitizer builds: the shadow memory is resident) is shown, not judged.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "report/internal.h"
+
+int sm__report_load_resident_estimate(sm_report *r, sm__jdoc *d, json_t *est)
+{
+	json_t *pre;
+	int rc;
+
+	r->has_resident = 0;
+	if (json_object_get(est, "peak_resident_bytes") == NULL)
+		return 0;
+	if ((rc = sm__j_u64(d, est, "", "peak_resident_bytes", &r->est_resident)) != 0 ||
+	    (rc = sm__j_u64(d, est, "", "peak_address_space_bytes", &r->est_address_space)) != 0)
+		return rc;
+	r->est_resident_pre = r->est_resident;
+	r->est_peak_pre = 0;
+	pre = json_object_get(est, "pre_run");
+	if (pre != NULL && !json_is_null(pre)) {
+		if ((rc = sm__j_obj(d, est, "", "pre_run", &pre)) != 0 ||
+		    (rc = sm__j_u64(d, pre, "pre_run", "peak_resident_bytes", &r->est_resident_pre)) != 0 ||
+		    (rc = sm__j_u64(d, pre, "pre_run", "peak_bytes", &r->est_peak_pre)) != 0)
+			return rc;
+	}
+	r->has_resident = 1;
+	return 0;
+}
+
+int sm__report_load_resident_memory(sm_report *r, sm__jdoc *d, json_t *mem)
+{
+	json_t *p = json_object_get(mem, "process"), *v;
+	int rc;
+
+	r->meas_vm_hwm = r->meas_vm_peak = 0;
+	r->has_cgroup_peak = 0;
+	if (p == NULL || json_is_null(p))
+		return 0;
+	if ((rc = sm__j_obj(d, mem, "", "process", &p)) != 0)
+		return rc;
+	if (!json_is_null(json_object_get(p, "vm_hwm")) &&
+	    (rc = sm__j_u64(d, p, "process", "vm_hwm", &r->meas_vm_hwm)) != 0)
+		return rc;
+	if (!json_is_null(json_object_get(p, "vm_peak")) &&
+	    (rc = sm__j_u64(d, p, "process", "vm_peak", &r->meas_vm_peak)) != 0)
+		return rc;
+	v = json_object_get(p, "cgroup_memory_peak");
+	if (v != NULL && !json_is_null(v)) {
+		if ((rc = sm__j_u64(d, p, "process", "cgroup_memory_peak", &r->meas_cgroup_peak)) != 0)
+			return rc;
+		r->has_cgroup_peak = 1;
+	}
+	return 0;
+}
+
+void sm__report_resident(sm_report *r, double tolerance_pct)
+{
+	char a[32], b[32], c[32], p[32], x[32], y[32], q[32];
+	uint64_t meas_req = 0;
+	size_t i;
+
+	memset(r->resident_lines, 0, sizeof(r->resident_lines));
+	memset(&r->resident, 0, sizeof(r->resident));
+	memset(&r->resident_pre, 0, sizeof(r->resident_pre));
+	memset(&r->requested_pre, 0, sizeof(r->requested_pre));
+	memset(&r->address_space, 0, sizeof(r->address_space));
+	r->resident_failed = 0;
+	r->resident_tolerance_pct = tolerance_pct > SM_REPORT_RESIDENT_TOLERANCE
+				    ? tolerance_pct : SM_REPORT_RESIDENT_TOLERANCE;
+	if (!r->has_resident || r->meas_vm_hwm == 0)
+		return;
+	for (i = 0; i < r->nstages; i++)
+		if (r->stages[i].has_meas && r->stages[i].meas_peak > meas_req)
+			meas_req = r->stages[i].meas_peak;
+	/* the resident bound is relative at every size: the baseline is part of the figure */
+	sm_report_judge(r->est_resident, r->meas_vm_hwm, r->resident_tolerance_pct, 0, &r->resident);
+	sm_report_judge(r->est_resident_pre, r->meas_vm_hwm, r->resident_tolerance_pct, 0,
+			&r->resident_pre);
+	r->resident_pre.verdict = SM_VERDICT_NA;
+	if (r->est_peak_pre > 0) {
+		sm_report_judge(r->est_peak_pre, meas_req, r->tolerance_pct, r->abs_bound,
+				&r->requested_pre);
+		r->requested_pre.verdict = SM_VERDICT_NA;
+	}
+	if (r->meas_vm_peak > 0) {
+		sm_report_judge(r->est_address_space, r->meas_vm_peak, 0, 0, &r->address_space);
+		r->address_space.verdict = SM_VERDICT_NA;
+	}
+	if (!r->measured || !r->complete)
+		r->resident.verdict = SM_VERDICT_NA;
+	r->resident_failed = r->resident.verdict == SM_VERDICT_FAIL;
+
+	snprintf(r->resident_lines[0], sizeof(r->resident_lines[0]),
+		 "resident peak, the whole process: estimated %s (with this run's sphere sizes), "
+		 "VmHWM %s, %s (%s): %s",
+		 sm__iec(r->est_resident, a, sizeof(a)), sm__iec(r->meas_vm_hwm, b, sizeof(b)),
+		 sm__iec_signed(r->resident.diff, c, sizeof(c)), sm__pct(&r->resident, p, sizeof(p)),
+		 r->resident.verdict == SM_VERDICT_PASS ? "PASS" :
+		 r->resident.verdict == SM_VERDICT_FAIL ? "FAIL" :
+		 !r->measured ? "not judged (the allocator was not measured: a sanitizer build's "
+				"resident set is not the model's)" : "not judged (incomplete run)");
+	if (r->resident.verdict != SM_VERDICT_NA) {
+		size_t n = strlen(r->resident_lines[0]);
+
+		snprintf(r->resident_lines[0] + n, sizeof(r->resident_lines[0]) - n,
+			 " within %g%%", r->resident_tolerance_pct);
+	}
+	if (r->est_peak_pre > 0)
+		snprintf(r->resident_lines[1], sizeof(r->resident_lines[1]),
+			 "before the run (modelled sphere sizes): resident %s, %s (%s) against VmHWM; "
+			 "requested peak %s, %s (%s) against the measured %s",
+			 sm__iec(r->est_resident_pre, a, sizeof(a)),
+			 sm__iec_signed(r->resident_pre.diff, b, sizeof(b)),
+			 sm__pct(&r->resident_pre, p, sizeof(p)),
+			 sm__iec(r->est_peak_pre, x, sizeof(x)),
+			 sm__iec_signed(r->requested_pre.diff, y, sizeof(y)),
+			 sm__pct(&r->requested_pre, q, sizeof(q)), sm__iec(meas_req, c, sizeof(c)));
+	if (r->meas_vm_peak > 0)
+		snprintf(r->resident_lines[2], sizeof(r->resident_lines[2]),
+			 "address space: estimated %s, VmPeak %s, %s (%s): shown, not judged (it binds "
+			 "only under ulimit -v or strict overcommit)",
+			 sm__iec(r->est_address_space, a, sizeof(a)),
+			 sm__iec(r->meas_vm_peak, b, sizeof(b)),
+			 sm__iec_signed(r->address_space.diff, c, sizeof(c)),
+			 sm__pct(&r->address_space, p, sizeof(p)));
+	if (r->has_cgroup_peak)
+		snprintf(r->resident_lines[3], sizeof(r->resident_lines[3]),
+			 "the cgroup's memory.peak read %s: it also counts the page cache of the files "
+			 "read, so it is not compared with the resident peak",
+			 sm__iec(r->meas_cgroup_peak, a, sizeof(a)));
+	else
+		snprintf(r->resident_lines[3], sizeof(r->resident_lines[3]),
+			 "a cgroup's memory.peak and Slurm's MaxRSS also count the page cache of the "
+			 "files read: compare them with this peak plus the bytes read");
+}
+
+json_t *sm__report_resident_json(const sm_report *r)
+{
+	json_t *o;
+
+	if (!r->has_resident || r->meas_vm_hwm == 0)
+		return json_null();
+	o = json_object();
+	json_object_set_new(o, "tolerance_pct", json_real(r->resident_tolerance_pct));
+	json_object_set_new(o, "resident", sm__cmp_json(&r->resident));
+	json_object_set_new(o, "resident_pre_run", sm__cmp_json(&r->resident_pre));
+	json_object_set_new(o, "requested_pre_run", r->est_peak_pre > 0
+				   ? sm__cmp_json(&r->requested_pre) : json_null());
+	json_object_set_new(o, "address_space", r->meas_vm_peak > 0
+				   ? sm__cmp_json(&r->address_space) : json_null());
+	json_object_set_new(o, "cgroup_memory_peak_bytes",
+			    r->has_cgroup_peak ? json_integer((json_int_t)r->meas_cgroup_peak)
+					       : json_null());
+	return o;
+}
