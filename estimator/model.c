@@ -314,7 +314,13 @@ static void stage_begin(struct sim *s, sm_estimate *e, const char *id, int per_h
 	s->st = st;
 }
 
-static int alloc(struct sim *s, const char *name, sm_dtype t, uint64_t count, const char *freed_in)
+/*
+ * An array of count elements of which only the first `touched` are ever written (a rank's stream
+ * block when the rank has fewer cells than a block; touched = count otherwise): its resident pages
+ * are the touched part's.
+ */
+static int alloc_part(struct sim *s, const char *name, sm_dtype t, uint64_t count,
+		      uint64_t touched, const char *freed_in)
 {
 	sm_est_stage *st = s->st;
 	sm_est_array *a;
@@ -326,6 +332,14 @@ static int alloc(struct sim *s, const char *name, sm_dtype t, uint64_t count, co
 	if (al < req)        /* beyond the largest size class: no prediction better than the request */
 		al = req;
 	res = sm_est_array_resident(req, al);
+	if (touched < count) {
+		uint64_t tb = touched * sm__est_dtype_size(t); /* < req: no overflow */
+		uint64_t tr = sm_est_array_resident(tb, sm_prof_nallocx(tb) < tb ? tb
+								   : sm_prof_nallocx(tb));
+
+		if (tr < res)
+			res = tr;
+	}
 	if (sm_add_u64(s->req, req, &s->req) != 0 || sm_add_u64(s->alloc, al, &s->alloc) != 0 ||
 	    sm_add_u64(s->res, res, &s->res) != 0)
 		return sm_error_set(s->err, SM_EOVERFLOW,
@@ -354,6 +368,11 @@ static int alloc(struct sim *s, const char *name, sm_dtype t, uint64_t count, co
 	if (s->res > st->peak_resident)
 		st->peak_resident = s->res;
 	return 0;
+}
+
+static int alloc(struct sim *s, const char *name, sm_dtype t, uint64_t count, const char *freed_in)
+{
+	return alloc_part(s, name, t, count, count, freed_in);
 }
 
 static void release(struct sim *s, const char *name)
@@ -689,11 +708,17 @@ static int mpi_stages(struct sim *s, const sm_est_input *in, const sm_model_opti
 	if (b > 0) {
 		if (b > UINT64_MAX / 3)
 			return overflow(s, "Coordinates", b, pt);
-		if ((rc = alloc(s, "InternalEnergy", SM_DTYPE_F32, b, "stream_cells")) != 0 ||
-		    (rc = alloc(s, "ElectronAbundance", SM_DTYPE_F32, b, "stream_cells")) != 0 ||
-		    (rc = alloc(s, "StarFormationRate", SM_DTYPE_F32, b, "stream_cells")) != 0 ||
-		    (rc = alloc(s, "temperature", SM_DTYPE_F32, b, "stream_cells")) != 0 ||
-		    (rc = alloc(s, "Coordinates", pt, 3 * b, "stream_cells")) != 0)
+		/* a rank with fewer cells than a block writes only its cells into it */
+		uint64_t tc = e->have_cells_per_rank && e->cells_per_rank_max < b
+			      ? e->cells_per_rank_max : b;
+
+		if ((rc = alloc_part(s, "InternalEnergy", SM_DTYPE_F32, b, tc, "stream_cells")) != 0 ||
+		    (rc = alloc_part(s, "ElectronAbundance", SM_DTYPE_F32, b, tc,
+					"stream_cells")) != 0 ||
+		    (rc = alloc_part(s, "StarFormationRate", SM_DTYPE_F32, b, tc,
+					"stream_cells")) != 0 ||
+		    (rc = alloc_part(s, "temperature", SM_DTYPE_F32, b, tc, "stream_cells")) != 0 ||
+		    (rc = alloc_part(s, "Coordinates", pt, 3 * b, 3 * tc, "stream_cells")) != 0)
 			return rc;
 		if (pt == SM_DTYPE_F32 &&
 		    (rc = alloc(s, "io_buffer", SM_DTYPE_U8, IO_BUFFER_BYTES, "stream_cells")) != 0)

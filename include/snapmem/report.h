@@ -28,6 +28,7 @@
 #define SM_REPORT_SMALL_STAGE (UINT64_C(1) << 20)    /* below: the absolute bound applies */
 #define SM_REPORT_ABS_BOUND (UINT64_C(64) << 10)     /* 64 KiB */
 #define SM_REPORT_RESIDENT_TOLERANCE 2.0             /* percent: predicted resident vs VmHWM */
+#define SM_REPORT_RESIDENT_FLOOR (UINT64_C(2) << 20)  /* 2 MiB: the least resident bound */
 
 typedef enum sm_report_format {
 	SM_REPORT_TABLE = 0,

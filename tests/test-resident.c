@@ -1,0 +1,250 @@
+/*
+ * The resident peak, predicted and measured (docs/MODEL.md "The four peaks"): a run's memory.json
+ * holds the whole process's VmHWM and VmPeak ("process"), its estimate.json the predicted resident
+ * and address-space peaks, calibrated and before the run ("pre_run"); `snapmem report` judges the
+ * resident peak against VmHWM once and every format prints the same sentence; a measured VmHWM the
+ * model misses fails the report (exit 1); a malformed "process" object is exit 2 naming the file;
+ * documents without these keys still load (no resident section).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "util.h"
+
+static char *dir, *mock, *run;
+
+static int setup(void **state)
+{
+	tu_result r;
+
+	(void)state;
+	dir = tu_tmpdir();
+	mock = tu_path(dir, "mock");
+	run = tu_path(dir, "run");
+	r = tu_run("mock", mock, "--gas", "200000", "--halos", "4", "--files", "3", NULL);
+	if (r.status != 0)
+		return -1;
+	tu_result_free(&r);
+	r = tu_run("run", "--base-path", mock, "--snap", "99", "--out", run, NULL);
+	if (r.status != 0)
+		return -1;
+	tu_result_free(&r);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	tu_rmtree(dir);
+	free(dir);
+	free(mock);
+	free(run);
+	return 0;
+}
+
+static json_t *load(const char *name)
+{
+	char *p = tu_path(run, name);
+	json_error_t jerr;
+	json_t *j = json_load_file(p, 0, &jerr);
+
+	free(p);
+	assert_non_null(j);
+	return j;
+}
+
+static void save(const char *d, const char *name, json_t *j)
+{
+	char *p = tu_path(d, name);
+
+	assert_int_equal(json_dump_file(j, p, JSON_INDENT(1)), 0);
+	free(p);
+}
+
+/* A copy of the run directory's two documents into a new directory; returns it. */
+static char *copy_run(const char *name, json_t *est, json_t *mem)
+{
+	char *d = tu_path(dir, name);
+	char cmd[8192];
+
+	snprintf(cmd, sizeof(cmd), "mkdir -p '%s'", d);
+	assert_int_equal(system(cmd), 0);
+	save(d, "estimate.json", est);
+	save(d, "memory.json", mem);
+	return d;
+}
+
+static json_int_t geti(json_t *o, const char *k1, const char *k2)
+{
+	json_t *v = json_object_get(o, k1);
+
+	if (k2 != NULL)
+		v = json_object_get(v, k2);
+	assert_true(json_is_integer(v));
+	return json_integer_value(v);
+}
+
+static void test_documents(void **state)
+{
+	json_t *est = load("estimate.json"), *mem = load("memory.json"), *p;
+
+	(void)state;
+	p = json_object_get(mem, "process");
+	assert_non_null(p);
+	/* the whole process: VmHWM at least the requested peak, VmPeak at least VmHWM */
+	assert_true(geti(mem, "process", "vm_hwm") > 0);
+	assert_true(geti(mem, "process", "vm_peak") >= geti(mem, "process", "vm_hwm"));
+	assert_true(json_object_get(p, "cgroup_memory_peak") != NULL);
+	assert_true(json_object_get(p, "cgroup_memory_max") != NULL);
+	/* the estimate: resident = tracked + baseline, need = resident + page tables; pre_run kept */
+	assert_int_equal(geti(est, "need_bytes", NULL),
+			 geti(est, "peak_resident_bytes", NULL) + geti(est, "page_tables_bytes", NULL));
+	assert_true(geti(est, "peak_resident_bytes", NULL) > geti(est, "baseline_resident_bytes", NULL));
+	assert_true(geti(est, "peak_address_space_bytes", NULL) > geti(est, "peak_allocated_bytes", NULL));
+	assert_true(geti(est, "pre_run", "peak_resident_bytes") > 0);
+	assert_true(geti(est, "pre_run", "peak_bytes") > 0);
+	json_decref(est);
+	json_decref(mem);
+}
+
+static void test_judged_once(void **state)
+{
+	tu_result t = tu_run("report", run, NULL), m, h, j;
+	json_t *est = load("estimate.json"), *mem = load("memory.json"), *root, *res;
+	json_error_t jerr;
+	const char *line, *end;
+	char sentence[400];
+
+	(void)state;
+	m = tu_run("report", run, "--format", "markdown", NULL);
+	h = tu_run("report", run, "--format", "html", NULL);
+	j = tu_run("report", run, "--format", "json", NULL);
+	assert_int_equal(t.status, 0);
+	assert_int_equal(m.status, 0);
+	assert_int_equal(j.status, 0);
+	line = strstr(t.out, "resident peak, the whole process: ");
+	assert_non_null(line);
+	end = strchr(line, '\n');
+	assert_non_null(end);
+	snprintf(sentence, sizeof(sentence), "%.*s", (int)(end - line), line);
+	assert_non_null(strstr(m.out, sentence)); /* no Markdown metacharacters in it */
+	assert_non_null(strstr(h.out, "<h2>Resident peak</h2>"));
+	assert_non_null(strstr(t.out, "before the run (modelled sphere sizes): resident "));
+	assert_non_null(strstr(t.out, "address space: estimated "));
+	root = json_loads(j.out, 0, &jerr);
+	assert_non_null(root);
+	res = json_object_get(json_object_get(root, "resident"), "resident");
+	assert_non_null(res);
+	assert_int_equal(geti(res, "estimated_bytes", NULL), geti(est, "peak_resident_bytes", NULL));
+	assert_int_equal(geti(res, "measured_bytes", NULL), geti(mem, "process", "vm_hwm"));
+	assert_string_equal(json_string_value(json_object_get(res, "verdict")),
+			    tu_sanitized() ? "n/a" : "pass");
+	if (!tu_sanitized())
+		assert_non_null(strstr(sentence, ": PASS within "));
+	json_decref(root);
+	json_decref(est);
+	json_decref(mem);
+	tu_result_free(&t);
+	tu_result_free(&m);
+	tu_result_free(&h);
+	tu_result_free(&j);
+}
+
+/* A VmHWM the model misses by far fails the report, in every format. */
+static void test_missed(void **state)
+{
+	json_t *est = load("estimate.json"), *mem = load("memory.json");
+	json_t *p = json_object_get(mem, "process");
+	char *d;
+	tu_result t, j;
+
+	(void)state;
+	json_object_set_new(p, "vm_hwm",
+			    json_integer(2 * json_integer_value(json_object_get(p, "vm_hwm"))));
+	d = copy_run("missed", est, mem);
+	t = tu_run("report", d, NULL);
+	j = tu_run("report", d, "--format", "json", NULL);
+	if (tu_sanitized()) {
+		assert_int_equal(t.status, 0);
+		assert_non_null(strstr(t.out, "not judged (the allocator was not measured"));
+	} else {
+		assert_int_equal(t.status, 1);
+		assert_int_equal(j.status, 1);
+		assert_non_null(strstr(t.out, "verdict: FAIL, the resident peak misses VmHWM by more "
+				   "than 2%"));
+		assert_non_null(strstr(t.out, "resident peak, the whole process: "));
+		assert_non_null(strstr(t.out, ": FAIL within "));
+		assert_non_null(strstr(j.out, "\"verdict\": \"fail\""));
+	}
+	tu_result_free(&t);
+	tu_result_free(&j);
+	free(d);
+	json_decref(est);
+	json_decref(mem);
+}
+
+/* A malformed process object is exit 2 naming the file; documents without the keys still load. */
+static void test_documents_checked(void **state)
+{
+	json_t *est = load("estimate.json"), *mem = load("memory.json");
+	char *d, *p;
+	tu_result r;
+
+	(void)state;
+	json_object_set_new(json_object_get(mem, "process"), "vm_hwm", json_string("lots"));
+	d = copy_run("bad", est, mem);
+	r = tu_run("report", d, NULL);
+	p = tu_path(d, "memory.json");
+	assert_int_equal(r.status, 2);
+	assert_int_equal(tu_count_lines(r.err), 1);
+	assert_non_null(strstr(r.err, p));
+	assert_non_null(strstr(r.err, "vm_hwm"));
+	assert_string_equal(r.out, "");
+	tu_result_free(&r);
+	free(p);
+	free(d);
+	json_decref(mem);
+
+	/* an estimate whose pre_run is not an object */
+	mem = load("memory.json");
+	json_object_set_new(est, "pre_run", json_integer(3));
+	d = copy_run("badpre", est, mem);
+	r = tu_run("report", d, NULL);
+	assert_int_equal(r.status, 2);
+	assert_non_null(strstr(r.err, "pre_run"));
+	tu_result_free(&r);
+	free(d);
+
+	/* older documents: no resident keys, no process object: no resident section */
+	json_object_del(est, "pre_run");
+	json_object_del(est, "peak_resident_bytes");
+	json_object_del(mem, "process");
+	d = copy_run("old", est, mem);
+	r = tu_run("report", d, NULL);
+	assert_int_equal(r.status, tu_sanitized() ? r.status : 0);
+	assert_null(strstr(r.out, "resident peak, the whole process"));
+	tu_result_free(&r);
+	free(d);
+	json_decref(est);
+	json_decref(mem);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_documents),
+		cmocka_unit_test(test_judged_once),
+		cmocka_unit_test(test_missed),
+		cmocka_unit_test(test_documents_checked),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
