@@ -480,4 +480,7 @@ if "$(dirname "$0")/bench-profile.sh" "$build" "$mode"; then
 else
 	printf '\n## snapmem profile\n\nscripts/bench-profile.sh failed (exit %s).\n' "$?" >>"$out_md"
 fi
+# Resident peak: predicted vs VmHWM, serial and per rank (its own script: appends to both files)
+"$(dirname "$0")/bench-resident.sh" "$bin" "$(mock_dir "$ref")" "$ref" "$out_md" "$out_json" \
+	"$data" "$mpi_skip"
 say "done: $out_md"
