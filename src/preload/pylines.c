@@ -10,7 +10,8 @@
  * PyObject_GetAttrString, PyUnicode_AsUTF8, Py_DecRef): nothing of Python is linked. Each distinct
  * (function, file, line) is interned in a table mapped once (SM__PYFRAMES entries) and stands in
  * the site's stack as a fake frame address (SM__PYFRAME_TAG | index, never a user-space address),
- * placed after the two innermost native frames (the C function that allocated, e.g. numpy's): so
+ * placed after the two innermost native frames of a large allocation (the C function that
+ * allocated, e.g. numpy's; none for a tracked array, whose native frames are ctypes'): so
  * two lines with the same native stack are two sites, and root first the stack reads
  * script frames, then the allocating C function. json.c names those addresses through
  * sm__pyframe_name. Only large allocations: a small one may be the interpreter building the very
@@ -124,7 +125,7 @@ static long intern(const char *fn, const char *file, int line)
 	return ret;
 }
 
-static int frames_hook(void **frames, int n, int max)
+static int frames_hook(void **frames, int n, int max, int keep)
 {
 	void *pf[PY_DEPTH];
 	int k = 0, owned = 0;
@@ -164,7 +165,8 @@ static int frames_hook(void **frames, int n, int max)
 	py.restore(t, v, tb);
 	if (k == 0)
 		return n;
-	int keep = n < 2 ? n : 2; /* the C function that allocated, and its caller */
+	if (keep > n)
+		keep = n;
 	if (keep + k > max)
 		k = max - keep;
 	if (k <= 0)

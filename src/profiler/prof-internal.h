@@ -188,9 +188,10 @@ const sm__preload_ops *sm__preload(void);       /* NULL when no preloaded profil
 
 /* ---- Python lines (src/preload/pylines.c, snapmem profile --python-lines) ------------------ */
 /* Set by the preload library; NULL otherwise. sm__py_frames rewrites a stack captured for a large
- * allocation or an adopted array (returns the new frame count, at most max); sm__py_name names
- * the fake frame addresses it puts there (1 when addr is one). Defined in sites.c. */
-extern int (*sm__py_frames)(void **frames, int n, int max);
+ * allocation or an adopted array: the `keep` innermost native frames, then the Python frames
+ * (returns the new frame count, at most max; n when there are none); sm__py_name names the fake
+ * frame addresses it puts there (1 when addr is one). Defined in sites.c. */
+extern int (*sm__py_frames)(void **frames, int n, int max, int keep);
 extern int (*sm__py_name)(void *addr, const char **function, const char **file, int *line);
 void sm__pylines_enable(void);
 

@@ -29,7 +29,7 @@ uint64_t *sm__filter;
 static unsigned char *fcount; /* how many live entries share each filter bit (under the lock) */
 uint64_t sm__threshold = 1 << 20, sm__interval = 512 << 10;
 uint64_t sm__sample_gen;
-int (*sm__py_frames)(void **frames, int n, int max);
+int (*sm__py_frames)(void **frames, int n, int max, int keep);
 int (*sm__py_name)(void *addr, const char **function, const char **file, int *line);
 
 #define LIVE_BITS 16
@@ -232,7 +232,7 @@ void sm__sample_record(void *ptr, uint64_t size, uint64_t weight)
 	int max = active ? active->sites.max_frames : 16; /* racy read: only a size */
 	int n = sm__capture(frames, max, 3); /* skip this function, the slow path, the interposed malloc */
 	if (sm__py_frames && size >= sm__threshold && n > 0)
-		n = sm__py_frames(frames, n, max);
+		n = sm__py_frames(frames, n, max, 2); /* the allocating C function and its caller */
 	pthread_mutex_lock(&sm__lock);
 	if (!active || !sm__sampling)
 		goto out;

@@ -743,11 +743,10 @@ static void render_text(FILE *f, const sm_measured *m, int md)
 	}
 	if (m->n > 1)
 		fprintf(f, "\n%s%zu processes measured: peaks added up %s allocated (%s above their "
-			   "baselines), VmHWM %s (an upper bound: the peaks need not coincide)\n",
+			   "baselines), VmHWM %s (an upper bound: the peaks need not coincide)%s\n",
 			md ? "**" : "", m->n, sm__iec(sum_peak, a, sizeof(a)),
-			sm__iec(sum_above, b, sizeof(b)), sm__iec(sum_hwm, c, sizeof(c)));
-	if (m->n > 1 && md)
-		fputs("**\n", f);
+			sm__iec(sum_above, b, sizeof(b)), sm__iec(sum_hwm, c, sizeof(c)),
+			md ? "**" : "");
 }
 
 static void render_html(FILE *f, const sm_measured *m)
