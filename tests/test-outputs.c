@@ -5,7 +5,7 @@
  *     link, a directory, a socket or (as root, made in the test's own directory) a character device
  *     is refused and left as it was; a command's own inputs are refused (same st_dev/st_ino, or a
  *     chunk file of the snapshot's directories); temporaries of dead processes are removed;
- *   - `-o` of estimate, tradeoff and report: exit 2 and one line naming the path and what it is,
+ *   - `-o` of estimate, tradeoff, report and diff: exit 2 and one line naming the path and what it is,
  *     for every kind of special file; `report RUN -o RUN/memory.json` refused; `-o -` is stdout;
  *   - runs into one --out started at once: exactly one succeeds, the others exit 2 at once naming
  *     the directory; the result is one run's (one run id in every file, report passes); with
@@ -499,6 +499,8 @@ static void test_o_special_files(void **state)
 		expect_refused(&r, targets[i], kinds[i], NULL);
 		r = tu_run("report", oldrun, "--format", "html", "-o", targets[i], NULL);
 		expect_refused(&r, targets[i], kinds[i], NULL);
+		r = tu_run("diff", oldrun, oldrun, "-o", targets[i], NULL);
+		expect_refused(&r, targets[i], kinds[i], NULL);
 		assert_int_equal(lstat(targets[i], &st), 0);
 		assert_int_equal(st.st_mode & S_IFMT, before);
 	}
@@ -550,6 +552,8 @@ static void test_o_own_input(void **state)
 	r = tu_run("report", run, "-o", hl, NULL);
 	expect_refused(&r, hl, "is an input of this command", NULL);
 	r = tu_run("estimate", "--calibrate", run, "-o", mem, NULL);
+	expect_refused(&r, mem, "is an input of this command", NULL);
+	r = tu_run("diff", oldrun, run, "-o", mem, NULL);
 	expect_refused(&r, mem, "is an input of this command", NULL);
 	{
 		char *now = dir_image(run);

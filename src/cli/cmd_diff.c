@@ -5,6 +5,8 @@
  * bytes from A to B. With --budget, exit 1 when a stage's allocated peak (requested when the
  * allocator was not measured) grows by more than PCT percent and more than 64 KiB: a memory
  * regression check for CI. Exit 2 on bad input (a missing or malformed document, a bad option).
+ * -o writes atomically, only a regular file that is neither run's file (output.c); -o - is
+ * standard output.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +47,7 @@ int cmd_diff(int argc, char **argv)
 	sm_error err = { 0 };
 	char *text = NULL;
 	size_t ndirs = 0, nover = 0;
+	struct cli_inputs inputs = {0};
 	int status = 0;
 
 	cli_parser p;
@@ -72,26 +75,19 @@ int cmd_diff(int argc, char **argv)
 	}
 	if (ndirs != 2)
 		return cli_parse_error(&p, "two run directories are needed (A and B)");
-	if (sm_measured_load(dirs[0], &a, &err) != 0 || sm_measured_load(dirs[1], &b, &err) != 0 ||
-	    sm_measured_diff(a, b, budget, fmt, &text, &nover, &err) != 0) {
+	/* -o: only a regular file, never one of the runs' files (output.c) */
+	cli_inputs_rundir(&inputs, dirs[0]);
+	cli_inputs_rundir(&inputs, dirs[1]);
+	if (cli_output_check(out, &inputs, &err) != 0 ||
+	    sm_measured_load(dirs[0], &a, &err) != 0 || sm_measured_load(dirs[1], &b, &err) != 0 ||
+	    sm_measured_diff(a, b, budget, fmt, &text, &nover, &err) != 0 ||
+	    cli_emit(text, out, &inputs, &err) != 0) {
 		status = cli_fail(&err);
 		goto out;
 	}
-	if (out) {
-		if (sm_report_write_text(out, text, &err) != 0) {
-			status = cli_fail(&err);
-			goto out;
-		}
-	} else {
-		fputs(text, stdout);
-		if (fflush(stdout) != 0) {
-			sm_error_set(&err, SM_EIO, "cannot write to standard output");
-			status = cli_fail(&err);
-			goto out;
-		}
-	}
 	status = nover ? 1 : 0;
 out:
+	cli_inputs_release(&inputs);
 	free(text);
 	sm_measured_free(a);
 	sm_measured_free(b);

@@ -299,14 +299,21 @@ static int record_exit(const char *path, int status, sm_error *err)
 	return rc;
 }
 
-/* Removes temporary files a killed process left in dir ("memory.json.tmp.PID"). */
+/* Removes temporary files a killed process left in dir: the shared writer's
+ * (".memory*.json.snapmem-tmp.PID.RANDOM", outfile.h) when PID is gone, and older versions'
+ * ("memory.json.tmp.PID"). */
 static void remove_temporaries(const char *dir)
 {
 	DIR *d = opendir(dir);
 	if (!d)
 		return;
 	for (struct dirent *e; (e = readdir(d)) != NULL;) {
-		if (strncmp(e->d_name, "memory.", 7) == 0 && strstr(e->d_name, ".json.tmp.")) {
+		long tpid = sm_out_temp_pid(e->d_name);
+
+		if ((strncmp(e->d_name, "memory.", 7) == 0 && strstr(e->d_name, ".json.tmp.")) ||
+		    (tpid > 0 && strncmp(e->d_name, ".memory", 7) == 0 &&
+		     strstr(e->d_name, ".json.snapmem-tmp.") != NULL && kill((pid_t)tpid, 0) != 0 &&
+		     errno == ESRCH)) {
 			char p[PATH_MAX];
 			if (snprintf(p, sizeof(p), "%s/%s", dir, e->d_name) < (int)sizeof(p))
 				unlink(p);
