@@ -237,6 +237,49 @@ static void test_documents_checked(void **state)
 	json_decref(mem);
 }
 
+/* --scale-to extrapolates VmHWM and puts it beside `estimate`'s resident peak, the same figure. */
+static void test_scale_to(void **state)
+{
+	char *mock2 = tu_path(dir, "mock2"), *run2 = tu_path(dir, "run2");
+	tu_result r, e, t;
+	json_error_t jerr;
+	json_t *root, *est, *res;
+
+	(void)state;
+	r = tu_run("mock", mock2, "--gas", "100000", "--halos", "4", "--files", "3", NULL);
+	assert_int_equal(r.status, 0);
+	tu_result_free(&r);
+	r = tu_run("run", "--base-path", mock2, "--snap", "99", "--out", run2, NULL);
+	assert_int_equal(r.status, 0);
+	tu_result_free(&r);
+	r = tu_run("report", "--scale-to", "TNG300-1", run2, run, "--format", "json", NULL);
+	t = tu_run("report", "--scale-to", "TNG300-1", run2, run, NULL);
+	e = tu_run("estimate", "--format", "json", NULL);
+	assert_int_equal(e.status, 0);
+	root = json_loads(r.out, 0, &jerr);
+	est = json_loads(e.out, 0, &jerr);
+	assert_non_null(root);
+	assert_non_null(est);
+	res = json_object_get(root, "resident");
+	assert_true(json_is_object(res));
+	assert_int_equal(json_integer_value(json_object_get(res, "estimated_peak_resident_bytes")),
+			 json_integer_value(json_object_get(est, "peak_resident_bytes")));
+	assert_int_equal(json_integer_value(json_object_get(res, "estimated_need_bytes")),
+			 json_integer_value(json_object_get(est, "need_bytes")));
+	assert_true(json_integer_value(json_object_get(res, "fitted_vm_hwm_bytes")) > 0);
+	/* the table prints the same sentence the JSON holds */
+	assert_non_null(strstr(t.out, json_string_value(json_array_get(json_object_get(res, "lines"),
+								       0))));
+	assert_non_null(strstr(t.out, "resident peak at TNG300-1: the runs' VmHWM fitted"));
+	json_decref(root);
+	json_decref(est);
+	tu_result_free(&r);
+	tu_result_free(&t);
+	tu_result_free(&e);
+	free(mock2);
+	free(run2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -244,6 +287,7 @@ int main(void)
 		cmocka_unit_test(test_judged_once),
 		cmocka_unit_test(test_missed),
 		cmocka_unit_test(test_documents_checked),
+		cmocka_unit_test(test_scale_to),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
