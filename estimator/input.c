@@ -14,8 +14,10 @@
  * cannot be answered and is refused with one line saying so.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -371,6 +373,106 @@ int sm__est_calibrate(sm_est_input *in, const char *rundir, sm_error *err)
 		}
 		in->halos[inst].sphere_cells = (uint64_t)json_integer_value(sc);
 	}
+out:
+	json_decref(root);
+	return rc;
+}
+
+/* ---- speed from an earlier run (estimate --format slurm --calibrate RUNDIR) ------------------- */
+
+static int speed_str(const char *path, json_t *o, const char *where, const char *key,
+		     const char **out, sm_error *err)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (!json_is_string(v))
+		return sm_error_set(err, SM_EFORMAT, "--calibrate: '%s': %s.%s is missing or not a "
+				    "string", path, where, key);
+	*out = json_string_value(v);
+	return 0;
+}
+
+int sm_est_calibration_speed(const char *rundir, const sm_est_input *in,
+			     const sm_model_options *o, sm_est_speed *out, sm_error *err)
+{
+	char path[SM_PATH_MAX + 32];
+	json_error_t jerr;
+	json_t *root = NULL, *run, *opts, *v;
+	const char *pos = NULL, *sel = NULL, *tmp = NULL, *base = NULL;
+	int rc = 0, mpi;
+
+	memset(out, 0, sizeof(*out));
+	if ((size_t)snprintf(path, sizeof(path), "%s/memory.json", rundir) >= sizeof(path))
+		return sm_error_set(err, SM_EINVAL, "--calibrate: path '%s' is too long", rundir);
+	root = json_load_file(path, 0, &jerr);
+	if (root == NULL) {
+		rc = sm_error_set(err, access(path, F_OK) != 0 ? SM_ENOTFOUND : SM_EFORMAT,
+				  "--calibrate: cannot read '%s': %s", path, jerr.text);
+		goto out;
+	}
+	v = json_object_get(root, "schema");
+	if (!json_is_string(v) || strcmp(json_string_value(v), "snapmem.memory/1") != 0) {
+		rc = sm_error_set(err, SM_EFORMAT, "--calibrate: '%s' is not a snapmem memory.json "
+				  "(schema snapmem.memory/1)", path);
+		goto out;
+	}
+	if (!json_is_true(json_object_get(root, "complete"))) {
+		rc = sm_error_set(err, SM_EINVAL, "--calibrate: '%s' is of an incomplete run: its "
+				  "speed says nothing of a whole one", path);
+		goto out;
+	}
+	run = json_object_get(root, "run");
+	opts = json_object_get(run, "options");
+	if (!json_is_object(run) || !json_is_object(opts)) {
+		rc = sm_error_set(err, SM_EFORMAT, "--calibrate: '%s' has no run.options object", path);
+		goto out;
+	}
+	if ((rc = speed_str(path, opts, "run.options", "positions", &pos, err)) != 0 ||
+	    (rc = speed_str(path, opts, "run.options", "select", &sel, err)) != 0 ||
+	    (rc = speed_str(path, opts, "run.options", "temperature", &tmp, err)) != 0)
+		goto out;
+	mpi = json_is_true(json_object_get(opts, "mpi"));
+	if (strcmp(pos, o->positions == SM_DTYPE_F64 ? "float64" : "float32") != 0 ||
+	    (!(o->mpi || o->ranks > 1) &&
+	     (strcmp(sel, o->select == SM_SELECT_MASK ? "mask" : "index") != 0 ||
+	      strcmp(tmp, o->temperature == SM_TEMP_STREAMING ? "streaming" : "in-memory") != 0)) ||
+	    mpi != (o->mpi || o->ranks > 1)) {
+		rc = sm_error_set(err, SM_EINVAL, "--calibrate: '%s' is a run of other options "
+				  "(positions %s, select %s, temperature %s%s): its speed is not "
+				  "this run's", path, pos, sel, tmp, mpi ? ", --mpi" : "");
+		goto out;
+	}
+	v = json_object_get(opts, "base_path");
+	if (json_is_string(v))
+		base = json_string_value(v);
+	if (strcmp(in->source_kind, "base_path") == 0 &&
+	    (base == NULL || strcmp(base, in->path) != 0 ||
+	     !json_is_integer(json_object_get(opts, "snap")) ||
+	     json_integer_value(json_object_get(opts, "snap")) != in->snap)) {
+		rc = sm_error_set(err, SM_EINVAL, "--calibrate: '%s' is a run of other data ('%s'), "
+				  "not '%s' snapshot %d", path, base != NULL ? base : "?", in->path,
+				  in->snap);
+		goto out;
+	}
+	v = json_object_get(run, "gas_cells");
+	if (!json_is_integer(v) || json_integer_value(v) <= 0) {
+		rc = sm_error_set(err, SM_EFORMAT, "--calibrate: '%s': run.gas_cells is missing or "
+				  "not a positive integer", path);
+		goto out;
+	}
+	out->cells = (uint64_t)json_integer_value(v);
+	v = json_object_get(run, "wall_s");
+	if (!json_is_number(v) || !(json_number_value(v) > 0) ||
+	    !isfinite(json_number_value(v))) {
+		rc = sm_error_set(err, SM_EFORMAT, "--calibrate: '%s': run.wall_s is missing or not a "
+				  "positive number of seconds", path);
+		goto out;
+	}
+	out->wall_s = json_number_value(v);
+	out->cells_per_s = (double)out->cells / out->wall_s;
+	v = json_object_get(opts, "ranks");
+	out->ranks = json_is_integer(v) && json_integer_value(v) > 0 ? (uint32_t)json_integer_value(v)
+								     : 1;
 out:
 	json_decref(root);
 	return rc;

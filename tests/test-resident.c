@@ -280,6 +280,79 @@ static void test_scale_to(void **state)
 	free(run2);
 }
 
+/* estimate --format slurm --calibrate RUNDIR: the wall time from a run of the same data and options;
+ * an incomplete run, other options, other data or a tampered memory.json is one line, exit 2,
+ * nothing written. */
+static void expect_refused(const char *rundir, const char *want, const char *extra)
+{
+	char *o = tu_path(dir, "job.sh");
+	tu_result r = extra != NULL
+		? tu_run("estimate", "--base-path", mock, "--snap", "99", "--node-mem", "1G", "--format",
+			 "slurm", "--calibrate", rundir, "-o", o, extra, "float64", NULL)
+		: tu_run("estimate", "--base-path", mock, "--snap", "99", "--node-mem", "1G", "--format",
+			 "slurm", "--calibrate", rundir, "-o", o, NULL);
+
+	if (r.status != 2 || tu_count_lines(r.err) != 1 || strstr(r.err, want) == NULL)
+		fail_msg("want exit 2 and one line with '%s'; got %d: %s", want, r.status, r.err);
+	assert_false(tu_exists(o));
+	tu_result_free(&r);
+	free(o);
+}
+
+static void test_slurm_calibrate(void **state)
+{
+	json_t *est = load("estimate.json"), *mem = load("memory.json"), *m2;
+	tu_result r;
+	char *d;
+
+	(void)state;
+	r = tu_run("estimate", "--base-path", mock, "--snap", "99", "--node-mem", "1G", "--format",
+		   "slurm", "--calibrate", run, NULL);
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.out, "#SBATCH --time="));
+	assert_non_null(strstr(r.out, "# wall time: "));
+	assert_non_null(strstr(r.out, "assuming the same filesystem bandwidth"));
+	assert_non_null(strstr(r.out, "#SBATCH --mem="));
+	tu_result_free(&r);
+	/* other options */
+	expect_refused(run, "a run of other options", "--positions");
+	/* incomplete */
+	m2 = json_deep_copy(mem);
+	json_object_set_new(m2, "complete", json_false());
+	d = copy_run("incomplete", est, m2);
+	expect_refused(d, "incomplete", NULL);
+	free(d);
+	json_decref(m2);
+	/* other data */
+	m2 = json_deep_copy(mem);
+	json_object_set_new(json_object_get(json_object_get(m2, "run"), "options"), "base_path",
+			    json_string("/elsewhere"));
+	d = copy_run("otherdata", est, m2);
+	expect_refused(d, "a run of other data", NULL);
+	free(d);
+	json_decref(m2);
+	/* tampered: the wall time a string, the schema another */
+	m2 = json_deep_copy(mem);
+	json_object_set_new(json_object_get(m2, "run"), "wall_s", json_string("fast"));
+	d = copy_run("tampered", est, m2);
+	expect_refused(d, "run.wall_s", NULL);
+	free(d);
+	json_decref(m2);
+	m2 = json_deep_copy(mem);
+	json_object_set_new(m2, "schema", json_string("snapmem.memory/9"));
+	d = copy_run("schema", est, m2);
+	expect_refused(d, "memory.json", NULL);
+	free(d);
+	json_decref(m2);
+	/* a wall time needs the same snapshot: the embedded default is refused */
+	r = tu_run("estimate", "--node-mem", "1G", "--format", "slurm", "--calibrate", run, NULL);
+	assert_int_equal(r.status, 2);
+	assert_int_equal(tu_count_lines(r.err), 1);
+	tu_result_free(&r);
+	json_decref(est);
+	json_decref(mem);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -288,6 +361,7 @@ int main(void)
 		cmocka_unit_test(test_missed),
 		cmocka_unit_test(test_documents_checked),
 		cmocka_unit_test(test_scale_to),
+		cmocka_unit_test(test_slurm_calibrate),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

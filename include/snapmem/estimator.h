@@ -264,6 +264,24 @@ int sm_est_verdict_compute(const sm_est_input *in, const sm_estimate *e, uint64_
 			   uint64_t headroom, sm_est_verdict *v, sm_error *err);
 void sm_est_verdict_release(sm_est_verdict *v);
 
+/* The speed of an earlier profiled run (memory.json run.gas_cells / run.wall_s), for a predicted
+ * wall time: `estimate --format slurm --calibrate RUNDIR`. */
+typedef struct sm_est_speed {
+	uint64_t cells;              /* gas cells the run processed */
+	double wall_s;               /* its pipeline's wall time */
+	double cells_per_s;
+	uint32_t ranks;              /* the run's ranks (1: one process) */
+} sm_est_speed;
+
+/*
+ * Reads RUNDIR/memory.json: it must be a complete run (SM_EINVAL otherwise), of the same options
+ * as o (positions; select and temperature for one process; --mpi) and, when in is from a base
+ * path, of the same base path and snapshot (SM_EINVAL: "a run of other data"); a missing file is
+ * SM_ENOTFOUND, a malformed or tampered one SM_EFORMAT, each one line naming the file.
+ */
+int sm_est_calibration_speed(const char *rundir, const sm_est_input *in,
+			     const sm_model_options *o, sm_est_speed *out, sm_error *err);
+
 /* The command-line switches that select a's options ("--positions float32 --select index
  * --temperature streaming --stream-block 65536" or "--mpi --positions float32 --stream-block
  * 65536"), into buf; returns buf. */

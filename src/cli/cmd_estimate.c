@@ -13,6 +13,7 @@
  * The source and model-option parsing (cli_est_parse) and the number formatting helpers are shared
  * with cmd_tradeoff.c.
  */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -686,7 +687,34 @@ int cli_est_slurm(const struct cli_est_args *a, const sm_est_input *in, const sm
 	fprintf(f, "#SBATCH --nodes=%llu\n", (unsigned long long)(c->options.mpi ? c->nodes : 1));
 	fprintf(f, "#SBATCH --ntasks-per-node=%llu\n", (unsigned long long)tasks);
 	fprintf(f, "#SBATCH --mem=%lluM\n", (unsigned long long)mib);
-	fprintf(f, "# wall time: not predicted (give --calibrate RUNDIR of a profiled run)\n");
+	if (a->opts.calibrate[0] == '\0') {
+		fprintf(f, "# wall time: not predicted (give --calibrate RUNDIR of a profiled run of "
+			"this snapshot)\n");
+	} else {
+		sm_est_speed sp;
+		double w, cells = (double)in->header.npart_total[0];
+		uint64_t minutes;
+
+		if (strcmp(in->source_kind, "base_path") != 0) {
+			sm_error_set(err, SM_EINVAL, "--calibrate: a predicted wall time needs a run of "
+				     "the same snapshot: give --base-path DIR --snap N with it");
+			goto fail;
+		}
+		if (sm_est_calibration_speed(a->opts.calibrate, in, &c->options, &sp, err) != 0)
+			goto fail;
+		/* the run's cells per second and rank, times the ranks asked for */
+		w = cells / (sp.cells_per_s / sp.ranks * (c->options.mpi ? ranks : 1));
+		minutes = (uint64_t)ceil(2.0 * w / 60.0);
+		if (minutes < 1)
+			minutes = 1;
+		fprintf(f, "# wall time: %.1f s predicted from '%s' (%llu cells in %.3f s on %u "
+			"rank%s, %.0f cells per second and rank), assuming the same filesystem "
+			"bandwidth and cores; --time is twice that\n", w, a->opts.calibrate,
+			(unsigned long long)sp.cells, sp.wall_s, sp.ranks, sp.ranks != 1 ? "s" : "",
+			sp.cells_per_s / sp.ranks);
+		fprintf(f, "#SBATCH --time=%llu:%02llu:00\n", (unsigned long long)(minutes / 60),
+			(unsigned long long)(minutes % 60));
+	}
 	sm_est_options_switches(&c->options, sw, sizeof(sw));
 	if (a->base != NULL)
 		fprintf(f, "%ssnapmem run --base-path '%s' --snap %d %s\n",
@@ -701,6 +729,11 @@ done:
 		return sm_error_set(err, SM_ENOMEM, "cannot allocate the output");
 	}
 	return 0;
+fail:
+	fclose(f);
+	free(*text);
+	*text = NULL;
+	return err->code != 0 ? err->code : SM_EINVAL;
 }
 
 int cmd_estimate(int argc, char **argv)
