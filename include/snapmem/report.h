@@ -103,6 +103,20 @@ typedef struct sm_report_array {
 	uint64_t est_requested, est_allocated, meas_requested, meas_allocated;
 } sm_report_array;
 
+/* What the report lists first: memory the model does not explain (collected once by
+ * sm_report_compare, in the order every writer lists them). */
+typedef enum sm_finding_kind {
+	SM_FINDING_UNMODELLED_STAGE = 0, /* a stage that ran but the model does not have */
+	SM_FINDING_UNMODELLED_ARRAY,     /* a tracked array the model does not have */
+	SM_FINDING_UNEXPLAINED           /* allocated bytes at a stage's peak no tracked array explains */
+} sm_finding_kind;
+
+typedef struct sm_report_finding {
+	sm_finding_kind kind;
+	size_t index;                /* into stages (stage kinds) or arrays (array kind) */
+	uint64_t bytes;              /* requested peak, requested bytes, or unexplained bytes */
+} sm_report_finding;
+
 /* One time window of a stage on the timeline (top-level stages and halo instances). */
 typedef struct sm_report_band {
 	char id[SM_REPORT_ID_MAX];
@@ -152,6 +166,8 @@ typedef struct sm_report {
 	 * process.vm_hwm; the pre-run estimate (estimate.json pre_run: modelled sphere sizes) beside
 	 * it with its error, and the address space (VmPeak), shown, not judged. has_resident 0: a
 	 * document without these keys (or the allocator not measured: the resident verdict n/a). */
+	sm_report_finding *findings; /* after sm_report_compare (malloc'd) */
+	size_t nfindings;
 	int has_resident;
 	uint64_t est_resident, est_resident_pre, est_peak_pre, meas_vm_hwm;
 	uint64_t est_address_space, meas_vm_peak;     /* 0 when absent */

@@ -140,7 +140,7 @@ int sm_report_compare(sm_report *r, double tolerance_pct, uint64_t abs_bound, sm
 	sm__report_resident(r, tolerance_pct);
 	if (r->resident_failed)
 		r->nfail++;
-	return 0;
+	return sm__report_findings(r, err);
 }
 
 const char *sm__verdict_text(const sm_report *r, char *buf, size_t len)

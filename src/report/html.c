@@ -323,45 +323,37 @@ int sm__report_html(const sm_report *r, FILE *f)
 		r->nfail == 0 ? "pass" : "fail", vt, vt + 4);
 
 	fprintf(f, "<h2>Findings: unmodelled memory</h2>\n<div class=\"finding\"><ul>\n");
-	for (i = 0; i < r->nstages; i++) {
-		const sm_report_stage *s = &r->stages[i];
+	for (i = 0; i < r->nfindings; i++) {
+		const sm_report_finding *fd = &r->findings[i];
 
-		if (s->has_meas && !s->has_est) {
+		if (fd->kind == SM_FINDING_UNMODELLED_STAGE) {
 			fprintf(f, "<li>stage <code>%s</code> ran but is not in the model (requested "
-				"peak %s)</li>\n", s->id, sm__iec(s->meas_peak, a, sizeof(a)));
-			n++;
-		}
-	}
-	for (i = 0; i < r->narrays; i++) {
-		const sm_report_array *ar = &r->arrays[i];
+				"peak %s)</li>\n", r->stages[fd->index].id,
+				sm__iec(fd->bytes, a, sizeof(a)));
+		} else if (fd->kind == SM_FINDING_UNMODELLED_ARRAY) {
+			const sm_report_array *ar = &r->arrays[fd->index];
 
-		if (ar->has_meas && !ar->has_est) {
 			fprintf(f, "<li>array <code>%s</code> in <code>%s</code> is not in the model: %s "
-				"(%s B)</li>\n", ar->name, ar->stage,
-				sm__iec(ar->meas_requested, a, sizeof(a)),
-				sm__commas(ar->meas_requested, b, sizeof(b)));
-			n++;
-		}
-	}
-	for (i = 0; i < r->nstages; i++) {
-		const sm_report_stage *s = &r->stages[i];
+				"(%s B)</li>\n", ar->name, ar->stage, sm__iec(fd->bytes, a, sizeof(a)),
+				sm__commas(fd->bytes, b, sizeof(b)));
+		} else {
+			const sm_report_stage *s = &r->stages[fd->index];
 
-		if (!r->measured || !s->has_meas || s->unexplained <= r->abs_bound)
-			continue;
-		fprintf(f, "<li><code>%s</code>: <b>%s</b> (%s B) allocated at the peak that no "
-			"tracked array explains", s->id, sm__iec(s->unexplained, a, sizeof(a)),
-			sm__commas(s->unexplained, b, sizeof(b)));
-		for (j = 0, k = 0; j < s->nsites; j++) {
-			if (s->sites[j].tracked)
-				continue;
-			fprintf(f, "%s%s at <code>", k++ == 0 ? "; untracked sites: " : ", ",
-				sm__iec(s->sites[j].bytes, a, sizeof(a)));
-			sm__html_escape(f, s->sites[j].where);
-			fprintf(f, "</code>");
+			fprintf(f, "<li><code>%s</code>: <b>%s</b> (%s B) allocated at the peak that no "
+				"tracked array explains", s->id, sm__iec(fd->bytes, a, sizeof(a)),
+				sm__commas(fd->bytes, b, sizeof(b)));
+			for (j = 0, k = 0; j < s->nsites; j++) {
+				if (s->sites[j].tracked)
+					continue;
+				fprintf(f, "%s%s at <code>", k++ == 0 ? "; untracked sites: " : ", ",
+					sm__iec(s->sites[j].bytes, a, sizeof(a)));
+				sm__html_escape(f, s->sites[j].where);
+				fprintf(f, "</code>");
+			}
+			fprintf(f, "</li>\n");
 		}
-		fprintf(f, "</li>\n");
-		n++;
 	}
+	n = r->nfindings;
 	if (n == 0)
 		fprintf(f, "<li>none: every stage's allocated bytes beyond %s are explained by tracked "
 			"arrays the model knows</li>\n", sm__iec(r->abs_bound, a, sizeof(a)));

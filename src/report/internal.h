@@ -65,6 +65,8 @@ int sm__report_load_resident_estimate(sm_report *r, sm__jdoc *d, json_t *est);
 int sm__report_load_resident_memory(sm_report *r, sm__jdoc *d, json_t *mem);
 void sm__report_resident(sm_report *r, double tolerance_pct);
 json_t *sm__report_resident_json(const sm_report *r);
+/* The findings into r->findings, once (resident.c; called by sm_report_compare). 0 or SM_ENOMEM. */
+int sm__report_findings(sm_report *r, sm_error *err);
 
 /* The findings (unmodelled arrays, stages, unexplained bytes) counted as the writers list them. */
 int sm__stage_has_finding(const sm_report *r, const sm_report_stage *s);

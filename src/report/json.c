@@ -136,30 +136,21 @@ int sm__report_json(const sm_report *r, char **out, sm_error *err)
 	json_object_set_new(json_object_get(root, "baseline"), "resident_bytes",
 			    r->measured ? u(r->meas_baseline_resident) : json_null());
 
-	for (i = 0; i < r->nstages; i++) {
-		const sm_report_stage *s = &r->stages[i];
+	for (i = 0; i < r->nfindings; i++) {
+		const sm_report_finding *fd = &r->findings[i];
 
-		if (s->has_meas && !s->has_est)
-			json_array_append_new(findings, json_pack("{s:s, s:s, s:n, s:o}", "kind",
-								  "unmodelled_stage", "stage", s->id,
-								  "array", "bytes", u(s->meas_peak)));
-	}
-	for (i = 0; i < r->narrays; i++) {
-		const sm_report_array *a = &r->arrays[i];
-
-		if (a->has_meas && !a->has_est)
+		if (fd->kind == SM_FINDING_UNMODELLED_ARRAY)
 			json_array_append_new(findings, json_pack("{s:s, s:s, s:s, s:o}", "kind",
-								  "unmodelled_array", "stage", a->stage,
-								  "array", a->name, "bytes",
-								  u(a->meas_requested)));
-	}
-	for (i = 0; i < r->nstages; i++) {
-		const sm_report_stage *s = &r->stages[i];
-
-		if (r->measured && s->has_meas && s->unexplained > r->abs_bound)
+								  "unmodelled_array", "stage",
+								  r->arrays[fd->index].stage, "array",
+								  r->arrays[fd->index].name, "bytes",
+								  u(fd->bytes)));
+		else
 			json_array_append_new(findings, json_pack("{s:s, s:s, s:n, s:o}", "kind",
-								  "unexplained", "stage", s->id,
-								  "array", "bytes", u(s->unexplained)));
+								  fd->kind == SM_FINDING_UNEXPLAINED
+								  ? "unexplained" : "unmodelled_stage",
+								  "stage", r->stages[fd->index].id,
+								  "array", "bytes", u(fd->bytes)));
 	}
 	json_object_set_new(root, "findings", findings);
 

@@ -812,6 +812,7 @@ void sm_report_release(sm_report *r)
 		free(r->stages[i].halos);
 	free(r->stages);
 	free(r->arrays);
+	free(r->findings);
 	free(r->tl_t);
 	free(r->tl_allocated);
 	free(r->tl_resident);

@@ -9,8 +9,10 @@
  * beside its prediction, not judged. Every writer prints r->resident_lines as they are; JSON gets
  * the figures. Documents without these keys (older runs) have no resident section; a run whose
  * allocator was not measured (sanitizer builds: the shadow memory is resident) is shown, not judged.
+ * The report's findings are collected here too (sm__report_findings), once for every writer.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "report/internal.h"
@@ -181,4 +183,34 @@ json_t *sm__report_resident_json(const sm_report *r)
 			    r->has_cgroup_peak ? json_integer((json_int_t)r->meas_cgroup_peak)
 					       : json_null());
 	return o;
+}
+
+/*
+ * The findings, collected once (the writers list r->findings, never work them out): stages that
+ * ran but are not modelled, tracked arrays not modelled, then stages whose allocated bytes at the
+ * peak beyond the absolute bound no tracked array explains (when the allocator was measured).
+ */
+int sm__report_findings(sm_report *r, sm_error *err)
+{
+	size_t i, n = 0, cap = r->nstages * 2 + r->narrays + 1;
+
+	free(r->findings);
+	r->nfindings = 0;
+	r->findings = calloc(cap, sizeof(*r->findings));
+	if (r->findings == NULL)
+		return sm_error_set(err, SM_ENOMEM, "cannot allocate the report's findings");
+	for (i = 0; i < r->nstages; i++)
+		if (r->stages[i].has_meas && !r->stages[i].has_est)
+			r->findings[n++] = (sm_report_finding){SM_FINDING_UNMODELLED_STAGE, i,
+							       r->stages[i].meas_peak};
+	for (i = 0; i < r->narrays; i++)
+		if (r->arrays[i].has_meas && !r->arrays[i].has_est)
+			r->findings[n++] = (sm_report_finding){SM_FINDING_UNMODELLED_ARRAY, i,
+							       r->arrays[i].meas_requested};
+	for (i = 0; i < r->nstages; i++)
+		if (r->measured && r->stages[i].has_meas && r->stages[i].unexplained > r->abs_bound)
+			r->findings[n++] = (sm_report_finding){SM_FINDING_UNEXPLAINED, i,
+							       r->stages[i].unexplained};
+	r->nfindings = n;
+	return 0;
 }

@@ -25,39 +25,33 @@ static void findings(const sm_report *r, FILE *f)
 	size_t i, j, n = 0;
 
 	fprintf(f, "FINDINGS (unmodelled memory first)\n");
-	for (i = 0; i < r->nstages; i++) {
-		const sm_report_stage *s = &r->stages[i];
+	for (i = 0; i < r->nfindings; i++) {
+		const sm_report_finding *fd = &r->findings[i];
 
-		if (s->has_meas && !s->has_est) {
+		if (fd->kind == SM_FINDING_UNMODELLED_STAGE) {
 			fprintf(f, "  - stage '%s' ran but is not in the model (requested peak %s)\n",
-				s->id, sm__iec(s->meas_peak, a, sizeof(a)));
-			n++;
-		}
-	}
-	for (i = 0; i < r->narrays; i++) {
-		const sm_report_array *ar = &r->arrays[i];
+				r->stages[fd->index].id, sm__iec(fd->bytes, a, sizeof(a)));
+		} else if (fd->kind == SM_FINDING_UNMODELLED_ARRAY) {
+			const sm_report_array *ar = &r->arrays[fd->index];
 
-		if (ar->has_meas && !ar->has_est) {
 			fprintf(f, "  - array '%s' in '%s' is not in the model: %s requested (%s B)\n",
-				ar->name, ar->stage, sm__iec(ar->meas_requested, a, sizeof(a)),
-				sm__commas(ar->meas_requested, b, sizeof(b)));
-			n++;
+				ar->name, ar->stage, sm__iec(fd->bytes, a, sizeof(a)),
+				sm__commas(fd->bytes, b, sizeof(b)));
+		} else {
+			const sm_report_stage *s = &r->stages[fd->index];
+
+			fprintf(f, "  - %s: %s (%s B) allocated at the peak that no tracked array "
+				"explains\n", s->id, sm__iec(fd->bytes, a, sizeof(a)),
+				sm__commas(fd->bytes, b, sizeof(b)));
+			for (j = 0; j < s->nsites; j++)
+				if (!s->sites[j].tracked)
+					fprintf(f, "      untracked site %lld: %s  %s\n",
+						(long long)s->sites[j].id,
+						sm__iec(s->sites[j].bytes, a, sizeof(a)),
+						s->sites[j].where);
 		}
 	}
-	for (i = 0; i < r->nstages; i++) {
-		const sm_report_stage *s = &r->stages[i];
-
-		if (!r->measured || !s->has_meas || s->unexplained <= r->abs_bound)
-			continue;
-		fprintf(f, "  - %s: %s (%s B) allocated at the peak that no tracked array explains\n",
-			s->id, sm__iec(s->unexplained, a, sizeof(a)),
-			sm__commas(s->unexplained, b, sizeof(b)));
-		for (j = 0; j < s->nsites; j++)
-			if (!s->sites[j].tracked)
-				fprintf(f, "      untracked site %lld: %s  %s\n", (long long)s->sites[j].id,
-					sm__iec(s->sites[j].bytes, a, sizeof(a)), s->sites[j].where);
-		n++;
-	}
+	n = r->nfindings;
 	if (n == 0)
 		fprintf(f, "  none: every stage's allocated bytes beyond %s are explained by tracked "
 			"arrays the model knows\n", sm__iec(r->abs_bound, a, sizeof(a)));
