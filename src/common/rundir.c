@@ -7,8 +7,9 @@
  * by the kernel when the process ends however it ends. A run that finds the lock taken fails at
  * once, naming the holder from /proc/locks. Because a failing run removes a directory it created,
  * the lock is taken on an open descriptor and then checked to still be the directory named by the
- * path (same st_dev/st_ino), else taken again. A file system without flock (ENOLCK, EOPNOTSUPP,
- * ENOSYS) leaves the run unlocked and says so through lock_errno.
+ * path (same st_dev/st_ino), else taken again. A file system without flock on directories
+ * (ENOLCK, EOPNOTSUPP, ENOSYS, EINVAL; EBADF on NFS, which emulates flock with byte-range locks
+ * that need a descriptor open for writing) leaves the run unlocked and says so through lock_errno.
  *
  * Under the lock every staging directory in the run directory is a dead run's (the run that made
  * it would hold the lock) and is removed, as are temporaries of outfile.c and of snapmem versions
@@ -270,8 +271,10 @@ static int lock_dir(sm_rundir *d, sm_error *err)
 						    "another run (locked by another process); wait "
 						    "for it or use another --out", d->path);
 			}
+			/* EBADF: NFS emulates flock with byte-range locks, which an exclusive lock
+			 * needs a descriptor open for writing for, and a directory cannot be */
 			if (errno != ENOLCK && errno != EOPNOTSUPP && errno != ENOSYS &&
-			    errno != EINVAL) {
+			    errno != EINVAL && errno != EBADF) {
 				int e = errno;
 
 				close(d->fd);
