@@ -187,6 +187,12 @@ int sm_est_verdict_compute(const sm_est_input *in, const sm_estimate *e, uint64_
 	fill(&v->configured, e, v->usable);
 	v->fits = v->configured.fits;
 	v->margin = (int64_t)(v->usable - v->configured.need);
+	if (e->mpi && v->configured.fits && v->configured.nodes > 0) {
+		/* the busiest node holds ceil(ranks / nodes) ranks */
+		uint64_t on = (e->options.ranks + v->configured.nodes - 1) / v->configured.nodes;
+
+		v->margin = (int64_t)(v->usable - on * v->configured.need);
+	}
 	if ((rc = sm_est_alternatives(in, &e->options, v->usable, &v->choices, &v->nchoices,
 				      err)) != 0)
 		return rc;

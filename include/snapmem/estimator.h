@@ -248,7 +248,9 @@ typedef struct sm_est_verdict {
 	uint64_t usable;             /* node_mem - headroom: what the job may use */
 	sm_est_alternative configured; /* the run as configured */
 	int fits;                    /* -1 no node given, else configured.fits */
-	int64_t margin;              /* usable - configured.need: to spare (>= 0) or short (< 0) */
+	int64_t margin;              /* usable - configured.need: to spare (>= 0) or short (< 0); a
+				      * distributed run that fits: usable - the busiest node's ranks x
+				      * need (what that node has to spare) */
 	sm_est_alternative *choices; /* every combination, need ascending (malloc'd) */
 	size_t nchoices, nfit;       /* nfit: how many of them fit */
 	long best_one_process;       /* index into choices of the cheapest one-process run that

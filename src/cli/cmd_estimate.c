@@ -503,7 +503,7 @@ void cli_est_render_verdict(FILE *f, const sm_est_verdict *v, int md)
 	fprintf(f, "%s\n", md ? "  " : "");
 	cli_est_opts_text(&c->options, o, sizeof(o));
 	if (v->fits == 1 && c->options.mpi)
-		fprintf(f, "%sverdict: FITS — %s: %s per rank, %s to spare; %llu rank%s per node, "
+		fprintf(f, "%sverdict: FITS — %s: %s per rank, %s to spare on the busiest node; %llu rank%s per node, "
 			"%u rank%s on %llu node%s\n", li, o, sm_format_iec(c->need, a, sizeof(a)),
 			sm_format_iec((uint64_t)v->margin, b, sizeof(b)),
 			(unsigned long long)c->ranks_per_node, c->ranks_per_node != 1 ? "s" : "",
