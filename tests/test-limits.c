@@ -488,6 +488,95 @@ static void test_small_stack(void **state)
 	free(out);
 }
 
+/*
+ * The distributed run: every rank checks its own limits against rank 0's per-rank estimate. An
+ * MPMD job where rank 1 alone runs under `ulimit -v` ~98 MiB (enough for MPI_Init, not for the
+ * run): exit 3 on every rank, rank 0 printing rank 1's line, no run directory. Skipped without
+ * mpirun on PATH or MPI in the binary, and under the sanitizers.
+ */
+static void test_mpi_rank_limit(void **state)
+{
+	const char *bin = getenv("SNAPMEM_BIN"), *path = getenv("PATH");
+	char mpirun[4096] = "", *copy, *d, *save = NULL, *out, *errp, shell[8192];
+	char *argv[40];
+	int argc = 0, st;
+	pid_t pid;
+	char *err;
+
+	(void)state;
+	if (tu_sanitized() || path == NULL)
+		skip();
+	copy = strdup(path);
+	for (d = strtok_r(copy, ":", &save); d != NULL; d = strtok_r(NULL, ":", &save)) {
+		snprintf(mpirun, sizeof(mpirun), "%s/mpirun", d);
+		if (access(mpirun, X_OK) == 0)
+			break;
+		mpirun[0] = '\0';
+	}
+	free(copy);
+	if (mpirun[0] == '\0')
+		skip();
+	out = tu_path(dir, "run-mpi");
+	errp = tu_path(dir, "mpi.err");
+	snprintf(shell, sizeof(shell), "ulimit -v 100000 && exec '%s' run --mpi --base-path '%s' "
+		 "--snap 99 --out '%s'", bin, base, out);
+	argv[argc++] = mpirun;
+	argv[argc++] = "-q";
+	argv[argc++] = "--oversubscribe";
+	if (geteuid() == 0)
+		argv[argc++] = "--allow-run-as-root";
+	argv[argc++] = "-np";
+	argv[argc++] = "1";
+	argv[argc++] = (char *)bin;
+	argv[argc++] = "run";
+	argv[argc++] = "--mpi";
+	argv[argc++] = "--base-path";
+	argv[argc++] = base;
+	argv[argc++] = "--snap";
+	argv[argc++] = "99";
+	argv[argc++] = "--out";
+	argv[argc++] = out;
+	argv[argc++] = ":";
+	argv[argc++] = "-np";
+	argv[argc++] = "1";
+	argv[argc++] = "/bin/sh";
+	argv[argc++] = "-c";
+	argv[argc++] = shell;
+	argv[argc] = NULL;
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int e = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+		int n = open("/dev/null", O_WRONLY);
+
+		if (e < 0 || n < 0 || dup2(n, 1) < 0 || dup2(e, 2) < 0)
+			_exit(120);
+		alarm(120);
+		execv(mpirun, argv);
+		_exit(122);
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	err = tu_read_file(errp, NULL);
+	assert_non_null(err);
+	if (strstr(err, "built without MPI") != NULL || strstr(err, "MPI_Init") != NULL ||
+	    strstr(err, "pmix") != NULL || strstr(err, "PMIX") != NULL) {
+		print_message("MPI not usable here (%.200s): skipped\n", err);
+		free(err);
+		free(out);
+		free(errp);
+		skip();
+	}
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 3)
+		fail_msg("mpirun: status %d, stderr: %s", st, err);
+	assert_non_null(strstr(err, "snapmem: rank 1 of 2: the run needs "));
+	assert_non_null(strstr(err, "RLIMIT_AS (ulimit -v) allows 97.66 MiB"));
+	assert_false(tu_exists(out));
+	free(err);
+	free(out);
+	free(errp);
+}
+
 /* `ulimit -f`: SIGXFSZ is ignored by snapmem itself, so a file past the limit is exit 2, not death
  * by the signal with a temporary file left (the parent here leaves SIGXFSZ at its default). */
 static void test_file_size_limit(void **state)
@@ -547,6 +636,7 @@ int main(void)
 		cmocka_unit_test(test_run_rlimit_as),
 		cmocka_unit_test(test_ulimit_v_sweep),
 		cmocka_unit_test(test_small_stack),
+		cmocka_unit_test(test_mpi_rank_limit),
 		cmocka_unit_test(test_file_size_limit),
 		cmocka_unit_test(test_headers_only),
 	};
