@@ -595,6 +595,24 @@ static void test_file_size_limit(void **state)
 	free(out);
 }
 
+/* `ulimit -n 6`: no descriptor left for the first chunk: exit 2 naming it, and the run directory
+ * with its empty staging directory removed again (found by make hostile). */
+static void test_few_descriptors(void **state)
+{
+	char *out = tu_path(dir, "run-nofile");
+	char *argv[] = {"run", "--base-path", base, "--snap", "99", "--out", out, NULL};
+	tu_result r;
+
+	(void)state;
+	r = run_limited(RLIMIT_NOFILE, 6, argv);
+	assert_int_equal(r.status, 2);
+	assert_int_equal(tu_count_lines(r.err), 1);
+	assert_non_null(strstr(r.err, "Too many open files"));
+	assert_false(tu_exists(out));
+	tu_result_free(&r);
+	free(out);
+}
+
 /* A headers-only snapshot: refused (exit 2, naming the chunk) before anything large is allocated. */
 static void test_headers_only(void **state)
 {
@@ -638,6 +656,7 @@ int main(void)
 		cmocka_unit_test(test_small_stack),
 		cmocka_unit_test(test_mpi_rank_limit),
 		cmocka_unit_test(test_file_size_limit),
+		cmocka_unit_test(test_few_descriptors),
 		cmocka_unit_test(test_headers_only),
 	};
 

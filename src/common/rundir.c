@@ -122,7 +122,9 @@ static void remove_tree_at(int dfd, const char *name)
 	struct dirent *e;
 
 	if (fd < 0) {
-		(void)unlinkat(dfd, name, 0);
+		/* not a directory, or no descriptor left (EMFILE): an empty directory still goes */
+		if (unlinkat(dfd, name, 0) != 0)
+			(void)unlinkat(dfd, name, AT_REMOVEDIR);
 		return;
 	}
 	d = fdopendir(fd);
