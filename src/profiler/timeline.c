@@ -15,7 +15,14 @@
 #include <sys/mman.h>
 #include <time.h>
 
-#define TIMELINE_STACK_BYTES (128u * 1024u)
+/* The sampler's stack: its frames are small, but glibc carves the static TLS of every library
+ * out of a thread's stack, and the sanitizers' is large (128 KiB made LeakSanitizer's tracer
+ * crash at exit under make sanitize). */
+#ifdef SM_NO_JEMALLOC
+#define TIMELINE_STACK_BYTES (1024u * 1024u)
+#else
+#define TIMELINE_STACK_BYTES (256u * 1024u)
+#endif
 
 static void add_seconds(struct timespec *ts, double s)
 {
