@@ -33,6 +33,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -285,7 +286,9 @@ static char *run_meta(const sm_model_options *mo, const char *base, int snap, co
 
 		json_object_set_new(hv, "instance", json_integer((json_int_t)i));
 		json_object_set_new(hv, "group_index", json_integer(h->group_index));
-		json_object_set_new(hv, "m200_msun", json_real(h->m200_msun));
+		/* a NaN mass is "unknown" (docs/PIPELINE.md): null, not a key jansson drops */
+		json_object_set_new(hv, "m200_msun", isfinite(h->m200_msun) ?
+				    json_real(h->m200_msun) : json_null());
 		json_object_set_new(hv, "r200", json_real(h->r200));
 		json_object_set_new(hv, "sphere_cells", json_integer((json_int_t)h->sphere_cells));
 		json_array_append_new(halos, hv);
