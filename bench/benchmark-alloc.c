@@ -12,15 +12,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench.h"
 #include "snapmem/profiler.h"
 #include "snapmem/units.h"
-
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static uint64_t vm_hwm(void)
 {
@@ -54,7 +48,7 @@ int main(int argc, char **argv)
 	static void *slot[256];
 	uint64_t x = 88172645463325252ull, touched = 0;
 	sm_prof_stage_begin(prof, "loop", -1);
-	double t0 = now();
+	double t0 = bench_now();
 	for (uint64_t i = 0; i < pairs; i++) {
 		x ^= x << 13;
 		x ^= x >> 7;
@@ -68,7 +62,7 @@ int main(int argc, char **argv)
 		*(volatile char *)slot[k] = 1;
 		touched += size;
 	}
-	double dt = now() - t0;
+	double dt = bench_now() - t0;
 	sm_prof_stage_end(prof);
 	for (int k = 0; k < 256; k++)
 		free(slot[k]);

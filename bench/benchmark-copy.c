@@ -24,6 +24,7 @@
 
 #include <hdf5.h>
 
+#include "bench.h"
 #include "snapmem/snapshot.h"
 
 #define MAX_THREADS 8
@@ -44,21 +45,6 @@ struct job {
 	unsigned part, parts;
 	int failed;
 };
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
 
 static unsigned threads(void)
 {
@@ -198,7 +184,7 @@ int main(int argc, char **argv)
 		struct job J[MAX_THREADS];
 		unsigned char *buf[NFIELDS] = {NULL};
 		int started[MAX_THREADS] = {0}, failed = 0;
-		double t0 = now();
+		double t0 = bench_now();
 
 		for (f = 0; f < NFIELDS; f++) {
 			buf[f] = fresh ? malloc(fbytes[f] > 0 ? fbytes[f] : 1) : keep[f];
@@ -223,7 +209,7 @@ int main(int argc, char **argv)
 				pthread_join(th[t], NULL);
 		for (t = 0; t < nt && !failed; t++)
 			failed |= J[t].failed;
-		secs[r] = now() - t0;
+		secs[r] = bench_now() - t0;
 		for (f = 0; f < NFIELDS && fresh; f++)
 			free(buf[f]);
 		if (failed) {
@@ -236,7 +222,7 @@ int main(int argc, char **argv)
 	       (unsigned long long)total, nt, fresh ? "fresh" : "warm");
 	for (r = 0; r < repeats; r++)
 		printf("%s%.6f", r ? "," : "", secs[r]);
-	qsort(secs, (size_t)repeats, sizeof(*secs), cmp_double);
+	qsort(secs, (size_t)repeats, sizeof(*secs), bench_cmp_double);
 	printf("],\"median_s\":%.6f}\n", secs[repeats / 2]);
 	rc = 0;
 out:

@@ -11,20 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
+#include "bench.h"
 
 int main(int argc, char **argv)
 {
@@ -52,12 +39,12 @@ int main(int argc, char **argv)
 	memset(src, 1, half);
 	memset(dst, 2, half);
 	for (r = 0; r < repeats; r++) {
-		double t0 = now();
+		double t0 = bench_now();
 
 		memcpy(dst, src, half);
-		secs[r] = now() - t0;
+		secs[r] = bench_now() - t0;
 	}
-	qsort(secs, (size_t)repeats, sizeof(*secs), cmp_double);
+	qsort(secs, (size_t)repeats, sizeof(*secs), bench_cmp_double);
 	printf("{\"bytes_moved\":%zu,\"median_s\":%.6f,\"gib_per_s\":%.3f,\"check\":%d}\n", 2 * half,
 	       secs[repeats / 2], (double)(2 * half) / secs[repeats / 2] / 1073741824.0, dst[half - 1]);
 	rc = 0;

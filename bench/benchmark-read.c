@@ -19,22 +19,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench.h"
 #include "snapmem/snapshot.h"
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
 
 int main(int argc, char **argv)
 {
@@ -71,7 +57,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	for (r = 0; r < repeats; r++) {
-		double t0 = now();
+		double t0 = bench_now();
 
 		for (f = 0; f < 3; f++) {
 			buf[f] = reuse && f > 0 ? NULL : malloc(n * 4 > 0 ? n * 4 : 1);
@@ -92,7 +78,7 @@ int main(int argc, char **argv)
 		if (sm_snapshot_read_field(&s, 0, "Coordinates", pos, 3, coords,
 					   pos == SM_DTYPE_F32 ? &iob : NULL, &err) != 0)
 			goto out;
-		secs[r] = now() - t0;
+		secs[r] = bench_now() - t0;
 		for (f = 0; f < 3; f++) {
 			free(buf[f]);
 			buf[f] = NULL;
@@ -104,7 +90,7 @@ int main(int argc, char **argv)
 	       (unsigned long long)n, sm_dtype_name(pos), reuse ? "reused" : "separate");
 	for (r = 0; r < repeats; r++)
 		printf("%s%.6f", r ? "," : "", secs[r]);
-	qsort(secs, (size_t)repeats, sizeof(*secs), cmp_double);
+	qsort(secs, (size_t)repeats, sizeof(*secs), bench_cmp_double);
 	printf("],\"median_s\":%.6f}\n", secs[repeats / 2]);
 	rc = 0;
 out:

@@ -74,45 +74,17 @@
 #include "util.h"
 
 static char *dir, *clean, *goodrun;
-static int ncases, nsoft;
+static int ncases;
 static char names[64][64];
 
-#define SNAP(b, i) fmt("%s/snapdir_099/snap_099.%d.hdf5", b, i)
-#define GROUPS(b, i) fmt("%s/groups_099/fof_subhalo_tab_099.%d.hdf5", b, i)
-
-static char *fmt(const char *f, ...)
-{
-	va_list ap;
-	char *s;
-
-	va_start(ap, f);
-	if (vasprintf(&s, f, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	assert_non_null(s);
-	return s;
-}
+#define SNAP(b, i) tu_fmt("%s/snapdir_099/snap_099.%d.hdf5", b, i)
+#define GROUPS(b, i) tu_fmt("%s/groups_099/fof_subhalo_tab_099.%d.hdf5", b, i)
 
 static void count_case(const char *name)
 {
 	if (ncases < 64)
 		snprintf(names[ncases], sizeof(names[0]), "%s", name);
 	ncases++;
-}
-
-static int entries(const char *d)
-{
-	DIR *dd = opendir(d);
-	struct dirent *e;
-	int n = 0;
-
-	if (dd == NULL)
-		return -1;
-	while ((e = readdir(dd)) != NULL) /* hidden temporary files count */
-		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-			n++;
-	closedir(dd);
-	return n;
 }
 
 static void put(const char *path, const char *text, size_t n)
@@ -128,34 +100,11 @@ static void put(const char *path, const char *text, size_t n)
 /* A copy of the clean mock for one case. */
 static char *copy_mock(const char *name)
 {
-	char *d = tu_path(dir, name), *cmd = fmt("cp -r '%s' '%s'", clean, d);
+	char *d = tu_path(dir, name), *cmd = tu_fmt("cp -r '%s' '%s'", clean, d);
 
 	assert_int_equal(system(cmd), 0);
 	free(cmd);
 	return d;
-}
-
-/* A failed case is printed and counted, and the test goes on to the next case, so that one run
- * lists every failing case; each test function ends with soft_done(). */
-static void soft_fail(const char *what, const char *f, ...)
-{
-	va_list ap;
-
-	printf("  FAIL %s: ", what);
-	va_start(ap, f);
-	vprintf(f, ap);
-	va_end(ap);
-	printf("\n");
-	nsoft++;
-}
-
-static void soft_done(void)
-{
-	int n = nsoft;
-
-	nsoft = 0;
-	if (n != 0)
-		fail_msg("%d bad-input case checks failed (listed above)", n);
 }
 
 /* Exit `want`, one stderr line holding every needle, no crash. */
@@ -166,16 +115,16 @@ static void expect_line(const tu_result *r, int want, const char *const *needles
 	if (getenv("SNAPMEM_TEST_VERBOSE") != NULL)
 		printf("  %-26s %d %s", what, r->status, r->err);
 	if (r->status >= 128) {
-		soft_fail(what, "killed (status %d), stderr '%s'", r->status, r->err);
+		tu_soft_fail(what, "killed (status %d), stderr '%s'", r->status, r->err);
 		return;
 	}
 	if (r->status != want || tu_count_lines(r->err) != 1) {
-		soft_fail(what, "status %d (want %d), stderr '%s'", r->status, want, r->err);
+		tu_soft_fail(what, "status %d (want %d), stderr '%s'", r->status, want, r->err);
 		return;
 	}
 	for (i = 0; needles[i] != NULL; i++)
 		if (strstr(r->err, needles[i]) == NULL)
-			soft_fail(what, "'%s' not in stderr '%s'", needles[i], r->err);
+			tu_soft_fail(what, "'%s' not in stderr '%s'", needles[i], r->err);
 }
 
 /*
@@ -185,8 +134,8 @@ static void expect_line(const tu_result *r, int want, const char *const *needles
 static void run_case(const char *name, const char *base, int want, const char *const *needles,
 		     const char *const *extra)
 {
-	char *out = fmt("%s/out-%s", dir, name), *keep = fmt("%s/keep-%s", dir, name);
-	char *sent = tu_path(keep, "memory.json"), *got, *text = fmt("sentinel %s\n", name);
+	char *out = tu_fmt("%s/out-%s", dir, name), *keep = tu_fmt("%s/keep-%s", dir, name);
+	char *sent = tu_path(keep, "memory.json"), *got, *text = tu_fmt("sentinel %s\n", name);
 	char *argv[32];
 	int n = 0, i;
 	tu_result r;
@@ -206,7 +155,7 @@ static void run_case(const char *name, const char *base, int want, const char *c
 	expect_line(&r, want, needles, name);
 	tu_result_free(&r);
 	if (tu_exists(out)) {
-		soft_fail(name, "'%s' left behind (%d entries)", out, entries(out));
+		tu_soft_fail(name, "'%s' left behind (%d entries)", out, tu_entries(out));
 		tu_rmtree(out);
 	}
 
@@ -218,11 +167,11 @@ static void run_case(const char *name, const char *base, int want, const char *c
 	r = tu_runv(argv);
 	expect_line(&r, want, needles, name);
 	tu_result_free(&r);
-	if (entries(keep) != 1)
-		soft_fail(name, "%d entries in '%s' after a failed --force run", entries(keep), keep);
+	if (tu_entries(keep) != 1)
+		tu_soft_fail(name, "%d entries in '%s' after a failed --force run", tu_entries(keep), keep);
 	got = tu_read_file(sent, NULL);
 	if (got == NULL || strcmp(got, text) != 0)
-		soft_fail(name, "sentinel '%s' changed", sent);
+		tu_soft_fail(name, "sentinel '%s' changed", sent);
 	free(got);
 	free(out);
 	free(keep);
@@ -495,7 +444,7 @@ static void test_snapshot_files(void **state)
 	run_case("no-Group_M_Crit200", b, 2, N(p, "Group_M_Crit200"), NULL);
 	free(p);
 	free(b);
-	soft_done();
+	tu_soft_done("bad-input case");
 }
 
 static void test_bad_values(void **state)
@@ -530,7 +479,7 @@ static void test_bad_values(void **state)
 	run_case("r200-nan", b, 2, N(p, "Group_R_Crit200"), NULL);
 	free(p);
 	free(b);
-	soft_done();
+	tu_soft_done("bad-input case");
 }
 
 static void test_overflow(void **state)
@@ -553,12 +502,12 @@ static void test_overflow(void **state)
 	}
 	p = SNAP(b, 0);
 	run_case("overflow-run", b, 2, N(b, "overflow"), NULL);
-	cmd = fmt("%s", p);
+	cmd = tu_fmt("%s", p);
 	cli_case("overflow-info", 2, N(p, "overflow"), A("info", "--snapshot", cmd));
 	free(cmd);
 	free(p);
 	free(b);
-	soft_done();
+	tu_soft_done("bad-input case");
 }
 
 /* ---- honest empty results -------------------------------------------------------------------- */
@@ -568,7 +517,7 @@ static void test_overflow(void **state)
 static void expect_empty(const char *name, const char *base, const char *const *extra,
 			 const char *say, int no_halos)
 {
-	char *out = fmt("%s/out-%s", dir, name), *mp, *text;
+	char *out = tu_fmt("%s/out-%s", dir, name), *mp, *text;
 	char *argv[16];
 	json_t *j, *run;
 	json_error_t e;
@@ -589,7 +538,7 @@ static void expect_empty(const char *name, const char *base, const char *const *
 	r = tu_runv(argv);
 	if (r.status != 0 || strstr(r.out, "empty result") == NULL || strstr(r.out, say) == NULL ||
 	    tu_count_lines(r.err) != 0) {
-		soft_fail(name, "status %d, stdout '%s', stderr '%s'", r.status, r.out, r.err);
+		tu_soft_fail(name, "status %d, stdout '%s', stderr '%s'", r.status, r.out, r.err);
 		tu_result_free(&r);
 		free(out);
 		return;
@@ -659,7 +608,7 @@ static void test_empty_results(void **state)
 	b = copy_mock("halos-0");
 	expect_empty("halos-0", b, N("--halos", "0"), "no halo matched", 1);
 	free(b);
-	soft_done();
+	tu_soft_done("bad-input case");
 }
 
 /* ---- --out ----------------------------------------------------------------------------------- */
@@ -667,7 +616,7 @@ static void test_empty_results(void **state)
 static void test_out(void **state)
 {
 	char *file = tu_path(dir, "out-file"), *used = tu_path(dir, "out-used"), *s, *got, *b;
-	char *under = fmt("%s/sub", file);
+	char *under = tu_fmt("%s/sub", file);
 	tu_result r;
 
 	(void)state;
@@ -690,7 +639,7 @@ static void test_out(void **state)
 	tu_result_free(&r);
 	got = tu_read_file(s, NULL);
 	assert_string_equal(got, "sentinel\n");
-	assert_int_equal(entries(used), 1);
+	assert_int_equal(tu_entries(used), 1);
 	free(got);
 	free(s);
 
@@ -711,7 +660,7 @@ static void test_out(void **state)
 	free(under);
 	free(file);
 	free(used);
-	soft_done();
+	tu_soft_done("bad-input case");
 }
 
 /* ---- garbage numbers and sizes on every command ------------------------------------------------ */
@@ -752,7 +701,7 @@ static void test_garbage_numbers(void **state)
 	free(o);
 	free(m);
 	free(b);
-	soft_done();
+	tu_soft_done("bad-input case");
 }
 
 /* ---- foreign and malformed JSON ------------------------------------------------------------------ */
@@ -760,7 +709,7 @@ static void test_garbage_numbers(void **state)
 /* A copy of the good run directory with one file replaced by text (NULL: a directory). */
 static char *bad_rundir(const char *name, const char *file, const char *text, size_t n)
 {
-	char *d = tu_path(dir, name), *cmd = fmt("cp -r '%s' '%s'", goodrun, d), *p;
+	char *d = tu_path(dir, name), *cmd = tu_fmt("cp -r '%s' '%s'", goodrun, d), *p;
 
 	assert_int_equal(system(cmd), 0);
 	free(cmd);
@@ -791,7 +740,7 @@ static void report_case(const char *name, const char *file, const char *text, si
 	cli_case(name, 2, all, A("report", d, "-o", o));
 	got = tu_read_file(o, NULL);
 	assert_string_equal(got, "sentinel\n");
-	assert_int_equal(entries(d), 5); /* the five files of the run, no temporary one */
+	assert_int_equal(tu_entries(d), 5); /* the five files of the run, no temporary one */
 	free(got);
 	free(o);
 	free(p);
@@ -827,14 +776,14 @@ static void test_report_json(void **state)
 	mem = "{\"schema\": \"snapmem.memory/1\", \"tool\": \"memray\", \"peak\": 12}";
 	report_case("report-foreign-memory", "memory.json", mem, strlen(mem), N("memory.json"));
 	(void)stages;
-	soft_done();
+	tu_soft_done("bad-input case");
 }
 
 static void calibrate_case(const char *name, const char *text, size_t n, int with_base,
 			   const char *const *needles)
 {
 	char *d = tu_path(dir, name), *p = tu_path(d, "memory.json"), *o = tu_path(dir, "c.out");
-	char *bn = fmt("%s-mock", name), *b = with_base ? copy_mock(bn) : NULL, *got;
+	char *bn = tu_fmt("%s-mock", name), *b = with_base ? copy_mock(bn) : NULL, *got;
 	const char *all[8];
 	int k = 0;
 
@@ -876,7 +825,7 @@ static void test_calibrate_json(void **state)
 	calibrate_case("calibrate-empty", "", 0, 0, N("--calibrate"));
 	calibrate_case("calibrate-other-groups", other, strlen(other), 1, N("group"));
 	calibrate_case("calibrate-huge", big, strlen(big), 0, N("sphere_cells"));
-	soft_done();
+	tu_soft_done("bad-input case");
 }
 
 /* Geometry and bookkeeping that other codes get wrong: positions and centres outside the box or
@@ -934,7 +883,7 @@ static void test_bad_geometry(void **state)
 		run_case(attrs[i].name, b, 2, N(b, attrs[i].needle), NULL);
 		free(b);
 	}
-	soft_done();
+	tu_soft_done("bad-input case");
 }
 
 /* Open pipeline bug: a halo centre 1e30 outside the box is wrapped and used. */
@@ -947,7 +896,7 @@ static void test_pipeline_grouppos_outside(void **state)
 	run_case("grouppos-outside", b, 2, N(p, "GroupPos"), NULL);
 	free(p);
 	free(b);
-	soft_done();
+	tu_soft_done("bad-input case");
 }
 
 static void test_count(void **state)

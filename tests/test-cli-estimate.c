@@ -536,20 +536,6 @@ static void test_snapshot_without_catalogue(void **state)
 	free(snap);
 }
 
-static int count_entries(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	int n = 0;
-
-	assert_non_null(d);
-	while ((de = readdir(d)) != NULL)
-		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
-			n++;
-	closedir(d);
-	return n;
-}
-
 static void test_output_atomic(void **state)
 {
 	char *dir = tu_tmpdir(), *out = tu_path(dir, "estimate.json"),
@@ -565,7 +551,7 @@ static void test_output_atomic(void **state)
 	assert_non_null(got);
 	assert_contains(got, "snapmem.estimate/1");
 	free(got);
-	assert_int_equal(count_entries(dir), 1);
+	assert_int_equal(tu_entries(dir), 1);
 
 	/* An error before writing leaves the existing file as it was. */
 	expect_bad(tu_run("estimate", "--positions", "float16", "-o", out, NULL), "float16");
@@ -577,7 +563,7 @@ static void test_output_atomic(void **state)
 	/* A failing write leaves no file behind. */
 	expect_bad(tu_run("estimate", "-o", bad, NULL), "missing/estimate.json");
 	assert_false(tu_exists(bad));
-	assert_int_equal(count_entries(dir), 1);
+	assert_int_equal(tu_entries(dir), 1);
 
 	/* Table over the JSON: replaced whole; tradeoff too. */
 	r = tu_run("tradeoff", "-o", out, NULL);
@@ -587,7 +573,7 @@ static void test_output_atomic(void **state)
 	assert_contains(got, "f64/mask/stream");
 	assert_null(strstr(got, "snapmem.estimate/1"));
 	free(got);
-	assert_int_equal(count_entries(dir), 1);
+	assert_int_equal(tu_entries(dir), 1);
 	free(out);
 	free(bad);
 	tu_rmtree(dir);

@@ -93,17 +93,6 @@ static const struct command {
 
 static char *dir, *mockdir, *rundir, *snapfile;
 
-static char *fmt(const char *f, ...)
-{
-	va_list ap;
-	char *s = NULL;
-
-	va_start(ap, f);
-	assert_true(vasprintf(&s, f, ap) >= 0);
-	va_end(ap);
-	return s;
-}
-
 /* One line on stderr holding every needle, nothing on stdout, the given status. */
 static void expect_line(tu_result *r, int status, const char *what, ...)
 {
@@ -174,9 +163,9 @@ static int teardown(void **state)
 static void test_equals_form(void **state)
 {
 	char *o1 = tu_path(dir, "e1.json"), *o2 = tu_path(dir, "e2.json"), *o3 = tu_path(dir, "e3.json");
-	char *oo = fmt("-o%s", o3), *r1 = tu_path(dir, "r1"), *r2 = tu_path(dir, "r2");
-	char *eq1 = fmt("--snapshot=%s", snapfile), *eq2 = fmt("--output=%s", o2);
-	char *eq3 = fmt("--base-path=%s", mockdir), *eq4 = fmt("--out=%s", r2);
+	char *oo = tu_fmt("-o%s", o3), *r1 = tu_path(dir, "r1"), *r2 = tu_path(dir, "r2");
+	char *eq1 = tu_fmt("--snapshot=%s", snapfile), *eq2 = tu_fmt("--output=%s", o2);
+	char *eq3 = tu_fmt("--base-path=%s", mockdir), *eq4 = tu_fmt("--out=%s", r2);
 	char *j1 = tu_path(r1, "estimate.json"), *j2 = tu_path(r2, "estimate.json");
 	char *t1, *t2;
 	tu_result r;
@@ -282,12 +271,12 @@ static void test_double_dash(void **state)
 /* The help's entry of option name: from its "--name" at a line start to the next entry. */
 static char *entry(const char *help, const char *name)
 {
-	char *a = fmt("\n  --%s", name), *b = NULL, *e;
+	char *a = tu_fmt("\n  --%s", name), *b = NULL, *e;
 	const char *p = strstr(help, a), *q;
 
 	if (p == NULL) {
 		free(a);
-		a = fmt(", --%s", name);
+		a = tu_fmt(", --%s", name);
 		p = strstr(help, a);
 	}
 	free(a);
@@ -438,14 +427,14 @@ static void test_bad_options(void **state)
 				continue;
 
 			/* an abbreviation: refused, naming the option (or the candidates) */
-			w = fmt("--%.*s", (int)len - 1, o->name);
-			what = fmt("%s %s", cmd->name, w);
+			w = tu_fmt("--%.*s", (int)len - 1, o->name);
+			what = tu_fmt("%s %s", cmd->name, w);
 			r = run_cmd(cmd, w, o->value ? "1" : NULL);
 			expect_line(&r, 2, what, "abbreviations are not accepted", w, o->name, NULL);
 			free(w);
 			free(what);
 			/* a typo (two letters swapped): unknown, the closest option named */
-			w = fmt("--%s", o->name);
+			w = tu_fmt("--%s", o->name);
 			{
 				size_t i = 2;
 				char t;
@@ -456,10 +445,10 @@ static void test_bad_options(void **state)
 				w[i] = w[i + 1];
 				w[i + 1] = t;
 			}
-			what = fmt("%s %s", cmd->name, w);
+			what = tu_fmt("%s %s", cmd->name, w);
 			r = run_cmd(cmd, w, NULL);
 			{
-				char *hint = fmt("did you mean '--%s'?", o->name);
+				char *hint = tu_fmt("did you mean '--%s'?", o->name);
 
 				expect_line(&r, 2, what, "unknown option", w, hint, NULL);
 				free(hint);
@@ -468,11 +457,11 @@ static void test_bad_options(void **state)
 			free(what);
 			if (o->value) {
 				/* missing at the end, empty, or followed by another option */
-				w = fmt("--%s", o->name);
-				what = fmt("%s %s (missing)", cmd->name, w);
+				w = tu_fmt("--%s", o->name);
+				what = tu_fmt("%s %s (missing)", cmd->name, w);
 				r = run_cmd(cmd, w, NULL);
 				{
-					char *m = fmt("%s: missing value (expected ", w);
+					char *m = tu_fmt("%s: missing value (expected ", w);
 
 					expect_line(&r, 2, what, m, NULL);
 					free(m);
@@ -480,18 +469,18 @@ static void test_bad_options(void **state)
 				free(what);
 				if (!followed) {
 					/* the next option is not taken as the value (once a command) */
-					what = fmt("%s %s --help", cmd->name, w);
+					what = tu_fmt("%s %s --help", cmd->name, w);
 					r = run_cmd(cmd, w, "--help");
 					expect_line(&r, 2, what, "missing value", "before '--help'", NULL);
 					free(what);
 					followed = 1;
 				}
 				free(w);
-				w = fmt("--%s=", o->name);
-				what = fmt("%s %s", cmd->name, w);
+				w = tu_fmt("--%s=", o->name);
+				what = tu_fmt("%s %s", cmd->name, w);
 				r = run_cmd(cmd, w, NULL);
 				{
-					char *m = fmt("--%s: empty value (expected ", o->name);
+					char *m = tu_fmt("--%s: empty value (expected ", o->name);
 
 					expect_line(&r, 2, what, m, NULL);
 					free(m);
@@ -500,11 +489,11 @@ static void test_bad_options(void **state)
 				free(what);
 			} else {
 				/* a value given to a flag */
-				w = fmt("--%s=yes", o->name);
-				what = fmt("%s %s", cmd->name, w);
+				w = tu_fmt("--%s=yes", o->name);
+				what = tu_fmt("%s %s", cmd->name, w);
 				r = run_cmd(cmd, w, NULL);
 				{
-					char *m = fmt("option '--%s' takes no value (got '%s')", o->name,
+					char *m = tu_fmt("option '--%s' takes no value (got '%s')", o->name,
 						      w);
 
 					expect_line(&r, 2, what, m, NULL);
@@ -633,7 +622,7 @@ static void test_unit_hint(void **state)
 /* Runs a bash snippet with the completion sourced; returns its stdout (malloc'd). */
 static char *complete(const char *script, const char *words)
 {
-	char *cmd = fmt("bash -c 'source %s; COMP_WORDS=(%s); COMP_CWORD=$((${#COMP_WORDS[@]}-1)); "
+	char *cmd = tu_fmt("bash -c 'source %s; COMP_WORDS=(%s); COMP_CWORD=$((${#COMP_WORDS[@]}-1)); "
 			"_snapmem; echo \"${COMPREPLY[*]}\"'", script, words);
 	char buf[4096];
 	size_t n;
@@ -660,12 +649,12 @@ static void test_completion(void **state)
 	assert_string_equal(r.err, "");
 	for (c = 0; c < NCOMMANDS; c++) {
 		const struct opt *o;
-		char *w = fmt("\t%s)\n", commands[c].name);
+		char *w = tu_fmt("\t%s)\n", commands[c].name);
 
 		assert_non_null(strstr(r.out, w));
 		free(w);
 		for (o = commands[c].opts; o->name != NULL; o++) {
-			w = fmt(" --%s ", o->name);
+			w = tu_fmt(" --%s ", o->name);
 			if (strstr(r.out, w) == NULL && strstr(r.out, w + 1) == NULL)
 				fail_msg("the completion lacks --%s of %s", o->name, commands[c].name);
 			free(w);
@@ -677,7 +666,7 @@ static void test_completion(void **state)
 	fputs(r.out, f);
 	assert_int_equal(fclose(f), 0);
 	tu_result_free(&r);
-	cmd = fmt("bash -n %s", script);
+	cmd = tu_fmt("bash -n %s", script);
 	st = system(cmd);
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	free(cmd);
@@ -704,7 +693,7 @@ static void test_completion(void **state)
 
 static char *section(const char *doc, const char *title)
 {
-	char *h = fmt("\n## %s\n", title);
+	char *h = tu_fmt("\n## %s\n", title);
 	const char *p = strstr(doc, h), *e;
 
 	free(h);
@@ -743,7 +732,7 @@ static char *help_default(const char *e)
  * is no such row. */
 static char *doc_default(const char *sec, const char *name)
 {
-	char *key = fmt("`--%s` |", name), *d, *w;
+	char *key = tu_fmt("`--%s` |", name), *d, *w;
 	const char *p = sec, *q;
 	int cell = 0;
 
@@ -793,7 +782,7 @@ static void test_docs(void **state)
 
 	(void)state;
 	assert_non_null(data);
-	path = fmt("%s/../../docs/CLI.md", data);
+	path = tu_fmt("%s/../../docs/CLI.md", data);
 	doc = tu_read_file(path, NULL);
 	if (doc == NULL) {
 		free(path);

@@ -173,20 +173,6 @@ static void assert_same_profiles(const tu_profiles *a, const tu_profiles *b)
 				 a->mean[i], b->mean[i]);
 }
 
-static int count_entries(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	int n = 0;
-
-	assert_non_null(d);
-	while ((e = readdir(d)) != NULL)
-		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-			n++;
-	closedir(d);
-	return n;
-}
-
 /* ---- runs ------------------------------------------------------------------------------------ */
 
 static void model(sm_model_options *mo, const char *pos, const char *block)
@@ -633,7 +619,7 @@ static int run1(const sm_model_options *mo, const char *base, sm_prof *p, uint64
 
 static void done_run(sm_pipeline_result *r, char *out)
 {
-	assert_int_equal(count_entries(out), 0); /* no profiles.hdf5, no temporary */
+	assert_int_equal(tu_entries(out), 0); /* no profiles.hdf5, no temporary */
 	sm_pipeline_result_release(r);
 	tu_rmtree(out);
 	free(out);
@@ -1071,7 +1057,7 @@ static void ranks_vs_serial_at(const char *base, int64_t halos, int size, const 
 	tu_profiles_read(pp, &b);
 	assert_same_profiles(&a, &b);
 	assert_int_equal(root_int_attr(pp, "ranks"), size);
-	assert_int_equal(count_entries(out), 1);
+	assert_int_equal(tu_entries(out), 1);
 	free(pp);
 	tu_profiles_free(&a);
 	tu_profiles_free(&b);
@@ -1112,7 +1098,7 @@ static void expect_all(const struct fc_shared *S, int size, int code, int bad, c
 		assert_non_null(strstr(S->res[q].err.msg, what));
 		assert_string_equal(S->res[q].profiles, "");
 	}
-	assert_int_equal(count_entries(out), 0);
+	assert_int_equal(tu_entries(out), 0);
 }
 
 static void test_ranks_fail_together(void **state)
@@ -1198,7 +1184,7 @@ static void test_ranks_fail_together(void **state)
 		assert_int_equal(S->res[q].rc, SM_EINVAL);
 		assert_non_null(strstr(S->res[q].err.msg, "--ranks 2"));
 	}
-	assert_int_equal(count_entries(out), 0);
+	assert_int_equal(tu_entries(out), 0);
 	fc_free(S);
 	tu_rmtree(out);
 	free(out);
@@ -1322,7 +1308,7 @@ static int same_as_serial(const char *base, const sm_model_options *mo_in, char 
 	if (rcs != 0) {
 		assert_string_equal(ed.msg, es.msg);
 		assert_string_equal(rd.stage, rs.stage);
-		assert_int_equal(count_entries(outd), 0);
+		assert_int_equal(tu_entries(outd), 0);
 		assert_int_equal(sm_prof_live_requested(p), 0);
 		goto out;
 	}

@@ -39,19 +39,6 @@
 
 static char *dir, *base, *goodrun;
 
-static char *fmt(const char *f, ...)
-{
-	va_list ap;
-	char *s;
-
-	va_start(ap, f);
-	if (vasprintf(&s, f, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	assert_non_null(s);
-	return s;
-}
-
 static int setup(void **state)
 {
 	tu_result r;
@@ -139,13 +126,13 @@ static void test_oom_each_array(void **state)
 		if (k < nseen || nseen >= 64)
 			continue;
 		seen[nseen++] = name;
-		out = fmt("%s/oom-%s", dir, name);
+		out = tu_fmt("%s/oom-%s", dir, name);
 		r = tu_run("run", "--base-path", base, "--snap", "99", "--out", out, "--inject-oom",
 			   name, NULL);
 		if (r.status != 3 || tu_count_lines(r.err) != 1)
 			fail_msg("--inject-oom %s: status %d, stderr '%s'", name, r.status, r.err);
 		/* the first allocation of the array: its bytes are named */
-		needle = fmt("'%s': cannot allocate %lld bytes", name, (long long)req);
+		needle = tu_fmt("'%s': cannot allocate %lld bytes", name, (long long)req);
 		if (strstr(r.err, needle) == NULL)
 			fail_msg("--inject-oom %s: '%s' not in '%s'", name, needle, r.err);
 		if (strstr(r.err, "the estimate for this run is") == NULL)
@@ -181,7 +168,7 @@ static void test_max_mem_just_under(void **state)
 		/* the key moved: a size certainly too small still must be refused */
 		peak = 4096;
 	}
-	val = fmt("%lldB", (long long)peak - 1);
+	val = tu_fmt("%lldB", (long long)peak - 1);
 	r = tu_run("run", "--base-path", base, "--snap", "99", "--out", out, "--max-mem", val, NULL);
 	if (r.status != 3 || tu_count_lines(r.err) != 1)
 		fail_msg("--max-mem %s: status %d, stderr '%s'", val, r.status, r.err);
@@ -218,7 +205,7 @@ static child run_limited(int res, rlim_t lim, char *const argv[])
 		assert_non_null(f);
 		fputs("leak:libhdf5\n", f);
 		fclose(f);
-		supp = fmt("suppressions=%s:print_suppressions=0", sp);
+		supp = tu_fmt("suppressions=%s:print_suppressions=0", sp);
 		free(sp);
 	}
 	args[0] = (char *)bin;
@@ -273,7 +260,7 @@ static void test_address_space_limit(void **state)
 	assert_int_equal(r.status, 0);
 	tu_result_free(&r);
 	for (i = 0; i < sizeof(mib) / sizeof(mib[0]); i++) {
-		char *out = fmt("%s/as-%d", dir, (int)mib[i]);
+		char *out = tu_fmt("%s/as-%d", dir, (int)mib[i]);
 		child c = run_limited(RLIMIT_AS, mib[i] << 20,
 				      (char *const[]){ "run", "--base-path", big, "--snap", "99",
 						       "--out", out, NULL });
@@ -319,8 +306,8 @@ static void test_signal_every_stage(void **state)
 	(void)state;
 	for (i = 0; i < sizeof(stages) / sizeof(stages[0]); i++) {
 		for (sig = 0; sig < 2; sig++) {
-			char *out = fmt("%s/sig-%s-%d", dir, stages[i], sig);
-			char *spec = fmt("%s:%d", stages[i], sig ? SIGTERM : SIGINT);
+			char *out = tu_fmt("%s/sig-%s-%d", dir, stages[i], sig);
+			char *spec = tu_fmt("%s:%d", stages[i], sig ? SIGTERM : SIGINT);
 			char *p = tu_path(out, "profiles.hdf5");
 			json_t *mem, *st;
 			tu_result r;
@@ -399,7 +386,7 @@ static void test_full_disk(void **state)
 
 	(void)state;
 	for (i = 0; i < sizeof(kib) / sizeof(kib[0]); i++) {
-		char *out = fmt("%s/fsize-%d", dir, (int)kib[i]), what[64];
+		char *out = tu_fmt("%s/fsize-%d", dir, (int)kib[i]), what[64];
 		child c = run_limited(RLIMIT_FSIZE, kib[i] << 10,
 				      (char *const[]){ "run", "--base-path", base, "--snap", "99",
 						       "--out", out, NULL });
@@ -469,7 +456,7 @@ static void test_full_disk_writers(void **state)
 	r = tu_run("mock", m, "--gas", "100000", "--files", "4", "--seed", "1", NULL);
 	assert_int_equal(r.status, 0);
 	tu_result_free(&r);
-	snap0 = fmt("%s/snapdir_099/snap_099.0.hdf5", m);
+	snap0 = tu_fmt("%s/snapdir_099/snap_099.0.hdf5", m);
 	before = tu_read_file(snap0, &n0);
 	assert_non_null(before);
 	c = run_limited(RLIMIT_FSIZE, 1200 << 10,

@@ -48,8 +48,8 @@
 #include "util.h"
 
 #define NFILES 6
-#define SNAP(b, i) fmt("%s/snapdir_099/snap_099.%d.hdf5", b, i)
-#define GROUPS(b, i) fmt("%s/groups_099/fof_subhalo_tab_099.%d.hdf5", b, i)
+#define SNAP(b, i) tu_fmt("%s/snapdir_099/snap_099.%d.hdf5", b, i)
+#define GROUPS(b, i) tu_fmt("%s/groups_099/fof_subhalo_tab_099.%d.hdf5", b, i)
 #define N(...) ((const char *const[]){ __VA_ARGS__, NULL })
 #define A(...) ((const char *const[]){ __VA_ARGS__, NULL })
 #define TIMEOUT_S 120
@@ -57,123 +57,13 @@
 static char *dir, *clean;
 static int ncat;        /* catalogue chunk files */
 static int gas_chunk;   /* the first snapshot chunk holding gas */
-static int nsoft, ncases;
+static int ncases;
 
-static char *fmt(const char *f, ...)
-{
-	va_list ap;
-	char *s;
-
-	va_start(ap, f);
-	if (vasprintf(&s, f, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	assert_non_null(s);
-	return s;
-}
-
-static int entries(const char *d)
-{
-	DIR *dd = opendir(d);
-	struct dirent *e;
-	int n = 0;
-
-	if (dd == NULL)
-		return -1;
-	while ((e = readdir(dd)) != NULL) /* hidden temporaries count */
-		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-			n++;
-	closedir(dd);
-	return n;
-}
-
-static void soft_fail(const char *what, const char *f, ...)
-{
-	va_list ap;
-
-	printf("  FAIL %s: ", what);
-	va_start(ap, f);
-	vprintf(f, ap);
-	va_end(ap);
-	printf("\n");
-	nsoft++;
-}
-
-static void soft_done(void)
-{
-	int n = nsoft;
-
-	nsoft = 0;
-	if (n != 0)
-		fail_msg("%d hostile-value checks failed (listed above)", n);
-}
-
-static char *slurp(int fd)
-{
-	size_t cap = 4096, len = 0;
-	char *buf = malloc(cap);
-	ssize_t n;
-
-	assert_non_null(buf);
-	lseek(fd, 0, SEEK_SET);
-	for (;;) {
-		if (len + 1 >= cap) {
-			cap *= 2;
-			buf = realloc(buf, cap);
-			assert_non_null(buf);
-		}
-		n = read(fd, buf + len, cap - len - 1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-	}
-	buf[len] = '\0';
-	return buf;
-}
-
-/* tu_runv with a deadline: the child arms an alarm that survives exec, so that a command blocked
- * forever (a FIFO opened for reading) dies with SIGALRM (status 142) instead of hanging the test. */
+/* A deadline on every command: one blocked forever (a FIFO opened for reading) dies with SIGALRM
+ * (status 142) instead of hanging the test. */
 static tu_result run_timed(const char *const *argv)
 {
-	const char *bin = getenv("SNAPMEM_BIN");
-	char op[] = "/tmp/snapmem-hv-out.XXXXXX", ep[] = "/tmp/snapmem-hv-err.XXXXXX";
-	const char *full[64];
-	tu_result r = {0};
-	int fo, fe, status, n = 0;
-	pid_t pid;
-
-	if (bin == NULL)
-		fail_msg("SNAPMEM_BIN is not set (run the tests through make check)");
-	full[n++] = bin;
-	while (argv[n - 1] != NULL && n < 63) {
-		full[n] = argv[n - 1];
-		n++;
-	}
-	full[n] = NULL;
-	fo = mkstemp(op);
-	fe = mkstemp(ep);
-	assert_true(fo >= 0 && fe >= 0);
-	unlink(op);
-	unlink(ep);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		dup2(fo, 1);
-		dup2(fe, 2);
-		alarm(TIMEOUT_S);
-		execv(bin, (char *const *)full);
-		_exit(127);
-	}
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	r.out = slurp(fo);
-	r.err = slurp(fe);
-	close(fo);
-	close(fe);
-	r.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-	return r;
+	return tu_runv_timeout((char *const *)argv, TIMEOUT_S);
 }
 
 /* Exit want, one stderr line holding every needle and no printf pattern, no crash. */
@@ -185,20 +75,20 @@ static int expect_line(const tu_result *r, int want, const char *const *needles,
 	if (getenv("SNAPMEM_TEST_VERBOSE") != NULL)
 		printf("  %-28s %d %s", what, r->status, r->err);
 	if (r->status >= 128) {
-		soft_fail(what, "killed (status %d), stderr '%s'", r->status, r->err);
+		tu_soft_fail(what, "killed (status %d), stderr '%s'", r->status, r->err);
 		return 1;
 	}
 	if (r->status != want || tu_count_lines(r->err) != 1) {
-		soft_fail(what, "status %d (want %d), stderr '%s'", r->status, want, r->err);
+		tu_soft_fail(what, "status %d (want %d), stderr '%s'", r->status, want, r->err);
 		return 1;
 	}
 	for (i = 0; needles != NULL && needles[i] != NULL; i++)
 		if (strstr(r->err, needles[i]) == NULL) {
-			soft_fail(what, "'%s' not in stderr '%s'", needles[i], r->err);
+			tu_soft_fail(what, "'%s' not in stderr '%s'", needles[i], r->err);
 			bad = 1;
 		}
 	if (strstr(r->err, "%lld") != NULL) {
-		soft_fail(what, "a printf pattern in stderr '%s'", r->err);
+		tu_soft_fail(what, "a printf pattern in stderr '%s'", r->err);
 		bad = 1;
 	}
 	return bad;
@@ -207,7 +97,7 @@ static int expect_line(const tu_result *r, int want, const char *const *needles,
 /* A copy of the clean mock. */
 static char *copy_mock(const char *name)
 {
-	char *d = tu_path(dir, name), *cmd = fmt("cp -r '%s' '%s'", clean, d);
+	char *d = tu_path(dir, name), *cmd = tu_fmt("cp -r '%s' '%s'", clean, d);
 
 	assert_int_equal(system(cmd), 0);
 	free(cmd);
@@ -219,7 +109,7 @@ static char *copy_mock(const char *name)
 static void run_case(const char *name, const char *base, int want, const char *const *needles,
 		     const char *const *extra)
 {
-	char *parent = fmt("%s/run-%s", dir, name), *out = tu_path(parent, "out");
+	char *parent = tu_fmt("%s/run-%s", dir, name), *out = tu_path(parent, "out");
 	const char *argv[32];
 	int n = 0, i;
 	tu_result r;
@@ -239,8 +129,8 @@ static void run_case(const char *name, const char *base, int want, const char *c
 	r = run_timed(argv);
 	expect_line(&r, want, needles, name);
 	tu_result_free(&r);
-	if (entries(parent) != 0)
-		soft_fail(name, "%d entries left in '%s'", entries(parent), parent);
+	if (tu_entries(parent) != 0)
+		tu_soft_fail(name, "%d entries left in '%s'", tu_entries(parent), parent);
 	free(out);
 	free(parent);
 }
@@ -292,16 +182,16 @@ static void lib_case(const char *name, const char *base, int want, const char *c
 	o.out_dir = outd;
 	rcd = sm_pipeline_run_distributed(&o, NULL, NULL, &rd, &ed);
 	if (rcs != want || rcd != want)
-		soft_fail(name, "serial %d '%s', distributed %d '%s' (want %d)", rcs, es.msg, rcd,
+		tu_soft_fail(name, "serial %d '%s', distributed %d '%s' (want %d)", rcs, es.msg, rcd,
 			  ed.msg, want);
 	else if (strcmp(es.msg, ed.msg) != 0)
-		soft_fail(name, "serial '%s' and distributed '%s' differ", es.msg, ed.msg);
+		tu_soft_fail(name, "serial '%s' and distributed '%s' differ", es.msg, ed.msg);
 	for (i = 0; needles[i] != NULL; i++)
 		if (strstr(ed.msg, needles[i]) == NULL)
-			soft_fail(name, "'%s' not in the distributed run's '%s'", needles[i], ed.msg);
-	if (entries(outs) != 0 || entries(outd) != 0)
-		soft_fail(name, "output left: %d serial, %d distributed", entries(outs),
-			  entries(outd));
+			tu_soft_fail(name, "'%s' not in the distributed run's '%s'", needles[i], ed.msg);
+	if (tu_entries(outs) != 0 || tu_entries(outd) != 0)
+		tu_soft_fail(name, "output left: %d serial, %d distributed", tu_entries(outs),
+			  tu_entries(outd));
 	sm_pipeline_result_release(&rs);
 	sm_pipeline_result_release(&rd);
 	tu_rmtree(outs);
@@ -526,13 +416,13 @@ static void test_r200_huge(void **state)
 	r = run_timed(A("estimate", "--base-path", inf, "--snap", "99", "--format", "json"));
 	expect_line(&r, 2, N(pi, "Group_R_Crit200 inf"), "r200-inf-estimate-json");
 	if (strstr(r.err, "<= 0 or NaN") != NULL)
-		soft_fail("r200-inf-estimate-json", "an infinite R200 called '<= 0 or NaN'");
+		tu_soft_fail("r200-inf-estimate-json", "an infinite R200 called '<= 0 or NaN'");
 	tu_result_free(&r);
 	free(pi);
 	free(p);
 	free(inf);
 	free(b);
-	soft_done();
+	tu_soft_done("hostile-value");
 }
 
 static void test_m200_bad(void **state)
@@ -566,7 +456,7 @@ static void test_m200_bad(void **state)
 	free(p);
 	free(neg);
 	free(b);
-	soft_done();
+	tu_soft_done("hostile-value");
 }
 
 /* A NaN mass is "unknown" (docs/PIPELINE.md): never above --mass-min, ranked last under --halos
@@ -574,7 +464,7 @@ static void test_m200_bad(void **state)
  * written as null in memory.json (jansson drops a NaN real: the key went missing). */
 static void test_m200_nan(void **state)
 {
-	char *b = copy_mock("m200-nan"), *p, *out, *mem, *nh;
+	char *b = copy_mock("m200-nan"), *p, *out, *mem, *nh, *text;
 	const char *argv[16];
 	long row, total = 0;
 	int c;
@@ -586,8 +476,8 @@ static void test_m200_nan(void **state)
 	poke(p, "/Group/Group_M_Crit200", row, NAN);
 	for (c = 0; c < ncat; c++)
 		total += cat_groups(b, c);
-	nh = fmt("%ld", total);
-	out = fmt("%s/run-m200-nan", dir);
+	nh = tu_fmt("%ld", total);
+	out = tu_fmt("%s/run-m200-nan", dir);
 	argv[0] = "run"; argv[1] = "--base-path"; argv[2] = b; argv[3] = "--snap"; argv[4] = "99";
 	argv[5] = "--halos"; argv[6] = nh; argv[7] = "--out"; argv[8] = out;
 	/* the pre-run estimate cannot model an unknown mass's sphere: give it */
@@ -598,20 +488,10 @@ static void test_m200_nan(void **state)
 		fail_msg("m200-nan: exit %d: %s", r.status, r.err);
 	tu_result_free(&r);
 	mem = tu_path(out, "memory.json");
-	{
-		FILE *f = fopen(mem, "r");
-		char *text;
-		size_t n;
-
-		assert_non_null(f);
-		text = calloc(1, 1 << 22);
-		assert_non_null(text);
-		n = fread(text, 1, (1 << 22) - 1, f);
-		fclose(f);
-		text[n] = '\0';
-		assert_non_null(strstr(text, "\"m200_msun\":null"));
-		free(text);
-	}
+	text = tu_read_file(mem, NULL);
+	assert_non_null(text);
+	assert_non_null(strstr(text, "\"m200_msun\":null"));
+	free(text);
 	free(mem);
 	free(out);
 	free(nh);
@@ -632,7 +512,7 @@ static void test_temperature_overflow(void **state)
 	lib_case("energy-3e38-mpi", b, SM_EFORMAT, N(p, "InternalEnergy[5]", "float32"), 0, 0);
 	free(p);
 	free(b);
-	soft_done();
+	tu_soft_done("hostile-value");
 }
 
 /* ---- 8: nonsense accepted ---------------------------------------------------------------------- */
@@ -641,7 +521,7 @@ static void test_temperature_overflow(void **state)
  * naming chunk 0 (the header the estimate reads) and the attribute. */
 static void header_case(const char *name, const char *attr, double v)
 {
-	char *b = copy_mock(name), *p0 = SNAP(b, 0), *n2 = fmt("%s-json", name);
+	char *b = copy_mock(name), *p0 = SNAP(b, 0), *n2 = tu_fmt("%s-json", name);
 	int i;
 
 	for (i = 0; i < NFILES; i++) {
@@ -667,14 +547,14 @@ static void test_header_values(void **state)
 	header_case("uvel-zero", "UnitVelocity_in_cm_per_s", 0.0);
 	header_case("ulen-neg", "UnitLength_in_cm", -3e21);
 	header_case("redshift-inf", "Redshift", INFINITY);
-	soft_done();
+	tu_soft_done("hostile-value");
 }
 
 /* Chunk k's attribute set to v (type t): run and estimate --mpi (which reads every chunk header)
  * refuse, naming chunk k, chunk 0 and the attribute. */
 static void disagree_case(const char *name, int k, const char *attr, hid_t t, double v)
 {
-	char *b = copy_mock(name), *pk = SNAP(b, k), *p0 = SNAP(b, 0), *n2 = fmt("%s-est", name);
+	char *b = copy_mock(name), *pk = SNAP(b, k), *p0 = SNAP(b, 0), *n2 = tu_fmt("%s-est", name);
 
 	set_attr(pk, attr, t, v);
 	run_case(name, b, 2, N(pk, p0, attr, "disagree"), NULL);
@@ -722,7 +602,7 @@ static void test_chunks_disagree(void **state)
 	p0 = tu_path(dir, "f32.out");
 	r = run_timed(A("run", "--base-path", b, "--snap", "99", "--out", p0));
 	if (r.status != 0)
-		soft_fail("float32-copies", "status %d, stderr '%s'", r.status, r.err);
+		tu_soft_fail("float32-copies", "status %d, stderr '%s'", r.status, r.err);
 	tu_result_free(&r);
 	free(p0);
 	free(p);
@@ -766,7 +646,7 @@ static void test_chunks_disagree(void **state)
 	free(p);
 	free(p0);
 	free(b);
-	soft_done();
+	tu_soft_done("hostile-value");
 }
 
 /* ---- 9: special files -------------------------------------------------------------------------- */
@@ -822,7 +702,7 @@ static void test_special_files(void **state)
 	lib_case("fifo-groups-mpi", b, SM_EFORMAT, N(p, "FIFO"), 0, 0);
 	free(p);
 	free(b);
-	soft_done();
+	tu_soft_done("hostile-value");
 }
 
 /* ---- 10: verdicts ---------------------------------------------------------------------------- */
@@ -839,7 +719,7 @@ static void test_verdicts(void **state)
 	ncases++;
 	r = run_timed(A("run", "--base-path", b, "--snap", "99", "--mass-min", "1e20", "--out", run));
 	if (r.status != 0 || strstr(r.out, "empty result") == NULL)
-		soft_fail("empty-selection-run", "status %d, stdout '%s', stderr '%s'", r.status,
+		tu_soft_fail("empty-selection-run", "status %d, stdout '%s', stderr '%s'", r.status,
 			  r.out, r.err);
 	tu_result_free(&r);
 	ncases++;
@@ -848,18 +728,18 @@ static void test_verdicts(void **state)
 		printf("%s", r.out);
 	if (r.status != 0 || strstr(r.out, "verdict: PASS") == NULL ||
 	    strstr(r.out, "FAIL") != NULL || strstr(r.out, "no halo") == NULL)
-		soft_fail("empty-selection-report", "status %d, stdout '%s', stderr '%s'", r.status,
+		tu_soft_fail("empty-selection-report", "status %d, stdout '%s', stderr '%s'", r.status,
 			  r.out, r.err);
 	tu_result_free(&r);
 	ncases++;
 	r = run_timed(A("report", run, "--format", "markdown"));
 	if (r.status != 0 || strstr(r.out, "FAIL") != NULL)
-		soft_fail("empty-selection-markdown", "status %d, stderr '%s'", r.status, r.err);
+		tu_soft_fail("empty-selection-markdown", "status %d, stderr '%s'", r.status, r.err);
 	tu_result_free(&r);
 
 	/* an estimate that models nothing judges nothing: refused, not PASS */
 	bad = tu_path(dir, "no-stages-run");
-	cmd = fmt("cp -r '%s' '%s'", run, bad);
+	cmd = tu_fmt("cp -r '%s' '%s'", run, bad);
 	assert_int_equal(system(cmd), 0);
 	free(cmd);
 	est = tu_path(bad, "estimate.json");
@@ -873,7 +753,7 @@ static void test_verdicts(void **state)
 	free(bad);
 	free(run);
 	free(b);
-	soft_done();
+	tu_soft_done("hostile-value");
 }
 
 static void test_count(void **state)

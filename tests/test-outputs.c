@@ -49,19 +49,6 @@
 
 static char *dir, *base, *oldrun;
 
-static char *fmt(const char *f, ...)
-{
-	va_list ap;
-	char *s;
-
-	va_start(ap, f);
-	if (vasprintf(&s, f, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	assert_non_null(s);
-	return s;
-}
-
 static void write_text(const char *path, const char *text)
 {
 	FILE *f = fopen(path, "w");
@@ -297,7 +284,7 @@ static int teardown(void **state)
 /* A copy of the earlier run at d (cp -a), to fail runs over. */
 static void copy_run(const char *from, const char *to)
 {
-	char *cmd = fmt("rm -rf '%s' && cp -a '%s' '%s'", to, from, to);
+	char *cmd = tu_fmt("rm -rf '%s' && cp -a '%s' '%s'", to, from, to);
 
 	assert_int_equal(system(cmd), 0);
 	free(cmd);
@@ -430,8 +417,8 @@ static void test_writer_inputs_and_stale(void **state)
 	assert_int_equal(sm_out_temp_pid(".snapmem-staging.77.0123abcd"), 77);
 	assert_int_equal(sm_out_temp_pid("x.snapmem-tmp.1234.00ab00cd"), 0);
 	assert_int_equal(sm_out_temp_pid(".x.snapmem-tmp.abc.1"), 0);
-	dead = fmt("%s/.out.txt.snapmem-tmp.%ld.0000beef", d, dead_pid());
-	live = fmt("%s/.out.txt.snapmem-tmp.%ld.0000beef", d, (long)getpid());
+	dead = tu_fmt("%s/.out.txt.snapmem-tmp.%ld.0000beef", d, dead_pid());
+	live = tu_fmt("%s/.out.txt.snapmem-tmp.%ld.0000beef", d, (long)getpid());
 	write_text(dead, "stale");
 	write_text(live, "live");
 	{
@@ -535,8 +522,8 @@ static void test_o_own_input(void **state)
 	char *run = tu_path(dir, "own"), *mem = tu_path(run, "memory.json"),
 	     *est = tu_path(run, "estimate.json"), *prof = tu_path(run, "profiles.hdf5"),
 	     *rep = tu_path(run, "report.md"), *hl = tu_path(dir, "hardlink.json"),
-	     *chunk = fmt("%s/snapdir_099/snap_099.0.hdf5", base),
-	     *cat = fmt("%s/groups_099/fof_subhalo_tab_099.0.hdf5", base), *img;
+	     *chunk = tu_fmt("%s/snapdir_099/snap_099.0.hdf5", base),
+	     *cat = tu_fmt("%s/groups_099/fof_subhalo_tab_099.0.hdf5", base), *img;
 	tu_result r;
 
 	(void)state;
@@ -620,7 +607,7 @@ static child start(int res, rlim_t lim, char *const argv[])
 	int i;
 
 	assert_non_null(bin);
-	c.errp = fmt("%s/child-%d.err", dir, seq++);
+	c.errp = tu_fmt("%s/child-%d.err", dir, seq++);
 	c.status = -1;
 	c.err = NULL;
 	if (tu_sanitized()) {
@@ -628,7 +615,7 @@ static child start(int res, rlim_t lim, char *const argv[])
 		char *sp = tu_path(dir, "lsan.supp");
 
 		write_text(sp, "leak:libhdf5\n");
-		supp = fmt("suppressions=%s:print_suppressions=0", sp);
+		supp = tu_fmt("suppressions=%s:print_suppressions=0", sp);
 		free(sp);
 	}
 	args[0] = (char *)bin;
@@ -716,7 +703,7 @@ static void test_concurrent_runs(void **state)
 
 	(void)state;
 	for (trial = 0; trial < 3; trial++) {
-		char *out = fmt("%s/conc-%d", dir, trial), *id;
+		char *out = tu_fmt("%s/conc-%d", dir, trial), *id;
 		json_t *m;
 
 		concurrent(out, 0);
@@ -748,7 +735,7 @@ static void test_lock_holder_named(void **state)
 	fd = open(out, O_RDONLY | O_DIRECTORY);
 	assert_true(fd >= 0);
 	assert_int_equal(flock(fd, LOCK_EX | LOCK_NB), 0);
-	pidtext = fmt("process %ld", (long)getpid());
+	pidtext = tu_fmt("process %ld", (long)getpid());
 	r = tu_run("run", "--base-path", base, "--snap", "99", "--out", out, "--force", NULL);
 	expect_refused(&r, out, "in use by another run", pidtext, NULL);
 	{
@@ -996,9 +983,9 @@ static void test_sigkill_leftovers(void **state)
 	/* temporaries of dead processes, this version's and older ones', in an otherwise empty
 	 * directory: ignored by the "not empty" check and removed */
 	assert_int_equal(mkdir(out, 0755), 0);
-	p1 = fmt("%s/.profiles.hdf5.tmp.%ld", out, dead_pid());
-	p2 = fmt("%s/.memory.json.snapmem-tmp.%ld.0badcafe", out, dead_pid());
-	p3 = fmt("%s/.snapmem-staging.%ld.00112233445566778899aabbccddeeff", out, dead_pid());
+	p1 = tu_fmt("%s/.profiles.hdf5.tmp.%ld", out, dead_pid());
+	p2 = tu_fmt("%s/.memory.json.snapmem-tmp.%ld.0badcafe", out, dead_pid());
+	p3 = tu_fmt("%s/.snapmem-staging.%ld.00112233445566778899aabbccddeeff", out, dead_pid());
 	write_text(p1, "stale");
 	write_text(p2, "stale");
 	assert_int_equal(mkdir(p3, 0755), 0);

@@ -275,21 +275,6 @@ static void free_run(struct run *R)
 	free(R->out);
 }
 
-/* Directory entries other than . and .. */
-static int count_entries(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	int n = 0;
-
-	assert_non_null(d);
-	while ((e = readdir(d)) != NULL)
-		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-			n++;
-	closedir(d);
-	return n;
-}
-
 static int rel_close(double a, double b, double tol)
 {
 	if (isnan(a) || isnan(b))
@@ -603,7 +588,7 @@ static void test_injected_oom(void **state)
 			    strcmp(names[i], "sphere_cells") == 0);
 		if (strcmp(names[i], "Coordinates") == 0)
 			assert_int_equal(err.needed_bytes, 12 * W.n);
-		assert_int_equal(count_entries(out), 0);   /* no partial file, no temporary */
+		assert_int_equal(tu_entries(out), 0);   /* no partial file, no temporary */
 		assert_int_equal(sm_prof_live_requested(p), 0);
 		sm_pipeline_result_release(&r);
 		sm_prof_free(p);
@@ -625,7 +610,7 @@ static void test_max_mem(void **state)
 			 SM_ELIMIT);
 	assert_true(err.needed_bytes > 10 * W.n);
 	assert_non_null(strstr(err.msg, "--max-mem"));
-	assert_int_equal(count_entries(out), 0);
+	assert_int_equal(tu_entries(out), 0);
 	sm_pipeline_result_release(&r);
 	tu_rmtree(out);
 	free(out);
@@ -659,7 +644,7 @@ static void test_cancel(void **state)
 	assert_int_equal(err.signal, 15);
 	assert_string_equal(r.stage, "mask_arrays");
 	assert_int_equal(r.instance, 2);
-	assert_int_equal(count_entries(out), 0);
+	assert_int_equal(tu_entries(out), 0);
 	assert_int_equal(sm_prof_live_requested(p), 0);
 	sm_pipeline_result_release(&r);
 	sm_prof_free(p);
@@ -733,7 +718,7 @@ static void test_bad_cells_and_halos(void **state)
 	assert_int_equal(run_expect(&mo, NULL, 0, NULL, NULL, dir, &out, &r, &err), SM_EFORMAT);
 	assert_non_null(strstr(err.msg, file));
 	assert_non_null(strstr(err.msg, "InternalEnergy[5]"));
-	assert_int_equal(count_entries(out), 0);
+	assert_int_equal(tu_entries(out), 0);
 	sm_pipeline_result_release(&r);
 	tu_rmtree(out);
 	free(out);
@@ -828,7 +813,7 @@ static void test_bad_cells_and_halos(void **state)
 			assert_non_null(strstr(err.msg, file));
 			snprintf(gname, sizeof(gname), "group %lld", (long long)W.halos[0].group);
 			assert_non_null(strstr(err.msg, gname));
-			assert_int_equal(count_entries(out), 0);
+			assert_int_equal(tu_entries(out), 0);
 			sm_pipeline_result_release(&r);
 			tu_rmtree(out);
 			free(out);

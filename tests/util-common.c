@@ -2,6 +2,7 @@
  * Shared test helpers: temporary directories, running the CLI with captured output, locating the
  * real data. See tests/util.h.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -57,7 +58,7 @@ char *tu_path(const char *a, const char *b)
 	return p;
 }
 
-static char *slurp_fd(int fd)
+char *tu_slurp_fd(int fd)
 {
 	size_t cap = 4096, len = 0;
 	char *buf = malloc(cap);
@@ -81,7 +82,7 @@ static char *slurp_fd(int fd)
 	return buf;
 }
 
-tu_result tu_runv(char *const argv[])
+tu_result tu_runv_timeout(char *const argv[], unsigned seconds)
 {
 	tu_result r = {0};
 	const char *bin = getenv("SNAPMEM_BIN");
@@ -110,20 +111,78 @@ tu_result tu_runv(char *const argv[])
 		dup2(errfd, 2);
 		close(outp[0]);
 		close(outp[1]);
+		if (seconds > 0)
+			alarm(seconds); /* survives exec: a command blocked forever dies with SIGALRM */
 		execv(bin, full);
 		_exit(127);
 	}
 	close(outp[1]);
-	r.out = slurp_fd(outp[0]);
+	r.out = tu_slurp_fd(outp[0]);
 	close(outp[0]);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	lseek(errfd, 0, SEEK_SET);
-	r.err = slurp_fd(errfd);
+	r.err = tu_slurp_fd(errfd);
 	close(errfd);
 	free(full);
 	r.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 	return r;
+}
+
+tu_result tu_runv(char *const argv[])
+{
+	return tu_runv_timeout(argv, 0);
+}
+
+char *tu_fmt(const char *f, ...)
+{
+	va_list ap;
+	char *s = NULL;
+
+	va_start(ap, f);
+	if (vasprintf(&s, f, ap) < 0)
+		s = NULL;
+	va_end(ap);
+	assert_non_null(s);
+	return s;
+}
+
+int tu_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	if (d == NULL)
+		return -1;
+	while ((e = readdir(d)) != NULL) /* hidden temporaries count */
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+			n++;
+	closedir(d);
+	return n;
+}
+
+static int soft_failures;
+
+void tu_soft_fail(const char *what, const char *f, ...)
+{
+	va_list ap;
+
+	printf("  FAIL %s: ", what);
+	va_start(ap, f);
+	vprintf(f, ap);
+	va_end(ap);
+	printf("\n");
+	soft_failures++;
+}
+
+void tu_soft_done(const char *what)
+{
+	int n = soft_failures;
+
+	soft_failures = 0;
+	if (n != 0)
+		fail_msg("%d %s checks failed (listed above)", n, what);
 }
 
 tu_result tu_run(const char *arg, ...)
@@ -187,7 +246,7 @@ char *tu_read_file(const char *path, size_t *len)
 
 	if (fd < 0)
 		return NULL;
-	buf = slurp_fd(fd);
+	buf = tu_slurp_fd(fd);
 	close(fd);
 	if (len != NULL)
 		*len = strlen(buf);

@@ -30,7 +30,22 @@ typedef struct tu_result {
  */
 tu_result tu_run(const char *arg, ...);
 tu_result tu_runv(char *const argv[]);
+/* tu_runv with a deadline: the child is killed by SIGALRM (status 142) after seconds (0: none). */
+tu_result tu_runv_timeout(char *const argv[], unsigned seconds);
+/* Reads fd from its current offset to the end into a malloc'd NUL-terminated string. */
+char *tu_slurp_fd(int fd);
 void tu_result_free(tu_result *r);
+
+/* vasprintf into a malloc'd string; fails the test when out of memory. */
+char *tu_fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
+
+/* Entries of dir other than . and .. (hidden ones included); -1 when it cannot be opened. */
+int tu_entries(const char *dir);
+
+/* Soft failures: a failed case is printed ("  FAIL what: ...") and counted, and the test goes on,
+ * so one run lists every failing case; tu_soft_done(what) then fails the test if any was counted. */
+void tu_soft_fail(const char *what, const char *f, ...) __attribute__((format(printf, 2, 3)));
+void tu_soft_done(const char *what);
 
 /* Number of lines in s (a final line without newline counts). */
 int tu_count_lines(const char *s);

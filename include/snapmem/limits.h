@@ -23,7 +23,9 @@
 #ifndef SNAPMEM_LIMITS_H
 #define SNAPMEM_LIMITS_H
 
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "snapmem/error.h"
 
@@ -71,5 +73,12 @@ int sm_mem_limits_check(const sm_mem_limits *l, uint64_t resident, uint64_t addr
  * compared with.
  */
 uint64_t sm__vm_headroom(uint64_t *limit, uint64_t *used);
+
+/* Reads a small file into buf, NUL-terminated: the bytes read, or -1 when it cannot be opened. */
+ssize_t sm__read_small(const char *path, char *buf, size_t len);
+
+/* This process's own cgroup v2 directory (the "0::" line of /proc/self/cgroup under the unified
+ * hierarchy's mount) into dir: 0, or -1 when there is none (cgroup v1 only, or unreadable). */
+int sm__cgroup2_dir(char *dir, size_t len);
 
 #endif

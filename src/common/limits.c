@@ -39,8 +39,7 @@ static uint64_t rlimit_bytes(int which)
 	return (uint64_t)rl.rlim_cur;
 }
 
-/* Reads a small text file into buf (NUL-terminated). 0, or -1 when it cannot be read. */
-static int slurp(const char *path, char *buf, size_t len)
+ssize_t sm__read_small(const char *path, char *buf, size_t len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	size_t got = 0;
@@ -58,7 +57,13 @@ static int slurp(const char *path, char *buf, size_t len)
 	}
 	close(fd);
 	buf[got] = '\0';
-	return 0;
+	return (ssize_t)got;
+}
+
+/* sm__read_small as 0 / -1 */
+static int slurp(const char *path, char *buf, size_t len)
+{
+	return sm__read_small(path, buf, len) < 0 ? -1 : 0;
 }
 
 /* The value after "key" at the start of a line ("VmSize:\t  41384 kB"), times mult. */
@@ -165,6 +170,37 @@ static void cg_walk(sm_mem_limits *l, const char *dir, const char *cgpath,
 	}
 }
 
+/* The cgroup v2 (unified) hierarchy's mount: /sys/fs/cgroup, or /sys/fs/cgroup/unified (hybrid). */
+static void cg2_mount(const char *root, char *dir, size_t len)
+{
+	snprintf(dir, len, "%s/sys/fs/cgroup/cgroup.controllers", root);
+	if (access(dir, F_OK) == 0)
+		snprintf(dir, len, "%s/sys/fs/cgroup", root);
+	else
+		snprintf(dir, len, "%s/sys/fs/cgroup/unified", root);
+}
+
+int sm__cgroup2_dir(char *dir, size_t len)
+{
+	char text[4096], mnt[512], *s;
+	size_t n;
+
+	if (sm__read_small("/proc/self/cgroup", text, sizeof(text)) <= 0)
+		return -1;
+	s = strstr(text, "0::/");
+	if (s == NULL || (s != text && s[-1] != '\n'))
+		return -1;
+	s += 3;
+	s[strcspn(s, "\n")] = '\0';
+	n = strlen(s);
+	while (n > 1 && s[n - 1] == '/')
+		s[--n] = '\0';
+	cg2_mount("", mnt, sizeof(mnt));
+	if ((size_t)snprintf(dir, len, "%s%s", mnt, strcmp(s, "/") == 0 ? "" : s) >= len)
+		return -1;
+	return 0;
+}
+
 static void read_cgroups(sm_mem_limits *l, const char *root)
 {
 	char path[sizeof(l->cg_file)], text[4096], dir[sizeof(l->cg_file)];
@@ -181,12 +217,7 @@ static void read_cgroups(sm_mem_limits *l, const char *root)
 		*c1 = '\0';
 		*c2 = '\0';
 		if (strcmp(line, "0") == 0 && c1[1] == '\0') {
-			/* v2: the unified hierarchy, mounted alone or under unified/ (hybrid) */
-			snprintf(dir, sizeof(dir), "%s/sys/fs/cgroup/cgroup.controllers", root);
-			if (access(dir, F_OK) == 0)
-				snprintf(dir, sizeof(dir), "%s/sys/fs/cgroup", root);
-			else
-				snprintf(dir, sizeof(dir), "%s/sys/fs/cgroup/unified", root);
+			cg2_mount(root, dir, sizeof(dir));
 			cg_walk(l, dir, c2 + 1, &cg_v2);
 		} else {
 			char *ctl, *s2 = NULL;

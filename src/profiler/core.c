@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "snapmem/limits.h"
 #include "snapmem/units.h"
 
 double sm__now(void)
@@ -40,30 +41,11 @@ static double cpu_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static ssize_t read_small(const char *path, char *buf, size_t len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	size_t got = 0;
-	while (got + 1 < len) {
-		ssize_t r = read(fd, buf + got, len - 1 - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
-	close(fd);
-	buf[got] = '\0';
-	return (ssize_t)got;
-}
-
 /* pread from offset 0 regenerates a /proc seq file, so one descriptor serves every reading */
 static ssize_t read_proc(sm__procfd *f, const char *path, char *buf, size_t len)
 {
 	if (!f || f->fd < 0 || f->pid != (int)getpid())
-		return read_small(path, buf, len);
+		return sm__read_small(path, buf, len);
 	size_t got = 0;
 	while (got + 1 < len) {
 		ssize_t r = pread(f->fd, buf + got, len - 1 - got, (off_t)got);
@@ -74,7 +56,7 @@ static ssize_t read_proc(sm__procfd *f, const char *path, char *buf, size_t len)
 		got += (size_t)r;
 	}
 	buf[got] = '\0';
-	return got ? (ssize_t)got : read_small(path, buf, len);
+	return got ? (ssize_t)got : sm__read_small(path, buf, len);
 }
 
 void sm__procfd_open(sm__procfd *f, const char *path)
@@ -113,7 +95,7 @@ int sm__proc_peaks(uint64_t *vm_hwm, uint64_t *vm_peak, uint64_t *vm_pte)
 {
 	char buf[8192];
 	*vm_hwm = *vm_peak = *vm_pte = 0;
-	if (read_small("/proc/self/status", buf, sizeof(buf)) <= 0)
+	if (sm__read_small("/proc/self/status", buf, sizeof(buf)) <= 0)
 		return -1;
 	*vm_hwm = status_kb(buf, "\nVmHWM:");
 	*vm_peak = status_kb(buf, "\nVmPeak:");
@@ -126,49 +108,19 @@ static int cgroup_value(const char *dir, const char *file, uint64_t *v)
 {
 	char path[4352], buf[64], *end;
 	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, file) >= sizeof(path) ||
-	    read_small(path, buf, sizeof(buf)) <= 0)
+	    sm__read_small(path, buf, sizeof(buf)) <= 0)
 		return -1;
 	*v = strtoull(buf, &end, 10);
 	return end != buf && (*end == '\n' || *end == '\0') ? 0 : -1;
 }
 
-/*
- * The process's cgroup v2 directory: the cgroup2 mount point (/proc/self/mountinfo) joined with
- * the "0::" line of /proc/self/cgroup. Read only when memory.json is written.
- */
+/* The process's own cgroup v2 directory (sm__cgroup2_dir). Read only when memory.json is written. */
 void sm__proc_cgroup(uint64_t *peak, int *have_peak, uint64_t *max, int *have_max)
 {
-	char cg[4096], mi[16384], mnt[2048] = "", dir[4352];
-	char *s, *line;
+	char dir[4352];
 	*have_peak = *have_max = 0;
 	*peak = *max = 0;
-	if (read_small("/proc/self/cgroup", cg, sizeof(cg)) <= 0 ||
-	    read_small("/proc/self/mountinfo", mi, sizeof(mi)) <= 0)
-		return;
-	s = strstr(cg, "0::");
-	if (s == NULL || (s != cg && s[-1] != '\n'))
-		return;
-	s += 3;
-	s[strcspn(s, "\n")] = '\0';
-	for (line = mi; line != NULL && *line != '\0';) {
-		char *nl = strchr(line, '\n'), *sep;
-		if (nl)
-			*nl = '\0';
-		sep = strstr(line, " - cgroup2 ");
-		if (sep != NULL) {
-			/* id parent major:minor root mount-point ... */
-			char root[1024], point[2048];
-			if (sscanf(line, "%*s %*s %*s %1023s %2047s", root, point) == 2) {
-				snprintf(mnt, sizeof(mnt), "%s", point);
-				break;
-			}
-		}
-		line = nl ? nl + 1 : NULL;
-	}
-	if (mnt[0] == '\0')
-		return;
-	if ((size_t)snprintf(dir, sizeof(dir), "%s%s", mnt, strcmp(s, "/") == 0 ? "" : s) >=
-	    sizeof(dir))
+	if (sm__cgroup2_dir(dir, sizeof(dir)) != 0)
 		return;
 	*have_peak = cgroup_value(dir, "memory.peak", peak) == 0;
 	*have_max = cgroup_value(dir, "memory.max", max) == 0;
@@ -704,6 +656,49 @@ static int injected(sm_prof *p, const char *name)
 	return 0;
 }
 
+/*
+ * A new tracked array, live from now (sm__lock held; its slot in p->arrays already grown and its
+ * address in the map): the record, its site (frames captured by the caller, nf 0: none), the live
+ * bytes and every open stage's peak. Shared by sm_prof_alloc and sm__prof_adopt.
+ */
+static sm__array *array_live(sm_prof *p, const char *name, uint64_t bytes, uint64_t allocated,
+			     void *ptr, void *const *frames, int nf)
+{
+	sm__array *a = &p->arrays[p->narrays++];
+	memset(a, 0, sizeof(*a));
+	snprintf(a->name, sizeof(a->name), "%s", name);
+	a->stage = p->nopen ? p->open[p->nopen - 1] : -1;
+	a->instance = p->nopen ? p->stages[a->stage].instance : -1;
+	a->freed_stage = -1;
+	a->requested = bytes;
+	a->allocated = allocated;
+	a->t_alloc = sm__now() - p->t0;
+	a->t_free = -1;
+	a->live = 1;
+	a->ptr = ptr;
+	a->site = -1;
+	if (nf > 0) {
+		a->site = sm__site_intern(&p->sites, frames, nf, 1);
+		if (a->site >= 0) {
+			sm__site *st = &p->sites.v[a->site];
+			st->bytes += bytes;
+			st->count++;
+			st->live += bytes;
+		}
+	}
+	p->live_req += bytes;
+	p->live_alloc += allocated;
+	for (size_t i = 0; i < p->nopen; i++) {
+		sm__stage *st = &p->stages[p->open[i]];
+		if (p->live_req > st->req_peak) {
+			st->req_peak = p->live_req;
+			st->tracked_alloc_peak = p->live_alloc;
+		}
+	}
+	sm__prof_live_changed(p);
+	return a;
+}
+
 __attribute__((noinline)) static void *alloc_common(sm_prof *p, const char *name, uint64_t bytes, int zero, sm_error *err)
 {
 	if (!name)
@@ -743,42 +738,9 @@ __attribute__((noinline)) static void *alloc_common(sm_prof *p, const char *name
 		fail_alloc(p, name, bytes, err);
 		goto out;
 	}
-	sm__array *a = &p->arrays[p->narrays++];
-	memset(a, 0, sizeof(*a));
-	snprintf(a->name, sizeof(a->name), "%s", name);
-	a->stage = p->nopen ? p->open[p->nopen - 1] : -1;
-	a->instance = p->nopen ? p->stages[a->stage].instance : -1;
-	a->freed_stage = -1;
-	a->requested = bytes;
-	a->allocated = allocated;
-	a->t_alloc = sm__now() - p->t0;
-	a->t_free = -1;
-	a->live = 1;
-	a->ptr = q;
-	a->site = -1;
-	if (p->o.sites) {
-		if (nf == 0) {
-			p->sites.unwind_failures++;
-		} else {
-			a->site = sm__site_intern(&p->sites, frames, nf, 1);
-			if (a->site >= 0) {
-				sm__site *s = &p->sites.v[a->site];
-				s->bytes += bytes;
-				s->count++;
-				s->live += bytes;
-			}
-		}
-	}
-	p->live_req += bytes;
-	p->live_alloc += allocated;
-	for (size_t i = 0; i < p->nopen; i++) {
-		sm__stage *st = &p->stages[p->open[i]];
-		if (p->live_req > st->req_peak) {
-			st->req_peak = p->live_req;
-			st->tracked_alloc_peak = p->live_alloc;
-		}
-	}
-	sm__prof_live_changed(p);
+	if (p->o.sites && nf == 0)
+		p->sites.unwind_failures++;
+	array_live(p, name, bytes, allocated, q, frames, nf);
 	pthread_mutex_unlock(&sm__lock);
 	ret = q;
 out:
@@ -883,39 +845,7 @@ int sm__prof_adopt(sm_prof *p, const char *name, const void *key, uint64_t bytes
 		goto unlock;
 	}
 	sm__sample_forget_locked((void *)key); /* a sampled block now counted as the array */
-	sm__array *a = &p->arrays[p->narrays++];
-	memset(a, 0, sizeof(*a));
-	snprintf(a->name, sizeof(a->name), "%s", name ? name : "");
-	a->stage = p->nopen ? p->open[p->nopen - 1] : -1;
-	a->instance = p->nopen ? p->stages[a->stage].instance : -1;
-	a->freed_stage = -1;
-	a->requested = bytes;
-	a->allocated = allocated;
-	a->t_alloc = sm__now() - p->t0;
-	a->t_free = -1;
-	a->live = 1;
-	a->external = 1;
-	a->ptr = (void *)key;
-	a->site = -1;
-	if (nf > 0) {
-		a->site = sm__site_intern(&p->sites, frames, nf, 1);
-		if (a->site >= 0) {
-			sm__site *st = &p->sites.v[a->site];
-			st->bytes += bytes;
-			st->count++;
-			st->live += bytes;
-		}
-	}
-	p->live_req += bytes;
-	p->live_alloc += allocated;
-	for (size_t i = 0; i < p->nopen; i++) {
-		sm__stage *st = &p->stages[p->open[i]];
-		if (p->live_req > st->req_peak) {
-			st->req_peak = p->live_req;
-			st->tracked_alloc_peak = p->live_alloc;
-		}
-	}
-	sm__prof_live_changed(p);
+	array_live(p, name ? name : "", bytes, allocated, (void *)key, frames, nf)->external = 1;
 unlock:
 	pthread_mutex_unlock(&sm__lock);
 	*g = saved;
