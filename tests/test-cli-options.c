@@ -69,8 +69,8 @@ static const struct opt info_opts[] = {
 	{"format", 1}, {"help", 0}, {NULL, 0},
 };
 static const struct opt mock_opts[] = {
-	{"gas", 1}, {"halos", 1}, {"small-halos", 1}, {"files", 1}, {"seed", 1}, {"snap", 1},
-	{"box", 1}, {"header-only", 0}, {"gas-total", 1}, {"help", 0}, {NULL, 0},
+	{"gas", 1}, {"dm", 1}, {"halos", 1}, {"small-halos", 1}, {"files", 1}, {"seed", 1},
+	{"snap", 1}, {"box", 1}, {"header-only", 0}, {"gas-total", 1}, {"help", 0}, {NULL, 0},
 };
 static const struct opt profile_opts[] = {
 	{"out", 1}, {"follow-fork", 0}, {"python-lines", 0}, {"preload", 1}, {"help", 0}, {NULL, 0},

@@ -2,7 +2,9 @@
  * The mock writer through the readers: AREPO types and layout of every header attribute and
  * dataset, the chunk without gas, the empty catalogue chunk, the content model (halo masses and
  * R200, profiles, star formation in the cores, spheres wrapping the box), determinism, replacing an
- * earlier mock, headers-only totals above 2^32 with HighWord, and option validation.
+ * earlier mock, headers-only totals above 2^32 with HighWord, dark matter (`--dm`: counts per
+ * chunk, MassTable[1], coordinates and IDs; the default count keeps the earlier bytes), and option
+ * validation.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -526,6 +528,126 @@ static void test_header_only_highword(void **state)
 	free(d);
 }
 
+/* Every snapshot chunk of two mocks has the same bytes (the chunk count is o->files). */
+static void same_snapshot_bytes(const char *d1, const char *d2, uint32_t files)
+{
+	uint32_t i;
+
+	for (i = 0; i < files; i++) {
+		char name[64], *pa, *pb;
+		unsigned char *ba, *bb;
+		size_t na, nb;
+
+		snprintf(name, sizeof(name), "snapdir_099/snap_099.%u.hdf5", i);
+		pa = tu_path(d1, name);
+		pb = tu_path(d2, name);
+		ba = slurp(pa, &na);
+		bb = slurp(pb, &nb);
+		assert_int_equal(na, nb);
+		assert_memory_equal(ba, bb, na);
+		free(ba);
+		free(bb);
+		free(pa);
+		free(pb);
+	}
+}
+
+static void test_dark_matter(void **state)
+{
+	char *d1 = tu_tmpdir(), *d2 = tu_tmpdir();
+	const uint64_t gas = 4000, dm = 10007;
+	sm_mock_options o;
+	sm_error err = {0};
+	sm_snapshot s;
+	uint64_t sum = 0, i;
+	int64_t k;
+	double box, *pos;
+	uint64_t *ids, first_id = 0, seen = 0;
+	tu_result r;
+
+	(void)state;
+	/* without --dm: gas/16 + files particles; giving that count explicitly changes no byte */
+	sm_mock_options_init(&o);
+	o.gas = gas;
+	o.halos = 2;
+	o.small_halos = 2;
+	o.files = 3;
+	assert_int_equal(sm_mock_write(d1, &o, &err), 0);
+	o.dm = gas / 16 + 3;
+	assert_int_equal(sm_mock_write(d2, &o, &err), 0);
+	same_snapshot_bytes(d1, d2, 3);
+
+	o.dm = dm;
+	assert_int_equal(sm_mock_write(d2, &o, &err), 0);
+	assert_int_equal(sm_snapshot_open_base(&s, d2, 99, &err), 0);
+	assert_true(s.header.npart_total[0] == gas);
+	assert_true(s.header.npart_total[1] == dm);
+	box = s.header.box_size;
+	/* dark matter holds Omega0 - OmegaBaryon of the box's critical mass */
+	assert_true(fabs(s.header.mass_table[1] * (double)dm /
+			 ((0.3089 - 0.0486) * 27.7536627e-9 * box * box * box) - 1.0) < 1e-12);
+	assert_int_equal(sm_snapshot_scan(&s, &err), 0);
+	for (k = 0; k < s.nfiles; k++) {
+		/* evenly: 3336, 3336, 3335 */
+		assert_true(s.chunk_counts[k * SM_NTYPES + 1] == dm / 3 + ((uint64_t)k < dm % 3));
+		sum += s.chunk_counts[k * SM_NTYPES + 1];
+	}
+	assert_true(sum == dm);
+	for (k = 0; k < s.nfiles; k++) {
+		char name[64], *p;
+		uint64_t n = s.chunk_counts[k * SM_NTYPES + 1];
+		hid_t f, dp, di;
+
+		snprintf(name, sizeof(name), "snapdir_099/snap_099.%d.hdf5", (int)k);
+		p = tu_path(d2, name);
+		f = H5Fopen(p, H5F_ACC_RDONLY, H5P_DEFAULT);
+		assert_true(f >= 0);
+		dset_type(f, "PartType1/Coordinates", H5T_FLOAT, 8, 2, 3);
+		dset_type(f, "PartType1/ParticleIDs", H5T_INTEGER, 8, 1, 1);
+		pos = malloc(n * 3 * sizeof(double));
+		ids = malloc(n * sizeof(uint64_t));
+		assert_non_null(pos);
+		assert_non_null(ids);
+		dp = H5Dopen2(f, "PartType1/Coordinates", H5P_DEFAULT);
+		di = H5Dopen2(f, "PartType1/ParticleIDs", H5P_DEFAULT);
+		assert_true(H5Dread(dp, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, pos) >= 0);
+		assert_true(H5Dread(di, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, ids) >= 0);
+		for (i = 0; i < 3 * n; i++)
+			assert_true(pos[i] >= 0.0 && pos[i] < box);
+		/* IDs follow the gas's: gas + 1, gas + 2, ... over the chunks in order */
+		for (i = 0; i < n; i++)
+			assert_true(ids[i] == gas + 1 + seen + i);
+		if (k == 0)
+			first_id = ids[0];
+		seen += n;
+		H5Dclose(di);
+		H5Dclose(dp);
+		H5Fclose(f);
+		free(ids);
+		free(pos);
+		free(p);
+	}
+	assert_true(first_id == gas + 1);
+	sm_snapshot_release(&s);
+
+	/* the command line: --dm N, and 0 refused */
+	r = tu_run("mock", d1, "--gas", "4000", "--dm", "10007", "--halos", "2", "--files", "3",
+		   NULL);
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.out, "dark matter: 10,007 particles"));
+	tu_result_free(&r);
+	same_snapshot_bytes(d1, d2, 3);
+	r = tu_run("mock", d1, "--gas", "4000", "--dm", "0", NULL);
+	assert_int_equal(r.status, 2);
+	assert_int_equal(tu_count_lines(r.err), 1);
+	assert_non_null(strstr(r.err, "--dm"));
+	tu_result_free(&r);
+	tu_rmtree(d1);
+	tu_rmtree(d2);
+	free(d1);
+	free(d2);
+}
+
 static void test_bad_options(void **state)
 {
 	char *d = tu_tmpdir();
@@ -551,6 +673,17 @@ static void test_bad_options(void **state)
 	assert_int_equal(sm_mock_write(d, &o, &err), SM_EINVAL);
 	assert_non_null(strstr(err.msg, "int32"));
 	assert_int_equal(sm_mock_write("", &o, &err), SM_EINVAL);
+	sm_mock_options_init(&o);
+	o.dm = ((uint64_t)1 << 40) + 1;
+	assert_int_equal(sm_mock_write(d, &o, &err), SM_EINVAL);
+	assert_non_null(strstr(err.msg, "--dm"));
+	sm_mock_options_init(&o);
+	o.header_only = 1;
+	o.gas_total = 1000;
+	o.dm = 3000000000ull; /* more than 2^31 - 1 particles in the one chunk */
+	o.files = 1;
+	assert_int_equal(sm_mock_write(d, &o, &err), SM_EINVAL);
+	assert_non_null(strstr(err.msg, "dark-matter particles"));
 	tu_rmtree(d);
 	free(d);
 }
@@ -562,6 +695,7 @@ int main(void)
 		cmocka_unit_test(test_round_trip_content),
 		cmocka_unit_test(test_deterministic_and_replace),
 		cmocka_unit_test(test_header_only_highword),
+		cmocka_unit_test(test_dark_matter),
 		cmocka_unit_test(test_bad_options),
 	};
 

@@ -6,8 +6,10 @@
  *
  * Content: `halos` halos above 1e14 Msun (M200c * 1e10 / h) with gas concentrated inside 2 R200,
  * a temperature falling with radius, star-forming cells in their cores, some halos straddling the
- * periodic boundary; smaller halos below the cut; a uniform background; some snapshot chunks
- * without gas; one empty group chunk; an unsorted catalogue. The same options give the same bytes.
+ * periodic boundary; smaller halos below the cut; a uniform background; dark matter (PartType1
+ * Coordinates and ParticleIDs, uniform in the box, MassTable[1] set) in every chunk; some snapshot
+ * chunks without gas; one empty group chunk; an unsorted catalogue. The same options give the same
+ * bytes.
  */
 #ifndef SNAPMEM_MOCK_H
 #define SNAPMEM_MOCK_H
@@ -26,6 +28,8 @@ typedef struct sm_mock_options {
 	double box_size;       /* ckpc/h (default 75000) */
 	int header_only;       /* write headers alone (no particle datasets), with gas_total cells */
 	uint64_t gas_total;    /* with header_only: the total, may exceed 2^32 (HighWord set) */
+	uint64_t dm;           /* dark-matter particles (PartType1), spread evenly over the chunks;
+	                        * 0 (the default): gas / 16 + files, which keeps earlier mocks' bytes */
 } sm_mock_options;
 
 void sm_mock_options_init(sm_mock_options *o);

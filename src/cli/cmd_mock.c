@@ -11,10 +11,13 @@
 #include "snapmem/units.h"
 
 enum { MO_GAS = CLI_ID_FIRST, MO_HALOS, MO_SMALL_HALOS, MO_FILES, MO_SEED, MO_SNAP, MO_BOX,
-       MO_HEADER_ONLY, MO_GAS_TOTAL };
+       MO_HEADER_ONLY, MO_GAS_TOTAL, MO_DM };
 
 static const cli_opt mock_opts[] = {
 	{"gas", 0, CLI_NUMBER, "N", "1000000", "gas cells (1e7 style accepted)", MO_GAS, 0},
+	{"dm", 0, CLI_NUMBER, "N", "gas/16 + F",
+	 "dark-matter particles (PartType1 Coordinates and ParticleIDs, uniform in the box, "
+	 "MassTable[1] set), spread evenly over the chunk files", MO_DM, 0},
 	{"halos", 0, CLI_NUMBER, "K", "30", "halos above 1e14 Msun", MO_HALOS, 0},
 	{"small-halos", 0, CLI_NUMBER, "K", "as many as --halos", "halos below 1e14 Msun",
 	 MO_SMALL_HALOS, 0},
@@ -34,8 +37,8 @@ static const cli_opt mock_opts[] = {
 
 const cli_cmd cli_cmd_mock = {
 	"mock", "write a TNG-layout mock snapshot and group catalogue",
-	"usage: snapmem mock OUT_DIR [--gas N] [--halos K] [--small-halos K] [--files F] [--seed S]\n"
-	"                    [--snap N] [--box L] [--header-only --gas-total N]\n",
+	"usage: snapmem mock OUT_DIR [--gas N] [--dm N] [--halos K] [--small-halos K] [--files F]\n"
+	"                    [--seed S] [--snap N] [--box L] [--header-only --gas-total N]\n",
 	"Writes OUT_DIR/snapdir_XXX/snap_XXX.N.hdf5 and OUT_DIR/groups_XXX/fof_subhalo_tab_XXX.N.hdf5\n"
 	"as AREPO/IllustrisTNG lay them out, with known content.\n",
 	mock_opts, 0, "OUT_DIR", cmd_mock,
@@ -100,6 +103,7 @@ int cmd_mock(int argc, char **argv)
 			break;
 		case MO_GAS:
 		case MO_GAS_TOTAL:
+		case MO_DM:
 		case MO_SEED:
 			if (sm_parse_u64(p.name, val, &v, &err) != 0)
 				return cli_parse_error(&p, "%s", err.msg);
@@ -109,6 +113,10 @@ int cmd_mock(int argc, char **argv)
 			} else if (opt->id == MO_GAS_TOTAL) {
 				o.gas_total = v;
 				gas_total_set = 1;
+			} else if (opt->id == MO_DM) {
+				if (v == 0)
+					return cli_parse_error(&p, "--dm: must be at least 1");
+				o.dm = v;
 			} else {
 				o.seed = v;
 			}
@@ -155,6 +163,8 @@ int cmd_mock(int argc, char **argv)
 	       o.snap, o.files - 1, o.files, o.files == 1 ? "" : "s",
 	       o.files >= 2 ? "; chunk 1 holds no gas" : "");
 	printf("  gas cells: %s\n", commas(o.header_only ? o.gas_total : o.gas, n1, sizeof(n1)));
+	if (o.dm != 0)
+		printf("  dark matter: %s particles\n", commas(o.dm, n1, sizeof(n1)));
 	printf("  catalogue: %s/groups_%03d/fof_subhalo_tab_%03d.{0..%u}.hdf5 (%u files; chunk 1 "
 	       "empty)\n", out, o.snap, o.snap, cat_files - 1, cat_files);
 	printf("  halos:     %u above 1e14 Msun, %u below; box %g ckpc/h; seed %llu\n", o.halos,

@@ -21,7 +21,8 @@
  *  - Masses = OmegaBaryon rho_crit BoxSize^3 / N_gas (uniform); Density from the profile.
  *  - Snapshot chunks: chunk 1 (when files >= 2) holds no gas and has no PartType0 group; the others
  *    hold gas in weights 1 + (i mod 4), remainder to chunk 0. Every chunk holds dark matter
- *    (PartType1: Coordinates, ParticleIDs; MassTable[1] set), gas/16 + files particles in all.
+ *    (PartType1: Coordinates, ParticleIDs; MassTable[1] set), `dm` particles in all (default
+ *    gas/16 + files), uniform in the box, spread evenly over the chunks (remainder to the first).
  *  - Catalogue: max(2, files/2) chunks, chunk 1 empty (Ngroups_ThisFile 0, /Group without datasets),
  *    big and small halos shuffled (not sorted by mass) and spread evenly over the other chunks.
  *    GroupLen is the number of gas cells generated for the halo (expected number with header_only).
@@ -689,6 +690,10 @@ static int validate(const sm_mock_options *o, uint64_t gas, sm_error *err)
 	if (!o->header_only && gas > ((uint64_t)1 << 40))
 		return sm_error_set(err, SM_EINVAL, "mock: --gas %llu is too many cells to write",
 				    (unsigned long long)gas);
+	if (o->dm > ((uint64_t)1 << 40))
+		return sm_error_set(err, SM_EINVAL,
+				    "mock: --dm %llu is too many dark-matter particles to write",
+				    (unsigned long long)o->dm);
 	if (o->files < 1 || o->files > MAX_FILES)
 		return sm_error_set(err, SM_EINVAL, "mock: --files %u is outside [1, %u]", o->files,
 				    MAX_FILES);
@@ -748,9 +753,12 @@ static int split_chunks(ctx *c, sm_error *err)
 	for (i = 0; i < f; i++)
 		if (c->chunk_gas[i] > INT32_MAX || c->chunk_dm[i] > INT32_MAX)
 			return sm_error_set(err, SM_EINVAL,
-					    "mock: %llu cells in %u files puts more than 2^31 - 1 in "
+					    "mock: %llu %s in %u files puts more than 2^31 - 1 in "
 					    "one chunk (NumPart_ThisFile is int32): use more --files",
-					    (unsigned long long)c->gas, f);
+					    (unsigned long long)(c->chunk_gas[i] > INT32_MAX ? c->gas
+											: c->dm),
+					    c->chunk_gas[i] > INT32_MAX ? "cells" : "dark-matter particles",
+					    f);
 	return 0;
 }
 
@@ -772,7 +780,7 @@ int sm_mock_write(const char *outdir, const sm_mock_options *o, sm_error *err)
 	s = o->seed;
 	c.key = splitmix64(&s);
 	c.box = o->box_size;
-	c.dm = c.gas / 16 + o->files;
+	c.dm = o->dm != 0 ? o->dm : c.gas / 16 + o->files;
 	c.mass = OMEGA_B * RHO_CRIT * c.box * c.box * c.box / (double)c.gas;
 	c.nh = o->halos + o->small_halos;
 	if (snprintf(c.snapdir, sizeof(c.snapdir), "%s/snapdir_%03d", outdir, o->snap) >=
