@@ -6,12 +6,14 @@
  * Redshift and HubbleParam (to a relative 1e-6); sm_catalog_match_snapshot holds the catalogue
  * against its snapshot's header.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "common/parallel.h"
 #include "snapshot/snapshot-internal.h"
 
 #define MAX_CHUNKS 1000000
@@ -359,6 +361,312 @@ out:
 	return rc;
 }
 
+/* ---- the fast path: the chunks' headers and columns through h5meta.c, on worker threads ------ */
+
+/*
+ * sm_catalog_read_group_fields first tries every chunk without HDF5 (src/snapshot/h5meta.c), the
+ * files spread over the worker threads: phase 1 reads each chunk's header and finds its columns,
+ * the calling thread then checks the chunks in order exactly as the HDF5 loop does and places
+ * each chunk's rows, and phase 2 reads the columns into place. Any chunk the metadata reader does
+ * not vouch for, any check that would fail, any read that comes up short, and the whole read goes
+ * through HDF5 from the start instead: the HDF5 loop's answer and error are then the only ones
+ * anybody sees, and the fast path only ever answers what HDF5 would (the same values, converted
+ * as HDF5's hardware conversions do: float32 and float64 copied or byte-swapped, little-endian
+ * float64 narrowed and float32 widened by the C cast). SNAPMEM_FASTREAD=0 turns it off.
+ */
+#define FAST_FIELDS 8
+#define FAST_FILES_PER_PART 8 /* a worker thread per this many chunk files */
+#define FAST_SCRATCH (UINT64_C(64) << 10)
+
+struct fast_loc {
+	uint64_t addr, bytes;
+	sm__h5m_type type;
+};
+
+struct fast_chunk {
+	uint64_t ng, row;
+	struct cat_facts cf;
+	struct fast_loc loc[FAST_FIELDS];
+};
+
+/* One part's working memory, allocated by the calling thread (parts never allocate). */
+struct fast_ws {
+	sm__h5m m;
+	sm__h5m_obj a, b;
+	unsigned char scratch[FAST_SCRATCH];
+};
+
+struct fast_job {
+	const sm_catalog *c;
+	const sm_catalog_field *fields;
+	size_t nfields;
+	struct fast_chunk *ch;
+	int64_t n;
+	struct fast_ws *ws;
+	int phase; /* 1: headers and locations; 2: the columns */
+	int failed;
+};
+
+/* An integer attribute of one element (scalar or [1]), not negative: 0, 1 absent, -1 no. */
+static int fast_u64(const sm__h5m_obj *o, const char *name, uint64_t *v)
+{
+	sm__h5m_attr a;
+	int rc = sm__h5m_find_attr(o, name, &a), neg;
+
+	if (rc != 0)
+		return rc;
+	if (a.npts != 1 || a.rank > 1 || a.type.cls != SM__H5M_INT ||
+	    sm__h5m_value_u64(&a, 0, &neg, v) != 0 || neg)
+		return -1;
+	return 0;
+}
+
+/* A number attribute of one element read as a double: 0, 1 absent, -1 no. */
+static int fast_double(const sm__h5m_obj *o, const char *name, double *v)
+{
+	sm__h5m_attr a;
+	int rc = sm__h5m_find_attr(o, name, &a);
+
+	if (rc != 0)
+		return rc;
+	if (a.npts != 1 || a.rank > 1 || sm__h5m_value_double(&a, 0, v) != 0)
+		return -1;
+	return 0;
+}
+
+/* read_facts and Ngroups_ThisFile, where every check passes. */
+static int fast_facts(const sm__h5m_obj *o, uint64_t *ng, struct cat_facts *cf)
+{
+	uint64_t v;
+	int rc;
+
+	memset(cf, 0, sizeof(*cf));
+	if (fast_u64(o, "Ngroups_ThisFile", ng) != 0 ||
+	    fast_u64(o, "Ngroups_Total", &cf->ngroups_total) != 0)
+		return -1;
+	if ((rc = fast_u64(o, "NumFiles", &v)) < 0)
+		return -1;
+	if (rc == 1)
+		v = 1;
+	if (v < 1 || v > MAX_CHUNKS)
+		return -1;
+	cf->num_files = (int64_t)v;
+	if ((rc = fast_double(o, "HubbleParam", &cf->hubble_param)) < 0 ||
+	    !isfinite(cf->hubble_param) || !(cf->hubble_param >= 0))
+		return -1;
+	if ((rc = fast_double(o, "BoxSize", &cf->box_size)) < 0)
+		return -1;
+	cf->has_box = rc == 0;
+	if (cf->has_box && (!isfinite(cf->box_size) || !(cf->box_size > 0)))
+		return -1;
+	if ((rc = fast_double(o, "Redshift", &cf->redshift)) < 0)
+		return -1;
+	cf->has_redshift = rc == 0;
+	if (cf->has_redshift && (!isfinite(cf->redshift) || !(cf->redshift > -1)))
+		return -1;
+	return 0;
+}
+
+/* The conversions done here, each as HDF5 does it: 0 none needed or done, else -1. */
+static int fast_convertible(const sm__h5m_type *t, sm_dtype mem)
+{
+	if (t->cls != SM__H5M_FLOAT)
+		return -1;
+	if (sm_dtype_size(mem) == t->size)
+		return 0; /* a copy, or a byte swap */
+	return t->big ? -1 : 0; /* narrowed or widened by the C cast from little-endian data */
+}
+
+/* Phase 1 for chunk i: its header, its facts and where its columns lie. */
+static int fast_meta(struct fast_job *J, struct fast_ws *w, int64_t i)
+{
+	char path[SM_PATH_MAX];
+	struct fast_chunk *ch = &J->ch[i];
+	uint64_t oh;
+	size_t k;
+	int rc = -1;
+
+	if (sm__pattern_path(J->c->pattern, i, path, sizeof(path)) != 0 ||
+	    sm__h5m_open(&w->m, path) != 0)
+		return -1;
+	if (sm__h5m_object(&w->m, w->m.root, &w->a) != 0 ||
+	    sm__h5m_lookup(&w->m, &w->a, "Header", &oh) != 0 || sm__h5m_object(&w->m, oh, &w->b) ||
+	    fast_facts(&w->b, &ch->ng, &ch->cf) != 0)
+		goto out;
+	if (ch->ng > 0) {
+		/* a: the root, then /Group; b: each column's header */
+		if (sm__h5m_lookup(&w->m, &w->a, "Group", &oh) != 0 ||
+		    sm__h5m_object(&w->m, oh, &w->a) != 0)
+			goto out;
+		for (k = 0; k < J->nfields; k++) {
+			const sm_catalog_field *fd = &J->fields[k];
+			sm__h5m_dset d;
+
+			if (sm__h5m_lookup(&w->m, &w->a, fd->name, &oh) != 0 ||
+			    sm__h5m_object(&w->m, oh, &w->b) != 0 ||
+			    sm__h5m_dataset(&w->m, &w->b, &d) != 0 ||
+			    fast_convertible(&d.type, fd->memtype) != 0 || d.rank < 1 || d.rank > 2 ||
+			    (d.rank == 1 && fd->ncomp != 1) ||
+			    (d.rank == 2 && d.dims[1] != (uint64_t)fd->ncomp) || d.dims[0] != ch->ng)
+				goto out;
+			ch->loc[k].addr = d.addr;
+			ch->loc[k].bytes = d.bytes;
+			ch->loc[k].type = d.type;
+		}
+	}
+	rc = 0;
+out:
+	sm__h5m_close(&w->m);
+	return rc;
+}
+
+static int fast_pread(int fd, void *dst, uint64_t len, uint64_t at)
+{
+	uint64_t got = 0;
+	ssize_t n;
+
+	while (got < len) {
+		n = pread(fd, (unsigned char *)dst + got, (size_t)(len - got), (off_t)(at + got));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		got += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* Phase 2 for chunk i: its columns, converted, into their rows. */
+static int fast_columns(struct fast_job *J, struct fast_ws *w, int64_t i)
+{
+	char path[SM_PATH_MAX];
+	const struct fast_chunk *ch = &J->ch[i];
+	size_t k;
+	int rc = -1;
+
+	if (ch->ng == 0)
+		return 0;
+	if (sm__pattern_path(J->c->pattern, i, path, sizeof(path)) != 0 ||
+	    sm__h5m_open(&w->m, path) != 0)
+		return -1;
+	for (k = 0; k < J->nfields; k++) {
+		const sm_catalog_field *fd = &J->fields[k];
+		const struct fast_loc *l = &ch->loc[k];
+		size_t msize = sm_dtype_size(fd->memtype);
+		uint64_t n = l->bytes / l->type.size, end, j, e;
+		unsigned char *dst = (unsigned char *)fd->buf + ch->row * (uint64_t)fd->ncomp * msize;
+
+		/* the file as it is now (it was opened again) */
+		if (sm_add_u64(l->addr, l->bytes, &end) != 0 || end > w->m.eoa)
+			goto out;
+		if (msize == l->type.size) {
+			if (fast_pread(w->m.fd, dst, l->bytes, l->addr) != 0)
+				goto out;
+			if (l->type.big && msize == 4)
+				for (j = 0; j < n; j++)
+					((uint32_t *)dst)[j] = __builtin_bswap32(((uint32_t *)dst)[j]);
+			else if (l->type.big)
+				for (j = 0; j < n; j++)
+					((uint64_t *)dst)[j] = __builtin_bswap64(((uint64_t *)dst)[j]);
+			continue;
+		}
+		for (j = 0; j < n; j += e) {
+			e = FAST_SCRATCH / l->type.size;
+			if (e > n - j)
+				e = n - j;
+			if (fast_pread(w->m.fd, w->scratch, e * l->type.size,
+				       l->addr + j * l->type.size) != 0)
+				goto out;
+			if (l->type.size == 8) {
+				sm__narrow_f64((const double *)(void *)w->scratch, (float *)dst + j, e,
+					       NULL);
+			} else {
+				const float *f = (const float *)(void *)w->scratch;
+				uint64_t q;
+
+				for (q = 0; q < e; q++)
+					((double *)dst)[j + q] = (double)f[q];
+			}
+		}
+	}
+	rc = 0;
+out:
+	sm__h5m_close(&w->m);
+	return rc;
+}
+
+static void fast_part(void *arg, unsigned part, unsigned parts)
+{
+	struct fast_job *J = arg;
+	struct fast_ws *w = &J->ws[part];
+	int64_t i;
+
+	for (i = part; i < J->n && !__atomic_load_n(&J->failed, __ATOMIC_RELAXED); i += parts)
+		if ((J->phase == 1 ? fast_meta(J, w, i) : fast_columns(J, w, i)) != 0)
+			__atomic_store_n(&J->failed, 1, __ATOMIC_RELAXED);
+}
+
+int sm__catalog_read_fast(sm_catalog *c, const sm_catalog_field *fields, size_t nfields)
+{
+	struct fast_job J;
+	uint64_t done = 0, want = c->ngroups_read, chunk_max = c->ngroups_chunk_max;
+	unsigned parts = sm__threads(), per;
+	int64_t i;
+	size_t k;
+	int rc = -1;
+
+	if (!sm__fast_enabled() || c->nfiles < 1 || nfields > FAST_FIELDS)
+		return -1;
+	for (k = 0; k < nfields; k++)
+		if ((fields[k].memtype != SM_DTYPE_F32 && fields[k].memtype != SM_DTYPE_F64) ||
+		    strchr(fields[k].name, '/') != NULL)
+			return -1;
+	per = (unsigned)((c->nfiles + FAST_FILES_PER_PART - 1) / FAST_FILES_PER_PART);
+	if (parts > per)
+		parts = per;
+	if (parts < 1)
+		parts = 1;
+	memset(&J, 0, sizeof(J));
+	J.c = c;
+	J.fields = fields;
+	J.nfields = nfields;
+	J.n = c->nfiles;
+	if ((uint64_t)c->nfiles > SIZE_MAX / sizeof(*J.ch))
+		return -1;
+	J.ch = calloc((size_t)c->nfiles, sizeof(*J.ch));
+	J.ws = malloc(parts * sizeof(*J.ws));
+	if (J.ch == NULL || J.ws == NULL)
+		goto out;
+	J.phase = 1;
+	sm__parallel(fast_part, &J, parts);
+	if (J.failed)
+		goto out;
+	/* the HDF5 loop's checks, in its order */
+	for (i = 0; i < c->nfiles; i++) {
+		sm_error scratch;
+
+		sm_error_clear(&scratch);
+		if (match_facts(c, &J.ch[i].cf, "", &scratch) != 0 || J.ch[i].ng > want - done)
+			goto out;
+		J.ch[i].row = done;
+		done += J.ch[i].ng;
+		if (J.ch[i].ng > chunk_max)
+			chunk_max = J.ch[i].ng;
+	}
+	if (done != want)
+		goto out;
+	J.phase = 2;
+	sm__parallel(fast_part, &J, parts);
+	if (J.failed)
+		goto out;
+	c->ngroups_chunk_max = chunk_max;
+	rc = 0;
+out:
+	free(J.ws);
+	free(J.ch);
+	return rc;
+}
+
 int sm_catalog_read_group_fields(sm_catalog *c, const sm_catalog_field *fields, size_t nfields,
 				 sm_error *err)
 {
@@ -379,6 +687,8 @@ int sm_catalog_read_group_fields(sm_catalog *c, const sm_catalog_field *fields, 
 			return sm_error_set(err, SM_EINVAL, "'%s': bad read of /Group/%s",
 					    cat_name(c), fd->name != NULL ? fd->name : "(null)");
 	}
+	if (sm__catalog_read_fast(c, fields, nfields) == 0)
+		return 0;
 	/* One pass over the chunk files for all fields: opening a file costs more than reading a
 	 * column of it, and a TNG300-1 catalogue has 600 of them. */
 	for (i = 0; i < c->nfiles; i++) {

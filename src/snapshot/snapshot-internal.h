@@ -142,4 +142,90 @@ int sm__layout_find(const char *base, int snap, const char *const *tails, size_t
  */
 int sm__catalog_scan(sm_catalog *c, sm_error *err);
 
+/*
+ * sm_catalog_read_group_fields without HDF5 (h5meta.c, the files on the worker threads), tried
+ * first by it: 0 when every field of every chunk was read and every check the HDF5 loop makes
+ * passed; nonzero when any chunk or check is not vouched for (or SNAPMEM_FASTREAD=0), and then c
+ * is as it was and the buffers hold nothing of use. Float fields only (read as float32/float64).
+ */
+int sm__catalog_read_fast(sm_catalog *c, const sm_catalog_field *fields, size_t nfields);
+
+/* ---- the metadata reader (h5meta.c): catalogue chunks without HDF5 ---- */
+
+/* Every function answers 0, or nonzero when it does not vouch for the answer (the caller then
+ * goes through HDF5); none sets an error, allocates or keeps global state. */
+#define SM__H5M_BLOCK 16384u
+#define SM__H5M_MSGS 192u
+
+typedef struct sm__h5m {
+	int fd;
+	uint64_t size;          /* the file's size */
+	uint64_t eoa;           /* end of allocation (superblock), <= size: no read reaches past it */
+	uint64_t root;          /* the root group's object header */
+	unsigned leaf_k, node_k; /* symbol table node and group B-tree ranks */
+	uint64_t blk_addr[2];
+	size_t blk_len[2];
+	unsigned blk_last;
+	unsigned char blk[2][SM__H5M_BLOCK];
+} sm__h5m;
+
+/* One object header's messages (continuations followed), copied. */
+typedef struct sm__h5m_obj {
+	unsigned nmsg;
+	struct {
+		uint16_t type;
+		uint8_t flags;
+		uint32_t off, len; /* in buf */
+	} msg[SM__H5M_MSGS];
+	uint32_t used;
+	unsigned char buf[16384];
+} sm__h5m_obj;
+
+enum { SM__H5M_INT = 1, SM__H5M_FLOAT = 2 };
+
+typedef struct sm__h5m_type {
+	int cls;       /* SM__H5M_INT (no padding bits) or SM__H5M_FLOAT (IEEE binary32/64) */
+	uint32_t size; /* bytes */
+	int sign;      /* integers: two's complement */
+	int big;       /* big-endian */
+} sm__h5m_type;
+
+typedef struct sm__h5m_attr {
+	sm__h5m_type type;
+	unsigned rank; /* 0: scalar */
+	uint64_t dims[2], npts;
+	unsigned char data[64];
+} sm__h5m_attr;
+
+typedef struct sm__h5m_dset {
+	sm__h5m_type type;
+	unsigned rank;
+	uint64_t dims[2], npts;
+	uint64_t addr, bytes; /* contiguous, allocated, inside EOA and the file */
+} sm__h5m_dset;
+
+/* Opens path (a regular file, a superblock 0 or 1 at byte 0 with 8-byte addresses, no driver
+ * block, EOA inside the file) under a shared lock, as HDF5 would. Closed on failure. */
+int sm__h5m_open(sm__h5m *m, const char *path);
+void sm__h5m_close(sm__h5m *m);
+
+/* The version-1 object header at addr. */
+int sm__h5m_object(sm__h5m *m, uint64_t addr, sm__h5m_obj *o);
+
+/* The object header address of the hard link name (no '/') in the symbol-table group. */
+int sm__h5m_lookup(sm__h5m *m, const sm__h5m_obj *group, const char *name, uint64_t *oh);
+
+/* Attribute name of the object: 0 found (at most 2 dimensions, 64 bytes), 1 absent (the object has
+ * no dense attribute storage), -1 not vouched for. */
+int sm__h5m_find_attr(const sm__h5m_obj *o, const char *name, sm__h5m_attr *a);
+
+/* Element i of an integer attribute (its bits, and whether it is negative), or as a double exactly
+ * as H5Aread converts it (not vouched for where that conversion could round). */
+int sm__h5m_value_u64(const sm__h5m_attr *a, uint64_t i, int *negative, uint64_t *v);
+int sm__h5m_value_double(const sm__h5m_attr *a, uint64_t i, double *v);
+
+/* A dataset's type, shape and bytes: contiguous (layout version 3), allocated, unfiltered, not
+ * external, storage = elements x element size, inside EOA and the file. */
+int sm__h5m_dataset(sm__h5m *m, const sm__h5m_obj *o, sm__h5m_dset *d);
+
 #endif
