@@ -78,7 +78,7 @@ MPI_CFLAGS = $(shell pkg-config --cflags ompi-c 2>/dev/null) -DSM_HAVE_MPI
 MPI_LIBS = $(shell pkg-config --libs ompi-c 2>/dev/null)
 endif
 
-LIB_SRCS := $(wildcard src/common/*.c src/snapshot/*.c src/profiler/*.c src/pipeline/*.c \
+LIB_SRCS := $(wildcard src/common/*.c src/snapshot/*.c src/model/*.c src/profiler/*.c src/pipeline/*.c \
 	      src/report/*.c estimator/*.c)
 CLI_SRCS := $(wildcard src/cli/*.c)
 TEST_SRCS := $(wildcard tests/test-*.c)
@@ -257,7 +257,7 @@ SCRIPT_CHECKS := $(if $(filter 1,$(SANITIZE)),,scripts/readme-check.sh scripts/i
 check-run: all $(TEST_BINS) $(REPLAY_BINS) $(TEST_PROGS)
 	$(Q)SNAPMEM_TEST_PROGS=$(abspath $(BUILD)/tests/progs) SNAPMEM_FUZZ_DIR=$(abspath fuzz) SNAPMEM_BIN=$(abspath $(BUILD)/snapmem) SNAPMEM_EXAMPLES=$(abspath $(BUILD)/examples) \
 		SNAPMEM_REAL_DATA=$(REAL_DATA) SNAPMEM_SANITIZE=$(SANITIZE) \
-		tests/run.sh $(TEST_BINS) $(REPLAY_BINS) $(SCRIPT_CHECKS)
+		tests/run.sh $(TEST_BINS) $(REPLAY_BINS) scripts/contract-check.py $(SCRIPT_CHECKS)
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory demo-run

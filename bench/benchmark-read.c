@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "bench.h"
+#include "snapmem/model.h"
 #include "snapmem/snapshot.h"
 
 int main(int argc, char **argv)
@@ -41,8 +42,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: benchmark-read BASE SNAP [float32|float64] [REPEATS]\n");
 		return 2;
 	}
-	if (argc > 3 && strcmp(argv[3], "float64") == 0)
-		pos = SM_DTYPE_F64;
+	if (argc > 3) /* anything but the two positions' names: float32 */
+		(void)sm_model_positions_parse(argv[3], &pos);
 	if (argc > 4)
 		repeats = atoi(argv[4]) > 0 ? atoi(argv[4]) : 1;
 	if (argc > 5 && strcmp(argv[5], "--reuse") == 0)

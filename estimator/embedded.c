@@ -198,51 +198,51 @@ int sm_est_documented_rows(const sm_est_input *in, const sm_estimate *e, sm_est_
 	}
 	n = in->header.npart_total[0];
 	k = in->nhalos;
-	lh = find_stage(&e32, "load_halos");
+	lh = find_stage(&e32, SM_STAGE_LOAD_HALOS);
 	kept = lh != NULL ? lh->live_after : 0;
-	temp = req(&e32, "compute_temperature", "temperature");
-	f3 = req(&e32, "load_gas_fields", "InternalEnergy") +
-	     req(&e32, "load_gas_fields", "ElectronAbundance") +
-	     req(&e32, "load_gas_fields", "StarFormationRate");
-	tot32 = find_stage(&e32, "load_positions")->live_after;
-	tot64 = find_stage(&e64, "load_positions")->live_after;
+	temp = req(&e32, SM_STAGE_COMPUTE_TEMPERATURE, SM_ARRAY_TEMPERATURE);
+	f3 = req(&e32, SM_STAGE_LOAD_GAS_FIELDS, SM_ARRAY_INTERNAL_ENERGY) +
+	     req(&e32, SM_STAGE_LOAD_GAS_FIELDS, SM_ARRAY_ELECTRON_ABUNDANCE) +
+	     req(&e32, SM_STAGE_LOAD_GAS_FIELDS, SM_ARRAY_STAR_FORMATION_RATE);
+	tot32 = find_stage(&e32, SM_STAGE_LOAD_POSITIONS)->live_after;
+	tot64 = find_stage(&e64, SM_STAGE_LOAD_POSITIONS)->live_after;
 
-	row(&r[nr++], "1", "load_halos", "halo arrays kept (notebook: 280x3 float64 + 280 float32)",
-	    "7.890625 kB", 8080,
+	row(&r[nr++], "1", SM_STAGE_LOAD_HALOS,
+	    "halo arrays kept (notebook: 280x3 float64 + 280 float32)", "7.890625 kB", 8080,
 	    /* numpy sys.getsizeof: 24 K + 128 header bytes, 4 K + 112 */
 	    24 * k + 128 + 4 * k + 112, kept, 0,
 	    "the notebook counts positions and masses; the pipeline keeps index, centre, M200 and "
 	    "R200 (48 B per halo); both leave out the process baseline");
-	row(&r[nr++], "1", "load_halos", "memory after step 1 (measured)", "85.9 kB",
+	row(&r[nr++], "1", SM_STAGE_LOAD_HALOS, "memory after step 1 (measured)", "85.9 kB",
 	    (uint64_t)llround(85.9 * 1024), 0,
 	    e32.baseline + (lh != NULL ? lh->live_after_allocated : 0), 0,
 	    "the notebook measured a Python process; the model is snapmem's baseline + kept arrays: "
 	    "the estimate without a baseline was 10x off");
-	row(&r[nr++], "2", "load_gas_fields",
+	row(&r[nr++], "2", SM_STAGE_LOAD_GAS_FIELDS,
 	    "InternalEnergy + ElectronAbundance + StarFormationRate (3 x 4 B x N)",
 	    "161.54410924762487 GB", gib_bytes(161.54410924762487), 3 * 32 * n / 8, f3, 0,
 	    "exact: the notebook's arithmetic is the model's");
-	row(&r[nr++], "2", "load_gas_fields", "the three gas fields (measured)", "161.5 GB",
+	row(&r[nr++], "2", SM_STAGE_LOAD_GAS_FIELDS, "the three gas fields (measured)", "161.5 GB",
 	    gib_bytes(161.5), 0, f3, 0, "rounded measurement");
-	row(&r[nr++], "3", "compute_temperature", "numpy calculation + result array (measured)",
-	    "175.1 GB", gib_bytes(175.1), 0, temp, 0,
+	row(&r[nr++], "3", SM_STAGE_COMPUTE_TEMPERATURE,
+	    "numpy calculation + result array (measured)", "175.1 GB", gib_bytes(175.1), 0, temp, 0,
 	    "numpy temporaries; the pipeline computes into one float32 array");
-	row(&r[nr++], "3", "compute_temperature", "peak in total (measured)", "336.6 GB",
-	    gib_bytes(336.6), 0, find_stage(&e32, "compute_temperature")->peak, 0,
+	row(&r[nr++], "3", SM_STAGE_COMPUTE_TEMPERATURE, "peak in total (measured)", "336.6 GB",
+	    gib_bytes(336.6), 0, find_stage(&e32, SM_STAGE_COMPUTE_TEMPERATURE)->peak, 0,
 	    "fields + numpy temporaries; the pipeline's peak is fields + temperature (16 B x N)");
-	row(&r[nr++], "3", "compute_temperature", "temperature after clean-up (4 B x N)",
+	row(&r[nr++], "3", SM_STAGE_COMPUTE_TEMPERATURE, "temperature after clean-up (4 B x N)",
 	    "53.84803641587496 GB", gib_bytes(53.84803641587496), n * 32 / 8, temp, 0,
 	    "exact; the live memory adds the kept halo arrays");
-	row(&r[nr++], "4", "load_positions", "positions, float32", "161.5 GB", gib_bytes(161.5),
-	    3 * 4 * n, req(&e32, "load_positions", "Coordinates"), 0,
+	row(&r[nr++], "4", SM_STAGE_LOAD_POSITIONS, "positions, float32", "161.5 GB",
+	    gib_bytes(161.5), 3 * 4 * n, req(&e32, SM_STAGE_LOAD_POSITIONS, SM_ARRAY_COORDINATES), 0,
 	    "the notebook rounds 161.544 GiB to 161.5");
-	row(&r[nr++], "4", "load_positions", "positions, float64", "323 GB", gib_bytes(323.0),
-	    3 * 8 * n, req(&e64, "load_positions", "Coordinates"), 0,
+	row(&r[nr++], "4", SM_STAGE_LOAD_POSITIONS, "positions, float64", "323 GB",
+	    gib_bytes(323.0), 3 * 8 * n, req(&e64, SM_STAGE_LOAD_POSITIONS, SM_ARRAY_COORDINATES), 0,
 	    "the notebook rounds 323.088 GiB to 323");
-	row(&r[nr++], "4", "load_positions", "total after step 4, float32", "235.45 GB",
+	row(&r[nr++], "4", SM_STAGE_LOAD_POSITIONS, "total after step 4, float32", "235.45 GB",
 	    gib_bytes(235.45), 0, tot32, 1,
 	    "exceeds temperature + positions (215.39 GiB) by 20.06 GiB: unexplained in the notebook");
-	row(&r[nr++], "4", "load_positions", "total after step 4, float64", "417.05 GB",
+	row(&r[nr++], "4", SM_STAGE_LOAD_POSITIONS, "total after step 4, float64", "417.05 GB",
 	    gib_bytes(417.05), 0, tot64, 1,
 	    "exceeds temperature + positions (376.94 GiB) by 40.11 GiB: unexplained in the notebook");
 	sm_estimate_release(&e32);

@@ -57,17 +57,12 @@ struct cand {
 	float m;
 };
 
-/* The pipeline's order: more massive first, ties by lower group index, NaN masses last. */
+/* The pipeline's order, the model's (sm_model_halo_cmp). */
 static int by_mass_desc(const void *a, const void *b)
 {
 	const struct cand *x = a, *y = b;
-	int xn = isnan(x->m), yn = isnan(y->m);
 
-	if (xn != yn)
-		return xn ? 1 : -1;
-	if (!xn && x->m != y->m)
-		return x->m > y->m ? -1 : 1;
-	return x->index < y->index ? -1 : x->index > y->index;
+	return sm_model_halo_cmp(x->m, (int64_t)x->index, y->m, (int64_t)y->index);
 }
 
 /* Gc, the largest chunk's Ngroups_ThisFile, from the scan. With --mpi every chunk header is also
@@ -158,9 +153,7 @@ static int select_from_catalog(sm_est_input *in, sm_catalog *c, const sm_model_o
 			goto out;
 	}
 	for (i = 0; i < g; i++) {
-		double msun = (double)m[i] * 1e10 / h;
-
-		if (o->halos < 0 && !(msun > o->mass_min))
+		if (o->halos < 0 && !sm_model_halo_above(m[i], h, o->mass_min))
 			continue;
 		cand[nc].index = i;
 		cand[nc].m = m[i];
@@ -183,7 +176,7 @@ static int select_from_catalog(sm_est_input *in, sm_catalog *c, const sm_model_o
 						r[cand[i].index], err)) != 0)
 			goto out;
 		in->halos[i].group_index = (int64_t)cand[i].index;
-		in->halos[i].m200_msun = (double)cand[i].m * 1e10 / h;
+		in->halos[i].m200_msun = sm_model_m200_msun(cand[i].m, h);
 		in->halos[i].r200 = r[cand[i].index];
 	}
 	in->nhalos = k;
@@ -432,10 +425,10 @@ int sm_est_calibration_speed(const char *rundir, const sm_est_input *in,
 	    (rc = speed_str(path, opts, "run.options", "temperature", &tmp, err)) != 0)
 		goto out;
 	mpi = json_is_true(json_object_get(opts, "mpi"));
-	if (strcmp(pos, o->positions == SM_DTYPE_F64 ? "float64" : "float32") != 0 ||
+	if (strcmp(pos, sm_model_positions_name(o->positions)) != 0 ||
 	    (!(o->mpi || o->ranks > 1) &&
-	     (strcmp(sel, o->select == SM_SELECT_MASK ? "mask" : "index") != 0 ||
-	      strcmp(tmp, o->temperature == SM_TEMP_STREAMING ? "streaming" : "in-memory") != 0)) ||
+	     (strcmp(sel, sm_model_select_name(o->select)) != 0 ||
+	      strcmp(tmp, sm_model_temperature_name(o->temperature)) != 0)) ||
 	    mpi != (o->mpi || o->ranks > 1)) {
 		rc = sm_error_set(err, SM_EINVAL, "--calibrate: '%s' is a run of other options "
 				  "(positions %s, select %s, temperature %s%s): its speed is not "

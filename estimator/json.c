@@ -24,17 +24,12 @@
  * would cost gigabytes of JSON); per_halo_truncated says so. The stages are computed from all. */
 #define JSON_MAX_HALOS 100000u
 
-static const char *positions_name(sm_dtype t)
-{
-	return t == SM_DTYPE_F64 ? "float64" : "float32";
-}
-
 json_t *sm__est_options_json(const sm_model_options *o)
 {
 	return json_pack("{s:s, s:s, s:s, s:I, s:o, s:f, s:I, s:b, s:o}",
-			 "positions", positions_name(o->positions),
-			 "select", o->select == SM_SELECT_MASK ? "mask" : "index",
-			 "temperature", o->temperature == SM_TEMP_STREAMING ? "streaming" : "in-memory",
+			 "positions", sm_model_positions_name(o->positions),
+			 "select", sm_model_select_name(o->select),
+			 "temperature", sm_model_temperature_name(o->temperature),
 			 "stream_block", (json_int_t)o->stream_block,
 			 "halos", o->halos >= 0 ? json_integer((json_int_t)o->halos) : json_null(),
 			 "mass_min", o->mass_min,

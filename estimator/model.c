@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "snapmem/estimator.h"
-#include "snapmem/pipeline.h"
+#include "snapmem/model.h"
 #include "snapmem/profiler.h"
 #include "snapmem/units.h"
 
@@ -99,33 +99,14 @@ static uint64_t baseline_address_mpi(uint32_t ranks)
 /* Page tables: one 8-byte entry per 4 KiB page (huge pages need fewer): 1/512 of resident. */
 #define PTE_RATIO UINT64_C(512)
 
-#define IO_BUFFER_BYTES UINT64_C(1048576)
-#define HISTOGRAM_BYTES UINT64_C(25200)
-#define GRID_CELLS_PER_CELL 32u
-#define GRID_MAX_SIDE 512u
-
 uint64_t sm__est_dtype_size(sm_dtype t)
 {
-	switch (t) {
-	case SM_DTYPE_U8: return 1;
-	case SM_DTYPE_I32: case SM_DTYPE_U32: case SM_DTYPE_F32: return 4;
-	case SM_DTYPE_I64: case SM_DTYPE_U64: case SM_DTYPE_F64: return 8;
-	default: return 0;
-	}
+	return sm_dtype_size(t);
 }
 
 const char *sm__est_dtype_name(sm_dtype t)
 {
-	switch (t) {
-	case SM_DTYPE_U8: return "uint8";
-	case SM_DTYPE_I32: return "int32";
-	case SM_DTYPE_U32: return "uint32";
-	case SM_DTYPE_I64: return "int64";
-	case SM_DTYPE_U64: return "uint64";
-	case SM_DTYPE_F32: return "float32";
-	case SM_DTYPE_F64: return "float64";
-	default: return "none";
-	}
+	return sm_dtype_name(t);
 }
 
 uint64_t sm_est_baseline_bytes(void)
@@ -405,16 +386,6 @@ static void stage_end(struct sim *s)
 	s->st->live_after_allocated = s->alloc;
 }
 
-/* Grid side of the spatial index: clamp(floor(cbrt(N / 32)), 1, 512), exactly in integers. */
-static uint64_t grid_side(uint64_t n)
-{
-	uint64_t g = 1;
-
-	while (g < GRID_MAX_SIDE && (g + 1) * (g + 1) * (g + 1) * GRID_CELLS_PER_CELL <= n)
-		g++;
-	return g;
-}
-
 /* ---- sphere cells per halo ------------------------------------------------------------------- */
 
 static int sphere_cells(const sm_est_input *in, const sm_model_options *o, uint64_t ncells,
@@ -511,7 +482,7 @@ static int halo_peak(uint64_t base, uint64_t s, uint64_t n, uint64_t ib, uint64_
 	uint64_t per = (sel == SM_SELECT_INDEX ? ib : 0) + 4 + 4 * p, v;
 
 	if (sm_mul_u64(s, per, &v) != 0 || sm_add_u64(v, base, &v) != 0 ||
-	    sm_add_u64(v, HISTOGRAM_BYTES, &v) != 0)
+	    sm_add_u64(v, SM_MODEL_HISTOGRAM_BYTES, &v) != 0)
 		return SM_EOVERFLOW;
 	if (sel == SM_SELECT_MASK && sm_add_u64(v, n, &v) != 0)
 		return SM_EOVERFLOW;
@@ -520,95 +491,6 @@ static int halo_peak(uint64_t base, uint64_t s, uint64_t n, uint64_t ib, uint64_
 }
 
 /* ---- the distributed strategy (docs/MPI.md) -------------------------------------------------- */
-
-/* Min-heap of ranks by (cells, rank): the least-loaded rank, ties to the lowest, on top. */
-static int rank_before(const uint64_t *load, uint32_t a, uint32_t b)
-{
-	return load[a] != load[b] ? load[a] < load[b] : a < b;
-}
-
-static void sift_down(uint32_t *heap, uint32_t n, const uint64_t *load, uint32_t i)
-{
-	for (;;) {
-		uint32_t l = 2 * i + 1, r = l + 1, m = i, t;
-
-		if (l < n && rank_before(load, heap[l], heap[m]))
-			m = l;
-		if (r < n && rank_before(load, heap[r], heap[m]))
-			m = r;
-		if (m == i)
-			return;
-		t = heap[i];
-		heap[i] = heap[m];
-		heap[m] = t;
-		i = m;
-	}
-}
-
-struct file_cells {
-	uint64_t cells;
-	size_t file;
-};
-
-static int by_cells_desc(const void *x, const void *y)
-{
-	const struct file_cells *a = x, *b = y;
-
-	if (a->cells != b->cells)
-		return a->cells > b->cells ? -1 : 1;
-	return a->file < b->file ? -1 : a->file > b->file;
-}
-
-int sm_est_assign_chunks(const uint64_t *cells, size_t nfiles, uint32_t ranks,
-			 uint64_t *rank_cells, int32_t *file_rank, sm_error *err)
-{
-	struct file_cells *fc = NULL;
-	uint32_t *heap = NULL, r;
-	size_t i, nf = 0;
-	int rc = 0;
-
-	if (ranks == 0)
-		return sm_error_set(err, SM_EINVAL, "estimator: the work split needs at least 1 rank");
-	if (nfiles > (size_t)INT32_MAX || (nfiles > 0 && cells == NULL))
-		return sm_error_set(err, SM_EINVAL, "estimator: %zu chunk files: cannot assign", nfiles);
-	fc = malloc((nfiles > 0 ? nfiles : 1) * sizeof(*fc));
-	heap = malloc((size_t)ranks * sizeof(*heap));
-	if (fc == NULL || heap == NULL) {
-		rc = sm_error_set(err, SM_ENOMEM, "estimator: cannot assign %zu chunk files to %u ranks",
-				  nfiles, ranks);
-		goto out;
-	}
-	for (i = 0; i < nfiles; i++) {
-		if (file_rank != NULL)
-			file_rank[i] = -1;
-		if (cells[i] == 0)
-			continue;
-		fc[nf].cells = cells[i];
-		fc[nf].file = i;
-		nf++;
-	}
-	qsort(fc, nf, sizeof(*fc), by_cells_desc);
-	for (r = 0; r < ranks; r++) {
-		rank_cells[r] = 0;
-		heap[r] = r;  /* all loads 0, ascending rank: already a heap */
-	}
-	for (i = 0; i < nf; i++) {
-		uint32_t top = heap[0];
-
-		if (sm_add_u64(rank_cells[top], fc[i].cells, &rank_cells[top]) != 0) {
-			rc = sm_error_set(err, SM_EOVERFLOW, "estimator: the cells of rank %u do not fit "
-					  "in 64 bits", top);
-			goto out;
-		}
-		if (file_rank != NULL)
-			file_rank[fc[i].file] = (int32_t)top;
-		sift_down(heap, ranks, rank_cells, 0);
-	}
-out:
-	free(heap);
-	free(fc);
-	return rc;
-}
 
 void sm_est_node_fit(uint64_t per_rank_total, uint64_t node_mem, uint32_t ranks,
 		     uint64_t *ranks_per_node, uint64_t *nodes_needed)
@@ -639,7 +521,7 @@ static int mpi_split(const sm_est_input *in, uint32_t ranks, sm_estimate *e, sm_
 	if (load == NULL)
 		return sm_error_set(err, SM_ENOMEM, "estimator: cannot hold the cells of %u ranks",
 				    ranks);
-	rc = sm_est_assign_chunks(in->chunk_gas, (size_t)in->nchunks, ranks, load, NULL, err);
+	rc = sm_model_assign_chunks(in->chunk_gas, (size_t)in->nchunks, ranks, load, NULL, err);
 	if (rc == 0) {
 		for (r = 0; r < ranks; r++) {
 			if (load[r] > mx)
@@ -693,25 +575,26 @@ static int mpi_stages(struct sim *s, const sm_est_input *in, const sm_model_opti
 		if (2.0 * r > smax)
 			smax = 2.0 * r;
 	}
-	hg = k > 0 ? sm_pipeline_halo_grid_side(in->header.box_size, smax) : 1;
+	hg = k > 0 ? sm_model_halo_grid_side(in->header.box_size, smax) : 1;
 	e->halo_grid_side = hg;
 	e->sphere_radius_max = smax;
 	cells = hg * hg * hg;  /* hg <= 64 */
-	per = cells < 8 ? cells : 8;
+	per = cells < SM_MODEL_HALO_GRID_CELLS_PER_HALO ? cells
+						   : SM_MODEL_HALO_GRID_CELLS_PER_HALO;
 
-	stage_begin(s, e, "build_index", 0, -1);
-	if ((rc = alloc(s, "halo_grid_start", SM_DTYPE_U32, cells + 1, "histogram_write")) != 0)
+	stage_begin(s, e, SM_STAGE_BUILD_INDEX, 0, -1);
+	if ((rc = alloc(s, "halo_grid_start", SM_DTYPE_U32, cells + 1, SM_STAGE_HISTOGRAM_WRITE)) != 0)
 		return rc;
 	if (sm_mul_u64(k, per, &hk) != 0)
 		return overflow(s, "halo_grid_halos", k, SM_DTYPE_U32);
-	if ((rc = alloc(s, "halo_grid_halos", SM_DTYPE_U32, hk, "histogram_write")) != 0)
+	if ((rc = alloc(s, "halo_grid_halos", SM_DTYPE_U32, hk, SM_STAGE_HISTOGRAM_WRITE)) != 0)
 		return rc;
 	stage_end(s);
 
-	stage_begin(s, e, "stream_cells", 0, -1);
-	if (sm_mul_u64(k, HISTOGRAM_BYTES, &hk) != 0)
+	stage_begin(s, e, SM_STAGE_STREAM_CELLS, 0, -1);
+	if (sm_mul_u64(k, SM_MODEL_HISTOGRAM_BYTES, &hk) != 0)
 		return overflow(s, "profile_sums", k, SM_DTYPE_U8);
-	if ((rc = alloc(s, "profile_sums", SM_DTYPE_U8, hk, "histogram_write")) != 0)
+	if ((rc = alloc(s, "profile_sums", SM_DTYPE_U8, hk, SM_STAGE_HISTOGRAM_WRITE)) != 0)
 		return rc;
 	b = o->stream_block < n ? o->stream_block : n;
 	if (b > 0) {
@@ -721,16 +604,16 @@ static int mpi_stages(struct sim *s, const sm_est_input *in, const sm_model_opti
 		uint64_t tc = e->have_cells_per_rank && e->cells_per_rank_max < b
 			      ? e->cells_per_rank_max : b;
 
-		if ((rc = alloc_part(s, "InternalEnergy", SM_DTYPE_F32, b, tc, "stream_cells")) != 0 ||
+		if ((rc = alloc_part(s, "InternalEnergy", SM_DTYPE_F32, b, tc, SM_STAGE_STREAM_CELLS)) != 0 ||
 		    (rc = alloc_part(s, "ElectronAbundance", SM_DTYPE_F32, b, tc,
-					"stream_cells")) != 0 ||
+					SM_STAGE_STREAM_CELLS)) != 0 ||
 		    (rc = alloc_part(s, "StarFormationRate", SM_DTYPE_F32, b, tc,
-					"stream_cells")) != 0 ||
-		    (rc = alloc_part(s, "temperature", SM_DTYPE_F32, b, tc, "stream_cells")) != 0 ||
-		    (rc = alloc_part(s, "Coordinates", pt, 3 * b, 3 * tc, "stream_cells")) != 0)
+					SM_STAGE_STREAM_CELLS)) != 0 ||
+		    (rc = alloc_part(s, "temperature", SM_DTYPE_F32, b, tc, SM_STAGE_STREAM_CELLS)) != 0 ||
+		    (rc = alloc_part(s, "Coordinates", pt, 3 * b, 3 * tc, SM_STAGE_STREAM_CELLS)) != 0)
 			return rc;
 		if (pt == SM_DTYPE_F32 &&
-		    (rc = alloc(s, "io_buffer", SM_DTYPE_U8, IO_BUFFER_BYTES, "stream_cells")) != 0)
+		    (rc = alloc(s, "io_buffer", SM_DTYPE_U8, SM_MODEL_IO_BUFFER_BYTES, SM_STAGE_STREAM_CELLS)) != 0)
 			return rc;
 		release(s, "InternalEnergy");
 		release(s, "ElectronAbundance");
@@ -742,7 +625,7 @@ static int mpi_stages(struct sim *s, const sm_est_input *in, const sm_model_opti
 	stage_end(s);
 
 	/* The sums are reduced to rank 0 in place (MPI's buffers are untracked), then freed. */
-	stage_begin(s, e, "histogram_write", 0, -1);
+	stage_begin(s, e, SM_STAGE_HISTOGRAM_WRITE, 0, -1);
 	release(s, "profile_sums");
 	release(s, "halo_grid_start");
 	release(s, "halo_grid_halos");
@@ -825,11 +708,11 @@ int sm_estimate_compute(const sm_est_input *in, const sm_model_options *o, sm_es
 	/* load_halos: the distributed run holds one catalogue chunk's columns at a time */
 	if (mpi && (rc = groups_chunk(in, &g, err)) != 0)
 		goto fail;
-	stage_begin(&s, e, "load_halos", 0, -1);
-	if ((rc = alloc(&s, "Group_M_Crit200", SM_DTYPE_F32, g, "load_halos")) != 0 ||
-	    (rc = alloc(&s, "Group_R_Crit200", SM_DTYPE_F32, g, "load_halos")) != 0 ||
+	stage_begin(&s, e, SM_STAGE_LOAD_HALOS, 0, -1);
+	if ((rc = alloc(&s, "Group_M_Crit200", SM_DTYPE_F32, g, SM_STAGE_LOAD_HALOS)) != 0 ||
+	    (rc = alloc(&s, "Group_R_Crit200", SM_DTYPE_F32, g, SM_STAGE_LOAD_HALOS)) != 0 ||
 	    (g > UINT64_MAX / 3 ? (rc = overflow(&s, "GroupPos", g, SM_DTYPE_F32)) != 0
-				: (rc = alloc(&s, "GroupPos", SM_DTYPE_F32, 3 * g, "load_halos")) != 0) ||
+				: (rc = alloc(&s, "GroupPos", SM_DTYPE_F32, 3 * g, SM_STAGE_LOAD_HALOS)) != 0) ||
 	    (rc = alloc(&s, "halo_index", SM_DTYPE_I64, k, NULL)) != 0 ||
 	    (k > UINT64_MAX / 3 ? (rc = overflow(&s, "halo_center", k, SM_DTYPE_F64)) != 0
 				: (rc = alloc(&s, "halo_center", SM_DTYPE_F64, 3 * k, NULL)) != 0) ||
@@ -850,23 +733,23 @@ int sm_estimate_compute(const sm_est_input *in, const sm_model_options *o, sm_es
 	}
 
 	/* load_gas_fields */
-	stage_begin(&s, e, "load_gas_fields", 0, -1);
+	stage_begin(&s, e, SM_STAGE_LOAD_GAS_FIELDS, 0, -1);
 	if (o->temperature == SM_TEMP_IN_MEMORY) {
-		if ((rc = alloc(&s, "InternalEnergy", SM_DTYPE_F32, n, "compute_temperature")) != 0 ||
-		    (rc = alloc(&s, "ElectronAbundance", SM_DTYPE_F32, n, "compute_temperature")) != 0 ||
-		    (rc = alloc(&s, "StarFormationRate", SM_DTYPE_F32, n, "compute_temperature")) != 0)
+		if ((rc = alloc(&s, "InternalEnergy", SM_DTYPE_F32, n, SM_STAGE_COMPUTE_TEMPERATURE)) != 0 ||
+		    (rc = alloc(&s, "ElectronAbundance", SM_DTYPE_F32, n, SM_STAGE_COMPUTE_TEMPERATURE)) != 0 ||
+		    (rc = alloc(&s, "StarFormationRate", SM_DTYPE_F32, n, SM_STAGE_COMPUTE_TEMPERATURE)) != 0)
 			goto fail;
 	}
 	stage_end(&s);
 
 	/* compute_temperature */
-	stage_begin(&s, e, "compute_temperature", 0, -1);
+	stage_begin(&s, e, SM_STAGE_COMPUTE_TEMPERATURE, 0, -1);
 	if ((rc = alloc(&s, "temperature", SM_DTYPE_F32, n, NULL)) != 0)
 		goto fail;
 	if (o->temperature == SM_TEMP_STREAMING) {
-		if ((rc = alloc(&s, "InternalEnergy", SM_DTYPE_F32, b, "compute_temperature")) != 0 ||
-		    (rc = alloc(&s, "ElectronAbundance", SM_DTYPE_F32, b, "compute_temperature")) != 0 ||
-		    (rc = alloc(&s, "StarFormationRate", SM_DTYPE_F32, b, "compute_temperature")) != 0)
+		if ((rc = alloc(&s, "InternalEnergy", SM_DTYPE_F32, b, SM_STAGE_COMPUTE_TEMPERATURE)) != 0 ||
+		    (rc = alloc(&s, "ElectronAbundance", SM_DTYPE_F32, b, SM_STAGE_COMPUTE_TEMPERATURE)) != 0 ||
+		    (rc = alloc(&s, "StarFormationRate", SM_DTYPE_F32, b, SM_STAGE_COMPUTE_TEMPERATURE)) != 0)
 			goto fail;
 	}
 	release(&s, "InternalEnergy");
@@ -875,7 +758,7 @@ int sm_estimate_compute(const sm_est_input *in, const sm_model_options *o, sm_es
 	stage_end(&s);
 
 	/* load_positions */
-	stage_begin(&s, e, "load_positions", 0, -1);
+	stage_begin(&s, e, SM_STAGE_LOAD_POSITIONS, 0, -1);
 	if (n > UINT64_MAX / 3) {
 		rc = overflow(&s, "Coordinates", n, pt);
 		goto fail;
@@ -883,7 +766,7 @@ int sm_estimate_compute(const sm_est_input *in, const sm_model_options *o, sm_es
 	if ((rc = alloc(&s, "Coordinates", pt, 3 * n, NULL)) != 0)
 		goto fail;
 	if (pt == SM_DTYPE_F32) {
-		if ((rc = alloc(&s, "io_buffer", SM_DTYPE_U8, IO_BUFFER_BYTES, "load_positions")) != 0)
+		if ((rc = alloc(&s, "io_buffer", SM_DTYPE_U8, SM_MODEL_IO_BUFFER_BYTES, SM_STAGE_LOAD_POSITIONS)) != 0)
 			goto fail;
 		release(&s, "io_buffer");
 	}
@@ -891,11 +774,11 @@ int sm_estimate_compute(const sm_est_input *in, const sm_model_options *o, sm_es
 
 	/* build_index */
 	if (o->select == SM_SELECT_INDEX) {
-		grid = grid_side(n);
+		grid = sm_model_grid_side(n);
 		m = grid * grid * grid;
-		stage_begin(&s, e, "build_index", 0, -1);
+		stage_begin(&s, e, SM_STAGE_BUILD_INDEX, 0, -1);
 		if ((rc = alloc(&s, "index_cell_start", SM_DTYPE_U64, m + 1, NULL)) != 0 ||
-		    (rc = alloc(&s, "index_cell_fill", SM_DTYPE_U64, m, "build_index")) != 0)
+		    (rc = alloc(&s, "index_cell_fill", SM_DTYPE_U64, m, SM_STAGE_BUILD_INDEX)) != 0)
 			goto fail;
 		release(&s, "index_cell_fill");
 		stage_end(&s);
@@ -903,35 +786,35 @@ int sm_estimate_compute(const sm_est_input *in, const sm_model_options *o, sm_es
 	base_live = s.req;
 
 	/* Per-halo stages, for the largest sphere. */
-	stage_begin(&s, e, "select_sphere", 1, inst);
+	stage_begin(&s, e, SM_STAGE_SELECT_SPHERE, 1, inst);
 	if (inst >= 0) {
 		if (o->select == SM_SELECT_INDEX)
-			rc = alloc(&s, "sphere_cells", it, largest, "histogram_write");
+			rc = alloc(&s, "sphere_cells", it, largest, SM_STAGE_HISTOGRAM_WRITE);
 		else
-			rc = alloc(&s, "sphere_mask", SM_DTYPE_U8, n, "histogram_write");
+			rc = alloc(&s, "sphere_mask", SM_DTYPE_U8, n, SM_STAGE_HISTOGRAM_WRITE);
 		if (rc != 0)
 			goto fail;
 	}
 	stage_end(&s);
-	stage_begin(&s, e, "radial_distance", 1, inst);
-	if (inst >= 0 && (rc = alloc(&s, "radius", pt, largest, "histogram_write")) != 0)
+	stage_begin(&s, e, SM_STAGE_RADIAL_DISTANCE, 1, inst);
+	if (inst >= 0 && (rc = alloc(&s, "radius", pt, largest, SM_STAGE_HISTOGRAM_WRITE)) != 0)
 		goto fail;
 	stage_end(&s);
-	stage_begin(&s, e, "mask_arrays", 1, inst);
+	stage_begin(&s, e, SM_STAGE_MASK_ARRAYS, 1, inst);
 	if (inst >= 0) {
 		if (largest > UINT64_MAX / 3) {
 			rc = overflow(&s, "selected_positions", largest, pt);
 			goto fail;
 		}
 		if ((rc = alloc(&s, "selected_temperature", SM_DTYPE_F32, largest,
-				"histogram_write")) != 0 ||
-		    (rc = alloc(&s, "selected_positions", pt, 3 * largest, "histogram_write")) != 0)
+				SM_STAGE_HISTOGRAM_WRITE)) != 0 ||
+		    (rc = alloc(&s, "selected_positions", pt, 3 * largest, SM_STAGE_HISTOGRAM_WRITE)) != 0)
 			goto fail;
 	}
 	stage_end(&s);
-	stage_begin(&s, e, "histogram_write", 1, inst);
-	if (inst >= 0 && (rc = alloc(&s, "histogram", SM_DTYPE_U8, HISTOGRAM_BYTES,
-				     "histogram_write")) != 0)
+	stage_begin(&s, e, SM_STAGE_HISTOGRAM_WRITE, 1, inst);
+	if (inst >= 0 && (rc = alloc(&s, "histogram", SM_DTYPE_U8, SM_MODEL_HISTOGRAM_BYTES,
+				     SM_STAGE_HISTOGRAM_WRITE)) != 0)
 		goto fail;
 	release(&s, "sphere_cells");
 	release(&s, "sphere_mask");

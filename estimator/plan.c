@@ -221,18 +221,18 @@ void sm_est_verdict_release(sm_est_verdict *v)
 
 const char *sm_est_options_switches(const sm_model_options *o, char *buf, size_t len)
 {
-	const char *pos = o->positions == SM_DTYPE_F64 ? "float64" : "float32";
+	const char *pos = sm_model_positions_name(o->positions);
+	const char *sel = sm_model_select_name(o->select);
+	const char *tmp = sm_model_temperature_name(o->temperature);
 
 	if (o->mpi || o->ranks > 1)
 		snprintf(buf, len, "--mpi --positions %s --stream-block %llu", pos,
 			 (unsigned long long)o->stream_block);
 	else if (o->temperature == SM_TEMP_STREAMING)
-		snprintf(buf, len, "--positions %s --select %s --temperature streaming "
-			 "--stream-block %llu", pos, o->select == SM_SELECT_MASK ? "mask" : "index",
-			 (unsigned long long)o->stream_block);
+		snprintf(buf, len, "--positions %s --select %s --temperature %s --stream-block %llu",
+			 pos, sel, tmp, (unsigned long long)o->stream_block);
 	else
-		snprintf(buf, len, "--positions %s --select %s --temperature in-memory", pos,
-			 o->select == SM_SELECT_MASK ? "mask" : "index");
+		snprintf(buf, len, "--positions %s --select %s --temperature %s", pos, sel, tmp);
 	return buf;
 }
 

@@ -44,9 +44,9 @@
 #define NHALOS 7u   /* and as many small ones: 14 groups in catalogue chunks of 4, 0, 4, 3, 3 */
 #define NFILES 10u  /* the catalogue gets NFILES / 2 chunk files, chunk 1 empty */
 #define MAXCAT 16
-#define RB SM_PIPELINE_RBINS
-#define TB SM_PIPELINE_TBINS
-#define HB SM_PIPELINE_HISTOGRAM_BYTES
+#define RB SM_MODEL_RBINS
+#define TB SM_MODEL_TBINS
+#define HB SM_MODEL_HISTOGRAM_BYTES
 
 static struct {
 	char *dir;
@@ -227,20 +227,20 @@ static void serial_profiles(const char *pos, tu_profiles *po, sm_pipeline_result
 static void test_halo_grid_side(void **state)
 {
 	(void)state;
-	assert_int_equal(sm_pipeline_halo_grid_side(75000, 0), 1);
-	assert_int_equal(sm_pipeline_halo_grid_side(75000, -1), 1);
-	assert_int_equal(sm_pipeline_halo_grid_side(75000, NAN), 1);
-	assert_int_equal(sm_pipeline_halo_grid_side(NAN, 10), 1);
-	assert_int_equal(sm_pipeline_halo_grid_side(0, 10), 1);
-	assert_int_equal(sm_pipeline_halo_grid_side(100, 200), 1);
+	assert_int_equal(sm_model_halo_grid_side(75000, 0), 1);
+	assert_int_equal(sm_model_halo_grid_side(75000, -1), 1);
+	assert_int_equal(sm_model_halo_grid_side(75000, NAN), 1);
+	assert_int_equal(sm_model_halo_grid_side(NAN, 10), 1);
+	assert_int_equal(sm_model_halo_grid_side(0, 10), 1);
+	assert_int_equal(sm_model_halo_grid_side(100, 200), 1);
 	/* floor(100 / (2 (10 + 0.001))) = floor(4.9995) */
-	assert_int_equal(sm_pipeline_halo_grid_side(100, 10), 4);
+	assert_int_equal(sm_model_halo_grid_side(100, 10), 4);
 	/* exactly 2 cells wide but for the margin */
-	assert_int_equal(sm_pipeline_halo_grid_side(100, 25), 1);
-	assert_int_equal(sm_pipeline_halo_grid_side(100, 24.99), 2);
-	assert_int_equal(sm_pipeline_halo_grid_side(75000, 1), 64);
+	assert_int_equal(sm_model_halo_grid_side(100, 25), 1);
+	assert_int_equal(sm_model_halo_grid_side(100, 24.99), 2);
+	assert_int_equal(sm_model_halo_grid_side(75000, 1), 64);
 	/* TNG300-1's largest halo: R200 ~ 1.8 Mpc/h -> s_max ~ 3,600 ckpc/h in a 205,000 box */
-	assert_int_equal(sm_pipeline_halo_grid_side(205000, 3600), 28);
+	assert_int_equal(sm_model_halo_grid_side(205000, 3600), 28);
 }
 
 static void test_assign_chunks(void **state)
@@ -252,7 +252,7 @@ static void test_assign_chunks(void **state)
 
 	(void)state;
 	/* by cells: f2 9, f3 9 (tie: lower file first), f5 7, f0 5, f4 3; f1 has no gas */
-	assert_int_equal(sm_pipeline_assign_chunks(cells, 6, 2, owner, rc, &err), 0);
+	assert_int_equal(sm_model_assign_chunks(cells, 6, 2, rc, owner, &err), 0);
 	assert_int_equal(owner[2], 0);
 	assert_int_equal(owner[3], 1);
 	assert_int_equal(owner[5], 0);   /* 9 vs 9: lowest rank */
@@ -261,23 +261,27 @@ static void test_assign_chunks(void **state)
 	assert_int_equal(owner[1], -1);
 	assert_int_equal(rc[0], 16);
 	assert_int_equal(rc[1], 17);
-	assert_int_equal(sm_pipeline_assign_chunks(cells, 6, 1, owner, NULL, &err), 0);
+	assert_int_equal(sm_model_assign_chunks(cells, 6, 1, NULL, owner, &err), 0);
 	assert_int_equal(owner[0], 0);
 	assert_int_equal(owner[1], -1);
 	assert_int_equal(owner[4], 0);
 	{
 		const uint64_t two[2] = {4, 4};
 
-		assert_int_equal(sm_pipeline_assign_chunks(two, 2, 3, owner, rc, &err), 0);
+		assert_int_equal(sm_model_assign_chunks(two, 2, 3, rc, owner, &err), 0);
 		assert_int_equal(owner[0], 0);
 		assert_int_equal(owner[1], 1);
 		assert_int_equal(rc[2], 0);
 	}
-	assert_int_equal(sm_pipeline_assign_chunks(cells, 0, 2, owner, rc, &err), 0);
-	assert_int_equal(sm_pipeline_assign_chunks(cells, 6, 0, owner, rc, &err), SM_EINVAL);
-	assert_int_equal(sm_pipeline_assign_chunks(NULL, 6, 2, owner, rc, &err), SM_EINVAL);
-	assert_int_equal(sm_pipeline_assign_chunks(cells, 6, 2, NULL, rc, &err), SM_EINVAL);
-	assert_int_equal(sm_pipeline_assign_chunks(cells, -1, 2, owner, rc, &err), SM_EINVAL);
+	assert_int_equal(sm_model_assign_chunks(cells, 0, 2, rc, owner, &err), 0);
+	assert_int_equal(sm_model_assign_chunks(cells, 6, 0, rc, owner, &err), SM_EINVAL);
+	assert_int_equal(sm_model_assign_chunks(NULL, 6, 2, rc, owner, &err), SM_EINVAL);
+	/* both outputs are optional: the loads alone */
+	assert_int_equal(sm_model_assign_chunks(cells, 6, 2, rc, NULL, &err), 0);
+	assert_int_equal(rc[0], 16);
+	assert_int_equal(rc[1], 17);
+	assert_int_equal(sm_model_assign_chunks(cells, (size_t)INT32_MAX + 1, 2, rc, owner, &err),
+			 SM_EINVAL);
 }
 
 static void test_rank_files(void **state)
@@ -387,7 +391,7 @@ static void expected(uint64_t k, const sm_pipeline_halo *halos, uint64_t psz, ui
 	for (h = 0; h < k; h++)
 		if (2.0 * halos[h].r200 > smax)
 			smax = 2.0 * halos[h].r200;
-	hg = k > 0 ? sm_pipeline_halo_grid_side(W.box, smax) : 1;
+	hg = k > 0 ? sm_model_halo_grid_side(W.box, smax) : 1;
 	hg3 = hg * hg * hg;
 	idx = 4 * (hg3 + 1) + 4 * k * (hg3 < 8 ? hg3 : 8);
 	x->peak[0] = 20 * W.gc + 48 * k;   /* one catalogue chunk's columns at a time */

@@ -848,7 +848,7 @@ static void test_halo_grid_side(void **state)
 		q = box > 0 && sm > 0 ? floor(box / (2.0 * (sm + 1e-5 * box))) : 1;
 		want = q < 1 ? 1 : q > 64 ? 64 : (uint64_t)q;
 		assert_int_equal(want, (uint64_t)cases[i][2]);
-		assert_int_equal(sm_pipeline_halo_grid_side(box, sm), want);
+		assert_int_equal(sm_model_halo_grid_side(box, sm), want);
 	}
 }
 
@@ -863,7 +863,7 @@ static void test_assign_chunks(void **state)
 	(void)state;
 	/* 2 ranks: 50 -> r0, 30 (file 3) -> r1, 30 (file 4) -> r1 (30 < 50), 10 -> r0 (50 < 60),
 	 * 5 -> r0 (60 = 60: the lower rank) */
-	assert_int_equal(sm_est_assign_chunks(cells, 6, 2, load, fr, &err), 0);
+	assert_int_equal(sm_model_assign_chunks(cells, 6, 2, load, fr, &err), 0);
 	assert_int_equal(load[0], 65);
 	assert_int_equal(load[1], 60);
 	assert_int_equal(fr[0], 0);
@@ -873,41 +873,19 @@ static void test_assign_chunks(void **state)
 	assert_int_equal(fr[4], 1);
 	assert_int_equal(fr[5], 0);
 	/* 3 ranks: 50 r0, 30 r1, 30 r2, 10 r1 (tie 30/30), 5 r2 -> 50, 40, 35 */
-	assert_int_equal(sm_est_assign_chunks(cells, 6, 3, load, fr, &err), 0);
+	assert_int_equal(sm_model_assign_chunks(cells, 6, 3, load, fr, &err), 0);
 	assert_int_equal(load[0], 50);
 	assert_int_equal(load[1], 40);
 	assert_int_equal(load[2], 35);
 	assert_int_equal(fr[0], 1);
 	assert_int_equal(fr[5], 2);
 	/* more ranks than files: the last ranks get nothing */
-	assert_int_equal(sm_est_assign_chunks(cells, 6, 8, load, NULL, &err), 0);
+	assert_int_equal(sm_model_assign_chunks(cells, 6, 8, load, NULL, &err), 0);
 	assert_int_equal(load[0], 50);
 	assert_int_equal(load[4], 5);
 	assert_int_equal(load[5], 0);
 	assert_int_equal(load[7], 0);
-	assert_int_equal(sm_est_assign_chunks(cells, 6, 0, load, NULL, &err), SM_EINVAL);
-
-	/* the runtime deals the files itself (sm_pipeline_assign_chunks): the two must agree, file by
-	 * file, on unequal chunks with many ties, for 1 to 9 ranks */
-	{
-		uint64_t c[40], l1[9], l2[9];
-		int32_t o1[40], o2[40];
-		uint32_t rk, seed = 12345;
-		size_t f, trial;
-
-		for (trial = 0; trial < 20; trial++) {
-			for (f = 0; f < 40; f++) {
-				seed = seed * 1103515245u + 12345u;
-				c[f] = (seed >> 16) % 7 == 0 ? 0 : 1000 + (seed >> 16) % 5 * 250;
-			}
-			for (rk = 1; rk <= 9; rk++) {
-				assert_int_equal(sm_est_assign_chunks(c, 40, rk, l1, o1, &err), 0);
-				assert_int_equal(sm_pipeline_assign_chunks(c, 40, rk, o2, l2, &err), 0);
-				assert_memory_equal(o1, o2, sizeof(o1));
-				assert_memory_equal(l1, l2, rk * sizeof(uint64_t));
-			}
-		}
-	}
+	assert_int_equal(sm_model_assign_chunks(cells, 6, 0, load, NULL, &err), SM_EINVAL);
 
 	/* through the estimate: the chunk sizes of a base-path source */
 	{

@@ -550,7 +550,7 @@ static void run_profiles(const char *base, int distributed, const char *pos, int
 
 static void assert_identical(const tu_profiles *a, const tu_profiles *b)
 {
-	const size_t rb = SM_PIPELINE_RBINS, tb = SM_PIPELINE_TBINS;
+	const size_t rb = SM_MODEL_RBINS, tb = SM_MODEL_TBINS;
 
 	assert_int_equal(a->k, b->k);
 	assert_true(a->k > 0);

@@ -38,8 +38,8 @@
 
 #define NGAS 200000u
 #define NFILES 5u
-#define RB SM_PIPELINE_RBINS
-#define TB SM_PIPELINE_TBINS
+#define RB SM_MODEL_RBINS
+#define TB SM_MODEL_TBINS
 #define TIMEOUT_S 60
 
 static struct {

@@ -31,8 +31,8 @@
 
 #define NGAS 200000u
 #define NHALOS 6u
-#define RB SM_PIPELINE_RBINS
-#define TB SM_PIPELINE_TBINS
+#define RB SM_MODEL_RBINS
+#define TB SM_MODEL_TBINS
 
 /* The brute-force truth for one halo. */
 struct halo_truth {
@@ -826,11 +826,11 @@ static void test_bad_cells_and_halos(void **state)
 static void test_grid_side(void **state)
 {
 	(void)state;
-	assert_int_equal(sm_pipeline_grid_side(0), 1);
-	assert_int_equal(sm_pipeline_grid_side(255), 1);
-	assert_int_equal(sm_pipeline_grid_side(256), 2);
-	assert_int_equal(sm_pipeline_grid_side(10000000), 67);
-	assert_int_equal(sm_pipeline_grid_side(UINT64_C(14454722210)), 512);
+	assert_int_equal(sm_model_grid_side(0), 1);
+	assert_int_equal(sm_model_grid_side(255), 1);
+	assert_int_equal(sm_model_grid_side(256), 2);
+	assert_int_equal(sm_model_grid_side(10000000), 67);
+	assert_int_equal(sm_model_grid_side(UINT64_C(14454722210)), 512);
 }
 
 /*

@@ -27,7 +27,7 @@ static void read_ds(hid_t f, const char *name, hid_t type, void *buf)
 
 void tu_profiles_read(const char *path, tu_profiles *po)
 {
-	const uint64_t rb = SM_PIPELINE_RBINS, tb = SM_PIPELINE_TBINS;
+	const uint64_t rb = SM_MODEL_RBINS, tb = SM_MODEL_TBINS;
 	hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), d, s;
 	hsize_t dims[3];
 	uint64_t k;

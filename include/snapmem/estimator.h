@@ -2,7 +2,8 @@
  * The estimator: a pure model from snapshot header facts, the selected halos and the model options
  * to the memory of every stage of the radial-profile pipeline, array by array (docs/MODEL.md).
  * No I/O beyond the first chunk's header and the group catalogue (sm_est_input_from_base), and none
- * at all in sm_estimate_compute. Same stage ids and array names as the pipeline.
+ * at all in sm_estimate_compute. Same stage ids, array names, options and shared arithmetic as the
+ * pipeline: the model contract (snapmem/model.h), included here.
  *
  * Requested bytes are exact; allocated bytes are jemalloc's nallocx of each request
  * (sm_prof_nallocx). The process baseline is predicted as its own line.
@@ -14,46 +15,8 @@
 #include <stdint.h>
 
 #include "snapmem/error.h"
+#include "snapmem/model.h"
 #include "snapmem/snapshot.h"
-
-typedef enum sm_select { SM_SELECT_INDEX = 0, SM_SELECT_MASK } sm_select;
-typedef enum sm_temp_mode { SM_TEMP_IN_MEMORY = 0, SM_TEMP_STREAMING } sm_temp_mode;
-
-/* Every switch the pipeline has (docs/MODEL.md "Switches"). */
-typedef struct sm_model_options {
-	sm_dtype positions;        /* SM_DTYPE_F32 (default) or SM_DTYPE_F64 */
-	sm_select select;          /* default SM_SELECT_INDEX */
-	sm_temp_mode temperature;  /* default SM_TEMP_IN_MEMORY */
-	uint64_t stream_block;     /* cells per streaming block (default 1,048,576) */
-	int64_t halos;             /* the N most massive; -1 (default): by mass_min */
-	double mass_min;           /* Msun, strict (default 1e14) */
-	int mpi;                   /* 1: the distributed strategy (--mpi; docs/MPI.md): chunks shared
-				    * out over ranks, cells streamed past a halo index */
-	uint32_t ranks;            /* MPI ranks (default 1; > 1 implies mpi) */
-	uint64_t sphere_cells;     /* override of the largest sphere's cells; 0 = model */
-	char calibrate[SM_PATH_MAX]; /* a run directory whose measured sphere counts calibrate; "" none */
-} sm_model_options;
-
-void sm_model_options_init(sm_model_options *o);
-
-/*
- * Applies one command-line model option: opt is the option name ("--positions"), value its
- * argument. Returns 1 when consumed with its value, 2 when consumed alone (a flag: --mpi; value
- * untouched), 0 when opt is not a model option, or a negative SM_E* code with err filled
- * ("--positions: 'float16' is not float32 or float64"). Shared by run, estimate and tradeoff so
- * that every switch the pipeline has, the estimator has. Call sm_model_options_check after the
- * last option.
- */
-int sm_model_option_apply(sm_model_options *o, const char *opt, const char *value, sm_error *err);
-
-/*
- * Checks the options together once all are applied: --ranks R > 1 implies --mpi; with --mpi,
- * --select mask and --temperature streaming do not apply (SM_EINVAL, one line). 0 or the code.
- */
-int sm_model_options_check(sm_model_options *o, sm_error *err);
-
-/* The usage lines of the model options, for the subcommands' -h. */
-const char *sm_model_options_usage(void);
 
 /* One selected halo. */
 typedef struct sm_est_halo {
@@ -146,7 +109,7 @@ typedef struct sm_estimate {
 	/* The distributed strategy (options.mpi, docs/MPI.md): the stages are one rank's, the same on
 	 * every rank whatever its share of the cells. */
 	int mpi;
-	uint64_t halo_grid_side;    /* hg of build_index (sm_pipeline_halo_grid_side) */
+	uint64_t halo_grid_side;    /* hg of build_index (sm_model_halo_grid_side) */
 	double sphere_radius_max;   /* s_max = max over halos of 2 R200 (code length; 0 when K = 0) */
 	int64_t files;              /* chunk files of the snapshot (NumFilesPerSnapshot, or scanned) */
 	int64_t files_with_gas;     /* chunk files holding gas cells; -1 when the chunks are unknown */
@@ -297,16 +260,6 @@ const char *sm_est_options_switches(const sm_model_options *o, char *buf, size_t
  */
 int sm_est_ranks_needed(const sm_est_input *in, const sm_model_options *o, uint64_t node_mem,
 			uint32_t *out, sm_error *err);
-
-/*
- * The distributed run's work split (docs/MPI.md): the files with cells > 0, ordered by cells
- * descending (ties: lower file number first), dealt one at a time to the rank with the fewest cells
- * so far (ties: lowest rank). rank_cells[ranks] receives every rank's cells; file_rank[nfiles]
- * (may be NULL) every file's rank, -1 for a file without cells. 0, SM_EINVAL (ranks 0, or more than
- * INT32_MAX files), SM_EOVERFLOW (a rank's cells exceed 64 bits) or SM_ENOMEM.
- */
-int sm_est_assign_chunks(const uint64_t *cells, size_t nfiles, uint32_t ranks,
-			 uint64_t *rank_cells, int32_t *file_rank, sm_error *err);
 
 /*
  * Node arithmetic of a distributed run: *ranks_per_node = floor(node_mem / per_rank_total),

@@ -2,7 +2,9 @@
  * The instrumented radial-profile pipeline (`snapmem run`): the reference notebook's steps over an
  * IllustrisTNG-layout snapshot and group catalogue, with every large array allocated through the
  * profiler under the name docs/MODEL.md gives it, so that measurement and estimate line up array by
- * array. Stage ids, array names, element types, counts and lifetimes are exactly docs/MODEL.md's.
+ * array. Stage ids, array names, element types, counts and lifetimes are exactly docs/MODEL.md's;
+ * the names, the options and the arithmetic shared with the estimator are the model contract's
+ * (snapmem/model.h). This header does not include the estimator's.
  *
  * Result: OUT_DIR/profiles.hdf5 (layout in docs/PIPELINE.md), written under a temporary name and
  * renamed when the last halo is in. On any failure (error, injected or real allocation failure,
@@ -19,7 +21,7 @@
 #include <stdint.h>
 
 #include "snapmem/error.h"
-#include "snapmem/estimator.h"
+#include "snapmem/model.h"
 #include "snapmem/profiler.h"
 #include "snapmem/snapshot.h"
 
@@ -98,27 +100,14 @@ int sm_pipeline_run(const sm_pipeline_options *o, sm_prof *p, sm_pipeline_result
 /* Frees r->halos. Accepts NULL. */
 void sm_pipeline_result_release(sm_pipeline_result *r);
 
-/* Grid side of the spatial index for n cells: clamp(floor(cbrt(n / 32)), 1, 512). */
-uint64_t sm_pipeline_grid_side(uint64_t n);
-
-/* The science constants (DESIGN.md), for tests and documentation. */
+/* The science constants (DESIGN.md), for tests and documentation. The histogram's bins and bytes
+ * are the model contract's (SM_MODEL_RBINS, SM_MODEL_TBINS, SM_MODEL_HISTOGRAM_BYTES). */
 #define SM_PIPELINE_GAMMA (5.0 / 3.0)
 #define SM_PIPELINE_XH 0.76
 #define SM_PIPELINE_KB 1.380649e-16
 #define SM_PIPELINE_MP 1.672621924e-24
-#define SM_PIPELINE_RBINS 50
-#define SM_PIPELINE_TBINS 60
-#define SM_PIPELINE_HISTOGRAM_BYTES 25200u
 
 /* ---- the distributed strategy (docs/MPI.md) ---------------------------------------------------- */
-
-/*
- * Side of the distributed run's halo grid (build_index, docs/MPI.md):
- * clamp(floor(box / (2 (s_max + 1e-5 box))), 1, 64), s_max the largest sphere radius 2 R200
- * (code length units); 1 when s_max <= 0 (no halo) or box or s_max is not a finite positive
- * number. The runtime and the estimator both call this, so they cannot disagree.
- */
-uint64_t sm_pipeline_halo_grid_side(double box, double s_max);
 
 /*
  * The collectives the distributed run needs, supplied by the caller (the snapmem CLI implements
@@ -145,16 +134,6 @@ typedef struct sm_pipeline_comm {
 	 * CLI gathers the per-rank figures with it). */
 	int (*gather)(void *ctx, const void *buf, size_t len, void ***blobs, size_t **lens);
 } sm_pipeline_comm;
-
-/*
- * The work split of docs/MPI.md: chunk files holding gas, by gas cells descending (ties: lower
- * file number first), each dealt to the rank with the fewest cells so far (ties: lowest rank).
- * cells[f] is chunk f's gas cells (NumPart_ThisFile[0]); owner[f] receives its rank, -1 for a
- * chunk without gas; rank_cells (NULL or [ranks]) receives each rank's cells.
- * 0 or SM_EINVAL (ranks < 1, nfiles < 0, a NULL array).
- */
-int sm_pipeline_assign_chunks(const uint64_t *cells, int64_t nfiles, uint32_t ranks,
-			      int32_t *owner, uint64_t *rank_cells, sm_error *err);
 
 /*
  * The chunk files rank `rank` of `ranks` streams for snapshot (base_path, snap), in ascending file

@@ -50,8 +50,19 @@ typedef enum sm_dtype {
 	SM_DTYPE_F64
 } sm_dtype;
 
+/* Their names, numpy's: the one spelling of an element type (sm_dtype_name, sm_dtype_from_name;
+ * the model's --positions values are SM_DTYPE_NAME_F32 and SM_DTYPE_NAME_F64). */
+#define SM_DTYPE_NAME_NONE "none"
+#define SM_DTYPE_NAME_U8 "uint8"
+#define SM_DTYPE_NAME_I32 "int32"
+#define SM_DTYPE_NAME_U32 "uint32"
+#define SM_DTYPE_NAME_I64 "int64"
+#define SM_DTYPE_NAME_U64 "uint64"
+#define SM_DTYPE_NAME_F32 "float32"
+#define SM_DTYPE_NAME_F64 "float64"
+
 size_t sm_dtype_size(sm_dtype t);        /* 0 for NONE */
-const char *sm_dtype_name(sm_dtype t);   /* "float32", "uint64", ... numpy's names */
+const char *sm_dtype_name(sm_dtype t);   /* SM_DTYPE_NAME_*; "unknown" out of range */
 int sm_dtype_from_name(const char *name, sm_dtype *out); /* 0 or SM_EINVAL */
 
 /* Facts from a snapshot header (first chunk). */

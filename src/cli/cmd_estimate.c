@@ -59,16 +59,15 @@ const char *cli_est_opts_text(const sm_model_options *o, char *buf, size_t len)
 
 	if (o->mpi || o->ranks > 1) {
 		snprintf(buf, len, "distributed (--mpi), positions %s, stream block %llu, ranks %u",
-			 o->positions == SM_DTYPE_F64 ? "float64" : "float32",
+			 sm_model_positions_name(o->positions),
 			 (unsigned long long)o->stream_block, o->ranks);
 		return buf;
 	}
 	if (o->temperature == SM_TEMP_STREAMING)
 		snprintf(blk, sizeof(blk), " (block %llu)", (unsigned long long)o->stream_block);
 	snprintf(buf, len, "positions %s, select %s, temperature %s%s, one process",
-		 o->positions == SM_DTYPE_F64 ? "float64" : "float32",
-		 o->select == SM_SELECT_MASK ? "mask" : "index",
-		 o->temperature == SM_TEMP_STREAMING ? "streaming" : "in-memory", blk);
+		 sm_model_positions_name(o->positions), sm_model_select_name(o->select),
+		 sm_model_temperature_name(o->temperature), blk);
 	return buf;
 }
 

@@ -201,12 +201,10 @@ static json_t *options_json(const sm_model_options *mo, const char *base, int sn
 {
 	json_t *o = json_object();
 
-	json_object_set_new(o, "positions", json_string(sm_dtype_name(mo->positions)));
-	json_object_set_new(o, "select", json_string(mo->select == SM_SELECT_INDEX ? "index"
-										  : "mask"));
+	json_object_set_new(o, "positions", json_string(sm_model_positions_name(mo->positions)));
+	json_object_set_new(o, "select", json_string(sm_model_select_name(mo->select)));
 	json_object_set_new(o, "temperature",
-			    json_string(mo->temperature == SM_TEMP_IN_MEMORY ? "in-memory"
-									     : "streaming"));
+			    json_string(sm_model_temperature_name(mo->temperature)));
 	json_object_set_new(o, "stream_block", json_integer((json_int_t)mo->stream_block));
 	json_object_set_new(o, "halos", mo->halos >= 0 ? json_integer(mo->halos) : json_null());
 	json_object_set_new(o, "mass_min", json_real(mo->mass_min));

@@ -60,7 +60,7 @@ static void variant(const sm_model_options *base, int i, sm_model_options *o, ch
 	o->positions = (i & 4) ? SM_DTYPE_F64 : SM_DTYPE_F32;
 	o->select = (i & 2) ? SM_SELECT_MASK : SM_SELECT_INDEX;
 	o->temperature = (i & 1) ? SM_TEMP_STREAMING : SM_TEMP_IN_MEMORY;
-	snprintf(label, len, "%s/%s/%s", (i & 4) ? "f64" : "f32", (i & 2) ? "mask" : "index",
+	snprintf(label, len, "%s/%s/%s", (i & 4) ? "f64" : "f32", sm_model_select_name(o->select),
 		 (i & 1) ? "stream" : "mem");
 }
 

@@ -36,71 +36,9 @@
 #include "internal.h"
 #include "run.h"
 
-#define HALO_GRID_MAX_SIDE 64u
-#define HALO_GRID_MARGIN 1e-5 /* of BoxSize: float32 rounding of coordinates and distances */
-#define IO_BUFFER_BYTES UINT64_C(1048576)
-#define HIST_I64 (SM_PIPELINE_HISTOGRAM_BYTES / 8u) /* 8-byte words of one halo's sums */
-
-uint64_t sm_pipeline_halo_grid_side(double box, double s_max)
-{
-	double q;
-
-	if (!isfinite(box) || !(box > 0) || !isfinite(s_max) || !(s_max > 0))
-		return 1;
-	q = floor(box / (2.0 * (s_max + HALO_GRID_MARGIN * box)));
-	if (!(q >= 1))
-		return 1;
-	if (q >= HALO_GRID_MAX_SIDE)
-		return HALO_GRID_MAX_SIDE;
-	return (uint64_t)q;
-}
+#define HIST_I64 (SM_MODEL_HISTOGRAM_BYTES / 8u) /* 8-byte words of one halo's sums */
 
 /* ---- the work split ---------------------------------------------------------------------------- */
-
-int sm_pipeline_assign_chunks(const uint64_t *cells, int64_t nfiles, uint32_t ranks,
-			      int32_t *owner, uint64_t *rank_cells, sm_error *err)
-{
-	uint64_t *load = NULL;
-	int64_t f, done;
-	uint32_t q;
-	int rc = 0;
-
-	if (ranks < 1 || nfiles < 0 || (nfiles > 0 && (cells == NULL || owner == NULL)))
-		return sm_error_set(err, SM_EINVAL, "chunk assignment: %u ranks for %lld chunk files",
-				    (unsigned)ranks, (long long)nfiles);
-	load = rank_cells != NULL ? rank_cells : calloc(ranks, sizeof(*load));
-	if (load == NULL)
-		return sm_error_set(err, SM_ENOMEM, "chunk assignment: cannot allocate %u counters",
-				    (unsigned)ranks);
-	memset(load, 0, ranks * sizeof(*load));
-	for (f = 0; f < nfiles; f++)
-		owner[f] = -1;
-	/* Largest unassigned chunk first: O(F^2) picks, fine for the hundreds of chunks a
-	 * snapshot has (600 for TNG300-1) and no sorted copy to allocate. */
-	for (done = 0;; done++) {
-		int64_t best = -1;
-		uint32_t least = 0;
-
-		for (f = 0; f < nfiles; f++)
-			if (owner[f] < 0 && cells[f] > 0 && (best < 0 || cells[f] > cells[best]))
-				best = f;
-		if (best < 0)
-			break;
-		for (q = 1; q < ranks; q++)
-			if (load[q] < load[least])
-				least = q;
-		owner[best] = (int32_t)least;
-		if (sm_add_u64(load[least], cells[best], &load[least]) != 0) {
-			rc = sm_error_set(err, SM_EOVERFLOW, "chunk assignment: cell counts do not "
-					  "fit in 64 bits");
-			break;
-		}
-	}
-	(void)done;
-	if (load != rank_cells)
-		free(load);
-	return rc;
-}
 
 int sm_pipeline_rank_files(const char *base_path, int snap, uint32_t rank, uint32_t ranks,
 			   int64_t **files, size_t *nfiles, uint64_t *cells, sm_error *err)
@@ -134,7 +72,7 @@ int sm_pipeline_rank_files(const char *base_path, int snap, uint32_t rank, uint3
 	}
 	for (f = 0; f < s.nfiles; f++)
 		cnt[f] = s.chunk_counts[f * SM_NTYPES + 0];
-	if ((rc = sm_pipeline_assign_chunks(cnt, s.nfiles, ranks, owner, NULL, err)) != 0)
+	if ((rc = sm_model_assign_chunks(cnt, (size_t)s.nfiles, ranks, NULL, owner, err)) != 0)
 		goto out;
 	for (f = 0; f < s.nfiles; f++) {
 		if (owner[f] != (int32_t)rank)
@@ -225,7 +163,8 @@ static int assign(struct dist *D)
 		D->first[f] = acc;
 		acc += cnt[f];
 	}
-	rc = sm_pipeline_assign_chunks(cnt, nf, (uint32_t)D->size, D->owner, NULL, R->err);
+	rc = sm_model_assign_chunks(cnt, (size_t)nf, (uint32_t)D->size, NULL, D->owner,
+				    R->err);
 	for (f = 0; rc == 0 && f < nf; f++)
 		if (D->owner[f] == D->rank)
 			D->my_cells += cnt[f];
@@ -269,7 +208,7 @@ static int axis_cells(const struct dist *D, double c, double s, uint64_t out[2])
 #define FOR_HALO_CELLS(D, h, cell, body)                                                          \
 	do {                                                                                      \
 		const double *cd_ = &(D)->R->halo_center[3 * (h)];                                \
-		double s_ = 2.0 * (D)->R->halo_r200[h] + HALO_GRID_MARGIN * (D)->R->box;         \
+		double s_ = 2.0 * (D)->R->halo_r200[h] + SM_MODEL_HALO_GRID_MARGIN * (D)->R->box;         \
 		uint64_t ax_[2], ay_[2], az_[2];                                                  \
 		int nx_ = axis_cells((D), cd_[0], s_, ax_), ny_ = axis_cells((D), cd_[1], s_, ay_); \
 		int nz_ = axis_cells((D), cd_[2], s_, az_), i_, j_, l_;                           \
@@ -350,9 +289,9 @@ typedef int (*cat_fn)(struct run *R, void *ctx, uint64_t first, uint64_t ng);
  */
 static int cat_pass(struct run *R, unsigned mask, uint64_t gc, cat_fn fn, void *ctx)
 {
-	const sm_catalog_field all[3] = {{"Group_M_Crit200", SM_DTYPE_F32, 1, R->gm},
-					 {"Group_R_Crit200", SM_DTYPE_F32, 1, R->gr},
-					 {"GroupPos", SM_DTYPE_F32, 3, R->gp}};
+	const sm_catalog_field all[3] = {{SM_ARRAY_GROUP_M_CRIT200, SM_DTYPE_F32, 1, R->gm},
+					 {SM_ARRAY_GROUP_R_CRIT200, SM_DTYPE_F32, 1, R->gr},
+					 {SM_ARRAY_GROUP_POS, SM_DTYPE_F32, 3, R->gp}};
 	sm_catalog_field fd[3];
 	char path[SM_PATH_MAX];
 	uint64_t done = 0, ng;
@@ -412,26 +351,12 @@ struct sel {
 	int all;                  /* swaps move r and c too */
 };
 
-/* Group ia of mass x ranks before group ib of mass y: more massive first, ties by lower group
- * index, NaN masses last (the serial run's order). */
-static int mass_before(double x, int64_t ia, double y, int64_t ib)
-{
-	if (isnan(x) || isnan(y)) {
-		if (isnan(x) != isnan(y))
-			return isnan(y);
-		return ia < ib;
-	}
-	if (x != y)
-		return x > y;
-	return ia < ib;
-}
-
 /* Entry a ranks before entry b: by mass, or by group index ascending. */
 static int sel_before(const struct sel *S, uint64_t a, uint64_t b)
 {
 	if (S->by_index)
 		return S->idx[a] < S->idx[b];
-	return mass_before(S->m[a], S->idx[a], S->m[b], S->idx[b]);
+	return sm_model_halo_cmp(S->m[a], S->idx[a], S->m[b], S->idx[b]) < 0;
 }
 
 static void sel_swap(const struct sel *S, uint64_t a, uint64_t b)
@@ -498,7 +423,7 @@ static int sel_heap(struct run *R, void *ctx, uint64_t first, uint64_t ng)
 				sel_swap(S, j, (j - 1) / 2);
 				j = (j - 1) / 2;
 			}
-		} else if (mass_before(m, gi, S->m[0], S->idx[0])) {
+		} else if (sm_model_halo_cmp(m, gi, S->m[0], S->idx[0]) < 0) {
 			S->idx[0] = gi;
 			S->m[0] = m;
 			sel_sift(S, S->k, 0);
@@ -509,7 +434,7 @@ static int sel_heap(struct run *R, void *ctx, uint64_t first, uint64_t ng)
 
 static int above(const struct run *R, float m)
 {
-	return (double)m * 1e10 / R->h > R->o->model.mass_min;
+	return sm_model_halo_above(m, R->h, R->o->model.mass_min);
 }
 
 /* Pass 1 with --mass-min: K. */
@@ -582,16 +507,16 @@ static int load_halos(struct dist *D)
 	int rc;
 
 	memset(&S, 0, sizeof(S));
-	if ((rc = sm__pl_stage_begin(R, "load_halos", -1, g)) != 0)
+	if ((rc = sm__pl_stage_begin(R, SM_STAGE_LOAD_HALOS, -1, g)) != 0)
 		return rc;
 	if (g > UINT64_MAX / 48)
 		return sm_error_set(R->err, SM_EOVERFLOW, "'%s': Ngroups_Total %llu is too large",
 				    sm__pl_cat_file(R), (unsigned long long)g);
 	if (g > 0 && (rc = cat_sizes(R, &gc)) != 0)
 		return rc;
-	if ((rc = sm__pl_palloc(R, &R->gm, "Group_M_Crit200", 4 * gc)) != 0 ||
-	    (rc = sm__pl_palloc(R, &R->gr, "Group_R_Crit200", 4 * gc)) != 0 ||
-	    (rc = sm__pl_palloc(R, &R->gp, "GroupPos", 12 * gc)) != 0)
+	if ((rc = sm__pl_palloc(R, &R->gm, SM_ARRAY_GROUP_M_CRIT200, 4 * gc)) != 0 ||
+	    (rc = sm__pl_palloc(R, &R->gr, SM_ARRAY_GROUP_R_CRIT200, 4 * gc)) != 0 ||
+	    (rc = sm__pl_palloc(R, &R->gp, SM_ARRAY_GROUP_POS, 12 * gc)) != 0)
 		return rc;
 	if (mo->halos >= 0)
 		k = (uint64_t)mo->halos < g ? (uint64_t)mo->halos : g;
@@ -600,10 +525,10 @@ static int load_halos(struct dist *D)
 	else
 		k = S.k;
 	R->k = k;
-	if ((rc = sm__pl_palloc(R, &R->halo_index, "halo_index", 8 * k)) != 0 ||
-	    (rc = sm__pl_palloc(R, &R->halo_center, "halo_center", 24 * k)) != 0 ||
-	    (rc = sm__pl_palloc(R, &R->halo_m200, "halo_m200", 8 * k)) != 0 ||
-	    (rc = sm__pl_palloc(R, &R->halo_r200, "halo_r200", 8 * k)) != 0)
+	if ((rc = sm__pl_palloc(R, &R->halo_index, SM_ARRAY_HALO_INDEX, 8 * k)) != 0 ||
+	    (rc = sm__pl_palloc(R, &R->halo_center, SM_ARRAY_HALO_CENTER, 24 * k)) != 0 ||
+	    (rc = sm__pl_palloc(R, &R->halo_m200, SM_ARRAY_HALO_M200, 8 * k)) != 0 ||
+	    (rc = sm__pl_palloc(R, &R->halo_r200, SM_ARRAY_HALO_R200, 8 * k)) != 0)
 		return rc;
 	S.idx = R->halo_index;
 	S.m = R->halo_m200;
@@ -635,7 +560,7 @@ static int load_halos(struct dist *D)
 		if ((rc = sm__pl_check_halo(R, i, (uint64_t)R->halo_index[i], R->halo_m200[i],
 					    R->halo_r200[i], &R->halo_center[3 * i])) != 0)
 			return rc;
-		R->halo_m200[i] = R->halo_m200[i] * 1e10 / R->h;
+		R->halo_m200[i] = sm_model_m200_msun(R->halo_m200[i], R->h);
 	}
 	sm__pl_pfree(R, &R->gm);
 	sm__pl_pfree(R, &R->gr);
@@ -651,21 +576,22 @@ static int build_halo_index(struct dist *D)
 	double smax = 0;
 	int rc;
 
-	if ((rc = sm__pl_stage_begin(R, "build_index", -1, k)) != 0)
+	if ((rc = sm__pl_stage_begin(R, SM_STAGE_BUILD_INDEX, -1, k)) != 0)
 		return rc;
 	for (h = 0; h < k; h++)
 		if (2.0 * R->halo_r200[h] > smax)
 			smax = 2.0 * R->halo_r200[h];
-	D->hg = k > 0 ? sm_pipeline_halo_grid_side(R->box, smax) : 1;
+	D->hg = k > 0 ? sm_model_halo_grid_side(R->box, smax) : 1;
 	D->hg3 = D->hg * D->hg * D->hg;
 	D->inv_w = (double)D->hg / R->box;
 	R->r->grid_side = D->hg;
-	cap = D->hg3 < 8 ? D->hg3 : 8;
-	if (k > UINT32_MAX / 8)
-		return sm_error_set(R->err, SM_EOVERFLOW, "'%s': %llu halos: too many for the halo "
-				    "index", sm__pl_cat_file(R), (unsigned long long)k);
-	if ((rc = sm__pl_palloc(R, &D->hg_start, "halo_grid_start", 4 * (D->hg3 + 1))) != 0 ||
-	    (rc = sm__pl_palloc(R, &D->hg_halos, "halo_grid_halos", 4 * k * cap)) != 0)
+	cap = D->hg3 < SM_MODEL_HALO_GRID_CELLS_PER_HALO ? D->hg3
+							 : SM_MODEL_HALO_GRID_CELLS_PER_HALO;
+	if (k > UINT32_MAX / SM_MODEL_HALO_GRID_CELLS_PER_HALO)
+		return sm_error_set(R->err, SM_EOVERFLOW, "'%s': %llu halos: too many for the "
+				    "halo index", sm__pl_cat_file(R), (unsigned long long)k);
+	if ((rc = sm__pl_palloc(R, &D->hg_start, SM_ARRAY_HALO_GRID_START, 4 * (D->hg3 + 1))) != 0 ||
+	    (rc = sm__pl_palloc(R, &D->hg_halos, SM_ARRAY_HALO_GRID_HALOS, 4 * k * cap)) != 0)
 		return rc;
 	/* Counts into start[c + 1], offsets, fill with start[c] as the cursor (halos ascending),
 	 * then shift back: start[c] is where cell c's list begins. */
@@ -684,7 +610,7 @@ static int build_halo_index(struct dist *D)
 	for (c = D->hg3; c > 0; c--)
 		D->hg_start[c] = D->hg_start[c - 1];
 	D->hg_start[0] = 0;
-	sm__pl_progress(R, "build_index", -1, k, k);
+	sm__pl_progress(R, SM_STAGE_BUILD_INDEX, -1, k, k);
 	sm__pl_stage_end(R);
 	return 0;
 }
@@ -733,7 +659,7 @@ static inline uint64_t halo_axis(const struct dist *D, double x, double box)
 		const float bx = (float)(R)->box, r2 = (float)(2.0 * (R)->halo_r200[h]);          \
 		float d = sm__pl_dist_f32((xi), c3, bx, bx / 2);                                  \
 		if (d < r2)                                                                       \
-			sm__pl_hist_add((D)->sums + (uint64_t)(h) * SM_PIPELINE_HISTOGRAM_BYTES,   \
+			sm__pl_hist_add((D)->sums + (uint64_t)(h) * SM_MODEL_HISTOGRAM_BYTES,   \
 					&(R)->tbins, (double)d, (R)->halo_r200[h], (tf));         \
 	} while (0)
 
@@ -742,7 +668,7 @@ static inline uint64_t halo_axis(const struct dist *D, double x, double box)
 		const double *cd = &(R)->halo_center[3 * (h)];                                    \
 		double d = sm__pl_dist_f64((xi), cd, (R)->box, (R)->box / 2);                     \
 		if (d < 2.0 * (R)->halo_r200[h])                                                  \
-			sm__pl_hist_add((D)->sums + (uint64_t)(h) * SM_PIPELINE_HISTOGRAM_BYTES,   \
+			sm__pl_hist_add((D)->sums + (uint64_t)(h) * SM_MODEL_HISTOGRAM_BYTES,   \
 					&(R)->tbins, d, (R)->halo_r200[h], (tf));                 \
 	} while (0)
 
@@ -752,8 +678,8 @@ DEFINE_ADD_BLOCK(f64, double)
 /* One block of chunk f: cells [local, local + n) of the file. */
 static int stream_block(struct dist *D, int64_t f, uint64_t local, uint64_t n)
 {
-	static const char *const names[3] = {"InternalEnergy", "ElectronAbundance",
-					     "StarFormationRate"};
+	static const char *const names[3] = {SM_ARRAY_INTERNAL_ENERGY, SM_ARRAY_ELECTRON_ABUNDANCE,
+					     SM_ARRAY_STAR_FORMATION_RATE};
 	struct run *R = D->R;
 	float *fld[3] = {R->u, R->xe, R->sfr};
 	uint64_t g = D->first[f] + local, bad;
@@ -776,20 +702,20 @@ static int stream_block(struct dist *D, int64_t f, uint64_t local, uint64_t n)
 /* Stage stream_cells: this rank's chunk files, in ascending file number, block by block. */
 static int stream_cells(struct dist *D)
 {
-	static const char *const names[3] = {"InternalEnergy", "ElectronAbundance",
-					     "StarFormationRate"};
+	static const char *const names[3] = {SM_ARRAY_INTERNAL_ENERGY, SM_ARRAY_ELECTRON_ABUNDANCE,
+					     SM_ARRAY_STAR_FORMATION_RATE};
 	struct run *R = D->R;
 	float **fld[3] = {&R->u, &R->xe, &R->sfr};
 	uint64_t k = R->k, bytes, done = 0;
 	int64_t f;
 	int rc, j;
 
-	if ((rc = sm__pl_stage_begin(R, "stream_cells", -1, D->my_cells)) != 0)
+	if ((rc = sm__pl_stage_begin(R, SM_STAGE_STREAM_CELLS, -1, D->my_cells)) != 0)
 		return rc;
-	if (sm_mul_u64(k, SM_PIPELINE_HISTOGRAM_BYTES, &bytes) != 0)
+	if (sm_mul_u64(k, SM_MODEL_HISTOGRAM_BYTES, &bytes) != 0)
 		return sm_error_set(R->err, SM_EOVERFLOW, "'%s': %llu halos: profile sums do not fit "
 				    "in 64 bits", sm__pl_cat_file(R), (unsigned long long)k);
-	if ((rc = sm__pl_palloc(R, &D->sums, "profile_sums", bytes)) != 0)
+	if ((rc = sm__pl_palloc(R, &D->sums, SM_ARRAY_PROFILE_SUMS, bytes)) != 0)
 		return rc;
 	memset(D->sums, 0, bytes);
 	D->b = R->o->model.stream_block < R->n ? R->o->model.stream_block : R->n;
@@ -797,11 +723,11 @@ static int stream_cells(struct dist *D)
 		for (j = 0; j < 3; j++)
 			if ((rc = sm__pl_palloc(R, fld[j], names[j], 4 * D->b)) != 0)
 				return rc;
-		if ((rc = sm__pl_palloc(R, &R->temp, "temperature", 4 * D->b)) != 0 ||
-		    (rc = sm__pl_palloc(R, &R->coords, "Coordinates", 3 * R->psz * D->b)) != 0)
+		if ((rc = sm__pl_palloc(R, &R->temp, SM_ARRAY_TEMPERATURE, 4 * D->b)) != 0 ||
+		    (rc = sm__pl_palloc(R, &R->coords, SM_ARRAY_COORDINATES, 3 * R->psz * D->b)) != 0)
 			return rc;
 		if (R->pt == SM_DTYPE_F32 &&
-		    (rc = sm__pl_palloc(R, &R->iobuf, "io_buffer", IO_BUFFER_BYTES)) != 0)
+		    (rc = sm__pl_palloc(R, &R->iobuf, SM_ARRAY_IO_BUFFER, SM_MODEL_IO_BUFFER_BYTES)) != 0)
 			return rc;
 	}
 	for (f = 0; f < R->s.nfiles; f++) {
@@ -816,7 +742,7 @@ static int stream_cells(struct dist *D)
 			    (rc = stream_block(D, f, local, n)) != 0)
 				return rc;
 			done += n;
-			sm__pl_progress(R, "stream_cells", -1, done, D->my_cells);
+			sm__pl_progress(R, SM_STAGE_STREAM_CELLS, -1, done, D->my_cells);
 		}
 	}
 	sm__pl_pfree(R, &R->iobuf);
@@ -836,7 +762,7 @@ static int reduce_sums(struct dist *D)
 	const sm_pipeline_comm *C = D->comm;
 	uint64_t k = D->R->k, h;
 	int64_t *w = (int64_t *)(void *)D->sums;
-	const size_t ci = 2 * SM_PIPELINE_RBINS, cs = SM_PIPELINE_RBINS;
+	const size_t ci = 2 * SM_MODEL_RBINS, cs = SM_MODEL_RBINS;
 	int rc;
 
 	if (C == NULL || D->size == 1 || k == 0)
@@ -878,7 +804,7 @@ static int create_output(struct dist *D)
 		S("run_started", R->o->run_started);
 	S("base_path", R->o->base_path);
 	I("snap", R->o->snap);
-	S("positions", sm_dtype_name(mo->positions));
+	S(SM_OPT_POSITIONS, sm_model_positions_name(mo->positions));
 	S("strategy", "distributed: chunk files over ranks, cells streamed past a halo index");
 	I("mpi", 1);
 	I("ranks", D->size);
@@ -909,7 +835,7 @@ static int histogram_write(struct dist *D)
 	uint64_t h;
 	int rc = 0;
 
-	rc = sm__pl_stage_begin(R, "histogram_write", -1, R->k);
+	rc = sm__pl_stage_begin(R, SM_STAGE_HISTOGRAM_WRITE, -1, R->k);
 	if (rc == 0 && D->rank == 0)
 		rc = create_output(D);
 	if ((rc = agree(D, rc)) != 0)
@@ -917,12 +843,12 @@ static int histogram_write(struct dist *D)
 	if ((rc = reduce_sums(D)) != 0)
 		return rc;
 	for (h = 0; h < R->k; h++) {
-		unsigned char *hist = D->sums + h * SM_PIPELINE_HISTOGRAM_BYTES;
+		unsigned char *hist = D->sums + h * SM_MODEL_HISTOGRAM_BYTES;
 		const int64_t *cnt = (const int64_t *)(void *)hist;
 		uint64_t s = 0;
 		int b;
 
-		for (b = 0; b < 2 * SM_PIPELINE_RBINS; b++)
+		for (b = 0; b < 2 * SM_MODEL_RBINS; b++)
 			s += (uint64_t)cnt[b];
 		R->r->halos[h].sphere_cells = s;
 		if (D->rank != 0)
@@ -931,7 +857,7 @@ static int histogram_write(struct dist *D)
 		if ((rc = sm__pl_out_append(R->out, R->halo_index[h], &R->halo_center[3 * h],
 					    R->halo_r200[h], R->halo_m200[h], hist, R->err)) != 0)
 			return rc;
-		sm__pl_progress(R, "histogram_write", -1, h + 1, R->k);
+		sm__pl_progress(R, SM_STAGE_HISTOGRAM_WRITE, -1, h + 1, R->k);
 	}
 	sm__pl_pfree(R, &D->sums);
 	sm__pl_pfree(R, &D->hg_halos);

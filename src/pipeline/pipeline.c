@@ -3,7 +3,8 @@
  * with every large array allocated through the profiler under docs/MODEL.md's name, in MODEL.md's
  * order, and freed where MODEL.md frees it. The estimator replays the same event list; any change
  * here that adds, renames, resizes or moves an allocation must change docs/MODEL.md and
- * estimator/model.c with it.
+ * estimator/model.c with it. Names, constants and the arithmetic both sides share (grid side,
+ * halo order) are the model contract's (snapmem/model.h).
  *
  * Science (DESIGN.md): T = (gamma-1) u / k_B UnitVelocity^2 mu, computed in double and stored as
  * float32, with star-forming cells stored as -T (the sign bit is the flag, no extra array);
@@ -59,12 +60,9 @@
 #include "internal.h"
 #include "run.h"
 
-#define IO_BUFFER_BYTES UINT64_C(1048576)
-#define GRID_CELLS_PER_CELL 32u
-#define GRID_MAX_SIDE 512u
 #define HALO_PART_MIN_CELLS 1000000u /* a halo step runs on threads from this many cells a part */
 #define DIST_SCRATCH_BYTES 65536u /* a distribution pass's block buffers, on its thread's stack */
-#define DIST_MAX_BUCKETS GRID_MAX_SIDE
+#define DIST_MAX_BUCKETS SM_MODEL_GRID_MAX_SIDE
 
 
 double sm__pl_now_s(void)
@@ -89,15 +87,6 @@ void sm_pipeline_result_release(sm_pipeline_result *r)
 	free(r->halos);
 	r->halos = NULL;
 	r->nhalos = 0;
-}
-
-uint64_t sm_pipeline_grid_side(uint64_t n)
-{
-	uint64_t g = 1;
-
-	while (g < GRID_MAX_SIDE && (g + 1) * (g + 1) * (g + 1) * GRID_CELLS_PER_CELL <= n)
-		g++;
-	return g;
 }
 
 /* ---- tracked arrays, stages, progress, cancellation ------------------------------------------ */
@@ -382,19 +371,10 @@ int sm__pl_halos_done(struct run *R, uint64_t k)
 }
 
 
-/* Halo a ranks before halo b: more massive, ties by lower group index; NaN masses last. */
+/* Halo a ranks before halo b: the model's halo order (sm_model_halo_cmp). */
 static int better(const float *m, int64_t a, int64_t b)
 {
-	float x = m[a], y = m[b];
-
-	if (isnan(x) || isnan(y)) {
-		if (isnan(x) != isnan(y))
-			return isnan(y);
-		return a < b;
-	}
-	if (x != y)
-		return x > y;
-	return a < b;
+	return sm_model_halo_cmp(m[a], a, m[b], b) < 0;
 }
 
 /* Sift down in a heap whose top is the element that ranks LAST (worst first). */
@@ -439,22 +419,22 @@ int sm__pl_load_halos(struct run *R)
 	double t0;
 	int rc;
 
-	if ((rc = sm__pl_stage_begin(R, "load_halos", -1, g)) != 0)
+	if ((rc = sm__pl_stage_begin(R, SM_STAGE_LOAD_HALOS, -1, g)) != 0)
 		return rc;
 	if (g > UINT64_MAX / 12)
 		return sm_error_set(R->err, SM_EOVERFLOW, "'%s': Ngroups_Total %llu is too large",
 				    sm__pl_cat_file(R), (unsigned long long)g);
-	if ((rc = sm__pl_palloc(R, &R->gm, "Group_M_Crit200", 4 * g)) != 0 ||
-	    (rc = sm__pl_palloc(R, &R->gr, "Group_R_Crit200", 4 * g)) != 0 ||
-	    (rc = sm__pl_palloc(R, &R->gp, "GroupPos", 12 * g)) != 0)
+	if ((rc = sm__pl_palloc(R, &R->gm, SM_ARRAY_GROUP_M_CRIT200, 4 * g)) != 0 ||
+	    (rc = sm__pl_palloc(R, &R->gr, SM_ARRAY_GROUP_R_CRIT200, 4 * g)) != 0 ||
+	    (rc = sm__pl_palloc(R, &R->gp, SM_ARRAY_GROUP_POS, 12 * g)) != 0)
 		return rc;
 	t0 = sm__pl_now_s();
 	if (g > 0 &&
-	    ((rc = sm_catalog_read_group_field(&R->c, "Group_M_Crit200", SM_DTYPE_F32, 1, R->gm,
+	    ((rc = sm_catalog_read_group_field(&R->c, SM_ARRAY_GROUP_M_CRIT200, SM_DTYPE_F32, 1, R->gm,
 					       R->err)) != 0 ||
-	     (rc = sm_catalog_read_group_field(&R->c, "Group_R_Crit200", SM_DTYPE_F32, 1, R->gr,
+	     (rc = sm_catalog_read_group_field(&R->c, SM_ARRAY_GROUP_R_CRIT200, SM_DTYPE_F32, 1, R->gr,
 					       R->err)) != 0 ||
-	     (rc = sm_catalog_read_group_field(&R->c, "GroupPos", SM_DTYPE_F32, 3, R->gp,
+	     (rc = sm_catalog_read_group_field(&R->c, SM_ARRAY_GROUP_POS, SM_DTYPE_F32, 3, R->gp,
 					       R->err)) != 0))
 		return rc;
 	sm__pl_part_since(R, SM_PROF_PART_READ, t0);
@@ -462,14 +442,13 @@ int sm__pl_load_halos(struct run *R)
 		k = (uint64_t)mo->halos < g ? (uint64_t)mo->halos : g;
 	} else {
 		for (i = 0; i < g; i++)
-			if ((double)R->gm[i] * 1e10 / R->h > mo->mass_min)
-				k++;
+			k += sm_model_halo_above(R->gm[i], R->h, mo->mass_min);
 	}
 	R->k = k;
-	if ((rc = sm__pl_palloc(R, &R->halo_index, "halo_index", 8 * k)) != 0 ||
-	    (rc = sm__pl_palloc(R, &R->halo_center, "halo_center", 24 * k)) != 0 ||
-	    (rc = sm__pl_palloc(R, &R->halo_m200, "halo_m200", 8 * k)) != 0 ||
-	    (rc = sm__pl_palloc(R, &R->halo_r200, "halo_r200", 8 * k)) != 0)
+	if ((rc = sm__pl_palloc(R, &R->halo_index, SM_ARRAY_HALO_INDEX, 8 * k)) != 0 ||
+	    (rc = sm__pl_palloc(R, &R->halo_center, SM_ARRAY_HALO_CENTER, 24 * k)) != 0 ||
+	    (rc = sm__pl_palloc(R, &R->halo_m200, SM_ARRAY_HALO_M200, 8 * k)) != 0 ||
+	    (rc = sm__pl_palloc(R, &R->halo_r200, SM_ARRAY_HALO_R200, 8 * k)) != 0)
 		return rc;
 	if (mo->halos >= 0) {
 		/* The k best of g: a bounded heap with the worst kept on top. */
@@ -494,7 +473,7 @@ int sm__pl_load_halos(struct run *R)
 		}
 	} else {
 		for (i = 0, b = 0; i < g; i++)
-			if ((double)R->gm[i] * 1e10 / R->h > mo->mass_min)
+			if (sm_model_halo_above(R->gm[i], R->h, mo->mass_min))
 				R->halo_index[b++] = (int64_t)i;
 	}
 	sort_best_first(R->gm, R->halo_index, k);
@@ -507,7 +486,7 @@ int sm__pl_load_halos(struct run *R)
 			c[d] = R->gp[3 * gi + d];
 		if ((rc = sm__pl_check_halo(R, i, gi, R->gm[gi], R->gr[gi], c)) != 0)
 			return rc;
-		R->halo_m200[i] = (double)R->gm[gi] * 1e10 / R->h;
+		R->halo_m200[i] = sm_model_m200_msun(R->gm[gi], R->h);
 		R->halo_r200[i] = R->gr[gi];
 	}
 	sm__pl_pfree(R, &R->gm);
@@ -636,17 +615,18 @@ int sm__pl_temperature_block(struct run *R, uint64_t first, uint64_t n, const fl
 			double uu = u[i], x = xe[i];
 			int overflow = uu >= 0 && x >= 0 && !isinf(uu) && !isinf(x) &&
 				       !isnan(sfr[i]);
-			const char *what = !(uu >= 0) || isinf(uu) || overflow ? "InternalEnergy"
-					   : !(x >= 0) || isinf(x) ? "ElectronAbundance"
-								   : "StarFormationRate";
+			const char *what = !(uu >= 0) || isinf(uu) || overflow
+					   ? SM_ARRAY_INTERNAL_ENERGY
+					   : !(x >= 0) || isinf(x) ? SM_ARRAY_ELECTRON_ABUNDANCE
+								   : SM_ARRAY_STAR_FORMATION_RATE;
 			double v = what[0] == 'I' ? uu : what[0] == 'E' ? x : (double)sfr[i];
 
 			sm__pl_cell_location(R, first + i, where, sizeof(where), &local);
 			if (overflow)
 				return sm_error_set(R->err, SM_EFORMAT,
 						    "'%s': /PartType0/InternalEnergy[%llu] is %g (gas "
-						    "cell %llu): its temperature, %g K, does not fit "
-						    "float32", where, (unsigned long long)local, v,
+						    "cell %llu): its temperature, %g K, does not "
+						    "fit float32", where, (unsigned long long)local, v,
 						    (unsigned long long)(first + i),
 						    temperature_of(uu, x, R->uv2));
 			return sm_error_set(R->err, SM_EFORMAT,
@@ -661,14 +641,14 @@ int sm__pl_temperature_block(struct run *R, uint64_t first, uint64_t n, const fl
 
 static int gas_and_temperature(struct run *R)
 {
-	static const char *const names[3] = {"InternalEnergy", "ElectronAbundance",
-					     "StarFormationRate"};
+	static const char *const names[3] = {SM_ARRAY_INTERNAL_ENERGY, SM_ARRAY_ELECTRON_ABUNDANCE,
+					     SM_ARRAY_STAR_FORMATION_RATE};
 	uint64_t n = R->n, b, first;
 	float **f[3] = {&R->u, &R->xe, &R->sfr};
 	int rc, j;
 
 	if (R->o->model.temperature == SM_TEMP_IN_MEMORY) {
-		if ((rc = sm__pl_stage_begin(R, "load_gas_fields", -1, 3 * n)) != 0)
+		if ((rc = sm__pl_stage_begin(R, SM_STAGE_LOAD_GAS_FIELDS, -1, 3 * n)) != 0)
 			return rc;
 		for (j = 0; j < 3; j++)
 			if ((rc = sm__pl_palloc(R, f[j], names[j], 4 * n)) != 0)
@@ -680,11 +660,11 @@ static int gas_and_temperature(struct run *R)
 				return rc;
 			if (n > 0 && (rc = sm__pl_read_gas(R, names[j], 0, n, *f[j])) != 0)
 				return rc;
-			sm__pl_progress(R, "load_gas_fields", -1, (uint64_t)(j + 1) * n, 3 * n);
+			sm__pl_progress(R, SM_STAGE_LOAD_GAS_FIELDS, -1, (uint64_t)(j + 1) * n, 3 * n);
 		}
 		sm__pl_stage_end(R);
-		if ((rc = sm__pl_stage_begin(R, "compute_temperature", -1, n)) != 0 ||
-		    (rc = sm__pl_palloc(R, &R->temp, "temperature", 4 * n)) != 0)
+		if ((rc = sm__pl_stage_begin(R, SM_STAGE_COMPUTE_TEMPERATURE, -1, n)) != 0 ||
+		    (rc = sm__pl_palloc(R, &R->temp, SM_ARRAY_TEMPERATURE, 4 * n)) != 0)
 			return rc;
 		prefault(R, R->temp, 4 * n);
 		if ((rc = sm__pl_temperature_block(R, 0, n, R->u, R->xe, R->sfr, R->temp)) != 0)
@@ -695,12 +675,12 @@ static int gas_and_temperature(struct run *R)
 		return 0;
 	}
 	/* Streaming: the stage load_gas_fields is recorded, empty. */
-	if ((rc = sm__pl_stage_begin(R, "load_gas_fields", -1, 0)) != 0)
+	if ((rc = sm__pl_stage_begin(R, SM_STAGE_LOAD_GAS_FIELDS, -1, 0)) != 0)
 		return rc;
 	sm__pl_stage_end(R);
 	b = R->o->model.stream_block < n ? R->o->model.stream_block : n;
-	if ((rc = sm__pl_stage_begin(R, "compute_temperature", -1, n)) != 0 ||
-	    (rc = sm__pl_palloc(R, &R->temp, "temperature", 4 * n)) != 0)
+	if ((rc = sm__pl_stage_begin(R, SM_STAGE_COMPUTE_TEMPERATURE, -1, n)) != 0 ||
+	    (rc = sm__pl_palloc(R, &R->temp, SM_ARRAY_TEMPERATURE, 4 * n)) != 0)
 		return rc;
 	prefault(R, R->temp, 4 * n);
 	for (j = 0; j < 3; j++)
@@ -717,7 +697,7 @@ static int gas_and_temperature(struct run *R)
 		if ((rc = sm__pl_temperature_block(R, first, cnt, R->u, R->xe, R->sfr,
 					    R->temp + first)) != 0)
 			return rc;
-		sm__pl_progress(R, "compute_temperature", -1, first + cnt, n);
+		sm__pl_progress(R, SM_STAGE_COMPUTE_TEMPERATURE, -1, first + cnt, n);
 	}
 	for (j = 0; j < 3; j++)
 		sm__pl_pfree(R, f[j]);
@@ -995,7 +975,7 @@ int sm__pl_read_gas(struct run *R, const char *name, uint64_t first, uint64_t n,
 
 int sm__pl_read_positions(struct run *R, uint64_t first, uint64_t n, void *out, uint64_t *bad)
 {
-	sm_io_buffer iob = {R->iobuf, R->iobuf != NULL ? IO_BUFFER_BYTES : 0};
+	sm_io_buffer iob = {R->iobuf, R->iobuf != NULL ? SM_MODEL_IO_BUFFER_BYTES : 0};
 	uint64_t done, k, b;
 	double t0;
 	int rc;
@@ -1006,7 +986,7 @@ int sm__pl_read_positions(struct run *R, uint64_t first, uint64_t n, void *out, 
 		if ((rc = sm__pl_cancelled(R)) != 0)
 			return rc;
 		t0 = sm__pl_now_s();
-		rc = sm_snapshot_read_range_checked(&R->s, 0, "Coordinates", R->pt, 3, first + done,
+		rc = sm_snapshot_read_range_checked(&R->s, 0, SM_ARRAY_COORDINATES, R->pt, 3, first + done,
 						    k, (char *)out + done * 3 * R->psz,
 						    R->iobuf != NULL ? &iob : NULL, -0.5 * R->box,
 						    1.5 * R->box, &b, R->err);
@@ -1038,17 +1018,17 @@ static int load_positions(struct run *R)
 	uint64_t n = R->n, bytes, bad = n;
 	int rc;
 
-	if ((rc = sm__pl_stage_begin(R, "load_positions", -1, n)) != 0)
+	if ((rc = sm__pl_stage_begin(R, SM_STAGE_LOAD_POSITIONS, -1, n)) != 0)
 		return rc;
 	if (sm_mul_u64(n, 3 * (uint64_t)R->psz, &bytes) != 0)
 		return sm_error_set(R->err, SM_EOVERFLOW, "'%s': Coordinates of %llu cells: byte "
 				    "count does not fit in 64 bits", sm__pl_snap_file(R),
 				    (unsigned long long)n);
-	if ((rc = sm__pl_palloc(R, &R->coords, "Coordinates", bytes)) != 0)
+	if ((rc = sm__pl_palloc(R, &R->coords, SM_ARRAY_COORDINATES, bytes)) != 0)
 		return rc;
 	prefault(R, R->coords, bytes);
 	if (R->pt == SM_DTYPE_F32) {
-		if ((rc = sm__pl_palloc(R, &R->iobuf, "io_buffer", IO_BUFFER_BYTES)) != 0)
+		if ((rc = sm__pl_palloc(R, &R->iobuf, SM_ARRAY_IO_BUFFER, SM_MODEL_IO_BUFFER_BYTES)) != 0)
 			return rc;
 	}
 	if ((rc = sm__pl_read_positions(R, 0, n, R->coords, &bad)) != 0)
@@ -1056,7 +1036,7 @@ static int load_positions(struct run *R)
 	if (bad < n)
 		return sm__pl_bad_coordinate(R, bad);
 	sm__pl_pfree(R, &R->iobuf);
-	sm__pl_progress(R, "load_positions", -1, n, n);
+	sm__pl_progress(R, SM_STAGE_LOAD_POSITIONS, -1, n, n);
 	sm__pl_stage_end(R);
 	return 0;
 }
@@ -1252,7 +1232,7 @@ static uint64_t partition_near(struct run *R, const unsigned char *cover)
 
 static int build_index(struct run *R)
 {
-	uint64_t g = sm_pipeline_grid_side(R->n), m = g * g * g, nnear;
+	uint64_t g = sm_model_grid_side(R->n), m = g * g * g, nnear;
 	struct index_job J;
 	int rc;
 
@@ -1261,9 +1241,9 @@ static int build_index(struct run *R)
 	R->grid.box = R->box;
 	R->grid.inv_w = (double)g / R->box;
 	R->r->grid_side = g;
-	if ((rc = sm__pl_stage_begin(R, "build_index", -1, R->n)) != 0 ||
-	    (rc = sm__pl_palloc(R, &R->cstart, "index_cell_start", 8 * (m + 1))) != 0 ||
-	    (rc = sm__pl_palloc(R, &R->cfill, "index_cell_fill", 8 * m)) != 0)
+	if ((rc = sm__pl_stage_begin(R, SM_STAGE_BUILD_INDEX, -1, R->n)) != 0 ||
+	    (rc = sm__pl_palloc(R, &R->cstart, SM_ARRAY_INDEX_CELL_START, 8 * (m + 1))) != 0 ||
+	    (rc = sm__pl_palloc(R, &R->cfill, SM_ARRAY_INDEX_CELL_FILL, 8 * m)) != 0)
 		return rc;
 	/* Only cells some sphere scan can visit are sorted; index_cell_fill holds the cover flags
 	 * (m bytes of its 8m) until the slab counts need it. */
@@ -1287,7 +1267,7 @@ static int build_index(struct run *R)
 	atomic_init(&J.next, 0);
 	sm__pl_parallel(slab_part, &J, nnear >= 65536 ? sm__pl_threads() : 1);
 	sm__pl_pfree(R, &R->cfill);
-	sm__pl_progress(R, "build_index", -1, R->n, R->n);
+	sm__pl_progress(R, SM_STAGE_BUILD_INDEX, -1, R->n, R->n);
 	sm__pl_stage_end(R);
 	return 0;
 }
@@ -1460,7 +1440,7 @@ void sm__pl_tbin_table_init(struct tbin_table *tt)
 	uint32_t b, key;
 
 	tt->th[0] = 0;
-	for (b = 1; b < SM_PIPELINE_TBINS; b++) {
+	for (b = 1; b < SM_MODEL_TBINS; b++) {
 		uint32_t lo = 0, hi = TBIN_INF_BITS; /* exact(hi) >= b: inf is in the last bin */
 
 		while (lo < hi) {
@@ -1473,9 +1453,9 @@ void sm__pl_tbin_table_init(struct tbin_table *tt)
 		}
 		tt->th[b] = lo;
 	}
-	tt->th[SM_PIPELINE_TBINS] = UINT32_MAX;
+	tt->th[SM_MODEL_TBINS] = UINT32_MAX;
 	for (key = 0, b = 0; key < TBIN_KEYS; key++) {
-		while (b + 1 < SM_PIPELINE_TBINS && tt->th[b + 1] <= key << TBIN_SHIFT)
+		while (b + 1 < SM_MODEL_TBINS && tt->th[b + 1] <= key << TBIN_SHIFT)
 			b++;
 		tt->tab[key] = (unsigned char)b;
 	}
@@ -1485,7 +1465,7 @@ static void histogram(const struct run *R, uint64_t s, double r200, unsigned cha
 {
 	uint64_t j;
 
-	memset(hist, 0, SM_PIPELINE_HISTOGRAM_BYTES);
+	memset(hist, 0, SM_MODEL_HISTOGRAM_BYTES);
 	for (j = 0; j < s; j++) {
 		double rr = R->pt == SM_DTYPE_F32 ? (double)((const float *)R->radius)[j]
 						  : ((const double *)R->radius)[j];
@@ -1504,7 +1484,7 @@ static int one_halo(struct run *R, uint64_t h)
 	int rc;
 
 	/* select_sphere */
-	if ((rc = sm__pl_stage_begin(R, "select_sphere", inst, R->k)) != 0)
+	if ((rc = sm__pl_stage_begin(R, SM_STAGE_SELECT_SPHERE, inst, R->k)) != 0)
 		return rc;
 	if (R->o->model.select == SM_SELECT_INDEX) {
 		struct halo_job J;
@@ -1522,12 +1502,12 @@ static int one_halo(struct run *R, uint64_t h)
 			J.count[p] = s;
 			s += c;
 		}
-		if ((rc = sm__pl_palloc(R, &R->sphere, "sphere_cells", s * (R->idx64 ? 8 : 4))) != 0)
+		if ((rc = sm__pl_palloc(R, &R->sphere, SM_ARRAY_SPHERE_CELLS, s * (R->idx64 ? 8 : 4))) != 0)
 			return rc;
 		J.step = 1;
 		sm__pl_parallel(halo_part, &J, parts);
 	} else {
-		if ((rc = sm__pl_palloc(R, &R->mask, "sphere_mask", R->n)) != 0)
+		if ((rc = sm__pl_palloc(R, &R->mask, SM_ARRAY_SPHERE_MASK, R->n)) != 0)
 			return rc;
 		if (R->pt == SM_DTYPE_F32) {
 			float c[3] = {(float)cd[0], (float)cd[1], (float)cd[2]};
@@ -1542,8 +1522,8 @@ static int one_halo(struct run *R, uint64_t h)
 	sm__pl_stage_end(R);
 
 	/* radial_distance */
-	if ((rc = sm__pl_stage_begin(R, "radial_distance", inst, R->k)) != 0 ||
-	    (rc = sm__pl_palloc(R, &R->radius, "radius", s * R->psz)) != 0)
+	if ((rc = sm__pl_stage_begin(R, SM_STAGE_RADIAL_DISTANCE, inst, R->k)) != 0 ||
+	    (rc = sm__pl_palloc(R, &R->radius, SM_ARRAY_RADIUS, s * R->psz)) != 0)
 		return rc;
 	if (R->o->model.select == SM_SELECT_INDEX) {
 		struct halo_job J;
@@ -1569,9 +1549,9 @@ static int one_halo(struct run *R, uint64_t h)
 	sm__pl_stage_end(R);
 
 	/* mask_arrays */
-	if ((rc = sm__pl_stage_begin(R, "mask_arrays", inst, R->k)) != 0 ||
-	    (rc = sm__pl_palloc(R, &R->sel_t, "selected_temperature", 4 * s)) != 0 ||
-	    (rc = sm__pl_palloc(R, &R->sel_pos, "selected_positions", 3 * s * R->psz)) != 0)
+	if ((rc = sm__pl_stage_begin(R, SM_STAGE_MASK_ARRAYS, inst, R->k)) != 0 ||
+	    (rc = sm__pl_palloc(R, &R->sel_t, SM_ARRAY_SELECTED_TEMPERATURE, 4 * s)) != 0 ||
+	    (rc = sm__pl_palloc(R, &R->sel_pos, SM_ARRAY_SELECTED_POSITIONS, 3 * s * R->psz)) != 0)
 		return rc;
 	if (R->o->model.select == SM_SELECT_INDEX) {
 		struct halo_job J;
@@ -1595,8 +1575,8 @@ static int one_halo(struct run *R, uint64_t h)
 	sm__pl_stage_end(R);
 
 	/* histogram_write */
-	if ((rc = sm__pl_stage_begin(R, "histogram_write", inst, R->k)) != 0 ||
-	    (rc = sm__pl_palloc(R, &R->hist, "histogram", SM_PIPELINE_HISTOGRAM_BYTES)) != 0)
+	if ((rc = sm__pl_stage_begin(R, SM_STAGE_HISTOGRAM_WRITE, inst, R->k)) != 0 ||
+	    (rc = sm__pl_palloc(R, &R->hist, SM_ARRAY_HISTOGRAM, SM_MODEL_HISTOGRAM_BYTES)) != 0)
 		return rc;
 	histogram(R, s, R->halo_r200[h], R->hist);
 	if ((rc = sm__pl_out_append(R->out, R->halo_index[h], cd, R->halo_r200[h], R->halo_m200[h],
@@ -1608,7 +1588,7 @@ static int one_halo(struct run *R, uint64_t h)
 	sm__pl_pfree(R, &R->sel_t);
 	sm__pl_pfree(R, &R->sel_pos);
 	sm__pl_pfree(R, &R->hist);
-	sm__pl_progress(R, "histogram_write", inst, h + 1, R->k);
+	sm__pl_progress(R, SM_STAGE_HISTOGRAM_WRITE, inst, h + 1, R->k);
 	sm__pl_stage_end(R);
 	return 0;
 }
@@ -1632,9 +1612,9 @@ int sm__pl_create_output(struct run *R)
 		S("run_started", R->o->run_started);
 	S("base_path", R->o->base_path);
 	I("snap", R->o->snap);
-	S("positions", sm_dtype_name(mo->positions));
-	S("select", mo->select == SM_SELECT_INDEX ? "index" : "mask");
-	S("temperature", mo->temperature == SM_TEMP_IN_MEMORY ? "in-memory" : "streaming");
+	S(SM_OPT_POSITIONS, sm_model_positions_name(mo->positions));
+	S(SM_OPT_SELECT, sm_model_select_name(mo->select));
+	S(SM_OPT_TEMPERATURE, sm_model_temperature_name(mo->temperature));
 	I("stream_block", mo->stream_block);
 	I("halos_option", mo->halos);
 	D("mass_min_msun", mo->mass_min);
@@ -1661,8 +1641,8 @@ int sm__pl_open_inputs(struct run *R)
 	static const struct {
 		const char *name;
 		int ncomp;
-	} needed[] = {{"InternalEnergy", 1}, {"ElectronAbundance", 1}, {"StarFormationRate", 1},
-		      {"Coordinates", 3}};
+	} needed[] = {{SM_ARRAY_INTERNAL_ENERGY, 1}, {SM_ARRAY_ELECTRON_ABUNDANCE, 1}, {SM_ARRAY_STAR_FORMATION_RATE, 1},
+		      {SM_ARRAY_COORDINATES, 3}};
 	const sm_pipeline_options *o = R->o;
 	size_t i;
 	int rc;

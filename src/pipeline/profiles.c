@@ -85,13 +85,13 @@ static const struct dspec specs[D_N] = {
 	{"center", 2, {0, 3, 0}, 0, "ckpc/h", "GroupPos (code length units, comoving)"},
 	{"r200", 1, {0, 0, 0}, 0, "ckpc/h", "Group_R_Crit200 (code length units, comoving)"},
 	{"m200", 1, {0, 0, 0}, 0, "Msun", "Group_M_Crit200 * 1e10 / h"},
-	{"counts", 2, {0, SM_PIPELINE_RBINS, 0}, 1, "cells",
+	{"counts", 2, {0, SM_MODEL_RBINS, 0}, 1, "cells",
 	 "non-star-forming cells per r/R200 bin"},
-	{"sf_counts", 2, {0, SM_PIPELINE_RBINS, 0}, 1, "cells",
+	{"sf_counts", 2, {0, SM_MODEL_RBINS, 0}, 1, "cells",
 	 "star-forming cells (StarFormationRate > 0) per r/R200 bin"},
-	{"mean_temperature", 2, {0, SM_PIPELINE_RBINS, 0}, 0, "K",
+	{"mean_temperature", 2, {0, SM_MODEL_RBINS, 0}, 0, "K",
 	 "mean temperature of the non-star-forming cells per bin, NaN where empty"},
-	{"hist2d", 3, {0, SM_PIPELINE_RBINS, SM_PIPELINE_TBINS}, 1, "cells",
+	{"hist2d", 3, {0, SM_MODEL_RBINS, SM_MODEL_TBINS}, 1, "cells",
 	 "non-star-forming cells per (r/R200 bin, log10 T bin), end bins clamped"},
 };
 
@@ -184,7 +184,7 @@ int sm__pl_out_create(sm__pl_out **out, const char *dir, const sm__pl_attr *attr
 		      sm_error *err)
 {
 	sm__pl_out *o;
-	double r_edges[SM_PIPELINE_RBINS + 1], t_edges[SM_PIPELINE_TBINS + 1];
+	double r_edges[SM_MODEL_RBINS + 1], t_edges[SM_MODEL_TBINS + 1];
 	hid_t s = -1, plist = -1, dapl = -1;
 	size_t i;
 	int j, rc = 0;
@@ -245,13 +245,13 @@ int sm__pl_out_create(sm__pl_out **out, const char *dir, const sm__pl_attr *attr
 		H5Sclose(s);
 		dapl = plist = s = -1;
 	}
-	for (j = 0; j <= SM_PIPELINE_RBINS; j++)
-		r_edges[j] = (double)j * 2.0 / SM_PIPELINE_RBINS;
-	for (j = 0; j <= SM_PIPELINE_TBINS; j++)
-		t_edges[j] = 3.0 + (double)j * 6.0 / SM_PIPELINE_TBINS;
-	if (write_edges(o->file, "r_edges", r_edges, SM_PIPELINE_RBINS + 1, "R200",
+	for (j = 0; j <= SM_MODEL_RBINS; j++)
+		r_edges[j] = (double)j * 2.0 / SM_MODEL_RBINS;
+	for (j = 0; j <= SM_MODEL_TBINS; j++)
+		t_edges[j] = 3.0 + (double)j * 6.0 / SM_MODEL_TBINS;
+	if (write_edges(o->file, "r_edges", r_edges, SM_MODEL_RBINS + 1, "R200",
 			"edges of the 50 linear bins of r/R200 over [0, 2)") != 0 ||
-	    write_edges(o->file, "log10T_edges", t_edges, SM_PIPELINE_TBINS + 1, "log10(K)",
+	    write_edges(o->file, "log10T_edges", t_edges, SM_MODEL_TBINS + 1, "log10(K)",
 			"edges of the 60 bins of log10 T over [3, 9); values outside go to the end "
 			"bins") != 0) {
 		char why[160];
@@ -319,7 +319,7 @@ int sm__pl_out_append(sm__pl_out *o, int64_t group_index, const double center[3]
 		      double m200, const void *hist, sm_error *err)
 {
 	const unsigned char *h = hist;
-	const size_t rb = SM_PIPELINE_RBINS * 8;
+	const size_t rb = SM_MODEL_RBINS * 8;
 	const void *rows[D_N];
 	int j;
 

@@ -36,7 +36,7 @@ struct grid {
 #define TBIN_INF_BITS UINT32_C(0x7f800000)
 #define TBIN_GUARD 64u           /* float patterns around a threshold binned with log10 */
 struct tbin_table {
-	uint32_t th[SM_PIPELINE_TBINS + 1];
+	uint32_t th[SM_MODEL_TBINS + 1];
 	unsigned char tab[TBIN_KEYS];
 };
 
@@ -190,9 +190,9 @@ static inline float sm__pl_bits_float(uint32_t u)
  * clamped to [0, TBINS). */
 static inline int sm__pl_tbin_exact(float tf)
 {
-	double lt = (log10((double)tf) - 3.0) * (SM_PIPELINE_TBINS / 6.0);
+	double lt = (log10((double)tf) - 3.0) * (SM_MODEL_TBINS / 6.0);
 
-	return lt > 0 ? (lt < SM_PIPELINE_TBINS ? (int)lt : SM_PIPELINE_TBINS - 1) : 0;
+	return lt > 0 ? (lt < SM_MODEL_TBINS ? (int)lt : SM_MODEL_TBINS - 1) : 0;
 }
 
 /* The same bin by table: equal to sm__pl_tbin_exact for every float (tbin_table_init). */
@@ -220,11 +220,11 @@ static inline int sm__pl_tbin_fast(const struct tbin_table *tt, float tf)
 static inline void sm__pl_hist_add(unsigned char *hist, const struct tbin_table *tt, double rr,
 				   double r200, float tf)
 {
-	int64_t *counts = (int64_t *)(void *)hist, *sf = counts + SM_PIPELINE_RBINS;
-	double *sum = (double *)(void *)(sf + SM_PIPELINE_RBINS);
-	int64_t *h2 = (int64_t *)(void *)(sum + SM_PIPELINE_RBINS);
-	double x = rr / r200 * (SM_PIPELINE_RBINS / 2.0);
-	int rb = x > 0 ? (x < SM_PIPELINE_RBINS ? (int)x : SM_PIPELINE_RBINS - 1) : 0;
+	int64_t *counts = (int64_t *)(void *)hist, *sf = counts + SM_MODEL_RBINS;
+	double *sum = (double *)(void *)(sf + SM_MODEL_RBINS);
+	int64_t *h2 = (int64_t *)(void *)(sum + SM_MODEL_RBINS);
+	double x = rr / r200 * (SM_MODEL_RBINS / 2.0);
+	int rb = x > 0 ? (x < SM_MODEL_RBINS ? (int)x : SM_MODEL_RBINS - 1) : 0;
 
 	if (signbit(tf)) {
 		sf[rb]++;
@@ -232,17 +232,17 @@ static inline void sm__pl_hist_add(unsigned char *hist, const struct tbin_table 
 	}
 	counts[rb]++;
 	sum[rb] += (double)tf;
-	h2[rb * SM_PIPELINE_TBINS + sm__pl_tbin_fast(tt, tf)]++;
+	h2[rb * SM_MODEL_TBINS + sm__pl_tbin_fast(tt, tf)]++;
 }
 
 /* Temperature sums to means (NaN where a bin holds no non-star-forming cell). */
 static inline void sm__pl_hist_finish(unsigned char *hist)
 {
 	const int64_t *counts = (const int64_t *)(void *)hist;
-	double *sum = (double *)(void *)(hist + 2 * SM_PIPELINE_RBINS * sizeof(int64_t));
+	double *sum = (double *)(void *)(hist + 2 * SM_MODEL_RBINS * sizeof(int64_t));
 	int b;
 
-	for (b = 0; b < SM_PIPELINE_RBINS; b++)
+	for (b = 0; b < SM_MODEL_RBINS; b++)
 		sum[b] = counts[b] > 0 ? sum[b] / (double)counts[b] : NAN;
 }
 

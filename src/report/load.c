@@ -278,6 +278,9 @@ static int load_estimate(sm_report *r, json_t *est, sm_error *err)
 	sm__jdoc d = {r->estimate_path, err};
 	json_t *src, *hdr, *opt, *halos, *stages, *st, *arrays, *a, *mpi, *rk;
 	const char *name, *pos, *sel, *tmp;
+	sm_dtype pos_v;
+	sm_select sel_v;
+	sm_temp_mode tmp_v;
 	char where[96], w2[128];
 	size_t i, j;
 	int rc, ph;
@@ -299,15 +302,15 @@ static int load_estimate(sm_report *r, json_t *est, sm_error *err)
 		return rc;
 	if ((rc = sm__report_load_resident_estimate(r, &d, est)) != 0)
 		return rc;
-	if (strcmp(pos, "float32") != 0 && strcmp(pos, "float64") != 0)
-		return sm_error_set(err, SM_EFORMAT, "'%s': options.positions '%.40s' is not float32 "
-				    "or float64", d.path, pos);
-	if (strcmp(sel, "index") != 0 && strcmp(sel, "mask") != 0)
-		return sm_error_set(err, SM_EFORMAT, "'%s': options.select '%.40s' is not index or "
-				    "mask", d.path, sel);
-	if (strcmp(tmp, "in-memory") != 0 && strcmp(tmp, "streaming") != 0)
-		return sm_error_set(err, SM_EFORMAT, "'%s': options.temperature '%.40s' is not "
-				    "in-memory or streaming", d.path, tmp);
+	if (sm_model_positions_parse(pos, &pos_v) != 0)
+		return sm_error_set(err, SM_EFORMAT, "'%s': options.positions '%.40s' is not %s or %s",
+				    d.path, pos, SM_DTYPE_NAME_F32, SM_DTYPE_NAME_F64);
+	if (sm_model_select_parse(sel, &sel_v) != 0)
+		return sm_error_set(err, SM_EFORMAT, "'%s': options.select '%.40s' is not %s or %s",
+				    d.path, sel, SM_SELECT_NAME_INDEX, SM_SELECT_NAME_MASK);
+	if (sm_model_temperature_parse(tmp, &tmp_v) != 0)
+		return sm_error_set(err, SM_EFORMAT, "'%s': options.temperature '%.40s' is not %s or "
+				    "%s", d.path, tmp, SM_TEMP_NAME_IN_MEMORY, SM_TEMP_NAME_STREAMING);
 	copy(r->source, sizeof(r->source), name);
 	copy(r->positions, sizeof(r->positions), pos);
 	copy(r->select, sizeof(r->select), sel);
@@ -319,13 +322,13 @@ static int load_estimate(sm_report *r, json_t *est, sm_error *err)
 			 "distributed (--mpi, %lld ranks), positions %s, stream block %llu",
 			 json_is_integer(rk) ? (long long)json_integer_value(rk) : 0LL, pos,
 			 (unsigned long long)r->stream_block);
-	else if (strcmp(tmp, "streaming") == 0)
+	else if (tmp_v == SM_TEMP_STREAMING)
 		snprintf(r->options_text, sizeof(r->options_text),
-			 "positions %s, select %s, temperature streaming (block %llu)", pos, sel,
+			 "positions %s, select %s, temperature %s (block %llu)", pos, sel, tmp,
 			 (unsigned long long)r->stream_block);
 	else
 		snprintf(r->options_text, sizeof(r->options_text),
-			 "positions %s, select %s, temperature in-memory", pos, sel);
+			 "positions %s, select %s, temperature %s", pos, sel, tmp);
 	json_array_foreach(stages, i, st) {
 		const char *id;
 		sm_report_stage *s;
@@ -844,10 +847,10 @@ int sm__report_model_options(const sm_report *r, struct sm_model_options *o, sm_
 	int rc;
 
 	sm_model_options_init(o);
-	o->positions = strcmp(r->positions, "float64") == 0 ? SM_DTYPE_F64 : SM_DTYPE_F32;
-	o->select = strcmp(r->select, "mask") == 0 ? SM_SELECT_MASK : SM_SELECT_INDEX;
-	o->temperature = strcmp(r->temperature, "streaming") == 0 ? SM_TEMP_STREAMING
-								   : SM_TEMP_IN_MEMORY;
+	/* the spellings were checked when the estimate was loaded; the defaults stay otherwise */
+	(void)sm_model_positions_parse(r->positions, &o->positions);
+	(void)sm_model_select_parse(r->select, &o->select);
+	(void)sm_model_temperature_parse(r->temperature, &o->temperature);
 	if (r->stream_block > 0)
 		o->stream_block = r->stream_block;
 	if (est == NULL)

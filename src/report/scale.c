@@ -115,19 +115,19 @@ static const sm_est_array *est_array(const sm_estimate *e, const char *stage, co
 /* Stages a + b*N describes exactly at any N (and so are judged). */
 static int scales_with_n(const char *id)
 {
-	return strcmp(id, "load_gas_fields") == 0 || strcmp(id, "compute_temperature") == 0 ||
-	       strcmp(id, "load_positions") == 0;
+	return strcmp(id, SM_STAGE_LOAD_GAS_FIELDS) == 0 || strcmp(id, SM_STAGE_COMPUTE_TEMPERATURE) == 0 ||
+	       strcmp(id, SM_STAGE_LOAD_POSITIONS) == 0;
 }
 
 static const char *stage_note(const char *id, int per_halo, const char *select)
 {
 	if (scales_with_n(id))
 		return "whole-snapshot arrays: exactly a + b*N";
-	if (strcmp(id, "load_halos") == 0)
+	if (strcmp(id, SM_STAGE_LOAD_HALOS) == 0)
 		return "depends on the catalogue (G groups, K halos), not on N: not judged";
-	if (strcmp(id, "build_index") == 0)
+	if (strcmp(id, SM_STAGE_BUILD_INDEX) == 0)
 		return "grid of clamp(cbrt(N/32), 1, 512)^3 cells: not linear in N, not judged";
-	if (per_halo && strcmp(select, "mask") == 0)
+	if (per_halo && strcmp(select, SM_SELECT_NAME_MASK) == 0)
 		return "per halo: the N-byte sphere_mask scales with N; the sphere arrays follow the "
 		       "halo's cells, which the fit takes as proportional to N (TNG300-1's follow from "
 		       "halo masses): not judged";
@@ -378,47 +378,47 @@ static const sm_scale_item *item(const sm_scale_item *items, size_t n, const cha
 static int doc_fitted(const sm_scale *s, const sm_est_documented *d, int64_t *out)
 {
 	const sm_scale_item *it, *a, *b, *c;
-	int f32 = strcmp(s->positions, "float32") == 0;
+	int f32 = strcmp(s->positions, SM_DTYPE_NAME_F32) == 0;
 
-	if (strcmp(d->stage, "load_halos") == 0 && strstr(d->what, "kept") != NULL) {
-		it = item(s->stages, s->nstages, NULL, "load_halos");
+	if (strcmp(d->stage, SM_STAGE_LOAD_HALOS) == 0 && strstr(d->what, "kept") != NULL) {
+		it = item(s->stages, s->nstages, NULL, SM_STAGE_LOAD_HALOS);
 		if (it != NULL)
 			*out = it->fitted_live_end;
 		return it != NULL;
 	}
-	if (strcmp(d->stage, "load_gas_fields") == 0) {
-		a = item(s->arrays, s->narrays, "load_gas_fields", "InternalEnergy");
-		b = item(s->arrays, s->narrays, "load_gas_fields", "ElectronAbundance");
-		c = item(s->arrays, s->narrays, "load_gas_fields", "StarFormationRate");
+	if (strcmp(d->stage, SM_STAGE_LOAD_GAS_FIELDS) == 0) {
+		a = item(s->arrays, s->narrays, SM_STAGE_LOAD_GAS_FIELDS, SM_ARRAY_INTERNAL_ENERGY);
+		b = item(s->arrays, s->narrays, SM_STAGE_LOAD_GAS_FIELDS, SM_ARRAY_ELECTRON_ABUNDANCE);
+		c = item(s->arrays, s->narrays, SM_STAGE_LOAD_GAS_FIELDS, SM_ARRAY_STAR_FORMATION_RATE);
 		if (a == NULL || b == NULL || c == NULL)
 			return 0;
 		*out = a->fitted_requested + b->fitted_requested + c->fitted_requested;
 		return 1;
 	}
-	if (strcmp(d->stage, "compute_temperature") == 0) {
+	if (strcmp(d->stage, SM_STAGE_COMPUTE_TEMPERATURE) == 0) {
 		if (strstr(d->what, "peak") != NULL) {
-			it = item(s->stages, s->nstages, NULL, "compute_temperature");
+			it = item(s->stages, s->nstages, NULL, SM_STAGE_COMPUTE_TEMPERATURE);
 			if (it != NULL)
 				*out = it->fitted_requested;
 			return it != NULL;
 		}
-		it = item(s->arrays, s->narrays, "compute_temperature", "temperature");
+		it = item(s->arrays, s->narrays, SM_STAGE_COMPUTE_TEMPERATURE, SM_ARRAY_TEMPERATURE);
 		if (it != NULL)
 			*out = it->fitted_requested;
 		return it != NULL;
 	}
-	if (strcmp(d->stage, "load_positions") == 0) {
-		int want32 = strstr(d->what, "float32") != NULL;
+	if (strcmp(d->stage, SM_STAGE_LOAD_POSITIONS) == 0) {
+		int want32 = strstr(d->what, SM_DTYPE_NAME_F32) != NULL;
 
 		if (want32 != f32)
 			return 0;
 		if (strstr(d->what, "total") != NULL) {
-			it = item(s->stages, s->nstages, NULL, "load_positions");
+			it = item(s->stages, s->nstages, NULL, SM_STAGE_LOAD_POSITIONS);
 			if (it != NULL)
 				*out = it->fitted_live_end;
 			return it != NULL;
 		}
-		it = item(s->arrays, s->narrays, "load_positions", "Coordinates");
+		it = item(s->arrays, s->narrays, SM_STAGE_LOAD_POSITIONS, SM_ARRAY_COORDINATES);
 		if (it != NULL)
 			*out = it->fitted_requested;
 		return it != NULL;
@@ -449,7 +449,7 @@ static int documented(sm_scale *s, const sm_est_input *in, const sm_estimate *e,
 		if (d->unexplained)
 			o->kind = SM_DOC_UNEXPLAINED;
 		else if (strcmp(d->step, "1") != 0 &&
-			 (d->notebook > 0 || strcmp(d->stage, "load_gas_fields") == 0))
+			 (d->notebook > 0 || strcmp(d->stage, SM_STAGE_LOAD_GAS_FIELDS) == 0))
 			o->kind = SM_DOC_ARITHMETIC;
 		else
 			o->kind = SM_DOC_MEASURED;

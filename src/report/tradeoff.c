@@ -424,12 +424,12 @@ int sm_tradeoff_compute(const char *run32, const char *run64, double tol, sm_tra
 	if ((rc = sm_report_load(&b, run64, err)) != 0)
 		goto out;
 	have_b = 1;
-	if (strcmp(a.positions, "float32") != 0) {
+	if (strcmp(a.positions, SM_DTYPE_NAME_F32) != 0) {
 		rc = sm_error_set(err, SM_EINVAL, "'%s': positions are %s, expected the float32 run first",
 				  run32, a.positions);
 		goto out;
 	}
-	if (strcmp(b.positions, "float64") != 0) {
+	if (strcmp(b.positions, SM_DTYPE_NAME_F64) != 0) {
 		rc = sm_error_set(err, SM_EINVAL, "'%s': positions are %s, expected a float64 run second",
 				  run64, b.positions);
 		goto out;
@@ -649,8 +649,8 @@ int sm_tradeoff_render(const sm_tradeoff *t, sm_report_format fmt, char **out, s
 			"| allocated float64 |\n|---|---:|---:|---:|---:|---:|\n");
 	else
 		fprintf(f, "MEMORY PER STAGE (requested peak; allocated above the baseline)\n  %-22s "
-			"%12s %12s %12s %12s %12s\n", "stage", "float32", "float64", "saved",
-			"alloc f32", "alloc f64");
+			"%12s %12s %12s %12s %12s\n", "stage", SM_DTYPE_NAME_F32, SM_DTYPE_NAME_F64,
+			"saved", "alloc f32", "alloc f64");
 	for (i = 0; i < t->nstages; i++) {
 		const sm_tradeoff_stage *s = &t->stages[i];
 

@@ -1,7 +1,9 @@
 /*
- * Element types: sizes, numpy names, and the mapping to and from HDF5 types. The on-disk mapping
- * covers integers of 1, 4 and 8 bytes and IEEE floats of 4 and 8 bytes; anything else is NONE and
- * the callers report it as a format error.
+ * Element types: sizes, numpy names (the one namer and parser of an element type's spelling:
+ * every other part, the model's --positions included, goes through sm_dtype_name and
+ * sm_dtype_from_name), and the mapping to and from HDF5 types. The on-disk mapping covers integers
+ * of 1, 4 and 8 bytes and IEEE floats of 4 and 8 bytes; anything else is NONE and the callers
+ * report it as a format error.
  */
 #include <string.h>
 
@@ -12,9 +14,10 @@ static const struct {
 	size_t size;
 	const char *name;
 } table[] = {
-	{SM_DTYPE_NONE, 0, "none"},    {SM_DTYPE_U8, 1, "uint8"},     {SM_DTYPE_I32, 4, "int32"},
-	{SM_DTYPE_U32, 4, "uint32"},   {SM_DTYPE_I64, 8, "int64"},    {SM_DTYPE_U64, 8, "uint64"},
-	{SM_DTYPE_F32, 4, "float32"},  {SM_DTYPE_F64, 8, "float64"},
+	{SM_DTYPE_NONE, 0, SM_DTYPE_NAME_NONE}, {SM_DTYPE_U8, 1, SM_DTYPE_NAME_U8},
+	{SM_DTYPE_I32, 4, SM_DTYPE_NAME_I32},   {SM_DTYPE_U32, 4, SM_DTYPE_NAME_U32},
+	{SM_DTYPE_I64, 8, SM_DTYPE_NAME_I64},   {SM_DTYPE_U64, 8, SM_DTYPE_NAME_U64},
+	{SM_DTYPE_F32, 4, SM_DTYPE_NAME_F32},   {SM_DTYPE_F64, 8, SM_DTYPE_NAME_F64},
 };
 
 #define NTABLE (sizeof(table) / sizeof(table[0]))

@@ -1,16 +1,15 @@
 /*
- * The model options: every switch the pipeline has (docs/MODEL.md "Switches"), their defaults, and
- * the one parser shared by `run`, `estimate` and `tradeoff` (sm_model_option_apply), so that the
- * three subcommands cannot drift apart. Values are checked here and answered with one line naming
- * the option and the offending text.
+ * The model options (include/snapmem/model.h): every switch the pipeline has (docs/MODEL.md
+ * "Switches"), their defaults, and the one parser shared by `run`, `estimate` and `tradeoff`
+ * (sm_model_option_apply), so that the three subcommands cannot drift apart. Values are checked
+ * here and answered with one line naming the option and the offending text.
  */
 #include <string.h>
 
-#include "snapmem/estimator.h"
+#include "snapmem/model.h"
 #include "snapmem/units.h"
 
-#define DEFAULT_STREAM_BLOCK 1048576u
-#define MAX_RANKS 1048576u
+#define OPT(name) "--" name
 
 void sm_model_options_init(sm_model_options *o)
 {
@@ -18,9 +17,9 @@ void sm_model_options_init(sm_model_options *o)
 	o->positions = SM_DTYPE_F32;
 	o->select = SM_SELECT_INDEX;
 	o->temperature = SM_TEMP_IN_MEMORY;
-	o->stream_block = DEFAULT_STREAM_BLOCK;
+	o->stream_block = SM_MODEL_STREAM_BLOCK_DEFAULT;
 	o->halos = -1;
-	o->mass_min = 1e14;
+	o->mass_min = SM_MODEL_MASS_MIN_DEFAULT;
 	o->ranks = 1;
 	o->sphere_cells = 0;
 	o->calibrate[0] = '\0';
@@ -29,10 +28,12 @@ void sm_model_options_init(sm_model_options *o)
 const char *sm_model_options_usage(void)
 {
 	return "model options:\n"
-	       "  --positions float32|float64   dtype of Coordinates in memory (default float32)\n"
-	       "  --select index|mask           sphere selection: uniform grid index (default) or the\n"
+	       "  --positions " SM_MODEL_POSITIONS_CHOICES
+	       "   dtype of Coordinates in memory (default " SM_DTYPE_NAME_F32 ")\n"
+	       "  --select " SM_MODEL_SELECT_CHOICES
+	       "           sphere selection: uniform grid index (default) or the\n"
 	       "                                notebook's one-byte-per-cell mask per halo\n"
-	       "  --temperature in-memory|streaming\n"
+	       "  --temperature " SM_MODEL_TEMPERATURE_CHOICES "\n"
 	       "                                load the three gas fields whole (default) or in blocks\n"
 	       "  --stream-block N              cells per streaming block (default 1048576)\n"
 	       "  --halos N                     the N most massive halos\n"
@@ -51,69 +52,58 @@ int sm_model_option_apply(sm_model_options *o, const char *opt, const char *valu
 
 	if (opt == NULL)
 		return 0;
-	if (strcmp(opt, "--mpi") == 0) {
+	if (strcmp(opt, OPT(SM_OPT_MPI)) == 0) {
 		o->mpi = 1;
 		return 2;
 	}
-	if (strcmp(opt, "--positions") != 0 && strcmp(opt, "--select") != 0 &&
-	    strcmp(opt, "--temperature") != 0 && strcmp(opt, "--stream-block") != 0 &&
-	    strcmp(opt, "--halos") != 0 && strcmp(opt, "--mass-min") != 0 &&
-	    strcmp(opt, "--ranks") != 0 && strcmp(opt, "--sphere-cells") != 0 &&
-	    strcmp(opt, "--calibrate") != 0)
+	if (strcmp(opt, OPT(SM_OPT_POSITIONS)) != 0 && strcmp(opt, OPT(SM_OPT_SELECT)) != 0 &&
+	    strcmp(opt, OPT(SM_OPT_TEMPERATURE)) != 0 && strcmp(opt, OPT(SM_OPT_STREAM_BLOCK)) != 0 &&
+	    strcmp(opt, OPT(SM_OPT_HALOS)) != 0 && strcmp(opt, OPT(SM_OPT_MASS_MIN)) != 0 &&
+	    strcmp(opt, OPT(SM_OPT_RANKS)) != 0 && strcmp(opt, OPT(SM_OPT_SPHERE_CELLS)) != 0 &&
+	    strcmp(opt, OPT(SM_OPT_CALIBRATE)) != 0)
 		return 0;
 	if (value == NULL)
 		return sm_error_set(err, SM_EINVAL, "%s: missing value", opt);
 
-	if (strcmp(opt, "--positions") == 0) {
-		if (strcmp(value, "float32") == 0)
-			o->positions = SM_DTYPE_F32;
-		else if (strcmp(value, "float64") == 0)
-			o->positions = SM_DTYPE_F64;
-		else
-			return sm_error_set(err, SM_EINVAL, "%s: '%s' is not float32 or float64", opt,
-					    value);
-	} else if (strcmp(opt, "--select") == 0) {
-		if (strcmp(value, "index") == 0)
-			o->select = SM_SELECT_INDEX;
-		else if (strcmp(value, "mask") == 0)
-			o->select = SM_SELECT_MASK;
-		else
-			return sm_error_set(err, SM_EINVAL, "%s: '%s' is not index or mask", opt, value);
-	} else if (strcmp(opt, "--temperature") == 0) {
-		if (strcmp(value, "in-memory") == 0)
-			o->temperature = SM_TEMP_IN_MEMORY;
-		else if (strcmp(value, "streaming") == 0)
-			o->temperature = SM_TEMP_STREAMING;
-		else
-			return sm_error_set(err, SM_EINVAL, "%s: '%s' is not in-memory or streaming",
-					    opt, value);
-	} else if (strcmp(opt, "--stream-block") == 0) {
+	if (strcmp(opt, OPT(SM_OPT_POSITIONS)) == 0) {
+		if (sm_model_positions_parse(value, &o->positions) != 0)
+			return sm_error_set(err, SM_EINVAL, "%s: '%s' is not %s or %s", opt, value,
+					    SM_DTYPE_NAME_F32, SM_DTYPE_NAME_F64);
+	} else if (strcmp(opt, OPT(SM_OPT_SELECT)) == 0) {
+		if (sm_model_select_parse(value, &o->select) != 0)
+			return sm_error_set(err, SM_EINVAL, "%s: '%s' is not %s or %s", opt, value,
+					    SM_SELECT_NAME_INDEX, SM_SELECT_NAME_MASK);
+	} else if (strcmp(opt, OPT(SM_OPT_TEMPERATURE)) == 0) {
+		if (sm_model_temperature_parse(value, &o->temperature) != 0)
+			return sm_error_set(err, SM_EINVAL, "%s: '%s' is not %s or %s", opt, value,
+					    SM_TEMP_NAME_IN_MEMORY, SM_TEMP_NAME_STREAMING);
+	} else if (strcmp(opt, OPT(SM_OPT_STREAM_BLOCK)) == 0) {
 		if ((rc = sm_parse_u64(opt, value, &u, err)) != 0)
 			return rc;
 		if (u == 0)
 			return sm_error_set(err, SM_EINVAL, "%s: must be at least 1 cell", opt);
 		o->stream_block = u;
-	} else if (strcmp(opt, "--halos") == 0) {
+	} else if (strcmp(opt, OPT(SM_OPT_HALOS)) == 0) {
 		if ((rc = sm_parse_u64(opt, value, &u, err)) != 0)
 			return rc;
 		if (u > (uint64_t)INT64_MAX)
 			return sm_error_set(err, SM_EOVERFLOW, "%s: '%s' is too large", opt, value);
 		o->halos = (int64_t)u;
-	} else if (strcmp(opt, "--mass-min") == 0) {
+	} else if (strcmp(opt, OPT(SM_OPT_MASS_MIN)) == 0) {
 		double d;
 
 		if ((rc = sm_parse_double(opt, value, 0.0, 1e30, &d, err)) != 0)
 			return rc;
 		o->mass_min = d;
 		o->halos = -1;
-	} else if (strcmp(opt, "--ranks") == 0) {
+	} else if (strcmp(opt, OPT(SM_OPT_RANKS)) == 0) {
 		if ((rc = sm_parse_u64(opt, value, &u, err)) != 0)
 			return rc;
-		if (u == 0 || u > MAX_RANKS)
+		if (u == 0 || u > SM_MODEL_MAX_RANKS)
 			return sm_error_set(err, SM_EINVAL, "%s: '%s' is not between 1 and %u", opt,
-					    value, MAX_RANKS);
+					    value, SM_MODEL_MAX_RANKS);
 		o->ranks = (uint32_t)u;
-	} else if (strcmp(opt, "--sphere-cells") == 0) {
+	} else if (strcmp(opt, OPT(SM_OPT_SPHERE_CELLS)) == 0) {
 		if ((rc = sm_parse_u64(opt, value, &u, err)) != 0)
 			return rc;
 		if (u == 0)
