@@ -160,6 +160,14 @@ typedef struct sm_report {
 				      * tolerance (after sm_report_compare) */
 	int strict;                  /* judge the process's allocated peak above the baseline (untracked
 				      * memory included) instead of the tracked arrays' allocated bytes */
+	char pipeline[64];           /* estimate.json "pipeline": "radial-profiles" (also when absent),
+				      * or the id of the description it was estimated from */
+	int profiled;                /* memory.json written by `snapmem profile` (it has "command"):
+				      * meas_baseline is then the allocated bytes when the program's
+				      * first modelled stage began (the interpreter and its libraries
+				      * loaded), every stage is judged by its allocated peak above it
+				      * (numpy's temporaries are not tracked arrays) and requested is
+				      * shown, not judged (it counts the tracked arrays alone) */
 	/* The whole process's resident peak (docs/MODEL.md "The four peaks"), judged once by
 	 * sm_report_compare at max(SM_REPORT_RESIDENT_TOLERANCE, tolerance_pct): the estimate's
 	 * peak_resident_bytes (calibrated with the run's measured sphere sizes) against memory.json

@@ -15,6 +15,9 @@
  * the same way against the estimate's per-rank peak (mpi.c); nfail counts stages and ranks.
  * A stage the estimate models but the run never reached fails, except the per-halo stages of a
  * run that selected no halo (n/a); an estimate that models no stage at all is refused.
+ * A program measured by `snapmem profile` (any program, any description's stage ids) is judged by
+ * its allocated peak above its memory when its first modelled stage began (its temporaries are
+ * not tracked arrays); its requested figure, the tracked arrays alone, is shown, not judged.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -106,6 +109,8 @@ int sm_report_compare(sm_report *r, double tolerance_pct, uint64_t abs_bound, sm
 			/* measured only: not modelled, a finding rather than a verdict */
 			s->requested.measured = s->meas_peak;
 			s->allocated.measured = s->meas_allocated;
+			if (r->profiled)
+				s->unexplained = s->meas_allocated;
 			continue;
 		}
 		if (!s->has_meas) {
@@ -122,9 +127,18 @@ int sm_report_compare(sm_report *r, double tolerance_pct, uint64_t abs_bound, sm
 			continue;
 		}
 		sm_report_judge(s->est_peak, s->meas_peak, tolerance_pct, abs_bound, &s->requested);
+		if (r->profiled) {
+			/* a program's requested figure counts its tracked arrays alone (numpy's
+			 * temporaries are not): shown; the allocated peak above its start judged, and
+			 * what of it the model does not explain is the finding */
+			s->requested.verdict = SM_VERDICT_NA;
+			s->unexplained = s->meas_allocated > s->est_peak_allocated
+						 ? s->meas_allocated - s->est_peak_allocated : 0;
+		}
 		if (r->measured)
 			sm_report_judge(s->est_peak_allocated,
-					r->strict ? s->meas_allocated : s->tracked_allocated_peak,
+					r->strict || r->profiled ? s->meas_allocated
+								 : s->tracked_allocated_peak,
 					tolerance_pct, abs_bound, &s->allocated);
 		else {
 			s->allocated.estimated = s->est_peak_allocated;

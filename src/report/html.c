@@ -371,7 +371,7 @@ int sm__report_html(const sm_report *r, FILE *f)
 			sm__iec(r->meas_baseline_resident, b, sizeof(b)));
 	else
 		fprintf(f, ", measured n/a");
-	fprintf(f, ". Informational: the stage verdicts judge the tracked arrays (with --strict, the process above this baseline).</p>\n");
+	fprintf(f, ". Informational: %s.</p>\n", r->profiled ? "A program measured by snapmem profile: the baseline is its allocated memory when its first modelled stage began, every stage is judged by its allocated peak above it, and requested counts its tracked arrays alone (shown, not judged)" : "the stage verdicts judge the tracked arrays (with --strict, the process above this baseline)");
 	if (r->resident_lines[0][0] != '\0') {
 		fprintf(f, "<h2>Resident peak</h2>\n<ul>\n");
 		for (i = 0; i < 4; i++)

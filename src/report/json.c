@@ -108,6 +108,8 @@ int sm__report_json(const sm_report *r, char **out, sm_error *err)
 	json_object_set_new(root, "run_started",
 			    r->run_started[0] ? json_string(r->run_started) : json_null());
 	json_object_set_new(root, "source", json_string(r->source));
+	json_object_set_new(root, "pipeline", json_string(r->pipeline));
+	json_object_set_new(root, "profiled", json_boolean(r->profiled));
 	json_object_set_new(root, "gas_cells", u(r->gas_cells));
 	json_object_set_new(root, "halos", u(r->nhalos_selected));
 	json_object_set_new(root, "options",

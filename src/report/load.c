@@ -273,11 +273,71 @@ static int check_id(sm__jdoc *d, const char *where, const char *id)
 	return 0;
 }
 
+/* An optional u64 key: absent or null leaves *out as it is. */
+static int u64_opt(sm__jdoc *d, json_t *parent, const char *where, const char *key, uint64_t *out)
+{
+	json_t *v = json_is_object(parent) ? json_object_get(parent, key) : NULL;
+
+	if (v == NULL || json_is_null(v))
+		return 0;
+	return sm__j_u64(d, parent, where, key, out);
+}
+
+/*
+ * The head of an estimate of a pipeline description other than radial-profiles (`snapmem
+ * estimate --pipeline FILE`): only "stages" is required; source.name, header.gas_cells,
+ * halos.count, baseline_bytes and peak_total_bytes are read when present, and the options
+ * (whatever the description declares) are listed as they are, "ngrid 2048".
+ */
+static int load_estimate_other(sm_report *r, sm__jdoc *d, json_t *est)
+{
+	json_t *src = json_object_get(est, "source"), *hdr = json_object_get(est, "header");
+	json_t *opt = json_object_get(est, "options"), *halos = json_object_get(est, "halos"), *v;
+	const char *key;
+	size_t n;
+	int rc;
+
+	if (json_is_object(src) && json_is_string(json_object_get(src, "name")))
+		copy(r->source, sizeof(r->source), json_string_value(json_object_get(src, "name")));
+	if ((rc = u64_opt(d, hdr, "header", "gas_cells", &r->gas_cells)) != 0 ||
+	    (rc = u64_opt(d, halos, "halos", "count", &r->nhalos_selected)) != 0 ||
+	    (rc = u64_opt(d, est, "", "baseline_bytes", &r->est_baseline)) != 0 ||
+	    (rc = u64_opt(d, est, "", "peak_total_bytes", &r->est_peak_total)) != 0)
+		return rc;
+	n = (size_t)snprintf(r->options_text, sizeof(r->options_text), "pipeline %s", r->pipeline);
+	if (!json_is_object(opt))
+		return 0;
+	json_object_foreach(opt, key, v) {
+		char val[64];
+
+		if (json_is_string(v))
+			snprintf(val, sizeof(val), "%s", json_string_value(v));
+		else if (json_is_integer(v))
+			snprintf(val, sizeof(val), "%lld", (long long)json_integer_value(v));
+		else if (json_is_real(v))
+			snprintf(val, sizeof(val), "%g", json_real_value(v));
+		else if (json_is_boolean(v))
+			snprintf(val, sizeof(val), "%s", json_is_true(v) ? "true" : "false");
+		else
+			continue;
+		if (strcmp(key, "positions") == 0)
+			snprintf(r->positions, sizeof(r->positions), "%.15s", val);
+		else if (strcmp(key, "select") == 0)
+			snprintf(r->select, sizeof(r->select), "%.15s", val);
+		else if (strcmp(key, "temperature") == 0)
+			snprintf(r->temperature, sizeof(r->temperature), "%.15s", val);
+		if (n < sizeof(r->options_text))
+			n += (size_t)snprintf(r->options_text + n, sizeof(r->options_text) - n,
+					      ", %s %s", key, val);
+	}
+	return 0;
+}
+
 static int load_estimate(sm_report *r, json_t *est, sm_error *err)
 {
 	sm__jdoc d = {r->estimate_path, err};
-	json_t *src, *hdr, *opt, *halos, *stages, *st, *arrays, *a, *mpi, *rk;
-	const char *name, *pos, *sel, *tmp;
+	json_t *src, *hdr, *opt, *halos, *stages, *st, *arrays, *a, *mpi, *rk, *pl;
+	const char *name, *pos, *sel, *tmp, *pname = "radial-profiles";
 	sm_dtype pos_v;
 	sm_select sel_v;
 	sm_temp_mode tmp_v;
@@ -285,6 +345,26 @@ static int load_estimate(sm_report *r, json_t *est, sm_error *err)
 	size_t i, j;
 	int rc, ph;
 
+	/* "pipeline": absent in estimates of the built-in pipeline; a description's id otherwise */
+	pl = json_object_get(est, "pipeline");
+	if (json_is_object(pl))
+		pl = json_object_get(pl, "id");
+	if (pl != NULL && !json_is_null(pl)) {
+		if (!json_is_string(pl))
+			return sm_error_set(err, SM_EFORMAT, "'%s': pipeline is not a pipeline id",
+					    d.path);
+		pname = json_string_value(pl);
+		if ((rc = check_id(&d, "pipeline", pname)) != 0)
+			return rc;
+	}
+	copy(r->pipeline, sizeof(r->pipeline), pname);
+	if (strcmp(pname, "radial-profiles") != 0) {
+		if ((rc = load_estimate_other(r, &d, est)) != 0 ||
+		    (rc = sm__j_arr(&d, est, "", "stages", &stages)) != 0 ||
+		    (rc = sm__report_load_resident_estimate(r, &d, est)) != 0)
+			return rc;
+		goto stages;
+	}
 	if ((rc = sm__j_obj(&d, est, "", "source", &src)) != 0 ||
 	    (rc = sm__j_str(&d, src, "source", "name", &name)) != 0 ||
 	    (rc = sm__j_obj(&d, est, "", "header", &hdr)) != 0 ||
@@ -329,6 +409,7 @@ static int load_estimate(sm_report *r, json_t *est, sm_error *err)
 	else
 		snprintf(r->options_text, sizeof(r->options_text),
 			 "positions %s, select %s, temperature %s", pos, sel, tmp);
+stages:
 	json_array_foreach(stages, i, st) {
 		const char *id;
 		sm_report_stage *s;
@@ -443,6 +524,37 @@ static uint64_t resident_in(const sm_report *r, double t0, double t1)
 	return m;
 }
 
+/*
+ * A run that measured stages none of which the estimate models was estimated for another program
+ * (or from another description): one line naming both files and both lists of stage ids, rather
+ * than a report in which every stage fails.
+ */
+static int common_stage(sm_report *r, size_t nmeasured, sm_error *err)
+{
+	char est[160] = "", run[160] = "";
+	size_t i, ne = 0, nr = 0, le = 0, lr = 0;
+
+	if (nmeasured == 0)
+		return 0;
+	for (i = 0; i < r->nstages; i++) {
+		const sm_report_stage *s = &r->stages[i];
+		char *buf = s->has_est ? est : run;
+		size_t *len = s->has_est ? &le : &lr, *cnt = s->has_est ? &ne : &nr;
+
+		if (s->has_est && s->has_meas)
+			return 0;
+		if (*cnt < 4 && *len < 120)
+			*len += (size_t)snprintf(buf + *len, 160 - *len, "%s%s", *cnt ? ", " : "",
+						 s->id);
+		else if (*cnt == 4 && *len < 150)
+			*len += (size_t)snprintf(buf + *len, 160 - *len, ", ...");
+		(*cnt)++;
+	}
+	return sm_error_set(err, SM_EFORMAT, "'%s' and '%s' share no stage id (estimated: %s; "
+			    "measured: %s): an estimate of another program", r->estimate_path,
+			    r->memory_path, ne ? est : "none", nr ? run : "none");
+}
+
 struct mstage {
 	json_t *js;
 	const char *id;
@@ -497,9 +609,9 @@ static int load_memory(sm_report *r, json_t *mem, sm_error *err)
 	json_t *alloc, *base, *stages, *st, *arrays, *a, *sites, *sub;
 	const char *s, *reason;
 	struct mstage *ms = NULL;
-	size_t nms, i, j;
+	size_t nms, i, j, ntop = 0;
 	char where[96], wal[112], wres[112], wreq[112];
-	int rc;
+	int rc, top;
 
 	if ((rc = sm__j_bool(&d, mem, "", "complete", &r->complete)) != 0 ||
 	    (rc = sm__j_str_opt(&d, mem, "", "incomplete_reason", &reason)) != 0 ||
@@ -536,6 +648,30 @@ static int load_memory(sm_report *r, json_t *mem, sm_error *err)
 		    (rc = sm__j_u64(&d, sub, wreq, "peak", &ms[i].peak)) != 0)
 			goto out;
 	}
+	/* A program under `snapmem profile`: its own stages nest in the stage "process" (depth 0),
+	 * and its memory is what it holds above the moment its first modelled stage began. */
+	r->profiled = json_is_object(json_object_get(mem, "command"));
+	top = r->profiled ? 1 : 0;
+	if (r->profiled) {
+		size_t first = nms;
+
+		for (i = 0; i < nms && first == nms; i++) {
+			sm_report_stage *rs = find_stage(r, ms[i].id);
+
+			if (ms[i].depth == top && rs != NULL && rs->has_est)
+				first = i;
+		}
+		for (i = 0; i < nms && first == nms; i++)
+			if (ms[i].depth == top)
+				first = i;
+		if (first < nms) {
+			snprintf(where, sizeof(where), "stages[%zu]", first);
+			snprintf(wal, sizeof(wal), "stages[%zu].allocated", first);
+			if ((rc = sm__j_obj(&d, ms[first].js, where, "allocated", &sub)) != 0 ||
+			    (rc = sm__j_u64(&d, sub, wal, "begin", &r->meas_baseline)) != 0)
+				goto out;
+		}
+	}
 	for (i = 0; i < nms; i++) {
 		sm_report_stage *rs = find_stage(r, ms[i].id);
 		sm_report_halo *h;
@@ -543,8 +679,10 @@ static int load_memory(sm_report *r, json_t *mem, sm_error *err)
 		double t0, wall;
 		json_t *req, *al, *res;
 
-		if (rs == NULL && ms[i].depth > 0)
-			continue; /* a nested stage the model does not know: not a report line */
+		if (ms[i].depth < top || (rs == NULL && ms[i].depth > top))
+			continue; /* the whole profiled process, or a nested stage the model does not
+				   * know: not a report line */
+		ntop++;
 		if (rs == NULL) {
 			if ((rc = grow((void **)&r->stages, r->nstages, sizeof(*r->stages), err)) != 0)
 				goto out;
@@ -642,6 +780,8 @@ static int load_memory(sm_report *r, json_t *mem, sm_error *err)
 			}
 		}
 	}
+	if ((rc = common_stage(r, ntop, err)) != 0)
+		goto out;
 	/* estimated step line on the bands */
 	for (i = 0; i < r->nbands; i++) {
 		sm_report_stage *rs = find_stage(r, r->bands[i].id);

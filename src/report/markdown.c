@@ -86,7 +86,7 @@ int sm__report_markdown(const sm_report *r, FILE *f)
 		fprintf(f, " (%s B), difference %s (%s); resident %s", sm__commas(r->meas_baseline, d, sizeof(d)),
 			sm__iec_signed(r->baseline.diff, e, sizeof(e)), sm__pct(&r->baseline, p1, sizeof(p1)),
 			sm__iec(r->meas_baseline_resident, g, sizeof(g)));
-	fprintf(f, ". Informational: the stage verdicts judge the tracked arrays (with `--strict`, the process above this baseline).\n\n");
+	fprintf(f, ". Informational: %s.\n\n", r->profiled ? "A program measured by snapmem profile: the baseline is its allocated memory when its first modelled stage began, every stage is judged by its allocated peak above it, and requested counts its tracked arrays alone (shown, not judged)" : "the stage verdicts judge the tracked arrays (with `--strict`, the process above this baseline)");
 	if (r->resident_lines[0][0] != '\0') {
 		fprintf(f, "## Resident peak\n\n");
 		for (i = 0; i < 4; i++)
@@ -100,7 +100,8 @@ int sm__report_markdown(const sm_report *r, FILE *f)
 
 	fprintf(f, "## Stages\n\nRequested peak (must match the model) and allocated bytes (%s) "
 		"against the estimated allocated peak. Documented: n/a for this run (the ",
-		r->strict ? "the process's peak above the baseline, `--strict`"
+		r->profiled ? "the program's peak above its memory when its first modelled stage began"
+		: r->strict ? "the process's peak above the baseline, `--strict`"
 			  : "jemalloc's size classes of the tracked arrays live at the peak; memory no "
 			    "array explains is listed under Findings");
 	fprintf(f, "notebook's figures are for TNG300-1; see `snapmem report --scale-to TNG300-1`).\n\n");

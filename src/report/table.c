@@ -67,9 +67,12 @@ int sm__report_table(const sm_report *r, FILE *f)
 	size_t i, j;
 
 	fprintf(f, "snapmem report: %s\n", r->rundir);
-	fprintf(f, "  source %s, %s gas cells, %llu halos; %s\n", r->source,
-		sm__commas(r->gas_cells, a, sizeof(a)), (unsigned long long)r->nhalos_selected,
-		r->options_text);
+	if (r->pipeline[0] != '\0' && strcmp(r->pipeline, "radial-profiles") != 0)
+		fprintf(f, "  %s%s%s\n", r->options_text, r->source[0] ? "; source " : "", r->source);
+	else
+		fprintf(f, "  source %s, %s gas cells, %llu halos; %s\n", r->source,
+			sm__commas(r->gas_cells, a, sizeof(a)), (unsigned long long)r->nhalos_selected,
+			r->options_text);
 	fprintf(f, "  allocator %s%s; run %s%s%s\n", r->allocator, r->measured ? " (measured)" : " (not measured)",
 		r->complete ? "complete" : "INCOMPLETE", r->complete ? "" : ": ",
 		r->complete ? "" : r->incomplete_reason);
@@ -81,8 +84,9 @@ int sm__report_table(const sm_report *r, FILE *f)
 	fprintf(f, "  verdict: %s\n\n", sm__verdict_text(r, vt, sizeof(vt)));
 	findings(r, f);
 
-	fprintf(f, "baseline (process, allocated): estimated %s, measured %s, %s (%s); "
-		"resident %s\n\n", sm__iec(r->est_baseline, a, sizeof(a)),
+	fprintf(f, "baseline (%s, allocated): estimated %s, measured %s, %s (%s); "
+		"resident %s\n\n", r->profiled ? "the program at its first modelled stage" : "process",
+		sm__iec(r->est_baseline, a, sizeof(a)),
 		r->measured ? sm__iec(r->meas_baseline, b, sizeof(b)) : "n/a",
 		r->measured ? sm__iec_signed(r->baseline.diff, c, sizeof(c)) : "n/a",
 		r->measured ? sm__pct(&r->baseline, p1, sizeof(p1)) : "n/a",
@@ -95,7 +99,9 @@ int sm__report_table(const sm_report *r, FILE *f)
 
 	fprintf(f, "STAGES (requested peak; allocated: %s; documented: n/a for "
 		"this run, see --scale-to TNG300-1)\n",
-		r->strict ? "the process's peak above the baseline (--strict)"
+		r->profiled ? "the program's peak above its memory when its first modelled stage "
+			      "began; requested: the tracked arrays alone, not judged"
+		: r->strict ? "the process's peak above the baseline (--strict)"
 			  : "the tracked arrays' size classes at the peak, untracked memory under FINDINGS");
 	fprintf(f, "  %-30s %11s %11s %12s %9s %-5s | %11s %11s %12s %9s %-5s | %11s %10s\n",
 		"stage", "est req", "meas req", "diff", "%", "", "est alloc", "meas alloc", "diff",
