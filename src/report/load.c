@@ -732,8 +732,10 @@ static int load_memory(sm_report *r, json_t *mem, sm_error *err)
 				h->resident = resident;
 				h->wall_s = wall;
 			}
-			/* the largest halo: highest requested peak, ties to the first */
-			take = !rs->has_meas || ms[i].peak > rs->meas_peak;
+			/* the largest halo: highest requested peak, ties to the first (a profiled
+			 * program: highest allocated peak, its temporaries are not tracked) */
+			take = !rs->has_meas || (r->profiled ? above > rs->meas_allocated
+							     : ms[i].peak > rs->meas_peak);
 			if (!take)
 				continue;
 			rs->has_meas = 1;
