@@ -35,6 +35,7 @@ int sm__je_init(void);                     /* 0 when stats can be read; resolves
 int sm__je_read(sm_prof_je *out);          /* writes epoch, reads stats.*; 0 or -1 */
 int sm__je_read_allocated(uint64_t *allocated, uint64_t *resident); /* the same, two figures */
 void sm__je_purge(void);                   /* every arena's dirty pages back to the kernel */
+void sm__je_purge_above(uint64_t keep);    /* the same when more than keep bytes are dirty */
 const char *sm__je_version(void);
 int sm__je_thread_net(uint64_t *net);      /* calling thread: allocated - deallocated bytes */
 int sm__je_thread_counters(uint64_t *allocated, uint64_t *deallocated); /* cumulative, this thread */
