@@ -1,0 +1,28 @@
+#!/bin/sh
+# Records the golden outputs listed in tests/data/golden/cases with the snapmem binary given
+# (default build/snapmem), from the repository's top directory: sh tests/data/golden/regen.sh [BIN].
+# Recorded once, with the binary of commit 1e6e5a1 (before the pipeline descriptions replaced the
+# C model): re-recording is only for a deliberate change of the estimate, said in the commit.
+set -eu
+bin=${1:-build/snapmem}
+dir=tests/data/golden
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/golden.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+i=0
+grep -v '^#' "$dir/cases" | while IFS='|' read -r name mock args; do
+	name=$(echo $name)
+	mock=$(echo $mock)
+	i=$((i + 1))
+	m="$tmp/m$i"
+	if [ "$mock" != "-" ]; then
+		# shellcheck disable=SC2086
+		"$bin" mock "$m" $mock >/dev/null
+	fi
+	# shellcheck disable=SC2086
+	set -- $(echo $args | sed "s|@MOCK@|$m|g")
+	rc=0
+	"$bin" "$@" >"$tmp/out" || rc=$?
+	[ "$rc" -eq 0 ] || { echo "regen: $name: exit $rc" >&2; exit 1; }
+	sed "s|$m|@MOCK@|g" "$tmp/out" >"$dir/$name"
+	echo "$name: $(wc -c <"$dir/$name") bytes"
+done
