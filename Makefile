@@ -28,7 +28,7 @@ else
 Q := @
 endif
 
-PKGS := hdf5 libunwind jansson
+PKGS := hdf5 libunwind jansson yaml-0.1
 ifneq ($(SANITIZE),1)
 ifneq ($(VALGRIND),1)
 PKGS += jemalloc
@@ -87,7 +87,10 @@ EXAMPLE_SRCS := $(wildcard examples/*.c)
 BENCH_SRCS := $(wildcard bench/benchmark-*.c)
 FUZZ_SRCS := $(wildcard fuzz/fuzz-*.c)
 
-LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+# The embedded pipeline description (estimator/pipelines/radial-profiles.yaml, docs/PIPELINES.md)
+# is compiled in as a C string generated at build time: no file is looked up at run time.
+DESC_GEN := $(BUILD)/gen/desc-radial-profiles.c
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/desc-radial-profiles.o
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
 TEST_UTIL_OBJS := $(TEST_UTIL_SRCS:%.c=$(BUILD)/obj/%.o)
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
@@ -129,6 +132,21 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS) $(PKG_CFLAGS) -c $< -o $@
+
+# Each line a string literal; backslash, quote and '?' (no trigraphs under -std=c11) escaped.
+$(DESC_GEN): estimator/pipelines/radial-profiles.yaml
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  GEN     $@")
+	$(Q){ echo '/* generated from $< by the Makefile: do not edit */'; \
+	  echo 'extern const char sm__desc_radial_profiles[];'; \
+	  echo 'const char sm__desc_radial_profiles[] ='; \
+	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/?/\\?/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; \
+	  echo ';'; } > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/gen/desc-radial-profiles.o: $(DESC_GEN)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(filter-out -MMD -MP,$(CFLAGS)) -c $< -o $@
 
 # MPI's objects are rebuilt when the build switches MPI on or off (a stamp per state).
 MPI_STAMP := $(BUILD)/.mpi-$(if $(filter 1,$(MPI)),on,off)
@@ -241,7 +259,7 @@ $(BUILD)/snapmem.pc: $(BUILD)/.pc-vars Makefile
 	@mkdir -p $(dir $@)
 	$(Q)printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' 'includedir=$${prefix}/include' '' \
 		'Name: snapmem' 'Description: memory estimator and stage profiler for simulation snapshot pipelines' \
-		'Version: $(VERSION)' 'Requires.private: hdf5 jemalloc libunwind jansson' \
+		'Version: $(VERSION)' 'Requires.private: hdf5 jemalloc libunwind jansson yaml-0.1' \
 		'Libs: -L$${libdir} -Wl,-rpath,$${libdir} -lsnapmem' 'Libs.private: -lm -lpthread -ldl' \
 		'Cflags: -I$${includedir}' > $@
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "snapmem/describe.h"
 #include "snapmem/estimator.h"
 
 #include "internal.h"
@@ -177,8 +178,9 @@ int sm_est_documented_rows(const sm_est_input *in, const sm_estimate *e, sm_est_
 	size_t nr = 0, i;
 	int rc;
 
-	(void)e;
-	if (in == NULL || strcmp(in->source_kind, "embedded") != 0)
+	/* the notebook's figures are the radial-profile pipeline's */
+	if (in == NULL || strcmp(in->source_kind, "embedded") != 0 ||
+	    (e != NULL && e->options.pipeline != NULL && !sm_desc_is_default(e->options.pipeline)))
 		return 0;
 	/* Like for like: the model with the notebook's choices (fields in memory, mask). */
 	nb = e != NULL ? e->options : (sm_model_options){0};
@@ -204,6 +206,13 @@ int sm_est_documented_rows(const sm_est_input *in, const sm_estimate *e, sm_est_
 	f3 = req(&e32, SM_STAGE_LOAD_GAS_FIELDS, SM_ARRAY_INTERNAL_ENERGY) +
 	     req(&e32, SM_STAGE_LOAD_GAS_FIELDS, SM_ARRAY_ELECTRON_ABUNDANCE) +
 	     req(&e32, SM_STAGE_LOAD_GAS_FIELDS, SM_ARRAY_STAR_FORMATION_RATE);
+	if (lh == NULL || find_stage(&e32, SM_STAGE_LOAD_POSITIONS) == NULL ||
+	    find_stage(&e64, SM_STAGE_LOAD_POSITIONS) == NULL ||
+	    find_stage(&e32, SM_STAGE_COMPUTE_TEMPERATURE) == NULL) {
+		sm_estimate_release(&e32);
+		sm_estimate_release(&e64);
+		return 0;
+	}
 	tot32 = find_stage(&e32, SM_STAGE_LOAD_POSITIONS)->live_after;
 	tot64 = find_stage(&e64, SM_STAGE_LOAD_POSITIONS)->live_after;
 

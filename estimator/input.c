@@ -21,6 +21,7 @@
 
 #include <jansson.h>
 
+#include "snapmem/describe.h"
 #include "snapmem/estimator.h"
 #include "snapmem/snapshot.h"
 #include "snapshot/snapshot-internal.h"
@@ -187,7 +188,8 @@ out:
 	return rc;
 }
 
-/* The distributed run deals chunk files to ranks by their gas cells: every chunk's count. */
+/* The distributed run deals chunk files to ranks by their gas cells: every chunk's count (and, for
+ * pipeline descriptions, the largest chunk's dark-matter particles). */
 static int chunk_gas(sm_est_input *in, sm_snapshot *s, sm_error *err)
 {
 	int64_t i;
@@ -202,8 +204,11 @@ static int chunk_gas(sm_est_input *in, sm_snapshot *s, sm_error *err)
 	if (in->chunk_gas == NULL)
 		return sm_error_set(err, SM_ENOMEM, "'%s': cannot hold the cells of %lld chunk files",
 				    in->path, (long long)s->nfiles);
-	for (i = 0; i < s->nfiles; i++)
+	for (i = 0; i < s->nfiles; i++) {
 		in->chunk_gas[i] = s->chunk_counts[i * SM_NTYPES + 0];
+		if (s->chunk_counts[i * SM_NTYPES + 1] > in->dm_chunk_max)
+			in->dm_chunk_max = s->chunk_counts[i * SM_NTYPES + 1];
+	}
 	in->nchunks = s->nfiles;
 	return 0;
 }
@@ -225,7 +230,9 @@ int sm_est_input_from_base(sm_est_input *in, const char *base, int snap, const s
 	if ((rc = sm_snapshot_open_base(&s, base, snap, err)) != 0)
 		goto fail;
 	in->header = s.header;
-	if (o->mpi && (rc = chunk_gas(in, &s, err)) != 0) {
+	/* the chunk sizes: the distributed run's work split, a description's gas_chunk_max */
+	if ((o->mpi || (o->pipeline != NULL && !sm_desc_is_default(o->pipeline))) &&
+	    (rc = chunk_gas(in, &s, err)) != 0) {
 		sm_snapshot_release(&s);
 		goto fail;
 	}

@@ -60,9 +60,27 @@ int sm__est_write_atomic(const char *path, const char *text, size_t len, sm_erro
 /* NFW concentration assumed for every halo. */
 #define SM__EST_NFW_C 4.0
 
+/* The modelled (or calibrated, or overridden) cells within 2 R200 of every halo into
+ * e->halo_sphere_cells (at most ncells each) and e->sphere_cells_source. 0 or SM_EINVAL (a halo
+ * whose sphere cannot be modelled). */
+int sm__est_sphere_cells(const sm_est_input *in, const sm_model_options *o, uint64_t ncells,
+			 sm_estimate *e, sm_error *err);
+/* e->files, e->files_with_gas and, when the chunk sizes are known, the cells of the most and least
+ * loaded of ranks (the distributed run's work split). 0 or SM_E*. */
+int sm__est_mpi_split(const sm_est_input *in, uint32_t ranks, sm_estimate *e, sm_error *err);
+/* Gc: the groups of the largest catalogue chunk (ceil(G / 600) for the embedded TNG300-1, G when
+ * the chunks were not read). 0 or SM_EINVAL. */
+int sm__est_groups_chunk(const sm_est_input *in, uint64_t *gc, sm_error *err);
+
+/* Page tables of a resident size: one 8-byte entry per 4 KiB page, 1/512 of it. */
+#define SM__EST_PTE_RATIO UINT64_C(512)
+
 /* The "options" and "source" objects of estimate.json, shared with the trade-off document. */
 json_t *sm__est_options_json(const sm_model_options *o);
 json_t *sm__est_source_json(const sm_est_input *in);
+/* The "pipeline" object of a description other than the embedded radial-profiles: its id, title,
+ * file and the values of its options not set by a model switch (the default or --set). */
+json_t *sm__est_pipeline_json(const sm_model_options *o);
 /* The verdict object of estimate.json, also in the trade-off document. */
 json_t *sm__est_verdict_json(const sm_est_verdict *v);
 

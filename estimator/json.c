@@ -15,16 +15,33 @@
 
 #include <jansson.h>
 
+#include "snapmem/describe.h"
 #include "snapmem/estimator.h"
 #include "snapmem/outfile.h"
 
+#include "describe.h"
 #include "internal.h"
 
 /* per_halo lists the most massive halos only beyond this many (a selection of millions of groups
  * would cost gigabytes of JSON); per_halo_truncated says so. The stages are computed from all. */
 #define JSON_MAX_HALOS 100000u
 
+static json_t *options_json(const sm_model_options *o);
+
 json_t *sm__est_options_json(const sm_model_options *o)
+{
+	json_t *j;
+
+	if (o->pipeline != NULL && !sm_desc_is_default(o->pipeline)) {
+		j = options_json(o);
+		if (j != NULL)
+			json_object_set_new(j, "pipeline", sm__est_pipeline_json(o));
+		return j;
+	}
+	return options_json(o);
+}
+
+static json_t *options_json(const sm_model_options *o)
 {
 	return json_pack("{s:s, s:s, s:s, s:I, s:o, s:f, s:I, s:b, s:o}",
 			 "positions", sm_model_positions_name(o->positions),
@@ -36,6 +53,25 @@ json_t *sm__est_options_json(const sm_model_options *o)
 			 "ranks", (json_int_t)o->ranks, "mpi", o->mpi || o->ranks > 1,
 			 "sphere_cells", o->sphere_cells > 0 ? json_integer((json_int_t)o->sphere_cells)
 							     : json_null());
+}
+
+json_t *sm__est_pipeline_json(const sm_model_options *o)
+{
+	const sm_pipeline_desc *d = o->pipeline;
+	const char *words[SM__DESC_MAX_OPTIONS] = {0};
+	uint64_t nums[SM__DESC_MAX_OPTIONS] = {0};
+	json_t *opts = json_object();
+	sm_error err = {0};
+	size_t i;
+
+	/* the estimate was computed from o: its options are valid */
+	if (sm__desc_option_values(d, o, words, nums, &err) == 0)
+		for (i = 0; i < sm_desc_noptions(d); i++)
+			json_object_set_new(opts, d->options[i].name,
+					    words[i] != NULL ? json_string(words[i])
+							     : json_integer((json_int_t)nums[i]));
+	return json_pack("{s:s, s:s, s:s, s:o}", "id", sm_desc_id(d), "title", sm_desc_title(d),
+			 "file", sm_desc_file(d), "options", opts);
 }
 
 /* JSON integers are signed 64-bit: byte counts above INT64_MAX cannot be represented. */
@@ -81,7 +117,7 @@ static json_t *stage_json(const sm_est_stage *st)
 
 		json_array_append_new(arrays, json_pack(
 			"{s:s, s:s, s:o, s:o, s:o, s:o, s:o}", "name", a->name,
-			"dtype", sm__est_dtype_name(a->dtype), "count", bytes(a->count),
+			"dtype", a->dtype_name != NULL ? a->dtype_name : sm__est_dtype_name(a->dtype), "count", bytes(a->count),
 			"requested_bytes", bytes(a->requested), "allocated_bytes", bytes(a->allocated),
 			"resident_bytes", bytes(a->resident), "freed_in", a->freed_in != NULL ? json_string(a->freed_in) : json_null()));
 	}
@@ -267,6 +303,8 @@ char *sm_estimate_json(const sm_est_input *in, const sm_estimate *e, const sm_es
 			"peak_stage", pre->nstages > 0 ? pre->stages[pre->peak_stage].id : ""));
 	if (e->mpi)
 		json_object_set_new(root, "mpi", mpi_json(e, v));
+	if (e->options.pipeline != NULL && !sm_desc_is_default(e->options.pipeline))
+		json_object_set_new(root, "pipeline", sm__est_pipeline_json(&e->options));
 	if (node)
 		json_object_set_new(root, "ranks_needed", v->best_distributed >= 0 ? json_integer(1)
 										   : json_null());

@@ -1,7 +1,8 @@
 /*
- * Planning on top of the model: every option combination (positions x select x temperature, with
- * several streaming block sizes, in one process; and the distributed strategy per rank) and its
- * peak against a node's memory, whether the distributed strategy fits at all (sm_est_ranks_needed),
+ * Planning on top of the model: every variant the pipeline description declares (for the
+ * radial-profile pipeline positions x select x temperature, with several streaming block sizes, in
+ * one process; and the distributed strategy per rank: estimator/pipelines/radial-profiles.yaml) and
+ * its peak against a node's memory, whether the distributed strategy fits at all (sm_est_ranks_needed),
  * and the trade-off document (snapmem.tradeoff/1). All of it is the pure model run again with
  * other options: no I/O.
  */
@@ -14,9 +15,8 @@
 
 #include "snapmem/estimator.h"
 
+#include "describe.h"
 #include "internal.h"
-
-static const uint64_t blocks[] = {65536, 1048576, 16777216};
 
 struct alt_sort {
 	sm_est_alternative a;
@@ -32,55 +32,46 @@ static int by_need(const void *x, const void *y)
 	return a->order < b->order ? -1 : a->order > b->order;
 }
 
-/* The combinations, in a fixed order: one process (mpi 0, ranks 1) positions x select x
- * temperature, then the distributed strategy (mpi 1, o's ranks) for both positions; with_blocks 0:
- * o's stream block only. At most 2 x 2 x 5 + 2 x 4 = 28. */
-static size_t combos(const sm_model_options *o, int with_blocks, sm_model_options *out)
+int sm_est_variants(const sm_model_options *o, int with_sweep, sm_model_options **out, size_t *n,
+		    sm_error *err)
 {
-	static const sm_dtype pos[] = {SM_DTYPE_F32, SM_DTYPE_F64};
-	static const sm_select sel[] = {SM_SELECT_INDEX, SM_SELECT_MASK};
-	uint64_t bl[5];
-	size_t nb = 0, i, p, s, n = 0;
-	int have = 0;
+	const sm_pipeline_desc *d = o->pipeline;
+	int rc;
 
-	if (with_blocks) {
-		for (i = 0; i < sizeof(blocks) / sizeof(blocks[0]); i++) {
-			bl[nb++] = blocks[i];
-			if (blocks[i] == o->stream_block)
-				have = 1;
-		}
+	if (d == NULL && (rc = sm_desc_default(&d, err)) != 0)
+		return rc;
+	return sm__desc_variants(d, o, with_sweep, out, n, err);
+}
+
+const char *sm_est_variant_label(const sm_model_options *o, char *buf, size_t len)
+{
+	const sm_pipeline_desc *d = o->pipeline;
+	const char *words[SM__DESC_MAX_OPTIONS] = {0};
+	uint64_t nums[SM__DESC_MAX_OPTIONS] = {0};
+	sm_error err = {0};
+	size_t i, k = 0;
+
+	buf[0] = '\0';
+	if (d == NULL && sm_desc_default(&d, &err) != 0)
+		return buf;
+	if (sm__desc_option_values(d, o, words, nums, &err) != 0)
+		return buf;
+	for (i = 0; i < d->noptions && k + 1 < len; i++) {
+		const sm__desc_option *op = &d->options[i];
+		int n;
+
+		if (op->numeric && op->nsweep == 0)
+			continue;
+		if (!op->numeric && op->nvalues < 2)
+			continue;
+		n = op->numeric ? snprintf(buf + k, len - k, "%s%llu", k > 0 ? "/" : "",
+					   (unsigned long long)nums[i])
+				: snprintf(buf + k, len - k, "%s%s", k > 0 ? "/" : "", words[i]);
+		if (n < 0 || (size_t)n >= len - k)
+			break;
+		k += (size_t)n;
 	}
-	if (!have)
-		bl[nb++] = o->stream_block;
-	for (p = 0; p < 2; p++) {
-		for (s = 0; s < 2; s++) {
-			out[n] = *o;
-			out[n].mpi = 0;
-			out[n].ranks = 1;
-			out[n].positions = pos[p];
-			out[n].select = sel[s];
-			out[n].temperature = SM_TEMP_IN_MEMORY;
-			n++;
-			for (i = 0; i < nb; i++) {
-				out[n] = out[n - 1 - i];
-				out[n].temperature = SM_TEMP_STREAMING;
-				out[n].stream_block = bl[i];
-				n++;
-			}
-		}
-	}
-	for (p = 0; p < 2; p++) {
-		for (i = 0; i < nb; i++) {
-			out[n] = *o;
-			out[n].mpi = 1;
-			out[n].positions = pos[p];
-			out[n].select = SM_SELECT_INDEX;
-			out[n].temperature = SM_TEMP_IN_MEMORY;
-			out[n].stream_block = bl[i];
-			n++;
-		}
-	}
-	return n;
+	return buf;
 }
 
 /* One estimate's figures against node_mem (0: not given). */
@@ -112,16 +103,20 @@ static void fill(sm_est_alternative *a, const sm_estimate *e, uint64_t node_mem)
 int sm_est_alternatives(const sm_est_input *in, const sm_model_options *o, uint64_t node_mem,
 			sm_est_alternative **alts, size_t *n, sm_error *err)
 {
-	sm_model_options opts[32];
+	sm_model_options *opts = NULL;
 	struct alt_sort *tmp = NULL;
-	size_t nc = combos(o, 1, opts), i;
+	size_t nc = 0, i;
 	int rc = 0;
 
 	*alts = NULL;
 	*n = 0;
-	tmp = calloc(nc, sizeof(*tmp));
-	if (tmp == NULL)
+	if ((rc = sm_est_variants(o, 1, &opts, &nc, err)) != 0)
+		return rc;
+	tmp = calloc(nc > 0 ? nc : 1, sizeof(*tmp));
+	if (tmp == NULL) {
+		free(opts);
 		return sm_error_set(err, SM_ENOMEM, "estimator: cannot allocate alternatives");
+	}
 	for (i = 0; i < nc; i++) {
 		sm_estimate e;
 
@@ -142,6 +137,7 @@ int sm_est_alternatives(const sm_est_input *in, const sm_model_options *o, uint6
 	*n = nc;
 out:
 	free(tmp);
+	free(opts);
 	return rc;
 }
 
@@ -219,8 +215,61 @@ void sm_est_verdict_release(sm_est_verdict *v)
 	v->nchoices = v->nfit = 0;
 }
 
+/* "--pipeline FILE --positions float64 --set method=chunked" (sep " ", switches 1) or
+ * "pipeline 'dm-projection': method chunked, positions float64" (switches 0). */
+static const char *desc_text(const sm_model_options *o, int switches, char *buf, size_t len)
+{
+	const sm_pipeline_desc *d = o->pipeline;
+	const char *words[SM__DESC_MAX_OPTIONS] = {0};
+	uint64_t nums[SM__DESC_MAX_OPTIONS] = {0};
+	sm_error err = {0};
+	size_t i, k;
+	int n;
+
+	n = switches ? snprintf(buf, len, "--pipeline %s", d->file)
+		     : snprintf(buf, len, d->noptions > 0 ? "pipeline '%s':" : "pipeline '%s'",
+				d->id);
+	k = n > 0 && (size_t)n < len ? (size_t)n : 0;
+	if (sm__desc_option_values(d, o, words, nums, &err) != 0)
+		return buf;
+	for (i = 0; i < d->noptions && k + 1 < len; i++) {
+		const char *name = d->options[i].name;
+		char val[40];
+
+		if (words[i] != NULL)
+			snprintf(val, sizeof(val), "%s", words[i]);
+		else
+			snprintf(val, sizeof(val), "%llu", (unsigned long long)nums[i]);
+		if (!switches)
+			n = snprintf(buf + k, len - k, "%s %s %s", i > 0 ? "," : "", name, val);
+		else if (strcmp(name, "strategy") == 0)
+			n = snprintf(buf + k, len - k, "%s", strcmp(val, "distributed") == 0 ? " --mpi"
+											       : "");
+		else if (strcmp(name, "positions") == 0 || strcmp(name, "select") == 0 ||
+			 strcmp(name, "temperature") == 0)
+			n = snprintf(buf + k, len - k, " --%s %s", name, val);
+		else if (strcmp(name, "stream_block") == 0)
+			n = snprintf(buf + k, len - k, " --stream-block %s", val);
+		else
+			n = snprintf(buf + k, len - k, " --set %s=%s", name, val);
+		if (n < 0 || (size_t)n >= len - k)
+			break;
+		k += (size_t)n;
+	}
+	return buf;
+}
+
+const char *sm_est_options_text(const sm_model_options *o, char *buf, size_t len)
+{
+	if (o->pipeline == NULL || sm_desc_is_default(o->pipeline))
+		return NULL;
+	return desc_text(o, 0, buf, len);
+}
+
 const char *sm_est_options_switches(const sm_model_options *o, char *buf, size_t len)
 {
+	if (o->pipeline != NULL && !sm_desc_is_default(o->pipeline))
+		return desc_text(o, 1, buf, len);
 	const char *pos = sm_model_positions_name(o->positions);
 	const char *sel = sm_model_select_name(o->select);
 	const char *tmp = sm_model_temperature_name(o->temperature);
@@ -244,15 +293,20 @@ static json_t *bytes(uint64_t v)
 char *sm_tradeoff_json(const sm_est_input *in, const sm_model_options *o,
 		       const sm_est_verdict *v, sm_error *err)
 {
-	sm_model_options opts[32];
-	size_t nc = combos(o, 0, opts), i, j;
+	sm_model_options *opts = NULL;
+	size_t nc = 0, i, j;
 	sm_estimate base, e;
 	json_t *root = NULL, *vars = json_array();
 	char *text = NULL;
 	double box = in->header.box_size > 0 ? in->header.box_size : 1;
 
+	if (sm_est_variants(o, 0, &opts, &nc, err) != 0) {
+		json_decref(vars);
+		return NULL;
+	}
 	if (sm_estimate_compute(in, o, &base, err) != 0) {
 		json_decref(vars);
+		free(opts);
 		return NULL;
 	}
 	for (i = 0; i < nc; i++) {
@@ -301,5 +355,6 @@ out:
 	json_decref(vars);
 	json_decref(root);
 	sm_estimate_release(&base);
+	free(opts);
 	return text;
 }

@@ -49,11 +49,13 @@ static int is_model(const char *name)
 }
 
 static const struct opt estimate_opts[] = {
-	{"base-path", 1}, {"snap", 1}, {"snapshot", 1}, {"node-mem", 1}, {"headroom", 1},
+	{"base-path", 1}, {"snap", 1}, {"snapshot", 1}, {"pipeline", 1}, {"set", 1},
+	{"node-mem", 1}, {"headroom", 1},
 	{"format", 1}, {"output", 1}, MODEL_OPTS, {"help", 0}, {NULL, 0},
 };
 static const struct opt tradeoff_opts[] = {
-	{"base-path", 1}, {"snap", 1}, {"snapshot", 1}, {"node-mem", 1}, {"headroom", 1},
+	{"base-path", 1}, {"snap", 1}, {"snapshot", 1}, {"pipeline", 1}, {"set", 1},
+	{"node-mem", 1}, {"headroom", 1},
 	{"format", 1}, {"output", 1}, MODEL_OPTS, {"help", 0}, {NULL, 0},
 };
 static const struct opt run_opts[] = {

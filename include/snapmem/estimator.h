@@ -39,6 +39,8 @@ typedef struct sm_est_input {
 	uint64_t *chunk_gas;       /* [nchunks] NumPart_ThisFile[0] of every chunk file, read only for
 				    * --mpi from a base path (the work split); NULL when unknown */
 	int64_t nchunks;
+	uint64_t dm_chunk_max;     /* the largest chunk's NumPart_ThisFile[1], read with chunk_gas;
+				    * 0 when not read */
 	uint64_t groups_chunk_max; /* Gc: the largest catalogue chunk's Ngroups_ThisFile (the chunk
 				    * headers; the distributed run's load_halos reads the catalogue
 				    * chunk by chunk into arrays of Gc groups). 0 when not read: the
@@ -60,10 +62,12 @@ void sm_est_input_release(sm_est_input *in);
 
 #define SM_EST_MAX_ARRAYS 16
 #define SM_EST_MAX_STAGES 16
+#define SM_EST_MAX_DESC_ASSUMPTIONS 16
 
 typedef struct sm_est_array {
-	const char *name;          /* static string, the array name of docs/MODEL.md */
-	sm_dtype dtype;
+	const char *name;          /* the array name of docs/MODEL.md (the description's string) */
+	sm_dtype dtype;            /* SM_DTYPE_NONE for a dtype the snapshots do not have (bool) */
+	const char *dtype_name;    /* the description's dtype: "float32", "bool" */
 	uint64_t count;            /* elements (components included) */
 	uint64_t requested, allocated;
 	uint64_t resident;         /* pages it occupies once written (sm_est_array_resident) */
@@ -115,6 +119,13 @@ typedef struct sm_estimate {
 	int64_t files_with_gas;     /* chunk files holding gas cells; -1 when the chunks are unknown */
 	int have_cells_per_rank;    /* 1: chunk sizes known, cells_per_rank_* set */
 	uint64_t cells_per_rank_max, cells_per_rank_min; /* the largest-first assignment's loads */
+
+	/* The pipeline description's own assumption sentences in force (strings of the
+	 * description), after the sphere model's; and the quantities its replay read (bit i:
+	 * quantity i of docs/PIPELINES.md's table, for the assumptions about them). */
+	const char *desc_assumptions[SM_EST_MAX_DESC_ASSUMPTIONS];
+	size_t ndesc_assumptions;
+	uint64_t quantities_used;
 } sm_estimate;
 
 /* Computes the estimate. 0, or SM_EOVERFLOW when a byte count does not fit 64 bits, SM_EINVAL for
@@ -246,6 +257,21 @@ typedef struct sm_est_speed {
  */
 int sm_est_calibration_speed(const char *rundir, const sm_est_input *in,
 			     const sm_model_options *o, sm_est_speed *out, sm_error *err);
+
+/*
+ * The variants of o's pipeline description (o->pipeline, or the embedded radial-profiles;
+ * docs/PIPELINES.md "Variants"), each as model options: every combination of the options the
+ * description declares, the first varying slowest, with_sweep: numeric options over their sweep:
+ * values too. *out malloc'd (caller frees). 0 or SM_E* (more than 64 variants is SM_EINVAL).
+ */
+int sm_est_variants(const sm_model_options *o, int with_sweep, sm_model_options **out, size_t *n,
+		    sm_error *err);
+/* "whole/float64/4096": the values of o's description's options that vary, joined by '/'. */
+const char *sm_est_variant_label(const sm_model_options *o, char *buf, size_t len);
+
+/* For a description other than the embedded radial-profiles: "pipeline 'dm-projection': method
+ * chunked, positions float64, pixels 4096" into buf (returned); NULL for the default. */
+const char *sm_est_options_text(const sm_model_options *o, char *buf, size_t len);
 
 /* The command-line switches that select a's options ("--positions float32 --select index
  * --temperature streaming --stream-block 65536" or "--mpi --positions float32 --stream-block

@@ -143,6 +143,9 @@ typedef enum sm_temp_mode { SM_TEMP_IN_MEMORY = 0, SM_TEMP_STREAMING } sm_temp_m
 #define SM_MODEL_TEMPERATURE_CHOICES SM_TEMP_NAME_IN_MEMORY "|" SM_TEMP_NAME_STREAMING
 
 /* Every switch the pipeline has (docs/MODEL.md "Switches"). */
+struct sm_pipeline_desc;
+#define SM_MODEL_SET_MAX 256
+
 typedef struct sm_model_options {
 	sm_dtype positions;        /* SM_DTYPE_F32 (default) or SM_DTYPE_F64 */
 	sm_select select;          /* default SM_SELECT_INDEX */
@@ -155,9 +158,30 @@ typedef struct sm_model_options {
 	uint32_t ranks;            /* MPI ranks (default 1; > 1 implies mpi) */
 	uint64_t sphere_cells;     /* override of the largest sphere's cells; 0 = model */
 	char calibrate[SM_PATH_MAX]; /* a run directory whose measured sphere counts calibrate; "" none */
+	unsigned given;            /* SM_MODEL_GIVEN_* bits: the switches given (sm_model_option_apply);
+				    * a pipeline description's own defaults apply to the others */
+	const struct sm_pipeline_desc *pipeline; /* the description the estimator replays
+				    * (include/snapmem/describe.h, docs/PIPELINES.md); NULL: the embedded
+				    * radial-profiles. The pipeline ignores it */
+	char set[SM_MODEL_SET_MAX]; /* `--set NAME=VALUE` settings of the description's options,
+				    * each NUL-terminated, an empty one ends the list */
 } sm_model_options;
 
+#define SM_MODEL_GIVEN_POSITIONS 1u
+#define SM_MODEL_GIVEN_SELECT 2u
+#define SM_MODEL_GIVEN_TEMPERATURE 4u
+#define SM_MODEL_GIVEN_STREAM_BLOCK 8u
+#define SM_MODEL_GIVEN_MPI 16u       /* --mpi, or --ranks R > 1 */
+
 void sm_model_options_init(sm_model_options *o);
+
+/*
+ * Adds (or replaces) one "NAME=VALUE" setting of o->set; checked against the description when
+ * estimated (sm_desc_check_setting checks one earlier). 0 or SM_EINVAL (no '=', too long).
+ */
+int sm_model_option_set(sm_model_options *o, const char *setting, sm_error *err);
+/* The value of setting name in o->set, or NULL. */
+const char *sm_model_option_get(const sm_model_options *o, const char *name);
 
 /*
  * Applies one command-line model option: opt is the option name ("--positions"), value its

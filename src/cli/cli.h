@@ -62,11 +62,27 @@ struct cli_est_args {
 	uint64_t node_mem;
 	uint64_t headroom;        /* bytes, resolved from --headroom SIZE|PCT once --node-mem is known */
 	sm_model_options opts;
+	const char *pipeline;     /* --pipeline FILE, or NULL: the embedded radial-profiles */
+	struct sm_pipeline_desc *desc; /* its description, loaded by cli_est_parse (opts.pipeline) */
 };
+
+/* Frees what cli_est_parse loaded (the description); a may be one it failed on. */
+void cli_est_args_release(struct cli_est_args *a);
 
 /* The ids of the source and output options in estimate's and tradeoff's tables. */
 enum { CLI_EST_BASE = CLI_ID_FIRST, CLI_EST_SNAP, CLI_EST_SNAPSHOT, CLI_EST_NODE_MEM,
-       CLI_EST_FORMAT, CLI_EST_OUTPUT, CLI_EST_HEADROOM, CLI_EST_FIRST_FREE };
+       CLI_EST_FORMAT, CLI_EST_OUTPUT, CLI_EST_HEADROOM, CLI_EST_PIPELINE, CLI_EST_SET,
+       CLI_EST_FIRST_FREE };
+
+/* The pipeline-description options of estimate and tradeoff (docs/PIPELINES.md), in both tables. */
+#define CLI_EST_PIPELINE_OPTS                                                                      \
+	{"pipeline", 0, CLI_FILE, "FILE", "the embedded radial-profiles description",               \
+	 "estimate the pipeline described in FILE (docs/PIPELINES.md); the model options set the "  \
+	 "description's options of the same names (--mpi and --ranks R > 1: strategy distributed); " \
+	 "one the description does not declare is an error", CLI_EST_PIPELINE, 0},                  \
+	{"set", 0, CLI_TEXT, "NAME=VALUE", "none",                                                 \
+	 "set the description's option NAME (repeatable): one of its values, or an integer within "  \
+	 "its bounds", CLI_EST_SET, 0}
 
 /* The source options of estimate and tradeoff, in both tables. */
 #define CLI_EST_SOURCE_OPTS                                                                        \

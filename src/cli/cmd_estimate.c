@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "snapmem/describe.h"
 #include "snapmem/estimator.h"
 #include "snapmem/units.h"
 
@@ -57,6 +58,8 @@ const char *cli_est_opts_text(const sm_model_options *o, char *buf, size_t len)
 {
 	char blk[40] = "";
 
+	if (sm_est_options_text(o, buf, len) != NULL)
+		return buf;
 	if (o->mpi || o->ranks > 1) {
 		snprintf(buf, len, "distributed (--mpi), positions %s, stream block %llu, ranks %u",
 			 sm_model_positions_name(o->positions),
@@ -137,10 +140,32 @@ int cli_est_parse(const cli_cmd *cmd, int argc, char **argv, struct cli_est_args
 			headroom = val;
 		} else if (o->id == CLI_EST_OUTPUT) {
 			a->out = val;
+		} else if (o->id == CLI_EST_PIPELINE) {
+			a->pipeline = val;
+		} else if (o->id == CLI_EST_SET) {
+			if (sm_model_option_set(&a->opts, val, &err) != 0)
+				return cli_parse_error(&p, "%s", err.msg);
 		}
 	}
 	if (sm_model_options_check(&a->opts, &err) != 0)
 		return cli_parse_error(&p, "%s", err.msg);
+	if (a->pipeline != NULL) {
+		const char *q;
+
+		if (sm_desc_load(a->pipeline, &a->desc, &err) != 0)
+			return cli_fail(&err);
+		a->opts.pipeline = a->desc;
+		for (q = a->opts.set; *q != '\0'; q += strlen(q) + 1)
+			if (sm_desc_check_setting(a->desc, q, &err) != 0)
+				return cli_parse_error(&p, "%s", err.msg);
+	} else if (a->opts.set[0] != '\0') {
+		const sm_pipeline_desc *d;
+
+		if (sm_desc_default(&d, &err) != 0)
+			return cli_fail(&err);
+		if (sm_desc_check_setting(d, a->opts.set, &err) != 0)
+			return cli_parse_error(&p, "%s", err.msg);
+	}
 	if (a->base != NULL && a->snapshot != NULL)
 		return cli_parse_error(&p, "give --base-path DIR --snap N or --snapshot FILE, not both");
 	if (a->base != NULL && !a->have_snap)
@@ -160,6 +185,13 @@ int cli_est_parse(const cli_cmd *cmd, int argc, char **argv, struct cli_est_args
  * percentage of --node-mem ("10%"). A bare number is refused (bytes or percent?), as are a sign,
  * no --node-mem, and a headroom that leaves nothing of the node.
  */
+void cli_est_args_release(struct cli_est_args *a)
+{
+	sm_desc_free(a->desc);
+	a->desc = NULL;
+	a->opts.pipeline = NULL;
+}
+
 int cli_est_headroom(const char *val, uint64_t node_mem, uint64_t *out, sm_error *err)
 {
 	size_t n = strlen(val);
@@ -225,6 +257,7 @@ int cli_est_input(const struct cli_est_args *a, sm_est_input *in, sm_error *err)
 
 static const cli_opt estimate_opts[] = {
 	CLI_EST_SOURCE_OPTS,
+	CLI_EST_PIPELINE_OPTS,
 	CLI_EST_NODE_OPTS,
 	{"format", 0, CLI_CHOICE, "table|json|markdown|slurm", "table",
 	 "the output: a table for people, estimate.json (docs/MODEL.md), Markdown, or the #SBATCH "
@@ -237,6 +270,7 @@ static const cli_opt estimate_opts[] = {
 const cli_cmd cli_cmd_estimate = {
 	"estimate", "predict the memory of every pipeline stage from headers",
 	"usage: snapmem estimate [--base-path DIR --snap N | --snapshot FILE] [MODEL OPTIONS]\n"
+	"                        [--pipeline FILE [--set NAME=VALUE ...]]\n"
 	"                        [--node-mem SIZE [--headroom SIZE|PCT]]\n"
 	"                        [--format table|json|markdown|slurm] [-o FILE]\n",
 	"Predicts the memory of every pipeline stage, array by array, from the snapshot headers and\n"
@@ -352,10 +386,10 @@ static void render_stages(struct ctx *c)
 			iec(a->allocated, al, sizeof(al));
 			if (c->md)
 				fprintf(c->f, "| `%s` | %s | %s | %s | %s | %s | %s |\n", a->name,
-					sm_dtype_name(a->dtype), cnt, byt, r, al, fr);
+					(a->dtype_name != NULL ? a->dtype_name : sm_dtype_name(a->dtype)), cnt, byt, r, al, fr);
 			else
 				fprintf(c->f, "    %-28s %-8s %16s %19s %11s %11s  %s\n", a->name,
-					sm_dtype_name(a->dtype), cnt, byt, r, al, fr);
+					(a->dtype_name != NULL ? a->dtype_name : sm_dtype_name(a->dtype)), cnt, byt, r, al, fr);
 		}
 	}
 	fputc('\n', c->f);
@@ -746,8 +780,10 @@ int cmd_estimate(int argc, char **argv)
 	int done = 0, rc, status = 0, have_in = 0, have_e = 0, have_v = 0;
 
 	rc = cli_est_parse(&cli_cmd_estimate, argc, argv, &a, &done);
-	if (rc != 0 || done)
+	if (rc != 0 || done) {
+		cli_est_args_release(&a);
 		return rc;
+	}
 	if (cli_est_input(&a, &in, &err) != 0) {
 		status = cli_fail(&err);
 		goto out;
@@ -803,5 +839,6 @@ out:
 		sm_estimate_release(&e);
 	if (have_in)
 		sm_est_input_release(&in);
+	cli_est_args_release(&a);
 	return status;
 }

@@ -13,11 +13,13 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "snapmem/describe.h"
 #include "snapmem/estimator.h"
 #include "snapmem/units.h"
 
 static const cli_opt tradeoff_opts[] = {
 	CLI_EST_SOURCE_OPTS,
+	CLI_EST_PIPELINE_OPTS,
 	CLI_EST_NODE_OPTS,
 	{"format", 0, CLI_CHOICE, "table|json|markdown", "table",
 	 "the output: a table for people, JSON (snapmem.tradeoff/1) or Markdown", CLI_EST_FORMAT, 0},
@@ -29,6 +31,7 @@ static const cli_opt tradeoff_opts[] = {
 const cli_cmd cli_cmd_tradeoff = {
 	"tradeoff", "compare float32/float64 and the other switches, estimated",
 	"usage: snapmem tradeoff [--base-path DIR --snap N | --snapshot FILE] [MODEL OPTIONS]\n"
+	"                        [--pipeline FILE [--set NAME=VALUE ...]]\n"
 	"                        [--node-mem SIZE [--headroom SIZE|PCT]]\n"
 	"                        [--format table|json|markdown] [-o FILE]\n",
 	"float32 vs float64 positions, spatial index vs mask, in-memory vs streaming temperature in one\n"
@@ -41,6 +44,7 @@ const cli_cmd cli_cmd_tradeoff = {
 
 #define NVAR 10  /* 8 one-process combinations, then the distributed strategy per rank (f32, f64) */
 #define MAX_IDS 16
+#define MAX_VARIANTS 16 /* columns of a description's own variants (docs/PIPELINES.md) */
 
 /* Variants 0-7: one process (mpi off); 8, 9: --mpi with the given ranks, figures per rank. */
 static void variant(const sm_model_options *base, int i, sm_model_options *o, char *label,
@@ -69,14 +73,16 @@ static int render(FILE *f, int md, const sm_est_input *in, const sm_model_option
 {
 	/* on the heap: ten estimates are 176 KiB, too much for a small stack */
 	struct render_heap {
-		sm_estimate ref, e[NVAR];
-		sm_model_options o[NVAR];
+		sm_estimate ref, e[MAX_VARIANTS];
+		sm_model_options o[MAX_VARIANTS];
+		char label[MAX_VARIANTS][24];
 	} *hp = calloc(1, sizeof(*hp));
 	sm_estimate *ref, *e;
-	sm_model_options *o;
-	char label[NVAR][24], a[64], b[48], t[200];
+	sm_model_options *o, *dv = NULL;
+	char (*label)[24], a[64], b[48], t[200];
 	const char *ids[MAX_IDS];
-	int i, n = 0, rc;
+	int i, n = 0, rc, nvar = NVAR;
+	size_t ndv = 0;
 	size_t s, nids = 0, k;
 	double box = in->header.box_size > 0 ? in->header.box_size : 1;
 	double sp32 = (double)(nextafterf((float)box, INFINITY) - (float)box);
@@ -88,12 +94,24 @@ static int render(FILE *f, int md, const sm_est_input *in, const sm_model_option
 	ref = &hp->ref;
 	e = hp->e;
 	o = hp->o;
+	label = hp->label;
 	if ((rc = sm_estimate_compute(in, base, ref, err)) != 0) {
 		free(hp);
 		return rc;
 	}
-	for (n = 0; n < NVAR; n++) {
-		variant(base, n, &o[n], label[n], sizeof(label[n]));
+	/* a description's own variants (docs/PIPELINES.md "Variants"), at the given numbers */
+	if (base->pipeline != NULL && !sm_desc_is_default(base->pipeline)) {
+		if ((rc = sm_est_variants(base, 0, &dv, &ndv, err)) != 0)
+			goto out;
+		nvar = ndv < MAX_VARIANTS ? (int)ndv : MAX_VARIANTS;
+	}
+	for (n = 0; n < nvar; n++) {
+		if (dv != NULL) {
+			o[n] = dv[n];
+			sm_est_variant_label(&o[n], label[n], sizeof(label[n]));
+		} else {
+			variant(base, n, &o[n], label[n], sizeof(label[n]));
+		}
 		if ((rc = sm_estimate_compute(in, &o[n], &e[n], err)) != 0)
 			goto out;
 	}
@@ -110,7 +128,7 @@ static int render(FILE *f, int md, const sm_est_input *in, const sm_model_option
 	else
 		fprintf(f, "  %-18s %12s %19s %12s  %-22s %14s\n", "combination", "need", "bytes",
 			"allocated", "peak stage", "saved vs yours");
-	for (i = 0; i < NVAR; i++) {
+	for (i = 0; i < nvar; i++) {
 		int64_t saved = (int64_t)(ref->need - e[i].need);
 		char al[32];
 
@@ -125,17 +143,17 @@ static int render(FILE *f, int md, const sm_est_input *in, const sm_model_option
 	fprintf(f, md ? "\n## Live memory after each stage (requested; peak in brackets)\n\n| stage |"
 		      : "\n  live memory after each stage, requested (peak of the stage below it)\n  %-20s",
 		"stage");
-	for (i = 0; i < NVAR; i++)
+	for (i = 0; i < nvar; i++)
 		fprintf(f, md ? " %s |" : " %17s", label[i]);
 	if (md) {
 		fprintf(f, "\n|---|");
-		for (i = 0; i < NVAR; i++)
+		for (i = 0; i < nvar; i++)
 			fprintf(f, "---:|");
 	}
 	fputc('\n', f);
 	/* Stages lined up by id: variant 0 (index) has every one-process stage, the distributed
 	 * variants add stream_cells. */
-	for (i = 0; i < NVAR; i++) {
+	for (i = 0; i < nvar; i++) {
 		size_t after = 0;  /* where the variant's previous stage sits in ids, + 1 */
 
 		for (s = 0; s < e[i].nstages; s++) {
@@ -158,7 +176,7 @@ static int render(FILE *f, int md, const sm_est_input *in, const sm_model_option
 		for (row = 0; row < 2; row++) {
 			fprintf(f, md ? "| %s%s |" : "  %-20s", row == 0 ? id : "",
 				md && row == 1 ? "(peak)" : "");
-			for (i = 0; i < NVAR; i++) {
+			for (i = 0; i < nvar; i++) {
 				const sm_est_stage *st = NULL;
 
 				for (k = 0; k < e[i].nstages; k++)
@@ -185,6 +203,7 @@ out:
 		sm_estimate_release(&e[i]);
 	sm_estimate_release(ref);
 	free(hp);
+	free(dv);
 	return rc;
 }
 
@@ -200,8 +219,10 @@ int cmd_tradeoff(int argc, char **argv)
 	int done = 0, rc, status = 0, have_in = 0, have_v = 0;
 
 	rc = cli_est_parse(&cli_cmd_tradeoff, argc, argv, &a, &done);
-	if (rc != 0 || done)
+	if (rc != 0 || done) {
+		cli_est_args_release(&a);
 		return rc;
+	}
 	if (cli_est_input(&a, &in, &err) != 0) {
 		status = cli_fail(&err);
 		goto out;
@@ -260,5 +281,6 @@ out:
 		sm_est_verdict_release(&v);
 	if (have_in)
 		sm_est_input_release(&in);
+	cli_est_args_release(&a);
 	return status;
 }

@@ -54,6 +54,7 @@ int sm_model_option_apply(sm_model_options *o, const char *opt, const char *valu
 		return 0;
 	if (strcmp(opt, OPT(SM_OPT_MPI)) == 0) {
 		o->mpi = 1;
+		o->given |= SM_MODEL_GIVEN_MPI;
 		return 2;
 	}
 	if (strcmp(opt, OPT(SM_OPT_POSITIONS)) != 0 && strcmp(opt, OPT(SM_OPT_SELECT)) != 0 &&
@@ -69,20 +70,24 @@ int sm_model_option_apply(sm_model_options *o, const char *opt, const char *valu
 		if (sm_model_positions_parse(value, &o->positions) != 0)
 			return sm_error_set(err, SM_EINVAL, "%s: '%s' is not %s or %s", opt, value,
 					    SM_DTYPE_NAME_F32, SM_DTYPE_NAME_F64);
+		o->given |= SM_MODEL_GIVEN_POSITIONS;
 	} else if (strcmp(opt, OPT(SM_OPT_SELECT)) == 0) {
 		if (sm_model_select_parse(value, &o->select) != 0)
 			return sm_error_set(err, SM_EINVAL, "%s: '%s' is not %s or %s", opt, value,
 					    SM_SELECT_NAME_INDEX, SM_SELECT_NAME_MASK);
+		o->given |= SM_MODEL_GIVEN_SELECT;
 	} else if (strcmp(opt, OPT(SM_OPT_TEMPERATURE)) == 0) {
 		if (sm_model_temperature_parse(value, &o->temperature) != 0)
 			return sm_error_set(err, SM_EINVAL, "%s: '%s' is not %s or %s", opt, value,
 					    SM_TEMP_NAME_IN_MEMORY, SM_TEMP_NAME_STREAMING);
+		o->given |= SM_MODEL_GIVEN_TEMPERATURE;
 	} else if (strcmp(opt, OPT(SM_OPT_STREAM_BLOCK)) == 0) {
 		if ((rc = sm_parse_u64(opt, value, &u, err)) != 0)
 			return rc;
 		if (u == 0)
 			return sm_error_set(err, SM_EINVAL, "%s: must be at least 1 cell", opt);
 		o->stream_block = u;
+		o->given |= SM_MODEL_GIVEN_STREAM_BLOCK;
 	} else if (strcmp(opt, OPT(SM_OPT_HALOS)) == 0) {
 		if ((rc = sm_parse_u64(opt, value, &u, err)) != 0)
 			return rc;
@@ -103,6 +108,8 @@ int sm_model_option_apply(sm_model_options *o, const char *opt, const char *valu
 			return sm_error_set(err, SM_EINVAL, "%s: '%s' is not between 1 and %u", opt,
 					    value, SM_MODEL_MAX_RANKS);
 		o->ranks = (uint32_t)u;
+		if (u > 1)
+			o->given |= SM_MODEL_GIVEN_MPI;
 	} else if (strcmp(opt, OPT(SM_OPT_SPHERE_CELLS)) == 0) {
 		if ((rc = sm_parse_u64(opt, value, &u, err)) != 0)
 			return rc;
@@ -133,4 +140,45 @@ int sm_model_options_check(sm_model_options *o, sm_error *err)
 		return sm_error_set(err, SM_EINVAL, "--temperature streaming: does not apply with "
 				    "--mpi (the distributed run always streams its cells in blocks)");
 	return 0;
+}
+
+int sm_model_option_set(sm_model_options *o, const char *setting, sm_error *err)
+{
+	const char *eq = strchr(setting, '=');
+	size_t nlen, len = strlen(setting), used = 0, keep = 0;
+	char buf[SM_MODEL_SET_MAX];
+	const char *p;
+
+	if (eq == NULL || eq == setting || eq[1] == '\0')
+		return sm_error_set(err, SM_EINVAL, "--set '%s': NAME=VALUE expected", setting);
+	nlen = (size_t)(eq - setting);
+	/* the others, then this one last */
+	for (p = o->set; *p != '\0'; p += strlen(p) + 1) {
+		size_t l = strlen(p);
+
+		if (strncmp(p, setting, nlen + 1) == 0)
+			continue;
+		memcpy(buf + keep, p, l + 1);
+		keep += l + 1;
+	}
+	used = keep;
+	if (used + len + 2 > sizeof(o->set))
+		return sm_error_set(err, SM_EINVAL, "--set '%s': the settings exceed %zu bytes",
+				    setting, sizeof(o->set) - 1);
+	memcpy(buf + used, setting, len + 1);
+	used += len + 1;
+	buf[used] = '\0';
+	memcpy(o->set, buf, used + 1);
+	return 0;
+}
+
+const char *sm_model_option_get(const sm_model_options *o, const char *name)
+{
+	size_t n = strlen(name);
+	const char *p;
+
+	for (p = o->set; *p != '\0'; p += strlen(p) + 1)
+		if (strncmp(p, name, n) == 0 && p[n] == '=')
+			return p + n + 1;
+	return NULL;
 }

@@ -1,0 +1,526 @@
+/*
+ * Pipeline descriptions (docs/PIPELINES.md): every error of the reader is one line
+ * "FILE:LINE:COL: what is wrong" (checked word for word through sm_desc_parse), every error of the
+ * replay is exit 2 with one line and nothing written (through `snapmem estimate --pipeline`), the
+ * option switches and --set are checked against the description, the worked example of the docs
+ * (a dark-matter projection) gives the figures worked out by hand, a per-halo loop gives every
+ * halo its own peak, and the radial-profile description declares the 28 variants tradeoff has
+ * always compared.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "snapmem/describe.h"
+#include "snapmem/estimator.h"
+#include "util.h"
+
+struct bad {
+	const char *what, *yaml, *msg;
+};
+
+/* Found when the file is read: the whole message, word for word. */
+static const struct bad read_errors[] = {
+	{"not YAML", "pipeline: x\nstages: [a: b: c\n",
+	 "x.yaml:2:14: not YAML: did not find expected ',' or ']' while parsing a flow sequence"},
+	{"anchor", "pipeline: &p x\nstages: [{id: a}]\n",
+	 "x.yaml:1:11: anchor '&p': anchors and aliases are not allowed"},
+	{"alias", "pipeline: x\nnote: *t\nstages: [{id: a}]\n",
+	 "x.yaml:2:7: an alias: anchors and aliases are not allowed"},
+	{"tag", "pipeline: !!str x\nstages: [{id: a}]\n",
+	 "x.yaml:1:11: tag 'tag:yaml.org,2002:str': tags are not allowed"},
+	{"two documents", "pipeline: x\nstages: [{id: a}]\n---\npipeline: y\n",
+	 "x.yaml:3:1: more than one YAML document"},
+	{"empty", "", "x.yaml:1:1: empty description: a mapping with pipeline: and stages: is "
+	 "expected"},
+	{"unknown key", "pipeline: x\nstagse: [{id: a}]\n",
+	 "x.yaml:2:1: unknown key 'stagse' in the description (did you mean 'stages'?)"},
+	{"no stages", "pipeline: x\n", "x.yaml:1:1: no stages:"},
+	{"bad id", "pipeline: X_1\nstages: [{id: a}]\n",
+	 "x.yaml:1:11: pipeline id 'X_1': only lower-case letters, digits and '-'"},
+	{"wrong kind", "pipeline: x\nstages:\n  - id: a\n    arrays: nothing\n",
+	 "x.yaml:4:13: arrays must be a sequence, not a scalar"},
+	{"unknown quantity", "pipeline: x\nstages:\n  - id: a\n    arrays:\n"
+	 "      - {name: q, dtype: float32, count: gass_cells}\n",
+	 "x.yaml:5:42: unknown quantity 'gass_cells' (did you mean 'gas_cells'?)"},
+	{"unknown function", "pipeline: x\nstages:\n  - id: a\n    arrays:\n"
+	 "      - {name: q, dtype: float32, count: mn(1; 2)}\n",
+	 "x.yaml:5:42: unknown function 'mn' (did you mean 'min'?)"},
+	{"cycle", "pipeline: x\nlet:\n  a: b + 1\n  b: 2 * a\nstages: [{id: s}]\n",
+	 "x.yaml:3:3: 'a' is defined in terms of itself: a -> b -> a"},
+	{"self cycle", "pipeline: x\nlet:\n  n: n + 1\nstages: [{id: s}]\n",
+	 "x.yaml:3:3: 'n' is defined in terms of itself: n -> n"},
+	{"let shadows", "pipeline: x\nlet:\n  halos: 3\nstages: [{id: s}]\n",
+	 "x.yaml:3:3: 'halos' is already the name of a quantity"},
+	{"stage twice", "pipeline: x\nstages:\n  - id: load\n  - id: deposit\n  - id: load\n",
+	 "x.yaml:5:9: stage id 'load' used twice (first at 3:9)"},
+	{"freed before allocated", "pipeline: x\nstages:\n  - id: load\n  - id: deposit\n"
+	 "    arrays:\n      - {name: q, dtype: uint8, count: 1, free: load}\n",
+	 "x.yaml:6:49: 'q' freed in stage 'load', before its allocation in stage 'deposit'"},
+	{"free unknown stage", "pipeline: x\nstages:\n  - id: load\n    arrays:\n"
+	 "      - {name: q, dtype: uint8, count: 1, free: lod}\n",
+	 "x.yaml:5:49: free: unknown stage 'lod' (did you mean 'load'?)"},
+	{"after not later", "pipeline: x\nstages:\n  - id: deposit\n    arrays:\n"
+	 "      - {name: flat, dtype: int64, count: 1, free: end}\n"
+	 "      - {name: ix, dtype: int64, count: 1, free: {after: flat}}\n",
+	 "x.yaml:6:58: free: after 'flat': no array of that name is allocated later in stage "
+	 "'deposit'"},
+	{"after itself", "pipeline: x\nstages:\n  - id: deposit\n    arrays:\n"
+	 "      - {name: ix, dtype: int64, count: 1, free: {after: ix}}\n",
+	 "x.yaml:5:58: 'ix' freed after itself: after: names an array allocated later in the same "
+	 "stage"},
+	{"freed twice", "pipeline: x\nstages:\n  - id: s\n    arrays:\n"
+	 "      - {name: q, dtype: uint8, count: 1, free: end, free: end}\n",
+	 "x.yaml:5:54: duplicate key 'free' (first at 5:43)"},
+	{"per-halo outlives", "pipeline: x\nstages:\n  - id: select\n    per_halo: true\n"
+	 "    arrays:\n      - {name: radius, dtype: float32, count: sphere}\n  - id: write\n",
+	 "x.yaml:6:16: per-halo array 'radius' must be freed within the per-halo loop (stages "
+	 "'select' to 'select')"},
+	{"unknown option value", "pipeline: x\noptions:\n"
+	 "  strategy: {values: [serial, distributed], default: serial}\n"
+	 "stages:\n  - id: s\n    when: strategy == distrbuted\n",
+	 "x.yaml:6:23: unknown value 'distrbuted' of option 'strategy' (did you mean "
+	 "'distributed'?)"},
+	{"bad default", "pipeline: x\noptions:\n"
+	 "  positions: {values: [float32, float64], default: float61}\nstages: [{id: s}]\n",
+	 "x.yaml:3:52: default 'float61' is not one of the values of 'positions' (did you mean "
+	 "'float64'?)"},
+	{"option not a dtype", "pipeline: x\noptions:\n"
+	 "  method: {values: [whole, chunked], default: whole}\nstages:\n  - id: s\n    arrays:\n"
+	 "      - {name: q, dtype: method, count: 1}\n",
+	 "x.yaml:7:26: dtype from option 'method', whose value 'whole' is not a dtype"},
+	{"numeric default", "pipeline: x\noptions:\n  block: {default: lots}\nstages: [{id: s}]\n",
+	 "x.yaml:3:20: default 'lots' of numeric option 'block' is not an integer"},
+	{"syntax", "pipeline: x\nstages:\n  - id: s\n    arrays:\n"
+	 "      - {name: q, dtype: uint8, count: (1 + 2))}\n",
+	 "x.yaml:5:47: expression: unexpected ')'"},
+	{"missing paren", "pipeline: x\nstages:\n  - id: s\n    when: \"min(1, 2\"\n",
+	 "x.yaml:4:20: expression: missing ')'"},
+	{"chained comparison", "pipeline: x\nstages:\n  - id: s\n    when: 1 < 2 < 3\n",
+	 "x.yaml:4:17: expression: comparisons do not chain: use &&"},
+	{"integer too large", "pipeline: x\nstages:\n  - id: s\n    arrays:\n"
+	 "      - {name: q, dtype: uint8, count: 99999999999999999999}\n",
+	 "x.yaml:5:40: expression: integer '99999999999999999999' does not fit in 64 bits"},
+	{"arguments", "pipeline: x\nstages:\n  - id: s\n    when: floor(1, 2) > 0\n",
+	 "x.yaml:4:11: floor() takes 1 argument, not 2"},
+	{"per_halo and all_halos", "pipeline: x\nstages:\n  - id: s\n    per_halo: true\n"
+	 "    all_halos: true\n",
+	 "x.yaml:5:16: a stage is per_halo or all_halos, not both"},
+	{NULL, NULL, NULL},
+};
+
+static void test_read_errors(void **state)
+{
+	const struct bad *b;
+
+	(void)state;
+	for (b = read_errors; b->what != NULL; b++) {
+		sm_pipeline_desc *d = NULL;
+		sm_error err = {0};
+		int rc = sm_desc_parse("x.yaml", b->yaml, strlen(b->yaml), &d, &err);
+
+		if (rc != SM_EFORMAT || d != NULL || strcmp(err.msg, b->msg) != 0)
+			tu_soft_fail(b->what, "rc %d, message '%s', want '%s'", rc, err.msg, b->msg);
+	}
+	tu_soft_done("read errors");
+}
+
+/* 70 nested parentheses: the parser's depth is bounded, not the stack. */
+static void test_deep_expression(void **state)
+{
+	char yaml[400], x[200];
+	sm_pipeline_desc *d = NULL;
+	sm_error err = {0};
+	int i, n = 0;
+
+	(void)state;
+	for (i = 0; i < 70; i++)
+		x[n++] = '(';
+	x[n++] = '1';
+	for (i = 0; i < 70; i++)
+		x[n++] = ')';
+	x[n] = '\0';
+	snprintf(yaml, sizeof(yaml), "pipeline: x\nstages:\n  - id: s\n    when: \"%s\"\n", x);
+	assert_int_equal(sm_desc_parse("x.yaml", yaml, strlen(yaml), &d, &err), SM_EFORMAT);
+	assert_string_equal(err.msg, "x.yaml:4:76: expression: nested deeper than 64 levels");
+	/* a NUL byte and more than 1 MiB */
+	assert_int_equal(sm_desc_parse("x.yaml", "pipeline: x\0", 12, &d, &err), SM_EFORMAT);
+	assert_string_equal(err.msg, "x.yaml: a NUL byte: not a text file");
+	assert_int_equal(sm_desc_parse("x.yaml", yaml, (1u << 20) + 1, &d, &err), SM_EFORMAT);
+	assert_null(d);
+}
+
+/* Found when replayed: `snapmem estimate --pipeline FILE -o OUT` exits 2, one line, no OUT. */
+static const struct bad replay_errors[] = {
+	{"overflow", "pipeline: x\nstages:\n  - id: s\n    arrays:\n"
+	 "      - {name: q, dtype: uint8, count: 18446744073709551615 * 2}\n",
+	 "snapmem: 'TNG300-1 snapshot 99': q: F:5:61: overflow: 18446744073709551615 * 2 does not "
+	 "fit in 64 bits\n"},
+	{"byte count", "pipeline: x\nstages:\n  - id: s\n    arrays:\n"
+	 "      - {name: q, dtype: float64, count: 18446744073709551615}\n",
+	 "snapmem: 'TNG300-1 snapshot 99': q of 18446744073709551615 float64 elements: byte count "
+	 "does not fit in 64 bits\n"},
+	{"not an integer", "pipeline: x\nstages:\n  - id: s\n    arrays:\n"
+	 "      - {name: q, dtype: uint8, count: gas_cells / 3.0}\n",
+	 "snapmem: F:5:50: count 4818240736.666667 is not an integer (use floor() or ceil())\n"},
+	{"division by zero", "pipeline: x\nstages:\n  - id: s\n    arrays:\n"
+	 "      - {name: q, dtype: uint8, count: gas_cells / npart_tracers}\n",
+	 "snapmem: F:5:50: division by zero (14454722210 / 0)\n"},
+	{"negative", "pipeline: x\nstages:\n  - id: s\n    arrays:\n"
+	 "      - {name: q, dtype: uint8, count: halos - 1000}\n",
+	 "snapmem: 'TNG300-1 snapshot 99': q: F:5:46: negative: 280 - 1000 is below 0\n"},
+	{"allocated while live", "pipeline: x\nstages:\n  - id: load\n    arrays:\n"
+	 "      - {name: q, dtype: uint8, count: 10}\n  - id: again\n    arrays:\n"
+	 "      - {name: q, dtype: uint8, count: 10}\n",
+	 "snapmem: F:8:16: 'q' allocated while already live (allocated in stage 'load' at 5:16)\n"},
+	{"freed in a stage that does not run", "pipeline: x\nstages:\n  - id: load\n    arrays:\n"
+	 "      - {name: q, dtype: uint8, count: 10, free: later}\n  - id: later\n"
+	 "    when: halos > 1000000\n",
+	 "snapmem: F:5:16: 'q' is to be freed in stage 'later', which does not run in this variant "
+	 "(its when: is false)\n"},
+	{"after a skipped array", "pipeline: x\nstages:\n  - id: s\n    arrays:\n"
+	 "      - {name: ix, dtype: int64, count: 10, free: {after: flat}}\n"
+	 "      - {name: flat, dtype: int64, count: 10, when: halos > 1000000}\n",
+	 "snapmem: F:5:16: 'ix' is to be freed after an array that is not allocated in this variant "
+	 "(its when: is false)\n"},
+	{"a word as a number", "pipeline: x\noptions:\n"
+	 "  method: {values: [whole, chunked], default: whole}\nstages:\n  - id: s\n    arrays:\n"
+	 "      - {name: q, dtype: uint8, count: method + 1}\n",
+	 "snapmem: F:7:40: expected a number, got an option value\n"},
+	{"sphere outside the loop", "pipeline: x\nstages:\n  - id: s\n    arrays:\n"
+	 "      - {name: q, dtype: uint8, count: sphere}\n",
+	 "snapmem: F:5:40: 'sphere' is a halo's sphere: only in per_halo stages (sphere_max is the "
+	 "largest)\n"},
+	{"unknown dtype", "pipeline: x\nstages:\n  - id: s\n    arrays:\n"
+	 "      - {name: q, dtype: \"'float128'\", count: 1}\n",
+	 "snapmem: F:5:27: unknown dtype 'float128'\n"},
+	{"loop not consecutive", "pipeline: x\nstages:\n  - id: a\n    per_halo: true\n"
+	 "    arrays:\n      - {name: q, dtype: uint8, count: sphere, free: c}\n  - id: b\n"
+	 "  - id: c\n    per_halo: halos > 0\n",
+	 "snapmem: F:8:9: per_halo stage 'c' is not next to the other per_halo stages (one loop: "
+	 "consecutive stages)\n"},
+	{"touched beyond count", "pipeline: x\nstages:\n  - id: s\n    arrays:\n"
+	 "      - {name: q, dtype: uint8, count: 10, touched: 11}\n",
+	 "snapmem: F:5:16: 'q' touches more elements than it has\n"},
+	{NULL, NULL, NULL},
+};
+
+static char *write_desc(const char *dir, const char *name, const char *yaml)
+{
+	char *p = tu_path(dir, name);
+	FILE *f = fopen(p, "w");
+
+	assert_non_null(f);
+	assert_int_equal(fputs(yaml, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+	return p;
+}
+
+static void test_replay_errors(void **state)
+{
+	char *dir = tu_tmpdir(), *out = tu_path(dir, "out.json");
+	const struct bad *b;
+
+	(void)state;
+	for (b = replay_errors; b->what != NULL; b++) {
+		char *p = write_desc(dir, "d.yaml", b->yaml), *want;
+		tu_result r = tu_run("estimate", "--pipeline", p, "--format", "json", "-o", out, NULL);
+		char *f = tu_fmt("%s:", p);
+
+		want = tu_fmt("%s", b->msg);
+		{
+			/* F: stands for the file */
+			char *hit = strstr(want, "F:");
+
+			if (hit != NULL) {
+				char *w2 = tu_fmt("%.*s%s%s", (int)(hit - want), want, f, hit + 2);
+
+				free(want);
+				want = w2;
+			}
+		}
+		if (r.status != 2 || strcmp(r.err, want) != 0 || r.out[0] != '\0' || tu_exists(out))
+			tu_soft_fail(b->what, "status %d, stderr '%s', want '%s'%s", r.status, r.err,
+				     want, tu_exists(out) ? ", and the output was written" : "");
+		tu_result_free(&r);
+		free(want);
+		free(f);
+		free(p);
+	}
+	tu_soft_done("replay errors");
+	free(out);
+	tu_rmtree(dir);
+	free(dir);
+}
+
+static const char *const small =
+	"pipeline: x\noptions:\n  method: {values: [whole, chunked], default: whole}\n"
+	"  block: {default: 10, min: 1, max: 100}\nstages:\n  - id: s\n    arrays:\n"
+	"      - {name: q, dtype: uint8, count: block}\n";
+
+/* One line on stderr holding want, exit 2, nothing on stdout. */
+static void expect_bad(tu_result r, const char *want)
+{
+	if (r.status != 2 || tu_count_lines(r.err) != 1 || strstr(r.err, want) == NULL ||
+	    r.out[0] != '\0')
+		fail_msg("want exit 2 and one line with '%s'; got %d, stderr '%s'", want, r.status,
+			 r.err);
+	tu_result_free(&r);
+}
+
+static void test_options(void **state)
+{
+	char *dir = tu_tmpdir(), *p = write_desc(dir, "small.yaml", small);
+	char *missing = tu_path(dir, "missing.yaml");
+	tu_result r;
+
+	(void)state;
+	expect_bad(tu_run("estimate", "--pipeline", p, "--select", "mask", NULL),
+		   "--select: pipeline 'x' (");
+	expect_bad(tu_run("estimate", "--pipeline", p, "--positions", "float64", NULL),
+		   "declares no option 'positions'");
+	expect_bad(tu_run("estimate", "--pipeline", p, "--mpi", NULL),
+		   "--mpi: pipeline 'x' (");
+	expect_bad(tu_run("tradeoff", "--pipeline", p, "--ranks", "3", NULL),
+		   "declares no option 'strategy'");
+	expect_bad(tu_run("estimate", "--pipeline", p, "--stream-block", "5", NULL),
+		   "declares no option 'stream_block'");
+	expect_bad(tu_run("estimate", "--pipeline", p, "--set", "foo=1", NULL),
+		   "--set 'foo=1': pipeline 'x' declares no option 'foo'");
+	expect_bad(tu_run("estimate", "--pipeline", p, "--set", "method=half", NULL),
+		   "--set 'method=half': option 'method' is one of whole, chunked");
+	expect_bad(tu_run("estimate", "--pipeline", p, "--set", "block=0", NULL),
+		   "--set 'block=0': option 'block' takes an integer from 1 to 100");
+	expect_bad(tu_run("estimate", "--pipeline", p, "--set", "block", NULL),
+		   "--set 'block': NAME=VALUE expected");
+	expect_bad(tu_run("estimate", "--set", "method=whole", NULL),
+		   "--set 'method=whole': pipeline 'radial-profiles' declares no option 'method'");
+	expect_bad(tu_run("estimate", "--pipeline", missing, NULL), "cannot open");
+	expect_bad(tu_run("estimate", "--pipeline", dir, NULL), "not a regular file");
+	/* the last --set of a name wins; the value is in the pipeline object */
+	r = tu_run("estimate", "--pipeline", p, "--set", "block=7", "--set", "block=42",
+		   "--format", "json", NULL);
+	assert_int_equal(r.status, 0);
+	{
+		json_t *j = json_loads(r.out, 0, NULL), *po;
+
+		assert_non_null(j);
+		po = json_object_get(j, "pipeline");
+		assert_string_equal(json_string_value(json_object_get(po, "id")), "x");
+		assert_int_equal(json_integer_value(json_object_get(
+			json_object_get(po, "options"), "block")), 42);
+		assert_int_equal(json_integer_value(json_object_get(
+			json_array_get(json_object_get(j, "stages"), 0), "peak_bytes")), 42);
+		json_decref(j);
+	}
+	tu_result_free(&r);
+	/* the embedded default accepts its own options by --set */
+	r = tu_run("estimate", "--set", "positions=float64", "--format", "json", NULL);
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.out, "\"positions\": \"float64\""));
+	assert_null(strstr(r.out, "\"pipeline\""));
+	tu_result_free(&r);
+	free(missing);
+	free(p);
+	tu_rmtree(dir);
+	free(dir);
+}
+
+static json_t *stage(json_t *doc, const char *id)
+{
+	json_t *st = json_object_get(doc, "stages"), *s;
+	size_t i;
+
+	json_array_foreach(st, i, s)
+		if (strcmp(json_string_value(json_object_get(s, "id")), id) == 0)
+			return s;
+	fail_msg("no stage '%s'", id);
+	return NULL;
+}
+
+static json_int_t ival(json_t *o, const char *k)
+{
+	json_t *v = json_object_get(o, k);
+
+	if (!json_is_integer(v))
+		fail_msg("'%s' is not an integer", k);
+	return json_integer_value(v);
+}
+
+/* The worked example of docs/PIPELINES.md, on the embedded TNG300-1 header: 15,625,000,000 dark
+ * matter particles, 600 files. Requested bytes (jemalloc's size classes aside). */
+static void test_dm_projection(void **state)
+{
+	char *p = tu_real_data("pipelines/dm-projection.yaml");
+	const json_int_t density = INT64_C(4096) * 4096 * 8, coords = INT64_C(15625000000) * 3 * 8;
+	const json_int_t idx = INT64_C(15625000000) * 8, chunk = INT64_C(26041667); /* ceil(N/600) */
+	tu_result r;
+	json_t *j, *s, *a;
+
+	(void)state;
+	r = tu_run("estimate", "--pipeline", p, "--format", "json", NULL);
+	assert_int_equal(r.status, 0);
+	j = json_loads(r.out, 0, NULL);
+	assert_non_null(j);
+	s = stage(j, "read_positions");
+	assert_int_equal(ival(s, "peak_bytes"), density + coords);
+	a = json_array_get(json_object_get(s, "arrays"), 0);
+	assert_string_equal(json_string_value(json_object_get(a, "freed_in")), "deposit");
+	assert_string_equal(json_string_value(json_object_get(a, "dtype")), "float64");
+	/* ix and iy are freed only once flat exists: all three at the peak */
+	s = stage(j, "deposit");
+	assert_int_equal(ival(s, "peak_bytes"), density + coords + 3 * idx);
+	assert_int_equal(ival(s, "live_after_bytes"), density);
+	assert_string_equal(json_string_value(json_object_get(j, "peak_stage")), "deposit");
+	assert_true(json_is_null(json_object_get(json_array_get(json_object_get(
+		stage(j, "allocate_grid"), "arrays"), 0), "freed_in")));
+	assert_int_equal(ival(j, "baseline_resident_bytes"), 31457280);
+	assert_int_equal(json_array_size(json_object_get(j, "documented")), 0);
+	json_decref(j);
+	tu_result_free(&r);
+
+	/* chunked, float32: one chunk's particles */
+	r = tu_run("estimate", "--pipeline", p, "--set", "method=chunked", "--positions", "float32",
+		   "--format", "json", NULL);
+	assert_int_equal(r.status, 0);
+	j = json_loads(r.out, 0, NULL);
+	assert_non_null(j);
+	assert_int_equal(ival(stage(j, "deposit"), "peak_bytes"),
+			 density + chunk * 3 * 4 + 3 * chunk * 8);
+	assert_non_null(strstr(r.out, "an even spread"));
+	json_decref(j);
+	tu_result_free(&r);
+
+	/* tradeoff: method x positions at the configured pixels (4 variants in JSON) */
+	r = tu_run("tradeoff", "--pipeline", p, "--format", "json", NULL);
+	assert_int_equal(r.status, 0);
+	j = json_loads(r.out, 0, NULL);
+	assert_non_null(j);
+	assert_int_equal(json_array_size(json_object_get(j, "variants")), 4);
+	json_decref(j);
+	tu_result_free(&r);
+	/* the verdict's choices sweep pixels too: 2 x 2 x 3 (4096 among them); the chunked ones fit
+	 * but for 16384 pixels (2 GiB of density alone) */
+	r = tu_run("tradeoff", "--pipeline", p, "--node-mem", "2G", "--format", "json", NULL);
+	assert_int_equal(r.status, 1);
+	j = json_loads(r.out, 0, NULL);
+	assert_non_null(j);
+	assert_int_equal(json_array_size(json_object_get(json_object_get(j, "verdict"), "fitting")),
+			 4);
+	json_decref(j);
+	tu_result_free(&r);
+	r = tu_run("tradeoff", "--pipeline", p, NULL);
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.out, "chunked/float32/4096"));
+	assert_non_null(strstr(r.out, "pipeline 'dm-projection': method whole, positions float64, "
+				      "pixels 4096"));
+	tu_result_free(&r);
+	free(p);
+}
+
+/* A per-halo loop: every halo's peak is the loop replayed with its own sphere; the loop's stages
+ * are reported for the largest. */
+static void test_per_halo(void **state)
+{
+	char *dir = tu_tmpdir(), *p;
+	tu_result r;
+	json_t *j, *per, *h;
+	size_t i;
+
+	(void)state;
+	p = write_desc(dir, "loop.yaml",
+		       "pipeline: loop\nstages:\n  - id: base\n    arrays:\n"
+		       "      - {name: b, dtype: uint8, count: 1000}\n"
+		       "  - id: select\n    per_halo: true\n    arrays:\n"
+		       "      - {name: r, dtype: float32, count: sphere, free: write}\n"
+		       "      - {name: t, dtype: float64, count: sphere, free: {after: u}}\n"
+		       "      - {name: u, dtype: uint8, count: 7, free: end}\n"
+		       "  - id: write\n    per_halo: true\n");
+	r = tu_run("estimate", "--pipeline", p, "--halos", "5", "--format", "json", NULL);
+	assert_int_equal(r.status, 0);
+	j = json_loads(r.out, 0, NULL);
+	assert_non_null(j);
+	per = json_object_get(json_object_get(j, "halos"), "per_halo");
+	assert_int_equal(json_array_size(per), 5);
+	json_array_foreach(per, i, h) {
+		json_int_t s = ival(h, "sphere_cells");
+
+		assert_int_equal(ival(h, "peak_bytes"), 1000 + 4 * s + 8 * s + 7);
+	}
+	h = stage(j, "select");
+	assert_true(json_is_true(json_object_get(h, "per_halo")));
+	assert_int_equal(ival(h, "instance"), 0);
+	assert_int_equal(ival(h, "live_after_bytes"),
+			 1000 + 4 * ival(json_array_get(per, 0), "sphere_cells"));
+	json_decref(j);
+	tu_result_free(&r);
+	free(p);
+	tu_rmtree(dir);
+	free(dir);
+}
+
+/* The embedded description: its options, its 22 variants (28 with a block outside the sweep; 10 at
+ * the configured block). */
+static void test_default(void **state)
+{
+	const sm_pipeline_desc *d;
+	sm_model_options o, *v = NULL;
+	sm_error err = {0};
+	size_t n = 0;
+	char label[64];
+
+	(void)state;
+	assert_int_equal(sm_desc_default(&d, &err), 0);
+	assert_string_equal(sm_desc_id(d), "radial-profiles");
+	assert_true(sm_desc_is_default(d));
+	assert_int_equal(sm_desc_noptions(d), 5);
+	assert_true(sm_desc_has_option(d, "stream_block"));
+	assert_non_null(strstr(sm_desc_default_text(), "pipeline: radial-profiles"));
+	assert_int_equal(sm_desc_check_setting(d, "select=mask", &err), 0);
+	assert_int_equal(sm_desc_check_setting(d, "select=grid", &err), SM_EINVAL);
+	sm_model_options_init(&o);
+	assert_int_equal(sm_est_variants(&o, 1, &v, &n, &err), 0);
+	assert_int_equal(n, 22);
+	assert_int_equal(v[0].mpi, 0);
+	assert_int_equal(v[1].temperature, SM_TEMP_STREAMING);
+	assert_int_equal(v[1].stream_block, 65536);
+	assert_int_equal(v[21].mpi, 1);
+	assert_int_equal(v[21].positions, SM_DTYPE_F64);
+	assert_int_equal(v[21].stream_block, 16777216);
+	sm_est_variant_label(&v[21], label, sizeof(label));
+	assert_string_equal(label, "distributed/float64/index/in-memory/16777216");
+	free(v);
+	o.stream_block = 4096;
+	assert_int_equal(sm_est_variants(&o, 1, &v, &n, &err), 0);
+	assert_int_equal(n, 28);
+	assert_int_equal(v[4].stream_block, 4096);
+	assert_int_equal(v[27].stream_block, 4096);
+	free(v);
+	assert_int_equal(sm_est_variants(&o, 0, &v, &n, &err), 0);
+	assert_int_equal(n, 10);
+	assert_int_equal(v[9].stream_block, 4096);
+	free(v);
+	assert_int_equal(sm_est_baseline_bytes(), 975328);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_read_errors),
+		cmocka_unit_test(test_deep_expression),
+		cmocka_unit_test(test_replay_errors),
+		cmocka_unit_test(test_options),
+		cmocka_unit_test(test_dm_projection),
+		cmocka_unit_test(test_per_halo),
+		cmocka_unit_test(test_default),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
