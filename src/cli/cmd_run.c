@@ -572,450 +572,546 @@ static int check_limits(const struct run_need *need, sm_error *err)
 	return SM_ELIMIT;
 }
 
-static int run_main(int argc, char **argv, struct mpi_run *M, int ranks_given)
-{
+/* Everything one `snapmem run` holds, from its options to its files, so that its steps below are
+ * functions of their own (the order of work: this file's comment). */
+struct run_cli {
+	struct mpi_run *M;
+	int ranks_given;
 	sm_error err;
 	sm_model_options mo;
-	sm_pipeline_options po;
 	sm_pipeline_result res;
 	sm_est_input in;
-	sm_estimate *pre = NULL, *post = NULL; /* on the heap: 17 KiB each */
-	sm_prof *prof = NULL;
+	sm_estimate *pre, *post;   /* on the heap: 17 KiB each */
+	sm_prof *prof;
 	struct progress_state ps;
-	struct sigaction sa, old_int, old_term;
-	const char *base = NULL, *out = NULL;
-	char defout[64], path[SM_PATH_MAX + 32], inject_name[64] = "";
-	const char *inject_env = getenv("SNAPMEM_INJECT_OOM");
-	uint64_t max_mem = 0, inject_n = 0, mpi_peak = 0;
-	int snap = -1, force = 0, no_profile = 0, rc = 0, status = 0;
+	struct sigaction old_int, old_term;
+	const char *base, *out, *inject_env;
+	char defout[64], path[SM_PATH_MAX + 32], inject_name[64];
+	uint64_t max_mem, inject_n, mpi_peak;
+	int snap, force, no_profile, status;
+	int have_in, have_pre, have_post, sig_installed, report_written;
+	struct run_need need;
+	sm_rundir rd;
+};
+
+/* How a step ended: on to the next; failed (err says why: run_fail prints it and gives the exit
+ * status); failed with the status set and the message still to print; done, the status set. */
+enum run_step { STEP_NEXT, STEP_FAIL, STEP_FAIL_PRINT, STEP_DONE };
+
+/* --inject-signal STAGE[:SIG] into C->ps. 0, or a usage error's status. */
+static int parse_inject_signal(struct run_cli *C, const char *val)
+{
+	const char *colon = strrchr(val, ':');
+	size_t nl = colon ? (size_t)(colon - val) : strlen(val);
+
+	if (nl == 0 || nl >= sizeof(C->ps.inject_stage))
+		return usage_err("--inject-signal: '%s' is not STAGE[:SIG]", val);
+	memcpy(C->ps.inject_stage, val, nl);
+	C->ps.inject_stage[nl] = '\0';
+	C->ps.inject_sig = colon ? atoi(colon + 1) : SIGINT;
+	if (C->ps.inject_sig != SIGINT && C->ps.inject_sig != SIGTERM &&
+	    C->ps.inject_sig != SIGKILL)
+		return usage_err("--inject-signal: signal must be %d, %d or %d", SIGINT, SIGTERM,
+				 SIGKILL);
+	return 0;
+}
+
+/* One option of the table into C. 0, or a usage error's status. */
+static int apply_option(struct run_cli *C, const cli_parser *cp, const cli_opt *opt,
+			const char *val)
+{
+	uint64_t s;
+
+	switch (opt->id) {
+	case RU_FORCE:
+		C->force = 1;
+		break;
+	case RU_NO_PROFILE:
+		C->no_profile = 1;
+		break;
+	case CLI_ID_MODEL:
+		if (sm_model_option_apply(&C->mo, cp->name, val, &C->err) < 0)
+			return usage_err("%s", C->err.msg);
+		break;
+	case RU_BASE:
+		C->base = val;
+		break;
+	case RU_SNAP:
+		if (sm_parse_u64(cp->name, val, &s, &C->err) != 0)
+			return usage_err("%s", C->err.msg);
+		if (s > 999999999)
+			return usage_err("--snap: '%s' is too large", val);
+		C->snap = (int)s;
+		break;
+	case RU_OUT:
+		C->out = val;
+		break;
+	case RU_MAX_MEM:
+		if (sm_parse_size(cp->name, val, &C->max_mem, &C->err) != 0)
+			return usage_err("%s", C->err.msg);
+		if (C->max_mem == 0)
+			return usage_err("--max-mem: must be more than 0 bytes");
+		break;
+	case RU_INJECT_OOM:
+		C->inject_env = val;
+		break;
+	case RU_INJECT_SIGNAL:
+		return parse_inject_signal(C, val);
+	}
+	return 0;
+}
+
+/* The command line, checked whole (MPI ranks against mpirun's -np included). -1 to go on, else
+ * the exit status of a usage error (nothing to undo yet). */
+static int parse_options(struct run_cli *C, int argc, char **argv)
+{
+	struct mpi_run *M = C->M;
 	cli_parser cp;
 	const cli_opt *opt;
 	const char *val;
-	int have_in = 0, have_pre = 0, have_post = 0, sig_installed = 0, report_written = 0;
-	struct run_need need;
-	sm_rundir rd;
+	int rc;
 
-	sm_error_clear(&err);
-	memset(&need, 0, sizeof(need));
-	memset(&rd, 0, sizeof(rd));
-	rd.fd = -1;
-	memset(&res, 0, sizeof(res));
-	memset(&in, 0, sizeof(in));
-	memset(&ps, 0, sizeof(ps));
-	sm_model_options_init(&mo);
 	cli_parser_init(&cp, &cli_cmd_run, argc, argv);
 	cp.quiet = quiet;
 	while ((rc = cli_next(&cp, &opt, &val)) != CLI_END) {
 		if (rc < 0)
 			return cli_parse_status(rc);
-		switch (opt->id) {
-		case RU_FORCE:
-			force = 1;
-			break;
-		case RU_NO_PROFILE:
-			no_profile = 1;
-			break;
-		case CLI_ID_MODEL:
-			if (sm_model_option_apply(&mo, cp.name, val, &err) < 0)
-				return usage_err("%s", err.msg);
-			break;
-		case RU_BASE:
-			base = val;
-			break;
-		case RU_SNAP: {
-			uint64_t s;
-
-			if (sm_parse_u64(cp.name, val, &s, &err) != 0)
-				return usage_err("%s", err.msg);
-			if (s > 999999999)
-				return usage_err("--snap: '%s' is too large", val);
-			snap = (int)s;
-			break;
-		}
-		case RU_OUT:
-			out = val;
-			break;
-		case RU_MAX_MEM:
-			if (sm_parse_size(cp.name, val, &max_mem, &err) != 0)
-				return usage_err("%s", err.msg);
-			if (max_mem == 0)
-				return usage_err("--max-mem: must be more than 0 bytes");
-			break;
-		case RU_INJECT_OOM:
-			inject_env = val;
-			break;
-		case RU_INJECT_SIGNAL: {
-			const char *colon = strrchr(val, ':');
-			size_t nl = colon ? (size_t)(colon - val) : strlen(val);
-
-			if (nl == 0 || nl >= sizeof(ps.inject_stage))
-				return usage_err("--inject-signal: '%s' is not STAGE[:SIG]", val);
-			memcpy(ps.inject_stage, val, nl);
-			ps.inject_stage[nl] = '\0';
-			ps.inject_sig = colon ? atoi(colon + 1) : SIGINT;
-			if (ps.inject_sig != SIGINT && ps.inject_sig != SIGTERM &&
-			    ps.inject_sig != SIGKILL)
-				return usage_err("--inject-signal: signal must be %d, %d or %d", SIGINT,
-						 SIGTERM, SIGKILL);
-			break;
-		}
-		}
+		if ((rc = apply_option(C, &cp, opt, val)) != 0)
+			return rc;
 	}
-	if (base == NULL || snap < 0)
+	if (C->base == NULL || C->snap < 0)
 		return usage_err("--base-path DIR and --snap N are needed");
-	if (sm_model_options_check(&mo, &err) != 0)
-		return usage_err("%s", err.msg);
+	if (sm_model_options_check(&C->mo, &C->err) != 0)
+		return usage_err("%s", C->err.msg);
 	if (M->on) {
 		/* One process (no mpirun, or -np 1) asked for more ranks: say how to start them. */
-		if (ranks_given && M->size == 1 && mo.ranks > 1)
-			return usage_err("--ranks %u: this process runs as 1 MPI rank (started without "
-					 "mpirun, or with -np 1); start %u with 'mpirun -np %u snapmem "
-					 "run --mpi ...' (as root add --allow-run-as-root; more ranks "
-					 "than cores: --oversubscribe)", (unsigned)mo.ranks,
-					 (unsigned)mo.ranks, (unsigned)mo.ranks);
-		if (ranks_given && mo.ranks != (uint32_t)M->size)
+		if (C->ranks_given && M->size == 1 && C->mo.ranks > 1)
+			return usage_err("--ranks %u: this process runs as 1 MPI rank (started "
+					 "without mpirun, or with -np 1); start %u with 'mpirun -np %u "
+					 "snapmem run --mpi ...' (as root add --allow-run-as-root; more "
+					 "ranks than cores: --oversubscribe)", (unsigned)C->mo.ranks,
+					 (unsigned)C->mo.ranks, (unsigned)C->mo.ranks);
+		if (C->ranks_given && C->mo.ranks != (uint32_t)M->size)
 			return usage_err("--ranks %u: the MPI job has %d rank%s (mpirun -np %d)",
-					 (unsigned)mo.ranks, M->size, M->size == 1 ? "" : "s",
+					 (unsigned)C->mo.ranks, M->size, M->size == 1 ? "" : "s",
 					 M->size);
-		mo.ranks = (uint32_t)M->size;
-		mo.mpi = 1;
+		C->mo.ranks = (uint32_t)M->size;
+		C->mo.mpi = 1;
 	}
-	if (inject_env != NULL && inject_env[0] != '\0' &&
-	    parse_inject(inject_env, inject_name, sizeof(inject_name), &inject_n, &err) != 0)
-		return usage_err("%s", err.msg);
-	if (out == NULL) {
-		snprintf(defout, sizeof(defout), "snapmem-run-%d", snap);
-		out = defout;
+	if (C->inject_env != NULL && C->inject_env[0] != '\0' &&
+	    parse_inject(C->inject_env, C->inject_name, sizeof(C->inject_name), &C->inject_n,
+			 &C->err) != 0)
+		return usage_err("%s", C->err.msg);
+	if (C->out == NULL) {
+		snprintf(C->defout, sizeof(C->defout), "snapmem-run-%d", C->snap);
+		C->out = C->defout;
 	}
+	return -1;
+}
 
-	/* SIGINT/SIGTERM from here on stop the run at its next check (the pipeline's first one when
-	 * they come during the estimate), so that the run directory, made next, is never left
-	 * half-done by a signal's default action. */
+/* SIGINT/SIGTERM from here on stop the run at its next check (the pipeline's first one when they
+ * come during the estimate), so that the run directory, made next, is never left half-done by a
+ * signal's default action. */
+static void install_signals(struct run_cli *C)
+{
+	struct sigaction sa;
+
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
 	sa.sa_flags = SA_RESTART;
-	sigaction(SIGINT, &sa, &old_int);
-	sigaction(SIGTERM, &sa, &old_term);
-	sig_installed = 1;
+	sigaction(SIGINT, &sa, &C->old_int);
+	sigaction(SIGTERM, &sa, &C->old_term);
+	C->sig_installed = 1;
+}
 
-	/* With --mpi, rank 0 alone checks and creates the run directory and computes the estimate;
-	 * the others learn the outcome at the agreement before the run. */
-	if (M->rank != 0)
-		goto profiler;
-
+/* Rank 0 (or the one process): the run directory, the estimate from headers and the catalogue
+ * only, the --max-mem verdict and this process's limits. */
+static enum run_step prepare(struct run_cli *C)
+{
 	/* The run directory: created when absent and locked before anything is read; refused when
 	 * another run holds it, or when it is not empty without --force (outfile.h). */
-	if (sm_rundir_open(&rd, out, force, &err) != 0) {
-		status = 2;
-		goto fail_print;
+	if (sm_rundir_open(&C->rd, C->out, C->force, &C->err) != 0) {
+		C->status = 2;
+		return STEP_FAIL_PRINT;
 	}
-	if (rd.lock_errno != 0 && !quiet)
+	if (C->rd.lock_errno != 0 && !quiet)
 		fprintf(stderr, "snapmem run: warning: '%s': cannot lock the run directory (%s): "
-			"runs into it at the same time are not detected\n", out,
-			strerror(rd.lock_errno));
+			"runs into it at the same time are not detected\n", C->out,
+			strerror(C->rd.lock_errno));
 
-	/* The estimate, from headers and the catalogue only. */
-	if (sm_est_input_from_base(&in, base, snap, &mo, &err) != 0)
-		goto fail;
-	have_in = 1;
-	pre = calloc(1, sizeof(*pre));
-	post = calloc(1, sizeof(*post));
-	if (pre == NULL || post == NULL) {
-		sm_error_set(&err, SM_ENOMEM, "out of memory for the estimate (%zu bytes)",
-			     2 * sizeof(*pre));
-		goto fail;
+	if (sm_est_input_from_base(&C->in, C->base, C->snap, &C->mo, &C->err) != 0)
+		return STEP_FAIL;
+	C->have_in = 1;
+	C->pre = calloc(1, sizeof(*C->pre));
+	C->post = calloc(1, sizeof(*C->post));
+	if (C->pre == NULL || C->post == NULL) {
+		sm_error_set(&C->err, SM_ENOMEM, "out of memory for the estimate (%zu bytes)",
+			     2 * sizeof(*C->pre));
+		return STEP_FAIL;
 	}
-	if (sm_estimate_compute(&in, &mo, pre, &err) != 0)
-		goto fail;
-	have_pre = 1;
-	if (max_mem > 0) {
+	if (sm_estimate_compute(&C->in, &C->mo, C->pre, &C->err) != 0)
+		return STEP_FAIL;
+	C->have_pre = 1;
+	if (C->max_mem > 0) {
 		sm_est_verdict v;
 
-		if (sm_est_verdict_compute(&in, pre, max_mem, 0, &v, &err) != 0)
-			goto fail;
+		if (sm_est_verdict_compute(&C->in, C->pre, C->max_mem, 0, &v, &C->err) != 0)
+			return STEP_FAIL;
 		if (v.fits != 1) {
-			run_refusal(base, pre, &v, &err);
+			run_refusal(C->base, C->pre, &v, &C->err);
 			sm_est_verdict_release(&v);
-			goto fail;
+			return STEP_FAIL;
 		}
 		sm_est_verdict_release(&v);
 	}
-	/* What this process may use (every rank checks its own, after the agreement below). */
-	need.resident = pre->need;
-	need.address = pre->peak_allocated + pre->baseline + RUN_MAP_OVERHEAD;
-	snprintf(need.stage, sizeof(need.stage), "%s", pre->stages[pre->peak_resident_stage].id);
-	if (check_limits(&need, &err) != 0)
-		goto fail;
+	/* What this process may use (every rank checks its own after the agreement before the run). */
+	C->need.resident = C->pre->need;
+	C->need.address = C->pre->peak_allocated + C->pre->baseline + RUN_MAP_OVERHEAD;
+	snprintf(C->need.stage, sizeof(C->need.stage), "%s",
+		 C->pre->stages[C->pre->peak_resident_stage].id);
+	if (check_limits(&C->need, &C->err) != 0)
+		return STEP_FAIL;
+	return STEP_NEXT;
+}
 
-profiler:
+/* Every rank: the profiler (unless --no-profile), with the injected failure of the test hook. */
+static enum run_step start_profiler(struct run_cli *C)
+{
+	sm_prof_options popt;
+
 	sm_hdf5_lean();
-	if (!no_profile) {
-		sm_prof_options popt;
+	if (C->no_profile)
+		return STEP_NEXT;
+	sm_prof_options_init(&popt);
+	if (sm_prof_create(&popt, &C->prof, &C->err) != 0)
+		return STEP_FAIL;
+	if (C->inject_n > 0)
+		sm_prof_inject_failure(C->prof, strcmp(C->inject_name, "*") == 0 ? NULL
+									  : C->inject_name,
+				       C->inject_n);
+	return STEP_NEXT;
+}
 
-		sm_prof_options_init(&popt);
-		if (sm_prof_create(&popt, &prof, &err) != 0)
-			goto fail;
-		if (inject_n > 0)
-			sm_prof_inject_failure(prof, strcmp(inject_name, "*") == 0 ? NULL : inject_name,
-					       inject_n);
-	}
+/* --mpi: the agreement before the run (rank 0's directory and estimate, every rank's profiler),
+ * then every rank's own limits against rank 0's estimate (one rank's figures). */
+static enum run_step agree_before_run(struct run_cli *C)
+{
+	struct mpi_run *M = C->M;
 
-	if (M->on) {
-		M->pre_agreed = 1;
-		status = agree_status(M, 0, &err);
-		if (status != 0)
-			goto out;
-		/* The other ranks' limits, against rank 0's estimate (one rank's figures). */
-		if (M->comm.bcast(M->comm.ctx, 0, &need, sizeof(need)) != 0)
-			sm_error_set(&err, SM_EIO, "run --mpi: the estimate could not be sent to the "
-				     "ranks");
-		else if (M->rank != 0)
-			(void)check_limits(&need, &err);
-		status = agree_status(M, err.code != 0 ? sm_exit_code(&err) : 0, &err);
-		if (status != 0)
-			goto out;
+	if (!M->on)
+		return STEP_NEXT;
+	M->pre_agreed = 1;
+	C->status = agree_status(M, 0, &C->err);
+	if (C->status != 0)
+		return STEP_DONE;
+	if (M->comm.bcast(M->comm.ctx, 0, &C->need, sizeof(C->need)) != 0)
+		sm_error_set(&C->err, SM_EIO, "run --mpi: the estimate could not be sent to the "
+			     "ranks");
+	else if (M->rank != 0)
+		(void)check_limits(&C->need, &C->err);
+	C->status = agree_status(M, C->err.code != 0 ? sm_exit_code(&C->err) : 0, &C->err);
+	return C->status != 0 ? STEP_DONE : STEP_NEXT;
+}
+
+/* An interrupted run: the per-rank figures gathered, and on rank 0 memory.json marked incomplete
+ * (or memory.interrupted.json beside an earlier run, which stays whole) moved in alone; err's
+ * message says what was written. */
+static void write_interrupted(struct run_cli *C)
+{
+	struct mpi_run *M = C->M;
+	char reason[128], *meta;
+	const char *name = C->rd.had_run ? "memory.interrupted.json" : "memory.json";
+	sm_error werr;
+
+	snprintf(reason, sizeof(reason), "interrupted by signal %d in stage '%s'", C->err.signal,
+		 C->res.stage);
+	if (C->prof != NULL && M->on) {
+		uint64_t mpk;
+		sm_error gerr;
+
+		sm_error_clear(&gerr);
+		(void)gather_figures(M, C->prof, C->base, C->snap, C->res.wall_s, &mpk, &gerr);
 	}
+	if (C->prof == NULL || M->rank != 0)
+		return;
+	sm_error_clear(&werr);
+	sm_prof_mark_incomplete(C->prof, reason);
+	meta = run_meta(&C->mo, C->base, C->snap, C->out, C->max_mem, &C->res, C->pre,
+			"interrupted", 0, &C->rd, name);
+	if (meta != NULL)
+		sm_prof_set_meta(C->prof, "run", meta);
+	free(meta);
+	if (sm_rundir_staged(&C->rd, name, C->path, sizeof(C->path)) != NULL &&
+	    sm_prof_write_json(C->prof, C->path, &werr) == 0 &&
+	    sm_rundir_commit(&C->rd, &name, 1, !C->rd.had_run, &werr) == 0)
+		snprintf(C->err.msg, sizeof(C->err.msg),
+			 "%s; wrote '%.450s/%s' (incomplete, stages so far)%s", reason, C->out,
+			 name, C->rd.had_run ? "; the earlier run there is unchanged" : "");
+}
+
+/* The pipeline itself, serial or distributed, into the staging directory (rank 0). */
+static enum run_step run_pipeline(struct run_cli *C)
+{
+	struct mpi_run *M = C->M;
+	sm_pipeline_options po;
+	int rc;
 
 	sm_pipeline_options_init(&po);
-	po.base_path = base;
-	po.snap = snap;
-	po.model = mo;
+	po.base_path = C->base;
+	po.snap = C->snap;
+	po.model = C->mo;
 	/* rank 0 writes profiles.hdf5 into the staging directory; the other ranks write nothing */
-	po.out_dir = rd.stage != NULL ? rd.stage : out;
-	po.run_id = rd.stage != NULL ? rd.id : NULL;
-	po.run_started = rd.stage != NULL ? rd.started : NULL;
-	po.max_mem = max_mem;
-	ps.tty = isatty(2) && !quiet;
-	if (ps.tty || ps.inject_stage[0] != '\0') {
+	po.out_dir = C->rd.stage != NULL ? C->rd.stage : C->out;
+	po.run_id = C->rd.stage != NULL ? C->rd.id : NULL;
+	po.run_started = C->rd.stage != NULL ? C->rd.started : NULL;
+	po.max_mem = C->max_mem;
+	C->ps.tty = isatty(2) && !quiet;
+	if (C->ps.tty || C->ps.inject_stage[0] != '\0') {
 		po.progress = draw_progress;
-		po.progress_ctx = &ps;
+		po.progress_ctx = &C->ps;
 	}
 	po.cancel = &got_signal;
 	M->run_reached = M->on;
 	if (M->on)
-		rc = sm_pipeline_run_distributed(&po, &M->comm, prof, &res, &err);
+		rc = sm_pipeline_run_distributed(&po, &M->comm, C->prof, &C->res, &C->err);
 	else
-		rc = sm_pipeline_run(&po, prof, &res, &err);
-	if (ps.tty)
+		rc = sm_pipeline_run(&po, C->prof, &C->res, &C->err);
+	if (C->ps.tty)
 		fprintf(stderr, "\r\033[K");
 	if (rc == SM_EINTR) {
-		char *meta;
-		char reason[128];
-
-		snprintf(reason, sizeof(reason), "interrupted by signal %d in stage '%s'",
-			 err.signal, res.stage);
-		if (prof != NULL && M->on) {
-			uint64_t mpk;
-			sm_error gerr;
-
-			sm_error_clear(&gerr);
-			(void)gather_figures(M, prof, base, snap, res.wall_s, &mpk, &gerr);
-		}
-		if (prof != NULL && M->rank == 0) {
-			/* the only file moved in: memory.json, or beside an earlier run, which stays
-			 * whole, memory.interrupted.json */
-			const char *name = rd.had_run ? "memory.interrupted.json" : "memory.json";
-			sm_error werr;
-
-			sm_error_clear(&werr);
-			sm_prof_mark_incomplete(prof, reason);
-			meta = run_meta(&mo, base, snap, out, max_mem, &res, pre, "interrupted", 0,
-					&rd, name);
-			if (meta != NULL)
-				sm_prof_set_meta(prof, "run", meta);
-			free(meta);
-			if (sm_rundir_staged(&rd, name, path, sizeof(path)) != NULL &&
-			    sm_prof_write_json(prof, path, &werr) == 0 &&
-			    sm_rundir_commit(&rd, &name, 1, !rd.had_run, &werr) == 0)
-				snprintf(err.msg, sizeof(err.msg),
-					 "%s; wrote '%.450s/%s' (incomplete, stages so far)%s", reason,
-					 out, name, rd.had_run ? "; the earlier run there is unchanged"
-							       : "");
-		}
-		goto fail;
+		write_interrupted(C);
+		return STEP_FAIL;
 	}
 	if (rc != 0) {
-		if ((rc == SM_ENOMEM || rc == SM_ELIMIT) && have_pre) {
+		if ((rc == SM_ENOMEM || rc == SM_ELIMIT) && C->have_pre) {
 			char a[32], msg[SM_ERROR_MSG_MAX];
 
-			sm_format_iec(pre->need, a, sizeof(a));
-			snprintf(msg, sizeof(msg), "%.600s; the estimate for this run is %llu bytes (%s) "
-				 "at peak in stage '%s' (resident with page tables)", err.msg,
-				 (unsigned long long)pre->need, a,
-				 pre->stages[pre->peak_resident_stage].id);
-			memcpy(err.msg, msg, sizeof(msg));
+			sm_format_iec(C->pre->need, a, sizeof(a));
+			snprintf(msg, sizeof(msg), "%.600s; the estimate for this run is %llu bytes "
+				 "(%s) at peak in stage '%s' (resident with page tables)", C->err.msg,
+				 (unsigned long long)C->pre->need, a,
+				 C->pre->stages[C->pre->peak_resident_stage].id);
+			memcpy(C->err.msg, msg, sizeof(msg));
 		}
-		goto fail;
+		return STEP_FAIL;
 	}
-
-	if (M->on && prof != NULL &&
-	    gather_figures(M, prof, base, snap, res.wall_s, &mpi_peak, &err) != 0 && M->rank == 0)
-		goto fail_after;
+	/* --mpi: every rank's figures to rank 0; the other ranks are done */
+	if (M->on && C->prof != NULL &&
+	    gather_figures(M, C->prof, C->base, C->snap, C->res.wall_s, &C->mpi_peak,
+			   &C->err) != 0 && M->rank == 0)
+		return STEP_FAIL;
 	if (M->rank != 0) {
-		status = 0;
-		goto out;
+		C->status = 0;
+		return STEP_DONE;
 	}
+	return STEP_NEXT;
+}
 
-	/* The estimate again, with the measured sphere counts. */
-	{
-		sm_model_options mo2 = mo;
-		uint64_t k;
+/* The estimate again, with the measured sphere counts, into the staging directory's
+ * estimate.json (the pre-run one under "pre_run"). */
+static enum run_step write_estimate(struct run_cli *C)
+{
+	sm_model_options mo2 = C->mo;
+	sm_est_input *in = &C->in;
+	const sm_pipeline_result *res = &C->res;
+	sm_est_verdict v;
+	uint64_t k;
+	int wrc;
 
-		mo2.sphere_cells = 0;
-		mo2.calibrate[0] = '\0';
-		if (in.nhalos != res.nhalos) {
-			fprintf(stderr, "snapmem run: warning: the estimator selected %llu halos, the "
-				"run %llu\n", (unsigned long long)in.nhalos,
-				(unsigned long long)res.nhalos);
-		}
-		for (k = 0; k < in.nhalos; k++) {
-			in.halos[k].sphere_cells = 0;
-			if (k < res.nhalos) {
-				if (in.halos[k].group_index != res.halos[k].group_index)
-					fprintf(stderr, "snapmem run: warning: halo %llu is group %lld "
-						"in the estimate, %lld in the run\n",
-						(unsigned long long)k,
-						(long long)in.halos[k].group_index,
-						(long long)res.halos[k].group_index);
-				in.halos[k].sphere_cells = res.halos[k].sphere_cells;
-			}
-		}
-		if (sm_estimate_compute(&in, &mo2, post, &err) != 0)
-			goto fail_after;
-		have_post = 1;
-		if (sm_rundir_staged(&rd, "estimate.json", path, sizeof(path)) == NULL) {
-			sm_error_set(&err, SM_EINVAL, "'%.200s...': path too long", out);
-			goto fail_after;
-		}
-		{
-			sm_est_verdict v;
-			int wrc;
-
-			if (sm_est_verdict_compute(&in, post, max_mem, 0, &v, &err) != 0)
-				goto fail_after;
-			wrc = sm_estimate_write_json_run(&in, post, &v, pre, rd.id, rd.started, path,
-							 &err);
-			sm_est_verdict_release(&v);
-			if (wrc != 0)
-				goto fail_after;
-		}
+	mo2.sphere_cells = 0;
+	mo2.calibrate[0] = '\0';
+	if (in->nhalos != res->nhalos)
+		fprintf(stderr, "snapmem run: warning: the estimator selected %llu halos, the run "
+			"%llu\n", (unsigned long long)in->nhalos, (unsigned long long)res->nhalos);
+	for (k = 0; k < in->nhalos; k++) {
+		in->halos[k].sphere_cells = 0;
+		if (k >= res->nhalos)
+			continue;
+		if (in->halos[k].group_index != res->halos[k].group_index)
+			fprintf(stderr, "snapmem run: warning: halo %llu is group %lld in the "
+				"estimate, %lld in the run\n", (unsigned long long)k,
+				(long long)in->halos[k].group_index,
+				(long long)res->halos[k].group_index);
+		in->halos[k].sphere_cells = res->halos[k].sphere_cells;
 	}
-	if (prof != NULL) {
-		char *meta;
-		int have_report = sm_report_write_files_as != NULL;
+	if (sm_estimate_compute(in, &mo2, C->post, &C->err) != 0)
+		return STEP_FAIL;
+	C->have_post = 1;
+	if (sm_rundir_staged(&C->rd, "estimate.json", C->path, sizeof(C->path)) == NULL) {
+		sm_error_set(&C->err, SM_EINVAL, "'%.200s...': path too long", C->out);
+		return STEP_FAIL;
+	}
+	if (sm_est_verdict_compute(in, C->post, C->max_mem, 0, &v, &C->err) != 0)
+		return STEP_FAIL;
+	wrc = sm_estimate_write_json_run(in, C->post, &v, C->pre, C->rd.id, C->rd.started, C->path,
+					 &C->err);
+	sm_est_verdict_release(&v);
+	return wrc != 0 ? STEP_FAIL : STEP_NEXT;
+}
 
-		meta = run_meta(&mo, base, snap, out, max_mem, &res, pre, "complete", have_report,
-				&rd, "memory.json");
-		if (meta == NULL || sm_prof_set_meta(prof, "run", meta) != 0) {
-			free(meta);
-			sm_error_set(&err, SM_ENOMEM, "cannot build memory.json's run object");
-			goto fail_after;
-		}
-		free(meta);
-		if (sm_rundir_staged(&rd, "memory.json", path, sizeof(path)) == NULL ||
-		    sm_prof_write_json(prof, path, &err) != 0)
-			goto fail_after;
-		if (have_report) {
-			if (sm_report_write_files_as(rd.stage, out, 1.0, &err) != 0)
-				goto fail_after;
-			report_written = 1;
-		} else {
-			fprintf(stderr, "snapmem run: the report writer is not built into this "
-				"binary: no report.md / report.html (run 'snapmem report %s' later)\n",
-				out);
-		}
-	} else {
+/* memory.json with its "run" object, and report.md / report.html when the report writer is built
+ * in, into the staging directory. */
+static enum run_step write_measurement(struct run_cli *C)
+{
+	int have_report = sm_report_write_files_as != NULL;
+	char *meta;
+
+	if (C->prof == NULL) {
 		fprintf(stderr, "snapmem run: --no-profile: no memory.json and no report\n");
+		return STEP_NEXT;
 	}
-
-	/* Everything is whole in the staging directory: moved into the run directory together,
-	 * replacing the earlier run's files (those this run does not write are removed). */
-	{
-		const char *names[5];
-		size_t nn = 0;
-
-		names[nn++] = "profiles.hdf5";
-		names[nn++] = "estimate.json";
-		if (prof != NULL)
-			names[nn++] = "memory.json";
-		if (report_written) {
-			names[nn++] = "report.md";
-			names[nn++] = "report.html";
-		}
-		if (sm_rundir_commit(&rd, names, nn, 1, &err) != 0)
-			goto fail_after;
+	meta = run_meta(&C->mo, C->base, C->snap, C->out, C->max_mem, &C->res, C->pre, "complete",
+			have_report, &C->rd, "memory.json");
+	if (meta == NULL || sm_prof_set_meta(C->prof, "run", meta) != 0) {
+		free(meta);
+		sm_error_set(&C->err, SM_ENOMEM, "cannot build memory.json's run object");
+		return STEP_FAIL;
 	}
-
-	{
-		char a[32], b[32];
-		const char *pstage = "";
-		uint64_t mp = prof ? measured_peak(prof, &pstage) : 0;
-
-		if (res.empty)
-			printf("snapmem run: no halo matched the selection (%s): an empty result, "
-			       "profiles.hdf5 holds K = 0 rows\n",
-			       mo.halos >= 0 ? "--halos 0" : "mass cut");
-		else if (res.gas_cells == 0)
-			printf("snapmem run: the snapshot holds no gas cells: an empty result, every "
-			       "profile in profiles.hdf5 is empty (zero counts, NaN means)\n");
-		printf("snapmem run: %llu halos, %llu gas cells in %llu chunk files, pipeline %.3f s\n",
-		       (unsigned long long)res.nhalos, (unsigned long long)res.gas_cells,
-		       (unsigned long long)res.snapshot_files, res.wall_s);
-		if (M->on)
-			printf("  distributed over %d MPI rank%s (largest chunk first to the "
-			       "least-loaded rank)%s%s%s\n", M->size, M->size == 1 ? "" : "s",
-			       prof ? "; largest rank peak requested " : "",
-			       prof ? sm_format_iec(mpi_peak, a, sizeof(a)) : "",
-			       prof ? " (memory.json \"mpi\" has every rank's figures)" : "");
-		if (prof != NULL)
-			printf("  peak requested %llu bytes (%s, %.2f bytes per gas cell) in stage "
-			       "'%s'; estimated before the run %llu bytes (%s)\n",
-			       (unsigned long long)mp, sm_format_iec(mp, a, sizeof(a)),
-			       res.gas_cells ? (double)mp / (double)res.gas_cells : 0.0, pstage,
-			       (unsigned long long)pre->peak, sm_format_iec(pre->peak, b, sizeof(b)));
-		printf("  wrote %s/profiles.hdf5, estimate.json%s%s\n", out,
-		       prof ? ", memory.json" : "", report_written ? ", report.md, report.html" : "");
-		if (report_written)
-			printf("  report: %s/report.html\n", out);
+	free(meta);
+	if (sm_rundir_staged(&C->rd, "memory.json", C->path, sizeof(C->path)) == NULL ||
+	    sm_prof_write_json(C->prof, C->path, &C->err) != 0)
+		return STEP_FAIL;
+	if (!have_report) {
+		fprintf(stderr, "snapmem run: the report writer is not built into this binary: no "
+			"report.md / report.html (run 'snapmem report %s' later)\n", C->out);
+		return STEP_NEXT;
 	}
-	status = 0;
-	goto out;
+	if (sm_report_write_files_as(C->rd.stage, C->out, 1.0, &C->err) != 0)
+		return STEP_FAIL;
+	C->report_written = 1;
+	return STEP_NEXT;
+}
 
-fail_after:
-	/* The run finished but a later file failed: nothing is moved in (sm_rundir_close removes the
-	 * staging directory), the run directory stays as it was. */
-fail:
-	status = run_fail(&err);
-	goto out;
-fail_print:
-	if (!quiet)
-		fprintf(stderr, "snapmem: %s\n", err.msg);
-out:
+/* Everything is whole in the staging directory: moved into the run directory together,
+ * replacing the earlier run's files (those this run does not write are removed). */
+static enum run_step commit_files(struct run_cli *C)
+{
+	const char *names[5];
+	size_t nn = 0;
+
+	names[nn++] = "profiles.hdf5";
+	names[nn++] = "estimate.json";
+	if (C->prof != NULL)
+		names[nn++] = "memory.json";
+	if (C->report_written) {
+		names[nn++] = "report.md";
+		names[nn++] = "report.html";
+	}
+	return sm_rundir_commit(&C->rd, names, nn, 1, &C->err) != 0 ? STEP_FAIL : STEP_NEXT;
+}
+
+/* The lines a complete run prints on standard output. */
+static void print_summary(const struct run_cli *C)
+{
+	const sm_pipeline_result *res = &C->res;
+	char a[32], b[32];
+	const char *pstage = "";
+	uint64_t mp = C->prof ? measured_peak(C->prof, &pstage) : 0;
+
+	if (res->empty)
+		printf("snapmem run: no halo matched the selection (%s): an empty result, "
+		       "profiles.hdf5 holds K = 0 rows\n",
+		       C->mo.halos >= 0 ? "--halos 0" : "mass cut");
+	else if (res->gas_cells == 0)
+		printf("snapmem run: the snapshot holds no gas cells: an empty result, every "
+		       "profile in profiles.hdf5 is empty (zero counts, NaN means)\n");
+	printf("snapmem run: %llu halos, %llu gas cells in %llu chunk files, pipeline %.3f s\n",
+	       (unsigned long long)res->nhalos, (unsigned long long)res->gas_cells,
+	       (unsigned long long)res->snapshot_files, res->wall_s);
+	if (C->M->on)
+		printf("  distributed over %d MPI rank%s (largest chunk first to the "
+		       "least-loaded rank)%s%s%s\n", C->M->size, C->M->size == 1 ? "" : "s",
+		       C->prof ? "; largest rank peak requested " : "",
+		       C->prof ? sm_format_iec(C->mpi_peak, a, sizeof(a)) : "",
+		       C->prof ? " (memory.json \"mpi\" has every rank's figures)" : "");
+	if (C->prof != NULL)
+		printf("  peak requested %llu bytes (%s, %.2f bytes per gas cell) in stage "
+		       "'%s'; estimated before the run %llu bytes (%s)\n",
+		       (unsigned long long)mp, sm_format_iec(mp, a, sizeof(a)),
+		       res->gas_cells ? (double)mp / (double)res->gas_cells : 0.0, pstage,
+		       (unsigned long long)C->pre->peak, sm_format_iec(C->pre->peak, b, sizeof(b)));
+	printf("  wrote %s/profiles.hdf5, estimate.json%s%s\n", C->out,
+	       C->prof ? ", memory.json" : "", C->report_written ? ", report.md, report.html" : "");
+	if (C->report_written)
+		printf("  report: %s/report.html\n", C->out);
+}
+
+/* The last agreement (--mpi), then everything undone in reverse; returns the exit status. */
+static int finish(struct run_cli *C)
+{
+	struct mpi_run *M = C->M;
+
 	if (M->on && !M->pre_agreed) {
 		/* A rank that failed before the agreement before the run tells the others there. */
 		M->pre_agreed = 1;
-		(void)agree_status(M, status, &err);
+		(void)agree_status(M, C->status, &C->err);
 	} else if (M->run_reached) {
 		/* Rank 0's writing decides every rank's status. */
-		status = agree_status(M, status, &err);
+		C->status = agree_status(M, C->status, &C->err);
 	}
-	sm_rundir_close(&rd);
-	if (sig_installed) {
-		sigaction(SIGINT, &old_int, NULL);
-		sigaction(SIGTERM, &old_term, NULL);
+	sm_rundir_close(&C->rd);
+	if (C->sig_installed) {
+		sigaction(SIGINT, &C->old_int, NULL);
+		sigaction(SIGTERM, &C->old_term, NULL);
 	}
-	sm_pipeline_result_release(&res);
-	sm_prof_free(prof);
-	if (have_post)
-		sm_estimate_release(post);
-	if (have_pre)
-		sm_estimate_release(pre);
-	free(post);
-	free(pre);
-	if (have_in)
-		sm_est_input_release(&in);
-	return status;
+	sm_pipeline_result_release(&C->res);
+	sm_prof_free(C->prof);
+	if (C->have_post)
+		sm_estimate_release(C->post);
+	if (C->have_pre)
+		sm_estimate_release(C->pre);
+	free(C->post);
+	free(C->pre);
+	if (C->have_in)
+		sm_est_input_release(&C->in);
+	return C->status;
+}
+
+static int run_main(int argc, char **argv, struct mpi_run *M, int ranks_given)
+{
+	struct run_cli C;
+	enum run_step st = STEP_NEXT;
+	int rc;
+
+	memset(&C, 0, sizeof(C));
+	C.M = M;
+	C.ranks_given = ranks_given;
+	C.snap = -1;
+	C.inject_env = getenv("SNAPMEM_INJECT_OOM");
+	C.rd.fd = -1;
+	sm_error_clear(&C.err);
+	sm_model_options_init(&C.mo);
+	if ((rc = parse_options(&C, argc, argv)) != -1)
+		return rc;
+	install_signals(&C);
+	/* With --mpi, rank 0 alone checks and creates the run directory and computes the estimate;
+	 * the others learn the outcome at the agreement before the run. */
+	if (M->rank == 0)
+		st = prepare(&C);
+	if (st == STEP_NEXT)
+		st = start_profiler(&C);
+	if (st == STEP_NEXT)
+		st = agree_before_run(&C);
+	if (st == STEP_NEXT)
+		st = run_pipeline(&C);
+	if (st == STEP_NEXT)
+		st = write_estimate(&C);
+	if (st == STEP_NEXT)
+		st = write_measurement(&C);
+	if (st == STEP_NEXT)
+		st = commit_files(&C);
+	if (st == STEP_NEXT) {
+		print_summary(&C);
+		C.status = 0;
+	} else if (st == STEP_FAIL) {
+		/* after the run a failed file leaves nothing moved in (sm_rundir_close removes the
+		 * staging directory): the run directory stays as it was */
+		C.status = run_fail(&C.err);
+	} else if (st == STEP_FAIL_PRINT && !quiet) {
+		fprintf(stderr, "snapmem: %s\n", C.err.msg);
+	}
+	return finish(&C);
 }
 
 int cmd_run(int argc, char **argv)

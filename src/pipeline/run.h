@@ -1,9 +1,9 @@
 /*
  * The pipeline's run state and the pieces its strategies share (src/pipeline/ only; not public
- * API): the run structure, tracked-array and stage helpers, the halo selection, the input checks,
- * the output, and the science kernels every strategy must apply identically (minimum-image
- * distance in the positions' own type, the temperature, the r/R200 and log10 T bins), so that
- * the serial and the distributed runs decide every cell the same way.
+ * API): the run structure, tracked-array and stage helpers (run.c), one function per stage, each
+ * in the file named after its stage id, and the science kernels every strategy must apply
+ * identically (minimum-image distance in the positions' own type, the temperature, the r/R200 and
+ * log10 T bins), so that the serial and the distributed runs decide every cell the same way.
  */
 #ifndef SNAPMEM_PIPELINE_RUN_H
 #define SNAPMEM_PIPELINE_RUN_H
@@ -79,7 +79,10 @@ struct run {
 	sm__pl_out *out;
 };
 
-/* ---- run helpers (pipeline.c) ---- */
+/* ---- the run (run.c) ---- */
+
+/* A halo's step runs on the worker threads from this many cells (or column cells) a part. */
+#define SM__PL_HALO_PART_MIN_CELLS 1000000u
 
 double sm__pl_now_s(void);
 /* SM_EINTR (err naming the signal and stage) when the caller's cancel flag is set, else 0. */
@@ -92,18 +95,33 @@ void sm__pl_stage_end(struct run *R);
 int sm__pl_palloc(struct run *R, void *slot, const char *name, uint64_t bytes);
 /* Frees the tracked array in *slot (NULL fine) and clears the slot. */
 void sm__pl_pfree(struct run *R, void *slot);
+/* Maps in a fresh large array's pages on all CPUs, asking for huge pages (contents undefined). */
+void sm__pl_prefault(struct run *R, void *ptr, uint64_t bytes);
+/* Parts worth running for a halo step over `work` cells or columns (at least 1). */
+unsigned sm__pl_halo_parts(uint64_t work, uint64_t min_per_part);
 /* The chunk file and local index of global gas cell i, for messages. */
 void sm__pl_cell_location(struct run *R, uint64_t i, char *path, size_t len, uint64_t *local);
 /* Opens the snapshot and the catalogue and checks the header facts the run needs (R->n, box...). */
 int sm__pl_open_inputs(struct run *R);
-/* Stage load_halos: reads the catalogue, selects, keeps halo_index/center/m200/r200. */
-int sm__pl_load_halos(struct run *R);
 /* The catalogue chunk file holding group gi, for messages (opens chunk headers; error path). */
 void sm__pl_group_location(struct run *R, uint64_t gi, char *path, size_t len);
 /* Chunk 0's file of the snapshot / the catalogue (a thread-local buffer), for messages that concern
  * the whole snapshot or catalogue: they name a real file, never a chunk pattern. */
 const char *sm__pl_snap_file(struct run *R);
 const char *sm__pl_cat_file(struct run *R);
+/* Seconds since t0 (sm__pl_now_s) added to part of the open stages' time (memory.json "time"). */
+void sm__pl_part_since(struct run *R, sm_prof_part part, double t0);
+/* Creates profiles.hdf5's temporary file with the run's options as root attributes. */
+int sm__pl_create_output(struct run *R);
+
+/* ---- load_halos (load_halos.c) ---- */
+
+/* The serial run's stage: reads the catalogue's three columns whole, selects, keeps
+ * halo_index/center/m200/r200. */
+int sm__pl_load_halos(struct run *R);
+/* The distributed run's stage: the same selection, the catalogue read one chunk file at a time
+ * into arrays of the largest chunk's size (docs/MPI.md). */
+int sm__pl_load_halos_chunked(struct run *R);
 /* Selected halo i (group gi): M200 as read (NaN allowed, not inf or negative), R200 (positive,
  * finite, at most BoxSize) and centre checked, SM_EFORMAT naming the chunk file as every strategy
  * words it; the centre c is wrapped into [0, BoxSize) in place. */
@@ -111,23 +129,57 @@ int sm__pl_check_halo(struct run *R, uint64_t i, uint64_t gi, double m200, doubl
 		      double c[3]);
 /* The end of load_halos for K kept halos: the caller's result table, the stage closed. */
 int sm__pl_halos_done(struct run *R, uint64_t k);
+
+/* ---- load_gas_fields, compute_temperature (load_gas_fields.c, compute_temperature.c) ---- */
+
+/* Stage load_gas_fields: the three fields whole (in-memory), or the stage recorded empty
+ * (streaming: compute_temperature reads them block by block). */
+int sm__pl_load_gas_fields(struct run *R);
+/* Stage compute_temperature: temperature from the three fields, which it frees (in-memory), or
+ * from blocks of stream_block cells read into three block-sized fields (streaming). */
+int sm__pl_compute_temperature(struct run *R);
+/* Cells [first, first + n) of gas field name (float32) into out, timed as reading. */
+int sm__pl_read_gas(struct run *R, const char *name, uint64_t first, uint64_t n, float *out);
 /* Temperatures of cells [first, first + n) (global numbering, for messages) on the worker threads,
  * star-forming cells as -T; SM_EFORMAT naming the file and cell of the first bad value. */
 int sm__pl_temperature_block(struct run *R, uint64_t first, uint64_t n, const float *u,
 			     const float *xe, const float *sfr, float *t);
-/* Seconds since t0 (sm__pl_now_s) added to part of the open stages' time (memory.json "time"). */
-void sm__pl_part_since(struct run *R, sm_prof_part part, double t0);
-/* Cells [first, first + n) of gas field name (float32) into out, timed as reading. */
-int sm__pl_read_gas(struct run *R, const char *name, uint64_t first, uint64_t n, float *out);
+
+/* ---- load_positions (load_positions.c) ---- */
+
+/* Stage load_positions: Coordinates of every cell in the positions' type (through io_buffer for
+ * float32), range-checked. */
+int sm__pl_load_positions(struct run *R);
 /* Cells [first, first + n) of Coordinates into out (3n of the positions' type) through R->iobuf
  * when allocated, range-checked in the same pass (sm_snapshot_read_range_checked); *bad = the
  * first bad cell's offset from first (non-finite or more than half a box outside), or n. */
 int sm__pl_read_positions(struct run *R, uint64_t first, uint64_t n, void *out, uint64_t *bad);
 /* SM_EFORMAT for a bad coordinate of global gas cell `cell`, naming its file and local row. */
 int sm__pl_bad_coordinate(struct run *R, uint64_t cell);
-/* Creates profiles.hdf5's temporary file with the run's options as root attributes. */
-int sm__pl_create_output(struct run *R);
+
+/* ---- build_index (build_index.c; the grid and its sort: grid.h) ---- */
+
+/* Stage build_index of the serial run: the grid over the box, the cells near the selected halos
+ * sorted into grid-cell order in place (Coordinates and temperature permuted together). */
+int sm__pl_build_index(struct run *R);
+
+/* ---- the per-halo stages, steps 5 to 8 (select_sphere.c ... histogram_write.c) ---- */
+
+/* select_sphere: the cells of halo h within 2 R200 (sphere_cells or sphere_mask); *s their count. */
+int sm__pl_select_sphere(struct run *R, uint64_t h, uint64_t *s);
+/* radial_distance: radius[s], each selected cell's distance to the centre. */
+int sm__pl_radial_distance(struct run *R, uint64_t h, uint64_t s);
+/* mask_arrays: selected_temperature[s] and selected_positions[s] gathered. */
+int sm__pl_mask_arrays(struct run *R, uint64_t h, uint64_t s);
+/* histogram_write: the halo's histogram appended to profiles.hdf5; the halo's arrays freed. */
+int sm__pl_histogram_write(struct run *R, uint64_t h, uint64_t s);
 void sm__pl_tbin_table_init(struct tbin_table *tt);
+
+/* The j-th selected cell of the index strategy (sphere_cells, uint32 or uint64). */
+static inline uint64_t sm__pl_sphere_cell(const struct run *R, uint64_t j)
+{
+	return R->idx64 ? ((const uint64_t *)R->sphere)[j] : ((const uint32_t *)R->sphere)[j];
+}
 
 /* ---- science kernels ---- */
 

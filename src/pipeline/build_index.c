@@ -1,0 +1,251 @@
+/*
+ * Stage build_index of the serial run (--select index; docs/MODEL.md): a uniform grid of g^3 cells
+ * over the box, g = sm_model_grid_side(N). First the grid cells some halo's sphere scan will visit
+ * are flagged (in index_cell_fill's first g^3 bytes) and the cells lying in them are moved to the
+ * front (sm__pl_split_near, each thread its own stretch, the stretches then closed up): only those
+ * are sorted, the rest stay unsorted behind them, in no grid cell's range (at TNG scale a few
+ * percent of the cells lie near the selected halos). Then Coordinates and temperature of the near
+ * cells are permuted in place into grid-cell order by an MSD radix sort, one axis per level (x
+ * slabs, then y rows inside a slab, then z cells inside a row), each level an in-place block
+ * distribution (sm__pl_distribute, build_index_sort.c). The slab pass finds the slab sizes itself;
+ * each slab's cell counts go into its own stretch of index_cell_fill and become its
+ * index_cell_start entries. No per-cell memory besides the two arrays the model names.
+ *
+ * The distributed run's build_index (the halo index) is in build_index_halos.c.
+ */
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "grid.h"
+#include "run.h"
+
+/* Counts the cells of x[0, n) into cnt by grid cell (global cell ids). */
+static void count_cells(const struct grid *gr, const void *x, int f64, uint64_t n, uint64_t *cnt)
+{
+	uint64_t i;
+
+	if (f64) {
+		for (i = 0; i < n; i++)
+			cnt[sm__pl_key_f64(gr, (const double *)x + 3 * i)]++;
+	} else {
+		for (i = 0; i < n; i++)
+			cnt[sm__pl_key_f32(gr, (const float *)x + 3 * i)]++;
+	}
+}
+
+/* build_index's parallel parts. The x-slab pass runs on the calling thread and finds the slab
+ * boundaries itself (index_cell_start[s g^2]); then all parts take slabs one at a time: count the
+ * slab's cells into its own stretch of index_cell_fill, turn them into its index_cell_start
+ * entries, and sort the slab into rows and the rows into cells. A slab's cells and counters are
+ * its own, and its order does not depend on who sorts it. */
+struct index_job {
+	const struct grid *gr;
+	void *x;
+	float *t;
+	int f64;
+	uint64_t *start, *fill;
+	atomic_uint_fast64_t next;
+};
+
+static void distribute(const struct index_job *J, const uint64_t *start, uint64_t *bounds,
+		       uint64_t lo, uint64_t n, uint64_t stride, int axis)
+{
+	sm__pl_distribute(J->gr, J->x, J->t, J->f64, start, bounds, lo, n, stride, axis);
+}
+
+static void slab_part(void *arg, unsigned part, unsigned parts)
+{
+	struct index_job *J = arg;
+	uint64_t g = J->gr->g, g2 = g * g, sl, y, k;
+
+	while ((sl = atomic_fetch_add(&J->next, 1)) < g) {
+		uint64_t *st = J->start + sl * g2, *cnt = J->fill + sl * g2;
+		uint64_t a = st[0], b = st[g2], at;
+
+		/* count_cells indexes by the global cell id: the slab's own g^2 entries */
+		memset(cnt, 0, g2 * sizeof(*cnt));
+		count_cells(J->gr, (const unsigned char *)J->x + 3 * a * (J->f64 ? 8 : 4), J->f64,
+			    b - a, J->fill);
+		/* st[0] and st[g2] are the slab pass's (st[g2] is the next slab's st[0]) */
+		for (k = 1, at = a + cnt[0]; k < g2; k++) {
+			st[k] = at;
+			at += cnt[k];
+		}
+		if (b - a < 2)
+			continue;
+		distribute(J, st, NULL, a, b - a, g, 1);
+		for (y = 0; y < g; y++)
+			if (st[(y + 1) * g] - st[y * g] > 1)
+				distribute(J, st + y * g, NULL, st[y * g], st[(y + 1) * g] - st[y * g],
+					   1, 2);
+	}
+}
+
+void sm__pl_axis_cover(const struct grid *gr, double c, double r, struct axis_range *ar)
+{
+	double pad = 1e-5 * r + 1e-6 * gr->box;
+	double flo = floor((c - r - pad) * gr->inv_w), fhi = floor((c + r + pad) * gr->inv_w);
+	int64_t g = (int64_t)gr->g;
+	int64_t lo, hi, wl, wh;
+
+	/* Decided in double before any integer conversion: a span of g cells or more (or one that
+	 * is not a number) covers the axis, and whatever is left lies within a few grid widths of
+	 * [0, g), the centre being in the box. */
+	if (!(fhi - flo + 1 < gr->gd) || !(flo > -4.0 * gr->gd && fhi < 5.0 * gr->gd)) {
+		ar->n = 1;
+		ar->a[0] = 0;
+		ar->b[0] = (uint64_t)g - 1;
+		return;
+	}
+	lo = (int64_t)flo;
+	hi = (int64_t)fhi;
+	if (hi - lo + 1 >= g) {
+		ar->n = 1;
+		ar->a[0] = 0;
+		ar->b[0] = (uint64_t)g - 1;
+		return;
+	}
+	wl = ((lo % g) + g) % g;
+	wh = ((hi % g) + g) % g;
+	if (wl <= wh) {
+		ar->n = 1;
+		ar->a[0] = (uint64_t)wl;
+		ar->b[0] = (uint64_t)wh;
+	} else {
+		ar->n = 2;
+		ar->a[0] = (uint64_t)wl;
+		ar->b[0] = (uint64_t)g - 1;
+		ar->a[1] = 0;
+		ar->b[1] = (uint64_t)wh;
+	}
+}
+
+/* The grid cells the halos' sphere scans visit (sphere_scan's own cover), flagged in cover[m]. */
+static void mark_cover(const struct run *R, unsigned char *cover)
+{
+	const struct grid *gr = &R->grid;
+	uint64_t h, g = gr->g, x, y;
+	struct axis_range ax, ay, az;
+	int i, j, l;
+
+	memset(cover, 0, g * g * g);
+	for (h = 0; h < R->k; h++) {
+		const double *cd = &R->halo_center[3 * h];
+		double r2 = 2.0 * R->halo_r200[h];
+
+		sm__pl_axis_cover(gr, cd[0], r2, &ax);
+		sm__pl_axis_cover(gr, cd[1], r2, &ay);
+		sm__pl_axis_cover(gr, cd[2], r2, &az);
+		for (i = 0; i < ax.n; i++)
+			for (x = ax.a[i]; x <= ax.b[i]; x++)
+				for (j = 0; j < ay.n; j++)
+					for (y = ay.a[j]; y <= ay.b[j]; y++)
+						for (l = 0; l < az.n; l++)
+							memset(cover + (x * g + y) * g + az.a[l], 1,
+							       az.b[l] - az.a[l] + 1);
+	}
+}
+
+struct part_job {
+	const struct grid *gr;
+	const unsigned char *cover;
+	void *x;
+	float *t;
+	int f64;
+	uint64_t n;
+	uint64_t lo[SM__PL_MAX_THREADS], near[SM__PL_MAX_THREADS];
+};
+
+/* 1 when row i lies in a grid cell some sphere scan visits. */
+static int row_near(const struct part_job *J, uint64_t i)
+{
+	return J->gr->cover[J->f64 ? sm__pl_key_f64(J->gr, (const double *)J->x + 3 * i)
+				   : sm__pl_key_f32(J->gr, (const float *)J->x + 3 * i)] != 0;
+}
+
+static void cover_part(void *arg, unsigned part, unsigned parts)
+{
+	struct part_job *J = arg;
+	uint64_t lo = J->n * part / parts, hi = J->n * (part + 1) / parts, b[3];
+
+	J->lo[part] = lo;
+	if (hi - lo < 2) { /* split_near puts a single row in bucket 0 unclassified */
+		J->near[part] = hi > lo && row_near(J, lo);
+		return;
+	}
+	sm__pl_split_near(J->gr, J->x, J->t, J->f64, b, lo, hi - lo);
+	J->near[part] = b[1] - lo;
+}
+
+/* Cells in covered grid cells to the front, on the worker threads: each part partitions its own
+ * stretch, then the parts' near blocks are closed up (swapping with the far rows between).
+ * Returns the number of near cells. */
+static uint64_t partition_near(struct run *R, const unsigned char *cover)
+{
+	struct part_job J;
+	unsigned parts = R->n >= 65536 ? sm__pl_threads() : 1, p;
+	uint64_t e = 0;
+
+	memset(&J, 0, sizeof(J));
+	J.gr = &R->grid;
+	J.cover = cover;
+	J.x = R->coords;
+	J.t = R->temp;
+	J.f64 = R->pt == SM_DTYPE_F64;
+	J.n = R->n;
+	sm__pl_parallel(cover_part, &J, parts);
+	for (p = 0; p < parts; p++) {
+		uint64_t gap = J.lo[p] - e, k = gap < J.near[p] ? gap : J.near[p];
+
+		if (k > 0) {
+			uint64_t b = J.lo[p] + J.near[p] - k;
+
+			sm__pl_swap_rows(R->coords, R->temp, J.f64, e, b, k);
+		}
+		e += J.near[p];
+	}
+	return e;
+}
+
+int sm__pl_build_index(struct run *R)
+{
+	uint64_t g = sm_model_grid_side(R->n), m = g * g * g, nnear;
+	struct index_job J;
+	int rc;
+
+	R->grid.g = g;
+	R->grid.gd = (double)g;
+	R->grid.box = R->box;
+	R->grid.inv_w = (double)g / R->box;
+	R->r->grid_side = g;
+	if ((rc = sm__pl_stage_begin(R, SM_STAGE_BUILD_INDEX, -1, R->n)) != 0 ||
+	    (rc = sm__pl_palloc(R, &R->cstart, SM_ARRAY_INDEX_CELL_START, 8 * (m + 1))) != 0 ||
+	    (rc = sm__pl_palloc(R, &R->cfill, SM_ARRAY_INDEX_CELL_FILL, 8 * m)) != 0)
+		return rc;
+	/* Only cells some sphere scan can visit are sorted; index_cell_fill holds the cover flags
+	 * (m bytes of its 8m) until the slab counts need it. */
+	mark_cover(R, (unsigned char *)R->cfill);
+	R->grid.cover = (const unsigned char *)R->cfill;
+	nnear = partition_near(R, (const unsigned char *)R->cfill);
+	R->r->indexed_cells = nnear;
+	if ((rc = sm__pl_cancelled(R)) != 0)
+		return rc;
+	memset(&J, 0, sizeof(J));
+	J.gr = &R->grid;
+	J.x = R->coords;
+	J.t = R->temp;
+	J.f64 = R->pt == SM_DTYPE_F64;
+	J.start = R->cstart;
+	J.fill = R->cfill;
+	memset(R->cstart, 0, 8 * (m + 1));
+	distribute(&J, NULL, R->cstart, 0, nnear, g * g, 0);
+	if ((rc = sm__pl_cancelled(R)) != 0)
+		return rc;
+	atomic_init(&J.next, 0);
+	sm__pl_parallel(slab_part, &J, nnear >= 65536 ? sm__pl_threads() : 1);
+	sm__pl_pfree(R, &R->cfill);
+	sm__pl_progress(R, SM_STAGE_BUILD_INDEX, -1, R->n, R->n);
+	sm__pl_stage_end(R);
+	return 0;
+}

@@ -1,0 +1,65 @@
+/*
+ * The distributed run's state (src/pipeline/ only; docs/MPI.md): one rank's share of the run and
+ * the collectives, shared by its driver (distributed.c) and its stages, each in the file of its
+ * stage id: load_halos (load_halos.c, sm__pl_load_halos_chunked, on struct run alone),
+ * build_index (build_index_halos.c, the halo index), stream_cells (stream_cells.c) and
+ * histogram_write (histogram_write.c, the reduction and rank 0's rows).
+ */
+#ifndef SNAPMEM_PIPELINE_DISTRIBUTED_H
+#define SNAPMEM_PIPELINE_DISTRIBUTED_H
+
+#include <stdint.h>
+
+#include "run.h"
+
+struct dist {
+	struct run *R;
+	const sm_pipeline_comm *comm;
+	int rank, size;
+	sm_error e;               /* this run's error (R->err points here) */
+
+	int32_t *owner;           /* [nfiles] chunk owners (untracked, before the stages) */
+	uint64_t *first;          /* [nfiles] global index of each chunk's first gas cell */
+	uint64_t my_cells;
+
+	uint64_t hg, hg3;         /* halo grid side, cells */
+	double inv_w;             /* hg / box */
+	uint32_t *hg_start;       /* tracked: halo_grid_start [hg^3 + 1] */
+	uint32_t *hg_halos;       /* tracked: halo_grid_halos [K min(8, hg^3)] */
+	unsigned char *sums;      /* tracked: profile_sums [25,200 K] */
+	uint64_t b;               /* block cells */
+};
+
+/* An agreement point: every rank's rc in, the lowest failing rank's code (and, on every rank,
+ * its error) out. With one rank it is rc (distributed.c). */
+int sm__pl_agree(struct dist *D, int rc);
+
+/* The root attributes of the distributed run's profiles.hdf5, its temporary file created (rank 0;
+ * distributed.c). */
+int sm__pl_dist_create_output(struct dist *D);
+
+/* Stage build_index: the halo index, a CSR over the hg^3 halo grid (build_index_halos.c). */
+int sm__pl_build_halo_index(struct dist *D);
+
+/* The halo grid cell of a coordinate in [-box/2, 3 box/2), wrapped into [0, box). */
+static inline uint64_t sm__pl_halo_axis(const struct dist *D, double x, double box)
+{
+	int64_t i;
+
+	if (x < 0)
+		x += box;
+	else if (x >= box)
+		x -= box;
+	i = (int64_t)(x * D->inv_w);
+	return i < 0 ? 0 : (uint64_t)i >= D->hg ? D->hg - 1 : (uint64_t)i;
+}
+
+/* Stage stream_cells: this rank's chunk files, block by block, into the halos' sums
+ * (stream_cells.c). */
+int sm__pl_stream_cells(struct dist *D);
+
+/* Stage histogram_write: rank 0's output created, the agreement before the reduction, the sums
+ * added over ranks, rank 0's rows; then the sums and the halo index freed (histogram_write.c). */
+int sm__pl_histogram_write_reduced(struct dist *D);
+
+#endif

@@ -1,0 +1,70 @@
+/*
+ * The serial run's spatial index (src/pipeline/ only): a uniform grid of g^3 cells over the box
+ * (g = sm_model_grid_side(N)). build_index.c builds it: the cells near the selected halos are moved
+ * to the front and sorted into grid-cell order in place by build_index_sort.c's block
+ * distribution; select_sphere.c scans the grid cells a sphere covers. Both find a coordinate's
+ * grid cell and a sphere's grid cells with the functions here, so they agree cell for cell.
+ */
+#ifndef SNAPMEM_PIPELINE_GRID_H
+#define SNAPMEM_PIPELINE_GRID_H
+
+#include <stdint.h>
+
+#include "run.h"
+
+/* Grid index along one axis of a coordinate in [-box/2, 3 box/2) (load_positions checks that). */
+static inline uint64_t sm__pl_axis_bin(const struct grid *gr, double x)
+{
+	double t = x * gr->inv_w;
+	int64_t i;
+
+	if (t < 0)
+		t += gr->gd;
+	else if (t >= gr->gd)
+		t -= gr->gd;
+	i = (int64_t)t;
+	return i < 0 ? 0 : (uint64_t)i >= gr->g ? gr->g - 1 : (uint64_t)i;
+}
+
+/* The grid cell (x g + y) g + z of a cell's coordinates, in the positions' own type. */
+static inline uint64_t sm__pl_key_f32(const struct grid *gr, const float *x)
+{
+	return (sm__pl_axis_bin(gr, x[0]) * gr->g + sm__pl_axis_bin(gr, x[1])) * gr->g +
+	       sm__pl_axis_bin(gr, x[2]);
+}
+
+static inline uint64_t sm__pl_key_f64(const struct grid *gr, const double *x)
+{
+	return (sm__pl_axis_bin(gr, x[0]) * gr->g + sm__pl_axis_bin(gr, x[1])) * gr->g +
+	       sm__pl_axis_bin(gr, x[2]);
+}
+
+/* Ranges of grid indices along one axis covering [c - r, c + r] (periodic, each index once). */
+struct axis_range {
+	uint64_t a[2], b[2];  /* up to two runs [a, b] */
+	int n;
+};
+
+/* The grid indices along one axis that a sphere of radius r at c touches, padded for rounding
+ * (build_index.c): the cover build_index sorts and the sphere scans visit. */
+void sm__pl_axis_cover(const struct grid *gr, double c, double r, struct axis_range *ar);
+
+/*
+ * One in-place distribution pass of build_index's sort (build_index_sort.c): the rows [lo, lo + n)
+ * of x (3 coordinates per cell, float or double as f64 says) and t go to the g buckets of their
+ * grid index along `axis`, bucket c ending up in [start[c stride], start[(c+1) stride]); with
+ * bounds != NULL the bucket sizes are counted and the boundaries written to bounds[c stride]
+ * (and used) instead of start.
+ */
+void sm__pl_distribute(const struct grid *gr, void *x, float *t, int f64, const uint64_t *start,
+		       uint64_t *bounds, uint64_t lo, uint64_t n, uint64_t stride, int axis);
+
+/* The same pass with two buckets: rows whose grid cell is flagged in gr->cover first (near), the
+ * others after; bounds[0..2] receive the two ranges' boundaries. */
+void sm__pl_split_near(const struct grid *gr, void *x, float *t, int f64, uint64_t *bounds,
+		       uint64_t lo, uint64_t n);
+
+/* Swaps the k rows at a with the k rows at b (the two ranges do not overlap). */
+void sm__pl_swap_rows(void *x, float *t, int f64, uint64_t a, uint64_t b, uint64_t k);
+
+#endif

@@ -1,0 +1,157 @@
+/*
+ * Stage histogram_write (step 8; docs/MODEL.md, docs/MPI.md): a halo's profile (DESIGN.md: 50 r/R200
+ * bins of counts, sf_counts and mean temperature, 50 x 60 hist2d over log10 T), 25,200 bytes,
+ * appended to profiles.hdf5 as one row. The serial run makes it per halo from radius and
+ * selected_temperature (histogram), then frees the halo's arrays; the distributed run adds every
+ * rank's sums to rank 0 (reduce_sums) and rank 0 writes one row per halo. The log10 T bin is
+ * found by table (sm__pl_tbin_table_init), equal to the definition for every float.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "distributed.h"
+#include "run.h"
+
+#define HIST_I64 (SM_MODEL_HISTOGRAM_BYTES / 8u) /* 8-byte words of one halo's sums */
+
+/* The T-bin table (no log10 per cell): th[b] is the smallest non-negative float (as bits) whose
+ * exact bin is >= b, found by bisection over the float bit patterns (ordered like the values);
+ * tab[key] the bin of the floats with top bits `key` below their range's threshold (a range of
+ * 2^19 patterns spans a factor 2^(1/16), a bin 10^(1/10): at most one threshold per range).
+ * Values within TBIN_GUARD patterns of a threshold are binned with log10, so the result equals
+ * tbin_exact even where log10 is not monotonic to the last bit. */
+void sm__pl_tbin_table_init(struct tbin_table *tt)
+{
+	uint32_t b, key;
+
+	tt->th[0] = 0;
+	for (b = 1; b < SM_MODEL_TBINS; b++) {
+		uint32_t lo = 0, hi = TBIN_INF_BITS; /* exact(hi) >= b: inf is in the last bin */
+
+		while (lo < hi) {
+			uint32_t mid = lo + (hi - lo) / 2;
+
+			if (sm__pl_tbin_exact(sm__pl_bits_float(mid)) >= (int)b)
+				hi = mid;
+			else
+				lo = mid + 1;
+		}
+		tt->th[b] = lo;
+	}
+	tt->th[SM_MODEL_TBINS] = UINT32_MAX;
+	for (key = 0, b = 0; key < TBIN_KEYS; key++) {
+		while (b + 1 < SM_MODEL_TBINS && tt->th[b + 1] <= key << TBIN_SHIFT)
+			b++;
+		tt->tab[key] = (unsigned char)b;
+	}
+}
+
+static void histogram(const struct run *R, uint64_t s, double r200, unsigned char *hist)
+{
+	uint64_t j;
+
+	memset(hist, 0, SM_MODEL_HISTOGRAM_BYTES);
+	for (j = 0; j < s; j++) {
+		double rr = R->pt == SM_DTYPE_F32 ? (double)((const float *)R->radius)[j]
+						  : ((const double *)R->radius)[j];
+
+		sm__pl_hist_add(hist, &R->tbins, rr, r200, R->sel_t[j]);
+	}
+	sm__pl_hist_finish(hist);
+}
+
+/* The serial run's stage for halo h of s selected cells. */
+int sm__pl_histogram_write(struct run *R, uint64_t h, uint64_t s)
+{
+	int rc;
+
+	if ((rc = sm__pl_stage_begin(R, SM_STAGE_HISTOGRAM_WRITE, (int64_t)h, R->k)) != 0 ||
+	    (rc = sm__pl_palloc(R, &R->hist, SM_ARRAY_HISTOGRAM, SM_MODEL_HISTOGRAM_BYTES)) != 0)
+		return rc;
+	histogram(R, s, R->halo_r200[h], R->hist);
+	if ((rc = sm__pl_out_append(R->out, R->halo_index[h], &R->halo_center[3 * h],
+				    R->halo_r200[h], R->halo_m200[h], R->hist, R->err)) != 0)
+		return rc;
+	sm__pl_pfree(R, &R->sphere);
+	sm__pl_pfree(R, &R->mask);
+	sm__pl_pfree(R, &R->radius);
+	sm__pl_pfree(R, &R->sel_t);
+	sm__pl_pfree(R, &R->sel_pos);
+	sm__pl_pfree(R, &R->hist);
+	sm__pl_progress(R, SM_STAGE_HISTOGRAM_WRITE, (int64_t)h, h + 1, R->k);
+	sm__pl_stage_end(R);
+	return 0;
+}
+
+/* ---- the distributed run ------------------------------------------------------------------------ */
+
+/* The sums over ranks into rank 0's: int64 runs exactly, temperature sums in float64. Per halo
+ * the layout is counts, sf_counts (int64[100]), sums (float64[50]), hist2d (int64[3000]); a
+ * halo's hist2d and the next halo's counts form one int64 run. */
+static int reduce_sums(struct dist *D)
+{
+	const sm_pipeline_comm *C = D->comm;
+	uint64_t k = D->R->k, h;
+	int64_t *w = (int64_t *)(void *)D->sums;
+	const size_t ci = 2 * SM_MODEL_RBINS, cs = SM_MODEL_RBINS;
+	int rc;
+
+	if (C == NULL || D->size == 1 || k == 0)
+		return 0;
+	for (h = 0; h < k; h++) {
+		int64_t *base = w + h * HIST_I64;
+		/* int64 from the previous halo's hist2d (or this halo's counts) to its sums */
+		int64_t *run = h == 0 ? base : base - (HIST_I64 - ci - cs);
+		size_t len = h == 0 ? ci : (HIST_I64 - ci - cs) + ci;
+
+		if ((rc = C->sum_i64(C->ctx, run, len)) != 0 ||
+		    (rc = C->sum_f64(C->ctx, (double *)(void *)(base + ci), cs)) != 0)
+			return sm_error_set(D->R->err, rc, "rank %d of %d: adding the profile sums "
+					    "failed: %s", D->rank, D->size, sm_strerror(rc));
+	}
+	rc = C->sum_i64(C->ctx, w + (k - 1) * HIST_I64 + ci + cs, HIST_I64 - ci - cs);
+	if (rc != 0)
+		return sm_error_set(D->R->err, rc, "rank %d of %d: adding the profile sums failed: "
+				    "%s", D->rank, D->size, sm_strerror(rc));
+	return 0;
+}
+
+
+/* Stage histogram_write: rank 0's output, the agreement before the reduction, the reduction,
+ * rank 0's rows; then the sums and the index are freed. */
+int sm__pl_histogram_write_reduced(struct dist *D)
+{
+	struct run *R = D->R;
+	uint64_t h;
+	int rc = 0;
+
+	rc = sm__pl_stage_begin(R, SM_STAGE_HISTOGRAM_WRITE, -1, R->k);
+	if (rc == 0 && D->rank == 0)
+		rc = sm__pl_dist_create_output(D);
+	if ((rc = sm__pl_agree(D, rc)) != 0)
+		return rc;
+	if ((rc = reduce_sums(D)) != 0)
+		return rc;
+	for (h = 0; h < R->k; h++) {
+		unsigned char *hist = D->sums + h * SM_MODEL_HISTOGRAM_BYTES;
+		const int64_t *cnt = (const int64_t *)(void *)hist;
+		uint64_t s = 0;
+		int b;
+
+		for (b = 0; b < 2 * SM_MODEL_RBINS; b++)
+			s += (uint64_t)cnt[b];
+		R->r->halos[h].sphere_cells = s;
+		if (D->rank != 0)
+			continue;
+		sm__pl_hist_finish(hist);
+		if ((rc = sm__pl_out_append(R->out, R->halo_index[h], &R->halo_center[3 * h],
+					    R->halo_r200[h], R->halo_m200[h], hist, R->err)) != 0)
+			return rc;
+		sm__pl_progress(R, SM_STAGE_HISTOGRAM_WRITE, -1, h + 1, R->k);
+	}
+	sm__pl_pfree(R, &D->sums);
+	sm__pl_pfree(R, &D->hg_halos);
+	sm__pl_pfree(R, &D->hg_start);
+	sm__pl_stage_end(R);
+	return 0;
+}

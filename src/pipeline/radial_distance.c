@@ -1,0 +1,82 @@
+/*
+ * Stage radial_distance (step 6, per halo; docs/MODEL.md): radius[s], the distance of each selected
+ * cell to the halo's centre, in the positions' own type, by the same minimum-image function that
+ * selected it (sm__pl_dist_f32/f64), in selection order. The index strategy's list is shared out
+ * to the worker threads for large spheres; the mask strategy walks the mask.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "run.h"
+
+struct radius_job {
+	const struct run *R;
+	uint64_t h, s;
+};
+
+/* Part p of the index list: radius[j] for j in its share. */
+static void radius_part(void *arg, unsigned part, unsigned parts)
+{
+	const struct radius_job *J = arg;
+	const struct run *R = J->R;
+	const double *cd = &R->halo_center[3 * J->h];
+	uint64_t ja = J->s * part / parts, jb = J->s * (part + 1) / parts, j;
+
+	if (R->pt == SM_DTYPE_F32) {
+		float c[3] = {(float)cd[0], (float)cd[1], (float)cd[2]};
+		float box = (float)R->box, *rad = R->radius;
+		const float *x = R->coords;
+
+		for (j = ja; j < jb; j++)
+			rad[j] = sm__pl_dist_f32(x + 3 * sm__pl_sphere_cell(R, j), c, box, box / 2);
+	} else {
+		double *rad = R->radius;
+		const double *x = R->coords;
+
+		for (j = ja; j < jb; j++)
+			rad[j] = sm__pl_dist_f64(x + 3 * sm__pl_sphere_cell(R, j), cd, R->box,
+						 R->box / 2);
+	}
+}
+
+/* The mask strategy: the cells whose mask byte is set, in cell order. */
+static void radius_by_mask(const struct run *R, uint64_t h)
+{
+	const double *cd = &R->halo_center[3 * h];
+	uint64_t i, j = 0;
+
+	if (R->pt == SM_DTYPE_F32) {
+		float c[3] = {(float)cd[0], (float)cd[1], (float)cd[2]};
+		float box = (float)R->box, *rad = R->radius;
+		const float *x = R->coords;
+
+		for (i = 0; i < R->n; i++)
+			if (R->mask[i])
+				rad[j++] = sm__pl_dist_f32(x + 3 * i, c, box, box / 2);
+	} else {
+		double *rad = R->radius;
+		const double *x = R->coords;
+
+		for (i = 0; i < R->n; i++)
+			if (R->mask[i])
+				rad[j++] = sm__pl_dist_f64(x + 3 * i, cd, R->box, R->box / 2);
+	}
+}
+
+int sm__pl_radial_distance(struct run *R, uint64_t h, uint64_t s)
+{
+	int rc;
+
+	if ((rc = sm__pl_stage_begin(R, SM_STAGE_RADIAL_DISTANCE, (int64_t)h, R->k)) != 0 ||
+	    (rc = sm__pl_palloc(R, &R->radius, SM_ARRAY_RADIUS, s * R->psz)) != 0)
+		return rc;
+	if (R->o->model.select == SM_SELECT_INDEX) {
+		struct radius_job J = {R, h, s};
+
+		sm__pl_parallel(radius_part, &J, sm__pl_halo_parts(s, SM__PL_HALO_PART_MIN_CELLS));
+	} else {
+		radius_by_mask(R, h);
+	}
+	sm__pl_stage_end(R);
+	return 0;
+}

@@ -1,0 +1,528 @@
+/*
+ * The serial radial-profile pipeline's run (include/snapmem/pipeline.h): the notebook's steps, stage
+ * by stage, each stage's code in the file named after its stage id (load_halos.c,
+ * load_gas_fields.c, compute_temperature.c, load_positions.c, build_index.c, then per halo
+ * select_sphere.c, radial_distance.c, mask_arrays.c, histogram_write.c), with every large array
+ * allocated through the profiler under docs/MODEL.md's name, in MODEL.md's order, and freed where
+ * MODEL.md frees it. The estimator replays the same event list; any change to an allocation
+ * changes docs/MODEL.md and estimator/model.c with it. Names, constants and the arithmetic both
+ * sides share (grid side, halo order) are the model contract's (snapmem/model.h).
+ *
+ * This file holds the run's state shared by both strategies (the distributed driver is
+ * distributed.c): stages and progress, cancellation, tracked arrays under --max-mem, the first
+ * touch of large arrays (prefault), the files named in messages, the inputs' checks, the output's
+ * attributes, and the serial driver, sm_pipeline_run.
+ *
+ * Science (DESIGN.md): T = (gamma-1) u / k_B UnitVelocity^2 mu, computed in double and stored as
+ * float32, with star-forming cells stored as -T (the sign bit is the flag, no extra array);
+ * periodic minimum-image distances in the positions' own type (float32 arithmetic for float32, as
+ * numpy does), one distance function for both selection strategies so that they decide every cell
+ * identically; r/R200 and log10 T binned in double.
+ *
+ * Speed: the large arrays are asked for transparent huge pages and mapped in on all CPUs before
+ * they are filled (sm__pl_prefault): first-touch faults, not copying, dominate reading from the
+ * page cache. Fields are read by the snapshot reader's fast path (pread on the worker threads, see
+ * src/snapshot/fastread.c); Coordinates kept as float32 are narrowed from float64 through
+ * io_buffer and range-checked in the same pass (sm_snapshot_read_range_checked).
+ *
+ * Threads (parallel.c): the temperature kernel, the per-slab sorts and, for halos of more than
+ * SM__PL_HALO_PART_MIN_CELLS cells a part, the sphere scan, distances and gather run on all usable
+ * CPUs; worker threads never allocate (docs/PROFILER.md), and every result is independent of the
+ * number of threads (the histogram's sums stay one sequential loop in sphere order).
+ *
+ * Only the caller's result table (32 bytes per selected halo) and small HDF5/stack state are
+ * allocated outside the profiler.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sys/mman.h>
+
+#include <hdf5.h>
+
+#include "snapmem/pipeline.h"
+#include "snapmem/units.h"
+
+#include "internal.h"
+#include "run.h"
+
+double sm__pl_now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void sm_pipeline_options_init(sm_pipeline_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	sm_model_options_init(&o->model);
+	o->snap = 99;
+}
+
+void sm_pipeline_result_release(sm_pipeline_result *r)
+{
+	if (r == NULL)
+		return;
+	free(r->halos);
+	r->halos = NULL;
+	r->nhalos = 0;
+}
+
+/* ---- tracked arrays, stages, progress, cancellation ------------------------------------------ */
+
+int sm__pl_cancelled(struct run *R)
+{
+	const volatile sig_atomic_t *c = R->o->cancel;
+
+	if (c == NULL || *c == 0)
+		return 0;
+	sm_error_set(R->err, SM_EINTR, "interrupted by signal %d in stage '%s'", (int)*c,
+		     R->r->stage[0] ? R->r->stage : "start");
+	if (R->err != NULL)
+		R->err->signal = (int)*c;
+	return SM_EINTR;
+}
+
+void sm__pl_progress(struct run *R, const char *stage, int64_t halo, uint64_t done,
+		     uint64_t total)
+{
+	sm_pipeline_progress pr;
+
+	if (R->o->progress == NULL)
+		return;
+	pr.stage = stage;
+	pr.halo = halo;
+	pr.halos = R->k;
+	pr.done = done;
+	pr.total = total;
+	pr.elapsed_s = sm__pl_now_s() - R->t0;
+	R->o->progress(&pr, R->o->progress_ctx);
+}
+
+int sm__pl_stage_begin(struct run *R, const char *id, int64_t instance, uint64_t total)
+{
+	int rc;
+
+	snprintf(R->r->stage, sizeof(R->r->stage), "%s", id);
+	R->r->instance = instance;
+	sm__pl_progress(R, id, instance, 0, total);
+	if ((rc = sm__pl_cancelled(R)) != 0)
+		return rc;
+	if (sm_prof_stage_begin(R->p, id, instance) != 0)
+		return sm_error_set(R->err, SM_ENOMEM, "profiler: cannot begin stage '%s'", id);
+	R->stage_open = 1;
+	return 0;
+}
+
+void sm__pl_stage_end(struct run *R)
+{
+	if (R->stage_open)
+		sm_prof_stage_end(R->p);
+	R->stage_open = 0;
+}
+
+/* A tracked array: checks --max-mem, then sm_prof_alloc. *slot receives the pointer. */
+int sm__pl_palloc(struct run *R, void *slot, const char *name, uint64_t bytes)
+{
+	void *q;
+	uint64_t want;
+
+	if (R->nlive >= MAX_LIVE)
+		return sm_error_set(R->err, SM_EINVAL, "pipeline: too many live arrays at '%s'", name);
+	if (R->o->max_mem > 0 &&
+	    (sm_add_u64(R->live_bytes, bytes, &want) != 0 || want > R->o->max_mem)) {
+		char a[32], b[32];
+
+		sm_format_iec(want, a, sizeof(a));
+		sm_format_iec(R->o->max_mem, b, sizeof(b));
+		sm_error_set(R->err, SM_ELIMIT,
+			     "'%s': %llu bytes in stage '%s' would bring the live arrays to %llu bytes "
+			     "(%s), over --max-mem %llu bytes (%s)", name, (unsigned long long)bytes,
+			     R->r->stage, (unsigned long long)want, a,
+			     (unsigned long long)R->o->max_mem, b);
+		if (R->err != NULL)
+			R->err->needed_bytes = want;
+		return SM_ELIMIT;
+	}
+	q = sm_prof_alloc(R->p, name, bytes, R->err);
+	if (q == NULL)
+		return R->err != NULL && R->err->code != 0 ? R->err->code : SM_ENOMEM;
+	R->live[R->nlive].ptr = q;
+	R->live[R->nlive].bytes = bytes;
+	R->nlive++;
+	R->live_bytes += bytes;
+	memcpy(slot, &q, sizeof(q));
+	return 0;
+}
+
+/* Frees the tracked array in *slot (NULL is fine) and clears the slot. */
+void sm__pl_pfree(struct run *R, void *slot)
+{
+	void *q;
+	size_t i;
+
+	memcpy(&q, slot, sizeof(q));
+	if (q == NULL)
+		return;
+	for (i = 0; i < R->nlive; i++) {
+		if (R->live[i].ptr != q)
+			continue;
+		R->live_bytes -= R->live[i].bytes;
+		R->live[i] = R->live[--R->nlive];
+		break;
+	}
+	sm_prof_release(R->p, q);
+	q = NULL;
+	memcpy(slot, &q, sizeof(q));
+}
+
+/* ---- first touch ------------------------------------------------------------------------------ */
+
+#define PREFAULT_MIN_BYTES (UINT64_C(8) << 20) /* smaller arrays fault in on their own */
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+
+struct prefault_job {
+	unsigned char *p;
+	uint64_t bytes, page;
+};
+
+static void prefault_part(void *arg, unsigned part, unsigned parts)
+{
+	struct prefault_job *J = arg;
+	uint64_t np = J->bytes / J->page;
+	uint64_t a = np * part / parts * J->page, b = np * (part + 1) / parts * J->page, i;
+
+	if (b <= a)
+		return;
+	if (madvise(J->p + a, b - a, MADV_POPULATE_WRITE) == 0)
+		return;
+	for (i = a; i < b; i += J->page) /* older kernels: one write per page (fresh memory) */
+		((volatile unsigned char *)J->p)[i] = 0;
+}
+
+/* SNAPMEM_HUGEPAGES=0 turns the transparent-huge-page hint off. */
+static int huge_pages_wanted(void)
+{
+	const char *e = getenv("SNAPMEM_HUGEPAGES");
+
+	return e == NULL || strcmp(e, "0") != 0;
+}
+
+/*
+ * Maps in the pages of a fresh large array before it is filled, on all usable CPUs at once, asking
+ * for transparent huge pages first (MADV_HUGEPAGE; the kernel gives them where it can): first-
+ * touch page faults, not the copy, are most of the cost of reading from the page cache (about
+ * 2.6 GB/s a core here with 4 KiB pages), they run in parallel, and 2 MiB pages take a fault each
+ * per 2 MiB and fewer TLB misses in the sort and the gathers. Only whole pages inside the array
+ * are touched; its contents are undefined before and after. Resident memory may round up to the
+ * huge pages at the array's two ends. Arrays of PREFAULT_MIN_BYTES and more only.
+ */
+void sm__pl_prefault(struct run *R, void *ptr, uint64_t bytes)
+{
+	struct prefault_job J;
+	double t0 = sm__pl_now_s();
+	long pg = sysconf(_SC_PAGESIZE);
+	uintptr_t a, b;
+	unsigned parts = sm__pl_threads();
+
+	if (ptr == NULL || bytes < PREFAULT_MIN_BYTES || parts < 2 || pg <= 0)
+		return;
+	a = ((uintptr_t)ptr + (uintptr_t)pg - 1) / (uintptr_t)pg * (uintptr_t)pg;
+	b = ((uintptr_t)ptr + bytes) / (uintptr_t)pg * (uintptr_t)pg;
+	if (b <= a)
+		return;
+	J.p = (unsigned char *)a;
+	J.bytes = b - a;
+	J.page = (uint64_t)pg;
+	if (huge_pages_wanted())
+		(void)madvise(J.p, J.bytes, MADV_HUGEPAGE); /* a hint: no huge pages is fine */
+	sm__pl_parallel(prefault_part, &J, parts);
+	sm__pl_part_since(R, SM_PROF_PART_PREFAULT, t0);
+}
+
+/* ---- the worker threads' share of a halo step ----------------------------------------------- */
+
+unsigned sm__pl_halo_parts(uint64_t work, uint64_t min_per_part)
+{
+	unsigned p = sm__pl_threads();
+
+	while (p > 1 && work / p < min_per_part)
+		p--;
+	return p;
+}
+
+/* ---- file and cell locations for messages ---------------------------------------------------- */
+
+/* The chunk file and local index of global gas cell i. */
+void sm__pl_cell_location(struct run *R, uint64_t i, char *path, size_t len, uint64_t *local)
+{
+	int64_t f;
+	uint64_t first = 0;
+
+	*local = i;
+	snprintf(path, len, "snapshot %d", R->s.snap);
+	if (R->s.chunk_counts == NULL)
+		return;
+	for (f = 0; f < R->s.nfiles; f++) {
+		uint64_t c = R->s.chunk_counts[f * SM_NTYPES + 0];
+
+		if (i < first + c) {
+			*local = i - first;
+			if (sm_snapshot_chunk_path(&R->s, f, path, len, NULL) != 0)
+				snprintf(path, len, "snapshot %d chunk %lld", R->s.snap, (long long)f);
+			return;
+		}
+		first += c;
+	}
+}
+
+/* The catalogue chunk file holding group gi (opens the chunks' headers; error path only). */
+void sm__pl_group_location(struct run *R, uint64_t gi, char *path, size_t len)
+{
+	sm_catalog_group_file(&R->c, gi, path, len);
+}
+
+const char *sm__pl_snap_file(struct run *R)
+{
+	static _Thread_local char buf[SM_PATH_MAX];
+
+	if (sm_snapshot_chunk_path(&R->s, 0, buf, sizeof(buf), NULL) != 0)
+		snprintf(buf, sizeof(buf), "%s", R->o->base_path);
+	return buf;
+}
+
+const char *sm__pl_cat_file(struct run *R)
+{
+	static _Thread_local char buf[SM_PATH_MAX];
+
+	if ((size_t)snprintf(buf, sizeof(buf), R->c.pattern, 0LL) >= sizeof(buf))
+		snprintf(buf, sizeof(buf), "%s", R->o->base_path);
+	return buf;
+}
+void sm__pl_part_since(struct run *R, sm_prof_part part, double t0)
+{
+	sm_prof_time_add(R->p, part, sm__pl_now_s() - t0);
+}
+
+/* ---- the run --------------------------------------------------------------------------------- */
+
+int sm__pl_create_output(struct run *R)
+{
+	const sm_model_options *mo = &R->o->model;
+	sm__pl_attr a[24];
+	size_t n = 0;
+
+#define S(nm, v) (a[n].name = (nm), a[n].s = (v), n++)
+#define I(nm, v) (a[n].name = (nm), a[n].s = NULL, a[n].is_int = 1, a[n].i = (int64_t)(v), n++)
+#define D(nm, v) (a[n].name = (nm), a[n].s = NULL, a[n].is_int = 0, a[n].d = (v), n++)
+	memset(a, 0, sizeof(a));
+	S("creator", "snapmem run 0.1.0");
+	if (R->o->run_id != NULL)
+		S("run_id", R->o->run_id);
+	if (R->o->run_started != NULL)
+		S("run_started", R->o->run_started);
+	S("base_path", R->o->base_path);
+	I("snap", R->o->snap);
+	S(SM_OPT_POSITIONS, sm_model_positions_name(mo->positions));
+	S(SM_OPT_SELECT, sm_model_select_name(mo->select));
+	S(SM_OPT_TEMPERATURE, sm_model_temperature_name(mo->temperature));
+	I("stream_block", mo->stream_block);
+	I("halos_option", mo->halos);
+	D("mass_min_msun", mo->mass_min);
+	I("ranks", mo->ranks);
+	I("halos_selected", R->k);
+	I("gas_cells", R->n);
+	I("groups_total", R->gtot);
+	D("box_size", R->box);
+	D("hubble_param", R->h);
+	I("grid_side", R->r->grid_side);
+	S("selection", mo->halos >= 0 ? "the N most massive by Group_M_Crit200"
+				      : "Group_M_Crit200 * 1e10 / h strictly above mass_min_msun");
+	S("result", R->k == 0 ? "empty: no halo matched the selection (K = 0)"
+			      : "one row per selected halo, by mass descending");
+#undef S
+#undef I
+#undef D
+	return sm__pl_out_create(&R->out, R->o->out_dir, a, n, R->err);
+}
+
+/* Opens the snapshot and the catalogue and checks the header facts every strategy needs. */
+int sm__pl_open_inputs(struct run *R)
+{
+	static const struct {
+		const char *name;
+		int ncomp;
+	} needed[] = {{SM_ARRAY_INTERNAL_ENERGY, 1}, {SM_ARRAY_ELECTRON_ABUNDANCE, 1}, {SM_ARRAY_STAR_FORMATION_RATE, 1},
+		      {SM_ARRAY_COORDINATES, 3}};
+	const sm_pipeline_options *o = R->o;
+	size_t i;
+	int rc;
+
+	if ((rc = sm_snapshot_open_base(&R->s, o->base_path, o->snap, R->err)) != 0)
+		return rc;
+	R->s_open = 1;
+	if ((rc = sm_snapshot_scan(&R->s, R->err)) != 0)
+		return rc;
+	if ((rc = sm_catalog_open_base(&R->c, o->base_path, o->snap, R->err)) != 0) {
+		if (rc == SM_ENOTFOUND)
+			sm_error_set(R->err, SM_ENOTFOUND,
+				     "'%s': no group catalogue for snapshot %d: the pipeline needs "
+				     "halo centres and radii", o->base_path, o->snap);
+		return rc;
+	}
+	R->c_open = 1;
+	if ((rc = sm_catalog_match_snapshot(&R->c, &R->s, R->err)) != 0)
+		return rc;
+	R->n = R->s.header.npart_total[0];
+	R->gtot = R->c.ngroups_total;
+	R->box = R->s.header.box_size;
+	R->h = R->s.header.hubble_param > 0 ? R->s.header.hubble_param : R->c.hubble_param;
+	R->uv2 = R->s.header.unit_velocity_cm_s * R->s.header.unit_velocity_cm_s;
+	R->idx64 = R->n > UINT64_C(4294967295);
+	R->r->gas_cells = R->n;
+	R->r->groups_total = R->gtot;
+	R->r->snapshot_files = R->s.nfiles;
+	R->r->catalog_files = R->c.nfiles;
+	R->r->box_size = R->box;
+	R->r->hubble_param = R->h;
+	if (!(R->box > 0) || !isfinite(R->box))
+		return sm_error_set(R->err, SM_EFORMAT, "'%s': /Header attribute 'BoxSize' is %g: "
+				    "must be positive", sm__pl_snap_file(R), R->box);
+	if (!(R->h > 0) || !isfinite(R->h))
+		return sm_error_set(R->err, SM_EFORMAT, "'%s': HubbleParam is missing or not "
+				    "positive: cannot convert Group_M_Crit200 to Msun",
+				    sm__pl_snap_file(R));
+	if (!(R->uv2 > 0) || !isfinite(R->uv2))
+		return sm_error_set(R->err, SM_EFORMAT, "'%s': /Header attribute "
+				    "'UnitVelocity_in_cm_per_s' is %g: its square must be positive "
+				    "and finite", sm__pl_snap_file(R),
+				    R->s.header.unit_velocity_cm_s);
+	if (R->n > UINT64_MAX / 24)
+		return sm_error_set(R->err, SM_EOVERFLOW, "'%s': %llu gas cells: byte counts do not "
+				    "fit in 64 bits", sm__pl_snap_file(R), (unsigned long long)R->n);
+	/* The particle data exists, in every chunk that holds gas, before anything large is
+	 * allocated: a headers-only snapshot of TNG300-1's size would otherwise take (and touch)
+	 * tens of GiB before its first read fails. */
+	for (i = 0; i < sizeof(needed) / sizeof(needed[0]) && R->n > 0; i++) {
+		float row[3];
+
+		/* the first row as the run reads it (a type that is not a float fails here, naming
+		 * the chunk), then every chunk's dataset: present, as many rows, the same type */
+		if ((rc = sm_snapshot_read_range(&R->s, 0, needed[i].name, SM_DTYPE_F32,
+						 needed[i].ncomp, 0, 1, row, NULL, R->err)) != 0 ||
+		    (rc = sm_snapshot_check_field(&R->s, 0, needed[i].name, needed[i].ncomp,
+						  R->err)) != 0)
+			return rc;
+	}
+
+	return 0;
+}
+
+/* Steps 5 to 8 for halo h, each its own stage; histogram_write frees the halo's arrays. */
+static int one_halo(struct run *R, uint64_t h)
+{
+	uint64_t s = 0;
+	int rc;
+
+	if ((rc = sm__pl_select_sphere(R, h, &s)) != 0 ||
+	    (rc = sm__pl_radial_distance(R, h, s)) != 0 ||
+	    (rc = sm__pl_mask_arrays(R, h, s)) != 0 ||
+	    (rc = sm__pl_histogram_write(R, h, s)) != 0)
+		return rc;
+	return 0;
+}
+
+static int run_all(struct run *R)
+{
+	const sm_pipeline_options *o = R->o;
+	uint64_t h;
+	int rc;
+
+	if ((rc = sm__pl_cancelled(R)) != 0 || (rc = sm__pl_open_inputs(R)) != 0)
+		return rc;
+	if ((rc = sm__pl_load_halos(R)) != 0 || (rc = sm__pl_load_gas_fields(R)) != 0 ||
+	    (rc = sm__pl_compute_temperature(R)) != 0 || (rc = sm__pl_load_positions(R)) != 0)
+		return rc;
+	if (o->model.select == SM_SELECT_INDEX && (rc = sm__pl_build_index(R)) != 0)
+		return rc;
+	if ((rc = sm__pl_create_output(R)) != 0)
+		return rc;
+	for (h = 0; h < R->k; h++)
+		if ((rc = one_halo(R, h)) != 0)
+			return rc;
+	if ((rc = sm__pl_cancelled(R)) != 0)
+		return rc;
+	return 0;
+}
+
+int sm_pipeline_run(const sm_pipeline_options *o, sm_prof *p, sm_pipeline_result *r,
+		    sm_error *err)
+{
+	struct run run, *R = &run;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	r->instance = -1;
+	memset(R, 0, sizeof(*R));
+	R->o = o;
+	R->p = p;
+	R->r = r;
+	R->err = err;
+	R->t0 = sm__pl_now_s();
+	sm_hdf5_quiet();
+	if (o == NULL || o->base_path == NULL || o->out_dir == NULL) {
+		rc = sm_error_set(err, SM_EINVAL, "pipeline: base path and output directory needed");
+		goto out;
+	}
+	if (o->model.positions != SM_DTYPE_F32 && o->model.positions != SM_DTYPE_F64) {
+		rc = sm_error_set(err, SM_EINVAL, "pipeline: positions must be float32 or float64");
+		goto out;
+	}
+	if (o->model.mpi || o->model.ranks != 1) {
+		rc = sm_error_set(err, SM_EUNSUPPORTED, "--mpi / --ranks %u: the serial pipeline runs "
+				  "on one rank; the distributed strategy is its own entry point",
+				  (unsigned)o->model.ranks);
+		goto out;
+	}
+	if (o->model.stream_block == 0) {
+		rc = sm_error_set(err, SM_EINVAL, "--stream-block: must be at least 1 cell");
+		goto out;
+	}
+	R->pt = o->model.positions;
+	R->psz = sm_dtype_size(R->pt);
+	sm__pl_tbin_table_init(&R->tbins);
+
+	rc = run_all(R);
+	if (rc == 0) {
+		rc = sm__pl_out_commit(R->out, r->profiles_path, sizeof(r->profiles_path), err);
+		R->out = NULL;
+		if (rc == 0)
+			r->stage[0] = '\0';
+	}
+out:
+	/* Undo in reverse: the open stage's arrays, the stage, the output, the files. */
+	while (R->nlive > 0) {
+		void *q = R->live[R->nlive - 1].ptr;
+
+		sm__pl_pfree(R, &q);
+	}
+	sm__pl_stage_end(R);
+	sm__pl_out_abort(R->out);
+	if (R->c_open)
+		sm_catalog_release(&R->c);
+	if (R->s_open)
+		sm_snapshot_release(&R->s);
+	r->wall_s = sm__pl_now_s() - R->t0;
+	if (rc != 0 && err != NULL && err->code == 0)
+		sm_error_set(err, rc, "pipeline: %s", sm_strerror(rc));
+	return rc;
+}
+

@@ -1,0 +1,222 @@
+/*
+ * Stage select_sphere (step 5, per halo; docs/MODEL.md): the cells within 2 R200 of the halo's
+ * centre, periodic minimum-image distance in the positions' own type (sm__pl_dist_f32/f64, the
+ * one distance every strategy applies). With the index (--select index) the grid cells the sphere
+ * covers are scanned, cell ranges of index_cell_start, into sphere_cells (uint32, uint64 beyond
+ * 2^32 cells): counted first, then listed, each pass over the scan's x columns shared out to the
+ * worker threads for large spheres, the list in the one scan order whatever the threads. With the
+ * mask (--select mask, the notebook's way) one byte per gas cell, sphere_mask.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "grid.h"
+#include "run.h"
+
+/* One visit of a sphere scan: the contiguous cells [a, b) of the permuted arrays. */
+typedef struct scan_out {
+	uint64_t count;
+	void *idx;        /* NULL: count only */
+	int idx64;
+} scan_out;
+
+static void scan_note(scan_out *so, uint64_t i)
+{
+	if (so->idx != NULL) {
+		if (so->idx64)
+			((uint64_t *)so->idx)[so->count] = i;
+		else
+			((uint32_t *)so->idx)[so->count] = (uint32_t)i;
+	}
+	so->count++;
+}
+
+/* The cells of x[a, b) within r2 of c, counted or listed into so. */
+static void scan_range_f32(const float *x, uint64_t a, uint64_t b, const float *c, float box,
+			   float half, float r2, scan_out *so)
+{
+	uint64_t i;
+
+	for (i = a; i < b; i++)
+		if (sm__pl_dist_f32(x + 3 * i, c, box, half) < r2)
+			scan_note(so, i);
+}
+
+static void scan_range_f64(const double *x, uint64_t a, uint64_t b, const double *c, double box,
+			   double half, double r2, scan_out *so)
+{
+	uint64_t i;
+
+	for (i = a; i < b; i++)
+		if (sm__pl_dist_f64(x + 3 * i, c, box, half) < r2)
+			scan_note(so, i);
+}
+
+/* The mask strategy: m[i] = cell i lies within r2 of c; returns how many do. */
+static uint64_t mask_fill_f32(const float *x, uint64_t n, const float *c, float box, float half,
+			      float r2, unsigned char *m)
+{
+	uint64_t i, s = 0;
+
+	for (i = 0; i < n; i++) {
+		m[i] = sm__pl_dist_f32(x + 3 * i, c, box, half) < r2;
+		s += m[i];
+	}
+	return s;
+}
+
+static uint64_t mask_fill_f64(const double *x, uint64_t n, const double *c, double box,
+			      double half, double r2, unsigned char *m)
+{
+	uint64_t i, s = 0;
+
+	for (i = 0; i < n; i++) {
+		m[i] = sm__pl_dist_f64(x + 3 * i, c, box, half) < r2;
+		s += m[i];
+	}
+	return s;
+}
+
+/* Cells of halo h within 2 R200 through the grid: counted (so->idx NULL) or listed. Only the
+ * x columns [xa, xb) of the visit order (the columns the sphere touches, in the order they are
+ * visited) are scanned, so that parts of one scan can run at once and still list the cells in
+ * the one order. */
+static void sphere_scan(const struct run *R, uint64_t h, scan_out *so, uint64_t xa, uint64_t xb)
+{
+	const struct grid *gr = &R->grid;
+	const double *cd = &R->halo_center[3 * h];
+	double r2 = 2.0 * R->halo_r200[h];
+	struct axis_range ax, ay, az;
+	int i, j, l;
+	uint64_t x, y, g = gr->g, v = 0;
+
+	so->count = 0;
+	sm__pl_axis_cover(gr, cd[0], r2, &ax);
+	sm__pl_axis_cover(gr, cd[1], r2, &ay);
+	sm__pl_axis_cover(gr, cd[2], r2, &az);
+	for (i = 0; i < ax.n; i++)
+		for (x = ax.a[i]; x <= ax.b[i]; x++, v++) {
+			if (v < xa || v >= xb)
+				continue;
+			for (j = 0; j < ay.n; j++)
+				for (y = ay.a[j]; y <= ay.b[j]; y++)
+					for (l = 0; l < az.n; l++) {
+						uint64_t base = (x * g + y) * g;
+						uint64_t a = R->cstart[base + az.a[l]];
+						uint64_t b = R->cstart[base + az.b[l] + 1];
+
+						if (R->pt == SM_DTYPE_F32) {
+							float c[3] = {(float)cd[0], (float)cd[1],
+								      (float)cd[2]};
+							float box = (float)R->box;
+
+							scan_range_f32(R->coords, a, b, c, box,
+								       box / 2, (float)r2, so);
+						} else {
+							scan_range_f64(R->coords, a, b, cd, R->box,
+								       R->box / 2, r2, so);
+						}
+					}
+		}
+}
+
+/* The number of x columns a sphere scan visits. */
+static uint64_t sphere_columns(const struct run *R, uint64_t h)
+{
+	struct axis_range ax;
+	uint64_t n = 0;
+	int i;
+
+	sm__pl_axis_cover(&R->grid, R->halo_center[3 * h], 2.0 * R->halo_r200[h], &ax);
+	for (i = 0; i < ax.n; i++)
+		n += ax.b[i] - ax.a[i] + 1;
+	return n;
+}
+
+/* The scan's parallel parts: part p owns the p-th share of the scan's columns; first each counts
+ * its cells (list 0), then each lists them from its offset (list 1). */
+struct select_job {
+	const struct run *R;
+	uint64_t h, cols;
+	int list;
+	uint64_t count[SM__PL_MAX_THREADS];     /* per part (count), offsets (list) */
+};
+
+static void select_part(void *arg, unsigned part, unsigned parts)
+{
+	struct select_job *J = arg;
+	const struct run *R = J->R;
+	scan_out so = {0, NULL, R->idx64};
+	uint64_t xa = J->cols * part / parts, xb = J->cols * (part + 1) / parts;
+
+	if (J->list)
+		so.idx = R->idx64 ? (void *)((uint64_t *)R->sphere + J->count[part])
+				  : (void *)((uint32_t *)R->sphere + J->count[part]);
+	sphere_scan(R, J->h, &so, xa, xb);
+	if (!J->list)
+		J->count[part] = so.count;
+}
+
+/* The index strategy: sphere_cells, counted then listed. */
+static int select_by_index(struct run *R, uint64_t h, uint64_t *s)
+{
+	struct select_job J;
+	unsigned parts, p;
+	uint64_t n = 0;
+	int rc;
+
+	memset(&J, 0, sizeof(J));
+	J.R = R;
+	J.h = h;
+	J.cols = sphere_columns(R, h);
+	parts = sm__pl_halo_parts(J.cols * R->n / R->grid.g, SM__PL_HALO_PART_MIN_CELLS);
+	sm__pl_parallel(select_part, &J, parts);
+	for (p = 0; p < parts; p++) {
+		uint64_t c = J.count[p];
+
+		J.count[p] = n;
+		n += c;
+	}
+	if ((rc = sm__pl_palloc(R, &R->sphere, SM_ARRAY_SPHERE_CELLS, n * (R->idx64 ? 8 : 4))) != 0)
+		return rc;
+	J.list = 1;
+	sm__pl_parallel(select_part, &J, parts);
+	*s = n;
+	return 0;
+}
+
+/* The mask strategy: sphere_mask, one byte per gas cell. */
+static int select_by_mask(struct run *R, uint64_t h, uint64_t *s)
+{
+	const double *cd = &R->halo_center[3 * h];
+	double r2 = 2.0 * R->halo_r200[h];
+	int rc;
+
+	if ((rc = sm__pl_palloc(R, &R->mask, SM_ARRAY_SPHERE_MASK, R->n)) != 0)
+		return rc;
+	if (R->pt == SM_DTYPE_F32) {
+		float c[3] = {(float)cd[0], (float)cd[1], (float)cd[2]};
+		float box = (float)R->box;
+
+		*s = mask_fill_f32(R->coords, R->n, c, box, box / 2, (float)r2, R->mask);
+	} else {
+		*s = mask_fill_f64(R->coords, R->n, cd, R->box, R->box / 2, r2, R->mask);
+	}
+	return 0;
+}
+
+int sm__pl_select_sphere(struct run *R, uint64_t h, uint64_t *s)
+{
+	int rc;
+
+	*s = 0;
+	if ((rc = sm__pl_stage_begin(R, SM_STAGE_SELECT_SPHERE, (int64_t)h, R->k)) != 0)
+		return rc;
+	rc = R->o->model.select == SM_SELECT_INDEX ? select_by_index(R, h, s)
+						   : select_by_mask(R, h, s);
+	if (rc != 0)
+		return rc;
+	R->r->halos[h].sphere_cells = *s;
+	sm__pl_stage_end(R);
+	return 0;
+}
