@@ -628,11 +628,15 @@ int sm__expr_parse(const char *file, const char *text, int line, int col, sm__ex
 /* ---- evaluation ---------------------------------------------------------------------------- */
 
 #define EVAL_MAX_DEPTH 512  /* lets referring to lets: bounded by the acyclic let graph anyway */
+/* Nodes visited by one evaluation: definitions that use each other twice over (a1: a0 + a0,
+ * a2: a1 + a1, ...) would otherwise take 2^64 steps. */
+#define EVAL_MAX_STEPS 1000000u
 
 struct ev {
 	sm__env *env;
 	sm_error *err;
 	int depth;
+	unsigned steps;
 };
 
 static const char *file_of(const struct ev *E)
@@ -971,6 +975,9 @@ static int eval(struct ev *E, const sm__expr *x, sm__val *v)
 	sm__val a, b;
 	int rc, t = 0;
 
+	if (++E->steps > EVAL_MAX_STEPS)
+		return xerr(E, x, SM_EFORMAT, "expression: more than %u steps to evaluate (definitions "
+			    "that use each other many times over)", EVAL_MAX_STEPS);
 	switch (x->kind) {
 	case SM__X_INT:
 		set_int(v, x->u);
@@ -1015,14 +1022,14 @@ static int eval(struct ev *E, const sm__expr *x, sm__val *v)
 
 int sm__expr_eval(const sm__expr *x, sm__env *env, sm__val *out, sm_error *err)
 {
-	struct ev E = {env, err, 0};
+	struct ev E = {env, err, 0, 0};
 
 	return eval(&E, x, out);
 }
 
 int sm__expr_u64(const sm__expr *x, sm__env *env, const char *what, uint64_t *out, sm_error *err)
 {
-	struct ev E = {env, err, 0};
+	struct ev E = {env, err, 0, 0};
 	sm__val v;
 	int rc;
 
@@ -1043,7 +1050,7 @@ int sm__expr_u64(const sm__expr *x, sm__env *env, const char *what, uint64_t *ou
 
 int sm__expr_bool(const sm__expr *x, sm__env *env, int *out, sm_error *err)
 {
-	struct ev E = {env, err, 0};
+	struct ev E = {env, err, 0, 0};
 	sm__val v;
 	int rc;
 
@@ -1054,7 +1061,7 @@ int sm__expr_bool(const sm__expr *x, sm__env *env, int *out, sm_error *err)
 
 int sm__expr_dtype(const sm__expr *x, sm__env *env, int *out, sm_error *err)
 {
-	struct ev E = {env, err, 0};
+	struct ev E = {env, err, 0, 0};
 	sm__val v;
 	int rc;
 

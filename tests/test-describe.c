@@ -212,6 +212,8 @@ static const struct bad replay_errors[] = {
 	{NULL, NULL, NULL},
 };
 
+static void expect_bad(tu_result r, const char *want);
+
 static char *write_desc(const char *dir, const char *name, const char *yaml)
 {
 	char *p = tu_path(dir, name);
@@ -255,6 +257,24 @@ static void test_replay_errors(void **state)
 		free(p);
 	}
 	tu_soft_done("replay errors");
+	/* definitions that double each other: bounded steps, not 2^30 of them */
+	{
+		char yaml[4096], *p;
+		size_t n = 0;
+		int i;
+		tu_result r;
+
+		n += (size_t)snprintf(yaml + n, sizeof(yaml) - n, "pipeline: x\nlet:\n  a0: 1\n");
+		for (i = 0; i < 30; i++)
+			n += (size_t)snprintf(yaml + n, sizeof(yaml) - n, "  a%d: a%d + a%d\n", i + 1, i,
+					      i);
+		snprintf(yaml + n, sizeof(yaml) - n, "stages:\n  - id: s\n    arrays:\n"
+			 "      - {name: q, dtype: uint8, count: a30 %% 7}\n");
+		p = write_desc(dir, "d.yaml", yaml);
+		r = tu_run("estimate", "--pipeline", p, NULL);
+		expect_bad(r, "steps to evaluate (definitions that use each other many times over)");
+		free(p);
+	}
 	free(out);
 	tu_rmtree(dir);
 	free(dir);
