@@ -5,7 +5,8 @@
  * with its default options and over its variants (sm_est_variants).
  *
  * Contract checked: the reader returns 0 or a negative SM_E* with ONE line that, for a bad
- * description (SM_EFORMAT), starts with "fuzz.yaml:" and a line and column; an accepted description
+ * description (SM_EFORMAT), starts with "fuzz.yaml:" and a line and column (the whole file's
+ * faults, a NUL byte or its size, with "fuzz.yaml: " alone); an accepted description
  * replays to 0 or an error with a one-line message, never a crash, a hang on recursion, or a
  * figure beyond the estimate's own checks. The expression parser's depth is bounded (nested
  * parentheses, unary operators and conditionals), so deep inputs are refused, not recursed into.
@@ -44,7 +45,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		if (rc == SM_EFORMAT && strncmp(err.msg, "fuzz.yaml", 9) != 0)
 			abort();
-		if (rc == SM_EFORMAT && err.msg[9] == ':' &&
+		/* "fuzz.yaml:LINE:COL: ..." or, for the whole file (a NUL byte), "fuzz.yaml: ..." */
+		if (rc == SM_EFORMAT && err.msg[9] == ':' && err.msg[10] != ' ' &&
 		    (sscanf(err.msg + 10, "%d:%d:", &line, &col) != 2 || line < 1 || col < 1))
 			abort();
 		return 0;
