@@ -134,7 +134,8 @@ ctemp_s=$(printf '%s\n' "${ctemp[@]}" | median)
 memcpy_s=$("$build/bench/benchmark-memcpy" $((16 * ref)) 5 | jq -r .median_s)
 
 # The physical limit, at two sizes, interleaved: the raw copy of the byte ranges the run reads
-# (benchmark-copy: pread into warm buffers on as many threads as the run uses), the four fields
+# (benchmark-copy --fresh: pread into fresh buffers, as the run must have its arrays, with the
+# run's huge-page hint, on as many threads as the run uses; into warm buffers too, the copy alone), the four fields
 # through the snapshot reader's fast path and through HDF5's own read (benchmark-read with
 # SNAPMEM_FASTREAD=1 / 0), and the whole run (index, float32, profiled), whose memory.json gives
 # each stage's time split into read, prefault, compute and free. Then HDF5's path on a chunked,
@@ -150,10 +151,11 @@ split_rows="$data/split.jsonl"
 : >"$split_rows"
 for n in "${limit_sizes[@]}"; do
 	say "physical limit at $n cells: raw copy, fast path, HDF5's read, the run ($((repeats + 2)) each)"
-	copies=(); fasts=(); h5s=(); runs=()
+	copies=(); warms=(); fasts=(); h5s=(); runs=()
 	for ((r = 0; r < repeats + 2; r++)); do
-		cj=$("$build/bench/benchmark-copy" "$(mock_dir "$n")" 99 3)
+		cj=$("$build/bench/benchmark-copy" "$(mock_dir "$n")" 99 3 --fresh)
 		copies+=("$(jq -r .median_s <<<"$cj")")
+		warms+=("$("$build/bench/benchmark-copy" "$(mock_dir "$n")" 99 3 | jq -r .median_s)")
 		# The two reader paths in alternating order (the second of two runs in a row is
 		# measurably faster here).
 		for m in $((r % 2)) $((1 - r % 2)); do
@@ -174,10 +176,12 @@ for n in "${limit_sizes[@]}"; do
 	jq -nc --argjson n "$n" --argjson threads "$(jq .threads <<<"$cj")" \
 		--argjson bytes "$(jq .bytes <<<"$cj")" \
 		--argjson copy "$(printf '%s\n' "${copies[@]}" | median)" \
+		--argjson warm "$(printf '%s\n' "${warms[@]}" | median)" \
 		--argjson fast "$(printf '%s\n' "${fasts[@]}" | median)" \
 		--argjson h5 "$(printf '%s\n' "${h5s[@]}" | median)" \
 		--argjson run "$(printf '%s\n' "${runs[@]}" | median)" \
-		'{cells: $n, bytes: $bytes, threads: $threads, copy_s: $copy, read_fast_s: $fast,
+		'{cells: $n, bytes: $bytes, threads: $threads, copy_s: $copy, copy_warm_s: $warm,
+		  read_fast_s: $fast,
 		  read_hdf5_s: $h5, run_pipeline_s: $run, run_vs_copy: ($run / $copy),
 		  fast_vs_copy: ($fast / $copy), hdf5_vs_copy: ($h5 / $copy)}' >>"$limit_rows"
 done
@@ -442,10 +446,10 @@ jq -r '
 	"- `compute_temperature` \(f(.limit.compute_temperature_s; 4)) s against a memcpy of the same 16 bytes per cell \(f(.limit.memcpy_same_bytes_s; 4)) s = \(f(.limit.kernel_vs_memcpy; 2))x",
 	"",
 	"## The physical limit\n",
-	"Medians of interleaved runs. Raw copy: `bench/benchmark-copy`, `pread` of the byte ranges of the four fields as stored (float64 Coordinates included) into warm buffers, on as many threads as the run uses, nothing else. Reader: `bench/benchmark-read` (float32 positions through a 1 MiB buffer, fresh buffers per repeat) on the fast path and with `SNAPMEM_FASTREAD=0` (the HDF5 read). Run: `snapmem run`, index, float32, profiled, pipeline seconds. Load average at the end of the benchmark: \(.machine.load_average_at_end).\n",
-	"| cells | bytes read | threads | raw copy s | reader, fast path s | HDF5 read s | run s | run / copy | fast / copy | HDF5 / copy |",
-	"|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-	(.physical_limit[] | "| \(.cells) | \(.bytes) | \(.threads) | \(f(.copy_s; 4)) | \(f(.read_fast_s; 4)) | \(f(.read_hdf5_s; 4)) | \(f(.run_pipeline_s; 4)) | \(f(.run_vs_copy; 2)) | \(f(.fast_vs_copy; 2)) | \(f(.hdf5_vs_copy; 2)) |"),
+	"Medians of interleaved runs. Raw copy: `bench/benchmark-copy`, `pread` of the byte ranges of the four fields as stored (float64 Coordinates included) into fresh buffers (`--fresh`: mapped per repeat with the huge-page hint the run gives, as the run must have its arrays; the copy into warm buffers alone is the column after it), on as many threads as the run uses, nothing else. Reader: `bench/benchmark-read` (float32 positions through a 1 MiB buffer, fresh buffers per repeat) on the fast path and with `SNAPMEM_FASTREAD=0` (the HDF5 read). Run: `snapmem run`, index, float32, profiled, pipeline seconds. Load average at the end of the benchmark: \(.machine.load_average_at_end).\n",
+	"| cells | bytes read | threads | raw copy s | into warm buffers s | reader, fast path s | HDF5 read s | run s | run / copy | fast / copy | HDF5 / copy |",
+	"|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+	(.physical_limit[] | "| \(.cells) | \(.bytes) | \(.threads) | \(f(.copy_s; 4)) | \(f(.copy_warm_s // 0; 4)) | \(f(.read_fast_s; 4)) | \(f(.read_hdf5_s; 4)) | \(f(.run_pipeline_s; 4)) | \(f(.run_vs_copy; 2)) | \(f(.fast_vs_copy; 2)) | \(f(.hdf5_vs_copy; 2)) |"),
 	"",
 	"The HDF5 path (chunked, gzip-compressed copy of the \(.hdf5_path_compressed.cells)-cell mock, `h5repack`; the fast path does not apply): the reader \(f(.hdf5_path_compressed.reader_s; 4)) s, `SNAPMEM_FASTREAD=0` \(f(.hdf5_path_compressed.hdf5_read_s; 4)) s.",
 	"",
