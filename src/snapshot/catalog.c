@@ -7,10 +7,12 @@
  * against its snapshot's header.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "common/parallel.h"
@@ -377,6 +379,7 @@ out:
 #define FAST_FIELDS 8
 #define FAST_FILES_PER_PART 8 /* a worker thread per this many chunk files */
 #define FAST_SCRATCH (UINT64_C(64) << 10)
+#define FAST_KEEP_MAX 512u /* descriptors kept open between the phases (at most 1/4 of the limit) */
 
 struct fast_loc {
 	uint64_t addr, bytes;
@@ -385,12 +388,16 @@ struct fast_loc {
 
 struct fast_chunk {
 	uint64_t ng, row;
+	int fd;       /* kept open from phase 1 for phase 2 (-1: opened again) */
+	uint64_t eoa; /* its end of allocation, with fd */
 	struct cat_facts cf;
 	struct fast_loc loc[FAST_FIELDS];
 };
 
 /* One part's working memory, allocated by the calling thread (parts never allocate). */
 struct fast_ws {
+	int dirfd;   /* the chunks' directory (openat: no path walk a file), or AT_FDCWD */
+	unsigned kept; /* descriptors this part keeps open for phase 2 */
 	sm__h5m m;
 	sm__h5m_obj a, b;
 	unsigned char scratch[FAST_SCRATCH];
@@ -405,7 +412,22 @@ struct fast_job {
 	struct fast_ws *ws;
 	int phase; /* 1: headers and locations; 2: the columns */
 	int failed;
+	size_t dirlen;  /* the chunk paths' common directory: its length (with the '/'), or 0 */
+	unsigned keep;  /* descriptors a part may keep open between the phases */
 };
+
+/* Chunk i's path; *rel: the part of it relative to the directory the part holds open. */
+static int fast_path(const struct fast_job *J, const struct fast_ws *w, int64_t i, char *path,
+		     const char **rel)
+{
+	if (sm__pattern_path(J->c->pattern, i, path, SM_PATH_MAX) != 0)
+		return -1;
+	*rel = path;
+	if (w->dirfd != AT_FDCWD && strncmp(path, J->c->pattern, J->dirlen) == 0 &&
+	    strchr(path + J->dirlen, '/') == NULL)
+		*rel = path + J->dirlen;
+	return 0;
+}
 
 /* An integer attribute of one element (scalar or [1]), not negative: 0, 1 absent, -1 no. */
 static int fast_u64(const sm__h5m_obj *o, const char *name, uint64_t *v)
@@ -486,8 +508,10 @@ static int fast_meta(struct fast_job *J, struct fast_ws *w, int64_t i)
 	size_t k;
 	int rc = -1;
 
-	if (sm__pattern_path(J->c->pattern, i, path, sizeof(path)) != 0 ||
-	    sm__h5m_open(&w->m, path) != 0)
+	const char *rel;
+
+	ch->fd = -1;
+	if (fast_path(J, w, i, path, &rel) != 0 || sm__h5m_open_at(&w->m, w->dirfd, rel) != 0)
 		return -1;
 	if (sm__h5m_object(&w->m, w->m.root, &w->a) != 0 ||
 	    sm__h5m_lookup(&w->m, &w->a, "Header", &oh) != 0 || sm__h5m_object(&w->m, oh, &w->b) ||
@@ -512,6 +536,12 @@ static int fast_meta(struct fast_job *J, struct fast_ws *w, int64_t i)
 			ch->loc[k].addr = d.addr;
 			ch->loc[k].bytes = d.bytes;
 			ch->loc[k].type = d.type;
+		}
+		if (w->kept < J->keep) { /* phase 2 reads through it, not opening the file again */
+			ch->fd = w->m.fd;
+			ch->eoa = w->m.eoa;
+			w->m.fd = -1;
+			w->kept++;
 		}
 	}
 	rc = 0;
@@ -541,17 +571,23 @@ static int fast_columns(struct fast_job *J, struct fast_ws *w, int64_t i)
 {
 	char path[SM_PATH_MAX];
 	const struct fast_chunk *ch = &J->ch[i];
+	const char *rel;
 	size_t k;
 	int rc = -1;
 
 	if (ch->ng == 0)
 		return 0;
-	if (sm__pattern_path(J->c->pattern, i, path, sizeof(path)) != 0 ||
-	    sm__h5m_open(&w->m, path) != 0)
+	if (ch->fd >= 0) {
+		w->m.fd = -1; /* the chunk's own, closed by the caller */
+		w->m.eoa = ch->eoa;
+	} else if (fast_path(J, w, i, path, &rel) != 0 ||
+		   sm__h5m_open_at(&w->m, w->dirfd, rel) != 0) {
 		return -1;
+	}
 	for (k = 0; k < J->nfields; k++) {
 		const sm_catalog_field *fd = &J->fields[k];
 		const struct fast_loc *l = &ch->loc[k];
+		int fdes = ch->fd >= 0 ? ch->fd : w->m.fd;
 		size_t msize = sm_dtype_size(fd->memtype);
 		uint64_t n = l->bytes / l->type.size, end, j, e;
 		unsigned char *dst = (unsigned char *)fd->buf + ch->row * (uint64_t)fd->ncomp * msize;
@@ -560,7 +596,7 @@ static int fast_columns(struct fast_job *J, struct fast_ws *w, int64_t i)
 		if (sm_add_u64(l->addr, l->bytes, &end) != 0 || end > w->m.eoa)
 			goto out;
 		if (msize == l->type.size) {
-			if (fast_pread(w->m.fd, dst, l->bytes, l->addr) != 0)
+			if (fast_pread(fdes, dst, l->bytes, l->addr) != 0)
 				goto out;
 			if (l->type.big && msize == 4)
 				for (j = 0; j < n; j++)
@@ -574,7 +610,7 @@ static int fast_columns(struct fast_job *J, struct fast_ws *w, int64_t i)
 			e = FAST_SCRATCH / l->type.size;
 			if (e > n - j)
 				e = n - j;
-			if (fast_pread(w->m.fd, w->scratch, e * l->type.size,
+			if (fast_pread(fdes, w->scratch, e * l->type.size,
 				       l->addr + j * l->type.size) != 0)
 				goto out;
 			if (l->type.size == 8) {
@@ -601,9 +637,22 @@ static void fast_part(void *arg, unsigned part, unsigned parts)
 	struct fast_ws *w = &J->ws[part];
 	int64_t i;
 
+	w->dirfd = AT_FDCWD;
+	w->kept = 0;
+	if (J->dirlen > 0) {
+		char dir[SM_PATH_MAX];
+
+		memcpy(dir, J->c->pattern, J->dirlen - 1);
+		dir[J->dirlen - 1] = '\0';
+		w->dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (w->dirfd < 0)
+			w->dirfd = AT_FDCWD;
+	}
 	for (i = part; i < J->n && !__atomic_load_n(&J->failed, __ATOMIC_RELAXED); i += parts)
 		if ((J->phase == 1 ? fast_meta(J, w, i) : fast_columns(J, w, i)) != 0)
 			__atomic_store_n(&J->failed, 1, __ATOMIC_RELAXED);
+	if (w->dirfd != AT_FDCWD)
+		close(w->dirfd);
 }
 
 int sm__catalog_read_fast(sm_catalog *c, const sm_catalog_field *fields, size_t nfields)
@@ -637,6 +686,23 @@ int sm__catalog_read_fast(sm_catalog *c, const sm_catalog_field *fields, size_t 
 	J.ws = malloc(parts * sizeof(*J.ws));
 	if (J.ch == NULL || J.ws == NULL)
 		goto out;
+	for (i = 0; i < c->nfiles; i++)
+		J.ch[i].fd = -1;
+	/* the pattern's directory, when the chunk number is only in the file's name (a '%' in the
+	 * directory part is a doubled one) */
+	{
+		const char *slash = strrchr(c->pattern, '/');
+		struct rlimit rl;
+		uint64_t keep = FAST_KEEP_MAX;
+
+		if (slash != NULL && slash > c->pattern &&
+		    memchr(c->pattern, '%', (size_t)(slash - c->pattern)) == NULL)
+			J.dirlen = (size_t)(slash - c->pattern) + 1;
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+		    rl.rlim_cur / 4 < keep)
+			keep = rl.rlim_cur / 4;
+		J.keep = (unsigned)(keep / parts);
+	}
 	J.phase = 1;
 	sm__parallel(fast_part, &J, parts);
 	if (J.failed)
@@ -662,6 +728,9 @@ int sm__catalog_read_fast(sm_catalog *c, const sm_catalog_field *fields, size_t 
 	c->ngroups_chunk_max = chunk_max;
 	rc = 0;
 out:
+	for (i = 0; J.ch != NULL && i < c->nfiles; i++)
+		if (J.ch[i].fd >= 0)
+			close(J.ch[i].fd);
 	free(J.ws);
 	free(J.ch);
 	return rc;

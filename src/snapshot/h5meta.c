@@ -121,6 +121,11 @@ static int rd(sm__h5m *m, uint64_t addr, void *dst, size_t len)
 
 int sm__h5m_open(sm__h5m *m, const char *path)
 {
+	return sm__h5m_open_at(m, AT_FDCWD, path);
+}
+
+int sm__h5m_open_at(sm__h5m *m, int dirfd, const char *path)
+{
 	unsigned char sb[128];
 	struct stat st;
 	uint64_t base, eof, drv;
@@ -131,7 +136,7 @@ int sm__h5m_open(sm__h5m *m, const char *path)
 	m->fd = -1;
 	if (!little_endian_host())
 		return -1;
-	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	fd = openat(dirfd, path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return -1;
 	m->fd = fd;

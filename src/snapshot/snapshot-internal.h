@@ -207,6 +207,8 @@ typedef struct sm__h5m_dset {
 /* Opens path (a regular file, a superblock 0 or 1 at byte 0 with 8-byte addresses, no driver
  * block, EOA inside the file) under a shared lock, as HDF5 would. Closed on failure. */
 int sm__h5m_open(sm__h5m *m, const char *path);
+/* The same for path relative to the directory dirfd (openat; AT_FDCWD: as sm__h5m_open). */
+int sm__h5m_open_at(sm__h5m *m, int dirfd, const char *path);
 void sm__h5m_close(sm__h5m *m);
 
 /* The version-1 object header at addr. */
