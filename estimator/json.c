@@ -283,6 +283,7 @@ char *sm_estimate_json(const sm_est_input *in, const sm_estimate *e, const sm_es
 	json_object_set_new(root, "baseline_address_space_bytes",
 			    bytes(e->baseline_address_space));
 	json_object_set_new(root, "peak_address_space_bytes", bytes(e->peak_address_space));
+	json_object_set_new(root, "least_address_space_bytes", bytes(e->least_address_space));
 	json_object_set_new(root, "node_mem_bytes", node ? bytes(v->node_mem) : json_null());
 	json_object_set_new(root, "headroom_bytes", node ? bytes(v->headroom) : json_null());
 	json_object_set_new(root, "fits", node ? json_boolean(v->fits == 1) : json_null());

@@ -24,6 +24,19 @@
 #include "describe.h"
 #include "internal.h"
 
+/*
+ * The least address space a run can do with: what the run's limit check (`snapmem run`, RLIMIT_AS
+ * and RLIMIT_DATA) compares with the limit, so that it never refuses a run that fits. Under a limit
+ * jemalloc's geometric growth of its mappings fails over to maps of the size asked for, so a run
+ * completes below its unlimited VmPeak. The least `ulimit -v` under which a run completed (1 MiB
+ * steps, SNAPMEM_LIMIT_CHECK=0), over its pre-run peak_address_space: 200,000 cells 0.93 (55 MiB),
+ * 1e6 float32 index 1.04 (94 MiB), 1e6 float64 mask 0.99 (106 MiB), 3e6 float64 mask 0.91
+ * (214 MiB), 1e7 float32 index 0.94 (440 MiB), 1e7 float64 mask 0.88 (575 MiB). The check takes
+ * 0.85 of the prediction, and never less than the baseline's address space (below it HDF5 1.10
+ * crashes in H5Fopen or misreads for want of memory: docs/PIPELINE.md "Memory limits").
+ */
+#define ADDRESS_LEAST_X1000 UINT64_C(850)
+
 /* jemalloc's smallest large size class with 4 KiB pages: requests from it up get whole pages of
  * their own (page-aligned extents); smaller ones share slabs and are counted at their size class. */
 #define LARGE_MIN_BYTES UINT64_C(16384)
@@ -381,6 +394,9 @@ static int compute_desc(const sm_est_input *in, const sm_model_options *o,
 				  "fit in 64 bits", in->source_name);
 		goto fail;
 	}
+	e->least_address_space = e->peak_address_space / 1000 * ADDRESS_LEAST_X1000;
+	if (e->least_address_space < e->baseline_address_space)
+		e->least_address_space = e->baseline_address_space;
 	/* page tables: one 8-byte entry per 4 KiB page (huge pages need fewer) */
 	e->page_tables = (e->peak_resident + SM__EST_PTE_RATIO - 1) / SM__EST_PTE_RATIO;
 	e->need = e->peak_resident + e->page_tables;

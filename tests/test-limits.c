@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "snapmem/limits.h"
 
@@ -77,15 +78,16 @@ static void test_check_as(void **state)
 	l.as_max = 100 << 20;
 	l.as_used = 40 << 20;
 	sm_error_clear(&e);
-	/* exactly at the limit fits; one byte more does not */
-	assert_int_equal(sm_mem_limits_check(&l, 0, 60 << 20, "the run", &e), 0);
-	assert_int_equal(sm_mem_limits_check(&l, 0, (60 << 20) + 1, "the run", &e), SM_ELIMIT);
+	/* the need is the whole process's, not added to what is mapped now: exactly at the limit
+	 * fits; one byte more does not */
+	assert_int_equal(sm_mem_limits_check(&l, 0, 100 << 20, "the run", &e), 0);
+	assert_int_equal(sm_mem_limits_check(&l, 0, (100 << 20) + 1, "the run", &e), SM_ELIMIT);
 	assert_int_equal(e.code, SM_ELIMIT);
 	assert_int_equal(e.needed_bytes, (100 << 20) + 1);
-	assert_non_null(strstr(e.msg, "the run needs 104857601 bytes (100.00 MiB) of address space"));
+	assert_non_null(strstr(e.msg, "the run needs 104857601 bytes (100.00 MiB) of address space "
+				      "at least (estimate, the whole process)"));
 	assert_non_null(strstr(e.msg, "RLIMIT_AS (ulimit -v) allows 100.00 MiB"));
 	assert_null(strchr(e.msg, '\n'));
-	/* an address need that overflows saturates instead of wrapping below the limit */
 	assert_int_equal(sm_mem_limits_check(&l, 0, UINT64_MAX, "the run", &e), SM_ELIMIT);
 	assert_int_equal(e.needed_bytes, UINT64_MAX);
 }
@@ -99,11 +101,19 @@ static void test_check_data(void **state)
 	sm_mem_limits_init(&l);
 	l.data_max = 1 << 30;
 	l.data_used = 10 << 20;
+	l.as_used = 40 << 20;
 	sm_error_clear(&e);
 	assert_int_equal(sm_mem_limits_check(&l, 5ull << 30, 1 << 20, "x", &e), 0);
-	assert_int_equal(sm_mem_limits_check(&l, 0, 1ull << 30, "x", &e), SM_ELIMIT);
-	assert_non_null(strstr(e.msg, "x needs 1084227584 bytes (1.01 GiB) of data segment"));
+	/* VmData now + what the address space grows by from now: 10 MiB + (1 GiB - 40 MiB) */
+	assert_int_equal(sm_mem_limits_check(&l, 0, (1ull << 30) + (30 << 20), "x", &e), 0);
+	assert_int_equal(sm_mem_limits_check(&l, 0, (1ull << 30) + (30 << 20) + 1, "x", &e),
+			 SM_ELIMIT);
+	assert_int_equal(e.needed_bytes, (1ull << 30) + 1);
+	assert_non_null(strstr(e.msg, "x needs 1073741825 bytes (1.00 GiB) of data segment at least"));
 	assert_non_null(strstr(e.msg, "RLIMIT_DATA (ulimit -d) allows 1.00 GiB"));
+	/* an address need below what is mapped now adds nothing to VmData */
+	l.data_max = 10 << 20;
+	assert_int_equal(sm_mem_limits_check(&l, 0, 20 << 20, "x", &e), 0);
 }
 
 static void test_check_cgroup(void **state)
@@ -365,23 +375,45 @@ static tu_result run_limited(int res, uint64_t lim, char *const argv[])
 	return r;
 }
 
+/* estimate.json's least_address_space_bytes for a mock: what the run's check compares. */
+static uint64_t least_address_space(const char *mock)
+{
+	tu_result r = tu_run("estimate", "--base-path", mock, "--snap", "99", "--format", "json",
+			     NULL);
+	json_error_t jerr;
+	json_t *root;
+	uint64_t v;
+
+	assert_int_equal(r.status, 0);
+	root = json_loads(r.out, 0, &jerr);
+	assert_non_null(root);
+	v = (uint64_t)json_integer_value(json_object_get(root, "least_address_space_bytes"));
+	assert_true(v > 0);
+	json_decref(root);
+	tu_result_free(&r);
+	return v;
+}
+
 static void test_run_rlimit_as(void **state)
 {
 	char *out, *argv[] = {"run", "--base-path", base, "--snap", "99", "--out", NULL, NULL};
+	char want[64];
 	tu_result r;
 
 	(void)state;
 	if (tu_sanitized())
 		skip();
 	out = argv[6] = tu_path(dir, "run-as");
-	/* 50 MiB: the binary starts (the libraries and the allocator take about 41 MiB) but the
-	 * run's estimate with its thread maps does not fit */
-	r = run_limited(RLIMIT_AS, UINT64_C(50) << 20, argv);
+	/* 45 MiB: the binary starts (the libraries and the allocator take about 41 MiB) but the
+	 * estimate's least address space (at least the baseline's, 48.56 MiB) does not fit */
+	r = run_limited(RLIMIT_AS, UINT64_C(45) << 20, argv);
 	assert_int_equal(r.status, 3);
 	assert_int_equal(tu_count_lines(r.err), 1);
-	assert_non_null(strstr(r.err, "snapmem: the run needs "));
-	assert_non_null(strstr(r.err, "of address space (estimate: "));
-	assert_non_null(strstr(r.err, "but RLIMIT_AS (ulimit -v) allows 50.00 MiB"));
+	snprintf(want, sizeof(want), "snapmem: the run needs %llu bytes",
+		 (unsigned long long)least_address_space(base));
+	assert_non_null(strstr(r.err, want));
+	assert_non_null(strstr(r.err, "of address space at least (estimate, the whole process)"));
+	assert_non_null(strstr(r.err, "but RLIMIT_AS (ulimit -v) allows 45.00 MiB"));
 	assert_non_null(strstr(r.err, "nothing was read"));
 	assert_false(tu_exists(out));
 	tu_result_free(&r);
@@ -406,6 +438,63 @@ static void test_run_rlimit_as(void **state)
 	}
 	tu_result_free(&r);
 	free(out);
+}
+
+/*
+ * The check never refuses a run that fits: a 500,000-cell run measured without a limit, then run
+ * again under `ulimit -v` 5 % above its VmPeak (passes the check and completes), and well below it
+ * (refused by the check: exit 3 with the estimate's least address space, nothing read).
+ */
+static void test_run_rlimit_as_fits(void **state)
+{
+	char *mock = tu_path(dir, "mock-5e5"), *out = tu_path(dir, "run-5e5"), *mem, *text, want[64];
+	char *argv[] = {"run", "--base-path", mock, "--snap", "99", "--out", out, NULL};
+	json_error_t jerr;
+	json_t *root;
+	uint64_t vm_peak, least;
+	tu_result r;
+
+	(void)state;
+	if (tu_sanitized())
+		skip();
+	r = tu_run("mock", mock, "--gas", "500000", "--halos", "4", "--files", "2", "--seed", "5",
+		   NULL);
+	assert_int_equal(r.status, 0);
+	tu_result_free(&r);
+	r = run_limited(-1, 0, argv);
+	assert_int_equal(r.status, 0);
+	tu_result_free(&r);
+	mem = tu_path(out, "memory.json");
+	text = tu_read_file(mem, NULL);
+	assert_non_null(text);
+	root = json_loads(text, 0, &jerr);
+	assert_non_null(root);
+	vm_peak = (uint64_t)json_integer_value(json_object_get(json_object_get(root, "process"),
+								"vm_peak"));
+	json_decref(root);
+	free(text);
+	free(mem);
+	tu_rmtree(out);
+	least = least_address_space(mock);
+	assert_true(vm_peak > least);
+	r = run_limited(RLIMIT_AS, vm_peak + vm_peak / 20, argv);
+	if (r.status != 0)
+		fail_msg("ulimit -v %llu bytes (VmPeak %llu + 5 %%): exit %d: %s",
+			 (unsigned long long)(vm_peak + vm_peak / 20), (unsigned long long)vm_peak,
+			 r.status, r.err);
+	tu_result_free(&r);
+	tu_rmtree(out);
+	r = run_limited(RLIMIT_AS, UINT64_C(50) << 20, argv);
+	assert_int_equal(r.status, 3);
+	assert_int_equal(tu_count_lines(r.err), 1);
+	snprintf(want, sizeof(want), "snapmem: the run needs %llu bytes", (unsigned long long)least);
+	assert_non_null(strstr(r.err, want));
+	assert_non_null(strstr(r.err, "RLIMIT_AS (ulimit -v) allows 50.00 MiB"));
+	assert_false(tu_exists(out));
+	tu_result_free(&r);
+	free(out);
+	tu_rmtree(mock);
+	free(mock);
 }
 
 /*
@@ -652,6 +741,7 @@ int main(void)
 		cmocka_unit_test(test_read_this_machine),
 		cmocka_unit_test(test_headroom),
 		cmocka_unit_test(test_run_rlimit_as),
+		cmocka_unit_test(test_run_rlimit_as_fits),
 		cmocka_unit_test(test_ulimit_v_sweep),
 		cmocka_unit_test(test_small_stack),
 		cmocka_unit_test(test_mpi_rank_limit),

@@ -103,8 +103,11 @@ typedef struct sm_estimate {
 	uint64_t need;              /* peak_resident + page_tables: what a node (a cgroup, Slurm's
 				     * --mem) must give the process; the figure every verdict judges */
 	uint64_t baseline_address_space; /* mappings beyond the arrays' size classes */
-	uint64_t peak_address_space;     /* peak_allocated + baseline_address_space: VmPeak; binds
-					  * under ulimit -v (RLIMIT_AS) and strict overcommit */
+	uint64_t peak_address_space;     /* baseline_address_space + the arrays' mappings: VmPeak;
+					  * binds under ulimit -v (RLIMIT_AS) and strict overcommit */
+	uint64_t least_address_space;    /* the least RLIMIT_AS under which the run can complete
+					  * (jemalloc maps less under a limit): what `run`'s limit
+					  * check compares with the limit (docs/MODEL.md) */
 	uint64_t *halo_sphere_cells; /* [nhalos] cells used for each halo (malloc'd) */
 	uint64_t *halo_peak;        /* [nhalos] requested peak while that halo is processed */
 	uint64_t nhalos;

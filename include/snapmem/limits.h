@@ -10,9 +10,9 @@
  * them with what a run needs, so that the comparison is testable with any figures.
  *
  * Two needs, because the limits count different things:
- * - address space (RLIMIT_AS, RLIMIT_DATA): the bytes of the run's arrays in jemalloc's size classes
- *   (a 53.85 GiB request reserves a 56 GiB class) on top of what the process has mapped now
- *   (libraries, thread stacks, the allocator's own maps);
+ * - address space (RLIMIT_AS, RLIMIT_DATA): the least address space the whole process can do with
+ *   at its peak, the estimator's (sm_estimate.least_address_space, docs/MODEL.md "The four
+ *   peaks"); for RLIMIT_DATA, what it adds to what is mapped now counts on top of VmData now;
  * - resident (cgroup, MemAvailable): the pages the run touches, the requested bytes at the peak
  *   plus the process baseline.
  * The cgroup's allowance is its limit minus what the rest of the cgroup holds and cannot give back:
@@ -56,8 +56,8 @@ int sm_mem_limits_read(sm_mem_limits *l, const char *root);
 
 /*
  * The check, pure. resident: the bytes the run holds resident at its peak, process baseline
- * included; address: the address space its arrays add at the peak (allocated bytes, size classes
- * included). what names the subject of the message ("the run"). Returns 0 when every limit allows
+ * included; address: the least address space the whole process needs at its peak (absolute, not
+ * added to what is mapped now; RLIMIT_DATA: VmData now + address - VmSize now). what names the subject of the message ("the run"). Returns 0 when every limit allows
  * it, else SM_ELIMIT with err holding one line naming the figure needed and the first limit that
  * does not allow it (in the order RLIMIT_AS, RLIMIT_DATA, cgroup, MemAvailable), and
  * err->needed_bytes set to the figure compared.

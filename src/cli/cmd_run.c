@@ -541,15 +541,10 @@ static uint64_t measured_peak(const sm_prof *p, const char **stage)
 /*
  * The estimate against what this process may use (include/snapmem/limits.h, docs/PIPELINE.md
  * "Memory limits"): resident, the estimate's need (sm_estimate.need: the resident peak, baseline
- * included, with page tables: the verdict's figure); address space, the arrays' size classes plus
- * the baseline and RUN_MAP_OVERHEAD on top of what is mapped now. SNAPMEM_LIMIT_CHECK=0 skips it.
- * 0 or SM_ELIMIT with err's line naming the figure and the limit.
+ * included, with page tables: the verdict's figure); address space, the estimate's least address
+ * space (sm_estimate.least_address_space: the one address-space model, docs/MODEL.md).
+ * SNAPMEM_LIMIT_CHECK=0 skips it. 0 or SM_ELIMIT with err's line naming the figure and the limit.
  */
-/* Address space a run maps beyond its arrays and baseline: thread stacks, the allocator's arenas of
- * the worker and sampler threads, the profiler's tables. Measured 11.4 MiB on a 200k-cell mock with
- * 2 worker threads (VmPeak 57.1 MiB against 45.7 MiB of baseline mapped plus arrays). */
-#define RUN_MAP_OVERHEAD (UINT64_C(16) << 20)
-
 struct run_need {
 	uint64_t resident, address;
 	char stage[48];
@@ -767,7 +762,7 @@ static enum run_step prepare(struct run_cli *C)
 	}
 	/* What this process may use (every rank checks its own after the agreement before the run). */
 	C->need.resident = C->pre->need;
-	C->need.address = C->pre->peak_allocated + C->pre->baseline + RUN_MAP_OVERHEAD;
+	C->need.address = C->pre->least_address_space;
 	snprintf(C->need.stage, sizeof(C->need.stage), "%s",
 		 C->pre->stages[C->pre->peak_resident_stage].id);
 	if (check_limits(&C->need, &C->err) != 0)

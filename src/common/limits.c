@@ -264,26 +264,30 @@ static uint64_t sat_add(uint64_t a, uint64_t b)
 int sm_mem_limits_check(const sm_mem_limits *l, uint64_t resident, uint64_t address,
 			const char *what, sm_error *err)
 {
-	char a[32], b[32], c[32], d[32];
+	char a[32], b[32], c[32], d[32], e[32];
 	uint64_t need;
 
 	if (what == NULL)
 		what = "the run";
-	if (l->as_max != SM_LIMIT_NONE && (need = sat_add(l->as_used, address)) > l->as_max) {
+	if (l->as_max != SM_LIMIT_NONE && (need = address) > l->as_max) {
 		sm_error_set(err, SM_ELIMIT,
-			     "%s needs %" PRIu64 " bytes (%s) of address space (estimate: %s more on "
-			     "top of the %s mapped now) but RLIMIT_AS (ulimit -v) allows %s", what, need, sm_format_iec(need, a, sizeof(a)),
-			     sm_format_iec(address, b, sizeof(b)), sm_format_iec(l->as_used, c, sizeof(c)),
-			     sm_format_iec(l->as_max, d, sizeof(d)));
+			     "%s needs %" PRIu64 " bytes (%s) of address space at least (estimate, the "
+			     "whole process) but RLIMIT_AS (ulimit -v) allows %s", what, need,
+			     sm_format_iec(need, a, sizeof(a)), sm_format_iec(l->as_max, d, sizeof(d)));
 		goto limited;
 	}
-	if (l->data_max != SM_LIMIT_NONE && (need = sat_add(l->data_used, address)) > l->data_max) {
+	/* what grows from now on is private and writable (the allocator's maps, thread stacks) */
+	if (l->data_max != SM_LIMIT_NONE &&
+	    (need = sat_add(l->data_used, address > l->as_used ? address - l->as_used : 0)) >
+		    l->data_max) {
 		sm_error_set(err, SM_ELIMIT,
-			     "%s needs %" PRIu64 " bytes (%s) of data segment (estimate: %s more on top "
-			     "of the %s now) but RLIMIT_DATA (ulimit -d) allows %s",
+			     "%s needs %" PRIu64 " bytes (%s) of data segment at least (estimate: %s of "
+			     "address space for the whole process, %s of it mapped now, %s of that "
+			     "data) but RLIMIT_DATA (ulimit -d) allows %s",
 			     what, need, sm_format_iec(need, a, sizeof(a)),
 			     sm_format_iec(address, b, sizeof(b)),
-			     sm_format_iec(l->data_used, c, sizeof(c)),
+			     sm_format_iec(l->as_used, c, sizeof(c)),
+			     sm_format_iec(l->data_used, e, sizeof(e)),
 			     sm_format_iec(l->data_max, d, sizeof(d)));
 		goto limited;
 	}

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "snapmem/limits.h"
+#include "snapmem/units.h"
 #include "snapshot/snapshot-internal.h"
 
 static int is_float(sm_dtype t)
@@ -226,13 +228,26 @@ static int keep_dataset(sm_snapshot *s, sm__snap_priv *p, int64_t i, int ptype, 
 	return 0;
 }
 
-/* The message of a failed read of rows [lo, hi) of chunk i, as HDF5's path words it. */
+/* Below this headroom under RLIMIT_AS / RLIMIT_DATA a failed HDF5 read is taken as want of
+ * memory: HDF5 allocates its type-conversion and chunk buffers inside H5Dread and reports their
+ * failure as a read error. */
+#define READ_HEADROOM_MIN (UINT64_C(16) << 20)
+
+/* The message of a failed read of rows [lo, hi) of chunk i, as HDF5's path words it; out of
+ * memory (exit 3) when the address-space limit leaves less than READ_HEADROOM_MIN. */
 static int read_failed(sm_snapshot *s, int64_t i, int ptype, const char *field, uint64_t lo,
 		       uint64_t hi, sm_error *err)
 {
-	char path[SM_PATH_MAX];
+	char path[SM_PATH_MAX], a[32], b[32];
+	uint64_t lim, used, room = sm__vm_headroom(&lim, &used);
 
 	sm_snapshot_chunk_path(s, i, path, sizeof(path), NULL);
+	if (room != SM_LIMIT_NONE && room < READ_HEADROOM_MIN)
+		return sm_error_set(err, SM_ENOMEM, "'%s': reading /PartType%d/%s rows %llu to %llu "
+				    "failed for want of memory: the address-space limit (ulimit -v "
+				    "or -d) is %s and %s is mapped", path, ptype, field,
+				    (unsigned long long)lo, (unsigned long long)hi,
+				    sm_format_iec(lim, a, sizeof(a)), sm_format_iec(used, b, sizeof(b)));
 	return sm_error_set(err, SM_EIO, "'%s': reading /PartType%d/%s rows %llu to %llu failed "
 			    "(damaged file, or conversion buffer too small)", path, ptype, field,
 			    (unsigned long long)lo, (unsigned long long)hi);
