@@ -187,8 +187,15 @@ static json_t *mpi_json(const sm_estimate *e, const sm_est_verdict *v)
 	int node = v != NULL && v->node_mem > 0;
 	uint64_t rpn = node ? v->configured.ranks_per_node : 0;
 	uint64_t nodes = node ? v->configured.nodes : 0;
+	json_t *per = json_null(), *o;
+	uint32_t r;
 
-	return json_pack("{s:I, s:s, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:f}",
+	if (e->rank_peak_resident != NULL) {
+		per = json_array();
+		for (r = 0; r < e->options.ranks; r++)
+			json_array_append_new(per, bytes(e->rank_peak_resident[r]));
+	}
+	o = json_pack("{s:I, s:s, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:f, s:o}",
 			 "ranks", (json_int_t)e->options.ranks,
 			 "assignment", "largest chunk first to the least-loaded rank",
 			 "files", (json_int_t)e->files,
@@ -198,13 +205,17 @@ static json_t *mpi_json(const sm_estimate *e, const sm_est_verdict *v)
 								      : json_null(),
 			 "cells_per_rank_min", e->have_cells_per_rank ? bytes(e->cells_per_rank_min)
 								      : json_null(),
+			 "cells_per_file_max", e->have_cells_per_rank ? bytes(e->cells_per_file_max)
+								      : json_null(),
 			 "per_rank_peak_total_bytes", bytes(e->peak_total),
 			 "per_rank_need_bytes", bytes(e->need),
 			 "node_mem_bytes", node ? bytes(v->node_mem) : json_null(),
 			 "ranks_per_node", node ? bytes(rpn) : json_null(),
 			 "nodes_needed", node && rpn > 0 ? bytes(nodes) : json_null(),
 			 "halo_grid_side", (json_int_t)e->halo_grid_side,
-			 "sphere_radius_max", e->sphere_radius_max);
+			 "sphere_radius_max", e->sphere_radius_max,
+			 "per_rank_peak_resident_bytes", per);
+	return o;
 }
 
 static json_t *choice_json(const sm_est_alternative *a, int node)

@@ -278,8 +278,10 @@ void sm_estimate_release(sm_estimate *e)
 		return;
 	free(e->halo_sphere_cells);
 	free(e->halo_peak);
+	free(e->rank_peak_resident);
 	e->halo_sphere_cells = NULL;
 	e->halo_peak = NULL;
+	e->rank_peak_resident = NULL;
 	e->nhalos = 0;
 }
 
@@ -298,6 +300,7 @@ void sm_est_node_fit(uint64_t per_rank_total, uint64_t node_mem, uint32_t ranks,
 int sm__est_mpi_split(const sm_est_input *in, uint32_t ranks, sm_estimate *e, sm_error *err)
 {
 	uint64_t *load, mx = 0, mn = UINT64_MAX;
+	int32_t *owner;
 	uint32_t r;
 	int64_t i;
 	int rc;
@@ -311,10 +314,15 @@ int sm__est_mpi_split(const sm_est_input *in, uint32_t ranks, sm_estimate *e, sm
 	for (i = 0; i < in->nchunks; i++)
 		e->files_with_gas += in->chunk_gas[i] > 0;
 	load = malloc((size_t)ranks * sizeof(*load));
-	if (load == NULL)
-		return sm_error_set(err, SM_ENOMEM, "estimator: cannot hold the cells of %u ranks",
-				    ranks);
-	rc = sm_model_assign_chunks(in->chunk_gas, (size_t)in->nchunks, ranks, load, NULL, err);
+	owner = malloc((size_t)in->nchunks * sizeof(*owner));
+	/* each rank's largest chunk file, turned into its resident peak after the replay */
+	e->rank_peak_resident = calloc(ranks, sizeof(*e->rank_peak_resident));
+	if (load == NULL || owner == NULL || e->rank_peak_resident == NULL) {
+		rc = sm_error_set(err, SM_ENOMEM, "estimator: cannot hold the cells of %u ranks",
+				  ranks);
+		goto out;
+	}
+	rc = sm_model_assign_chunks(in->chunk_gas, (size_t)in->nchunks, ranks, load, owner, err);
 	if (rc == 0) {
 		for (r = 0; r < ranks; r++) {
 			if (load[r] > mx)
@@ -322,10 +330,20 @@ int sm__est_mpi_split(const sm_est_input *in, uint32_t ranks, sm_estimate *e, sm
 			if (load[r] < mn)
 				mn = load[r];
 		}
+		for (i = 0; i < in->nchunks; i++) {
+			if (owner[i] < 0)
+				continue;
+			if (in->chunk_gas[i] > e->rank_peak_resident[owner[i]])
+				e->rank_peak_resident[owner[i]] = in->chunk_gas[i];
+			if (in->chunk_gas[i] > e->cells_per_file_max)
+				e->cells_per_file_max = in->chunk_gas[i];
+		}
 		e->have_cells_per_rank = 1;
 		e->cells_per_rank_max = mx;
 		e->cells_per_rank_min = mn;
 	}
+out:
+	free(owner);
 	free(load);
 	return rc;
 }
@@ -349,6 +367,88 @@ int sm__est_groups_chunk(const sm_est_input *in, uint64_t *gc, sm_error *err)
 	else
 		*gc = g;
 	return 0;
+}
+
+/* The tracked arrays' resident peak of a replayed estimate plus its resident baseline. */
+static uint64_t resident_of(const sm_estimate *e)
+{
+	uint64_t p = 0, v;
+	size_t si;
+
+	for (si = 0; si < e->nstages; si++)
+		if (e->stages[si].peak_resident > p)
+			p = e->stages[si].peak_resident;
+	return sm_add_u64(p, e->baseline_resident, &v) != 0 ? UINT64_MAX : v;
+}
+
+/*
+ * Every rank's resident peak (a distributed run whose chunk sizes are known; e->rank_peak_resident
+ * holds each rank's largest chunk file on entry): the description replayed with that file as the
+ * largest chunk (gas_chunk_max), since a rank writes each block of a file from the block's start
+ * and touches as much of its block as its largest file fills. One replay per distinct file size;
+ * the rank holding the largest file is e's own. At 1e6 cells over 3 ranks, counting all the rank's
+ * cells instead over-predicted VmHWM by 10-15 % (docs/MODEL.md).
+ */
+static int rank_resident(const sm_est_input *in, const sm_model_options *o,
+			 const sm_pipeline_desc *d, sm_estimate *e, const sm_error *sphere_err,
+			 sm_error *err)
+{
+	sm_estimate *t = NULL;
+	sm_est_input in1 = *in;
+	uint64_t one = 0, cum = 0, *file = NULL;
+	uint32_t r, q;
+	int rc = 0;
+
+	if (!e->mpi || e->rank_peak_resident == NULL)
+		return 0;
+	t = calloc(1, sizeof(*t));
+	file = malloc(o->ranks * sizeof(*file));
+	if (t == NULL || file == NULL) {
+		rc = sm_error_set(err, SM_ENOMEM, "estimator: cannot replay %u ranks", o->ranks);
+		goto out;
+	}
+	memcpy(file, e->rank_peak_resident, o->ranks * sizeof(*file));
+	in1.chunk_gas = &one;
+	in1.nchunks = 1;
+	for (r = 0; r < o->ranks; r++) {
+		for (q = 0; q < r && file[q] != file[r]; q++)
+			;
+		if (q < r) {           /* a rank with the same largest file: the same figure */
+			e->rank_peak_resident[r] = e->rank_peak_resident[q];
+			continue;
+		}
+		if (file[r] == e->cells_per_file_max) {
+			e->rank_peak_resident[r] = e->peak_resident;
+			continue;
+		}
+		free(t->halo_peak);
+		memset(t, 0, sizeof(*t));
+		t->options = e->options;
+		t->mpi = e->mpi;
+		t->files = e->files;
+		t->files_with_gas = e->files_with_gas;
+		t->have_cells_per_rank = e->have_cells_per_rank;
+		t->cells_per_rank_max = e->cells_per_rank_max;
+		t->cells_per_rank_min = e->cells_per_rank_min;
+		t->nhalos = e->nhalos;
+		t->halo_sphere_cells = e->halo_sphere_cells;   /* read only */
+		t->sphere_cells_source = e->sphere_cells_source;
+		t->halo_peak = calloc(e->nhalos > 0 ? e->nhalos : 1, sizeof(uint64_t));
+		if (t->halo_peak == NULL) {
+			rc = sm_error_set(err, SM_ENOMEM, "estimator: cannot replay %u ranks", o->ranks);
+			goto out;
+		}
+		one = file[r];
+		if ((rc = sm__desc_replay(d, &in1, o, t, sphere_err, &cum, err)) != 0)
+			goto out;
+		e->rank_peak_resident[r] = resident_of(t);
+	}
+out:
+	if (t != NULL)
+		free(t->halo_peak);
+	free(t);
+	free(file);
+	return rc;
 }
 
 /* The estimate of a pipeline description: the halos' sphere cells and the work split here, the
@@ -394,6 +494,8 @@ static int compute_desc(const sm_est_input *in, const sm_model_options *o,
 				  "fit in 64 bits", in->source_name);
 		goto fail;
 	}
+	if ((rc = rank_resident(in, o, d, e, srcs != 0 ? &serr : NULL, err)) != 0)
+		goto fail;
 	e->least_address_space = e->peak_address_space / 1000 * ADDRESS_LEAST_X1000;
 	if (e->least_address_space < e->baseline_address_space)
 		e->least_address_space = e->baseline_address_space;

@@ -301,6 +301,64 @@ static void check_mpi_object(const char *out, int np)
 	json_decref(e);
 }
 
+/*
+ * The report judges every rank's VmHWM against its own resident estimate (estimate.json
+ * mpi.per_rank_peak_resident_bytes, the busiest rank's = peak_resident_bytes); a rank whose estimate
+ * is halved fails (exit 1), a list of the wrong length is exit 2 naming the key.
+ */
+static void check_rank_resident(const char *out, int np)
+{
+	char *ep = tu_path(out, "estimate.json");
+	json_error_t jerr;
+	json_t *e = json_load_file(ep, 0, &jerr), *per, *rep, *ranks;
+	json_int_t mx = 0, v;
+	tu_result r;
+	size_t i;
+
+	assert_non_null(e);
+	per = json_object_get(json_object_get(e, "mpi"), "per_rank_peak_resident_bytes");
+	assert_int_equal(json_array_size(per), (size_t)np);
+	for (i = 0; i < (size_t)np; i++) {
+		v = json_integer_value(json_array_get(per, i));
+		assert_true(v > 0);
+		mx = v > mx ? v : mx;
+	}
+	assert_int_equal(mx, json_integer_value(json_object_get(e, "peak_resident_bytes")));
+	r = tu_run("report", out, "--format", "json", NULL);
+	assert_int_equal(r.status, tu_sanitized() ? r.status : 0);
+	rep = json_loads(r.out, 0, &jerr);
+	assert_non_null(rep);
+	ranks = json_object_get(json_object_get(rep, "mpi"), "per_rank");
+	for (i = 0; i < (size_t)np; i++) {
+		json_t *k = json_array_get(ranks, i), *res = json_object_get(k, "resident");
+
+		assert_int_equal(json_integer_value(json_object_get(res, "estimated_bytes")),
+				 json_integer_value(json_array_get(per, (size_t)json_integer_value(
+					 json_object_get(k, "rank")))));
+		assert_string_equal(json_string_value(json_object_get(res, "verdict")),
+				    tu_sanitized() ? "n/a" : "pass");
+	}
+	json_decref(rep);
+	tu_result_free(&r);
+	if (!tu_sanitized()) {
+		/* rank 1's estimate halved: that rank fails the resident rule */
+		json_array_set_new(per, 1, json_integer(json_integer_value(json_array_get(per, 1)) / 2));
+		assert_int_equal(json_dump_file(e, ep, 0), 0);
+		r = tu_run("report", out, NULL);
+		assert_int_equal(r.status, 1);
+		assert_non_null(strstr(r.out, "1 rank miss the tolerance"));
+		tu_result_free(&r);
+	}
+	json_array_remove(per, 0);
+	assert_int_equal(json_dump_file(e, ep, 0), 0);
+	r = tu_run("report", out, NULL);
+	assert_int_equal(r.status, 2);
+	assert_non_null(strstr(r.err, "mpi.per_rank_peak_resident_bytes is not an array of"));
+	tu_result_free(&r);
+	json_decref(e);
+	free(ep);
+}
+
 static void np_vs_serial(int np)
 {
 	tu_profiles a, b;
@@ -332,6 +390,7 @@ static void np_vs_serial(int np)
 		assert_true(isnan(a.mean[i]) ? isnan(b.mean[i])
 					     : fabs(a.mean[i] - b.mean[i]) <= 1e-12 * fabs(a.mean[i]));
 	check_mpi_object(out, np);
+	check_rank_resident(out, np);
 	tu_profiles_free(&a);
 	tu_profiles_free(&b);
 	tu_rmtree(out);

@@ -122,6 +122,13 @@ typedef struct sm_estimate {
 	int64_t files_with_gas;     /* chunk files holding gas cells; -1 when the chunks are unknown */
 	int have_cells_per_rank;    /* 1: chunk sizes known, cells_per_rank_* set */
 	uint64_t cells_per_rank_max, cells_per_rank_min; /* the largest-first assignment's loads */
+	uint64_t cells_per_file_max; /* the largest chunk file's cells: the most of a block a rank
+				      * writes (each block of a file from the block's start) */
+	uint64_t *rank_peak_resident; /* [options.ranks] every rank's resident peak, baseline
+				       * included: the description replayed with the rank's largest
+				       * chunk file as gas_chunk_max (a rank touches as much of its
+				       * block as that file fills; malloc'd; NULL unless the chunk
+				       * sizes are known) */
 
 	/* The pipeline description's own assumption sentences in force (strings of the
 	 * description), after the sphere model's; and the quantities its replay read (bit i:

@@ -64,6 +64,10 @@ int sm__report_html(const sm_report *r, FILE *f);
 int sm__report_load_resident_estimate(sm_report *r, sm__jdoc *d, json_t *est);
 int sm__report_load_resident_memory(sm_report *r, sm__jdoc *d, json_t *mem);
 void sm__report_resident(sm_report *r, double tolerance_pct);
+/* The resident rule, one for the process and every rank: est against VmHWM at
+ * max(SM_REPORT_RESIDENT_TOLERANCE, tolerance_pct), no less than SM_REPORT_RESIDENT_FLOOR. */
+void sm__report_judge_resident(uint64_t est, uint64_t vm_hwm, double tolerance_pct,
+			       sm_report_cmp *c);
 json_t *sm__report_resident_json(const sm_report *r);
 /* The findings into r->findings, once (resident.c; called by sm_report_compare). 0 or SM_ENOMEM. */
 int sm__report_findings(sm_report *r, sm_error *err);
@@ -102,6 +106,9 @@ typedef struct sm__rank {
 	sm__rank_stage *stages;          /* (malloc'd) */
 	size_t nstages;
 	sm_report_cmp requested, allocated; /* against the estimate's per-rank peak */
+	uint64_t est_resident;           /* the estimate's resident peak of this rank (estimate.json
+					  * mpi.per_rank_peak_resident_bytes, else peak_resident_bytes) */
+	sm_report_cmp resident;          /* est_resident against vm_hwm (n/a when not judged) */
 } sm__rank;
 
 typedef struct sm__report_mpi {
@@ -114,6 +121,7 @@ typedef struct sm__report_mpi {
 	uint64_t est_allocated;          /* peak_allocated_bytes */
 	uint64_t est_total;              /* peak_total_bytes (allocated + baseline) */
 	size_t nfail;                    /* ranks that miss the tolerance */
+	int has_resident;                /* the estimate has resident figures (every rank's judged) */
 } sm__report_mpi;
 
 /* Reads memory.json's "mpi" object (absent or null: *out = NULL) and checks every key; the

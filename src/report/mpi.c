@@ -7,8 +7,10 @@
  * Every rank holds the same arrays whatever its share, so every rank is judged against the same
  * estimate (estimate.json peak_bytes / peak_allocated_bytes: one rank's). The requested peak must
  * match exactly in practice; "allocated" is the tracked arrays' jemalloc bytes at the peak, or with
- * --strict the rank's process allocated peak above its own baseline. VmHWM is shown, not judged:
- * it holds the libraries and MPI's own buffers, which the model does not predict. The document's
+ * --strict the rank's process allocated peak above its own baseline. VmHWM is judged against the
+ * rank's resident estimate (the libraries and MPI's own buffers in its measured resident baseline;
+ * a rank touches as much of its block as its largest chunk file fills) by the whole process's
+ * resident rule (resident.c). The document's
  * max and sum rows must agree with its per-rank rows (a runtime that miscounts is a bad document).
  */
 #include <stdlib.h>
@@ -139,6 +141,41 @@ void sm__report_mpi_free(sm__report_mpi *m)
 	free(m);
 }
 
+/*
+ * Every rank's resident peak as the estimate has it: estimate.json mpi.per_rank_peak_resident_bytes
+ * (one per rank, by rank number; a rank touches as much of its block as its largest chunk file
+ * fills), else peak_resident_bytes for every rank (the busiest rank's); none in an estimate
+ * without resident figures.
+ */
+static int load_rank_resident(const sm_report *r, sm__jdoc *de, json_t *est, sm__report_mpi *m)
+{
+	json_t *mo = json_object_get(est, "mpi"), *per = NULL, *v;
+	size_t i;
+
+	m->has_resident = r->has_resident;
+	if (!r->has_resident)
+		return 0;
+	for (i = 0; i < m->nranks; i++)
+		m->per_rank[i].est_resident = r->est_resident;
+	if (json_is_object(mo))
+		per = json_object_get(mo, "per_rank_peak_resident_bytes");
+	if (per == NULL || json_is_null(per))
+		return 0;
+	if (!json_is_array(per) || json_array_size(per) != m->ranks)
+		return sm_error_set(de->err, SM_EFORMAT, "'%s': mpi.per_rank_peak_resident_bytes is "
+				    "not an array of %llu byte counts (one per rank)", de->path,
+				    (unsigned long long)m->ranks);
+	for (i = 0; i < m->nranks; i++) {
+		v = json_array_get(per, (size_t)m->per_rank[i].rank);
+		if (!json_is_integer(v) || json_integer_value(v) <= 0)
+			return sm_error_set(de->err, SM_EFORMAT, "'%s': mpi.per_rank_peak_resident_bytes"
+					    "[%lld] is not a byte count above 0", de->path,
+					    (long long)m->per_rank[i].rank);
+		m->per_rank[i].est_resident = (uint64_t)json_integer_value(v);
+	}
+	return 0;
+}
+
 int sm__report_mpi_load(sm_report *r, json_t *est, json_t *mem, sm__report_mpi **out,
 			sm_error *err)
 {
@@ -229,7 +266,8 @@ int sm__report_mpi_load(sm_report *r, json_t *est, json_t *mem, sm__report_mpi *
 		goto fail;
 	}
 	if ((rc = sm__j_u64(&de, est, "", "peak_bytes", &m->est_requested)) != 0 ||
-	    (rc = sm__j_u64(&de, est, "", "peak_allocated_bytes", &m->est_allocated)) != 0)
+	    (rc = sm__j_u64(&de, est, "", "peak_allocated_bytes", &m->est_allocated)) != 0 ||
+	    (rc = load_rank_resident(r, &de, est, m)) != 0)
 		goto fail;
 	m->est_total = r->est_peak_total;
 	*out = m;
@@ -260,7 +298,16 @@ size_t sm__report_mpi_compare(const sm_report *r, sm__report_mpi *m)
 			k->allocated.estimated = m->est_allocated;
 			k->allocated.verdict = SM_VERDICT_NA;
 		}
-		if (k->requested.verdict == SM_VERDICT_FAIL || k->allocated.verdict == SM_VERDICT_FAIL)
+		/* the resident rule of the whole process (resident.c), rank by rank: each rank's
+		 * VmHWM (MPI's shared memory included) against its own resident estimate */
+		memset(&k->resident, 0, sizeof(k->resident));
+		k->resident.estimated = k->est_resident;
+		k->resident.measured = k->vm_hwm;
+		if (m->has_resident && r->measured && r->complete)
+			sm__report_judge_resident(k->est_resident, k->vm_hwm, r->tolerance_pct,
+						  &k->resident);
+		if (k->requested.verdict == SM_VERDICT_FAIL || k->allocated.verdict == SM_VERDICT_FAIL ||
+		    k->resident.verdict == SM_VERDICT_FAIL)
 			m->nfail++;
 	}
 	return m->nfail;
@@ -302,10 +349,28 @@ static const char *alloc_kind(const sm_report *r)
 			 : "the tracked arrays' jemalloc bytes at the peak";
 }
 
+/* How VmHWM is judged, in words. */
+static const char *resident_rule(const sm_report *r, const sm__report_mpi *m, char *buf,
+				 size_t len)
+{
+	double tol = r->tolerance_pct > SM_REPORT_RESIDENT_TOLERANCE ? r->tolerance_pct
+								    : SM_REPORT_RESIDENT_TOLERANCE;
+
+	if (!m->has_resident)
+		snprintf(buf, len, "the estimate has none: shown, not judged");
+	else if (!r->measured)
+		snprintf(buf, len, "not judged: the allocator was not measured");
+	else if (!r->complete)
+		snprintf(buf, len, "not judged: incomplete run");
+	else
+		snprintf(buf, len, "within %g%%, at least 2 MiB", tol);
+	return buf;
+}
+
 void sm__report_mpi_table(const sm_report *r, FILE *f)
 {
 	const sm__report_mpi *m = sm__report_mpi_of(r);
-	char a[32], b[32], c[32], d[32], e[32], g[32], h[32], p1[32], p2[32], fl[64];
+	char a[32], b[32], c[32], d[32], e[32], g[96], h[32], p1[32], p2[32], p3[32], x[32], fl[64];
 	uint64_t sum_req, sum_al;
 	size_t i;
 
@@ -317,15 +382,17 @@ void sm__report_mpi_table(const sm_report *r, FILE *f)
 		sm__iec(m->est_requested, a, sizeof(a)), sm__iec(m->est_allocated, b, sizeof(b)),
 		sm__iec(m->est_total, c, sizeof(c)));
 	fprintf(f, "  allocated: %s; above baseline: the rank's process allocated peak minus its "
-		"baseline; VmHWM: shown, not judged\n", alloc_kind(r));
-	fprintf(f, "  %-5s %-16s %-18s %15s %8s | %11s %12s %9s %-5s | %11s %12s %9s %-5s | %11s %11s\n",
+		"baseline; VmHWM: against the rank's resident estimate (%s)\n", alloc_kind(r),
+		resident_rule(r, m, g, sizeof(g)));
+	fprintf(f, "  %-5s %-16s %-18s %15s %8s | %11s %12s %9s %-5s | %11s %12s %9s %-5s | %11s %11s "
+		"%11s %9s %-5s\n",
 		"rank", "host", "files", "cells", "wall s", "requested", "diff", "%", "", "allocated",
-		"diff", "%", "", "above base", "VmHWM");
+		"diff", "%", "", "above base", "VmHWM", "est. res.", "%", "");
 	for (i = 0; i < m->nranks; i++) {
 		const sm__rank *k = &m->per_rank[i];
 
 		fprintf(f, "  %-5lld %-16.16s %-18s %15s %8.3f | %11s %12s %9s %-5s | %11s %12s %9s "
-			"%-5s | %11s %11s\n", (long long)k->rank, k->host,
+			"%-5s | %11s %11s %11s %9s %-5s\n", (long long)k->rank, k->host,
 			files_text(k, fl, sizeof(fl)), sm__commas(k->cells, a, sizeof(a)), k->wall_s,
 			sm__iec(k->requested_peak, b, sizeof(b)),
 			sm__iec_signed(k->requested.diff, c, sizeof(c)),
@@ -335,7 +402,10 @@ void sm__report_mpi_table(const sm_report *r, FILE *f)
 			r->measured ? sm__pct(&k->allocated, p2, sizeof(p2)) : "",
 			sm_verdict_name(k->allocated.verdict),
 			r->measured ? sm__iec(k->allocated_above, g, sizeof(g)) : "n/a",
-			sm__iec(k->vm_hwm, h, sizeof(h)));
+			sm__iec(k->vm_hwm, h, sizeof(h)),
+			m->has_resident ? sm__iec(k->est_resident, x, sizeof(x)) : "n/a",
+			k->resident.verdict != SM_VERDICT_NA ? sm__pct(&k->resident, p3, sizeof(p3)) : "",
+			sm_verdict_name(k->resident.verdict));
 	}
 	fprintf(f, "  %-5s %-16s %-18s %15s %8.3f | %11s %12s %9s %-5s | %11s %12s %9s %-5s | %11s %11s\n",
 		"max", "", "", sm__commas(m->max.cells, a, sizeof(a)), m->max.wall_s,
@@ -374,7 +444,8 @@ static void md_verdict(FILE *f, sm_verdict v)
 void sm__report_mpi_markdown(const sm_report *r, FILE *f)
 {
 	const sm__report_mpi *m = sm__report_mpi_of(r);
-	char a[32], b[32], c[32], d[32], e[32], g[32], h[32], p1[32], p2[32], fl[64];
+	char a[32], b[32], c[32], d[32], e[32], g[32], h[32], p1[32], p2[32], p3[32], x[32], fl[64];
+	char rule[96];
 	size_t i;
 
 	if (m == NULL)
@@ -385,14 +456,15 @@ void sm__report_mpi_markdown(const sm_report *r, FILE *f)
 	fprintf(f, ". Every rank holds the same arrays "
 		"whatever its share, so each is judged against the estimate's per-rank peak: requested "
 		"%s (%s B), allocated %s (%s B); %s with the baseline. *Allocated* is %s; *above "
-		"baseline* is the rank's process allocated peak minus its own baseline; VmHWM is shown, "
-		"not judged.\n\n", sm__iec(m->est_requested, a, sizeof(a)),
+		"baseline* is the rank's process allocated peak minus its own baseline; VmHWM is "
+		"against the rank's resident estimate (%s).\n\n", sm__iec(m->est_requested, a, sizeof(a)),
 		sm__commas(m->est_requested, b, sizeof(b)), sm__iec(m->est_allocated, c, sizeof(c)),
 		sm__commas(m->est_allocated, d, sizeof(d)), sm__iec(m->est_total, e, sizeof(e)),
-		alloc_kind(r));
+		alloc_kind(r), resident_rule(r, m, rule, sizeof(rule)));
 	fprintf(f, "| rank | host | files | cells | wall s | requested | difference | verdict | "
-		"allocated | difference | verdict | above baseline | VmHWM |\n"
-		"|---:|---|---|---:|---:|---:|---:|---|---:|---:|---|---:|---:|\n");
+		"allocated | difference | verdict | above baseline | VmHWM | estimated resident | "
+		"difference | verdict |\n"
+		"|---:|---|---|---:|---:|---:|---:|---|---:|---:|---|---:|---:|---:|---:|---|\n");
 	for (i = 0; i < m->nranks; i++) {
 		const sm__rank *k = &m->per_rank[i];
 
@@ -410,16 +482,21 @@ void sm__report_mpi_markdown(const sm_report *r, FILE *f)
 			r->measured ? " (" : "", r->measured ? sm__pct(&k->allocated, p2, sizeof(p2)) : "",
 			r->measured ? ")" : "");
 		md_verdict(f, k->allocated.verdict);
-		fprintf(f, " | %s | %s |\n", r->measured ? sm__iec(k->allocated_above, g, sizeof(g)) : "n/a",
-			sm__iec(k->vm_hwm, h, sizeof(h)));
+		fprintf(f, " | %s | %s | %s | %s | ",
+			r->measured ? sm__iec(k->allocated_above, g, sizeof(g)) : "n/a",
+			sm__iec(k->vm_hwm, h, sizeof(h)),
+			m->has_resident ? sm__iec(k->est_resident, x, sizeof(x)) : "n/a",
+			k->resident.verdict != SM_VERDICT_NA ? sm__pct(&k->resident, p3, sizeof(p3)) : "");
+		md_verdict(f, k->resident.verdict);
+		fprintf(f, " |\n");
 	}
-	fprintf(f, "| **max** | | | %s | %.3f | %s | %s | | %s | | | | %s |\n",
+	fprintf(f, "| **max** | | | %s | %.3f | %s | %s | | %s | | | | %s | | | |\n",
 		sm__commas(m->max.cells, a, sizeof(a)), m->max.wall_s,
 		sm__iec(m->max.requested_peak, b, sizeof(b)),
 		sm__iec_signed(sm__sdiff(m->max.requested_peak, m->est_requested), c, sizeof(c)),
 		r->measured && !r->strict ? sm__iec(m->max.tracked_allocated_peak, d, sizeof(d)) : "",
 		sm__iec(m->max.vm_hwm, h, sizeof(h)));
-	fprintf(f, "| **sum** | | | %s | %.3f | %s | %s | | %s | | | | %s |\n",
+	fprintf(f, "| **sum** | | | %s | %.3f | %s | %s | | %s | | | | %s | | | |\n",
 		sm__commas(m->sum.cells, a, sizeof(a)), m->sum.wall_s,
 		sm__iec(m->sum.requested_peak, b, sizeof(b)),
 		sm__iec_signed(sm__sdiff(m->sum.requested_peak, times(m->est_requested, m->nranks)), c,
@@ -449,7 +526,7 @@ static void td_cmp(FILE *f, const sm_report_cmp *c, int have)
 void sm__report_mpi_html(const sm_report *r, FILE *f)
 {
 	const sm__report_mpi *m = sm__report_mpi_of(r);
-	char a[32], b[32], c[32], d[32], e[32], fl[64];
+	char a[32], b[32], c[32], d[32], e[32], x[32], fl[64], rule[96];
 	size_t i;
 
 	if (m == NULL)
@@ -459,13 +536,16 @@ void sm__report_mpi_html(const sm_report *r, FILE *f)
 	sm__html_escape(f, m->assignment);
 	fprintf(f, ". Every rank is judged against the estimate's per-rank peak: requested %s, "
 		"allocated %s (%s with the baseline). Allocated is %s; above baseline is the rank's "
-		"process allocated peak minus its own baseline; VmHWM is shown, not judged.</p>\n",
+		"process allocated peak minus its own baseline; VmHWM is against the rank's resident "
+		"estimate (%s).</p>\n",
 		sm__iec(m->est_requested, a, sizeof(a)), sm__iec(m->est_allocated, b, sizeof(b)),
-		sm__iec(m->est_total, c, sizeof(c)), alloc_kind(r));
+		sm__iec(m->est_total, c, sizeof(c)), alloc_kind(r),
+		resident_rule(r, m, rule, sizeof(rule)));
 	fprintf(f, "<table>\n<tr><th>rank</th><th>host</th><th>files</th><th>cells</th>"
 		"<th>wall s</th><th>requested</th><th>difference</th><th>verdict</th>"
 		"<th>allocated</th><th>difference</th><th>verdict</th><th>above baseline</th>"
-		"<th>VmHWM</th></tr>\n");
+		"<th>VmHWM</th><th>estimated resident</th><th>difference</th><th>verdict</th>"
+		"</tr>\n");
 	for (i = 0; i < m->nranks; i++) {
 		const sm__rank *k = &m->per_rank[i];
 
@@ -477,19 +557,24 @@ void sm__report_mpi_html(const sm_report *r, FILE *f)
 		td_cmp(f, &k->requested, 1);
 		fprintf(f, "<td>%s</td>", r->measured ? sm__iec(judged_alloc(r, k), c, sizeof(c)) : "n/a");
 		td_cmp(f, &k->allocated, r->measured);
-		fprintf(f, "<td>%s</td><td>%s</td></tr>\n",
+		fprintf(f, "<td>%s</td><td>%s</td><td>%s</td>",
 			r->measured ? sm__iec(k->allocated_above, d, sizeof(d)) : "n/a",
-			sm__iec(k->vm_hwm, e, sizeof(e)));
+			sm__iec(k->vm_hwm, e, sizeof(e)),
+			m->has_resident ? sm__iec(k->est_resident, x, sizeof(x)) : "n/a");
+		td_cmp(f, &k->resident, k->resident.verdict != SM_VERDICT_NA);
+		fprintf(f, "</tr>\n");
 	}
 	fprintf(f, "<tr><th>max</th><td></td><td></td><td>%s</td><td>%.3f</td><td>%s</td><td>%s</td>"
-		"<td></td><td>%s</td><td></td><td></td><td></td><td>%s</td></tr>\n",
+		"<td></td><td>%s</td><td></td><td></td><td></td><td>%s</td><td></td><td></td><td></td>"
+		"</tr>\n",
 		sm__commas(m->max.cells, a, sizeof(a)), m->max.wall_s,
 		sm__iec(m->max.requested_peak, b, sizeof(b)),
 		sm__iec_signed(sm__sdiff(m->max.requested_peak, m->est_requested), c, sizeof(c)),
 		r->measured && !r->strict ? sm__iec(m->max.tracked_allocated_peak, d, sizeof(d)) : "",
 		sm__iec(m->max.vm_hwm, e, sizeof(e)));
 	fprintf(f, "<tr><th>sum</th><td></td><td></td><td>%s</td><td>%.3f</td><td>%s</td><td>%s</td>"
-		"<td></td><td>%s</td><td></td><td></td><td></td><td>%s</td></tr>\n</table>\n",
+		"<td></td><td>%s</td><td></td><td></td><td></td><td>%s</td><td></td><td></td><td></td>"
+		"</tr>\n</table>\n",
 		sm__commas(m->sum.cells, a, sizeof(a)), m->sum.wall_s,
 		sm__iec(m->sum.requested_peak, b, sizeof(b)),
 		sm__iec_signed(sm__sdiff(m->sum.requested_peak, times(m->est_requested, m->nranks)), c,
@@ -548,6 +633,8 @@ json_t *sm__report_mpi_json(const sm_report *r)
 				    r->measured ? u(k->allocated_above) : json_null());
 		json_object_set_new(o, "requested", sm__cmp_json(&k->requested));
 		json_object_set_new(o, "allocated", sm__cmp_json(&k->allocated));
+		json_object_set_new(o, "resident", m->has_resident ? sm__cmp_json(&k->resident)
+								   : json_null());
 		json_object_set_new(o, "stages", stages);
 		json_array_append_new(per, o);
 	}

@@ -67,6 +67,23 @@ int sm__report_load_resident_memory(sm_report *r, sm__jdoc *d, json_t *mem)
 	return 0;
 }
 
+void sm__report_judge_resident(uint64_t est, uint64_t vm_hwm, double tolerance_pct,
+			       sm_report_cmp *c)
+{
+	double tol = tolerance_pct > SM_REPORT_RESIDENT_TOLERANCE ? tolerance_pct
+								 : SM_REPORT_RESIDENT_TOLERANCE;
+
+	sm_report_judge(est, vm_hwm, tol, 0, c);
+	/* small runs: the baseline's own variation with the run's size (18.1 MiB of VmHWM at 2,000
+	 * cells against the 18.5 MiB measured at 1e7) is allowed as an absolute floor */
+	if (c->bound < SM_REPORT_RESIDENT_FLOOR) {
+		c->bound = SM_REPORT_RESIDENT_FLOOR;
+		c->absolute = 1;
+		c->verdict = (c->diff < 0 ? -(uint64_t)c->diff : (uint64_t)c->diff) <=
+				     SM_REPORT_RESIDENT_FLOOR ? SM_VERDICT_PASS : SM_VERDICT_FAIL;
+	}
+}
+
 void sm__report_resident(sm_report *r, double tolerance_pct)
 {
 	char a[32], b[32], c[32], p[32], x[32], y[32], q[32];
@@ -86,16 +103,7 @@ void sm__report_resident(sm_report *r, double tolerance_pct)
 	for (i = 0; i < r->nstages; i++)
 		if (r->stages[i].has_meas && r->stages[i].meas_peak > meas_req)
 			meas_req = r->stages[i].meas_peak;
-	sm_report_judge(r->est_resident, r->meas_vm_hwm, r->resident_tolerance_pct, 0, &r->resident);
-	/* small runs: the baseline's own variation with the run's size (18.1 MiB of VmHWM at 2,000
-	 * cells against the 18.5 MiB measured at 1e7) is allowed as an absolute floor */
-	if (r->resident.bound < SM_REPORT_RESIDENT_FLOOR) {
-		r->resident.bound = SM_REPORT_RESIDENT_FLOOR;
-		r->resident.absolute = 1;
-		r->resident.verdict = (r->resident.diff < 0 ? -(uint64_t)r->resident.diff
-							     : (uint64_t)r->resident.diff)
-				      <= SM_REPORT_RESIDENT_FLOOR ? SM_VERDICT_PASS : SM_VERDICT_FAIL;
-	}
+	sm__report_judge_resident(r->est_resident, r->meas_vm_hwm, tolerance_pct, &r->resident);
 	sm_report_judge(r->est_resident_pre, r->meas_vm_hwm, r->resident_tolerance_pct, 0,
 			&r->resident_pre);
 	r->resident_pre.verdict = SM_VERDICT_NA;
@@ -123,7 +131,7 @@ void sm__report_resident(sm_report *r, double tolerance_pct)
 				"resident set is not the model's)" :
 		 !r->complete ? "not judged (incomplete run)" :
 		 "not judged here: a distributed run's figures are per rank, VmHWM is rank 0's "
-		 "(every rank's in the ranks table)");
+		 "(every rank's judged in the ranks table)");
 	if (r->resident.verdict != SM_VERDICT_NA) {
 		size_t n = strlen(r->resident_lines[0]);
 

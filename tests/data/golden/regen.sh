@@ -3,6 +3,8 @@
 # (default build/snapmem), from the repository's top directory: sh tests/data/golden/regen.sh [BIN].
 # Recorded once, with the binary of commit 1e6e5a1 (before the pipeline descriptions replaced the
 # C model): re-recording is only for a deliberate change of the estimate, said in the commit.
+# Re-recorded once since, for issue 13's least_address_space_bytes, mpi.cells_per_file_max and
+# mpi.per_rank_peak_resident_bytes (a rank's block touched as far as its largest chunk file).
 set -eu
 bin=${1:-build/snapmem}
 dir=tests/data/golden
