@@ -24,6 +24,7 @@
  * its own (the parent's books are left behind, not freed: its threads do not exist in the child).
  */
 #include "profiler/prof-internal.h"
+#include "snapmem/units.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -261,8 +262,28 @@ static void fork_child(void)
 		start(0);
 }
 
+/*
+ * Large requests go to glibc (src/profiler/large.c) from here on, in every process that carries
+ * this library, measured or not: SNAPMEM_PROFILE_LARGE = a size (e.g. 1M; default 128 KiB) or
+ * "off" (jemalloc serves everything); `snapmem profile` refuses other values before the program
+ * starts, and one that gets here anyway means the default.
+ */
+static void large_init(void)
+{
+	const char *v = getenv("SNAPMEM_PROFILE_LARGE");
+	uint64_t min = SM__LARGE_DEFAULT;
+	sm_error err = { 0 };
+	if (v && strcmp(v, "off") == 0)
+		return;
+	if (v && *v && (sm_parse_size("SNAPMEM_PROFILE_LARGE", v, &min, &err) != 0 || min == 0 ||
+			min > (uint64_t)PTRDIFF_MAX))
+		min = SM__LARGE_DEFAULT;
+	sm__large_enable((size_t)min);
+}
+
 __attribute__((constructor)) static void preload_init(void)
 {
+	large_init();
 	const char *d = getenv("SNAPMEM_PROFILE_DIR");
 	const char *top = getenv("SNAPMEM_PROFILE_PID");
 	const char *fol = getenv("SNAPMEM_PROFILE_FOLLOW");

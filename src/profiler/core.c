@@ -848,7 +848,11 @@ int sm__prof_adopt(sm_prof *p, const char *name, const void *key, uint64_t bytes
 	int nf = p->o.sites ? sm__capture(frames, p->sites.max_frames, 1) : 0;
 	if (sm__py_frames && nf > 0)
 		nf = sm__py_frames(frames, nf, p->sites.max_frames, 0); /* ctypes' frames say nothing */
-	uint64_t allocated = sm_prof_nallocx(bytes);
+	/* a large block glibc serves (large.c) has its own usable size; else jemalloc's class */
+	size_t usable;
+	uint64_t allocated = sm__large_maybe(key) && sm__large_lookup(key, &usable)
+				     ? usable
+				     : sm_prof_nallocx(bytes);
 	pthread_mutex_lock(&sm__lock);
 	long dup = amap_take(p, (void *)key);
 	if (dup >= 0) {

@@ -15,6 +15,11 @@
  * sample_interval_bytes (a Poisson process over allocated bytes, as in tcmalloc), and the sample
  * stands for n / (1 - exp(-n / interval)) bytes, which makes the estimate unbiased.
  *
+ * Large blocks: once libsnapmem-preload.so turned large.c on (only under `snapmem profile`), a
+ * request of sm__large_min bytes or more, through any entry point, goes to glibc's malloc family
+ * instead (large.c says why); free, realloc and malloc_usable_size recognise such a block by the
+ * registry's filter, one load. Elsewhere sm__large_min is SIZE_MAX and the test never passes.
+ *
  * Compiled only when jemalloc is linked (not under SM_NO_JEMALLOC, where ASan owns malloc).
  */
 #ifndef SM_NO_JEMALLOC
@@ -252,11 +257,33 @@ static inline void maybe_forget(void *p)
 		sm__sample_forget(p);
 }
 
+/* A request for glibc (large.c): never true unless the preload library turned the large path on. */
+static inline int go_large(size_t n)
+{
+	return __builtin_expect(n >= __atomic_load_n(&sm__large_min, __ATOMIC_ACQUIRE), 0);
+}
+
+static inline int pow2(size_t a)
+{
+	return a != 0 && (a & (a - 1)) == 0;
+}
+
+/* free() of a large block: its sample forgotten before glibc may hand the address out again. */
+static int large_free(void *p)
+{
+	if (!sm__large_lookup(p, NULL))
+		return 0;
+	maybe_forget(p);
+	return sm__large_free(p);
+}
+
 void *malloc(size_t n)
 {
 	if (!ENTER())
 		return reserve_alloc(n, 0);
-	void *p = ready() ? real.malloc(n) : sm__je_bootstrap_alloc(n, 0, 0);
+	void *p = go_large(n)  ? sm__large_alloc(n, 0, 0)
+		  : ready()    ? real.malloc(n)
+			       : sm__je_bootstrap_alloc(n, 0, 0);
 	if (ON() && p)
 		sample(p, n);
 	return p;
@@ -265,6 +292,8 @@ void *malloc(size_t n)
 void free(void *p)
 {
 	if (in_reserve(p))
+		return;
+	if (sm__large_maybe(p) && large_free(p))
 		return;
 	if (!ENTER())
 		return; /* this thread cannot enter jemalloc: the block is left (see sm__je_thread_enter) */
@@ -284,7 +313,9 @@ void *calloc(size_t a, size_t b)
 	}
 	if (!ENTER())
 		return reserve_alloc(n, 0);
-	void *p = ready() ? real.calloc(a, b) : sm__je_bootstrap_alloc(n, 0, 1);
+	void *p = go_large(n)  ? sm__large_alloc(n, 0, 1) /* fresh glibc chunks skip the memset */
+		  : ready()    ? real.calloc(a, b)
+			       : sm__je_bootstrap_alloc(n, 0, 1);
 	if (ON() && p)
 		sample(p, n);
 	return p;
@@ -313,7 +344,24 @@ void *realloc(void *old, size_t n)
 		return p;
 	}
 	maybe_forget(old);
-	void *p = real.realloc(old, n);
+	void *p;
+	size_t keep;
+	if (sm__large_maybe(old) && sm__large_lookup(old, &keep)) {
+		if (n == 0 || go_large(n)) {
+			p = sm__large_realloc(old, n); /* glibc's own: mremap for a mapped chunk */
+		} else if ((p = real.malloc(n)) != NULL) { /* shrunk below the threshold: jemalloc */
+			memcpy(p, old, keep < n ? keep : n);
+			sm__large_free(old);
+		}
+	} else if (go_large(n)) {
+		if ((p = sm__large_alloc(n, 0, 0)) != NULL && old) {
+			keep = real.malloc_usable_size(old);
+			memcpy(p, old, keep < n ? keep : n);
+			real.free(old);
+		}
+	} else {
+		p = real.realloc(old, n);
+	}
 	if (ON() && p)
 		sample(p, n);
 	return p;
@@ -329,7 +377,15 @@ int posix_memalign(void **out, size_t align, size_t n)
 		*out = sm__je_bootstrap_alloc(n, align, 0);
 		return *out ? 0 : ENOMEM;
 	}
-	int rc = real.posix_memalign(out, align, n);
+	int rc;
+	if (go_large(n) && pow2(align) && align % sizeof(void *) == 0) {
+		void *q = sm__large_alloc(n, align, 0);
+		rc = q ? 0 : ENOMEM;
+		if (q)
+			*out = q;
+	} else {
+		rc = real.posix_memalign(out, align, n);
+	}
 	if (ON() && rc == 0 && *out)
 		sample(*out, n);
 	return rc;
@@ -339,7 +395,9 @@ void *aligned_alloc(size_t align, size_t n)
 {
 	if (!ENTER())
 		return reserve_alloc(n, align);
-	void *p = ready() ? real.aligned_alloc(align, n) : sm__je_bootstrap_alloc(n, align, 0);
+	void *p = go_large(n) && pow2(align) ? sm__large_alloc(n, align, 0)
+		  : ready()		     ? real.aligned_alloc(align, n)
+					     : sm__je_bootstrap_alloc(n, align, 0);
 	if (ON() && p)
 		sample(p, n);
 	return p;
@@ -349,7 +407,9 @@ void *memalign(size_t align, size_t n)
 {
 	if (!ENTER())
 		return reserve_alloc(n, align);
-	void *p = ready() ? real.memalign(align, n) : sm__je_bootstrap_alloc(n, align, 0);
+	void *p = go_large(n) && pow2(align) ? sm__large_alloc(n, align, 0)
+		  : ready()		     ? real.memalign(align, n)
+					     : sm__je_bootstrap_alloc(n, align, 0);
 	if (ON() && p)
 		sample(p, n);
 	return p;
@@ -359,7 +419,9 @@ void *valloc(size_t n)
 {
 	if (!ENTER())
 		return reserve_alloc(n, 4096);
-	void *p = ready() ? real.valloc(n) : sm__je_bootstrap_alloc(n, 4096, 0);
+	void *p = go_large(n)  ? sm__large_alloc(n, 4096, 0)
+		  : ready()    ? real.valloc(n)
+			       : sm__je_bootstrap_alloc(n, 4096, 0);
 	if (ON() && p)
 		sample(p, n);
 	return p;
@@ -367,8 +429,11 @@ void *valloc(size_t n)
 
 size_t malloc_usable_size(void *p)
 {
+	size_t u;
 	if (p != NULL && in_reserve(p))
 		return reserve_size(p);
+	if (sm__large_maybe(p) && sm__large_lookup(p, &u))
+		return u;
 	return ENTER() && ready() ? real.malloc_usable_size(p) : 0;
 }
 

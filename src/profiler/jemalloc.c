@@ -54,6 +54,7 @@ static size_t mibs[MIB_N][4];
 static size_t miblen[MIB_N];
 static int je_state; /* 0 unknown, 1 ok, -1 unavailable */
 static int peak_ok;  /* thread.peak.* resolved (jemalloc >= 5.3) */
+static int peak_armed; /* set once init is complete, read by large events on any thread */
 static pthread_mutex_t je_init_lock = PTHREAD_MUTEX_INITIALIZER;
 
 int sm__je_init(void)
@@ -80,6 +81,8 @@ int sm__je_init(void)
 			je_state = -1;
 	}
 	rc = je_state == 1 ? 0 : -1;
+	if (rc == 0 && peak_ok)
+		__atomic_store_n(&peak_armed, 1, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&je_init_lock);
 	return rc;
 }
@@ -108,6 +111,11 @@ int sm__je_read(sm_prof_je *out)
 	if (read_u64(MIB_ALLOCATED, &out->allocated) || read_u64(MIB_ACTIVE, &out->active) ||
 	    read_u64(MIB_RESIDENT, &out->resident) || read_u64(MIB_MAPPED, &out->mapped))
 		return -1;
+	uint64_t l = sm__large_live();
+	out->allocated += l;
+	out->active += l;
+	out->resident += l;
+	out->mapped += l;
 	return 0;
 }
 
@@ -186,6 +194,9 @@ int sm__je_read_allocated(uint64_t *allocated, uint64_t *resident)
 		return -1;
 	if (read_u64(MIB_ALLOCATED, allocated) || read_u64(MIB_RESIDENT, resident))
 		return -1;
+	uint64_t l = sm__large_live();
+	*allocated += l;
+	*resident += l;
 	return 0;
 }
 
@@ -198,7 +209,8 @@ const char *sm__je_version(void)
 	return v;
 }
 
-int sm__je_thread_counters(uint64_t *allocated, uint64_t *deallocated)
+/* jemalloc's own cumulative counters of the calling thread (large blocks not included). */
+static int je_counters(uint64_t *allocated, uint64_t *deallocated)
 {
 	static __thread uint64_t *ap, *dp;
 	if (!ap) {
@@ -214,6 +226,17 @@ int sm__je_thread_counters(uint64_t *allocated, uint64_t *deallocated)
 	return 0;
 }
 
+int sm__je_thread_counters(uint64_t *allocated, uint64_t *deallocated)
+{
+	uint64_t la, lf;
+	if (je_counters(allocated, deallocated) != 0)
+		return -1;
+	sm__large_thread(&la, &lf);
+	*allocated += la;
+	*deallocated += lf;
+	return 0;
+}
+
 int sm__je_thread_net(uint64_t *net)
 {
 	uint64_t a, d;
@@ -223,35 +246,82 @@ int sm__je_thread_net(uint64_t *net)
 	return 0;
 }
 
+/*
+ * The calling thread's peak of jemalloc's net bytes J plus its large net bytes B (large.c), since
+ * the last sm__je_peak_read_reset. jemalloc's thread.peak follows J alone, relative to J at its last
+ * reset (pk_jr); B changes only at large events, where thread.peak is read and reset and the
+ * highest J + B so far kept (pk_max). pk_w: J + B at the last sm__je_peak_read_reset, what the
+ * caller reads as its window's start. Arithmetic modulo 2^64 (counters, as jemalloc's).
+ */
+static __thread uint64_t pk_jr, pk_max, pk_w;
+
+static int je_peak_take(uint64_t *v)
+{
+	size_t sz = sizeof(*v);
+	*v = 0;
+	if (mallctlbymib(mibs[MIB_PEAK_READ], miblen[MIB_PEAK_READ], v, &sz, NULL, 0) != 0)
+		return -1;
+	return mallctlbymib(mibs[MIB_PEAK_RESET], miblen[MIB_PEAK_RESET], NULL, NULL, NULL, 0) == 0
+		       ? 0
+		       : -1;
+}
+
+static void keep_max(uint64_t v)
+{
+	if ((int64_t)(v - pk_max) > 0)
+		pk_max = v;
+}
+
+void sm__je_large_event(uint64_t before, uint64_t after)
+{
+	uint64_t jp, a, d;
+	if (!__atomic_load_n(&peak_armed, __ATOMIC_ACQUIRE) || !sm__je_thread_enter() || je_peak_take(&jp) != 0 || je_counters(&a, &d) != 0)
+		return;
+	keep_max(pk_jr + jp + before);
+	pk_jr = a - d;
+	keep_max(pk_jr + after);
+}
+
 int sm__je_peak_read_reset(uint64_t *peak)
 {
-	uint64_t v = 0;
-	size_t sz = sizeof(v);
+	uint64_t jp, a, d, la, lf;
 	if (je_state != 1 || !peak_ok || !sm__je_thread_enter())
 		return -1;
-	if (mallctlbymib(mibs[MIB_PEAK_READ], miblen[MIB_PEAK_READ], &v, &sz, NULL, 0) != 0)
+	if (je_peak_take(&jp) != 0 || je_counters(&a, &d) != 0)
 		return -1;
-	if (mallctlbymib(mibs[MIB_PEAK_RESET], miblen[MIB_PEAK_RESET], NULL, NULL, NULL, 0) != 0)
-		return -1;
-	*peak = v;
+	sm__large_thread(&la, &lf);
+	uint64_t b = la - lf;
+	keep_max(pk_jr + jp + b);
+	*peak = (int64_t)(pk_max - pk_w) > 0 ? pk_max - pk_w : 0;
+	pk_jr = a - d;
+	pk_w = pk_max = pk_jr + b;
 	return 0;
 }
 
+/* Tracked arrays: large ones from glibc under `snapmem profile` (large.c), as the program's own
+ * large mallocs are, else jemalloc's size classes. */
 void *sm__mem_alloc(size_t n, int zero)
 {
 	if (!sm__je_thread_enter())
 		return NULL;
+	if (__atomic_load_n(&sm__large_on, __ATOMIC_RELAXED) && n >= sm__large_min)
+		return sm__large_alloc(n, 0, zero);
 	return mallocx(n ? n : 1, zero ? MALLOCX_ZERO : 0);
 }
 
 void sm__mem_free(void *p)
 {
+	if (sm__large_maybe(p) && sm__large_free(p))
+		return;
 	if (p && sm__je_thread_enter())
 		dallocx(p, 0);
 }
 
 uint64_t sm__mem_usable(void *p, uint64_t requested)
 {
+	size_t u;
+	if (sm__large_maybe(p) && sm__large_lookup(p, &u))
+		return u;
 	return p && sm__je_thread_enter() ? sallocx(p, 0) : 0;
 }
 

@@ -158,6 +158,10 @@ static size_t self_bytes(const sm_prof *p)
 		b += sm__raw_usable(p->meta[i].key) + sm__raw_usable(p->meta[i].json);
 	if (p->sampling)
 		b += global;
+	sm__large_info li;
+	sm__large_stats(&li);
+	if (li.on)
+		b += li.table_bytes + ((size_t)1 << SM__LARGE_FILTER_BITS);
 	return b;
 }
 
@@ -264,6 +268,20 @@ static json_t *build(sm_prof *p)
 			    json_pack("{s:s,s:o,s:b,s:s}", "name", p->je ? "jemalloc" : "none",
 				      "version", ver ? json_string(ver) : json_null(), "measured",
 				      p->je, "untracked_sampling", p->untracked_sampling));
+	{
+		/* under `snapmem profile`: the large requests glibc serves (large.c), counted in
+		 * every allocated/active/resident/mapped figure; null elsewhere */
+		sm__large_info li;
+		sm__large_stats(&li);
+		json_object_set_new(json_object_get(doc, "allocator"), "large",
+				    li.on ? json_pack("{s:s,s:o,s:o,s:o,s:o,s:o,s:o}", "allocator", "glibc",
+						      "min_bytes", U(li.min_bytes), "blocks",
+						      U(li.blocks), "bytes", U(li.bytes),
+						      "live_blocks", U(li.live_blocks), "live_bytes",
+						      U(li.live_bytes), "table_bytes",
+						      U(li.table_bytes))
+					  : json_null());
+	}
 	json_object_set_new(doc, "options", options_json(&p->o));
 	json_object_set_new(doc, "baseline",
 			    json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}", "allocated", U(p->base.allocated),

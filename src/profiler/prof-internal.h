@@ -8,6 +8,8 @@
  *   sites.c     call stacks (libunwind), the site table, the sampled-pointer table and the
  *               per-stage "top sites at the peak" snapshots; the profiler lock
  *   interpose.c malloc/free/... defined over jemalloc with the sampling countdown (jemalloc only)
+ *   large.c     under `snapmem profile`, large requests served by glibc's malloc: the registry and
+ *               its accounting (jemalloc only; off unless libsnapmem-preload.so turns it on)
  *   timeline.c  the sampler thread and its preallocated ring
  *   json.c      the memory.json document (jansson)
  *
@@ -67,6 +69,49 @@ void sm__je_bootstrap_free(void *p);
  * the nine names interpose.c defines) */
 void *sm__je_own(const char *name);
 void *sm__je_explicit(const char *name);
+
+/* A large event on the calling thread (large.c): its large net bytes went from `before` to
+ * `after`; folded into the thread's peak (thread.peak.read/reset) so that sm__je_peak_read_reset
+ * reports the highest jemalloc + large net bytes, large blocks however short-lived included. */
+void sm__je_large_event(uint64_t before, uint64_t after);
+
+/* ---- large.c: large blocks served by glibc under `snapmem profile` -------------------------- */
+#define SM__LARGE_FILTER_BITS 15
+#define SM__LARGE_DEFAULT ((size_t)128 << 10) /* glibc's initial M_MMAP_THRESHOLD */
+extern int sm__large_on;                   /* 1 once sm__large_enable succeeded */
+extern size_t sm__large_min;               /* requests of this size and more go to glibc */
+extern unsigned char sm__large_filter[];   /* counting filter over sm__large_hash */
+static inline uint32_t sm__large_hash(const void *p)
+{
+	return (uint32_t)((((uintptr_t)p >> 4) * 0x9E3779B97F4A7C15ull) >> (64 - SM__LARGE_FILTER_BITS));
+}
+/* 0 when p is certainly not a large block (one load, no lock); 1: ask sm__large_lookup. */
+static inline int sm__large_maybe(const void *p)
+{
+	return __builtin_expect(__atomic_load_n(&sm__large_on, __ATOMIC_RELAXED), 0) && p &&
+	       __atomic_load_n(&sm__large_filter[sm__large_hash(p)], __ATOMIC_RELAXED) != 0;
+}
+/* Turns the large path on for requests of min_bytes and more (glibc's functions looked up in
+ * libc.so.6 itself). 0, or -1 (left off) when they cannot be found. */
+int sm__large_enable(size_t min_bytes);
+/* A block from glibc (calloc when zero; memalign when align > 16), registered and counted. NULL with
+ * errno ENOMEM when glibc or the registry fails. */
+void *sm__large_alloc(size_t n, size_t align, int zero);
+int sm__large_lookup(const void *p, size_t *usable); /* 1 when p is a live large block */
+int sm__large_free(void *p);               /* 1 when p was a large block (now freed), else 0 */
+/* glibc's realloc of large block p to n (n >= sm__large_min, or 0: p is freed, NULL returned);
+ * NULL with p untouched on failure. */
+void *sm__large_realloc(void *p, size_t n);
+uint64_t sm__large_live(void);             /* usable bytes of the live large blocks */
+void sm__large_thread(uint64_t *allocated, uint64_t *freed); /* this thread's, cumulative */
+typedef struct sm__large_info {
+	int on;
+	size_t min_bytes;
+	uint64_t blocks, bytes;          /* served so far: count, usable bytes */
+	uint64_t live_blocks, live_bytes;
+	size_t table_bytes;              /* the registry's own mapping */
+} sm__large_info;
+void sm__large_stats(sm__large_info *out);
 
 /* ---- proc helpers (core.c) ------------------------------------------------------------------ */
 /* A /proc/self file kept open and read with pread (no path walk, no open/close per reading). The
