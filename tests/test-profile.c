@@ -9,6 +9,7 @@
  * the same allocated peak. Measurement tests skip themselves in sanitizer builds (no jemalloc, no
  * preload library).
  */
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -313,15 +314,31 @@ static void test_c_markers(void **state)
 	if (tu_sanitized())
 		skip();
 	const char *names[2] = { "lib-markers-shared", "lib-markers" };
+	int64_t above[2], grid[2];
 	for (int i = 0; i < 2; i++) {
 		char *p = prog(names[i]), *out = tu_path(tmp, names[i]);
 		tu_result r = profile(out, NULL, p, NULL, NULL);
 		assert_int_equal(r.status, 0);
 		check_markers(out);
+		/* both link modes: the tracked arrays reach the preloaded profiler, whose large
+		 * blocks are glibc's (a page at most above the request) */
+		json_t *doc = load(out, "memory.json"), *arr;
+		size_t k;
+		above[i] = geti(stage(doc, "load"), "allocated", "peak") -
+			   geti(doc, "baseline", "allocated");
+		grid[i] = -1;
+		json_array_foreach(json_object_get(doc, "arrays"), k, arr)
+			if (strcmp(json_string_value(json_object_get(arr, "name")), "grid") == 0)
+				grid[i] = geti(arr, "allocated", NULL);
+		assert_true(grid[i] >= 8 << 20 && grid[i] <= (8 << 20) + 4096);
+		assert_true(above[i] >= 8 << 20);
+		json_decref(doc);
 		tu_result_free(&r);
 		free(p);
 		free(out);
 	}
+	assert_int_equal(grid[0], grid[1]);
+	assert_true(above[0] - above[1] < (1 << 20) && above[1] - above[0] < (1 << 20));
 }
 
 /* The line of tests/progs/alloc.c marked BUFFER-LINE. */
@@ -395,6 +412,99 @@ static void test_file_line_leaks_folded(void **state)
 	free(fp);
 	free(p);
 	free(out);
+}
+
+/* A site whose frames name fn, or NULL. */
+static json_t *site_named(json_t *doc, const char *fn)
+{
+	json_t *s;
+	size_t i;
+	json_array_foreach(json_object_get(doc, "sites"), i, s)
+		if (site_has(s, fn))
+			return s;
+	return NULL;
+}
+
+/*
+ * Large blocks (128 KiB and more) under snapmem profile are glibc's (src/profiler/large.c):
+ * tests/progs/large.c goes through every entry point and checks its blocks itself (exit 0). Its
+ * peak, 40 MiB + 3 bytes requested with a 33 MiB temporary freed within microseconds, is counted
+ * at glibc's page granularity (jemalloc's size classes would make it 48.5 MiB) and seen although
+ * no timeline tick can; the sites and the leak are there; SNAPMEM_PROFILE_LARGE sets the
+ * threshold, "off" gives jemalloc back the whole process, a bad value is refused before the
+ * program starts.
+ */
+static void test_large_blocks(void **state)
+{
+	(void)state;
+	if (tu_sanitized())
+		skip();
+	char *p = prog("large"), *out = tu_path(tmp, "large"), *marker = tu_path(tmp, "large-ran");
+	const int64_t mib = 1 << 20;
+	tu_result r = profile(out, NULL, p, NULL, NULL);
+	assert_int_equal(r.status, 0);
+	tu_result_free(&r);
+	json_t *doc = load(out, "memory.json");
+	json_t *lg = json_object_get(json_object_get(doc, "allocator"), "large");
+	assert_true(json_is_object(lg));
+	assert_string_equal(json_string_value(json_object_get(lg, "allocator")), "glibc");
+	assert_int_equal(geti(lg, "min_bytes", NULL), 128 << 10);
+	assert_true(geti(lg, "blocks", NULL) >= 400); /* the two threads' alone */
+	assert_int_equal(geti(lg, "live_blocks", NULL), 1);
+	assert_true(geti(lg, "live_bytes", NULL) >= 3 * mib + 4096);
+	int64_t above = geti(stage(doc, "process"), "allocated", "peak") -
+			geti(doc, "baseline", "allocated");
+	assert_true(above >= 40 * mib && above < 41 * mib);
+	json_t *tr = site_named(doc, "transient");
+	assert_non_null(tr);
+	assert_true(geti(tr, "bytes", NULL) >= 33 * mib);
+	json_t *lk = json_array_get(json_object_get(doc, "leaks"), 0);
+	assert_non_null(lk);
+	assert_true(geti(lk, "bytes", NULL) >= 3 * mib + 4096);
+	assert_true(site_has(json_array_get(json_object_get(doc, "sites"), (size_t)geti(lk, "site", NULL)),
+			     "leak_large"));
+	json_decref(doc);
+
+	/* a threshold of 1 MiB: the three blocks of the peak are still glibc's */
+	setenv("SNAPMEM_PROFILE_LARGE", "1M", 1);
+	r = profile(out, NULL, p, NULL, NULL);
+	assert_int_equal(r.status, 0);
+	tu_result_free(&r);
+	doc = load(out, "memory.json");
+	lg = json_object_get(json_object_get(doc, "allocator"), "large");
+	assert_int_equal(geti(lg, "min_bytes", NULL), 1 << 20);
+	above = geti(stage(doc, "process"), "allocated", "peak") - geti(doc, "baseline", "allocated");
+	assert_true(above >= 40 * mib && above < 41 * mib);
+	json_decref(doc);
+
+	/* off: jemalloc serves everything, size classes included (6 + 2.5 + 40 MiB) */
+	setenv("SNAPMEM_PROFILE_LARGE", "off", 1);
+	r = profile(out, NULL, p, NULL, NULL);
+	assert_int_equal(r.status, 0);
+	tu_result_free(&r);
+	doc = load(out, "memory.json");
+	assert_true(json_is_null(json_object_get(json_object_get(doc, "allocator"), "large")));
+	above = geti(stage(doc, "process"), "allocated", "peak") - geti(doc, "baseline", "allocated");
+	assert_true(above >= 48 * mib + mib / 2);
+	json_decref(doc);
+
+	/* a bad value: exit 2, one line naming it, the program never starts */
+	const char *bad[] = { "12", "0B", "lots", "" };
+	char script[PATH_MAX + 16];
+	snprintf(script, sizeof(script), "touch '%s'", marker);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		setenv("SNAPMEM_PROFILE_LARGE", bad[i], 1);
+		r = tu_run("profile", "--out", out, "--", "/bin/sh", "-c", script, NULL);
+		assert_int_equal(r.status, 2);
+		assert_int_equal(tu_count_lines(r.err), 1);
+		assert_non_null(strstr(r.err, "SNAPMEM_PROFILE_LARGE"));
+		assert_false(tu_exists(marker));
+		tu_result_free(&r);
+	}
+	unsetenv("SNAPMEM_PROFILE_LARGE");
+	free(marker);
+	free(out);
+	free(p);
 }
 
 static void test_follow_fork(void **state)
@@ -532,6 +642,8 @@ static void test_python_markers(void **state)
 	      "s = step(a)\n"
 	      "del a\n"
 	      "snapmem.begin('tail'); snapmem.end()\n"
+	      "with snapmem.stage('odd'):\n"
+	      "    o = snapmem.track('o', np.zeros(5000000, np.uint8))\n"
 	      "print(snapmem.active(), s)\n"
 	      "sys.exit(3)\n", f);
 	fclose(f);
@@ -571,6 +683,17 @@ static void test_python_markers(void **state)
 			freed = 1;
 	assert_true(freed);
 	stage(doc, "tail");
+	/* a large array is glibc's block: allocated within a page of the request (jemalloc's size
+	 * class would be 5 MiB, 4.9 % more) */
+	int odd = 0;
+	json_array_foreach(json_object_get(doc, "arrays"), i, arr)
+		if (strcmp(json_string_value(json_object_get(arr, "name")), "o") == 0) {
+			assert_int_equal(geti(arr, "requested", NULL), 5000000);
+			assert_true(geti(arr, "allocated", NULL) >= 5000000 &&
+				    geti(arr, "allocated", NULL) <= 5000000 + 4096);
+			odd = 1;
+		}
+	assert_true(odd);
 	json_decref(doc);
 	tu_result_free(&r);
 
@@ -623,6 +746,7 @@ int main(void)
 		cmocka_unit_test(test_unwritable_dir),
 		cmocka_unit_test(test_c_markers),
 		cmocka_unit_test(test_file_line_leaks_folded),
+		cmocka_unit_test(test_large_blocks),
 		cmocka_unit_test(test_follow_fork),
 		cmocka_unit_test(test_report_and_diff),
 		cmocka_unit_test(test_python_markers),

@@ -355,6 +355,18 @@ int cmd_profile(int argc, char **argv)
 	}
 	if (!cmd)
 		return cli_parse_error(&p, "no command to profile");
+	/* read by the preload library, which cannot say that it is wrong: checked here */
+	const char *large = getenv("SNAPMEM_PROFILE_LARGE");
+	uint64_t large_min;
+	if (large && strcmp(large, "off") != 0 &&
+	    (sm_parse_size("SNAPMEM_PROFILE_LARGE", large, &large_min, &err) != 0 || large_min == 0 ||
+	     large_min > (uint64_t)PTRDIFF_MAX)) {
+		sm_error_set(&err, SM_EINVAL,
+			     "'SNAPMEM_PROFILE_LARGE': '%s' is neither a size from 1B up (e.g. 1M) nor "
+			     "'off'",
+			     large);
+		return cli_fail(&err);
+	}
 	int why = check_command(cmd[0]);
 	if (why != 0) {
 		fprintf(stderr, "snapmem profile: '%s': %s\n", cmd[0],
