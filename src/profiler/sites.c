@@ -7,10 +7,13 @@
  * would need DWARF parsing or spawning addr2line). A failed unwind is counted, never fatal.
  *
  * The sampling layer (interpose.c) calls sm__sample_record for the allocations it picks; the
- * pointer goes into an open-addressing table (linear probing, backward-shift deletion) mapped once
- * per process with mmap, never through malloc, with a one-bit-per-hash filter beside it (32 KiB,
- * and a count per bit): free() reads one bit and only takes the lock when it is set. Both tables are bounded;
- * what does not fit is counted as dropped. One profiler at a time drives the sampling layer.
+ * pointer goes into an open-addressing table (linear probing, backward-shift deletion) mapped with
+ * mmap, never through malloc: 4096 entries at first, doubled (a new mapping, under the lock) while
+ * half full, up to LIVE_CAP, so that a program with few live samples does not keep 1.5 MiB of
+ * randomly touched table pages resident. Beside it, mapped once per process, a one-bit-per-hash
+ * filter (32 KiB, and a count per bit): free() reads one bit and only takes the lock when it is
+ * set. Both tables are bounded; what does not fit is counted as dropped. One profiler at a time
+ * drives the sampling layer.
  */
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
@@ -34,6 +37,7 @@ int (*sm__py_name)(void *addr, const char **function, const char **file, int *li
 
 #define LIVE_BITS 16
 #define LIVE_CAP ((size_t)1 << LIVE_BITS)
+#define LIVE_BITS0 12
 
 typedef struct live_entry {
 	uintptr_t ptr;     /* 0 = empty */
@@ -42,10 +46,11 @@ typedef struct live_entry {
 } live_entry;
 
 static live_entry *live;
-static size_t live_n;
+static size_t live_n, live_cap, live_bits, live_map_bytes; /* the table's current size */
+static void *filter_map;
+static size_t filter_map_bytes;
 static uint64_t live_bytes, n_samples, n_dropped;
 static sm_prof *active;
-static size_t global_map_bytes;
 
 static __thread int guard __attribute__((tls_model("initial-exec")));
 
@@ -173,12 +178,37 @@ int sm__sites_top(const sm__sites *s, sm__top *out, int n)
 
 static size_t live_slot(uintptr_t p)
 {
-	return (size_t)(((uint64_t)p * 0x9E3779B97F4A7C15ull) >> (64 - LIVE_BITS));
+	return (size_t)(((uint64_t)p * 0x9E3779B97F4A7C15ull) >> (64 - live_bits));
+}
+
+/* Under the lock: the table with twice the entries (a new mapping). 0, or -1 (left as it was). */
+static int live_grow(void)
+{
+	size_t cap = live_cap * 2, b = cap * sizeof(live_entry);
+	live_entry *t = mmap(NULL, b, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	live_entry *old = live;
+	size_t old_cap = live_cap, old_bytes = live_map_bytes;
+	if (t == MAP_FAILED)
+		return -1;
+	live = t;
+	live_cap = cap;
+	live_bits++;
+	live_map_bytes = b;
+	for (size_t k = 0; k < old_cap; k++) {
+		if (old[k].ptr == 0)
+			continue;
+		size_t i = live_slot(old[k].ptr);
+		while (live[i].ptr != 0)
+			i = (i + 1) & (live_cap - 1);
+		live[i] = old[k];
+	}
+	munmap(old, old_bytes);
+	return 0;
 }
 
 static live_entry *live_find(uintptr_t p)
 {
-	for (size_t i = live_slot(p);; i = (i + 1) & (LIVE_CAP - 1)) {
+	for (size_t i = live_slot(p);; i = (i + 1) & (live_cap - 1)) {
 		if (live[i].ptr == p)
 			return &live[i];
 		if (live[i].ptr == 0)
@@ -198,7 +228,7 @@ static void live_remove(live_entry *e)
 	for (;;) {
 		live[i].ptr = 0;
 		for (;;) {
-			j = (j + 1) & (LIVE_CAP - 1);
+			j = (j + 1) & (live_cap - 1);
 			if (live[j].ptr == 0)
 				return;
 			size_t k = live_slot(live[j].ptr);
@@ -245,7 +275,7 @@ void sm__sample_record(void *ptr, uint64_t size, uint64_t weight)
 		goto out;
 	}
 	int site = sm__site_intern(&active->sites, frames, n, 0);
-	if (site < 0 || live_n >= LIVE_CAP / 2) {
+	if (site < 0 || ((live_n + 1) * 2 > live_cap && (live_cap >= LIVE_CAP || live_grow() != 0))) {
 		n_dropped++;
 		goto out;
 	}
@@ -256,7 +286,7 @@ void sm__sample_record(void *ptr, uint64_t size, uint64_t weight)
 	live_bytes += weight;
 	size_t i = live_slot(p);
 	while (live[i].ptr != 0)
-		i = (i + 1) & (LIVE_CAP - 1);
+		i = (i + 1) & (live_cap - 1);
 	live[i].ptr = p;
 	live[i].site = site;
 	live[i].weight = weight;
@@ -300,24 +330,37 @@ int sm__sampling_start(sm_prof *p, const char **why)
 		*why = "off: another profiler in this process samples untracked allocations";
 		goto out;
 	}
+	if (!filter_map) {
+		size_t fb = (size_t)1 << SM__FILTER_BITS, bb = fb / 8;
+		void *m = mmap(NULL, fb + bb, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (m == MAP_FAILED) {
+			*why = "off: cannot map the sampled-pointer filter";
+			goto out;
+		}
+		filter_map = m;
+		filter_map_bytes = fb + bb;
+		fcount = (unsigned char *)m;
+		sm__filter = (uint64_t *)((char *)m + fb);
+	}
 	if (!live) {
-		size_t lb = LIVE_CAP * sizeof(live_entry), fb = (size_t)1 << SM__FILTER_BITS,
-		       bb = fb / 8;
-		void *m = mmap(NULL, lb + fb + bb, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-			       0);
+		size_t lb = ((size_t)1 << LIVE_BITS0) * sizeof(live_entry);
+		void *m = mmap(NULL, lb, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (m == MAP_FAILED) {
 			*why = "off: cannot map the sampled-pointer table";
 			goto out;
 		}
 		live = m;
-		fcount = (unsigned char *)m + lb;
-		sm__filter = (uint64_t *)((char *)m + lb + fb);
-		global_map_bytes = lb + fb + bb;
+		live_bits = LIVE_BITS0;
+		live_cap = (size_t)1 << LIVE_BITS0;
+		live_map_bytes = lb;
 	}
 	active = p;
 	live_n = 0;
 	live_bytes = n_samples = n_dropped = 0;
 	sm__threshold = p->o.site_threshold_bytes ? p->o.site_threshold_bytes : 1;
+	/* under snapmem profile every block glibc serves (large.c) is recorded with its own size */
+	if (__atomic_load_n(&sm__large_on, __ATOMIC_ACQUIRE) && sm__large_min < sm__threshold)
+		sm__threshold = sm__large_min;
 	sm__interval = p->o.sample_interval_bytes ? p->o.sample_interval_bytes : 1;
 	__atomic_store_n(&sm__filter_on, 1, __ATOMIC_RELEASE);
 	__atomic_store_n(&sm__sampling, 1, __ATOMIC_RELEASE);
@@ -335,12 +378,11 @@ void sm__sampling_stop(sm_prof *p)
 		__atomic_store_n(&sm__filter_on, 0, __ATOMIC_RELEASE);
 		/* the maps stay for the life of the process: a free racing with this reads valid memory.
 		 * MADV_DONTNEED gives back zero pages without touching the ones never used (a memset
-		 * would fault in all 1.75 MiB). */
-		if (madvise(live, global_map_bytes, MADV_DONTNEED) != 0) {
-			memset(live, 0, LIVE_CAP * sizeof(live_entry));
-			memset(fcount, 0, (size_t)1 << SM__FILTER_BITS);
-			memset(sm__filter, 0, ((size_t)1 << SM__FILTER_BITS) / 8);
-		}
+		 * would fault them all in). */
+		if (madvise(live, live_map_bytes, MADV_DONTNEED) != 0)
+			memset(live, 0, live_map_bytes);
+		if (madvise(filter_map, filter_map_bytes, MADV_DONTNEED) != 0)
+			memset(filter_map, 0, filter_map_bytes);
 		live_n = 0;
 		live_bytes = 0;
 		active = NULL;
@@ -353,5 +395,5 @@ void sm__sampling_counts(uint64_t *samples, uint64_t *dropped, uint64_t *lb, siz
 	*samples = n_samples;
 	*dropped = n_dropped;
 	*lb = live_bytes;
-	*self_bytes = global_map_bytes;
+	*self_bytes = filter_map_bytes + live_map_bytes;
 }
