@@ -407,6 +407,40 @@ static void test_sampled_rate(void **state)
 	sm_prof_free(p);
 }
 
+/* 10,000 live samples: the sampled-pointer table grows from 4096 entries (three doublings, each a
+ * rehash into a new mapping) and still finds every one at its free. */
+static void test_many_live_samples(void **state)
+{
+	if (tu_sanitized())
+		skip();
+	sm_prof_options o;
+	sm_prof_options_init(&o);
+	o.timeline_hz = 0;
+	o.sample_interval_bytes = 1; /* every allocation is a sample of its own size */
+	sm_prof *p = NULL;
+	assert_int_equal(sm_prof_create(&o, &p, NULL), 0);
+	enum { N = 10000, SZ = 100 };
+	void **v = malloc(N * sizeof(void *));
+	for (int i = 0; i < N; i++)
+		v[i] = tp_small_alloc(SZ);
+	json_t *d = doc_of(p);
+	json_t *s = site_with_function(d, "tp_small_alloc");
+	assert_non_null(s);
+	assert_int_equal(json_integer_value(json_object_get(s, "count")), N);
+	assert_int_equal(json_integer_value(json_object_get(s, "live_bytes")), (json_int_t)N * SZ);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(d, "profiler"),
+							    "samples_dropped")), 0);
+	json_decref(d);
+	for (int i = 0; i < N; i++)
+		free(v[i]);
+	free(v);
+	d = doc_of(p);
+	s = site_with_function(d, "tp_small_alloc");
+	assert_int_equal(json_integer_value(json_object_get(s, "live_bytes")), 0);
+	json_decref(d);
+	sm_prof_free(p);
+}
+
 static void test_no_recursion(void **state)
 {
 	if (tu_sanitized())
@@ -653,6 +687,7 @@ int main(void)
 		cmocka_unit_test(test_boundary_readings),
 		cmocka_unit_test(test_threshold_site),
 		cmocka_unit_test(test_sampled_rate),
+		cmocka_unit_test(test_many_live_samples),
 		cmocka_unit_test(test_no_recursion),
 		cmocka_unit_test(test_one_sampler),
 		cmocka_unit_test(test_fault_injection),
