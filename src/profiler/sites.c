@@ -45,6 +45,7 @@ typedef struct live_entry {
 	uint64_t weight;
 } live_entry;
 
+static uint64_t py_min = 1 << 20; /* --python-lines names allocations of site_threshold_bytes up */
 static live_entry *live;
 static size_t live_n, live_cap, live_bits, live_map_bytes; /* the table's current size */
 static void *filter_map;
@@ -261,7 +262,7 @@ void sm__sample_record(void *ptr, uint64_t size, uint64_t weight)
 	void *frames[SM__MAX_FRAMES];
 	int max = active ? active->sites.max_frames : 16; /* racy read: only a size */
 	int n = sm__capture(frames, max, 3); /* skip this function, the slow path, the interposed malloc */
-	if (sm__py_frames && size >= sm__threshold && n > 0)
+	if (sm__py_frames && size >= py_min && n > 0)
 		n = sm__py_frames(frames, n, max, 2); /* the allocating C function and its caller */
 	pthread_mutex_lock(&sm__lock);
 	if (!active || !sm__sampling)
@@ -358,6 +359,7 @@ int sm__sampling_start(sm_prof *p, const char **why)
 	live_n = 0;
 	live_bytes = n_samples = n_dropped = 0;
 	sm__threshold = p->o.site_threshold_bytes ? p->o.site_threshold_bytes : 1;
+	py_min = sm__threshold;
 	/* under snapmem profile every block glibc serves (large.c) is recorded with its own size */
 	if (__atomic_load_n(&sm__large_on, __ATOMIC_ACQUIRE) && sm__large_min < sm__threshold)
 		sm__threshold = sm__large_min;
