@@ -1094,8 +1094,8 @@ void sm_desc_free(sm_pipeline_desc *d)
 int sm_desc_parse(const char *file, const char *text, size_t len, sm_pipeline_desc **out,
 		  sm_error *err)
 {
-	static const char *const keys[] = {"pipeline", "title", "note", "options", "let", "stages",
-					   "process", "assumptions", NULL};
+	static const char *const keys[] = {"pipeline", "title", "note", "allocator", "options", "let",
+					   "stages", "process", "assumptions", NULL};
 	struct pending (*pend)[SM_EST_MAX_ARRAYS] = NULL;
 	struct rd R = {file, err, NULL};
 	ynode *root = NULL;
@@ -1133,6 +1133,19 @@ int sm_desc_parse(const char *file, const char *text, size_t len, sm_pipeline_de
 			goto out;
 	} else if ((rc = dup_text(&R, R.d->id, &R.d->title)) != 0) {
 		goto out;
+	}
+	if ((v = get(root, "allocator")) != NULL) {
+		if ((rc = want(&R, v, Y_SCALAR, "allocator")) != 0)
+			goto out;
+		if (strcmp(v->text, "profile") == 0) {
+			R.d->profile_allocator = 1;
+		} else if (strcmp(v->text, "jemalloc") != 0) {
+			rc = ferr(&R, v->line, v->col,
+				  "allocator '%s': jemalloc (snapmem run, programs linked with "
+				  "libsnapmem) or profile (a program under snapmem profile)",
+				  v->text);
+			goto out;
+		}
 	}
 	if ((v = get(root, "options")) != NULL && (rc = read_options(&R, v)) != 0)
 		goto out;

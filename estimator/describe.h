@@ -153,6 +153,7 @@ struct sm_pipeline_desc {
 	char *file;                  /* the name errors give */
 	char *id, *title;
 	int is_default;              /* the embedded radial-profiles */
+	int profile_allocator;       /* allocator: profile (a program under snapmem profile) */
 	sm__desc_option options[SM__DESC_MAX_OPTIONS];
 	size_t noptions;
 	sm__desc_let lets[SM__DESC_MAX_LETS];

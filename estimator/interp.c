@@ -105,9 +105,11 @@ static void free_live(struct sim *s, size_t i)
 	s->live[i] = s->live[--s->nlive];
 }
 
-static uint64_t nallocx(uint64_t req)
+/* The allocated bytes of a request: jemalloc's size class, or under `allocator: profile` what
+ * snapmem profile counts (glibc's usable size from 128 KiB up). */
+static uint64_t nallocx(const struct sim *s, uint64_t req)
 {
-	uint64_t al = sm_prof_nallocx(req);
+	uint64_t al = s->d->profile_allocator ? sm_prof_profile_allocated(req) : sm_prof_nallocx(req);
 
 	return al < req ? req : al;  /* beyond the largest size class: the request */
 }
@@ -173,12 +175,12 @@ static int alloc(struct sim *s, int si, size_t j, int *done)
 			s->peak_req = s->req;
 		return 0;
 	}
-	al = nallocx(req);
+	al = nallocx(s, req);
 	res = sm_est_array_resident(req, al);
 	s->cum_alloc = s->cum_alloc + al < s->cum_alloc ? UINT64_MAX : s->cum_alloc + al;
 	if (touched < count) {
 		uint64_t tb = touched * size;  /* < req: no overflow */
-		uint64_t tr = sm_est_array_resident(tb, nallocx(tb));
+		uint64_t tr = sm_est_array_resident(tb, nallocx(s, tb));
 
 		if (tr < res)
 			res = tr;

@@ -43,6 +43,9 @@ static const struct bad read_errors[] = {
 	{"unknown key", "pipeline: x\nstagse: [{id: a}]\n",
 	 "x.yaml:2:1: unknown key 'stagse' in the description (did you mean 'stages'?)"},
 	{"no stages", "pipeline: x\n", "x.yaml:1:1: no stages:"},
+	{"bad allocator", "pipeline: x\nallocator: glibc\nstages: [{id: a}]\n",
+	 "x.yaml:2:12: allocator 'glibc': jemalloc (snapmem run, programs linked with libsnapmem) or "
+	 "profile (a program under snapmem profile)"},
 	{"bad id", "pipeline: X_1\nstages: [{id: a}]\n",
 	 "x.yaml:1:11: pipeline id 'X_1': only lower-case letters, digits and '-'"},
 	{"wrong kind", "pipeline: x\nstages:\n  - id: a\n    arrays: nothing\n",
@@ -445,6 +448,50 @@ static void test_dm_projection(void **state)
 	free(p);
 }
 
+/* The allocated bytes of one array of a description: the estimate's arrays[0] of stage s. */
+static json_int_t allocated_of(const char *dir, const char *allocator, json_int_t count)
+{
+	char yaml[512];
+	char *p;
+	tu_result r;
+	json_t *j;
+	json_int_t v;
+
+	snprintf(yaml, sizeof(yaml), "pipeline: x\n%s%s%sstages:\n  - id: s\n    arrays:\n"
+		 "      - {name: q, dtype: uint8, count: %lld}\n",
+		 allocator ? "allocator: " : "", allocator ? allocator : "", allocator ? "\n" : "",
+		 (long long)count);
+	p = write_desc(dir, "alloc.yaml", yaml);
+	r = tu_run("estimate", "--pipeline", p, "--format", "json", NULL);
+	assert_int_equal(r.status, 0);
+	j = json_loads(r.out, 0, NULL);
+	assert_non_null(j);
+	v = ival(json_array_get(json_object_get(stage(j, "s"), "arrays"), 0), "allocated_bytes");
+	json_decref(j);
+	tu_result_free(&r);
+	free(p);
+	return v;
+}
+
+/* allocator: profile models snapmem profile's allocators (docs/PROFILE.md "Large blocks"): below
+ * 128 KiB jemalloc's size class as by default, from 128 KiB glibc's mapped chunk (5,000,000 bytes:
+ * 5,000,016 with the size field, 5,001,216 to the page, 5,001,200 usable) where jemalloc's class
+ * would be 5 MiB; "jemalloc" is the default spelled out. */
+static void test_allocator(void **state)
+{
+	char *dir = tu_tmpdir();
+
+	(void)state;
+	assert_int_equal(allocated_of(dir, "profile", 100000), allocated_of(dir, NULL, 100000));
+	assert_int_equal(allocated_of(dir, "profile", 5000000), 5001200);
+	assert_int_equal(allocated_of(dir, "profile", 131072), 135152);
+	assert_int_equal(allocated_of(dir, "jemalloc", 5000000), allocated_of(dir, NULL, 5000000));
+	if (!tu_sanitized())
+		assert_int_equal(allocated_of(dir, NULL, 5000000), 5242880);
+	tu_rmtree(dir);
+	free(dir);
+}
+
 /* A per-halo loop: every halo's peak is the loop replayed with its own sphere; the loop's stages
  * are reported for the largest. */
 static void test_per_halo(void **state)
@@ -538,6 +585,7 @@ int main(void)
 		cmocka_unit_test(test_replay_errors),
 		cmocka_unit_test(test_options),
 		cmocka_unit_test(test_dm_projection),
+		cmocka_unit_test(test_allocator),
 		cmocka_unit_test(test_per_halo),
 		cmocka_unit_test(test_default),
 	};

@@ -78,6 +78,13 @@ void sm_prof_release(sm_prof *p, void *ptr);
 /* jemalloc's size class for a request (nallocx); the request itself without jemalloc. */
 uint64_t sm_prof_nallocx(uint64_t bytes);
 
+/* What `snapmem profile` counts as allocated for a request (docs/PROFILE.md "Large blocks"):
+ * sm_prof_nallocx below SM_PROF_LARGE_MIN; at and above, glibc's usable size of a mapped chunk
+ * (the request with glibc's 16-byte header, rounded up to the page, less the header), which a chunk
+ * of glibc's heap undercuts by less than a page. */
+#define SM_PROF_LARGE_MIN ((uint64_t)128 << 10)
+uint64_t sm_prof_profile_allocated(uint64_t bytes);
+
 /* Requested bytes of tracked arrays live now. */
 uint64_t sm_prof_live_requested(const sm_prof *p);
 

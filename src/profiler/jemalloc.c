@@ -548,3 +548,14 @@ int sm_prof_allocator_ready(sm_error *err)
 }
 
 #endif
+
+uint64_t sm_prof_profile_allocated(uint64_t bytes)
+{
+	uint64_t nb;
+	if (bytes < SM_PROF_LARGE_MIN)
+		return sm_prof_nallocx(bytes);
+	if (bytes > UINT64_MAX - 8192)
+		return bytes;
+	nb = (bytes + 8 + 15) & ~(uint64_t)15;          /* glibc's chunk: request + size field */
+	return ((nb + 8 + 4095) & ~(uint64_t)4095) - 16; /* mapped: + prev_size, to the page */
+}

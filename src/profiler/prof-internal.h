@@ -77,7 +77,7 @@ void sm__je_large_event(uint64_t before, uint64_t after);
 
 /* ---- large.c: large blocks served by glibc under `snapmem profile` -------------------------- */
 #define SM__LARGE_FILTER_BITS 15
-#define SM__LARGE_DEFAULT ((size_t)128 << 10) /* glibc's initial M_MMAP_THRESHOLD */
+#define SM__LARGE_DEFAULT ((size_t)SM_PROF_LARGE_MIN) /* glibc's initial M_MMAP_THRESHOLD */
 extern int sm__large_on;                   /* 1 once sm__large_enable succeeded */
 extern size_t sm__large_min;               /* requests of this size and more go to glibc */
 extern unsigned char sm__large_filter[];   /* counting filter over sm__large_hash */
