@@ -220,7 +220,7 @@ static json_t *mpi_json(const sm_estimate *e, const sm_est_verdict *v)
 
 static json_t *choice_json(const sm_est_alternative *a, int node)
 {
-	char sw[200];
+	char sw[640];
 
 	return json_pack("{s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:o, s:o, s:o}",
 			 "options", sm__est_options_json(&a->options),

@@ -135,6 +135,48 @@ static void test_read_errors(void **state)
 	tu_soft_done("read errors");
 }
 
+static char *write_desc(const char *dir, const char *name, const char *yaml);
+
+/* The same through the command: exit 2, the line on stderr naming the file given, nothing on
+ * stdout, -o not written and an existing output file untouched. */
+static void test_read_errors_cli(void **state)
+{
+	char *dir = tu_tmpdir(), *out = tu_path(dir, "out.json"), *kept = tu_path(dir, "kept.json");
+	const struct bad *b;
+	FILE *f;
+
+	(void)state;
+	f = fopen(kept, "w");
+	assert_non_null(f);
+	fputs("an earlier estimate\n", f);
+	fclose(f);
+	for (b = read_errors; b->what != NULL; b++) {
+		char *p = write_desc(dir, "x.yaml", b->yaml);
+		char *want = tu_fmt("snapmem: %s%s\n", p, b->msg + strlen("x.yaml"));
+		tu_result r = tu_run("estimate", "--pipeline", p, "-o", out, NULL);
+		tu_result t = tu_run("tradeoff", "--pipeline", p, "-o", kept, NULL);
+		char *k = tu_read_file(kept, NULL);
+
+		if (r.status != 2 || strcmp(r.err, want) != 0 || r.out[0] != '\0' || tu_exists(out))
+			tu_soft_fail(b->what, "estimate: status %d, stderr '%s', want '%s'", r.status,
+				     r.err, want);
+		if (t.status != 2 || strcmp(t.err, want) != 0 || k == NULL ||
+		    strcmp(k, "an earlier estimate\n") != 0)
+			tu_soft_fail(b->what, "tradeoff: status %d, stderr '%s', output '%s'", t.status,
+				     t.err, k != NULL ? k : "(gone)");
+		tu_result_free(&r);
+		tu_result_free(&t);
+		free(k);
+		free(want);
+		free(p);
+	}
+	tu_soft_done("read errors through the command");
+	free(kept);
+	free(out);
+	tu_rmtree(dir);
+	free(dir);
+}
+
 /* 70 nested parentheses: the parser's depth is bounded, not the stack. */
 static void test_deep_expression(void **state)
 {
@@ -439,6 +481,14 @@ static void test_dm_projection(void **state)
 			 4);
 	json_decref(j);
 	tu_result_free(&r);
+	/* Slurm: the description's program, not snapmem run */
+	r = tu_run("estimate", "--pipeline", p, "--set", "method=chunked", "--format", "slurm",
+		   "--node-mem", "4G", NULL);
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.out, "#SBATCH --mem="));
+	assert_non_null(strstr(r.out, "not snapmem run; its estimate: snapmem estimate --pipeline "));
+	assert_null(strstr(r.out, "\nsnapmem run"));
+	tu_result_free(&r);
 	r = tu_run("tradeoff", "--pipeline", p, NULL);
 	assert_int_equal(r.status, 0);
 	assert_non_null(strstr(r.out, "chunked/float32/4096"));
@@ -581,6 +631,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_read_errors),
+		cmocka_unit_test(test_read_errors_cli),
 		cmocka_unit_test(test_deep_expression),
 		cmocka_unit_test(test_replay_errors),
 		cmocka_unit_test(test_options),

@@ -492,7 +492,7 @@ static void render_mpi(struct ctx *c)
 
 static void choice_line(FILE *f, const sm_est_alternative *a, int md)
 {
-	char o[200], x[32], b[32], sw[200];
+	char o[200], x[32], b[32], sw[640];
 
 	cli_est_opts_text(&a->options, o, sizeof(o));
 	sm_est_options_switches(&a->options, sw, sizeof(sw));
@@ -666,7 +666,7 @@ int cli_est_slurm(const struct cli_est_args *a, const sm_est_input *in, const sm
 	const sm_est_alternative *c = NULL;
 	size_t len = 0;
 	FILE *f;
-	char o[200], sw[200], x[32], y[32];
+	char o[200], sw[640], x[32], y[32];
 	uint64_t tasks = 1, mem, mib;
 	uint32_t ranks;
 
@@ -749,6 +749,13 @@ int cli_est_slurm(const struct cli_est_args *a, const sm_est_input *in, const sm
 			(unsigned long long)(minutes % 60));
 	}
 	sm_est_options_switches(&c->options, sw, sizeof(sw));
+	if (a->desc != NULL && !sm_desc_is_default(a->desc)) {
+		/* `snapmem run` is the radial-profile pipeline: another is the user's own program */
+		fprintf(f, "# then the program pipeline '%s' describes (%s), not snapmem run; its "
+			"estimate: snapmem estimate %s\n", sm_desc_id(a->desc), sm_desc_file(a->desc),
+			sw);
+		goto done;
+	}
 	if (a->base != NULL)
 		fprintf(f, "%ssnapmem run --base-path '%s' --snap %d %s\n",
 			c->options.mpi ? "srun " : "", a->base, a->snap, sw);
