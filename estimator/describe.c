@@ -285,9 +285,10 @@ static const ynode *get(const ynode *map, const char *key)
 	return NULL;
 }
 
-/* A word of the given alphabet (besides lower-case letters and digits). */
+/* A word of lower-case letters, digits and the characters of extra (first_letter: starting with a
+ * letter); said is the alphabet as the error says it. */
 static int check_word(struct rd *R, const ynode *y, const char *what, const char *extra,
-		      int first_letter)
+		      int first_letter, const char *said)
 {
 	const char *s = y->text;
 	size_t i;
@@ -302,11 +303,8 @@ static int check_word(struct rd *R, const ynode *y, const char *what, const char
 		if (!(islower(c) || isdigit(c) || (extra != NULL && strchr(extra, c) != NULL)) ||
 		    (i == 0 && first_letter && !isalpha(c)))
 			return ferr(R, y->line, y->col, "%s '%s': only %s%s", what, s,
-				    first_letter ? "a letter, then " : "",
-				    extra != NULL && strchr(extra, 'A') != NULL
-				    ? "letters, digits, '_'" : extra != NULL && strchr(extra, '-')
-				    ? "lower-case letters, digits and '-'" : extra != NULL
-				    ? "lower-case letters, digits and '_'" : "lower-case letters and digits");
+				    !first_letter ? "" : extra != NULL && strchr(extra, 'A') != NULL
+				    ? "a letter, then " : "a lower-case letter, then ", said);
 	}
 	return 0;
 }
@@ -367,7 +365,8 @@ static int read_option(struct rd *R, const ynode *k, const ynode *v)
 
 	if (d->noptions >= SM__DESC_MAX_OPTIONS)
 		return ferr(R, k->line, k->col, "more than %d options", SM__DESC_MAX_OPTIONS);
-	if ((rc = check_word(R, k, "option name", "_", 1)) != 0 ||
+	if ((rc = check_word(R, k, "option name", "_", 1,
+				    "lower-case letters, digits and '_'")) != 0 ||
 	    (rc = want(R, v, Y_MAP, "an option")) != 0 ||
 	    (rc = check_keys(R, v, keys, "an option")) != 0)
 		return rc;
@@ -397,7 +396,8 @@ static int read_option(struct rd *R, const ynode *k, const ynode *v)
 		for (i = 0; i < vals->n; i++) {
 			y = vals->kids[i];
 			if ((rc = want(R, y, Y_SCALAR, "a value")) != 0 ||
-			    (rc = check_word(R, y, "option value", "-_.", 0)) != 0)
+			    (rc = check_word(R, y, "option value", "-_.", 0,
+					    "lower-case letters, digits, '_', '-' and '.'")) != 0)
 				return rc;
 			for (size_t j = 0; j < i; j++)
 				if (strcmp(o->values[j], y->text) == 0)
@@ -503,7 +503,8 @@ static int read_lets(struct rd *R, const ynode *y)
 		sm__desc_let *l;
 
 		if ((rc = want(R, k, Y_SCALAR, "a let name")) != 0 ||
-		    (rc = check_word(R, k, "let name", "_ABCDEFGHIJKLMNOPQRSTUVWXYZ", 1)) != 0)
+		    (rc = check_word(R, k, "let name", "_ABCDEFGHIJKLMNOPQRSTUVWXYZ", 1,
+				    "letters, digits and '_'")) != 0)
 			return rc;
 		if (d->nlets >= SM__DESC_MAX_LETS)
 			return ferr(R, k->line, k->col, "more than %d let definitions",
@@ -553,7 +554,8 @@ static int read_array(struct rd *R, sm__desc_stage *st, const ynode *y, struct p
 	if ((v = get(y, "name")) == NULL)
 		return ferr(R, y->line, y->col, "an array without name:");
 	if ((rc = want(R, v, Y_SCALAR, "name")) != 0 ||
-	    (rc = check_word(R, v, "array name", "_ABCDEFGHIJKLMNOPQRSTUVWXYZ", 0)) != 0 ||
+	    (rc = check_word(R, v, "array name", "_ABCDEFGHIJKLMNOPQRSTUVWXYZ", 0,
+			    "letters, digits and '_'")) != 0 ||
 	    (rc = dup_text(R, v->text, &a->name)) != 0)
 		return rc;
 	a->line = v->line;
@@ -622,7 +624,8 @@ static int read_stages(struct rd *R, const ynode *y, struct pending (*pend)[SM_E
 		if ((v = get(s, "id")) == NULL)
 			return ferr(R, s->line, s->col, "a stage without id:");
 		if ((rc = want(R, v, Y_SCALAR, "id")) != 0 ||
-		    (rc = check_word(R, v, "stage id", "_", 1)) != 0)
+		    (rc = check_word(R, v, "stage id", "_", 1,
+				    "lower-case letters, digits and '_'")) != 0)
 			return rc;
 		if (strcmp(v->text, "end") == 0)
 			return ferr(R, v->line, v->col, "'end' cannot be a stage id (free: end means "
@@ -1124,7 +1127,8 @@ int sm_desc_parse(const char *file, const char *text, size_t len, sm_pipeline_de
 		goto out;
 	}
 	if ((rc = want(&R, v, Y_SCALAR, "pipeline")) != 0 ||
-	    (rc = check_word(&R, v, "pipeline id", "-", 0)) != 0 ||
+	    (rc = check_word(&R, v, "pipeline id", "-", 0,
+			       "lower-case letters, digits and '-'")) != 0 ||
 	    (rc = dup_text(&R, v->text, &R.d->id)) != 0)
 		goto out;
 	if ((v = get(root, "title")) != NULL) {
