@@ -57,6 +57,10 @@ def main():
     for s in STEPS:
         if s in a or s in b:
             print("%-22s %14s %14s" % (s, mib(a[s]) if s in a else "-", mib(b[s]) if s in b else "-"))
+    if (nb.get("allocator") or {}).get("large"):
+        print("(notebook: blocks of %d KiB and more counted as glibc serves them under snapmem "
+              "profile, the request rounded to the page; C pipeline: jemalloc's size classes)"
+              % (nb["allocator"]["large"]["min_bytes"] // 1024))
     peak_t = nb["profiler"]["peak_t"]
     inner = None
     for st in nb["stages"]:
