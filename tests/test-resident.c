@@ -19,6 +19,7 @@
 
 #include "snapmem/estimator.h"
 #include "snapmem/profiler.h"
+#include "snapmem/units.h"
 
 #include "util.h"
 
@@ -356,6 +357,120 @@ static void test_slurm_calibrate(void **state)
 	json_decref(mem);
 }
 
+/*
+ * The capacity verdict, one answer in every writer: a run with --max-mem writes estimate.json's
+ * verdict (sm_est_verdict) and the report's headline prints it, in table, Markdown, HTML (before
+ * the findings) and JSON, with the figures `snapmem estimate --calibrate RUNDIR --node-mem` prints;
+ * without --max-mem the need alone. A verdict that is not the estimate's own (its need, its
+ * arithmetic, its fits) is exit 2 naming the key.
+ */
+static void test_capacity(void **state)
+{
+	char *cap = tu_path(dir, "run-cap"), a[32], b[32], want[160], *d;
+	tu_result r, t, m, h, j, e;
+	json_t *est, *mem, *root, *v;
+	json_error_t jerr;
+	json_int_t need, margin;
+
+	(void)state;
+	r = tu_run("run", "--base-path", mock, "--snap", "99", "--out", cap, "--max-mem", "64M",
+		   NULL);
+	assert_int_equal(r.status, 0);
+	tu_result_free(&r);
+	e = tu_run("estimate", "--base-path", mock, "--snap", "99", "--calibrate", cap, "--node-mem",
+		   "64M", "--format", "json", NULL);
+	assert_int_equal(e.status, 0);
+	root = json_loads(e.out, 0, &jerr);
+	assert_non_null(root);
+	need = geti(root, "need_bytes", NULL);
+	margin = geti(root, "verdict", "margin_bytes");
+	json_decref(root);
+	tu_result_free(&e);
+	snprintf(want, sizeof(want), "needs %s, %s to spare", sm_format_iec((uint64_t)need, a,
+			sizeof(a)), sm_format_iec((uint64_t)margin, b, sizeof(b)));
+	e = tu_run("estimate", "--base-path", mock, "--snap", "99", "--calibrate", cap, "--node-mem",
+		   "64M", NULL);
+	t = tu_run("report", cap, NULL);
+	m = tu_run("report", cap, "--format", "markdown", NULL);
+	h = tu_run("report", cap, "--format", "html", NULL);
+	j = tu_run("report", cap, "--format", "json", NULL);
+	assert_non_null(strstr(e.out, want));
+	assert_non_null(strstr(t.out, want));
+	assert_non_null(strstr(m.out, want));
+	assert_non_null(strstr(h.out, want));
+	assert_non_null(strstr(t.out, "capacity: node memory 64.00 MiB (the run's --max-mem); "
+				      "verdict: FITS"));
+	/* the HTML headline: the capacity paragraph right after the stage verdict, before findings */
+	assert_non_null(strstr(h.out, "<p class=\"capacity verdict-pass\">"));
+	assert_true(strstr(h.out, "<p class=\"capacity") < strstr(h.out, "<h2>Findings"));
+	root = json_loads(j.out, 0, &jerr);
+	assert_non_null(root);
+	v = json_object_get(root, "capacity");
+	assert_int_equal(geti(v, "need_bytes", NULL), need);
+	assert_int_equal(geti(v, "margin_bytes", NULL), margin);
+	assert_int_equal(geti(v, "node_mem_bytes", NULL), 64 << 20);
+	assert_true(json_is_true(json_object_get(v, "fits")));
+	json_decref(root);
+	tu_result_free(&e);
+	tu_result_free(&t);
+	tu_result_free(&m);
+	tu_result_free(&h);
+	tu_result_free(&j);
+
+	/* no --max-mem: the need every verdict judges, and how to get a verdict */
+	est = load("estimate.json");
+	snprintf(want, sizeof(want), "capacity: needs %s (the resident peak with its page tables",
+		 sm_format_iec((uint64_t)geti(est, "need_bytes", NULL), a, sizeof(a)));
+	json_decref(est);
+	t = tu_run("report", run, NULL);
+	h = tu_run("report", run, "--format", "html", NULL);
+	assert_non_null(strstr(t.out, want));
+	assert_non_null(strstr(h.out, want));
+	assert_non_null(strstr(h.out, "<p class=\"capacity capacity-none\">"));
+	tu_result_free(&t);
+	tu_result_free(&h);
+
+	/* a verdict that is not the estimate's own: exit 2 naming the key */
+	{
+		static const char *const keys[] = {"configured.need_bytes", "usable_bytes", "fits",
+						   "verdict"};
+		size_t i;
+
+		for (i = 0; i < 4; i++) {
+			char name[32], *ep = tu_path(cap, "estimate.json"), *mp = tu_path(cap,
+											 "memory.json");
+
+			est = json_load_file(ep, 0, &jerr);
+			mem = json_load_file(mp, 0, &jerr);
+			assert_non_null(est);
+			assert_non_null(mem);
+			v = json_object_get(est, "verdict");
+			if (i == 0)
+				json_object_set_new(json_object_get(v, "configured"), "need_bytes",
+						    json_integer(need + 4096));
+			else if (i == 1)
+				json_object_set_new(v, "usable_bytes", json_integer(1));
+			else if (i == 2)
+				json_object_set_new(v, "fits", json_false());
+			else
+				json_object_set_new(est, "verdict", json_string("fits"));
+			snprintf(name, sizeof(name), "cap-bad-%zu", i);
+			d = copy_run(name, est, mem);
+			r = tu_run("report", d, NULL);
+			if (r.status != 2 || tu_count_lines(r.err) != 1 ||
+			    strstr(r.err, keys[i]) == NULL)
+				fail_msg("tampered %s: exit %d: %s", keys[i], r.status, r.err);
+			tu_result_free(&r);
+			json_decref(est);
+			json_decref(mem);
+			free(d);
+			free(ep);
+			free(mp);
+		}
+	}
+	free(cap);
+}
+
 /* Resident bytes of count elements of `size` bytes of which `touched` are written. */
 static uint64_t part(uint64_t count, uint64_t size, uint64_t touched)
 {
@@ -436,6 +551,7 @@ int main(void)
 		cmocka_unit_test(test_scale_to),
 		cmocka_unit_test(test_slurm_calibrate),
 		cmocka_unit_test(test_rank_resident_model),
+		cmocka_unit_test(test_capacity),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

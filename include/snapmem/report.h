@@ -190,6 +190,15 @@ typedef struct sm_report {
 	/* The resident section as every writer prints it (collected once, sm__report_resident):
 	 * up to 4 sentences, "" when unused. */
 	char resident_lines[4][320];
+	/* The capacity verdict (src/report/capacity.c): estimate.json "verdict" (written by `snapmem
+	 * run --max-mem`: the same sm_est_verdict `snapmem estimate --node-mem` prints), NULL when the
+	 * run had no --max-mem; the need it judges; and the lines every writer prints (the HTML page
+	 * in its headline), "" when unused. */
+	struct sm_est_verdict *capacity;
+	uint64_t est_need;           /* estimate.json need_bytes (0: an older document) */
+	char capacity_switches[200]; /* the cheapest fitting combination's switches, "" none */
+	uint64_t capacity_fit_need;
+	char capacity_lines[2][400];
 	void *priv;                  /* the parsed documents */
 } sm_report;
 

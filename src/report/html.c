@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "report/internal.h"
+#include "snapmem/estimator.h"
 
 #define W 960.0
 #define H 380.0
@@ -321,6 +322,19 @@ int sm__report_html(const sm_report *r, FILE *f)
 	sm__verdict_text(r, vt, sizeof(vt));
 	fprintf(f, "<p class=\"verdict-%s\"><b>Verdict: %.4s</b>%s.</p>\n",
 		r->nfail == 0 ? "pass" : "fail", vt, vt + 4);
+	/* the headline's second answer: will the run fit (sm_est_verdict, capacity.c) */
+	if (r->capacity_lines[0][0] != '\0') {
+		fprintf(f, "<p class=\"capacity %s\"><b>",
+			r->capacity == NULL ? "capacity-none" : r->capacity->fits == 1
+			? "verdict-pass" : "verdict-fail");
+		sm__html_escape(f, r->capacity_lines[0]);
+		fprintf(f, "</b>");
+		if (r->capacity_lines[1][0] != '\0') {
+			fprintf(f, "<br>");
+			sm__html_escape(f, r->capacity_lines[1]);
+		}
+		fprintf(f, "</p>\n");
+	}
 
 	fprintf(f, "<h2>Findings: unmodelled memory</h2>\n<div class=\"finding\"><ul>\n");
 	for (i = 0; i < r->nfindings; i++) {

@@ -69,6 +69,11 @@ void sm__report_resident(sm_report *r, double tolerance_pct);
 void sm__report_judge_resident(uint64_t est, uint64_t vm_hwm, double tolerance_pct,
 			       sm_report_cmp *c);
 json_t *sm__report_resident_json(const sm_report *r);
+/* The capacity verdict (capacity.c): estimate.json need_bytes and "verdict" (checked: SM_EFORMAT
+ * naming the key), the lines every writer prints (after the mpi section is loaded), and JSON. */
+int sm__report_load_capacity(sm_report *r, sm__jdoc *d, json_t *est);
+void sm__report_capacity(sm_report *r);
+json_t *sm__report_capacity_json(const sm_report *r);
 /* The findings into r->findings, once (resident.c; called by sm_report_compare). 0 or SM_ENOMEM. */
 int sm__report_findings(sm_report *r, sm_error *err);
 

@@ -134,6 +134,7 @@ int sm__report_json(const sm_report *r, char **out, sm_error *err)
 		json_object_set_new(root, "failed_ranks", u(fr));
 	}
 	json_object_set_new(root, "resident", sm__report_resident_json(r));
+	json_object_set_new(root, "capacity", sm__report_capacity_json(r));
 	json_object_set_new(root, "baseline", sm__cmp_json(&r->baseline));
 	json_object_set_new(json_object_get(root, "baseline"), "resident_bytes",
 			    r->measured ? u(r->meas_baseline_resident) : json_null());

@@ -958,6 +958,7 @@ void sm_report_release(sm_report *r)
 	free(r->stages);
 	free(r->arrays);
 	free(r->findings);
+	free(r->capacity);
 	free(r->tl_t);
 	free(r->tl_allocated);
 	free(r->tl_resident);

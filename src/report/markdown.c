@@ -41,7 +41,14 @@ int sm__report_markdown(const sm_report *r, FILE *f)
 	fprintf(f, "\n- tolerance: %g%% for figures of 1 MiB and more, %s below\n", r->tolerance_pct,
 		sm__iec(r->abs_bound, a, sizeof(a)));
 	sm__verdict_text(r, vt, sizeof(vt));
-	fprintf(f, "- **verdict: %.4s**%s\n\n", vt, vt + 4);
+	fprintf(f, "- **verdict: %.4s**%s\n", vt, vt + 4);
+	for (i = 0; i < 2; i++)
+		if (r->capacity_lines[i][0] != '\0') {
+			fprintf(f, "- ");
+			sm__md_escape(f, r->capacity_lines[i]);
+			fputc('\n', f);
+		}
+	fputc('\n', f);
 
 	fprintf(f, "## Findings: unmodelled memory\n\n");
 	for (i = 0; i < r->nfindings; i++) {

@@ -23,6 +23,8 @@ int sm__report_load_resident_estimate(sm_report *r, sm__jdoc *d, json_t *est)
 	int rc;
 
 	r->has_resident = 0;
+	if ((rc = sm__report_load_capacity(r, d, est)) != 0)
+		return rc;
 	if (json_object_get(est, "peak_resident_bytes") == NULL)
 		return 0;
 	if ((rc = sm__j_u64(d, est, "", "peak_resident_bytes", &r->est_resident)) != 0 ||
@@ -96,6 +98,7 @@ void sm__report_resident(sm_report *r, double tolerance_pct)
 	memset(&r->requested_pre, 0, sizeof(r->requested_pre));
 	memset(&r->address_space, 0, sizeof(r->address_space));
 	r->resident_failed = 0;
+	sm__report_capacity(r);
 	r->resident_tolerance_pct = tolerance_pct > SM_REPORT_RESIDENT_TOLERANCE
 				    ? tolerance_pct : SM_REPORT_RESIDENT_TOLERANCE;
 	if (!r->has_resident || r->meas_vm_hwm == 0)

@@ -81,7 +81,11 @@ int sm__report_table(const sm_report *r, FILE *f)
 			r->run_started);
 	fprintf(f, "  tolerance %g%% for figures of 1 MiB and more, %s below\n", r->tolerance_pct,
 		sm__iec(r->abs_bound, a, sizeof(a)));
-	fprintf(f, "  verdict: %s\n\n", sm__verdict_text(r, vt, sizeof(vt)));
+	fprintf(f, "  verdict: %s\n", sm__verdict_text(r, vt, sizeof(vt)));
+	for (i = 0; i < 2; i++)
+		if (r->capacity_lines[i][0] != '\0')
+			fprintf(f, "  %s\n", r->capacity_lines[i]);
+	fputc('\n', f);
 	findings(r, f);
 
 	fprintf(f, "baseline (%s, allocated): estimated %s, measured %s, %s (%s); "
