@@ -286,13 +286,14 @@ static int u64_opt(sm__jdoc *d, json_t *parent, const char *where, const char *k
 /*
  * The head of an estimate of a pipeline description other than radial-profiles (`snapmem
  * estimate --pipeline FILE`): only "stages" is required; source.name, header.gas_cells,
- * halos.count, baseline_bytes and peak_total_bytes are read when present, and the options
- * (whatever the description declares) are listed as they are, "ngrid 2048".
+ * halos.count, baseline_bytes and peak_total_bytes are read when present, and the description's
+ * options ("pipeline"."options", else "options") are listed as they are, "ngrid 2048".
  */
 static int load_estimate_other(sm_report *r, sm__jdoc *d, json_t *est)
 {
 	json_t *src = json_object_get(est, "source"), *hdr = json_object_get(est, "header");
 	json_t *opt = json_object_get(est, "options"), *halos = json_object_get(est, "halos"), *v;
+	json_t *pl = json_object_get(est, "pipeline");
 	const char *key;
 	size_t n;
 	int rc;
@@ -305,6 +306,10 @@ static int load_estimate_other(sm_report *r, sm__jdoc *d, json_t *est)
 	    (rc = u64_opt(d, est, "", "peak_total_bytes", &r->est_peak_total)) != 0)
 		return rc;
 	n = (size_t)snprintf(r->options_text, sizeof(r->options_text), "pipeline %s", r->pipeline);
+	/* the description's own options (`snapmem estimate --pipeline`: "pipeline"."options"), else
+	 * whatever "options" holds */
+	if (json_is_object(pl) && json_is_object(json_object_get(pl, "options")))
+		opt = json_object_get(pl, "options");
 	if (!json_is_object(opt))
 		return 0;
 	json_object_foreach(opt, key, v) {
