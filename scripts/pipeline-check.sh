@@ -75,7 +75,7 @@ load=$(cut -d' ' -f1-3 /proc/loadavg)
 nbmock="$data/pipeline-notebook-$n"
 mock "$nbmock" --gas "$n" --halos 20 --files 8 --seed 1
 say "notebook-numpy: snapmem run on the same mock (the per-halo sphere sizes)"
-"$bin" run --base-path "$nbmock" --snap 99 --out "$tmp/crun" --select mask --no-profile >/dev/null
+"$bin" run --base-path "$nbmock" --snap 99 --out "$tmp/crun" >/dev/null
 check notebook-numpy "$root/estimator/pipelines/notebook-numpy.yaml" "$nbmock" \
 	--calibrate "$tmp/crun" -- \
 	"$py" "$root/examples/notebook/radial_profiles.py" "$nbmock" 99 "$tmp/nb.hdf5"
