@@ -520,6 +520,17 @@ if "$(dirname "$0")/bench-profile.sh" "$build" "$mode"; then
 else
 	printf '\n## snapmem profile\n\nscripts/bench-profile.sh failed (exit %s).\n' "$?" >>"$out_md"
 fi
+# Pipeline descriptions against the profiled programs they describe (issue 15): their own script
+# (BUILD_DIR/bench/pipelines.md and .json), appended here; exit 1 is a stage beyond 3 %, shown
+set +e
+"$(dirname "$0")/pipeline-check.sh" "$build" "$mode"
+prc=$?
+set -e
+if [ "$prc" -le 1 ] && [ -f "$build/bench/pipelines.md" ]; then
+	{ echo; cat "$build/bench/pipelines.md"; } >>"$out_md"
+else
+	printf '\n## Pipeline descriptions\n\nscripts/pipeline-check.sh failed (exit %s).\n' "$prc" >>"$out_md"
+fi
 # Resident peak: predicted vs VmHWM, serial and per rank (its own script: appends to both files)
 "$(dirname "$0")/bench-resident.sh" "$bin" "$(mock_dir "$ref")" "$ref" "$out_md" "$out_json" \
 	"$data" "$mpi_skip"
