@@ -63,7 +63,8 @@ static const struct opt run_opts[] = {
 	MODEL_OPTS, {"help", 0}, {NULL, 0},
 };
 static const struct opt report_opts[] = {
-	{"tolerance", 1}, {"abs-bound", 1}, {"strict", 0}, {"scale-to", 1}, {"tradeoff", 0},
+	{"tolerance", 1}, {"abs-bound", 1}, {"strict", 0}, {"scale-to", 1}, {"pipeline", 1},
+	{"tradeoff", 0},
 	{"format", 1}, {"output", 1}, {"help", 0}, {NULL, 0},
 };
 static const struct opt info_opts[] = {

@@ -6,7 +6,10 @@
  * instance 3 with a 2 MiB "partial"): a matching estimate passes (allocated judged above the
  * program's start, requested shown, not judged), a wrong figure fails (exit 1), an estimate that
  * shares no stage id with the run is one line and exit 2, a stage modelled but not run fails and
- * one run but not modelled is a finding, a malformed "pipeline" is exit 2.
+ * one run but not modelled is a finding, a malformed "pipeline" is exit 2. Then `report --scale-to
+ * TNG300-1 --pipeline FILE` over two such runs, with the description itself estimating them
+ * (`snapmem estimate --pipeline`): passes when it describes the program, exit 1 when it does not,
+ * exit 2 for runs of another pipeline and for --pipeline without --scale-to.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -239,6 +242,111 @@ static void test_bad_pipeline_key(void **state)
 	tu_result_free(&r);
 }
 
+/* Writes dir/NAME: a description of lib-markers whose grid is grid_mib MiB. */
+static char *markers_yaml(const char *name, int grid_mib)
+{
+	char *path = tu_path(dir, name);
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fprintf(f, "pipeline: markers\n"
+		   "options:\n"
+		   "  scale: {default: 1, min: 1}\n"
+		   "stages:\n"
+		   "  - id: load\n"
+		   "    arrays:\n"
+		   "      - {name: grid, dtype: uint8, count: %d * 1048576 * scale, free: reduce}\n"
+		   "  - id: reduce\n"
+		   "    arrays:\n"
+		   "      - {name: partial, dtype: uint8, count: 2097152, free: end}\n", grid_mib);
+	assert_int_equal(fclose(f), 0);
+	return path;
+}
+
+/* Profiles lib-markers into dir/NAME and estimates desc beside it. */
+static char *markers_run(const char *name, const char *desc)
+{
+	char *run = tu_path(dir, name), *est = tu_path(run, "estimate.json"), *p = prog("lib-markers");
+	tu_result r;
+
+	r = tu_run("profile", "--out", run, "--", p, NULL);
+	assert_int_equal(r.status, 0);
+	tu_result_free(&r);
+	r = tu_run("estimate", "--pipeline", desc, "--format", "json", "-o", est, NULL);
+	if (r.status != 0)
+		fail_msg("estimate: exit %d: %s", r.status, r.err);
+	tu_result_free(&r);
+	free(p);
+	free(est);
+	return run;
+}
+
+static void test_scale_to_with_description(void **state)
+{
+	char *good, *bad, *r1, *r2, *r3;
+	tu_result r;
+	json_t *doc;
+	json_error_t je;
+
+	(void)state;
+	if (tu_sanitized())
+		skip();
+	good = markers_yaml("markers.yaml", 8);
+	bad = markers_yaml("markers-wrong.yaml", 16);
+	r1 = markers_run("s1", good);
+	r2 = markers_run("s2", good);
+	r = tu_run("report", "--scale-to", "TNG300-1", "--pipeline", good, r1, r2, "--tolerance",
+		   "3", NULL);
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.out, "PASS, every stage's fit within the tolerance"));
+	assert_non_null(strstr(r.out, "load"));
+	tu_result_free(&r);
+	r = tu_run("report", "--scale-to", "TNG300-1", "--pipeline", good, r1, r2, "--format",
+		   "json", NULL);
+	assert_int_equal(r.status, 0);
+	doc = json_loads(r.out, 0, &je);
+	assert_non_null(doc);
+	assert_string_equal(json_string_value(json_object_get(doc, "schema")),
+			    "snapmem.scale-pipeline/1");
+	assert_string_equal(json_string_value(json_object_get(doc, "pipeline")), "markers");
+	assert_int_equal(json_array_size(json_object_get(doc, "stages")), 2);
+	json_decref(doc);
+	tu_result_free(&r);
+
+	/* a description of a 16 MiB grid: the runs measured 8 MiB, the fit misses at the target */
+	r3 = markers_run("s3", bad);
+	free(markers_run("s4", bad));
+	{
+		char *r4 = tu_path(dir, "s4");
+
+		r = tu_run("report", "--scale-to", "TNG300-1", "--pipeline", bad, r3, r4,
+			   "--tolerance", "3", NULL);
+		free(r4);
+	}
+	assert_int_equal(r.status, 1);
+	assert_non_null(strstr(r.out, "FAIL"));
+	tu_result_free(&r);
+
+	/* runs estimated from another description: one line, exit 2 */
+	r = tu_run("report", "--scale-to", "TNG300-1", "--pipeline",
+		   "estimator/pipelines/notebook-numpy.yaml", r1, r2, NULL);
+	assert_int_equal(r.status, 2);
+	assert_int_equal(tu_count_lines(r.err), 1);
+	assert_non_null(strstr(r.err, "pipeline 'markers', not 'notebook-numpy'"));
+	tu_result_free(&r);
+	/* --pipeline belongs to --scale-to */
+	r = tu_run("report", "--pipeline", good, r1, NULL);
+	assert_int_equal(r.status, 2);
+	assert_int_equal(tu_count_lines(r.err), 1);
+	assert_non_null(strstr(r.err, "--pipeline goes with --scale-to"));
+	tu_result_free(&r);
+	free(r3);
+	free(r2);
+	free(r1);
+	free(bad);
+	free(good);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -247,6 +355,7 @@ int main(void)
 		cmocka_unit_test(test_no_common_stage),
 		cmocka_unit_test(test_partial_mismatch),
 		cmocka_unit_test(test_bad_pipeline_key),
+		cmocka_unit_test(test_scale_to_with_description),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -329,6 +329,47 @@ int sm_scale_compute(const char *const *rundirs, size_t nruns, const char *targe
 void sm_scale_release(sm_scale *s);
 int sm_scale_render(const sm_scale *s, sm_report_format f, char **out, sm_error *err);
 
+/* ---- scaling any description: report --scale-to TARGET --pipeline FILE ----------------------- */
+
+typedef struct sm_scalep_stage {
+	char id[SM_REPORT_ID_MAX];
+	int per_halo;
+	size_t n;                    /* runs that estimated and measured it */
+	sm_fit fit;                  /* measured allocated (above the start) = a + b * estimated */
+	int constant;                /* every run's estimate the same: b = 1, a = the mean difference */
+	int has_target;              /* the description has the stage at the target */
+	uint64_t target_est;         /* the description's allocated peak at the target */
+	int64_t fitted;              /* the fit at target_est */
+	sm_report_cmp cmp;           /* fitted vs target_est at the tolerance */
+} sm_scalep_stage;
+
+typedef struct sm_scalep {
+	char target[32];
+	char pipeline[64];           /* the description's id */
+	char file[SM_PATH_MAX];
+	char options_text[256];
+	double tolerance_pct;
+	size_t nruns;
+	uint64_t *run_peak;          /* each run's estimated allocated peak */
+	sm_scalep_stage *stages;
+	size_t nstages;
+	size_t nfail;
+	uint64_t target_peak, target_need; /* the description at the target */
+} sm_scalep;
+
+/*
+ * Runs of any described program (each directory: memory.json and the description's estimate.json)
+ * fitted stage by stage, measured allocated = a + b * estimated allocated, and evaluated at the
+ * description (pipeline: its file) estimated for the target ("TNG300-1": the embedded header, the
+ * runs' options). SM_EINVAL naming the run for another pipeline, other options, fewer than two
+ * runs; the description's own errors as sm_desc_load gives them.
+ */
+int sm_scalep_compute(const char *const *rundirs, size_t nruns, const char *target,
+		      const char *pipeline, double tolerance_pct, sm_scalep *out, sm_error *err);
+void sm_scalep_release(sm_scalep *s);
+/* table, markdown or json (schema snapmem.scale-pipeline/1). 0 or SM_ENOMEM. */
+int sm_scalep_render(const sm_scalep *s, sm_report_format f, char **out, sm_error *err);
+
 /* ---- float32 vs float64 ---------------------------------------------------------------------- */
 
 typedef struct sm_tradeoff_stage {

@@ -2,6 +2,7 @@
  * `snapmem report`: estimate vs measured vs documented for a run directory, in three forms:
  *   snapmem report RUNDIR                         one run: stage verdicts, arrays, findings
  *   snapmem report --scale-to TNG300-1 RUNDIR...  runs at several sizes fitted and extrapolated
+ *   ... --scale-to TNG300-1 --pipeline FILE RUNDIR...  the same for any described program
  *   snapmem report --tradeoff RUN_F32 RUN_F64     float32 vs float64: memory and precision
  * Output: table (default), markdown, json, html (single run only); -o writes atomically, only a
  * regular file that is none of the run directories' files (output.c); -o - is standard output.
@@ -18,8 +19,8 @@
 #include "snapmem/report.h"
 #include "snapmem/units.h"
 
-enum { RO_TOLERANCE = CLI_ID_FIRST, RO_ABS_BOUND, RO_STRICT, RO_SCALE_TO, RO_TRADEOFF, RO_FORMAT,
-       RO_OUTPUT };
+enum { RO_TOLERANCE = CLI_ID_FIRST, RO_ABS_BOUND, RO_STRICT, RO_SCALE_TO, RO_PIPELINE, RO_TRADEOFF,
+       RO_FORMAT, RO_OUTPUT };
 
 static const cli_opt report_opts[] = {
 	{"tolerance", 0, CLI_NUMBER, "PCT", "1",
@@ -32,6 +33,10 @@ static const cli_opt report_opts[] = {
 	{"scale-to", 0, CLI_CHOICE, "TNG300-1", "none",
 	 "fit bytes = a + b*N over runs of the same options at two or more sizes and compare at "
 	 "TNG300-1 with the estimator and the notebook's figures", RO_SCALE_TO, 0},
+	{"pipeline", 0, CLI_FILE, "FILE", "none",
+	 "with --scale-to: the runs are of the program FILE describes (each with that description's "
+	 "estimate.json): every stage's measured allocated bytes fitted against the description's "
+	 "over the runs and evaluated at its estimate for the target", RO_PIPELINE, 0},
 	{"tradeoff", 0, CLI_FLAG, NULL, "off",
 	 "a float32 and a float64 run that differ in --positions only (another difference is "
 	 "refused, exit 2): memory per stage and what float32 costs in precision (radii, bins, mean "
@@ -47,7 +52,8 @@ const cli_cmd cli_cmd_report = {
 	"report", "estimate vs measured vs documented, for a run directory",
 	"usage: snapmem report RUNDIR [--tolerance PCT] [--abs-bound SIZE] [--strict]\n"
 	"                      [--format table|markdown|json|html] [-o FILE]\n"
-	"       snapmem report --scale-to TNG300-1 RUNDIR RUNDIR... [--tolerance PCT] [--format F] [-o FILE]\n"
+	"       snapmem report --scale-to TNG300-1 [--pipeline FILE] RUNDIR RUNDIR... [--tolerance PCT]\n"
+	"                      [--format F] [-o FILE]\n"
 	"       snapmem report --tradeoff RUN_F32 RUN_F64 [--tolerance PCT] [--format F] [-o FILE]\n",
 	"Compares a run directory's estimate.json (the model) with its memory.json (the measurement):\n"
 	"per stage the requested peak and the allocated bytes of the tracked arrays against the\n"
@@ -78,7 +84,7 @@ static void report_inputs(struct cli_inputs *l, const char **dirs, size_t ndirs)
 
 int cmd_report(int argc, char **argv)
 {
-	const char *out = NULL, *scale_to = NULL, **dirs = NULL;
+	const char *out = NULL, *scale_to = NULL, *pipeline = NULL, **dirs = NULL;
 	sm_report_format fmt = SM_REPORT_TABLE;
 	double tol = SM_REPORT_DEFAULT_TOLERANCE;
 	uint64_t abs_bound = SM_REPORT_ABS_BOUND;
@@ -134,6 +140,8 @@ int cmd_report(int argc, char **argv)
 				goto out;
 			}
 			scale_to = val;
+		} else if (o->id == RO_PIPELINE) {
+			pipeline = val;
 		} else if (o->id == RO_OUTPUT) {
 			out = val;
 		}
@@ -147,12 +155,36 @@ int cmd_report(int argc, char **argv)
 		status = cli_parse_error(&p, "--format html is for a single run");
 		goto out;
 	}
+	if (pipeline != NULL && scale_to == NULL) {
+		status = cli_parse_error(&p, "--pipeline goes with --scale-to (a single run is "
+					 "compared with the estimate.json beside it)");
+		goto out;
+	}
 	report_inputs(&inputs, dirs, ndirs);
 	if (cli_output_check(out, &inputs, &err) != 0) {
 		status = cli_fail(&err);
 		goto out;
 	}
-	if (scale_to != NULL) {
+	if (scale_to != NULL && pipeline != NULL) {
+		sm_scalep s;
+
+		if (ndirs < 2) {
+			status = cli_parse_error(&p, "--scale-to needs two run "
+						 "directories or more");
+			goto out;
+		}
+		if (sm_scalep_compute(dirs, ndirs, scale_to, pipeline, tol, &s, &err) != 0) {
+			status = cli_fail(&err);
+			goto out;
+		}
+		if (sm_scalep_render(&s, fmt, &text, &err) != 0) {
+			sm_scalep_release(&s);
+			status = cli_fail(&err);
+			goto out;
+		}
+		status = s.nfail > 0 ? 1 : 0;
+		sm_scalep_release(&s);
+	} else if (scale_to != NULL) {
 		sm_scale s;
 
 		if (ndirs < 2) {
