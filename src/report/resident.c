@@ -119,7 +119,10 @@ void sm__report_resident(sm_report *r, double tolerance_pct)
 		sm_report_judge(r->est_address_space, r->meas_vm_peak, 0, 0, &r->address_space);
 		r->address_space.verdict = SM_VERDICT_NA;
 	}
-	if (!r->measured || !r->complete || sm__report_mpi_of(r) != NULL)
+	/* a program under snapmem profile: its large blocks sit in glibc's heap, which keeps the
+	 * pages of freed ones (docs/PROFILE.md "Large blocks"), and no description models that:
+	 * shown, not judged; its stages are */
+	if (!r->measured || !r->complete || sm__report_mpi_of(r) != NULL || r->profiled)
 		r->resident.verdict = SM_VERDICT_NA;
 	r->resident_failed = r->resident.verdict == SM_VERDICT_FAIL;
 
@@ -133,6 +136,8 @@ void sm__report_resident(sm_report *r, double tolerance_pct)
 		 !r->measured ? "not judged (the allocator was not measured: a sanitizer build's "
 				"resident set is not the model's)" :
 		 !r->complete ? "not judged (incomplete run)" :
+		 r->profiled ? "shown, not judged (a profiled program: glibc's heap keeps the pages "
+			       "of its freed large blocks, which the description does not model)" :
 		 "not judged here: a distributed run's figures are per rank, VmHWM is rank 0's "
 		 "(every rank's judged in the ranks table)");
 	if (r->resident.verdict != SM_VERDICT_NA) {
