@@ -134,10 +134,10 @@ static void test_profiled_example(void **state)
 				 (long long)json_integer_value(json_object_get(a, "measured_bytes")),
 				 v);
 	}
-	/* every stage passed; exit 1 then only for the whole process's resident peak, which a
-	 * Python process's allocator retention moves by a few MiB at this size (not judged here) */
+	/* every stage passed, and nothing else is judged for a profiled program (its resident peak
+	 * is shown: glibc's heap keeps the pages of freed large blocks) */
 	assert_int_equal(json_integer_value(json_object_get(doc, "failed_stages")), 0);
-	assert_true(r.status == 0 || r.status == 1);
+	assert_int_equal(r.status, 0);
 	json_decref(doc);
 	tu_result_free(&r);
 	unsetenv("PYTHONPATH");
