@@ -274,7 +274,20 @@ static void test_scale_to(void **state)
 	/* the table prints the same sentence the JSON holds */
 	assert_non_null(strstr(t.out, json_string_value(json_array_get(json_object_get(res, "lines"),
 								       0))));
-	assert_non_null(strstr(t.out, "resident peak at TNG300-1: the runs' VmHWM fitted"));
+	assert_non_null(strstr(t.out, "resident peak at TNG300-1: `snapmem estimate` with these "
+				      "options: "));
+	/* composed (the estimator's arrays + the runs' memory beyond theirs) agrees within 1 %; the
+	 * runs' VmHWM fitted a + b*N is shown beside it */
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(res,
+				"composed_comparison"), "estimated_bytes")),
+			 json_integer_value(json_object_get(est, "peak_resident_bytes")));
+	if (!tu_sanitized()) {
+		assert_string_equal(json_string_value(json_object_get(json_object_get(res,
+					"composed_comparison"), "verdict")), "pass");
+		assert_non_null(strstr(t.out, "they agree within 1%"));
+	}
+	assert_non_null(strstr(t.out, "the runs' VmHWM fitted a + b*N instead"));
+	assert_true(json_integer_value(json_object_get(res, "beyond_arrays_mean_bytes")) > 0);
 	json_decref(root);
 	json_decref(est);
 	tu_result_free(&r);

@@ -306,17 +306,22 @@ typedef struct sm_scale {
 	size_t nfail;                /* arithmetic rows or stage fits that miss */
 	size_t nflagged;             /* unexplained documented figures */
 	int measured;
-	/* The whole process at the target (docs/REPORT.md "--scale-to"): the runs' VmHWM fitted
-	 * a + b*N and extrapolated, beside `estimate`'s resident peak and need for the same options;
-	 * compared at tolerance_pct, and a difference beyond it explained by its parts (the arrays'
-	 * requested peak, the memory beyond them). has_resident 0: a run without memory.json
-	 * "process" or estimate.json "peak_resident_bytes". Every writer prints resident_lines. */
+	/* The whole process at the target (docs/REPORT.md "--scale-to"), beside `estimate`'s
+	 * resident peak and need for the same options: composed (the estimator's arrays at the
+	 * target + the runs' mean memory beyond their arrays, VmHWM - requested peak) and compared
+	 * at tolerance_pct; and the runs' VmHWM fitted a + b*N and extrapolated, a difference beyond
+	 * the tolerance explained by its parts (the arrays' requested peak, the memory beyond them).
+	 * has_resident 0: a run without memory.json "process" or estimate.json
+	 * "peak_resident_bytes". Every writer prints resident_lines. */
 	int has_resident;
 	sm_fit resident;
+	sm_fit beyond;               /* VmHWM - requested peak over the runs */
 	int64_t fitted_resident, fitted_requested_peak;
+	int64_t beyond_mean, composed_resident;
 	uint64_t est_resident, est_need, est_peak, est_baseline_resident;
+	sm_report_cmp composed_cmp;  /* composed vs the estimate's resident peak */
 	sm_report_cmp resident_cmp;  /* fitted VmHWM vs the estimate's resident peak: shown */
-	char resident_lines[3][480];
+	char resident_lines[4][720];
 } sm_scale;
 
 /*
