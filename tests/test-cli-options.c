@@ -64,7 +64,7 @@ static const struct opt run_opts[] = {
 };
 static const struct opt report_opts[] = {
 	{"tolerance", 1}, {"abs-bound", 1}, {"strict", 0}, {"scale-to", 1}, {"pipeline", 1},
-	{"tradeoff", 0},
+	{"node-mem", 1}, {"headroom", 1}, {"tradeoff", 0},
 	{"format", 1}, {"output", 1}, {"help", 0}, {NULL, 0},
 };
 static const struct opt info_opts[] = {

@@ -293,6 +293,54 @@ static void test_scale_to(void **state)
 	tu_result_free(&r);
 	tu_result_free(&t);
 	tu_result_free(&e);
+
+	/* --node-mem: the capacity verdict at TNG300-1 in estimate's figures, estimate's exit status */
+	{
+		static const char *const nodes[] = {"240G", "100G"};
+		char a[32], b[32], want[160];
+		size_t i;
+
+		for (i = 0; i < 2; i++) {
+			json_int_t need, margin;
+
+			e = tu_run("estimate", "--node-mem", nodes[i], "--format", "json", NULL);
+			est = json_loads(e.out, 0, &jerr);
+			assert_non_null(est);
+			need = geti(est, "need_bytes", NULL);
+			margin = geti(est, "verdict", "margin_bytes");
+			snprintf(want, sizeof(want), "needs %s, %s %s",
+				 sm_format_iec((uint64_t)need, a, sizeof(a)),
+				 sm_format_iec((uint64_t)(margin < 0 ? -margin : margin), b, sizeof(b)),
+				 margin < 0 ? "short" : "to spare");
+			t = tu_run("report", "--scale-to", "TNG300-1", run2, run, "--node-mem", nodes[i],
+				   NULL);
+			r = tu_run("report", "--scale-to", "TNG300-1", run2, run, "--node-mem", nodes[i],
+				   "--format", "json", NULL);
+			assert_non_null(strstr(t.out, want));
+			assert_int_equal(t.status, e.status == 1 ? 1 : t.status);
+			root = json_loads(r.out, 0, &jerr);
+			assert_non_null(root);
+			assert_int_equal(geti(root, "verdict", "margin_bytes"), margin);
+			json_decref(root);
+			json_decref(est);
+			tu_result_free(&e);
+			tu_result_free(&t);
+			tu_result_free(&r);
+		}
+		/* bad input: exit 2, one line */
+		r = tu_run("report", run, "--node-mem", "100G", NULL);
+		assert_int_equal(r.status, 2);
+		assert_non_null(strstr(r.err, "--node-mem goes with --scale-to"));
+		tu_result_free(&r);
+		r = tu_run("report", "--scale-to", "TNG300-1", run2, run, "--headroom", "10%", NULL);
+		assert_int_equal(r.status, 2);
+		assert_non_null(strstr(r.err, "--headroom needs --node-mem"));
+		tu_result_free(&r);
+		r = tu_run("report", "--scale-to", "TNG300-1", run2, run, "--node-mem", "256", NULL);
+		assert_int_equal(r.status, 2);
+		assert_int_equal(tu_count_lines(r.err), 1);
+		tu_result_free(&r);
+	}
 	free(mock2);
 	free(run2);
 }

@@ -322,6 +322,13 @@ typedef struct sm_scale {
 	sm_report_cmp composed_cmp;  /* composed vs the estimate's resident peak */
 	sm_report_cmp resident_cmp;  /* fitted VmHWM vs the estimate's resident peak: shown */
 	char resident_lines[4][720];
+	/* With a node (sm_scale_compute_node): the capacity verdict at the target, sm_est_verdict
+	 * of the estimator with the runs' options, worded as `snapmem estimate --node-mem` words it
+	 * (shown; the exit status is the fits'). "" without a node. */
+	uint64_t node_mem, headroom;
+	int fits;                    /* -1 no node, else 0 / 1 */
+	int64_t margin;
+	char verdict_lines[2][480];
 } sm_scale;
 
 /*
@@ -329,6 +336,10 @@ typedef struct sm_scale {
  * sizes (SM_EINVAL otherwise, naming the run), fits every stage and array and extrapolates to the
  * target ("TNG300-1", the only one known: SM_EINVAL otherwise).
  */
+int sm_scale_compute_node(const char *const *rundirs, size_t nruns, const char *target,
+			  double tolerance_pct, uint64_t node_mem, uint64_t headroom, sm_scale *s,
+			  sm_error *err);
+/* The same without a node (no capacity verdict). */
 int sm_scale_compute(const char *const *rundirs, size_t nruns, const char *target,
 		     double tolerance_pct, sm_scale *out, sm_error *err);
 void sm_scale_release(sm_scale *s);

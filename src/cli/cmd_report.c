@@ -20,7 +20,7 @@
 #include "snapmem/units.h"
 
 enum { RO_TOLERANCE = CLI_ID_FIRST, RO_ABS_BOUND, RO_STRICT, RO_SCALE_TO, RO_PIPELINE, RO_TRADEOFF,
-       RO_FORMAT, RO_OUTPUT };
+       RO_FORMAT, RO_OUTPUT, RO_NODE_MEM, RO_HEADROOM };
 
 static const cli_opt report_opts[] = {
 	{"tolerance", 0, CLI_NUMBER, "PCT", "1",
@@ -37,6 +37,13 @@ static const cli_opt report_opts[] = {
 	 "with --scale-to: the runs are of the program FILE describes (each with that description's "
 	 "estimate.json): every stage's measured allocated bytes fitted against the description's "
 	 "over the runs and evaluated at its estimate for the target", RO_PIPELINE, 0},
+	{"node-mem", 0, CLI_SIZE, "SIZE", "none: no verdict",
+	 "with --scale-to: a node's memory (a unit is required): the capacity verdict at the "
+	 "target, the one `snapmem estimate --node-mem` gives for the runs' options; exit 1 when "
+	 "the run does not fit", RO_NODE_MEM, 0},
+	{"headroom", 0, CLI_TEXT, "SIZE|PCT", "0",
+	 "with --node-mem: memory of the node kept for the OS and other tenants (8G or 10%)",
+	 RO_HEADROOM, 0},
 	{"tradeoff", 0, CLI_FLAG, NULL, "off",
 	 "a float32 and a float64 run that differ in --positions only (another difference is "
 	 "refused, exit 2): memory per stage and what float32 costs in precision (radii, bins, mean "
@@ -53,7 +60,7 @@ const cli_cmd cli_cmd_report = {
 	"usage: snapmem report RUNDIR [--tolerance PCT] [--abs-bound SIZE] [--strict]\n"
 	"                      [--format table|markdown|json|html] [-o FILE]\n"
 	"       snapmem report --scale-to TNG300-1 [--pipeline FILE] RUNDIR RUNDIR... [--tolerance PCT]\n"
-	"                      [--format F] [-o FILE]\n"
+	"                      [--node-mem SIZE [--headroom SIZE|PCT]] [--format F] [-o FILE]\n"
 	"       snapmem report --tradeoff RUN_F32 RUN_F64 [--tolerance PCT] [--format F] [-o FILE]\n",
 	"Compares a run directory's estimate.json (the model) with its memory.json (the measurement):\n"
 	"per stage the requested peak and the allocated bytes of the tracked arrays against the\n"
@@ -84,7 +91,8 @@ static void report_inputs(struct cli_inputs *l, const char **dirs, size_t ndirs)
 
 int cmd_report(int argc, char **argv)
 {
-	const char *out = NULL, *scale_to = NULL, *pipeline = NULL, **dirs = NULL;
+	const char *out = NULL, *scale_to = NULL, *pipeline = NULL, **dirs = NULL, *headroom = NULL;
+	uint64_t node_mem = 0, room = 0;
 	sm_report_format fmt = SM_REPORT_TABLE;
 	double tol = SM_REPORT_DEFAULT_TOLERANCE;
 	uint64_t abs_bound = SM_REPORT_ABS_BOUND;
@@ -142,6 +150,17 @@ int cmd_report(int argc, char **argv)
 			scale_to = val;
 		} else if (o->id == RO_PIPELINE) {
 			pipeline = val;
+		} else if (o->id == RO_NODE_MEM) {
+			if (sm_parse_size(p.name, val, &node_mem, &err) != 0) {
+				status = cli_parse_error(&p, "%s", err.msg);
+				goto out;
+			}
+			if (node_mem == 0) {
+				status = cli_parse_error(&p, "--node-mem: must be more than 0 bytes");
+				goto out;
+			}
+		} else if (o->id == RO_HEADROOM) {
+			headroom = val;
 		} else if (o->id == RO_OUTPUT) {
 			out = val;
 		}
@@ -153,6 +172,15 @@ int cmd_report(int argc, char **argv)
 	}
 	if ((scale_to != NULL || tradeoff) && fmt_given && fmt == SM_REPORT_HTML) {
 		status = cli_parse_error(&p, "--format html is for a single run");
+		goto out;
+	}
+	if (node_mem > 0 && (scale_to == NULL || pipeline != NULL)) {
+		status = cli_parse_error(&p, "--node-mem goes with --scale-to TNG300-1 (a run's own "
+					 "verdict is its --max-mem's, in its report)");
+		goto out;
+	}
+	if (headroom != NULL && cli_est_headroom(headroom, node_mem, &room, &err) != 0) {
+		status = cli_parse_error(&p, "%s", err.msg);
 		goto out;
 	}
 	if (pipeline != NULL && scale_to == NULL) {
@@ -192,7 +220,7 @@ int cmd_report(int argc, char **argv)
 						 "directories or more");
 			goto out;
 		}
-		if (sm_scale_compute(dirs, ndirs, scale_to, tol, &s, &err) != 0) {
+		if (sm_scale_compute_node(dirs, ndirs, scale_to, tol, node_mem, room, &s, &err) != 0) {
 			status = cli_fail(&err);
 			goto out;
 		}
@@ -201,7 +229,7 @@ int cmd_report(int argc, char **argv)
 			status = cli_fail(&err);
 			goto out;
 		}
-		status = s.nfail > 0 ? 1 : 0;
+		status = s.nfail > 0 || s.fits == 0 ? 1 : 0;
 		sm_scale_release(&s);
 	} else if (tradeoff) {
 		sm_tradeoff t;

@@ -510,8 +510,54 @@ static int documented(sm_scale *s, const sm_est_input *in, const sm_estimate *e,
 	return 0;
 }
 
+/* The capacity verdict at the target: the estimator's (sm_est_verdict_compute) for the runs'
+ * options, worded as `snapmem estimate --node-mem` words it. */
+static int scale_verdict(sm_scale *s, const sm_est_input *in, const sm_estimate *e,
+			 sm_error *err)
+{
+	sm_est_verdict v;
+	char a[32], b[32], c[32];
+	int rc;
+
+	if ((rc = sm_est_verdict_compute(in, e, s->node_mem, s->headroom, &v, err)) != 0)
+		return rc;
+	s->fits = v.fits;
+	s->margin = v.margin;
+	snprintf(s->verdict_lines[0], sizeof(s->verdict_lines[0]),
+		 "node memory %s%s%s%s%s at %s", sm__iec(v.node_mem, a, sizeof(a)),
+		 v.headroom > 0 ? " less " : "", v.headroom > 0 ? sm__iec(v.headroom, b, sizeof(b)) : "",
+		 v.headroom > 0 ? " headroom: the job may use " : "",
+		 v.headroom > 0 ? sm__iec(v.usable, c, sizeof(c)) : "", s->target);
+	snprintf(s->verdict_lines[1], sizeof(s->verdict_lines[1]),
+		 "verdict: %s — %s: needs %s%s, %s %s", v.fits == 1 ? "FITS" : "does NOT fit",
+		 s->options_text, sm__iec(v.configured.need, a, sizeof(a)),
+		 v.configured.options.mpi ? " per rank" : "",
+		 sm__iec((uint64_t)(v.margin < 0 ? -v.margin : v.margin), b, sizeof(b)),
+		 v.fits == 1 ? "to spare" : "short");
+	if (v.fits != 1 && v.nchoices > 0 && v.nfit > 0) {
+		size_t n = strlen(s->verdict_lines[1]), i;
+		char sw[200];
+
+		for (i = 0; i < v.nchoices && !v.choices[i].fits; i++)
+			;
+		snprintf(s->verdict_lines[1] + n, sizeof(s->verdict_lines[1]) - n,
+			 "; the cheapest of %zu combinations that fit: %s (needs %s)", v.nfit,
+			 sm_est_options_switches(&v.choices[i].options, sw, sizeof(sw)),
+			 sm__iec(v.choices[i].need, c, sizeof(c)));
+	}
+	sm_est_verdict_release(&v);
+	return 0;
+}
+
 int sm_scale_compute(const char *const *rundirs, size_t nruns, const char *target,
 		     double tolerance_pct, sm_scale *s, sm_error *err)
+{
+	return sm_scale_compute_node(rundirs, nruns, target, tolerance_pct, 0, 0, s, err);
+}
+
+int sm_scale_compute_node(const char *const *rundirs, size_t nruns, const char *target,
+			  double tolerance_pct, uint64_t node_mem, uint64_t headroom, sm_scale *s,
+			  sm_error *err)
 {
 	sm_report *runs = NULL;
 	sm_model_options o;
@@ -531,6 +577,9 @@ int sm_scale_compute(const char *const *rundirs, size_t nruns, const char *targe
 		return sm_error_set(err, SM_EINVAL, "tolerance %g%% is not a percentage", tolerance_pct);
 	snprintf(s->target, sizeof(s->target), "%s", target);
 	s->target_n = SM_TNG300_GAS_CELLS;
+	s->node_mem = node_mem;
+	s->headroom = headroom;
+	s->fits = -1;
 	s->tolerance_pct = tolerance_pct;
 	s->nruns = nruns;
 	runs = calloc(nruns, sizeof(*runs));
@@ -580,7 +629,8 @@ int sm_scale_compute(const char *const *rundirs, size_t nruns, const char *targe
 		goto out;
 	have_e = 1;
 	if ((rc = fit_stages(s, runs, &e, err)) != 0 || (rc = documented(s, &in, &e, err)) != 0 ||
-	    (rc = scale_resident(s, runs, &e, err)) != 0)
+	    (rc = scale_resident(s, runs, &e, err)) != 0 ||
+	    (node_mem > 0 && (rc = scale_verdict(s, &in, &e, err)) != 0))
 		goto out;
 out:
 	if (have_e)
@@ -733,6 +783,11 @@ static int scale_json(const sm_scale *s, char **out, sm_error *err)
 		"comparison", sm__cmp_json(&s->resident_cmp),
 		"lines", s->resident_lines[0], s->resident_lines[1], s->resident_lines[2],
 		s->resident_lines[3]));
+	json_object_set_new(root, "verdict", s->node_mem == 0 ? json_null() : json_pack(
+		"{s:I, s:I, s:b, s:I, s:[s,s]}", "node_mem_bytes", (json_int_t)s->node_mem,
+		"headroom_bytes", (json_int_t)s->headroom, "fits", s->fits == 1,
+		"margin_bytes", (json_int_t)s->margin, "lines", s->verdict_lines[0],
+		s->verdict_lines[1]));
 	json_object_set_new(root, "failed", json_integer((json_int_t)s->nfail));
 	json_object_set_new(root, "flagged", json_integer((json_int_t)s->nflagged));
 	*out = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -776,6 +831,13 @@ static void scale_text(const sm_scale *s, FILE *f, int md)
 	if (s->nflagged > 0)
 		fprintf(f, "%s%zu documented figure%s flagged: a gap the notebook does not explain "
 			"(below)\n\n", md ? "" : "  ", s->nflagged, s->nflagged > 1 ? "s" : "");
+	if (s->verdict_lines[0][0] != '\0') {
+		if (md)
+			fprintf(f, "## Verdict: %s\n\n", s->verdict_lines[0]);
+		else
+			fprintf(f, "  %s\n", s->verdict_lines[0]);
+		fprintf(f, "%s%s\n\n", md ? "" : "  ", s->verdict_lines[1]);
+	}
 	if (s->has_resident) {
 		if (md)
 			fprintf(f, "## The whole process at %s\n\n", s->target);
