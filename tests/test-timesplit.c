@@ -197,6 +197,9 @@ static void test_run_splits(void **state)
 				 json_array_size(json_object_get(tl, "t")));
 		if (num(tl, "sampler_ticks") > 0)
 			assert_true(num(tl, "sampler_cpu_s") > 0);
+		/* a reading is reused at most 8 samples running: at least one fresh in 9 */
+		assert_true(num(tl, "sampler_stats_reads") <= num(tl, "sampler_ticks"));
+		assert_true(9 * num(tl, "sampler_stats_reads") >= num(tl, "sampler_ticks"));
 	}
 	json_decref(doc);
 	free(mj);

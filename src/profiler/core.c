@@ -285,7 +285,14 @@ int sm_prof_create(const sm_prof_options *o, sm_prof **out, sm_error *err)
 	}
 	sm__proc_status(&p->status, &p->base_rss, &p->base_hwm);
 	if (o->timeline_hz > 0) {
-		if (sm__timeline_start(&p->tl, o->timeline_hz, o->max_timeline_samples, p->t0) == 0)
+		const uint64_t *oa = NULL, *od = NULL;
+
+		/* a sample may reuse the last reading only where other threads' blocks are sampled
+		 * (sm__sample_gen moves with them); the counters are this, the driving, thread's */
+		if (!p->je || !p->sampling || sm__je_thread_counter_ptrs(&oa, &od) != 0)
+			oa = od = NULL;
+		if (sm__timeline_start(&p->tl, o->timeline_hz, o->max_timeline_samples, p->t0, oa,
+				       od) == 0)
 			p->tl_on = 1;
 		/* else: no timeline, reported as rate 0; not fatal */
 	}
@@ -489,7 +496,7 @@ static void stage_close(sm_prof *p, int forced)
 	int idx = p->open[p->nopen - 1];
 	fold_peak(p);
 	sm__stage *st = &p->stages[idx];
-	uint64_t net = 0;
+	uint64_t net = 0, readings_before = p->readings;
 	sm__reading rd;
 	boundary_read(p, &rd);
 	st->je_end = rd.je;
@@ -528,7 +535,8 @@ static void stage_close(sm_prof *p, int forced)
 	 * figures of the next stage are then its live memory (docs/MODEL.md "Resident"); a repeated
 	 * stage leaves up to purge_keep() for its next iteration to reuse. */
 	if (p->je)
-		sm__je_purge_above(st->instance >= 0 ? purge_keep(rd.je.resident) : 0);
+		sm__je_purge_above(st->instance >= 0 ? purge_keep(rd.je.resident) : 0,
+				   p->readings != readings_before);
 }
 
 int sm_prof_stage_end(sm_prof *p)

@@ -152,7 +152,7 @@ void sm__je_purge(void)
  * cost the stages ~15-20 % at 1e7 cells, while the pages it kept out of VmHWM were what this
  * bound keeps out too (docs/MODEL.md "Resident"). When the figures cannot be read it purges.
  */
-void sm__je_purge_above(uint64_t keep)
+void sm__je_purge_above(uint64_t keep, int fresh)
 {
 	static size_t mib[3][6], len[3];
 	static int state; /* 0 unknown, 1 resolved, -1 unavailable */
@@ -176,7 +176,11 @@ void sm__je_purge_above(uint64_t keep)
 				state = -1;
 		}
 	}
-	if (state == 1 && refresh() == 0) {
+	if (keep == 0) { /* nothing may stay: no figures to read */
+		sm__je_purge();
+		return;
+	}
+	if (state == 1 && (fresh || refresh() == 0)) {
 		for (i = 0; i < 3; i++) {
 			sz = sizeof(v[i]);
 			if (mallctlbymib(mib[i], len[i], &v[i], &sz, NULL, 0) != 0)
@@ -234,6 +238,21 @@ int sm__je_thread_counters(uint64_t *allocated, uint64_t *deallocated)
 	sm__large_thread(&la, &lf);
 	*allocated += la;
 	*deallocated += lf;
+	return 0;
+}
+
+/* The calling thread's counters themselves (valid while it lives), for the sampler thread. */
+int sm__je_thread_counter_ptrs(const uint64_t **allocated, const uint64_t **deallocated)
+{
+	uint64_t *ap = NULL, *dp = NULL;
+	size_t sz = sizeof(ap);
+
+	if (je_state != 1 || !sm__je_thread_enter() ||
+	    mallctl("thread.allocatedp", &ap, &sz, NULL, 0) != 0 ||
+	    mallctl("thread.deallocatedp", &dp, &sz, NULL, 0) != 0 || ap == NULL || dp == NULL)
+		return -1;
+	*allocated = ap;
+	*deallocated = dp;
 	return 0;
 }
 
@@ -501,7 +520,8 @@ int sm__je_init(void) { return -1; }
 int sm__je_read(sm_prof_je *out) { memset(out, 0, sizeof(*out)); return -1; }
 int sm__je_read_allocated(uint64_t *a, uint64_t *r) { return -1; }
 void sm__je_purge(void) {}
-void sm__je_purge_above(uint64_t keep) { (void)keep; }
+void sm__je_purge_above(uint64_t keep, int fresh) { (void)keep; (void)fresh; }
+int sm__je_thread_counter_ptrs(const uint64_t **a, const uint64_t **d) { (void)a; (void)d; return -1; }
 const char *sm__je_version(void) { return NULL; }
 int sm__je_thread_net(uint64_t *net) { return -1; }
 int sm__je_thread_counters(uint64_t *a, uint64_t *d) { return -1; }

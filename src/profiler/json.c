@@ -379,7 +379,7 @@ static json_t *build(sm_prof *p)
 
 	json_t *t = json_array(), *al = json_array(), *rs = json_array();
 	double rate = 0, tl_cpu = 0;
-	uint64_t ticks = 0;
+	uint64_t ticks = 0, fresh = 0;
 	if (p->tl_on) {
 		pthread_mutex_lock(&p->tl.mu);
 		for (size_t i = 0; i < p->tl.n; i++) {
@@ -390,12 +390,14 @@ static json_t *build(sm_prof *p)
 		rate = 1.0 / p->tl.period;
 		tl_cpu = p->tl.cpu_s;
 		ticks = p->tl.ticks;
+		fresh = p->tl.fresh_reads;
 		pthread_mutex_unlock(&p->tl.mu);
 	}
 	json_object_set_new(doc, "timeline",
-			    json_pack("{s:f,s:o,s:o,s:o,s:o,s:f,s:o}", "rate_hz", rate, "t", t,
+			    json_pack("{s:f,s:o,s:o,s:o,s:o,s:f,s:o,s:o}", "rate_hz", rate, "t", t,
 				      "allocated", al, "resident", rs, "marks", marks,
-				      "sampler_cpu_s", tl_cpu, "sampler_ticks", U(ticks)));
+				      "sampler_cpu_s", tl_cpu, "sampler_ticks", U(ticks),
+				      "sampler_stats_reads", U(fresh)));
 
 	for (size_t i = 0; i < p->nmeta; i++) {
 		json_t *v = json_loads(p->meta[i].json, 0, NULL);

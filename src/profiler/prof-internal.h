@@ -37,7 +37,9 @@ int sm__je_init(void);                     /* 0 when stats can be read; resolves
 int sm__je_read(sm_prof_je *out);          /* writes epoch, reads stats.*; 0 or -1 */
 int sm__je_read_allocated(uint64_t *allocated, uint64_t *resident); /* the same, two figures */
 void sm__je_purge(void);                   /* every arena's dirty pages back to the kernel */
-void sm__je_purge_above(uint64_t keep);    /* the same when more than keep bytes are dirty */
+void sm__je_purge_above(uint64_t keep, int fresh); /* the same when more than keep bytes are dirty
+						      * (fresh: the epoch was just written) */
+int sm__je_thread_counter_ptrs(const uint64_t **allocated, const uint64_t **deallocated);
 const char *sm__je_version(void);
 int sm__je_thread_net(uint64_t *net);      /* calling thread: allocated - deallocated bytes */
 int sm__je_thread_counters(uint64_t *allocated, uint64_t *deallocated); /* cumulative, this thread */
@@ -271,9 +273,21 @@ typedef struct sm__timeline {
 	sm__procfd statm;      /* /proc/self/statm, owned by the sampler */
 	uint64_t ticks;        /* samples taken (thinning keeps fewer) */
 	double cpu_s;          /* the sampler thread's CPU time so far */
+	/* The driving thread's jemalloc counters (thread.allocatedp/deallocatedp; NULL: every
+	 * sample reads jemalloc's statistics afresh) and the last fresh reading: a sample reuses it
+	 * while those counters and sm__sample_gen stand still, at most SM__TL_REUSE ticks running. */
+	const uint64_t *own_alloc, *own_dealloc;
+	int have_last;
+	unsigned stale;
+	uint64_t last_a, last_r, last_oa, last_od, last_gen, last_ll;
+	uint64_t fresh_reads;  /* samples that read jemalloc's statistics */
 } sm__timeline;
 
-int sm__timeline_start(sm__timeline *tl, double hz, size_t cap, double t0);
+#define SM__TL_REUSE 8
+
+/* own_alloc/own_dealloc: see sm__timeline (NULL, NULL: no reuse). */
+int sm__timeline_start(sm__timeline *tl, double hz, size_t cap, double t0,
+		       const uint64_t *own_alloc, const uint64_t *own_dealloc);
 void sm__timeline_stop(sm__timeline *tl);
 void sm__timeline_release(sm__timeline *tl); /* stops and unmaps */
 /* Stage boundary: at begin resets depth d's running max; returns it at end. */

@@ -56,9 +56,37 @@ static void *run(void *arg)
 	pthread_mutex_lock(&tl->mu);
 	while (!tl->stop) {
 		pthread_mutex_unlock(&tl->mu);
-		uint64_t a = 0, r = 0;
-		int ok = !__atomic_load_n(&tl->no_stats, __ATOMIC_ACQUIRE) &&
-			 sm__je_read_allocated(&a, &r) == 0;
+		uint64_t a = 0, r = 0, oa = 0, od = 0;
+		uint64_t gen = __atomic_load_n(&sm__sample_gen, __ATOMIC_RELAXED);
+		uint64_t ll = sm__large_live(); /* large.c's blocks, any thread's */
+		int ok = 0, own = tl->own_alloc != NULL && tl->own_dealloc != NULL;
+		if (own) {
+			oa = __atomic_load_n(tl->own_alloc, __ATOMIC_RELAXED);
+			od = __atomic_load_n(tl->own_dealloc, __ATOMIC_RELAXED);
+		}
+		if (__atomic_load_n(&tl->no_stats, __ATOMIC_ACQUIRE)) {
+			ok = 0;
+		} else if (own && tl->have_last && oa == tl->last_oa && od == tl->last_od &&
+			   gen == tl->last_gen && ll == tl->last_ll && tl->stale < SM__TL_REUSE) {
+			/* nothing the statistics would show moved: the driving thread neither
+			 * allocated nor freed, no other thread's block was sampled, no large
+			 * block came or went */
+			a = tl->last_a;
+			r = tl->last_r;
+			tl->stale++;
+			ok = 1;
+		} else {
+			ok = sm__je_read_allocated(&a, &r) == 0;
+			tl->fresh_reads++;
+			tl->have_last = ok && own;
+			tl->stale = 0;
+			tl->last_a = a;
+			tl->last_r = r;
+			tl->last_oa = oa;
+			tl->last_od = od;
+			tl->last_gen = gen;
+			tl->last_ll = ll;
+		}
 		uint64_t rss = sm__proc_statm_rss(&tl->statm);
 		double t = sm__now() - tl->t0;
 		pthread_mutex_lock(&tl->mu);
@@ -89,9 +117,12 @@ static void *run(void *arg)
 	return NULL;
 }
 
-int sm__timeline_start(sm__timeline *tl, double hz, size_t cap, double t0)
+int sm__timeline_start(sm__timeline *tl, double hz, size_t cap, double t0,
+		       const uint64_t *own_alloc, const uint64_t *own_dealloc)
 {
 	memset(tl, 0, sizeof(*tl));
+	tl->own_alloc = own_alloc;
+	tl->own_dealloc = own_dealloc;
 	if (cap < 2)
 		cap = 2;
 	size_t bytes = cap * (sizeof(double) + 2 * sizeof(uint64_t));
