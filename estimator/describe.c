@@ -17,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <yaml.h>
 
@@ -997,6 +999,95 @@ static int check_cycles(struct rd *R)
 	return 0;
 }
 
+/*
+ * Every use of a let name evaluates its definition again (docs/PIPELINES.md: "evaluated where
+ * used"), so lets that each use the next one twice make a few hundred bytes that would take 2^63
+ * steps to evaluate. The terms an expression expands to, once every let it names is written out,
+ * bound the steps of one evaluation: past EXPAND_MAX the description is refused when it is read.
+ */
+#define EXPAND_MAX 10000
+
+static uint64_t terms(const sm__expr *x, const uint64_t *let_terms)
+{
+	uint64_t n;
+	int i;
+
+	if (x == NULL)
+		return 0;
+	n = x->kind == SM__X_IDENT && x->ref == SM__R_LET ? let_terms[x->idx] : 1;
+	n += terms(x->a, let_terms) + terms(x->b, let_terms) + terms(x->c, let_terms);
+	for (i = 0; i < x->nargs; i++)
+		n += terms(x->args[i], let_terms);
+	return n > EXPAND_MAX ? EXPAND_MAX + 1 : n;
+}
+
+static int check_terms(struct rd *R, const sm__expr *x, const uint64_t *let_terms)
+{
+	if (x == NULL || terms(x, let_terms) <= EXPAND_MAX)
+		return 0;
+	return ferr(R, x->line, x->col, "expression expands to more than %d terms through the let "
+		    "names it uses (each use is evaluated again)", EXPAND_MAX);
+}
+
+/* After check_cycles: the lets' own expansions (at their definitions), then every expression's. */
+static int check_expansion(struct rd *R)
+{
+	sm_pipeline_desc *d = R->d;
+	uint64_t let_terms[SM__DESC_MAX_LETS] = {0}, refs[SM__DESC_MAX_LETS];
+	size_t i, j, done = 0;
+	int rc;
+
+	for (i = 0; i < d->nlets; i++)
+		refs[i] = let_refs(d->lets[i].x);
+	/* acyclic: each pass sizes at least one let whose lets are all sized */
+	while (done < d->nlets) {
+		for (i = 0; i < d->nlets; i++) {
+			if (let_terms[i] != 0)
+				continue;
+			for (j = 0; j < d->nlets; j++)
+				if ((refs[i] & (UINT64_C(1) << j)) && let_terms[j] == 0)
+					break;
+			if (j < d->nlets)
+				continue;
+			let_terms[i] = terms(d->lets[i].x, let_terms);
+			done++;
+		}
+	}
+	for (i = 0; i < d->nlets; i++)
+		if (let_terms[i] > EXPAND_MAX)
+			return ferr(R, d->lets[i].line, d->lets[i].col, "'%s' expands to more than %d "
+				    "terms through the let names it uses (each use is evaluated "
+				    "again)", d->lets[i].name, EXPAND_MAX);
+	for (i = 0; i < d->noptions; i++)
+		if ((rc = check_terms(R, d->options[i].when, let_terms)) != 0)
+			return rc;
+	for (i = 0; i < d->nstages; i++) {
+		const sm__desc_stage *st = &d->stages[i];
+
+		if ((rc = check_terms(R, st->when, let_terms)) != 0 ||
+		    (rc = check_terms(R, st->per_halo_x, let_terms)) != 0)
+			return rc;
+		for (j = 0; j < st->narrays; j++) {
+			const sm__desc_array *a = &st->arrays[j];
+
+			if ((rc = check_terms(R, a->dtype, let_terms)) != 0 ||
+			    (rc = check_terms(R, a->count, let_terms)) != 0 ||
+			    (rc = check_terms(R, a->touched, let_terms)) != 0 ||
+			    (rc = check_terms(R, a->when, let_terms)) != 0)
+				return rc;
+		}
+	}
+	if ((rc = check_terms(R, d->baseline_allocated, let_terms)) != 0 ||
+	    (rc = check_terms(R, d->baseline_resident, let_terms)) != 0 ||
+	    (rc = check_terms(R, d->baseline_address_space, let_terms)) != 0 ||
+	    (rc = check_terms(R, d->arrays_address_space, let_terms)) != 0)
+		return rc;
+	for (i = 0; i < d->nassumptions; i++)
+		if ((rc = check_terms(R, d->assumptions[i].when, let_terms)) != 0)
+			return rc;
+	return 0;
+}
+
 static int resolve_all(struct rd *R)
 {
 	sm_pipeline_desc *d = R->d;
@@ -1044,7 +1135,7 @@ static int resolve_all(struct rd *R)
 	for (i = 0; i < d->nassumptions; i++)
 		if ((rc = resolve(R, d->assumptions[i].when)) != 0)
 			return rc;
-	return 0;
+	return check_expansion(R);
 }
 
 /* ---- the description ------------------------------------------------------------------------- */
@@ -1180,22 +1271,29 @@ out:
 int sm_desc_load(const char *path, sm_pipeline_desc **out, sm_error *err)
 {
 	FILE *f = NULL;
+	int fd = -1;
 	char *buf = NULL;
 	size_t n = 0;
 	struct stat st;
 	int rc = 0;
 
 	*out = NULL;
-	f = fopen(path, "rb");
-	if (f == NULL) {
+	/* O_NONBLOCK: a FIFO without a writer is refused at once instead of blocking the open */
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
 		rc = sm_error_set(err, errno == ENOENT ? SM_ENOTFOUND : SM_EIO, "'%s': cannot open: %s",
 				  path, strerror(errno));
 		goto out;
 	}
-	if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
 		rc = sm_error_set(err, SM_EIO, "'%s': not a regular file", path);
 		goto out;
 	}
+	if ((f = fdopen(fd, "rb")) == NULL) {
+		rc = sm_error_set(err, SM_EIO, "'%s': cannot open: %s", path, strerror(errno));
+		goto out;
+	}
+	fd = -1;
 	if ((buf = malloc(SM__DESC_MAX_BYTES + 1)) == NULL) {
 		rc = sm_error_set(err, SM_ENOMEM, "'%s': out of memory", path);
 		goto out;
@@ -1215,6 +1313,8 @@ out:
 	free(buf);
 	if (f != NULL)
 		fclose(f);
+	if (fd >= 0)
+		close(fd);
 	return rc;
 }
 

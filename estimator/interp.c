@@ -141,8 +141,9 @@ static int alloc(struct sim *s, int si, size_t j, int *done)
 	size = sm__dtype_size(dt);
 	if (sm_mul_u64(count, size, &req) != 0)
 		return sm_error_set(s->err, SM_EOVERFLOW,
-				    "'%s': %s of %llu %s elements: byte count does not fit in 64 bits",
-				    s->in->source_name, a->name, (unsigned long long)count,
+				    "'%s': %s:%d:%d: %s of %llu %s elements: byte count does not fit "
+				    "in 64 bits", s->in->source_name, s->d->file, a->count->line,
+				    a->count->col, a->name, (unsigned long long)count,
 				    sm__dtype_name(dt));
 	for (i = 0; i < s->nlive; i++) {
 		if (strcmp(s->live[i].a->name, a->name) == 0) {
@@ -165,7 +166,9 @@ static int alloc(struct sim *s, int si, size_t j, int *done)
 		return aerr(s, a, SM_EFORMAT, "is one more than 64 arrays live at once");
 	if (s->st == NULL) {  /* a halo's replay: requested bytes only */
 		if (sm_add_u64(s->req, req, &s->req) != 0)
-			return SM_EOVERFLOW;
+			return sm_error_set(s->err, SM_EOVERFLOW,
+					    "'%s': %s:%d:%d: live bytes with %s do not fit in 64 bits",
+					    s->in->source_name, s->d->file, a->line, a->col, a->name);
 		s->live[s->nlive].a = a;
 		s->live[s->nlive].stage = si;
 		s->live[s->nlive].req = req;
@@ -188,8 +191,8 @@ static int alloc(struct sim *s, int si, size_t j, int *done)
 	if (sm_add_u64(s->req, req, &s->req) != 0 || sm_add_u64(s->alloc, al, &s->alloc) != 0 ||
 	    sm_add_u64(s->res, res, &s->res) != 0)
 		return sm_error_set(s->err, SM_EOVERFLOW,
-				    "'%s': live bytes with %s do not fit in 64 bits",
-				    s->in->source_name, a->name);
+				    "'%s': %s:%d:%d: live bytes with %s do not fit in 64 bits",
+				    s->in->source_name, s->d->file, a->line, a->col, a->name);
 	{
 		sm_est_stage *st = s->st;
 		sm_est_array *ea;

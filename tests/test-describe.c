@@ -210,8 +210,8 @@ static const struct bad replay_errors[] = {
 	 "fit in 64 bits\n"},
 	{"byte count", "pipeline: x\nstages:\n  - id: s\n    arrays:\n"
 	 "      - {name: q, dtype: float64, count: 18446744073709551615}\n",
-	 "snapmem: 'TNG300-1 snapshot 99': q of 18446744073709551615 float64 elements: byte count "
-	 "does not fit in 64 bits\n"},
+	 "snapmem: 'TNG300-1 snapshot 99': F:5:42: q of 18446744073709551615 float64 elements: "
+	 "byte count does not fit in 64 bits\n"},
 	{"not an integer", "pipeline: x\nstages:\n  - id: s\n    arrays:\n"
 	 "      - {name: q, dtype: uint8, count: gas_cells / 3.0}\n",
 	 "snapmem: F:5:50: count 4818240736.666667 is not an integer (use floor() or ceil())\n"},
