@@ -720,7 +720,10 @@ int cli_est_slurm(const struct cli_est_args *a, const sm_est_input *in, const sm
 	fprintf(f, "#SBATCH --nodes=%llu\n", (unsigned long long)(c->options.mpi ? c->nodes : 1));
 	fprintf(f, "#SBATCH --ntasks-per-node=%llu\n", (unsigned long long)tasks);
 	fprintf(f, "#SBATCH --mem=%lluM\n", (unsigned long long)mib);
-	if (a->opts.calibrate[0] == '\0') {
+	if (c->options.pipeline != NULL && !sm_desc_is_default(c->options.pipeline)) {
+		fprintf(f, "# wall time: not predicted for a description (--calibrate times snapmem "
+			"run's radial-profile pipeline, not your program)\n");
+	} else if (a->opts.calibrate[0] == '\0') {
 		fprintf(f, "# wall time: not predicted (give --calibrate RUNDIR of a profiled run of "
 			"this snapshot)\n");
 	} else {
