@@ -1025,8 +1025,8 @@ static int check_terms(struct rd *R, const sm__expr *x, const uint64_t *let_term
 {
 	if (x == NULL || terms(x, let_terms) <= EXPAND_MAX)
 		return 0;
-	return ferr(R, x->line, x->col, "expression expands to more than %d terms through the let "
-		    "names it uses (each use is evaluated again)", EXPAND_MAX);
+	return ferr(R, x->line, x->col, "expression: more than %d steps to evaluate (definitions "
+		    "that use each other many times over)", EXPAND_MAX);
 }
 
 /* After check_cycles: the lets' own expansions (at their definitions), then every expression's. */
@@ -1055,9 +1055,9 @@ static int check_expansion(struct rd *R)
 	}
 	for (i = 0; i < d->nlets; i++)
 		if (let_terms[i] > EXPAND_MAX)
-			return ferr(R, d->lets[i].line, d->lets[i].col, "'%s' expands to more than %d "
-				    "terms through the let names it uses (each use is evaluated "
-				    "again)", d->lets[i].name, EXPAND_MAX);
+			return ferr(R, d->lets[i].line, d->lets[i].col, "'%s': more than %d steps to "
+				    "evaluate (definitions that use each other many times over)",
+				    d->lets[i].name, EXPAND_MAX);
 	for (i = 0; i < d->noptions; i++)
 		if ((rc = check_terms(R, d->options[i].when, let_terms)) != 0)
 			return rc;
