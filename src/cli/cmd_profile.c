@@ -217,7 +217,7 @@ fail:
 }
 
 /* A document for a program that ended without writing its own. */
-static int write_fallback(const char *path, char **cmd, int status, sm_error *err)
+static int write_fallback(const char *path, char **cmd, pid_t pid, int status, sm_error *err)
 {
 	char why[256];
 	if (WIFSIGNALED(status))
@@ -236,6 +236,9 @@ static int write_fallback(const char *path, char **cmd, int status, sm_error *er
 				"schema", "snapmem.memory/1", "complete", 0, "incomplete_reason", why,
 				"allocator", "name", "jemalloc", "version", "measured", 0, "baseline",
 				"stages", "arrays", "sites", "leaks", "profiler", "command", "argv", argv);
+	if (doc)  /* the process that wrote nothing: the one snapmem profile started */
+		json_object_set_new(json_object_get(doc, "command"), "pid",
+				    json_integer((json_int_t)pid));
 	if (doc)
 		json_object_set_new(doc, "exit",
 				    json_pack("{s:i,s:i}", "status",
@@ -326,7 +329,7 @@ int cmd_profile(int argc, char **argv)
 {
 	const char *out = "snapmem-profile", *given_preload = NULL;
 	char preload[PATH_MAX], dir[PATH_MAX], mem[PATH_MAX + 16];
-	int follow = 0, pylines = 0, i, status = 0, pipefd[2] = { -1, -1 };
+	int follow = 0, pylines = 0, i, status = 0, fallback = 0, pipefd[2] = { -1, -1 };
 	sm_error err = { 0 };
 	struct sigaction ign, old_int, old_quit, fwd, old_term, old_hup;
 
@@ -442,13 +445,20 @@ int cmd_profile(int argc, char **argv)
 	status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws);
 
 	remove_temporaries(dir);
-	rc = access(mem, F_OK) == 0 ? record_exit(mem, ws, &err) : write_fallback(mem, cmd, ws, &err);
+	fallback = access(mem, F_OK) != 0;
+	rc = !fallback ? record_exit(mem, ws, &err) : write_fallback(mem, cmd, pid, ws, &err);
 	if (rc == 0)
 		rc = sm_measured_write_files(dir, &err);
 	if (rc != 0) {
 		int code = cli_fail(&err);
 		if (status == 0)
 			status = code;
+		goto restore;
+	}
+	if (fallback) {  /* no figures of the main process: not "peak 0 B" */
+		fprintf(stderr, "snapmem profile: INCOMPLETE: the program wrote no document (%s), no "
+			"figures of it; %s/report.html\n", WIFSIGNALED(ws) ? "killed by a signal the "
+			"profiler could not catch" : "_exit, or a failed exec", dir);
 		goto restore;
 	}
 	{

@@ -631,11 +631,16 @@ static void render_text(FILE *f, const sm_measured *m, int md)
 			fputs(fa.argv[0] ? fa.argv : p->path, f);
 		fputs("\n\n", f);
 		exit_text(&fa, where, sizeof(where));
-		fprintf(f, "%sdocument: %s, complete: %s%s%s; %s; pid %ld\n", md ? "- " : "", p->path,
-			yes_no(fa.complete), fa.complete ? "" : " (",
-			fa.complete ? "" : (fa.reason ? fa.reason : "no reason given"), where, fa.pid);
-		if (!fa.complete)
-			fputs(")", f);
+		fprintf(f, "%sdocument: %s, complete: %s%s%s%s; %s; pid %ld\n", md ? "- " : "",
+			p->path, yes_no(fa.complete), fa.complete ? "" : " (",
+			fa.complete ? "" : (fa.reason ? fa.reason : "no reason given"),
+			fa.complete ? "" : ")", where, fa.pid);
+		/* written by snapmem profile for a program that wrote none: no figures to show */
+		if (!fa.complete && json_array_size(json_object_get(p->doc, "stages")) == 0) {
+			fprintf(f, "%sno figures: the profiler in this process wrote no document\n",
+				md ? "- " : "");
+			continue;
+		}
 		if (!fa.measured)
 			fprintf(f, "%sallocator figures not measured (no jemalloc)\n", md ? "- " : "");
 		fprintf(f, "%sallocated peak: %s (%s above the baseline of %s), at %.3f s in stage '%s'\n",
