@@ -652,6 +652,54 @@ def build_cases(h):
     limited("out-empty", ["run", "--base-path", "@MOCK", "--snap", "99", "--out", ""])
     limited("base-empty", ["run", "--base-path", "", "--snap", "99", "--out", "@OUT"])
 
+    # pipeline descriptions (docs/PIPELINES.md "Errors"): each is exit 2 with one line naming the
+    # file, nothing written with -o, within TIMEOUT (a FIFO is refused without being read, lets
+    # that double each other are refused when read)
+    doubling = "".join("  a%d: a%d + a%d\n" % (i, i + 1, i + 1) for i in range(63))
+    descs = {
+        "not-yaml": "pipeline: x\nstages: [a: b: c\n",
+        "empty": "",
+        "binary": "\0\x01\x02garbage",
+        "alias": "pipeline: x\nstages:\n  - &a {id: a}\n  - *a\n",
+        "two-documents": "pipeline: x\nstages: [{id: a}]\n---\npipeline: y\n",
+        "deep": "pipeline: x\nstages: " + "[" * 5000 + "]" * 5000 + "\n",
+        "unknown-quantity": "pipeline: x\nstages: [{id: a, arrays: [{name: q, dtype: uint8, "
+                            "count: gass_cells}]}]\n",
+        "cycle": "pipeline: x\nlet: {a: b, b: a}\nstages: [{id: s}]\n",
+        "division-by-zero": "pipeline: x\nstages: [{id: a, arrays: [{name: q, dtype: uint8, "
+                            "count: \"1 / 0\"}]}]\n",
+        "overflow": "pipeline: x\nstages: [{id: a, arrays: [{name: q, dtype: float64, "
+                    "count: 18446744073709551615}]}]\n",
+        "freed-twice": "pipeline: x\nstages: [{id: a, arrays: [{name: q, dtype: uint8, count: 1, "
+                       "free: end, free: end}]}]\n",
+        "doubling-lets": "pipeline: x\nlet:\n" + doubling + "  a63: 1\nstages: [{id: a, arrays: "
+                         "[{name: q, dtype: uint8, count: a0}]}]\n",
+    }
+    ddir = os.path.join(work, "descriptions")
+    os.makedirs(ddir, exist_ok=True)
+    for dname, text in descs.items():
+        with open(os.path.join(ddir, dname + ".yaml"), "w") as fh:
+            fh.write(text)
+    os.mkfifo(os.path.join(ddir, "fifo.yaml"))
+    os.makedirs(os.path.join(ddir, "directory.yaml"), exist_ok=True)
+
+    def description(dname, cmd):
+        def case():
+            d = h.fresh("description." + dname + "." + cmd)
+            out = os.path.join(d, "out.json")
+            path = os.path.join(ddir, dname + ".yaml")
+            r = run(h.bin, [cmd, "--pipeline", path, "--format", "json", "-o", out])
+            p = contract(r, allowed=(2,))
+            if r.rc == 2 and dname + ".yaml" not in r.err:
+                p.append("the error names no file: %r" % r.err[:200])
+            if os.path.lexists(out):
+                p.append("-o written for a bad description")
+            return p
+        h.add("description/%s/%s" % (dname, cmd), case)
+    for dname in sorted(descs) + ["fifo", "directory"]:
+        for cmd in ("estimate", "tradeoff"):
+            description(dname, cmd)
+
 
 def main():
     ap = argparse.ArgumentParser()
