@@ -161,41 +161,20 @@ static int assign(struct dist *D)
 int sm__pl_dist_create_output(struct dist *D)
 {
 	struct run *R = D->R;
-	const sm_model_options *mo = &R->o->model;
 	sm__pl_attr a[24];
 	size_t n = 0;
 
-#define S(nm, v) (a[n].name = (nm), a[n].s = (v), n++)
-#define I(nm, v) (a[n].name = (nm), a[n].s = NULL, a[n].is_int = 1, a[n].i = (int64_t)(v), n++)
-#define D_(nm, v) (a[n].name = (nm), a[n].s = NULL, a[n].is_int = 0, a[n].d = (v), n++)
 	memset(a, 0, sizeof(a));
-	S("creator", "snapmem run 0.1.0");
-	if (R->o->run_id != NULL)
-		S("run_id", R->o->run_id);
-	if (R->o->run_started != NULL)
-		S("run_started", R->o->run_started);
-	S("base_path", R->o->base_path);
-	I("snap", R->o->snap);
-	S(SM_OPT_POSITIONS, sm_model_positions_name(mo->positions));
-	S("strategy", "distributed: chunk files over ranks, cells streamed past a halo index");
-	I("mpi", 1);
-	I("ranks", D->size);
-	I("stream_block", mo->stream_block);
-	I("halos_option", mo->halos);
-	D_("mass_min_msun", mo->mass_min);
-	I("halos_selected", R->k);
-	I("gas_cells", R->n);
-	I("groups_total", R->gtot);
-	D_("box_size", R->box);
-	D_("hubble_param", R->h);
-	I("halo_grid_side", D->hg);
-	S("selection", mo->halos >= 0 ? "the N most massive by Group_M_Crit200"
-				      : "Group_M_Crit200 * 1e10 / h strictly above mass_min_msun");
-	S("result", R->k == 0 ? "empty: no halo matched the selection (K = 0)"
-			      : "one row per selected halo, by mass descending");
-#undef S
-#undef I
-#undef D_
+	sm__pl_attrs_head(R, a, &n);
+	a[n].name = "strategy";
+	a[n++].s = "distributed: chunk files over ranks, cells streamed past a halo index";
+	a[n].name = "mpi";
+	a[n].is_int = 1;
+	a[n++].i = 1;
+	a[n].name = "ranks";
+	a[n].is_int = 1;
+	a[n++].i = D->size;
+	sm__pl_attrs_tail(R, a, &n, 0, "halo_grid_side", D->hg);
 	return sm__pl_out_create(&R->out, R->o->out_dir, a, n, R->err);
 }
 

@@ -314,43 +314,72 @@ void sm__pl_part_since(struct run *R, sm_prof_part part, double t0)
 
 /* ---- the run --------------------------------------------------------------------------------- */
 
-int sm__pl_create_output(struct run *R)
+static void attr_s(sm__pl_attr *a, size_t *n, const char *name, const char *v)
+{
+	a[*n].name = name;
+	a[*n].s = v;
+	(*n)++;
+}
+
+static void attr_i(sm__pl_attr *a, size_t *n, const char *name, int64_t v)
+{
+	a[*n].name = name;
+	a[*n].is_int = 1;
+	a[*n].i = v;
+	(*n)++;
+}
+
+static void attr_d(sm__pl_attr *a, size_t *n, const char *name, double v)
+{
+	a[*n].name = name;
+	a[*n].d = v;
+	(*n)++;
+}
+
+void sm__pl_attrs_head(const struct run *R, sm__pl_attr *a, size_t *n)
+{
+	attr_s(a, n, "creator", "snapmem run 0.1.0");
+	if (R->o->run_id != NULL)
+		attr_s(a, n, "run_id", R->o->run_id);
+	if (R->o->run_started != NULL)
+		attr_s(a, n, "run_started", R->o->run_started);
+	attr_s(a, n, "base_path", R->o->base_path);
+	attr_i(a, n, "snap", R->o->snap);
+	attr_s(a, n, SM_OPT_POSITIONS, sm_model_positions_name(R->o->model.positions));
+}
+
+void sm__pl_attrs_tail(const struct run *R, sm__pl_attr *a, size_t *n, int with_ranks,
+		       const char *grid_name, uint64_t grid_side)
 {
 	const sm_model_options *mo = &R->o->model;
+
+	attr_i(a, n, "stream_block", (int64_t)mo->stream_block);
+	attr_i(a, n, "halos_option", mo->halos);
+	attr_d(a, n, "mass_min_msun", mo->mass_min);
+	if (with_ranks)
+		attr_i(a, n, "ranks", mo->ranks);
+	attr_i(a, n, "halos_selected", (int64_t)R->k);
+	attr_i(a, n, "gas_cells", (int64_t)R->n);
+	attr_i(a, n, "groups_total", (int64_t)R->gtot);
+	attr_d(a, n, "box_size", R->box);
+	attr_d(a, n, "hubble_param", R->h);
+	attr_i(a, n, grid_name, (int64_t)grid_side);
+	attr_s(a, n, "selection", mo->halos >= 0 ? "the N most massive by Group_M_Crit200"
+				 : "Group_M_Crit200 * 1e10 / h strictly above mass_min_msun");
+	attr_s(a, n, "result", R->k == 0 ? "empty: no halo matched the selection (K = 0)"
+				 : "one row per selected halo, by mass descending");
+}
+
+int sm__pl_create_output(struct run *R)
+{
 	sm__pl_attr a[24];
 	size_t n = 0;
 
-#define S(nm, v) (a[n].name = (nm), a[n].s = (v), n++)
-#define I(nm, v) (a[n].name = (nm), a[n].s = NULL, a[n].is_int = 1, a[n].i = (int64_t)(v), n++)
-#define D(nm, v) (a[n].name = (nm), a[n].s = NULL, a[n].is_int = 0, a[n].d = (v), n++)
 	memset(a, 0, sizeof(a));
-	S("creator", "snapmem run 0.1.0");
-	if (R->o->run_id != NULL)
-		S("run_id", R->o->run_id);
-	if (R->o->run_started != NULL)
-		S("run_started", R->o->run_started);
-	S("base_path", R->o->base_path);
-	I("snap", R->o->snap);
-	S(SM_OPT_POSITIONS, sm_model_positions_name(mo->positions));
-	S(SM_OPT_SELECT, sm_model_select_name(mo->select));
-	S(SM_OPT_TEMPERATURE, sm_model_temperature_name(mo->temperature));
-	I("stream_block", mo->stream_block);
-	I("halos_option", mo->halos);
-	D("mass_min_msun", mo->mass_min);
-	I("ranks", mo->ranks);
-	I("halos_selected", R->k);
-	I("gas_cells", R->n);
-	I("groups_total", R->gtot);
-	D("box_size", R->box);
-	D("hubble_param", R->h);
-	I("grid_side", R->r->grid_side);
-	S("selection", mo->halos >= 0 ? "the N most massive by Group_M_Crit200"
-				      : "Group_M_Crit200 * 1e10 / h strictly above mass_min_msun");
-	S("result", R->k == 0 ? "empty: no halo matched the selection (K = 0)"
-			      : "one row per selected halo, by mass descending");
-#undef S
-#undef I
-#undef D
+	sm__pl_attrs_head(R, a, &n);
+	attr_s(a, &n, SM_OPT_SELECT, sm_model_select_name(R->o->model.select));
+	attr_s(a, &n, SM_OPT_TEMPERATURE, sm_model_temperature_name(R->o->model.temperature));
+	sm__pl_attrs_tail(R, a, &n, 1, "grid_side", R->r->grid_side);
 	return sm__pl_out_create(&R->out, R->o->out_dir, a, n, R->err);
 }
 

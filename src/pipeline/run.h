@@ -114,6 +114,13 @@ void sm__pl_part_since(struct run *R, sm_prof_part part, double t0);
 /* Creates profiles.hdf5's temporary file with the run's options as root attributes. */
 int sm__pl_create_output(struct run *R);
 
+/* The root attributes of profiles.hdf5 that both strategies write, in this order: first (who wrote
+ * the file, the run, its input and positions dtype) and last (the remaining model options, with
+ * the ranks when with_ranks, the selection's facts, the grid under grid_name, what a row is). */
+void sm__pl_attrs_head(const struct run *R, sm__pl_attr *a, size_t *n);
+void sm__pl_attrs_tail(const struct run *R, sm__pl_attr *a, size_t *n, int with_ranks,
+		       const char *grid_name, uint64_t grid_side);
+
 /* ---- load_halos (load_halos.c) ---- */
 
 /* The serial run's stage: reads the catalogue's three columns whole, selects, keeps
