@@ -149,4 +149,7 @@ void sm__report_mpi_markdown(const sm_report *r, FILE *f);
 void sm__report_mpi_html(const sm_report *r, FILE *f);
 json_t *sm__report_mpi_json(const sm_report *r);   /* json null for one process */
 
+/* --scale-to's shared argument checks (scale.c): 0 or SM_EINVAL with one line. */
+int sm__scale_check_args(const char *target, size_t nruns, double tolerance_pct, sm_error *err);
+
 #endif

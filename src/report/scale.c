@@ -555,6 +555,20 @@ int sm_scale_compute(const char *const *rundirs, size_t nruns, const char *targe
 	return sm_scale_compute_node(rundirs, nruns, target, tolerance_pct, 0, 0, s, err);
 }
 
+/* The arguments every --scale-to shares: a known target, runs at two sizes or more, a tolerance. */
+int sm__scale_check_args(const char *target, size_t nruns, double tolerance_pct, sm_error *err)
+{
+	if (target == NULL || strcmp(target, "TNG300-1") != 0)
+		return sm_error_set(err, SM_EINVAL, "--scale-to: '%s' is not a known target (TNG300-1)",
+				    target != NULL ? target : "");
+	if (nruns < 2)
+		return sm_error_set(err, SM_EINVAL, "--scale-to needs runs at two sizes or more, got %zu "
+				    "run directory", nruns);
+	if (!(tolerance_pct >= 0) || !isfinite(tolerance_pct))
+		return sm_error_set(err, SM_EINVAL, "tolerance %g%% is not a percentage", tolerance_pct);
+	return 0;
+}
+
 int sm_scale_compute_node(const char *const *rundirs, size_t nruns, const char *target,
 			  double tolerance_pct, uint64_t node_mem, uint64_t headroom, sm_scale *s,
 			  sm_error *err)
@@ -567,14 +581,8 @@ int sm_scale_compute_node(const char *const *rundirs, size_t nruns, const char *
 	int rc = 0, have_in = 0, have_e = 0, distinct = 0;
 
 	memset(s, 0, sizeof(*s));
-	if (target == NULL || strcmp(target, "TNG300-1") != 0)
-		return sm_error_set(err, SM_EINVAL, "--scale-to: '%s' is not a known target (TNG300-1)",
-				    target != NULL ? target : "");
-	if (nruns < 2)
-		return sm_error_set(err, SM_EINVAL, "--scale-to needs runs at two sizes or more, got %zu "
-				    "run directory", nruns);
-	if (!(tolerance_pct >= 0) || !isfinite(tolerance_pct))
-		return sm_error_set(err, SM_EINVAL, "tolerance %g%% is not a percentage", tolerance_pct);
+	if ((rc = sm__scale_check_args(target, nruns, tolerance_pct, err)) != 0)
+		return rc;
 	snprintf(s->target, sizeof(s->target), "%s", target);
 	s->target_n = SM_TNG300_GAS_CELLS;
 	s->node_mem = node_mem;

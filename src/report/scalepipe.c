@@ -123,14 +123,8 @@ int sm_scalep_compute(const char *const *rundirs, size_t nruns, const char *targ
 	int rc = 0, have_in = 0, have_e = 0;
 
 	memset(s, 0, sizeof(*s));
-	if (target == NULL || strcmp(target, "TNG300-1") != 0)
-		return sm_error_set(err, SM_EINVAL, "--scale-to: '%s' is not a known target (TNG300-1)",
-				    target != NULL ? target : "");
-	if (nruns < 2)
-		return sm_error_set(err, SM_EINVAL, "--scale-to needs runs at two sizes or more, got %zu "
-				    "run directory", nruns);
-	if (!(tolerance_pct >= 0) || !isfinite(tolerance_pct))
-		return sm_error_set(err, SM_EINVAL, "tolerance %g%% is not a percentage", tolerance_pct);
+	if ((rc = sm__scale_check_args(target, nruns, tolerance_pct, err)) != 0)
+		return rc;
 	snprintf(s->target, sizeof(s->target), "%s", target);
 	snprintf(s->file, sizeof(s->file), "%s", pipeline);
 	s->tolerance_pct = tolerance_pct;
