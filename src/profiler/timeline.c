@@ -11,6 +11,7 @@
 #include "profiler/prof-internal.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -149,7 +150,16 @@ int sm__timeline_start(sm__timeline *tl, double hz, size_t cap, double t0,
 	int ta_ok = pthread_attr_init(&ta) == 0;
 	if (ta_ok)
 		pthread_attr_setstacksize(&ta, TIMELINE_STACK_BYTES);
+	/* Every signal blocked in the sampler (it inherits this mask): a signal sent to the process
+	 * goes to one of the program's own threads, never runs the program's or the preload's
+	 * handler here (a SIGTERM taken by this thread while the exit path writes the document
+	 * ended the process before the document was whole). */
+	sigset_t all, old;
+	sigfillset(&all);
+	int masked = pthread_sigmask(SIG_SETMASK, &all, &old) == 0;
 	int crc = pthread_create(&tl->thread, ta_ok ? &ta : NULL, run, tl);
+	if (masked)
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (ta_ok)
 		pthread_attr_destroy(&ta);
 	if (crc != 0) {
