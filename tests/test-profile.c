@@ -212,10 +212,6 @@ static void test_signals_and_early_ends(void **state)
 	check_incomplete(out, "SIGKILL", 137);
 	tu_result_free(&r);
 
-	r = profile(out, NULL, p, "_exit", NULL);
-	assert_int_equal(r.status, 5);
-	check_incomplete(out, "exit handlers", 5);
-	tu_result_free(&r);
 	free(p);
 	free(out);
 }

@@ -10,8 +10,9 @@
  *   - CMD not found or not executable: one line, exit 127, before anything is written;
  *   - DIR that cannot be created or written: one line, exit 2, before CMD starts;
  *   - no preload library (a build without jemalloc): one line, exit 2;
- *   - a program that ends without writing its document (SIGKILL, _exit, a deadlocked crash): this
- *     command writes a memory.json marked incomplete saying so, never leaves an old one behind;
+ *   - a program that ends without writing its document (SIGKILL, a deadlocked crash, a failed
+ *     exec): this command writes a memory.json marked incomplete saying so, never leaves an old
+ *     one behind (one that ends through _exit writes its own: src/preload/preload.c);
  *   - the program's stdin/stdout/stderr are its own; this command says one line on stderr at the
  *     end ("snapmem profile: peak ...; DIR/report.html"), after the program's output.
  * While the program runs, SIGINT and SIGQUIT are ignored here (they reach the program, as with
@@ -226,8 +227,9 @@ static int write_fallback(const char *path, char **cmd, pid_t pid, int status, s
 			 WTERMSIG(status), sigabbrev_np(WTERMSIG(status)) ? sigabbrev_np(WTERMSIG(status)) : "?");
 	else
 		snprintf(why, sizeof(why),
-			 "the program ended (exit status %d) without its exit handlers (_exit, or a "
-			 "failed exec), so the profiler wrote no document",
+			 "the program ended (exit status %d) without its exit handlers and without "
+			 "_exit (a raw exit_group system call, or a failed exec), so the profiler "
+			 "wrote no document",
 			 WEXITSTATUS(status));
 	json_t *argv = json_array();
 	for (char **a = cmd; *a; a++)
@@ -273,10 +275,14 @@ static int record_exit(const char *path, int status, sm_error *err)
 		return sm_error_set(err, SM_EFORMAT, "'%s': the program's document cannot be read: %s",
 				    path, je.text);
 	}
-	json_object_set_new(doc, "exit",
-			    json_pack("{s:i,s:i}", "status",
-				      WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status),
-				      "signal", WIFSIGNALED(status) ? WTERMSIG(status) : 0));
+	/* the program's own "via" (_exit, _Exit: written by the preloaded library) is kept */
+	json_t *via = json_object_get(json_object_get(doc, "exit"), "via");
+	json_t *ex = json_pack("{s:i,s:i}", "status",
+			       WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status),
+			       "signal", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+	if (ex && json_is_string(via))
+		json_object_set(ex, "via", via);
+	json_object_set_new(doc, "exit", ex);
 	if (WIFSIGNALED(status) && json_is_true(json_object_get(doc, "complete"))) {
 		/* written by the program's own exit path, then killed: not the whole run */
 		json_object_set_new(doc, "complete", json_false());
@@ -458,7 +464,7 @@ int cmd_profile(int argc, char **argv)
 	if (fallback) {  /* no figures of the main process: not "peak 0 B" */
 		fprintf(stderr, "snapmem profile: INCOMPLETE: the program wrote no document (%s), no "
 			"figures of it; %s/report.html\n", WIFSIGNALED(ws) ? "killed by a signal the "
-			"profiler could not catch" : "_exit, or a failed exec", dir);
+			"profiler could not catch" : "a raw exit system call, or a failed exec", dir);
 		goto restore;
 	}
 	{

@@ -22,10 +22,19 @@
  * signal is raised again with its default action, so the exit status is the program's own. A fork
  * child that is not followed stops sampling and never writes; a followed one starts a profiler of
  * its own (the parent's books are left behind, not freed: its threads do not exist in the child).
+ *
+ * Two ends skip the exit handlers and are caught here by name, since being preloaded this library's
+ * definitions come first: `_exit`/`_Exit` (Python's os._exit, every multiprocessing worker started
+ * by fork, dash's `exit`) write the document complete, with "exit": {"status", "via": "_exit"};
+ * `kill` of the process itself with a terminating signal left at its default action (CPython
+ * after an uncaught KeyboardInterrupt: it finalizes, restores SIGINT's default and sends it to
+ * itself) writes it marked incomplete with that signal. glibc's own exit path calls its internal
+ * _exit, not this one.
  */
 #include "profiler/prof-internal.h"
 #include "snapmem/units.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -35,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static sm_prof *prof;
@@ -45,6 +55,7 @@ static int hooks_done;
 static char dir[PATH_MAX];
 static volatile sig_atomic_t fatal_sig;
 static volatile sig_atomic_t in_fatal;
+static volatile sig_atomic_t exit_status;
 
 static const int fatal_signals[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTERM,
 				     SIGINT, SIGHUP, SIGQUIT, SIGXCPU, SIGXFSZ };
@@ -136,9 +147,26 @@ static void write_out(const char *incomplete_reason)
 	(void)sm_prof_write_json(p, path, &err);
 }
 
+/* The signals another process sends to end this one: held back while the document is written (a
+ * multiprocessing pool's terminate() sends SIGTERM to workers already in os._exit), delivered
+ * after it when the process goes on; the synchronous ones (SIGSEGV...) cannot wait. */
+static void block_ending_signals(sigset_t *old)
+{
+	sigset_t s;
+	sigemptyset(&s);
+	sigaddset(&s, SIGTERM);
+	sigaddset(&s, SIGINT);
+	sigaddset(&s, SIGHUP);
+	sigaddset(&s, SIGQUIT);
+	pthread_sigmask(SIG_BLOCK, &s, old);
+}
+
 static void at_exit(void)
 {
+	sigset_t old;
+	block_ending_signals(&old);
 	write_out(NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 static void unblock(int sig)
@@ -149,12 +177,21 @@ static void unblock(int sig)
 	sigprocmask(SIG_UNBLOCK, &s, NULL);
 }
 
+/* The kernel's exit, not this library's _exit below. */
+__attribute__((noreturn)) static void leave(int status)
+{
+	for (;;) {
+		syscall(SYS_exit_group, status);
+		syscall(SYS_exit, status);
+	}
+}
+
 static void die_again(int sig)
 {
 	signal(sig, SIG_DFL);
 	unblock(sig);
 	raise(sig);
-	_exit(128 + sig); /* a signal whose default is to be ignored cannot end us: say it anyway */
+	leave(128 + sig); /* a signal whose default is to be ignored cannot end us: say it anyway */
 }
 
 /* The document took too long (a lock held by the interrupted code): give up on it. */
@@ -175,9 +212,96 @@ static void on_fatal(int sig)
 	const char *abbrev = sigabbrev_np(sig);
 	snprintf(why, sizeof(why), "killed by signal %d (SIG%s) before the program ended", sig,
 		 abbrev ? abbrev : "?");
+	if (mine() && !written) { /* a followed child's own end; the main one's is `snapmem profile`'s */
+		char meta[64];
+		snprintf(meta, sizeof(meta), "{\"status\":%d,\"signal\":%d}", 128 + sig, sig);
+		sm_prof_set_meta(mine(), "exit", meta);
+	}
 	write_out(why);
 	alarm(0);
 	die_again(sig);
+}
+
+/* ---- ends that skip the exit handlers ---------------------------------------------------- */
+
+/* The document took too long at _exit (a lock held by code a signal handler interrupted). */
+static void on_exit_alarm(int sig)
+{
+	(void)sig;
+	leave(exit_status);
+}
+
+/* Writes the document, bounded by a 5 s alarm like a fatal signal's, unless already written; the
+ * signals that end a process wait until it is written (the caller is ending it anyway). */
+static void write_bounded(const char *incomplete_reason)
+{
+	struct sigaction sa, old;
+	sigset_t mask;
+	block_ending_signals(&mask);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_exit_alarm;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGALRM, &sa, &old);
+	unblock(SIGALRM);
+	alarm(5);
+	write_out(incomplete_reason);
+	alarm(0);
+	sigaction(SIGALRM, &old, NULL);
+	pthread_sigmask(SIG_SETMASK, &mask, NULL);
+}
+
+__attribute__((noreturn)) static void end_now(int status, const char *via)
+{
+	sm_prof *p = mine();
+	exit_status = status & 0xff;
+	if (p && !written && !in_fatal) {
+		char meta[96];
+		snprintf(meta, sizeof(meta), "{\"status\":%d,\"signal\":0,\"via\":\"%s\"}",
+			 status & 0xff, via);
+		sm_prof_set_meta(p, "exit", meta);
+		block_ending_signals(NULL); /* a SIGTERM after the write: the process is gone already */
+		write_bounded(NULL);
+	}
+	leave(status);
+}
+
+/* os._exit, multiprocessing's fork workers, a vfork child (not measured: mine() is NULL there) */
+__attribute__((visibility("default"), noreturn)) void _exit(int status)
+{
+	end_now(status, "_exit");
+}
+
+__attribute__((visibility("default"), noreturn)) void _Exit(int status)
+{
+	end_now(status, "_Exit");
+}
+
+static int is_fatal(int sig)
+{
+	for (size_t i = 0; i < sizeof(fatal_signals) / sizeof(fatal_signals[0]); i++)
+		if (fatal_signals[i] == sig)
+			return 1;
+	return 0;
+}
+
+/* A process that sends itself a terminating signal at its default action: the document first. */
+__attribute__((visibility("default"))) int kill(pid_t pid, int sig)
+{
+	struct sigaction cur;
+	sigset_t blocked;
+	if (pid == getpid() && is_fatal(sig) && mine() && !written && !in_fatal &&
+	    sigaction(sig, NULL, &cur) == 0 && cur.sa_handler == SIG_DFL &&
+	    !(cur.sa_flags & SA_SIGINFO) && pthread_sigmask(SIG_BLOCK, NULL, &blocked) == 0 &&
+	    !sigismember(&blocked, sig)) {
+		char why[160];
+		const char *abbrev = sigabbrev_np(sig);
+		snprintf(why, sizeof(why),
+			 "ended by signal %d (SIG%s) that the program sent itself%s", sig,
+			 abbrev ? abbrev : "?",
+			 sig == SIGINT ? " (Python: an uncaught KeyboardInterrupt, Ctrl-C)" : "");
+		write_bounded(why);
+	}
+	return (int)syscall(SYS_kill, pid, sig);
 }
 
 static void install_signals(void)
@@ -189,8 +313,13 @@ static void install_signals(void)
 		stack_t st = { .ss_sp = m, .ss_size = alt, .ss_flags = 0 };
 		sigaltstack(&st, NULL);
 	}
+	/* CPython installs its KeyboardInterrupt handler only where SIGINT is at its default: left
+	 * to it, a Ctrl-C runs the program's own except/finally, and the kill() above writes */
+	int python = dlsym(RTLD_DEFAULT, "Py_IsInitialized") != NULL;
 	for (size_t i = 0; i < sizeof(fatal_signals) / sizeof(fatal_signals[0]); i++) {
 		struct sigaction old, sa;
+		if (python && fatal_signals[i] == SIGINT)
+			continue;
 		if (sigaction(fatal_signals[i], NULL, &old) != 0 || old.sa_handler != SIG_DFL ||
 		    (old.sa_flags & SA_SIGINFO))
 			continue; /* the program's own handler (or an ignored signal) stays */

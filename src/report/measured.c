@@ -160,6 +160,7 @@ typedef struct facts {
 	long pid;
 	char argv[512];
 	int have_exit, exit_status, exit_signal;
+	const char *exit_via; /* "_exit", "_Exit": the process skipped its exit handlers */
 } facts;
 
 static void argv_text(json_t *doc, char *buf, size_t len)
@@ -201,6 +202,7 @@ static void get_facts(const proc *p, facts *f)
 		f->have_exit = 1;
 		f->exit_status = (int)json_integer_value(json_object_get(ex, "status"));
 		f->exit_signal = (int)json_integer_value(json_object_get(ex, "signal"));
+		f->exit_via = js(ex, "via");
 	}
 	json_array_foreach(stages, i, st) {
 		uint64_t a = ju2(st, "allocated", "peak"), h = ju2(st, "vm_hwm", "end"),
@@ -605,6 +607,8 @@ static void exit_text(const facts *fa, char *buf, size_t len)
 	else if (fa->exit_signal)
 		snprintf(buf, len, "killed by signal %d (exit status %d)", fa->exit_signal,
 			 128 + fa->exit_signal);
+	else if (fa->exit_via)
+		snprintf(buf, len, "exit status %d (through %s)", fa->exit_status, fa->exit_via);
 	else
 		snprintf(buf, len, "exit status %d", fa->exit_status);
 }

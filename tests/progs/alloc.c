@@ -7,6 +7,8 @@
  *   alloc segv     a null-pointer write (SIGSEGV)
  *   alloc _exit    _exit(5), skipping exit handlers
  *   alloc fork     also fork a child that allocates 16 MiB and exits 0 (the parent waits)
+ *   alloc fork_exit  also fork a child that keeps a 16 MiB buffer and ends with _exit(4); the
+ *                  parent waits and exits with the child's status
  */
 #include <signal.h>
 #include <stdint.h>
@@ -52,6 +54,16 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(how, "_exit") == 0)
 		_exit(5);
+	if (strcmp(how, "fork_exit") == 0) {
+		pid_t pid = fork();
+		if (pid == 0) {
+			keep = make_buffer(16u << 20);
+			_exit(4);
+		}
+		int st = 0;
+		waitpid(pid, &st, 0);
+		return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
+	}
 	if (strcmp(how, "fork") == 0) {
 		pid_t pid = fork();
 		if (pid == 0) {
