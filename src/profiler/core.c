@@ -476,14 +476,15 @@ out:
 
 /*
  * Freed pages the end of a repeated stage (one with an instance, e.g. a halo's) leaves to jemalloc
- * for the next iteration: 1/32 of jemalloc's resident bytes (0, a purge every time, when that is
- * unknown); every other stage end purges whatever is dirty. One halo's sphere, mask and histogram
- * arrays (4.8 MB at 1e7 cells, 2.6 % of the resident peak, and proportional to it) are what the
- * next halo takes straight back: purging them made every halo fault in and zero them again, most
- * of the profiler's cost to the stages (page faults of a run at 1e7 cells, index: 36,300 purging
- * always, 10,100 now, 6,400 unprofiled; mask: 46,900, 25,200, 20,800). VmHWM against the
- * calibrated estimate at 1e7 cells: index within 0.05 % as before, mask 1.1-1.3 % above it (it was
- * within 0.2 %); docs/MODEL.md "Resident".
+ * for the next iteration: up to 1/32 of jemalloc's resident bytes (0, a purge every time, when that
+ * is unknown); every other stage end purges whatever is dirty. One halo's sphere, mask and
+ * histogram arrays (4.8 MB at 1e7 cells, 2.6 % of the resident peak, and proportional to it) are
+ * what the next halo takes straight back: purging them made every halo fault in and zero them
+ * again, most of the profiler's cost to the stages (page faults of a run at 1e7 cells, index:
+ * 36,300 purging always, 10,100 now, 6,400 unprofiled; mask: 46,900, 25,200, 20,800). The pages
+ * kept never add to the resident peak: a tracked array that jemalloc maps from fresh pages while
+ * they are kept purges them before it is touched (alloc_common, sm__je_reuse_check), so the
+ * resident peak stays the live arrays' pages plus the baseline (docs/MODEL.md "Resident").
  */
 static uint64_t purge_keep(uint64_t resident)
 {
@@ -535,8 +536,8 @@ static void stage_close(sm_prof *p, int forced)
 	 * figures of the next stage are then its live memory (docs/MODEL.md "Resident"); a repeated
 	 * stage leaves up to purge_keep() for its next iteration to reuse. */
 	if (p->je)
-		sm__je_purge_above(st->instance >= 0 ? purge_keep(rd.je.resident) : 0,
-				   p->readings != readings_before);
+		p->dirty_kept = sm__je_purge_above(st->instance >= 0 ? purge_keep(rd.je.resident) : 0,
+						   p->readings != readings_before);
 }
 
 int sm_prof_stage_end(sm_prof *p)
@@ -766,6 +767,9 @@ __attribute__((noinline)) static void *alloc_common(sm_prof *p, const char *name
 	if (p->o.sites && nf == 0)
 		p->sites.unwind_failures++;
 	array_live(p, name, bytes, allocated, q, frames, nf);
+	/* pages kept dirty and this array's fresh ones never resident together (stage_close) */
+	if (p->je && p->dirty_kept > 0 && sm__je_reusable(q, allocated))
+		sm__je_reuse_check(&p->dirty_kept);
 	pthread_mutex_unlock(&sm__lock);
 	ret = q;
 out:
@@ -824,6 +828,9 @@ void sm_prof_release(sm_prof *p, void *ptr)
 			p->sites.v[a->site].live -= a->requested;
 	}
 	int own = i >= 0 && !p->arrays[i].external;
+	/* its pages become dirty ones a later array may take (alloc_common checks that it does) */
+	if (own && p->je && sm__je_reusable(ptr, p->arrays[i].allocated))
+		p->dirty_kept += p->arrays[i].allocated;
 	pthread_mutex_unlock(&sm__lock);
 	*g = saved;
 	if (own)

@@ -144,23 +144,15 @@ void sm__je_purge(void)
 		(void)mallctlbymib(mib, len, NULL, NULL, NULL, 0);
 }
 
-/*
- * sm__je_purge when the arenas' dirty and muzzy pages add up to more than keep bytes; otherwise
- * they stay for the next allocations to reuse. A stage end purges through this: always purging
- * made every stage refault and zero the pages of arrays that the next stage (the next halo's
- * sphere, mask and histogram arrays) would have taken straight back from the dirty pages, which
- * cost the stages ~15-20 % at 1e7 cells, while the pages it kept out of VmHWM were what this
- * bound keeps out too (docs/MODEL.md "Resident"). When the figures cannot be read it purges.
- */
-void sm__je_purge_above(uint64_t keep, int fresh)
+/* Every arena's dirty and muzzy bytes (pdirty + pmuzzy pages of stats.arenas.<ALL>, times
+ * arenas.page); fresh: the epoch was just written. 0 or -1 (unknown). */
+static int dirty_read(uint64_t *bytes, int fresh)
 {
 	static size_t mib[3][6], len[3];
 	static int state; /* 0 unknown, 1 resolved, -1 unavailable */
 	size_t v[3] = {0, 0, 0}, sz;
 	int i;
 
-	if (je_state != 1)
-		return;
 	if (state == 0) {
 		char name[3][64];
 
@@ -176,20 +168,85 @@ void sm__je_purge_above(uint64_t keep, int fresh)
 				state = -1;
 		}
 	}
-	if (keep == 0) { /* nothing may stay: no figures to read */
-		sm__je_purge();
+	if (state != 1 || (!fresh && refresh() != 0))
+		return -1;
+	for (i = 0; i < 3; i++) {
+		sz = sizeof(v[i]);
+		if (mallctlbymib(mib[i], len[i], &v[i], &sz, NULL, 0) != 0)
+			return -1;
+	}
+	*bytes = (uint64_t)(v[0] + v[1]) * (uint64_t)v[2];
+	return 0;
+}
+
+/*
+ * sm__je_purge when the arenas' dirty and muzzy pages add up to more than keep bytes; otherwise
+ * they stay for the next allocations to reuse. A stage end purges through this: always purging
+ * made every stage refault and zero the pages of arrays that the next stage (the next halo's
+ * sphere, mask and histogram arrays) would have taken straight back from the dirty pages, which
+ * cost the stages ~15-20 % at 1e7 cells. What is kept never adds to the resident peak: the next
+ * tracked array that jemalloc maps from fresh pages instead purges it first (sm__je_reuse_check).
+ * Returns the dirty bytes left (0: purged, or nothing to keep). When the figures cannot be read
+ * it purges.
+ */
+uint64_t sm__je_purge_above(uint64_t keep, int fresh)
+{
+	uint64_t d;
+
+	if (je_state != 1)
+		return 0;
+	if (keep > 0 && dirty_read(&d, fresh) == 0 && d <= keep)
+		return d;
+	sm__je_purge();
+	return 0;
+}
+
+/*
+ * Whether a tracked block of usable size u can take pages that jemalloc keeps dirty: an extent of
+ * an ordinary arena (not the thread cache's, at most arenas.tcache_max, nor the oversize arena's,
+ * from opt.oversize_threshold up, which returns its pages at once) and not a glibc block (large.c).
+ */
+int sm__je_reusable(void *p, uint64_t u)
+{
+	static size_t tmax, over;
+	static int state; /* 0 unknown, 1 read, -1 unavailable */
+
+	if (je_state != 1 || p == NULL || sm__large_maybe(p))
+		return 0;
+	if (state == 0) {
+		size_t sz = sizeof(tmax);
+
+		state = mallctl("arenas.tcache_max", &tmax, &sz, NULL, 0) == 0 &&
+				(sz = sizeof(over),
+				 mallctl("opt.oversize_threshold", &over, &sz, NULL, 0) == 0)
+			? 1
+			: -1;
+		if (state == 1 && over == 0)
+			over = SIZE_MAX;
+	}
+	return state == 1 && u > tmax && u < over;
+}
+
+/*
+ * After a tracked block that could have reused dirty pages was allocated (sm__je_reusable), with
+ * *dirty the dirty bytes known before it (the last reading plus the tracked frees since): when
+ * jemalloc's dirty bytes did not go down, the block came from fresh pages while the dirty ones
+ * could not serve it (too small, split): they are purged now, before the block is touched, so
+ * that kept pages and fresh ones are never resident together. *dirty becomes what is left (0
+ * after a purge).
+ */
+void sm__je_reuse_check(uint64_t *dirty)
+{
+	uint64_t d;
+
+	if (je_state != 1 || *dirty == 0)
+		return;
+	if (dirty_read(&d, 0) == 0 && d < *dirty) {
+		*dirty = d;
 		return;
 	}
-	if (state == 1 && (fresh || refresh() == 0)) {
-		for (i = 0; i < 3; i++) {
-			sz = sizeof(v[i]);
-			if (mallctlbymib(mib[i], len[i], &v[i], &sz, NULL, 0) != 0)
-				break;
-		}
-		if (i == 3 && (uint64_t)(v[0] + v[1]) * (uint64_t)v[2] <= keep)
-			return;
-	}
 	sm__je_purge();
+	*dirty = 0;
 }
 
 int sm__je_read_allocated(uint64_t *allocated, uint64_t *resident)
@@ -520,7 +577,9 @@ int sm__je_init(void) { return -1; }
 int sm__je_read(sm_prof_je *out) { memset(out, 0, sizeof(*out)); return -1; }
 int sm__je_read_allocated(uint64_t *a, uint64_t *r) { return -1; }
 void sm__je_purge(void) {}
-void sm__je_purge_above(uint64_t keep, int fresh) { (void)keep; (void)fresh; }
+uint64_t sm__je_purge_above(uint64_t keep, int fresh) { (void)keep; (void)fresh; return 0; }
+int sm__je_reusable(void *p, uint64_t u) { (void)p; (void)u; return 0; }
+void sm__je_reuse_check(uint64_t *dirty) { *dirty = 0; }
 int sm__je_thread_counter_ptrs(const uint64_t **a, const uint64_t **d) { (void)a; (void)d; return -1; }
 const char *sm__je_version(void) { return NULL; }
 int sm__je_thread_net(uint64_t *net) { return -1; }

@@ -37,8 +37,11 @@ int sm__je_init(void);                     /* 0 when stats can be read; resolves
 int sm__je_read(sm_prof_je *out);          /* writes epoch, reads stats.*; 0 or -1 */
 int sm__je_read_allocated(uint64_t *allocated, uint64_t *resident); /* the same, two figures */
 void sm__je_purge(void);                   /* every arena's dirty pages back to the kernel */
-void sm__je_purge_above(uint64_t keep, int fresh); /* the same when more than keep bytes are dirty
-						      * (fresh: the epoch was just written) */
+uint64_t sm__je_purge_above(uint64_t keep, int fresh); /* the same when more than keep bytes are
+							  * dirty (fresh: the epoch was just written);
+							  * returns the dirty bytes left */
+int sm__je_reusable(void *p, uint64_t usable); /* a block that may take dirty pages */
+void sm__je_reuse_check(uint64_t *dirty);  /* purge when a block took fresh pages over dirty */
 int sm__je_thread_counter_ptrs(const uint64_t **allocated, const uint64_t **deallocated);
 const char *sm__je_version(void);
 int sm__je_thread_net(uint64_t *net);      /* calling thread: allocated - deallocated bytes */
@@ -362,6 +365,7 @@ struct sm_prof {
 	size_t amap_cap, amap_used;
 
 	uint64_t live_req, live_alloc;
+	uint64_t dirty_kept;           /* dirty bytes jemalloc may hold for reuse (0: none kept) */
 
 	char inject_name[SM__ID_MAX];
 	int inject_named;
