@@ -337,6 +337,23 @@ int sm__est_calibrate(sm_est_input *in, const char *rundir, sm_error *err)
 		rc = sm_error_set(err, SM_EFORMAT, "--calibrate: '%s' has no run.halos array", path);
 		goto out;
 	}
+	/* spheres measured in other data (another snapshot, a mock for a full-size estimate) say
+	 * nothing of these halos */
+	hv = json_object_get(run, "gas_cells");
+	if (hv != NULL && in->header.npart_total[0] > 0 &&
+	    (!json_is_integer(hv) || json_integer_value(hv) < 0 ||
+	     (uint64_t)json_integer_value(hv) != in->header.npart_total[0])) {
+		rc = json_is_integer(hv) && json_integer_value(hv) >= 0
+			     ? sm_error_set(err, SM_EINVAL,
+					    "--calibrate: '%s' is a run of other data (%lld gas "
+					    "cells, not %llu here): its sphere sizes are not these "
+					    "halos'", path, (long long)json_integer_value(hv),
+					    (unsigned long long)in->header.npart_total[0])
+			     : sm_error_set(err, SM_EFORMAT,
+					    "--calibrate: '%s': run.gas_cells is not a non-negative "
+					    "integer", path);
+		goto out;
+	}
 	json_array_foreach(halos, i, hv) {
 		json_t *sc = json_object_get(hv, "sphere_cells");
 		json_t *ins = json_object_get(hv, "instance");

@@ -501,6 +501,19 @@ static void test_bad_input(void **state)
 	fputs("{\"run\": {\"halos\": 7}}", f);
 	fclose(f);
 	expect_bad(tu_run("estimate", "--calibrate", dir, NULL), "run.halos");
+	/* spheres measured on other data (a small mock) for TNG300-1: refused, not taken */
+	f = fopen(mem, "w");
+	assert_non_null(f);
+	fputs("{\"run\": {\"gas_cells\": 1000, \"halos\": [{\"instance\": 0, "
+	      "\"sphere_cells\": 10}]}}", f);
+	fclose(f);
+	expect_bad(tu_run("estimate", "--calibrate", dir, NULL),
+		   "is a run of other data (1000 gas cells, not 14454722210 here)");
+	f = fopen(mem, "w");
+	assert_non_null(f);
+	fputs("{\"run\": {\"gas_cells\": \"many\", \"halos\": []}}", f);
+	fclose(f);
+	expect_bad(tu_run("estimate", "--calibrate", dir, NULL), "run.gas_cells");
 	expect_bad(tu_run("tradeoff", "--positions", "float128", NULL), "float128");
 	expect_bad(tu_run("tradeoff", "--frobnicate", "1G", NULL), "unknown option");
 	/* --headroom: negative, without a unit, larger than the node, without a node; --format
