@@ -337,7 +337,7 @@ static const char *const rank_keys[] = {"requested_peak", "tracked_allocated_pea
 static char *rank_figures(const struct mpi_run *M, sm_prof *prof, const char *base, int snap,
 			  double wall_s)
 {
-	json_t *o = json_object(), *files = json_array(), *stages = json_array(), *doc;
+	json_t *o = json_object(), *files = json_array(), *stages = json_array(), *doc, *vp;
 	uint64_t mx[4] = {0, 0, 0, 0}, cells = 0;
 	int64_t *fl = NULL;
 	size_t nf = 0, i, n = sm_prof_stage_count(prof);
@@ -361,6 +361,9 @@ static char *rank_figures(const struct mpi_run *M, sm_prof *prof, const char *ba
 	json_object_set_new(o, "baseline_allocated",
 			    json_integer(json_integer_value(
 				    json_object_get(json_object_get(doc, "baseline"), "allocated"))));
+	/* this rank's address space (VmPeak), judged against its own peak_address_space_bytes */
+	vp = json_object_get(json_object_get(doc, "process"), "vm_peak");
+	json_object_set(o, "vm_peak", vp != NULL ? vp : json_null());
 	json_decref(doc);
 	for (i = 0; i < n; i++) {
 		sm_prof_stage_info si;
