@@ -12,6 +12,7 @@ set -euo pipefail
 bin="$1" mock="$2" cells="$3" out_md="$4" out_json="$5" work="$6" mpi_skip="${7:-}"
 rows="$work/resident.jsonl"
 : >"$rows"
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
 say() { echo "bench: $*" >&2; }
 
 say "resident peak: 4 runs at $cells cells (float32/float64 x index/mask), predicted vs VmHWM"
@@ -52,9 +53,12 @@ if [ -z "$mpi_skip" ]; then
 fi
 rm -rf "$work/resident-run"
 
-jq --argjson cells "$cells" --arg skip "$mpi_skip" --slurpfile r "$rows" '
+load1=$(cut -d' ' -f1-3 /proc/loadavg)
+jq --argjson cells "$cells" --arg skip "$mpi_skip" --slurpfile r "$rows" --arg l0 "$load0" \
+	--arg l1 "$load1" '
 	.resident = {cells: $cells, mpi_skipped: (if $skip == "" then null else $skip end),
-		     runs: $r}' "$out_json" >"$out_json.tmp"
+		     load_average_start: $l0, load_average_end: $l1, runs: $r}' "$out_json" \
+	>"$out_json.tmp"
 mv "$out_json.tmp" "$out_json"
 
 jq -r '
@@ -63,7 +67,7 @@ jq -r '
 	def sg(x): if x > 0 then "+\(x)" else "\(x)" end;
 	"",
 	"## Resident peak: predicted vs VmHWM\n",
-	"The whole process'"'"'s resident peak as `estimate` predicts it (`peak_resident_bytes`: the tracked arrays rounded to pages plus the measured resident baseline, docs/MODEL.md \"The four peaks\") against the kernel'"'"'s VmHWM at the end of the run (memory.json `process.vm_hwm`; per rank `mpi.per_rank[].vm_hwm`), at \(.resident.cells) cells, one run each. *Before the run*: the estimate from modelled sphere sizes (estimate.json `pre_run`); *calibrated*: recomputed with the run'"'"'s measured sphere sizes (a distributed rank holds no sphere arrays: the two agree). The target is 2 %. Address space: VmPeak (rank 0'"'"'s for a distributed run) against `peak_address_space_bytes`, shown, not judged.\n",
+	"The whole process'"'"'s resident peak as `estimate` predicts it (`peak_resident_bytes`: the tracked arrays rounded to pages plus the measured resident baseline, docs/MODEL.md \"The four peaks\") against the kernel'"'"'s VmHWM at the end of the run (memory.json `process.vm_hwm`; per rank `mpi.per_rank[].vm_hwm`), at \(.resident.cells) cells, one run each. *Before the run*: the estimate from modelled sphere sizes (estimate.json `pre_run`); *calibrated*: recomputed with the run'"'"'s measured sphere sizes (a distributed rank holds no sphere arrays: the two agree). The target is 2 %. Address space: VmPeak (rank 0'"'"'s for a distributed run: the busiest, it also writes the documents) against `peak_address_space_bytes`, shown, not judged. Load average (1, 5, 15 min) \(.resident.load_average_start) at the start, \(.resident.load_average_end) at the end.\n",
 	"| run | VmHWM | predicted before the run | error | predicted, calibrated | error | VmPeak | predicted address space | error |",
 	"|---|---:|---:|---:|---:|---:|---:|---:|---:|",
 	(.resident.runs[] |

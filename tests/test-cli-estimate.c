@@ -398,7 +398,7 @@ static void test_mpi_plan(void **state)
 	rpn = jint(j.out, "mpi", "ranks_per_node");
 	assert_int_equal(rpn, (json_int_t)((UINT64_C(256) << 30) / (uint64_t)need));
 	if (!tu_sanitized()) /* 37,565,840 requested + the rank's resident baseline + PTEs */
-		assert_int_equal(need, INT64_C(65203623));
+		assert_int_equal(need, INT64_C(65663271));
 	r = tu_run("estimate", "--ranks", "64", "--node-mem", "256GiB", NULL);
 	assert_int_equal(r.status, 0);
 	assert_string_equal(r.err, "");
