@@ -347,6 +347,38 @@ static void test_one_verdict(void **state)
 			assert_containsf(r.out, "needs %s, %s short", a, b);
 			assert_contains(s.out, "# the configured run does NOT fit");
 		}
+		/* the same combinations, with the same figures, in the table and Markdown as in JSON */
+		{
+			json_error_t je;
+			json_t *root = json_loads(j.out, 0, &je), *fit, *c;
+			size_t k;
+
+			assert_non_null(root);
+			fit = json_object_get(json_object_get(root, "verdict"), "fitting");
+			assert_true(json_is_array(fit));
+			if (json_array_size(fit) > 0) {
+				assert_containsf(t.out, "%zu option combinations fit, cheapest first",
+						 json_array_size(fit));
+				assert_containsf(m.out, "%zu option combinations fit, cheapest first",
+						 json_array_size(fit));
+			}
+			json_array_foreach(fit, k, c) {
+				json_int_t nb = json_integer_value(json_object_get(c, "need_bytes"));
+				json_t *rpn = json_object_get(c, "ranks_per_node");
+
+				cli_commas(nb, a, sizeof(a));
+				assert_containsf(t.out, "(%s B)", a);
+				assert_containsf(m.out, "(%s B)", a);
+				if (json_is_true(json_object_get(c, "per_rank")) &&
+				    json_is_integer(rpn)) {
+					assert_containsf(t.out, "(%s B) in %s; %lld ranks per node", a,
+							 json_string_value(json_object_get(c,
+									   "peak_stage")),
+							 (long long)json_integer_value(rpn));
+				}
+			}
+			json_decref(root);
+		}
 		if (i == 2) {
 			assert_null(strstr(s.out, "#SBATCH"));
 		} else {
