@@ -113,6 +113,8 @@ static int teardown(void **state)
 
 /* Set: mpirun() leaves --mpi out (a job started by mpirun without it). */
 static int omit_mpi_flag;
+/* Set: mpirun() passes SNAPMEM_THREADS from this environment to the ranks (-x). */
+static int export_threads;
 
 /* Runs mpirun -np np [flags] $SNAPMEM_BIN run --mpi ARGS... (NULL-terminated), capturing stdout
  * and stderr; fails the test when it outlives TIMEOUT_S (the job is killed). */
@@ -135,6 +137,10 @@ static tu_result mpirun(int np, ...)
 	argv[argc++] = "--oversubscribe";
 	if (geteuid() == 0)
 		argv[argc++] = "--allow-run-as-root";
+	if (export_threads) {
+		argv[argc++] = "-x";
+		argv[argc++] = "SNAPMEM_THREADS";
+	}
 	argv[argc++] = "-np";
 	argv[argc++] = npbuf;
 	argv[argc++] = (char *)bin;
@@ -545,6 +551,105 @@ static void test_ranks_given_equal(void **state)
 	free(out);
 }
 
+/*
+ * The worker threads change nothing (docs/MPI.md, stream_cells): one rank with SNAPMEM_THREADS=1,
+ * 2 and 3 (the cells split into ranges, the halos dealt to the threads; 3 is not a power of two)
+ * writes the same profiles.hdf5 bit for bit, mean temperatures included, in float32 and float64
+ * and with blocks that split the chunk files; counts, sf_counts and hist2d equal the serial run's
+ * (float32).
+ * The chunk files hold about 200,000 cells, so that a block is worth several threads.
+ */
+static void threads_run(const char *dir, const char *threads, const char *pos, const char *block,
+			const char *out)
+{
+	tu_result r;
+
+	setenv("SNAPMEM_THREADS", threads, 1);
+	export_threads = 1;
+	tu_rmtree((char *)out);
+	r = mpirun(1, "--positions", pos, "--stream-block", block, "--base-path", dir, "--snap",
+		   "99", "--out", out, "--no-profile", NULL);
+	export_threads = 0;
+	unsetenv("SNAPMEM_THREADS");
+	if (r.status != 0)
+		fail_msg("SNAPMEM_THREADS=%s mpirun -np 1 --positions %s --stream-block %s: exit %d: "
+			 "%s", threads, pos, block, r.status, r.err);
+	tu_result_free(&r);
+}
+
+static void test_threads_change_nothing(void **state)
+{
+	static const char *const threads[3] = {"1", "2", "3"};
+	static const char *const pos[2] = {"float32", "float64"};
+	static const char *const block[2] = {"1048576", "70001"};
+	char *dir, *serial, *out[3], *pp;
+	sm_mock_options mo;
+	tu_profiles s, a, b;
+	sm_error err;
+	tu_result r;
+	int i, j;
+
+	(void)state;
+	skip_without_mpi();
+	dir = tu_tmpdir();
+	sm_mock_options_init(&mo);
+	mo.gas = 400000;
+	mo.halos = 6;
+	mo.files = 2;
+	mo.seed = 9;
+	if (sm_mock_write(dir, &mo, &err) != 0)
+		fail_msg("mock: %s", err.msg);
+	serial = tu_tmpdir();
+	tu_rmtree(serial);
+	r = tu_run("run", "--base-path", dir, "--snap", "99", "--out", serial, "--no-profile", NULL);
+	if (r.status != 0)
+		fail_msg("serial run: %s", r.err);
+	tu_result_free(&r);
+	pp = tu_path(serial, "profiles.hdf5");
+	tu_profiles_read(pp, &s);
+	free(pp);
+	assert_true(s.k > 1);
+	for (i = 0; i < 3; i++)
+		out[i] = tu_tmpdir();
+	for (j = 0; j < 3; j++) {
+		const char *p = pos[j == 2], *bl = block[j == 1];
+
+		for (i = 0; i < 3; i++)
+			threads_run(dir, threads[i], p, bl, out[i]);
+		pp = tu_path(out[0], "profiles.hdf5");
+		tu_profiles_read(pp, &a);
+		free(pp);
+		assert_int_equal(a.k, s.k);
+		if (j != 2) { /* the serial run's positions are float32 */
+			assert_memory_equal(a.counts, s.counts, s.k * RB * 8);
+			assert_memory_equal(a.sf, s.sf, s.k * RB * 8);
+			assert_memory_equal(a.h2, s.h2, s.k * RB * TB * 8);
+		}
+		for (i = 1; i < 3; i++) {
+			pp = tu_path(out[i], "profiles.hdf5");
+			tu_profiles_read(pp, &b);
+			free(pp);
+			assert_int_equal(a.k, b.k);
+			assert_memory_equal(a.group, b.group, a.k * 8);
+			assert_memory_equal(a.counts, b.counts, a.k * RB * 8);
+			assert_memory_equal(a.sf, b.sf, a.k * RB * 8);
+			assert_memory_equal(a.h2, b.h2, a.k * RB * TB * 8);
+			assert_memory_equal(a.mean, b.mean, a.k * RB * 8);
+			tu_profiles_free(&b);
+		}
+		tu_profiles_free(&a);
+	}
+	tu_profiles_free(&s);
+	for (i = 0; i < 3; i++) {
+		tu_rmtree(out[i]);
+		free(out[i]);
+	}
+	tu_rmtree(serial);
+	tu_rmtree(dir);
+	free(serial);
+	free(dir);
+}
+
 /* A build without MPI: run --mpi is refused with one line, exit 2. */
 static void test_built_without_mpi(void **state)
 {
@@ -569,6 +674,7 @@ int main(void)
 		cmocka_unit_test(test_bad_chunk_on_one_rank),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_ranks_given_equal),
+		cmocka_unit_test(test_threads_change_nothing),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -5,7 +5,8 @@
  * added into the sums of each halo whose sphere holds it, with the serial run's distance in the
  * positions' own type (float32: the same float centre, box, half box and radius as select_sphere)
  * and its histogram rule (sm__pl_hist_add). The block arrays are the serial run's names at block
- * size; profile_sums, 25,200 bytes a halo, live until histogram_write.
+ * size; profile_sums, 25,200 bytes a halo, live until histogram_write. The cell loop runs on the
+ * worker threads (locate and add below), its sums bit for bit those of one thread.
  */
 #include <stdint.h>
 #include <string.h>
@@ -46,45 +47,161 @@ static inline int in_range(double v, double box)
 	return v >= -0.5 * box && v < 1.5 * box;
 }
 
+/* A block's cells go through the halo index in two steps on the worker threads (docs/MPI.md).
+ * locate, the cells split into ranges, one a part: each part finds its cells' halo-grid cells
+ * and keeps those whose grid cell lists a halo, in cell order, their offsets in the block's
+ * InternalEnergy array and their grid cells in its ElectronAbundance array (both dead once the
+ * temperatures are made; 4 bytes a cell each), from the start of its range. add, the halos split
+ * into parts (halo h to part h mod parts): every part walks the kept cells in order and adds each
+ * into the sums of the listed halos it owns. A halo's sums are thus added by one thread in cell
+ * order whatever the number of parts: the sums, temperature sums included, are bit for bit those
+ * of one thread. */
+#define CELLS_PART_MIN 65536u          /* cells a part, at least, for locate to use several */
+#define CELLS_PIECE (UINT64_C(1) << 30) /* cells a pass, so that offsets fit in 32 bits */
+
+struct cells_job {
+	struct dist *D;
+	const void *x;  /* the cells' Coordinates, 3n of the positions' type */
+	const float *t; /* their temperatures */
+	uint32_t *off;  /* kept cells' offsets from their range's start */
+	uint32_t *gc;   /* kept cells' halo-grid cells */
+	uint64_t n;
+	unsigned lparts;                  /* locate's parts */
+	uint64_t kept[SM__PL_MAX_THREADS]; /* locate: cells kept by each part */
+	uint64_t bad[SM__PL_MAX_THREADS];  /* locate: each part's first bad cell, or n */
+};
+
+static inline uint64_t range_start(const struct cells_job *J, unsigned p)
+{
+	return J->n * p / J->lparts;
+}
+
+static void locate_part(void *arg, unsigned part, unsigned parts)
+{
+	struct cells_job *J = arg;
+	const struct dist *D = J->D;
+	const uint32_t *start = D->hg_start;
+	const double box = D->R->box;
+	const int f32 = D->R->pt == SM_DTYPE_F32;
+	const uint64_t i0 = J->n * part / parts, i1 = J->n * (part + 1) / parts, hg = D->hg;
+	uint32_t *off = J->off + i0, *gc = J->gc + i0;
+	uint64_t i, m = 0;
+
+	J->bad[part] = J->n;
+	for (i = i0; i < i1; i++) {
+		double x0, x1, x2;
+		uint64_t c;
+
+		if (f32) {
+			const float *xi = (const float *)J->x + 3 * i;
+
+			x0 = xi[0];
+			x1 = xi[1];
+			x2 = xi[2];
+		} else {
+			const double *xi = (const double *)J->x + 3 * i;
+
+			x0 = xi[0];
+			x1 = xi[1];
+			x2 = xi[2];
+		}
+		if (!in_range(x0, box) || !in_range(x1, box) || !in_range(x2, box)) {
+			J->bad[part] = i;
+			break;
+		}
+		c = (sm__pl_halo_axis(D, x0, box) * hg + sm__pl_halo_axis(D, x1, box)) * hg +
+		    sm__pl_halo_axis(D, x2, box);
+		/* kept without a branch: written always, counted when the grid cell lists a halo */
+		off[m] = (uint32_t)(i - i0);
+		gc[m] = (uint32_t)c;
+		m += start[c] != start[c + 1];
+	}
+	J->kept[part] = m;
+}
+
+/* The kept cells of every range, in cell order, each added into the sums of the halos of this
+ * part (h mod parts == part). */
+static inline void add_cells(struct cells_job *J, unsigned part, unsigned parts, int f32)
+{
+	struct dist *D = J->D;
+	const uint32_t *start = D->hg_start, *halos = D->hg_halos;
+	const unsigned mask = (parts & (parts - 1)) == 0 ? parts - 1 : 0;
+	unsigned p;
+
+	for (p = 0; p < J->lparts; p++) {
+		const uint64_t i0 = range_start(J, p), m = J->kept[p];
+		const uint32_t *off = J->off + i0, *gc = J->gc + i0;
+		uint64_t k;
+
+		for (k = 0; k < m; k++) {
+			const uint64_t i = i0 + off[k];
+			const uint32_t c = gc[k];
+			uint32_t j;
+
+			for (j = start[c]; j < start[c + 1]; j++) {
+				const uint32_t h = halos[j];
+
+				if (parts > 1 && (mask != 0 ? (h & mask) : h % parts) != part)
+					continue;
+				if (f32)
+					add_one_f32(D, h, (const float *)J->x + 3 * i, J->t[i]);
+				else
+					add_one_f64(D, h, (const double *)J->x + 3 * i, J->t[i]);
+			}
+		}
+	}
+}
+
+static void add_part(void *arg, unsigned part, unsigned parts)
+{
+	struct cells_job *J = arg;
+
+	if (J->D->R->pt == SM_DTYPE_F32)
+		add_cells(J, part, parts, 1);
+	else
+		add_cells(J, part, parts, 0);
+}
+
 /* Cells [0, n) of a block into the halos' sums; returns n, or the first cell whose coordinate is
  * bad (non-finite, or more than half a box outside, as the serial run). */
-static uint64_t add_block_f32(struct dist *D, const float *x, const float *t, uint64_t n)
+static uint64_t add_block(struct dist *D, const void *x, const float *t, uint64_t n)
 {
-	const double box = D->R->box;
-	uint64_t i, j;
+	const unsigned threads = sm__pl_threads();
+	const size_t xsz = 3 * D->R->psz;
+	uint64_t done;
 
-	for (i = 0; i < n; i++) {
-		const float *xi = x + 3 * i;
-		uint64_t c;
+	for (done = 0; done < n;) {
+		struct cells_job J;
+		uint64_t m = n - done < CELLS_PIECE ? n - done : CELLS_PIECE, bad = m;
+		unsigned parts = threads, p;
 
-		if (!in_range(xi[0], box) || !in_range(xi[1], box) || !in_range(xi[2], box))
-			return i;
-		c = (sm__pl_halo_axis(D, xi[0], box) * D->hg + sm__pl_halo_axis(D, xi[1], box)) *
-			    D->hg + sm__pl_halo_axis(D, xi[2], box);
-		for (j = D->hg_start[c]; j < D->hg_start[c + 1]; j++)
-			add_one_f32(D, D->hg_halos[j], xi, t[i]);
+		if (m / CELLS_PART_MIN < parts)
+			parts = m / CELLS_PART_MIN > 1 ? (unsigned)(m / CELLS_PART_MIN) : 1;
+		memset(&J, 0, sizeof(J));
+		J.D = D;
+		J.x = (const char *)x + done * xsz;
+		J.t = t + done;
+		J.off = (uint32_t *)(void *)D->R->u;
+		J.gc = (uint32_t *)(void *)D->R->xe;
+		J.n = m;
+		J.lparts = parts;
+		sm__pl_parallel(locate_part, &J, parts);
+		for (p = 0; p < parts; p++)
+			if (J.bad[p] < bad)
+				bad = J.bad[p];
+		if (bad < m)
+			return done + bad;
+		parts = threads;
+		if (D->R->k < parts)
+			parts = D->R->k > 1 ? (unsigned)D->R->k : 1;
+		if (m < CELLS_PART_MIN)
+			parts = 1;
+		sm__pl_parallel(add_part, &J, parts);
+		done += m;
 	}
 	return n;
 }
 
-static uint64_t add_block_f64(struct dist *D, const double *x, const float *t, uint64_t n)
-{
-	const double box = D->R->box;
-	uint64_t i, j;
-
-	for (i = 0; i < n; i++) {
-		const double *xi = x + 3 * i;
-		uint64_t c;
-
-		if (!in_range(xi[0], box) || !in_range(xi[1], box) || !in_range(xi[2], box))
-			return i;
-		c = (sm__pl_halo_axis(D, xi[0], box) * D->hg + sm__pl_halo_axis(D, xi[1], box)) *
-			    D->hg + sm__pl_halo_axis(D, xi[2], box);
-		for (j = D->hg_start[c]; j < D->hg_start[c + 1]; j++)
-			add_one_f64(D, D->hg_halos[j], xi, t[i]);
-	}
-	return n;
-}
 /* One block of chunk f: cells [local, local + n) of the file. */
 static int stream_block(struct dist *D, int64_t f, uint64_t local, uint64_t n)
 {
@@ -104,8 +221,7 @@ static int stream_block(struct dist *D, int64_t f, uint64_t local, uint64_t n)
 		return rc;
 	if (bad < n)
 		return sm__pl_bad_coordinate(R, g + bad);
-	bad = R->pt == SM_DTYPE_F32 ? add_block_f32(D, R->coords, R->temp, n)
-				    : add_block_f64(D, R->coords, R->temp, n);
+	bad = add_block(D, R->coords, R->temp, n);
 	return bad < n ? sm__pl_bad_coordinate(R, g + bad) : 0;
 }
 
