@@ -6,7 +6,8 @@
  * library never links MPI); with no comm the run is one rank.
  *
  * Memory: exactly docs/MPI.md's arrays, names, sizes, order and lifetimes (the estimator replays
- * them; any change here changes docs/MPI.md and estimator/model.c with it). This file is the
+ * them; any change here changes docs/MPI.md and estimator/pipelines/radial-profiles.yaml with it).
+ * This file is the
  * driver (the work split, the agreement points, the output's attributes); each stage is in the
  * file of its stage id: load_halos.c (sm__pl_load_halos_chunked), build_index_halos.c,
  * stream_cells.c, histogram_write.c (the reduction). Every rank allocates

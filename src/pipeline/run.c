@@ -5,7 +5,8 @@
  * select_sphere.c, radial_distance.c, mask_arrays.c, histogram_write.c), with every large array
  * allocated through the profiler under docs/MODEL.md's name, in MODEL.md's order, and freed where
  * MODEL.md frees it. The estimator replays the same event list; any change to an allocation
- * changes docs/MODEL.md and estimator/model.c with it. Names, constants and the arithmetic both
+ * changes docs/MODEL.md and estimator/pipelines/radial-profiles.yaml with it. Names, constants and
+ * the arithmetic both
  * sides share (grid side, halo order) are the model contract's (snapmem/model.h).
  *
  * This file holds the run's state shared by both strategies (the distributed driver is
