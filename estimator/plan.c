@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "snapmem/estimator.h"
+#include "snapmem/units.h"
 
 #include "describe.h"
 #include "internal.h"
@@ -226,10 +227,20 @@ static const char *desc_text(const sm_model_options *o, int switches, char *buf,
 	size_t i, k;
 	int n;
 
-	n = switches ? snprintf(buf, len, "--pipeline %s", d->file)
-		     : snprintf(buf, len, d->noptions > 0 ? "pipeline '%s':" : "pipeline '%s'",
-				d->id);
-	k = n > 0 && (size_t)n < len ? (size_t)n : 0;
+	if (switches) {
+		/* a path with a space or a quote is one shell word all the same */
+		char *q = sm_shell_quote(d->file, 0);
+
+		n = snprintf(buf, len, "--pipeline %s", q != NULL ? q : "FILE");
+		if (n < 0 || (size_t)n >= len)  /* never half a quoted word: the placeholder */
+			n = snprintf(buf, len, "--pipeline FILE");
+		free(q);
+	} else {
+		n = snprintf(buf, len, d->noptions > 0 ? "pipeline '%s':" : "pipeline '%s'", d->id);
+	}
+	if (n < 0 || (size_t)n >= len)
+		return buf;
+	k = (size_t)n;
 	if (sm__desc_option_values(d, o, words, nums, &err) != 0)
 		return buf;
 	for (i = 0; i < d->noptions && k + 1 < len; i++) {

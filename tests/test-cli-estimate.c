@@ -664,6 +664,105 @@ static void test_tradeoff(void **state)
 	tu_result_free(&r);
 }
 
+/* Runs `sh FILE` (stderr with stdout); the output, to free. */
+static char *run_sh(const char *file)
+{
+	char *cmd = tu_fmt("sh '%s' 2>&1", file), *out;
+	FILE *p = popen(cmd, "r");
+	size_t cap = 1 << 16, n;
+
+	assert_non_null(p);
+	out = calloc(1, cap + 1);
+	assert_non_null(out);
+	n = fread(out, 1, cap, p);
+	out[n] = '\0';
+	assert_int_equal(pclose(p), 0);
+	free(cmd);
+	return out;
+}
+
+/*
+ * --format slurm with a base path and a description holding a quote, spaces, a newline and a $:
+ * the job script, run by sh with `snapmem` a function printing its arguments, gives the paths back
+ * exactly, one argument each, and nothing else (a comment line broken by the newline would run
+ * `with`: sh's complaint would come first).
+ */
+static void test_slurm_quoting(void **state)
+{
+	char *dir = tu_tmpdir(), *base = tu_path(dir, "it's a \"base\"\nwith $HOME"),
+	     *desc = tu_path(base, "my 'dm' projection.yaml"), *job = tu_path(dir, "job.sh"), *out,
+	     *text, *want, *p, *src = tu_real_data("pipelines/dm-projection.yaml");
+	size_t len, wl;
+	tu_result r;
+	FILE *f;
+	int k;
+
+	(void)state;
+	r = tu_run("mock", base, "--gas", "10000", "--halos", "2", "--files", "2", NULL);
+	assert_int_equal(r.status, 0);
+	tu_result_free(&r);
+	text = tu_read_file(src, &len);
+	assert_non_null(text);
+	f = fopen(desc, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(text, 1, len, f), len);
+	assert_int_equal(fclose(f), 0);
+	free(text);
+	for (k = 0; k < 2; k++) {
+		r = k == 0 ? tu_run("estimate", "--base-path", base, "--snap", "99", "--node-mem", "1G",
+				    "--format", "slurm", NULL)
+			   : tu_run("estimate", "--pipeline", desc, "--base-path", base, "--snap", "99",
+				    "--node-mem", "1G", "--format", "slurm", NULL);
+		assert_int_equal(r.status, 0);
+		/* the description's estimate line is a comment: uncommented here to run it */
+		text = k == 0 ? tu_fmt("%s", r.out) : NULL;
+		if (k == 1) {
+			char *c = strstr(r.out, "its estimate: snapmem estimate ");
+			size_t i, j = 0;
+
+			assert_non_null(c);
+			c += strlen("its estimate: ");
+			text = calloc(1, strlen(c) + 1);
+			assert_non_null(text);
+			for (i = 0; c[i] != '\0'; i++) {
+				text[j++] = c[i];
+				if (c[i] == '\n' && strncmp(c + i + 1, "# ", 2) == 0)
+					i += 2;
+			}
+		}
+		f = fopen(job, "w");
+		assert_non_null(f);
+		fprintf(f, "snapmem() { printf '[%%s]' \"$@\"; }\n%s", text);
+		assert_int_equal(fclose(f), 0);
+		out = run_sh(job);
+		want = k == 0 ? tu_fmt("[run][--base-path][%s][--snap][99][--positions]", base)
+			      : tu_fmt("[estimate][--pipeline][%s][--set][method=whole]", desc);
+		wl = strlen(want);
+		if (strncmp(out, want, wl) != 0)
+			fail_msg("job script gives '%s', not '%s...'", out, want);
+		if (k == 1 && (p = strstr(out, "[--base-path]")) != NULL)
+			assert_non_null(strstr(p, base));
+		else if (k == 1)
+			fail_msg("no --base-path in '%s'", out);
+		free(out);
+		free(want);
+		free(text);
+		tu_result_free(&r);
+	}
+	/* the description's comment line continues commented past the path's newline */
+	r = tu_run("estimate", "--pipeline", desc, "--base-path", base, "--snap", "99", "--node-mem",
+		   "1G", "--format", "slurm", NULL);
+	for (p = r.out; (p = strchr(p, '\n')) != NULL && p[1] != '\0'; p++)
+		assert_true(p[1] == '#');
+	tu_result_free(&r);
+	tu_rmtree(dir);
+	free(src);
+	free(job);
+	free(desc);
+	free(base);
+	free(dir);
+}
+
 static void test_help(void **state)
 {
 	tu_result r = tu_run("estimate", "-h", NULL);
@@ -877,6 +976,7 @@ int main(void)
 		cmocka_unit_test(test_snapshot_without_catalogue),
 		cmocka_unit_test(test_output_atomic),
 		cmocka_unit_test(test_tradeoff),
+		cmocka_unit_test(test_slurm_quoting),
 		cmocka_unit_test(test_help),
 		cmocka_unit_test(test_header_overflow),
 		cmocka_unit_test(test_600_chunks),

@@ -44,6 +44,14 @@ char *sm_format_iec_signed(int64_t bytes, char *buf, size_t len);
 /* bytes / 1024^3 as a double, the notebook's "GB". */
 double sm_gib(uint64_t bytes);
 
+/*
+ * s as one word for a POSIX shell: as it is when every character is one no shell treats specially
+ * (letters, digits, _ . / : = @ % + , -) and always is 0; else in single quotes, each ' written
+ * '\'' (a newline stays inside the quotes: a line break of the word, not of the command).
+ * Returns a string to free(), or NULL when out of memory.
+ */
+char *sm_shell_quote(const char *s, int always);
+
 /* Overflow-checked arithmetic: return 0 and store the result, or SM_EOVERFLOW. */
 int sm_mul_u64(uint64_t a, uint64_t b, uint64_t *out);
 int sm_add_u64(uint64_t a, uint64_t b, uint64_t *out);

@@ -654,6 +654,17 @@ static int render_text(struct ctx *c, char **text, sm_error *err)
 	return 0;
 }
 
+/* Text inside a `# ...` line of the job script: a newline (a path may hold one) goes on commented. */
+static void comment_text(FILE *f, const char *s)
+{
+	for (; *s != '\0'; s++) {
+		if (*s == '\n')
+			fputs("\n# ", f);
+		else
+			fputc(*s, f);
+	}
+}
+
 /*
  * The job request for the verdict: the configured run when it fits, else the cheapest combination
  * that does (the distributed one first when the configured run was distributed). --mem is per
@@ -675,7 +686,9 @@ int cli_est_slurm(const struct cli_est_args *a, const sm_est_input *in, const sm
 	f = open_memstream(text, &len);
 	if (f == NULL)
 		return sm_error_set(err, SM_ENOMEM, "cannot allocate the output");
-	fprintf(f, "#!/bin/sh\n# snapmem estimate --format slurm: %s\n", in->source_name);
+	fprintf(f, "#!/bin/sh\n# snapmem estimate --format slurm: ");
+	comment_text(f, in->source_name);
+	fputc('\n', f);
 	fprintf(f, "# node memory %s, headroom %s\n", sm_format_iec(v->node_mem, x, sizeof(x)),
 		sm_format_iec(v->headroom, y, sizeof(y)));
 	if (v->fits == 1) {
@@ -754,15 +767,37 @@ int cli_est_slurm(const struct cli_est_args *a, const sm_est_input *in, const sm
 	sm_est_options_switches(&c->options, sw, sizeof(sw));
 	if (a->desc != NULL && !sm_desc_is_default(a->desc)) {
 		/* `snapmem run` is the radial-profile pipeline: another is the user's own program */
-		fprintf(f, "# then the program pipeline '%s' describes (%s), not snapmem run; its "
-			"estimate: snapmem estimate %s\n", sm_desc_id(a->desc), sm_desc_file(a->desc),
-			sw);
+		fprintf(f, "# then the program pipeline '%s' describes (", sm_desc_id(a->desc));
+		comment_text(f, sm_desc_file(a->desc));
+		fprintf(f, "), not snapmem run; its estimate: snapmem estimate ");
+		comment_text(f, sw);
+		if (a->base != NULL || a->snapshot != NULL) {
+			char *q = sm_shell_quote(a->base != NULL ? a->base : a->snapshot, 0);
+
+			if (q == NULL) {
+				sm_error_set(err, SM_ENOMEM, "cannot allocate the output");
+				goto fail;
+			}
+			fprintf(f, a->base != NULL ? " --base-path " : " --snapshot ");
+			comment_text(f, q);
+			if (a->base != NULL)
+				fprintf(f, " --snap %d", a->snap);
+			free(q);
+		}
+		fputc('\n', f);
 		goto done;
 	}
-	if (a->base != NULL)
-		fprintf(f, "%ssnapmem run --base-path '%s' --snap %d %s\n",
-			c->options.mpi ? "srun " : "", a->base, a->snap, sw);
-	else
+	if (a->base != NULL) {
+		char *q = sm_shell_quote(a->base, 1);
+
+		if (q == NULL) {
+			sm_error_set(err, SM_ENOMEM, "cannot allocate the output");
+			goto fail;
+		}
+		fprintf(f, "%ssnapmem run --base-path %s --snap %d %s\n",
+			c->options.mpi ? "srun " : "", q, a->snap, sw);
+		free(q);
+	} else
 		fprintf(f, "%ssnapmem run --base-path DIR --snap N %s\n",
 			c->options.mpi ? "srun " : "", sw);
 done:

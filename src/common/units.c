@@ -194,6 +194,40 @@ char *sm_format_iec_signed(int64_t bytes, char *buf, size_t len)
 	return buf;
 }
 
+char *sm_shell_quote(const char *s, int always)
+{
+	size_t n = 0, i;
+	int bare = s[0] != '\0' && !always;
+	char *q, *p;
+
+	for (i = 0; s[i] != '\0'; i++) {
+		n += s[i] == '\'' ? 4 : 1;
+		if (strchr("_./:=@%+,-", s[i]) == NULL && !(s[i] >= 'a' && s[i] <= 'z') &&
+		    !(s[i] >= 'A' && s[i] <= 'Z') && !(s[i] >= '0' && s[i] <= '9'))
+			bare = 0;
+	}
+	q = malloc(n + 3);
+	if (q == NULL)
+		return NULL;
+	if (bare) {
+		memcpy(q, s, i + 1);
+		return q;
+	}
+	p = q;
+	*p++ = '\'';
+	for (i = 0; s[i] != '\0'; i++) {
+		if (s[i] == '\'') {
+			memcpy(p, "'\\''", 4);
+			p += 4;
+		} else {
+			*p++ = s[i];
+		}
+	}
+	*p++ = '\'';
+	*p = '\0';
+	return q;
+}
+
 double sm_gib(uint64_t bytes)
 {
 	return (double)bytes / 1073741824.0;
