@@ -186,6 +186,7 @@ typedef struct sm__env {
 	sm_error sphere_err;
 	int gc_rc;                   /* != 0: groups_chunk_max is inconsistent (gc_err) */
 	sm_error gc_err;
+	const char *subhalos_unknown; /* non-NULL: the source has no subhalo count (what it is) */
 } sm__env;
 
 /*

@@ -103,6 +103,7 @@ int sm_est_input_embedded(sm_est_input *in, const sm_model_options *o, sm_error 
 	h->unit_mass_g = 1.989e43;
 	h->unit_velocity_cm_s = 1e5;
 	in->groups_total = TNG_NGROUPS;
+	in->subhalos_unknown = 1;  /* Nsubgroups_Total is not among the figures embedded */
 	if ((rc = sm__est_model_halos(in, o, err)) != 0)
 		goto fail;
 	if (o->calibrate[0] != '\0' && (rc = sm__est_calibrate(in, o->calibrate, err)) != 0)

@@ -729,6 +729,10 @@ static int eval_quantity(struct ev *E, const sm__expr *x, sm__val *v)
 		return sm_error_set(E->err, env->sphere_rc, "%s", env->sphere_err.msg);
 	if (q == SM__Q_GROUPS_CHUNK_MAX && env->gc_rc != 0)
 		return sm_error_set(E->err, env->gc_rc, "%s", env->gc_err.msg);
+	if (q == SM__Q_SUBHALOS && env->subhalos_unknown != NULL)
+		return xerr(E, x, SM_EINVAL, "'subhalos': %s has no subhalo count (the group "
+			    "catalogue's Nsubgroups_Total or Nsubhalos_Total): give --base-path DIR "
+			    "--snap N of a snapshot whose catalogue holds one", env->subhalos_unknown);
 	env->used |= UINT64_C(1) << q;
 	if (env->q_real[q])
 		set_real(v, env->qd[q]);

@@ -109,6 +109,8 @@ static int select_from_catalog(sm_est_input *in, sm_catalog *c, const sm_model_o
 		goto out;
 	}
 	in->groups_total = g;
+	in->subhalos_total = c->nsubgroups_total;
+	in->subhalos_unknown = !c->has_nsubgroups_total;
 	/* The chunk scan checks Ngroups_Total before buffers are sized by it. A catalogue of up to
 	 * ONE_PASS_GROUPS groups (whose buffers are small whatever the files hold) is read in one
 	 * pass instead, which checks the same sums as it goes: half the file opens, the cost of an

@@ -415,7 +415,9 @@ static void quantities(const sm_est_input *in, const sm_model_options *o, sm_est
 	env->q[SM__Q_NPART_STARS] = h->npart_total[4];
 	env->q[SM__Q_NPART_BH] = h->npart_total[5];
 	env->q[SM__Q_GROUPS] = in->groups_total;
-	env->q[SM__Q_SUBHALOS] = 0;
+	env->q[SM__Q_SUBHALOS] = in->subhalos_total;
+	if (in->subhalos_unknown)
+		env->subhalos_unknown = in->source_name;
 	env->q[SM__Q_FILES] = (uint64_t)(e->files > 0 ? e->files : 1);
 	env->q[SM__Q_HALOS] = in->nhalos;
 	env->q[SM__Q_SPHERE_MAX] = largest;

@@ -16,10 +16,12 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <hdf5.h>
 #include <jansson.h>
 
 #include "snapmem/describe.h"
 #include "snapmem/estimator.h"
+#include "snapmem/snapshot.h"
 #include "util.h"
 
 struct bad {
@@ -421,6 +423,107 @@ static json_int_t ival(json_t *o, const char *k)
 
 /* The worked example of docs/PIPELINES.md, on the embedded TNG300-1 header: 15,625,000,000 dark
  * matter particles, 600 files. Requested bytes (jemalloc's size classes aside). */
+/* Nsubgroups_Total of a catalogue chunk read with HDF5 here, independently of the readers. */
+static long long h5_nsub(const char *path, const char *name)
+{
+	hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), a;
+	long long v = -1;
+
+	assert_true(f >= 0);
+	a = H5Aopen_by_name(f, "Header", name, H5P_DEFAULT, H5P_DEFAULT);
+	if (a >= 0) {
+		assert_true(H5Aread(a, H5T_NATIVE_LLONG, &v) >= 0);
+		H5Aclose(a);
+	}
+	H5Fclose(f);
+	return v;
+}
+
+/* Replaces the subhalo count of a mock's catalogue chunk 0 by `name` = v (v < 0: no count). */
+static void h5_set_nsub(const char *path, const char *name, long long v)
+{
+	hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT), g, sp, a;
+
+	assert_true(f >= 0);
+	g = H5Gopen2(f, "Header", H5P_DEFAULT);
+	assert_true(g >= 0);
+	if (H5Aexists(g, "Nsubgroups_Total") > 0)
+		assert_true(H5Adelete(g, "Nsubgroups_Total") >= 0);
+	if (H5Aexists(g, "Nsubhalos_Total") > 0)
+		assert_true(H5Adelete(g, "Nsubhalos_Total") >= 0);
+	if (v >= 0) {
+		sp = H5Screate(H5S_SCALAR);
+		a = H5Acreate2(g, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+		assert_true(a >= 0);
+		assert_true(H5Awrite(a, H5T_NATIVE_LLONG, &v) >= 0);
+		H5Aclose(a);
+		H5Sclose(sp);
+	}
+	H5Gclose(g);
+	H5Fclose(f);
+}
+
+/*
+ * The `subhalos` quantity: the catalogue's Nsubgroups_Total (Nsubhalos_Total where a writer calls
+ * it so), read by the catalogue reader from the real TNG100-1 chunks and, through a mock whose
+ * chunk 0 carries the real chunk's count, replayed by a description; a source without the count
+ * (the embedded header, a catalogue without either attribute) is exit 2 naming the place.
+ */
+static void test_subhalos(void **state)
+{
+	static const char *const chunks[] = {"fof_subhalo_tab_099.88.hdf5", "fof_subhalo_tab_099.2.hdf5"};
+	const char *yaml = "pipeline: x\nstages:\n  - id: s\n    arrays:\n"
+			   "      - {name: sub, dtype: int32, count: subhalos}\n";
+	char *dir = tu_tmpdir(), *mock = tu_path(dir, "mock"), *d = write_desc(dir, "d.yaml", yaml),
+	     *c0 = tu_path(mock, "groups_099/fof_subhalo_tab_099.0.hdf5"), *real;
+	long long want = -1, v;
+	sm_catalog c;
+	sm_error err = {0};
+	tu_result r;
+	json_t *j;
+	size_t i;
+	int k;
+
+	(void)state;
+	for (i = 0; i < 2; i++) {
+		real = tu_real_data(chunks[i]);
+		v = h5_nsub(real, "Nsubgroups_Total");
+		assert_true(v > 0);
+		assert_int_equal(sm_catalog_open_file(&c, real, &err), 0);
+		assert_int_equal(c.has_nsubgroups_total, 1);
+		assert_int_equal((long long)c.nsubgroups_total, v);
+		sm_catalog_release(&c);
+		want = v;
+		free(real);
+	}
+	r = tu_run("mock", mock, "--gas", "20000", "--halos", "3", "--files", "2", NULL);
+	assert_int_equal(r.status, 0);
+	tu_result_free(&r);
+	/* the real count under either name */
+	for (k = 0; k < 2; k++) {
+		h5_set_nsub(c0, k == 0 ? "Nsubgroups_Total" : "Nsubhalos_Total", want);
+		r = tu_run("estimate", "--pipeline", d, "--base-path", mock, "--snap", "99", "--format",
+			   "json", NULL);
+		assert_int_equal(r.status, 0);
+		j = json_loads(r.out, 0, NULL);
+		assert_non_null(j);
+		assert_int_equal(ival(stage(j, "s"), "peak_bytes"), want * 4);
+		json_decref(j);
+		tu_result_free(&r);
+	}
+	/* no count at all, then the embedded header: the quantity's place and what to give */
+	h5_set_nsub(c0, NULL, -1);
+	r = tu_run("estimate", "--pipeline", d, "--base-path", mock, "--snap", "99", NULL);
+	expect_bad(r, "d.yaml:5:42: 'subhalos': ");
+	r = tu_run("estimate", "--pipeline", d, NULL);
+	expect_bad(r, "'subhalos': TNG300-1 snapshot 99 has no subhalo count");
+	free(c0);
+	free(d);
+	free(mock);
+	tu_rmtree(dir);
+	free(dir);
+}
+
 static void test_dm_projection(void **state)
 {
 	char *p = tu_real_data("pipelines/dm-projection.yaml");
@@ -635,6 +738,7 @@ int main(void)
 		cmocka_unit_test(test_deep_expression),
 		cmocka_unit_test(test_replay_errors),
 		cmocka_unit_test(test_options),
+		cmocka_unit_test(test_subhalos),
 		cmocka_unit_test(test_dm_projection),
 		cmocka_unit_test(test_allocator),
 		cmocka_unit_test(test_per_halo),

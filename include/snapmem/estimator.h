@@ -34,6 +34,9 @@ typedef struct sm_est_input {
 	int snap;                  /* -1 when not applicable */
 	sm_header header;
 	uint64_t groups_total;     /* G (0 when no catalogue) */
+	uint64_t subhalos_total;   /* the catalogue's Nsubgroups_Total (or Nsubhalos_Total); 0 when
+				    * no catalogue */
+	int subhalos_unknown;      /* 1: a catalogue (or the embedded header) without that count */
 	sm_est_halo *halos;        /* selected halos, by mass descending (malloc'd) */
 	uint64_t nhalos;           /* K */
 	uint64_t *chunk_gas;       /* [nchunks] NumPart_ThisFile[0] of every chunk file, read only for

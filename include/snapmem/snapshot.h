@@ -186,7 +186,8 @@ typedef struct sm_catalog {
 	char pattern[SM_PATH_MAX];
 	int64_t nfiles;              /* NumFiles */
 	uint64_t ngroups_total;      /* Ngroups_Total, any integer width */
-	uint64_t nsubgroups_total;   /* Nsubgroups_Total (0 when absent) */
+	uint64_t nsubgroups_total;   /* Nsubgroups_Total, else Nsubhalos_Total (0 when absent) */
+	int has_nsubgroups_total;    /* 1 when the first chunk's header holds either */
 	double hubble_param;         /* from the catalogue header when present, else 0 */
 	void *priv;
 	/* Groups that sm_catalog_read_group_field delivers: ngroups_total when opened by base path

@@ -137,10 +137,16 @@ static int open_chunk(sm_catalog *c, int64_t i, char *path, hid_t *fout, uint64_
 		goto out;
 	if (i == 0) {
 		c->ngroups_total = cf.ngroups_total;
+		/* Subfind writes Nsubgroups_Total; newer writers (SWIFT, some AREPO
+		 * versions) Nsubhalos_Total */
 		rc = sm__attr_u64(g, path, "/Header", "Nsubgroups_Total", &c->nsubgroups_total, 1, 0,
 				  err);
+		if (rc == 1)
+			rc = sm__attr_u64(g, path, "/Header", "Nsubhalos_Total",
+					  &c->nsubgroups_total, 1, 0, err);
 		if (rc < 0)
 			goto out;
+		c->has_nsubgroups_total = rc == 0;
 		c->num_files_header = cf.num_files;
 		c->hubble_param = cf.hubble_param;
 		c->box_size = cf.box_size;
