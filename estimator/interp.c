@@ -301,11 +301,22 @@ static int options_env(const sm_pipeline_desc *d, const sm_model_options *o, sm_
 	unsigned g = switches(o);
 	size_t i, v;
 
-	for (i = 0; i < sizeof(switch_options) / sizeof(switch_options[0]); i++)
-		if ((g & switch_options[i].bit) && sm__desc_option_index(d, switch_options[i].option) < 0)
+	for (i = 0; i < sizeof(switch_options) / sizeof(switch_options[0]); i++) {
+		char sw[48];
+
+		if (!(g & switch_options[i].bit) || sm__desc_option_index(d, switch_options[i].option) >= 0)
+			continue;
+		/* the strategy: name what was typed (--mpi, --ranks R or both) */
+		if (switch_options[i].bit == SM_MODEL_GIVEN_MPI)
 			return sm_error_set(err, SM_EINVAL, "%s: pipeline '%s' (%s) declares no option "
-					    "'%s'", switch_options[i].flag, d->id, d->file,
-					    switch_options[i].option);
+					    "'strategy': it has no distributed variant%s",
+					    sm_model_strategy_switch(o, sw, sizeof(sw)), d->id, d->file,
+					    (o->given & SM_MODEL_GIVEN_RANKS) && o->ranks > 1
+					    ? " (--ranks R > 1 is the distributed strategy)" : "");
+		return sm_error_set(err, SM_EINVAL, "%s: pipeline '%s' (%s) declares no option "
+				    "'%s'", switch_options[i].flag, d->id, d->file,
+				    switch_options[i].option);
+	}
 	for (i = 0; i < d->noptions; i++) {
 		const sm__desc_option *op = &d->options[i];
 		const char *w = op->def, *set = sm_model_option_get(o, op->name);

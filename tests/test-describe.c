@@ -355,8 +355,17 @@ static void test_options(void **state)
 		   "declares no option 'positions'");
 	expect_bad(tu_run("estimate", "--pipeline", p, "--mpi", NULL),
 		   "--mpi: pipeline 'x' (");
+	/* the strategy switch named as typed: --ranks R alone is not blamed on --mpi */
 	expect_bad(tu_run("tradeoff", "--pipeline", p, "--ranks", "3", NULL),
-		   "declares no option 'strategy'");
+		   "snapmem: --ranks 3: pipeline 'x' (");
+	expect_bad(tu_run("estimate", "--pipeline", p, "--ranks", "4", NULL),
+		   "declares no option 'strategy': it has no distributed variant (--ranks R > 1 is "
+		   "the distributed strategy)");
+	expect_bad(tu_run("estimate", "--pipeline", p, "--mpi", "--ranks", "2", NULL),
+		   "snapmem: --mpi --ranks 2: pipeline 'x' (");
+	r = tu_run("estimate", "--pipeline", p, "--ranks", "1", NULL);  /* one process: no strategy */
+	assert_int_equal(r.status, 0);
+	tu_result_free(&r);
 	expect_bad(tu_run("estimate", "--pipeline", p, "--stream-block", "5", NULL),
 		   "declares no option 'stream_block'");
 	expect_bad(tu_run("estimate", "--pipeline", p, "--set", "foo=1", NULL),

@@ -141,6 +141,23 @@ static void test_option_apply(void **state)
 	sm_error_clear(&err);
 	assert_int_equal(sm_model_options_check(&o, &err), SM_EINVAL);
 	assert_non_null(strstr(err.msg, "--select mask: does not apply with --mpi"));
+	/* the given bits say what was typed: --ranks R alone is named, not --mpi */
+	{
+		sm_model_options r;
+		char sw[48];
+
+		sm_model_options_init(&r);
+		assert_string_equal(sm_model_strategy_switch(&r, sw, sizeof(sw)), "--mpi");
+		assert_int_equal(sm_model_option_apply(&r, "--ranks", "4", &err), 1);
+		assert_true((r.given & SM_MODEL_GIVEN_RANKS) && !(r.given & SM_MODEL_GIVEN_MPI_FLAG));
+		assert_string_equal(sm_model_strategy_switch(&r, sw, sizeof(sw)), "--ranks 4");
+		assert_int_equal(sm_model_option_apply(&r, "--select", "mask", &err), 1);
+		sm_error_clear(&err);
+		assert_int_equal(sm_model_options_check(&r, &err), SM_EINVAL);
+		assert_non_null(strstr(err.msg, "--select mask: does not apply with --ranks 4 "));
+		assert_int_equal(sm_model_option_apply(&r, "--mpi", NULL, &err), 2);
+		assert_string_equal(sm_model_strategy_switch(&r, sw, sizeof(sw)), "--mpi --ranks 4");
+	}
 }
 
 /* More massive first, ties by lower group index, NaN last (among themselves by index). */

@@ -172,6 +172,14 @@ typedef struct sm_model_options {
 #define SM_MODEL_GIVEN_TEMPERATURE 4u
 #define SM_MODEL_GIVEN_STREAM_BLOCK 8u
 #define SM_MODEL_GIVEN_MPI 16u       /* --mpi, or --ranks R > 1 */
+#define SM_MODEL_GIVEN_MPI_FLAG 32u  /* --mpi itself was given (messages name what was typed) */
+#define SM_MODEL_GIVEN_RANKS 64u     /* --ranks R was given (any R) */
+
+/*
+ * The switch that chose the distributed strategy, as the command line gave it: "--mpi", "--ranks
+ * 4", "--mpi --ranks 4"; "--mpi" when neither was typed (a library caller set the fields).
+ */
+const char *sm_model_strategy_switch(const sm_model_options *o, char *buf, size_t len);
 
 void sm_model_options_init(sm_model_options *o);
 

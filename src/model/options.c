@@ -4,6 +4,7 @@
  * (sm_model_option_apply), so that the three subcommands cannot drift apart. Values are checked
  * here and answered with one line naming the option and the offending text.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "snapmem/model.h"
@@ -54,7 +55,7 @@ int sm_model_option_apply(sm_model_options *o, const char *opt, const char *valu
 		return 0;
 	if (strcmp(opt, OPT(SM_OPT_MPI)) == 0) {
 		o->mpi = 1;
-		o->given |= SM_MODEL_GIVEN_MPI;
+		o->given |= SM_MODEL_GIVEN_MPI | SM_MODEL_GIVEN_MPI_FLAG;
 		return 2;
 	}
 	if (strcmp(opt, OPT(SM_OPT_POSITIONS)) != 0 && strcmp(opt, OPT(SM_OPT_SELECT)) != 0 &&
@@ -108,6 +109,7 @@ int sm_model_option_apply(sm_model_options *o, const char *opt, const char *valu
 			return sm_error_set(err, SM_EINVAL, "%s: '%s' is not between 1 and %u", opt,
 					    value, SM_MODEL_MAX_RANKS);
 		o->ranks = (uint32_t)u;
+		o->given |= SM_MODEL_GIVEN_RANKS;
 		if (u > 1)
 			o->given |= SM_MODEL_GIVEN_MPI;
 	} else if (strcmp(opt, OPT(SM_OPT_SPHERE_CELLS)) == 0) {
@@ -129,16 +131,32 @@ int sm_model_option_apply(sm_model_options *o, const char *opt, const char *valu
 	return 1;
 }
 
+const char *sm_model_strategy_switch(const sm_model_options *o, char *buf, size_t len)
+{
+	int flag = (o->given & SM_MODEL_GIVEN_MPI_FLAG) != 0;
+	int ranks = (o->given & SM_MODEL_GIVEN_RANKS) != 0 && o->ranks > 1;
+
+	if (ranks)
+		snprintf(buf, len, "%s--ranks %u", flag ? "--mpi " : "", o->ranks);
+	else
+		snprintf(buf, len, "--mpi");
+	return buf;
+}
+
 int sm_model_options_check(sm_model_options *o, sm_error *err)
 {
+	char sw[48];
+
 	if (o->ranks > 1)
 		o->mpi = 1;
 	if (o->mpi && o->select == SM_SELECT_MASK)
-		return sm_error_set(err, SM_EINVAL, "--select mask: does not apply with --mpi (the "
-				    "distributed run finds each cell's halos through a halo index)");
+		return sm_error_set(err, SM_EINVAL, "--select mask: does not apply with %s (the "
+				    "distributed run finds each cell's halos through a halo index)",
+				    sm_model_strategy_switch(o, sw, sizeof(sw)));
 	if (o->mpi && o->temperature == SM_TEMP_STREAMING)
 		return sm_error_set(err, SM_EINVAL, "--temperature streaming: does not apply with "
-				    "--mpi (the distributed run always streams its cells in blocks)");
+				    "%s (the distributed run always streams its cells in blocks)",
+				    sm_model_strategy_switch(o, sw, sizeof(sw)));
 	return 0;
 }
 
