@@ -187,6 +187,7 @@ typedef struct sm__env {
 	int gc_rc;                   /* != 0: groups_chunk_max is inconsistent (gc_err) */
 	sm_error gc_err;
 	const char *subhalos_unknown; /* non-NULL: the source has no subhalo count (what it is) */
+	const sm_error *halos_err;   /* non-NULL: no halos could be selected (why) */
 } sm__env;
 
 /*

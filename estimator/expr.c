@@ -729,6 +729,10 @@ static int eval_quantity(struct ev *E, const sm__expr *x, sm__val *v)
 		return sm_error_set(E->err, env->sphere_rc, "%s", env->sphere_err.msg);
 	if (q == SM__Q_GROUPS_CHUNK_MAX && env->gc_rc != 0)
 		return sm_error_set(E->err, env->gc_rc, "%s", env->gc_err.msg);
+	if ((q == SM__Q_HALOS || q == SM__Q_SPHERE || q == SM__Q_SPHERE_MAX ||
+	     q == SM__Q_SPHERE_RADIUS_MAX) && env->halos_err != NULL)
+		return xerr(E, x, env->halos_err->code != 0 ? env->halos_err->code : SM_EINVAL,
+			    "'%s': %s", quantities[q], env->halos_err->msg);
 	if (q == SM__Q_SUBHALOS && env->subhalos_unknown != NULL)
 		return xerr(E, x, SM_EINVAL, "'subhalos': %s has no subhalo count (the group "
 			    "catalogue's Nsubgroups_Total or Nsubhalos_Total): give --base-path DIR "

@@ -215,6 +215,14 @@ static int chunk_gas(sm_est_input *in, sm_snapshot *s, sm_error *err)
 	return 0;
 }
 
+/* A description other than the default may read no halo: the missing catalogue is its error only
+ * if it does (the replay raises in->halos_err); the radial-profile pipeline always reads them. */
+static int defer_halos(sm_est_input *in, const sm_model_options *o)
+{
+	in->halos_unknown = o->pipeline != NULL && !sm_desc_is_default(o->pipeline);
+	return in->halos_unknown;
+}
+
 int sm_est_input_from_base(sm_est_input *in, const char *base, int snap, const sm_model_options *o,
 			   sm_error *err)
 {
@@ -245,9 +253,11 @@ int sm_est_input_from_base(sm_est_input *in, const char *base, int snap, const s
 	sm_snapshot_release(&s);
 	if (rc == SM_ENOTFOUND) {
 		if (o->halos < 0) {
-			rc = sm_error_set(err, SM_ENOTFOUND,
+			rc = sm_error_set(defer_halos(in, o) ? &in->halos_err : err, SM_ENOTFOUND,
 					  "'%s': no group catalogue for snapshot %d: --mass-min needs "
 					  "one (give --halos N to model the halos)", base, snap);
+			if (in->halos_unknown)
+				goto calibrate;
 			goto fail;
 		}
 		if ((rc = sm__est_model_halos(in, o, err)) != 0)
@@ -260,6 +270,7 @@ int sm_est_input_from_base(sm_est_input *in, const char *base, int snap, const s
 		if (rc != 0)
 			goto fail;
 	}
+calibrate:
 	if (o->calibrate[0] != '\0' && (rc = sm__est_calibrate(in, o->calibrate, err)) != 0)
 		goto fail;
 	return 0;
@@ -285,13 +296,14 @@ int sm_est_input_from_file(sm_est_input *in, const char *path, const sm_model_op
 	in->header = s.header;
 	sm_snapshot_release(&s);
 	if (o->halos < 0) {
-		rc = sm_error_set(err, SM_EINVAL,
+		rc = sm_error_set(defer_halos(in, o) ? &in->halos_err : err, SM_EINVAL,
 				  "'%s': a single snapshot file has no group catalogue: --mass-min "
 				  "needs one (give --halos N, or --base-path DIR --snap N)", path);
+		if (!in->halos_unknown)
+			goto fail;
+	} else if ((rc = sm__est_model_halos(in, o, err)) != 0) {
 		goto fail;
 	}
-	if ((rc = sm__est_model_halos(in, o, err)) != 0)
-		goto fail;
 	if (o->calibrate[0] != '\0' && (rc = sm__est_calibrate(in, o->calibrate, err)) != 0)
 		goto fail;
 	return 0;

@@ -429,6 +429,8 @@ static void quantities(const sm_est_input *in, const sm_model_options *o, sm_est
 	env->q[SM__Q_SUBHALOS] = in->subhalos_total;
 	if (in->subhalos_unknown)
 		env->subhalos_unknown = in->source_name;
+	if (in->halos_unknown)
+		env->halos_err = &in->halos_err;
 	env->q[SM__Q_FILES] = (uint64_t)(e->files > 0 ? e->files : 1);
 	env->q[SM__Q_HALOS] = in->nhalos;
 	env->q[SM__Q_SPHERE_MAX] = largest;
@@ -552,6 +554,15 @@ int sm__desc_replay(const sm_pipeline_desc *d, const sm_est_input *in, const sm_
 			prev_run = (int)si;
 		if (on && ds->all_halos && all < 0)
 			all = (int)si;
+	}
+	/* a loop over the halos needs them */
+	if ((first >= 0 || all >= 0) && env->halos_err != NULL) {
+		const sm__desc_stage *ds = &d->stages[first >= 0 ? first : all];
+
+		rc = sm_error_set(err, env->halos_err->code != 0 ? env->halos_err->code : SM_EINVAL,
+				  "%s:%d:%d: stage '%s' works on the halos: %s", d->file, ds->line,
+				  ds->col, ds->id, env->halos_err->msg);
+		goto out;
 	}
 	/* a per-halo array is freed within the loop */
 	for (si = 0; first >= 0 && si < d->nstages; si++) {
@@ -681,6 +692,33 @@ out:
 	free(env);
 	free(s);
 	return rc;
+}
+
+unsigned sm_est_reads(const sm_estimate *e)
+{
+#define Q(x) (UINT64_C(1) << (x))
+	uint64_t u = e->quantities_used;
+	unsigned r = 0;
+	size_t i;
+
+	if (u & (Q(SM__Q_HALOS) | Q(SM__Q_SPHERE) | Q(SM__Q_SPHERE_MAX) | Q(SM__Q_SPHERE_RADIUS_MAX)))
+		r |= SM_EST_READS_HALOS;
+	for (i = 0; i < e->nstages; i++)
+		if (e->stages[i].per_halo)
+			r |= SM_EST_READS_HALOS;
+	if (u & (Q(SM__Q_SPHERE) | Q(SM__Q_SPHERE_MAX)))
+		r |= SM_EST_READS_SPHERES;
+	if (u & (Q(SM__Q_GROUPS) | Q(SM__Q_GROUPS_CHUNK_MAX)))
+		r |= SM_EST_READS_GROUPS;
+	if (u & Q(SM__Q_SUBHALOS))
+		r |= SM_EST_READS_SUBHALOS;
+	if (u & (Q(SM__Q_GAS_CELLS) | Q(SM__Q_NPART_GAS) | Q(SM__Q_GAS_CHUNK_MAX) |
+		 Q(SM__Q_CELLS_PER_RANK_MAX) | Q(SM__Q_CELLS_PER_RANK_MIN)))
+		r |= SM_EST_READS_GAS;
+	if (u & (Q(SM__Q_NPART_DM) | Q(SM__Q_DM_CHUNK_MAX)))
+		r |= SM_EST_READS_DM;
+	return r;
+#undef Q
 }
 
 /* ---- the variants (tradeoff, the verdict's choices) ------------------------------------------ */

@@ -146,8 +146,12 @@ size_t sm__est_assumptions(const sm_est_input *in, const sm_model_options *o, co
 {
 	size_t n = 0, i;
 	const char *src = e->sphere_cells_source != NULL ? e->sphere_cells_source : "model";
+	unsigned rd = sm_est_reads(e);
 
 #define ADD(s) do { if (n < max) out[n++] = (s); } while (0)
+	/* a description that reads no halo (no halo quantity, no per-halo loop): not the halo model's */
+	if (!(rd & SM_EST_READS_HALOS))
+		goto halos_done;
 	if (strcmp(src, "override") == 0) {
 		ADD("--sphere-cells gives the cells within 2 R200 of the largest halo; the others are "
 		    "scaled by M200 relative to it (by the same count when masses are unknown)");
@@ -172,7 +176,9 @@ size_t sm__est_assumptions(const sm_est_input *in, const sm_model_options *o, co
 		    "1e14 Msun)^-a through the 280 TNG300-1 halos above 1e14 Msun, the largest at "
 		    "1.5e15 Msun/h (a ~ 1.82)");
 	}
-	if (in != NULL && strcmp(in->source_kind, "embedded") == 0)
+halos_done:
+	if (in != NULL && strcmp(in->source_kind, "embedded") == 0 &&
+	    (rd & (SM_EST_READS_HALOS | SM_EST_READS_GROUPS)))
 		ADD("Ngroups_Total = 17,625,892 for TNG300-1 snapshot 99, from the TNG public data "
 		    "release");
 	/* the catalogue chunk read by the description: its size is modelled for the embedded header */

@@ -533,6 +533,80 @@ static void test_subhalos(void **state)
 	free(dir);
 }
 
+/*
+ * A description that reads no halo (examples/dm-projection): estimate prints no halo, sphere or
+ * group line and none of the halo model's assumptions, but the dark-matter particles it reads; a
+ * single snapshot file (no catalogue) needs no --halos for it, while a description reading the
+ * halos, or looping over them, is exit 2 naming its place. The radial-profile default keeps its
+ * halo lines (and its early error without a catalogue).
+ */
+static void test_what_applies(void **state)
+{
+	const char *hy = "pipeline: y\nstages:\n  - id: s\n    arrays:\n"
+			 "      - {name: h, dtype: int32, count: 3 * halos}\n";
+	const char *ly = "pipeline: z\nstages:\n  - id: a\n  - id: loop\n    per_halo: true\n";
+	char *dir = tu_tmpdir(), *mock = tu_path(dir, "mock"), *hd = write_desc(dir, "h.yaml", hy),
+	     *ld = write_desc(dir, "l.yaml", ly), *snap = tu_path(mock, "snapdir_099/snap_099.0.hdf5"),
+	     *dm = tu_real_data("pipelines/dm-projection.yaml");
+	tu_result r;
+
+	(void)state;
+	r = tu_run("estimate", "--pipeline", dm, NULL);
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.out, ", dark-matter particles 15,625,000,000 in 600 files"));
+	assert_null(strstr(r.out, "  halos "));
+	assert_null(strstr(r.out, "sphere"));
+	assert_null(strstr(r.out, "NFW"));
+	assert_null(strstr(r.out, "Ngroups_Total"));
+	assert_non_null(strstr(r.out, "the mass MassTable[1]")); /* its own assumption stays */
+	tu_result_free(&r);
+	r = tu_run("estimate", "--pipeline", dm, "--format", "markdown", NULL);
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.out, "\nAssumptions:\n"));
+	assert_null(strstr(r.out, "sphere-cells model"));
+	tu_result_free(&r);
+	/* the default still says it all */
+	r = tu_run("estimate", NULL);
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.out, "  halos 280 of 17,625,892 groups"));
+	assert_non_null(strstr(r.out, "; largest sphere (2 R200) "));
+	assert_null(strstr(r.out, "dark-matter particles"));
+	tu_result_free(&r);
+
+	r = tu_run("mock", mock, "--gas", "20000", "--halos", "3", "--files", "2", NULL);
+	assert_int_equal(r.status, 0);
+	tu_result_free(&r);
+	r = tu_run("estimate", "--pipeline", dm, "--snapshot", snap, NULL);
+	assert_int_equal(r.status, 0);
+	assert_null(strstr(r.out, "halos"));
+	tu_result_free(&r);
+	r = tu_run("estimate", "--pipeline", hd, "--snapshot", snap, NULL);
+	expect_bad(r, "h.yaml:5:44: 'halos': '");
+	r = tu_run("estimate", "--pipeline", ld, "--snapshot", snap, NULL);
+	expect_bad(r, "l.yaml:4:9: stage 'loop' works on the halos: '");
+	r = tu_run("estimate", "--snapshot", snap, NULL);
+	expect_bad(r, "a single snapshot file has no group catalogue: --mass-min needs one");
+	/* with --halos N the halos are modelled, and read */
+	r = tu_run("estimate", "--pipeline", hd, "--snapshot", snap, "--halos", "2", "--format",
+		   "json", NULL);
+	assert_int_equal(r.status, 0);
+	{
+		json_t *j = json_loads(r.out, 0, NULL);
+
+		assert_non_null(j);
+		assert_int_equal(ival(stage(j, "s"), "peak_bytes"), 3 * 2 * 4);
+		json_decref(j);
+	}
+	tu_result_free(&r);
+	free(dm);
+	free(snap);
+	free(ld);
+	free(hd);
+	free(mock);
+	tu_rmtree(dir);
+	free(dir);
+}
+
 static void test_dm_projection(void **state)
 {
 	char *p = tu_real_data("pipelines/dm-projection.yaml");
@@ -748,6 +822,7 @@ int main(void)
 		cmocka_unit_test(test_replay_errors),
 		cmocka_unit_test(test_options),
 		cmocka_unit_test(test_subhalos),
+		cmocka_unit_test(test_what_applies),
 		cmocka_unit_test(test_dm_projection),
 		cmocka_unit_test(test_allocator),
 		cmocka_unit_test(test_per_halo),

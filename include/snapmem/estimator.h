@@ -37,6 +37,9 @@ typedef struct sm_est_input {
 	uint64_t subhalos_total;   /* the catalogue's Nsubgroups_Total (or Nsubhalos_Total); 0 when
 				    * no catalogue */
 	int subhalos_unknown;      /* 1: a catalogue (or the embedded header) without that count */
+	int halos_unknown;         /* 1: no halos could be selected (no catalogue for --mass-min):
+				    * halos_err says why, raised only if a description reads them */
+	sm_error halos_err;
 	sm_est_halo *halos;        /* selected halos, by mass descending (malloc'd) */
 	uint64_t nhalos;           /* K */
 	uint64_t *chunk_gas;       /* [nchunks] NumPart_ThisFile[0] of every chunk file, read only for
@@ -309,6 +312,19 @@ void sm_est_node_fit(uint64_t per_rank_total, uint64_t node_mem, uint32_t ranks,
 		     uint64_t *ranks_per_node, uint64_t *nodes_needed);
 
 /* The assumptions behind e's sphere cells, as sentences (static strings); returns their count. */
+/*
+ * What the estimated pipeline read of its input (the description's replay, this variant): the
+ * selected halos (a halo quantity or a per-halo loop), their sphere cells, the catalogue's group or
+ * subhalo counts, the gas cells, the dark-matter particles. Writers print only what applies.
+ */
+#define SM_EST_READS_HALOS 1u
+#define SM_EST_READS_SPHERES 2u
+#define SM_EST_READS_GROUPS 4u
+#define SM_EST_READS_SUBHALOS 8u
+#define SM_EST_READS_GAS 16u
+#define SM_EST_READS_DM 32u
+unsigned sm_est_reads(const sm_estimate *e);
+
 size_t sm_est_assumptions(const sm_est_input *in, const sm_estimate *e, const char **out,
 			  size_t max);
 

@@ -302,6 +302,7 @@ static void render_head(struct ctx *c)
 	const char *as[32];
 	size_t na, i;
 	uint64_t largest = 0;
+	unsigned rd = sm_est_reads(e);
 
 	for (i = 0; i < e->nhalos; i++)
 		if (e->halo_sphere_cells[i] > largest)
@@ -317,9 +318,25 @@ static void render_head(struct ctx *c)
 		fprintf(c->f, " (NumPart_Total[0] %s + HighWord %llu x 2^32)",
 			cli_est_commas(h->npart_total[0] & 0xffffffffu, b, sizeof(b)),
 			(unsigned long long)(h->npart_total[0] >> 32));
+	if (rd & SM_EST_READS_DM)
+		fprintf(c->f, ", dark-matter particles %s",
+			cli_est_commas(h->npart_total[1], a, sizeof(a)));
 	fprintf(c->f, " in %lld files; BoxSize %g, h %g, Omega0 %g, OmegaBaryon %g, z %g\n",
 		(long long)h->num_files, h->box_size, h->hubble_param, h->omega0, h->omega_baryon,
 		h->redshift);
+	/* the halos (and their spheres) only when the pipeline reads them */
+	if (!(rd & SM_EST_READS_HALOS)) {
+		if (rd & SM_EST_READS_GROUPS)
+			fprintf(c->f, "%sgroups %s", c->md ? "- " : "  ",
+				cli_est_commas(in->groups_total, a, sizeof(a)));
+		if (rd & SM_EST_READS_SUBHALOS)
+			fprintf(c->f, "%ssubhalos %s", (rd & SM_EST_READS_GROUPS) ? ", "
+						       : c->md ? "- " : "  ",
+				cli_est_commas(in->subhalos_total, a, sizeof(a)));
+		if (rd & (SM_EST_READS_GROUPS | SM_EST_READS_SUBHALOS))
+			fputc('\n', c->f);
+		goto options;
+	}
 	fprintf(c->f, "%shalos %s", c->md ? "- " : "  ", cli_est_commas(in->nhalos, a, sizeof(a)));
 	if (in->groups_total > 0)
 		fprintf(c->f, " of %s groups", cli_est_commas(in->groups_total, b, sizeof(b)));
@@ -330,14 +347,21 @@ static void render_head(struct ctx *c)
 	if (e->mpi)
 		fprintf(c->f, "; largest sphere radius 2 R200 %.6g (code length): halo grid %llu^3\n",
 			e->sphere_radius_max, (unsigned long long)e->halo_grid_side);
-	else
+	else if (rd & SM_EST_READS_SPHERES)
 		fprintf(c->f, "; largest sphere (2 R200) %s cells, %s\n",
 			cli_est_commas(largest, a, sizeof(a)), e->sphere_cells_source);
+	else
+		fputc('\n', c->f);
+options:
 	fprintf(c->f, "%soptions: %s%s\n", c->md ? "- " : "  ",
 		cli_est_opts_text(&e->options, o, sizeof(o)),
 		e->mpi ? " (figures per rank, the same on every rank)" : "");
 	na = sm_est_assumptions(in, e, as, 32);
-	fprintf(c->f, c->md ? "\nAssumptions of the sphere-cells model:\n\n" : "  assumptions:\n");
+	if (c->md)
+		fprintf(c->f, (rd & SM_EST_READS_SPHERES) ? "\nAssumptions of the sphere-cells model:\n\n"
+							   : "\nAssumptions:\n\n");
+	else if (na > 0)
+		fprintf(c->f, "  assumptions:\n");
 	for (i = 0; i < na; i++)
 		fprintf(c->f, c->md ? "- %s\n" : "    - %s\n", as[i]);
 	fputc('\n', c->f);
