@@ -680,6 +680,39 @@ static void test_dm_projection(void **state)
 	assert_non_null(strstr(r.out, "chunked/float32/4096"));
 	assert_non_null(strstr(r.out, "pipeline 'dm-projection': method whole, positions float64, "
 				      "pixels 4096"));
+	/* the description's wording: its variants by their labels in both tables, and the
+	 * precision of float32 positions since it declares positions */
+	assert_non_null(strstr(r.out, "variants: the 4 combinations of the options pipeline "
+				      "'dm-projection' declares"));
+	assert_non_null(strstr(r.out, "\n  chunked/float64/4096   "));
+	assert_non_null(strstr(r.out, "  stage                  whole/float32/4096   whole/float64/4096 "
+				      "chunked/float32/4096 chunked/float64/4096\n"));
+	assert_non_null(strstr(r.out, "precision: float32 positions"));
+	assert_null(strstr(r.out, "f32/index/mem"));
+	tu_result_free(&r);
+	/* nothing fits 1 MiB: no distributed run to blame */
+	r = tu_run("tradeoff", "--pipeline", p, "--node-mem", "1M", NULL);
+	assert_int_equal(r.status, 1);
+	assert_non_null(strstr(r.out, "no option combination fits: the cheapest, pipeline "
+				      "'dm-projection': method chunked"));
+	assert_null(strstr(r.out, "distributed"));
+	tu_result_free(&r);
+	r = tu_run("estimate", "--pipeline", p, "--node-mem", "1M", "--format", "slurm", NULL);
+	assert_int_equal(r.status, 1);
+	assert_non_null(strstr(r.out, "# no option combination fits: no job to request\n"));
+	tu_result_free(&r);
+	free(p);
+	/* the example's one numeric option without a sweep: one variant, named after the
+	 * description; no positions option, no precision line */
+	p = tu_path(getenv("SNAPMEM_REAL_DATA"), "../../examples/dm-projection/dm-projection.yaml");
+	r = tu_run("tradeoff", "--pipeline", p, "--node-mem", "2G", NULL);
+	assert_int_equal(r.status, 1);
+	assert_non_null(strstr(r.out, "variants: one: pipeline 'dm-projection' ("));
+	assert_non_null(strstr(r.out, "\n  dm-projection      "));
+	assert_non_null(strstr(r.out, "no other combination to try: pipeline 'dm-projection' "
+				      "declares no option to vary\n"));
+	assert_null(strstr(r.out, "precision"));
+	assert_null(strstr(r.out, "distributed"));
 	tu_result_free(&r);
 	free(p);
 }

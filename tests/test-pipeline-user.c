@@ -79,6 +79,14 @@ static void test_report_header_options(void **state)
 	if (strstr(r.out, "positions") != NULL || strstr(r.out, "temperature in-memory") != NULL)
 		tu_soft_fail("header", "the radial-profile pipeline's options in:\n%.600s", r.out);
 	tu_result_free(&r);
+	/* the resident line: the description's estimate as given, no sphere sizes (it has none,
+	 * and a profiled program's estimate is not re-made with measured ones) */
+	r = tu_run("report", run, "--format", "markdown", NULL);
+	if (strstr(r.out, "resident peak, the whole process: estimated ") == NULL ||
+	    strstr(r.out, "sphere sizes") != NULL)
+		tu_soft_fail("resident wording", "want the resident line without sphere sizes:\n%s",
+			     r.out);
+	tu_result_free(&r);
 	tu_soft_done("report header");
 	tu_rmtree(dir);
 	free(prog);

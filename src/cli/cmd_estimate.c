@@ -537,6 +537,14 @@ static void choice_line(FILE *f, const sm_est_alternative *a, int md)
 			a->peak_stage, sw);
 }
 
+/* The pipeline has a distributed variant: the radial-profile default, or a description declaring
+ * the strategy option (docs/PIPELINES.md "Options and the command line"). */
+static int has_strategy(const sm_model_options *o)
+{
+	return o->pipeline == NULL || sm_desc_is_default(o->pipeline) ||
+	       sm_desc_has_option(o->pipeline, "strategy");
+}
+
 /*
  * The verdict (sm_est_verdict), as every writer prints it: the configured run fits or not and by
  * how much, the node arithmetic of a distributed run, the combinations that fit (cheapest first,
@@ -576,9 +584,12 @@ void cli_est_render_verdict(FILE *f, const sm_est_verdict *v, int md)
 			sm_format_iec((uint64_t)(-v->margin), b, sizeof(b)));
 	if (md)
 		fputc('\n', f);
-	if (v->nfit == 0) {
-		fprintf(f, "%sno option combination fits, not even the distributed run: the cheapest, "
-			"%s, needs %s%s\n", li,
+	if (v->nfit == 0 && v->nchoices <= 1 && !has_strategy(&c->options)) {
+		fprintf(f, "%sno other combination to try: pipeline '%s' declares no option to vary\n",
+			li, sm_desc_id(c->options.pipeline));
+	} else if (v->nfit == 0) {
+		fprintf(f, "%sno option combination fits%s: the cheapest, %s, needs %s%s\n", li,
+			has_strategy(&c->options) ? ", not even the distributed run" : "",
 			v->nchoices > 0 ? cli_est_opts_text(&v->choices[0].options, o, sizeof(o)) : "-",
 			v->nchoices > 0 ? sm_format_iec(v->choices[0].need, a, sizeof(a)) : "-",
 			v->nchoices > 0 && v->choices[0].options.mpi ? " per rank" : "");
@@ -736,8 +747,9 @@ int cli_est_slurm(const struct cli_est_args *a, const sm_est_input *in, const sm
 			c = &v->choices[i];
 		}
 		if (c == NULL) {
-			fprintf(f, "# no option combination fits, not even the distributed run: no job "
-				"to request\n");
+			fprintf(f, "# no option combination fits%s: no job to request\n",
+				has_strategy(&v->configured.options) ? ", not even the distributed run"
+								     : "");
 			goto done;
 		}
 		fprintf(f, "# the cheapest that fits instead: %s\n",

@@ -44,7 +44,8 @@ const cli_cmd cli_cmd_tradeoff = {
 
 #define NVAR 10  /* 8 one-process combinations, then the distributed strategy per rank (f32, f64) */
 #define MAX_IDS 16
-#define MAX_VARIANTS 16 /* columns of a description's own variants (docs/PIPELINES.md) */
+#define MAX_VARIANTS 64 /* a description's own variants (docs/PIPELINES.md "Variants": at most 64) */
+#define LABEL_MAX 48
 
 /* Variants 0-7: one process (mpi off); 8, 9: --mpi with the given ranks, figures per rank. */
 static void variant(const sm_model_options *base, int i, sm_model_options *o, char *label,
@@ -75,13 +76,15 @@ static int render(FILE *f, int md, const sm_est_input *in, const sm_model_option
 	struct render_heap {
 		sm_estimate ref, e[MAX_VARIANTS];
 		sm_model_options o[MAX_VARIANTS];
-		char label[MAX_VARIANTS][24];
+		char label[MAX_VARIANTS][LABEL_MAX];
 	} *hp = calloc(1, sizeof(*hp));
 	sm_estimate *ref, *e;
 	sm_model_options *o, *dv = NULL;
-	char (*label)[24], a[64], b[48], t[200];
+	char (*label)[LABEL_MAX], a[64], b[48], t[200];
 	const char *ids[MAX_IDS];
-	int i, n = 0, rc, nvar = NVAR;
+	const sm_pipeline_desc *desc = base->pipeline != NULL && !sm_desc_is_default(base->pipeline)
+				       ? base->pipeline : NULL;
+	int i, n = 0, rc, nvar = NVAR, lw = 18, cw = 17;
 	size_t ndv = 0;
 	size_t s, nids = 0, k;
 	double box = in->header.box_size > 0 ? in->header.box_size : 1;
@@ -109,6 +112,8 @@ static int render(FILE *f, int md, const sm_est_input *in, const sm_model_option
 		if (dv != NULL) {
 			o[n] = dv[n];
 			sm_est_variant_label(&o[n], label[n], sizeof(label[n]));
+			if (label[n][0] == '\0') /* nothing varies: the description itself */
+				snprintf(label[n], sizeof(label[n]), "%s", sm_desc_id(desc));
 		} else {
 			variant(base, n, &o[n], label[n], sizeof(label[n]));
 		}
@@ -120,13 +125,30 @@ static int render(FILE *f, int md, const sm_est_input *in, const sm_model_option
 	fprintf(f, "%syour options: %s; need %s (resident with page tables), allocated %s\n",
 		md ? "- " : "  ", cli_est_opts_text(base, t, sizeof(t)),
 		sm_format_iec(ref->need, a, sizeof(a)), sm_format_iec(ref->peak_total, b, sizeof(b)));
-	fprintf(f, "%sprecision: float32 positions are spaced %g (code length) at BoxSize %g "
-		"(relative %.2g); float64 %.3g\n\n", md ? "- " : "  ", sp32, box, sp32 / box, sp64);
+	/* the precision of float32 positions: only where positions is an option */
+	if (desc == NULL || sm_desc_has_option(desc, "positions"))
+		fprintf(f, "%sprecision: float32 positions are spaced %g (code length) at BoxSize %g "
+			"(relative %.2g); float64 %.3g\n", md ? "- " : "  ", sp32, box, sp32 / box, sp64);
+	if (desc != NULL && nvar == 1)
+		fprintf(f, "%svariants: one: pipeline '%s' (%s) has no option that varies\n",
+			md ? "- " : "  ", sm_desc_id(desc), sm_desc_file(desc));
+	else if (desc != NULL)
+		fprintf(f, "%svariants: the %d combinations of the options pipeline '%s' declares "
+			"(%s)\n", md ? "- " : "  ", nvar, sm_desc_id(desc), sm_desc_file(desc));
+	fputc('\n', f);
+	for (i = 0; i < nvar; i++) {
+		int l = (int)strlen(label[i]);
+
+		if (l > lw)
+			lw = l;
+		if (l > cw)
+			cw = l;
+	}
 	if (md)
 		fprintf(f, "## Combinations\n\n| combination | need | bytes | allocated | peak stage | "
 			"saved vs yours |\n|---|---:|---:|---:|---|---:|\n");
 	else
-		fprintf(f, "  %-18s %12s %19s %12s  %-22s %14s\n", "combination", "need", "bytes",
+		fprintf(f, "  %-*s %12s %19s %12s  %-22s %14s\n", lw, "combination", "need", "bytes",
 			"allocated", "peak stage", "saved vs yours");
 	for (i = 0; i < nvar; i++) {
 		int64_t saved = (int64_t)(ref->need - e[i].need);
@@ -135,16 +157,24 @@ static int render(FILE *f, int md, const sm_est_input *in, const sm_model_option
 		sm_format_iec(e[i].need, a, sizeof(a));
 		sm_format_iec(e[i].peak_total, al, sizeof(al));
 		sm_format_iec_signed(saved, b, sizeof(b));
-		fprintf(f, md ? "| %s | %s | %s | %s | `%s` | %s |\n"
-			      : "  %-18s %12s %19s %12s  %-22s %14s\n",
-			label[i], a, cli_est_commas(e[i].need, t, sizeof(t)), al,
-			e[i].stages[e[i].peak_resident_stage].id, b);
+		if (md)
+			fprintf(f, "| %s | %s | %s | %s | `%s` | %s |\n", label[i], a,
+				cli_est_commas(e[i].need, t, sizeof(t)), al,
+				e[i].stages[e[i].peak_resident_stage].id, b);
+		else
+			fprintf(f, "  %-*s %12s %19s %12s  %-22s %14s\n", lw, label[i], a,
+				cli_est_commas(e[i].need, t, sizeof(t)), al,
+				e[i].stages[e[i].peak_resident_stage].id, b);
 	}
 	fprintf(f, md ? "\n## Live memory after each stage (requested; peak in brackets)\n\n| stage |"
 		      : "\n  live memory after each stage, requested (peak of the stage below it)\n  %-20s",
 		"stage");
-	for (i = 0; i < nvar; i++)
-		fprintf(f, md ? " %s |" : " %17s", label[i]);
+	for (i = 0; i < nvar; i++) {
+		if (md)
+			fprintf(f, " %s |", label[i]);
+		else
+			fprintf(f, " %*s", cw, label[i]);
+	}
 	if (md) {
 		fprintf(f, "\n|---|");
 		for (i = 0; i < nvar; i++)
@@ -190,7 +220,10 @@ static int render(FILE *f, int md, const sm_est_input *in, const sm_model_option
 					sm_format_iec(st->peak, b, sizeof(b));
 					snprintf(a, sizeof(a), md ? "%s" : "(%s)", b);
 				}
-				fprintf(f, md ? " %s |" : " %17s", a);
+				if (md)
+					fprintf(f, " %s |", a);
+				else
+					fprintf(f, " %*s", cw, a);
 			}
 			fputc('\n', f);
 		}

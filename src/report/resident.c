@@ -91,6 +91,7 @@ void sm__report_resident(sm_report *r, double tolerance_pct)
 	char a[32], b[32], c[32], p[32], x[32], y[32], q[32];
 	uint64_t meas_req = 0;
 	size_t i;
+	int spheres = 0;
 
 	memset(r->resident_lines, 0, sizeof(r->resident_lines));
 	memset(&r->resident, 0, sizeof(r->resident));
@@ -126,10 +127,14 @@ void sm__report_resident(sm_report *r, double tolerance_pct)
 		r->resident.verdict = SM_VERDICT_NA;
 	r->resident_failed = r->resident.verdict == SM_VERDICT_FAIL;
 
+	/* `snapmem run` re-estimates with the spheres it measured; a profiled program's estimate
+	 * is the description's as given, and a pipeline without a per-halo loop has no spheres */
+	for (i = 0; i < r->nstages && !spheres; i++)
+		spheres = r->stages[i].per_halo && !r->profiled;
 	snprintf(r->resident_lines[0], sizeof(r->resident_lines[0]),
-		 "resident peak, the whole process: estimated %s (with this run's sphere sizes), "
-		 "VmHWM %s, %s (%s): %s",
-		 sm__iec(r->est_resident, a, sizeof(a)), sm__iec(r->meas_vm_hwm, b, sizeof(b)),
+		 "resident peak, the whole process: estimated %s%s, VmHWM %s, %s (%s): %s",
+		 sm__iec(r->est_resident, a, sizeof(a)),
+		 spheres ? " (with this run's sphere sizes)" : "", sm__iec(r->meas_vm_hwm, b, sizeof(b)),
 		 sm__iec_signed(r->resident.diff, c, sizeof(c)), sm__pct(&r->resident, p, sizeof(p)),
 		 r->resident.verdict == SM_VERDICT_PASS ? "PASS" :
 		 r->resident.verdict == SM_VERDICT_FAIL ? "FAIL" :
@@ -154,8 +159,9 @@ void sm__report_resident(sm_report *r, double tolerance_pct)
 	}
 	if (r->est_peak_pre > 0)
 		snprintf(r->resident_lines[1], sizeof(r->resident_lines[1]),
-			 "before the run (modelled sphere sizes): resident %s, %s (%s) against VmHWM; "
+			 "before the run%s: resident %s, %s (%s) against VmHWM; "
 			 "requested peak %s, %s (%s) against the measured %s",
+			 spheres ? " (modelled sphere sizes)" : "",
 			 sm__iec(r->est_resident_pre, a, sizeof(a)),
 			 sm__iec_signed(r->resident_pre.diff, b, sizeof(b)),
 			 sm__pct(&r->resident_pre, p, sizeof(p)),
