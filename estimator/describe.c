@@ -810,6 +810,122 @@ static int read_assumptions(struct rd *R, const ynode *y)
 	return 0;
 }
 
+/*
+ * documented: reference figures of the stages (a measurement, a paper's table), each printed
+ * beside the model's figure for its stage: the requested peak, or the bytes of the arrays named.
+ */
+static int read_documented(struct rd *R, const ynode *y)
+{
+	static const char *const keys[] = {"stage", "what", "value", "text", "arrays", "source",
+					   "note", "when", NULL};
+	sm_pipeline_desc *d = R->d;
+	const char *ids[SM_EST_MAX_STAGES];
+	size_t i, k;
+	int rc;
+
+	if ((rc = want(R, y, Y_SEQ, "documented")) != 0)
+		return rc;
+	if (y->n > SM_EST_MAX_DOCUMENTED)
+		return ferr(R, y->line, y->col, "more than %d documented figures",
+			    SM_EST_MAX_DOCUMENTED);
+	for (k = 0; k < d->nstages; k++)
+		ids[k] = d->stages[k].id;
+	for (i = 0; i < y->n; i++) {
+		const ynode *a = y->kids[i], *v;
+		sm__desc_documented *x = &d->documented[d->ndocumented++];
+		const sm__desc_stage *st;
+		sm_error perr = {0};
+		size_t m = 0;
+
+		if ((rc = want(R, a, Y_MAP, "a documented figure")) != 0 ||
+		    (rc = check_keys(R, a, keys, "a documented figure")) != 0)
+			return rc;
+		if ((v = get(a, "stage")) == NULL || get(a, "what") == NULL ||
+		    get(a, "value") == NULL || get(a, "source") == NULL)
+			return ferr(R, a->line, a->col, "a documented figure needs stage:, what:, "
+				    "value: and source:");
+		if ((rc = want(R, v, Y_SCALAR, "stage")) != 0)
+			return rc;
+		for (k = 0; k < d->nstages && strcmp(ids[k], v->text) != 0; k++)
+			;
+		if (k == d->nstages) {
+			const char *near = sm__closest(v->text, ids, d->nstages);
+
+			return ferr(R, v->line, v->col, "documented: unknown stage '%s'%s%s%s",
+				    v->text, near ? " (did you mean '" : "", near ? near : "",
+				    near ? "'?)" : "");
+		}
+		x->stage = (int)k;
+		st = &d->stages[k];
+		v = get(a, "value");
+		if ((rc = want(R, v, Y_SCALAR, "value")) != 0)
+			return rc;
+		if (sm_parse_size("value", v->text, &x->value, &perr) != 0)
+			return ferr(R, v->line, v->col, "documented %s", perr.msg);
+		if ((rc = want(R, get(a, "what"), Y_SCALAR, "what")) != 0 ||
+		    (rc = dup_text(R, get(a, "what")->text, &x->what)) != 0 ||
+		    (rc = want(R, get(a, "source"), Y_SCALAR, "source")) != 0 ||
+		    (rc = dup_text(R, get(a, "source")->text, &x->source)) != 0)
+			return rc;
+		v = get(a, "text");
+		if (v != NULL && ((rc = want(R, v, Y_SCALAR, "text")) != 0 ||
+				  (rc = dup_text(R, v->text, &x->text)) != 0))
+			return rc;
+		if (v == NULL && (rc = dup_text(R, get(a, "value")->text, &x->text)) != 0)
+			return rc;
+		v = get(a, "note");
+		if (v != NULL && ((rc = want(R, v, Y_SCALAR, "note")) != 0 ||
+				  (rc = dup_text(R, v->text, &x->note)) != 0))
+			return rc;
+		if ((v = get(a, "when")) != NULL && (rc = expr(R, v, "when", &x->when)) != 0)
+			return rc;
+		v = get(a, "arrays");
+		if (v != NULL) {
+			char buf[SM_EST_MAX_ARRAYS * 72];
+			size_t n = 0, j;
+
+			if ((rc = want(R, v, Y_SEQ, "arrays")) != 0)
+				return rc;
+			if (st->narrays == 0)
+				return ferr(R, v->line, v->col, "documented arrays: stage '%s' "
+					    "allocates no array", st->id);
+			if (v->n == 0 || v->n > st->narrays)
+				return ferr(R, v->line, v->col, "documented arrays: 1 to %zu arrays of "
+					    "stage '%s'", st->narrays, st->id);
+			buf[0] = '\0';
+			for (j = 0; j < v->n; j++) {
+				const ynode *an = v->kids[j];
+				const char *names[SM_EST_MAX_ARRAYS];
+
+				if ((rc = want(R, an, Y_SCALAR, "an array name")) != 0)
+					return rc;
+				for (m = 0; m < st->narrays; m++)
+					names[m] = st->arrays[m].name;
+				for (m = 0; m < st->narrays && strcmp(names[m], an->text) != 0; m++)
+					;
+				if (m == st->narrays) {
+					const char *near = sm__closest(an->text, names, st->narrays);
+
+					return ferr(R, an->line, an->col, "documented: stage '%s' "
+						    "allocates no array '%s'%s%s%s", st->id, an->text,
+						    near ? " (did you mean '" : "", near ? near : "",
+						    near ? "'?)" : "");
+				}
+				x->arrays[x->narrays++] = (int)m;
+				n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s",
+						      j > 0 ? " + " : "", an->text);
+				if (n >= sizeof(buf))
+					n = sizeof(buf) - 1;
+			}
+			if ((rc = dup_text(R, buf, &x->model)) != 0)
+				return rc;
+		} else if ((rc = dup_text(R, "the stage's requested peak", &x->model)) != 0) {
+			return rc;
+		}
+	}
+	return 0;
+}
+
 /* ---- name resolution ------------------------------------------------------------------------- */
 
 int sm__desc_option_index(const sm_pipeline_desc *d, const char *name)
@@ -1085,6 +1201,9 @@ static int check_expansion(struct rd *R)
 	for (i = 0; i < d->nassumptions; i++)
 		if ((rc = check_terms(R, d->assumptions[i].when, let_terms)) != 0)
 			return rc;
+	for (i = 0; i < d->ndocumented; i++)
+		if ((rc = check_terms(R, d->documented[i].when, let_terms)) != 0)
+			return rc;
 	return 0;
 }
 
@@ -1135,6 +1254,9 @@ static int resolve_all(struct rd *R)
 	for (i = 0; i < d->nassumptions; i++)
 		if ((rc = resolve(R, d->assumptions[i].when)) != 0)
 			return rc;
+	for (i = 0; i < d->ndocumented; i++)
+		if ((rc = resolve(R, d->documented[i].when)) != 0)
+			return rc;
 	return check_expansion(R);
 }
 
@@ -1179,6 +1301,14 @@ void sm_desc_free(sm_pipeline_desc *d)
 		free(d->assumptions[i].text);
 		sm__expr_free(d->assumptions[i].when);
 	}
+	for (i = 0; i < d->ndocumented; i++) {
+		free(d->documented[i].what);
+		free(d->documented[i].text);
+		free(d->documented[i].source);
+		free(d->documented[i].note);
+		free(d->documented[i].model);
+		sm__expr_free(d->documented[i].when);
+	}
 	free(d->file);
 	free(d->id);
 	free(d->title);
@@ -1189,7 +1319,7 @@ int sm_desc_parse(const char *file, const char *text, size_t len, sm_pipeline_de
 		  sm_error *err)
 {
 	static const char *const keys[] = {"pipeline", "title", "note", "allocator", "options", "let",
-					   "stages", "process", "assumptions", NULL};
+					   "stages", "process", "assumptions", "documented", NULL};
 	struct pending (*pend)[SM_EST_MAX_ARRAYS] = NULL;
 	struct rd R = {file, err, NULL};
 	ynode *root = NULL;
@@ -1255,6 +1385,8 @@ int sm_desc_parse(const char *file, const char *text, size_t len, sm_pipeline_de
 	if ((v = get(root, "process")) != NULL && (rc = read_process(&R, v)) != 0)
 		goto out;
 	if ((v = get(root, "assumptions")) != NULL && (rc = read_assumptions(&R, v)) != 0)
+		goto out;
+	if ((v = get(root, "documented")) != NULL && (rc = read_documented(&R, v)) != 0)
 		goto out;
 	if ((rc = resolve_all(&R)) != 0)
 		goto out;

@@ -149,6 +149,17 @@ typedef struct sm__desc_text {
 	sm__expr *when;
 } sm__desc_text;
 
+/* A documented figure (documented:): printed beside the estimate of its stage. */
+typedef struct sm__desc_documented {
+	char *what, *text, *source, *note;
+	char *model;                 /* what it is compared with, as printed */
+	int stage;                   /* index of the stage */
+	int arrays[SM_EST_MAX_ARRAYS]; /* indices into the stage's arrays; none: the stage's peak */
+	size_t narrays;
+	uint64_t value;              /* bytes */
+	sm__expr *when;
+} sm__desc_documented;
+
 struct sm_pipeline_desc {
 	char *file;                  /* the name errors give */
 	char *id, *title;
@@ -164,6 +175,8 @@ struct sm_pipeline_desc {
 		*arrays_address_space;
 	sm__desc_text assumptions[SM__DESC_MAX_ASSUMPTIONS];
 	size_t nassumptions;
+	sm__desc_documented documented[SM_EST_MAX_DOCUMENTED];
+	size_t ndocumented;
 };
 
 /* Option index by name, -1 when not declared. */

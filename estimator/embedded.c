@@ -166,6 +166,8 @@ static void row(sm_est_documented *r, const char *step, const char *stage, const
 	r->difference = (int64_t)(documented - estimated);
 	r->unexplained = unexplained;
 	r->note = note;
+	r->source = NULL;
+	r->model = NULL;
 }
 
 int sm_est_documented_rows(const sm_est_input *in, const sm_estimate *e, sm_est_documented *rows,

@@ -687,6 +687,43 @@ int sm__desc_replay(const sm_pipeline_desc *d, const sm_est_input *in, const sm_
 		if (on)
 			e->desc_assumptions[e->ndesc_assumptions++] = d->assumptions[i].text;
 	}
+	/* the description's documented figures, beside the model's of their stage */
+	e->ndesc_documented = 0;
+	for (i = 0; i < d->ndocumented; i++) {
+		const sm__desc_documented *x = &d->documented[i];
+		const sm__desc_stage *ds = &d->stages[x->stage];
+		const sm_est_stage *st = NULL;
+		sm_est_documented *r;
+		uint64_t est = 0;
+		size_t k, j;
+		int on = 1;
+
+		if (x->when != NULL && (rc = sm__expr_bool(x->when, env, &on, err)) != 0)
+			goto out;
+		for (k = 0; on && k < e->nstages; k++)
+			if (strcmp(e->stages[k].id, ds->id) == 0)
+				st = &e->stages[k];
+		if (!on || st == NULL)
+			continue;  /* not this source, or the stage does not run in this variant */
+		if (x->narrays == 0)
+			est = st->peak;
+		for (j = 0; j < x->narrays; j++)
+			for (k = 0; k < st->narrays; k++)
+				if (strcmp(st->arrays[k].name, ds->arrays[x->arrays[j]].name) == 0)
+					est += st->arrays[k].requested;
+		r = &e->desc_documented[e->ndesc_documented++];
+		memset(r, 0, sizeof(*r));
+		r->step = "";
+		r->stage = ds->id;
+		r->what = x->what;
+		r->documented_text = x->text;
+		r->documented = x->value;
+		r->estimated = est;
+		r->difference = (int64_t)(x->value - est);
+		r->note = x->note != NULL ? x->note : "";
+		r->source = x->source;
+		r->model = x->model;
+	}
 	e->quantities_used = env->used;
 out:
 	free(env);

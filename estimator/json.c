@@ -160,10 +160,14 @@ static json_t *halos_json(const sm_est_input *in, const sm_estimate *e)
 
 static json_t *documented_json(const sm_est_input *in, const sm_estimate *e)
 {
-	sm_est_documented rows[SM_EST_MAX_DOCUMENTED];
+	sm_est_documented rows[2 * SM_EST_MAX_DOCUMENTED];
 	json_t *arr = json_array();
 	int n = sm_est_documented_rows(in, e, rows, SM_EST_MAX_DOCUMENTED, NULL), i;
+	size_t k;
 
+	/* then the description's own (documented:) */
+	for (k = 0; n >= 0 && k < e->ndesc_documented; k++)
+		rows[n++] = e->desc_documented[k];
 	for (i = 0; i < n; i++) {
 		json_t *r = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:I, s:b, s:s}",
 				      "step", rows[i].step, "stage", rows[i].stage,
@@ -175,6 +179,10 @@ static json_t *documented_json(const sm_est_input *in, const sm_estimate *e)
 
 		if (rows[i].notebook > 0)
 			json_object_set_new(r, "notebook_arithmetic_bytes", bytes(rows[i].notebook));
+		if (rows[i].source != NULL) {
+			json_object_set_new(r, "source", json_string(rows[i].source));
+			json_object_set_new(r, "model", json_string(rows[i].model));
+		}
 		json_array_append_new(arr, r);
 	}
 	return arr;

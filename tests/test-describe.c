@@ -118,6 +118,25 @@ static const struct bad read_errors[] = {
 	{"per_halo and all_halos", "pipeline: x\nstages:\n  - id: s\n    per_halo: true\n"
 	 "    all_halos: true\n",
 	 "x.yaml:5:16: a stage is per_halo or all_halos, not both"},
+	{"documented unknown stage", "pipeline: x\nstages: [{id: load}]\ndocumented:\n"
+	 "  - {stage: lod, what: w, value: 1G, source: s}\n",
+	 "x.yaml:4:13: documented: unknown stage 'lod' (did you mean 'load'?)"},
+	{"documented unknown array", "pipeline: x\nstages:\n  - id: load\n"
+	 "    arrays: [{name: grid, dtype: uint8, count: 1}]\ndocumented:\n"
+	 "  - {stage: load, what: w, value: 1G, source: s, arrays: [gird]}\n",
+	 "x.yaml:6:59: documented: stage 'load' allocates no array 'gird' (did you mean 'grid'?)"},
+	{"documented no arrays", "pipeline: x\nstages: [{id: load}]\ndocumented:\n"
+	 "  - {stage: load, what: w, value: 1G, source: s, arrays: [a]}\n",
+	 "x.yaml:4:58: documented arrays: stage 'load' allocates no array"},
+	{"documented value without unit", "pipeline: x\nstages: [{id: load}]\ndocumented:\n"
+	 "  - {stage: load, what: w, value: 175.1, source: s}\n",
+	 "x.yaml:4:35: documented value: '175.1' has no unit: 175.1 what? e.g. 175.1G"},
+	{"documented without source", "pipeline: x\nstages: [{id: load}]\ndocumented:\n"
+	 "  - {stage: load, what: w, value: 1G}\n",
+	 "x.yaml:4:5: a documented figure needs stage:, what:, value: and source:"},
+	{"documented unknown quantity", "pipeline: x\nstages: [{id: load}]\ndocumented:\n"
+	 "  - {stage: load, what: w, value: 1G, source: s, when: gass_cells > 1}\n",
+	 "x.yaml:4:56: unknown quantity 'gass_cells' (did you mean 'gas_cells'?)"},
 	{NULL, NULL, NULL},
 };
 
@@ -804,6 +823,77 @@ static void test_per_halo(void **state)
 
 /* The embedded description: its options, its 22 variants (28 with a block outside the sweep; 10 at
  * the configured block). */
+/*
+ * documented: the notebook's step-3 measurements (175.1 GB, 336.6 GB; GiB) beside notebook-numpy's
+ * estimate at TNG300-1: the first against the three arrays it names, the second against the
+ * stage's requested peak, with the source and the explanation; none on another source (when:).
+ */
+static void test_documented(void **state)
+{
+	char *nb = tu_path(getenv("SNAPMEM_REAL_DATA"),
+			   "../../estimator/pipelines/notebook-numpy.yaml");
+	char *dir = tu_tmpdir(), *mock = tu_path(dir, "mock");
+	json_t *j, *docs, *st, *a, *row;
+	json_int_t arrays = 0;
+	size_t i;
+	tu_result r;
+
+	(void)state;
+	r = tu_run("estimate", "--pipeline", nb, "--format", "json", NULL);
+	assert_int_equal(r.status, 0);
+	j = json_loads(r.out, 0, NULL);
+	assert_non_null(j);
+	docs = json_object_get(j, "documented");
+	assert_int_equal(json_array_size(docs), 2);
+	st = stage(j, "compute_temperature");
+	json_array_foreach(json_object_get(st, "arrays"), i, a) {
+		const char *n = json_string_value(json_object_get(a, "name"));
+
+		if (strcmp(n, "mu") == 0 || strcmp(n, "temperature_product") == 0 ||
+		    strcmp(n, "temperature") == 0)
+			arrays += ival(a, "requested_bytes");
+	}
+	row = json_array_get(docs, 0);
+	assert_string_equal(json_string_value(json_object_get(row, "documented_text")), "175.1 GB");
+	assert_int_equal(ival(row, "documented_bytes"), (json_int_t)(175.1 * 1073741824.0));
+	assert_int_equal(ival(row, "estimated_bytes"), arrays);
+	assert_int_equal(ival(row, "difference_bytes"), ival(row, "documented_bytes") - arrays);
+	assert_string_equal(json_string_value(json_object_get(row, "model")),
+			    "mu + temperature_product + temperature");
+	assert_non_null(strstr(json_string_value(json_object_get(row, "source")), "notebook"));
+	row = json_array_get(docs, 1);
+	assert_string_equal(json_string_value(json_object_get(row, "documented_text")), "336.6 GB");
+	assert_int_equal(ival(row, "estimated_bytes"), ival(st, "peak_bytes"));
+	json_decref(j);
+	tu_result_free(&r);
+	/* the table prints them beside the estimate, the difference explained */
+	r = tu_run("estimate", "--pipeline", nb, NULL);
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.out, "documented figures beside the estimate (pipeline "
+				      "'notebook-numpy')"));
+	assert_non_null(strstr(r.out, "175.1 GB"));
+	assert_non_null(strstr(r.out, "336.6 GB"));
+	assert_non_null(strstr(r.out, "one byte per gas cell"));
+	assert_non_null(strstr(r.out, "source: the reference notebook, step 3"));
+	tu_result_free(&r);
+	r = tu_run("estimate", "--pipeline", nb, "--format", "markdown", NULL);
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.out, "## Documented figures beside the estimate"));
+	tu_result_free(&r);
+	/* another snapshot: not the notebook's figures */
+	r = tu_run("mock", mock, "--gas", "20000", "--halos", "3", "--files", "2", NULL);
+	assert_int_equal(r.status, 0);
+	tu_result_free(&r);
+	r = tu_run("estimate", "--pipeline", nb, "--base-path", mock, "--snap", "99", NULL);
+	assert_int_equal(r.status, 0);
+	assert_null(strstr(r.out, "documented figures"));
+	tu_result_free(&r);
+	free(mock);
+	tu_rmtree(dir);
+	free(dir);
+	free(nb);
+}
+
 static void test_default(void **state)
 {
 	const sm_pipeline_desc *d;
@@ -859,6 +949,7 @@ int main(void)
 		cmocka_unit_test(test_dm_projection),
 		cmocka_unit_test(test_allocator),
 		cmocka_unit_test(test_per_halo),
+		cmocka_unit_test(test_documented),
 		cmocka_unit_test(test_default),
 	};
 

@@ -91,6 +91,27 @@ typedef struct sm_est_stage {
 	uint64_t live_after, live_after_allocated;
 } sm_est_stage;
 
+/* One documented figure beside the model: the reference notebook's (embedded TNG300-1 with the
+ * default pipeline, sm_est_documented_rows), or one a description declares (documented:,
+ * docs/PIPELINES.md; sm_estimate.desc_documented). */
+typedef struct sm_est_documented {
+	const char *step;            /* "1" .. "4" */
+	const char *stage;           /* stage id */
+	const char *what;
+	const char *documented_text; /* as the notebook printed it: "161.54410924762487 GB" (GiB) */
+	uint64_t documented;         /* that figure in bytes (GB = GiB, kB = KiB), rounded */
+	uint64_t notebook;           /* the notebook's arithmetic redone exactly; 0 when none */
+	uint64_t estimated;          /* the model, with the notebook's choices (in-memory fields) */
+	int64_t difference;          /* documented - estimated */
+	int unexplained;             /* 1: a gap the notebook does not explain */
+	const char *note;
+	const char *source;          /* a description's: where the figure comes from; else NULL */
+	const char *model;           /* a description's: what of the model it is compared with ("the
+				      * stage's requested peak", "mu + temperature"); else NULL */
+} sm_est_documented;
+
+#define SM_EST_MAX_DOCUMENTED 16
+
 typedef struct sm_estimate {
 	sm_model_options options;
 	sm_est_stage stages[SM_EST_MAX_STAGES];
@@ -142,6 +163,10 @@ typedef struct sm_estimate {
 	const char *desc_assumptions[SM_EST_MAX_DESC_ASSUMPTIONS];
 	size_t ndesc_assumptions;
 	uint64_t quantities_used;
+	/* The description's documented figures in force (its documented: entries whose when: holds
+	 * and whose stage ran), each beside the model's figure; strings of the description. */
+	sm_est_documented desc_documented[SM_EST_MAX_DOCUMENTED];
+	size_t ndesc_documented;
 } sm_estimate;
 
 /* Computes the estimate. 0, or SM_EOVERFLOW when a byte count does not fit 64 bits, SM_EINVAL for
@@ -181,21 +206,6 @@ uint64_t sm_est_baseline_bytes(void);
  * size class (slabs). */
 uint64_t sm_est_array_resident(uint64_t requested, uint64_t allocated);
 
-/* One figure of the reference notebook beside the model (embedded TNG300-1 only). */
-typedef struct sm_est_documented {
-	const char *step;            /* "1" .. "4" */
-	const char *stage;           /* stage id */
-	const char *what;
-	const char *documented_text; /* as the notebook printed it: "161.54410924762487 GB" (GiB) */
-	uint64_t documented;         /* that figure in bytes (GB = GiB, kB = KiB), rounded */
-	uint64_t notebook;           /* the notebook's arithmetic redone exactly; 0 when none */
-	uint64_t estimated;          /* the model, with the notebook's choices (in-memory fields) */
-	int64_t difference;          /* documented - estimated */
-	int unexplained;             /* 1: a gap the notebook does not explain */
-	const char *note;
-} sm_est_documented;
-
-#define SM_EST_MAX_DOCUMENTED 16
 
 /* Fills up to max rows; returns their count (0 for a source other than the embedded default), or a
  * negative SM_E* code. */

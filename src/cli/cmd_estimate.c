@@ -667,6 +667,50 @@ static void render_documented(struct ctx *c)
 	fputc('\n', c->f);
 }
 
+/* A description's documented figures (documented:, docs/PIPELINES.md), each beside the model's
+ * figure for its stage, with its source and the difference explained. */
+static void render_desc_documented(struct ctx *c)
+{
+	const sm_estimate *e = c->e;
+	char d[32], m[32], df[40], di[40], mi[40];
+	size_t i;
+
+	if (e->ndesc_documented == 0)
+		return;
+	if (c->md)
+		fprintf(c->f, "## Documented figures beside the estimate\n\n"
+			"| stage | what | documented | model | documented − model | source | note |\n"
+			"|---|---|---:|---:|---:|---|---|\n");
+	else
+		fprintf(c->f, "  documented figures beside the estimate (pipeline '%s')\n"
+			"  %-22s %-46s %-12s %19s %19s  %s\n", sm_desc_id(e->options.pipeline),
+			"stage", "what", "documented", "documented bytes", "model bytes",
+			"documented - model");
+	for (i = 0; i < e->ndesc_documented; i++) {
+		const sm_est_documented *r = &e->desc_documented[i];
+
+		cli_est_commas(r->documented, d, sizeof(d));
+		cli_est_commas(r->estimated, m, sizeof(m));
+		sm_format_iec_signed(r->difference, df, sizeof(df));
+		sm_format_iec(r->documented, di, sizeof(di));
+		sm_format_iec(r->estimated, mi, sizeof(mi));
+		if (c->md) {
+			fprintf(c->f, "| `%s` | %s | %s (%s B) | %s B (%s: %s) | %s | %s | %s |\n",
+				r->stage, r->what, r->documented_text, d, m, r->model, mi, df,
+				r->source, r->note);
+			continue;
+		}
+		fprintf(c->f, "  %-22s %-46s %-12s %19s %19s  %s\n", r->stage, r->what,
+			r->documented_text, d, m, df);
+		fprintf(c->f, "  %-22s   documented %s = %s; model: %s = %s\n", "", d, di, r->model,
+			mi);
+		fprintf(c->f, "  %-22s   source: %s\n", "", r->source);
+		if (r->note[0] != '\0')
+			fprintf(c->f, "  %-22s   %s\n", "", r->note);
+	}
+	fputc('\n', c->f);
+}
+
 static int render_text(struct ctx *c, char **text, sm_error *err)
 {
 	size_t len = 0;
@@ -681,6 +725,7 @@ static int render_text(struct ctx *c, char **text, sm_error *err)
 	render_mpi(c);
 	cli_est_render_verdict(c->f, c->v, c->md);
 	render_documented(c);
+	render_desc_documented(c);
 	if (fclose(c->f) != 0) {
 		free(*text);
 		*text = NULL;
