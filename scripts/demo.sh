@@ -40,7 +40,5 @@ else
 		"$py" "$root/examples/notebook/radial_profiles.py" "$out/mock" 99 "$out/notebook/profiles.hdf5"
 	echo
 	"$py" "$root/examples/notebook/summary.py" "$out/notebook" "$out/run"
-	echo "(step 3: numpy's temporaries of the temperature one-liner; step 5: the N x 3 offsets,"
-	echo " their rounding and the boolean mask over every cell, per halo; the C pipeline streams"
-	echo " both. Report: $out/notebook/report.html, flame graph of the peak inside.)"
+	echo "(report: $out/notebook/report.html, flame graph of the peak inside)"
 fi

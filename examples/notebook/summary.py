@@ -4,10 +4,13 @@
 
 Reads NOTEBOOK_PROFILE_DIR/memory.json (snapmem profile) and, when given, C_RUN_DIR/memory.json
 (snapmem run), and prints per notebook step the allocated peak above the process's baseline
-(both), then the stage of the notebook's peak and the sites live at it (with --python-lines: the
-script's own lines). Standard library only.
+(both), then the stage of the notebook's peak and the sites live at it, and for the steps where
+the notebook's way of writing costs memory (step 3's one-liner, step 5's per-halo work) the sites
+live at that step's own peak (its top_sites): with --python-lines each names the script's line,
+printed with its source text, so the figures say why. Standard library only.
 """
 import json
+import linecache
 import os
 import sys
 
@@ -37,15 +40,50 @@ def per_stage(doc):
     return out
 
 
+def library(path):
+    """numpy's own Python code (np.round's wrappers...), not the script's"""
+    return (path.startswith("<") or "/dist-packages/" in path or "/site-packages/" in path
+            or "/lib/python3" in path)
+
+
+def script_frame(site):
+    """the innermost Python frame in the script itself (--python-lines), or None"""
+    py = [fr for fr in site.get("frames", []) if fr.get("python")]
+    for fr in py:
+        if not library(fr.get("file") or "<"):
+            return fr
+    return None
+
+
 def where(site):
-    frames = site.get("frames", [])
-    for fr in frames:
-        if fr.get("python"):
-            return "%s (%s:%d)" % (fr["function"], os.path.basename(fr["file"]), fr["line"])
-    for fr in frames:
+    fr = script_frame(site)
+    if fr:
+        code = linecache.getline(fr["file"], fr["line"]).strip()
+        return "%s:%d  %s" % (os.path.basename(fr["file"]), fr["line"], code)
+    for fr in site.get("frames", []):
         if fr.get("function") and not (fr.get("object") or "").endswith("libsnapmem-preload.so"):
             return fr["function"]
     return "?"
+
+
+def why(doc, step, label):
+    """the sites of 1 MiB and more live at the peak of step's largest instance"""
+    best = None
+    for st in doc["stages"]:
+        if st["id"] == step and (best is None or st["allocated"]["peak"] > best["allocated"]["peak"]):
+            best = st
+    if best is None:
+        return
+    sites = {s["id"]: s for s in doc["sites"]} if doc["sites"] and "id" in doc["sites"][0] \
+        else dict(enumerate(doc["sites"]))
+    inst = "" if best.get("instance", -1) < 0 else " (halo %d, the largest)" % best["instance"]
+    print("\n%s, step '%s'%s: live at its peak" % (label, step, inst))
+    for ts in best.get("top_sites", []):
+        site = sites.get(ts["site"])
+        # the interpreter's own sampled blocks (no line of the script) are not the step's doing
+        if site is not None and ts["bytes"] >= 1 << 20 and script_frame(site):
+            print("  %s  %s%s" % (mib(ts["bytes"]), where(site),
+                                  "  (tracked)" if site.get("tracked") else ""))
 
 
 def main():
@@ -71,9 +109,13 @@ def main():
     print("\nnotebook peak: %s above step 1's start, in step '%s'; live at the peak:"
           % (mib(total).strip(), inner["id"] if inner else "?"))
     sites = sorted(nb["sites"], key=lambda s: -s.get("peak_bytes", 0))
-    for s in sites[:6]:
+    for s in sites[:8]:
         if s.get("peak_bytes", 0) >= 1 << 20:
             print("  %s  %s%s" % (mib(s["peak_bytes"]), where(s), "  (tracked)" if s["tracked"] else ""))
+    print("\nwhy (untracked blocks are numpy's temporaries and masks; the C pipeline streams them):")
+    why(nb, "compute_temperature", "step 3, the temperature one-liner")
+    why(nb, "select_sphere", "step 5, the N x 3 offsets of every cell")
+    why(nb, "mask_arrays", "step 5, the boolean mask over every cell")
 
 
 if __name__ == "__main__":
