@@ -690,6 +690,7 @@ static void test_python_markers(void **state)
 			odd = 1;
 		}
 	assert_true(odd);
+	assert_null(json_object_get(doc, "python_allocators")); /* --python-lines only */
 	json_decref(doc);
 	tu_result_free(&r);
 
@@ -717,6 +718,29 @@ static void test_python_markers(void **state)
 	}
 	assert_true(line3);
 	assert_true(line6);
+	/* --python-lines also counts what Python's allocators and numpy's data handler hand out, per
+	 * stage (tracemalloc's quantity): the arrays' requested bytes, plus a few small objects */
+	json_t *pa = json_object_get(doc, "python_allocators"), *rec;
+	assert_non_null(pa);
+	assert_true(json_is_true(json_object_get(pa, "numpy")));
+	int got_load = 0, got_odd = 0;
+	json_array_foreach(json_object_get(pa, "stages"), i, rec) {
+		const char *id = json_string_value(json_object_get(rec, "id"));
+		json_int_t rise = json_integer_value(json_object_get(rec, "peak")) -
+				  json_integer_value(json_object_get(rec, "begin"));
+		if (strcmp(id, "load") == 0) {
+			if (rise < (16 << 20) || rise > (16 << 20) + (64 << 10))
+				fail_msg("python_allocators: stage 'load' rose %lld B, want 16 MiB + a "
+					 "little", (long long)rise);
+			got_load = 1;
+		} else if (strcmp(id, "odd") == 0) {
+			if (rise < 5000000 || rise > 5000000 + (64 << 10))
+				fail_msg("python_allocators: stage 'odd' rose %lld B, want 5,000,000 + "
+					 "a little", (long long)rise);
+			got_odd = 1;
+		}
+	}
+	assert_true(got_load && got_odd);
 	json_decref(doc);
 	char *folded = tu_path(out, "stacks.folded");
 	txt = tu_read_file(folded, NULL);

@@ -55,6 +55,54 @@ _ops = _find_ops()
 _tracked = {}   # id(obj) -> finalizer or None
 
 
+def _find_python_hook():
+    """sm_preload_python: under --python-lines, Python's own allocators counted per stage."""
+    if _ops is None:
+        return None
+    try:
+        fn = ctypes.CDLL(None).sm_preload_python
+    except (AttributeError, OSError):
+        return None
+    fn.restype = ctypes.c_int
+    fn.argtypes = [ctypes.c_void_p]
+    return fn
+
+
+def _numpy_api():
+    """numpy's C-API table (its _ARRAY_API capsule's pointer) once numpy is imported and has
+    data memory handlers (numpy >= 1.22), else None"""
+    import sys
+    for name in ("numpy.core._multiarray_umath", "numpy._core._multiarray_umath"):
+        mod = sys.modules.get(name)
+        if mod is not None and hasattr(mod, "get_handler_name"):
+            get = ctypes.pythonapi.PyCapsule_GetPointer
+            get.restype = ctypes.c_void_p
+            get.argtypes = [ctypes.py_object, ctypes.c_char_p]
+            try:
+                return get(mod._ARRAY_API, None)
+            except (AttributeError, ValueError):
+                return None
+    return None
+
+
+# PYFUNCTYPE-like: called with the GIL held (CDLL calls release it; the hook must not): pythonapi
+_python_hook = _find_python_hook()
+if _python_hook is not None:
+    _python_hook = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_void_p)(
+        ctypes.cast(_python_hook, ctypes.c_void_p).value)
+_python_state = 0   # 1: Python's allocator domains counted, | 2: numpy's data too
+
+
+def _python_start():
+    global _python_state
+    if _python_hook is None or _python_state & 2:
+        return
+    _python_state = _python_hook(_numpy_api())
+
+
+_python_start()
+
+
 def active():
     """True when a preloaded profiler measures this process."""
     return _ops is not None
@@ -70,6 +118,7 @@ def begin(name, instance=None):
     """Begins stage ``name`` (nested in the current one)."""
     n = _name(name)
     if _ops is not None:
+        _python_start()
         _ops.stage_begin(n, -1 if instance is None else int(instance))
 
 
@@ -88,6 +137,7 @@ class stage:
 
     def __enter__(self):
         if _ops is not None:
+            _python_start()
             _ops.stage_begin(self._n, self._instance)
         return self
 

@@ -51,7 +51,9 @@ static const cli_opt profile_opts[] = {
 	 "report); without it only the program's own process is measured", PO_FOLLOW, 0},
 	{"python-lines", 0, CLI_FLAG, NULL, "off",
 	 "Python programs: the sites of large allocations (1 MiB and more) and of snapmem.track'ed "
-	 "arrays also name the script's own lines", PO_PYLINES, 0},
+	 "arrays also name the script's own lines, and each stage records what Python's allocators "
+	 "and numpy's data handed out (tracemalloc's quantity) beside its allocated peak",
+	 PO_PYLINES, 0},
 	{"preload", 0, CLI_FILE, "PATH", "beside this binary, else the installed one",
 	 "the preload library (also $SNAPMEM_PRELOAD)", PO_PRELOAD, 0},
 	{NULL, 0, CLI_FLAG, NULL, NULL, NULL, 0, 0},

@@ -31,6 +31,7 @@
  * itself) writes it marked incomplete with that signal. glibc's own exit path calls its internal
  * _exit, not this one.
  */
+#include "preload/pydomains.h"
 #include "profiler/prof-internal.h"
 #include "snapmem/units.h"
 
@@ -71,7 +72,10 @@ static sm_prof *mine(void)
 static int op_begin(const char *id, int64_t instance)
 {
 	sm_prof *p = mine();
-	return p ? sm_prof_stage_begin(p, id, instance) : 0;
+	int rc = p ? sm_prof_stage_begin(p, id, instance) : 0;
+	if (p && rc == 0)
+		sm__pydomains_begin(id, instance);
+	return rc;
 }
 
 static int op_end(void)
@@ -81,7 +85,10 @@ static int op_end(void)
 		return 0;
 	if (p->nopen <= 1)
 		return SM_EINVAL; /* "process" is ended at exit only */
-	return sm_prof_stage_end(p);
+	int rc = sm_prof_stage_end(p);
+	if (rc == 0)
+		sm__pydomains_end();
+	return rc;
 }
 
 static void *op_alloc(const char *name, uint64_t bytes, int zero)
@@ -123,6 +130,13 @@ __attribute__((visibility("default"))) const sm__preload_ops *sm_preload_ops(voi
 	return mine() ? &ops : NULL;
 }
 
+/* Exported for the Python module (--python-lines): Python's own allocators counted per stage
+ * from now on (pydomains.c); 0 when this process is not measured with that option. */
+__attribute__((visibility("default"))) int sm_preload_python(void *const *numpy_api)
+{
+	return mine() ? sm__pydomains_start(numpy_api) : 0;
+}
+
 /* ---- the document ------------------------------------------------------------------------ */
 
 static void write_out(const char *incomplete_reason)
@@ -133,6 +147,14 @@ static void write_out(const char *incomplete_reason)
 	if (!p || written)
 		return;
 	written = 1;
+	int *g = sm__guard(); /* the document's own allocations are not the program's */
+	int saved = *g;
+	*g = 1;
+	char *py = sm__pydomains_json();
+	*g = saved;
+	if (py)
+		sm_prof_set_meta(p, "python_allocators", py);
+	free(py);
 	if (incomplete_reason)
 		sm_prof_mark_incomplete(p, incomplete_reason);
 	else
@@ -371,17 +393,20 @@ static void start(int is_main)
 /* fork: the sampling tables and the profiler lock must not be copied mid-update */
 static void fork_prepare(void)
 {
+	sm__pydomains_prefork();
 	pthread_mutex_lock(&sm__lock);
 }
 
 static void fork_parent(void)
 {
 	pthread_mutex_unlock(&sm__lock);
+	sm__pydomains_postfork(0);
 }
 
 static void fork_child(void)
 {
 	pthread_mutex_unlock(&sm__lock);
+	sm__pydomains_postfork(1);
 	if (!prof)
 		return;
 	/* the parent's profiler stays behind, unfreed: its timeline thread is not in this process */
@@ -421,8 +446,10 @@ __attribute__((constructor)) static void preload_init(void)
 	snprintf(dir, sizeof(dir), "%s", d);
 	follow = fol && strcmp(fol, "1") == 0;
 	const char *pyl = getenv("SNAPMEM_PROFILE_PYTHON_LINES");
-	if (pyl && strcmp(pyl, "1") == 0)
+	if (pyl && strcmp(pyl, "1") == 0) {
 		sm__pylines_enable();
+		sm__pydomains_enable();
+	}
 	int is_main = top && (pid_t)atol(top) == getpid();
 	if (!is_main && !follow)
 		return;
