@@ -5,7 +5,10 @@
 #   - the allocation-heavy loop (tests/progs/allocloop: 5,000,000 malloc/free pairs of 16-528
 #     bytes, a plain program) under `snapmem profile` <= 1.5x the plain run (glibc's malloc), also
 #     shown beside jemalloc alone (LD_PRELOAD) to separate the allocator from the profiler;
-#   - the numpy notebook example (examples/notebook/radial_profiles.py on a 3,000,000-cell mock)
+#   - the numpy notebook example (examples/notebook/radial_profiles.py on a 3,000,000-cell mock
+#     whose group catalogue, like a real one, holds many small groups: 20 halos above 1e14 Msun
+#     and 100,000 below; TNG100-1's holds 4.4 million. With 40 groups, load_halos allocated
+#     13 KB, of which the stage markers' own objects were a quarter: docs/PROFILE.md)
 #     <= 1.10x wall; --python-lines measured beside it;
 #   - the profiled process's VmHWM within 3 % of the plain run's (getrusage of the child), the
 #     profiler's own memory (profiler.self_bytes) shown apart; beside it, one profiled run with
@@ -72,10 +75,11 @@ fi
 nb_plain=0; nb_prof=0; nb_lines=0; cpu_plain=0; cpu_prof=0; hwm_plain=0; hwm_prof=0; hwm_off=0; self_bytes=0; stages='{}'
 stages_off='{}'; hdf5='{"bytes": 0, "count": 0}'; tm='{}'; py_stages='{}'; nb_pair=0; cpu_pair=0; nb_reps=3
 if [ -z "$py_skip" ]; then
-	mock="$data/profile-mock-3e6"
+	mock="$data/profile-mock-3e6-g100k"
 	if [ ! -f "$mock/.done" ]; then
 		rm -rf "$mock"
-		"$bin" mock "$mock" --gas 3000000 --halos 20 --files 8 --seed 1 >/dev/null
+		"$bin" mock "$mock" --gas 3000000 --halos 20 --small-halos 100000 --files 8 --seed 1 \
+			>/dev/null
 		touch "$mock/.done"
 	fi
 	export PYTHONPATH="$build/python"
@@ -184,7 +188,7 @@ jq -r '
 	"",
 	"- allocation loop (\(.alloc.pairs) malloc/free pairs, loop time in the process): plain (glibc) \(f(.alloc.plain_s; 4)) s; jemalloc alone (LD_PRELOAD) \(f(.alloc.jemalloc_s; 4)) s; `snapmem profile` (jemalloc, sampling layer at 512 KiB, timeline 100 Hz) \(f(.alloc.profiled_s; 4)) s = \(f(.alloc.ratio; 2))x plain, \(f(.alloc.ratio_vs_jemalloc; 2))x jemalloc alone; \(.alloc.samples) samples. Whole process including writing memory.json and the reports: \(f(.alloc.process_profiled_s; 3)) s vs \(f(.alloc.process_plain_s; 3)) s = \(f(.alloc.process_ratio; 2))x",
 	(if .numpy.skipped then empty else
-	 "- numpy example (\(.numpy.cells) cells, 20 halos; medians of \(.numpy.runs) runs): plain \(f(.numpy.plain_s; 3)) s, profiled \(f(.numpy.profiled_s; 3)) s (\(f(.numpy.ratio; 3))x; median of the interleaved pairs'"'"' ratios \(f(.numpy.pair_ratio_median; 3))x), with `--python-lines` \(f(.numpy.python_lines_s; 3)) s (\(f(.numpy.python_lines_ratio; 3))x): the overhead of naming the script lines and counting Python'"'"'s allocators. CPU (user + system): plain \(f(.numpy.plain_cpu_s; 3)) s, profiled \(f(.numpy.profiled_cpu_s; 3)) s (\(f(.numpy.cpu_ratio; 3))x; pairs'"'"' median \(f(.numpy.pair_cpu_ratio_median; 3))x); load average at the end \(.numpy.load_average)",
+	 "- numpy example (\(.numpy.cells) cells, 20 halos above 1e14 Msun and 100,000 groups below; medians of \(.numpy.runs) runs): plain \(f(.numpy.plain_s; 3)) s, profiled \(f(.numpy.profiled_s; 3)) s (\(f(.numpy.ratio; 3))x; median of the interleaved pairs'"'"' ratios \(f(.numpy.pair_ratio_median; 3))x), with `--python-lines` \(f(.numpy.python_lines_s; 3)) s (\(f(.numpy.python_lines_ratio; 3))x): the overhead of naming the script lines and counting Python'"'"'s allocators. CPU (user + system): plain \(f(.numpy.plain_cpu_s; 3)) s, profiled \(f(.numpy.profiled_cpu_s; 3)) s (\(f(.numpy.cpu_ratio; 3))x; pairs'"'"' median \(f(.numpy.pair_cpu_ratio_median; 3))x); load average at the end \(.numpy.load_average)",
 	 "- VmHWM: plain \(.numpy.vm_hwm_plain) B, profiled \(.numpy.vm_hwm_profiled) B (jemalloc below 128 KiB and `PYTHONMALLOC=malloc`, glibc at and above, the profiler and its libraries included); the profiler'"'"'s own memory: \(.numpy.profiler_self_bytes) B. With `SNAPMEM_PROFILE_LARGE=off` (jemalloc serving every block): \(.numpy.vm_hwm_large_off) B, \(f(.numpy.vm_hwm_large_off_diff_pct; 2))%",
 	 "",
 	 "Per step, bytes above the memory when step 1 began (per-halo steps: the largest halo). tracemalloc: requested bytes of Python'"'"'s allocator domains and numpy'"'"'s array data; Python'"'"'s allocators: the same quantity counted by the profiled run (`--python-lines`, memory.json'"'"'s `python_allocators`); allocated: everything the process allocated (jemalloc'"'"'s size classes below 128 KiB, glibc'"'"'s chunks at and above; large off: jemalloc serving every block), C libraries included:\n",
