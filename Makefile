@@ -19,6 +19,10 @@
 CC ?= cc
 PREFIX ?= /usr/local
 BUILD ?= build
+# An absolute BUILD inside the tree (scripts/install-check.sh passes one) names the same objects as
+# the relative one, so it is made relative: the dependency files (-MMD) then name each object one
+# way, and a changed header still rebuilds what includes it (with two spellings it did not).
+override BUILD := $(patsubst $(CURDIR)/%,%,$(BUILD))
 REAL_DATA ?= $(abspath tests/data)
 VERSION := 0.1.0
 
