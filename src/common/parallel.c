@@ -1,20 +1,32 @@
 /*
  * The library's worker threads (the pipeline's kernels, the snapshot reader's fast path):
  * sm__parallel runs one function as `parts` parts at once, the calling thread doing part 0 and
- * short-lived pthreads the others.
+ * worker threads the others.
+ *
+ * The workers are a pool: started on the first call that wants them (on the calling thread),
+ * then kept, each waiting on a condition variable for the next job, so that a call costs a wake-up
+ * and a wait (a few microseconds) instead of creating and joining threads (about 70 us a call
+ * here, which the per-halo steps of a large run pay hundreds of times). One job runs at a time:
+ * a call made while the pool is busy (another thread's job, or a part calling sm__parallel)
+ * starts short-lived threads for its parts instead, as does a process forked from one that
+ * started the pool (the pool's threads are not in the child). The pool's threads are stopped
+ * and joined at exit, so that nothing of theirs is left for a leak checker to report.
  *
  * Contract, from docs/PROFILER.md's thread rule: the functions run here never allocate (the
  * profiler measures the calling thread's allocations exactly and other threads' only at stage
- * boundaries and timeline ticks), so everything a part needs is in its argument or on its stack.
- * Thread creation itself happens on the calling thread (glibc maps the stacks with mmap and
- * allocates a few hundred bytes of TLS bookkeeping there); a part whose thread cannot be started
- * is run by the calling thread afterwards, so the result never depends on how many threads ran.
- * The number of parts is the CPUs this process may use (sched_getaffinity), at most
- * SM__MAX_THREADS; SNAPMEM_THREADS=N overrides it (1 = no threads).
+ * boundaries and timeline ticks), so everything a part needs is in its argument or on its stack;
+ * an idle worker allocates nothing either. Thread creation itself happens on the calling thread
+ * (glibc maps the stacks with mmap and allocates a few hundred bytes of TLS bookkeeping there),
+ * once per worker for the life of the process. A part whose thread cannot be started is run by
+ * the calling thread afterwards, so the result never depends on how many threads ran. The number
+ * of parts is the CPUs this process may use (sched_getaffinity), at most SM__MAX_THREADS;
+ * SNAPMEM_THREADS=N overrides it (1 = no threads).
  */
 #include <pthread.h>
 #include <sched.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "common/parallel.h"
 
@@ -62,7 +74,8 @@ unsigned sm__threads(void)
 	return n;
 }
 
-void sm__parallel(sm__part_fn fn, void *arg, unsigned parts)
+/* Parts run on short-lived threads (the pool busy or unusable). */
+static void parallel_spawn(sm__part_fn fn, void *arg, unsigned parts)
 {
 	pthread_t th[SM__MAX_THREADS];
 	struct part ps[SM__MAX_THREADS];
@@ -71,10 +84,6 @@ void sm__parallel(sm__part_fn fn, void *arg, unsigned parts)
 	int attr_ok;
 	unsigned t;
 
-	if (parts < 1)
-		parts = 1;
-	if (parts > SM__MAX_THREADS)
-		parts = SM__MAX_THREADS;
 	attr_ok = parts > 1 && pthread_attr_init(&attr) == 0;
 	if (attr_ok)
 		pthread_attr_setstacksize(&attr, WORKER_STACK_BYTES);
@@ -94,4 +103,132 @@ void sm__parallel(sm__part_fn fn, void *arg, unsigned parts)
 	for (t = 1; t < parts; t++)
 		if (started[t])
 			pthread_join(th[t], NULL);
+}
+
+/* ---- the pool ---------------------------------------------------------------------------------- */
+
+static struct {
+	pthread_mutex_t busy;      /* held by the caller for a whole job */
+	pthread_mutex_t m;         /* guards the fields below */
+	pthread_cond_t go, done;
+	pthread_t th[SM__MAX_THREADS];
+	unsigned nworkers;         /* workers 1..nworkers are running */
+	uint64_t gen;              /* the job's number: a worker runs each job once */
+	sm__part_fn fn;
+	void *arg;
+	unsigned parts, nrun;      /* the job's parts; parts [1, nrun) are the workers' */
+	unsigned pending;          /* workers' parts not finished */
+	int quit, atexit_set;
+	pid_t pid;                 /* the process that started the workers */
+} pool = {.busy = PTHREAD_MUTEX_INITIALIZER, .m = PTHREAD_MUTEX_INITIALIZER,
+	  .go = PTHREAD_COND_INITIALIZER, .done = PTHREAD_COND_INITIALIZER};
+
+static void *worker_main(void *a)
+{
+	unsigned me = (unsigned)(uintptr_t)a;
+	uint64_t seen = 0;
+
+	pthread_mutex_lock(&pool.m);
+	for (;;) {
+		sm__part_fn fn;
+		void *arg;
+		unsigned parts;
+
+		while (!pool.quit && pool.gen == seen)
+			pthread_cond_wait(&pool.go, &pool.m);
+		if (pool.quit)
+			break;
+		seen = pool.gen;
+		if (me >= pool.nrun)
+			continue;
+		fn = pool.fn;
+		arg = pool.arg;
+		parts = pool.parts;
+		pthread_mutex_unlock(&pool.m);
+		fn(arg, me, parts);
+		pthread_mutex_lock(&pool.m);
+		if (--pool.pending == 0)
+			pthread_cond_signal(&pool.done);
+	}
+	pthread_mutex_unlock(&pool.m);
+	return NULL;
+}
+
+/* At exit: the workers stopped and joined (not while a job runs, nor in a forked child). */
+static void pool_stop(void)
+{
+	unsigned t;
+
+	if (pool.pid != getpid() || pthread_mutex_trylock(&pool.busy) != 0)
+		return;
+	pthread_mutex_lock(&pool.m);
+	pool.quit = 1;
+	pthread_cond_broadcast(&pool.go);
+	pthread_mutex_unlock(&pool.m);
+	for (t = 1; t <= pool.nworkers; t++)
+		pthread_join(pool.th[t], NULL);
+	pool.nworkers = 0;
+	pthread_mutex_unlock(&pool.busy);
+}
+
+/* Workers 1..want-1 running (as many as could be started); called holding busy. */
+static void pool_grow(unsigned want)
+{
+	pthread_attr_t attr;
+
+	if (pool.nworkers + 1 >= want || pool.quit)
+		return;
+	if (pool.nworkers == 0) {
+		if (!pool.atexit_set && atexit(pool_stop) != 0)
+			return;
+		pool.atexit_set = 1;
+		pool.pid = getpid();
+	}
+	if (pthread_attr_init(&attr) != 0)
+		return;
+	pthread_attr_setstacksize(&attr, WORKER_STACK_BYTES);
+	while (pool.nworkers + 1 < want &&
+	       pthread_create(&pool.th[pool.nworkers + 1], &attr, worker_main,
+			      (void *)(uintptr_t)(pool.nworkers + 1)) == 0)
+		pool.nworkers++;
+	pthread_attr_destroy(&attr);
+}
+
+void sm__parallel(sm__part_fn fn, void *arg, unsigned parts)
+{
+	unsigned t, by_pool;
+
+	if (parts < 1)
+		parts = 1;
+	if (parts > SM__MAX_THREADS)
+		parts = SM__MAX_THREADS;
+	if (parts == 1) {
+		fn(arg, 0, 1);
+		return;
+	}
+	if ((pool.nworkers > 0 && pool.pid != getpid()) ||
+	    pthread_mutex_trylock(&pool.busy) != 0) {
+		parallel_spawn(fn, arg, parts);
+		return;
+	}
+	pool_grow(parts);
+	by_pool = pool.nworkers + 1 < parts ? pool.nworkers + 1 : parts;
+	pthread_mutex_lock(&pool.m);
+	pool.fn = fn;
+	pool.arg = arg;
+	pool.parts = parts;
+	pool.nrun = by_pool;
+	pool.pending = by_pool - 1;
+	pool.gen++;
+	if (by_pool > 1)
+		pthread_cond_broadcast(&pool.go);
+	pthread_mutex_unlock(&pool.m);
+	fn(arg, 0, parts);
+	for (t = by_pool; t < parts; t++) /* parts no worker could be started for */
+		fn(arg, t, parts);
+	pthread_mutex_lock(&pool.m);
+	while (pool.pending > 0)
+		pthread_cond_wait(&pool.done, &pool.m);
+	pthread_mutex_unlock(&pool.m);
+	pthread_mutex_unlock(&pool.busy);
 }
