@@ -7,9 +7,11 @@
  * percent of the cells lie near the selected halos). Then Coordinates and temperature of the near
  * cells are permuted in place into grid-cell order by an MSD radix sort, one axis per level (x
  * slabs, then y rows inside a slab, then z cells inside a row), each level an in-place block
- * distribution (sm__pl_distribute, build_index_sort.c). The slab pass finds the slab sizes itself;
- * each slab's cell counts go into its own stretch of index_cell_fill and become its
- * index_cell_start entries. No per-cell memory besides the two arrays the model names.
+ * distribution (sm__pl_distribute, build_index_sort.c). Each pass finds its buckets' sizes itself
+ * (the block distribution's classification counts them) and writes them as index_cell_start
+ * entries: slabs, then rows, then cells, so there is no separate counting pass over the cells.
+ * No per-cell memory besides the two arrays the model names (index_cell_fill holds the cover
+ * flags).
  *
  * The distributed run's build_index (the halo index) is in build_index_halos.c.
  */
@@ -20,31 +22,17 @@
 #include "grid.h"
 #include "run.h"
 
-/* Counts the cells of x[0, n) into cnt by grid cell (global cell ids). */
-static void count_cells(const struct grid *gr, const void *x, int f64, uint64_t n, uint64_t *cnt)
-{
-	uint64_t i;
-
-	if (f64) {
-		for (i = 0; i < n; i++)
-			cnt[sm__pl_key_f64(gr, (const double *)x + 3 * i)]++;
-	} else {
-		for (i = 0; i < n; i++)
-			cnt[sm__pl_key_f32(gr, (const float *)x + 3 * i)]++;
-	}
-}
-
 /* build_index's parallel parts. The x-slab pass runs on the calling thread and finds the slab
- * boundaries itself (index_cell_start[s g^2]); then all parts take slabs one at a time: count the
- * slab's cells into its own stretch of index_cell_fill, turn them into its index_cell_start
- * entries, and sort the slab into rows and the rows into cells. A slab's cells and counters are
- * its own, and its order does not depend on who sorts it. */
+ * boundaries itself (index_cell_start[s g^2]); then all parts take slabs one at a time and sort
+ * each into rows and the rows into cells, the passes writing the slab's index_cell_start
+ * entries. A slab's cells and entries are its own, and its order does not depend on who sorts
+ * it. */
 struct index_job {
 	const struct grid *gr;
 	void *x;
 	float *t;
 	int f64;
-	uint64_t *start, *fill;
+	uint64_t *start;
 	atomic_uint_fast64_t next;
 };
 
@@ -54,31 +42,55 @@ static void distribute(const struct index_job *J, const uint64_t *start, uint64_
 	sm__pl_distribute(J->gr, J->x, J->t, J->f64, start, bounds, lo, n, stride, axis);
 }
 
+/* Rows [lo, lo + n) into the g buckets of their grid index along `axis`, the boundaries counted
+ * into bounds[c stride] (c = 0..g); a single row is placed by its own index (the distribution
+ * pass leaves one row unclassified, in bucket 0). */
+static void distribute_counted(const struct index_job *J, uint64_t *bounds, uint64_t lo,
+			       uint64_t n, uint64_t stride, int axis)
+{
+	uint64_t g = J->gr->g, c, b;
+
+	if (n != 1) {
+		distribute(J, NULL, bounds, lo, n, stride, axis);
+		return;
+	}
+	b = sm__pl_axis_bin(J->gr, J->f64 ? ((const double *)J->x)[3 * lo + (unsigned)axis]
+					 : ((const float *)J->x)[3 * lo + (unsigned)axis]);
+	for (c = 0; c <= g; c++)
+		bounds[c * stride] = c <= b ? lo : lo + 1;
+}
+
 static void slab_part(void *arg, unsigned part, unsigned parts)
 {
 	struct index_job *J = arg;
-	uint64_t g = J->gr->g, g2 = g * g, sl, y, k;
+	uint64_t g = J->gr->g, g2 = g * g, sl, y;
+	uint64_t rows[SM_MODEL_GRID_MAX_SIDE + 1];
 
+	(void)part;
+	(void)parts;
 	while ((sl = atomic_fetch_add(&J->next, 1)) < g) {
-		uint64_t *st = J->start + sl * g2, *cnt = J->fill + sl * g2;
-		uint64_t a = st[0], b = st[g2], at;
+		uint64_t *st = J->start + sl * g2;
+		uint64_t a = st[0], b = st[g2];
 
-		/* count_cells indexes by the global cell id: the slab's own g^2 entries */
-		memset(cnt, 0, g2 * sizeof(*cnt));
-		count_cells(J->gr, (const unsigned char *)J->x + 3 * a * (J->f64 ? 8 : 4), J->f64,
-			    b - a, J->fill);
-		/* st[0] and st[g2] are the slab pass's (st[g2] is the next slab's st[0]) */
-		for (k = 1, at = a + cnt[0]; k < g2; k++) {
-			st[k] = at;
-			at += cnt[k];
-		}
-		if (b - a < 2)
-			continue;
-		distribute(J, st, NULL, a, b - a, g, 1);
+		/* The rows' and cells' boundaries are the distribution passes' own counts (bounds
+		 * mode): the slab's rows into a local table first, since st[g2] is the next slab's
+		 * st[0], which another part may be reading. */
+		distribute_counted(J, rows, a, b - a, 1, 1);
 		for (y = 0; y < g; y++)
-			if (st[(y + 1) * g] - st[y * g] > 1)
-				distribute(J, st + y * g, NULL, st[y * g], st[(y + 1) * g] - st[y * g],
-					   1, 2);
+			st[y * g] = rows[y];
+		for (y = 0; y < g; y++) {
+			uint64_t ra = rows[y], rb = rows[y + 1];
+
+			if (y + 1 < g) {
+				distribute_counted(J, st + y * g, ra, rb - ra, 1, 2);
+			} else { /* the last row's end is st[g2]: its z bounds through the table */
+				uint64_t z;
+
+				distribute_counted(J, rows, ra, rb - ra, 1, 2);
+				for (z = 0; z < g; z++)
+					st[y * g + z] = rows[z];
+			}
+		}
 	}
 }
 
@@ -224,7 +236,7 @@ int sm__pl_build_index(struct run *R)
 	    (rc = sm__pl_palloc(R, &R->cfill, SM_ARRAY_INDEX_CELL_FILL, 8 * m)) != 0)
 		return rc;
 	/* Only cells some sphere scan can visit are sorted; index_cell_fill holds the cover flags
-	 * (m bytes of its 8m) until the slab counts need it. */
+	 * (m bytes of its 8m). */
 	mark_cover(R, (unsigned char *)R->cfill);
 	R->grid.cover = (const unsigned char *)R->cfill;
 	nnear = partition_near(R, (const unsigned char *)R->cfill);
@@ -237,9 +249,8 @@ int sm__pl_build_index(struct run *R)
 	J.t = R->temp;
 	J.f64 = R->pt == SM_DTYPE_F64;
 	J.start = R->cstart;
-	J.fill = R->cfill;
 	memset(R->cstart, 0, 8 * (m + 1));
-	distribute(&J, NULL, R->cstart, 0, nnear, g * g, 0);
+	distribute_counted(&J, R->cstart, 0, nnear, g * g, 0);
 	if ((rc = sm__pl_cancelled(R)) != 0)
 		return rc;
 	atomic_init(&J.next, 0);
