@@ -26,9 +26,9 @@
  * src/snapshot/fastread.c); Coordinates kept as float32 are narrowed from float64 through
  * io_buffer and range-checked in the same pass (sm_snapshot_read_range_checked).
  *
- * Threads (parallel.c): the temperature kernel, the per-slab sorts and, for halos of more than
- * SM__PL_HALO_PART_MIN_CELLS cells a part, the sphere scan, distances and gather run on all usable
- * CPUs; worker threads never allocate (docs/PROFILER.md), and every result is independent of the
+ * Threads (parallel.c, a pool kept for the process): the temperature kernel, the per-slab sorts
+ * and, for halos of more than SM__PL_HALO_PART_MIN_CELLS cells a part, the sphere scan, distances
+ * and gather run on all usable CPUs; worker threads never allocate (docs/PROFILER.md), and every result is independent of the
  * number of threads (the histogram's sums stay one sequential loop in sphere order).
  *
  * Only the caller's result table (32 bytes per selected halo) and small HDF5/stack state are
