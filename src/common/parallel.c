@@ -105,7 +105,7 @@ static void parallel_spawn(sm__part_fn fn, void *arg, unsigned parts)
 			pthread_join(th[t], NULL);
 }
 
-/* ---- the pool ---------------------------------------------------------------------------------- */
+/* ---- the pool -------------------------------------------------------------------------------- */
 
 static struct {
 	pthread_mutex_t busy;      /* held by the caller for a whole job */

@@ -1,17 +1,17 @@
 /*
  * Stage build_index of the serial run (--select index; docs/MODEL.md): a uniform grid of g^3 cells
  * over the box, g = sm_model_grid_side(N). First the grid cells some halo's sphere scan will visit
- * are flagged (in index_cell_fill's first g^3 bytes) and the cells lying in them are moved to the
- * front (sm__pl_split_near, each thread its own stretch, the stretches then closed up): only those
- * are sorted, the rest stay unsorted behind them, in no grid cell's range (at TNG scale a few
- * percent of the cells lie near the selected halos). Then Coordinates and temperature of the near
- * cells are permuted in place into grid-cell order by an MSD radix sort, one axis per level (x
- * slabs, then y rows inside a slab, then z cells inside a row), each level an in-place block
- * distribution (sm__pl_distribute, build_index_sort.c). Each pass finds its buckets' sizes itself
- * (the block distribution's classification counts them) and writes them as index_cell_start
- * entries: slabs, then rows, then cells, so there is no separate counting pass over the cells.
- * No per-cell memory besides the two arrays the model names (index_cell_fill holds the cover
- * flags).
+ * are flagged (a bit each, in index_cell_fill's first g^3 / 8 + 1 bytes) and the cells lying in
+ * them are moved to the front (sm__pl_split_near, each thread its own stretch, the stretches then
+ * closed up): only those are sorted, the rest stay unsorted behind them, in no grid cell's range
+ * (at TNG scale a few percent of the cells lie near the selected halos). Then Coordinates and
+ * temperature of the near cells are permuted in place into grid-cell order by an MSD radix sort,
+ * one axis per level (x slabs, then y rows inside a slab, then z cells inside a row), each level
+ * an in-place block distribution (sm__pl_distribute, build_index_sort.c). Each pass finds its
+ * buckets' sizes itself (the block distribution's classification counts them) and writes them as
+ * index_cell_start entries: slabs, then rows, then cells, so there is no separate counting pass
+ * over the cells. No per-cell memory besides the two arrays the model names (index_cell_fill
+ * holds the cover flags).
  *
  * The distributed run's build_index (the halo index) is in build_index_halos.c.
  */
@@ -133,7 +133,23 @@ void sm__pl_axis_cover(const struct grid *gr, double c, double r, struct axis_ra
 	}
 }
 
-/* The grid cells the halos' sphere scans visit (sphere_scan's own cover), flagged in cover[m]. */
+/* Bits [a, b] of a bit set set. */
+static void set_bits(unsigned char *bits, uint64_t a, uint64_t b)
+{
+	for (; a <= b && (a & 7) != 0; a++)
+		bits[a >> 3] |= (unsigned char)(1u << (a & 7));
+	if (a + 8 <= b + 1) {
+		uint64_t whole = (b + 1 - a) / 8;
+
+		memset(bits + (a >> 3), 0xff, whole);
+		a += 8 * whole;
+	}
+	for (; a <= b; a++)
+		bits[a >> 3] |= (unsigned char)(1u << (a & 7));
+}
+
+/* The grid cells the halos' sphere scans visit (sphere_scan's own cover), flagged in the bit set
+ * cover (bit m of byte m / 8, m / 8 + 1 bytes). */
 static void mark_cover(const struct run *R, unsigned char *cover)
 {
 	const struct grid *gr = &R->grid;
@@ -141,7 +157,7 @@ static void mark_cover(const struct run *R, unsigned char *cover)
 	struct axis_range ax, ay, az;
 	int i, j, l;
 
-	memset(cover, 0, g * g * g);
+	memset(cover, 0, g * g * g / 8 + 1);
 	for (h = 0; h < R->k; h++) {
 		const double *cd = &R->halo_center[3 * h];
 		double r2 = 2.0 * R->halo_r200[h];
@@ -154,8 +170,8 @@ static void mark_cover(const struct run *R, unsigned char *cover)
 				for (j = 0; j < ay.n; j++)
 					for (y = ay.a[j]; y <= ay.b[j]; y++)
 						for (l = 0; l < az.n; l++)
-							memset(cover + (x * g + y) * g + az.a[l], 1,
-							       az.b[l] - az.a[l] + 1);
+							set_bits(cover, (x * g + y) * g + az.a[l],
+								 (x * g + y) * g + az.b[l]);
 	}
 }
 
@@ -172,8 +188,8 @@ struct part_job {
 /* 1 when row i lies in a grid cell some sphere scan visits. */
 static int row_near(const struct part_job *J, uint64_t i)
 {
-	return J->gr->cover[J->f64 ? sm__pl_key_f64(J->gr, (const double *)J->x + 3 * i)
-				   : sm__pl_key_f32(J->gr, (const float *)J->x + 3 * i)] != 0;
+	return sm__pl_covered(J->gr, J->f64 ? sm__pl_key_f64(J->gr, (const double *)J->x + 3 * i)
+					    : sm__pl_key_f32(J->gr, (const float *)J->x + 3 * i));
 }
 
 static void cover_part(void *arg, unsigned part, unsigned parts)
@@ -236,7 +252,7 @@ int sm__pl_build_index(struct run *R)
 	    (rc = sm__pl_palloc(R, &R->cfill, SM_ARRAY_INDEX_CELL_FILL, 8 * m)) != 0)
 		return rc;
 	/* Only cells some sphere scan can visit are sorted; index_cell_fill holds the cover flags
-	 * (m bytes of its 8m). */
+	 * (a bit per grid cell: m / 8 + 1 bytes of its 8m). */
 	mark_cover(R, (unsigned char *)R->cfill);
 	R->grid.cover = (const unsigned char *)R->cfill;
 	nnear = partition_near(R, (const unsigned char *)R->cfill);

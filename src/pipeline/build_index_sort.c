@@ -33,8 +33,8 @@ static ALWAYS_INLINE uint64_t bucket_of(const struct grid *gr, const unsigned ch
 					const int f64, const int cover)
 {
 	if (cover)
-		return !gr->cover[f64 ? sm__pl_key_f64(gr, (const double *)(const void *)x)
-				      : sm__pl_key_f32(gr, (const float *)(const void *)x)];
+		return !sm__pl_covered(gr, f64 ? sm__pl_key_f64(gr, (const double *)(const void *)x)
+					       : sm__pl_key_f32(gr, (const float *)(const void *)x));
 	return sm__pl_axis_bin(gr, f64 ? ((const double *)(const void *)x)[axis]
 				       : ((const float *)(const void *)x)[axis]);
 }

@@ -39,6 +39,13 @@ static inline uint64_t sm__pl_key_f64(const struct grid *gr, const double *x)
 	       sm__pl_axis_bin(gr, x[2]);
 }
 
+/* 1 when grid cell `key` is flagged in gr->cover (one bit per grid cell, so that the near/far
+ * split's random lookups stay in the L1/L2 cache: 37 KiB at 1e7 cells, against 300 KiB a byte). */
+static inline int sm__pl_covered(const struct grid *gr, uint64_t key)
+{
+	return (gr->cover[key >> 3] >> (key & 7)) & 1;
+}
+
 /* Ranges of grid indices along one axis covering [c - r, c + r] (periodic, each index once). */
 struct axis_range {
 	uint64_t a[2], b[2];  /* up to two runs [a, b] */

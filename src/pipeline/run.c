@@ -28,8 +28,9 @@
  *
  * Threads (parallel.c, a pool kept for the process): the temperature kernel, the per-slab sorts
  * and, for halos of more than SM__PL_HALO_PART_MIN_CELLS cells a part, the sphere scan, distances
- * and gather run on all usable CPUs; worker threads never allocate (docs/PROFILER.md), and every result is independent of the
- * number of threads (the histogram's sums stay one sequential loop in sphere order).
+ * and gather run on all usable CPUs; worker threads never allocate (docs/PROFILER.md), and every
+ * result is independent of the number of threads (the histogram's sums stay one sequential loop
+ * in sphere order).
  *
  * Only the caller's result table (32 bytes per selected halo) and small HDF5/stack state are
  * allocated outside the profiler.

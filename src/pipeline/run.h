@@ -27,7 +27,7 @@ struct grid {
 	uint64_t g;        /* side */
 	double gd;         /* the same, as a double */
 	double box, inv_w; /* g / box */
-	const unsigned char *cover; /* build_index: [g^3] grid cells some sphere scan visits */
+	const unsigned char *cover; /* build_index: bit per grid cell (g^3): a sphere scan visits it */
 };
 
 /* histogram's log10 T bins by table (tbin_table_init). */
