@@ -206,9 +206,25 @@ static void cover_part(void *arg, unsigned part, unsigned parts)
 	J->near[part] = b[1] - lo;
 }
 
+/* Rows [a, a + k) and [b, b + k) exchanged, each part its share of the k rows. */
+struct swap_job {
+	void *x;
+	float *t;
+	int f64;
+	uint64_t a, b, k;
+};
+
+static void swap_part(void *arg, unsigned part, unsigned parts)
+{
+	const struct swap_job *S = arg;
+	uint64_t i = S->k * part / parts, j = S->k * (part + 1) / parts;
+
+	sm__pl_swap_rows(S->x, S->t, S->f64, S->a + i, S->b + i, j - i);
+}
+
 /* Cells in covered grid cells to the front, on the worker threads: each part partitions its own
- * stretch, then the parts' near blocks are closed up (swapping with the far rows between).
- * Returns the number of near cells. */
+ * stretch, then the parts' near blocks are closed up (swapping with the far rows between, the
+ * swaps shared out too). Returns the number of near cells. */
 static uint64_t partition_near(struct run *R, const unsigned char *cover)
 {
 	struct part_job J;
@@ -227,9 +243,9 @@ static uint64_t partition_near(struct run *R, const unsigned char *cover)
 		uint64_t gap = J.lo[p] - e, k = gap < J.near[p] ? gap : J.near[p];
 
 		if (k > 0) {
-			uint64_t b = J.lo[p] + J.near[p] - k;
+			struct swap_job S = {R->coords, R->temp, J.f64, e, J.lo[p] + J.near[p] - k, k};
 
-			sm__pl_swap_rows(R->coords, R->temp, J.f64, e, b, k);
+			sm__pl_parallel(swap_part, &S, k >= 65536 ? sm__pl_threads() : 1);
 		}
 		e += J.near[p];
 	}
