@@ -888,6 +888,53 @@ static void test_threads_and_pages_change_nothing(void **state)
 	free(o3);
 }
 
+/*
+ * The sphere scan takes grid cells that lie wholly inside a sphere without testing their cells'
+ * distances: on a small box (halos of several grid widths, so that most of a sphere's cells lie
+ * in such grid cells), the index strategy still finds exactly the mask strategy's cells, which
+ * test every cell, for float32 and float64 positions.
+ */
+static void test_inside_cells_equal_mask(void **state)
+{
+	static const char *const pos[2] = {"float32", "float64"};
+	char *dir = tu_tmpdir(), *data = tu_path(dir, "mock"), *oi = tu_path(dir, "i"),
+	     *om = tu_path(dir, "m"), *pi, *pm;
+	tu_profiles a, b;
+	tu_result r;
+	int k;
+
+	(void)state;
+	r = tu_run("mock", data, "--gas", "200000", "--halos", "4", "--files", "2", "--seed", "5",
+		   "--box", "12000", NULL);
+	assert_int_equal(r.status, 0);
+	tu_result_free(&r);
+	pi = tu_path(oi, "profiles.hdf5");
+	pm = tu_path(om, "profiles.hdf5");
+	for (k = 0; k < 2; k++) {
+		r = tu_run("run", "--base-path", data, "--snap", "99", "--out", oi, "--force",
+			   "--no-profile", "--positions", pos[k], NULL);
+		assert_int_equal(r.status, 0);
+		tu_result_free(&r);
+		r = tu_run("run", "--base-path", data, "--snap", "99", "--out", om, "--force",
+			   "--no-profile", "--positions", pos[k], "--select", "mask", NULL);
+		assert_int_equal(r.status, 0);
+		tu_result_free(&r);
+		tu_profiles_read(pi, &a);
+		tu_profiles_read(pm, &b);
+		assert_true(a.k > 0);
+		assert_same_profiles(&a, &b, 1e-12);
+		tu_profiles_free(&a);
+		tu_profiles_free(&b);
+	}
+	free(pi);
+	free(pm);
+	tu_rmtree(dir);
+	free(dir);
+	free(data);
+	free(oi);
+	free(om);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -903,6 +950,7 @@ int main(void)
 		cmocka_unit_test(test_cancel),
 		cmocka_unit_test(test_bad_cells_and_halos),
 		cmocka_unit_test(test_threads_and_pages_change_nothing),
+		cmocka_unit_test(test_inside_cells_equal_mask),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -7,6 +7,7 @@
  * worker threads for large spheres, the list in the one scan order whatever the threads. With the
  * mask (--select mask, the notebook's way) one byte per gas cell, sphere_mask.
  */
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -77,6 +78,75 @@ static uint64_t mask_fill_f64(const double *x, uint64_t n, const double *c, doub
 	return s;
 }
 
+/* Every cell of x[a, b), counted or listed into so (a grid cell inside the sphere). */
+static void scan_all(uint64_t a, uint64_t b, scan_out *so)
+{
+	uint64_t i;
+
+	if (so->idx == NULL) {
+		so->count += b - a;
+		return;
+	}
+	for (i = a; i < b; i++)
+		scan_note(so, i);
+}
+
+/* The cells of x[a, b) within r2 of c (the float or double centre as the positions' type). */
+static void scan_test(const struct run *R, uint64_t a, uint64_t b, const void *c, double r2,
+		      scan_out *so)
+{
+	if (R->pt == SM_DTYPE_F32) {
+		float box = (float)R->box;
+
+		scan_range_f32(R->coords, a, b, c, box, box / 2, (float)r2, so);
+	} else {
+		scan_range_f64(R->coords, a, b, c, R->box, R->box / 2, r2, so);
+	}
+}
+
+/* The farthest a point of the grid's slab i along one axis, [i w, (i + 1) w), lies from c by the
+ * minimum image, or -1 when the slab reaches half a box from c. */
+static double axis_far(const struct grid *gr, uint64_t i, double c)
+{
+	double box = gr->box, half = box / 2, w = box / gr->gd;
+	double lo = (double)i * w - c, hi;
+
+	if (lo < -half)
+		lo += box;
+	else if (lo >= half)
+		lo -= box;
+	hi = lo + w;
+	if (hi > half)
+		return -1;
+	return fabs(lo) > fabs(hi) ? fabs(lo) : fabs(hi);
+}
+
+/* The z cells [za, zb] of grid row (x, y) through the grid, with the z cells wholly inside the
+ * sphere taken whole: every point of such a grid cell lies within the radius by more than the
+ * sphere cover's padding (1e-5 r + 1e-6 box, far above the rounding of the float distance), so its
+ * cells would all pass the distance test; the list is the same, cell for cell, in the same
+ * order. fxy2: the row's farthest x and y extents squared (< 0: none inside). */
+static void scan_row(const struct run *R, uint64_t base, uint64_t za, uint64_t zb, double fxy2,
+		     double cz, double lim2, const void *c, double r2, scan_out *so)
+{
+	uint64_t z, a, b;
+
+	if (fxy2 < 0) { /* no z cell of the row can be inside: the row's cells at once */
+		scan_test(R, R->cstart[base + za], R->cstart[base + zb + 1], c, r2, so);
+		return;
+	}
+	for (z = za; z <= zb; z++) {
+		double fz = axis_far(&R->grid, z, cz);
+
+		a = R->cstart[base + z];
+		b = R->cstart[base + z + 1];
+		if (fz >= 0 && fxy2 + fz * fz < lim2)
+			scan_all(a, b, so);
+		else
+			scan_test(R, a, b, c, r2, so);
+	}
+}
+
 /* Cells of halo h within 2 R200 through the grid: counted (so->idx NULL) or listed. Only the
  * x columns [xa, xb) of the visit order (the columns the sphere touches, in the order they are
  * visited) are scanned, so that parts of one scan can run at once and still list the cells in
@@ -87,8 +157,14 @@ static void sphere_scan(const struct run *R, uint64_t h, scan_out *so, uint64_t 
 	const double *cd = &R->halo_center[3 * h];
 	double r2 = 2.0 * R->halo_r200[h];
 	struct axis_range ax, ay, az;
-	int i, j, l;
+	int i, j, l, f32 = R->pt == SM_DTYPE_F32;
 	uint64_t x, y, g = gr->g, v = 0;
+	float cf[3] = {(float)cd[0], (float)cd[1], (float)cd[2]};
+	/* the centre and radius the distance test uses, and the inside test's limit */
+	double cc[3] = {f32 ? cf[0] : cd[0], f32 ? cf[1] : cd[1], f32 ? cf[2] : cd[2]};
+	double lim = (f32 ? (double)(float)r2 : r2) - (1e-5 * r2 + 1e-6 * R->box);
+	double lim2 = lim > 0 ? lim * lim : -1;
+	const void *c = f32 ? (const void *)cf : (const void *)cd;
 
 	so->count = 0;
 	sm__pl_axis_cover(gr, cd[0], r2, &ax);
@@ -96,27 +172,20 @@ static void sphere_scan(const struct run *R, uint64_t h, scan_out *so, uint64_t 
 	sm__pl_axis_cover(gr, cd[2], r2, &az);
 	for (i = 0; i < ax.n; i++)
 		for (x = ax.a[i]; x <= ax.b[i]; x++, v++) {
+			double fx = axis_far(gr, x, cc[0]);
+
 			if (v < xa || v >= xb)
 				continue;
 			for (j = 0; j < ay.n; j++)
-				for (y = ay.a[j]; y <= ay.b[j]; y++)
-					for (l = 0; l < az.n; l++) {
-						uint64_t base = (x * g + y) * g;
-						uint64_t a = R->cstart[base + az.a[l]];
-						uint64_t b = R->cstart[base + az.b[l] + 1];
+				for (y = ay.a[j]; y <= ay.b[j]; y++) {
+					double fy = axis_far(gr, y, cc[1]);
+					double fxy2 = fx >= 0 && fy >= 0 && fx * fx + fy * fy < lim2
+							      ? fx * fx + fy * fy : -1;
 
-						if (R->pt == SM_DTYPE_F32) {
-							float c[3] = {(float)cd[0], (float)cd[1],
-								      (float)cd[2]};
-							float box = (float)R->box;
-
-							scan_range_f32(R->coords, a, b, c, box,
-								       box / 2, (float)r2, so);
-						} else {
-							scan_range_f64(R->coords, a, b, cd, R->box,
-								       R->box / 2, r2, so);
-						}
-					}
+					for (l = 0; l < az.n; l++)
+						scan_row(R, (x * g + y) * g, az.a[l], az.b[l], fxy2,
+							 cc[2], lim2, c, r2, so);
+				}
 		}
 }
 
