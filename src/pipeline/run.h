@@ -271,6 +271,14 @@ static inline int sm__pl_tbin_fast(const struct tbin_table *tt, float tf)
 	return (int)b;
 }
 
+/* The r/R200 bin of a cell at distance rr: floor(rr / r200 * 25) clamped to [0, RBINS). */
+static inline int sm__pl_rbin(double rr, double r200)
+{
+	double x = rr / r200 * (SM_MODEL_RBINS / 2.0);
+
+	return x > 0 ? (x < SM_MODEL_RBINS ? (int)x : SM_MODEL_RBINS - 1) : 0;
+}
+
 /*
  * One cell into a halo's 25,200-byte histogram (counts int64[50], sf_counts int64[50], then the
  * temperature SUM float64[50] until sm__pl_hist_finish turns it into the mean, hist2d
@@ -283,8 +291,7 @@ static inline void sm__pl_hist_add(unsigned char *hist, const struct tbin_table 
 	int64_t *counts = (int64_t *)(void *)hist, *sf = counts + SM_MODEL_RBINS;
 	double *sum = (double *)(void *)(sf + SM_MODEL_RBINS);
 	int64_t *h2 = (int64_t *)(void *)(sum + SM_MODEL_RBINS);
-	double x = rr / r200 * (SM_MODEL_RBINS / 2.0);
-	int rb = x > 0 ? (x < SM_MODEL_RBINS ? (int)x : SM_MODEL_RBINS - 1) : 0;
+	int rb = sm__pl_rbin(rr, r200);
 
 	if (signbit(tf)) {
 		sf[rb]++;
