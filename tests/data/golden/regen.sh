@@ -3,9 +3,10 @@
 # (default build/snapmem), from the repository's top directory: sh tests/data/golden/regen.sh [BIN].
 # Recorded once, with the binary of commit 1e6e5a1 (before the pipeline descriptions replaced the
 # C model): re-recording is only for a deliberate change of the estimate, said in the commit.
-# Re-recorded once since, for issue 13's least_address_space_bytes, mpi.cells_per_file_max and
-# mpi.per_rank_peak_resident_bytes (a rank's block touched as far as its largest chunk file); and
-# for one assumption's wording (the halo grid side is sm_model_halo_grid_side, the model contract's).
+# Re-recorded since, each time deliberately (`git log -- tests/data/golden` has the reasons): for
+# issue 13's least_address_space_bytes, mpi.cells_per_file_max and mpi.per_rank_peak_resident_bytes
+# (6c74152), the per-rank address space and resident baselines (128a539, 06ed6e5), and one
+# assumption's wording (the halo grid side is sm_model_halo_grid_side, the model contract's).
 set -eu
 bin=${1:-build/snapmem}
 dir=tests/data/golden
