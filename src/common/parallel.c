@@ -24,6 +24,7 @@
  */
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -74,28 +75,40 @@ unsigned sm__threads(void)
 	return n;
 }
 
+int sm__thread_start(pthread_t *th, size_t stack_bytes, void *(*fn)(void *), void *arg)
+{
+	pthread_attr_t attr;
+	sigset_t all, old;
+	int attr_ok = pthread_attr_init(&attr) == 0, masked, rc;
+
+	if (attr_ok && stack_bytes > 0)
+		pthread_attr_setstacksize(&attr, stack_bytes);
+	/* the new thread inherits this mask */
+	sigfillset(&all);
+	masked = pthread_sigmask(SIG_SETMASK, &all, &old) == 0;
+	rc = pthread_create(th, attr_ok ? &attr : NULL, fn, arg);
+	if (masked)
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (attr_ok)
+		pthread_attr_destroy(&attr);
+	return rc;
+}
+
 /* Parts run on short-lived threads (the pool busy or unusable). */
 static void parallel_spawn(sm__part_fn fn, void *arg, unsigned parts)
 {
 	pthread_t th[SM__MAX_THREADS];
 	struct part ps[SM__MAX_THREADS];
 	int started[SM__MAX_THREADS] = {0};
-	pthread_attr_t attr;
-	int attr_ok;
 	unsigned t;
 
-	attr_ok = parts > 1 && pthread_attr_init(&attr) == 0;
-	if (attr_ok)
-		pthread_attr_setstacksize(&attr, WORKER_STACK_BYTES);
 	for (t = 1; t < parts; t++) {
 		ps[t].fn = fn;
 		ps[t].arg = arg;
 		ps[t].part = t;
 		ps[t].parts = parts;
-		started[t] = attr_ok && pthread_create(&th[t], &attr, part_main, &ps[t]) == 0;
+		started[t] = sm__thread_start(&th[t], WORKER_STACK_BYTES, part_main, &ps[t]) == 0;
 	}
-	if (attr_ok)
-		pthread_attr_destroy(&attr);
 	fn(arg, 0, parts);
 	for (t = 1; t < parts; t++)
 		if (!started[t])
@@ -174,8 +187,6 @@ static void pool_stop(void)
 /* Workers 1..want-1 running (as many as could be started); called holding busy. */
 static void pool_grow(unsigned want)
 {
-	pthread_attr_t attr;
-
 	if (pool.nworkers + 1 >= want || pool.quit)
 		return;
 	if (pool.nworkers == 0) {
@@ -184,14 +195,10 @@ static void pool_grow(unsigned want)
 		pool.atexit_set = 1;
 		pool.pid = getpid();
 	}
-	if (pthread_attr_init(&attr) != 0)
-		return;
-	pthread_attr_setstacksize(&attr, WORKER_STACK_BYTES);
 	while (pool.nworkers + 1 < want &&
-	       pthread_create(&pool.th[pool.nworkers + 1], &attr, worker_main,
-			      (void *)(uintptr_t)(pool.nworkers + 1)) == 0)
+	       sm__thread_start(&pool.th[pool.nworkers + 1], WORKER_STACK_BYTES, worker_main,
+				(void *)(uintptr_t)(pool.nworkers + 1)) == 0)
 		pool.nworkers++;
-	pthread_attr_destroy(&attr);
 }
 
 void sm__parallel(sm__part_fn fn, void *arg, unsigned parts)

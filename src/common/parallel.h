@@ -6,7 +6,16 @@
 #ifndef SNAPMEM_COMMON_PARALLEL_H
 #define SNAPMEM_COMMON_PARALLEL_H
 
+#include <pthread.h>
+#include <stddef.h>
+
 #define SM__MAX_THREADS 8u
+
+/* Starts one of the library's own threads (the workers, the profiler's timeline) with a stack of
+ * stack_bytes (0: the default) and every signal blocked in it: a signal sent to the process is
+ * taken by one of the program's threads, so no handler (the program's, the CLI's, the preload's)
+ * ever runs on a library thread. pthread_create's result. */
+int sm__thread_start(pthread_t *th, size_t stack_bytes, void *(*fn)(void *), void *arg);
 
 /* One part of a parallel job: part in [0, parts). Must not allocate. */
 typedef void (*sm__part_fn)(void *arg, unsigned part, unsigned parts);

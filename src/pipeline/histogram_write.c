@@ -2,12 +2,10 @@
  * Stage histogram_write (step 8; docs/MODEL.md, docs/MPI.md): a halo's profile (DESIGN.md: 50 r/R200
  * bins of counts, sf_counts and mean temperature, 50 x 60 hist2d over log10 T), 25,200 bytes,
  * appended to profiles.hdf5 as one row. The serial run makes it per halo from radius and
- * selected_temperature (histogram; for large spheres in two parts at once, the radial counts and
- * sums on one, hist2d on the other), then frees the halo's arrays; the distributed run adds every
+ * selected_temperature (histogram), then frees the halo's arrays; the distributed run adds every
  * rank's sums to rank 0 (reduce_sums) and rank 0 writes one row per halo. The log10 T bin is
  * found by table (sm__pl_tbin_table_init), equal to the definition for every float.
  */
-#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -48,53 +46,10 @@ void sm__pl_tbin_table_init(struct tbin_table *tt)
 	}
 }
 
-/* A halo's histogram in two parts at once (sm__pl_hist_add split in two): part 0 the radial
- * counts and the temperature sums, in sphere order as one loop (the sums' order is the result's),
- * part 1 the hist2d counts, whose order does not matter. They write disjoint words. */
-struct hist_job {
-	const struct run *R;
-	uint64_t s;
-	double r200;
-	unsigned char *hist;
-};
-
 static inline double hist_radius(const struct run *R, uint64_t j)
 {
 	return R->pt == SM_DTYPE_F32 ? (double)((const float *)R->radius)[j]
 				     : ((const double *)R->radius)[j];
-}
-
-static void hist_part(void *arg, unsigned part, unsigned parts)
-{
-	const struct hist_job *J = arg;
-	const struct run *R = J->R;
-	int64_t *counts = (int64_t *)(void *)J->hist, *sf = counts + SM_MODEL_RBINS;
-	double *sum = (double *)(void *)(sf + SM_MODEL_RBINS);
-	int64_t *h2 = (int64_t *)(void *)(sum + SM_MODEL_RBINS);
-	uint64_t j;
-
-	(void)parts;
-	if (part == 0) {
-		for (j = 0; j < J->s; j++) {
-			float tf = R->sel_t[j];
-			int rb = sm__pl_rbin(hist_radius(R, j), J->r200);
-
-			if (signbit(tf)) {
-				sf[rb]++;
-			} else {
-				counts[rb]++;
-				sum[rb] += (double)tf;
-			}
-		}
-		return;
-	}
-	for (j = 0; j < J->s; j++) {
-		float tf = R->sel_t[j];
-
-		if (!signbit(tf))
-			h2[sm__pl_rbin(hist_radius(R, j), J->r200) * SM_MODEL_TBINS +
-			   sm__pl_tbin_fast(&R->tbins, tf)]++;
-	}
 }
 
 static void histogram(const struct run *R, uint64_t s, double r200, unsigned char *hist)
@@ -102,14 +57,8 @@ static void histogram(const struct run *R, uint64_t s, double r200, unsigned cha
 	uint64_t j;
 
 	memset(hist, 0, SM_MODEL_HISTOGRAM_BYTES);
-	if (s >= SM__PL_HALO_PART_MIN_CELLS && sm__pl_threads() > 1) {
-		struct hist_job J = {R, s, r200, hist};
-
-		sm__pl_parallel(hist_part, &J, 2);
-	} else {
-		for (j = 0; j < s; j++)
-			sm__pl_hist_add(hist, &R->tbins, hist_radius(R, j), r200, R->sel_t[j]);
-	}
+	for (j = 0; j < s; j++)
+		sm__pl_hist_add(hist, &R->tbins, hist_radius(R, j), r200, R->sel_t[j]);
 	sm__pl_hist_finish(hist);
 }
 

@@ -172,10 +172,11 @@ static void sphere_scan(const struct run *R, uint64_t h, scan_out *so, uint64_t 
 	sm__pl_axis_cover(gr, cd[2], r2, &az);
 	for (i = 0; i < ax.n; i++)
 		for (x = ax.a[i]; x <= ax.b[i]; x++, v++) {
-			double fx = axis_far(gr, x, cc[0]);
+			double fx;
 
 			if (v < xa || v >= xb)
 				continue;
+			fx = axis_far(gr, x, cc[0]);
 			for (j = 0; j < ay.n; j++)
 				for (y = ay.a[j]; y <= ay.b[j]; y++) {
 					double fy = axis_far(gr, y, cc[1]);

@@ -78,12 +78,13 @@ static inline uint64_t range_start(const struct cells_job *J, unsigned p)
 
 static void locate_part(void *arg, unsigned part, unsigned parts)
 {
+	(void)parts; /* J->lparts */
 	struct cells_job *J = arg;
 	const struct dist *D = J->D;
 	const uint32_t *start = D->hg_start;
 	const double box = D->R->box;
 	const int f32 = D->R->pt == SM_DTYPE_F32;
-	const uint64_t i0 = J->n * part / parts, i1 = J->n * (part + 1) / parts, hg = D->hg;
+	const uint64_t i0 = range_start(J, part), i1 = range_start(J, part + 1), hg = D->hg;
 	uint32_t *off = J->off + i0, *gc = J->gc + i0;
 	uint64_t i, m = 0;
 

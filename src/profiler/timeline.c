@@ -8,10 +8,10 @@
  * highest allocated figure seen since that stage began: other threads' allocations enter the stage
  * peaks through it (see docs/PROFILER.md).
  */
+#include "common/parallel.h"
 #include "profiler/prof-internal.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -145,23 +145,10 @@ int sm__timeline_start(sm__timeline *tl, double hz, size_t cap, double t0,
 	pthread_condattr_destroy(&ca);
 	pthread_mutex_init(&tl->mu, NULL);
 	/* A small stack: the sampler's frames are a few hundred bytes, and under `ulimit -v` the
-	 * default (RLIMIT_STACK, 8 MiB) would be address space taken from the run. */
-	pthread_attr_t ta;
-	int ta_ok = pthread_attr_init(&ta) == 0;
-	if (ta_ok)
-		pthread_attr_setstacksize(&ta, TIMELINE_STACK_BYTES);
-	/* Every signal blocked in the sampler (it inherits this mask): a signal sent to the process
-	 * goes to one of the program's own threads, never runs the program's or the preload's
-	 * handler here (a SIGTERM taken by this thread while the exit path writes the document
-	 * ended the process before the document was whole). */
-	sigset_t all, old;
-	sigfillset(&all);
-	int masked = pthread_sigmask(SIG_SETMASK, &all, &old) == 0;
-	int crc = pthread_create(&tl->thread, ta_ok ? &ta : NULL, run, tl);
-	if (masked)
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (ta_ok)
-		pthread_attr_destroy(&ta);
+	 * default (RLIMIT_STACK, 8 MiB) would be address space taken from the run. Every signal is
+	 * blocked in the sampler: a SIGTERM taken by this thread while the exit path wrote the
+	 * document ended the process before the document was whole. */
+	int crc = sm__thread_start(&tl->thread, TIMELINE_STACK_BYTES, run, tl);
 	if (crc != 0) {
 		sm__procfd_close(&tl->statm);
 		pthread_cond_destroy(&tl->cv);
