@@ -161,7 +161,9 @@ memcpy_s=$("$build/bench/benchmark-memcpy" $((16 * ref)) 5 | jq -r .median_s)
 # physical limit below runs it with one rank beside the serial run, the MPI ranks section after.
 mpi_skip=""
 mpi_ranks=(1 2 3)
-mpi_flags=(--oversubscribe)
+# --bind-to none: Open MPI would bind each of 1 or 2 ranks to a core, and one rank would run its
+# worker threads on one CPU; unbound, the ranks share the node's CPUs (sm_threads_share).
+mpi_flags=(--oversubscribe --bind-to none)
 if [ "$(id -u)" = 0 ]; then
 	mpi_flags+=(--allow-run-as-root)
 fi
@@ -181,7 +183,7 @@ fi
 # run's huge-page hint, on as many threads as the run uses; into warm buffers too, the copy alone), the four fields
 # through the snapshot reader's fast path and through HDF5's own read (benchmark-read with
 # SNAPMEM_FASTREAD=1 / 0), the whole run (index, float32, profiled) and, unless MPI is skipped,
-# the distributed run with one rank (`mpirun -np 1 snapmem run --mpi`, profiled, rank 0's
+# the distributed run with one rank (`mpirun --bind-to none -np 1 snapmem run --mpi`, profiled, rank 0's
 # pipeline seconds), whose memory.json files give each stage's time split into read, prefault,
 # compute and free. Then HDF5's path on a chunked,
 # gzip-compressed copy of the smaller mock (h5repack), the reader's build against HDF5's read.
@@ -484,7 +486,7 @@ jq -r '
 	(.physical_limit[] | "| whole run (index, float32) <= 2.5x the raw copy of the bytes it reads, serial (\(.cells) cells, \(.threads) threads) | \(f(.run_pipeline_s; 3)) s vs \(f(.copy_s; 3)) s = \(f(.run_vs_copy; 2))x | \(ok(.run_vs_copy <= 2.5)) |"),
 	(. as $d | .physical_limit[] |
 	 if $d.mpi.skipped != null or .dist_pipeline_s == null then "| distributed run, 1 rank <= 3x the raw copy (\(.cells) cells) | skipped: \($d.mpi.skipped // "no run") | - |"
-	 else "| distributed run (`mpirun -np 1 snapmem run --mpi`), 1 rank <= 3x the raw copy of the bytes it reads (\(.cells) cells, \(.threads) threads) | \(f(.dist_pipeline_s; 3)) s vs \(f(.copy_s; 3)) s = \(f(.dist_vs_copy; 2))x (median of the interleaved pairs ratios \(f(.dist_vs_copy_pairs; 2))x) | \(ok(.dist_vs_copy <= 3)) |" end),
+	 else "| distributed run (`mpirun --bind-to none -np 1 snapmem run --mpi`), 1 rank <= 3x the raw copy of the bytes it reads (\(.cells) cells, \(.threads) threads) | \(f(.dist_pipeline_s; 3)) s vs \(f(.copy_s; 3)) s = \(f(.dist_vs_copy; 2))x (median of the interleaved pairs ratios \(f(.dist_vs_copy_pairs; 2))x) | \(ok(.dist_vs_copy <= 3)) |" end),
 	"| HDF5-path reads no slower (chunked gzip mock, \(.hdf5_path_compressed.cells) cells: the reader against SNAPMEM_FASTREAD=0, within 5%) | \(f(.hdf5_path_compressed.reader_s; 3)) s vs \(f(.hdf5_path_compressed.hdf5_read_s; 3)) s = \(f(.hdf5_path_compressed.ratio; 3))x | \(ok(.hdf5_path_compressed.ratio <= 1.05)) |",
 	"| estimate of a 600-chunk snapshot < 50 ms | \(f(.estimator.median_ms; 1)) ms | \(ok(.estimator.median_ms < 50)) |",
 	(.estimator.by_chunks[] | select(.chunks == 6000) | "| estimate of a 6000-chunk snapshot <= 100 ms (2x the 600-chunk goal) | \(f(.median_ms; 1)) ms | \(ok(.median_ms <= 100)) |"),
@@ -507,7 +509,7 @@ jq -r '
 	"- `compute_temperature` \(f(.limit.compute_temperature_s; 4)) s against a memcpy of the same 16 bytes per cell \(f(.limit.memcpy_same_bytes_s; 4)) s = \(f(.limit.kernel_vs_memcpy; 2))x",
 	"",
 	"## The physical limit\n",
-	"Medians of interleaved runs. Raw copy: `bench/benchmark-copy`, `pread` of the byte ranges of the four fields as stored (float64 Coordinates included) into fresh buffers (`--fresh`: mapped per repeat with the huge-page hint the run gives, as the run must have its arrays; the copy into warm buffers alone is the column after it), on as many threads as the run uses, nothing else. Reader: `bench/benchmark-read` (float32 positions through a 1 MiB buffer, fresh buffers per repeat) on the fast path and with `SNAPMEM_FASTREAD=0` (the HDF5 read). Run: `snapmem run`, index, float32, profiled, pipeline seconds. Distributed: `mpirun -np 1 snapmem run --mpi` (one rank, its worker threads; profiled, rank 0 pipeline seconds) in the same rounds. Load average at the end of the benchmark: \(.machine.load_average_at_end).\n",
+	"Medians of interleaved runs. Raw copy: `bench/benchmark-copy`, `pread` of the byte ranges of the four fields as stored (float64 Coordinates included) into fresh buffers (`--fresh`: mapped per repeat with the huge-page hint the run gives, as the run must have its arrays; the copy into warm buffers alone is the column after it), on as many threads as the run uses, nothing else. Reader: `bench/benchmark-read` (float32 positions through a 1 MiB buffer, fresh buffers per repeat) on the fast path and with `SNAPMEM_FASTREAD=0` (the HDF5 read). Run: `snapmem run`, index, float32, profiled, pipeline seconds. Distributed: `mpirun --bind-to none -np 1 snapmem run --mpi` (one rank, its worker threads on every CPU; profiled, rank 0 pipeline seconds) in the same rounds. Load average at the end of the benchmark: \(.machine.load_average_at_end).\n",
 	"| cells | bytes read | threads | raw copy s | into warm buffers s | reader, fast path s | HDF5 read s | run s | run / copy | fast / copy | HDF5 / copy | distributed, 1 rank s | distributed / copy |",
 	"|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
 	(.physical_limit[] | "| \(.cells) | \(.bytes) | \(.threads) | \(f(.copy_s; 4)) | \(f(.copy_warm_s // 0; 4)) | \(f(.read_fast_s; 4)) | \(f(.read_hdf5_s; 4)) | \(f(.run_pipeline_s; 4)) | \(f(.run_vs_copy; 2)) | \(f(.fast_vs_copy; 2)) | \(f(.hdf5_vs_copy; 2)) | \(if .dist_pipeline_s == null then "-" else f(.dist_pipeline_s; 4) end) | \(if .dist_vs_copy == null then "-" else f(.dist_vs_copy; 2) end) |"),

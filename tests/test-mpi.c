@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -115,6 +116,8 @@ static int teardown(void **state)
 static int omit_mpi_flag;
 /* Set: mpirun() passes SNAPMEM_THREADS from this environment to the ranks (-x). */
 static int export_threads;
+/* Set: mpirun() passes --bind-to none (the ranks may run on every CPU). */
+static int bind_none;
 
 /* Runs mpirun -np np [flags] $SNAPMEM_BIN run --mpi ARGS... (NULL-terminated), capturing stdout
  * and stderr; fails the test when it outlives TIMEOUT_S (the job is killed). */
@@ -137,6 +140,10 @@ static tu_result mpirun(int np, ...)
 	argv[argc++] = "--oversubscribe";
 	if (geteuid() == 0)
 		argv[argc++] = "--allow-run-as-root";
+	if (bind_none) {
+		argv[argc++] = "--bind-to";
+		argv[argc++] = "none";
+	}
 	if (export_threads) {
 		argv[argc++] = "-x";
 		argv[argc++] = "SNAPMEM_THREADS";
@@ -577,6 +584,71 @@ static void threads_run(const char *dir, const char *threads, const char *pos, c
 	tu_result_free(&r);
 }
 
+/* One rank's memory.json run.threads after mpirun -np np (unbound when bind_none). */
+static long rank_threads(int np, const char *out, tu_result *r)
+{
+	char *mp = tu_path(out, "memory.json");
+	json_error_t je;
+	json_t *m;
+	long t;
+
+	tu_rmtree((char *)out);
+	*r = mpirun(np, "--base-path", W.dir, "--snap", "99", "--out", out, NULL);
+	if (r->status != 0)
+		fail_msg("mpirun -np %d: exit %d: %s", np, r->status, r->err);
+	m = json_load_file(mp, 0, &je);
+	if (m == NULL)
+		fail_msg("%s: %s", mp, je.text);
+	t = (long)json_integer_value(json_object_get(json_object_get(m, "run"), "threads"));
+	json_decref(m);
+	free(mp);
+	return t;
+}
+
+/*
+ * Worker threads per rank (docs/MPI.md): the CPUs a rank may use divided by the ranks of the node
+ * whose CPU sets overlap its own. Unbound, one rank takes every CPU (at most 8) and three ranks
+ * share them; bound by mpirun's default to a core each, a rank runs one thread and rank 0 names
+ * the CPUs no rank may run on.
+ */
+static void test_threads_per_rank(void **state)
+{
+	char *out = tu_tmpdir();
+	const char *env = getenv("SNAPMEM_THREADS");
+	char *saved = env != NULL ? strdup(env) : NULL;
+	long cpus;
+	cpu_set_t set;
+	tu_result r;
+
+	(void)state;
+	skip_without_mpi();
+	CPU_ZERO(&set);
+	assert_int_equal(sched_getaffinity(0, sizeof(set), &set), 0);
+	cpus = CPU_COUNT(&set) < 8 ? CPU_COUNT(&set) : 8;
+	unsetenv("SNAPMEM_THREADS");
+	bind_none = 1;
+	assert_int_equal(rank_threads(1, out, &r), cpus);
+	assert_null(strstr(r.out, "ran no rank"));
+	tu_result_free(&r);
+	assert_int_equal(rank_threads(3, out, &r), cpus / 3 >= 1 ? cpus / 3 : 1);
+	tu_result_free(&r);
+	bind_none = 0;
+	/* mpirun's default binds each of 2 ranks or fewer to a core: with 2 or more CPUs to bind to,
+	 * one thread and the idle CPUs named */
+	if (CPU_COUNT(&set) >= 2 && sysconf(_SC_NPROCESSORS_ONLN) == CPU_COUNT(&set)) {
+		assert_int_equal(rank_threads(1, out, &r), 1);
+		if (strstr(r.out, "ran no rank: mpirun binds each of 2 ranks or fewer to a core; "
+			   "--bind-to none") == NULL)
+			fail_msg("no line on the idle CPUs: %s", r.out);
+		tu_result_free(&r);
+	}
+	if (saved != NULL)
+		setenv("SNAPMEM_THREADS", saved, 1);
+	free(saved);
+	tu_rmtree(out);
+	free(out);
+}
+
 static void test_threads_change_nothing(void **state)
 {
 	static const char *const threads[3] = {"1", "2", "3"};
@@ -675,6 +747,7 @@ int main(void)
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_ranks_given_equal),
 		cmocka_unit_test(test_threads_change_nothing),
+		cmocka_unit_test(test_threads_per_rank),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

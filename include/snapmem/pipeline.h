@@ -136,6 +136,17 @@ typedef struct sm_pipeline_comm {
 } sm_pipeline_comm;
 
 /*
+ * Worker threads when several processes share this one's CPUs (MPI ranks on a node): `sharers`
+ * processes, this one included, may run on the CPUs it may use (sched_getaffinity), so its worker
+ * threads are those CPUs divided by sharers, at least 1 (SNAPMEM_THREADS, when set, decides
+ * instead). Call before the library's first parallel work (a later call changes nothing).
+ */
+void sm_threads_share(unsigned sharers);
+
+/* The worker threads the library's parallel work runs on (1: the calling thread alone). */
+unsigned sm_threads(void);
+
+/*
  * The chunk files rank `rank` of `ranks` streams for snapshot (base_path, snap), in ascending file
  * number: *files a malloc'd array of *nfiles chunk numbers (NULL when none; free it), *cells their
  * gas cells. Reads the chunk headers only. 0 or SM_ENOTFOUND / SM_EFORMAT (the snapshot, as

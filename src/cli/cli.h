@@ -162,9 +162,11 @@ struct sm_pipeline_comm;
 /* 1 when this binary was built with MPI. */
 int cli_mpi_available(void);
 
-/* MPI_Init (once) and the collectives over MPI_COMM_WORLD into *comm. 0, or SM_EUNSUPPORTED
- * ("built without MPI") / SM_EIO with err filled. */
-int cli_mpi_init(struct sm_pipeline_comm *comm, sm_error *err);
+/* MPI_Init (once) and the collectives over MPI_COMM_WORLD into *comm; the library's worker
+ * threads set to this rank's share of its CPUs (sm_threads_share), and *idle_cpus the node's
+ * CPUs no rank of the node may run on (mpirun's binding). 0, or SM_EUNSUPPORTED ("built without
+ * MPI") / SM_EIO with err filled. */
+int cli_mpi_init(struct sm_pipeline_comm *comm, unsigned *idle_cpus, sm_error *err);
 
 /* MPI_Finalize when cli_mpi_init started MPI; otherwise nothing. */
 void cli_mpi_finalize(void);

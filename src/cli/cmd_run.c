@@ -101,6 +101,7 @@ struct mpi_run {
 	int on;
 	sm_pipeline_comm comm;
 	int rank, size;
+	unsigned idle_cpus; /* the node's CPUs no rank may run on (mpirun's binding) */
 	int pre_agreed;   /* the agreement before the run is done */
 	int run_reached;  /* every rank went into the pipeline: the final agreement is due */
 };
@@ -280,6 +281,7 @@ static char *run_meta(const sm_model_options *mo, const char *base, int snap, co
 	json_object_set_new(o, "grid_side", json_integer((json_int_t)r->grid_side));
 	json_object_set_new(o, "box_size", json_real(r->box_size));
 	json_object_set_new(o, "hubble_param", json_real(r->hubble_param));
+	json_object_set_new(o, "threads", json_integer((json_int_t)sm_threads()));
 	for (i = 0; i < r->nhalos && r->halos != NULL; i++) {
 		const sm_pipeline_halo *h = &r->halos[i];
 		json_t *hv = json_object();
@@ -1066,6 +1068,10 @@ static void print_summary(const struct run_cli *C)
 		       C->prof ? "; largest rank peak requested " : "",
 		       C->prof ? sm_format_iec(C->mpi_peak, a, sizeof(a)) : "",
 		       C->prof ? " (memory.json \"mpi\" has every rank's figures)" : "");
+	if (C->M->on && C->M->idle_cpus > 0)
+		printf("  %u CPU%s of this node ran no rank: mpirun binds each of 2 ranks or fewer to "
+		       "a core; --bind-to none (or --map-by slot:PE=N) gives the ranks' worker "
+		       "threads the others\n", C->M->idle_cpus, C->M->idle_cpus == 1 ? "" : "s");
 	if (C->prof != NULL)
 		printf("  peak requested %llu bytes (%s, %.2f bytes per gas cell) in stage "
 		       "'%s'; estimated before the run %llu bytes (%s)\n",
@@ -1177,7 +1183,7 @@ int cmd_run(int argc, char **argv)
 				   "whole pipeline into the same --out; add --mpi for the "
 				   "distributed run", atoi(getenv("OMPI_COMM_WORLD_SIZE")));
 		sm_error_clear(&err);
-		if (cli_mpi_init(&M.comm, &err) == 0) {
+		if (cli_mpi_init(&M.comm, &M.idle_cpus, &err) == 0) {
 			M.comm.agree(M.comm.ctx, status, &fail_rank, &fail_code);
 			cli_mpi_finalize();
 		}
@@ -1186,7 +1192,7 @@ int cmd_run(int argc, char **argv)
 	}
 	if (wants_mpi(argc, argv, &ranks_given)) {
 		sm_error_clear(&err);
-		if (cli_mpi_init(&M.comm, &err) != 0) {
+		if (cli_mpi_init(&M.comm, &M.idle_cpus, &err) != 0) {
 			/* Started by mpirun without MPI in this binary: only the first process says so. */
 			quiet = env_rank != NULL && strcmp(env_rank, "0") != 0;
 			status = run_fail(&err);

@@ -9,6 +9,7 @@
  * that counts fit MPI's int.
  */
 #include <limits.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -157,8 +158,54 @@ int cli_mpi_available(void)
 	return 1;
 }
 
-int cli_mpi_init(sm_pipeline_comm *comm, sm_error *err)
+/* The ranks on this node whose CPU sets overlap this rank's, itself included, into *sharers (1
+ * when it cannot tell), and the node's online CPUs no rank of the node may run on into *idle:
+ * Open MPI binds each of 2 ranks or fewer to a core of its own and leaves more ranks, or
+ * --bind-to none, on every CPU. */
+static void node_cpus(unsigned *sharers, unsigned *idle)
 {
+	MPI_Comm node = MPI_COMM_NULL;
+	cpu_set_t mine, any, *all = NULL;
+	int n = 0, ok, all_ok = 0, i;
+	long online = sysconf(_SC_NPROCESSORS_ONLN);
+
+	*sharers = 1;
+	*idle = 0;
+	CPU_ZERO(&mine);
+	ok = sched_getaffinity(0, sizeof(mine), &mine) == 0;
+	if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) !=
+	    MPI_SUCCESS)
+		return;
+	if (MPI_Comm_size(node, &n) != MPI_SUCCESS || n < 1)
+		goto out;
+	all = calloc((size_t)n, sizeof(*all));
+	ok = ok && all != NULL;
+	/* every rank of the node takes part in both collectives, or none in the second */
+	if (MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, node) != MPI_SUCCESS || !all_ok ||
+	    MPI_Allgather(&mine, (int)sizeof(mine), MPI_BYTE, all, (int)sizeof(mine), MPI_BYTE,
+			  node) != MPI_SUCCESS)
+		goto out;
+	*sharers = 0;
+	CPU_ZERO(&any);
+	for (i = 0; i < n; i++) {
+		cpu_set_t both;
+
+		CPU_AND(&both, &mine, &all[i]);
+		*sharers += CPU_COUNT(&both) > 0;
+		CPU_OR(&any, &any, &all[i]);
+	}
+	if (*sharers == 0)
+		*sharers = 1;
+	if (online > CPU_COUNT(&any))
+		*idle = (unsigned)(online - CPU_COUNT(&any));
+out:
+	free(all);
+	MPI_Comm_free(&node);
+}
+
+int cli_mpi_init(sm_pipeline_comm *comm, unsigned *idle_cpus, sm_error *err)
+{
+	unsigned sharers;
 	int flag = 0;
 
 	memset(comm, 0, sizeof(*comm));
@@ -170,6 +217,8 @@ int cli_mpi_init(sm_pipeline_comm *comm, sm_error *err)
 	}
 	MPI_Comm_rank(MPI_COMM_WORLD, &comm->rank);
 	MPI_Comm_size(MPI_COMM_WORLD, &comm->size);
+	node_cpus(&sharers, idle_cpus);
+	sm_threads_share(sharers);
 	comm->sum_i64 = mpi_sum_i64;
 	comm->sum_f64 = mpi_sum_f64;
 	comm->agree = mpi_agree;
@@ -213,10 +262,11 @@ int cli_mpi_available(void)
 	return 0;
 }
 
-int cli_mpi_init(sm_pipeline_comm *comm, sm_error *err)
+int cli_mpi_init(sm_pipeline_comm *comm, unsigned *idle_cpus, sm_error *err)
 {
 	memset(comm, 0, sizeof(*comm));
 	comm->size = 1;
+	*idle_cpus = 0;
 	return sm_error_set(err, SM_EUNSUPPORTED, "run --mpi: snapmem was built without MPI (no "
 			    "'ompi-c' from pkg-config at build time: install libopenmpi-dev and "
 			    "rebuild)");

@@ -19,8 +19,9 @@
  * (glibc maps the stacks with mmap and allocates a few hundred bytes of TLS bookkeeping there),
  * once per worker for the life of the process. A part whose thread cannot be started is run by
  * the calling thread afterwards, so the result never depends on how many threads ran. The number
- * of parts is the CPUs this process may use (sched_getaffinity), at most SM__MAX_THREADS;
- * SNAPMEM_THREADS=N overrides it (1 = no threads).
+ * of parts is the CPUs this process may use (sched_getaffinity), divided among the processes
+ * that share them (sm_threads_share: MPI ranks on one node), at least 1 and at most
+ * SM__MAX_THREADS; SNAPMEM_THREADS=N overrides it (1 = no threads).
  */
 #include <pthread.h>
 #include <sched.h>
@@ -30,6 +31,7 @@
 #include <unistd.h>
 
 #include "common/parallel.h"
+#include "snapmem/pipeline.h"
 
 #define WORKER_STACK_BYTES (1024u * 1024u)
 
@@ -47,9 +49,18 @@ static void *part_main(void *a)
 	return NULL;
 }
 
+/* Processes this one shares its CPUs with, itself included (sm_threads_share); 1 alone. */
+static unsigned share_n = 1;
+static unsigned cached;
+
+void sm_threads_share(unsigned sharers)
+{
+	if (cached == 0 && sharers >= 1)
+		share_n = sharers;
+}
+
 unsigned sm__threads(void)
 {
-	static unsigned cached;
 	const char *e;
 	unsigned n = 1;
 
@@ -68,11 +79,17 @@ unsigned sm__threads(void)
 		CPU_ZERO(&set);
 		if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
 			n = (unsigned)CPU_COUNT(&set);
+		n = n / share_n >= 1 ? n / share_n : 1;
 		if (n > SM__MAX_THREADS)
 			n = SM__MAX_THREADS;
 	}
 	cached = n;
 	return n;
+}
+
+unsigned sm_threads(void)
+{
+	return sm__threads();
 }
 
 int sm__thread_start(pthread_t *th, size_t stack_bytes, void *(*fn)(void *), void *arg)
