@@ -282,16 +282,15 @@ static inline int sm__pl_rbin(double rr, double r200)
 /*
  * One cell into a halo's 25,200-byte histogram (counts int64[50], sf_counts int64[50], then the
  * temperature SUM float64[50] until sm__pl_hist_finish turns it into the mean, hist2d
- * int64[50*60]): rr the cell's distance (converted from the positions' type), tf its stored
- * temperature (negative: star-forming).
+ * int64[50*60]): rb its r/R200 bin (sm__pl_rbin), tf its stored temperature (negative:
+ * star-forming).
  */
-static inline void sm__pl_hist_add(unsigned char *hist, const struct tbin_table *tt, double rr,
-				   double r200, float tf)
+static inline void sm__pl_hist_add_rb(unsigned char *hist, const struct tbin_table *tt, int rb,
+				      float tf)
 {
 	int64_t *counts = (int64_t *)(void *)hist, *sf = counts + SM_MODEL_RBINS;
 	double *sum = (double *)(void *)(sf + SM_MODEL_RBINS);
 	int64_t *h2 = (int64_t *)(void *)(sum + SM_MODEL_RBINS);
-	int rb = sm__pl_rbin(rr, r200);
 
 	if (signbit(tf)) {
 		sf[rb]++;
@@ -300,6 +299,13 @@ static inline void sm__pl_hist_add(unsigned char *hist, const struct tbin_table 
 	counts[rb]++;
 	sum[rb] += (double)tf;
 	h2[rb * SM_MODEL_TBINS + sm__pl_tbin_fast(tt, tf)]++;
+}
+
+/* The same for a cell at distance rr (converted from the positions' type) of a halo of r200. */
+static inline void sm__pl_hist_add(unsigned char *hist, const struct tbin_table *tt, double rr,
+				   double r200, float tf)
+{
+	sm__pl_hist_add_rb(hist, tt, sm__pl_rbin(rr, r200), tf);
 }
 
 /* Temperature sums to means (NaN where a bin holds no non-star-forming cell). */
