@@ -41,19 +41,6 @@ int sm__pl_dist_create_output(struct dist *D);
 /* Stage build_index: the halo index, a CSR over the hg^3 halo grid (build_index_halos.c). */
 int sm__pl_build_halo_index(struct dist *D);
 
-/* The halo grid cell of a coordinate in [-box/2, 3 box/2), wrapped into [0, box). */
-static inline uint64_t sm__pl_halo_axis(const struct dist *D, double x, double box)
-{
-	int64_t i;
-
-	if (x < 0)
-		x += box;
-	else if (x >= box)
-		x -= box;
-	i = (int64_t)(x * D->inv_w);
-	return i < 0 ? 0 : (uint64_t)i >= D->hg ? D->hg - 1 : (uint64_t)i;
-}
-
 /* Stage stream_cells: this rank's chunk files, block by block, into the halos' sums
  * (stream_cells.c). */
 int sm__pl_stream_cells(struct dist *D);

