@@ -16,14 +16,6 @@
 
 #define TEMP_BLOCK 4096u  /* cells per validity check in the temperature kernel */
 
-/* gcc's -O2 vectorises only loops its "very cheap" cost model accepts; the flat kernels below
- * ask for the ordinary model. */
-#if defined(__GNUC__) && !defined(__clang__)
-#define VECTORISE __attribute__((optimize("tree-vectorize", "vect-cost-model=dynamic")))
-#else
-#define VECTORISE
-#endif
-
 /* The definition's temperature, term for term, in double. */
 static inline double temperature_of(double uu, double x, double uv2)
 {
@@ -37,7 +29,7 @@ static inline double temperature_of(double uu, double x, double uv2)
 /* The temperature of cells [0, n): vectorisable (no branch, no libm call); returns nonzero when
  * a value is bad (non-finite or negative u or x_e, NaN SFR, or a finite u whose temperature
  * overflows float32), the cells' temperatures then being meaningless. */
-VECTORISE static int temperature_kernel(const float *restrict u, const float *restrict xe,
+SM__PL_VECTORISE static int temperature_kernel(const float *restrict u, const float *restrict xe,
 			      const float *restrict sfr, float *restrict t, uint64_t n, double uv2)
 {
 	uint32_t ok = 1;

@@ -8,6 +8,7 @@
  * size; profile_sums, 25,200 bytes a halo, live until histogram_write. The cell loop runs on the
  * worker threads (locate and add below), its sums bit for bit those of one thread.
  */
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -122,7 +123,39 @@ struct add_batch {
 	uint64_t i[ADD_BATCH];   /* the cell, in the block */
 	uint32_t h[ADD_BATCH];   /* the halo */
 	int32_t rb[ADD_BATCH];   /* its r/R200 bin, or -1 outside 2 R200 */
+	/* float32 positions: the pairs' coordinate differences, their halos' 2 R200 and R200 */
+	float dx[ADD_BATCH], dy[ADD_BATCH], dz[ADD_BATCH], r2[ADD_BATCH];
+	double r200[ADD_BATCH];
 };
+
+/* One coordinate difference to its minimum image: sm__pl_dist_f32's, the box added always (0,
+ * box or -box: x + 0 is x, x + (-box) is x - box), so that the loop below vectorises. */
+static inline float wrap_f32(float d, float box, float half)
+{
+	return d + (d > half ? -box : d < -half ? box : 0.0f);
+}
+
+/* The bins of float32 pairs [0, n) from their differences (vectorised, the Makefile giving this
+ * file -fno-math-errno so that sqrtf may be; sm__pl_dist_f32's
+ * sqrtf(dx * dx + dy * dy + dz * dz), the comparison with the float 2 R200, sm__pl_rbin). */
+SM__PL_VECTORISE static void bins_f32(struct add_batch *restrict B, unsigned n, float box, float half)
+{
+	unsigned q;
+
+	for (q = 0; q < n; q++) {
+		const float dx = wrap_f32(B->dx[q], box, half), dy = wrap_f32(B->dy[q], box, half);
+		const float dz = wrap_f32(B->dz[q], box, half);
+		const float d = sqrtf(dx * dx + dy * dy + dz * dz);
+		double x = (double)d / B->r200[q] * (SM_MODEL_RBINS / 2.0);
+		int32_t rb;
+
+		/* sm__pl_rbin, clamped before the conversion (NaN to 0) */
+		x = x > 0 ? x : 0;
+		x = x < SM_MODEL_RBINS ? x : SM_MODEL_RBINS - 1;
+		rb = (int32_t)x;
+		B->rb[q] = d < B->r2[q] ? rb : -1;
+	}
+}
 
 /* Distances and bins of pairs [0, n) of a batch, the serial run's arithmetic (sm__pl_dist_f32 with
  * the same float centre, box, half box and radius as select_sphere; sm__pl_dist_f64). */
@@ -130,26 +163,32 @@ static inline void batch_bins(const struct dist *D, const void *x, int f32,
 			      struct add_batch *B, unsigned n)
 {
 	const struct run *R = D->R;
-	const float bx = (float)R->box, hb = bx / 2;
 	unsigned q;
 
+	if (f32) {
+		const float bx = (float)R->box;
+
+		for (q = 0; q < n; q++) {
+			const uint32_t h = B->h[q];
+			const double *cd = &R->halo_center[3 * h];
+			const float *xi = (const float *)x + 3 * B->i[q];
+
+			B->dx[q] = xi[0] - (float)cd[0];
+			B->dy[q] = xi[1] - (float)cd[1];
+			B->dz[q] = xi[2] - (float)cd[2];
+			B->r200[q] = R->halo_r200[h];
+			B->r2[q] = (float)(2.0 * R->halo_r200[h]);
+		}
+		bins_f32(B, n, bx, bx / 2);
+		return;
+	}
 	for (q = 0; q < n; q++) {
 		const uint32_t h = B->h[q];
-		const double *cd = &R->halo_center[3 * h], r200 = R->halo_r200[h];
-		double d;
-		int in;
+		const double r200 = R->halo_r200[h];
+		const double d = sm__pl_dist_f64((const double *)x + 3 * B->i[q],
+						 &R->halo_center[3 * h], R->box, R->box / 2);
 
-		if (f32) {
-			const float c3[3] = {(float)cd[0], (float)cd[1], (float)cd[2]};
-			const float df = sm__pl_dist_f32((const float *)x + 3 * B->i[q], c3, bx, hb);
-
-			in = df < (float)(2.0 * r200);
-			d = (double)df;
-		} else {
-			d = sm__pl_dist_f64((const double *)x + 3 * B->i[q], cd, R->box, R->box / 2);
-			in = d < 2.0 * r200;
-		}
-		B->rb[q] = in ? sm__pl_rbin(d, r200) : -1;
+		B->rb[q] = d < 2.0 * r200 ? sm__pl_rbin(d, r200) : -1;
 	}
 }
 
