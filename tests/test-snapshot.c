@@ -292,7 +292,8 @@ static void test_bad_headers(void **state)
 }
 
 /* A 3-chunk snapshot under base/snapdir_007: 100, 0 (no gas group), 57 cells. */
-static char *three_chunks(const struct spec *override2)
+/* Three chunks of 100, 0 and 57 gas cells; chunk 0's and chunk 2's specs may be overridden. */
+static char *three_chunks_with(const struct spec *override0, const struct spec *override2)
 {
 	char *base = tu_tmpdir(), *sd = tu_path(base, "snapdir_007"), name[64], *p;
 	const uint64_t n[3] = {100, 0, 57};
@@ -303,6 +304,8 @@ static char *three_chunks(const struct spec *override2)
 	for (i = 0; i < 3; i++) {
 		struct spec sp = {0};
 
+		if (i == 0 && override0 != NULL)
+			sp = *override0;
 		if (i == 2 && override2 != NULL)
 			sp = *override2;
 		sp.gas = n[i];
@@ -317,6 +320,11 @@ static char *three_chunks(const struct spec *override2)
 	}
 	free(sd);
 	return base;
+}
+
+static char *three_chunks(const struct spec *override2)
+{
+	return three_chunks_with(NULL, override2);
 }
 
 static void test_multichunk_reads(void **state)
@@ -384,6 +392,56 @@ static void test_multichunk_reads(void **state)
 	assert_int_equal(sm_snapshot_read_field(&s, 7, "Coordinates", SM_DTYPE_F32, 3, part, NULL,
 						&err), SM_EINVAL);
 	assert_int_equal(sm_snapshot_check_field(&s, 0, "Coordinates", 3, &err), 0);
+	sm_snapshot_release(&s);
+	no_handles();
+	tu_rmtree(base);
+	free(base);
+}
+
+/* sm_snapshot_check_fields opens each chunk once for all fields and answers what checking them
+ * one after the other would: here the first field is bad only in the last chunk, the second
+ * already in the first. */
+static void test_check_fields_order(void **state)
+{
+	struct spec bad0, bad2;
+	const sm_field_check ie_first[] = {{"InternalEnergy", 1}, {"Coordinates", 3}};
+	const sm_field_check co_first[] = {{"Coordinates", 3}, {"InternalEnergy", 1}};
+	const sm_field_check good[] = {{"Coordinates", 0}, {"ParticleIDs", 1}};
+	sm_error one = {0}, all = {0};
+	char *base;
+	sm_snapshot s;
+	size_t i;
+
+	(void)state;
+	memset(&bad0, 0, sizeof(bad0));
+	memset(&bad2, 0, sizeof(bad2));
+	bad0.coord_rank = 1;
+	bad2.no_energy = 1;
+	base = three_chunks_with(&bad0, &bad2);
+	assert_int_equal(sm_snapshot_open_base(&s, base, 7, &all), 0);
+	for (i = 0; i < 2; i++) {
+		const sm_field_check *f = i == 0 ? ie_first : co_first;
+		int rc1 = sm_snapshot_check_field(&s, 0, f[0].name, f[0].ncomp, &one);
+
+		if (rc1 == 0)
+			rc1 = sm_snapshot_check_field(&s, 0, f[1].name, f[1].ncomp, &one);
+		assert_int_equal(sm_snapshot_check_fields(&s, 0, f, 2, &all), rc1);
+		assert_string_equal(all.msg, one.msg);
+	}
+	assert_int_equal(sm_snapshot_check_fields(&s, 0, ie_first, 2, &all), SM_ENOTFOUND);
+	assert_non_null(strstr(all.msg, "snap_007.2.hdf5': no dataset /PartType0/InternalEnergy"));
+	assert_int_equal(sm_snapshot_check_fields(&s, 0, co_first, 2, &all), SM_EFORMAT);
+	assert_non_null(strstr(all.msg, "snap_007.0.hdf5': /PartType0/Coordinates has shape [100]"));
+	assert_int_equal(sm_snapshot_check_fields(&s, 0, ie_first, SM_CHECK_FIELDS_MAX + 1, &all),
+			 SM_EINVAL);
+	sm_snapshot_release(&s);
+	no_handles();
+	tu_rmtree(base);
+	free(base);
+
+	base = three_chunks(NULL);
+	assert_int_equal(sm_snapshot_open_base(&s, base, 7, &all), 0);
+	assert_int_equal(sm_snapshot_check_fields(&s, 0, good, 2, &all), 0);
 	sm_snapshot_release(&s);
 	no_handles();
 	tu_rmtree(base);
@@ -751,6 +809,7 @@ int main(void)
 		cmocka_unit_test(test_bad_headers),
 		cmocka_unit_test(test_multichunk_reads),
 		cmocka_unit_test(test_chunk_faults),
+		cmocka_unit_test(test_check_fields_order),
 		cmocka_unit_test(test_layouts),
 		cmocka_unit_test(test_catalog_faults),
 		cmocka_unit_test(test_float32_read_memory),

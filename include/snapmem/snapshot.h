@@ -179,6 +179,23 @@ void sm_field_names_free(char **names, size_t n);
 int sm_snapshot_check_field(sm_snapshot *s, int ptype, const char *field, int ncomp,
 			    sm_error *err);
 
+/* A field for sm_snapshot_check_fields: its name and components (0: whatever the first chunk
+ * has). */
+typedef struct sm_field_check {
+	const char *name;
+	int ncomp;
+} sm_field_check;
+
+#define SM_CHECK_FIELDS_MAX 16
+
+/*
+ * sm_snapshot_check_field for fields[0..n) (n <= SM_CHECK_FIELDS_MAX), with each chunk file
+ * opened once for all of them: the same result and the same error as checking them one after
+ * the other and stopping at the first that fails.
+ */
+int sm_snapshot_check_fields(sm_snapshot *s, int ptype, const sm_field_check *fields, size_t n,
+			     sm_error *err);
+
 /* A FoF/Subfind group catalogue. */
 typedef struct sm_catalog {
 	char base[SM_PATH_MAX];

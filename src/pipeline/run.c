@@ -388,14 +388,14 @@ int sm__pl_create_output(struct run *R)
 /* Opens the snapshot and the catalogue and checks the header facts every strategy needs. */
 int sm__pl_open_inputs(struct run *R)
 {
-	static const struct {
-		const char *name;
-		int ncomp;
-	} needed[] = {{SM_ARRAY_INTERNAL_ENERGY, 1}, {SM_ARRAY_ELECTRON_ABUNDANCE, 1}, {SM_ARRAY_STAR_FORMATION_RATE, 1},
-		      {SM_ARRAY_COORDINATES, 3}};
+	static const sm_field_check needed[] = {
+		{SM_ARRAY_INTERNAL_ENERGY, 1}, {SM_ARRAY_ELECTRON_ABUNDANCE, 1},
+		{SM_ARRAY_STAR_FORMATION_RATE, 1}, {SM_ARRAY_COORDINATES, 3}};
+	const size_t nneeded = sizeof(needed) / sizeof(needed[0]);
+	sm_error cerr;
 	const sm_pipeline_options *o = R->o;
 	size_t i;
-	int rc;
+	int rc, crc;
 
 	if ((rc = sm_snapshot_open_base(&R->s, o->base_path, o->snap, R->err)) != 0)
 		return rc;
@@ -442,19 +442,26 @@ int sm__pl_open_inputs(struct run *R)
 	/* The particle data exists, in every chunk that holds gas, before anything large is
 	 * allocated: a headers-only snapshot of TNG300-1's size would otherwise take (and touch)
 	 * tens of GiB before its first read fails. */
-	for (i = 0; i < sizeof(needed) / sizeof(needed[0]) && R->n > 0; i++) {
+	if (R->n == 0)
+		return 0;
+	/* The first row of each field as the run reads it (a type that is not a float fails here,
+	 * naming the chunk), then every chunk's datasets: present, as many rows, the same type. The
+	 * error is the first field's that fails, its read's before its check's (as if each field
+	 * were read and checked in turn); the chunk files are opened once for all four checks. */
+	for (i = 0; i < nneeded; i++) {
 		float row[3];
 
-		/* the first row as the run reads it (a type that is not a float fails here, naming
-		 * the chunk), then every chunk's dataset: present, as many rows, the same type */
 		if ((rc = sm_snapshot_read_range(&R->s, 0, needed[i].name, SM_DTYPE_F32,
-						 needed[i].ncomp, 0, 1, row, NULL, R->err)) != 0 ||
-		    (rc = sm_snapshot_check_field(&R->s, 0, needed[i].name, needed[i].ncomp,
-						  R->err)) != 0)
-			return rc;
+						 needed[i].ncomp, 0, 1, row, NULL, R->err)) != 0)
+			break;
 	}
-
-	return 0;
+	sm_error_clear(&cerr);
+	if (i > 0 && (crc = sm_snapshot_check_fields(&R->s, 0, needed, i, &cerr)) != 0) {
+		if (R->err != NULL)
+			*R->err = cerr;
+		return crc;
+	}
+	return rc;
 }
 
 /* Steps 5 to 8 for halo h, each its own stage; histogram_write frees the halo's arrays. */

@@ -519,42 +519,81 @@ out:
 	return rc;
 }
 
-int sm_snapshot_check_field(sm_snapshot *s, int ptype, const char *field, int ncomp,
-			    sm_error *err)
+/* One field's state in a check over the chunks. */
+struct field_check {
+	sm_dtype first_dt;
+	int64_t first_chunk;
+	int ncomp;
+};
+
+int sm_snapshot_check_fields(sm_snapshot *s, int ptype, const sm_field_check *fields, size_t n,
+			     sm_error *err)
 {
 	char path[SM_PATH_MAX];
-	sm_dtype first_dt = SM_DTYPE_NONE, dt;
-	int64_t i, first_chunk = -1;
-	int rc, nc;
+	struct field_check fc[SM_CHECK_FIELDS_MAX];
+	size_t lim = n, j;
+	sm_dtype dt;
+	int64_t i;
+	int rc = 0, nc;
 
 	sm_hdf5_quiet();
+	if (n > SM_CHECK_FIELDS_MAX)
+		return sm_error_set(err, SM_EINVAL, "'%s': %zu fields to check, at most %d",
+				    sm__snap_name(s), n, SM_CHECK_FIELDS_MAX);
 	if ((rc = check_ptype(s, ptype, err)) != 0 || (rc = sm_snapshot_scan(s, err)) != 0)
 		return rc;
-	for (i = 0; i < s->nfiles; i++) {
+	for (j = 0; j < n; j++) {
+		fc[j].first_dt = SM_DTYPE_NONE;
+		fc[j].first_chunk = -1;
+		fc[j].ncomp = fields[j].ncomp;
+	}
+	/* Chunk by chunk, each file opened once; fields [0, lim) are still in question, lim the
+	 * lowest field found bad so far (err holds its error): the outcome of checking the fields
+	 * one after the other over all chunks, stopping at the first bad one. */
+	for (i = 0; i < s->nfiles && lim > 0; i++) {
 		uint64_t rows = s->chunk_counts[(size_t)i * SM_NTYPES + (size_t)ptype];
-		hid_t f = -1, d = -1;
+		hid_t f = -1;
 
 		if (rows == 0)
 			continue;
 		if ((rc = sm_snapshot_chunk_path(s, i, path, sizeof(path), err)) != 0 ||
 		    (rc = sm__h5_open(path, &f, err)) != 0)
-			return rc;
-		rc = open_field(f, path, ptype, field, rows, ncomp, SM_DTYPE_NONE, &d, &dt, &nc, err);
-		if (d >= 0)
-			H5Dclose(d);
-		H5Fclose(f);
-		if (rc != 0)
-			return rc;
-		if (first_chunk < 0) {
-			first_chunk = i;
-			first_dt = dt;
-			ncomp = nc;
-		} else if (dt != first_dt) {
-			return sm_error_set(err, SM_EFORMAT,
-					    "'%s': /PartType%d/%s is %s here but %s in chunk %lld",
-					    path, ptype, field, sm_dtype_name(dt),
-					    sm_dtype_name(first_dt), (long long)first_chunk);
+			return rc; /* every field still in question fails here, field 0 first */
+		for (j = 0; j < lim; j++) {
+			hid_t d = -1;
+			int frc;
+
+			frc = open_field(f, path, ptype, fields[j].name, rows, fc[j].ncomp,
+					 SM_DTYPE_NONE, &d, &dt, &nc, err);
+			if (d >= 0)
+				H5Dclose(d);
+			if (frc == 0 && fc[j].first_chunk < 0) {
+				fc[j].first_chunk = i;
+				fc[j].first_dt = dt;
+				fc[j].ncomp = nc;
+			} else if (frc == 0 && dt != fc[j].first_dt) {
+				frc = sm_error_set(err, SM_EFORMAT,
+						   "'%s': /PartType%d/%s is %s here but %s in chunk "
+						   "%lld", path, ptype, fields[j].name,
+						   sm_dtype_name(dt), sm_dtype_name(fc[j].first_dt),
+						   (long long)fc[j].first_chunk);
+			}
+			if (frc != 0) {
+				rc = frc;
+				lim = j;
+			}
 		}
+		H5Fclose(f);
 	}
-	return 0;
+	return rc;
+}
+
+int sm_snapshot_check_field(sm_snapshot *s, int ptype, const char *field, int ncomp,
+			    sm_error *err)
+{
+	sm_field_check one;
+
+	one.name = field;
+	one.ncomp = ncomp;
+	return sm_snapshot_check_fields(s, ptype, &one, 1, err);
 }
