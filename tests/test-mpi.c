@@ -613,15 +613,16 @@ static long rank_threads(int np, const char *out, tu_result *r)
  */
 static void test_threads_per_rank(void **state)
 {
-	char *out = tu_tmpdir();
+	char *out, *saved;
 	const char *env = getenv("SNAPMEM_THREADS");
-	char *saved = env != NULL ? strdup(env) : NULL;
 	long cpus;
 	cpu_set_t set;
 	tu_result r;
 
 	(void)state;
-	skip_without_mpi();
+	skip_without_mpi(); /* before anything is allocated: a skip leaves the test at once */
+	out = tu_tmpdir();
+	saved = env != NULL ? strdup(env) : NULL;
 	CPU_ZERO(&set);
 	assert_int_equal(sched_getaffinity(0, sizeof(set), &set), 0);
 	cpus = CPU_COUNT(&set) < 8 ? CPU_COUNT(&set) : 8;
