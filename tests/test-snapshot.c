@@ -131,21 +131,46 @@ static void no_handles(void)
 	assert_int_equal(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL), 0);
 }
 
-/* Opens a single file and expects rc, with err naming the file and holding `what`. */
-static void expect_open(const char *path, int rc, const char *what)
+/* Opens a single file (sm_snapshot_open_file) with the header read without HDF5 where the
+ * metadata reader vouches for it (SNAPMEM_FASTREAD unset) and through HDF5 alone (=0): the same
+ * code, message and header either way. */
+static int open_both(const char *path, sm_header *h, sm_error *err)
 {
 	sm_snapshot s;
+	sm_header h0;
+	sm_error e0 = {0};
+	int rc, rc0;
+
+	setenv("SNAPMEM_FASTREAD", "0", 1);
+	rc0 = sm_snapshot_open_file(&s, path, &e0);
+	memcpy(&h0, &s.header, sizeof(h0));
+	sm_snapshot_release(&s);
+	unsetenv("SNAPMEM_FASTREAD");
+	sm_error_clear(err);
+	rc = sm_snapshot_open_file(&s, path, err);
+	assert_int_equal(rc, rc0);
+	assert_string_equal(err->msg, e0.msg);
+	assert_memory_equal(&s.header, &h0, sizeof(h0));
+	if (h != NULL)
+		memcpy(h, &s.header, sizeof(*h));
+	sm_snapshot_release(&s);
+	no_handles();
+	return rc;
+}
+
+/* Opens a single file and expects rc, with err naming the file and holding `what` (both ways,
+ * open_both). */
+static void expect_open(const char *path, int rc, const char *what)
+{
 	sm_error err = {0};
 
-	assert_int_equal(sm_snapshot_open_file(&s, path, &err), rc);
+	assert_int_equal(open_both(path, NULL, &err), rc);
 	if (rc != 0) {
 		assert_non_null(strstr(err.msg, path));
 		if (strstr(err.msg, what) == NULL)
 			fail_msg("'%s' not in '%s'", what, err.msg);
 		assert_null(strchr(err.msg, '\n'));
 	}
-	sm_snapshot_release(&s);
-	no_handles();
 }
 
 static void test_integer_widths(void **state)
@@ -165,6 +190,7 @@ static void test_integer_widths(void **state)
 		sp.gas = 200;
 		sp.count_type = types[i];
 		write_chunk(p, &sp);
+		assert_int_equal(open_both(p, NULL, &err), 0);
 		assert_int_equal(sm_snapshot_open_file(&s, p, &err), 0);
 		assert_true(s.header.npart_total[0] == 200);
 		assert_true(s.header.npart_file0[0] == 200);
@@ -291,7 +317,6 @@ static void test_bad_headers(void **state)
 	free(d);
 }
 
-/* A 3-chunk snapshot under base/snapdir_007: 100, 0 (no gas group), 57 cells. */
 /* Three chunks of 100, 0 and 57 gas cells; chunk 0's and chunk 2's specs may be overridden. */
 static char *three_chunks_with(const struct spec *override0, const struct spec *override2)
 {
@@ -394,6 +419,105 @@ static void test_multichunk_reads(void **state)
 	assert_int_equal(sm_snapshot_check_field(&s, 0, "Coordinates", 3, &err), 0);
 	sm_snapshot_release(&s);
 	no_handles();
+	tu_rmtree(base);
+	free(base);
+}
+
+/* Opens base's snapshot 7 and scans it with the headers read without HDF5 and through HDF5
+ * alone: the same code, message, header and chunk counts; returns the code. */
+static int scan_both(const char *base, sm_error *err)
+{
+	sm_snapshot s, s0;
+	sm_error e0 = {0};
+	int rc, rc0, k;
+
+	for (k = 0; k < 2; k++) {
+		sm_snapshot *t = k == 0 ? &s0 : &s;
+		sm_error *e = k == 0 ? &e0 : err;
+		int r;
+
+		if (k == 0)
+			setenv("SNAPMEM_FASTREAD", "0", 1);
+		else
+			unsetenv("SNAPMEM_FASTREAD");
+		sm_error_clear(e);
+		r = sm_snapshot_open_base(t, base, 7, e);
+		if (r == 0)
+			r = sm_snapshot_scan(t, e);
+		if (k == 0)
+			rc0 = r;
+		else
+			rc = r;
+	}
+	assert_int_equal(rc, rc0);
+	assert_string_equal(err->msg, e0.msg);
+	assert_memory_equal(&s.header, &s0.header, sizeof(s.header));
+	assert_int_equal(s.nfiles, s0.nfiles);
+	assert_int_equal(s.chunk_counts == NULL, s0.chunk_counts == NULL);
+	if (s.chunk_counts != NULL)
+		assert_memory_equal(s.chunk_counts, s0.chunk_counts,
+				    (size_t)s.nfiles * SM_NTYPES * sizeof(uint64_t));
+	sm_snapshot_release(&s);
+	sm_snapshot_release(&s0);
+	no_handles();
+	return rc;
+}
+
+/* Replaces chunk path's NumPart_ThisFile by `tf`. */
+static void set_this_file(const char *path, const int64_t tf[6])
+{
+	hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT), h;
+
+	assert_true(f >= 0);
+	h = H5Gopen2(f, "Header", H5P_DEFAULT);
+	assert_true(H5Adelete(h, "NumPart_ThisFile") >= 0);
+	attr(h, "NumPart_ThisFile", H5T_STD_I32LE, H5T_NATIVE_INT64, 6, tf);
+	H5Gclose(h);
+	H5Fclose(f);
+}
+
+/* The chunk scan with the headers read without HDF5 (src/snapshot/h5meta.c) answers as HDF5
+ * does: counts, a stale count of a type with no particles and no group (taken as zero), a
+ * chunk that disagrees with chunk 0, a count without its group. */
+static void test_scan_without_hdf5(void **state)
+{
+	struct spec bad;
+	const int64_t stale[6] = {57, 4, 0, 0, 0, 0};
+	sm_error err = {0};
+	char *base, *p;
+
+	(void)state;
+	base = three_chunks(NULL);
+	assert_int_equal(scan_both(base, &err), 0);
+	p = tu_fmt("%s/snapdir_007/snap_007.2.hdf5", base);
+	set_this_file(p, stale); /* type 1: no particles in the snapshot, no PartType1 group */
+	assert_int_equal(scan_both(base, &err), 0);
+	free(p);
+	tu_rmtree(base);
+	free(base);
+
+	memset(&bad, 0, sizeof(bad));
+	bad.highword = 1; /* chunk 2's total is 157 + 2^32 */
+	base = three_chunks(&bad);
+	assert_int_equal(scan_both(base, &err), SM_EFORMAT);
+	assert_non_null(strstr(err.msg, "the chunk files disagree"));
+	tu_rmtree(base);
+	free(base);
+
+	memset(&bad, 0, sizeof(bad));
+	bad.no_highword = 1;
+	bad.count_type = H5T_STD_U16BE;
+	base = three_chunks(&bad);
+	assert_int_equal(scan_both(base, &err), 0);
+	tu_rmtree(base);
+	free(base);
+
+	memset(&bad, 0, sizeof(bad));
+	bad.total_negative = 1;
+	base = three_chunks(&bad);
+	assert_int_equal(scan_both(base, &err), SM_EFORMAT);
+	assert_non_null(strstr(err.msg, "snap_007.2.hdf5': /Header attribute 'NumPart_Total' has "
+				       "a negative value"));
 	tu_rmtree(base);
 	free(base);
 }
@@ -810,6 +934,7 @@ int main(void)
 		cmocka_unit_test(test_multichunk_reads),
 		cmocka_unit_test(test_chunk_faults),
 		cmocka_unit_test(test_check_fields_order),
+		cmocka_unit_test(test_scan_without_hdf5),
 		cmocka_unit_test(test_layouts),
 		cmocka_unit_test(test_catalog_faults),
 		cmocka_unit_test(test_float32_read_memory),

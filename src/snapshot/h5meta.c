@@ -1,6 +1,6 @@
 /*
  * A reader of the few HDF5 metadata structures that a group catalogue chunk's /Header attributes
- * and /Group columns need, for files as HDF5 1.8 and later write them by default (and as AREPO's
+ * and /Group columns, and a snapshot chunk's /Header attributes, need, for files as HDF5 1.8 and later write them by default (and as AREPO's
  * and the TNG catalogues are): superblock version 0 or 1 at byte 0 with 8-byte offsets and
  * lengths, version-1 object headers, groups as symbol tables (a version-1 B-tree of symbol nodes
  * over a local heap), attributes stored in the object header, and contiguous datasets. It exists

@@ -9,6 +9,12 @@
  * 1e-6) and that the NumPart_ThisFile sums match; a chunk whose header claims particles of a
  * type whose header total is 0 and that has no PartTypeN group counts zero of them (Paicos
  * rewrites keep stale NumPart_ThisFile entries for types they dropped).
+ *
+ * Each header is first read without HDF5 (fast_snap_header, the metadata reader of h5meta.c: a
+ * few pread(2)s where H5Fopen costs ~70 us and the attributes as much again); only when that
+ * reader vouches for every attribute and every check passes is its answer taken, else the file
+ * is read through HDF5, whose answer and error are then the only ones. SNAPMEM_FASTREAD=0 reads
+ * every header through HDF5.
  */
 #include <math.h>
 #include <stdio.h>
@@ -223,6 +229,131 @@ out:
 	return rc;
 }
 
+/* ---- the header without HDF5 (h5meta.c), where that reader vouches for every value ---------- */
+
+/* The metadata reader's working memory (~70 KiB, malloc'd: a chunk opened through HDF5 takes
+ * more, its metadata cache alone half a megabyte). */
+struct fast_hdr {
+	sm__h5m m;
+	sm__h5m_obj root, hdr;
+};
+
+/* sm__attr_u64's answer (n elements of any integer width, none negative): 0 present, 1 absent,
+ * -1 not vouched for (HDF5 decides, and words any error). */
+static int fast_u64s(const sm__h5m_obj *o, const char *name, uint64_t *out, int n)
+{
+	uint64_t v[SM_NTYPES];
+	sm__h5m_attr a;
+	int rc = sm__h5m_find_attr(o, name, &a), neg, i;
+
+	if (rc != 0)
+		return rc;
+	if (a.rank > 1 || a.npts != (uint64_t)n || (n > 1 && a.rank != 1) ||
+	    a.type.cls != SM__H5M_INT)
+		return -1;
+	for (i = 0; i < n; i++)
+		if (sm__h5m_value_u64(&a, (uint64_t)i, &neg, &v[i]) != 0 || neg)
+			return -1;
+	memcpy(out, v, (size_t)n * sizeof(*out));
+	return 0;
+}
+
+/* sm__attr_doubles' answer (a float or an integer, as a double): 0, 1 absent, -1 not vouched. */
+static int fast_doubles(const sm__h5m_obj *o, const char *name, double *out, int n)
+{
+	double v[SM_NTYPES];
+	sm__h5m_attr a;
+	int rc = sm__h5m_find_attr(o, name, &a), i;
+
+	if (rc != 0)
+		return rc;
+	if (a.rank > 1 || a.npts != (uint64_t)n || (n > 1 && a.rank != 1))
+		return -1;
+	for (i = 0; i < n; i++)
+		if (sm__h5m_value_double(&a, (uint64_t)i, &v[i]) != 0)
+			return -1;
+	memcpy(out, v, (size_t)n * sizeof(*out));
+	return 0;
+}
+
+/*
+ * sm__read_snap_header's result for path without HDF5: 0 when the metadata reader vouches for
+ * every attribute and every check passes (the file then stays open in w->m, w->root holding the
+ * root group, until sm__h5m_close), else nonzero, the file closed, and the caller reads it
+ * through HDF5, which gives the answer and the words of any error.
+ */
+static int fast_snap_header(struct fast_hdr *w, const char *path, sm_header *h)
+{
+	uint64_t total[SM_NTYPES], hw[SM_NTYPES], nf = 1, oh;
+	double *units[3];
+	static const char *const unit_names[3] = {"UnitLength_in_cm", "UnitMass_in_g",
+						  "UnitVelocity_in_cm_per_s"};
+	static const char *const opt[6] = {"HubbleParam", "Omega0", "OmegaBaryon", "OmegaLambda",
+					   "Redshift", "Time"};
+	double *optv[6];
+	int rc = -1, r, i, have_units = 1;
+
+	memset(h, 0, sizeof(*h));
+	if (w == NULL || !sm__fast_enabled() || sm__h5m_open(&w->m, path) != 0)
+		return -1;
+	if (sm__h5m_object(&w->m, w->m.root, &w->root) != 0 ||
+	    sm__h5m_lookup(&w->m, &w->root, "Header", &oh) != 0 ||
+	    sm__h5m_object(&w->m, oh, &w->hdr) != 0 ||
+	    fast_u64s(&w->hdr, "NumPart_ThisFile", h->npart_file0, SM_NTYPES) != 0 ||
+	    fast_u64s(&w->hdr, "NumPart_Total", total, SM_NTYPES) != 0 ||
+	    (r = fast_u64s(&w->hdr, "NumPart_Total_HighWord", hw, SM_NTYPES)) < 0)
+		goto out;
+	h->has_highword = r == 0;
+	for (i = 0; i < SM_NTYPES; i++) {
+		uint64_t high = h->has_highword ? hw[i] : 0;
+
+		if (high > UINT32_MAX)
+			goto out;
+		if (total[i] > UINT32_MAX) {
+			if (high != 0 && high != total[i] >> 32)
+				goto out;
+			h->npart_total[i] = total[i];
+		} else {
+			h->npart_total[i] = total[i] | high << 32;
+		}
+	}
+	if ((r = fast_u64s(&w->hdr, "NumFilesPerSnapshot", &nf, 1)) < 0)
+		goto out;
+	if (r == 1)
+		nf = 1;
+	if (nf < 1 || nf > MAX_CHUNKS)
+		goto out;
+	h->num_files = (int64_t)nf;
+	optv[0] = &h->hubble_param, optv[1] = &h->omega0, optv[2] = &h->omega_baryon;
+	optv[3] = &h->omega_lambda, optv[4] = &h->redshift, optv[5] = &h->time;
+	if (fast_doubles(&w->hdr, "BoxSize", &h->box_size, 1) != 0 ||
+	    fast_doubles(&w->hdr, "MassTable", h->mass_table, SM_NTYPES) < 0)
+		goto out;
+	for (i = 0; i < 6; i++)
+		if (fast_doubles(&w->hdr, opt[i], optv[i], 1) < 0)
+			goto out;
+	h->unit_length_cm = 3.085678e21;
+	h->unit_mass_g = 1.989e43;
+	h->unit_velocity_cm_s = 1e5;
+	units[0] = &h->unit_length_cm, units[1] = &h->unit_mass_g;
+	units[2] = &h->unit_velocity_cm_s;
+	for (i = 0; i < 3; i++) {
+		if ((r = fast_doubles(&w->hdr, unit_names[i], units[i], 1)) < 0)
+			goto out;
+		have_units = have_units && r == 0;
+	}
+	h->has_units = have_units;
+	if (check_values(h, path, NULL) != 0)
+		goto out;
+	rc = 0;
+out:
+	if (rc != 0) {
+		sm__h5m_close(&w->m);
+		memset(h, 0, sizeof(*h));
+	}
+	return rc;
+}
+
 /* Opens chunk 0 (s->pattern set), reads its header; nfiles from it unless single. */
 static int open_first(sm_snapshot *s, int single, sm_error *err)
 {
@@ -230,14 +361,23 @@ static int open_first(sm_snapshot *s, int single, sm_error *err)
 	hid_t f = -1;
 	int rc;
 
+	struct fast_hdr *w;
+
 	if ((rc = sm__pattern_path(s->pattern, 0, path, sizeof(path))) != 0)
 		return sm_error_set(err, rc, "'%s': path too long", s->pattern);
-	if ((rc = sm__h5_open(path, &f, err)) != 0)
-		return rc;
-	rc = sm__read_snap_header(f, path, &s->header, err);
-	H5Fclose(f);
-	if (rc != 0)
-		return rc;
+	w = malloc(sizeof(*w));
+	rc = fast_snap_header(w, path, &s->header);
+	if (rc == 0)
+		sm__h5m_close(&w->m);
+	free(w);
+	if (rc != 0) {
+		if ((rc = sm__h5_open(path, &f, err)) != 0)
+			return rc;
+		rc = sm__read_snap_header(f, path, &s->header, err);
+		H5Fclose(f);
+		if (rc != 0)
+			return rc;
+	}
 	s->nfiles = single ? 1 : s->header.num_files;
 	return 0;
 }
@@ -304,7 +444,8 @@ int sm_snapshot_chunk_path(const sm_snapshot *s, int64_t i, char *buf, size_t le
 
 /* NumPart_ThisFile of one chunk, with stale entries of absent types taken as zero; the chunk's
  * whole header is read (and so checked) and, beyond chunk 0, compared with chunk 0's. */
-static int chunk_counts(sm_snapshot *s, int64_t i, uint64_t *counts, sm_error *err)
+static int chunk_counts(sm_snapshot *s, int64_t i, uint64_t *counts, struct fast_hdr *w,
+			sm_error *err)
 {
 	char path[SM_PATH_MAX], path0[SM_PATH_MAX], grp[16];
 	sm_header h;
@@ -313,6 +454,27 @@ static int chunk_counts(sm_snapshot *s, int64_t i, uint64_t *counts, sm_error *e
 
 	if ((rc = sm_snapshot_chunk_path(s, i, path, sizeof(path), err)) != 0)
 		return rc;
+	if (fast_snap_header(w, path, &h) == 0) {
+		/* a stale count's group is looked for by the metadata reader as well; when it does not
+		 * vouch for the answer, the chunk goes through HDF5 */
+		for (t = 0; t < SM_NTYPES; t++) {
+			uint64_t oh;
+
+			snprintf(grp, sizeof(grp), "PartType%d", t);
+			if (h.npart_file0[t] > 0 && s->header.npart_total[t] == 0 &&
+			    sm__h5m_lookup(&w->m, &w->root, grp, &oh) != 0)
+				break;
+		}
+		sm__h5m_close(&w->m);
+		if (t == SM_NTYPES) {
+			if (i > 0 &&
+			    ((rc = sm_snapshot_chunk_path(s, 0, path0, sizeof(path0), err)) != 0 ||
+			     (rc = sm__snap_header_match(&s->header, path0, &h, path, err)) != 0))
+				return rc;
+			memcpy(counts, h.npart_file0, sizeof(h.npart_file0));
+			return 0;
+		}
+	}
 	if ((rc = sm__h5_open(path, &f, err)) != 0)
 		return rc;
 	if ((rc = sm__read_snap_header(f, path, &h, err)) != 0)
@@ -335,6 +497,7 @@ int sm_snapshot_scan(sm_snapshot *s, sm_error *err)
 {
 	uint64_t sum[SM_NTYPES] = {0};
 	uint64_t *counts = NULL;
+	struct fast_hdr *w = NULL;
 	int64_t i;
 	int rc = 0, t;
 
@@ -348,10 +511,11 @@ int sm_snapshot_scan(sm_snapshot *s, sm_error *err)
 	if (counts == NULL)
 		return sm_error_set(err, SM_ENOMEM, "'%s': cannot hold the counts of %lld chunks",
 				    sm__snap_name(s), (long long)s->nfiles);
+	w = malloc(sizeof(*w)); /* NULL: every chunk through HDF5 */
 	for (i = 0; i < s->nfiles; i++) {
 		uint64_t *c = counts + (size_t)i * SM_NTYPES;
 
-		if ((rc = chunk_counts(s, i, c, err)) != 0)
+		if ((rc = chunk_counts(s, i, c, w, err)) != 0)
 			goto out;
 		for (t = 0; t < SM_NTYPES; t++)
 			if (sm_add_u64(sum[t], c[t], &sum[t]) != 0) {
@@ -385,6 +549,7 @@ int sm_snapshot_scan(sm_snapshot *s, sm_error *err)
 	s->chunk_counts = counts;
 	counts = NULL;
 out:
+	free(w);
 	free(counts);
 	return rc;
 }

@@ -150,7 +150,7 @@ int sm__catalog_scan(sm_catalog *c, sm_error *err);
  */
 int sm__catalog_read_fast(sm_catalog *c, const sm_catalog_field *fields, size_t nfields);
 
-/* ---- the metadata reader (h5meta.c): catalogue chunks without HDF5 ---- */
+/* ---- the metadata reader (h5meta.c): catalogue chunks and snapshot headers without HDF5 ---- */
 
 /* Every function answers 0, or nonzero when it does not vouch for the answer (the caller then
  * goes through HDF5); none sets an error, allocates or keeps global state. */
