@@ -1,7 +1,8 @@
 /*
  * Reading a run's profiles.hdf5 back in the tests (layout in docs/PIPELINE.md): every per-halo
- * dataset into malloc'd arrays, failing the test on anything missing or misshapen, so that the
- * serial, distributed and MPI tests compare results through one reader.
+ * dataset into malloc'd arrays, failing the test on anything missing or misshapen (K rows, chunked,
+ * extendible along K), so that the serial, distributed and MPI tests compare results through one
+ * reader.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +16,24 @@
 #include "snapmem/pipeline.h"
 
 #include "util.h"
+
+/* docs/PIPELINE.md: each per-halo dataset is chunked and extendible along K, with K rows. */
+static void check_layout(hid_t f, const char *name, int rank, uint64_t k)
+{
+	hid_t d = H5Dopen2(f, name, H5P_DEFAULT), s, p;
+	hsize_t dims[3], maxd[3];
+
+	assert_true(d >= 0);
+	s = H5Dget_space(d);
+	p = H5Dget_create_plist(d);
+	assert_int_equal(H5Sget_simple_extent_dims(s, dims, maxd), rank);
+	assert_true(dims[0] == k);
+	assert_true(maxd[0] == H5S_UNLIMITED);
+	assert_int_equal(H5Pget_layout(p), H5D_CHUNKED);
+	H5Pclose(p);
+	H5Sclose(s);
+	H5Dclose(d);
+}
 
 static void read_ds(hid_t f, const char *name, hid_t type, void *buf)
 {
@@ -52,6 +71,14 @@ void tu_profiles_read(const char *path, tu_profiles *po)
 	assert_true(po->group != NULL && po->center != NULL && po->r200 != NULL &&
 		    po->m200 != NULL && po->mean != NULL && po->counts != NULL && po->sf != NULL &&
 		    po->h2 != NULL);
+	check_layout(f, "halo_index", 1, k);
+	check_layout(f, "center", 2, k);
+	check_layout(f, "r200", 1, k);
+	check_layout(f, "m200", 1, k);
+	check_layout(f, "counts", 2, k);
+	check_layout(f, "sf_counts", 2, k);
+	check_layout(f, "mean_temperature", 2, k);
+	check_layout(f, "hist2d", 3, k);
 	if (k > 0) {
 		read_ds(f, "halo_index", H5T_NATIVE_INT64, po->group);
 		read_ds(f, "center", H5T_NATIVE_DOUBLE, po->center);

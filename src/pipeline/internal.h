@@ -25,14 +25,15 @@ typedef struct sm__pl_attr {
 } sm__pl_attr;
 
 /*
- * Creates DIR/profiles.hdf5's temporary file with the empty extendible datasets, the edges and the
- * root attributes. 0 or SM_EIO / SM_ENOMEM with err naming the file.
+ * Creates DIR/profiles.hdf5's temporary file with the extendible datasets sized to the run's
+ * `rows` halos, the edges and the root attributes. 0 or SM_EIO / SM_ENOMEM with err naming the
+ * file.
  */
-int sm__pl_out_create(sm__pl_out **out, const char *dir, const sm__pl_attr *attrs, size_t nattrs,
-		      sm_error *err);
+int sm__pl_out_create(sm__pl_out **out, const char *dir, uint64_t rows, const sm__pl_attr *attrs,
+		      size_t nattrs, sm_error *err);
 
-/* Appends one halo's row; hist is the 25,200-byte histogram (counts, sf_counts,
- * mean_temperature, hist2d). 0 or SM_EIO. */
+/* Writes the next halo's row (at most `rows` of them); hist is the 25,200-byte histogram (counts,
+ * sf_counts, mean_temperature, hist2d). 0 or SM_EIO. */
 int sm__pl_out_append(sm__pl_out *o, int64_t group_index, const double center[3], double r200,
 		      double m200, const void *hist, sm_error *err);
 

@@ -1,7 +1,11 @@
 /*
  * profiles.hdf5, the pipeline's science result (DESIGN.md "Science definition"; layout in
- * docs/PIPELINE.md): one row per halo appended to extendible chunked datasets as each halo is done,
- * the bin edges, `units` attributes on every dataset and the run's options as root attributes.
+ * docs/PIPELINE.md): one row per halo written into extendible chunked datasets as each halo is
+ * done, the bin edges, `units` attributes on every dataset and the run's options as root
+ * attributes. The datasets are created with the run's K rows (K is known before the first halo),
+ * so that a row is one H5Dwrite through dataspaces made once, with no H5Dset_extent per row; the
+ * file is the same (h5dump -p: same shapes, maximum shapes, chunks and storage) as when it grew row
+ * by row.
  *
  * The file is written under the shared writer's temporary name (sm_outfile_open, outfile.h:
  * DIR/.profiles.hdf5.snapmem-tmp.PID.RANDOM), synced and renamed to DIR/profiles.hdf5 by
@@ -98,41 +102,43 @@ static const struct dspec specs[D_N] = {
 struct sm__pl_out {
 	hid_t file;
 	hid_t d[D_N];
-	hsize_t k;
+	hid_t fs[D_N];        /* each dataset's file space (its extent is set once, at creation) */
+	hid_t ms[D_N];        /* one row in memory */
+	hid_t scalar;         /* the attributes' dataspace */
+	hsize_t k, rows;      /* rows written, rows the datasets were created with */
 	sm_outfile of;        /* the temporary and the target (outfile.h) */
 	char tmp[SM_PATH_MAX];
 	char final[SM_PATH_MAX];
 	char why[160];        /* the cause of the last failed append (h5_cause) */
 };
 
-static int set_str_attr(hid_t obj, const char *name, const char *value)
+/* A fixed-length UTF-8 string attribute on obj; scalar is a scalar dataspace. */
+static int set_str_attr(hid_t obj, hid_t scalar, const char *name, const char *value)
 {
-	hid_t t = -1, s = -1, a = -1;
+	hid_t t = -1, a = -1;
 	int rc = -1;
 
 	if ((t = H5Tcopy(H5T_C_S1)) < 0 || H5Tset_size(t, strlen(value) > 0 ? strlen(value) : 1) < 0 ||
-	    H5Tset_cset(t, H5T_CSET_UTF8) < 0 || (s = H5Screate(H5S_SCALAR)) < 0 ||
-	    (a = H5Acreate2(obj, name, t, s, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
+	    H5Tset_cset(t, H5T_CSET_UTF8) < 0 ||
+	    (a = H5Acreate2(obj, name, t, scalar, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
 	    H5Awrite(a, t, value) < 0)
 		goto out;
 	rc = 0;
 out:
 	if (a >= 0)
 		H5Aclose(a);
-	if (s >= 0)
-		H5Sclose(s);
 	if (t >= 0)
 		H5Tclose(t);
 	return rc;
 }
 
-static int set_num_attr(hid_t obj, const char *name, int is_int, int64_t i, double d)
+static int set_num_attr(hid_t obj, hid_t scalar, const char *name, int is_int, int64_t i,
+			double d)
 {
-	hid_t s = -1, a = -1;
+	hid_t a = -1;
 	int rc = -1;
 
-	if ((s = H5Screate(H5S_SCALAR)) < 0 ||
-	    (a = H5Acreate2(obj, name, is_int ? H5T_STD_I64LE : H5T_IEEE_F64LE, s, H5P_DEFAULT,
+	if ((a = H5Acreate2(obj, name, is_int ? H5T_STD_I64LE : H5T_IEEE_F64LE, scalar, H5P_DEFAULT,
 			    H5P_DEFAULT)) < 0 ||
 	    H5Awrite(a, is_int ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE, is_int ? (void *)&i
 									: (void *)&d) < 0)
@@ -141,13 +147,11 @@ static int set_num_attr(hid_t obj, const char *name, int is_int, int64_t i, doub
 out:
 	if (a >= 0)
 		H5Aclose(a);
-	if (s >= 0)
-		H5Sclose(s);
 	return rc;
 }
 
-static int write_edges(hid_t file, const char *name, const double *v, hsize_t n, const char *units,
-		       const char *what)
+static int write_edges(hid_t file, hid_t scalar, const char *name, const double *v, hsize_t n,
+		       const char *units, const char *what)
 {
 	hid_t s = -1, d = -1;
 	int rc = -1;
@@ -155,7 +159,8 @@ static int write_edges(hid_t file, const char *name, const double *v, hsize_t n,
 	if ((s = H5Screate_simple(1, &n, NULL)) < 0 ||
 	    (d = H5Dcreate2(file, name, H5T_IEEE_F64LE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
 	    H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0 ||
-	    set_str_attr(d, "units", units) != 0 || set_str_attr(d, "description", what) != 0)
+	    set_str_attr(d, scalar, "units", units) != 0 ||
+	    set_str_attr(d, scalar, "description", what) != 0)
 		goto out;
 	rc = 0;
 out:
@@ -166,10 +171,28 @@ out:
 	return rc;
 }
 
+/* Closes the dataspaces (they hold no file resources). */
+static void close_spaces(sm__pl_out *o)
+{
+	int i;
+
+	for (i = 0; i < D_N; i++) {
+		if (o->fs[i] >= 0)
+			H5Sclose(o->fs[i]);
+		if (o->ms[i] >= 0)
+			H5Sclose(o->ms[i]);
+		o->fs[i] = o->ms[i] = -1;
+	}
+	if (o->scalar >= 0)
+		H5Sclose(o->scalar);
+	o->scalar = -1;
+}
+
 static void close_all(sm__pl_out *o)
 {
 	int i;
 
+	close_spaces(o);
 	for (i = 0; i < D_N; i++)
 		if (o->d[i] >= 0)
 			H5Dclose(o->d[i]);
@@ -180,8 +203,8 @@ static void close_all(sm__pl_out *o)
 	o->file = -1;
 }
 
-int sm__pl_out_create(sm__pl_out **out, const char *dir, const sm__pl_attr *attrs, size_t nattrs,
-		      sm_error *err)
+int sm__pl_out_create(sm__pl_out **out, const char *dir, uint64_t rows,
+		      const sm__pl_attr *attrs, size_t nattrs, sm_error *err)
 {
 	sm__pl_out *o;
 	double r_edges[SM_MODEL_RBINS + 1], t_edges[SM_MODEL_TBINS + 1];
@@ -195,9 +218,11 @@ int sm__pl_out_create(sm__pl_out **out, const char *dir, const sm__pl_attr *attr
 	if (o == NULL)
 		return sm_error_set(err, SM_ENOMEM, "'%s': cannot allocate the profiles writer", dir);
 	o->file = -1;
+	o->scalar = -1;
 	for (j = 0; j < D_N; j++)
-		o->d[j] = -1;
+		o->d[j] = o->fs[j] = o->ms[j] = -1;
 	o->of.fd = -1;
+	o->rows = (hsize_t)rows;
 	if ((size_t)snprintf(o->final, sizeof(o->final), "%s/profiles.hdf5", dir) >= sizeof(o->final)) {
 		rc = sm_error_set(err, SM_EINVAL, "'%s': output directory path is too long", dir);
 		goto fail;
@@ -214,44 +239,59 @@ int sm__pl_out_create(sm__pl_out **out, const char *dir, const sm__pl_attr *attr
 				  strerror(errno ? errno : EIO));
 		goto fail;
 	}
+	/* One scalar space for every attribute, one creation and one access property list for
+	 * every dataset (the chunk shape set anew for each). */
+	if ((o->scalar = H5Screate(H5S_SCALAR)) < 0 ||
+	    (plist = H5Pcreate(H5P_DATASET_CREATE)) < 0 ||
+	    (dapl = H5Pcreate(H5P_DATASET_ACCESS)) < 0 ||
+	    H5Pset_chunk_cache(dapl, 17, CHUNK_CACHE_BYTES, 1.0) < 0) {
+		char why[160];
+
+		rc = sm_error_set(err, SM_EIO, "'%s': cannot create dataset '%s': %s", o->tmp,
+				  specs[0].name, h5_cause(why, sizeof(why)));
+		goto fail;
+	}
 	for (j = 0; j < D_N; j++) {
 		const struct dspec *sp = &specs[j];
-		hsize_t dims[3], maxd[3], chunk[3];
+		hsize_t dims[3], maxd[3], chunk[3], row[3];
 		int k;
 
+		/* Created with all K rows (still chunked and extendible along K): each halo's row is
+		 * written in place, no extent change per row. */
 		for (k = 0; k < sp->rank; k++) {
-			dims[k] = k == 0 ? 0 : sp->dims[k];
+			dims[k] = k == 0 ? o->rows : sp->dims[k];
 			maxd[k] = k == 0 ? H5S_UNLIMITED : sp->dims[k];
 			chunk[k] = k == 0 ? (sp->rank == 1 ? 256 : sp->rank == 2 ? 16 : 1) : sp->dims[k];
+			row[k] = k == 0 ? 1 : sp->dims[k];
 		}
 		if ((s = H5Screate_simple(sp->rank, dims, maxd)) < 0 ||
-		    (plist = H5Pcreate(H5P_DATASET_CREATE)) < 0 ||
 		    H5Pset_chunk(plist, sp->rank, chunk) < 0 ||
-		    (dapl = H5Pcreate(H5P_DATASET_ACCESS)) < 0 ||
-		    H5Pset_chunk_cache(dapl, 17, CHUNK_CACHE_BYTES, 1.0) < 0 ||
 		    (o->d[j] = H5Dcreate2(o->file, sp->name,
 					  sp->is_int ? H5T_STD_I64LE : H5T_IEEE_F64LE, s,
 					  H5P_DEFAULT, plist, dapl)) < 0 ||
-		    set_str_attr(o->d[j], "units", sp->units) != 0 ||
-		    set_str_attr(o->d[j], "description", sp->what) != 0) {
+		    set_str_attr(o->d[j], o->scalar, "units", sp->units) != 0 ||
+		    set_str_attr(o->d[j], o->scalar, "description", sp->what) != 0 ||
+		    (o->ms[j] = H5Screate_simple(sp->rank, row, NULL)) < 0) {
 			char why[160];
 
 			rc = sm_error_set(err, SM_EIO, "'%s': cannot create dataset '%s': %s", o->tmp,
 					  sp->name, h5_cause(why, sizeof(why)));
 			goto fail;
 		}
-		H5Pclose(dapl);
-		H5Pclose(plist);
-		H5Sclose(s);
-		dapl = plist = s = -1;
+		o->fs[j] = s;
+		s = -1;
 	}
+	H5Pclose(dapl);
+	H5Pclose(plist);
+	dapl = plist = -1;
 	for (j = 0; j <= SM_MODEL_RBINS; j++)
 		r_edges[j] = (double)j * 2.0 / SM_MODEL_RBINS;
 	for (j = 0; j <= SM_MODEL_TBINS; j++)
 		t_edges[j] = 3.0 + (double)j * 6.0 / SM_MODEL_TBINS;
-	if (write_edges(o->file, "r_edges", r_edges, SM_MODEL_RBINS + 1, "R200",
+	if (write_edges(o->file, o->scalar, "r_edges", r_edges, SM_MODEL_RBINS + 1, "R200",
 			"edges of the 50 linear bins of r/R200 over [0, 2)") != 0 ||
-	    write_edges(o->file, "log10T_edges", t_edges, SM_MODEL_TBINS + 1, "log10(K)",
+	    write_edges(o->file, o->scalar, "log10T_edges", t_edges, SM_MODEL_TBINS + 1,
+			"log10(K)",
 			"edges of the 60 bins of log10 T over [3, 9); values outside go to the end "
 			"bins") != 0) {
 		char why[160];
@@ -262,8 +302,9 @@ int sm__pl_out_create(sm__pl_out **out, const char *dir, const sm__pl_attr *attr
 	}
 	for (i = 0; i < nattrs; i++) {
 		const sm__pl_attr *a = &attrs[i];
-		int arc = a->s != NULL ? set_str_attr(o->file, a->name, a->s)
-				       : set_num_attr(o->file, a->name, a->is_int, a->i, a->d);
+		int arc = a->s != NULL
+				  ? set_str_attr(o->file, o->scalar, a->name, a->s)
+				  : set_num_attr(o->file, o->scalar, a->name, a->is_int, a->i, a->d);
 
 		if (arc != 0) {
 			char why[160];
@@ -286,33 +327,28 @@ fail:
 	return rc;
 }
 
+/* Writes row o->k of dataset j, within the extent the datasets were created with. */
 static int append_row(sm__pl_out *o, int j, const void *buf)
 {
 	const struct dspec *sp = &specs[j];
-	hsize_t dims[3], start[3] = {0, 0, 0}, count[3];
-	hid_t fs = -1, ms = -1;
-	int k, rc = -1;
+	hsize_t start[3] = {0, 0, 0}, count[3];
+	int k;
 
-	for (k = 0; k < sp->rank; k++) {
-		dims[k] = k == 0 ? o->k + 1 : sp->dims[k];
+	for (k = 0; k < sp->rank; k++)
 		count[k] = k == 0 ? 1 : sp->dims[k];
-	}
 	start[0] = o->k;
-	if (H5Dset_extent(o->d[j], dims) < 0 || (fs = H5Dget_space(o->d[j])) < 0 ||
-	    H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
-	    (ms = H5Screate_simple(sp->rank, count, NULL)) < 0 ||
-	    H5Dwrite(o->d[j], sp->is_int ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT,
-		     buf) < 0) {
-		h5_cause(o->why, sizeof(o->why)); /* before a later HDF5 call clears the stack */
-		goto out;
+	if (o->k >= o->rows) {
+		snprintf(o->why, sizeof(o->why), "row %llu beyond the %llu rows the file was created "
+			 "with", (unsigned long long)o->k, (unsigned long long)o->rows);
+		return -1;
 	}
-	rc = 0;
-out:
-	if (ms >= 0)
-		H5Sclose(ms);
-	if (fs >= 0)
-		H5Sclose(fs);
-	return rc;
+	if (H5Sselect_hyperslab(o->fs[j], H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
+	    H5Dwrite(o->d[j], sp->is_int ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE, o->ms[j], o->fs[j],
+		     H5P_DEFAULT, buf) < 0) {
+		h5_cause(o->why, sizeof(o->why)); /* before a later HDF5 call clears the stack */
+		return -1;
+	}
+	return 0;
 }
 
 int sm__pl_out_append(sm__pl_out *o, int64_t group_index, const double center[3], double r200,
@@ -343,6 +379,15 @@ int sm__pl_out_commit(sm__pl_out *o, char *path, size_t len, sm_error *err)
 {
 	int j, bad = 0;
 
+	close_spaces(o);
+	for (j = 0; j < D_N && o->k != o->rows; j++) {
+		/* fewer rows than created with (not in a run that completes): the extent shrinks to
+		 * what was written */
+		hsize_t dims[3] = {o->k, specs[j].dims[1], specs[j].dims[2]};
+
+		if (H5Dset_extent(o->d[j], dims) < 0)
+			bad = 1;
+	}
 	for (j = 0; j < D_N; j++) {
 		if (o->d[j] >= 0 && H5Dclose(o->d[j]) < 0)
 			bad = 1;
