@@ -26,7 +26,7 @@
  * into the sums of the listed halos it owns. A halo's sums are thus added by one thread in cell
  * order whatever the number of parts: the sums, temperature sums included, are bit for bit those
  * of one thread. */
-#define CELLS_PART_MIN 65536u          /* cells a part, at least, for locate to use several */
+#define CELLS_PART_MIN 16384u          /* cells a part, at least, for locate and add to use several */
 #define CELLS_PIECE (UINT64_C(1) << 30) /* cells a pass, so that offsets fit in 32 bits */
 
 struct cells_job {

@@ -40,8 +40,9 @@
 #include "common/parallel.h"
 #include "snapshot/snapshot-internal.h"
 
-#define PART_MIN_BYTES (UINT64_C(2) << 20) /* a worker thread per this many bytes read */
-#define PIECE_BYTES (UINT64_C(1) << 20)    /* the threads take the work in pieces this size */
+#define PART_MIN_BYTES (UINT64_C(256) << 10) /* a worker thread per this many bytes read */
+#define PIECE_BYTES (UINT64_C(1) << 20)      /* the threads take the work in pieces this size */
+#define PIECE_MIN_BYTES (UINT64_C(64) << 10) /* or smaller, 4 a thread at least, down to this */
 #define BLOCK_BYTES (UINT64_C(128) << 10)  /* swapped, converted or checked in blocks this size */
 #define SLICE_MIN_BYTES 4096u              /* smallest per-thread scratch slice worth using */
 
@@ -480,7 +481,7 @@ int sm__fast_read(const sm__extent *x, sm_dtype memtype, uint64_t e0, uint64_t n
 		  int *errnum)
 {
 	struct job J;
-	uint64_t bytes, end, want;
+	uint64_t bytes, end, want, piece;
 	unsigned parts, p;
 
 	*bad = ne;
@@ -507,7 +508,11 @@ int sm__fast_read(const sm__extent *x, sm_dtype memtype, uint64_t e0, uint64_t n
 	parts = sm__threads();
 	if (want < parts)
 		parts = want > 0 ? (unsigned)want : 1;
-	J.grain = PIECE_BYTES / J.ds;
+	piece = PIECE_BYTES;
+	if (parts > 1 && bytes / (4 * (uint64_t)parts) < piece)
+		piece = bytes / (4 * (uint64_t)parts) > PIECE_MIN_BYTES ? bytes / (4 * (uint64_t)parts)
+									: PIECE_MIN_BYTES;
+	J.grain = piece / J.ds > 0 ? piece / J.ds : 1;
 	J.npieces = (ne + J.grain - 1) / J.grain;
 	atomic_init(&J.next, 0);
 	atomic_init(&J.stop, UINT64_MAX);
