@@ -9,7 +9,10 @@
  * through its type-conversion buffer (1 MiB by default, or the caller's sm_io_buffer). Either way
  * no copy of the field in the file's type ever exists, and both give the same bytes. The last
  * chunk file and dataset stay open in s->priv so that streaming callers, which read consecutive
- * ranges, do not reopen a file per block.
+ * ranges, do not reopen a file per block; and the fields of that chunk the fast path reads keep
+ * their checked extents there (up to SM__KEPT_EXTENTS), so that a caller taking several fields a
+ * block (the distributed run: four) opens each dataset once a chunk, not once a block (an HDF5
+ * open and check took ~200 us: 13 ms of the distributed run at 1e7 cells, 6 ms at 1e6).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -194,14 +197,34 @@ out:
 	return rc;
 }
 
-/* Makes the kept dataset (chunk i, ptype, field) current, opening what is needed. */
+/* The kept extent of the open chunk's (ptype, field) as checked with these arguments, or NULL. */
+static const sm__kept_extent *kept_extent(const sm__snap_priv *p, int ptype, const char *field,
+					  uint64_t rows, int ncomp, sm_dtype memtype)
+{
+	int k;
+
+	for (k = 0; k < p->nkept; k++) {
+		const sm__kept_extent *e = &p->kept[k];
+
+		if (e->ptype == ptype && e->rows == rows && e->ncomp == ncomp &&
+		    e->memtype == memtype && strcmp(e->field, field) == 0)
+			return e;
+	}
+	return NULL;
+}
+
+/* Makes (chunk i, ptype, field) current, opening what is needed: a field of the open chunk
+ * checked before, whose bytes the fast path reads, is taken from the kept extents without HDF5
+ * (want_dset 0); otherwise, or when the HDF5 dataset itself is wanted, it is opened and checked. */
 static int keep_dataset(sm_snapshot *s, sm__snap_priv *p, int64_t i, int ptype, const char *field,
-			uint64_t rows, int ncomp, sm_dtype memtype, sm_error *err)
+			uint64_t rows, int ncomp, sm_dtype memtype, int want_dset, sm_error *err)
 {
 	char path[SM_PATH_MAX];
+	const sm__kept_extent *e;
 	int rc;
 
-	if (p->chunk == i && p->dset >= 0 && p->ptype == ptype && strcmp(p->field, field) == 0)
+	if (p->chunk == i && p->field[0] != '\0' && p->ptype == ptype &&
+	    strcmp(p->field, field) == 0 && (p->dset >= 0 || !want_dset))
 		return 0;
 	if (p->chunk != i) {
 		sm__snap_close_kept(s);
@@ -213,6 +236,14 @@ static int keep_dataset(sm_snapshot *s, sm__snap_priv *p, int64_t i, int ptype, 
 		if (p->dset >= 0)
 			H5Dclose(p->dset);
 		p->dset = -1;
+		p->field[0] = '\0';
+		if (!want_dset && (e = kept_extent(p, ptype, field, rows, ncomp, memtype)) != NULL) {
+			p->ext = e->ext;
+			p->disk = e->disk;
+			p->ptype = ptype;
+			snprintf(p->field, sizeof(p->field), "%s", field);
+			return 0;
+		}
 		if ((rc = sm_snapshot_chunk_path(s, i, path, sizeof(path), err)) != 0)
 			return rc;
 	}
@@ -225,6 +256,19 @@ static int keep_dataset(sm_snapshot *s, sm__snap_priv *p, int64_t i, int ptype, 
 	sm__extent_probe(p->file, p->dset, &p->ext);
 	p->ptype = ptype;
 	snprintf(p->field, sizeof(p->field), "%s", field);
+	if (p->ext.ok && strlen(field) < sizeof(p->kept[0].field) &&
+	    kept_extent(p, ptype, field, rows, ncomp, memtype) == NULL &&
+	    p->nkept < SM__KEPT_EXTENTS) {
+		sm__kept_extent *k = &p->kept[p->nkept++];
+
+		k->ptype = ptype;
+		k->ncomp = ncomp;
+		k->rows = rows;
+		k->memtype = memtype;
+		k->disk = p->disk;
+		snprintf(k->field, sizeof(k->field), "%s", field);
+		k->ext = p->ext;
+	}
 	return 0;
 }
 
@@ -377,7 +421,7 @@ static int read_range(sm_snapshot *s, int ptype, const char *field, sm_dtype mem
 		}
 		lo = first > start ? first - start : 0;
 		hi = end - start < n ? end - start : n;
-		if ((rc = keep_dataset(s, p, i, ptype, field, n, ncomp, memtype, err)) != 0)
+		if ((rc = keep_dataset(s, p, i, ptype, field, n, ncomp, memtype, 0, err)) != 0)
 			goto out;
 		out = (char *)buf + done * elem;
 		rc = sm__fast_read(&p->ext, memtype, lo * nc, (hi - lo) * nc, out,
@@ -387,8 +431,11 @@ static int read_range(sm_snapshot *s, int ptype, const char *field, sm_dtype mem
 			rc = read_failed(s, i, ptype, field, lo, hi, err);
 			goto out;
 		}
-		if (rc == 1 && (rc = h5_read(s, p, i, ptype, field, memtype, ncomp, lo, hi, out, iob,
-					     dxpl, b, &e, err)) != 0)
+		/* not for the fast path: through HDF5, the dataset opened if it was not */
+		if (rc == 1 && ((rc = keep_dataset(s, p, i, ptype, field, n, ncomp, memtype, 1,
+						   err)) != 0 ||
+				(rc = h5_read(s, p, i, ptype, field, memtype, ncomp, lo, hi, out,
+					      iob, dxpl, b, &e, err)) != 0))
 			goto out;
 		if (b != NULL && e < (hi - lo) * nc) {
 			*bad = done + e / nc;

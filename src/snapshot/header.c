@@ -62,6 +62,7 @@ void sm__snap_close_kept(sm_snapshot *s)
 	p->file = -1;
 	p->chunk = -1;
 	p->field[0] = '\0';
+	p->nkept = 0;
 }
 
 /* Header values outside their range (non-finite, a box or a unit of 0 or less, a redshift at or

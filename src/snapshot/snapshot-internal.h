@@ -89,14 +89,27 @@ uint64_t sm__narrow_f64(const double *in, float *out, uint64_t n, const sm__boun
 uint64_t sm__first_outside_any(const void *out, sm_dtype t, uint64_t n, const sm__bounds *b);
 
 /* Reader state kept in sm_snapshot.priv: the last chunk file and dataset opened by a range read. */
+/* A dataset of the open chunk file checked and found readable by the fast path: a field read
+ * again (the distributed run reads four fields a block) needs no HDF5 open. */
+#define SM__KEPT_EXTENTS 8
+typedef struct sm__kept_extent {
+	int ptype, ncomp;      /* as checked: open_field's arguments */
+	uint64_t rows;
+	sm_dtype memtype, disk;
+	char field[64];
+	sm__extent ext;        /* ok; its fd is the open chunk file's */
+} sm__kept_extent;
+
 typedef struct sm__snap_priv {
 	int64_t chunk;         /* chunk of file, -1 when none is open */
 	hid_t file;
-	int ptype;             /* dataset's type and name, valid when dset >= 0 */
+	int ptype;             /* the current dataset's type and name, valid when field[0] != 0 */
 	char field[256];
-	hid_t dset;
+	hid_t dset;            /* the current dataset, or -1 when ext alone serves it */
 	sm_dtype disk;         /* the dataset's element type */
 	sm__extent ext;        /* where its bytes lie, for the fast path */
+	sm__kept_extent kept[SM__KEPT_EXTENTS]; /* fields of chunk `chunk` checked before */
+	int nkept;
 } sm__snap_priv;
 
 /* The priv state of s, allocated on first use (NULL when out of memory). */
