@@ -392,6 +392,8 @@ int sm__pl_open_inputs(struct run *R)
 		{SM_ARRAY_INTERNAL_ENERGY, 1}, {SM_ARRAY_ELECTRON_ABUNDANCE, 1},
 		{SM_ARRAY_STAR_FORMATION_RATE, 1}, {SM_ARRAY_COORDINATES, 3}};
 	const size_t nneeded = sizeof(needed) / sizeof(needed[0]);
+	unsigned char scratch[4096];
+	sm_io_buffer iob = {scratch, sizeof(scratch)};
 	sm_error cerr;
 	const sm_pipeline_options *o = R->o;
 	size_t i;
@@ -451,8 +453,10 @@ int sm__pl_open_inputs(struct run *R)
 	for (i = 0; i < nneeded; i++) {
 		float row[3];
 
+		/* with a conversion buffer of its own: without one, HDF5 would allocate (and clear)
+		 * its 1 MiB default for the row of float64 Coordinates */
 		if ((rc = sm_snapshot_read_range(&R->s, 0, needed[i].name, SM_DTYPE_F32,
-						 needed[i].ncomp, 0, 1, row, NULL, R->err)) != 0)
+						 needed[i].ncomp, 0, 1, row, &iob, R->err)) != 0)
 			break;
 	}
 	sm_error_clear(&cerr);
