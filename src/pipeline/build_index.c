@@ -1,17 +1,20 @@
 /*
  * Stage build_index of the serial run (--select index; docs/MODEL.md): a uniform grid of g^3 cells
  * over the box, g = sm_model_grid_side(N). First the grid cells some halo's sphere scan will visit
- * are flagged (a bit each, in index_cell_fill's first g^3 / 8 + 1 bytes) and the cells lying in
- * them are moved to the front (sm__pl_split_near, each thread its own stretch, the stretches then
- * closed up): only those are sorted, the rest stay unsorted behind them, in no grid cell's range
- * (at TNG scale a few percent of the cells lie near the selected halos). Then Coordinates and
- * temperature of the near cells are permuted in place into grid-cell order by an MSD radix sort,
- * one axis per level (x slabs, then y rows inside a slab, then z cells inside a row), each level
- * an in-place block distribution (sm__pl_distribute, build_index_sort.c). Each pass finds its
- * buckets' sizes itself (the block distribution's classification counts them) and writes them as
- * index_cell_start entries: slabs, then rows, then cells, so there is no separate counting pass
- * over the cells. No per-cell memory besides the two arrays the model names (index_cell_fill
- * holds the cover flags).
+ * are flagged (a bit each, in index_cell_fill's first g^3 / 8 + 1 bytes); then one distribution
+ * pass over all cells (sm__pl_split_near) moves the cells lying in flagged grid cells (near) to the
+ * front, already in their x slabs, and the others behind them, unsorted and in no grid cell's
+ * range (at TNG scale a few percent of the cells lie near the selected halos). Then Coordinates
+ * and temperature of each slab's near cells are permuted in place into grid-cell order by an MSD
+ * radix sort (y rows inside a slab, then z cells inside a row), the slabs shared out to the worker
+ * threads, each level an in-place block distribution (sm__pl_distribute, build_index_sort.c).
+ * Each pass finds its buckets' sizes itself (the block distribution's classification counts them)
+ * and writes them as index_cell_start entries: slabs, then rows, then cells, so there is no
+ * separate counting pass over the cells. No per-cell memory besides the two arrays the model names
+ * (index_cell_fill holds the cover flags). The near split and the x slabs are one pass since
+ * 2026-12-01 (before: a two-bucket split on the worker threads, its parts' near rows then closed
+ * up by swapping, then the x-slab pass over the near rows; one thread, 1e7 cells, median of 9:
+ * build_index 0.231 -> 0.212 s).
  *
  * The distributed run's build_index (the halo index) is in build_index_halos.c.
  */
@@ -22,8 +25,8 @@
 #include "grid.h"
 #include "run.h"
 
-/* build_index's parallel parts. The x-slab pass runs on the calling thread and finds the slab
- * boundaries itself (index_cell_start[s g^2]); then all parts take slabs one at a time and sort
+/* build_index's parallel parts. The near split, into x slabs, runs on the calling thread and
+ * finds the slab boundaries itself (index_cell_start[s g^2]); then all parts take slabs one at a time and sort
  * each into rows and the rows into cells, the passes writing the slab's index_cell_start
  * entries. A slab's cells and entries are its own, and its order does not depend on who sorts
  * it. */
@@ -175,81 +178,33 @@ static void mark_cover(const struct run *R, unsigned char *cover)
 	}
 }
 
-struct part_job {
-	const struct grid *gr;
-	const unsigned char *cover;
-	void *x;
-	float *t;
-	int f64;
-	uint64_t n;
-	uint64_t lo[SM__PL_MAX_THREADS], near[SM__PL_MAX_THREADS];
-};
-
-/* 1 when row i lies in a grid cell some sphere scan visits. */
-static int row_near(const struct part_job *J, uint64_t i)
+/* Near rows (in grid cells some sphere scan visits) into their x slabs at the front, far rows
+ * behind them, in one distribution pass on the calling thread (sm__pl_split_near): the slab
+ * boundaries into index_cell_start[s g^2] (s = 0..g, the last the number of near rows). */
+static uint64_t split_near_slabs(struct run *R)
 {
-	return sm__pl_covered(J->gr, J->f64 ? sm__pl_key_f64(J->gr, (const double *)J->x + 3 * i)
-					    : sm__pl_key_f32(J->gr, (const float *)J->x + 3 * i));
-}
+	const struct grid *gr = &R->grid;
+	const int f64 = R->pt == SM_DTYPE_F64;
+	uint64_t g = gr->g, g2 = g * g, b[SM_MODEL_GRID_MAX_SIDE + 2], c, b0;
 
-static void cover_part(void *arg, unsigned part, unsigned parts)
-{
-	struct part_job *J = arg;
-	uint64_t lo = J->n * part / parts, hi = J->n * (part + 1) / parts, b[3];
+	if (R->n >= 2) {
+		sm__pl_split_near(gr, R->coords, R->temp, f64, b, 0, R->n);
+	} else {
+		/* no row, or one the pass would leave unclassified: its bucket by hand */
+		b0 = g;
+		if (R->n == 1) {
+			uint64_t key = f64 ? sm__pl_key_f64(gr, (const double *)R->coords)
+					   : sm__pl_key_f32(gr, (const float *)R->coords);
 
-	J->lo[part] = lo;
-	if (hi - lo < 2) { /* split_near puts a single row in bucket 0 unclassified */
-		J->near[part] = hi > lo && row_near(J, lo);
-		return;
-	}
-	sm__pl_split_near(J->gr, J->x, J->t, J->f64, b, lo, hi - lo);
-	J->near[part] = b[1] - lo;
-}
-
-/* Rows [a, a + k) and [b, b + k) exchanged, each part its share of the k rows. */
-struct swap_job {
-	void *x;
-	float *t;
-	int f64;
-	uint64_t a, b, k;
-};
-
-static void swap_part(void *arg, unsigned part, unsigned parts)
-{
-	const struct swap_job *S = arg;
-	uint64_t i = S->k * part / parts, j = S->k * (part + 1) / parts;
-
-	sm__pl_swap_rows(S->x, S->t, S->f64, S->a + i, S->b + i, j - i);
-}
-
-/* Cells in covered grid cells to the front, on the worker threads: each part partitions its own
- * stretch, then the parts' near blocks are closed up (swapping with the far rows between, the
- * swaps shared out too). Returns the number of near cells. */
-static uint64_t partition_near(struct run *R, const unsigned char *cover)
-{
-	struct part_job J;
-	unsigned parts = R->n >= 65536 ? sm__pl_threads() : 1, p;
-	uint64_t e = 0;
-
-	memset(&J, 0, sizeof(J));
-	J.gr = &R->grid;
-	J.cover = cover;
-	J.x = R->coords;
-	J.t = R->temp;
-	J.f64 = R->pt == SM_DTYPE_F64;
-	J.n = R->n;
-	sm__pl_parallel(cover_part, &J, parts);
-	for (p = 0; p < parts; p++) {
-		uint64_t gap = J.lo[p] - e, k = gap < J.near[p] ? gap : J.near[p];
-
-		if (k > 0) {
-			struct swap_job S = {R->coords, R->temp, J.f64, e, J.lo[p] + J.near[p] - k, k};
-
-			sm__pl_parallel(swap_part, &S, k >= 65536 ? sm__pl_threads() : 1);
+			if (sm__pl_covered(gr, key))
+				b0 = key / g2;
 		}
-		e += J.near[p];
+		for (c = 0; c <= g + 1; c++)
+			b[c] = c <= b0 ? 0 : R->n;
 	}
-	return e;
+	for (c = 0; c <= g; c++)
+		R->cstart[c * g2] = b[c];
+	return b[g];
 }
 
 int sm__pl_build_index(struct run *R)
@@ -271,7 +226,8 @@ int sm__pl_build_index(struct run *R)
 	 * (a bit per grid cell: m / 8 + 1 bytes of its 8m). */
 	mark_cover(R, (unsigned char *)R->cfill);
 	R->grid.cover = (const unsigned char *)R->cfill;
-	nnear = partition_near(R, (const unsigned char *)R->cfill);
+	memset(R->cstart, 0, 8 * (m + 1));
+	nnear = split_near_slabs(R);
 	R->r->indexed_cells = nnear;
 	if ((rc = sm__pl_cancelled(R)) != 0)
 		return rc;
@@ -281,10 +237,6 @@ int sm__pl_build_index(struct run *R)
 	J.t = R->temp;
 	J.f64 = R->pt == SM_DTYPE_F64;
 	J.start = R->cstart;
-	memset(R->cstart, 0, 8 * (m + 1));
-	distribute_counted(&J, R->cstart, 0, nnear, g * g, 0);
-	if ((rc = sm__pl_cancelled(R)) != 0)
-		return rc;
 	atomic_init(&J.next, 0);
 	sm__pl_parallel(slab_part, &J, nnear >= 65536 ? sm__pl_threads() : 1);
 	sm__pl_pfree(R, &R->cfill);

@@ -12,8 +12,9 @@
  *      bucket (those rows move into its own head), and its head and tail gaps take its buffer.
  * Scratch: DIST_SCRATCH_BYTES of stack for nb + 3 blocks, plus ~28 bytes per bucket.
  *
- * One body (distribute_rows) serves the four passes: by grid index along an axis or near/far by
- * the cover flags, for float and double coordinates. Rows are moved as bytes (a cell's
+ * One body (distribute_rows) serves the four passes: by grid index along an axis, or the near
+ * split (rows whose grid cell is flagged in the cover into their x slabs, the others into one
+ * last bucket), for float and double coordinates. Rows are moved as bytes (a cell's
  * coordinates are 12 or 24 bytes); each pass is its own function with the row type and the
  * bucket rule fixed, so that the compiler specialises the body as it would a hand-written copy.
  */
@@ -23,18 +24,26 @@
 #include "grid.h"
 
 #define DIST_SCRATCH_BYTES 65536u /* a distribution pass's block buffers, on its thread's stack */
-#define DIST_MAX_BUCKETS SM_MODEL_GRID_MAX_SIDE
+#define DIST_MAX_BUCKETS (SM_MODEL_GRID_MAX_SIDE + 1)
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
 /* The bucket of a row whose coordinates are at x: its grid index along `axis` (the sort's levels),
- * or 0 when its grid cell is flagged in gr->cover and 1 when not (the near/far split). */
+ * or, in the near split (cover), its x slab when its grid cell is flagged in gr->cover and g (the
+ * last bucket) when not. */
 static ALWAYS_INLINE uint64_t bucket_of(const struct grid *gr, const unsigned char *x, int axis,
 					const int f64, const int cover)
 {
-	if (cover)
-		return !sm__pl_covered(gr, f64 ? sm__pl_key_f64(gr, (const double *)(const void *)x)
-					       : sm__pl_key_f32(gr, (const float *)(const void *)x));
+	if (cover) {
+		const uint64_t bx = sm__pl_axis_bin(gr, f64 ? ((const double *)(const void *)x)[0]
+							   : ((const float *)(const void *)x)[0]);
+		const uint64_t by = sm__pl_axis_bin(gr, f64 ? ((const double *)(const void *)x)[1]
+							   : ((const float *)(const void *)x)[1]);
+		const uint64_t bz = sm__pl_axis_bin(gr, f64 ? ((const double *)(const void *)x)[2]
+							   : ((const float *)(const void *)x)[2]);
+
+		return sm__pl_covered(gr, (bx * gr->g + by) * gr->g + bz) ? bx : gr->g;
+	}
 	return sm__pl_axis_bin(gr, f64 ? ((const double *)(const void *)x)[axis]
 				       : ((const float *)(const void *)x)[axis]);
 }
@@ -193,13 +202,13 @@ static void distribute_f64(const struct grid *gr, void *x, float *t, const uint6
 static void split_near_f32(const struct grid *gr, void *x, float *t, uint64_t *bounds,
 			   uint64_t lo, uint64_t n)
 {
-	distribute_rows(gr, x, t, NULL, bounds, lo, n, 1, 2, 0, 0, 1);
+	distribute_rows(gr, x, t, NULL, bounds, lo, n, 1, (unsigned)gr->g + 1, 0, 0, 1);
 }
 
 static void split_near_f64(const struct grid *gr, void *x, float *t, uint64_t *bounds,
 			   uint64_t lo, uint64_t n)
 {
-	distribute_rows(gr, x, t, NULL, bounds, lo, n, 1, 2, 0, 1, 1);
+	distribute_rows(gr, x, t, NULL, bounds, lo, n, 1, (unsigned)gr->g + 1, 0, 1, 1);
 }
 
 void sm__pl_distribute(const struct grid *gr, void *x, float *t, int f64, const uint64_t *start,
@@ -218,21 +227,4 @@ void sm__pl_split_near(const struct grid *gr, void *x, float *t, int f64, uint64
 		split_near_f64(gr, x, t, bounds, lo, n);
 	else
 		split_near_f32(gr, x, t, bounds, lo, n);
-}
-
-void sm__pl_swap_rows(void *x, float *t, int f64, uint64_t a, uint64_t b, uint64_t k)
-{
-	const size_t xs = f64 ? 3 * sizeof(double) : 3 * sizeof(float);
-	unsigned char *xb = x, tmp[3 * sizeof(double)];
-	uint64_t i;
-
-	for (i = 0; i < k; i++) {
-		float tt = t[a + i];
-
-		t[a + i] = t[b + i];
-		t[b + i] = tt;
-		memcpy(tmp, xb + xs * (a + i), xs);
-		memcpy(xb + xs * (a + i), xb + xs * (b + i), xs);
-		memcpy(xb + xs * (b + i), tmp, xs);
-	}
 }

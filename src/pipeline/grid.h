@@ -66,12 +66,11 @@ void sm__pl_axis_cover(const struct grid *gr, double c, double r, struct axis_ra
 void sm__pl_distribute(const struct grid *gr, void *x, float *t, int f64, const uint64_t *start,
 		       uint64_t *bounds, uint64_t lo, uint64_t n, uint64_t stride, int axis);
 
-/* The same pass with two buckets: rows whose grid cell is flagged in gr->cover first (near), the
- * others after; bounds[0..2] receive the two ranges' boundaries. */
+/* The same pass with g + 1 buckets: rows whose grid cell is flagged in gr->cover (near) into the
+ * g buckets of their x slab, the others (far) into the last; bounds[0..g+1] receive the
+ * buckets' boundaries (bounds[g]: where the far rows begin). */
 void sm__pl_split_near(const struct grid *gr, void *x, float *t, int f64, uint64_t *bounds,
 		       uint64_t lo, uint64_t n);
 
-/* Swaps the k rows at a with the k rows at b (the two ranges do not overlap). */
-void sm__pl_swap_rows(void *x, float *t, int f64, uint64_t a, uint64_t b, uint64_t k);
 
 #endif
