@@ -24,11 +24,17 @@ static void gather_part(void *arg, unsigned part, unsigned parts)
 	const unsigned char *src = R->coords;
 	size_t row = 3 * R->psz;
 
-	for (j = ja; j < jb; j++) {
-		uint64_t i = sm__pl_sphere_cell(R, j);
+	/* The list runs through whole grid cells, whose cells lie next to each other (build_index's
+	 * sort): each run of consecutive cells is copied at once. */
+	for (j = ja; j < jb;) {
+		const uint64_t i = sm__pl_sphere_cell(R, j);
+		uint64_t k = 1;
 
-		R->sel_t[j] = R->temp[i];
-		memcpy(dst + j * row, src + i * row, row);
+		while (j + k < jb && sm__pl_sphere_cell(R, j + k) == i + k)
+			k++;
+		memcpy(R->sel_t + j, R->temp + i, k * sizeof(float));
+		memcpy(dst + j * row, src + i * row, k * row);
+		j += k;
 	}
 }
 
