@@ -442,6 +442,70 @@ static void test_writer_inputs_and_stale(void **state)
 
 /* ---- -o of the commands ---------------------------------------------------------------------- */
 
+/*
+ * sync_later (outfile.h): the commit only starts the writeback and renames; the file is whole
+ * under its name. sm_rundir_commit syncs every staged file before the first rename: a staged file
+ * it cannot open (no descriptor left: RLIMIT_NOFILE in a child) fails the commit with one line
+ * naming it, and nothing is moved in.
+ */
+static void test_sync_later(void **state)
+{
+	char *d = tu_tmpdir(), *p = tu_path(d, "late.txt"), *run = tu_path(d, "run"), *got,
+	     *moved = tu_path(run, "estimate.json"), staged[4096];
+	sm_outfile o;
+	sm_rundir rd;
+	sm_error err = {0};
+	const char *names[1] = {"estimate.json"};
+	pid_t pid;
+	int status;
+
+	(void)state;
+	assert_int_equal(sm_outfile_open(&o, p, NULL, 0, &err), 0);
+	assert_int_equal(write(o.fd, "later\n", 6), 6);
+	o.sync_later = 1;
+	assert_int_equal(sm_outfile_commit(&o, &err), 0);
+	got = tu_read_file(p, NULL);
+	assert_string_equal(got, "later\n");
+	free(got);
+	assert_int_equal(hidden_entries(d), 0);
+
+	/* the commit's sync of the staged files: a child with no descriptor to spare */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct rlimit rl;
+		int next;
+
+		if (sm_rundir_open(&rd, run, 0, &err) != 0 ||
+		    sm_rundir_staged(&rd, "estimate.json", staged, sizeof(staged)) == NULL ||
+		    sm_out_write(staged, "{}\n", 3, NULL, 0, &err) != 0)
+			_exit(10);
+		next = dup(0); /* the lowest free descriptor: the commit's own gets it, no more */
+		if (next < 0)
+			_exit(11);
+		close(next);
+		rl.rlim_cur = (rlim_t)next + 1;
+		rl.rlim_max = (rlim_t)next + 1;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			_exit(12);
+		if (sm_rundir_commit(&rd, names, 1, 1, &err) != SM_EIO ||
+		    strstr(err.msg, "estimate.json': cannot open the staged file") == NULL ||
+		    strchr(err.msg, '\n') != NULL || access(moved, F_OK) == 0)
+			_exit(13);
+		sm_rundir_close(&rd);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_false(tu_exists(moved));
+	free(p);
+	free(run);
+	free(moved);
+	tu_rmtree(d);
+	free(d);
+}
+
 static void test_o_special_files(void **state)
 {
 	char *d = tu_tmpdir(), *fifo = tu_path(d, "fifo"), *lnk = tu_path(d, "lnk"),
@@ -1140,6 +1204,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_writer_targets),
 		cmocka_unit_test(test_writer_inputs_and_stale),
+		cmocka_unit_test(test_sync_later),
 		cmocka_unit_test(test_o_special_files),
 		cmocka_unit_test(test_o_own_input),
 		cmocka_unit_test(test_concurrent_runs),

@@ -49,6 +49,10 @@ typedef struct sm_outfile {
 	int fd;         /* open on tmp for writing, or -1 once closed */
 	int nosync;     /* set by the caller after open: no fsync at commit (data made again
 			 * easily, e.g. the mock's chunk files) */
+	int sync_later; /* set by the caller after open: the commit only starts the data's
+			 * writeback (sync_file_range) and does not sync the directory; the
+			 * caller syncs the file before anyone can find it by its final name
+			 * (sm_rundir_commit does, for the files of its staging directory) */
 } sm_outfile;
 
 /*
@@ -120,7 +124,8 @@ char *sm_rundir_staged(const sm_rundir *d, const char *name, char *buf, size_t l
 
 /*
  * Moves names[0..n) from the staging directory into the run directory. Every staged file must be
- * whole and every target absent or a regular file, checked before the first rename. whole = 1:
+ * whole and every target absent or a regular file, checked before the first rename; every staged
+ * file is synced (fsync) before the first rename. whole = 1:
  * the files of sm_rundir_files not in names are removed from the directory afterwards (what an
  * earlier run left), so that the directory holds this run's files only. A failing rename puts back
  * the files already replaced. 0 or SM_E*.

@@ -50,6 +50,9 @@ typedef struct sm_pipeline_options {
 	const char *run_id;               /* NULL: none; else profiles.hdf5's root attribute
 					   * "run_id" (the run directory's stamp, outfile.h) */
 	const char *run_started;          /* NULL: none; else root attribute "run_started" */
+	int sync_later;                   /* 1: profiles.hdf5's writeback is only started when it is
+					   * complete (sm_outfile.sync_later): the caller syncs it
+					   * before it is moved where anyone looks (sm_rundir_commit) */
 } sm_pipeline_options;
 
 /* Defaults: model options of sm_model_options_init, snap 99, everything else 0/NULL. */

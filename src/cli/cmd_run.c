@@ -908,6 +908,7 @@ static enum run_step run_pipeline(struct run_cli *C)
 	po.out_dir = C->rd.stage != NULL ? C->rd.stage : C->out;
 	po.run_id = C->rd.stage != NULL ? C->rd.id : NULL;
 	po.run_started = C->rd.stage != NULL ? C->rd.started : NULL;
+	po.sync_later = C->rd.stage != NULL; /* sm_rundir_commit syncs it before moving it in */
 	po.max_mem = C->max_mem;
 	C->ps.tty = isatty(2) && !quiet;
 	if (C->ps.tty || C->ps.inject_stage[0] != '\0') {

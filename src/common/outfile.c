@@ -8,7 +8,9 @@
  * refused: renaming over them would destroy a device node or a pipe someone reads, or write
  * through a link into a place nobody named); the data reaches the disk before the rename (fsync)
  * and the rename before success is reported (fsync of the directory); a failure removes the
- * temporary and leaves the target untouched. The check is made when the temporary is created and
+ * temporary and leaves the target untouched. A caller that makes the file visible somewhere else
+ * afterwards (a run's staging directory, moved in by sm_rundir_commit) may ask for sync_later:
+ * the writeback is started at commit and waited for by that caller, before anything is visible. The check is made when the temporary is created and
  * again just before the rename; when the target was absent the rename is RENAME_NOREPLACE, so that
  * nothing that appeared in between is replaced. Between that last check of an existing regular
  * file and the rename a window remains, open only to someone who can write the directory.
@@ -189,6 +191,7 @@ int sm_outfile_open(sm_outfile *o, const char *path, const sm_out_input *inputs,
 	o->path = o->tmp = NULL;
 	o->fd = -1;
 	o->nosync = 0;
+	o->sync_later = 0;
 	if ((rc = sm_out_check(path, inputs, ninputs, err)) != 0)
 		return rc;
 	if (split(path, &dir, &base) != 0 || (o->path = strdup(path)) == NULL) {
@@ -264,7 +267,12 @@ int sm_outfile_commit(sm_outfile *o, sm_error *err)
 			goto out;
 		}
 	}
-	if (o->fd >= 0 && !o->nosync && fsync(o->fd) != 0 && errno != EINVAL && errno != EROFS) {
+	if (o->fd >= 0 && !o->nosync && o->sync_later) {
+		/* the writeback starts now and runs while the caller does other work; the caller
+		 * waits for it (fsync) before the file can be found by its final name */
+		(void)sync_file_range(o->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	} else if (o->fd >= 0 && !o->nosync && fsync(o->fd) != 0 && errno != EINVAL &&
+		   errno != EROFS) {
 		rc = sm_error_set(err, SM_EIO, "'%s': cannot sync: %s", o->path, strerror(errno));
 		goto out;
 	}
@@ -301,7 +309,7 @@ int sm_outfile_commit(sm_outfile *o, sm_error *err)
 	}
 	free(o->tmp);
 	o->tmp = NULL;
-	if (!o->nosync && (e = sync_dir(o->path)) != 0)
+	if (!o->nosync && !o->sync_later && (e = sync_dir(o->path)) != 0)
 		rc = sm_error_set(err, SM_EIO, "'%s': cannot sync its directory: %s", o->path,
 				  strerror(e));
 out:

@@ -16,7 +16,7 @@
  * before this one (".profiles.hdf5.tmp.PID", "NAME.tmp.PID") whose process is gone. Unlocked,
  * only those of gone processes are removed.
  *
- * The commit: every staged file and every target is checked first; the files being replaced are
+ * The commit: every staged file and every target is checked first, every staged file synced; the files being replaced are
  * hard-linked into the staging directory (".old.NAME"); then each staged file is renamed over its
  * target. Each rename is atomic; the set is not: a crash (SIGKILL, power loss) between two renames
  * leaves files of two runs, which `snapmem report` refuses because their run ids differ. An error
@@ -367,6 +367,24 @@ static int listed(const char *name, const char *const *names, size_t n)
 	return 0;
 }
 
+/* fdatasync of a staged file (the writers of the run's files may leave that to the commit:
+ * sm_outfile.sync_later): its data and size, not the ctime its rename within the staging
+ * directory changed (an fsync would commit the journal again for every file already synced); a
+ * file system that cannot sync (EINVAL, EROFS) is taken as it is. */
+static int sync_staged(int sfd, const char *stage, const char *name, sm_error *err)
+{
+	int fd = openat(sfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), rc = 0;
+
+	if (fd < 0)
+		return sm_error_set(err, SM_EIO, "'%s/%s': cannot open the staged file: %s", stage,
+				    name, strerror(errno));
+	if (fdatasync(fd) != 0 && errno != EINVAL && errno != EROFS)
+		rc = sm_error_set(err, SM_EIO, "'%s/%s': cannot sync: %s", stage, name,
+				  strerror(errno));
+	close(fd);
+	return rc;
+}
+
 int sm_rundir_commit(sm_rundir *d, const char *const *names, size_t n, int whole, sm_error *err)
 {
 	int sfd = -1, rc = 0;
@@ -386,13 +404,15 @@ int sm_rundir_commit(sm_rundir *d, const char *const *names, size_t n, int whole
 			     : sm_error_set(err, SM_ENOMEM, "'%s': out of memory", d->path);
 		goto out;
 	}
-	/* Everything checked before anything moves. */
+	/* Everything checked, and every staged file synced, before anything moves. */
 	for (i = 0; i < n; i++) {
 		if (fstatat(sfd, names[i], &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) {
 			rc = sm_error_set(err, SM_EIO, "'%s/%s': the staged file is missing", d->stage,
 					  names[i]);
 			goto out;
 		}
+		if ((rc = sync_staged(sfd, d->stage, names[i], err)) != 0)
+			goto out;
 		if (fstatat(d->fd, names[i], &st, AT_SYMLINK_NOFOLLOW) == 0) {
 			if (!S_ISREG(st.st_mode)) {
 				char *p = join(d->path, names[i]);

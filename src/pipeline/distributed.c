@@ -176,7 +176,8 @@ int sm__pl_dist_create_output(struct dist *D)
 	a[n].is_int = 1;
 	a[n++].i = D->size;
 	sm__pl_attrs_tail(R, a, &n, 0, "halo_grid_side", D->hg);
-	return sm__pl_out_create(&R->out, R->o->out_dir, R->k, a, n, R->err);
+	return sm__pl_out_create(&R->out, R->o->out_dir, R->k, R->o->sync_later, a, n,
+				 R->err);
 }
 
 static int run_stages(struct dist *D)

@@ -26,11 +26,11 @@ typedef struct sm__pl_attr {
 
 /*
  * Creates DIR/profiles.hdf5's temporary file with the extendible datasets sized to the run's
- * `rows` halos, the edges and the root attributes. 0 or SM_EIO / SM_ENOMEM with err naming the
+ * `rows` halos, the edges and the root attributes; sync_later: sm_outfile.sync_later. 0 or SM_EIO / SM_ENOMEM with err naming the
  * file.
  */
-int sm__pl_out_create(sm__pl_out **out, const char *dir, uint64_t rows, const sm__pl_attr *attrs,
-		      size_t nattrs, sm_error *err);
+int sm__pl_out_create(sm__pl_out **out, const char *dir, uint64_t rows, int sync_later,
+		      const sm__pl_attr *attrs, size_t nattrs, sm_error *err);
 
 /* Writes the next halo's row (at most `rows` of them); hist is the 25,200-byte histogram (counts,
  * sf_counts, mean_temperature, hist2d). 0 or SM_EIO. */

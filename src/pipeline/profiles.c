@@ -8,7 +8,8 @@
  * by row.
  *
  * The file is written under the shared writer's temporary name (sm_outfile_open, outfile.h:
- * DIR/.profiles.hdf5.snapmem-tmp.PID.RANDOM), synced and renamed to DIR/profiles.hdf5 by
+ * DIR/.profiles.hdf5.snapmem-tmp.PID.RANDOM), synced (or, with sm_pipeline_options.sync_later,
+ * its writeback started, the caller syncing it later) and renamed to DIR/profiles.hdf5 by
  * sm__pl_out_commit, so that a run that stops early never leaves a file that looks whole; abort
  * removes the temporary file. HDF5's own buffers (chunk cache, metadata) are untracked by design
  * (docs/MODEL.md "Untracked memory"): each chunk here is at most one halo's 24,000-byte hist2d row.
@@ -203,7 +204,7 @@ static void close_all(sm__pl_out *o)
 	o->file = -1;
 }
 
-int sm__pl_out_create(sm__pl_out **out, const char *dir, uint64_t rows,
+int sm__pl_out_create(sm__pl_out **out, const char *dir, uint64_t rows, int sync_later,
 		      const sm__pl_attr *attrs, size_t nattrs, sm_error *err)
 {
 	sm__pl_out *o;
@@ -229,6 +230,7 @@ int sm__pl_out_create(sm__pl_out **out, const char *dir, uint64_t rows,
 	}
 	if ((rc = sm_outfile_open(&o->of, o->final, NULL, 0, err)) != 0)
 		goto fail;
+	o->of.sync_later = sync_later;
 	if ((size_t)snprintf(o->tmp, sizeof(o->tmp), "%s", o->of.tmp) >= sizeof(o->tmp)) {
 		rc = sm_error_set(err, SM_EINVAL, "'%s': output directory path is too long", dir);
 		goto fail;

@@ -382,7 +382,8 @@ int sm__pl_create_output(struct run *R)
 	attr_s(a, &n, SM_OPT_SELECT, sm_model_select_name(R->o->model.select));
 	attr_s(a, &n, SM_OPT_TEMPERATURE, sm_model_temperature_name(R->o->model.temperature));
 	sm__pl_attrs_tail(R, a, &n, 1, "grid_side", R->r->grid_side);
-	return sm__pl_out_create(&R->out, R->o->out_dir, R->k, a, n, R->err);
+	return sm__pl_out_create(&R->out, R->o->out_dir, R->k, R->o->sync_later, a, n,
+				 R->err);
 }
 
 /* Opens the snapshot and the catalogue and checks the header facts every strategy needs. */
