@@ -79,6 +79,17 @@ static int read_facts(hid_t g, const char *path, struct cat_facts *cf, sm_error 
 	return 0;
 }
 
+/* Chunk 0's facts kept in c (both ways of reading chunk 0 end here). */
+static void keep_facts(sm_catalog *c, const struct cat_facts *cf)
+{
+	c->num_files_header = cf->num_files;
+	c->hubble_param = cf->hubble_param;
+	c->box_size = cf->box_size;
+	c->has_box_size = cf->has_box;
+	c->redshift = cf->redshift;
+	c->has_redshift = cf->has_redshift;
+}
+
 /* Chunk i's facts against chunk 0's (kept in c): SM_EFORMAT naming both files. */
 static int match_facts(const sm_catalog *c, const struct cat_facts *cf, const char *path,
 		       sm_error *err)
@@ -148,12 +159,7 @@ static int open_chunk(sm_catalog *c, int64_t i, char *path, hid_t *fout, uint64_
 		if (rc < 0)
 			goto out;
 		c->has_nsubgroups_total = rc == 0;
-		c->num_files_header = cf.num_files;
-		c->hubble_param = cf.hubble_param;
-		c->box_size = cf.box_size;
-		c->has_box_size = cf.has_box;
-		c->redshift = cf.redshift;
-		c->has_redshift = cf.has_redshift;
+		keep_facts(c, &cf);
 		rc = 0;
 	} else if ((rc = match_facts(c, &cf, path, err)) != 0) {
 		goto out;
@@ -538,12 +544,7 @@ static int fast_first(sm_catalog *c)
 	c->ngroups_total = cf.ngroups_total;
 	c->nsubgroups_total = has == 0 ? nsub : 0;
 	c->has_nsubgroups_total = has == 0;
-	c->num_files_header = cf.num_files;
-	c->hubble_param = cf.hubble_param;
-	c->box_size = cf.box_size;
-	c->has_box_size = cf.has_box;
-	c->redshift = cf.redshift;
-	c->has_redshift = cf.has_redshift;
+	keep_facts(c, &cf);
 	rc = 0;
 out:
 	sm__h5m_close(&w->m);
