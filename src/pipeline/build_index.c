@@ -39,28 +39,12 @@ struct index_job {
 	atomic_uint_fast64_t next;
 };
 
-static void distribute(const struct index_job *J, const uint64_t *start, uint64_t *bounds,
-		       uint64_t lo, uint64_t n, uint64_t stride, int axis)
-{
-	sm__pl_distribute(J->gr, J->x, J->t, J->f64, start, bounds, lo, n, stride, axis);
-}
-
 /* Rows [lo, lo + n) into the g buckets of their grid index along `axis`, the boundaries counted
- * into bounds[c stride] (c = 0..g); a single row is placed by its own index (the distribution
- * pass leaves one row unclassified, in bucket 0). */
+ * into bounds[c stride] (c = 0..g). */
 static void distribute_counted(const struct index_job *J, uint64_t *bounds, uint64_t lo,
 			       uint64_t n, uint64_t stride, int axis)
 {
-	uint64_t g = J->gr->g, c, b;
-
-	if (n != 1) {
-		distribute(J, NULL, bounds, lo, n, stride, axis);
-		return;
-	}
-	b = sm__pl_axis_bin(J->gr, J->f64 ? ((const double *)J->x)[3 * lo + (unsigned)axis]
-					 : ((const float *)J->x)[3 * lo + (unsigned)axis]);
-	for (c = 0; c <= g; c++)
-		bounds[c * stride] = c <= b ? lo : lo + 1;
+	sm__pl_distribute(J->gr, J->x, J->t, J->f64, NULL, bounds, lo, n, stride, axis);
 }
 
 static void slab_part(void *arg, unsigned part, unsigned parts)
@@ -185,23 +169,9 @@ static uint64_t split_near_slabs(struct run *R)
 {
 	const struct grid *gr = &R->grid;
 	const int f64 = R->pt == SM_DTYPE_F64;
-	uint64_t g = gr->g, g2 = g * g, b[SM_MODEL_GRID_MAX_SIDE + 2], c, b0;
+	uint64_t g = gr->g, g2 = g * g, b[SM_MODEL_GRID_MAX_SIDE + 2], c;
 
-	if (R->n >= 2) {
-		sm__pl_split_near(gr, R->coords, R->temp, f64, b, 0, R->n);
-	} else {
-		/* no row, or one the pass would leave unclassified: its bucket by hand */
-		b0 = g;
-		if (R->n == 1) {
-			uint64_t key = f64 ? sm__pl_key_f64(gr, (const double *)R->coords)
-					   : sm__pl_key_f32(gr, (const float *)R->coords);
-
-			if (sm__pl_covered(gr, key))
-				b0 = key / g2;
-		}
-		for (c = 0; c <= g + 1; c++)
-			b[c] = c <= b0 ? 0 : R->n;
-	}
+	sm__pl_split_near(gr, R->coords, R->temp, f64, b, 0, R->n);
 	for (c = 0; c <= g; c++)
 		R->cstart[c * g2] = b[c];
 	return b[g];

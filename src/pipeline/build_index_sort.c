@@ -65,10 +65,12 @@ static ALWAYS_INLINE void distribute_rows(const struct grid *gr, unsigned char *
 	float *t = tall + lo, *bt, *at, *st, *ot, *tf;
 	uint64_t i, wpos = 0, F, c, j;
 
-	if (n < 2 || nb < 2) {
+	if (n < 2 || nb < 2) { /* nothing to move: a single row's bucket is its own */
+		uint64_t b0 = n == 1 && nb >= 2 ? bucket_of(gr, x, axis, f64, cover) : 0;
+
 		if (bounds != NULL)
 			for (c = 0; c <= nb; c++)
-				bounds[c * stride] = c == 0 ? lo : lo + n;
+				bounds[c * stride] = c <= b0 ? lo : lo + n;
 		return;
 	}
 	if (bounds != NULL)

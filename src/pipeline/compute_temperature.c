@@ -150,8 +150,6 @@ int sm__pl_temperature_block(struct run *R, uint64_t first, uint64_t n, const fl
 
 int sm__pl_compute_temperature(struct run *R)
 {
-	static const char *const names[3] = {SM_ARRAY_INTERNAL_ENERGY, SM_ARRAY_ELECTRON_ABUNDANCE,
-					     SM_ARRAY_STAR_FORMATION_RATE};
 	uint64_t n = R->n, b, first;
 	float **f[3] = {&R->u, &R->xe, &R->sfr};
 	int rc, j;
@@ -166,7 +164,7 @@ int sm__pl_compute_temperature(struct run *R)
 	} else {
 		b = R->o->model.stream_block < n ? R->o->model.stream_block : n;
 		for (j = 0; j < 3; j++)
-			if ((rc = sm__pl_palloc(R, f[j], names[j], 4 * b)) != 0)
+			if ((rc = sm__pl_palloc(R, f[j], sm__pl_gas_names[j], 4 * b)) != 0)
 				return rc;
 		for (first = 0; first < n; first += b) {
 			uint64_t cnt = n - first < b ? n - first : b;
@@ -174,7 +172,8 @@ int sm__pl_compute_temperature(struct run *R)
 			if ((rc = sm__pl_cancelled(R)) != 0)
 				return rc;
 			for (j = 0; j < 3; j++)
-				if ((rc = sm__pl_read_gas(R, names[j], first, cnt, *f[j])) != 0)
+				if ((rc = sm__pl_read_gas(R, sm__pl_gas_names[j], first, cnt,
+							  *f[j])) != 0)
 					return rc;
 			if ((rc = sm__pl_temperature_block(R, first, cnt, R->u, R->xe, R->sfr,
 							   R->temp + first)) != 0)

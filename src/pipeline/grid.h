@@ -61,7 +61,7 @@ void sm__pl_axis_cover(const struct grid *gr, double c, double r, struct axis_ra
  * of x (3 coordinates per cell, float or double as f64 says) and t go to the g buckets of their
  * grid index along `axis`, bucket c ending up in [start[c stride], start[(c+1) stride]); with
  * bounds != NULL the bucket sizes are counted and the boundaries written to bounds[c stride]
- * (and used) instead of start.
+ * (and used) instead of start, a single row's by its own bucket.
  */
 void sm__pl_distribute(const struct grid *gr, void *x, float *t, int f64, const uint64_t *start,
 		       uint64_t *bounds, uint64_t lo, uint64_t n, uint64_t stride, int axis);

@@ -10,9 +10,8 @@
 
 #include "run.h"
 
-/* The three fields, in the order they are read and allocated. */
-static const char *const gas_names[3] = {SM_ARRAY_INTERNAL_ENERGY, SM_ARRAY_ELECTRON_ABUNDANCE,
-					 SM_ARRAY_STAR_FORMATION_RATE};
+const char *const sm__pl_gas_names[3] = {SM_ARRAY_INTERNAL_ENERGY, SM_ARRAY_ELECTRON_ABUNDANCE,
+					  SM_ARRAY_STAR_FORMATION_RATE};
 
 int sm__pl_read_gas(struct run *R, const char *name, uint64_t first, uint64_t n, float *out)
 {
@@ -33,7 +32,7 @@ static int read_by_field(struct run *R, float **f[3])
 	for (j = 0; j < 3; j++) {
 		if ((rc = sm__pl_cancelled(R)) != 0)
 			return rc;
-		if ((rc = sm__pl_read_gas(R, gas_names[j], 0, R->n, *f[j])) != 0)
+		if ((rc = sm__pl_read_gas(R, sm__pl_gas_names[j], 0, R->n, *f[j])) != 0)
 			return rc;
 		sm__pl_progress(R, SM_STAGE_LOAD_GAS_FIELDS, -1, (uint64_t)(j + 1) * R->n, 3 * R->n);
 	}
@@ -60,7 +59,7 @@ static int read_by_chunk(struct run *R, float **f[3])
 		if ((rc = sm__pl_cancelled(R)) != 0)
 			return rc;
 		for (j = 0; j < 3; j++)
-			if (sm__pl_read_gas(R, gas_names[j], at, cnt, *f[j] + at) != 0)
+			if (sm__pl_read_gas(R, sm__pl_gas_names[j], at, cnt, *f[j] + at) != 0)
 				return read_by_field(R, f);
 		at += cnt;
 		sm__pl_progress(R, SM_STAGE_LOAD_GAS_FIELDS, -1, 3 * at, 3 * R->n);
@@ -83,7 +82,7 @@ int sm__pl_load_gas_fields(struct run *R)
 	if ((rc = sm__pl_stage_begin(R, SM_STAGE_LOAD_GAS_FIELDS, -1, 3 * n)) != 0)
 		return rc;
 	for (j = 0; j < 3; j++)
-		if ((rc = sm__pl_palloc(R, f[j], gas_names[j], 4 * n)) != 0)
+		if ((rc = sm__pl_palloc(R, f[j], sm__pl_gas_names[j], 4 * n)) != 0)
 			return rc;
 	for (j = 0; j < 3; j++)
 		sm__pl_prefault(R, *f[j], 4 * n);

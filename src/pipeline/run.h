@@ -148,6 +148,9 @@ int sm__pl_load_gas_fields(struct run *R);
 int sm__pl_compute_temperature(struct run *R);
 /* Cells [first, first + n) of gas field name (float32) into out, timed as reading. */
 int sm__pl_read_gas(struct run *R, const char *name, uint64_t first, uint64_t n, float *out);
+/* The three gas fields' array names (InternalEnergy, ElectronAbundance, StarFormationRate), in
+ * the order every stage reads and allocates them. */
+extern const char *const sm__pl_gas_names[3];
 /* Temperatures of cells [first, first + n) (global numbering, for messages) on the worker threads,
  * star-forming cells as -T; SM_EFORMAT naming the file and cell of the first bad value. */
 int sm__pl_temperature_block(struct run *R, uint64_t first, uint64_t n, const float *u,

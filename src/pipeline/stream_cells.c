@@ -279,15 +279,13 @@ static void add_block(struct dist *D, const void *x, const float *t, uint64_t n)
 /* One block of chunk f: cells [local, local + n) of the file. */
 static int stream_block(struct dist *D, int64_t f, uint64_t local, uint64_t n)
 {
-	static const char *const names[3] = {SM_ARRAY_INTERNAL_ENERGY, SM_ARRAY_ELECTRON_ABUNDANCE,
-					     SM_ARRAY_STAR_FORMATION_RATE};
 	struct run *R = D->R;
 	float *fld[3] = {R->u, R->xe, R->sfr};
 	uint64_t g = D->first[f] + local, bad;
 	int rc, j;
 
 	for (j = 0; j < 3; j++)
-		if ((rc = sm__pl_read_gas(R, names[j], g, n, fld[j])) != 0)
+		if ((rc = sm__pl_read_gas(R, sm__pl_gas_names[j], g, n, fld[j])) != 0)
 			return rc;
 	if ((rc = sm__pl_temperature_block(R, g, n, R->u, R->xe, R->sfr, R->temp)) != 0)
 		return rc;
@@ -302,8 +300,6 @@ static int stream_block(struct dist *D, int64_t f, uint64_t local, uint64_t n)
 /* Stage stream_cells: this rank's chunk files, in ascending file number, block by block. */
 int sm__pl_stream_cells(struct dist *D)
 {
-	static const char *const names[3] = {SM_ARRAY_INTERNAL_ENERGY, SM_ARRAY_ELECTRON_ABUNDANCE,
-					     SM_ARRAY_STAR_FORMATION_RATE};
 	struct run *R = D->R;
 	float **fld[3] = {&R->u, &R->xe, &R->sfr};
 	uint64_t k = R->k, bytes, done = 0;
@@ -321,7 +317,7 @@ int sm__pl_stream_cells(struct dist *D)
 	D->b = R->o->model.stream_block < R->n ? R->o->model.stream_block : R->n;
 	if (D->b > 0) {
 		for (j = 0; j < 3; j++)
-			if ((rc = sm__pl_palloc(R, fld[j], names[j], 4 * D->b)) != 0)
+			if ((rc = sm__pl_palloc(R, fld[j], sm__pl_gas_names[j], 4 * D->b)) != 0)
 				return rc;
 		if ((rc = sm__pl_palloc(R, &R->temp, SM_ARRAY_TEMPERATURE, 4 * D->b)) != 0 ||
 		    (rc = sm__pl_palloc(R, &R->coords, SM_ARRAY_COORDINATES, 3 * R->psz * D->b)) != 0)

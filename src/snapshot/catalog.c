@@ -448,33 +448,6 @@ static int fast_path(const struct fast_job *J, const struct fast_ws *w, int64_t 
 	return 0;
 }
 
-/* An integer attribute of one element (scalar or [1]), not negative: 0, 1 absent, -1 no. */
-static int fast_u64(const sm__h5m_obj *o, const char *name, uint64_t *v)
-{
-	sm__h5m_attr a;
-	int rc = sm__h5m_find_attr(o, name, &a), neg;
-
-	if (rc != 0)
-		return rc;
-	if (a.npts != 1 || a.rank > 1 || a.type.cls != SM__H5M_INT ||
-	    sm__h5m_value_u64(&a, 0, &neg, v) != 0 || neg)
-		return -1;
-	return 0;
-}
-
-/* A number attribute of one element read as a double: 0, 1 absent, -1 no. */
-static int fast_double(const sm__h5m_obj *o, const char *name, double *v)
-{
-	sm__h5m_attr a;
-	int rc = sm__h5m_find_attr(o, name, &a);
-
-	if (rc != 0)
-		return rc;
-	if (a.npts != 1 || a.rank > 1 || sm__h5m_value_double(&a, 0, v) != 0)
-		return -1;
-	return 0;
-}
-
 /* read_facts and Ngroups_ThisFile, where every check passes. */
 static int fast_facts(const sm__h5m_obj *o, uint64_t *ng, struct cat_facts *cf)
 {
@@ -482,25 +455,25 @@ static int fast_facts(const sm__h5m_obj *o, uint64_t *ng, struct cat_facts *cf)
 	int rc;
 
 	memset(cf, 0, sizeof(*cf));
-	if (fast_u64(o, "Ngroups_ThisFile", ng) != 0 ||
-	    fast_u64(o, "Ngroups_Total", &cf->ngroups_total) != 0)
+	if (sm__h5m_u64s(o, "Ngroups_ThisFile", ng, 1) != 0 ||
+	    sm__h5m_u64s(o, "Ngroups_Total", &cf->ngroups_total, 1) != 0)
 		return -1;
-	if ((rc = fast_u64(o, "NumFiles", &v)) < 0)
+	if ((rc = sm__h5m_u64s(o, "NumFiles", &v, 1)) < 0)
 		return -1;
 	if (rc == 1)
 		v = 1;
 	if (v < 1 || v > MAX_CHUNKS)
 		return -1;
 	cf->num_files = (int64_t)v;
-	if ((rc = fast_double(o, "HubbleParam", &cf->hubble_param)) < 0 ||
+	if ((rc = sm__h5m_doubles(o, "HubbleParam", &cf->hubble_param, 1)) < 0 ||
 	    !isfinite(cf->hubble_param) || !(cf->hubble_param >= 0))
 		return -1;
-	if ((rc = fast_double(o, "BoxSize", &cf->box_size)) < 0)
+	if ((rc = sm__h5m_doubles(o, "BoxSize", &cf->box_size, 1)) < 0)
 		return -1;
 	cf->has_box = rc == 0;
 	if (cf->has_box && (!isfinite(cf->box_size) || !(cf->box_size > 0)))
 		return -1;
-	if ((rc = fast_double(o, "Redshift", &cf->redshift)) < 0)
+	if ((rc = sm__h5m_doubles(o, "Redshift", &cf->redshift, 1)) < 0)
 		return -1;
 	cf->has_redshift = rc == 0;
 	if (cf->has_redshift && (!isfinite(cf->redshift) || !(cf->redshift > -1)))
@@ -535,9 +508,9 @@ static int fast_first(sm_catalog *c)
 	    sm__h5m_lookup(&w->m, &w->a, "Header", &oh) != 0 ||
 	    sm__h5m_object(&w->m, oh, &w->b) != 0 || fast_facts(&w->b, &ng, &cf) != 0)
 		goto out;
-	has = fast_u64(&w->b, "Nsubgroups_Total", &nsub);
+	has = sm__h5m_u64s(&w->b, "Nsubgroups_Total", &nsub, 1);
 	if (has == 1)
-		has = fast_u64(&w->b, "Nsubhalos_Total", &nsub);
+		has = sm__h5m_u64s(&w->b, "Nsubhalos_Total", &nsub, 1);
 	if (has < 0)
 		goto out;
 	c->ngroups_file0 = ng;

@@ -548,3 +548,43 @@ int sm__h5m_dataset(sm__h5m *m, const sm__h5m_obj *o, sm__h5m_dset *d)
 		return -1;
 	return 0;
 }
+
+/* sm__h5m_u64s and sm__h5m_doubles (snapshot-internal.h). */
+int sm__h5m_u64s(const sm__h5m_obj *o, const char *name, uint64_t *out, int n)
+{
+	uint64_t v[SM_NTYPES];
+	sm__h5m_attr a;
+	int rc, neg, i;
+
+	if (n < 1 || n > SM_NTYPES)
+		return -1;
+	if ((rc = sm__h5m_find_attr(o, name, &a)) != 0)
+		return rc;
+	if (a.rank > 1 || a.npts != (uint64_t)n || (n > 1 && a.rank != 1) ||
+	    a.type.cls != SM__H5M_INT)
+		return -1;
+	for (i = 0; i < n; i++)
+		if (sm__h5m_value_u64(&a, (uint64_t)i, &neg, &v[i]) != 0 || neg)
+			return -1;
+	memcpy(out, v, (size_t)n * sizeof(*out));
+	return 0;
+}
+
+int sm__h5m_doubles(const sm__h5m_obj *o, const char *name, double *out, int n)
+{
+	double v[SM_NTYPES];
+	sm__h5m_attr a;
+	int rc, i;
+
+	if (n < 1 || n > SM_NTYPES)
+		return -1;
+	if ((rc = sm__h5m_find_attr(o, name, &a)) != 0)
+		return rc;
+	if (a.rank > 1 || a.npts != (uint64_t)n || (n > 1 && a.rank != 1))
+		return -1;
+	for (i = 0; i < n; i++)
+		if (sm__h5m_value_double(&a, (uint64_t)i, &v[i]) != 0)
+			return -1;
+	memcpy(out, v, (size_t)n * sizeof(*out));
+	return 0;
+}

@@ -239,44 +239,6 @@ struct fast_hdr {
 	sm__h5m_obj root, hdr;
 };
 
-/* sm__attr_u64's answer (n elements of any integer width, none negative): 0 present, 1 absent,
- * -1 not vouched for (HDF5 decides, and words any error). */
-static int fast_u64s(const sm__h5m_obj *o, const char *name, uint64_t *out, int n)
-{
-	uint64_t v[SM_NTYPES];
-	sm__h5m_attr a;
-	int rc = sm__h5m_find_attr(o, name, &a), neg, i;
-
-	if (rc != 0)
-		return rc;
-	if (a.rank > 1 || a.npts != (uint64_t)n || (n > 1 && a.rank != 1) ||
-	    a.type.cls != SM__H5M_INT)
-		return -1;
-	for (i = 0; i < n; i++)
-		if (sm__h5m_value_u64(&a, (uint64_t)i, &neg, &v[i]) != 0 || neg)
-			return -1;
-	memcpy(out, v, (size_t)n * sizeof(*out));
-	return 0;
-}
-
-/* sm__attr_doubles' answer (a float or an integer, as a double): 0, 1 absent, -1 not vouched. */
-static int fast_doubles(const sm__h5m_obj *o, const char *name, double *out, int n)
-{
-	double v[SM_NTYPES];
-	sm__h5m_attr a;
-	int rc = sm__h5m_find_attr(o, name, &a), i;
-
-	if (rc != 0)
-		return rc;
-	if (a.rank > 1 || a.npts != (uint64_t)n || (n > 1 && a.rank != 1))
-		return -1;
-	for (i = 0; i < n; i++)
-		if (sm__h5m_value_double(&a, (uint64_t)i, &v[i]) != 0)
-			return -1;
-	memcpy(out, v, (size_t)n * sizeof(*out));
-	return 0;
-}
-
 /*
  * sm__read_snap_header's result for path without HDF5: 0 when the metadata reader vouches for
  * every attribute and every check passes (the file then stays open in w->m, w->root holding the
@@ -300,9 +262,9 @@ static int fast_snap_header(struct fast_hdr *w, const char *path, sm_header *h)
 	if (sm__h5m_object(&w->m, w->m.root, &w->root) != 0 ||
 	    sm__h5m_lookup(&w->m, &w->root, "Header", &oh) != 0 ||
 	    sm__h5m_object(&w->m, oh, &w->hdr) != 0 ||
-	    fast_u64s(&w->hdr, "NumPart_ThisFile", h->npart_file0, SM_NTYPES) != 0 ||
-	    fast_u64s(&w->hdr, "NumPart_Total", total, SM_NTYPES) != 0 ||
-	    (r = fast_u64s(&w->hdr, "NumPart_Total_HighWord", hw, SM_NTYPES)) < 0)
+	    sm__h5m_u64s(&w->hdr, "NumPart_ThisFile", h->npart_file0, SM_NTYPES) != 0 ||
+	    sm__h5m_u64s(&w->hdr, "NumPart_Total", total, SM_NTYPES) != 0 ||
+	    (r = sm__h5m_u64s(&w->hdr, "NumPart_Total_HighWord", hw, SM_NTYPES)) < 0)
 		goto out;
 	h->has_highword = r == 0;
 	for (i = 0; i < SM_NTYPES; i++) {
@@ -318,7 +280,7 @@ static int fast_snap_header(struct fast_hdr *w, const char *path, sm_header *h)
 			h->npart_total[i] = total[i] | high << 32;
 		}
 	}
-	if ((r = fast_u64s(&w->hdr, "NumFilesPerSnapshot", &nf, 1)) < 0)
+	if ((r = sm__h5m_u64s(&w->hdr, "NumFilesPerSnapshot", &nf, 1)) < 0)
 		goto out;
 	if (r == 1)
 		nf = 1;
@@ -327,11 +289,11 @@ static int fast_snap_header(struct fast_hdr *w, const char *path, sm_header *h)
 	h->num_files = (int64_t)nf;
 	optv[0] = &h->hubble_param, optv[1] = &h->omega0, optv[2] = &h->omega_baryon;
 	optv[3] = &h->omega_lambda, optv[4] = &h->redshift, optv[5] = &h->time;
-	if (fast_doubles(&w->hdr, "BoxSize", &h->box_size, 1) != 0 ||
-	    fast_doubles(&w->hdr, "MassTable", h->mass_table, SM_NTYPES) < 0)
+	if (sm__h5m_doubles(&w->hdr, "BoxSize", &h->box_size, 1) != 0 ||
+	    sm__h5m_doubles(&w->hdr, "MassTable", h->mass_table, SM_NTYPES) < 0)
 		goto out;
 	for (i = 0; i < 6; i++)
-		if (fast_doubles(&w->hdr, opt[i], optv[i], 1) < 0)
+		if (sm__h5m_doubles(&w->hdr, opt[i], optv[i], 1) < 0)
 			goto out;
 	h->unit_length_cm = 3.085678e21;
 	h->unit_mass_g = 1.989e43;
@@ -339,7 +301,7 @@ static int fast_snap_header(struct fast_hdr *w, const char *path, sm_header *h)
 	units[0] = &h->unit_length_cm, units[1] = &h->unit_mass_g;
 	units[2] = &h->unit_velocity_cm_s;
 	for (i = 0; i < 3; i++) {
-		if ((r = fast_doubles(&w->hdr, unit_names[i], units[i], 1)) < 0)
+		if ((r = sm__h5m_doubles(&w->hdr, unit_names[i], units[i], 1)) < 0)
 			goto out;
 		have_units = have_units && r == 0;
 	}

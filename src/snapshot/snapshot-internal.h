@@ -239,6 +239,12 @@ int sm__h5m_find_attr(const sm__h5m_obj *o, const char *name, sm__h5m_attr *a);
 int sm__h5m_value_u64(const sm__h5m_attr *a, uint64_t i, int *negative, uint64_t *v);
 int sm__h5m_value_double(const sm__h5m_attr *a, uint64_t i, double *v);
 
+/* Attribute name of o as n (at most SM_NTYPES) non-negative integers of any width, or as n
+ * numbers read as doubles (a scalar or [n]; [1] or a scalar for n = 1): 0 read into out, 1
+ * absent, -1 not vouched for (HDF5 then decides, and words any error). */
+int sm__h5m_u64s(const sm__h5m_obj *o, const char *name, uint64_t *out, int n);
+int sm__h5m_doubles(const sm__h5m_obj *o, const char *name, double *out, int n);
+
 /* A dataset's type, shape and bytes: contiguous (layout version 3), allocated, unfiltered, not
  * external, storage = elements x element size, inside EOA and the file. */
 int sm__h5m_dataset(sm__h5m *m, const sm__h5m_obj *o, sm__h5m_dset *d);
