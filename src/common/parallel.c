@@ -25,6 +25,8 @@
  */
 #include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -34,6 +36,11 @@
 #include "snapmem/pipeline.h"
 
 #define WORKER_STACK_BYTES (1024u * 1024u)
+/* A worker that finished its part, and a caller whose workers have not, spin this long before
+ * sleeping on the condition variable: the kernels' parallel sections come in quick succession (a
+ * block of the distributed run has five), and a futex sleep and wake-up costs each of them tens of
+ * microseconds here. Only while every part has a CPU of its own. */
+#define SPIN_NS 100000
 
 struct part {
 	sm__part_fn fn;
@@ -139,48 +146,121 @@ static void parallel_spawn(sm__part_fn fn, void *arg, unsigned parts)
 
 static struct {
 	pthread_mutex_t busy;      /* held by the caller for a whole job */
-	pthread_mutex_t m;         /* guards the fields below */
+	pthread_mutex_t m;         /* guards the fields below, but for the atomic ones */
 	pthread_cond_t go, done;
 	pthread_t th[SM__MAX_THREADS];
 	unsigned nworkers;         /* workers 1..nworkers are running */
-	uint64_t gen;              /* the job's number: a worker runs each job once */
+	_Atomic uint64_t gen;      /* the job's number: a worker runs each job once; set after the
+				    * job's fields below, read before them */
 	sm__part_fn fn;
 	void *arg;
 	unsigned parts, nrun;      /* the job's parts; parts [1, nrun) are the workers' */
-	unsigned pending;          /* workers' parts not finished */
-	int quit, atexit_set;
+	_Atomic unsigned pending;  /* workers' parts not finished */
+	_Atomic int quit;
+	unsigned sleeping;         /* workers waiting on go */
+	int caller_waiting;        /* the caller waits on done */
+	int spin;                  /* the parts have a CPU each: waits spin first */
+	int atexit_set;
 	pid_t pid;                 /* the process that started the workers */
 } pool = {.busy = PTHREAD_MUTEX_INITIALIZER, .m = PTHREAD_MUTEX_INITIALIZER,
 	  .go = PTHREAD_COND_INITIALIZER, .done = PTHREAD_COND_INITIALIZER};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
+
+/* Spins up to SPIN_NS while *v == old (pool.spin set); returns 1 when it changed. */
+static int spin_while_u64(_Atomic uint64_t *v, uint64_t old)
+{
+	uint64_t t0 = 0;
+	unsigned i;
+
+	if (!pool.spin)
+		return 0;
+	for (i = 1;; i++) {
+		if (atomic_load_explicit(v, memory_order_acquire) != old ||
+		    atomic_load_explicit(&pool.quit, memory_order_relaxed))
+			return 1;
+		cpu_relax();
+		if ((i & 63) == 0) {
+			uint64_t t = now_ns();
+
+			if (t0 == 0)
+				t0 = t;
+			else if (t - t0 > SPIN_NS)
+				return 0;
+		}
+	}
+}
+
+static int spin_while_pending(void)
+{
+	uint64_t t0 = 0;
+	unsigned i;
+
+	if (!pool.spin)
+		return 0;
+	for (i = 1;; i++) {
+		if (atomic_load_explicit(&pool.pending, memory_order_acquire) == 0)
+			return 1;
+		cpu_relax();
+		if ((i & 63) == 0) {
+			uint64_t t = now_ns();
+
+			if (t0 == 0)
+				t0 = t;
+			else if (t - t0 > SPIN_NS)
+				return 0;
+		}
+	}
+}
 
 static void *worker_main(void *a)
 {
 	unsigned me = (unsigned)(uintptr_t)a;
 	uint64_t seen = 0;
 
-	pthread_mutex_lock(&pool.m);
 	for (;;) {
 		sm__part_fn fn;
 		void *arg;
-		unsigned parts;
+		unsigned parts, nrun;
 
-		while (!pool.quit && pool.gen == seen)
+		spin_while_u64(&pool.gen, seen);
+		/* the job's fields and number read together, under the lock they are written under */
+		pthread_mutex_lock(&pool.m);
+		pool.sleeping++;
+		while (!atomic_load(&pool.quit) && atomic_load(&pool.gen) == seen)
 			pthread_cond_wait(&pool.go, &pool.m);
-		if (pool.quit)
-			break;
-		seen = pool.gen;
-		if (me >= pool.nrun)
-			continue;
+		pool.sleeping--;
+		seen = atomic_load(&pool.gen);
 		fn = pool.fn;
 		arg = pool.arg;
 		parts = pool.parts;
+		nrun = pool.nrun;
 		pthread_mutex_unlock(&pool.m);
+		if (atomic_load(&pool.quit))
+			break;
+		if (me >= nrun)
+			continue;
 		fn(arg, me, parts);
-		pthread_mutex_lock(&pool.m);
-		if (--pool.pending == 0)
-			pthread_cond_signal(&pool.done);
+		if (atomic_fetch_sub_explicit(&pool.pending, 1, memory_order_acq_rel) == 1) {
+			pthread_mutex_lock(&pool.m);
+			if (pool.caller_waiting)
+				pthread_cond_signal(&pool.done);
+			pthread_mutex_unlock(&pool.m);
+		}
 	}
-	pthread_mutex_unlock(&pool.m);
 	return NULL;
 }
 
@@ -192,7 +272,7 @@ static void pool_stop(void)
 	if (pool.pid != getpid() || pthread_mutex_trylock(&pool.busy) != 0)
 		return;
 	pthread_mutex_lock(&pool.m);
-	pool.quit = 1;
+	atomic_store(&pool.quit, 1);
 	pthread_cond_broadcast(&pool.go);
 	pthread_mutex_unlock(&pool.m);
 	for (t = 1; t <= pool.nworkers; t++)
@@ -207,10 +287,15 @@ static void pool_grow(unsigned want)
 	if (pool.nworkers + 1 >= want || pool.quit)
 		return;
 	if (pool.nworkers == 0) {
+		cpu_set_t set;
+
 		if (!pool.atexit_set && atexit(pool_stop) != 0)
 			return;
 		pool.atexit_set = 1;
 		pool.pid = getpid();
+		CPU_ZERO(&set);
+		pool.spin = sched_getaffinity(0, sizeof(set), &set) == 0 &&
+			    (unsigned)CPU_COUNT(&set) >= sm__threads();
 	}
 	while (pool.nworkers + 1 < want &&
 	       sm__thread_start(&pool.th[pool.nworkers + 1], WORKER_STACK_BYTES, worker_main,
@@ -242,17 +327,21 @@ void sm__parallel(sm__part_fn fn, void *arg, unsigned parts)
 	pool.arg = arg;
 	pool.parts = parts;
 	pool.nrun = by_pool;
-	pool.pending = by_pool - 1;
-	pool.gen++;
-	if (by_pool > 1)
+	atomic_store_explicit(&pool.pending, by_pool - 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&pool.gen, 1, memory_order_release);
+	if (by_pool > 1 && pool.sleeping > 0)
 		pthread_cond_broadcast(&pool.go);
 	pthread_mutex_unlock(&pool.m);
 	fn(arg, 0, parts);
 	for (t = by_pool; t < parts; t++) /* parts no worker could be started for */
 		fn(arg, t, parts);
-	pthread_mutex_lock(&pool.m);
-	while (pool.pending > 0)
-		pthread_cond_wait(&pool.done, &pool.m);
-	pthread_mutex_unlock(&pool.m);
+	if (!spin_while_pending()) {
+		pthread_mutex_lock(&pool.m);
+		pool.caller_waiting = 1;
+		while (atomic_load(&pool.pending) > 0)
+			pthread_cond_wait(&pool.done, &pool.m);
+		pool.caller_waiting = 0;
+		pthread_mutex_unlock(&pool.m);
+	}
 	pthread_mutex_unlock(&pool.busy);
 }

@@ -275,8 +275,7 @@ static inline int sm__pl_tbin_fast(const struct tbin_table *tt, float tf)
 	if (u > TBIN_INF_BITS)
 		return sm__pl_tbin_exact(tf);
 	b = tt->tab[u >> TBIN_SHIFT];
-	if (u >= tt->th[b + 1])
-		b++;
+	b += u >= tt->th[b + 1];
 	if (u - tt->th[b] < TBIN_GUARD || tt->th[b + 1] - u <= TBIN_GUARD)
 		return sm__pl_tbin_exact(tf);
 	return (int)b;

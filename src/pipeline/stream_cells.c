@@ -18,26 +18,44 @@
 #include "run.h"
 
 /* A block's cells go through the halo index in two steps on the worker threads (docs/MPI.md).
- * locate, the cells split into ranges, one a part: each part finds its cells' halo-grid cells
- * and keeps those whose grid cell lists a halo, in cell order, their offsets in the block's
- * InternalEnergy array and their grid cells in its ElectronAbundance array (both dead once the
- * temperatures are made; 4 bytes a cell each), from the start of its range. add, the halos split
- * into parts (halo h to part h mod parts): every part walks the kept cells in order and adds each
- * into the sums of the listed halos it owns. A halo's sums are thus added by one thread in cell
- * order whatever the number of parts: the sums, temperature sums included, are bit for bit those
- * of one thread. */
-#define CELLS_PART_MIN 16384u          /* cells a part, at least, for locate and add to use several */
+ * pairs, the cells split into ranges, one a part: each part finds its cells' halo-grid cells and,
+ * for every listed halo, the distance and r/R200 bin, and keeps the pairs within 2 R200 as
+ * records (the halo; the r/R200 bin, the temperature bin and the star-forming flag; the
+ * temperature), in cell order, in the block's InternalEnergy, ElectronAbundance and
+ * StarFormationRate arrays (dead once the temperatures are made) from the start of its range: a
+ * record a cell of the range. add, the halos split into parts (halo h to part h mod parts): every
+ * part walks the records of the ranges in order and adds those of the halos it owns. A halo's
+ * sums are thus added by one thread in cell order whatever the number of parts: the sums,
+ * temperature sums included, are bit for bit those of one thread. A range whose records would
+ * outgrow its cells stops at the cell that would not fit; the ranges after it are dropped and
+ * the block goes on from there in another round (a cell with more pairs than its range has
+ * cells is added on its own by the calling thread). */
+#define CELLS_PART_MIN 16384u          /* cells a part, at least, for pairs and add to use several */
 #define CELLS_PIECE (UINT64_C(1) << 30) /* cells a pass, so that offsets fit in 32 bits */
+#define GRID_RUN 256u                  /* cells whose grid cells are found in one loop */
+
+/* add works on batches of up to ADD_BATCH pairs (a cell and a listed halo): the pairs are gathered
+ * in cell order, then their distances and r/R200 bins computed in a loop of their own
+ * (vectorised for float32), so that no pair waits for its own square root and division. */
+#define ADD_BATCH 256u
+
+/* A record's key: its r/R200 bin, its temperature bin << 8, REC_SF when star-forming. */
+#define REC_TB_SHIFT 8u
+#define REC_SF 0x10000u
 
 struct cells_job {
 	struct dist *D;
+	unsigned owners;  /* add's parts: 2 or fewer keep the second's records at the range's end */
 	const void *x;  /* the cells' Coordinates, 3n of the positions' type */
 	const float *t; /* their temperatures */
-	uint32_t *off;  /* kept cells' offsets from their range's start */
-	uint32_t *gc;   /* kept cells' halo-grid cells */
+	uint32_t *rh;   /* records: halo */
+	uint32_t *rk;   /* records: key */
+	float *rt;      /* records: temperature */
 	uint64_t n;
-	unsigned lparts;                  /* locate's parts */
-	uint64_t kept[SM__PL_MAX_THREADS]; /* locate: cells kept by each part */
+	unsigned lparts;                  /* pairs' parts */
+	uint64_t stop[SM__PL_MAX_THREADS]; /* the first cell a part did not do (its range's end) */
+	uint64_t recs[SM__PL_MAX_THREADS]; /* records kept by each part (owners 2: the first's) */
+	uint64_t recs1[SM__PL_MAX_THREADS]; /* owners 2: the second's, down from the range's end */
 };
 
 static inline uint64_t range_start(const struct cells_job *J, unsigned p)
@@ -57,58 +75,61 @@ static inline uint32_t axis_cell(double x, double box, double inv_w, double top)
 	return (uint32_t)(int32_t)v;
 }
 
-/* Halo-grid cells of cells [0, n) of float32 or float64 positions into gc: a loop of its own,
- * without a branch, apart from the kept cells' compaction (3.6 against 4.2 ns a cell); f64 is a
- * constant at each call. */
-static inline void grid_cells(const void *restrict x, const int f64, uint32_t *restrict gc,
-			      uint64_t n, double box, double inv_w, uint32_t hg)
+/* Halo-grid cells of cells [0, n) of float32 or float64 positions into gc, without a branch:
+ * each axis in a loop of its own over the run's coordinates, which vectorises. */
+SM__PL_VECTORISE static inline void grid_axis(const double *restrict x, uint32_t *restrict gc, unsigned n,
+			     double box, double inv_w, double top, uint32_t mul)
+{
+	unsigned i;
+
+	/* axis_cell, the box added or taken always (+0 else: the same sums, so vectorised) */
+	for (i = 0; i < n; i++) {
+		const double w = x[i] + (x[i] < 0 ? box : 0.0) + (x[i] >= box ? -box : 0.0);
+		const double v = w * inv_w;
+
+		gc[i] = gc[i] * mul + (uint32_t)(int32_t)(v < top ? v : top);
+	}
+}
+
+/* The three axes of a run's coordinates, deinterleaved into a, to grid cells. */
+SM__PL_VECTORISE static inline void grid_axes(double (*a)[GRID_RUN], uint32_t *restrict gc,
+					      unsigned n, double box, double inv_w, uint32_t hg)
 {
 	const double top = (double)(hg - 1);
-	const float *xf = x;
-	const double *xd = x;
-	uint64_t i;
 
-	for (i = 0; i < n; i++)
-		gc[i] = (axis_cell(f64 ? xd[3 * i] : xf[3 * i], box, inv_w, top) * hg +
-			 axis_cell(f64 ? xd[3 * i + 1] : xf[3 * i + 1], box, inv_w, top)) * hg +
-			axis_cell(f64 ? xd[3 * i + 2] : xf[3 * i + 2], box, inv_w, top);
+	memset(gc, 0, n * sizeof(*gc));
+	grid_axis(a[0], gc, n, box, inv_w, top, 0);
+	grid_axis(a[1], gc, n, box, inv_w, top, hg);
+	grid_axis(a[2], gc, n, box, inv_w, top, hg);
 }
 
-static void locate_part(void *arg, unsigned part, unsigned parts)
+SM__PL_VECTORISE static void grid_cells_f32(const float *restrict x, uint32_t *restrict gc,
+					    unsigned n, double box, double inv_w, uint32_t hg)
 {
-	(void)parts; /* J->lparts */
-	struct cells_job *J = arg;
-	const struct dist *D = J->D;
-	const uint32_t *start = D->hg_start;
-	const uint64_t i0 = range_start(J, part), i1 = range_start(J, part + 1);
-	uint32_t *off = J->off + i0, *gc = J->gc + i0;
-	uint64_t i, m = 0;
+	double a[3][GRID_RUN];
+	unsigned i;
 
-	/* The coordinates were checked as read (sm__pl_read_positions: finite, within half a box of
-	 * the box, as read and as narrowed), so each lies in the halo grid's reach. */
-	if (D->R->pt == SM_DTYPE_F32)
-		grid_cells((const float *)J->x + 3 * i0, 0, gc, i1 - i0, D->R->box, D->inv_w,
-			   (uint32_t)D->hg);
-	else
-		grid_cells((const double *)J->x + 3 * i0, 1, gc, i1 - i0, D->R->box, D->inv_w,
-			   (uint32_t)D->hg);
-	/* kept without a branch: written always (m <= i), counted when the grid cell lists a halo */
-	for (i = 0; i < i1 - i0; i++) {
-		const uint32_t c = gc[i];
-
-		off[m] = (uint32_t)i;
-		gc[m] = c;
-		m += start[c] != start[c + 1];
+	for (i = 0; i < n; i++) {
+		a[0][i] = x[3 * i];
+		a[1][i] = x[3 * i + 1];
+		a[2][i] = x[3 * i + 2];
 	}
-	J->kept[part] = m;
+	grid_axes(a, gc, n, box, inv_w, hg);
 }
 
-/* add works in batches of up to ADD_BATCH pairs (a kept cell and a listed halo of the part): the
- * pairs are gathered in cell order, then their distances and r/R200 bins computed, then added in
- * the same order. The bins' addresses in the sums are thus known before the additions start
- * (added one pair at a time, each addition waited for the distance and the division of its
- * own pair: some 2.5x slower on the bench's mock). */
-#define ADD_BATCH 256u
+SM__PL_VECTORISE static void grid_cells_f64(const double *restrict x, uint32_t *restrict gc,
+					    unsigned n, double box, double inv_w, uint32_t hg)
+{
+	double a[3][GRID_RUN];
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		a[0][i] = x[3 * i];
+		a[1][i] = x[3 * i + 1];
+		a[2][i] = x[3 * i + 2];
+	}
+	grid_axes(a, gc, n, box, inv_w, hg);
+}
 
 struct add_batch {
 	uint64_t i[ADD_BATCH];   /* the cell, in the block */
@@ -183,67 +204,209 @@ static inline void batch_bins(const struct dist *D, const void *x, int f32,
 	}
 }
 
-/* Pairs [0, n) of a batch into the sums, in order. */
-static inline void batch_add(struct dist *D, const float *t, const struct add_batch *B,
-			     unsigned n)
+/* Pairs [0, n) of a batch within 2 R200 to records (the pairs' halos, keys and temperatures):
+ * from *front up, or, with two owners, the odd halos' from *back - 1 down. */
+static inline void batch_records(const struct cells_job *J, const struct add_batch *B,
+				 unsigned n, uint64_t *front, uint64_t *back)
 {
+	const struct tbin_table *tt = &J->D->R->tbins;
+	const int split = J->owners == 2;
+	uint64_t f = *front, b = *back;
 	unsigned q;
 
-	for (q = 0; q < n; q++)
-		if (B->rb[q] >= 0)
-			sm__pl_hist_add_rb(D->sums + (uint64_t)B->h[q] * SM_MODEL_HISTOGRAM_BYTES,
-					   &D->R->tbins, B->rb[q], t[B->i[q]]);
+	for (q = 0; q < n; q++) {
+		const float tf = J->t[B->i[q]];
+		const uint32_t rb = (uint32_t)B->rb[q], h = B->h[q];
+		uint64_t at;
+
+		if (B->rb[q] < 0)
+			continue;
+		/* without a branch: the odd halos' down from the back when split */
+		const uint64_t odd = (uint64_t)(split & (int)(h & 1u));
+
+		b -= odd;
+		at = odd ? b : f;
+		f += 1 - odd;
+		J->rh[at] = h;
+		J->rk[at] = signbit(tf) ? rb | REC_SF
+					: rb | (uint32_t)sm__pl_tbin_fast(tt, tf) << REC_TB_SHIFT;
+		J->rt[at] = tf;
+	}
+	*front = f;
+	*back = b;
 }
 
-/* The kept cells of every range, in cell order, each added into the sums of the halos of this
- * part (h mod parts == part). */
-static inline void add_cells(struct cells_job *J, unsigned part, unsigned parts, int f32)
+/* Cells of range part, in order: their pairs within 2 R200 to records, from the range's start. */
+static inline void pairs_cells(struct cells_job *J, unsigned part, int f32)
 {
-	struct dist *D = J->D;
+	const struct dist *D = J->D;
 	const uint32_t *start = D->hg_start, *halos = D->hg_halos;
-	const unsigned mask = (parts & (parts - 1)) == 0 ? parts - 1 : 0;
+	const uint64_t i0 = range_start(J, part), i1 = range_start(J, part + 1), cap = i1 - i0;
 	struct add_batch B;
-	unsigned p, n = 0;
+	uint32_t gc[GRID_RUN], kc[GRID_RUN], ki[GRID_RUN];
+	uint64_t a, rec = i0, back = i1, stop = i1;
+	unsigned n = 0, k, q;
 
-	for (p = 0; p < J->lparts; p++) {
-		const uint64_t i0 = range_start(J, p), m = J->kept[p];
-		const uint32_t *off = J->off + i0, *gc = J->gc + i0;
-		uint64_t k;
+	/* The coordinates were checked as read (sm__pl_read_positions: finite, within half a box of
+	 * the box, as read and as narrowed), so each lies in the halo grid's reach. */
+	for (a = i0; a < i1 && stop == i1; a += GRID_RUN) {
+		const uint64_t b = i1 - a < GRID_RUN ? i1 : a + GRID_RUN;
+		uint64_t i;
 
-		for (k = 0; k < m; k++) {
-			const uint32_t c = gc[k];
-			uint32_t j;
+		if (f32)
+			grid_cells_f32((const float *)J->x + 3 * a, gc, (unsigned)(b - a), D->R->box, D->inv_w,
+				   (uint32_t)D->hg);
+		else
+			grid_cells_f64((const double *)J->x + 3 * a, gc, (unsigned)(b - a), D->R->box, D->inv_w,
+				   (uint32_t)D->hg);
+		/* the cells whose grid cell lists a halo, without a branch (written always, counted
+		 * when kept) */
+		for (i = a, k = 0; i < b; i++) {
+			const uint32_t c = gc[i - a];
 
-			for (j = start[c]; j < start[c + 1]; j++) {
-				const uint32_t h = halos[j];
+			kc[k] = c;
+			ki[k] = (uint32_t)(i - a);
+			k += start[c] != start[c + 1];
+		}
+		for (q = 0; q < k; q++) {
+			const uint32_t c = kc[q], j1 = start[c + 1];
+			uint32_t j = start[c];
 
-				/* gathered without a branch: written always, kept when owned */
-				B.i[n] = i0 + off[k];
-				B.h[n] = h;
-				n += parts == 1 || (mask != 0 ? (h & mask) : h % parts) == part;
-				if (n == ADD_BATCH) {
+			i = a + ki[q];
+			/* every listed halo might be a record: stop where they might not fit */
+			if ((rec - i0) + (i1 - back) + n + (j1 - j) > cap) {
+				batch_bins(D, J->x, f32, &B, n);
+				batch_records(J, &B, n, &rec, &back);
+				n = 0;
+				if ((rec - i0) + (i1 - back) + (j1 - j) > cap) {
+					stop = i;
+					break;
+				}
+			}
+			for (; j < j1; j++) {
+				B.i[n] = i;
+				B.h[n] = halos[j];
+				if (++n == ADD_BATCH) {
 					batch_bins(D, J->x, f32, &B, n);
-					batch_add(D, J->t, &B, n);
+					batch_records(J, &B, n, &rec, &back);
 					n = 0;
 				}
 			}
 		}
 	}
 	batch_bins(D, J->x, f32, &B, n);
-	batch_add(D, J->t, &B, n);
+	batch_records(J, &B, n, &rec, &back);
+	J->recs[part] = rec - i0;
+	J->recs1[part] = i1 - back;
+	J->stop[part] = stop;
 }
 
-static void add_part(void *arg, unsigned part, unsigned parts)
+static void pairs_part(void *arg, unsigned part, unsigned parts)
 {
+	(void)parts; /* J->lparts */
 	struct cells_job *J = arg;
 
 	if (J->D->R->pt == SM_DTYPE_F32)
-		add_cells(J, part, parts, 1);
+		pairs_cells(J, part, 1);
 	else
-		add_cells(J, part, parts, 0);
+		pairs_cells(J, part, 0);
 }
 
-/* Cells [0, n) of a block, their coordinates checked as read, into the halos' sums. */
+/* Records [k0, k1) of a range (in steps of dk: 1, or -1 down from k0 for the second owner's)
+ * into the sums; those of halos other parts own (h mod parts != part) skipped when filter. A run
+ * of records into the same temperature sum is added in a register: the same additions in the
+ * same order, without waiting for the sum's store and load each time. */
+static inline void add_records(const struct cells_job *J, int64_t k, int64_t k1, int64_t dk,
+			       int filter, unsigned part, unsigned parts, double **cur, double *acc)
+{
+	const unsigned mask = (parts & (parts - 1)) == 0 ? parts - 1 : 0;
+	unsigned char *sums = J->D->sums;
+
+	for (; k != k1; k += dk) {
+		const uint32_t h = J->rh[k], key = J->rk[k], rb = key & 0xffu;
+		int64_t *counts, *sf, *h2;
+		double *sum;
+
+		if (filter && (mask != 0 ? (h & mask) : h % parts) != part)
+			continue;
+		counts = (int64_t *)(void *)(sums + (uint64_t)h * SM_MODEL_HISTOGRAM_BYTES);
+		sf = counts + SM_MODEL_RBINS;
+		if (key & REC_SF) {
+			sf[rb]++;
+			continue;
+		}
+		sum = (double *)(void *)(sf + SM_MODEL_RBINS) + rb;
+		h2 = (int64_t *)(void *)(sum - rb + SM_MODEL_RBINS);
+		counts[rb]++;
+		h2[rb * SM_MODEL_TBINS + (key >> REC_TB_SHIFT)]++;
+		if (sum != *cur) {
+			if (*cur != NULL)
+				**cur = *acc;
+			*cur = sum;
+			*acc = *sum;
+		}
+		*acc += (double)J->rt[k];
+	}
+}
+
+/* The records of the ranges, in order, into the sums of the halos of this part (h mod parts ==
+ * part), up to the first range that stopped short (its records included). */
+static void add_part(void *arg, unsigned part, unsigned parts)
+{
+	struct cells_job *J = arg;
+	double *cur = NULL, acc = 0;
+	unsigned p;
+
+	for (p = 0; p < J->lparts; p++) {
+		const int64_t i0 = (int64_t)range_start(J, p), i1 = (int64_t)range_start(J, p + 1);
+
+		if (J->owners == 2 && part == 1)
+			add_records(J, i1 - 1, i1 - 1 - (int64_t)J->recs1[p], -1, 0, part, parts,
+				    &cur, &acc);
+		else
+			add_records(J, i0, i0 + (int64_t)J->recs[p], 1, J->owners > 2, part, parts,
+				    &cur, &acc);
+		if (J->stop[p] < (uint64_t)i1)
+			break;
+	}
+	if (cur != NULL)
+		*cur = acc;
+}
+
+/* Cell i of the block, whose pairs outgrew its range, into the sums directly (calling thread). */
+static void add_one_cell(struct cells_job *J, uint64_t i)
+{
+	const struct dist *D = J->D;
+	const int f32 = D->R->pt == SM_DTYPE_F32;
+	struct add_batch B;
+	uint32_t c, j;
+	unsigned n = 0;
+
+	if (f32)
+		grid_cells_f32((const float *)J->x + 3 * i, &c, 1, D->R->box, D->inv_w,
+			   (uint32_t)D->hg);
+	else
+		grid_cells_f64((const double *)J->x + 3 * i, &c, 1, D->R->box, D->inv_w,
+			   (uint32_t)D->hg);
+	for (j = D->hg_start[c]; j < D->hg_start[c + 1]; j++) {
+		B.i[n] = i;
+		B.h[n] = D->hg_halos[j];
+		if (++n == ADD_BATCH || j + 1 == D->hg_start[c + 1]) {
+			unsigned q;
+
+			batch_bins(D, J->x, f32, &B, n);
+			for (q = 0; q < n; q++)
+				if (B.rb[q] >= 0)
+					sm__pl_hist_add_rb(J->D->sums + (uint64_t)B.h[q] *
+								       SM_MODEL_HISTOGRAM_BYTES,
+							   &D->R->tbins, B.rb[q], J->t[i]);
+			n = 0;
+		}
+	}
+}
+
+/* Cells [0, n) of a block, their coordinates checked as read and their temperatures made (the
+ * gas fields dead), into the halos' sums. */
 static void add_block(struct dist *D, const void *x, const float *t, uint64_t n)
 {
 	const unsigned threads = sm__pl_threads();
@@ -252,8 +415,8 @@ static void add_block(struct dist *D, const void *x, const float *t, uint64_t n)
 
 	for (done = 0; done < n;) {
 		struct cells_job J;
-		uint64_t m = n - done < CELLS_PIECE ? n - done : CELLS_PIECE;
-		unsigned parts = threads;
+		uint64_t m = n - done < CELLS_PIECE ? n - done : CELLS_PIECE, next;
+		unsigned parts = threads, p;
 
 		if (m / CELLS_PART_MIN < parts)
 			parts = m / CELLS_PART_MIN > 1 ? (unsigned)(m / CELLS_PART_MIN) : 1;
@@ -261,18 +424,28 @@ static void add_block(struct dist *D, const void *x, const float *t, uint64_t n)
 		J.D = D;
 		J.x = (const char *)x + done * xsz;
 		J.t = t + done;
-		J.off = (uint32_t *)(void *)D->R->u;
-		J.gc = (uint32_t *)(void *)D->R->xe;
+		J.rh = (uint32_t *)(void *)D->R->u + done;
+		J.rk = (uint32_t *)(void *)D->R->xe + done;
+		J.rt = D->R->sfr + done;
 		J.n = m;
 		J.lparts = parts;
-		sm__pl_parallel(locate_part, &J, parts);
-		parts = threads;
-		if (D->R->k < parts)
-			parts = D->R->k > 1 ? (unsigned)D->R->k : 1;
+		J.owners = threads;
+		if (D->R->k < J.owners)
+			J.owners = D->R->k > 1 ? (unsigned)D->R->k : 1;
 		if (m < CELLS_PART_MIN)
-			parts = 1;
-		sm__pl_parallel(add_part, &J, parts);
-		done += m;
+			J.owners = 1;
+		sm__pl_parallel(pairs_part, &J, parts);
+		sm__pl_parallel(add_part, &J, J.owners);
+		/* on from the first range that stopped short, if any */
+		next = m;
+		for (p = 0; p < J.lparts; p++)
+			if (J.stop[p] < range_start(&J, p + 1)) {
+				next = J.stop[p];
+				if (next == range_start(&J, p))
+					add_one_cell(&J, next++);
+				break;
+			}
+		done += next;
 	}
 }
 
