@@ -6,7 +6,10 @@
  * chunked + compressed ones HDF5's path, a file with a user block still the fast path), HDF5's
  * float64 -> float32 conversion reproduced exactly (against H5Tconvert), and damaged files (a
  * dataset whose header places it past the end of the file, two datasets over the same bytes, a
- * truncated file) giving the same outcome and the same one-line errors on both paths.
+ * truncated file) giving the same outcome and the same one-line errors on both paths. Direct
+ * reads (src/snapshot/direct.h: a range of one chunk file read in pieces on any thread) give
+ * HDF5's bytes and the same first bad row, and are refused over two chunk files, in a chunked
+ * file and with the fast path off.
  */
 #include <fcntl.h>
 #include <float.h>
@@ -461,6 +464,55 @@ static void test_narrow_as_hdf5(void **state)
 
 /* Bad coordinates planted in the last chunk of a copy, each before the last: both paths report
  * the planted row and read the same bytes before it. */
+/* ---- direct reads on any thread (src/snapshot/direct.h) --------------------------------------- */
+
+/* Rows [first, first + count) of base read by sm__snapshot_direct + sm__fast_read_here in pieces
+ * of `piece` rows through a 4 KiB scratch; returns the buffer, NULL when the range is not direct.
+ * *bad: the first row outside the check's bounds (checked reads), else count. */
+static void *read_direct(const char *base, const struct rd *r, uint64_t first, uint64_t count,
+			 uint64_t piece, uint64_t *bad)
+{
+	static unsigned char scratch[4096];
+	const size_t esz = sm_dtype_size(r->mem);
+	const sm__bounds bounds = {-0.5 * W.box, 1.5 * W.box};
+	size_t bytes = (size_t)count * (size_t)r->ncomp * esz;
+	sm_snapshot s;
+	sm_error err;
+	sm__direct d;
+	unsigned char *buf = malloc(bytes + 1);
+	uint64_t a;
+
+	assert_non_null(buf);
+	memset(buf, 0xa5, bytes + 1);
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(sm_snapshot_open_base(&s, base, 99, &err), 0);
+	sm__snapshot_direct(&s, 0, r->field, r->mem, r->ncomp, first, count, r->checked, &d);
+	*bad = count;
+	if (!d.ok) {
+		free(buf);
+		buf = NULL;
+		goto out;
+	}
+	assert_int_equal(d.ne, count * (uint64_t)r->ncomp);
+	for (a = 0; a < count; a += piece) {
+		uint64_t m = count - a < piece ? count - a : piece, e;
+		int errnum;
+
+		assert_int_equal(sm__fast_read_here(&d.x, r->mem, d.e0 + a * r->ncomp, m * r->ncomp,
+						    buf + a * r->ncomp * esz, scratch,
+						    sizeof(scratch), r->checked ? &bounds : NULL,
+						    &e, &errnum), 0);
+		assert_int_equal(errnum, 0);
+		if (e < m * r->ncomp) {
+			*bad = a + e / r->ncomp;
+			break;
+		}
+	}
+out:
+	sm_snapshot_release(&s);
+	return buf;
+}
+
 static void test_checked_bad_row(void **state)
 {
 	char *d = variant(-1), *p = chunk_path(d, NFILES - 1);
@@ -494,8 +546,8 @@ static void test_checked_bad_row(void **state)
 		H5Dclose(ds);
 		H5Fclose(f);
 		for (k = 0; k < NREADS; k++) {
-			uint64_t b1, b0;
-			void *a, *b;
+			uint64_t b1, b0, bx;
+			void *a, *b, *x;
 
 			if (!READS[k].checked || strcmp(READS[k].field, "Coordinates") != 0)
 				continue;
@@ -503,6 +555,13 @@ static void test_checked_bad_row(void **state)
 			b = read_one(d, &READS[k], 0, W.n, 0, &b0);
 			assert_int_equal(b1, n0 + rows[i]);
 			assert_int_equal(b0, n0 + rows[i]);
+			fast(1); /* the last chunk direct, in pieces: the same first bad row */
+			x = read_direct(d, &READS[k], n0, W.n - n0, 1000, &bx);
+			assert_non_null(x);
+			assert_int_equal(bx, rows[i]);
+			assert_memory_equal(x, (char *)b + n0 * 3 * sm_dtype_size(READS[k].mem),
+					    (size_t)bx * 3 * sm_dtype_size(READS[k].mem));
+			free(x);
 			/* Everything before the bad cell was read, the same on both paths. */
 			assert_memory_equal(a, b, (size_t)b1 * 3 * sm_dtype_size(READS[k].mem));
 			free(a);
@@ -513,6 +572,70 @@ static void test_checked_bad_row(void **state)
 	free(p);
 	tu_rmtree(d);
 	free(d);
+}
+
+/* Every read of READS that the fast path converts, direct, over ranges inside one chunk file:
+ * the same bytes as HDF5's read; a range over two chunk files is not direct, nor is anything
+ * with SNAPMEM_FASTREAD=0 or in a chunked file. */
+static void test_direct_reads(void **state)
+{
+	const char *bases[3] = {W.dir, W.be, W.ub};
+	sm_snapshot s;
+	sm_error err;
+	uint64_t c0, c2, bad, b0;
+	size_t i, j, k;
+
+	(void)state;
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(sm_snapshot_open_base(&s, W.dir, 99, &err), 0);
+	assert_int_equal(sm_snapshot_scan(&s, &err), 0);
+	c0 = s.chunk_counts[0];               /* chunk 0's rows; chunk 1 holds no gas */
+	c2 = s.chunk_counts[2 * SM_NTYPES];   /* chunk 2's */
+	sm_snapshot_release(&s);
+	assert_true(c0 > 2000 && c2 > 2000);
+	for (k = 0; k < 3; k++)
+		for (i = 0; i < NREADS; i++) {
+			const struct rd *r = &READS[i];
+			const uint64_t ranges[][2] = {{0, c0}, {17, 1500}, {c0, c2}, {c0 + c2 - 9, 9}};
+			sm__extent x;
+
+			fast(1);
+			x = probe(bases[k], 0, r->field);
+			assert_int_equal(x.ok, 1);
+			for (j = 0; j < sizeof(ranges) / sizeof(ranges[0]); j++) {
+				uint64_t f = ranges[j][0], c = ranges[j][1];
+				size_t bytes = (size_t)c * (size_t)r->ncomp * sm_dtype_size(r->mem);
+				void *a, *b;
+
+				fast(1); /* read_one below sets it */
+				a = read_direct(bases[k], r, f, c, 1000, &bad);
+
+				/* direct exactly when the fast path reads and converts it */
+				if ((a != NULL) != sm__fast_converts(&x, r->mem, r->checked))
+					fail_msg("%s: %s as %s (checked %d) rows %llu+%llu: direct %d",
+						 bases[k], r->field, sm_dtype_name(r->mem), r->checked,
+						 (unsigned long long)f, (unsigned long long)c, a != NULL);
+				if (a == NULL)
+					continue;
+				b = read_one(bases[k], r, f, c, 0, &b0);
+				if (memcmp(a, b, bytes + 1) != 0)
+					fail_msg("%s: %s as %s rows %llu+%llu: direct read differs "
+						 "from HDF5's", bases[k], r->field,
+						 sm_dtype_name(r->mem), (unsigned long long)f,
+						 (unsigned long long)c);
+				assert_int_equal(bad, c);
+				free(a);
+				free(b);
+			}
+			/* over two chunk files; and the fast path off */
+			fast(1);
+			assert_null(read_direct(bases[k], r, c0 - 5, 10, 1000, &bad));
+			fast(0);
+			assert_null(read_direct(bases[k], r, 0, 100, 1000, &bad));
+		}
+	fast(1);
+	for (i = 0; i < NREADS; i++)
+		assert_null(read_direct(W.chunked, &READS[i], 0, 100, 1000, &bad));
 }
 
 /* ---- whole runs -------------------------------------------------------------------------------- */
@@ -776,6 +899,7 @@ int main(void)
 		cmocka_unit_test(test_user_block),
 		cmocka_unit_test(test_narrow_as_hdf5),
 		cmocka_unit_test(test_checked_bad_row),
+		cmocka_unit_test(test_direct_reads),
 		cmocka_unit_test(test_profiles_identical),
 		cmocka_unit_test(test_past_end_of_file),
 		cmocka_unit_test(test_overlapping_datasets),

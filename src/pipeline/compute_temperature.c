@@ -52,6 +52,18 @@ SM__PL_VECTORISE static int temperature_kernel(const float *restrict u, const fl
 	return ok == 0;
 }
 
+int sm__pl_temperature_cells(const float *u, const float *xe, const float *sfr, float *t,
+			     uint64_t n, double uv2)
+{
+	uint64_t a;
+	int bad = 0;
+
+	for (a = 0; a < n && !bad; a += TEMP_BLOCK)
+		bad = temperature_kernel(u + a, xe + a, sfr + a, t + a,
+					 n - a < TEMP_BLOCK ? n - a : TEMP_BLOCK, uv2);
+	return bad;
+}
+
 /* The first bad cell of [0, n) (the scalar definition of "bad"), or n. */
 static uint64_t temperature_first_bad(const float *u, const float *xe, const float *sfr,
 				      uint64_t n, double uv2)

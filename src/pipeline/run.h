@@ -151,6 +151,10 @@ int sm__pl_read_gas(struct run *R, const char *name, uint64_t first, uint64_t n,
 /* The three gas fields' array names (InternalEnergy, ElectronAbundance, StarFormationRate), in
  * the order every stage reads and allocates them. */
 extern const char *const sm__pl_gas_names[3];
+/* The temperatures of cells [0, n) on the calling thread (any thread: no allocation, no error
+ * state); nonzero when a value is bad (sm__pl_temperature_block then names it). */
+int sm__pl_temperature_cells(const float *u, const float *xe, const float *sfr, float *t,
+			     uint64_t n, double uv2);
 /* Temperatures of cells [first, first + n) (global numbering, for messages) on the worker threads,
  * star-forming cells as -T; SM_EFORMAT naming the file and cell of the first bad value. */
 int sm__pl_temperature_block(struct run *R, uint64_t first, uint64_t n, const float *u,

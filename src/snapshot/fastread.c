@@ -21,6 +21,9 @@
  * order to float32 by swap and cast (what the HDF5 path of a checked read does too: HDF5 reads
  * float64, the reader narrows). Anything else returns 1 and goes through HDF5.
  *
+ * sm__fast_read_here does the same on the calling thread alone, for callers whose own worker
+ * threads each read a part of a range (src/snapshot/direct.h: the distributed run's blocks).
+ *
  * Memory: copies and swaps land in the destination directly; conversions go through the caller's
  * scratch buffer (the sm_io_buffer, 1 MiB in the pipeline, tracked there as io_buffer), split
  * into one slice per worker thread. Nothing is allocated here, on any thread.
@@ -476,33 +479,55 @@ static void read_part(void *arg, unsigned part, unsigned parts)
 	}
 }
 
+int sm__fast_converts(const sm__extent *x, sm_dtype memtype, int bounded)
+{
+	return x->disk == memtype ||
+	       (x->disk == SM_DTYPE_F64 && memtype == SM_DTYPE_F32 && (!x->swap || bounded)) ||
+	       (x->disk == SM_DTYPE_F32 && memtype == SM_DTYPE_F64 && !x->swap);
+}
+
+/* The job's mode, sizes and range for elements [e0, e0 + ne) of x as memtype: 0, or 1 when the
+ * conversion is not one done here exactly as HDF5 does it, or the range is not inside x. */
+static int job_init(struct job *J, const sm__extent *x, sm_dtype memtype, uint64_t e0,
+		    uint64_t ne, void *out, const sm__bounds *b, uint64_t *bytes)
+{
+	uint64_t end;
+
+	memset(J, 0, sizeof(*J));
+	J->x = x;
+	J->memtype = memtype;
+	J->ds = sm_dtype_size(x->disk);
+	J->ms = sm_dtype_size(memtype);
+	if (!sm__fast_converts(x, memtype, b != NULL))
+		return 1;
+	J->mode = x->disk == memtype ? (x->swap ? M_SWAP : M_COPY)
+				     : x->disk == SM_DTYPE_F64 ? M_NARROW : M_WIDEN;
+	if (J->ds == 0 || J->ms == 0 || sm_mul_u64(ne, J->ds, bytes) != 0 ||
+	    sm_mul_u64(e0, J->ds, &end) != 0 || sm_add_u64(end, *bytes, &end) != 0 ||
+	    end > x->bytes)
+		return 1;
+	atomic_init(&J->next, 0);
+	atomic_init(&J->stop, UINT64_MAX);
+	J->e0 = e0;
+	J->ne = ne;
+	J->out = out;
+	J->b = b;
+	return 0;
+}
+
 int sm__fast_read(const sm__extent *x, sm_dtype memtype, uint64_t e0, uint64_t ne, void *out,
 		  void *scratch, size_t scratch_bytes, const sm__bounds *b, uint64_t *bad,
 		  int *errnum)
 {
 	struct job J;
-	uint64_t bytes, end, want, piece;
+	uint64_t bytes, want, piece;
 	unsigned parts, p;
 
 	*bad = ne;
 	*errnum = 0;
 	if (x == NULL || !x->ok || ne == 0)
 		return ne == 0 && x != NULL && x->ok ? 0 : 1;
-	memset(&J, 0, sizeof(J));
-	J.x = x;
-	J.memtype = memtype;
-	J.ds = sm_dtype_size(x->disk);
-	J.ms = sm_dtype_size(memtype);
-	if (x->disk == memtype)
-		J.mode = x->swap ? M_SWAP : M_COPY;
-	else if (x->disk == SM_DTYPE_F64 && memtype == SM_DTYPE_F32 && (!x->swap || b != NULL))
-		J.mode = M_NARROW;
-	else if (x->disk == SM_DTYPE_F32 && memtype == SM_DTYPE_F64 && !x->swap)
-		J.mode = M_WIDEN;
-	else
-		return 1;
-	if (J.ds == 0 || J.ms == 0 || sm_mul_u64(ne, J.ds, &bytes) != 0 ||
-	    sm_mul_u64(e0, J.ds, &end) != 0 || sm_add_u64(end, bytes, &end) != 0 || end > x->bytes)
+	if (job_init(&J, x, memtype, e0, ne, out, b, &bytes) != 0)
 		return 1;
 	want = bytes / PART_MIN_BYTES;
 	parts = sm__threads();
@@ -514,8 +539,6 @@ int sm__fast_read(const sm__extent *x, sm_dtype memtype, uint64_t e0, uint64_t n
 									: PIECE_MIN_BYTES;
 	J.grain = piece / J.ds > 0 ? piece / J.ds : 1;
 	J.npieces = (ne + J.grain - 1) / J.grain;
-	atomic_init(&J.next, 0);
-	atomic_init(&J.stop, UINT64_MAX);
 	if (J.mode == M_NARROW || J.mode == M_WIDEN) {
 		if (scratch == NULL)
 			return 1;
@@ -526,10 +549,6 @@ int sm__fast_read(const sm__extent *x, sm_dtype memtype, uint64_t e0, uint64_t n
 			return 1;
 		J.scratch = scratch;
 	}
-	J.e0 = e0;
-	J.ne = ne;
-	J.out = out;
-	J.b = b;
 	sm__parallel(read_part, &J, parts);
 	for (p = 0; p < parts; p++)
 		if (J.errnum[p] != 0) {
@@ -539,5 +558,31 @@ int sm__fast_read(const sm__extent *x, sm_dtype memtype, uint64_t e0, uint64_t n
 	for (p = 0; p < parts; p++)
 		if (J.bad[p] < *bad)
 			*bad = J.bad[p];
+	return 0;
+}
+
+int sm__fast_read_here(const sm__extent *x, sm_dtype memtype, uint64_t e0, uint64_t ne, void *out,
+		       void *scratch, size_t scratch_bytes, const sm__bounds *b, uint64_t *bad,
+		       int *errnum)
+{
+	struct job J;
+	uint64_t bytes, e;
+
+	*bad = ne;
+	*errnum = 0;
+	if (x == NULL || !x->ok || ne == 0)
+		return ne == 0 && x != NULL && x->ok ? 0 : 1;
+	if (job_init(&J, x, memtype, e0, ne, out, b, &bytes) != 0)
+		return 1;
+	if (J.mode == M_NARROW || J.mode == M_WIDEN) {
+		if (scratch == NULL || scratch_bytes < J.ds)
+			return 1;
+		J.slice = scratch_bytes;
+		J.scratch = scratch;
+	}
+	if ((*errnum = read_piece(&J, 0, 0, ne, &e)) != 0)
+		return SM_EIO;
+	if (e != UINT64_MAX)
+		*bad = e;
 	return 0;
 }

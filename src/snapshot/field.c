@@ -457,6 +457,40 @@ out:
 	return rc;
 }
 
+void sm__snapshot_direct(sm_snapshot *s, int ptype, const char *field, sm_dtype memtype, int ncomp,
+			 uint64_t first, uint64_t count, int bounded, sm__direct *d)
+{
+	sm__snap_priv *p;
+	sm_error quiet;
+	uint64_t start = 0, end, n;
+	int64_t i;
+
+	memset(d, 0, sizeof(*d));
+	memset(&quiet, 0, sizeof(quiet));
+	sm_hdf5_quiet();
+	if (!sm__fast_enabled() || count == 0 || ncomp < 1 || ncomp > 1000 || field == NULL ||
+	    strlen(field) >= 256 || sm__h5_memtype(memtype) < 0 ||
+	    check_ptype(s, ptype, &quiet) != 0 || sm_snapshot_scan(s, &quiet) != 0 ||
+	    sm_add_u64(first, count, &end) != 0 || end > s->header.npart_total[ptype] ||
+	    (p = sm__snap_priv_get(s)) == NULL)
+		return;
+	for (i = 0; i < s->nfiles; i++, start += n) {
+		n = s->chunk_counts[(size_t)i * SM_NTYPES + (size_t)ptype];
+		if (start + n > first)
+			break;
+	}
+	/* one chunk file holds the whole range, whose dataset the fast path reads as memtype */
+	if (i >= s->nfiles || end > start + n ||
+	    keep_dataset(s, p, i, ptype, field, n, ncomp, memtype, 0, &quiet) != 0 || !p->ext.ok ||
+	    !sm__fast_converts(&p->ext, memtype, bounded))
+		return;
+	d->x = p->ext;
+	d->memtype = memtype;
+	d->e0 = (first - start) * (uint64_t)ncomp;
+	d->ne = count * (uint64_t)ncomp;
+	d->ok = 1;
+}
+
 int sm_snapshot_read_range(sm_snapshot *s, int ptype, const char *field, sm_dtype memtype,
 			   int ncomp, uint64_t first, uint64_t count, void *buf,
 			   const sm_io_buffer *iob, sm_error *err)

@@ -11,6 +11,7 @@
 
 #include "snapmem/snapshot.h"
 #include "snapmem/units.h"
+#include "snapshot/direct.h"
 
 /* Native HDF5 memory type of t (not to be closed), or -1 for SM_DTYPE_NONE. */
 hid_t sm__h5_memtype(sm_dtype t);
@@ -46,21 +47,6 @@ int sm__attr_doubles(hid_t loc, const char *file, const char *obj, const char *n
 		     int n, int required, sm_error *err);
 
 /* ---- the fast path (fastread.c) ---- */
-
-/* Where a dataset's elements lie in its file, when they may be read directly. */
-typedef struct sm__extent {
-	int ok;                /* every precondition holds; the rest is valid only then */
-	int fd;                /* HDF5's own descriptor of the file (sec2 driver), not owned */
-	uint64_t offset;       /* absolute byte offset of element 0 */
-	uint64_t bytes;        /* the dataset's bytes, all inside the file */
-	sm_dtype disk;         /* element type */
-	int swap;              /* byte order differs from the host's */
-} sm__extent;
-
-/* Values a checked read accepts: lo <= v < hi (NaN never). */
-typedef struct sm__bounds {
-	double lo, hi;
-} sm__bounds;
 
 /* 0 when SNAPMEM_FASTREAD=0 forces HDF5's own read, else 1. */
 int sm__fast_enabled(void);
