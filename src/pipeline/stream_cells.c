@@ -31,7 +31,7 @@
  * outgrow its cells stops at the cell that would not fit; the ranges after it are dropped and
  * the block goes on from there in another round (a cell with more pairs than its range has
  * cells is added on its own by the calling thread). */
-#define CELLS_PART_MIN 16384u          /* cells a part, at least, for pairs and add to use several */
+#define CELLS_PART_MIN 16384u          /* cells a part, at least, for several parts */
 #define CELLS_PIECE (UINT64_C(1) << 30) /* cells a pass, so that offsets fit in 32 bits */
 #define GRID_RUN 256u                  /* cells whose grid cells are found in one loop */
 
@@ -76,60 +76,21 @@ static inline uint32_t axis_cell(double x, double box, double inv_w, double top)
 	return (uint32_t)(int32_t)v;
 }
 
-/* Halo-grid cells of cells [0, n) of float32 or float64 positions into gc, without a branch:
- * each axis in a loop of its own over the run's coordinates, which vectorises. */
-SM__PL_VECTORISE static inline void grid_axis(const double *restrict x, uint32_t *restrict gc, unsigned n,
-			     double box, double inv_w, double top, uint32_t mul)
-{
-	unsigned i;
-
-	/* axis_cell, the box added or taken always (+0 else: the same sums, so vectorised) */
-	for (i = 0; i < n; i++) {
-		const double w = x[i] + (x[i] < 0 ? box : 0.0) + (x[i] >= box ? -box : 0.0);
-		const double v = w * inv_w;
-
-		gc[i] = gc[i] * mul + (uint32_t)(int32_t)(v < top ? v : top);
-	}
-}
-
-/* The three axes of a run's coordinates, deinterleaved into a, to grid cells. */
-SM__PL_VECTORISE static inline void grid_axes(double (*a)[GRID_RUN], uint32_t *restrict gc,
-					      unsigned n, double box, double inv_w, uint32_t hg)
+/* Halo-grid cells of cells [0, n) of float32 or float64 positions into gc: a loop of its own,
+ * without a branch; f64 is a constant at each call. (A float32 version, exact by falling back to
+ * this arithmetic near cell boundaries, vectorised 4 cells an instruction: no faster here.) */
+static inline void grid_cells(const void *restrict x, const int f64, uint32_t *restrict gc,
+			      uint64_t n, double box, double inv_w, uint32_t hg)
 {
 	const double top = (double)(hg - 1);
+	const float *xf = x;
+	const double *xd = x;
+	uint64_t i;
 
-	memset(gc, 0, n * sizeof(*gc));
-	grid_axis(a[0], gc, n, box, inv_w, top, 0);
-	grid_axis(a[1], gc, n, box, inv_w, top, hg);
-	grid_axis(a[2], gc, n, box, inv_w, top, hg);
-}
-
-SM__PL_VECTORISE static void grid_cells_f32(const float *restrict x, uint32_t *restrict gc,
-					    unsigned n, double box, double inv_w, uint32_t hg)
-{
-	double a[3][GRID_RUN];
-	unsigned i;
-
-	for (i = 0; i < n; i++) {
-		a[0][i] = x[3 * i];
-		a[1][i] = x[3 * i + 1];
-		a[2][i] = x[3 * i + 2];
-	}
-	grid_axes(a, gc, n, box, inv_w, hg);
-}
-
-SM__PL_VECTORISE static void grid_cells_f64(const double *restrict x, uint32_t *restrict gc,
-					    unsigned n, double box, double inv_w, uint32_t hg)
-{
-	double a[3][GRID_RUN];
-	unsigned i;
-
-	for (i = 0; i < n; i++) {
-		a[0][i] = x[3 * i];
-		a[1][i] = x[3 * i + 1];
-		a[2][i] = x[3 * i + 2];
-	}
-	grid_axes(a, gc, n, box, inv_w, hg);
+	for (i = 0; i < n; i++)
+		gc[i] = (axis_cell(f64 ? xd[3 * i] : xf[3 * i], box, inv_w, top) * hg +
+			 axis_cell(f64 ? xd[3 * i + 1] : xf[3 * i + 1], box, inv_w, top)) * hg +
+			axis_cell(f64 ? xd[3 * i + 2] : xf[3 * i + 2], box, inv_w, top);
 }
 
 struct add_batch {
@@ -255,10 +216,10 @@ static inline void pairs_cells(struct cells_job *J, unsigned part, int f32)
 		uint64_t i;
 
 		if (f32)
-			grid_cells_f32((const float *)J->x + 3 * a, gc, (unsigned)(b - a), D->R->box, D->inv_w,
+			grid_cells((const float *)J->x + 3 * a, 0, gc, b - a, D->R->box, D->inv_w,
 				   (uint32_t)D->hg);
 		else
-			grid_cells_f64((const double *)J->x + 3 * a, gc, (unsigned)(b - a), D->R->box, D->inv_w,
+			grid_cells((const double *)J->x + 3 * a, 1, gc, b - a, D->R->box, D->inv_w,
 				   (uint32_t)D->hg);
 		/* the cells whose grid cell lists a halo, without a branch (written always, counted
 		 * when kept) */
@@ -384,10 +345,10 @@ static void add_one_cell(struct cells_job *J, uint64_t i)
 	unsigned n = 0;
 
 	if (f32)
-		grid_cells_f32((const float *)J->x + 3 * i, &c, 1, D->R->box, D->inv_w,
+		grid_cells((const float *)J->x + 3 * i, 0, &c, 1, D->R->box, D->inv_w,
 			   (uint32_t)D->hg);
 	else
-		grid_cells_f64((const double *)J->x + 3 * i, &c, 1, D->R->box, D->inv_w,
+		grid_cells((const double *)J->x + 3 * i, 1, &c, 1, D->R->box, D->inv_w,
 			   (uint32_t)D->hg);
 	for (j = D->hg_start[c]; j < D->hg_start[c + 1]; j++) {
 		B.i[n] = i;
