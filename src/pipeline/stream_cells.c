@@ -205,7 +205,7 @@ static inline void pairs_cells(struct cells_job *J, unsigned part, int f32)
 	const uint32_t *start = D->hg_start, *halos = D->hg_halos;
 	const uint64_t i0 = range_start(J, part), i1 = range_start(J, part + 1), cap = i1 - i0;
 	struct add_batch B;
-	uint32_t gc[GRID_RUN], kc[GRID_RUN], ki[GRID_RUN];
+	uint32_t gc[GRID_RUN], kj0[GRID_RUN], kj1[GRID_RUN], ki[GRID_RUN];
 	uint64_t a, rec = i0, back = i1, stop = i1;
 	unsigned n = 0, k, q;
 
@@ -214,6 +214,7 @@ static inline void pairs_cells(struct cells_job *J, unsigned part, int f32)
 	for (a = i0; a < i1 && stop == i1; a += GRID_RUN) {
 		const uint64_t b = i1 - a < GRID_RUN ? i1 : a + GRID_RUN;
 		uint64_t i;
+		int roomy;
 
 		if (f32)
 			grid_cells((const float *)J->x + 3 * a, 0, gc, b - a, D->R->box, D->inv_w,
@@ -221,22 +222,26 @@ static inline void pairs_cells(struct cells_job *J, unsigned part, int f32)
 		else
 			grid_cells((const double *)J->x + 3 * a, 1, gc, b - a, D->R->box, D->inv_w,
 				   (uint32_t)D->hg);
-		/* the cells whose grid cell lists a halo, without a branch (written always, counted
-		 * when kept) */
+		/* the cells whose grid cell lists a halo, with their lists, without a branch
+		 * (written always, counted when kept) */
 		for (i = a, k = 0; i < b; i++) {
-			const uint32_t c = gc[i - a];
+			const uint32_t c = gc[i - a], j0 = start[c], j1 = start[c + 1];
 
-			kc[k] = c;
+			kj0[k] = j0;
+			kj1[k] = j1;
 			ki[k] = (uint32_t)(i - a);
-			k += start[c] != start[c + 1];
+			k += j0 != j1;
 		}
+		/* room for every pair of the run, as many as the longest list a cell: no check a
+		 * cell */
+		roomy = (rec - i0) + (i1 - back) + n + (uint64_t)D->hg_lmax * k <= cap;
 		for (q = 0; q < k; q++) {
-			const uint32_t c = kc[q], j1 = start[c + 1];
-			uint32_t j = start[c];
+			const uint32_t j1 = kj1[q];
+			uint32_t j = kj0[q];
 
 			i = a + ki[q];
 			/* every listed halo might be a record: stop where they might not fit */
-			if ((rec - i0) + (i1 - back) + n + (j1 - j) > cap) {
+			if (!roomy && (rec - i0) + (i1 - back) + n + (j1 - j) > cap) {
 				batch_bins(D, J->x, f32, &B, n);
 				batch_records(J, &B, n, &rec, &back);
 				n = 0;
@@ -542,6 +547,10 @@ int sm__pl_stream_cells(struct dist *D)
 	if ((rc = sm__pl_palloc(R, &D->sums, SM_ARRAY_PROFILE_SUMS, bytes)) != 0)
 		return rc;
 	memset(D->sums, 0, bytes);
+	D->hg_lmax = 0;
+	for (f = 0; f < (int64_t)D->hg3; f++)
+		if (D->hg_start[f + 1] - D->hg_start[f] > D->hg_lmax)
+			D->hg_lmax = D->hg_start[f + 1] - D->hg_start[f];
 	D->b = R->o->model.stream_block < R->n ? R->o->model.stream_block : R->n;
 	if (D->b > 0) {
 		for (j = 0; j < 3; j++)
