@@ -650,6 +650,36 @@ static void test_threads_per_rank(void **state)
 	free(out);
 }
 
+/* The serial run of the mock in dir (unprofiled, into a new temporary directory *serial): its
+ * profiles into s. */
+static void serial_profiles(const char *dir, char **serial, tu_profiles *s)
+{
+	tu_result r;
+	char *pp;
+
+	*serial = tu_tmpdir();
+	tu_rmtree(*serial);
+	r = tu_run("run", "--base-path", dir, "--snap", "99", "--out", *serial, "--no-profile",
+		   NULL);
+	if (r.status != 0)
+		fail_msg("serial run: %s", r.err);
+	tu_result_free(&r);
+	pp = tu_path(*serial, "profiles.hdf5");
+	tu_profiles_read(pp, s);
+	free(pp);
+}
+
+/* Counts, sf_counts and hist2d of a and b bit for bit; the mean temperatures too when means. */
+static void assert_same_sums(const tu_profiles *a, const tu_profiles *b, int means)
+{
+	assert_int_equal(a->k, b->k);
+	assert_memory_equal(a->counts, b->counts, a->k * RB * 8);
+	assert_memory_equal(a->sf, b->sf, a->k * RB * 8);
+	assert_memory_equal(a->h2, b->h2, a->k * RB * TB * 8);
+	if (means)
+		assert_memory_equal(a->mean, b->mean, a->k * RB * 8);
+}
+
 static void test_threads_change_nothing(void **state)
 {
 	static const char *const threads[3] = {"1", "2", "3"};
@@ -659,7 +689,6 @@ static void test_threads_change_nothing(void **state)
 	sm_mock_options mo;
 	tu_profiles s, a, b;
 	sm_error err;
-	tu_result r;
 	int i, j;
 
 	(void)state;
@@ -672,15 +701,7 @@ static void test_threads_change_nothing(void **state)
 	mo.seed = 9;
 	if (sm_mock_write(dir, &mo, &err) != 0)
 		fail_msg("mock: %s", err.msg);
-	serial = tu_tmpdir();
-	tu_rmtree(serial);
-	r = tu_run("run", "--base-path", dir, "--snap", "99", "--out", serial, "--no-profile", NULL);
-	if (r.status != 0)
-		fail_msg("serial run: %s", r.err);
-	tu_result_free(&r);
-	pp = tu_path(serial, "profiles.hdf5");
-	tu_profiles_read(pp, &s);
-	free(pp);
+	serial_profiles(dir, &serial, &s);
 	assert_true(s.k > 1);
 	for (i = 0; i < 3; i++)
 		out[i] = tu_tmpdir();
@@ -693,21 +714,15 @@ static void test_threads_change_nothing(void **state)
 		tu_profiles_read(pp, &a);
 		free(pp);
 		assert_int_equal(a.k, s.k);
-		if (j != 2) { /* the serial run's positions are float32 */
-			assert_memory_equal(a.counts, s.counts, s.k * RB * 8);
-			assert_memory_equal(a.sf, s.sf, s.k * RB * 8);
-			assert_memory_equal(a.h2, s.h2, s.k * RB * TB * 8);
-		}
+		if (j != 2) /* the serial run's positions are float32 */
+			assert_same_sums(&a, &s, 0);
 		for (i = 1; i < 3; i++) {
 			pp = tu_path(out[i], "profiles.hdf5");
 			tu_profiles_read(pp, &b);
 			free(pp);
 			assert_int_equal(a.k, b.k);
 			assert_memory_equal(a.group, b.group, a.k * 8);
-			assert_memory_equal(a.counts, b.counts, a.k * RB * 8);
-			assert_memory_equal(a.sf, b.sf, a.k * RB * 8);
-			assert_memory_equal(a.h2, b.h2, a.k * RB * TB * 8);
-			assert_memory_equal(a.mean, b.mean, a.k * RB * 8);
+			assert_same_sums(&a, &b, 1);
 			tu_profiles_free(&b);
 		}
 		tu_profiles_free(&a);
@@ -775,7 +790,6 @@ static void test_overlapping_spheres(void **state)
 	sm_mock_options mo;
 	tu_profiles s, a, b;
 	sm_error err;
-	tu_result r;
 	int i, j, first = 1;
 
 	(void)state;
@@ -794,15 +808,7 @@ static void test_overlapping_spheres(void **state)
 		groups_to(cat, mo.box_size / 2, mo.box_size / 5);
 		free(cat);
 	}
-	serial = tu_tmpdir();
-	tu_rmtree(serial);
-	r = tu_run("run", "--base-path", dir, "--snap", "99", "--out", serial, "--no-profile", NULL);
-	if (r.status != 0)
-		fail_msg("serial run: %s", r.err);
-	tu_result_free(&r);
-	pp = tu_path(serial, "profiles.hdf5");
-	tu_profiles_read(pp, &s);
-	free(pp);
+	serial_profiles(dir, &serial, &s);
 	assert_int_equal(s.k, 6);
 	out = tu_tmpdir();
 	for (j = 0; j < 2; j++)
@@ -812,18 +818,11 @@ static void test_overlapping_spheres(void **state)
 			tu_profiles_read(pp, first ? &a : &b);
 			free(pp);
 			if (first) {
-				assert_int_equal(a.k, s.k);
-				assert_memory_equal(a.counts, s.counts, s.k * RB * 8);
-				assert_memory_equal(a.sf, s.sf, s.k * RB * 8);
-				assert_memory_equal(a.h2, s.h2, s.k * RB * TB * 8);
+				assert_same_sums(&a, &s, 0);
 				first = 0;
 				continue;
 			}
-			assert_int_equal(b.k, a.k);
-			assert_memory_equal(a.counts, b.counts, a.k * RB * 8);
-			assert_memory_equal(a.sf, b.sf, a.k * RB * 8);
-			assert_memory_equal(a.h2, b.h2, a.k * RB * TB * 8);
-			assert_memory_equal(a.mean, b.mean, a.k * RB * 8);
+			assert_same_sums(&a, &b, 1);
 			tu_profiles_free(&b);
 		}
 	tu_profiles_free(&a);

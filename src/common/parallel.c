@@ -6,7 +6,10 @@
  * The workers are a pool: started on the first call that wants them (on the calling thread),
  * then kept, each waiting on a condition variable for the next job, so that a call costs a wake-up
  * and a wait (a few microseconds) instead of creating and joining threads (about 70 us a call
- * here, which the per-halo steps of a large run pay hundreds of times). One job runs at a time:
+ * here, which the per-halo steps of a large run pay hundreds of times). While every part has a
+ * CPU of its own, a worker that finished its part, and a caller waiting for its workers, first
+ * spin for up to 100 us (SPIN_NS) before sleeping: a block of the distributed run has three
+ * parallel sections back to back, and a futex sleep and wake-up costs each tens of microseconds. One job runs at a time:
  * a call made while the pool is busy (another thread's job, or a part calling sm__parallel)
  * starts short-lived threads for its parts instead, as does a process forked from one that
  * started the pool (the pool's threads are not in the child). The pool's threads are stopped
@@ -36,11 +39,7 @@
 #include "snapmem/pipeline.h"
 
 #define WORKER_STACK_BYTES (1024u * 1024u)
-/* A worker that finished its part, and a caller whose workers have not, spin this long before
- * sleeping on the condition variable: the kernels' parallel sections come in quick succession (a
- * block of the distributed run has five), and a futex sleep and wake-up costs each of them tens of
- * microseconds here. Only while every part has a CPU of its own. */
-#define SPIN_NS 100000
+#define SPIN_NS 100000 /* the longest spin before a wait sleeps (the file's comment) */
 
 struct part {
 	sm__part_fn fn;
@@ -155,7 +154,7 @@ static struct {
 	sm__part_fn fn;
 	void *arg;
 	unsigned parts, nrun;      /* the job's parts; parts [1, nrun) are the workers' */
-	_Atomic unsigned pending;  /* workers' parts not finished */
+	_Atomic uint64_t pending;  /* workers' parts not finished */
 	_Atomic int quit;
 	unsigned sleeping;         /* workers waiting on go */
 	int caller_waiting;        /* the caller waits on done */
@@ -180,8 +179,10 @@ static inline void cpu_relax(void)
 #endif
 }
 
-/* Spins up to SPIN_NS while *v == old (pool.spin set); returns 1 when it changed. */
-static int spin_while_u64(_Atomic uint64_t *v, uint64_t old)
+/* Spins up to SPIN_NS (pool.spin set) while (*v == val) == eq: a worker while the job number is
+ * the one it saw, the caller while parts are pending; returns 1 when that ended (or the pool is
+ * stopping), 0 when the time ran out. */
+static int spin_while(_Atomic uint64_t *v, uint64_t val, int eq)
 {
 	uint64_t t0 = 0;
 	unsigned i;
@@ -189,30 +190,8 @@ static int spin_while_u64(_Atomic uint64_t *v, uint64_t old)
 	if (!pool.spin)
 		return 0;
 	for (i = 1;; i++) {
-		if (atomic_load_explicit(v, memory_order_acquire) != old ||
+		if ((atomic_load_explicit(v, memory_order_acquire) == val) != eq ||
 		    atomic_load_explicit(&pool.quit, memory_order_relaxed))
-			return 1;
-		cpu_relax();
-		if ((i & 63) == 0) {
-			uint64_t t = now_ns();
-
-			if (t0 == 0)
-				t0 = t;
-			else if (t - t0 > SPIN_NS)
-				return 0;
-		}
-	}
-}
-
-static int spin_while_pending(void)
-{
-	uint64_t t0 = 0;
-	unsigned i;
-
-	if (!pool.spin)
-		return 0;
-	for (i = 1;; i++) {
-		if (atomic_load_explicit(&pool.pending, memory_order_acquire) == 0)
 			return 1;
 		cpu_relax();
 		if ((i & 63) == 0) {
@@ -236,7 +215,7 @@ static void *worker_main(void *a)
 		void *arg;
 		unsigned parts, nrun;
 
-		spin_while_u64(&pool.gen, seen);
+		spin_while(&pool.gen, seen, 1);
 		/* the job's fields and number read together, under the lock they are written under */
 		pthread_mutex_lock(&pool.m);
 		pool.sleeping++;
@@ -335,7 +314,7 @@ void sm__parallel(sm__part_fn fn, void *arg, unsigned parts)
 	fn(arg, 0, parts);
 	for (t = by_pool; t < parts; t++) /* parts no worker could be started for */
 		fn(arg, t, parts);
-	if (!spin_while_pending()) {
+	if (!spin_while(&pool.pending, 0, 0)) {
 		pthread_mutex_lock(&pool.m);
 		pool.caller_waiting = 1;
 		while (atomic_load(&pool.pending) > 0)
