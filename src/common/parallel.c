@@ -158,7 +158,8 @@ static struct {
 	_Atomic int quit;
 	unsigned sleeping;         /* workers waiting on go */
 	int caller_waiting;        /* the caller waits on done */
-	int spin;                  /* the parts have a CPU each: waits spin first */
+	_Atomic int spin;          /* the job's parts have a CPU each: waits spin first */
+	unsigned ncpu;             /* the CPUs this process may use */
 	int atexit_set;
 	pid_t pid;                 /* the process that started the workers */
 } pool = {.busy = PTHREAD_MUTEX_INITIALIZER, .m = PTHREAD_MUTEX_INITIALIZER,
@@ -187,7 +188,7 @@ static int spin_while(_Atomic uint64_t *v, uint64_t val, int eq)
 	uint64_t t0 = 0;
 	unsigned i;
 
-	if (!pool.spin)
+	if (!atomic_load_explicit(&pool.spin, memory_order_relaxed))
 		return 0;
 	for (i = 1;; i++) {
 		if ((atomic_load_explicit(v, memory_order_acquire) == val) != eq ||
@@ -273,8 +274,8 @@ static void pool_grow(unsigned want)
 		pool.atexit_set = 1;
 		pool.pid = getpid();
 		CPU_ZERO(&set);
-		pool.spin = sched_getaffinity(0, sizeof(set), &set) == 0 &&
-			    (unsigned)CPU_COUNT(&set) >= sm__threads();
+		pool.ncpu = sched_getaffinity(0, sizeof(set), &set) == 0 ? (unsigned)CPU_COUNT(&set)
+									  : 1;
 	}
 	while (pool.nworkers + 1 < want &&
 	       sm__thread_start(&pool.th[pool.nworkers + 1], WORKER_STACK_BYTES, worker_main,
@@ -306,6 +307,7 @@ void sm__parallel(sm__part_fn fn, void *arg, unsigned parts)
 	pool.arg = arg;
 	pool.parts = parts;
 	pool.nrun = by_pool;
+	atomic_store(&pool.spin, by_pool <= pool.ncpu);
 	atomic_store_explicit(&pool.pending, by_pool - 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&pool.gen, 1, memory_order_release);
 	if (by_pool > 1 && pool.sleeping > 0)
