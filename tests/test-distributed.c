@@ -6,7 +6,8 @@
  * the serial run (means within 1e-12 relative), float32 and float64, several block sizes; every
  * stage's requested bytes equal to docs/MPI.md's formulas (and to the estimator's, when it models
  * the distributed run); the chunk assignment; every error path (a bad chunk file on one rank,
- * --max-mem, cancellation, allocation failure, --ranks mismatch, --select mask and --temperature
+ * --max-mem, cancellation, allocation failure, a full disk under rank 0's rows, --ranks mismatch,
+ * --select mask and --temperature
  * streaming with --mpi), each stopping every rank with the failing rank's error and no file left.
  * load_halos reads the catalogue chunk by chunk: the mock's catalogue has unequal chunks and an
  * empty one, so Gc (the largest chunk's Ngroups_ThisFile, read here from the headers) < G; the
@@ -25,6 +26,7 @@
 #include <string.h>
 #include <dirent.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -668,6 +670,68 @@ static void test_bad_chunk(void **state)
 	done_run(&r, out);
 	tu_rmtree(dir);
 	free(dir);
+}
+
+/* A full disk (RLIMIT_FSIZE) at sizes from 1 KiB to past the whole file: rank 0's write fails
+ * with the cause named and nothing left, or the run is whole; some limit falls
+ * inside the rows, which are written K at a time (HDF5 writes the file's metadata at its close:
+ * the rows come first). Each limit in a child (the limit is the process's). Child exit: 0 whole,
+ * 1 failed in the rows, 2 failed after them, 3 wrong. */
+static int full_disk_child(rlim_t bytes)
+{
+	struct rlimit rl = {bytes, bytes};
+	sm_model_options mo;
+	sm_pipeline_result r;
+	sm_error err;
+	char *out;
+	int rc, ret;
+
+	signal(SIGXFSZ, SIG_IGN);
+	if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
+		return 3;
+	model(&mo, "float32", NULL);
+	rc = run1(&mo, W.dir, NULL, 0, NULL, NULL, &out, &r, &err);
+	if (rc == 0)
+		ret = r.nhalos > 1 ? 0 : 3;
+	else if (rc != SM_EIO || strstr(err.msg, "File too large") == NULL ||
+		 strstr(err.msg, "profiles.hdf5") == NULL || tu_entries(out) != 0)
+		ret = 3;
+	else
+		ret = strstr(err.msg, "cannot append halos 0 to ") != NULL ? 1 : 2;
+	if (ret == 3)
+		fprintf(stderr, "RLIMIT_FSIZE %llu: rc %d, '%s'\n", (unsigned long long)bytes, rc,
+			err.msg);
+	sm_pipeline_result_release(&r);
+	tu_rmtree(out);
+	free(out);
+	return ret;
+}
+
+static void test_full_disk(void **state)
+{
+	int seen[4] = {0, 0, 0, 0};
+	rlim_t kib;
+
+	(void)state;
+	for (kib = 1; kib <= 512; kib *= 2) {
+		int st = 0;
+		pid_t pid;
+
+		fflush(NULL);
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0)
+			_exit(full_disk_child(kib << 10));
+		assert_int_equal(waitpid(pid, &st, 0), pid);
+		if (!WIFEXITED(st) || WEXITSTATUS(st) > 2)
+			fail_msg("RLIMIT_FSIZE %llu KiB: status %d", (unsigned long long)kib, st);
+		seen[WEXITSTATUS(st)]++;
+		printf("  RLIMIT_FSIZE %llu KiB: %s\n", (unsigned long long)kib,
+		       WEXITSTATUS(st) == 0 ? "whole" : WEXITSTATUS(st) == 1 ? "failed in the rows"
+						       : "failed after the rows");
+	}
+	assert_true(seen[0] > 0); /* whole with room */
+	assert_true(seen[1] > 0); /* failed in the rows */
 }
 
 static void test_max_mem(void **state)
@@ -1630,6 +1694,7 @@ int main(void)
 		cmocka_unit_test(test_requested_bytes),
 		cmocka_unit_test(test_empty_selection),
 		cmocka_unit_test(test_bad_chunk),
+		cmocka_unit_test(test_full_disk),
 		cmocka_unit_test(test_max_mem),
 		cmocka_unit_test(test_cancel),
 		cmocka_unit_test(test_injected_oom),

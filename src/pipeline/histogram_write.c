@@ -3,7 +3,7 @@
  * bins of counts, sf_counts and mean temperature, 50 x 60 hist2d over log10 T), 25,200 bytes,
  * appended to profiles.hdf5 as one row. The serial run makes it per halo from radius and
  * selected_temperature (histogram), then frees the halo's arrays; the distributed run adds every
- * rank's sums to rank 0 (reduce_sums) and rank 0 writes one row per halo. The log10 T bin is
+ * rank's sums to rank 0 (reduce_sums) and rank 0 writes the K rows at once. The log10 T bin is
  * found by table (sm__pl_tbin_table_init), equal to the definition for every float.
  */
 #include <stdint.h>
@@ -120,7 +120,8 @@ static int reduce_sums(struct dist *D)
 
 
 /* Stage histogram_write: rank 0's output, the agreement before the reduction, the reduction,
- * rank 0's rows; then the sums and the index are freed. */
+ * rank 0's rows (all K in one write a dataset: the sums are every halo's, back to back); then the
+ * sums and the index are freed. */
 int sm__pl_histogram_write_reduced(struct dist *D)
 {
 	struct run *R = D->R;
@@ -143,13 +144,14 @@ int sm__pl_histogram_write_reduced(struct dist *D)
 		for (b = 0; b < 2 * SM_MODEL_RBINS; b++)
 			s += (uint64_t)cnt[b];
 		R->r->halos[h].sphere_cells = s;
-		if (D->rank != 0)
-			continue;
-		sm__pl_hist_finish(hist);
-		if ((rc = sm__pl_out_append(R->out, R->halo_index[h], &R->halo_center[3 * h],
-					    R->halo_r200[h], R->halo_m200[h], hist, R->err)) != 0)
+		if (D->rank == 0)
+			sm__pl_hist_finish(hist);
+	}
+	if (D->rank == 0) {
+		if ((rc = sm__pl_out_append_rows(R->out, R->k, R->halo_index, R->halo_center,
+						 R->halo_r200, R->halo_m200, D->sums, R->err)) != 0)
 			return rc;
-		sm__pl_progress(R, SM_STAGE_HISTOGRAM_WRITE, -1, h + 1, R->k);
+		sm__pl_progress(R, SM_STAGE_HISTOGRAM_WRITE, -1, R->k, R->k);
 	}
 	sm__pl_pfree(R, &D->sums);
 	sm__pl_pfree(R, &D->hg_halos);

@@ -37,6 +37,13 @@ int sm__pl_out_create(sm__pl_out **out, const char *dir, uint64_t rows, int sync
 int sm__pl_out_append(sm__pl_out *o, int64_t group_index, const double center[3], double r200,
 		      double m200, const void *hist, sm_error *err);
 
+/* Writes the next n halos' rows: group_index[n], center[3n], r200[n], m200[n], and n histograms
+ * laid out as sm__pl_out_append's, back to back in hists; one H5Dwrite a dataset, hist2d a chunk
+ * a row. 0 or SM_EIO. */
+int sm__pl_out_append_rows(sm__pl_out *o, uint64_t n, const int64_t *group_index,
+			   const double *center, const double *r200, const double *m200,
+			   const void *hists, sm_error *err);
+
 /* Closes and renames to DIR/profiles.hdf5; path receives the final name. 0 or SM_EIO (nothing
  * left behind). */
 int sm__pl_out_commit(sm__pl_out *o, char *path, size_t len, sm_error *err);

@@ -1,11 +1,13 @@
 /*
  * profiles.hdf5, the pipeline's science result (DESIGN.md "Science definition"; layout in
  * docs/PIPELINE.md): one row per halo written into extendible chunked datasets as each halo is
- * done, the bin edges, `units` attributes on every dataset and the run's options as root
- * attributes. The datasets are created with the run's K rows (K is known before the first halo),
- * so that a row is one H5Dwrite through dataspaces made once, with no H5Dset_extent per row; the
- * file is the same (h5dump -p: same shapes, maximum shapes, chunks and storage) as when it grew row
- * by row.
+ * done (the distributed run: all K at once), the bin edges, `units` attributes on every dataset and
+ * the run's options as root attributes. The datasets are created with the run's K rows (K is known
+ * before the first halo), so that a row is one H5Dwrite through dataspaces made once, with no
+ * H5Dset_extent per row; the file is the same (h5dump -p: same shapes, maximum shapes, chunks and
+ * storage) as when it grew row by row. K rows at once are one H5Dwrite a dataset, each hist2d row
+ * (one chunk) one H5Dwrite_chunk of its bytes where they lie: the writes' fixed costs, not the
+ * bytes, were most of the distributed run's histogram_write.
  *
  * The file is written under the shared writer's temporary name (sm_outfile_open, outfile.h:
  * DIR/.profiles.hdf5.snapmem-tmp.PID.RANDOM), synced (or, with sm_pipeline_options.sync_later,
@@ -74,6 +76,9 @@ static const char *h5_cause(char *buf, size_t len)
  * 1 MiB per dataset, untracked). */
 #define CHUNK_CACHE_BYTES (64u * 1024u)
 
+/* One hist2d row, its chunk: 50 x 60 int64. */
+#define HIST2D_BYTES ((size_t)SM_MODEL_RBINS * SM_MODEL_TBINS * 8u)
+
 enum { D_HALO_INDEX, D_CENTER, D_R200, D_M200, D_COUNTS, D_SF_COUNTS, D_MEAN_T, D_HIST2D, D_N };
 
 struct dspec {
@@ -107,6 +112,7 @@ struct sm__pl_out {
 	hid_t ms[D_N];        /* one row in memory */
 	hid_t scalar;         /* the attributes' dataspace */
 	hsize_t k, rows;      /* rows written, rows the datasets were created with */
+	int raw_i64;          /* native int64 is the file's (little-endian): hist2d's chunks raw */
 	sm_outfile of;        /* the temporary and the target (outfile.h) */
 	char tmp[SM_PATH_MAX];
 	char final[SM_PATH_MAX];
@@ -224,6 +230,7 @@ int sm__pl_out_create(sm__pl_out **out, const char *dir, uint64_t rows, int sync
 		o->d[j] = o->fs[j] = o->ms[j] = -1;
 	o->of.fd = -1;
 	o->rows = (hsize_t)rows;
+	o->raw_i64 = H5Tequal(H5T_NATIVE_INT64, H5T_STD_I64LE) > 0;
 	if ((size_t)snprintf(o->final, sizeof(o->final), "%s/profiles.hdf5", dir) >= sizeof(o->final)) {
 		rc = sm_error_set(err, SM_EINVAL, "'%s': output directory path is too long", dir);
 		goto fail;
@@ -329,25 +336,71 @@ fail:
 	return rc;
 }
 
-/* Writes row o->k of dataset j, within the extent the datasets were created with. */
-static int append_row(sm__pl_out *o, int j, const void *buf)
+/* Writes rows [o->k, o->k + n) of dataset j, within the extent the datasets were created
+ * with, from buf. One row goes through the memory space made at creation. Several rows of a
+ * two-dimensional dataset may lie `pitch` elements apart in buf (row i's first element at
+ * i * pitch): the memory space is then n x pitch with the n x dims[1] block selected, the same
+ * shape as the file's selection (HDF5 maps rows of the same shape to the chunks at once; a
+ * selection of another shape it maps element by element, slower than a write a row). */
+/* Writes rows [o->k + r, o->k + r + n) of dataset j, within the extent the datasets were created
+ * with, from buf. One row goes through the memory space made at creation. Several rows of a
+ * two-dimensional dataset may lie `pitch` elements apart in buf (row i's first element at
+ * i * pitch): the memory space is then n x pitch with the n x dims[1] block selected, the same
+ * shape as the file's selection (HDF5 maps a selection of the file's shape to the chunks at once,
+ * one of another shape element by element: slower than a write a row). */
+static int write_rows(sm__pl_out *o, int j, hsize_t r, hsize_t n, const void *buf, hsize_t pitch)
 {
 	const struct dspec *sp = &specs[j];
-	hsize_t start[3] = {0, 0, 0}, count[3];
-	int k;
+	hsize_t start[3] = {0, 0, 0}, count[3], mdims[2];
+	const hsize_t mstart[2] = {0, 0};
+	hid_t ms = o->ms[j];
+	int k, rc = -1;
 
 	for (k = 0; k < sp->rank; k++)
-		count[k] = k == 0 ? 1 : sp->dims[k];
-	start[0] = o->k;
-	if (o->k >= o->rows) {
+		count[k] = k == 0 ? n : sp->dims[k];
+	start[0] = o->k + r;
+	if (start[0] >= o->rows || n > o->rows - start[0]) {
 		snprintf(o->why, sizeof(o->why), "row %llu beyond the %llu rows the file was created "
-			 "with", (unsigned long long)o->k, (unsigned long long)o->rows);
+			 "with", (unsigned long long)(start[0] + n - 1), (unsigned long long)o->rows);
 		return -1;
 	}
+	if (n > 1) {
+		mdims[0] = n;
+		mdims[1] = pitch > 0 ? pitch : sp->dims[1];
+		if (sp->rank > 2 ||
+		    (ms = H5Screate_simple(sp->rank, mdims, NULL)) < 0 ||
+		    H5Sselect_hyperslab(ms, H5S_SELECT_SET, mstart, NULL, count, NULL) < 0)
+			goto out;
+	}
 	if (H5Sselect_hyperslab(o->fs[j], H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
-	    H5Dwrite(o->d[j], sp->is_int ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE, o->ms[j], o->fs[j],
-		     H5P_DEFAULT, buf) < 0) {
+	    H5Dwrite(o->d[j], sp->is_int ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE, ms, o->fs[j],
+		     H5P_DEFAULT, buf) < 0)
+		goto out;
+	rc = 0;
+out:
+	if (rc != 0)
 		h5_cause(o->why, sizeof(o->why)); /* before a later HDF5 call clears the stack */
+	if (ms >= 0 && ms != o->ms[j])
+		H5Sclose(ms);
+	return rc;
+}
+
+/* Writes row o->k + r of hist2d, whose chunks are a row each: as its chunk, the bytes as they are
+ * in memory (H5Dwrite_chunk: no selection, no chunk cache, no copy), when the file's type is the
+ * memory's (o->raw_i64); else through H5Dwrite. */
+static int write_hist2d_row(sm__pl_out *o, hsize_t r, const void *buf)
+{
+	const hsize_t off[3] = {o->k + r, 0, 0};
+
+	if (!o->raw_i64)
+		return write_rows(o, D_HIST2D, r, 1, buf, 0);
+	if (off[0] >= o->rows) {
+		snprintf(o->why, sizeof(o->why), "row %llu beyond the %llu rows the file was created "
+			 "with", (unsigned long long)off[0], (unsigned long long)o->rows);
+		return -1;
+	}
+	if (H5Dwrite_chunk(o->d[D_HIST2D], H5P_DEFAULT, 0, off, HIST2D_BYTES, buf) < 0) {
+		h5_cause(o->why, sizeof(o->why));
 		return -1;
 	}
 	return 0;
@@ -356,25 +409,46 @@ static int append_row(sm__pl_out *o, int j, const void *buf)
 int sm__pl_out_append(sm__pl_out *o, int64_t group_index, const double center[3], double r200,
 		      double m200, const void *hist, sm_error *err)
 {
-	const unsigned char *h = hist;
+	return sm__pl_out_append_rows(o, 1, &group_index, center, &r200, &m200, hist, err);
+}
+
+int sm__pl_out_append_rows(sm__pl_out *o, uint64_t n, const int64_t *group_index,
+			   const double *center, const double *r200, const double *m200,
+			   const void *hists, sm_error *err)
+{
+	const unsigned char *h = hists;
 	const size_t rb = SM_MODEL_RBINS * 8;
+	const hsize_t pitch = SM_MODEL_HISTOGRAM_BYTES / 8;
 	const void *rows[D_N];
+	uint64_t i;
 	int j;
 
-	rows[D_HALO_INDEX] = &group_index;
+	if (n == 0)
+		return 0;
+	rows[D_HALO_INDEX] = group_index;
 	rows[D_CENTER] = center;
-	rows[D_R200] = &r200;
-	rows[D_M200] = &m200;
+	rows[D_R200] = r200;
+	rows[D_M200] = m200;
 	rows[D_COUNTS] = h;
 	rows[D_SF_COUNTS] = h + rb;
 	rows[D_MEAN_T] = h + 2 * rb;
 	rows[D_HIST2D] = h + 3 * rb;
-	for (j = 0; j < D_N; j++)
-		if (append_row(o, j, rows[j]) != 0)
-			return sm_error_set(err, SM_EIO, "'%s': cannot append halo %llu to '%s': %s",
-					    o->tmp, (unsigned long long)o->k, specs[j].name, o->why);
-	o->k++;
+	for (j = 0; j < D_HIST2D; j++)
+		if (write_rows(o, j, 0, (hsize_t)n, rows[j], j >= D_COUNTS ? pitch : 0) != 0)
+			goto fail;
+	for (i = 0; i < n; i++)
+		if (write_hist2d_row(o, i, (const unsigned char *)rows[D_HIST2D] +
+					       i * SM_MODEL_HISTOGRAM_BYTES) != 0)
+			goto fail;
+	o->k += n;
 	return 0;
+fail:
+	if (n == 1)
+		return sm_error_set(err, SM_EIO, "'%s': cannot append halo %llu to '%s': %s", o->tmp,
+				    (unsigned long long)o->k, specs[j].name, o->why);
+	return sm_error_set(err, SM_EIO, "'%s': cannot append halos %llu to %llu to '%s': %s",
+			    o->tmp, (unsigned long long)o->k, (unsigned long long)(o->k + n - 1),
+			    specs[j].name, o->why);
 }
 
 int sm__pl_out_commit(sm__pl_out *o, char *path, size_t len, sm_error *err)
