@@ -38,8 +38,8 @@ int sm__pl_out_append(sm__pl_out *o, int64_t group_index, const double center[3]
 		      double m200, const void *hist, sm_error *err);
 
 /* Writes the next n halos' rows: group_index[n], center[3n], r200[n], m200[n], and n histograms
- * laid out as sm__pl_out_append's, back to back in hists; one H5Dwrite a dataset, hist2d a chunk
- * a row. 0 or SM_EIO. */
+ * laid out as sm__pl_out_append's, back to back in hists; chunk by chunk (H5Dwrite_chunk) where
+ * the rows fill the chunks, else one H5Dwrite a dataset. 0 or SM_EIO. */
 int sm__pl_out_append_rows(sm__pl_out *o, uint64_t n, const int64_t *group_index,
 			   const double *center, const double *r200, const double *m200,
 			   const void *hists, sm_error *err);

@@ -5,9 +5,11 @@
  * the run's options as root attributes. The datasets are created with the run's K rows (K is known
  * before the first halo), so that a row is one H5Dwrite through dataspaces made once, with no
  * H5Dset_extent per row; the file is the same (h5dump -p: same shapes, maximum shapes, chunks and
- * storage) as when it grew row by row. K rows at once are one H5Dwrite a dataset, each hist2d row
- * (one chunk) one H5Dwrite_chunk of its bytes where they lie: the writes' fixed costs, not the
- * bytes, were most of the distributed run's histogram_write.
+ * storage) as when it grew row by row. Rows that fill the chunks they touch (the distributed
+ * run's K rows; a serial row that starts the last chunk, and every hist2d row, a chunk each) go to
+ * the file chunk by chunk as the chunks' bytes (H5Dwrite_chunk, a chunk's rows gathered on the
+ * stack): no selection, chunk cache or conversion, whose fixed costs, not the bytes, were most of
+ * the distributed run's histogram_write. The others go through H5Dwrite.
  *
  * The file is written under the shared writer's temporary name (sm_outfile_open, outfile.h:
  * DIR/.profiles.hdf5.snapmem-tmp.PID.RANDOM), synced (or, with sm_pipeline_options.sync_later,
@@ -76,8 +78,8 @@ static const char *h5_cause(char *buf, size_t len)
  * 1 MiB per dataset, untracked). */
 #define CHUNK_CACHE_BYTES (64u * 1024u)
 
-/* One hist2d row, its chunk: 50 x 60 int64. */
-#define HIST2D_BYTES ((size_t)SM_MODEL_RBINS * SM_MODEL_TBINS * 8u)
+/* The most bytes of a chunk gathered on the stack (16 rows of 50) by write_chunks. */
+#define GATHER_BYTES ((size_t)16 * SM_MODEL_RBINS * 8u)
 
 enum { D_HALO_INDEX, D_CENTER, D_R200, D_M200, D_COUNTS, D_SF_COUNTS, D_MEAN_T, D_HIST2D, D_N };
 
@@ -105,6 +107,23 @@ static const struct dspec specs[D_N] = {
 	 "non-star-forming cells per (r/R200 bin, log10 T bin), end bins clamped"},
 };
 
+/* Rows a chunk of the dataset holds (its other dimensions whole). */
+static hsize_t chunk_rows(const struct dspec *sp)
+{
+	return sp->rank == 1 ? 256 : sp->rank == 2 ? 16 : 1;
+}
+
+/* Bytes of one row (8-byte elements). */
+static size_t row_bytes(const struct dspec *sp)
+{
+	size_t b = 8;
+	int k;
+
+	for (k = 1; k < sp->rank; k++)
+		b *= (size_t)sp->dims[k];
+	return b;
+}
+
 struct sm__pl_out {
 	hid_t file;
 	hid_t d[D_N];
@@ -112,7 +131,7 @@ struct sm__pl_out {
 	hid_t ms[D_N];        /* one row in memory */
 	hid_t scalar;         /* the attributes' dataspace */
 	hsize_t k, rows;      /* rows written, rows the datasets were created with */
-	int raw_i64;          /* native int64 is the file's (little-endian): hist2d's chunks raw */
+	int raw;              /* native int64 and double are the file's (little-endian): chunks raw */
 	sm_outfile of;        /* the temporary and the target (outfile.h) */
 	char tmp[SM_PATH_MAX];
 	char final[SM_PATH_MAX];
@@ -230,7 +249,8 @@ int sm__pl_out_create(sm__pl_out **out, const char *dir, uint64_t rows, int sync
 		o->d[j] = o->fs[j] = o->ms[j] = -1;
 	o->of.fd = -1;
 	o->rows = (hsize_t)rows;
-	o->raw_i64 = H5Tequal(H5T_NATIVE_INT64, H5T_STD_I64LE) > 0;
+	o->raw = H5Tequal(H5T_NATIVE_INT64, H5T_STD_I64LE) > 0 &&
+		 H5Tequal(H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE) > 0;
 	if ((size_t)snprintf(o->final, sizeof(o->final), "%s/profiles.hdf5", dir) >= sizeof(o->final)) {
 		rc = sm_error_set(err, SM_EINVAL, "'%s': output directory path is too long", dir);
 		goto fail;
@@ -270,7 +290,7 @@ int sm__pl_out_create(sm__pl_out **out, const char *dir, uint64_t rows, int sync
 		for (k = 0; k < sp->rank; k++) {
 			dims[k] = k == 0 ? o->rows : sp->dims[k];
 			maxd[k] = k == 0 ? H5S_UNLIMITED : sp->dims[k];
-			chunk[k] = k == 0 ? (sp->rank == 1 ? 256 : sp->rank == 2 ? 16 : 1) : sp->dims[k];
+			chunk[k] = k == 0 ? chunk_rows(sp) : sp->dims[k];
 			row[k] = k == 0 ? 1 : sp->dims[k];
 		}
 		if ((s = H5Screate_simple(sp->rank, dims, maxd)) < 0 ||
@@ -336,13 +356,13 @@ fail:
 	return rc;
 }
 
-/* Writes rows [o->k, o->k + n) of dataset j, within the extent the datasets were created
+/* Writes rows [o->k + r, o->k + r + n) of dataset j, within the extent the datasets were created
  * with, from buf. One row goes through the memory space made at creation. Several rows of a
  * two-dimensional dataset may lie `pitch` elements apart in buf (row i's first element at
  * i * pitch): the memory space is then n x pitch with the n x dims[1] block selected, the same
  * shape as the file's selection (HDF5 maps rows of the same shape to the chunks at once; a
  * selection of another shape it maps element by element, slower than a write a row). */
-/* Writes rows [o->k + r, o->k + r + n) of dataset j, within the extent the datasets were created
+/* Writes rows [o->k, o->k + n) of dataset j, within the extent the datasets were created
  * with, from buf. One row goes through the memory space made at creation. Several rows of a
  * two-dimensional dataset may lie `pitch` elements apart in buf (row i's first element at
  * i * pitch): the memory space is then n x pitch with the n x dims[1] block selected, the same
@@ -367,8 +387,7 @@ static int write_rows(sm__pl_out *o, int j, hsize_t r, hsize_t n, const void *bu
 	if (n > 1) {
 		mdims[0] = n;
 		mdims[1] = pitch > 0 ? pitch : sp->dims[1];
-		if (sp->rank > 2 ||
-		    (ms = H5Screate_simple(sp->rank, mdims, NULL)) < 0 ||
+		if ((ms = H5Screate_simple(sp->rank, mdims, NULL)) < 0 ||
 		    H5Sselect_hyperslab(ms, H5S_SELECT_SET, mstart, NULL, count, NULL) < 0)
 			goto out;
 	}
@@ -385,23 +404,38 @@ out:
 	return rc;
 }
 
-/* Writes row o->k + r of hist2d, whose chunks are a row each: as its chunk, the bytes as they are
- * in memory (H5Dwrite_chunk: no selection, no chunk cache, no copy), when the file's type is the
- * memory's (o->raw_i64); else through H5Dwrite. */
-static int write_hist2d_row(sm__pl_out *o, hsize_t r, const void *buf)
+/*
+ * Writes rows [o->k, o->k + n) of dataset j, row i's bytes at buf + i * pitch, chunk by chunk as
+ * the chunks' bytes (H5Dwrite_chunk: no selection, no chunk cache, no conversion), when the file's
+ * types are the memory's (o->raw) and the rows fill each chunk they touch up to the extent; the
+ * rows of a chunk of several are gathered first (a chunk's rows past the extent are zeros, never
+ * read). Otherwise through write_rows. 1: not done here (write_rows applies), 0 or -1.
+ */
+static int write_chunks(sm__pl_out *o, int j, hsize_t n, const unsigned char *buf, size_t pitch)
 {
-	const hsize_t off[3] = {o->k + r, 0, 0};
+	const struct dspec *sp = &specs[j];
+	const hsize_t cr = chunk_rows(sp), end = o->k + n;
+	const size_t rb = row_bytes(sp), cb = (size_t)cr * rb;
+	unsigned char tmp[GATHER_BYTES];
+	hsize_t c0, i;
 
-	if (!o->raw_i64)
-		return write_rows(o, D_HIST2D, r, 1, buf, 0);
-	if (off[0] >= o->rows) {
-		snprintf(o->why, sizeof(o->why), "row %llu beyond the %llu rows the file was created "
-			 "with", (unsigned long long)off[0], (unsigned long long)o->rows);
-		return -1;
-	}
-	if (H5Dwrite_chunk(o->d[D_HIST2D], H5P_DEFAULT, 0, off, HIST2D_BYTES, buf) < 0) {
-		h5_cause(o->why, sizeof(o->why));
-		return -1;
+	if (!o->raw || o->k % cr != 0 || (end != o->rows && end % cr != 0) || end > o->rows ||
+	    (cr > 1 && cb > sizeof(tmp)))
+		return 1;
+	for (c0 = o->k; c0 < end; c0 += cr) {
+		const hsize_t off[3] = {c0, 0, 0}, m = end - c0 < cr ? end - c0 : cr;
+		const unsigned char *src = buf + (size_t)(c0 - o->k) * pitch;
+
+		if (cr > 1) {
+			for (i = 0; i < m; i++)
+				memcpy(tmp + (size_t)i * rb, src + (size_t)i * pitch, rb);
+			memset(tmp + (size_t)m * rb, 0, (size_t)(cr - m) * rb);
+			src = tmp;
+		}
+		if (H5Dwrite_chunk(o->d[j], H5P_DEFAULT, 0, off, cb, src) < 0) {
+			h5_cause(o->why, sizeof(o->why));
+			return -1;
+		}
 	}
 	return 0;
 }
@@ -418,9 +452,7 @@ int sm__pl_out_append_rows(sm__pl_out *o, uint64_t n, const int64_t *group_index
 {
 	const unsigned char *h = hists;
 	const size_t rb = SM_MODEL_RBINS * 8;
-	const hsize_t pitch = SM_MODEL_HISTOGRAM_BYTES / 8;
 	const void *rows[D_N];
-	uint64_t i;
 	int j;
 
 	if (n == 0)
@@ -433,13 +465,24 @@ int sm__pl_out_append_rows(sm__pl_out *o, uint64_t n, const int64_t *group_index
 	rows[D_SF_COUNTS] = h + rb;
 	rows[D_MEAN_T] = h + 2 * rb;
 	rows[D_HIST2D] = h + 3 * rb;
-	for (j = 0; j < D_HIST2D; j++)
-		if (write_rows(o, j, 0, (hsize_t)n, rows[j], j >= D_COUNTS ? pitch : 0) != 0)
+	for (j = 0; j < D_N; j++) {
+		const size_t p = j >= D_COUNTS ? SM_MODEL_HISTOGRAM_BYTES : row_bytes(&specs[j]);
+		int wc = write_chunks(o, j, (hsize_t)n, rows[j], p);
+		uint64_t i;
+
+		if (wc < 0)
 			goto fail;
-	for (i = 0; i < n; i++)
-		if (write_hist2d_row(o, i, (const unsigned char *)rows[D_HIST2D] +
-					       i * SM_MODEL_HISTOGRAM_BYTES) != 0)
-			goto fail;
+		if (wc == 0)
+			continue;
+		if (specs[j].rank < 3) { /* rows of 2 dimensions at most: one write (write_rows) */
+			if (write_rows(o, j, 0, (hsize_t)n, rows[j], p / 8) != 0)
+				goto fail;
+			continue;
+		}
+		for (i = 0; i < n; i++)
+			if (write_rows(o, j, i, 1, (const unsigned char *)rows[j] + i * p, 0) != 0)
+				goto fail;
+	}
 	o->k += n;
 	return 0;
 fail:
