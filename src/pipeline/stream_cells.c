@@ -9,6 +9,7 @@
  * worker threads (locate and add below), its sums bit for bit those of one thread.
  */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -31,7 +32,9 @@
  * outgrow its cells stops at the cell that would not fit; the ranges after it are dropped and
  * the block goes on from there in another round (a cell with more pairs than its range has
  * cells is added on its own by the calling thread). */
-#define CELLS_PART_MIN 16384u          /* cells a part, at least, for several parts */
+#define CELLS_PART_MIN 16384u          /* cells a range, at least, for several ranges */
+#define RANGES_PER_THREAD 4u           /* ranges a thread, at most: taken as threads come free */
+#define MAX_RANGES (RANGES_PER_THREAD * SM__PL_MAX_THREADS)
 #define CELLS_PIECE (UINT64_C(1) << 30) /* cells a pass, so that offsets fit in 32 bits */
 #define GRID_RUN 256u                  /* cells whose grid cells are found in one loop */
 
@@ -53,15 +56,16 @@ struct cells_job {
 	uint32_t *rk;   /* records: key */
 	float *rt;      /* records: temperature */
 	uint64_t n;
-	unsigned lparts;                  /* pairs' parts */
-	uint64_t stop[SM__PL_MAX_THREADS]; /* the first cell a part did not do (its range's end) */
-	uint64_t recs[SM__PL_MAX_THREADS]; /* records kept by each part (owners 2: the first's) */
-	uint64_t recs1[SM__PL_MAX_THREADS]; /* owners 2: the second's, down from the range's end */
+	unsigned nranges;                  /* the cell ranges */
+	atomic_uint next_range;           /* the next range a thread takes */
+	uint64_t stop[MAX_RANGES];  /* the first cell a range did not do (its end) */
+	uint64_t recs[MAX_RANGES];  /* records kept by each range (owners 2: the first's) */
+	uint64_t recs1[MAX_RANGES]; /* owners 2: the second's, down from the range's end */
 };
 
 static inline uint64_t range_start(const struct cells_job *J, unsigned p)
 {
-	return J->n * p / J->lparts;
+	return J->n * p / J->nranges;
 }
 
 /* The halo-grid cell along one axis of a coordinate within half a box of the box: wrapped into
@@ -268,15 +272,21 @@ static inline void pairs_cells(struct cells_job *J, unsigned part, int f32)
 	J->stop[part] = stop;
 }
 
+/* The ranges, taken one at a time as threads come free (a range's cells may hold many pairs or
+ * none: the ranges' order, not their threads, fixes the records' order). */
 static void pairs_part(void *arg, unsigned part, unsigned parts)
 {
-	(void)parts; /* J->lparts */
 	struct cells_job *J = arg;
+	unsigned r;
 
-	if (J->D->R->pt == SM_DTYPE_F32)
-		pairs_cells(J, part, 1);
-	else
-		pairs_cells(J, part, 0);
+	(void)part;
+	(void)parts;
+	while ((r = atomic_fetch_add(&J->next_range, 1)) < J->nranges) {
+		if (J->D->R->pt == SM_DTYPE_F32)
+			pairs_cells(J, r, 1);
+		else
+			pairs_cells(J, r, 0);
+	}
 }
 
 /* Records [k0, k1) of a range (in steps of dk: 1, or -1 down from k0 for the second owner's)
@@ -324,7 +334,7 @@ static void add_part(void *arg, unsigned part, unsigned parts)
 	double *cur = NULL, acc = 0;
 	unsigned p;
 
-	for (p = 0; p < J->lparts; p++) {
+	for (p = 0; p < J->nranges; p++) {
 		const int64_t i0 = (int64_t)range_start(J, p), i1 = (int64_t)range_start(J, p + 1);
 
 		if (J->owners == 2 && part == 1)
@@ -383,11 +393,12 @@ static void add_block(struct dist *D, const void *x, const float *t, uint64_t n)
 	for (done = 0; done < n;) {
 		struct cells_job J;
 		uint64_t m = n - done < CELLS_PIECE ? n - done : CELLS_PIECE, next;
-		unsigned parts = threads, p;
+		unsigned ranges = RANGES_PER_THREAD * threads, p;
 
-		if (m / CELLS_PART_MIN < parts)
-			parts = m / CELLS_PART_MIN > 1 ? (unsigned)(m / CELLS_PART_MIN) : 1;
+		if (m / CELLS_PART_MIN < ranges)
+			ranges = m / CELLS_PART_MIN > 1 ? (unsigned)(m / CELLS_PART_MIN) : 1;
 		memset(&J, 0, sizeof(J));
+		atomic_init(&J.next_range, 0);
 		J.D = D;
 		J.x = (const char *)x + done * xsz;
 		J.t = t + done;
@@ -395,17 +406,17 @@ static void add_block(struct dist *D, const void *x, const float *t, uint64_t n)
 		J.rk = (uint32_t *)(void *)D->R->xe + done;
 		J.rt = D->R->sfr + done;
 		J.n = m;
-		J.lparts = parts;
+		J.nranges = ranges;
 		J.owners = threads;
 		if (D->R->k < J.owners)
 			J.owners = D->R->k > 1 ? (unsigned)D->R->k : 1;
 		if (m < CELLS_PART_MIN)
 			J.owners = 1;
-		sm__pl_parallel(pairs_part, &J, parts);
+		sm__pl_parallel(pairs_part, &J, ranges < threads ? ranges : threads);
 		sm__pl_parallel(add_part, &J, J.owners);
 		/* on from the first range that stopped short, if any */
 		next = m;
-		for (p = 0; p < J.lparts; p++)
+		for (p = 0; p < J.nranges; p++)
 			if (J.stop[p] < range_start(&J, p + 1)) {
 				next = J.stop[p];
 				if (next == range_start(&J, p))
@@ -417,9 +428,9 @@ static void add_block(struct dist *D, const void *x, const float *t, uint64_t n)
 }
 
 /* A block whose four fields the fast path reads directly (sm__snapshot_direct) is read in one
- * pass on the worker threads: each takes a range of the block's cells and, READ_RUN cells at a
- * time, reads their three gas fields, makes their temperatures while the fields are in its
- * cache, and reads (and checks, and narrows) their Coordinates: one parallel section a block
+ * pass on the worker threads: each takes runs of READ_RUN cells as it comes free and reads their
+ * three gas fields, makes their temperatures while the fields are in its cache, and reads (and
+ * checks, and narrows) their Coordinates: one parallel section a block
  * instead of five, and the gas fields never travel to memory and back before the temperatures.
  * Any failure (a read, a bad value) leaves the block to the field-by-field reads, which word
  * the error as before. */
@@ -429,26 +440,26 @@ struct read_job {
 	struct run *R;
 	const sm__direct *d;     /* [4]: the three gas fields, Coordinates */
 	uint64_t n;
-	unsigned parts;
+	atomic_uint_fast64_t next; /* the next run of READ_RUN cells a thread takes */
 	sm__bounds bounds;       /* Coordinates' check */
 	double read_s;           /* part 0's seconds in reads */
 	int failed[SM__PL_MAX_THREADS];
 };
 
+/* Runs of READ_RUN cells, taken one at a time as threads come free. */
 static void read_part(void *arg, unsigned part, unsigned parts)
 {
 	struct read_job *J = arg;
 	struct run *R = J->R;
 	float *fld[3] = {R->u, R->xe, R->sfr};
-	const uint64_t i0 = J->n * part / parts, i1 = J->n * (part + 1) / parts;
 	const size_t slice = R->iobuf != NULL ? SM_MODEL_IO_BUFFER_BYTES / parts / 64 * 64 : 0;
 	unsigned char *scratch = R->iobuf != NULL ? (unsigned char *)R->iobuf + part * slice : NULL;
 	uint64_t a, bad;
 	double t0 = 0;
 	int errnum, j;
 
-	for (a = i0; a < i1; a += READ_RUN) {
-		const uint64_t m = i1 - a < READ_RUN ? i1 - a : READ_RUN;
+	while ((a = atomic_fetch_add(&J->next, 1) * READ_RUN) < J->n) {
+		const uint64_t m = J->n - a < READ_RUN ? J->n - a : READ_RUN;
 
 		if (part == 0)
 			t0 = sm__pl_now_s();
@@ -494,6 +505,7 @@ static int read_block_direct(struct run *R, uint64_t g, uint64_t n)
 	if (n / CELLS_PART_MIN < parts)
 		parts = n / CELLS_PART_MIN > 1 ? (unsigned)(n / CELLS_PART_MIN) : 1;
 	memset(&J, 0, sizeof(J));
+	atomic_init(&J.next, 0);
 	J.R = R;
 	J.d = d;
 	J.n = n;
