@@ -358,14 +358,8 @@ fail:
 
 /* Writes rows [o->k + r, o->k + r + n) of dataset j, within the extent the datasets were created
  * with, from buf. One row goes through the memory space made at creation. Several rows of a
- * two-dimensional dataset may lie `pitch` elements apart in buf (row i's first element at
- * i * pitch): the memory space is then n x pitch with the n x dims[1] block selected, the same
- * shape as the file's selection (HDF5 maps rows of the same shape to the chunks at once; a
- * selection of another shape it maps element by element, slower than a write a row). */
-/* Writes rows [o->k, o->k + n) of dataset j, within the extent the datasets were created
- * with, from buf. One row goes through the memory space made at creation. Several rows of a
- * two-dimensional dataset may lie `pitch` elements apart in buf (row i's first element at
- * i * pitch): the memory space is then n x pitch with the n x dims[1] block selected, the same
+ * dataset of at most two dimensions may lie `pitch` elements apart in buf (row i's first element
+ * at i * pitch): the memory space is then n x pitch with the n x dims[1] block selected, the same
  * shape as the file's selection (HDF5 maps a selection of the file's shape to the chunks at once,
  * one of another shape element by element: slower than a write a row). */
 static int write_rows(sm__pl_out *o, int j, hsize_t r, hsize_t n, const void *buf, hsize_t pitch)
