@@ -183,13 +183,12 @@ static inline void batch_records(const struct cells_job *J, const struct add_bat
 	for (q = 0; q < n; q++) {
 		const float tf = J->t[B->i[q]];
 		const uint32_t rb = (uint32_t)B->rb[q], h = B->h[q];
+		/* without a branch: the odd halos' down from the back when split */
+		const uint64_t odd = (uint64_t)(split & (int)(h & 1u));
 		uint64_t at;
 
 		if (B->rb[q] < 0)
 			continue;
-		/* without a branch: the odd halos' down from the back when split */
-		const uint64_t odd = (uint64_t)(split & (int)(h & 1u));
-
 		b -= odd;
 		at = odd ? b : f;
 		f += 1 - odd;
