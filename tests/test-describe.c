@@ -916,12 +916,12 @@ static void test_default(void **state)
 	assert_int_equal(n, 22);
 	assert_int_equal(v[0].mpi, 0);
 	assert_int_equal(v[1].temperature, SM_TEMP_STREAMING);
-	assert_int_equal(v[1].stream_block, 16384);
+	assert_int_equal(v[1].stream_block, 65536);
 	assert_int_equal(v[21].mpi, 1);
 	assert_int_equal(v[21].positions, SM_DTYPE_F64);
-	assert_int_equal(v[21].stream_block, 1048576);
+	assert_int_equal(v[21].stream_block, 16777216);
 	sm_est_variant_label(&v[21], label, sizeof(label));
-	assert_string_equal(label, "distributed/float64/index/in-memory/1048576");
+	assert_string_equal(label, "distributed/float64/index/in-memory/16777216");
 	free(v);
 	o.stream_block = 4096;
 	assert_int_equal(sm_est_variants(&o, 1, &v, &n, &err), 0);

@@ -111,7 +111,7 @@ int sm_model_array_known(const char *name);
 #define SM_MODEL_HALO_GRID_MARGIN 1e-5 /* of BoxSize: float32 rounding of coordinates, distances */
 #define SM_MODEL_HALO_GRID_CELLS_PER_HALO 8u
 /* Option defaults and bounds. */
-#define SM_MODEL_STREAM_BLOCK_DEFAULT UINT64_C(131072)
+#define SM_MODEL_STREAM_BLOCK_DEFAULT UINT64_C(1048576)
 #define SM_MODEL_MASS_MIN_DEFAULT 1e14
 #define SM_MODEL_MAX_RANKS 1048576u
 
@@ -150,7 +150,7 @@ typedef struct sm_model_options {
 	sm_dtype positions;        /* SM_DTYPE_F32 (default) or SM_DTYPE_F64 */
 	sm_select select;          /* default SM_SELECT_INDEX */
 	sm_temp_mode temperature;  /* default SM_TEMP_IN_MEMORY */
-	uint64_t stream_block;     /* cells per streaming block (default 131,072) */
+	uint64_t stream_block;     /* cells per streaming block (default 1,048,576) */
 	int64_t halos;             /* the N most massive; -1 (default): by mass_min */
 	double mass_min;           /* Msun, strict (default 1e14) */
 	int mpi;                   /* 1: the distributed strategy (--mpi; docs/MPI.md): chunks shared
