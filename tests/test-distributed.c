@@ -566,14 +566,14 @@ static void test_empty_selection(void **state)
 /* ---- failures on one rank -------------------------------------------------------------------- */
 
 /* Copies the mock and overwrites one value of one dataset in snapshot chunk `chunk`. */
-static char *corrupt_chunk(int chunk, const char *dataset, hsize_t row, hsize_t col, double value,
-			   char *file_out, size_t len)
+static char *corrupt_copy(const char *src, int chunk, const char *dataset, hsize_t row,
+			  hsize_t col, double value, char *file_out, size_t len)
 {
 	char *dir = tu_tmpdir(), cmd[8192];
 	hid_t file, d, s, ms;
 	hsize_t start[2] = {row, col}, one[2] = {1, 1};
 
-	snprintf(cmd, sizeof(cmd), "cp -r '%s'/. '%s'/", W.dir, dir);
+	snprintf(cmd, sizeof(cmd), "cp -r '%s'/. '%s'/", src, dir);
 	assert_int_equal(system(cmd), 0);
 	snprintf(file_out, len, "%s/snapdir_099/snap_099.%d.hdf5", dir, chunk);
 	file = H5Fopen(file_out, H5F_ACC_RDWR, H5P_DEFAULT);
@@ -589,6 +589,12 @@ static char *corrupt_chunk(int chunk, const char *dataset, hsize_t row, hsize_t 
 	H5Dclose(d);
 	H5Fclose(file);
 	return dir;
+}
+
+static char *corrupt_chunk(int chunk, const char *dataset, hsize_t row, hsize_t col, double value,
+			   char *file_out, size_t len)
+{
+	return corrupt_copy(W.dir, chunk, dataset, row, col, value, file_out, len);
 }
 
 /* The chunk holding gas that rank q of `ranks` streams first. */
@@ -629,6 +635,77 @@ static void done_run(sm_pipeline_result *r, char *out)
 	sm_pipeline_result_release(r);
 	tu_rmtree(out);
 	free(out);
+}
+
+/*
+ * A block of several parts (stream_block reads and adds 131,072 cells at a time): one chunk file
+ * of 300,000 cells gives the serial run's profiles, and a bad value in the block's third part
+ * (an InternalEnergy, a Coordinate) is the serial run's error, word for word.
+ */
+static void test_block_parts(void **state)
+{
+	static const struct {
+		const char *dataset;
+		hsize_t row, col;
+		double v;
+		const char *what;
+	} bad[2] = {{"/PartType0/InternalEnergy", 270000, 0, -1.0, "InternalEnergy[270000]"},
+		    {"/PartType0/Coordinates", 290001, 2, NAN, "Coordinates[290001]"}};
+	sm_mock_options mk;
+	sm_model_options mo;
+	sm_pipeline_options o;
+	sm_pipeline_result ra, rb;
+	sm_error err, e1;
+	tu_profiles a, b;
+	char *dir = tu_tmpdir(), *out, *pp, *cdir, file[4096];
+	int i;
+
+	(void)state;
+	sm_mock_options_init(&mk);
+	mk.gas = 300000;
+	mk.halos = 5;
+	mk.files = 1;
+	mk.seed = 3;
+	if (sm_mock_write(dir, &mk, &err) != 0)
+		fail_msg("mock: %s", err.msg);
+	serial_profiles_at(dir, -1, "float32", &a, &ra);
+	model(&mo, "float32", NULL);
+	mo.mpi = 1;
+	out = tu_tmpdir();
+	options(&o, &mo, dir, out);
+	if (sm_pipeline_run_distributed(&o, NULL, NULL, &rb, &err) != 0)
+		fail_msg("distributed: %s", err.msg);
+	pp = tu_path(out, "profiles.hdf5");
+	tu_profiles_read(pp, &b);
+	assert_same_profiles(&a, &b);
+	free(pp);
+	tu_profiles_free(&a);
+	tu_profiles_free(&b);
+	sm_pipeline_result_release(&ra);
+	sm_pipeline_result_release(&rb);
+	tu_rmtree(out);
+	free(out);
+	for (i = 0; i < 2; i++) {
+		sm_model_options ms;
+
+		cdir = corrupt_copy(dir, 0, bad[i].dataset, bad[i].row, bad[i].col, bad[i].v, file,
+				    sizeof(file));
+		model(&ms, "float32", NULL);
+		out = tu_tmpdir();
+		options(&o, &ms, cdir, out);
+		assert_int_equal(sm_pipeline_run(&o, NULL, &ra, &e1), SM_EFORMAT);
+		sm_pipeline_result_release(&ra);
+		tu_rmtree(out);
+		free(out);
+		assert_int_equal(run1(&mo, cdir, NULL, 0, NULL, NULL, &out, &rb, &err), SM_EFORMAT);
+		if (strstr(err.msg, bad[i].what) == NULL || strcmp(err.msg, e1.msg) != 0)
+			fail_msg("distributed: '%s'; serial: '%s'", err.msg, e1.msg);
+		done_run(&rb, out);
+		tu_rmtree(cdir);
+		free(cdir);
+	}
+	tu_rmtree(dir);
+	free(dir);
 }
 
 static void test_bad_chunk(void **state)
@@ -1694,6 +1771,7 @@ int main(void)
 		cmocka_unit_test(test_requested_bytes),
 		cmocka_unit_test(test_empty_selection),
 		cmocka_unit_test(test_bad_chunk),
+		cmocka_unit_test(test_block_parts),
 		cmocka_unit_test(test_full_disk),
 		cmocka_unit_test(test_max_mem),
 		cmocka_unit_test(test_cancel),
