@@ -638,9 +638,9 @@ static void done_run(sm_pipeline_result *r, char *out)
 }
 
 /*
- * A block of several parts (stream_block reads and adds 131,072 cells at a time): one chunk file
- * of 300,000 cells gives the serial run's profiles, and a bad value in the block's third part
- * (an InternalEnergy, a Coordinate) is the serial run's error, word for word.
+ * A block of 300,000 cells (one chunk file): the serial run's profiles; and a bad value deep in it
+ * (an InternalEnergy, a Coordinate), which stops the direct read's run and leaves the block to
+ * the field-by-field reads, is the serial run's error, word for word.
  */
 static void test_block_parts(void **state)
 {

@@ -381,9 +381,9 @@ static void add_one_cell(struct cells_job *J, uint64_t i)
 	}
 }
 
-/* Cells [0, n) at x and t, their coordinates checked as read and their temperatures made (the
- * gas fields dead from the block arrays' cell off on), into the halos' sums. */
-static void add_block(struct dist *D, const void *x, const float *t, uint64_t n, uint64_t off)
+/* Cells [0, n) of a block, their coordinates checked as read and their temperatures made (the
+ * gas fields dead), into the halos' sums. */
+static void add_block(struct dist *D, const void *x, const float *t, uint64_t n)
 {
 	const unsigned threads = sm__pl_threads();
 	const size_t xsz = 3 * D->R->psz;
@@ -401,9 +401,9 @@ static void add_block(struct dist *D, const void *x, const float *t, uint64_t n,
 		J.D = D;
 		J.x = (const char *)x + done * xsz;
 		J.t = t + done;
-		J.rh = (uint32_t *)(void *)D->R->u + off + done;
-		J.rk = (uint32_t *)(void *)D->R->xe + off + done;
-		J.rt = D->R->sfr + off + done;
+		J.rh = (uint32_t *)(void *)D->R->u + done;
+		J.rk = (uint32_t *)(void *)D->R->xe + done;
+		J.rt = D->R->sfr + done;
 		J.n = m;
 		J.nranges = ranges;
 		J.owners = threads;
@@ -434,12 +434,11 @@ static void add_block(struct dist *D, const void *x, const float *t, uint64_t n,
  * Any failure (a read, a bad value) leaves the block to the field-by-field reads, which word
  * the error as before. */
 #define READ_RUN 8192u        /* cells a thread reads and converts at once */
-#define SUB_BLOCK 131072u     /* cells of a block read and added at once (stream_block) */
 
 struct read_job {
 	struct run *R;
 	const sm__direct *d;     /* [4]: the three gas fields, Coordinates */
-	uint64_t n, off;         /* cells, and where they go in the block arrays */
+	uint64_t n;
 	atomic_uint_fast64_t next; /* the next run of READ_RUN cells a thread takes */
 	sm__bounds bounds;       /* Coordinates' check */
 	double read_s;           /* part 0's seconds in reads */
@@ -451,9 +450,7 @@ static void read_part(void *arg, unsigned part, unsigned parts)
 {
 	struct read_job *J = arg;
 	struct run *R = J->R;
-	float *fld[3] = {R->u + J->off, R->xe + J->off, R->sfr + J->off};
-	float *temp = R->temp + J->off;
-	char *coords = (char *)R->coords + 3 * J->off * R->psz;
+	float *fld[3] = {R->u, R->xe, R->sfr};
 	const size_t slice = R->iobuf != NULL ? SM_MODEL_IO_BUFFER_BYTES / parts / 64 * 64 : 0;
 	unsigned char *scratch = R->iobuf != NULL ? (unsigned char *)R->iobuf + part * slice : NULL;
 	uint64_t a, bad;
@@ -471,12 +468,12 @@ static void read_part(void *arg, unsigned part, unsigned parts)
 				goto fail;
 		if (part == 0)
 			J->read_s += sm__pl_now_s() - t0;
-		if (sm__pl_temperature_cells(fld[0] + a, fld[1] + a, fld[2] + a, temp + a, m, R->uv2))
+		if (sm__pl_temperature_cells(R->u + a, R->xe + a, R->sfr + a, R->temp + a, m, R->uv2))
 			goto fail;
 		if (part == 0)
 			t0 = sm__pl_now_s();
 		if (sm__fast_read_here(&J->d[3].x, R->pt, J->d[3].e0 + 3 * a, 3 * m,
-				       coords + 3 * a * R->psz, scratch, slice, &J->bounds,
+				       (char *)R->coords + 3 * a * R->psz, scratch, slice, &J->bounds,
 				       &bad, &errnum) != 0 ||
 		    bad < 3 * m)
 			goto fail;
@@ -488,9 +485,8 @@ fail:
 	J->failed[part] = 1;
 }
 
-/* Cells [g, g + n) of the run (one chunk file's) into the block arrays from cell off on, read in
- * one pass when direct: 0 done, 1 not. */
-static int read_block_direct(struct run *R, uint64_t g, uint64_t n, uint64_t off)
+/* Cells [g, g + n) of the run (one chunk file's), read in one pass when direct: 0 done, 1 not. */
+static int read_block_direct(struct run *R, uint64_t g, uint64_t n)
 {
 	struct read_job J;
 	sm__direct d[4];
@@ -512,7 +508,6 @@ static int read_block_direct(struct run *R, uint64_t g, uint64_t n, uint64_t off
 	J.R = R;
 	J.d = d;
 	J.n = n;
-	J.off = off;
 	J.bounds.lo = -0.5 * R->box;
 	J.bounds.hi = 1.5 * R->box;
 	sm__pl_parallel(read_part, &J, parts);
@@ -523,39 +518,26 @@ static int read_block_direct(struct run *R, uint64_t g, uint64_t n, uint64_t off
 	return 0;
 }
 
-/* One block of chunk f: cells [local, local + n) of the file, read and added SUB_BLOCK cells at
- * a time, so that the part of the block arrays a pass leaves is still in the cache for the next
- * (the block arrays are the model's, whole: every part of them is filled in turn). From a part
- * the direct read cannot do on, the rest of the block is read field by field, which words any
- * error as before (the parts before it held none). */
+/* One block of chunk f: cells [local, local + n) of the file. */
 static int stream_block(struct dist *D, int64_t f, uint64_t local, uint64_t n)
 {
 	struct run *R = D->R;
-	const size_t xsz = 3 * R->psz;
-	uint64_t g = D->first[f] + local, bad, s, m;
+	float *fld[3] = {R->u, R->xe, R->sfr};
+	uint64_t g = D->first[f] + local, bad;
 	int rc, j;
 
-	for (s = 0; s < n; s += m) {
-		float *fld[3] = {R->u + s, R->xe + s, R->sfr + s};
-
-		m = n - s < SUB_BLOCK ? n - s : SUB_BLOCK;
-		if (read_block_direct(R, g + s, m, s) == 0) {
-			add_block(D, (char *)R->coords + s * xsz, R->temp + s, m, s);
-			continue;
-		}
-		m = n - s;
+	if (read_block_direct(R, g, n) != 0) {
 		for (j = 0; j < 3; j++)
-			if ((rc = sm__pl_read_gas(R, sm__pl_gas_names[j], g + s, m, fld[j])) != 0)
+			if ((rc = sm__pl_read_gas(R, sm__pl_gas_names[j], g, n, fld[j])) != 0)
 				return rc;
-		if ((rc = sm__pl_temperature_block(R, g + s, m, fld[0], fld[1], fld[2],
-						   R->temp + s)) != 0)
+		if ((rc = sm__pl_temperature_block(R, g, n, R->u, R->xe, R->sfr, R->temp)) != 0)
 			return rc;
-		if ((rc = sm__pl_read_positions(R, g + s, m, (char *)R->coords + s * xsz, &bad)) != 0)
+		if ((rc = sm__pl_read_positions(R, g, n, R->coords, &bad)) != 0)
 			return rc;
-		if (bad < m)
-			return sm__pl_bad_coordinate(R, g + s + bad);
-		add_block(D, (char *)R->coords + s * xsz, R->temp + s, m, s);
+		if (bad < n)
+			return sm__pl_bad_coordinate(R, g + bad);
 	}
+	add_block(D, R->coords, R->temp, n);
 	return 0;
 }
 
