@@ -40,6 +40,7 @@
 
 #define WORKER_STACK_BYTES (1024u * 1024u)
 #define SPIN_NS 100000 /* the longest spin before a wait sleeps (the file's comment) */
+#define SPIN_MIN_NS 2000 /* a worker's shortest */
 
 struct part {
 	sm__part_fn fn;
@@ -180,15 +181,15 @@ static inline void cpu_relax(void)
 #endif
 }
 
-/* Spins up to SPIN_NS (pool.spin set) while (*v == val) == eq: a worker while the job number is
+/* Spins up to limit_ns (pool.spin set) while (*v == val) == eq: a worker while the job number is
  * the one it saw, the caller while parts are pending; returns 1 when that ended (or the pool is
  * stopping), 0 when the time ran out. */
-static int spin_while(_Atomic uint64_t *v, uint64_t val, int eq)
+static int spin_while(_Atomic uint64_t *v, uint64_t val, int eq, uint64_t limit_ns)
 {
 	uint64_t t0 = 0;
 	unsigned i;
 
-	if (!atomic_load_explicit(&pool.spin, memory_order_relaxed))
+	if (limit_ns == 0 || !atomic_load_explicit(&pool.spin, memory_order_relaxed))
 		return 0;
 	for (i = 1;; i++) {
 		if ((atomic_load_explicit(v, memory_order_acquire) == val) != eq ||
@@ -200,7 +201,7 @@ static int spin_while(_Atomic uint64_t *v, uint64_t val, int eq)
 
 			if (t0 == 0)
 				t0 = t;
-			else if (t - t0 > SPIN_NS)
+			else if (t - t0 > limit_ns)
 				return 0;
 		}
 	}
@@ -209,14 +210,21 @@ static int spin_while(_Atomic uint64_t *v, uint64_t val, int eq)
 static void *worker_main(void *a)
 {
 	unsigned me = (unsigned)(uintptr_t)a;
-	uint64_t seen = 0;
+	uint64_t seen = 0, spin = SPIN_NS;
 
 	for (;;) {
 		sm__part_fn fn;
 		void *arg;
 		unsigned parts, nrun;
 
-		spin_while(&pool.gen, seen, 1);
+		/* A worker's wait for the next job spins as long as the jobs have come in quick
+		 * succession: a spin that caught its job doubles the next one (up to SPIN_NS), one that
+		 * ran out quarters it, down to SPIN_MIN_NS, so that a caller busy between its jobs (the
+		 * serial run's stage boundaries, reads through HDF5) does not pay for spinning. */
+		if (spin_while(&pool.gen, seen, 1, spin))
+			spin = 2 * spin < SPIN_NS ? 2 * spin : SPIN_NS;
+		else
+			spin = spin / 4 > SPIN_MIN_NS ? spin / 4 : SPIN_MIN_NS;
 		/* the job's fields and number read together, under the lock they are written under */
 		pthread_mutex_lock(&pool.m);
 		pool.sleeping++;
@@ -316,7 +324,7 @@ void sm__parallel(sm__part_fn fn, void *arg, unsigned parts)
 	fn(arg, 0, parts);
 	for (t = by_pool; t < parts; t++) /* parts no worker could be started for */
 		fn(arg, t, parts);
-	if (!spin_while(&pool.pending, 0, 0)) {
+	if (!spin_while(&pool.pending, 0, 0, SPIN_NS)) {
 		pthread_mutex_lock(&pool.m);
 		pool.caller_waiting = 1;
 		while (atomic_load(&pool.pending) > 0)
