@@ -1,7 +1,8 @@
 /*
  * The library's worker threads (src/common/parallel.c): every part of every job runs exactly once
- * and before sm__parallel returns, over many jobs back to back (the workers then catch the next
- * job while spinning) and after pauses longer than the spin (they sleep and are woken), with parts
+ * and before sm__parallel returns, over many jobs back to back (with sm__parallel_spin on, the
+ * workers then catch the next job while spinning) and after pauses longer than the spin (they
+ * sleep and are woken), with parts
  * fewer than, equal to and more than the pool's workers, a job started from inside a part (the
  * pool busy: short-lived threads), and in a forked child (the pool's threads are not there).
  */
@@ -70,11 +71,15 @@ static void one_job(unsigned parts)
 
 static void test_back_to_back(void **state)
 {
-	unsigned i;
+	unsigned i, spin;
 
 	(void)state;
-	for (i = 0; i < 4000; i++)
-		one_job(1 + i % MAXP);
+	for (spin = 0; spin < 2; spin++) {
+		sm__parallel_spin((int)spin);
+		for (i = 0; i < 4000; i++)
+			one_job(1 + i % MAXP);
+	}
+	sm__parallel_spin(0);
 }
 
 static void test_after_pauses(void **state)

@@ -6,10 +6,13 @@
  * The workers are a pool: started on the first call that wants them (on the calling thread),
  * then kept, each waiting on a condition variable for the next job, so that a call costs a wake-up
  * and a wait (a few microseconds) instead of creating and joining threads (about 70 us a call
- * here, which the per-halo steps of a large run pay hundreds of times). While every part has a
- * CPU of its own, a worker that finished its part, and a caller waiting for its workers, first
- * spin for up to 100 us (SPIN_NS) before sleeping: a block of the distributed run has three
- * parallel sections back to back, and a futex sleep and wake-up costs each tens of microseconds. One job runs at a time:
+ * here, which the per-halo steps of a large run pay hundreds of times). Where a caller says its
+ * jobs come back to back (sm__parallel_spin: the distributed run's stream_cells, three parallel
+ * sections a block) and every part has a CPU of its own, a worker that finished its part, and a
+ * caller waiting for its workers, first spin (up to 100 us, SPIN_NS) before sleeping: a futex
+ * sleep and wake-up costs each section tens of microseconds. Elsewhere they do not spin: the
+ * serial run's stages leave gaps (reads through HDF5, the profiler's stage boundaries) in which a
+ * spinning worker burned some 10 % more CPU than the run's own (bench/benchmark-overhead). One job runs at a time:
  * a call made while the pool is busy (another thread's job, or a part calling sm__parallel)
  * starts short-lived threads for its parts instead, as does a process forked from one that
  * started the pool (the pool's threads are not in the child). The pool's threads are stopped
@@ -166,6 +169,15 @@ static struct {
 } pool = {.busy = PTHREAD_MUTEX_INITIALIZER, .m = PTHREAD_MUTEX_INITIALIZER,
 	  .go = PTHREAD_COND_INITIALIZER, .done = PTHREAD_COND_INITIALIZER};
 
+/* Whether waits may spin at all (sm__parallel_spin): off unless a caller says its jobs come back
+ * to back. */
+static _Atomic int spin_wanted;
+
+void sm__parallel_spin(int on)
+{
+	atomic_store(&spin_wanted, on != 0);
+}
+
 static uint64_t now_ns(void)
 {
 	struct timespec ts;
@@ -315,7 +327,7 @@ void sm__parallel(sm__part_fn fn, void *arg, unsigned parts)
 	pool.arg = arg;
 	pool.parts = parts;
 	pool.nrun = by_pool;
-	atomic_store(&pool.spin, by_pool <= pool.ncpu);
+	atomic_store(&pool.spin, by_pool <= pool.ncpu && atomic_load(&spin_wanted));
 	atomic_store_explicit(&pool.pending, by_pool - 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&pool.gen, 1, memory_order_release);
 	if (by_pool > 1 && pool.sleeping > 0)

@@ -24,6 +24,10 @@ typedef void (*sm__part_fn)(void *arg, unsigned part, unsigned parts);
  * SNAPMEM_THREADS. */
 unsigned sm__threads(void);
 
+/* on: the calling thread's next jobs come back to back, so that waits between them spin briefly
+ * before sleeping (while every part has a CPU); off (the default) again after them. */
+void sm__parallel_spin(int on);
+
 /* Runs fn(arg, p, parts) for every p in [0, parts) at once and returns when all are done; the
  * calling thread runs part 0 (and any part whose thread could not be started). */
 void sm__parallel(sm__part_fn fn, void *arg, unsigned parts);

@@ -582,8 +582,13 @@ int sm__pl_stream_cells(struct dist *D)
 		for (local = 0; local < cnt; local += D->b) {
 			uint64_t n = cnt - local < D->b ? cnt - local : D->b;
 
-			if ((rc = sm__pl_cancelled(R)) != 0 ||
-			    (rc = stream_block(D, f, local, n)) != 0)
+			/* a block's parallel sections come back to back: their waits may spin */
+			sm__parallel_spin(1);
+			rc = sm__pl_cancelled(R);
+			if (rc == 0)
+				rc = stream_block(D, f, local, n);
+			sm__parallel_spin(0);
+			if (rc != 0)
 				return rc;
 			done += n;
 			sm__pl_progress(R, SM_STAGE_STREAM_CELLS, -1, done, D->my_cells);
