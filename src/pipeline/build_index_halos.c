@@ -93,8 +93,12 @@ int sm__pl_build_halo_index(struct dist *D)
 	for (h = 0; h < k; h++)
 		for (i = 0, n = halo_cells(D, h, cells); i < n; i++)
 			D->hg_start[cells[i] + 1]++;
-	for (c = 0; c < D->hg3; c++)
+	D->hg_lmax = 0;
+	for (c = 0; c < D->hg3; c++) {
+		if (D->hg_start[c + 1] > D->hg_lmax)
+			D->hg_lmax = D->hg_start[c + 1];
 		D->hg_start[c + 1] += D->hg_start[c];
+	}
 	nent = D->hg_start[D->hg3];
 	if (nent > k * cap)
 		return sm_error_set(R->err, SM_EINVAL, "pipeline: halo index holds %llu entries, "

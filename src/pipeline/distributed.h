@@ -26,7 +26,7 @@ struct dist {
 	double inv_w;             /* hg / box */
 	uint32_t *hg_start;       /* tracked: halo_grid_start [hg^3 + 1] */
 	uint32_t *hg_halos;       /* tracked: halo_grid_halos [K min(8, hg^3)] */
-	uint32_t hg_lmax;         /* the most halos a halo-grid cell lists */
+	uint32_t hg_lmax;         /* the most halos a halo-grid cell lists (build_index) */
 	unsigned char *sums;      /* tracked: profile_sums [25,200 K] */
 	uint64_t b;               /* block cells */
 };

@@ -558,10 +558,6 @@ int sm__pl_stream_cells(struct dist *D)
 	if ((rc = sm__pl_palloc(R, &D->sums, SM_ARRAY_PROFILE_SUMS, bytes)) != 0)
 		return rc;
 	memset(D->sums, 0, bytes);
-	D->hg_lmax = 0;
-	for (f = 0; f < (int64_t)D->hg3; f++)
-		if (D->hg_start[f + 1] - D->hg_start[f] > D->hg_lmax)
-			D->hg_lmax = D->hg_start[f + 1] - D->hg_start[f];
 	D->b = R->o->model.stream_block < R->n ? R->o->model.stream_block : R->n;
 	if (D->b > 0) {
 		for (j = 0; j < 3; j++)

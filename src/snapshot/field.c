@@ -367,6 +367,31 @@ static int h5_read(sm_snapshot *s, sm__snap_priv *p, int64_t i, int ptype, const
 	return 0;
 }
 
+/* A range read's arguments (buf: its destination, any non-NULL pointer to check none): the
+ * particle type, memtype, ncomp and field name, the chunks scanned, and rows [first, first +
+ * count) within the type's particles, *end set. 0 or an error naming what is wrong. */
+static int check_range(sm_snapshot *s, int ptype, const char *field, sm_dtype memtype, int ncomp,
+		       uint64_t first, uint64_t count, const void *buf, uint64_t *end, sm_error *err)
+{
+	int rc;
+
+	if ((rc = check_ptype(s, ptype, err)) != 0)
+		return rc;
+	if (sm__h5_memtype(memtype) < 0 || ncomp < 1 || ncomp > 1000 || field == NULL ||
+	    strlen(field) >= 256 || (buf == NULL && count > 0))
+		return sm_error_set(err, SM_EINVAL, "'%s': bad read of /PartType%d/%s",
+				    sm__snap_name(s), ptype, field != NULL ? field : "(null)");
+	if ((rc = sm_snapshot_scan(s, err)) != 0)
+		return rc;
+	if (sm_add_u64(first, count, end) != 0 || *end > s->header.npart_total[ptype])
+		return sm_error_set(err, SM_EINVAL,
+				    "'%s': range [%llu, +%llu) beyond the %llu particles of type %d",
+				    sm__snap_name(s), (unsigned long long)first,
+				    (unsigned long long)count,
+				    (unsigned long long)s->header.npart_total[ptype], ptype);
+	return 0;
+}
+
 /* The range read behind sm_snapshot_read_range(_checked): each chunk's rows by the fast path when
  * its preconditions hold, else through HDF5. */
 static int read_range(sm_snapshot *s, int ptype, const char *field, sm_dtype memtype, int ncomp,
@@ -374,28 +399,15 @@ static int read_range(sm_snapshot *s, int ptype, const char *field, sm_dtype mem
 		      const sm__bounds *b, uint64_t *bad, sm_error *err)
 {
 	sm__snap_priv *p;
-	hid_t dxpl = H5P_DEFAULT, mt;
+	hid_t dxpl = H5P_DEFAULT;
 	uint64_t end, start = 0, elem, done = 0, tmp;
 	int64_t i;
 	int rc = 0;
 
 	sm_hdf5_quiet();
 	*bad = count;
-	if ((rc = check_ptype(s, ptype, err)) != 0)
+	if ((rc = check_range(s, ptype, field, memtype, ncomp, first, count, buf, &end, err)) != 0)
 		return rc;
-	mt = sm__h5_memtype(memtype);
-	if (mt < 0 || ncomp < 1 || ncomp > 1000 || field == NULL || strlen(field) >= 256 ||
-	    (buf == NULL && count > 0))
-		return sm_error_set(err, SM_EINVAL, "'%s': bad read of /PartType%d/%s",
-				    sm__snap_name(s), ptype, field != NULL ? field : "(null)");
-	if ((rc = sm_snapshot_scan(s, err)) != 0)
-		return rc;
-	if (sm_add_u64(first, count, &end) != 0 || end > s->header.npart_total[ptype])
-		return sm_error_set(err, SM_EINVAL,
-				    "'%s': range [%llu, +%llu) beyond the %llu particles of type %d",
-				    sm__snap_name(s), (unsigned long long)first,
-				    (unsigned long long)count,
-				    (unsigned long long)s->header.npart_total[ptype], ptype);
 	elem = (uint64_t)ncomp * sm_dtype_size(memtype);
 	if (sm_mul_u64(count, elem, &tmp) != 0 || tmp > SIZE_MAX)
 		return sm_error_set(err, SM_EOVERFLOW, "'%s': %llu elements do not fit in memory",
@@ -468,10 +480,8 @@ void sm__snapshot_direct(sm_snapshot *s, int ptype, const char *field, sm_dtype 
 	memset(d, 0, sizeof(*d));
 	memset(&quiet, 0, sizeof(quiet));
 	sm_hdf5_quiet();
-	if (!sm__fast_enabled() || count == 0 || ncomp < 1 || ncomp > 1000 || field == NULL ||
-	    strlen(field) >= 256 || sm__h5_memtype(memtype) < 0 ||
-	    check_ptype(s, ptype, &quiet) != 0 || sm_snapshot_scan(s, &quiet) != 0 ||
-	    sm_add_u64(first, count, &end) != 0 || end > s->header.npart_total[ptype] ||
+	if (!sm__fast_enabled() || count == 0 ||
+	    check_range(s, ptype, field, memtype, ncomp, first, count, d, &end, &quiet) != 0 ||
 	    (p = sm__snap_priv_get(s)) == NULL)
 		return;
 	for (i = 0; i < s->nfiles; i++, start += n) {
