@@ -6,7 +6,8 @@
  * positions' own type (float32: the same float centre, box, half box and radius as select_sphere)
  * and its histogram rule (sm__pl_hist_add_rb). The block arrays are the serial run's names at block
  * size; profile_sums, 25,200 bytes a halo, live until histogram_write. The cell loop runs on the
- * worker threads (locate and add below), its sums bit for bit those of one thread.
+ * worker threads (pairs and add below; pairs inside the one-pass read when the fast path reads the
+ * block), its sums bit for bit those of one thread.
  */
 #include <math.h>
 #include <stdatomic.h>
@@ -34,7 +35,7 @@
  * cells is added on its own by the calling thread). */
 #define CELLS_PART_MIN 16384u          /* cells a range, at least, for several ranges */
 #define RANGES_PER_THREAD 4u           /* ranges a thread, at most: taken as threads come free */
-#define MAX_RANGES (RANGES_PER_THREAD * SM__PL_MAX_THREADS)
+#define MAX_RANGES 1024u               /* ranges a block, at most (one-pass reads: a run each) */
 #define CELLS_PIECE (UINT64_C(1) << 30) /* cells a pass, so that offsets fit in 32 bits */
 #define GRID_RUN 256u                  /* cells whose grid cells are found in one loop */
 
@@ -381,45 +382,58 @@ static void add_one_cell(struct cells_job *J, uint64_t i)
 	}
 }
 
-/* Cells [0, n) of a block, their coordinates checked as read and their temperatures made (the
- * gas fields dead), into the halos' sums. */
-static void add_block(struct dist *D, const void *x, const float *t, uint64_t n)
+/* J for cells [done, done + m) of a block (m at most CELLS_PIECE) in `ranges` ranges. */
+static void cells_job_init(struct cells_job *J, struct dist *D, uint64_t done, uint64_t m,
+			   unsigned ranges)
 {
 	const unsigned threads = sm__pl_threads();
-	const size_t xsz = 3 * D->R->psz;
+
+	memset(J, 0, sizeof(*J));
+	atomic_init(&J->next_range, 0);
+	J->D = D;
+	J->x = (const char *)D->R->coords + done * 3 * D->R->psz;
+	J->t = D->R->temp + done;
+	J->rh = (uint32_t *)(void *)D->R->u + done;
+	J->rk = (uint32_t *)(void *)D->R->xe + done;
+	J->rt = D->R->sfr + done;
+	J->n = m;
+	J->nranges = ranges;
+	J->owners = threads;
+	if (D->R->k < J->owners)
+		J->owners = D->R->k > 1 ? (unsigned)D->R->k : 1;
+	if (m < CELLS_PART_MIN)
+		J->owners = 1;
+}
+
+/* Cells [0, n) of a block, their coordinates checked as read and their temperatures made (the
+ * gas fields dead), into the halos' sums; first, when not NULL, the block's first piece with its
+ * records already made (the one-pass read's). */
+static void add_block(struct dist *D, uint64_t n, struct cells_job *first)
+{
+	const unsigned threads = sm__pl_threads();
 	uint64_t done;
 
 	for (done = 0; done < n;) {
-		struct cells_job J;
+		struct cells_job own, *J = &own;
 		uint64_t m = n - done < CELLS_PIECE ? n - done : CELLS_PIECE, next;
 		unsigned ranges = RANGES_PER_THREAD * threads, p;
 
-		if (m / CELLS_PART_MIN < ranges)
-			ranges = m / CELLS_PART_MIN > 1 ? (unsigned)(m / CELLS_PART_MIN) : 1;
-		memset(&J, 0, sizeof(J));
-		atomic_init(&J.next_range, 0);
-		J.D = D;
-		J.x = (const char *)x + done * xsz;
-		J.t = t + done;
-		J.rh = (uint32_t *)(void *)D->R->u + done;
-		J.rk = (uint32_t *)(void *)D->R->xe + done;
-		J.rt = D->R->sfr + done;
-		J.n = m;
-		J.nranges = ranges;
-		J.owners = threads;
-		if (D->R->k < J.owners)
-			J.owners = D->R->k > 1 ? (unsigned)D->R->k : 1;
-		if (m < CELLS_PART_MIN)
-			J.owners = 1;
-		sm__pl_parallel(pairs_part, &J, ranges < threads ? ranges : threads);
-		sm__pl_parallel(add_part, &J, J.owners);
+		if (done == 0 && first != NULL) {
+			J = first;
+		} else {
+			if (m / CELLS_PART_MIN < ranges)
+				ranges = m / CELLS_PART_MIN > 1 ? (unsigned)(m / CELLS_PART_MIN) : 1;
+			cells_job_init(J, D, done, m, ranges);
+			sm__pl_parallel(pairs_part, J, ranges < threads ? ranges : threads);
+		}
+		sm__pl_parallel(add_part, J, J->owners);
 		/* on from the first range that stopped short, if any */
 		next = m;
-		for (p = 0; p < J.nranges; p++)
-			if (J.stop[p] < range_start(&J, p + 1)) {
-				next = J.stop[p];
-				if (next == range_start(&J, p))
-					add_one_cell(&J, next++);
+		for (p = 0; p < J->nranges; p++)
+			if (J->stop[p] < range_start(J, p + 1)) {
+				next = J->stop[p];
+				if (next == range_start(J, p))
+					add_one_cell(J, next++);
 				break;
 			}
 		done += next;
@@ -427,12 +441,14 @@ static void add_block(struct dist *D, const void *x, const float *t, uint64_t n)
 }
 
 /* A block whose four fields the fast path reads directly (sm__snapshot_direct) is read in one
- * pass on the worker threads: each takes runs of READ_RUN cells as it comes free and reads their
- * three gas fields, makes their temperatures while the fields are in its cache, and reads (and
- * checks, and narrows) their Coordinates: one parallel section a block
- * instead of five, and the gas fields never travel to memory and back before the temperatures.
- * Any failure (a read, a bad value) leaves the block to the field-by-field reads, which word
- * the error as before. */
+ * pass on the worker threads: each takes runs of READ_RUN cells (the ranges of pairs: at most
+ * MAX_RANGES a block, so longer in blocks above MAX_RANGES READ_RUN cells) as it comes free and
+ * reads their three gas fields, makes their temperatures while the fields are in its cache, reads
+ * (and checks, and narrows) their Coordinates, and makes the run's records (pairs_cells) while
+ * its coordinates and temperatures are in its cache: one parallel section a block instead of
+ * six, and no cell's fields travel to memory and back before its records. Any failure (a read, a
+ * bad value) leaves the block to the field-by-field reads, which word the error as before, and
+ * the records made are dropped. */
 #define READ_RUN 8192u        /* cells a thread reads and converts at once */
 
 struct read_job {
@@ -441,6 +457,7 @@ struct read_job {
 	uint64_t n;
 	atomic_uint_fast64_t next; /* the next run of READ_RUN cells a thread takes */
 	sm__bounds bounds;       /* Coordinates' check */
+	struct cells_job *cj;    /* the block's ranges, one a run: their records made as read */
 	double read_s;           /* part 0's seconds in reads */
 	int failed[SM__PL_MAX_THREADS];
 };
@@ -453,12 +470,13 @@ static void read_part(void *arg, unsigned part, unsigned parts)
 	float *fld[3] = {R->u, R->xe, R->sfr};
 	const size_t slice = R->iobuf != NULL ? SM_MODEL_IO_BUFFER_BYTES / parts / 64 * 64 : 0;
 	unsigned char *scratch = R->iobuf != NULL ? (unsigned char *)R->iobuf + part * slice : NULL;
-	uint64_t a, bad;
+	uint64_t bad;
 	double t0 = 0;
+	unsigned p;
 	int errnum, j;
 
-	while ((a = atomic_fetch_add(&J->next, 1) * READ_RUN) < J->n) {
-		const uint64_t m = J->n - a < READ_RUN ? J->n - a : READ_RUN;
+	while ((p = (unsigned)atomic_fetch_add(&J->next, 1)) < J->cj->nranges) {
+		const uint64_t a = range_start(J->cj, p), m = range_start(J->cj, p + 1) - a;
 
 		if (part == 0)
 			t0 = sm__pl_now_s();
@@ -479,15 +497,21 @@ static void read_part(void *arg, unsigned part, unsigned parts)
 			goto fail;
 		if (part == 0)
 			J->read_s += sm__pl_now_s() - t0;
+		if (R->pt == SM_DTYPE_F32)
+			pairs_cells(J->cj, p, 1);
+		else
+			pairs_cells(J->cj, p, 0);
 	}
 	return;
 fail:
 	J->failed[part] = 1;
 }
 
-/* Cells [g, g + n) of the run (one chunk file's), read in one pass when direct: 0 done, 1 not. */
-static int read_block_direct(struct run *R, uint64_t g, uint64_t n)
+/* Cells [g, g + n) of the run (one chunk file's), read in one pass, their records made in cj
+ * (ranges of READ_RUN cells), when direct: 0 done, 1 not (n at most CELLS_PIECE). */
+static int read_block_direct(struct dist *D, uint64_t g, uint64_t n, struct cells_job *cj)
 {
+	struct run *R = D->R;
 	struct read_job J;
 	sm__direct d[4];
 	unsigned parts = sm__pl_threads(), p;
@@ -503,8 +527,11 @@ static int read_block_direct(struct run *R, uint64_t g, uint64_t n)
 		return 1;
 	if (n / CELLS_PART_MIN < parts)
 		parts = n / CELLS_PART_MIN > 1 ? (unsigned)(n / CELLS_PART_MIN) : 1;
+	cells_job_init(cj, D, 0, n, n / READ_RUN >= MAX_RANGES ? MAX_RANGES
+				   : (unsigned)((n + READ_RUN - 1) / READ_RUN));
 	memset(&J, 0, sizeof(J));
 	atomic_init(&J.next, 0);
+	J.cj = cj;
 	J.R = R;
 	J.d = d;
 	J.n = n;
@@ -524,20 +551,23 @@ static int stream_block(struct dist *D, int64_t f, uint64_t local, uint64_t n)
 	struct run *R = D->R;
 	float *fld[3] = {R->u, R->xe, R->sfr};
 	uint64_t g = D->first[f] + local, bad;
+	struct cells_job C;
 	int rc, j;
 
-	if (read_block_direct(R, g, n) != 0) {
-		for (j = 0; j < 3; j++)
-			if ((rc = sm__pl_read_gas(R, sm__pl_gas_names[j], g, n, fld[j])) != 0)
-				return rc;
-		if ((rc = sm__pl_temperature_block(R, g, n, R->u, R->xe, R->sfr, R->temp)) != 0)
-			return rc;
-		if ((rc = sm__pl_read_positions(R, g, n, R->coords, &bad)) != 0)
-			return rc;
-		if (bad < n)
-			return sm__pl_bad_coordinate(R, g + bad);
+	if (n <= CELLS_PIECE && read_block_direct(D, g, n, &C) == 0) {
+		add_block(D, n, &C);
+		return 0;
 	}
-	add_block(D, R->coords, R->temp, n);
+	for (j = 0; j < 3; j++)
+		if ((rc = sm__pl_read_gas(R, sm__pl_gas_names[j], g, n, fld[j])) != 0)
+			return rc;
+	if ((rc = sm__pl_temperature_block(R, g, n, R->u, R->xe, R->sfr, R->temp)) != 0)
+		return rc;
+	if ((rc = sm__pl_read_positions(R, g, n, R->coords, &bad)) != 0)
+		return rc;
+	if (bad < n)
+		return sm__pl_bad_coordinate(R, g + bad);
+	add_block(D, n, NULL);
 	return 0;
 }
 
