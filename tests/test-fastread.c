@@ -638,6 +638,71 @@ static void test_direct_reads(void **state)
 		assert_null(read_direct(W.chunked, &READS[i], 0, 100, 1000, &bad));
 }
 
+/*
+ * A chunk's fields found by the metadata reader (field.c meta_field) instead of HDF5: the extent it
+ * gives is HDF5's own (sm__extent_probe) for every field, in a plain and a big-endian file, and the
+ * chunk was not opened through HDF5; a file with a user block (which the metadata reader does not
+ * vouch for) is opened through HDF5 and gives the same extent. A read that needs HDF5 (the dataset
+ * itself: Masses as float64 without a buffer) opens it then, and the bytes are HDF5's.
+ */
+static void test_meta_extents(void **state)
+{
+	const char *bases[3] = {W.dir, W.be, W.ub};
+	size_t i, k;
+
+	(void)state;
+	fast(1);
+	for (k = 0; k < 3; k++)
+		for (i = 0; i < NREADS; i++) {
+			const struct rd *r = &READS[i];
+			sm__extent x = probe(bases[k], 0, r->field);
+			const sm__snap_priv *p;
+			sm_snapshot s;
+			sm_error err;
+			sm__direct d;
+
+			memset(&s, 0, sizeof(s));
+			assert_int_equal(sm_snapshot_open_base(&s, bases[k], 99, &err), 0);
+			sm__snapshot_direct(&s, 0, r->field, r->mem, r->ncomp, 0, 100, r->checked, &d);
+			p = s.priv;
+			assert_non_null(p);
+			assert_int_equal(p->chunk, 0);
+			/* plain and big-endian: no HDF5 open; a user block: HDF5's */
+			assert_int_equal(p->file < 0, k < 2);
+			assert_int_equal(p->meta_open, k < 2);
+			assert_int_equal(p->ext.ok, 1);
+			assert_int_equal(p->ext.offset, x.offset);
+			assert_int_equal(p->ext.bytes, x.bytes);
+			assert_int_equal(p->ext.disk, x.disk);
+			assert_int_equal(p->ext.swap, x.swap);
+			assert_int_equal(d.ok, sm__fast_converts(&x, r->mem, r->checked));
+			sm_snapshot_release(&s);
+		}
+	/* the same snapshot: a direct field, then one only HDF5 reads (the file opened then) */
+	{
+		double *a = malloc(100 * sizeof(double)), *b;
+		uint64_t b0;
+		sm_snapshot s;
+		sm_error err;
+		sm__direct d;
+
+		assert_non_null(a);
+		memset(&s, 0, sizeof(s));
+		assert_int_equal(sm_snapshot_open_base(&s, W.dir, 99, &err), 0);
+		sm__snapshot_direct(&s, 0, "InternalEnergy", SM_DTYPE_F32, 1, 0, 100, 0, &d);
+		assert_int_equal(d.ok, 1);
+		assert_true(((const sm__snap_priv *)s.priv)->file < 0);
+		assert_int_equal(sm_snapshot_read_range(&s, 0, "Masses", SM_DTYPE_F64, 1, 0, 100, a,
+							NULL, &err), 0);
+		assert_true(((const sm__snap_priv *)s.priv)->file >= 0);
+		sm_snapshot_release(&s);
+		b = read_one(W.dir, &READS[8], 0, 100, 0, &b0);
+		assert_memory_equal(a, b, 100 * sizeof(double));
+		free(a);
+		free(b);
+	}
+}
+
 /* ---- whole runs -------------------------------------------------------------------------------- */
 
 static void run_profiles(const char *base, int distributed, const char *pos, int on,
@@ -900,6 +965,7 @@ int main(void)
 		cmocka_unit_test(test_narrow_as_hdf5),
 		cmocka_unit_test(test_checked_bad_row),
 		cmocka_unit_test(test_direct_reads),
+		cmocka_unit_test(test_meta_extents),
 		cmocka_unit_test(test_profiles_identical),
 		cmocka_unit_test(test_past_end_of_file),
 		cmocka_unit_test(test_overlapping_datasets),

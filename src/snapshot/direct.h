@@ -20,7 +20,8 @@
 /* Where a dataset's elements lie in its file, when they may be read directly. */
 typedef struct sm__extent {
 	int ok;                /* every precondition holds; the rest is valid only then */
-	int fd;                /* HDF5's own descriptor of the file (sec2 driver), not owned */
+	int fd;                /* HDF5's descriptor of the file (sec2 driver) or the metadata
+				* reader's (field.c meta_field), not owned */
 	uint64_t offset;       /* absolute byte offset of element 0 */
 	uint64_t bytes;        /* the dataset's bytes, all inside the file */
 	sm_dtype disk;         /* element type */

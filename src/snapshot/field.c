@@ -12,7 +12,11 @@
  * ranges, do not reopen a file per block; and the fields of that chunk the fast path reads keep
  * their checked extents there (up to SM__KEPT_EXTENTS), so that a caller taking several fields a
  * block (the distributed run: four) opens each dataset once a chunk, not once a block (an HDF5
- * open and check took ~200 us: 13 ms of the distributed run at 1e7 cells, 6 ms at 1e6).
+ * open and check took ~200 us: 13 ms of the distributed run at 1e7 cells, 6 ms at 1e6). Where the
+ * metadata reader (h5meta.c) vouches for a field the fast path reads, the chunk is not opened
+ * through HDF5 at all (meta_field: a few pread(2)s a field instead of an HDF5 open of the file,
+ * ~160 us, and of each dataset; idle-gated pairs at 1e6 cells: the distributed run 0.85 and the
+ * serial run 0.87 of the time with HDF5 opens, and 0.3-0.9 MB less resident at the peak).
  *
  * The per-chunk check (sm_snapshot_check_fields, used by `snapmem run` and `snapmem info`) opens
  * each chunk once for all its fields, and without HDF5 where the metadata reader (h5meta.c)
@@ -218,6 +222,80 @@ static const sm__kept_extent *kept_extent(const sm__snap_priv *p, int ptype, con
 	return NULL;
 }
 
+/* sm__dtype_of_h5 for a type the metadata reader parsed. */
+static sm_dtype fast_dtype(const sm__h5m_type *t)
+{
+	if (t->cls == SM__H5M_INT) {
+		if (t->size == 1 && !t->sign)
+			return SM_DTYPE_U8;
+		if (t->size == 4)
+			return t->sign ? SM_DTYPE_I32 : SM_DTYPE_U32;
+		if (t->size == 8)
+			return t->sign ? SM_DTYPE_I64 : SM_DTYPE_U64;
+	} else if (t->cls == SM__H5M_FLOAT) {
+		return t->size == 4 ? SM_DTYPE_F32 : SM_DTYPE_F64;
+	}
+	return SM_DTYPE_NONE;
+}
+
+/*
+ * Dataset /PartType<ptype>/field of chunk file path (chunk `chunk` of s) through the metadata
+ * reader, with open_field's checks (rows, ncomp, memtype's kind) and where its bytes lie: 0 when
+ * that reader vouches for every check and the fast path may read the bytes (p->ext, p->disk),
+ * else nonzero, and the caller opens the chunk through HDF5, whose answers and errors are then
+ * the only ones. The file stays open in p->meta until sm__snap_close_kept: a chunk's fields cost
+ * a few pread(2)s each instead of an HDF5 open of the file and of each dataset.
+ */
+static int meta_field(sm__snap_priv *p, const char *path, int ptype, const char *field,
+		      uint64_t rows, int ncomp, sm_dtype memtype)
+{
+	const uint16_t one = 1;
+	const int host_big = *(const unsigned char *)&one == 0;
+	char grp[16];
+	sm__h5m_dset d;
+	sm__meta_chunk *w;
+	uint64_t oh, c;
+	sm_dtype dt;
+
+	if (!sm__fast_enabled() || strchr(field, '/') != NULL)
+		return -1;
+	if (p->meta == NULL && (p->meta = malloc(sizeof(*p->meta))) == NULL)
+		return -1;
+	w = p->meta;
+	if (!p->meta_open) {
+		if (sm__h5m_open(&w->m, path) != 0)
+			return -1;
+		p->meta_open = 1;
+		p->meta_ptype = -1;
+	}
+	if (p->meta_ptype != ptype) {
+		snprintf(grp, sizeof(grp), "PartType%d", ptype);
+		if (sm__h5m_object(&w->m, w->m.root, &w->obj) != 0 ||
+		    sm__h5m_lookup(&w->m, &w->obj, grp, &oh) != 0 ||
+		    sm__h5m_object(&w->m, oh, &w->grp) != 0)
+			return -1;
+		p->meta_ptype = ptype;
+	}
+	if (sm__h5m_lookup(&w->m, &w->grp, field, &oh) != 0 ||
+	    sm__h5m_object(&w->m, oh, &w->obj) != 0 || sm__h5m_dataset(&w->m, &w->obj, &d) != 0)
+		return -1;
+	c = d.rank == 2 ? d.dims[1] : 1;
+	dt = fast_dtype(&d.type);
+	if (dt == SM_DTYPE_NONE || d.rank < 1 || d.rank > 2 || c == 0 ||
+	    (ncomp > 0 && c != (uint64_t)ncomp) || (rows != UINT64_MAX && d.dims[0] != rows) ||
+	    (memtype != SM_DTYPE_NONE && is_float(memtype) != is_float(dt)))
+		return -1;
+	memset(&p->ext, 0, sizeof(p->ext));
+	p->ext.ok = 1;
+	p->ext.fd = w->m.fd;
+	p->ext.offset = d.addr;
+	p->ext.bytes = d.bytes;
+	p->ext.disk = dt;
+	p->ext.swap = d.type.size > 1 && d.type.big != host_big;
+	p->disk = dt;
+	return 0;
+}
+
 /* Makes (chunk i, ptype, field) current, opening what is needed: a field of the open chunk
  * checked before, whose bytes the fast path reads, is taken from the kept extents without HDF5
  * (want_dset 0); otherwise, or when the HDF5 dataset itself is wanted, it is opened and checked. */
@@ -233,8 +311,7 @@ static int keep_dataset(sm_snapshot *s, sm__snap_priv *p, int64_t i, int ptype, 
 		return 0;
 	if (p->chunk != i) {
 		sm__snap_close_kept(s);
-		if ((rc = sm_snapshot_chunk_path(s, i, path, sizeof(path), err)) != 0 ||
-		    (rc = sm__h5_open(path, &p->file, err)) != 0)
+		if ((rc = sm_snapshot_chunk_path(s, i, path, sizeof(path), err)) != 0)
 			return rc;
 		p->chunk = i;
 	} else {
@@ -252,6 +329,14 @@ static int keep_dataset(sm_snapshot *s, sm__snap_priv *p, int64_t i, int ptype, 
 		if ((rc = sm_snapshot_chunk_path(s, i, path, sizeof(path), err)) != 0)
 			return rc;
 	}
+	/* the fast path's fields without HDF5 where the metadata reader vouches for them; HDF5
+	 * opens the file (once a chunk) for anything else */
+	if (!want_dset && meta_field(p, path, ptype, field, rows, ncomp, memtype) == 0)
+		goto keep;
+	if (p->file < 0 && (rc = sm__h5_open(path, &p->file, err)) != 0) {
+		sm__snap_close_kept(s);
+		return rc;
+	}
 	rc = open_field(p->file, path, ptype, field, rows, ncomp, memtype, &p->dset, &p->disk, NULL,
 			err);
 	if (rc != 0) {
@@ -259,6 +344,7 @@ static int keep_dataset(sm_snapshot *s, sm__snap_priv *p, int64_t i, int ptype, 
 		return rc;
 	}
 	sm__extent_probe(p->file, p->dset, &p->ext);
+keep:
 	p->ptype = ptype;
 	snprintf(p->field, sizeof(p->field), "%s", field);
 	if (p->ext.ok && strlen(field) < sizeof(p->kept[0].field) &&
@@ -623,34 +709,13 @@ struct field_check {
 };
 
 /* The metadata reader's working memory for the check (h5meta.c; ~70 KiB, malloc'd once). */
-struct fast_chk {
-	sm__h5m m;
-	sm__h5m_obj grp, obj;
-};
-
-/* sm__dtype_of_h5 for a type the metadata reader parsed. */
-static sm_dtype fast_dtype(const sm__h5m_type *t)
-{
-	if (t->cls == SM__H5M_INT) {
-		if (t->size == 1 && !t->sign)
-			return SM_DTYPE_U8;
-		if (t->size == 4)
-			return t->sign ? SM_DTYPE_I32 : SM_DTYPE_U32;
-		if (t->size == 8)
-			return t->sign ? SM_DTYPE_I64 : SM_DTYPE_U64;
-	} else if (t->cls == SM__H5M_FLOAT) {
-		return t->size == 4 ? SM_DTYPE_F32 : SM_DTYPE_F64;
-	}
-	return SM_DTYPE_NONE;
-}
-
 /*
  * open_field's checks of fields[0..n) in chunk file path without HDF5: 0 when the metadata reader
  * vouches for every dataset (contiguous, in HDF5's default format) and every one passes (rows
  * rows, fc's components, a known type: dt[j], nc[j]), else nonzero and the chunk is checked
  * through HDF5, whose answers and errors are then the only ones.
  */
-static int fast_check_chunk(struct fast_chk *w, const char *path, int ptype,
+static int fast_check_chunk(sm__meta_chunk *w, const char *path, int ptype,
 			    const sm_field_check *fields, const struct field_check *fc, size_t n,
 			    uint64_t rows, sm_dtype *dt, int *nc)
 {
@@ -692,7 +757,7 @@ int sm_snapshot_check_fields(sm_snapshot *s, int ptype, const sm_field_check *fi
 {
 	char path[SM_PATH_MAX];
 	struct field_check fc[SM_CHECK_FIELDS_MAX];
-	struct fast_chk *w;
+	sm__meta_chunk *w;
 	sm_dtype dt, fdt[SM_CHECK_FIELDS_MAX];
 	size_t lim = n, j;
 	int64_t i;

@@ -43,6 +43,7 @@ sm__snap_priv *sm__snap_priv_get(sm_snapshot *s)
 		p->chunk = -1;
 		p->file = -1;
 		p->dset = -1;
+		p->meta_ptype = -1;
 		s->priv = p;
 	}
 	return p;
@@ -58,6 +59,10 @@ void sm__snap_close_kept(sm_snapshot *s)
 		H5Dclose(p->dset);
 	if (p->file >= 0)
 		H5Fclose(p->file);
+	if (p->meta_open)
+		sm__h5m_close(&p->meta->m);
+	p->meta_open = 0;
+	p->meta_ptype = -1;
 	p->dset = -1;
 	p->file = -1;
 	p->chunk = -1;
@@ -522,6 +527,8 @@ void sm_snapshot_release(sm_snapshot *s)
 	if (s == NULL)
 		return;
 	sm__snap_close_kept(s);
+	if (s->priv != NULL)
+		free(((sm__snap_priv *)s->priv)->meta);
 	free(s->priv);
 	s->priv = NULL;
 	free(s->chunk_counts);

@@ -96,6 +96,9 @@ typedef struct sm__snap_priv {
 	sm__extent ext;        /* where its bytes lie, for the fast path */
 	sm__kept_extent kept[SM__KEPT_EXTENTS]; /* fields of chunk `chunk` checked before */
 	int nkept;
+	struct sm__meta_chunk *meta; /* chunk `chunk` through the metadata reader (field.c) */
+	int meta_open;         /* meta->m is open on chunk `chunk` */
+	int meta_ptype;        /* meta->grp is /PartType<meta_ptype>, or -1 */
 } sm__snap_priv;
 
 /* The priv state of s, allocated on first use (NULL when out of memory). */
@@ -179,6 +182,12 @@ typedef struct sm__h5m_obj {
 	uint32_t used;
 	unsigned char buf[16384];
 } sm__h5m_obj;
+
+/* A chunk file, a group and an object of it, as the metadata reader holds them. */
+typedef struct sm__meta_chunk {
+	sm__h5m m;
+	sm__h5m_obj grp, obj;
+} sm__meta_chunk;
 
 enum { SM__H5M_INT = 1, SM__H5M_FLOAT = 2 };
 

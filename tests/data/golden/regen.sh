@@ -5,8 +5,10 @@
 # C model): re-recording is only for a deliberate change of the estimate, said in the commit.
 # Re-recorded since, each time deliberately (`git log -- tests/data/golden` has the reasons): for
 # issue 13's least_address_space_bytes, mpi.cells_per_file_max and mpi.per_rank_peak_resident_bytes
-# (6c74152), the per-rank address space and resident baselines (128a539, 06ed6e5), and one
-# assumption's wording (the halo grid side is sm_model_halo_grid_side, the model contract's).
+# (6c74152), the per-rank address space and resident baselines (128a539, 06ed6e5), one
+# assumption's wording (the halo grid side is sm_model_halo_grid_side, the model contract's), and
+# the resident baselines measured again once the fast path's fields were found without HDF5
+# opening the chunk files.
 set -eu
 bin=${1:-build/snapmem}
 dir=tests/data/golden
