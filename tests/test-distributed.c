@@ -34,6 +34,7 @@
 #include <cmocka.h>
 #include <hdf5.h>
 
+#include "pipeline/distributed.h"
 #include "snapmem/estimator.h"
 #include "snapmem/mock.h"
 #include "snapmem/pipeline.h"
@@ -691,6 +692,59 @@ static void test_block_parts(void **state)
 		tu_rmtree(cdir);
 		free(cdir);
 	}
+	tu_rmtree(dir);
+	free(dir);
+}
+
+/*
+ * The one-pass read adds each range's records as it is made; when a later range's read fails
+ * (sm__pl_fail_read_range, the tests' hook) the block is read field by field, and the records of
+ * the ranges some owner had already added are made again and added from where each owner stopped:
+ * the profiles are bit for bit those of a run whose reads never fail, whichever range fails
+ * (the first: nothing added yet; one in the middle; the last; none).
+ */
+static void test_read_fails_after_adds(void **state)
+{
+	static const unsigned fail_at[] = {1, 2, 19, 37, 1000};
+	sm_mock_options mk;
+	sm_model_options mo;
+	sm_pipeline_options o;
+	sm_pipeline_result r;
+	sm_error err;
+	tu_profiles a, b;
+	char *dir = tu_tmpdir(), *out, *pp;
+	size_t i;
+
+	(void)state;
+	sm_mock_options_init(&mk);
+	mk.gas = 300000; /* one block of 37 runs of 8,192 cells (the last 5,696) */
+	mk.halos = 5;
+	mk.files = 1;
+	mk.seed = 3;
+	if (sm_mock_write(dir, &mk, &err) != 0)
+		fail_msg("mock: %s", err.msg);
+	model(&mo, "float32", NULL);
+	mo.mpi = 1;
+	for (i = 0; i <= sizeof(fail_at) / sizeof(fail_at[0]); i++) {
+		out = tu_tmpdir();
+		options(&o, &mo, dir, out);
+		sm__pl_fail_read_range = i == 0 ? 0 : fail_at[i - 1];
+		if (sm_pipeline_run_distributed(&o, NULL, NULL, &r, &err) != 0)
+			fail_msg("failing range %u: %s", sm__pl_fail_read_range, err.msg);
+		sm__pl_fail_read_range = 0;
+		pp = tu_path(out, "profiles.hdf5");
+		tu_profiles_read(pp, i == 0 ? &a : &b);
+		if (i > 0) {
+			assert_same_profiles(&a, &b);
+			assert_memory_equal(a.mean, b.mean, a.k * RB * 8);
+			tu_profiles_free(&b);
+		}
+		free(pp);
+		sm_pipeline_result_release(&r);
+		tu_rmtree(out);
+		free(out);
+	}
+	tu_profiles_free(&a);
 	tu_rmtree(dir);
 	free(dir);
 }
@@ -1759,6 +1813,7 @@ int main(void)
 		cmocka_unit_test(test_empty_selection),
 		cmocka_unit_test(test_bad_chunk),
 		cmocka_unit_test(test_block_parts),
+		cmocka_unit_test(test_read_fails_after_adds),
 		cmocka_unit_test(test_full_disk),
 		cmocka_unit_test(test_max_mem),
 		cmocka_unit_test(test_cancel),

@@ -46,6 +46,10 @@ int sm__pl_build_halo_index(struct dist *D);
  * (stream_cells.c). */
 int sm__pl_stream_cells(struct dist *D);
 
+/* Tests only: when r > 0, the one-pass read of range r - 1 of every block fails after reading it,
+ * as a failed read would (the block then goes to the field-by-field reads). 0 in a run. */
+extern unsigned sm__pl_fail_read_range;
+
 /* Stage histogram_write: rank 0's output created, the agreement before the reduction, the sums
  * added over ranks, rank 0's rows; then the sums and the halo index freed (histogram_write.c). */
 int sm__pl_histogram_write_reduced(struct dist *D);

@@ -10,6 +10,7 @@
  * block), its sums bit for bit those of one thread.
  */
 #include <math.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
@@ -62,6 +63,11 @@ struct cells_job {
 	uint64_t stop[MAX_RANGES];  /* the first cell a range did not do (its end) */
 	uint64_t recs[MAX_RANGES];  /* records kept by each range (owners 2: the first's) */
 	uint64_t recs1[MAX_RANGES]; /* owners 2: the second's, down from the range's end */
+	/* Adding as the ranges are read (the one-pass read, one part an owner): */
+	atomic_uchar made[MAX_RANGES];      /* 1: the range's records are made; 2: its read failed */
+	atomic_int failed;                  /* a range's read failed: nobody waits for the rest */
+	unsigned from[SM__PL_MAX_THREADS];  /* the first range each owner has not added */
+	int added;                          /* every owner added every range it should */
 };
 
 static inline uint64_t range_start(const struct cells_job *J, unsigned p)
@@ -326,28 +332,61 @@ static inline void add_records(const struct cells_job *J, int64_t k, int64_t k1,
 	}
 }
 
-/* The records of the ranges, in order, into the sums of the halos of this part (h mod parts ==
- * part), up to the first range that stopped short (its records included). */
+/* Range p's records into the sums of the halos of this part (h mod parts == part); 1 when the
+ * range stopped short (the ranges after it are not added: the block goes on from its stop). */
+static int add_range(const struct cells_job *J, unsigned p, unsigned part, unsigned parts,
+		     double **cur, double *acc)
+{
+	const int64_t i0 = (int64_t)range_start(J, p), i1 = (int64_t)range_start(J, p + 1);
+
+	if (J->owners == 2 && part == 1)
+		add_records(J, i1 - 1, i1 - 1 - (int64_t)J->recs1[p], -1, 0, part, parts, cur, acc);
+	else
+		add_records(J, i0, i0 + (int64_t)J->recs[p], 1, J->owners > 2, part, parts, cur, acc);
+	return J->stop[p] < (uint64_t)i1;
+}
+
+/* The records of the ranges, in order from J->from[part] (0 unless some were added as read),
+ * into the sums of the halos of this part, up to the first range that stopped short (its
+ * records included). */
 static void add_part(void *arg, unsigned part, unsigned parts)
 {
 	struct cells_job *J = arg;
 	double *cur = NULL, acc = 0;
 	unsigned p;
 
-	for (p = 0; p < J->nranges; p++) {
-		const int64_t i0 = (int64_t)range_start(J, p), i1 = (int64_t)range_start(J, p + 1);
-
-		if (J->owners == 2 && part == 1)
-			add_records(J, i1 - 1, i1 - 1 - (int64_t)J->recs1[p], -1, 0, part, parts,
-				    &cur, &acc);
-		else
-			add_records(J, i0, i0 + (int64_t)J->recs[p], 1, J->owners > 2, part, parts,
-				    &cur, &acc);
-		if (J->stop[p] < (uint64_t)i1)
+	for (p = J->from[part]; p < J->nranges; p++)
+		if (add_range(J, p, part, parts, &cur, &acc))
 			break;
-	}
 	if (cur != NULL)
 		*cur = acc;
+}
+
+/* Owner `part` adds the ranges from J->from[part] on whose records are made, in order; with wait,
+ * waits for those another part is making, until every range is added (or one stopped short),
+ * unless a read failed. J->from[part] is left at the first range not added (nranges when none
+ * is left to add). */
+static void add_made(struct cells_job *J, unsigned part, int wait, double **cur, double *acc)
+{
+	unsigned p = J->from[part], spins = 0;
+
+	while (p < J->nranges) {
+		const int m = atomic_load_explicit(&J->made[p], memory_order_acquire);
+
+		if (m == 2 || (m == 0 && (!wait || atomic_load(&J->failed))))
+			break;
+		if (m == 0) { /* another part is making it: a few microseconds */
+			if (++spins % 64 == 0)
+				sched_yield();
+			continue;
+		}
+		if (add_range(J, p, part, J->owners, cur, acc)) {
+			p = J->nranges;
+			break;
+		}
+		p++;
+	}
+	J->from[part] = p;
 }
 
 /* Cell i of the block, whose pairs outgrew its range, into the sums directly (calling thread). */
@@ -420,13 +459,15 @@ static void add_block(struct dist *D, uint64_t n, struct cells_job *first)
 
 		if (done == 0 && first != NULL) {
 			J = first;
+			if (!J->added)
+				sm__pl_parallel(add_part, J, J->owners);
 		} else {
 			if (m / CELLS_PART_MIN < ranges)
 				ranges = m / CELLS_PART_MIN > 1 ? (unsigned)(m / CELLS_PART_MIN) : 1;
 			cells_job_init(J, D, done, m, ranges);
 			sm__pl_parallel(pairs_part, J, ranges < threads ? ranges : threads);
+			sm__pl_parallel(add_part, J, J->owners);
 		}
-		sm__pl_parallel(add_part, J, J->owners);
 		/* on from the first range that stopped short, if any */
 		next = m;
 		for (p = 0; p < J->nranges; p++)
@@ -446,9 +487,13 @@ static void add_block(struct dist *D, uint64_t n, struct cells_job *first)
  * reads their three gas fields, makes their temperatures while the fields are in its cache, reads
  * (and checks, and narrows) their Coordinates, and makes the run's records (pairs_cells) while
  * its coordinates and temperatures are in its cache: one parallel section a block instead of
- * six, and no cell's fields travel to memory and back before its records. Any failure (a read, a
- * bad value) leaves the block to the field-by-field reads, which word the error as before, and
- * the records made are dropped. */
+ * six, and no cell's fields travel to memory and back before its records. With as many parts as
+ * add has owners, part p is owner p and adds its halos' records of each range as soon as that
+ * range and every one before it are made (add_made), waiting at the end for the ranges others
+ * are making: the same additions in the same order as add_part's. Any failure (a read, a bad
+ * value) leaves the block to the field-by-field reads, which word the error as before; the ranges
+ * an owner had added are not added again (their records are made again from the block as read,
+ * and each owner adds from where it stopped). */
 #define READ_RUN 8192u        /* cells a thread reads and converts at once */
 
 struct read_job {
@@ -458,9 +503,12 @@ struct read_job {
 	atomic_uint_fast64_t next; /* the next run of READ_RUN cells a thread takes */
 	sm__bounds bounds;       /* Coordinates' check */
 	struct cells_job *cj;    /* the block's ranges, one a run: their records made as read */
+	int add;                 /* and added as made: part p is owner p (parts == cj->owners) */
 	double read_s;           /* part 0's seconds in reads */
 	int failed[SM__PL_MAX_THREADS];
 };
+
+unsigned sm__pl_fail_read_range;
 
 /* Runs of READ_RUN cells, taken one at a time as threads come free. */
 static void read_part(void *arg, unsigned part, unsigned parts)
@@ -471,11 +519,12 @@ static void read_part(void *arg, unsigned part, unsigned parts)
 	const size_t slice = R->iobuf != NULL ? SM_MODEL_IO_BUFFER_BYTES / parts / 64 * 64 : 0;
 	unsigned char *scratch = R->iobuf != NULL ? (unsigned char *)R->iobuf + part * slice : NULL;
 	uint64_t bad;
-	double t0 = 0;
+	double t0 = 0, *cur = NULL, acc = 0;
 	unsigned p;
 	int errnum, j;
 
-	while ((p = (unsigned)atomic_fetch_add(&J->next, 1)) < J->cj->nranges) {
+	while ((p = (unsigned)atomic_fetch_add(&J->next, 1)) < J->cj->nranges &&
+	       !(J->add && atomic_load(&J->cj->failed))) {
 		const uint64_t a = range_start(J->cj, p), m = range_start(J->cj, p + 1) - a;
 
 		if (part == 0)
@@ -497,13 +546,29 @@ static void read_part(void *arg, unsigned part, unsigned parts)
 			goto fail;
 		if (part == 0)
 			J->read_s += sm__pl_now_s() - t0;
+		if (sm__pl_fail_read_range == p + 1)
+			goto fail;
 		if (R->pt == SM_DTYPE_F32)
 			pairs_cells(J->cj, p, 1);
 		else
 			pairs_cells(J->cj, p, 0);
+		if (J->add) {
+			atomic_store_explicit(&J->cj->made[p], 1, memory_order_release);
+			add_made(J->cj, part, 0, &cur, &acc);
+		}
 	}
+	if (J->add)
+		add_made(J->cj, part, 1, &cur, &acc);
+	if (cur != NULL)
+		*cur = acc;
 	return;
 fail:
+	if (J->add) {
+		atomic_store(&J->cj->failed, 1);
+		atomic_store(&J->cj->made[p], 2);
+	}
+	if (cur != NULL)
+		*cur = acc;
 	J->failed[part] = 1;
 }
 
@@ -537,11 +602,13 @@ static int read_block_direct(struct dist *D, uint64_t g, uint64_t n, struct cell
 	J.n = n;
 	J.bounds.lo = -0.5 * R->box;
 	J.bounds.hi = 1.5 * R->box;
+	J.add = parts == cj->owners;
 	sm__pl_parallel(read_part, &J, parts);
 	sm_prof_time_add(R->p, SM_PROF_PART_READ, J.read_s);
 	for (p = 0; p < parts; p++)
 		if (J.failed[p])
 			return 1;
+	cj->added = J.add;
 	return 0;
 }
 
@@ -552,8 +619,10 @@ static int stream_block(struct dist *D, int64_t f, uint64_t local, uint64_t n)
 	float *fld[3] = {R->u, R->xe, R->sfr};
 	uint64_t g = D->first[f] + local, bad;
 	struct cells_job C;
+	unsigned p, added = 0;
 	int rc, j;
 
+	memset(&C, 0, sizeof(C));
 	if (n <= CELLS_PIECE && read_block_direct(D, g, n, &C) == 0) {
 		add_block(D, n, &C);
 		return 0;
@@ -567,7 +636,19 @@ static int stream_block(struct dist *D, int64_t f, uint64_t local, uint64_t n)
 		return rc;
 	if (bad < n)
 		return sm__pl_bad_coordinate(R, g + bad);
-	add_block(D, n, NULL);
+	/* Ranges the one-pass read had added before it failed: their records made again from the
+	 * block as read now (the same ranges, the same records), each owner adding from the first
+	 * range it had not added, so that no record is added twice. */
+	for (p = 0; p < SM__PL_MAX_THREADS; p++)
+		added |= C.from[p];
+	if (added == 0) {
+		add_block(D, n, NULL);
+		return 0;
+	}
+	atomic_store(&C.next_range, 0);
+	C.added = 0;
+	sm__pl_parallel(pairs_part, &C, C.nranges < sm__pl_threads() ? C.nranges : sm__pl_threads());
+	add_block(D, n, &C);
 	return 0;
 }
 
