@@ -15,8 +15,9 @@
  * open and check took ~200 us: 13 ms of the distributed run at 1e7 cells, 6 ms at 1e6). Where the
  * metadata reader (h5meta.c) vouches for a field the fast path reads, the chunk is not opened
  * through HDF5 at all (meta_field: a few pread(2)s a field instead of an HDF5 open of the file,
- * ~160 us, and of each dataset; idle-gated pairs at 1e6 cells: the distributed run 0.85 and the
- * serial run 0.87 of the time with HDF5 opens, and 0.3-0.9 MB less resident at the peak).
+ * ~160 us, and of each dataset; idle-gated interleaved pairs against HDF5 opens: the distributed
+ * run 0.85 at 1e6 cells, the serial run 0.99 at 1e6 and 0.94 at 1e7; 0.3-0.7 MB less resident at
+ * the serial run's peak, 1.1-1.6 MB a rank).
  *
  * The per-chunk check (sm_snapshot_check_fields, used by `snapmem run` and `snapmem info`) opens
  * each chunk once for all its fields, and without HDF5 where the metadata reader (h5meta.c)
