@@ -640,6 +640,26 @@ static void done_run(sm_pipeline_result *r, char *out)
 	free(out);
 }
 
+#define BLOCK_MOCK_CELLS 300000u
+
+/* A mock whose one chunk file holds BLOCK_MOCK_CELLS cells (5 halos, seed 3): one block of the
+ * default size, read in one pass as 37 runs of 8,192 cells (the last 5,696). */
+static char *block_mock(void)
+{
+	sm_mock_options mk;
+	sm_error err;
+	char *dir = tu_tmpdir();
+
+	sm_mock_options_init(&mk);
+	mk.gas = BLOCK_MOCK_CELLS;
+	mk.halos = 5;
+	mk.files = 1;
+	mk.seed = 3;
+	if (sm_mock_write(dir, &mk, &err) != 0)
+		fail_msg("mock: %s", err.msg);
+	return dir;
+}
+
 /*
  * A block of 300,000 cells (one chunk file): the serial run's profiles; and a bad value deep in it
  * (an InternalEnergy, a Coordinate), which stops the direct read's run and leaves the block to
@@ -654,23 +674,15 @@ static void test_block_parts(void **state)
 		const char *what;
 	} bad[2] = {{"/PartType0/InternalEnergy", 270000, 0, -1.0, "InternalEnergy[270000]"},
 		    {"/PartType0/Coordinates", 290001, 2, NAN, "Coordinates[290001]"}};
-	sm_mock_options mk;
 	sm_model_options mo;
 	sm_pipeline_options o;
 	sm_pipeline_result ra, rb;
 	sm_error err, e1;
-	char *dir = tu_tmpdir(), *out, *cdir, file[4096];
+	char *dir = block_mock(), *out, *cdir, file[4096];
 	int i;
 
 	(void)state;
-	sm_mock_options_init(&mk);
-	mk.gas = 300000;
-	mk.halos = 5;
-	mk.files = 1;
-	mk.seed = 3;
-	if (sm_mock_write(dir, &mk, &err) != 0)
-		fail_msg("mock: %s", err.msg);
-	one_rank_vs_serial_at(dir, mk.gas, "float32", NULL);
+	one_rank_vs_serial_at(dir, BLOCK_MOCK_CELLS, "float32", NULL);
 	model(&mo, "float32", NULL);
 	mo.mpi = 1;
 	for (i = 0; i < 2; i++) {
@@ -706,23 +718,15 @@ static void test_block_parts(void **state)
 static void test_read_fails_after_adds(void **state)
 {
 	static const unsigned fail_at[] = {1, 2, 19, 37, 1000};
-	sm_mock_options mk;
 	sm_model_options mo;
 	sm_pipeline_options o;
 	sm_pipeline_result r;
 	sm_error err;
 	tu_profiles a, b;
-	char *dir = tu_tmpdir(), *out, *pp;
+	char *dir = block_mock(), *out, *pp;
 	size_t i;
 
 	(void)state;
-	sm_mock_options_init(&mk);
-	mk.gas = 300000; /* one block of 37 runs of 8,192 cells (the last 5,696) */
-	mk.halos = 5;
-	mk.files = 1;
-	mk.seed = 3;
-	if (sm_mock_write(dir, &mk, &err) != 0)
-		fail_msg("mock: %s", err.msg);
 	model(&mo, "float32", NULL);
 	mo.mpi = 1;
 	for (i = 0; i <= sizeof(fail_at) / sizeof(fail_at[0]); i++) {

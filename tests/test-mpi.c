@@ -680,6 +680,25 @@ static void assert_same_sums(const tu_profiles *a, const tu_profiles *b, int mea
 		assert_memory_equal(a->mean, b->mean, a->k * RB * 8);
 }
 
+/* A mock of gas cells and 6 halos in 2 chunk files (seed), without the small groups when
+ * no_small; its options in *mo. */
+static char *six_halo_mock(sm_mock_options *mo, uint64_t gas, uint64_t seed, int no_small)
+{
+	sm_error err;
+	char *dir = tu_tmpdir();
+
+	sm_mock_options_init(mo);
+	mo->gas = gas;
+	mo->halos = 6;
+	if (no_small)
+		mo->small_halos = 0;
+	mo->files = 2;
+	mo->seed = seed;
+	if (sm_mock_write(dir, mo, &err) != 0)
+		fail_msg("mock: %s", err.msg);
+	return dir;
+}
+
 static void test_threads_change_nothing(void **state)
 {
 	static const char *const threads[3] = {"1", "2", "3"};
@@ -688,19 +707,11 @@ static void test_threads_change_nothing(void **state)
 	char *dir, *serial, *out[3], *pp;
 	sm_mock_options mo;
 	tu_profiles s, a, b;
-	sm_error err;
 	int i, j;
 
 	(void)state;
 	skip_without_mpi();
-	dir = tu_tmpdir();
-	sm_mock_options_init(&mo);
-	mo.gas = 400000;
-	mo.halos = 6;
-	mo.files = 2;
-	mo.seed = 9;
-	if (sm_mock_write(dir, &mo, &err) != 0)
-		fail_msg("mock: %s", err.msg);
+	dir = six_halo_mock(&mo, 400000, 9, 0);
 	serial_profiles(dir, &serial, &s);
 	assert_true(s.k > 1);
 	for (i = 0; i < 3; i++)
@@ -789,20 +800,11 @@ static void test_overlapping_spheres(void **state)
 	char *dir, *serial, *out, *pp, *cat;
 	sm_mock_options mo;
 	tu_profiles s, a, b;
-	sm_error err;
 	int i, j, first = 1;
 
 	(void)state;
 	skip_without_mpi();
-	dir = tu_tmpdir();
-	sm_mock_options_init(&mo);
-	mo.gas = 60000;
-	mo.halos = 6;
-	mo.small_halos = 0;
-	mo.files = 2;
-	mo.seed = 5;
-	if (sm_mock_write(dir, &mo, &err) != 0)
-		fail_msg("mock: %s", err.msg);
+	dir = six_halo_mock(&mo, 60000, 5, 1);
 	for (i = 0; i < 2; i++) {
 		cat = tu_fmt("%s/groups_099/fof_subhalo_tab_099.%d.hdf5", dir, i);
 		groups_to(cat, mo.box_size / 2, mo.box_size / 5);

@@ -7,8 +7,8 @@
  * then kept, each waiting on a condition variable for the next job, so that a call costs a wake-up
  * and a wait (a few microseconds) instead of creating and joining threads (about 70 us a call
  * here, which the per-halo steps of a large run pay hundreds of times). Where a caller says its
- * jobs come back to back (sm__parallel_spin: the distributed run's stream_cells, three parallel
- * sections a block) and every part has a CPU of its own, a worker that finished its part, and a
+ * jobs come back to back (sm__parallel_spin: the distributed run's stream_cells, one to three
+ * parallel sections a block) and every part has a CPU of its own, a worker that finished its part, and a
  * caller waiting for its workers, first spin (up to 100 us, SPIN_NS) before sleeping instead of
  * a futex sleep and wake-up each section (`snapmem run --mpi` at 1e6 cells, 11 interleaved pairs
  * on an idle machine: 0.908 of the run without spinning; at 1e7 no difference). Elsewhere they do not spin: the

@@ -63,9 +63,9 @@ struct cells_job {
 	uint64_t stop[MAX_RANGES];  /* the first cell a range did not do (its end) */
 	uint64_t recs[MAX_RANGES];  /* records kept by each range (owners 2: the first's) */
 	uint64_t recs1[MAX_RANGES]; /* owners 2: the second's, down from the range's end */
-	/* Adding as the ranges are read (the one-pass read, one part an owner): */
 	atomic_uchar made[MAX_RANGES];      /* 1: the range's records are made; 2: its read failed */
-	atomic_int failed;                  /* a range's read failed: nobody waits for the rest */
+	atomic_int failed;                  /* a range's one-pass read failed: the block's reads stop */
+	/* Adding as the ranges are made (the one-pass read, one part an owner): */
 	unsigned from[SM__PL_MAX_THREADS];  /* the first range each owner has not added */
 	int added;                          /* every owner added every range it should */
 };
@@ -280,6 +280,16 @@ static inline void pairs_cells(struct cells_job *J, unsigned part, int f32)
 
 /* The ranges, taken one at a time as threads come free (a range's cells may hold many pairs or
  * none: the ranges' order, not their threads, fixes the records' order). */
+/* Range r's records (pairs_cells in the positions' type), then marked made. */
+static void range_records(struct cells_job *J, unsigned r)
+{
+	if (J->D->R->pt == SM_DTYPE_F32)
+		pairs_cells(J, r, 1);
+	else
+		pairs_cells(J, r, 0);
+	atomic_store_explicit(&J->made[r], 1, memory_order_release);
+}
+
 static void pairs_part(void *arg, unsigned part, unsigned parts)
 {
 	struct cells_job *J = arg;
@@ -287,12 +297,8 @@ static void pairs_part(void *arg, unsigned part, unsigned parts)
 
 	(void)part;
 	(void)parts;
-	while ((r = atomic_fetch_add(&J->next_range, 1)) < J->nranges) {
-		if (J->D->R->pt == SM_DTYPE_F32)
-			pairs_cells(J, r, 1);
-		else
-			pairs_cells(J, r, 0);
-	}
+	while ((r = atomic_fetch_add(&J->next_range, 1)) < J->nranges)
+		range_records(J, r);
 }
 
 /* Records [k0, k1) of a range (in steps of dk: 1, or -1 down from k0 for the second owner's)
@@ -346,22 +352,6 @@ static int add_range(const struct cells_job *J, unsigned p, unsigned part, unsig
 	return J->stop[p] < (uint64_t)i1;
 }
 
-/* The records of the ranges, in order from J->from[part] (0 unless some were added as read),
- * into the sums of the halos of this part, up to the first range that stopped short (its
- * records included). */
-static void add_part(void *arg, unsigned part, unsigned parts)
-{
-	struct cells_job *J = arg;
-	double *cur = NULL, acc = 0;
-	unsigned p;
-
-	for (p = J->from[part]; p < J->nranges; p++)
-		if (add_range(J, p, part, parts, &cur, &acc))
-			break;
-	if (cur != NULL)
-		*cur = acc;
-}
-
 /* Owner `part` adds the ranges from J->from[part] on whose records are made, in order; with wait,
  * waits for those another part is making, until every range is added (or one stopped short),
  * unless a read failed. J->from[part] is left at the first range not added (nranges when none
@@ -387,6 +377,20 @@ static void add_made(struct cells_job *J, unsigned part, int wait, double **cur,
 		p++;
 	}
 	J->from[part] = p;
+}
+
+/* The records of the ranges, every one made (pairs_part), in order from J->from[part] (0 unless
+ * some were added as read) into the sums of the halos of this part, up to the first range that
+ * stopped short (its records included). */
+static void add_part(void *arg, unsigned part, unsigned parts)
+{
+	struct cells_job *J = arg;
+	double *cur = NULL, acc = 0;
+
+	(void)parts; /* J->owners */
+	add_made(J, part, 0, &cur, &acc);
+	if (cur != NULL)
+		*cur = acc;
 }
 
 /* Cell i of the block, whose pairs outgrew its range, into the sums directly (calling thread). */
@@ -505,7 +509,6 @@ struct read_job {
 	struct cells_job *cj;    /* the block's ranges, one a run: their records made as read */
 	int add;                 /* and added as made: part p is owner p (parts == cj->owners) */
 	double read_s;           /* part 0's seconds in reads */
-	int failed[SM__PL_MAX_THREADS];
 };
 
 unsigned sm__pl_fail_read_range;
@@ -524,7 +527,7 @@ static void read_part(void *arg, unsigned part, unsigned parts)
 	int errnum, j;
 
 	while ((p = (unsigned)atomic_fetch_add(&J->next, 1)) < J->cj->nranges &&
-	       !(J->add && atomic_load(&J->cj->failed))) {
+	       !atomic_load(&J->cj->failed)) {
 		const uint64_t a = range_start(J->cj, p), m = range_start(J->cj, p + 1) - a;
 
 		if (part == 0)
@@ -548,14 +551,9 @@ static void read_part(void *arg, unsigned part, unsigned parts)
 			J->read_s += sm__pl_now_s() - t0;
 		if (sm__pl_fail_read_range == p + 1)
 			goto fail;
-		if (R->pt == SM_DTYPE_F32)
-			pairs_cells(J->cj, p, 1);
-		else
-			pairs_cells(J->cj, p, 0);
-		if (J->add) {
-			atomic_store_explicit(&J->cj->made[p], 1, memory_order_release);
+		range_records(J->cj, p);
+		if (J->add)
 			add_made(J->cj, part, 0, &cur, &acc);
-		}
 	}
 	if (J->add)
 		add_made(J->cj, part, 1, &cur, &acc);
@@ -563,13 +561,10 @@ static void read_part(void *arg, unsigned part, unsigned parts)
 		*cur = acc;
 	return;
 fail:
-	if (J->add) {
-		atomic_store(&J->cj->failed, 1);
-		atomic_store(&J->cj->made[p], 2);
-	}
+	atomic_store(&J->cj->failed, 1);
+	atomic_store(&J->cj->made[p], 2);
 	if (cur != NULL)
 		*cur = acc;
-	J->failed[part] = 1;
 }
 
 /* Cells [g, g + n) of the run (one chunk file's), read in one pass, their records made in cj
@@ -579,7 +574,7 @@ static int read_block_direct(struct dist *D, uint64_t g, uint64_t n, struct cell
 	struct run *R = D->R;
 	struct read_job J;
 	sm__direct d[4];
-	unsigned parts = sm__pl_threads(), p;
+	unsigned parts = sm__pl_threads();
 	int j;
 
 	for (j = 0; j < 3; j++) {
@@ -605,9 +600,8 @@ static int read_block_direct(struct dist *D, uint64_t g, uint64_t n, struct cell
 	J.add = parts == cj->owners;
 	sm__pl_parallel(read_part, &J, parts);
 	sm_prof_time_add(R->p, SM_PROF_PART_READ, J.read_s);
-	for (p = 0; p < parts; p++)
-		if (J.failed[p])
-			return 1;
+	if (atomic_load(&cj->failed))
+		return 1;
 	cj->added = J.add;
 	return 0;
 }

@@ -81,7 +81,7 @@ STD_TYPE_FN(STD_U64LE)
 STD_TYPE_FN(STD_U64BE)
 STD_TYPE_FN(STD_U8LE)
 
-static int host_big_endian(void)
+int sm__host_big_endian(void)
 {
 	const uint16_t one = 1;
 	unsigned char b;
@@ -106,7 +106,7 @@ static sm_dtype std_type_of(hid_t t, int *swap)
 
 	for (i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
 		if (H5Tequal(t, tab[i].id()) > 0) {
-			*swap = tab[i].swap != host_big_endian() && tab[i].t != SM_DTYPE_U8;
+			*swap = tab[i].swap != sm__host_big_endian() && tab[i].t != SM_DTYPE_U8;
 			return tab[i].t;
 		}
 	return SM_DTYPE_NONE;

@@ -239,6 +239,38 @@ static sm_dtype fast_dtype(const sm__h5m_type *t)
 	return SM_DTYPE_NONE;
 }
 
+/* The metadata reader's /PartType<ptype> group of the file open in w->m, into w->grp: 0, or
+ * nonzero when it does not vouch for it. */
+static int meta_group(sm__meta_chunk *w, int ptype)
+{
+	char grp[16];
+	uint64_t oh;
+
+	snprintf(grp, sizeof(grp), "PartType%d", ptype);
+	return sm__h5m_object(&w->m, w->m.root, &w->obj) != 0 ||
+	       sm__h5m_lookup(&w->m, &w->obj, grp, &oh) != 0 ||
+	       sm__h5m_object(&w->m, oh, &w->grp) != 0;
+}
+
+/* Dataset `field` of w->grp through the metadata reader, with open_field's shape checks (a known
+ * type, [N] or [N,k] with k components when ncomp > 0, rows rows when rows != UINT64_MAX): 0 when
+ * it vouches for the dataset and every check passes (*d, its type *dt, its components *nc), else
+ * nonzero. */
+static int meta_dataset(sm__meta_chunk *w, const char *field, uint64_t rows, int ncomp,
+			sm__h5m_dset *d, sm_dtype *dt, int *nc)
+{
+	uint64_t oh, c;
+
+	if (strchr(field, '/') != NULL || sm__h5m_lookup(&w->m, &w->grp, field, &oh) != 0 ||
+	    sm__h5m_object(&w->m, oh, &w->obj) != 0 || sm__h5m_dataset(&w->m, &w->obj, d) != 0)
+		return -1;
+	c = d->rank == 2 ? d->dims[1] : 1;
+	*dt = fast_dtype(&d->type);
+	*nc = (int)(c > 1000000 ? 1000000 : c);
+	return *dt == SM_DTYPE_NONE || d->rank < 1 || d->rank > 2 || c == 0 ||
+	       (ncomp > 0 && *nc != ncomp) || (rows != UINT64_MAX && d->dims[0] != rows);
+}
+
 /*
  * Dataset /PartType<ptype>/field of chunk file path (chunk `chunk` of s) through the metadata
  * reader, with open_field's checks (rows, ncomp, memtype's kind) and where its bytes lie: 0 when
@@ -250,49 +282,35 @@ static sm_dtype fast_dtype(const sm__h5m_type *t)
 static int meta_field(sm__snap_priv *p, const char *path, int ptype, const char *field,
 		      uint64_t rows, int ncomp, sm_dtype memtype)
 {
-	const uint16_t one = 1;
-	const int host_big = *(const unsigned char *)&one == 0;
-	char grp[16];
 	sm__h5m_dset d;
-	sm__meta_chunk *w;
-	uint64_t oh, c;
 	sm_dtype dt;
+	int nc;
 
-	if (!sm__fast_enabled() || strchr(field, '/') != NULL)
+	if (!sm__fast_enabled())
 		return -1;
 	if (p->meta == NULL && (p->meta = malloc(sizeof(*p->meta))) == NULL)
 		return -1;
-	w = p->meta;
 	if (!p->meta_open) {
-		if (sm__h5m_open(&w->m, path) != 0)
+		if (sm__h5m_open(&p->meta->m, path) != 0)
 			return -1;
 		p->meta_open = 1;
 		p->meta_ptype = -1;
 	}
 	if (p->meta_ptype != ptype) {
-		snprintf(grp, sizeof(grp), "PartType%d", ptype);
-		if (sm__h5m_object(&w->m, w->m.root, &w->obj) != 0 ||
-		    sm__h5m_lookup(&w->m, &w->obj, grp, &oh) != 0 ||
-		    sm__h5m_object(&w->m, oh, &w->grp) != 0)
+		if (meta_group(p->meta, ptype) != 0)
 			return -1;
 		p->meta_ptype = ptype;
 	}
-	if (sm__h5m_lookup(&w->m, &w->grp, field, &oh) != 0 ||
-	    sm__h5m_object(&w->m, oh, &w->obj) != 0 || sm__h5m_dataset(&w->m, &w->obj, &d) != 0)
-		return -1;
-	c = d.rank == 2 ? d.dims[1] : 1;
-	dt = fast_dtype(&d.type);
-	if (dt == SM_DTYPE_NONE || d.rank < 1 || d.rank > 2 || c == 0 ||
-	    (ncomp > 0 && c != (uint64_t)ncomp) || (rows != UINT64_MAX && d.dims[0] != rows) ||
+	if (meta_dataset(p->meta, field, rows, ncomp, &d, &dt, &nc) != 0 ||
 	    (memtype != SM_DTYPE_NONE && is_float(memtype) != is_float(dt)))
 		return -1;
 	memset(&p->ext, 0, sizeof(p->ext));
 	p->ext.ok = 1;
-	p->ext.fd = w->m.fd;
+	p->ext.fd = p->meta->m.fd;
 	p->ext.offset = d.addr;
 	p->ext.bytes = d.bytes;
 	p->ext.disk = dt;
-	p->ext.swap = d.type.size > 1 && d.type.big != host_big;
+	p->ext.swap = d.type.size > 1 && d.type.big != sm__host_big_endian();
 	p->disk = dt;
 	return 0;
 }
@@ -709,7 +727,6 @@ struct field_check {
 	int ncomp;
 };
 
-/* The metadata reader's working memory for the check (h5meta.c; ~70 KiB, malloc'd once). */
 /*
  * open_field's checks of fields[0..n) in chunk file path without HDF5: 0 when the metadata reader
  * vouches for every dataset (contiguous, in HDF5's default format) and every one passes (rows
@@ -720,33 +737,17 @@ static int fast_check_chunk(sm__meta_chunk *w, const char *path, int ptype,
 			    const sm_field_check *fields, const struct field_check *fc, size_t n,
 			    uint64_t rows, sm_dtype *dt, int *nc)
 {
-	char grp[16];
-	uint64_t oh;
+	sm__h5m_dset d;
 	size_t j;
 	int rc = -1;
 
 	if (w == NULL || !sm__fast_enabled() || sm__h5m_open(&w->m, path) != 0)
 		return -1;
-	snprintf(grp, sizeof(grp), "PartType%d", ptype);
-	if (sm__h5m_object(&w->m, w->m.root, &w->obj) != 0 ||
-	    sm__h5m_lookup(&w->m, &w->obj, grp, &oh) != 0 ||
-	    sm__h5m_object(&w->m, oh, &w->grp) != 0)
+	if (meta_group(w, ptype) != 0)
 		goto out;
-	for (j = 0; j < n; j++) {
-		sm__h5m_dset d;
-		uint64_t c;
-
-		if (strchr(fields[j].name, '/') != NULL ||
-		    sm__h5m_lookup(&w->m, &w->grp, fields[j].name, &oh) != 0 ||
-		    sm__h5m_object(&w->m, oh, &w->obj) != 0 || sm__h5m_dataset(&w->m, &w->obj, &d) != 0)
+	for (j = 0; j < n; j++)
+		if (meta_dataset(w, fields[j].name, rows, fc[j].ncomp, &d, &dt[j], &nc[j]) != 0)
 			goto out;
-		c = d.rank == 2 ? d.dims[1] : 1;
-		dt[j] = fast_dtype(&d.type);
-		nc[j] = (int)(c > 1000000 ? 1000000 : c);
-		if (dt[j] == SM_DTYPE_NONE || d.rank < 1 || d.rank > 2 || c == 0 ||
-		    (fc[j].ncomp > 0 && nc[j] != fc[j].ncomp) || d.dims[0] != rows)
-			goto out;
-	}
 	rc = 0;
 out:
 	sm__h5m_close(&w->m);

@@ -57,15 +57,6 @@ static uint64_t be(const unsigned char *p, unsigned n)
 	return v;
 }
 
-static int little_endian_host(void)
-{
-	const uint16_t one = 1;
-	unsigned char b;
-
-	memcpy(&b, &one, 1);
-	return b == 1;
-}
-
 /* Reads len bytes at addr, inside [0, EOA). Reads of a block or less go through two cached
  * blocks (aligned to their size where the read fits: a symbol node's entries and the heap's names then
  * stay cached together); longer ones straight into dst. */
@@ -134,7 +125,7 @@ int sm__h5m_open_at(sm__h5m *m, int dirfd, const char *path)
 
 	memset(m, 0, sizeof(*m));
 	m->fd = -1;
-	if (!little_endian_host())
+	if (sm__host_big_endian())
 		return -1;
 	fd = openat(dirfd, path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)

@@ -51,6 +51,9 @@ int sm__attr_doubles(hid_t loc, const char *file, const char *obj, const char *n
 /* 0 when SNAPMEM_FASTREAD=0 forces HDF5's own read, else 1. */
 int sm__fast_enabled(void);
 
+/* 1 on a big-endian host, else 0. */
+int sm__host_big_endian(void);
+
 /* Fills x for dataset dset of file (x->ok = 0 when any precondition of the fast path fails, or it
  * is off). Never fails otherwise; touches no error state. */
 void sm__extent_probe(hid_t file, hid_t dset, sm__extent *x);
@@ -183,7 +186,8 @@ typedef struct sm__h5m_obj {
 	unsigned char buf[16384];
 } sm__h5m_obj;
 
-/* A chunk file, a group and an object of it, as the metadata reader holds them. */
+/* A chunk file, a group and an object of it, as the metadata reader holds them (the
+ * metadata reader's working memory: ~70 KiB, malloc'd). */
 typedef struct sm__meta_chunk {
 	sm__h5m m;
 	sm__h5m_obj grp, obj;
