@@ -154,8 +154,10 @@ $(BUILD)/obj/gen/desc-radial-profiles.o: $(DESC_GEN)
 
 # MPI's objects are rebuilt when the build switches MPI on or off (a stamp per state).
 MPI_STAMP := $(BUILD)/.mpi-$(if $(filter 1,$(MPI)),on,off)
-# stream_cells' distance kernel vectorises only where sqrtf need not set errno (never read).
-$(BUILD)/obj/src/pipeline/stream_cells.o: CFLAGS += -fno-math-errno
+# The distance kernels (stream_cells, select_sphere, radial_distance) vectorise only where sqrtf
+# need not set errno (never read).
+$(BUILD)/obj/src/pipeline/stream_cells.o $(BUILD)/obj/src/pipeline/select_sphere.o \
+$(BUILD)/obj/src/pipeline/radial_distance.o: CFLAGS += -fno-math-errno
 $(BUILD)/obj/src/cli/mpi.o $(BUILD)/obj/tests/test-mpi.o: CFLAGS += $(MPI_CFLAGS)
 $(BUILD)/obj/src/cli/mpi.o $(BUILD)/obj/tests/test-mpi.o: $(MPI_STAMP)
 $(MPI_STAMP):

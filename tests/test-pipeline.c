@@ -833,11 +833,28 @@ static void test_grid_side(void **state)
 	assert_int_equal(sm_model_grid_side(UINT64_C(14454722210)), 512);
 }
 
+/* The most cells any halo's profile holds (counts and sf_counts over its bins). */
+static int64_t largest_sphere(const tu_profiles *p)
+{
+	int64_t most = 0, n;
+	uint64_t h;
+	int b;
+
+	for (h = 0; h < p->k; h++) {
+		for (n = 0, b = 0; b < SM_MODEL_RBINS; b++)
+			n += p->counts[h * SM_MODEL_RBINS + b] + p->sf[h * SM_MODEL_RBINS + b];
+		most = n > most ? n : most;
+	}
+	return most;
+}
+
 /*
  * Threads, huge pages and first touch change nothing in the result: a mock big enough for the
- * large-array path (12 MB fields, >= PREFAULT_MIN_BYTES) run by the CLI with the defaults and with
- * SNAPMEM_THREADS=1 SNAPMEM_HUGEPAGES=0 gives the same profiles.hdf5 datasets bit for bit, and
- * both agree with the index/mask cross-check (every sphere sorted cell found once).
+ * large-array path (12 MB fields, >= PREFAULT_MIN_BYTES) and for spheres the per-halo stages share
+ * out to two threads (more than 2 x 65,536 cells: histogram_write's chunks on two parts) run by
+ * the CLI with the defaults and with SNAPMEM_THREADS=1 SNAPMEM_HUGEPAGES=0 gives the same
+ * profiles.hdf5 datasets bit for bit, and both agree with the index/mask cross-check (every
+ * sphere sorted cell found once).
  */
 static void test_threads_and_pages_change_nothing(void **state)
 {
@@ -847,7 +864,7 @@ static void test_threads_and_pages_change_nothing(void **state)
 	tu_result r;
 
 	(void)state;
-	r = tu_run("mock", data, "--gas", "1100000", "--halos", "4", "--files", "3", "--seed", "11",
+	r = tu_run("mock", data, "--gas", "1200000", "--halos", "4", "--files", "3", "--seed", "11",
 		   NULL);
 	assert_int_equal(r.status, 0);
 	tu_result_free(&r);
@@ -872,6 +889,7 @@ static void test_threads_and_pages_change_nothing(void **state)
 	tu_profiles_read(p2, &b);
 	tu_profiles_read(p3, &c);
 	assert_true(a.k > 0);
+	assert_true(largest_sphere(&a) > 2 * 65536);
 	assert_same_profiles(&a, &b, 0);
 	assert_same_profiles(&a, &c, 1e-12);
 	tu_profiles_free(&a);

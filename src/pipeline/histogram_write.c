@@ -6,6 +6,7 @@
  * rank's sums to rank 0 (reduce_sums) and rank 0 writes the K rows at once. The log10 T bin is
  * found by table (sm__pl_tbin_table_init), equal to the definition for every float.
  */
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -52,13 +53,73 @@ static inline double hist_radius(const struct run *R, uint64_t j)
 				     : ((const double *)R->radius)[j];
 }
 
+/* The serial run's histogram is made in chunks of at least HIST_CHUNK_MIN cells, at most
+ * HIST_CHUNKS of them, shared out to the worker threads: each part keeps its own counts and adds
+ * them to the halo's at the end (integers: the order does not matter), and each chunk's
+ * temperature sums are its own, added in chunk order afterwards. The chunks depend on the number
+ * of cells only, so the sums are the same bit for bit whatever the threads (SNAPMEM_THREADS=1
+ * included); a sphere of one chunk sums as one loop over its cells. */
+#define HIST_CHUNK_MIN 16384u
+#define HIST_CHUNKS 64u
+#define HIST_SUM_AT (2u * SM_MODEL_RBINS) /* the temperature sums' first 8-byte word */
+
+struct hist_job {
+	const struct run *R;
+	uint64_t s, chunk, nchunks;
+	double r200;
+	int64_t *hist;                          /* the halo's counts, added to atomically */
+	double (*csum)[SM_MODEL_RBINS];         /* each chunk's temperature sums */
+	atomic_uint_fast64_t next;
+};
+
+static void hist_part(void *arg, unsigned part, unsigned parts)
+{
+	struct hist_job *J = arg;
+	const struct run *R = J->R;
+	_Alignas(8) unsigned char loc[SM_MODEL_HISTOGRAM_BYTES];
+	const int64_t *li = (const int64_t *)(void *)loc;
+	double *sum = (double *)(void *)(loc + HIST_SUM_AT * 8u);
+	uint64_t c, j, w;
+
+	(void)part;
+	(void)parts;
+	memset(loc, 0, sizeof(loc));
+	while ((c = atomic_fetch_add(&J->next, 1)) < J->nchunks) {
+		const uint64_t a = c * J->chunk, b = a + J->chunk < J->s ? a + J->chunk : J->s;
+
+		memset(sum, 0, SM_MODEL_RBINS * sizeof(double));
+		for (j = a; j < b; j++)
+			sm__pl_hist_add(loc, &R->tbins, hist_radius(R, j), J->r200, R->sel_t[j]);
+		memcpy(J->csum[c], sum, SM_MODEL_RBINS * sizeof(double));
+	}
+	for (w = 0; w < HIST_I64; w++)
+		if ((w < HIST_SUM_AT || w >= HIST_SUM_AT + SM_MODEL_RBINS) && li[w] != 0)
+			__atomic_fetch_add(&J->hist[w], li[w], __ATOMIC_RELAXED);
+}
+
 static void histogram(const struct run *R, uint64_t s, double r200, unsigned char *hist)
 {
-	uint64_t j;
+	double csum[HIST_CHUNKS][SM_MODEL_RBINS];
+	double *sum = (double *)(void *)(hist + HIST_SUM_AT * 8u);
+	struct hist_job J;
+	uint64_t c;
+	int b;
 
 	memset(hist, 0, SM_MODEL_HISTOGRAM_BYTES);
-	for (j = 0; j < s; j++)
-		sm__pl_hist_add(hist, &R->tbins, hist_radius(R, j), r200, R->sel_t[j]);
+	J.R = R;
+	J.s = s;
+	J.chunk = (s + HIST_CHUNKS - 1) / HIST_CHUNKS;
+	if (J.chunk < HIST_CHUNK_MIN)
+		J.chunk = HIST_CHUNK_MIN;
+	J.nchunks = (s + J.chunk - 1) / J.chunk;
+	J.r200 = r200;
+	J.hist = (int64_t *)(void *)hist;
+	J.csum = csum;
+	atomic_init(&J.next, 0);
+	sm__pl_parallel(hist_part, &J, sm__pl_halo_parts(s, SM__PL_HALO_PART_MIN_CELLS));
+	for (c = 0; c < J.nchunks; c++)
+		for (b = 0; b < SM_MODEL_RBINS; b++)
+			sum[b] += csum[c][b];
 	sm__pl_hist_finish(hist);
 }
 

@@ -4,6 +4,7 @@
  * selected it (sm__pl_dist_f32/f64), in selection order. The index strategy's list is shared out
  * to the worker threads for large spheres; the mask strategy walks the mask.
  */
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -14,7 +15,32 @@ struct radius_job {
 	uint64_t h, s;
 };
 
-/* Part p of the index list: radius[j] for j in its share. */
+static inline float wrap_f32(float d, float box, float half)
+{
+	return d + (d > half ? -box : d < -half ? box : 0.0f);
+}
+
+/* The distances of n cells that lie next to each other (x their first) to c: sm__pl_dist_f32's
+ * arithmetic, its minimum image written so that the loop vectorises (x + (-box) is x - box; the
+ * Makefile gives this file -fno-math-errno so that sqrtf may be vectorised). */
+SM__PL_VECTORISE static void dist_run_f32(const float *restrict x, uint64_t n, const float *c,
+					  float box, float half, float *restrict out)
+{
+	const float c0 = c[0], c1 = c[1], c2 = c[2];
+	uint64_t q;
+
+	for (q = 0; q < n; q++) {
+		const float dx = wrap_f32(x[3 * q] - c0, box, half);
+		const float dy = wrap_f32(x[3 * q + 1] - c1, box, half);
+		const float dz = wrap_f32(x[3 * q + 2] - c2, box, half);
+
+		out[q] = sqrtf(dx * dx + dy * dy + dz * dz);
+	}
+}
+
+/* Part p of the index list: radius[j] for j in its share. The list runs through whole grid cells,
+ * whose cells lie next to each other (build_index's sort): float32 distances are taken a run of
+ * consecutive cells at a time. */
 static void radius_part(void *arg, unsigned part, unsigned parts)
 {
 	const struct radius_job *J = arg;
@@ -27,8 +53,15 @@ static void radius_part(void *arg, unsigned part, unsigned parts)
 		float box = (float)R->box, *rad = R->radius;
 		const float *x = R->coords;
 
-		for (j = ja; j < jb; j++)
-			rad[j] = sm__pl_dist_f32(x + 3 * sm__pl_sphere_cell(R, j), c, box, box / 2);
+		for (j = ja; j < jb;) {
+			const uint64_t i = sm__pl_sphere_cell(R, j);
+			uint64_t k = 1;
+
+			while (j + k < jb && sm__pl_sphere_cell(R, j + k) == i + k)
+				k++;
+			dist_run_f32(x + 3 * i, k, c, box, box / 2, rad + j);
+			j += k;
+		}
 	} else {
 		double *rad = R->radius;
 		const double *x = R->coords;

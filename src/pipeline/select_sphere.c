@@ -32,15 +32,74 @@ static void scan_note(scan_out *so, uint64_t i)
 	so->count++;
 }
 
-/* The cells of x[a, b) within r2 of c, counted or listed into so. */
+/* The distance tests of a float32 scan, SCAN_BLOCK cells at a time: the flags in[0, n) of the cells
+ * at x (in[q] = 1 within r2 of c) and how many are set. sm__pl_dist_f32's arithmetic, its minimum
+ * image written so that the loop vectorises (x + (-box) is x - box; the Makefile gives this file
+ * -fno-math-errno so that sqrtf may be vectorised). */
+#define SCAN_BLOCK 512u
+
+static inline float wrap_f32(float d, float box, float half)
+{
+	return d + (d > half ? -box : d < -half ? box : 0.0f);
+}
+
+SM__PL_VECTORISE static unsigned near_f32(const float *restrict x, unsigned n, const float *c,
+					  float box, float half, float r2,
+					  unsigned char *restrict in)
+{
+	const float c0 = c[0], c1 = c[1], c2 = c[2];
+	unsigned q, k = 0;
+
+	for (q = 0; q < n; q++) {
+		const float dx = wrap_f32(x[3 * q] - c0, box, half);
+		const float dy = wrap_f32(x[3 * q + 1] - c1, box, half);
+		const float dz = wrap_f32(x[3 * q + 2] - c2, box, half);
+		const unsigned char f = sqrtf(dx * dx + dy * dy + dz * dz) < r2;
+
+		in[q] = f;
+		k += f;
+	}
+	return k;
+}
+
+/* The cells of x[a, b) within r2 of c, counted or listed into so: a block's flags first, then
+ * its cells listed without a branch (each index written, the count advanced by its flag) into a
+ * buffer on the stack, whose set part is copied to the list, so that nothing is written past the
+ * list's end. */
 static void scan_range_f32(const float *x, uint64_t a, uint64_t b, const float *c, float box,
 			   float half, float r2, scan_out *so)
 {
+	unsigned char in[SCAN_BLOCK];
 	uint64_t i;
 
-	for (i = a; i < b; i++)
-		if (sm__pl_dist_f32(x + 3 * i, c, box, half) < r2)
-			scan_note(so, i);
+	for (i = a; i < b; i += SCAN_BLOCK) {
+		const unsigned n = b - i < SCAN_BLOCK ? (unsigned)(b - i) : SCAN_BLOCK;
+		const unsigned k = near_f32(x + 3 * i, n, c, box, half, r2, in);
+		unsigned q, m = 0;
+
+		if (so->idx == NULL || k == 0) {
+			so->count += k;
+			continue;
+		}
+		if (so->idx64) {
+			uint64_t buf[SCAN_BLOCK];
+
+			for (q = 0; q < n; q++) {
+				buf[m] = i + q;
+				m += in[q];
+			}
+			memcpy((uint64_t *)so->idx + so->count, buf, k * sizeof(buf[0]));
+		} else {
+			uint32_t buf[SCAN_BLOCK];
+
+			for (q = 0; q < n; q++) {
+				buf[m] = (uint32_t)(i + q);
+				m += in[q];
+			}
+			memcpy((uint32_t *)so->idx + so->count, buf, k * sizeof(buf[0]));
+		}
+		so->count += k;
+	}
 }
 
 static void scan_range_f64(const double *x, uint64_t a, uint64_t b, const double *c, double box,
@@ -87,8 +146,12 @@ static void scan_all(uint64_t a, uint64_t b, scan_out *so)
 		so->count += b - a;
 		return;
 	}
-	for (i = a; i < b; i++)
-		scan_note(so, i);
+	if (so->idx64)
+		for (i = a; i < b; i++)
+			((uint64_t *)so->idx)[so->count++] = i;
+	else
+		for (i = a; i < b; i++)
+			((uint32_t *)so->idx)[so->count++] = (uint32_t)i;
 }
 
 /* The cells of x[a, b) within r2 of c (the float or double centre as the positions' type). */
