@@ -21,6 +21,9 @@
 #include "snapmem/profiler.h"
 #include "snapmem/snapshot.h"
 
+/* jemalloc's options as `snapmem run` has them (src/cli/main.c): one ordinary arena. */
+const char *malloc_conf = "narenas:1";
+
 static double cpu_s(const struct rusage *u)
 {
 	return (double)u->ru_utime.tv_sec + (double)u->ru_utime.tv_usec * 1e-6 +

@@ -20,6 +20,16 @@
 #include "cli/cli.h"
 #include "snapmem/profiler.h"
 
+/*
+ * jemalloc's options for this program (read at its start, before MALLOC_CONF, which overrides
+ * them): one ordinary arena. snapmem's own allocations come from one thread (the worker threads
+ * and the timeline's sampler never allocate after start), so a second arena only costs: the
+ * profiler's readings merge every arena's statistics at each stage boundary (an epoch write), and
+ * the sampler thread's start gave it an arena of its own, a third (with the oversize arena) to
+ * merge. bench/benchmark-overhead sets the same.
+ */
+const char *malloc_conf = "narenas:1";
+
 const cli_cmd *const cli_commands[] = {
 	&cli_cmd_estimate, &cli_cmd_tradeoff, &cli_cmd_run,  &cli_cmd_report,
 	&cli_cmd_profile,  &cli_cmd_diff,     &cli_cmd_info, &cli_cmd_mock,

@@ -795,7 +795,7 @@ __attribute__((noinline)) static void *alloc_common(sm_prof *p, const char *name
 	array_live(p, name, bytes, allocated, q, frames, nf);
 	/* pages kept dirty and this array's fresh ones never resident together (stage_close) */
 	if (p->je && p->dirty_kept > 0 && sm__je_reusable(q, allocated))
-		sm__je_reuse_check(&p->dirty_kept);
+		sm__je_reuse_check(q, allocated, &p->dirty_kept);
 	pthread_mutex_unlock(&sm__lock);
 	ret = q;
 out:

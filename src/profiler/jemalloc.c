@@ -27,6 +27,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <jemalloc/jemalloc.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 enum { MIB_EPOCH, MIB_ALLOCATED, MIB_ACTIVE, MIB_RESIDENT, MIB_MAPPED, MIB_PEAK_READ,
@@ -227,22 +228,52 @@ int sm__je_reusable(void *p, uint64_t u)
 	return state == 1 && u > tmax && u < over;
 }
 
-/*
- * After a tracked block that could have reused dirty pages was allocated (sm__je_reusable), with
- * *dirty the dirty bytes known before it (the last reading plus the tracked frees since): when
- * jemalloc's dirty bytes did not go down, the block came from fresh pages while the dirty ones
- * could not serve it (too small, split): they are purged now, before the block is touched, so
- * that kept pages and fresh ones are never resident together. *dirty becomes what is left (0
- * after a purge).
- */
-void sm__je_reuse_check(uint64_t *dirty)
+/* Pages of a block sm__je_reusable lets take dirty pages: below opt.oversize_threshold (8 MiB by
+ * default), 2,048 of 4 KiB; a larger block (a raised threshold) is checked through the stats. */
+#define REUSE_PAGES_MAX 2048u
+
+/* The bytes of [p, p + u)'s pages that are resident (mincore), or -1 when that is unknown. */
+static int64_t resident_bytes(const void *p, uint64_t u)
 {
-	uint64_t d;
+	unsigned char vec[REUSE_PAGES_MAX];
+	const long pg = sysconf(_SC_PAGESIZE);
+	uintptr_t a, b;
+	size_t n, i;
+	int64_t r = 0;
+
+	if (pg <= 0 || u == 0)
+		return -1;
+	a = (uintptr_t)p & ~(uintptr_t)(pg - 1);
+	b = (uintptr_t)p + (uintptr_t)u;
+	n = (size_t)((b - a + (uintptr_t)pg - 1) / (uintptr_t)pg);
+	if (n > sizeof(vec) || mincore((void *)a, (size_t)(b - a), vec) != 0)
+		return -1;
+	for (i = 0; i < n; i++)
+		r += (vec[i] & 1) ? pg : 0;
+	return r;
+}
+
+/*
+ * After a tracked block q of usable size u that could have reused dirty pages was allocated
+ * (sm__je_reusable), before it is touched, with *dirty the dirty bytes kept (the last reading
+ * plus the tracked frees since): when none of its pages is resident (mincore), the block came
+ * from fresh pages while the dirty ones could not serve it (too small, split): they are purged
+ * now, before the block is touched, so that kept pages and fresh ones are never resident
+ * together, and *dirty becomes 0; so too when mincore cannot tell (a block above 2,048 pages,
+ * under a raised opt.oversize_threshold). When some are, the block took kept pages and *dirty
+ * goes down by them (to 1, not 0: the next block is checked too). This took jemalloc's dirty
+ * bytes before (an epoch write, merging every arena's statistics: 20-50 us here, where mincore
+ * takes about one).
+ */
+void sm__je_reuse_check(void *q, uint64_t u, uint64_t *dirty)
+{
+	int64_t r;
 
 	if (je_state != 1 || *dirty == 0)
 		return;
-	if (dirty_read(&d, 0) == 0 && d < *dirty) {
-		*dirty = d;
+	r = resident_bytes(q, u);
+	if (r > 0) {
+		*dirty = *dirty > (uint64_t)r ? *dirty - (uint64_t)r : 1;
 		return;
 	}
 	sm__je_purge();
@@ -579,7 +610,7 @@ int sm__je_read_allocated(uint64_t *a, uint64_t *r) { return -1; }
 void sm__je_purge(void) {}
 uint64_t sm__je_purge_above(uint64_t keep, int fresh) { (void)keep; (void)fresh; return 0; }
 int sm__je_reusable(void *p, uint64_t u) { (void)p; (void)u; return 0; }
-void sm__je_reuse_check(uint64_t *dirty) { *dirty = 0; }
+void sm__je_reuse_check(void *q, uint64_t u, uint64_t *dirty) { (void)q; (void)u; *dirty = 0; }
 int sm__je_thread_counter_ptrs(const uint64_t **a, const uint64_t **d) { (void)a; (void)d; return -1; }
 const char *sm__je_version(void) { return NULL; }
 int sm__je_thread_net(uint64_t *net) { return -1; }

@@ -41,7 +41,7 @@ uint64_t sm__je_purge_above(uint64_t keep, int fresh); /* the same when more tha
 							  * dirty (fresh: the epoch was just written);
 							  * returns the dirty bytes left */
 int sm__je_reusable(void *p, uint64_t usable); /* a block that may take dirty pages */
-void sm__je_reuse_check(uint64_t *dirty);  /* purge when a block took fresh pages over dirty */
+void sm__je_reuse_check(void *q, uint64_t usable, uint64_t *dirty); /* purge when q took fresh pages */
 int sm__je_thread_counter_ptrs(const uint64_t **allocated, const uint64_t **deallocated);
 const char *sm__je_version(void);
 int sm__je_thread_net(uint64_t *net);      /* calling thread: allocated - deallocated bytes */
