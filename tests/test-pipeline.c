@@ -854,13 +854,15 @@ static int64_t largest_sphere(const tu_profiles *p)
  * out to two threads (more than 2 x 65,536 cells: histogram_write's chunks on two parts) run by
  * the CLI with the defaults and with SNAPMEM_THREADS=1 SNAPMEM_HUGEPAGES=0 gives the same
  * profiles.hdf5 datasets bit for bit, and both agree with the index/mask cross-check (every
- * sphere sorted cell found once).
+ * sphere sorted cell found once); the mask strategy, whose walks over the cells are shared out
+ * to the threads too, gives its same datasets with one thread.
  */
 static void test_threads_and_pages_change_nothing(void **state)
 {
 	char *dir = tu_tmpdir(), *data = tu_path(dir, "mock"), *o1 = tu_path(dir, "a"),
-	     *o2 = tu_path(dir, "b"), *o3 = tu_path(dir, "c"), *p1, *p2, *p3;
-	tu_profiles a, b, c;
+	     *o2 = tu_path(dir, "b"), *o3 = tu_path(dir, "c"), *o4 = tu_path(dir, "d"), *p1, *p2,
+	     *p3, *p4;
+	tu_profiles a, b, c, d;
 	tu_result r;
 
 	(void)state;
@@ -882,28 +884,40 @@ static void test_threads_and_pages_change_nothing(void **state)
 		   "--select", "mask", NULL);
 	assert_int_equal(r.status, 0);
 	tu_result_free(&r);
+	setenv("SNAPMEM_THREADS", "1", 1);
+	r = tu_run("run", "--base-path", data, "--snap", "99", "--out", o4, "--no-profile",
+		   "--select", "mask", NULL);
+	unsetenv("SNAPMEM_THREADS");
+	assert_int_equal(r.status, 0);
+	tu_result_free(&r);
 	p1 = tu_path(o1, "profiles.hdf5");
 	p2 = tu_path(o2, "profiles.hdf5");
 	p3 = tu_path(o3, "profiles.hdf5");
+	p4 = tu_path(o4, "profiles.hdf5");
 	tu_profiles_read(p1, &a);
 	tu_profiles_read(p2, &b);
 	tu_profiles_read(p3, &c);
+	tu_profiles_read(p4, &d);
 	assert_true(a.k > 0);
 	assert_true(largest_sphere(&a) > 2 * 65536);
 	assert_same_profiles(&a, &b, 0);
 	assert_same_profiles(&a, &c, 1e-12);
+	assert_same_profiles(&c, &d, 0);
 	tu_profiles_free(&a);
 	tu_profiles_free(&b);
 	tu_profiles_free(&c);
+	tu_profiles_free(&d);
 	free(p1);
 	free(p2);
 	free(p3);
+	free(p4);
 	tu_rmtree(dir);
 	free(dir);
 	free(data);
 	free(o1);
 	free(o2);
 	free(o3);
+	free(o4);
 }
 
 /*

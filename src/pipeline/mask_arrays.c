@@ -38,20 +38,34 @@ static void gather_part(void *arg, unsigned part, unsigned parts)
 	}
 }
 
-/* The mask strategy: the cells whose mask byte is set, in cell order. */
-static void gather_by_mask(const struct run *R)
+/* The mask strategy: the cells whose mask byte is set, in cell order, each worker thread taking
+ * its select_sphere share of the cells (sm__pl_mask_share). */
+static void gather_mask_part(void *arg, unsigned part, unsigned parts)
 {
-	unsigned char *dst = R->sel_pos;
-	const unsigned char *src = R->coords;
-	size_t row = 3 * R->psz;
-	uint64_t i, j = 0;
+	const struct gather_job *J = arg;
+	const struct run *R = J->R;
+	const size_t row = 3 * R->psz;
+	uint64_t a, b, i, e, j = sm__pl_mask_share(R, part, &a, &b);
+	uint32_t idx[SM__PL_MASK_CHUNK];
+	unsigned n, q;
 
-	for (i = 0; i < R->n; i++) {
-		if (!R->mask[i])
-			continue;
-		R->sel_t[j] = R->temp[i];
-		memcpy(dst + j * row, src + i * row, row);
-		j++;
+	(void)parts;
+	for (i = a; i < b; i += SM__PL_MASK_CHUNK, j += n) {
+		const unsigned char *src = (const unsigned char *)R->coords + i * row;
+		unsigned char *dst = (unsigned char *)R->sel_pos + j * row;
+		const float *t = R->temp + i;
+		float *st = R->sel_t + j;
+
+		e = b - i < SM__PL_MASK_CHUNK ? b : i + SM__PL_MASK_CHUNK;
+		n = sm__pl_mask_chunk(R->mask, i, e, idx);
+		for (q = 0; q < n; q++)
+			st[q] = t[idx[q]];
+		if (row == 12)
+			for (q = 0; q < n; q++)
+				memcpy(dst + 12 * q, src + 12 * (uint64_t)idx[q], 12);
+		else
+			for (q = 0; q < n; q++)
+				memcpy(dst + 24 * q, src + 24 * (uint64_t)idx[q], 24);
 	}
 }
 
@@ -68,7 +82,9 @@ int sm__pl_mask_arrays(struct run *R, uint64_t h, uint64_t s)
 
 		sm__pl_parallel(gather_part, &J, sm__pl_halo_parts(s, SM__PL_HALO_PART_MIN_CELLS));
 	} else {
-		gather_by_mask(R);
+		struct gather_job J = {R, s};
+
+		sm__pl_parallel(gather_mask_part, &J, R->mask_parts);
 	}
 	sm__pl_stage_end(R);
 	return 0;

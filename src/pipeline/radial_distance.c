@@ -72,27 +72,57 @@ static void radius_part(void *arg, unsigned part, unsigned parts)
 	}
 }
 
-/* The mask strategy: the cells whose mask byte is set, in cell order. */
-static void radius_by_mask(const struct run *R, uint64_t h)
+/* The mask strategy: the cells whose mask byte is set, in cell order, each worker thread taking
+ * the share of the cells it had in select_sphere (sm__pl_mask_share: its first cell's place in
+ * the selection is the shares' counts before it), a chunk's cells found first
+ * (sm__pl_mask_chunk), then their distances in a loop of independent loads (sm__pl_dist_f32/f64's
+ * arithmetic, the minimum image written without a branch). */
+static inline double wrap_f64(double d, double box, double half)
 {
-	const double *cd = &R->halo_center[3 * h];
-	uint64_t i, j = 0;
+	return d + (d > half ? -box : d < -half ? box : 0.0);
+}
 
-	if (R->pt == SM_DTYPE_F32) {
-		float c[3] = {(float)cd[0], (float)cd[1], (float)cd[2]};
-		float box = (float)R->box, *rad = R->radius;
-		const float *x = R->coords;
+static void radius_mask_part(void *arg, unsigned part, unsigned parts)
+{
+	const struct radius_job *J = arg;
+	const struct run *R = J->R;
+	const double *cd = &R->halo_center[3 * J->h];
+	uint64_t a, b, i, e, j = sm__pl_mask_share(R, part, &a, &b);
+	uint32_t idx[SM__PL_MASK_CHUNK];
+	unsigned n, q;
 
-		for (i = 0; i < R->n; i++)
-			if (R->mask[i])
-				rad[j++] = sm__pl_dist_f32(x + 3 * i, c, box, box / 2);
-	} else {
-		double *rad = R->radius;
-		const double *x = R->coords;
+	(void)parts;
+	for (i = a; i < b; i += SM__PL_MASK_CHUNK, j += n) {
+		e = b - i < SM__PL_MASK_CHUNK ? b : i + SM__PL_MASK_CHUNK;
+		n = sm__pl_mask_chunk(R->mask, i, e, idx);
+		if (R->pt == SM_DTYPE_F32) {
+			const float c0 = (float)cd[0], c1 = (float)cd[1], c2 = (float)cd[2];
+			const float box = (float)R->box, half = box / 2;
+			const float *x = (const float *)R->coords + 3 * i;
+			float *rad = (float *)R->radius + j;
 
-		for (i = 0; i < R->n; i++)
-			if (R->mask[i])
-				rad[j++] = sm__pl_dist_f64(x + 3 * i, cd, R->box, R->box / 2);
+			for (q = 0; q < n; q++) {
+				const float *p = x + 3 * (uint64_t)idx[q];
+				const float dx = wrap_f32(p[0] - c0, box, half);
+				const float dy = wrap_f32(p[1] - c1, box, half);
+				const float dz = wrap_f32(p[2] - c2, box, half);
+
+				rad[q] = sqrtf(dx * dx + dy * dy + dz * dz);
+			}
+		} else {
+			const double box = R->box, half = box / 2;
+			const double *x = (const double *)R->coords + 3 * i;
+			double *rad = (double *)R->radius + j;
+
+			for (q = 0; q < n; q++) {
+				const double *p = x + 3 * (uint64_t)idx[q];
+				const double dx = wrap_f64(p[0] - cd[0], box, half);
+				const double dy = wrap_f64(p[1] - cd[1], box, half);
+				const double dz = wrap_f64(p[2] - cd[2], box, half);
+
+				rad[q] = sqrt(dx * dx + dy * dy + dz * dz);
+			}
+		}
 	}
 }
 
@@ -108,7 +138,9 @@ int sm__pl_radial_distance(struct run *R, uint64_t h, uint64_t s)
 
 		sm__pl_parallel(radius_part, &J, sm__pl_halo_parts(s, SM__PL_HALO_PART_MIN_CELLS));
 	} else {
-		radius_by_mask(R, h);
+		struct radius_job J = {R, h, s};
+
+		sm__pl_parallel(radius_mask_part, &J, R->mask_parts);
 	}
 	sm__pl_stage_end(R);
 	return 0;

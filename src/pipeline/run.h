@@ -11,6 +11,9 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "snapmem/pipeline.h"
 
@@ -73,6 +76,10 @@ struct run {
 	void *sphere, *radius, *sel_pos;
 	float *sel_t;
 	unsigned char *mask, *hist;
+	/* --select mask: the worker threads' shares of the N cells (fixed by N) and each share's
+	 * selected cells, counted by select_sphere for radial_distance and mask_arrays */
+	unsigned mask_parts;
+	uint64_t mask_count[SM__PL_MAX_THREADS];
 
 	struct grid grid;
 	struct tbin_table tbins;
@@ -194,6 +201,57 @@ void sm__pl_tbin_table_init(struct tbin_table *tt);
 static inline uint64_t sm__pl_sphere_cell(const struct run *R, uint64_t j)
 {
 	return R->idx64 ? ((const uint64_t *)R->sphere)[j] : ((const uint32_t *)R->sphere)[j];
+}
+
+/* The selected cells of sphere_mask's share p (of R->mask_parts): [*a, *b), and the index in
+ * selection order of the share's first. */
+static inline uint64_t sm__pl_mask_share(const struct run *R, unsigned p, uint64_t *a, uint64_t *b)
+{
+	uint64_t j = 0;
+	unsigned q;
+
+	*a = R->n * p / R->mask_parts;
+	*b = R->n * (p + 1) / R->mask_parts;
+	for (q = 0; q < p; q++)
+		j += R->mask_count[q];
+	return j;
+}
+
+/* The set bytes of mask m[i, min(i + 16, b)) as bits (bit k: m[i + k] != 0), sixteen compared at
+ * once: a sphere is ~1 % of the cells, so the walks over the mask (radial_distance, mask_arrays)
+ * go sixteen cells at a time over the zeros and straight to each set one (its bit's position). */
+static inline unsigned sm__pl_mask_bits(const unsigned char *m, uint64_t i, uint64_t b)
+{
+	unsigned bits = 0, k;
+
+#if defined(__SSE2__)
+	if (i + 16 <= b) {
+		const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(m + i));
+
+		return (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_setzero_si128())) ^ 0xffffu;
+	}
+#endif
+	for (k = 0; k < 16 && i + k < b; k++)
+		bits |= (unsigned)(m[i + k] != 0) << k;
+	return bits;
+}
+
+/* The set cells of mask m[i, e) (e - i <= SM__PL_MASK_CHUNK) into idx, as offsets from i; their
+ * count. The walks over the mask gather a chunk's cells first, then read their positions and
+ * temperatures in a loop of independent loads (scattered cells: one cache miss each, which
+ * overlap there rather than one at a time behind each test of the mask). */
+#define SM__PL_MASK_CHUNK 1024u
+
+static inline unsigned sm__pl_mask_chunk(const unsigned char *m, uint64_t i, uint64_t e,
+					 uint32_t *idx)
+{
+	unsigned n = 0, bits;
+	uint64_t k;
+
+	for (k = i; k < e; k += 16)
+		for (bits = sm__pl_mask_bits(m, k, e); bits != 0; bits &= bits - 1)
+			idx[n++] = (uint32_t)(k - i) + (uint32_t)__builtin_ctz(bits);
+	return n;
 }
 
 /* ---- science kernels ---- */

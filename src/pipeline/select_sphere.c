@@ -43,6 +43,7 @@ static inline float wrap_f32(float d, float box, float half)
 	return d + (d > half ? -box : d < -half ? box : 0.0f);
 }
 
+__attribute__((target_clones("avx2", "default")))
 SM__PL_VECTORISE static unsigned near_f32(const float *restrict x, unsigned n, const float *c,
 					  float box, float half, float r2,
 					  unsigned char *restrict in)
@@ -112,27 +113,43 @@ static void scan_range_f64(const double *x, uint64_t a, uint64_t b, const double
 			scan_note(so, i);
 }
 
-/* The mask strategy: m[i] = cell i lies within r2 of c; returns how many do. */
+/* The mask strategy: m[i] = cell i of x[0, n) lies within r2 of c; returns how many do: near_f32
+ * a stretch of 2^20 cells at a time (its count in 32 bits), the double version as one loop
+ * (sm__pl_dist_f64's arithmetic, its minimum image written so that the loop vectorises). */
+#define MASK_STRETCH (1u << 20)
+
 static uint64_t mask_fill_f32(const float *x, uint64_t n, const float *c, float box, float half,
 			      float r2, unsigned char *m)
 {
 	uint64_t i, s = 0;
 
-	for (i = 0; i < n; i++) {
-		m[i] = sm__pl_dist_f32(x + 3 * i, c, box, half) < r2;
-		s += m[i];
-	}
+	for (i = 0; i < n; i += MASK_STRETCH)
+		s += near_f32(x + 3 * i, n - i < MASK_STRETCH ? (unsigned)(n - i) : MASK_STRETCH, c,
+			      box, half, r2, m + i);
 	return s;
 }
 
-static uint64_t mask_fill_f64(const double *x, uint64_t n, const double *c, double box,
-			      double half, double r2, unsigned char *m)
+static inline double wrap_f64(double d, double box, double half)
 {
+	return d + (d > half ? -box : d < -half ? box : 0.0);
+}
+
+__attribute__((target_clones("avx2", "default")))
+SM__PL_VECTORISE static uint64_t mask_fill_f64(const double *restrict x, uint64_t n,
+					       const double *c, double box, double half, double r2,
+					       unsigned char *restrict m)
+{
+	const double c0 = c[0], c1 = c[1], c2 = c[2];
 	uint64_t i, s = 0;
 
 	for (i = 0; i < n; i++) {
-		m[i] = sm__pl_dist_f64(x + 3 * i, c, box, half) < r2;
-		s += m[i];
+		const double dx = wrap_f64(x[3 * i] - c0, box, half);
+		const double dy = wrap_f64(x[3 * i + 1] - c1, box, half);
+		const double dz = wrap_f64(x[3 * i + 2] - c2, box, half);
+		const unsigned char f = sqrt(dx * dx + dy * dy + dz * dz) < r2;
+
+		m[i] = f;
+		s += f;
 	}
 	return s;
 }
@@ -318,23 +335,45 @@ static int select_by_index(struct run *R, uint64_t h, uint64_t *s)
 	return 0;
 }
 
-/* The mask strategy: sphere_mask, one byte per gas cell. */
+/* The mask strategy: sphere_mask, one byte per gas cell, each worker thread filling its share
+ * of the cells (R->mask_parts, fixed by N) and counting its selected cells for the later steps. */
+struct mask_job {
+	struct run *R;
+	uint64_t h;
+};
+
+static void mask_part(void *arg, unsigned part, unsigned parts)
+{
+	const struct mask_job *J = arg;
+	struct run *R = J->R;
+	const double *cd = &R->halo_center[3 * J->h];
+	const double r2 = 2.0 * R->halo_r200[J->h];
+	uint64_t a = R->n * part / parts, b = R->n * (part + 1) / parts;
+
+	if (R->pt == SM_DTYPE_F32) {
+		const float c[3] = {(float)cd[0], (float)cd[1], (float)cd[2]};
+		const float box = (float)R->box;
+
+		R->mask_count[part] = mask_fill_f32((const float *)R->coords + 3 * a, b - a, c, box,
+						    box / 2, (float)r2, R->mask + a);
+	} else {
+		R->mask_count[part] = mask_fill_f64((const double *)R->coords + 3 * a, b - a, cd,
+						    R->box, R->box / 2, r2, R->mask + a);
+	}
+}
+
 static int select_by_mask(struct run *R, uint64_t h, uint64_t *s)
 {
-	const double *cd = &R->halo_center[3 * h];
-	double r2 = 2.0 * R->halo_r200[h];
+	struct mask_job J = {R, h};
+	unsigned p;
 	int rc;
 
 	if ((rc = sm__pl_palloc(R, &R->mask, SM_ARRAY_SPHERE_MASK, R->n)) != 0)
 		return rc;
-	if (R->pt == SM_DTYPE_F32) {
-		float c[3] = {(float)cd[0], (float)cd[1], (float)cd[2]};
-		float box = (float)R->box;
-
-		*s = mask_fill_f32(R->coords, R->n, c, box, box / 2, (float)r2, R->mask);
-	} else {
-		*s = mask_fill_f64(R->coords, R->n, cd, R->box, R->box / 2, r2, R->mask);
-	}
+	R->mask_parts = sm__pl_halo_parts(R->n, SM__PL_HALO_PART_MIN_CELLS);
+	sm__pl_parallel(mask_part, &J, R->mask_parts);
+	for (*s = 0, p = 0; p < R->mask_parts; p++)
+		*s += R->mask_count[p];
 	return 0;
 }
 
