@@ -29,6 +29,7 @@ static inline double temperature_of(double uu, double x, double uv2)
 /* The temperature of cells [0, n): vectorisable (no branch, no libm call); returns nonzero when
  * a value is bad (non-finite or negative u or x_e, NaN SFR, or a finite u whose temperature
  * overflows float32), the cells' temperatures then being meaningless. */
+__attribute__((target_clones("avx2", "default")))
 SM__PL_VECTORISE static int temperature_kernel(const float *restrict u, const float *restrict xe,
 			      const float *restrict sfr, float *restrict t, uint64_t n, double uv2)
 {

@@ -23,6 +23,7 @@ static inline float wrap_f32(float d, float box, float half)
 /* The distances of n cells that lie next to each other (x their first) to c: sm__pl_dist_f32's
  * arithmetic, its minimum image written so that the loop vectorises (x + (-box) is x - box; the
  * Makefile gives this file -fno-math-errno so that sqrtf may be vectorised). */
+__attribute__((target_clones("avx2", "default")))
 SM__PL_VECTORISE static void dist_run_f32(const float *restrict x, uint64_t n, const float *c,
 					  float box, float half, float *restrict out)
 {
