@@ -425,7 +425,8 @@ static void test_user_block(void **state)
 
 /* ---- conversion and checks -------------------------------------------------------------------- */
 
-static void test_narrow_as_hdf5(void **state)
+/* Once with AVX where the CPU has it, once with the SSE2 loop alone (sm__narrow_avx). */
+static void narrow_as_hdf5(void)
 {
 	double v[] = {1.0, 0.1, -2.5e-3, FLT_MAX, (double)FLT_MAX * (1 + 1e-9), 3.4028235677973366e38,
 		      1e39, -1e39, -(double)FLT_MAX * (1 + 1e-9), INFINITY, -INFINITY, NAN, 1e-46,
@@ -438,8 +439,7 @@ static void test_narrow_as_hdf5(void **state)
 	float o4[4];
 	size_t i, rep;
 
-	(void)state;
-	for (rep = 0; rep < 3; rep++) { /* the value beyond FLT_MAX at each vector position */
+	for (rep = 0; rep < 4; rep++) { /* the value beyond FLT_MAX at each vector position */
 		memcpy(buf, v + rep, (N - rep) * sizeof(double));
 		memcpy(buf + N - rep, v, rep * sizeof(double));
 		assert_true(H5Tconvert(H5T_NATIVE_DOUBLE, H5T_NATIVE_FLOAT, N, buf, NULL,
@@ -460,6 +460,31 @@ static void test_narrow_as_hdf5(void **state)
 	w[3] = 0.5;
 	assert_int_equal(sm__narrow_f64(w, o4, 4, &b), 3);
 	assert_int_equal(sm__first_outside_any(w, SM_DTYPE_F64, 4, &b), 3);
+	/* The first value outside at every place of two 4-wide blocks (AVX) and 2-wide ones (SSE2)
+	 * and the scalar tail, narrowed before it: a value outside as read, then one outside once
+	 * narrowed. */
+	for (rep = 0; rep < 2; rep++)
+		for (i = 0; i < 11; i++) {
+			double x[11];
+			float o[11];
+			size_t k;
+
+			for (k = 0; k < 11; k++)
+				x[k] = 1.0 + (double)k * 0x1p-30;
+			x[i] = rep == 0 ? 2.0 : 1.0 + 0x1p-23 - 0x1p-40;
+			assert_int_equal(sm__narrow_f64(x, o, 11, &b), i);
+			for (k = 0; k < i; k++)
+				assert_true(o[k] == (float)x[k]);
+		}
+}
+
+static void test_narrow_as_hdf5(void **state)
+{
+	(void)state;
+	narrow_as_hdf5();
+	sm__narrow_avx = 0;
+	narrow_as_hdf5();
+	sm__narrow_avx = -1;
 }
 
 /* Bad coordinates planted in the last chunk of a copy, each before the last: both paths report

@@ -73,6 +73,9 @@ int sm__fast_read(const sm__extent *x, sm_dtype memtype, uint64_t e0, uint64_t n
 /* float64 -> float32 as HDF5's hardware conversion does it (+-inf beyond FLT_MAX); with b, stops
  * at and returns the first value outside b as read or narrowed, else returns n. */
 uint64_t sm__narrow_f64(const double *in, float *out, uint64_t n, const sm__bounds *b);
+/* -1 (the default): sm__narrow_f64 takes four values at a time where the CPU has AVX; 0: never
+ * (the tests' switch to the SSE2 loop). */
+extern int sm__narrow_avx;
 
 /* The first of n values of type t (as double) outside b, or n. */
 uint64_t sm__first_outside_any(const void *out, sm_dtype t, uint64_t n, const sm__bounds *b);
