@@ -92,10 +92,14 @@ for n in "${sizes[@]}"; do
 	done
 done
 
-say "read floor and full run at $ref cells (interleaved, $((repeats + 2)) each)"
+# 2 x repeats + 5 rounds (11): the profiled/unprofiled pairs' ratios spread from 0.45 to 1.56 here
+# (7 pairs by hand, 2026-12-01), so that the median of 5 moved by 20 % between two runs of the
+# benchmark.
+overhead_rounds=$((2 * repeats + 5))
+say "read floor and full run at $ref cells (interleaved, $overhead_rounds each)"
 reads=(); reads1=(); fulls=(); fulls4k=(); noprof=(); noprofp=(); ctemp=(); profw=(); pratio=(); wratio=(); tlcpu=()
 tlticks=0
-for ((r = 0; r < repeats + 2; r++)); do
+for ((r = 0; r < overhead_rounds; r++)); do
 	reads+=("$("$build/bench/benchmark-read" "$(mock_dir "$ref")" 99 float32 1 | jq -r .median_s)")
 	reads1+=("$("$build/bench/benchmark-read" "$(mock_dir "$ref")" 99 float32 1 --reuse |
 		jq -r .median_s)")
@@ -135,7 +139,7 @@ done
 # 2x and its CPU time by a few percent.
 cratio=(); cprof=(); cplain=(); fprof=(); fplain=()
 mkdir -p "$data/overhead"
-for ((r = 0; r < repeats + 4; r++)); do
+for ((r = 0; r < overhead_rounds; r++)); do
 	for half in $((r % 2)) $((1 - r % 2)); do
 		if [ "$half" = 0 ]; then
 			oj=$("$build/bench/benchmark-overhead" "$(mock_dir "$ref")" 99 "$data/overhead" profiled)
