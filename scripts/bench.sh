@@ -136,7 +136,9 @@ done
 # The same overhead as CPU time of the pipeline call alone (bench/benchmark-overhead: user +
 # system seconds of the process around sm_pipeline_run, all threads, the sampler's included), in
 # pairs of alternating order: on a machine other users load, the wall time of one run varies by
-# 2x and its CPU time by a few percent.
+# 2x. Its CPU time was steadier on the machines this was written on; on this one (2026-12) its
+# system time jumps too (0.10 to 0.86 s of first-touch faults in one run, either mode), so the
+# pairs' ratios spread from 0.75 to 2.2 and this figure needs many pairs as well.
 cratio=(); cprof=(); cplain=(); fprof=(); fplain=()
 mkdir -p "$data/overhead"
 for ((r = 0; r < overhead_rounds; r++)); do
