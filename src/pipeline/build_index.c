@@ -12,9 +12,11 @@
  * and writes them as index_cell_start entries: slabs, then rows, then cells, so there is no
  * separate counting pass over the cells. No per-cell memory besides the two arrays the model names
  * (index_cell_fill holds the cover flags). The near split and the x slabs are one pass since
- * 2026-12-01 (before: a two-bucket split on the worker threads, its parts' near rows then closed
+ * 2026-11 (before: a two-bucket split on the worker threads, its parts' near rows then closed
  * up by swapping, then the x-slab pass over the near rows; one thread, 1e7 cells, median of 9:
- * build_index 0.231 -> 0.212 s).
+ * build_index 0.231 -> 0.212 s); its classification, most of its time, on the worker threads in
+ * 8 fixed stripes since 2026-12-01 (sm__pl_split_near, from 131,072 cells; 11 idle-gated
+ * interleaved pairs at 1e7 cells on 2 CPUs: build_index 0.683 of its time, the same CPU time).
  *
  * The distributed run's build_index (the halo index) is in build_index_halos.c.
  */
@@ -25,8 +27,8 @@
 #include "grid.h"
 #include "run.h"
 
-/* build_index's parallel parts. The near split, into x slabs, runs on the calling thread and
- * finds the slab boundaries itself (index_cell_start[s g^2]); then all parts take slabs one at a time and sort
+/* build_index's parallel parts. The near split, into x slabs, classifies its stripes on the worker
+ * threads and finds the slab boundaries itself (index_cell_start[s g^2]); then all parts take slabs one at a time and sort
  * each into rows and the rows into cells, the passes writing the slab's index_cell_start
  * entries. A slab's cells and entries are its own, and its order does not depend on who sorts
  * it. */
@@ -163,7 +165,8 @@ static void mark_cover(const struct run *R, unsigned char *cover)
 }
 
 /* Near rows (in grid cells some sphere scan visits) into their x slabs at the front, far rows
- * behind them, in one distribution pass on the calling thread (sm__pl_split_near): the slab
+ * behind them, in one distribution pass (sm__pl_split_near, its classification in stripes on the
+ * worker threads from 131,072 cells): the slab
  * boundaries into index_cell_start[s g^2] (s = 0..g, the last the number of near rows). */
 static uint64_t split_near_slabs(struct run *R)
 {

@@ -18,6 +18,7 @@
  * coordinates are 12 or 24 bytes); each pass is its own function with the row type and the
  * bucket rule fixed, so that the compiler specialises the body as it would a hand-written copy.
  */
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -53,7 +54,7 @@ static ALWAYS_INLINE uint64_t bucket_of(const struct grid *gr, const unsigned ch
 static ALWAYS_INLINE void distribute_rows(const struct grid *gr, unsigned char *xall, float *tall,
 					  const uint64_t *start, uint64_t *bounds, uint64_t lo,
 					  uint64_t n, uint64_t stride, unsigned nb, int axis,
-					  const int f64, const int cover)
+					  const int f64, const int cover, const uint64_t *pre)
 {
 	_Alignas(16) unsigned char scratch[DIST_SCRATCH_BYTES];
 	uint32_t cnt[DIST_MAX_BUCKETS];
@@ -86,10 +87,16 @@ static ALWAYS_INLINE void distribute_rows(const struct grid *gr, unsigned char *
 	ox = sx + xs * B;
 	ot = st + B;
 	memset(cnt, 0, nb * sizeof(cnt[0]));
-	memset(nfull, 0, nb * sizeof(nfull[0]));
+	if (pre != NULL) { /* rows [0, pre_rows) are pre[c] full blocks of each bucket c already */
+		memcpy(nfull, pre, nb * sizeof(nfull[0]));
+		for (c = 0; c < nb; c++)
+			wpos += pre[c] * B;
+	} else {
+		memset(nfull, 0, nb * sizeof(nfull[0]));
+	}
 
 	/* 1. classify */
-	for (i = 0; i < n; i++) {
+	for (i = wpos; i < n; i++) {
 		uint64_t b = bucket_of(gr, x + xs * i, axis, f64, cover), k = cnt[b]++;
 
 		memcpy(bx + xs * (B * b + k), x + xs * i, xs);
@@ -192,25 +199,173 @@ static ALWAYS_INLINE void distribute_rows(const struct grid *gr, unsigned char *
 static void distribute_f32(const struct grid *gr, void *x, float *t, const uint64_t *start,
 			   uint64_t *bounds, uint64_t lo, uint64_t n, uint64_t stride, int axis)
 {
-	distribute_rows(gr, x, t, start, bounds, lo, n, stride, (unsigned)gr->g, axis, 0, 0);
+	distribute_rows(gr, x, t, start, bounds, lo, n, stride, (unsigned)gr->g, axis, 0, 0, NULL);
 }
 
 static void distribute_f64(const struct grid *gr, void *x, float *t, const uint64_t *start,
 			   uint64_t *bounds, uint64_t lo, uint64_t n, uint64_t stride, int axis)
 {
-	distribute_rows(gr, x, t, start, bounds, lo, n, stride, (unsigned)gr->g, axis, 1, 0);
+	distribute_rows(gr, x, t, start, bounds, lo, n, stride, (unsigned)gr->g, axis, 1, 0, NULL);
 }
 
 static void split_near_f32(const struct grid *gr, void *x, float *t, uint64_t *bounds,
-			   uint64_t lo, uint64_t n)
+			   uint64_t lo, uint64_t n, const uint64_t *pre)
 {
-	distribute_rows(gr, x, t, NULL, bounds, lo, n, 1, (unsigned)gr->g + 1, 0, 0, 1);
+	distribute_rows(gr, x, t, NULL, bounds, lo, n, 1, (unsigned)gr->g + 1, 0, 0, 1, pre);
 }
 
 static void split_near_f64(const struct grid *gr, void *x, float *t, uint64_t *bounds,
-			   uint64_t lo, uint64_t n)
+			   uint64_t lo, uint64_t n, const uint64_t *pre)
 {
-	distribute_rows(gr, x, t, NULL, bounds, lo, n, 1, (unsigned)gr->g + 1, 0, 1, 1);
+	distribute_rows(gr, x, t, NULL, bounds, lo, n, 1, (unsigned)gr->g + 1, 0, 1, 1, pre);
+}
+
+/*
+ * The near split's classification on the worker threads: the rows in SPLIT_STRIPES stripes fixed
+ * by n and the block size alone (so the order the rows end in does not depend on the threads),
+ * each classified as phase 1 above by whichever part takes it, into blocks at the stripe's front,
+ * its partial buffers then written behind them (bucket by bucket). A stripe's length is a whole
+ * number of blocks (the last excepted), so its partial rows fill whole blocks but the last
+ * stripe's: the stripes' full blocks are made one run at the front by swapping the earlier
+ * stripes' partial blocks with the later stripes' last full blocks (whole blocks of one bucket
+ * each, so every full block stays one); the distribution pass then goes on from the full
+ * blocks' end with the partial rows (a few buffers' worth) and the stripes' block counts.
+ */
+#define SPLIT_STRIPES SM__PL_MAX_THREADS
+#define SPLIT_PARALLEL_MIN_ROWS 131072u
+
+struct split_job {
+	const struct grid *gr;
+	unsigned char *x;
+	float *t;
+	int f64;
+	uint64_t n, B, edge[SPLIT_STRIPES + 1];
+	uint64_t nfull[SPLIT_STRIPES][DIST_MAX_BUCKETS];
+	atomic_uint next;
+};
+
+static ALWAYS_INLINE void split_stripe_rows(struct split_job *J, unsigned s, const int f64)
+{
+	_Alignas(16) unsigned char scratch[DIST_SCRATCH_BYTES];
+	uint32_t cnt[DIST_MAX_BUCKETS];
+	const struct grid *gr = J->gr;
+	const unsigned nb = (unsigned)gr->g + 1;
+	const size_t xs = f64 ? 3 * sizeof(double) : 3 * sizeof(float);
+	const uint64_t B = J->B, a = J->edge[s], n = J->edge[s + 1] - a;
+	unsigned char *x = J->x + xs * a, *bx = scratch;
+	float *t = J->t + a, *bt = (float *)(void *)(bx + xs * B * (nb + 3));
+	uint64_t *nfull = J->nfull[s], i, wpos = 0, c;
+
+	memset(cnt, 0, nb * sizeof(cnt[0]));
+	memset(nfull, 0, nb * sizeof(nfull[0]));
+	for (i = 0; i < n; i++) {
+		uint64_t b = bucket_of(gr, x + xs * i, 0, f64, 1), k = cnt[b]++;
+
+		memcpy(bx + xs * (B * b + k), x + xs * i, xs);
+		bt[B * b + k] = t[i];
+		if (k + 1 == B) {
+			memcpy(x + xs * wpos, bx + xs * B * b, xs * B);
+			memcpy(t + wpos, bt + B * b, B * sizeof(float));
+			wpos += B;
+			cnt[b] = 0;
+			nfull[b]++;
+		}
+	}
+	for (c = 0; c < nb; c++) { /* the partial buffers behind the blocks */
+		memcpy(x + xs * wpos, bx + xs * B * c, xs * cnt[c]);
+		memcpy(t + wpos, bt + B * c, cnt[c] * sizeof(float));
+		wpos += cnt[c];
+	}
+}
+
+static void split_stripe_part(void *arg, unsigned part, unsigned parts)
+{
+	struct split_job *J = arg;
+	unsigned s;
+
+	(void)part;
+	(void)parts;
+	while ((s = atomic_fetch_add(&J->next, 1)) < SPLIT_STRIPES) {
+		if (J->f64)
+			split_stripe_rows(J, s, 1);
+		else
+			split_stripe_rows(J, s, 0);
+	}
+}
+
+/* Swaps the n bytes at a and b (apart) through a small buffer. */
+static void swap_bytes(unsigned char *a, unsigned char *b, size_t n)
+{
+	unsigned char tmp[4096];
+
+	while (n > 0) {
+		const size_t k = n < sizeof(tmp) ? n : sizeof(tmp);
+
+		memcpy(tmp, a, k);
+		memcpy(a, b, k);
+		memcpy(b, tmp, k);
+		a += k;
+		b += k;
+		n -= k;
+	}
+}
+
+/* Swaps blocks i and j (B rows each) of x and t. */
+static void swap_blocks(unsigned char *x, float *t, size_t xs, uint64_t B, uint64_t i, uint64_t j)
+{
+	swap_bytes(x + xs * B * i, x + xs * B * j, xs * B);
+	swap_bytes((unsigned char *)(t + B * i), (unsigned char *)(t + B * j), B * sizeof(float));
+}
+
+/* Rows [lo, lo + n) by stripes (the comment above); 1 when done, 0 when too few rows. */
+static int split_near_stripes(const struct grid *gr, void *xv, float *tv, int f64, uint64_t *bounds,
+			      uint64_t lo, uint64_t n)
+{
+	struct split_job J;
+	const unsigned nb = (unsigned)gr->g + 1;
+	const size_t xs = f64 ? 3 * sizeof(double) : 3 * sizeof(float);
+	uint64_t pre[DIST_MAX_BUCKETS], F[SPLIT_STRIPES], front, c;
+	unsigned s;
+
+	if (n < SPLIT_PARALLEL_MIN_ROWS)
+		return 0;
+	memset(&J, 0, sizeof(J));
+	J.gr = gr;
+	J.x = (unsigned char *)xv + xs * lo;
+	J.t = tv + lo;
+	J.f64 = f64;
+	J.n = n;
+	J.B = DIST_SCRATCH_BYTES / ((nb + 3) * (xs + sizeof(float))); /* distribute_rows' B */
+	for (s = 0; s <= SPLIT_STRIPES; s++)
+		J.edge[s] = s == SPLIT_STRIPES ? n : n * s / SPLIT_STRIPES / J.B * J.B;
+	atomic_init(&J.next, 0);
+	sm__pl_parallel(split_stripe_part, &J, sm__pl_threads() < SPLIT_STRIPES ? sm__pl_threads()
+									: SPLIT_STRIPES);
+	/* The full blocks into one run at the front: the front's gaps (each earlier stripe's
+	 * partial blocks) swapped with the last full blocks behind them. */
+	for (s = 0; s < SPLIT_STRIPES; s++)
+		for (F[s] = 0, c = 0; c < nb; c++)
+			F[s] += J.nfull[s][c];
+	front = F[0];
+	for (s = 1; s < SPLIT_STRIPES; s++) {
+		uint64_t b0 = J.edge[s] / J.B, gap = b0 - front, k = F[s] < gap ? F[s] : gap, q;
+
+		for (q = 0; q < k; q++)
+			swap_blocks(J.x, J.t, xs, J.B, front + q, b0 + F[s] - k + q);
+		/* the blocks of stripe s now end at front + F[s] */
+		if (k < gap) /* not enough of them to fill the gap: they all moved into it */
+			front += F[s];
+		else
+			front = b0 + F[s] - k;
+	}
+	for (c = 0; c < nb; c++)
+		for (pre[c] = 0, s = 0; s < SPLIT_STRIPES; s++)
+			pre[c] += J.nfull[s][c];
+	if (f64)
+		split_near_f64(gr, xv, tv, bounds, lo, n, pre);
+	else
+		split_near_f32(gr, xv, tv, bounds, lo, n, pre);
+	return 1;
 }
 
 void sm__pl_distribute(const struct grid *gr, void *x, float *t, int f64, const uint64_t *start,
@@ -225,8 +380,10 @@ void sm__pl_distribute(const struct grid *gr, void *x, float *t, int f64, const 
 void sm__pl_split_near(const struct grid *gr, void *x, float *t, int f64, uint64_t *bounds,
 		       uint64_t lo, uint64_t n)
 {
+	if (split_near_stripes(gr, x, t, f64, bounds, lo, n))
+		return;
 	if (f64)
-		split_near_f64(gr, x, t, bounds, lo, n);
+		split_near_f64(gr, x, t, bounds, lo, n, NULL);
 	else
-		split_near_f32(gr, x, t, bounds, lo, n);
+		split_near_f32(gr, x, t, bounds, lo, n, NULL);
 }

@@ -1,0 +1,171 @@
+/*
+ * build_index's near split (src/pipeline/build_index_sort.c, sm__pl_split_near) called directly,
+ * on rows whose buckets are known: below 131,072 rows it is one distribution pass on the calling
+ * thread, from there the rows are classified in 8 stripes on the worker threads, the stripes'
+ * full blocks gathered at the front by swapping whole blocks, and the pass goes on from there.
+ * Checks, for float32 and float64 coordinates, both ways: the boundaries are the buckets' counts,
+ * every row lies in its bucket's range (near rows in their x slab, far rows behind), and the rows
+ * are the same rows (coordinates and temperature moved together, none lost or doubled). The
+ * stripes' rows are laid out so that each stripe leaves nearly a whole buffer of partial rows in
+ * every bucket: the later stripes then have fewer full blocks than the gap of partial blocks in
+ * front of them, the case where all of a stripe's blocks move into the gap.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "pipeline/grid.h"
+
+#define G 64u               /* grid side: 64 slabs + the far bucket */
+#define SCRATCH 65536u      /* build_index_sort.c's DIST_SCRATCH_BYTES */
+
+static unsigned char cover[G * G * G / 8 + 1];
+
+/* The grid over a box of side G (grid width 1): grid cells with y = 0 are covered (near), the
+ * others not. */
+static struct grid make_grid(void)
+{
+	struct grid gr;
+	uint64_t x, z;
+
+	memset(cover, 0, sizeof(cover));
+	for (x = 0; x < G; x++)
+		for (z = 0; z < G; z++) {
+			uint64_t key = (x * G + 0) * G + z;
+
+			cover[key >> 3] |= (unsigned char)(1u << (key & 7));
+		}
+	gr.g = G;
+	gr.gd = (double)G;
+	gr.box = (double)G;
+	gr.inv_w = 1.0;
+	gr.cover = cover;
+	return gr;
+}
+
+/* Row i of bucket b (b < G: near, in slab b; G: far), its z from i so that rows differ. */
+static void place(double *p, uint64_t b, uint64_t i)
+{
+	p[0] = b < G ? (double)b + 0.5 : (double)(i % G) + 0.25;
+	p[1] = b < G ? 0.5 : 1.5 + (double)(i % (G - 2));
+	p[2] = (double)(i % G) + 0.75;
+}
+
+/* The buckets of n rows: row i's bucket in bkt[i]. Each stripe of `stripe` rows (the last the
+ * rest) first takes B - 1 rows of every bucket, then whole blocks of bucket (i / B) % (G + 1), so
+ * that each stripe ends with nearly B - 1 partial rows in every bucket. */
+static void buckets(uint64_t *bkt, uint64_t n, uint64_t stripe, uint64_t B)
+{
+	uint64_t i;
+
+	for (i = 0; i < n; i++) {
+		uint64_t j = stripe > 0 ? i % stripe : i;
+
+		bkt[i] = j < (G + 1) * (B - 1) ? j / (B - 1) : ((j / B) * 7) % (G + 1);
+	}
+}
+
+static uint64_t bucket_of_row(const double *p)
+{
+	uint64_t x = (uint64_t)p[0], y = (uint64_t)p[1];
+
+	return y == 0 ? x : G;
+}
+
+static void check_split(uint64_t n, int f64)
+{
+	const struct grid gr = make_grid();
+	const size_t xs = f64 ? 3 * sizeof(double) : 3 * sizeof(float);
+	const uint64_t B = SCRATCH / ((G + 1 + 3) * (xs + sizeof(float)));
+	uint64_t *bkt = calloc(n, sizeof(*bkt)), count[G + 1] = {0}, bounds[G + 2], i, c;
+	unsigned char *x = calloc(n, xs), *seen = calloc(n, 1);
+	float *t = calloc(n, sizeof(float));
+
+	assert_non_null(bkt);
+	assert_non_null(x);
+	assert_non_null(seen);
+	assert_non_null(t);
+	/* stripes as the split makes them (n s / 8 rounded down to a block) */
+	buckets(bkt, n, n / 8 / B * B, B);
+	for (i = 0; i < n; i++) {
+		double p[3];
+
+		place(p, bkt[i], i);
+		if (f64) {
+			memcpy(x + xs * i, p, xs);
+		} else {
+			float q[3] = {(float)p[0], (float)p[1], (float)p[2]};
+
+			memcpy(x + xs * i, q, xs);
+		}
+		t[i] = (float)i; /* the row's identity (exact below 2^24) */
+		count[bkt[i]]++;
+	}
+	sm__pl_split_near(&gr, x, t, f64, bounds, 0, n);
+	assert_int_equal(bounds[0], 0);
+	for (c = 0; c <= G; c++)
+		assert_int_equal(bounds[c + 1] - bounds[c], count[c]);
+	assert_int_equal(bounds[G + 1], n);
+	for (c = 0; c <= G; c++)
+		for (i = bounds[c]; i < bounds[c + 1]; i++) {
+			double p[3], q[3];
+			uint64_t id = (uint64_t)t[i];
+
+			if (f64) {
+				memcpy(p, x + xs * i, xs);
+			} else {
+				float f[3];
+
+				memcpy(f, x + xs * i, xs);
+				p[0] = f[0];
+				p[1] = f[1];
+				p[2] = f[2];
+			}
+			assert_int_equal(bucket_of_row(p), c);
+			assert_true(id < n && (float)id == t[i]);
+			assert_int_equal(seen[id], 0);
+			seen[id] = 1;
+			place(q, bkt[id], id);
+			if (!f64) {
+				q[0] = (float)q[0];
+				q[1] = (float)q[1];
+				q[2] = (float)q[2];
+			}
+			assert_true(p[0] == q[0] && p[1] == q[1] && p[2] == q[2]);
+		}
+	free(bkt);
+	free(x);
+	free(seen);
+	free(t);
+}
+
+static void test_split_one_pass(void **state)
+{
+	(void)state;
+	check_split(100000, 0);
+	check_split(100000, 1);
+	check_split(5, 0);
+}
+
+static void test_split_stripes(void **state)
+{
+	(void)state;
+	check_split(131072, 0);
+	check_split(131072, 1);
+	check_split(1000003, 0);
+	check_split(1000003, 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_split_one_pass),
+		cmocka_unit_test(test_split_stripes),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
