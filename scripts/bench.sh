@@ -9,7 +9,8 @@
 #
 #   scripts/bench.sh BUILD_DIR full|quick
 #
-# full: 10^6, 3*10^6, 10^7, 3*10^7 gas cells (about 10 minutes on 2 cores); quick: 10^5..10^6 (about
+# full: 10^6, 3*10^6, 10^7, 3*10^7 gas cells (about 5 minutes on 2 cores since the mask strategy
+# runs on the worker threads, 2026-12; 10 before); quick: 10^5..10^6 (about
 # one minute). Data goes to BUILD_DIR/bench-data (mock snapshots, regenerated when absent).
 set -euo pipefail
 build="$1"
