@@ -140,23 +140,29 @@ done
 # 2x. Its CPU time was steadier on the machines this was written on; on this one (2026-12) its
 # system time jumps too (0.10 to 0.86 s of first-touch faults in one run, either mode), so the
 # pairs' ratios spread from 0.75 to 2.2 and this figure needs many pairs as well.
-cratio=(); cprof=(); cplain=(); fprof=(); fplain=()
+cratio=(); cprof=(); cplain=(); fprof=(); fplain=(); uratio=(); sratio=()
 mkdir -p "$data/overhead"
 for ((r = 0; r < overhead_rounds; r++)); do
 	for half in $((r % 2)) $((1 - r % 2)); do
 		if [ "$half" = 0 ]; then
 			oj=$("$build/bench/benchmark-overhead" "$(mock_dir "$ref")" 99 "$data/overhead" profiled)
 			cprof+=("$(jq -r .cpu_s <<<"$oj")"); fprof+=("$(jq -r .minor_faults <<<"$oj")")
+			uprof=$(jq -r .user_s <<<"$oj"); sprof=$(jq -r .sys_s <<<"$oj")
 		else
 			oj=$("$build/bench/benchmark-overhead" "$(mock_dir "$ref")" 99 "$data/overhead" plain)
 			cplain+=("$(jq -r .cpu_s <<<"$oj")"); fplain+=("$(jq -r .minor_faults <<<"$oj")")
+			uplain=$(jq -r .user_s <<<"$oj"); splain=$(jq -r .sys_s <<<"$oj")
 		fi
 	done
 	cratio+=("$(calc "${cprof[-1]} / ${cplain[-1]}")")
+	uratio+=("$(calc "$uprof / ($uplain + 0.000001)")")
+	sratio+=("$(calc "$sprof / ($splain + 0.000001)")")
 done
 rm -rf "$data/overhead"
 cratio_m=$(printf '%s\n' "${cratio[@]}" | median)
 cprof_s=$(printf '%s\n' "${cprof[@]}" | median)
+uratio_m=$(printf '%s\n' "${uratio[@]}" | median)
+sratio_m=$(printf '%s\n' "${sratio[@]}" | median)
 cplain_s=$(printf '%s\n' "${cplain[@]}" | median)
 fprof_n=$(printf '%s\n' "${fprof[@]}" | median)
 fplain_n=$(printf '%s\n' "${fplain[@]}" | median)
@@ -437,6 +443,7 @@ jq -s --arg mode "$mode" --arg cpu "$cpu" --arg mem "$mem" --argjson cores "$(np
 	--argjson noprof "$noprof_s" --argjson profw "$profw_s" --argjson noprofp "$noprofp_s" --argjson ctemp "$ctemp_s" --argjson memcpy "$memcpy_s" \
 	--argjson pratio "$pratio_m" --argjson wratio "$wratio_m" \
 	--argjson cratio "$cratio_m" --argjson cprof "$cprof_s" --argjson cplain "$cplain_s" \
+	--argjson uratio "$uratio_m" --argjson sratio "$sratio_m" \
 	--argjson fprof "$fprof_n" --argjson fplain "$fplain_n" \
 	--argjson tlcpu "$tlcpu_s" --argjson tlticks "$tlticks" \
 	--argjson plain "$plain_s" --argjson prof "$prof_s" --argjson plainproc "$plain_proc_s" \
@@ -470,6 +477,8 @@ jq -s --arg mode "$mode" --arg cpu "$cpu" --arg mem "$mem" --argjson cores "$(np
 		    pipeline_overhead_of_medians_pct: (($full / $noprofp - 1) * 100),
 		    pipeline_cpu_profiled_s: $cprof, pipeline_cpu_unprofiled_s: $cplain,
 		    pipeline_cpu_overhead_pct: (($cratio - 1) * 100),
+		    pipeline_user_overhead_pct: (($uratio - 1) * 100),
+		    pipeline_sys_overhead_pct: (($sratio - 1) * 100),
 		    pipeline_minor_faults_profiled: $fprof, pipeline_minor_faults_unprofiled: $fplain,
 		    process_profiled_s: $profw, process_unprofiled_s: $noprof,
 		    process_overhead_pct: (($wratio - 1) * 100),
@@ -550,7 +559,7 @@ jq -r '
 	"",
 	"## Profiler overhead\n",
 	"- the pipeline stages (\(.limit.cells) cells, index, float32; each pair after an unmeasured `--no-profile` run): profiled \(f(.profiler.pipeline_profiled_s; 4)) s, `--no-profile` \(f(.profiler.pipeline_unprofiled_s; 4)) s (medians); the median of the ratios of interleaved pairs: \(f(.profiler.pipeline_overhead_pct; 2))% (of the medians: \(f(.profiler.pipeline_overhead_of_medians_pct; 2))%)",
-	"- the same as CPU time of the pipeline call alone, all threads (`bench/benchmark-overhead`, pairs in alternating order, robust to other users load where wall time is not): profiled \(f(.profiler.pipeline_cpu_profiled_s; 4)) s, unprofiled \(f(.profiler.pipeline_cpu_unprofiled_s; 4)) s (medians); the median of the pairs ratios: \(f(.profiler.pipeline_cpu_overhead_pct; 2))%; minor page faults \(.profiler.pipeline_minor_faults_profiled) against \(.profiler.pipeline_minor_faults_unprofiled)",
+	"- the same as CPU time of the pipeline call alone, all threads (`bench/benchmark-overhead`, pairs in alternating order, robust to other users load where wall time is not): profiled \(f(.profiler.pipeline_cpu_profiled_s; 4)) s, unprofiled \(f(.profiler.pipeline_cpu_unprofiled_s; 4)) s (medians); the median of the pairs ratios: \(f(.profiler.pipeline_cpu_overhead_pct; 2))% (user time alone \(f(.profiler.pipeline_user_overhead_pct; 2))%, system time alone \(f(.profiler.pipeline_sys_overhead_pct; 2))%: the system time holds the first touches of fresh memory, whose cost varies several-fold between runs here); minor page faults \(.profiler.pipeline_minor_faults_profiled) against \(.profiler.pipeline_minor_faults_unprofiled)",
 	"- the timeline sampler thread (100 Hz): \(f(.profiler.timeline_sampler_cpu_s; 4)) s of CPU over the profiled process (\(.profiler.timeline_sampler_ticks) samples, \(f(.profiler.timeline_sampler_cpu_s / ([.profiler.timeline_sampler_ticks, 1] | max) * 1e6; 1)) us a sample) = \(f(.profiler.timeline_sampler_cpu_s / .profiler.process_profiled_s * 100; 2))% of its wall time",
 	"- the whole `snapmem run` process, which with profiling also writes memory.json (symbolised sites, timeline) and the reports: profiled \(f(.profiler.process_profiled_s; 4)) s, `--no-profile` \(f(.profiler.process_unprofiled_s; 4)) s: \(f(.profiler.process_overhead_pct; 2))%",
 	"- allocation microbenchmark (\(.profiler.alloc_pairs) malloc/free pairs of 16-528 bytes, in-process loop time): plain \(f(.profiler.alloc_plain_s; 4)) s, snapmem profiler with sites \(f(.profiler.alloc_profiled_s; 4)) s = \(f(.profiler.alloc_ratio; 2))x",
