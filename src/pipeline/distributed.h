@@ -54,4 +54,12 @@ extern unsigned sm__pl_fail_read_range;
  * added over ranks, rank 0's rows; then the sums and the halo index freed (histogram_write.c). */
 int sm__pl_histogram_write_reduced(struct dist *D);
 
+/* Halo-grid cells of cells [0, n) of float32 or float64 positions into gc (stream_cells.c's
+ * grid_cells: wrapped into [0, box), times hg / box, truncated, at most hg - 1), four cells at a
+ * time where the CPU has AVX2 and sm__pl_grid_avx2 (1, the default; 0 is the tests' switch to
+ * the one-at-a-time loop). */
+void sm__pl_grid_cells(const void *x, int f64, uint32_t *gc, uint64_t n, double box, double inv_w,
+		       uint32_t hg);
+extern int sm__pl_grid_avx2;
+
 #endif
