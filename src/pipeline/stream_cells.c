@@ -211,6 +211,7 @@ static inline float wrap_f32(float d, float box, float half)
 /* The bins of float32 pairs [0, n) from their differences (vectorised, the Makefile giving this
  * file -fno-math-errno so that sqrtf may be; sm__pl_dist_f32's
  * sqrtf(dx * dx + dy * dy + dz * dz), the comparison with the float 2 R200, sm__pl_rbin). */
+__attribute__((target_clones("avx2", "default")))
 SM__PL_VECTORISE static void bins_f32(struct add_batch *restrict B, unsigned n, float box, float half)
 {
 	unsigned q;
