@@ -28,7 +28,11 @@
 #define SM_REPORT_SMALL_STAGE (UINT64_C(1) << 20)    /* below: the absolute bound applies */
 #define SM_REPORT_ABS_BOUND (UINT64_C(64) << 10)     /* 64 KiB */
 #define SM_REPORT_RESIDENT_TOLERANCE 2.0             /* percent: predicted resident vs VmHWM */
-#define SM_REPORT_RESIDENT_FLOOR (UINT64_C(2) << 20)  /* 2 MiB: the least resident bound */
+/* 3 MiB: the least resident bound. The resident baseline is measured on 1e7-cell runs; a run that
+ * stops after load_halos (no halo selected) of a 20,000-cell mock holds 1.4-2.0 MB less (six runs
+ * each of two builds, 2026-12-01), on the safe side, which the 2 MiB of before judged a miss now
+ * and then. */
+#define SM_REPORT_RESIDENT_FLOOR (UINT64_C(3) << 20)
 
 typedef enum sm_report_format {
 	SM_REPORT_TABLE = 0,

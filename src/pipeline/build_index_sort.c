@@ -49,6 +49,25 @@ static ALWAYS_INLINE uint64_t bucket_of(const struct grid *gr, const unsigned ch
 				       : ((const float *)(const void *)x)[axis]);
 }
 
+/* Phase 1's step: row i of x and t into bucket b's buffer (bx, bt: B rows a bucket, cnt[b] held);
+ * a full buffer goes back into the rows at *wpos as a block of bucket b (nfull[b] counts them). */
+static ALWAYS_INLINE void buffer_row(unsigned char *x, float *t, uint64_t i, uint64_t b, size_t xs,
+				     uint64_t B, unsigned char *bx, float *bt, uint32_t *cnt,
+				     uint64_t *nfull, uint64_t *wpos)
+{
+	const uint64_t k = cnt[b]++;
+
+	memcpy(bx + xs * (B * b + k), x + xs * i, xs);
+	bt[B * b + k] = t[i];
+	if (k + 1 == B) {
+		memcpy(x + xs * *wpos, bx + xs * B * b, xs * B);
+		memcpy(t + *wpos, bt + B * b, B * sizeof(float));
+		*wpos += B;
+		cnt[b] = 0;
+		nfull[b]++;
+	}
+}
+
 /* One pass over rows [lo, lo + n) into nb buckets (the file's comment); f64 and cover are
  * constants at every call. */
 static ALWAYS_INLINE void distribute_rows(const struct grid *gr, unsigned char *xall, float *tall,
@@ -96,19 +115,9 @@ static ALWAYS_INLINE void distribute_rows(const struct grid *gr, unsigned char *
 	}
 
 	/* 1. classify */
-	for (i = wpos; i < n; i++) {
-		uint64_t b = bucket_of(gr, x + xs * i, axis, f64, cover), k = cnt[b]++;
-
-		memcpy(bx + xs * (B * b + k), x + xs * i, xs);
-		bt[B * b + k] = t[i];
-		if (k + 1 == B) {
-			memcpy(x + xs * wpos, bx + xs * B * b, xs * B);
-			memcpy(t + wpos, bt + B * b, B * sizeof(float));
-			wpos += B;
-			cnt[b] = 0;
-			nfull[b]++;
-		}
-	}
+	for (i = wpos; i < n; i++)
+		buffer_row(x, t, i, bucket_of(gr, x + xs * i, axis, f64, cover), xs, B, bx, bt, cnt,
+			   nfull, &wpos);
 	F = wpos / B;
 	if (bounds != NULL) { /* the bucket sizes are what phase 1 saw */
 		uint64_t pos = lo;
@@ -258,19 +267,9 @@ static ALWAYS_INLINE void split_stripe_rows(struct split_job *J, unsigned s, con
 
 	memset(cnt, 0, nb * sizeof(cnt[0]));
 	memset(nfull, 0, nb * sizeof(nfull[0]));
-	for (i = 0; i < n; i++) {
-		uint64_t b = bucket_of(gr, x + xs * i, 0, f64, 1), k = cnt[b]++;
-
-		memcpy(bx + xs * (B * b + k), x + xs * i, xs);
-		bt[B * b + k] = t[i];
-		if (k + 1 == B) {
-			memcpy(x + xs * wpos, bx + xs * B * b, xs * B);
-			memcpy(t + wpos, bt + B * b, B * sizeof(float));
-			wpos += B;
-			cnt[b] = 0;
-			nfull[b]++;
-		}
-	}
+	for (i = 0; i < n; i++)
+		buffer_row(x, t, i, bucket_of(gr, x + xs * i, 0, f64, 1), xs, B, bx, bt, cnt, nfull,
+			   &wpos);
 	for (c = 0; c < nb; c++) { /* the partial buffers behind the blocks */
 		memcpy(x + xs * wpos, bx + xs * B * c, xs * cnt[c]);
 		memcpy(t + wpos, bt + B * c, cnt[c] * sizeof(float));

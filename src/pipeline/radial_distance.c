@@ -15,11 +15,6 @@ struct radius_job {
 	uint64_t h, s;
 };
 
-static inline float wrap_f32(float d, float box, float half)
-{
-	return d + (d > half ? -box : d < -half ? box : 0.0f);
-}
-
 /* The distances of n cells that lie next to each other (x their first) to c: sm__pl_dist_f32's
  * arithmetic, its minimum image written so that the loop vectorises (x + (-box) is x - box; the
  * Makefile gives this file -fno-math-errno so that sqrtf may be vectorised). */
@@ -31,9 +26,9 @@ SM__PL_VECTORISE static void dist_run_f32(const float *restrict x, uint64_t n, c
 	uint64_t q;
 
 	for (q = 0; q < n; q++) {
-		const float dx = wrap_f32(x[3 * q] - c0, box, half);
-		const float dy = wrap_f32(x[3 * q + 1] - c1, box, half);
-		const float dz = wrap_f32(x[3 * q + 2] - c2, box, half);
+		const float dx = sm__pl_wrap_f32(x[3 * q] - c0, box, half);
+		const float dy = sm__pl_wrap_f32(x[3 * q + 1] - c1, box, half);
+		const float dz = sm__pl_wrap_f32(x[3 * q + 2] - c2, box, half);
 
 		out[q] = sqrtf(dx * dx + dy * dy + dz * dz);
 	}
@@ -78,11 +73,6 @@ static void radius_part(void *arg, unsigned part, unsigned parts)
  * the selection is the shares' counts before it), a chunk's cells found first
  * (sm__pl_mask_chunk), then their distances in a loop of independent loads (sm__pl_dist_f32/f64's
  * arithmetic, the minimum image written without a branch). */
-static inline double wrap_f64(double d, double box, double half)
-{
-	return d + (d > half ? -box : d < -half ? box : 0.0);
-}
-
 static void radius_mask_part(void *arg, unsigned part, unsigned parts)
 {
 	const struct radius_job *J = arg;
@@ -104,9 +94,9 @@ static void radius_mask_part(void *arg, unsigned part, unsigned parts)
 
 			for (q = 0; q < n; q++) {
 				const float *p = x + 3 * (uint64_t)idx[q];
-				const float dx = wrap_f32(p[0] - c0, box, half);
-				const float dy = wrap_f32(p[1] - c1, box, half);
-				const float dz = wrap_f32(p[2] - c2, box, half);
+				const float dx = sm__pl_wrap_f32(p[0] - c0, box, half);
+				const float dy = sm__pl_wrap_f32(p[1] - c1, box, half);
+				const float dz = sm__pl_wrap_f32(p[2] - c2, box, half);
 
 				rad[q] = sqrtf(dx * dx + dy * dy + dz * dz);
 			}
@@ -117,9 +107,9 @@ static void radius_mask_part(void *arg, unsigned part, unsigned parts)
 
 			for (q = 0; q < n; q++) {
 				const double *p = x + 3 * (uint64_t)idx[q];
-				const double dx = wrap_f64(p[0] - cd[0], box, half);
-				const double dy = wrap_f64(p[1] - cd[1], box, half);
-				const double dz = wrap_f64(p[2] - cd[2], box, half);
+				const double dx = sm__pl_wrap_f64(p[0] - cd[0], box, half);
+				const double dy = sm__pl_wrap_f64(p[1] - cd[1], box, half);
+				const double dz = sm__pl_wrap_f64(p[2] - cd[2], box, half);
 
 				rad[q] = sqrt(dx * dx + dy * dy + dz * dz);
 			}

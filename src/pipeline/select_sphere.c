@@ -38,11 +38,6 @@ static void scan_note(scan_out *so, uint64_t i)
  * -fno-math-errno so that sqrtf may be vectorised). */
 #define SCAN_BLOCK 512u
 
-static inline float wrap_f32(float d, float box, float half)
-{
-	return d + (d > half ? -box : d < -half ? box : 0.0f);
-}
-
 __attribute__((target_clones("avx2", "default")))
 SM__PL_VECTORISE static unsigned near_f32(const float *restrict x, unsigned n, const float *c,
 					  float box, float half, float r2,
@@ -52,9 +47,9 @@ SM__PL_VECTORISE static unsigned near_f32(const float *restrict x, unsigned n, c
 	unsigned q, k = 0;
 
 	for (q = 0; q < n; q++) {
-		const float dx = wrap_f32(x[3 * q] - c0, box, half);
-		const float dy = wrap_f32(x[3 * q + 1] - c1, box, half);
-		const float dz = wrap_f32(x[3 * q + 2] - c2, box, half);
+		const float dx = sm__pl_wrap_f32(x[3 * q] - c0, box, half);
+		const float dy = sm__pl_wrap_f32(x[3 * q + 1] - c1, box, half);
+		const float dz = sm__pl_wrap_f32(x[3 * q + 2] - c2, box, half);
 		const unsigned char f = sqrtf(dx * dx + dy * dy + dz * dz) < r2;
 
 		in[q] = f;
@@ -129,11 +124,6 @@ static uint64_t mask_fill_f32(const float *x, uint64_t n, const float *c, float 
 	return s;
 }
 
-static inline double wrap_f64(double d, double box, double half)
-{
-	return d + (d > half ? -box : d < -half ? box : 0.0);
-}
-
 __attribute__((target_clones("avx2", "default")))
 SM__PL_VECTORISE static uint64_t mask_fill_f64(const double *restrict x, uint64_t n,
 					       const double *c, double box, double half, double r2,
@@ -143,9 +133,9 @@ SM__PL_VECTORISE static uint64_t mask_fill_f64(const double *restrict x, uint64_
 	uint64_t i, s = 0;
 
 	for (i = 0; i < n; i++) {
-		const double dx = wrap_f64(x[3 * i] - c0, box, half);
-		const double dy = wrap_f64(x[3 * i + 1] - c1, box, half);
-		const double dz = wrap_f64(x[3 * i + 2] - c2, box, half);
+		const double dx = sm__pl_wrap_f64(x[3 * i] - c0, box, half);
+		const double dy = sm__pl_wrap_f64(x[3 * i + 1] - c1, box, half);
+		const double dz = sm__pl_wrap_f64(x[3 * i + 2] - c2, box, half);
 		const unsigned char f = sqrt(dx * dx + dy * dy + dz * dz) < r2;
 
 		m[i] = f;

@@ -201,13 +201,6 @@ struct add_batch {
 	double r200[ADD_BATCH];
 };
 
-/* One coordinate difference to its minimum image: sm__pl_dist_f32's, the box added always (0,
- * box or -box: x + 0 is x, x + (-box) is x - box), so that the loop below vectorises. */
-static inline float wrap_f32(float d, float box, float half)
-{
-	return d + (d > half ? -box : d < -half ? box : 0.0f);
-}
-
 /* The bins of float32 pairs [0, n) from their differences (vectorised, the Makefile giving this
  * file -fno-math-errno so that sqrtf may be; sm__pl_dist_f32's
  * sqrtf(dx * dx + dy * dy + dz * dz), the comparison with the float 2 R200, sm__pl_rbin). */
@@ -217,8 +210,8 @@ SM__PL_VECTORISE static void bins_f32(struct add_batch *restrict B, unsigned n, 
 	unsigned q;
 
 	for (q = 0; q < n; q++) {
-		const float dx = wrap_f32(B->dx[q], box, half), dy = wrap_f32(B->dy[q], box, half);
-		const float dz = wrap_f32(B->dz[q], box, half);
+		const float dx = sm__pl_wrap_f32(B->dx[q], box, half), dy = sm__pl_wrap_f32(B->dy[q], box, half);
+		const float dz = sm__pl_wrap_f32(B->dz[q], box, half);
 		const float d = sqrtf(dx * dx + dy * dy + dz * dz);
 		double x = (double)d / B->r200[q] * (SM_MODEL_RBINS / 2.0);
 		int32_t rb;

@@ -363,7 +363,8 @@ static const char *resident_rule(const sm_report *r, const sm__report_mpi *m, ch
 	else if (!r->complete)
 		snprintf(buf, len, "not judged: incomplete run");
 	else
-		snprintf(buf, len, "within %g%%, at least 2 MiB", tol);
+		snprintf(buf, len, "within %g%%, at least %llu MiB", tol,
+			 (unsigned long long)(SM_REPORT_RESIDENT_FLOOR >> 20));
 	return buf;
 }
 
