@@ -68,6 +68,15 @@ run_once() {
 	fi
 }
 
+# A run that is not measured (--no-profile, its output removed), before a measured one: the first
+# run after other programs (the readers, the 4 KiB-page run) is the slow one, whichever it is.
+warm_run() {
+	rm -rf "$data/warm"
+	"$bin" run --base-path "$(mock_dir "$1")" --snap 99 --out "$data/warm" --force --no-profile \
+		>/dev/null 2>&1 || true
+	rm -rf "$data/warm"
+}
+
 configs=("index float32 in-memory" "index float64 in-memory" "mask float32 in-memory"
 	 "mask float64 in-memory" "index float32 streaming" "index float64 streaming"
 	 "mask float32 streaming" "mask float64 streaming")
@@ -112,10 +121,7 @@ for ((r = 0; r < overhead_rounds; r++)); do
 	# them, 0.30-0.42 s second; fresh memory the hypervisor has yet to back, most likely), and
 	# with an odd number of rounds the alternation gave that place to the profiled run once
 	# more than to the other (make bench, 2026-12-01: 102.6 % "overhead" in 5 pairs).
-	rm -rf "$data/warm"
-	"$bin" run --base-path "$(mock_dir "$ref")" --snap 99 --out "$data/warm" --force --no-profile \
-		>/dev/null 2>&1 || true
-	rm -rf "$data/warm"
+	warm_run "$ref"
 	for half in $((r % 2)) $((1 - r % 2)); do
 		if [ "$half" = 0 ]; then
 			line=$(run_once "$ref"); read -r w p _ <<<"$line"; fulls+=("$p"); profw+=("$w")
@@ -238,10 +244,7 @@ for n in "${limit_sizes[@]}"; do
 		done
 		# After a run that is not measured, as the profiler's pairs above: the first run
 		# after the readers' processes is the slow one, whichever it is.
-		rm -rf "$data/warm"
-		"$bin" run --base-path "$(mock_dir "$n")" --snap 99 --out "$data/warm" --force \
-			--no-profile >/dev/null 2>&1 || true
-		rm -rf "$data/warm"
+		warm_run "$n"
 		line=$(run_once "$n"); read -r _ p _ <<<"$line"; runs+=("$p")
 		# Top-level stages summed by id (per-halo stages over all halos), in run order.
 		jq -c --argjson n "$n" '[.stages[] | select(.depth == 0)] as $s |

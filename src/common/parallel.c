@@ -171,6 +171,26 @@ static struct {
 } pool = {.busy = PTHREAD_MUTEX_INITIALIZER, .m = PTHREAD_MUTEX_INITIALIZER,
 	  .go = PTHREAD_COND_INITIALIZER, .done = PTHREAD_COND_INITIALIZER};
 
+int sm__cpu_avx(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx") != 0;
+#else
+	return 0;
+#endif
+}
+
+int sm__cpu_avx2(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+	__builtin_cpu_init();
+	return __builtin_cpu_supports("avx2") != 0;
+#else
+	return 0;
+#endif
+}
+
 /* Whether waits may spin at all (sm__parallel_spin): off unless a caller says its jobs come back
  * to back. */
 static _Atomic int spin_wanted;

@@ -24,6 +24,11 @@ typedef void (*sm__part_fn)(void *arg, unsigned part, unsigned parts);
  * SNAPMEM_THREADS. */
 unsigned sm__threads(void);
 
+/* 1 when this CPU has AVX / AVX2 (0 elsewhere than x86-64): the kernels written for either
+ * (the fast path's narrowing, stream_cells' grid cells) choose their loop with these. */
+int sm__cpu_avx(void);
+int sm__cpu_avx2(void);
+
 /* on: the calling thread's next jobs come back to back, so that waits between them spin briefly
  * before sleeping (while every part has a CPU); off (the default) again after them. */
 void sm__parallel_spin(int on);

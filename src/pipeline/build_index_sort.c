@@ -248,7 +248,7 @@ struct split_job {
 	unsigned char *x;
 	float *t;
 	int f64;
-	uint64_t n, B, edge[SPLIT_STRIPES + 1];
+	uint64_t B, edge[SPLIT_STRIPES + 1];
 	uint64_t nfull[SPLIT_STRIPES][DIST_MAX_BUCKETS];
 	atomic_uint next;
 };
@@ -333,7 +333,6 @@ static int split_near_stripes(const struct grid *gr, void *xv, float *tv, int f6
 	J.x = (unsigned char *)xv + xs * lo;
 	J.t = tv + lo;
 	J.f64 = f64;
-	J.n = n;
 	J.B = DIST_SCRATCH_BYTES / ((nb + 3) * (xs + sizeof(float))); /* distribute_rows' B */
 	for (s = 0; s <= SPLIT_STRIPES; s++)
 		J.edge[s] = s == SPLIT_STRIPES ? n : n * s / SPLIT_STRIPES / J.B * J.B;

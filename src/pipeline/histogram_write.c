@@ -66,9 +66,9 @@ struct hist_job {
 	atomic_uint_fast64_t next;
 };
 
-/* The r/R200 bins of a batch of HIST_BATCH radii (float32 or float64), sm__pl_rbin's arithmetic
- * written so that the loop vectorises (clamped before the conversion: NaN to 0), built for AVX2
- * too; then each cell into the sums (sm__pl_hist_add_rb) in order. */
+/* The r/R200 bins (sm__pl_rbin) of a batch of HIST_BATCH radii (float32 or float64) in a loop
+ * that vectorises, built for AVX2 too; then each cell into the sums (sm__pl_hist_add_rb) in
+ * order. */
 #define HIST_BATCH 256u
 
 __attribute__((target_clones("avx2", "default")))
@@ -77,13 +77,8 @@ SM__PL_VECTORISE static void rbins_f32(const float *restrict r, unsigned n, doub
 {
 	unsigned q;
 
-	for (q = 0; q < n; q++) {
-		double x = (double)r[q] / r200 * (SM_MODEL_RBINS / 2.0);
-
-		x = x > 0 ? x : 0;
-		x = x < SM_MODEL_RBINS ? x : SM_MODEL_RBINS - 1;
-		rb[q] = (int32_t)x;
-	}
+	for (q = 0; q < n; q++)
+		rb[q] = sm__pl_rbin(r[q], r200);
 }
 
 __attribute__((target_clones("avx2", "default")))
@@ -92,13 +87,8 @@ SM__PL_VECTORISE static void rbins_f64(const double *restrict r, unsigned n, dou
 {
 	unsigned q;
 
-	for (q = 0; q < n; q++) {
-		double x = r[q] / r200 * (SM_MODEL_RBINS / 2.0);
-
-		x = x > 0 ? x : 0;
-		x = x < SM_MODEL_RBINS ? x : SM_MODEL_RBINS - 1;
-		rb[q] = (int32_t)x;
-	}
+	for (q = 0; q < n; q++)
+		rb[q] = sm__pl_rbin(r[q], r200);
 }
 
 static void hist_part(void *arg, unsigned part, unsigned parts)

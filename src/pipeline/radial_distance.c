@@ -15,9 +15,8 @@ struct radius_job {
 	uint64_t h, s;
 };
 
-/* The distances of n cells that lie next to each other (x their first) to c: sm__pl_dist_f32's
- * arithmetic, its minimum image written so that the loop vectorises (x + (-box) is x - box; the
- * Makefile gives this file -fno-math-errno so that sqrtf may be vectorised). */
+/* The distances of n cells that lie next to each other (x their first) to c, in a loop that
+ * vectorises (the Makefile gives this file -fno-math-errno so that sqrtf may be). */
 __attribute__((target_clones("avx2", "default")))
 SM__PL_VECTORISE static void dist_run_f32(const float *restrict x, uint64_t n, const float *c,
 					  float box, float half, float *restrict out)
@@ -25,13 +24,9 @@ SM__PL_VECTORISE static void dist_run_f32(const float *restrict x, uint64_t n, c
 	const float c0 = c[0], c1 = c[1], c2 = c[2];
 	uint64_t q;
 
-	for (q = 0; q < n; q++) {
-		const float dx = sm__pl_wrap_f32(x[3 * q] - c0, box, half);
-		const float dy = sm__pl_wrap_f32(x[3 * q + 1] - c1, box, half);
-		const float dz = sm__pl_wrap_f32(x[3 * q + 2] - c2, box, half);
-
-		out[q] = sqrtf(dx * dx + dy * dy + dz * dz);
-	}
+	for (q = 0; q < n; q++)
+		out[q] = sm__pl_dist_xyz_f32(x[3 * q], x[3 * q + 1], x[3 * q + 2], c0, c1, c2, box,
+					     half);
 }
 
 /* Part p of the index list: radius[j] for j in its share. The list runs through whole grid cells,
@@ -71,8 +66,7 @@ static void radius_part(void *arg, unsigned part, unsigned parts)
 /* The mask strategy: the cells whose mask byte is set, in cell order, each worker thread taking
  * the share of the cells it had in select_sphere (sm__pl_mask_share: its first cell's place in
  * the selection is the shares' counts before it), a chunk's cells found first
- * (sm__pl_mask_chunk), then their distances in a loop of independent loads (sm__pl_dist_f32/f64's
- * arithmetic, the minimum image written without a branch). */
+ * (sm__pl_mask_chunk), then their distances in a loop of independent loads. */
 static void radius_mask_part(void *arg, unsigned part, unsigned parts)
 {
 	const struct radius_job *J = arg;
@@ -94,25 +88,16 @@ static void radius_mask_part(void *arg, unsigned part, unsigned parts)
 
 			for (q = 0; q < n; q++) {
 				const float *p = x + 3 * (uint64_t)idx[q];
-				const float dx = sm__pl_wrap_f32(p[0] - c0, box, half);
-				const float dy = sm__pl_wrap_f32(p[1] - c1, box, half);
-				const float dz = sm__pl_wrap_f32(p[2] - c2, box, half);
 
-				rad[q] = sqrtf(dx * dx + dy * dy + dz * dz);
+				rad[q] = sm__pl_dist_xyz_f32(p[0], p[1], p[2], c0, c1, c2, box, half);
 			}
 		} else {
-			const double box = R->box, half = box / 2;
 			const double *x = (const double *)R->coords + 3 * i;
 			double *rad = (double *)R->radius + j;
 
-			for (q = 0; q < n; q++) {
-				const double *p = x + 3 * (uint64_t)idx[q];
-				const double dx = sm__pl_wrap_f64(p[0] - cd[0], box, half);
-				const double dy = sm__pl_wrap_f64(p[1] - cd[1], box, half);
-				const double dz = sm__pl_wrap_f64(p[2] - cd[2], box, half);
-
-				rad[q] = sqrt(dx * dx + dy * dy + dz * dz);
-			}
+			for (q = 0; q < n; q++)
+				rad[q] = sm__pl_dist_f64(x + 3 * (uint64_t)idx[q], cd, R->box,
+							 R->box / 2);
 		}
 	}
 }

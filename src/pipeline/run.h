@@ -264,9 +264,9 @@ static inline unsigned sm__pl_mask_chunk(const unsigned char *m, uint64_t i, uin
 #define SM__PL_VECTORISE
 #endif
 
-/* One coordinate difference to its minimum image, as sm__pl_dist_f32/f64 take it, the box added
- * always (0, box or -box: x + 0 is x, x + (-box) is x - box) so that loops over many cells
- * vectorise; the same values as the branches below. */
+/* One coordinate difference to its minimum image: the box added always (0, box or -box: x + 0
+ * is x, x + (-box) is x - box), the same value as subtracting or adding it on a branch, written
+ * so that loops over many cells vectorise. */
 static inline float sm__pl_wrap_f32(float d, float box, float half)
 {
 	return d + (d > half ? -box : d < -half ? box : 0.0f);
@@ -277,43 +277,39 @@ static inline double sm__pl_wrap_f64(double d, double box, double half)
 	return d + (d > half ? -box : d < -half ? box : 0.0);
 }
 
-/* Minimum-image distance, in the positions' own type (float32 arithmetic for float32). */
+/* Minimum-image distance of the cell at (x0, x1, x2) from the centre (c0, c1, c2), in the
+ * positions' own type (float32 arithmetic for float32): the one distance every strategy and kernel
+ * applies. Loops over many cells pass x[3 i], x[3 i + 1], x[3 i + 2] and the centre in locals
+ * and vectorise (where their file has -fno-math-errno; with a pointer to the cell instead, gcc
+ * 12 did not vectorise a loop storing bytes); sm__pl_dist_f32/f64 take the two as arrays. */
+static inline float sm__pl_dist_xyz_f32(float x0, float x1, float x2, float c0, float c1, float c2,
+					float box, float half)
+{
+	const float dx = sm__pl_wrap_f32(x0 - c0, box, half);
+	const float dy = sm__pl_wrap_f32(x1 - c1, box, half);
+	const float dz = sm__pl_wrap_f32(x2 - c2, box, half);
+
+	return sqrtf(dx * dx + dy * dy + dz * dz);
+}
+
+static inline double sm__pl_dist_xyz_f64(double x0, double x1, double x2, double c0, double c1,
+					 double c2, double box, double half)
+{
+	const double dx = sm__pl_wrap_f64(x0 - c0, box, half);
+	const double dy = sm__pl_wrap_f64(x1 - c1, box, half);
+	const double dz = sm__pl_wrap_f64(x2 - c2, box, half);
+
+	return sqrt(dx * dx + dy * dy + dz * dz);
+}
+
 static inline float sm__pl_dist_f32(const float *x, const float *c, float box, float half)
 {
-	float dx = x[0] - c[0], dy = x[1] - c[1], dz = x[2] - c[2];
-
-	if (dx > half)
-		dx -= box;
-	else if (dx < -half)
-		dx += box;
-	if (dy > half)
-		dy -= box;
-	else if (dy < -half)
-		dy += box;
-	if (dz > half)
-		dz -= box;
-	else if (dz < -half)
-		dz += box;
-	return sqrtf(dx * dx + dy * dy + dz * dz);
+	return sm__pl_dist_xyz_f32(x[0], x[1], x[2], c[0], c[1], c[2], box, half);
 }
 
 static inline double sm__pl_dist_f64(const double *x, const double *c, double box, double half)
 {
-	double dx = x[0] - c[0], dy = x[1] - c[1], dz = x[2] - c[2];
-
-	if (dx > half)
-		dx -= box;
-	else if (dx < -half)
-		dx += box;
-	if (dy > half)
-		dy -= box;
-	else if (dy < -half)
-		dy += box;
-	if (dz > half)
-		dz -= box;
-	else if (dz < -half)
-		dz += box;
-	return sqrt(dx * dx + dy * dy + dz * dz);
+	return sm__pl_dist_xyz_f64(x[0], x[1], x[2], c[0], c[1], c[2], box, half);
 }
 
 static inline uint32_t sm__pl_float_bits(float f)
@@ -356,12 +352,15 @@ static inline int sm__pl_tbin_fast(const struct tbin_table *tt, float tf)
 	return (int)b;
 }
 
-/* The r/R200 bin of a cell at distance rr: floor(rr / r200 * 25) clamped to [0, RBINS). */
+/* The r/R200 bin of a cell at distance rr: floor(rr / r200 * 25) clamped to [0, RBINS), clamped
+ * before the conversion (NaN to 0) so that loops over many cells vectorise. */
 static inline int sm__pl_rbin(double rr, double r200)
 {
 	double x = rr / r200 * (SM_MODEL_RBINS / 2.0);
 
-	return x > 0 ? (x < SM_MODEL_RBINS ? (int)x : SM_MODEL_RBINS - 1) : 0;
+	x = x > 0 ? x : 0;
+	x = x < SM_MODEL_RBINS ? x : SM_MODEL_RBINS - 1;
+	return (int)x;
 }
 
 /*

@@ -47,10 +47,8 @@ SM__PL_VECTORISE static unsigned near_f32(const float *restrict x, unsigned n, c
 	unsigned q, k = 0;
 
 	for (q = 0; q < n; q++) {
-		const float dx = sm__pl_wrap_f32(x[3 * q] - c0, box, half);
-		const float dy = sm__pl_wrap_f32(x[3 * q + 1] - c1, box, half);
-		const float dz = sm__pl_wrap_f32(x[3 * q + 2] - c2, box, half);
-		const unsigned char f = sqrtf(dx * dx + dy * dy + dz * dz) < r2;
+		const unsigned char f = sm__pl_dist_xyz_f32(x[3 * q], x[3 * q + 1], x[3 * q + 2], c0,
+							    c1, c2, box, half) < r2;
 
 		in[q] = f;
 		k += f;
@@ -133,10 +131,8 @@ SM__PL_VECTORISE static uint64_t mask_fill_f64(const double *restrict x, uint64_
 	uint64_t i, s = 0;
 
 	for (i = 0; i < n; i++) {
-		const double dx = sm__pl_wrap_f64(x[3 * i] - c0, box, half);
-		const double dy = sm__pl_wrap_f64(x[3 * i + 1] - c1, box, half);
-		const double dz = sm__pl_wrap_f64(x[3 * i + 2] - c2, box, half);
-		const unsigned char f = sqrt(dx * dx + dy * dy + dz * dz) < r2;
+		const unsigned char f = sm__pl_dist_xyz_f64(x[3 * i], x[3 * i + 1], x[3 * i + 2], c0,
+							    c1, c2, box, half) < r2;
 
 		m[i] = f;
 		s += f;

@@ -162,17 +162,6 @@ __attribute__((target("avx2"))) static uint64_t grid_cells_avx2(const void *x, i
 	}
 	return i;
 }
-
-static int have_avx2(void)
-{
-	static int known; /* 0 unknown, 1 yes, -1 no */
-
-	if (known == 0) {
-		__builtin_cpu_init();
-		known = __builtin_cpu_supports("avx2") ? 1 : -1;
-	}
-	return known == 1 && sm__pl_grid_avx2 != 0;
-}
 #endif
 
 int sm__pl_grid_avx2 = 1;
@@ -183,7 +172,7 @@ void sm__pl_grid_cells(const void *x, int f64, uint32_t *gc, uint64_t n, double 
 	uint64_t i = 0;
 
 #if defined(__x86_64__) && defined(__GNUC__)
-	if (have_avx2())
+	if (sm__pl_grid_avx2 != 0 && sm__cpu_avx2())
 		i = grid_cells_avx2(x, f64, gc, n, box, inv_w, hg);
 #endif
 	if (f64)
@@ -210,16 +199,12 @@ SM__PL_VECTORISE static void bins_f32(struct add_batch *restrict B, unsigned n, 
 	unsigned q;
 
 	for (q = 0; q < n; q++) {
-		const float dx = sm__pl_wrap_f32(B->dx[q], box, half), dy = sm__pl_wrap_f32(B->dy[q], box, half);
+		const float dx = sm__pl_wrap_f32(B->dx[q], box, half);
+		const float dy = sm__pl_wrap_f32(B->dy[q], box, half);
 		const float dz = sm__pl_wrap_f32(B->dz[q], box, half);
 		const float d = sqrtf(dx * dx + dy * dy + dz * dz);
-		double x = (double)d / B->r200[q] * (SM_MODEL_RBINS / 2.0);
-		int32_t rb;
+		const int32_t rb = sm__pl_rbin(d, B->r200[q]);
 
-		/* sm__pl_rbin, clamped before the conversion (NaN to 0) */
-		x = x > 0 ? x : 0;
-		x = x < SM_MODEL_RBINS ? x : SM_MODEL_RBINS - 1;
-		rb = (int32_t)x;
 		B->rb[q] = d < B->r2[q] ? rb : -1;
 	}
 }

@@ -229,7 +229,8 @@ int sm__je_reusable(void *p, uint64_t u)
 }
 
 /* Pages of a block sm__je_reusable lets take dirty pages: below opt.oversize_threshold (8 MiB by
- * default), 2,048 of 4 KiB; a larger block (a raised threshold) is checked through the stats. */
+ * default), 2,048 of 4 KiB; for a larger block (a raised threshold) mincore is not asked and
+ * sm__je_reuse_check purges. */
 #define REUSE_PAGES_MAX 2048u
 
 /* The bytes of [p, p + u)'s pages that are resident (mincore), or -1 when that is unknown. */

@@ -331,21 +331,9 @@ __attribute__((target("avx"))) static uint64_t narrow_avx(const double *in, floa
 	return i;
 }
 
-int sm__narrow_avx = -1;
-
-static int have_avx(void)
-{
-	static int known; /* 0 unknown, 1 yes, -1 no */
-
-	if (sm__narrow_avx == 0)
-		return 0;
-	if (known == 0) {
-		__builtin_cpu_init();
-		known = __builtin_cpu_supports("avx") ? 1 : -1;
-	}
-	return known == 1;
-}
 #endif
+
+int sm__narrow_avx = -1;
 
 /*
  * float64 -> float32 of n values; with bounds, the first value outside them (as read or as
@@ -356,7 +344,7 @@ uint64_t sm__narrow_f64(const double *in, float *out, uint64_t n, const sm__boun
 	uint64_t i = 0, j;
 	int big = 0;
 #if defined(__x86_64__) && defined(__GNUC__)
-	if (have_avx())
+	if (sm__narrow_avx != 0 && sm__cpu_avx())
 		i = narrow_avx(in, out, n, b, &big);
 #endif
 #if defined(__SSE2__)
