@@ -9,7 +9,11 @@
  * stripes' rows are laid out so that each stripe leaves nearly a whole buffer of partial rows in
  * every bucket: the later stripes then have fewer full blocks than the gap of partial blocks in
  * front of them, the case where all of a stripe's blocks move into the gap.
+ *
+ * Also the grid indices four rows at a time (sm__pl_grid_bins with AVX2, where the CPU has it)
+ * against the one-row arithmetic (sm__pl_axis_bin), on random and edge coordinates.
  */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -161,11 +165,83 @@ static void test_split_stripes(void **state)
 	check_split(1000003, 1);
 }
 
+/* sm__pl_grid_bins with and without AVX2 equal sm__pl_axis_bin for every row, along each axis
+ * and for the three at once, float32 and float64: random coordinates within half a box of the box
+ * (load_positions' check) and the edges: 0, -0, the box and its neighbours, -box/2, 3 box/2,
+ * grid-cell boundaries and their neighbours, values just below 0 (whose wrap rounds to g), NaN. */
+static void test_grid_bins_avx2(void **state)
+{
+	enum { N = 4099 };
+	struct grid gr;
+	const double box = 75000.0, w = box / 67.0;
+	const double edge[] = {0.0, -0.0, box, nextafter(box, 0), nextafter(box, 2 * box),
+			       -box / 2, 1.5 * box, nextafter(1.5 * box, 0), w, 2 * w,
+			       nextafter(w, 0), nextafter(66 * w, box), -w, -1e-300, 1e-300,
+			       -1e-3, nextafter(-0.0, -1.0), NAN};
+	double *xd = malloc(3 * N * sizeof(double));
+	float *xf = malloc(3 * N * sizeof(float));
+	uint32_t *a[3], *b[3];
+	unsigned seed = 2024u;
+	size_t i;
+	int f64, axis, k, avx;
+
+	(void)state;
+	gr.g = 67;
+	gr.gd = 67.0;
+	gr.box = box;
+	gr.inv_w = 67.0 / box;
+	gr.cover = NULL;
+	assert_non_null(xd);
+	assert_non_null(xf);
+	for (k = 0; k < 3; k++) {
+		a[k] = malloc(N * sizeof(uint32_t));
+		b[k] = malloc(N * sizeof(uint32_t));
+		assert_non_null(a[k]);
+		assert_non_null(b[k]);
+	}
+	for (i = 0; i < 3 * N; i++) {
+		seed = seed * 1103515245u + 12345u;
+		xd[i] = i < 3 * 400 ? edge[(i / 3 + i % 3 * 7) % (sizeof(edge) / sizeof(edge[0]))]
+				    : -box / 2 + 2 * box * (double)(seed >> 8) / 16777216.0;
+		xf[i] = (float)xd[i];
+	}
+	for (f64 = 0; f64 <= 1; f64++)
+		for (avx = 0; avx <= 1; avx++)
+			for (axis = 0; axis <= 3; axis++) {
+				const void *x = f64 ? (const void *)xd : (const void *)xf;
+
+				sm__pl_bins_avx2 = avx;
+				sm__pl_grid_bins(&gr, x, f64, axis, N, a[0], a[1], a[2]);
+				sm__pl_bins_avx2 = 1;
+				for (i = 0; i < N; i++)
+					for (k = 0; k < 3; k++) {
+						double v = f64 ? xd[3 * i + k] : (double)xf[3 * i + k];
+						uint32_t got = axis < 3 ? a[0][i] : a[k][i];
+
+						if (axis < 3 && k != axis)
+							continue;
+						b[k][i] = (uint32_t)sm__pl_axis_bin(&gr, v);
+						if (got != b[k][i])
+							fail_msg("%s%s axis %d row %zu (%a): %u against %u",
+								 f64 ? "float64" : "float32",
+								 avx ? " AVX2" : "", k, i, v, got,
+								 b[k][i]);
+					}
+			}
+	for (k = 0; k < 3; k++) {
+		free(a[k]);
+		free(b[k]);
+	}
+	free(xd);
+	free(xf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_split_one_pass),
 		cmocka_unit_test(test_split_stripes),
+		cmocka_unit_test(test_grid_bins_avx2),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

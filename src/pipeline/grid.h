@@ -46,6 +46,14 @@ static inline int sm__pl_covered(const struct grid *gr, uint64_t key)
 	return (gr->cover[key >> 3] >> (key & 7)) & 1;
 }
 
+/* Grid indices of rows [0, n) of x (3 coordinates a row, double when f64, else float), each
+ * sm__pl_axis_bin's: along `axis` into bx (axis 0, 1 or 2), or all three into bx, by, bz (axis
+ * 3). Four rows an instruction where the CPU has AVX2 and sm__pl_bins_avx2 is 1 (the default; 0
+ * is the tests' switch to the one-row arithmetic, build_index_sort.c). */
+void sm__pl_grid_bins(const struct grid *gr, const void *x, int f64, int axis, uint64_t n,
+		      uint32_t *bx, uint32_t *by, uint32_t *bz);
+extern int sm__pl_bins_avx2;
+
 /* Ranges of grid indices along one axis covering [c - r, c + r] (periodic, each index once). */
 struct axis_range {
 	uint64_t a[2], b[2];  /* up to two runs [a, b] */
