@@ -629,6 +629,56 @@ static void test_json_schema(void **state)
 	sm_prof_free(p);
 }
 
+/* Frames in the C library and the entry frames below main are named without file and line
+ * (src/profiler/symbolize.c: their lines are glibc's own sources, and looking them up made libdw
+ * decompress libc6-dbg's debug sections for every document); this file's frame keeps its file and
+ * line (with libdw: not under the sanitizers, where frames are named by dladdr). */
+static void test_frames_c_library(void **state)
+{
+	(void)state;
+	sm_prof *p = make(0, 0);
+	sm_error err = { 0 };
+	void *x = sm_prof_alloc(p, "x", 100, &err);
+	assert_non_null(x);
+	json_t *d = doc_of(p);
+	const char *how = json_string_value(json_object_get(json_object_get(d, "profiler"),
+							   "symbolizer"));
+	json_t *arr = json_array_get(json_object_get(d, "arrays"), 0);
+	json_t *s = json_array_get(json_object_get(d, "sites"),
+				   (size_t)json_integer_value(json_object_get(arr, "site")));
+	json_t *frames = json_object_get(s, "frames");
+	size_t i, libc = 0, mine = 0;
+	assert_non_null(how);
+	for (i = 0; i < json_array_size(frames); i++) {
+		json_t *f = json_array_get(frames, i);
+		const char *fn = json_string_value(json_object_get(f, "function"));
+		const char *obj = json_string_value(json_object_get(f, "object"));
+		const char *base = obj ? strrchr(obj, '/') : NULL;
+		const char *file = json_string_value(json_object_get(f, "file"));
+		base = base ? base + 1 : obj;
+		if ((base && strncmp(base, "libc.so", 7) == 0) ||
+		    (fn && strncmp(fn, "__libc_start", 12) == 0)) {
+			libc++;
+			if (file != NULL)
+				fail_msg("frame %zu (%s in %s) has file %s", i, fn, obj, file);
+			assert_true(json_is_null(json_object_get(f, "line")));
+		}
+		if (fn && strcmp(fn, "test_frames_c_library") == 0) {
+			mine++;
+			if (strcmp(how, "libdw") == 0) {
+				assert_non_null(file);
+				assert_non_null(strstr(file, "test-profiler.c"));
+				assert_true(json_integer_value(json_object_get(f, "line")) > 0);
+			}
+		}
+	}
+	assert_true(libc >= 1); /* the stack reaches main's caller */
+	assert_int_equal(mine, 1);
+	json_decref(d);
+	sm_prof_release(p, x);
+	sm_prof_free(p);
+}
+
 static void test_incomplete(void **state)
 {
 	sm_prof *p = make(0, 0);
@@ -753,6 +803,7 @@ int main(void)
 		cmocka_unit_test(test_one_sampler),
 		cmocka_unit_test(test_fault_injection),
 		cmocka_unit_test(test_json_schema),
+		cmocka_unit_test(test_frames_c_library),
 		cmocka_unit_test(test_incomplete),
 		cmocka_unit_test(test_timeline_bounded),
 	};
