@@ -673,7 +673,8 @@ static void test_frames_c_library(void **state)
 		}
 	}
 	assert_true(libc >= 1); /* the stack reaches main's caller */
-	assert_int_equal(mine, 1);
+	if (strcmp(how, "libdw") == 0) /* dladdr names exported functions only */
+		assert_int_equal(mine, 1);
 	json_decref(d);
 	sm_prof_release(p, x);
 	sm_prof_free(p);
