@@ -11,7 +11,8 @@
  * front of them, the case where all of a stripe's blocks move into the gap.
  *
  * Also the grid indices four rows at a time (sm__pl_grid_bins with AVX2, where the CPU has it)
- * against the one-row arithmetic (sm__pl_axis_bin), on random and edge coordinates.
+ * and the near split's buckets eight rows at a time (sm__pl_near_buckets) against the one-row
+ * arithmetic (sm__pl_axis_bin and the cover bit), on random and edge coordinates.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -28,7 +29,7 @@
 #define G 64u               /* grid side: 64 slabs + the far bucket */
 #define SCRATCH 65536u      /* build_index_sort.c's DIST_SCRATCH_BYTES */
 
-static unsigned char cover[G * G * G / 8 + 1];
+static unsigned char cover[G * G * G / 8 + 4]; /* + 3: sm__pl_near_buckets reads 4 bytes */
 
 /* The grid over a box of side G (grid width 1): grid cells with y = 0 are covered (near), the
  * others not. */
@@ -236,12 +237,78 @@ static void test_grid_bins_avx2(void **state)
 	free(xf);
 }
 
+/* sm__pl_near_buckets with and without AVX2 equals the bucket from sm__pl_axis_bin and the cover
+ * bit for every row (float32 and float64; random and edge coordinates as above; a random cover
+ * of about half the grid cells; a row count that leaves a tail). */
+static void test_near_buckets_avx2(void **state)
+{
+	enum { N = 4099, GS = 67 };
+	static unsigned char cov[GS * GS * GS / 8 + 4];
+	struct grid gr;
+	const double box = 75000.0, w = box / GS;
+	const double edge[] = {0.0, -0.0, box, nextafter(box, 0), nextafter(box, 2 * box),
+			       -box / 2, 1.5 * box, nextafter(1.5 * box, 0), w, 2 * w,
+			       nextafter(w, 0), nextafter(66 * w, box), -w, -1e-300, 1e-300, NAN};
+	double *xd = malloc(3 * N * sizeof(double));
+	float *xf = malloc(3 * N * sizeof(float));
+	uint16_t *bk = malloc(N * sizeof(uint16_t));
+	unsigned seed = 77u;
+	size_t i;
+	int f64, avx;
+
+	(void)state;
+	assert_non_null(xd);
+	assert_non_null(xf);
+	assert_non_null(bk);
+	for (i = 0; i < sizeof(cov); i++) {
+		seed = seed * 1103515245u + 12345u;
+		cov[i] = (unsigned char)(seed >> 16);
+	}
+	gr.g = GS;
+	gr.gd = GS;
+	gr.box = box;
+	gr.inv_w = GS / box;
+	gr.cover = cov;
+	for (i = 0; i < 3 * N; i++) {
+		seed = seed * 1103515245u + 12345u;
+		xd[i] = i < 3 * 300 ? edge[(i / 3 + i % 3 * 5) % (sizeof(edge) / sizeof(edge[0]))]
+				    : -box / 2 + 2 * box * (double)(seed >> 8) / 16777216.0;
+		xf[i] = (float)xd[i];
+	}
+	for (f64 = 0; f64 <= 1; f64++)
+		for (avx = 0; avx <= 1; avx++) {
+			sm__pl_bins_avx2 = avx;
+			sm__pl_near_buckets(&gr, f64 ? (const void *)xd : (const void *)xf, f64, N, bk);
+			sm__pl_bins_avx2 = 1;
+			for (i = 0; i < N; i++) {
+				double p[3];
+				uint64_t b[3], key, want;
+				int k;
+
+				for (k = 0; k < 3; k++) {
+					p[k] = f64 ? xd[3 * i + k] : (double)xf[3 * i + k];
+					b[k] = sm__pl_axis_bin(&gr, p[k]);
+				}
+				key = (b[0] * GS + b[1]) * GS + b[2];
+				want = sm__pl_covered(&gr, key) ? b[0] : GS;
+				if (bk[i] != want)
+					fail_msg("%s%s row %zu (%a %a %a): bucket %u against %u",
+						 f64 ? "float64" : "float32", avx ? " AVX2" : "", i, p[0],
+						 p[1], p[2], bk[i], (unsigned)want);
+			}
+		}
+	free(xd);
+	free(xf);
+	free(bk);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_split_one_pass),
 		cmocka_unit_test(test_split_stripes),
 		cmocka_unit_test(test_grid_bins_avx2),
+		cmocka_unit_test(test_near_buckets_avx2),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

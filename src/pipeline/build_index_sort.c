@@ -119,7 +119,98 @@ __attribute__((target("avx2"))) static uint64_t grid_bins_avx2(const struct grid
 }
 #endif
 
+#if defined(__x86_64__) && defined(__GNUC__)
+/* The near split's buckets of float32 rows [0, n) eight at a time (the tail left): the rows'
+ * coordinates gathered axis by axis from three loads, their grid indices as axis_bins_avx2, the
+ * grid cell's cover bit read with a gather of the four bytes from the cell's (the cover has room
+ * past its last flag byte: index_cell_fill, 8 bytes a grid cell), the bucket the x slab when
+ * flagged, g when not. Returns the rows done. */
+__attribute__((target("avx2"))) static uint64_t near_buckets_avx2(const struct grid *gr,
+								  const float *x, uint64_t n,
+								  uint16_t *bk)
+{
+	const __m256d inv_w = _mm256_set1_pd(gr->inv_w), gd = _mm256_set1_pd(gr->gd);
+	const __m256d top = _mm256_set1_pd(gr->gd - 1.0);
+	const __m256i g = _mm256_set1_epi32((int)gr->g), one = _mm256_set1_epi32(1);
+	const __m256i seven = _mm256_set1_epi32(7);
+	/* rows i..i+7 are floats r[0..23]: x at 0,3,..,21, y at 1,4,..,22, z at 2,5,..,23; loads a
+	 * (0-7), b (8-15), c (16-23): x = a0 a3 a6 b1 b4 b7 c2 c5, y = a1 a4 a7 b2 b5 c0 c3 c6,
+	 * z = a2 a5 b0 b3 b6 c1 c4 c7 */
+	const __m256i px_a = _mm256_setr_epi32(0, 3, 6, 0, 0, 0, 0, 0);
+	const __m256i px_b = _mm256_setr_epi32(0, 0, 0, 1, 4, 7, 0, 0);
+	const __m256i px_c = _mm256_setr_epi32(0, 0, 0, 0, 0, 0, 2, 5);
+	const __m256i py_a = _mm256_setr_epi32(1, 4, 7, 0, 0, 0, 0, 0);
+	const __m256i py_b = _mm256_setr_epi32(0, 0, 0, 2, 5, 0, 0, 0);
+	const __m256i py_c = _mm256_setr_epi32(0, 0, 0, 0, 0, 0, 3, 6);
+	const __m256i pz_a = _mm256_setr_epi32(2, 5, 0, 0, 0, 0, 0, 0);
+	const __m256i pz_b = _mm256_setr_epi32(0, 0, 0, 3, 6, 0, 0, 0);
+	const __m256i pz_c = _mm256_setr_epi32(0, 0, 0, 0, 0, 1, 4, 7);
+	uint64_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		const float *r = x + 3 * i;
+		const __m256 a = _mm256_loadu_ps(r), b = _mm256_loadu_ps(r + 8);
+		const __m256 c = _mm256_loadu_ps(r + 16);
+		const __m256 vx = _mm256_blend_ps(
+			_mm256_blend_ps(_mm256_permutevar8x32_ps(a, px_a),
+					_mm256_permutevar8x32_ps(b, px_b), 0x38),
+			_mm256_permutevar8x32_ps(c, px_c), 0xC0);
+		const __m256 vy = _mm256_blend_ps(
+			_mm256_blend_ps(_mm256_permutevar8x32_ps(a, py_a),
+					_mm256_permutevar8x32_ps(b, py_b), 0x18),
+			_mm256_permutevar8x32_ps(c, py_c), 0xE0);
+		const __m256 vz = _mm256_blend_ps(
+			_mm256_blend_ps(_mm256_permutevar8x32_ps(a, pz_a),
+					_mm256_permutevar8x32_ps(b, pz_b), 0x1C),
+			_mm256_permutevar8x32_ps(c, pz_c), 0xE0);
+		const __m256i bx = _mm256_set_m128i(
+			axis_bins_avx2(_mm256_cvtps_pd(_mm256_extractf128_ps(vx, 1)), inv_w, gd, top),
+			axis_bins_avx2(_mm256_cvtps_pd(_mm256_castps256_ps128(vx)), inv_w, gd, top));
+		const __m256i by = _mm256_set_m128i(
+			axis_bins_avx2(_mm256_cvtps_pd(_mm256_extractf128_ps(vy, 1)), inv_w, gd, top),
+			axis_bins_avx2(_mm256_cvtps_pd(_mm256_castps256_ps128(vy)), inv_w, gd, top));
+		const __m256i bz = _mm256_set_m128i(
+			axis_bins_avx2(_mm256_cvtps_pd(_mm256_extractf128_ps(vz, 1)), inv_w, gd, top),
+			axis_bins_avx2(_mm256_cvtps_pd(_mm256_castps256_ps128(vz)), inv_w, gd, top));
+		const __m256i key = _mm256_add_epi32(
+			_mm256_mullo_epi32(_mm256_add_epi32(_mm256_mullo_epi32(bx, g), by), g), bz);
+		const __m256i w = _mm256_i32gather_epi32((const int *)(const void *)gr->cover,
+							 _mm256_srli_epi32(key, 3), 1);
+		const __m256i bit = _mm256_and_si256(
+			_mm256_srlv_epi32(w, _mm256_and_si256(key, seven)), one);
+		const __m256i bkt = _mm256_blendv_epi8(g, bx, _mm256_cmpeq_epi32(bit, one));
+
+		_mm_storeu_si128((__m128i *)(void *)(bk + i),
+				 _mm_packus_epi32(_mm256_castsi256_si128(bkt),
+						  _mm256_extracti128_si256(bkt, 1)));
+	}
+	return i;
+}
+#endif
+
 int sm__pl_bins_avx2 = 1;
+
+void sm__pl_near_buckets(const struct grid *gr, const void *x, int f64, uint64_t n, uint16_t *bk)
+{
+	const size_t xs = f64 ? 3 * sizeof(double) : 3 * sizeof(float);
+	uint64_t i = 0;
+
+#if defined(__x86_64__) && defined(__GNUC__)
+	if (!f64 && sm__pl_bins_avx2 != 0 && sm__cpu_avx2())
+		i = near_buckets_avx2(gr, x, n, bk);
+#endif
+	for (; i < n; i++) {
+		const unsigned char *r = (const unsigned char *)x + xs * i;
+		const uint64_t bx = sm__pl_axis_bin(gr, f64 ? ((const double *)(const void *)r)[0]
+							    : ((const float *)(const void *)r)[0]);
+		const uint64_t by = sm__pl_axis_bin(gr, f64 ? ((const double *)(const void *)r)[1]
+							    : ((const float *)(const void *)r)[1]);
+		const uint64_t bz = sm__pl_axis_bin(gr, f64 ? ((const double *)(const void *)r)[2]
+							    : ((const float *)(const void *)r)[2]);
+
+		bk[i] = (uint16_t)(sm__pl_covered(gr, (bx * gr->g + by) * gr->g + bz) ? bx : gr->g);
+	}
+}
 
 void sm__pl_grid_bins(const struct grid *gr, const void *x, int f64, int axis, uint64_t n,
 		      uint32_t *bx, uint32_t *by, uint32_t *bz)
@@ -157,6 +248,10 @@ static ALWAYS_INLINE void run_buckets(const struct grid *gr, const unsigned char
 		sm__pl_grid_bins(gr, x, f64, axis, n, bx, NULL, NULL);
 		for (i = 0; i < n; i++)
 			bk[i] = (uint16_t)bx[i];
+		return;
+	}
+	if (!f64) { /* eight rows an instruction with AVX2 */
+		sm__pl_near_buckets(gr, x, 0, n, bk);
 		return;
 	}
 	sm__pl_grid_bins(gr, x, f64, 3, n, bx, by, bz);

@@ -54,6 +54,12 @@ void sm__pl_grid_bins(const struct grid *gr, const void *x, int f64, int axis, u
 		      uint32_t *bx, uint32_t *by, uint32_t *bz);
 extern int sm__pl_bins_avx2;
 
+/* The near split's buckets of rows [0, n) (build_index_sort.c's bucket_of with the cover: the x slab
+ * of a row whose grid cell is flagged in gr->cover, g when not): float32 rows eight an instruction
+ * where the CPU has AVX2 and sm__pl_bins_avx2 is 1 (the cover read four bytes at a time: at least
+ * 3 bytes past its last flag byte must be readable). */
+void sm__pl_near_buckets(const struct grid *gr, const void *x, int f64, uint64_t n, uint16_t *bk);
+
 /* Ranges of grid indices along one axis covering [c - r, c + r] (periodic, each index once). */
 struct axis_range {
 	uint64_t a[2], b[2];  /* up to two runs [a, b] */
