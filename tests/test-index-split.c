@@ -27,7 +27,7 @@
 #include "pipeline/grid.h"
 
 #define G 64u               /* grid side: 64 slabs + the far bucket */
-#define SCRATCH 65536u      /* build_index_sort.c's DIST_SCRATCH_BYTES */
+#define SCRATCH 131072u     /* build_index_sort.c's DIST_SCRATCH_BYTES */
 
 static unsigned char cover[G * G * G / 8 + 4]; /* + 3: sm__pl_near_buckets reads 4 bytes */
 

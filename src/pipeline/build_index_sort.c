@@ -28,7 +28,7 @@
 #include "common/parallel.h"
 #include "grid.h"
 
-#define DIST_SCRATCH_BYTES 65536u /* a distribution pass's block buffers, on its thread's stack */
+#define DIST_SCRATCH_BYTES 131072u /* a distribution pass's block buffers, on its thread's stack */
 #define DIST_MAX_BUCKETS (SM_MODEL_GRID_MAX_SIDE + 1)
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
@@ -421,7 +421,7 @@ static ALWAYS_INLINE void distribute_rows(const struct grid *gr, unsigned char *
 	}
 }
 
-/* The four passes, one function each (each with its own 64 KiB of scratch). */
+/* The four passes, one function each (each with its own DIST_SCRATCH_BYTES of scratch). */
 static void distribute_f32(const struct grid *gr, void *x, float *t, const uint64_t *start,
 			   uint64_t *bounds, uint64_t lo, uint64_t n, uint64_t stride, int axis)
 {
