@@ -76,8 +76,42 @@ __attribute__((target("avx2"))) static inline __m128i axis_bins_avx2(__m256d x, 
 	return _mm256_cvttpd_epi32(_mm256_min_pd(_mm256_max_pd(t, _mm256_setzero_pd()), top));
 }
 
-/* Rows [0, n) four at a time (the tail left): their grid indices along axis (axis < 3) or, with
- * axis 3, each of the three into bx, by, bz. Returns the rows done. */
+/* Coordinate k (0, 1, 2) of eight float32 rows r[0..23] loaded as a (0-7), b (8-15), c (16-23):
+ * x = a0 a3 a6 b1 b4 b7 c2 c5, y = a1 a4 a7 b2 b5 c0 c3 c6, z = a2 a5 b0 b3 b6 c1 c4 c7, each by
+ * three permutes and two blends. */
+__attribute__((target("avx2"))) static inline __m256 axis8_f32(__m256 a, __m256 b, __m256 c, int k)
+{
+	if (k == 0)
+		return _mm256_blend_ps(
+			_mm256_blend_ps(_mm256_permutevar8x32_ps(a, _mm256_setr_epi32(0, 3, 6, 0, 0, 0, 0, 0)),
+					_mm256_permutevar8x32_ps(b, _mm256_setr_epi32(0, 0, 0, 1, 4, 7, 0, 0)),
+					0x38),
+			_mm256_permutevar8x32_ps(c, _mm256_setr_epi32(0, 0, 0, 0, 0, 0, 2, 5)), 0xC0);
+	if (k == 1)
+		return _mm256_blend_ps(
+			_mm256_blend_ps(_mm256_permutevar8x32_ps(a, _mm256_setr_epi32(1, 4, 7, 0, 0, 0, 0, 0)),
+					_mm256_permutevar8x32_ps(b, _mm256_setr_epi32(0, 0, 0, 2, 5, 0, 0, 0)),
+					0x18),
+			_mm256_permutevar8x32_ps(c, _mm256_setr_epi32(0, 0, 0, 0, 0, 0, 3, 6)), 0xE0);
+	return _mm256_blend_ps(
+		_mm256_blend_ps(_mm256_permutevar8x32_ps(a, _mm256_setr_epi32(2, 5, 0, 0, 0, 0, 0, 0)),
+				_mm256_permutevar8x32_ps(b, _mm256_setr_epi32(0, 0, 0, 3, 6, 0, 0, 0)),
+				0x1C),
+		_mm256_permutevar8x32_ps(c, _mm256_setr_epi32(0, 0, 0, 0, 0, 1, 4, 7)), 0xE0);
+}
+
+/* The grid indices of eight float32 values: two axis_bins_avx2. */
+__attribute__((target("avx2"))) static inline __m256i bins8_f32(__m256 v, __m256d inv_w, __m256d gd,
+								__m256d top)
+{
+	return _mm256_set_m128i(
+		axis_bins_avx2(_mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)), inv_w, gd, top),
+		axis_bins_avx2(_mm256_cvtps_pd(_mm256_castps256_ps128(v)), inv_w, gd, top));
+}
+
+/* Rows [0, n) four at a time, float32 rows along one axis eight at a time (the tail left): their
+ * grid indices along axis (axis < 3) or, with axis 3, each of the three into bx, by, bz. Returns
+ * the rows done. */
 __attribute__((target("avx2"))) static uint64_t grid_bins_avx2(const struct grid *gr, const void *x,
 							       int f64, int axis, uint64_t n,
 							       uint32_t *bx, uint32_t *by,
@@ -90,6 +124,15 @@ __attribute__((target("avx2"))) static uint64_t grid_bins_avx2(const struct grid
 	uint64_t i = 0;
 	int k;
 
+	if (!f64 && axis < 3)
+		for (; i + 8 <= n; i += 8) {
+			const float *r = xf + 3 * i;
+			const __m256 a = _mm256_loadu_ps(r), b = _mm256_loadu_ps(r + 8);
+			const __m256 c = _mm256_loadu_ps(r + 16);
+
+			_mm256_storeu_si256((__m256i *)(void *)(bx + i),
+					    bins8_f32(axis8_f32(a, b, c, axis), inv_w, gd, top));
+		}
 	for (; i + 4 <= n; i += 4) {
 		__m256d v[3];
 
@@ -121,7 +164,7 @@ __attribute__((target("avx2"))) static uint64_t grid_bins_avx2(const struct grid
 
 #if defined(__x86_64__) && defined(__GNUC__)
 /* The near split's buckets of float32 rows [0, n) eight at a time (the tail left): the rows'
- * coordinates gathered axis by axis from three loads, their grid indices as axis_bins_avx2, the
+ * coordinates gathered axis by axis from three loads (axis8_f32), their grid indices, the
  * grid cell's cover bit read with a gather of the four bytes from the cell's (the cover has room
  * past its last flag byte: index_cell_fill, 8 bytes a grid cell), the bucket the x slab when
  * flagged, g when not. Returns the rows done. */
@@ -133,45 +176,15 @@ __attribute__((target("avx2"))) static uint64_t near_buckets_avx2(const struct g
 	const __m256d top = _mm256_set1_pd(gr->gd - 1.0);
 	const __m256i g = _mm256_set1_epi32((int)gr->g), one = _mm256_set1_epi32(1);
 	const __m256i seven = _mm256_set1_epi32(7);
-	/* rows i..i+7 are floats r[0..23]: x at 0,3,..,21, y at 1,4,..,22, z at 2,5,..,23; loads a
-	 * (0-7), b (8-15), c (16-23): x = a0 a3 a6 b1 b4 b7 c2 c5, y = a1 a4 a7 b2 b5 c0 c3 c6,
-	 * z = a2 a5 b0 b3 b6 c1 c4 c7 */
-	const __m256i px_a = _mm256_setr_epi32(0, 3, 6, 0, 0, 0, 0, 0);
-	const __m256i px_b = _mm256_setr_epi32(0, 0, 0, 1, 4, 7, 0, 0);
-	const __m256i px_c = _mm256_setr_epi32(0, 0, 0, 0, 0, 0, 2, 5);
-	const __m256i py_a = _mm256_setr_epi32(1, 4, 7, 0, 0, 0, 0, 0);
-	const __m256i py_b = _mm256_setr_epi32(0, 0, 0, 2, 5, 0, 0, 0);
-	const __m256i py_c = _mm256_setr_epi32(0, 0, 0, 0, 0, 0, 3, 6);
-	const __m256i pz_a = _mm256_setr_epi32(2, 5, 0, 0, 0, 0, 0, 0);
-	const __m256i pz_b = _mm256_setr_epi32(0, 0, 0, 3, 6, 0, 0, 0);
-	const __m256i pz_c = _mm256_setr_epi32(0, 0, 0, 0, 0, 1, 4, 7);
 	uint64_t i = 0;
 
 	for (; i + 8 <= n; i += 8) {
 		const float *r = x + 3 * i;
 		const __m256 a = _mm256_loadu_ps(r), b = _mm256_loadu_ps(r + 8);
 		const __m256 c = _mm256_loadu_ps(r + 16);
-		const __m256 vx = _mm256_blend_ps(
-			_mm256_blend_ps(_mm256_permutevar8x32_ps(a, px_a),
-					_mm256_permutevar8x32_ps(b, px_b), 0x38),
-			_mm256_permutevar8x32_ps(c, px_c), 0xC0);
-		const __m256 vy = _mm256_blend_ps(
-			_mm256_blend_ps(_mm256_permutevar8x32_ps(a, py_a),
-					_mm256_permutevar8x32_ps(b, py_b), 0x18),
-			_mm256_permutevar8x32_ps(c, py_c), 0xE0);
-		const __m256 vz = _mm256_blend_ps(
-			_mm256_blend_ps(_mm256_permutevar8x32_ps(a, pz_a),
-					_mm256_permutevar8x32_ps(b, pz_b), 0x1C),
-			_mm256_permutevar8x32_ps(c, pz_c), 0xE0);
-		const __m256i bx = _mm256_set_m128i(
-			axis_bins_avx2(_mm256_cvtps_pd(_mm256_extractf128_ps(vx, 1)), inv_w, gd, top),
-			axis_bins_avx2(_mm256_cvtps_pd(_mm256_castps256_ps128(vx)), inv_w, gd, top));
-		const __m256i by = _mm256_set_m128i(
-			axis_bins_avx2(_mm256_cvtps_pd(_mm256_extractf128_ps(vy, 1)), inv_w, gd, top),
-			axis_bins_avx2(_mm256_cvtps_pd(_mm256_castps256_ps128(vy)), inv_w, gd, top));
-		const __m256i bz = _mm256_set_m128i(
-			axis_bins_avx2(_mm256_cvtps_pd(_mm256_extractf128_ps(vz, 1)), inv_w, gd, top),
-			axis_bins_avx2(_mm256_cvtps_pd(_mm256_castps256_ps128(vz)), inv_w, gd, top));
+		const __m256i bx = bins8_f32(axis8_f32(a, b, c, 0), inv_w, gd, top);
+		const __m256i by = bins8_f32(axis8_f32(a, b, c, 1), inv_w, gd, top);
+		const __m256i bz = bins8_f32(axis8_f32(a, b, c, 2), inv_w, gd, top);
 		const __m256i key = _mm256_add_epi32(
 			_mm256_mullo_epi32(_mm256_add_epi32(_mm256_mullo_epi32(bx, g), by), g), bz);
 		const __m256i w = _mm256_i32gather_epi32((const int *)(const void *)gr->cover,
