@@ -166,6 +166,43 @@ static void test_split_stripes(void **state)
 	check_split(1000003, 1);
 }
 
+/* The 67-cell grid over a 75,000 box (1e7 cells' side) with the cover given, and n rows of
+ * coordinates for it (double in xd, the same rounded to float in xf): the first `edges` rows from
+ * the edges below, the others random within half a box of the box (load_positions' check). The
+ * edges: 0, -0, the box and its neighbours, -box/2, 3 box/2, grid-cell boundaries and their
+ * neighbours, values just below 0 (whose wrap rounds to g), NaN. */
+#define TB_BOX 75000.0
+#define TB_G 67u
+
+static struct grid grid67(const unsigned char *cov)
+{
+	struct grid gr;
+
+	gr.g = TB_G;
+	gr.gd = TB_G;
+	gr.box = TB_BOX;
+	gr.inv_w = TB_G / TB_BOX;
+	gr.cover = cov;
+	return gr;
+}
+
+static void test_rows(double *xd, float *xf, size_t n, size_t edges, unsigned seed)
+{
+	const double box = TB_BOX, w = TB_BOX / TB_G;
+	const double edge[] = {0.0, -0.0, box, nextafter(box, 0), nextafter(box, 2 * box),
+			       -box / 2, 1.5 * box, nextafter(1.5 * box, 0), w, 2 * w,
+			       nextafter(w, 0), nextafter(66 * w, box), -w, -1e-300, 1e-300,
+			       -1e-3, nextafter(-0.0, -1.0), NAN};
+	size_t i;
+
+	for (i = 0; i < 3 * n; i++) {
+		seed = seed * 1103515245u + 12345u;
+		xd[i] = i < 3 * edges ? edge[(i / 3 + i % 3 * 7) % (sizeof(edge) / sizeof(edge[0]))]
+				      : -box / 2 + 2 * box * (double)(seed >> 8) / 16777216.0;
+		xf[i] = (float)xd[i];
+	}
+}
+
 /* sm__pl_grid_bins with and without AVX2 equal sm__pl_axis_bin for every row, along each axis
  * and for the three at once, float32 and float64: random coordinates within half a box of the box
  * (load_positions' check) and the edges: 0, -0, the box and its neighbours, -box/2, 3 box/2,
@@ -173,25 +210,14 @@ static void test_split_stripes(void **state)
 static void test_grid_bins_avx2(void **state)
 {
 	enum { N = 4099 };
-	struct grid gr;
-	const double box = 75000.0, w = box / 67.0;
-	const double edge[] = {0.0, -0.0, box, nextafter(box, 0), nextafter(box, 2 * box),
-			       -box / 2, 1.5 * box, nextafter(1.5 * box, 0), w, 2 * w,
-			       nextafter(w, 0), nextafter(66 * w, box), -w, -1e-300, 1e-300,
-			       -1e-3, nextafter(-0.0, -1.0), NAN};
+	const struct grid gr = grid67(NULL);
 	double *xd = malloc(3 * N * sizeof(double));
 	float *xf = malloc(3 * N * sizeof(float));
 	uint32_t *a[3], *b[3];
-	unsigned seed = 2024u;
 	size_t i;
 	int f64, axis, k, avx;
 
 	(void)state;
-	gr.g = 67;
-	gr.gd = 67.0;
-	gr.box = box;
-	gr.inv_w = 67.0 / box;
-	gr.cover = NULL;
 	assert_non_null(xd);
 	assert_non_null(xf);
 	for (k = 0; k < 3; k++) {
@@ -200,12 +226,7 @@ static void test_grid_bins_avx2(void **state)
 		assert_non_null(a[k]);
 		assert_non_null(b[k]);
 	}
-	for (i = 0; i < 3 * N; i++) {
-		seed = seed * 1103515245u + 12345u;
-		xd[i] = i < 3 * 400 ? edge[(i / 3 + i % 3 * 7) % (sizeof(edge) / sizeof(edge[0]))]
-				    : -box / 2 + 2 * box * (double)(seed >> 8) / 16777216.0;
-		xf[i] = (float)xd[i];
-	}
+	test_rows(xd, xf, N, 400, 2024u);
 	for (f64 = 0; f64 <= 1; f64++)
 		for (avx = 0; avx <= 1; avx++)
 			for (axis = 0; axis <= 3; axis++) {
@@ -242,13 +263,9 @@ static void test_grid_bins_avx2(void **state)
  * of about half the grid cells; a row count that leaves a tail). */
 static void test_near_buckets_avx2(void **state)
 {
-	enum { N = 4099, GS = 67 };
-	static unsigned char cov[GS * GS * GS / 8 + 4];
-	struct grid gr;
-	const double box = 75000.0, w = box / GS;
-	const double edge[] = {0.0, -0.0, box, nextafter(box, 0), nextafter(box, 2 * box),
-			       -box / 2, 1.5 * box, nextafter(1.5 * box, 0), w, 2 * w,
-			       nextafter(w, 0), nextafter(66 * w, box), -w, -1e-300, 1e-300, NAN};
+	enum { N = 4099 };
+	static unsigned char cov[TB_G * TB_G * TB_G / 8 + 4];
+	const struct grid gr = grid67(cov);
 	double *xd = malloc(3 * N * sizeof(double));
 	float *xf = malloc(3 * N * sizeof(float));
 	uint16_t *bk = malloc(N * sizeof(uint16_t));
@@ -264,17 +281,7 @@ static void test_near_buckets_avx2(void **state)
 		seed = seed * 1103515245u + 12345u;
 		cov[i] = (unsigned char)(seed >> 16);
 	}
-	gr.g = GS;
-	gr.gd = GS;
-	gr.box = box;
-	gr.inv_w = GS / box;
-	gr.cover = cov;
-	for (i = 0; i < 3 * N; i++) {
-		seed = seed * 1103515245u + 12345u;
-		xd[i] = i < 3 * 300 ? edge[(i / 3 + i % 3 * 5) % (sizeof(edge) / sizeof(edge[0]))]
-				    : -box / 2 + 2 * box * (double)(seed >> 8) / 16777216.0;
-		xf[i] = (float)xd[i];
-	}
+	test_rows(xd, xf, N, 300, seed);
 	for (f64 = 0; f64 <= 1; f64++)
 		for (avx = 0; avx <= 1; avx++) {
 			sm__pl_bins_avx2 = avx;
@@ -289,8 +296,8 @@ static void test_near_buckets_avx2(void **state)
 					p[k] = f64 ? xd[3 * i + k] : (double)xf[3 * i + k];
 					b[k] = sm__pl_axis_bin(&gr, p[k]);
 				}
-				key = (b[0] * GS + b[1]) * GS + b[2];
-				want = sm__pl_covered(&gr, key) ? b[0] : GS;
+				key = (b[0] * TB_G + b[1]) * TB_G + b[2];
+				want = sm__pl_covered(&gr, key) ? b[0] : TB_G;
 				if (bk[i] != want)
 					fail_msg("%s%s row %zu (%a %a %a): bucket %u against %u",
 						 f64 ? "float64" : "float32", avx ? " AVX2" : "", i, p[0],
