@@ -160,9 +160,7 @@ __attribute__((target("avx2"))) static uint64_t grid_bins_avx2(const struct grid
 	}
 	return i;
 }
-#endif
 
-#if defined(__x86_64__) && defined(__GNUC__)
 /* The near split's buckets of float32 rows [0, n) eight at a time (the tail left): the rows'
  * coordinates gathered axis by axis from three loads (axis8_f32), their grid indices, the
  * grid cell's cover bit read with a gather of the four bytes from the cell's (the cover has room
@@ -212,17 +210,8 @@ void sm__pl_near_buckets(const struct grid *gr, const void *x, int f64, uint64_t
 	if (!f64 && sm__pl_bins_avx2 != 0 && sm__cpu_avx2())
 		i = near_buckets_avx2(gr, x, n, bk);
 #endif
-	for (; i < n; i++) {
-		const unsigned char *r = (const unsigned char *)x + xs * i;
-		const uint64_t bx = sm__pl_axis_bin(gr, f64 ? ((const double *)(const void *)r)[0]
-							    : ((const float *)(const void *)r)[0]);
-		const uint64_t by = sm__pl_axis_bin(gr, f64 ? ((const double *)(const void *)r)[1]
-							    : ((const float *)(const void *)r)[1]);
-		const uint64_t bz = sm__pl_axis_bin(gr, f64 ? ((const double *)(const void *)r)[2]
-							    : ((const float *)(const void *)r)[2]);
-
-		bk[i] = (uint16_t)(sm__pl_covered(gr, (bx * gr->g + by) * gr->g + bz) ? bx : gr->g);
-	}
+	for (; i < n; i++)
+		bk[i] = (uint16_t)bucket_of(gr, (const unsigned char *)x + xs * i, 0, f64, 1);
 }
 
 void sm__pl_grid_bins(const struct grid *gr, const void *x, int f64, int axis, uint64_t n,
@@ -267,6 +256,7 @@ static ALWAYS_INLINE void run_buckets(const struct grid *gr, const unsigned char
 		sm__pl_near_buckets(gr, x, 0, n, bk);
 		return;
 	}
+	/* float64: the grid indices four rows an instruction, the cover bits one at a time */
 	sm__pl_grid_bins(gr, x, f64, 3, n, bx, by, bz);
 	for (i = 0; i < n; i++)
 		bk[i] = (uint16_t)(sm__pl_covered(gr, ((uint64_t)bx[i] * gr->g + by[i]) * gr->g + bz[i])
