@@ -8,7 +8,10 @@
  * are the same rows (coordinates and temperature moved together, none lost or doubled). The
  * stripes' rows are laid out so that each stripe leaves nearly a whole buffer of partial rows in
  * every bucket: the later stripes then have fewer full blocks than the gap of partial blocks in
- * front of them, the case where all of a stripe's blocks move into the gap.
+ * front of them, the case where all of a stripe's blocks move into the gap. Those rows are
+ * nearly all near (the dense way); rows a tenth of which are near take the sparse way (near rows
+ * compacted to the front, then into their slabs; the far rows are not kept): checked for the
+ * boundaries and the near rows alone.
  *
  * Also the grid indices four rows at a time (sm__pl_grid_bins with AVX2, where the CPU has it)
  * and the near split's buckets eight rows at a time (sm__pl_near_buckets) against the one-row
@@ -166,6 +169,84 @@ static void test_split_stripes(void **state)
 	check_split(1000003, 1);
 }
 
+/* The sparse way: a tenth of the rows near (spread without a period, so that the way's sampling
+ * of every 64th row sees a tenth too), in slab i % G, the others far; n rows. */
+static int sparse_near(uint64_t i)
+{
+	return (uint32_t)(i * 2654435761u) % 10u == 0;
+}
+
+static void check_split_sparse(uint64_t n, int f64)
+{
+	const struct grid gr = make_grid();
+	const size_t xs = f64 ? 3 * sizeof(double) : 3 * sizeof(float);
+	uint64_t count[G + 1] = {0}, bounds[G + 2], i, c;
+	unsigned char *x = calloc(n, xs), *seen = calloc(n, 1);
+	float *t = calloc(n, sizeof(float));
+
+	assert_non_null(x);
+	assert_non_null(seen);
+	assert_non_null(t);
+	for (i = 0; i < n; i++) {
+		const uint64_t b = sparse_near(i) ? i % G : G;
+		double p[3];
+
+		place(p, b, i);
+		if (f64) {
+			memcpy(x + xs * i, p, xs);
+		} else {
+			float q[3] = {(float)p[0], (float)p[1], (float)p[2]};
+
+			memcpy(x + xs * i, q, xs);
+		}
+		t[i] = (float)i;
+		count[b]++;
+	}
+	sm__pl_split_near(&gr, x, t, f64, bounds, 0, n);
+	assert_int_equal(bounds[0], 0);
+	for (c = 0; c <= G; c++)
+		assert_int_equal(bounds[c + 1] - bounds[c], count[c]);
+	assert_int_equal(bounds[G + 1], n);
+	for (c = 0; c < G; c++)
+		for (i = bounds[c]; i < bounds[c + 1]; i++) {
+			double p[3], q[3];
+			uint64_t id = (uint64_t)t[i];
+
+			if (f64) {
+				memcpy(p, x + xs * i, xs);
+			} else {
+				float f[3];
+
+				memcpy(f, x + xs * i, xs);
+				p[0] = f[0];
+				p[1] = f[1];
+				p[2] = f[2];
+			}
+			assert_int_equal(bucket_of_row(p), c);
+			assert_true(id < n && sparse_near(id) && (float)id == t[i]);
+			assert_int_equal(seen[id], 0);
+			seen[id] = 1;
+			place(q, c, id);
+			if (!f64) {
+				q[0] = (float)q[0];
+				q[1] = (float)q[1];
+				q[2] = (float)q[2];
+			}
+			assert_true(p[0] == q[0] && p[1] == q[1] && p[2] == q[2]);
+		}
+	free(x);
+	free(seen);
+	free(t);
+}
+
+static void test_split_sparse(void **state)
+{
+	(void)state;
+	check_split_sparse(131072, 0);
+	check_split_sparse(1000003, 0);
+	check_split_sparse(1000003, 1);
+}
+
 /* The 67-cell grid over a 75,000 box (1e7 cells' side) with the cover given, and n rows of
  * coordinates for it (double in xd, the same rounded to float in xf): the first `edges` rows from
  * the edges below, the others random within half a box of the box (load_positions' check). The
@@ -314,6 +395,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_split_one_pass),
 		cmocka_unit_test(test_split_stripes),
+		cmocka_unit_test(test_split_sparse),
 		cmocka_unit_test(test_grid_bins_avx2),
 		cmocka_unit_test(test_near_buckets_avx2),
 	};

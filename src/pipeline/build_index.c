@@ -4,7 +4,9 @@
  * are flagged (a bit each, in index_cell_fill's first g^3 / 8 + 1 bytes); then one distribution
  * pass over all cells (sm__pl_split_near) moves the cells lying in flagged grid cells (near) to the
  * front, already in their x slabs, and the others behind them, unsorted and in no grid cell's
- * range (at TNG scale a few percent of the cells lie near the selected halos). Then Coordinates
+ * range; or, when fewer than a fifth are near (at TNG scale a few percent of the cells lie near
+ * the selected halos), the near cells are compacted to the front first and only they distributed
+ * into their slabs, the others not kept (build_index_sort.c). Then Coordinates
  * and temperature of each slab's near cells are permuted in place into grid-cell order by an MSD
  * radix sort (y rows inside a slab, then z cells inside a row), the slabs shared out to the worker
  * threads, each level an in-place block distribution (sm__pl_distribute, build_index_sort.c).
@@ -168,7 +170,7 @@ static void mark_cover(const struct run *R, unsigned char *cover)
 }
 
 /* Near rows (in grid cells some sphere scan visits) into their x slabs at the front, far rows
- * behind them, in one distribution pass (sm__pl_split_near, its classification in stripes on the
+ * behind them or (few near rows) not kept (sm__pl_split_near, its classification in stripes on the
  * worker threads from 131,072 cells): the slab
  * boundaries into index_cell_start[s g^2] (s = 0..g, the last the number of near rows). */
 static uint64_t split_near_slabs(struct run *R)
