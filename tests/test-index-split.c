@@ -85,21 +85,21 @@ static uint64_t bucket_of_row(const double *p)
 	return y == 0 ? x : G;
 }
 
-static void check_split(uint64_t n, int f64)
+/* Rows [0, n) of bucket bkt[i] each (place), the row's identity in its temperature (exact below
+ * 2^24), through sm__pl_split_near; then the boundaries are the buckets' counts and every row of
+ * buckets 0..last lies in its bucket's range, once, as placed (coordinates and temperature moved
+ * together). last: G (every bucket: the far rows kept) or G - 1 (the near rows alone). */
+static void split_and_check(uint64_t n, int f64, const uint64_t *bkt, uint64_t last)
 {
 	const struct grid gr = make_grid();
 	const size_t xs = f64 ? 3 * sizeof(double) : 3 * sizeof(float);
-	const uint64_t B = SCRATCH / ((G + 1 + 3) * (xs + sizeof(float)));
-	uint64_t *bkt = calloc(n, sizeof(*bkt)), count[G + 1] = {0}, bounds[G + 2], i, c;
+	uint64_t count[G + 1] = {0}, bounds[G + 2], i, c;
 	unsigned char *x = calloc(n, xs), *seen = calloc(n, 1);
 	float *t = calloc(n, sizeof(float));
 
-	assert_non_null(bkt);
 	assert_non_null(x);
 	assert_non_null(seen);
 	assert_non_null(t);
-	/* stripes as the split makes them (n s / 8 rounded down to a block) */
-	buckets(bkt, n, n / 8 / B * B, B);
 	for (i = 0; i < n; i++) {
 		double p[3];
 
@@ -111,7 +111,7 @@ static void check_split(uint64_t n, int f64)
 
 			memcpy(x + xs * i, q, xs);
 		}
-		t[i] = (float)i; /* the row's identity (exact below 2^24) */
+		t[i] = (float)i;
 		count[bkt[i]]++;
 	}
 	sm__pl_split_near(&gr, x, t, f64, bounds, 0, n);
@@ -119,7 +119,7 @@ static void check_split(uint64_t n, int f64)
 	for (c = 0; c <= G; c++)
 		assert_int_equal(bounds[c + 1] - bounds[c], count[c]);
 	assert_int_equal(bounds[G + 1], n);
-	for (c = 0; c <= G; c++)
+	for (c = 0; c <= last; c++)
 		for (i = bounds[c]; i < bounds[c + 1]; i++) {
 			double p[3], q[3];
 			uint64_t id = (uint64_t)t[i];
@@ -135,7 +135,7 @@ static void check_split(uint64_t n, int f64)
 				p[2] = f[2];
 			}
 			assert_int_equal(bucket_of_row(p), c);
-			assert_true(id < n && (float)id == t[i]);
+			assert_true(id < n && (float)id == t[i] && bkt[id] == c);
 			assert_int_equal(seen[id], 0);
 			seen[id] = 1;
 			place(q, bkt[id], id);
@@ -146,10 +146,22 @@ static void check_split(uint64_t n, int f64)
 			}
 			assert_true(p[0] == q[0] && p[1] == q[1] && p[2] == q[2]);
 		}
-	free(bkt);
 	free(x);
 	free(seen);
 	free(t);
+}
+
+static void check_split(uint64_t n, int f64)
+{
+	const size_t xs = f64 ? 3 * sizeof(double) : 3 * sizeof(float);
+	const uint64_t B = SCRATCH / ((G + 1 + 3) * (xs + sizeof(float)));
+	uint64_t *bkt = calloc(n, sizeof(*bkt));
+
+	assert_non_null(bkt);
+	/* stripes as the split makes them (n s / 8 rounded down to a block) */
+	buckets(bkt, n, n / 8 / B * B, B);
+	split_and_check(n, f64, bkt, G);
+	free(bkt);
 }
 
 static void test_split_one_pass(void **state)
@@ -178,65 +190,13 @@ static int sparse_near(uint64_t i)
 
 static void check_split_sparse(uint64_t n, int f64)
 {
-	const struct grid gr = make_grid();
-	const size_t xs = f64 ? 3 * sizeof(double) : 3 * sizeof(float);
-	uint64_t count[G + 1] = {0}, bounds[G + 2], i, c;
-	unsigned char *x = calloc(n, xs), *seen = calloc(n, 1);
-	float *t = calloc(n, sizeof(float));
+	uint64_t *bkt = calloc(n, sizeof(*bkt)), i;
 
-	assert_non_null(x);
-	assert_non_null(seen);
-	assert_non_null(t);
-	for (i = 0; i < n; i++) {
-		const uint64_t b = sparse_near(i) ? i % G : G;
-		double p[3];
-
-		place(p, b, i);
-		if (f64) {
-			memcpy(x + xs * i, p, xs);
-		} else {
-			float q[3] = {(float)p[0], (float)p[1], (float)p[2]};
-
-			memcpy(x + xs * i, q, xs);
-		}
-		t[i] = (float)i;
-		count[b]++;
-	}
-	sm__pl_split_near(&gr, x, t, f64, bounds, 0, n);
-	assert_int_equal(bounds[0], 0);
-	for (c = 0; c <= G; c++)
-		assert_int_equal(bounds[c + 1] - bounds[c], count[c]);
-	assert_int_equal(bounds[G + 1], n);
-	for (c = 0; c < G; c++)
-		for (i = bounds[c]; i < bounds[c + 1]; i++) {
-			double p[3], q[3];
-			uint64_t id = (uint64_t)t[i];
-
-			if (f64) {
-				memcpy(p, x + xs * i, xs);
-			} else {
-				float f[3];
-
-				memcpy(f, x + xs * i, xs);
-				p[0] = f[0];
-				p[1] = f[1];
-				p[2] = f[2];
-			}
-			assert_int_equal(bucket_of_row(p), c);
-			assert_true(id < n && sparse_near(id) && (float)id == t[i]);
-			assert_int_equal(seen[id], 0);
-			seen[id] = 1;
-			place(q, c, id);
-			if (!f64) {
-				q[0] = (float)q[0];
-				q[1] = (float)q[1];
-				q[2] = (float)q[2];
-			}
-			assert_true(p[0] == q[0] && p[1] == q[1] && p[2] == q[2]);
-		}
-	free(x);
-	free(seen);
-	free(t);
+	assert_non_null(bkt);
+	for (i = 0; i < n; i++)
+		bkt[i] = sparse_near(i) ? i % G : G;
+	split_and_check(n, f64, bkt, G - 1);
+	free(bkt);
 }
 
 static void test_split_sparse(void **state)
