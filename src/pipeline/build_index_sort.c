@@ -12,11 +12,13 @@
  *      bucket (those rows move into its own head), and its head and tail gaps take its buffer.
  * Scratch: DIST_SCRATCH_BYTES of stack for nb + 3 blocks, plus ~28 bytes per bucket.
  *
- * One body (distribute_rows) serves the four passes: by grid index along an axis, or the near
- * split (rows whose grid cell is flagged in the cover into their x slabs, the others into one
- * last bucket), for float and double coordinates. Rows are moved as bytes (a cell's
- * coordinates are 12 or 24 bytes); each pass is its own function with the row type and the
- * bucket rule fixed, so that the compiler specialises the body as it would a hand-written copy.
+ * One body (distribute_rows) serves the passes: by grid index along an axis, or the near split
+ * (rows whose grid cell is flagged in the cover into their x slabs, the others into one last
+ * bucket), for float and double coordinates. Rows are moved as bytes (a cell's coordinates are
+ * 12 or 24 bytes); each pass is its own function with the row type and the bucket rule fixed, so
+ * that the compiler specialises the body as it would a hand-written copy. Phase 1 finds its rows'
+ * buckets in runs, with AVX2 where the CPU has it. With few near rows the near split compacts
+ * them first and distributes them alone (the comment above sm__pl_split_near's helpers).
  */
 #include <stdatomic.h>
 #include <stdint.h>
