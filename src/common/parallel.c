@@ -171,24 +171,34 @@ static struct {
 } pool = {.busy = PTHREAD_MUTEX_INITIALIZER, .m = PTHREAD_MUTEX_INITIALIZER,
 	  .go = PTHREAD_COND_INITIALIZER, .done = PTHREAD_COND_INITIALIZER};
 
+/* The CPU's features the kernels choose by, read once: bit 0 AVX, bit 1 AVX2 (-1: not read yet;
+ * a race reads the same bits twice). The kernels ask at every call of theirs (tens of thousands a
+ * run): a load instead of __builtin_cpu_init and a test each time (~6 ns). */
+static _Atomic int cpu_bits = -1;
+
+static int cpu_features(void)
+{
+	int b = atomic_load_explicit(&cpu_bits, memory_order_relaxed);
+
+	if (b < 0) {
+		b = 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+		__builtin_cpu_init();
+		b = (__builtin_cpu_supports("avx") != 0) | (__builtin_cpu_supports("avx2") != 0) << 1;
+#endif
+		atomic_store_explicit(&cpu_bits, b, memory_order_relaxed);
+	}
+	return b;
+}
+
 int sm__cpu_avx(void)
 {
-#if defined(__x86_64__) && defined(__GNUC__)
-	__builtin_cpu_init();
-	return __builtin_cpu_supports("avx") != 0;
-#else
-	return 0;
-#endif
+	return cpu_features() & 1;
 }
 
 int sm__cpu_avx2(void)
 {
-#if defined(__x86_64__) && defined(__GNUC__)
-	__builtin_cpu_init();
-	return __builtin_cpu_supports("avx2") != 0;
-#else
-	return 0;
-#endif
+	return (cpu_features() >> 1) & 1;
 }
 
 /* Whether waits may spin at all (sm__parallel_spin): off unless a caller says its jobs come back

@@ -203,15 +203,21 @@ static inline uint64_t sm__pl_sphere_cell(const struct run *R, uint64_t j)
 	return R->idx64 ? ((const uint64_t *)R->sphere)[j] : ((const uint32_t *)R->sphere)[j];
 }
 
-/* The selected cells of sphere_mask's share p (of R->mask_parts): [*a, *b), and the index in
- * selection order of the share's first. */
+/* The cells [*a, *b) of sphere_mask's share p (of R->mask_parts): the one division select_sphere
+ * fills the mask by and the walks over it follow. */
+static inline void sm__pl_mask_range(const struct run *R, unsigned p, uint64_t *a, uint64_t *b)
+{
+	*a = R->n * p / R->mask_parts;
+	*b = R->n * (p + 1) / R->mask_parts;
+}
+
+/* The same, and the index in selection order of the share's first selected cell. */
 static inline uint64_t sm__pl_mask_share(const struct run *R, unsigned p, uint64_t *a, uint64_t *b)
 {
 	uint64_t j = 0;
 	unsigned q;
 
-	*a = R->n * p / R->mask_parts;
-	*b = R->n * (p + 1) / R->mask_parts;
+	sm__pl_mask_range(R, p, a, b);
 	for (q = 0; q < p; q++)
 		j += R->mask_count[q];
 	return j;

@@ -334,7 +334,10 @@ static void mask_part(void *arg, unsigned part, unsigned parts)
 	struct run *R = J->R;
 	const double *cd = &R->halo_center[3 * J->h];
 	const double r2 = 2.0 * R->halo_r200[J->h];
-	uint64_t a = R->n * part / parts, b = R->n * (part + 1) / parts;
+	uint64_t a, b;
+
+	(void)parts; /* R->mask_parts */
+	sm__pl_mask_range(R, part, &a, &b);
 
 	if (R->pt == SM_DTYPE_F32) {
 		const float c[3] = {(float)cd[0], (float)cd[1], (float)cd[2]};

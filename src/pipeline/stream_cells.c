@@ -191,18 +191,17 @@ struct add_batch {
 };
 
 /* The bins of float32 pairs [0, n) from their differences (vectorised, the Makefile giving this
- * file -fno-math-errno so that sqrtf may be; sm__pl_dist_f32's
- * sqrtf(dx * dx + dy * dy + dz * dz), the comparison with the float 2 R200, sm__pl_rbin). */
+ * file -fno-math-errno so that sqrtf may be; the one distance, sm__pl_dist_xyz_f32, the
+ * comparison with the float 2 R200, sm__pl_rbin). */
 __attribute__((target_clones("avx2", "default")))
 SM__PL_VECTORISE static void bins_f32(struct add_batch *restrict B, unsigned n, float box, float half)
 {
 	unsigned q;
 
 	for (q = 0; q < n; q++) {
-		const float dx = sm__pl_wrap_f32(B->dx[q], box, half);
-		const float dy = sm__pl_wrap_f32(B->dy[q], box, half);
-		const float dz = sm__pl_wrap_f32(B->dz[q], box, half);
-		const float d = sqrtf(dx * dx + dy * dy + dz * dz);
+		/* the differences against a zero centre: x - 0 is x, to the bit */
+		const float d = sm__pl_dist_xyz_f32(B->dx[q], B->dy[q], B->dz[q], 0.0f, 0.0f, 0.0f,
+						    box, half);
 		const int32_t rb = sm__pl_rbin(d, B->r200[q]);
 
 		B->rb[q] = d < B->r2[q] ? rb : -1;
@@ -293,12 +292,8 @@ static inline void pairs_cells(struct cells_job *J, unsigned part, int f32)
 		uint64_t i;
 		int roomy;
 
-		if (f32)
-			sm__pl_grid_cells((const float *)J->x + 3 * a, 0, gc, b - a, D->R->box,
-				       D->inv_w, (uint32_t)D->hg);
-		else
-			sm__pl_grid_cells((const double *)J->x + 3 * a, 1, gc, b - a, D->R->box,
-				       D->inv_w, (uint32_t)D->hg);
+		sm__pl_grid_cells((const char *)J->x + 3 * a * (f32 ? sizeof(float) : sizeof(double)),
+				  !f32, gc, b - a, D->R->box, D->inv_w, (uint32_t)D->hg);
 		/* the cells whose grid cell lists a halo, with their lists, without a branch
 		 * (written always, counted when kept) */
 		for (i = a, k = 0; i < b; i++) {
