@@ -38,9 +38,12 @@ struct grid {
 #define TBIN_KEYS 4096u          /* (inf's bits >> TBIN_SHIFT) < TBIN_KEYS */
 #define TBIN_INF_BITS UINT32_C(0x7f800000)
 #define TBIN_GUARD 64u           /* float patterns around a threshold binned with log10 */
+#define TBIN_KEY_SLOW (UINT64_C(1) << 40) /* key[]: a threshold within TBIN_GUARD of the range's ends */
 struct tbin_table {
 	uint32_t th[SM_MODEL_TBINS + 1];
 	unsigned char tab[TBIN_KEYS];
+	/* per key, one load: th[tab[key] + 1] (bits 0-31), tab[key] (bits 32-39), TBIN_KEY_SLOW */
+	uint64_t key[TBIN_KEYS];
 };
 
 struct run {
@@ -196,6 +199,9 @@ int sm__pl_mask_arrays(struct run *R, uint64_t h, uint64_t s);
 /* histogram_write: the halo's histogram appended to profiles.hdf5; the halo's arrays freed. */
 int sm__pl_histogram_write(struct run *R, uint64_t h, uint64_t s);
 void sm__pl_tbin_table_init(struct tbin_table *tt);
+/* tab and key from th (th ascending, th[0] = 0, th[TBINS] = UINT32_MAX, at most one threshold in
+ * a key's range): the second half of tbin_table_init. */
+void sm__pl_tbin_table_keys(struct tbin_table *tt);
 
 /* The j-th selected cell of the index strategy (sphere_cells, uint32 or uint64). */
 static inline uint64_t sm__pl_sphere_cell(const struct run *R, uint64_t j)
@@ -343,8 +349,9 @@ static inline int sm__pl_tbin_exact(float tf)
 	return lt > 0 ? (lt < SM_MODEL_TBINS ? (int)lt : SM_MODEL_TBINS - 1) : 0;
 }
 
-/* The same bin by table: equal to sm__pl_tbin_exact for every float (tbin_table_init). */
-static inline int sm__pl_tbin_fast(const struct tbin_table *tt, float tf)
+/* The same bin by the thresholds: tab[u >> TBIN_SHIFT] and the one threshold above it, log10
+ * within TBIN_GUARD patterns of either threshold around u. */
+static inline int sm__pl_tbin_table(const struct tbin_table *tt, float tf)
 {
 	uint32_t u = sm__pl_float_bits(tf);
 	uint32_t b;
@@ -356,6 +363,24 @@ static inline int sm__pl_tbin_fast(const struct tbin_table *tt, float tf)
 	if (u - tt->th[b] < TBIN_GUARD || tt->th[b + 1] - u <= TBIN_GUARD)
 		return sm__pl_tbin_exact(tf);
 	return (int)b;
+}
+
+/* The same bin with one load a cell (tbin_table_init): the key's bin and the threshold above
+ * it; sm__pl_tbin_table within TBIN_GUARD of that threshold and in the keys whose ends lie that
+ * close to another. Equal to sm__pl_tbin_exact for every float. */
+static inline int sm__pl_tbin_fast(const struct tbin_table *tt, float tf)
+{
+	const uint32_t u = sm__pl_float_bits(tf);
+	uint64_t e;
+	int64_t d;
+
+	if (u > TBIN_INF_BITS)
+		return sm__pl_tbin_exact(tf);
+	e = tt->key[u >> TBIN_SHIFT];
+	d = (int64_t)u - (int64_t)(uint32_t)e;
+	if ((e & TBIN_KEY_SLOW) != 0 || (d >= -(int64_t)TBIN_GUARD && d < (int64_t)TBIN_GUARD))
+		return sm__pl_tbin_table(tt, tf);
+	return (int)((e >> 32) & 0xffu) + (d >= 0);
 }
 
 /* The r/R200 bin of a cell at distance rr: floor(rr / r200 * 25) clamped to [0, RBINS), clamped
