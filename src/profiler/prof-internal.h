@@ -393,7 +393,7 @@ struct sm_prof {
 
 	sm__procfd status;             /* /proc/self/status, kept open */
 	sm__procfd statm;              /* /proc/self/statm, kept open (boundary readings' VmRSS) */
-	int fast_hwm;                  /* VmHWM from getrusage (checked equal at start) */
+	int fast_hwm;                  /* VmHWM from getrusage (checked to agree at start) */
 	int fast_pid;                  /* ... in this process (a forked child reads status again) */
 	sm__reading last;              /* the last boundary reading, reused while fresh */
 	uint64_t readings, reused;     /* boundary readings taken / reused (tests, docs) */
