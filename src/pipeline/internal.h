@@ -32,14 +32,15 @@ typedef struct sm__pl_attr {
 int sm__pl_out_create(sm__pl_out **out, const char *dir, uint64_t rows, int sync_later,
 		      const sm__pl_attr *attrs, size_t nattrs, sm_error *err);
 
-/* Writes the next halo's row (at most `rows` of them); hist is the 25,200-byte histogram (counts,
- * sf_counts, mean_temperature, hist2d). 0 or SM_EIO. */
+/* Appends the next halo's row (at most `rows` of them); hist is the 25,200-byte histogram (counts,
+ * sf_counts, mean_temperature, hist2d). hist2d's row goes to the file now, the other datasets'
+ * when their chunk is full or holds the last row (or at the commit). 0 or SM_EIO. */
 int sm__pl_out_append(sm__pl_out *o, int64_t group_index, const double center[3], double r200,
 		      double m200, const void *hist, sm_error *err);
 
 /* Writes the next n halos' rows: group_index[n], center[3n], r200[n], m200[n], and n histograms
- * laid out as sm__pl_out_append's, back to back in hists; chunk by chunk (H5Dwrite_chunk) where
- * the rows fill the chunks, else one H5Dwrite a dataset. 0 or SM_EIO. */
+ * laid out as sm__pl_out_append's, back to back in hists; chunk by chunk (H5Dwrite_chunk), or
+ * one H5Dwrite a dataset where the machine's int64 and double are not the file's. 0 or SM_EIO. */
 int sm__pl_out_append_rows(sm__pl_out *o, uint64_t n, const int64_t *group_index,
 			   const double *center, const double *r200, const double *m200,
 			   const void *hists, sm_error *err);
