@@ -8,13 +8,17 @@
  * and a wait (a few microseconds) instead of creating and joining threads (about 70 us a call
  * here, which the per-halo steps of a large run pay hundreds of times). Where a caller says its
  * jobs come back to back (sm__parallel_spin: the distributed run's stream_cells, one to three
- * parallel sections a block) and every part has a CPU of its own, a worker that finished its part, and a
- * caller waiting for its workers, first spin (up to 100 us, SPIN_NS) before sleeping instead of
- * a futex sleep and wake-up each section (`snapmem run --mpi` at 1e6 cells, 11 interleaved pairs
- * on an idle machine: 0.908 of the run without spinning; at 1e7 no difference). Elsewhere they do not spin: the
- * serial run's stages leave gaps (reads through HDF5, the profiler's stage boundaries) in which
- * spinning workers burn CPU (bench/benchmark-overhead, 8 alternating pairs, one binary: the
- * profiled run 1.099x the unprofiled one's CPU with spinning, 0.986x without). One job runs at a
+ * parallel sections a block; the serial run's halo stages, up to five short sections a halo) and
+ * every part has a CPU of its own, a worker that finished its part, and a caller waiting for its
+ * workers, first spin (up to 100 us, SPIN_NS) before sleeping instead of a futex sleep and
+ * wake-up each section (`snapmem run --mpi` at 1e6 cells, 11 interleaved pairs on an idle
+ * machine: 0.908 of the run without spinning; at 1e7 no difference; the serial run's halo stages
+ * at 1e7 cells, 21 pairs: select_sphere 0.889, radial_distance 0.866, mask_arrays 0.787,
+ * histogram_write 0.932 of their time). Elsewhere they do not spin: the serial run's
+ * whole-snapshot stages leave gaps (reads through HDF5) in which spinning workers burn CPU (when
+ * the whole serial run spun, bench/benchmark-overhead, 8 alternating pairs: the profiled run
+ * 1.099x the unprofiled one's CPU, 0.986x without; with the halo stages alone spinning, and a
+ * worker's spin shortened when it runs out, 15 pairs: 1.020x). One job runs at a
  * time: a call made while the pool is busy (another thread's job, or a part calling sm__parallel)
  * starts short-lived threads for its parts instead, as does a process forked from one that
  * started the pool (the pool's threads are not in the child). The pool's threads are stopped

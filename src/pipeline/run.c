@@ -498,9 +498,15 @@ static int run_all(struct run *R)
 		return rc;
 	if ((rc = sm__pl_create_output(R)) != 0)
 		return rc;
+	/* the halos' stages come back to back, each with parallel sections of a few milliseconds
+	 * or less: the worker threads' waits may spin (sm__parallel_spin) */
+	sm__parallel_spin(1);
 	for (h = 0; h < R->k; h++)
 		if ((rc = one_halo(R, h)) != 0)
-			return rc;
+			break;
+	sm__parallel_spin(0);
+	if (rc != 0)
+		return rc;
 	if ((rc = sm__pl_cancelled(R)) != 0)
 		return rc;
 	return 0;
