@@ -113,9 +113,12 @@ static const struct dspec specs[D_N] = {
 };
 
 /* Rows a chunk of the dataset holds (its other dimensions whole). */
+#define CHUNK_ROWS_1D 256u
+#define CHUNK_ROWS_2D 16u
+
 static hsize_t chunk_rows(const struct dspec *sp)
 {
-	return sp->rank == 1 ? 256 : sp->rank == 2 ? 16 : 1;
+	return sp->rank == 1 ? CHUNK_ROWS_1D : sp->rank == 2 ? CHUNK_ROWS_2D : 1;
 }
 
 /* Bytes of one row (8-byte elements). */
@@ -129,9 +132,12 @@ static size_t row_bytes(const struct dspec *sp)
 	return b;
 }
 
-/* The bytes of one chunk of every dataset but hist2d (whose rows are a chunk each): the rows a
- * serial run appends one at a time are gathered here until their chunk is full (pend_chunk). */
-#define PEND_BYTES ((size_t)3 * 256 * 8 + 16 * 3 * 8 + (size_t)3 * 16 * SM_MODEL_RBINS * 8)
+/* The bytes of one chunk of every dataset but hist2d (whose rows are a chunk each: halo_index,
+ * r200, m200 one-dimensional, center 3 wide, counts, sf_counts, mean_temperature 50 wide): the
+ * rows a serial run appends one at a time are gathered here until their chunk is full
+ * (pend_rows). */
+#define PEND_BYTES ((size_t)3 * CHUNK_ROWS_1D * 8 + (size_t)CHUNK_ROWS_2D * 3 * 8 + \
+		    (size_t)3 * CHUNK_ROWS_2D * SM_MODEL_RBINS * 8)
 
 struct sm__pl_out {
 	hid_t file;

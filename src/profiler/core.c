@@ -94,8 +94,9 @@ int sm__proc_status(sm__procfd *f, uint64_t *vm_rss, uint64_t *vm_hwm)
 
 /* VmHWM as getrusage gives it: ru_maxrss is the larger of the mm's high-water mark (what
  * /proc/self/status calls VmHWM) and the signal struct's maxrss, which only exec (the image
- * before) and exiting threads (this mm's mark then) set; so once the two are seen equal they stay
- * equal, and this costs a system call (~1 us) instead of /proc/self/status (~10-20 us). Asked of
+ * before) and exiting threads (this mm's mark then) set; so once the two are seen to agree
+ * (hwm_agree) they stay so, and this costs a system call (~1 us) instead of /proc/self/status
+ * (~10-20 us). Asked of
  * the calling thread (RUSAGE_THREAD: the same maxrss, the process's mm and signal struct), not
  * of the process: RUSAGE_SELF also sums every thread's CPU time, locking the run queue of each
  * running one; with the worker threads busy at a stage's end that took ~4-50 us a call (1e7
