@@ -226,7 +226,7 @@ split_rows="$data/split.jsonl"
 : >"$split_rows"
 for n in "${limit_sizes[@]}"; do
 	say "physical limit at $n cells: raw copy, fast path, HDF5's read, the run ($((repeats + 2)) each)"
-	copies=(); firsts=(); warms=(); fasts=(); h5s=(); runs=(); dists=(); dratios=()
+	copies=(); firsts=(); warms=(); fasts=(); h5s=(); runs=(); runs3=(); dists=(); dratios=()
 	for ((r = 0; r < repeats + 2; r++)); do
 		# Every repeat of the copy is kept: the limit is the fastest of them (below). Fresh
 		# memory the hypervisor has yet to back made single repeats up to 8x slower here, and a
@@ -258,6 +258,11 @@ for n in "${limit_sizes[@]}"; do
 			    compute_s: (map(.time.compute_s) | add), free_s: (map(.time.free_s) | add)})
 			| to_entries[] | .value + {order: .key, run: "serial"}' "$data/run/memory.json" \
 			>>"$split_rows"
+		# The same run with the 3 most massive halos: a few percent of the cells near them,
+		# as the selected halos of a TNG snapshot hold (the mock's 30 hold nearly half).
+		line=$(run_once "$n" --halos 3); read -r _ p _ <<<"$line"; runs3+=("$p")
+		near3=$(jq -r '([.run.halos[].sphere_cells] | add) / .run.gas_cells' \
+			"$data/run/memory.json")
 		if [ -z "$mpi_skip" ]; then
 			rm -rf "$data/dist-run"
 			mpirun "${mpi_flags[@]}" -np 1 "$bin" run --mpi --base-path "$(mock_dir "$n")" \
@@ -289,11 +294,13 @@ for n in "${limit_sizes[@]}"; do
 		--argjson fast "$(printf '%s\n' "${fasts[@]}" | median)" \
 		--argjson h5 "$(printf '%s\n' "${h5s[@]}" | median)" \
 		--argjson run "$(printf '%s\n' "${runs[@]}" | median)" \
+		--argjson run3 "$(printf '%s\n' "${runs3[@]}" | median)" --argjson near3 "$near3" \
 		--argjson dist "$dist_s" --argjson dpairs "$dist_pairs" \
 		'{cells: $n, bytes: $bytes, threads: $threads, copy_s: $copy, copy_warm_s: $warm,
 		  copy_first_s: $first, run_vs_first_copy: ($run / $first),
 		  read_fast_s: $fast,
 		  read_hdf5_s: $h5, run_pipeline_s: $run, run_vs_copy: ($run / $copy),
+		  run3_pipeline_s: $run3, run3_vs_copy: ($run3 / $copy), run3_sphere_fraction: $near3,
 		  fast_vs_copy: ($fast / $copy), hdf5_vs_copy: ($h5 / $copy),
 		  dist_pipeline_s: $dist,
 		  dist_vs_copy: (if $dist == null then null else $dist / $copy end),
@@ -552,10 +559,10 @@ jq -r '
 	"- `compute_temperature` \(f(.limit.compute_temperature_s; 4)) s against a memcpy of the same 16 bytes per cell \(f(.limit.memcpy_same_bytes_s; 4)) s = \(f(.limit.kernel_vs_memcpy; 2))x",
 	"",
 	"## The physical limit\n",
-	"Medians of interleaved runs, except the raw copy: the fastest of all its repeats (3 a round; the limit of the machine: fresh memory the hypervisor has yet to back made single repeats up to 8x slower, and a slow copy must not flatter the ratios). Raw copy: `bench/benchmark-copy`, `pread` of the byte ranges of the four fields as stored (float64 Coordinates included) into fresh buffers (`--fresh`: mapped per repeat with the huge-page hint the run gives, as the run must have its arrays; the copy into warm buffers alone, fastest repeat likewise, is the column after it), on as many threads as the run uses, nothing else; then the median of the first repeat of each process, whose buffers no earlier repeat of the process freed (the arrays of a run are all such; the later repeats, the fastest among them, reuse memory the process just gave back): shown beside the verdicts, not in them. Reader: `bench/benchmark-read` (float32 positions through a 1 MiB buffer, fresh buffers per repeat) on the fast path and with `SNAPMEM_FASTREAD=0` (the HDF5 read). Run: `snapmem run`, index, float32, profiled, pipeline seconds, after an unmeasured `--no-profile` run (the first run after the readers is slow, whichever it is). Distributed: `mpirun --bind-to none -np 1 snapmem run --mpi` (one rank, its worker threads on every CPU; profiled, rank 0 pipeline seconds) in the same rounds. Load average at the end of the benchmark: \(.machine.load_average_at_end).\n",
-	"| cells | bytes read | threads | raw copy s | into warm buffers s | first copy of a process s (median) | reader, fast path s | HDF5 read s | run s | run / copy | run / first copy | fast / copy | HDF5 / copy | distributed, 1 rank s | distributed / copy |",
-	"|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-	(.physical_limit[] | "| \(.cells) | \(.bytes) | \(.threads) | \(f(.copy_s; 4)) | \(f(.copy_warm_s // 0; 4)) | \(f(.copy_first_s // 0; 4)) | \(f(.read_fast_s; 4)) | \(f(.read_hdf5_s; 4)) | \(f(.run_pipeline_s; 4)) | \(f(.run_vs_copy; 2)) | \(f(.run_vs_first_copy // 0; 2)) | \(f(.fast_vs_copy; 2)) | \(f(.hdf5_vs_copy; 2)) | \(if .dist_pipeline_s == null then "-" else f(.dist_pipeline_s; 4) end) | \(if .dist_vs_copy == null then "-" else f(.dist_vs_copy; 2) end) |"),
+	"Medians of interleaved runs, except the raw copy: the fastest of all its repeats (3 a round; the limit of the machine: fresh memory the hypervisor has yet to back made single repeats up to 8x slower, and a slow copy must not flatter the ratios). Raw copy: `bench/benchmark-copy`, `pread` of the byte ranges of the four fields as stored (float64 Coordinates included) into fresh buffers (`--fresh`: mapped per repeat with the huge-page hint the run gives, as the run must have its arrays; the copy into warm buffers alone, fastest repeat likewise, is the column after it), on as many threads as the run uses, nothing else; then the median of the first repeat of each process, whose buffers no earlier repeat of the process freed (the arrays of a run are all such; the later repeats, the fastest among them, reuse memory the process just gave back): shown beside the verdicts, not in them. Reader: `bench/benchmark-read` (float32 positions through a 1 MiB buffer, fresh buffers per repeat) on the fast path and with `SNAPMEM_FASTREAD=0` (the HDF5 read). Run: `snapmem run`, index, float32, profiled, pipeline seconds, after an unmeasured `--no-profile` run (the first run after the readers is slow, whichever it is). Run, 3 halos: the same run with `--halos 3` (the 3 most massive halos), whose spheres hold \(.physical_limit | map("\(f(.run3_sphere_fraction * 100; 1)) %") | join(" and ")) of the cells (the 30 halos of the verdicts hold nearly half; the halos a TNG analysis selects hold a few percent), beside the verdicts, not in them. Distributed: `mpirun --bind-to none -np 1 snapmem run --mpi` (one rank, its worker threads on every CPU; profiled, rank 0 pipeline seconds) in the same rounds. Load average at the end of the benchmark: \(.machine.load_average_at_end).\n",
+	"| cells | bytes read | threads | raw copy s | into warm buffers s | first copy of a process s (median) | reader, fast path s | HDF5 read s | run s | run / copy | run / first copy | run, 3 halos s | 3 halos / copy | fast / copy | HDF5 / copy | distributed, 1 rank s | distributed / copy |",
+	"|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+	(.physical_limit[] | "| \(.cells) | \(.bytes) | \(.threads) | \(f(.copy_s; 4)) | \(f(.copy_warm_s // 0; 4)) | \(f(.copy_first_s // 0; 4)) | \(f(.read_fast_s; 4)) | \(f(.read_hdf5_s; 4)) | \(f(.run_pipeline_s; 4)) | \(f(.run_vs_copy; 2)) | \(f(.run_vs_first_copy // 0; 2)) | \(f(.run3_pipeline_s // 0; 4)) | \(f(.run3_vs_copy // 0; 2)) | \(f(.fast_vs_copy; 2)) | \(f(.hdf5_vs_copy; 2)) | \(if .dist_pipeline_s == null then "-" else f(.dist_pipeline_s; 4) end) | \(if .dist_vs_copy == null then "-" else f(.dist_vs_copy; 2) end) |"),
 	"",
 	"The HDF5 path (chunked, gzip-compressed copy of the \(.hdf5_path_compressed.cells)-cell mock, `h5repack`; the fast path does not apply): the reader \(f(.hdf5_path_compressed.reader_s; 4)) s, `SNAPMEM_FASTREAD=0` \(f(.hdf5_path_compressed.hdf5_read_s; 4)) s.",
 	"",
