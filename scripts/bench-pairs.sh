@@ -2,8 +2,13 @@
 # Two builds of snapmem compared the way the commit messages' "idle-gated interleaved pairs" were:
 # N pairs of `snapmem run` on one snapshot, A then B or B then A in turn, each pair started only
 # after 0.3 s in which the machine was at least 90 % idle; for the run (memory.json run.wall_s)
-# and each top-level stage (its wall_s summed over the halos), the medians of A and B and the
-# median of the pairs' ratios B/A. Profiled runs (memory.json is where the figures are).
+# and each top-level stage (its wall_s summed over the halos), the medians of A and B, and the
+# pairs' ratio B/A balanced for order: the median over the pairs run A first, the median over
+# those run B first, and their geometric mean, the figure to quote. The first run after the idle
+# wait is the slower (its fresh memory, most of all in the reads): with an odd number of pairs
+# the plain median of the ratios leans to the order that ran once more (the same binary against
+# a copy of itself, 13 pairs: 0.842 for the run, 0.800 for load_positions; balanced, ~1).
+# Profiled runs (memory.json is where the figures are).
 #
 #   scripts/bench-pairs.sh BIN_A BIN_B BASE_PATH N [snapmem run options...]
 #
@@ -63,11 +68,17 @@ for line in open(sys.argv[1]):
         cur = {"A": {}, "B": {}}
     else:
         cur[f[0]][f[1]] = float(f[2])
-print("%d pairs" % len(pairs))
+print("%d pairs (%d run A first, %d B first)" % (len(pairs), (len(pairs) + 1) // 2,
+                                              len(pairs) // 2))
 for k in pairs[0]["A"] if pairs else []:
-    a = [p["A"][k] for p in pairs if k in p["A"] and k in p["B"]]
-    b = [p["B"][k] for p in pairs if k in p["A"] and k in p["B"]]
-    r = [y / x for x, y in zip(a, b) if x > 0]
-    print("%-22s A %.4f s  B %.4f s  B/A pairs' median %.3f" %
-          (k, st.median(a), st.median(b), st.median(r) if r else float("nan")))
+    both = [(i, p) for i, p in enumerate(pairs) if k in p["A"] and k in p["B"]]
+    a = [p["A"][k] for _, p in both]
+    b = [p["B"][k] for _, p in both]
+    ra = [p["B"][k] / p["A"][k] for i, p in both if i % 2 == 0 and p["A"][k] > 0]
+    rb = [p["B"][k] / p["A"][k] for i, p in both if i % 2 == 1 and p["A"][k] > 0]
+    ma = st.median(ra) if ra else float("nan")
+    mb = st.median(rb) if rb else float("nan")
+    bal = (ma * mb) ** 0.5 if ra and rb else float("nan")
+    print("%-22s A %.4f s  B %.4f s  B/A %.3f (A first %.3f, B first %.3f)" %
+          (k, st.median(a), st.median(b), bal, ma, mb))
 EOF

@@ -12,9 +12,10 @@
  * every part has a CPU of its own, a worker that finished its part, and a caller waiting for its
  * workers, first spin (up to 100 us, SPIN_NS) before sleeping instead of a futex sleep and
  * wake-up each section (`snapmem run --mpi` at 1e6 cells, 11 interleaved pairs on an idle
- * machine: 0.908 of the run without spinning; at 1e7 no difference; the serial run's halo stages
- * at 1e7 cells, 21 pairs: select_sphere 0.889, radial_distance 0.866, mask_arrays 0.787,
- * histogram_write 0.932 of their time). Elsewhere they do not spin: the serial run's
+ * machine: 0.908 of the run without spinning; at 1e7 no difference; the serial run's halo stages,
+ * the same binary with and without, alternating runs, the medians of the halo stages' sum:
+ * 0.0585 -> 0.0520 s (11 each) and 0.0798 -> 0.0622 s (15) at 1e7 cells, 0.0387 -> 0.0328 s
+ * (15) at 3e6). Elsewhere they do not spin: the serial run's
  * whole-snapshot stages leave gaps (reads through HDF5) in which spinning workers burn CPU (when
  * the whole serial run spun, bench/benchmark-overhead, 8 alternating pairs: the profiled run
  * 1.099x the unprofiled one's CPU, 0.986x without; with the halo stages alone spinning, and a

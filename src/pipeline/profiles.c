@@ -12,9 +12,10 @@
  * the distributed run's histogram_write. The serial run's rows of the other datasets are gathered
  * in the writer (one chunk a dataset, 25,728 bytes in all) and written as a chunk when it is full
  * or holds the last row, so that a halo costs one HDF5 write instead of eight (since 2026-12: the
- * 30 halos' appends 2.0-4.8 ms a run -> 1.2-1.7 ms at 1e5 and 1e6 cells; histogram_write 0.775
- * of its time, 15 idle-gated interleaved pairs at 1e6). On a machine whose int64 and double are
- * not the file's little-endian ones everything goes through H5Dwrite, converting.
+ * 30 halos' appends 2.0-4.8 ms a run -> 1.2-1.7 ms at 1e5 and 1e6 cells; the same binary with
+ * the row-by-row writes switched in, alternating runs, medians: histogram_write 4.77 -> 3.70 ms
+ * at 1e6 cells (16 each), 18.7 -> 15.4 ms at 1e7 (12 each)). On a machine whose int64 and double
+ * are not the file's little-endian ones everything goes through H5Dwrite, converting.
  *
  * The file is written under the shared writer's temporary name (sm_outfile_open, outfile.h:
  * DIR/.profiles.hdf5.snapmem-tmp.PID.RANDOM), synced (or, with sm_pipeline_options.sync_later,
