@@ -108,7 +108,8 @@ done
 overhead_rounds=$((2 * repeats + 5))
 say "read floor and full run at $ref cells (interleaved, $overhead_rounds each)"
 reads=(); reads1=(); fulls=(); fulls4k=(); noprof=(); noprofp=(); ctemp=(); profw=(); pratio=(); wratio=(); tlcpu=()
-tlticks=0
+bnds=(); bndfr=()
+tlticks=0 bndn=0
 for ((r = 0; r < overhead_rounds; r++)); do
 	reads+=("$("$build/bench/benchmark-read" "$(mock_dir "$ref")" 99 float32 1 | jq -r .median_s)")
 	reads1+=("$("$build/bench/benchmark-read" "$(mock_dir "$ref")" 99 float32 1 --reuse |
@@ -128,6 +129,10 @@ for ((r = 0; r < overhead_rounds; r++)); do
 			ctemp+=("$(jq -r '[.stages[] | select(.id=="compute_temperature") | .wall_s][0]' "$data/run/memory.json")")
 			tlcpu+=("$(jq -r '.timeline.sampler_cpu_s // 0' "$data/run/memory.json")")
 			tlticks=$(jq -r '.timeline.sampler_ticks // 0' "$data/run/memory.json")
+			# the profiler's own time at the stage boundaries, and its share of the run
+			bnds+=("$(jq -r '.profiler.boundary_s // 0' "$data/run/memory.json")")
+			bndfr+=("$(calc "${bnds[-1]} / $p")")
+			bndn=$(jq -r '.profiler.boundaries // 0' "$data/run/memory.json")
 		else
 			rm -rf "$data/run"
 			t0=$(now)
@@ -174,6 +179,8 @@ fprof_n=$(printf '%s\n' "${fprof[@]}" | median)
 fplain_n=$(printf '%s\n' "${fplain[@]}" | median)
 pratio_m=$(printf '%s\n' "${pratio[@]}" | median)
 tlcpu_s=$(printf '%s\n' "${tlcpu[@]}" | median)
+bnd_s=$(printf '%s\n' "${bnds[@]}" | median)
+bnd_frac=$(printf '%s\n' "${bndfr[@]}" | median)
 wratio_m=$(printf '%s\n' "${wratio[@]}" | median)
 read_s=$(printf '%s\n' "${reads[@]}" | median)
 read1_s=$(printf '%s\n' "${reads1[@]}" | median)
@@ -461,6 +468,7 @@ jq -s --arg mode "$mode" --arg cpu "$cpu" --arg mem "$mem" --argjson cores "$(np
 	--argjson uratio "$uratio_m" --argjson sratio "$sratio_m" \
 	--argjson fprof "$fprof_n" --argjson fplain "$fplain_n" \
 	--argjson tlcpu "$tlcpu_s" --argjson tlticks "$tlticks" \
+	--argjson bnd "$bnd_s" --argjson bndfrac "$bnd_frac" --argjson bndn "$bndn" \
 	--argjson plain "$plain_s" --argjson prof "$prof_s" --argjson plainproc "$plain_proc_s" \
 	--argjson ht "$ht_s" --argjson ms "$ms_s" --arg htpeak "${ht_peak:-}" \
 	--arg mspeak "${ms_peak:-}" --arg profpeak "${prof_peak:-}" --argjson est "$est_ms" \
@@ -498,6 +506,7 @@ jq -s --arg mode "$mode" --arg cpu "$cpu" --arg mem "$mem" --argjson cores "$(np
 		    process_profiled_s: $profw, process_unprofiled_s: $noprof,
 		    process_overhead_pct: (($wratio - 1) * 100),
 		    timeline_sampler_cpu_s: $tlcpu, timeline_sampler_ticks: $tlticks,
+		    boundary_s: $bnd, boundary_share_pct: ($bndfrac * 100), boundaries: $bndn,
 		    alloc_pairs: $pairs, alloc_plain_s: $plain, alloc_profiled_s: $prof,
 		    alloc_ratio: ($prof / $plain), alloc_profiled_peak: $profpeak,
 		    plain_process_s: $plainproc, heaptrack_process_s: $ht,
@@ -575,6 +584,7 @@ jq -r '
 	"## Profiler overhead\n",
 	"- the pipeline stages (\(.limit.cells) cells, index, float32; each pair after an unmeasured `--no-profile` run): profiled \(f(.profiler.pipeline_profiled_s; 4)) s, `--no-profile` \(f(.profiler.pipeline_unprofiled_s; 4)) s (medians); the median of the ratios of interleaved pairs: \(f(.profiler.pipeline_overhead_pct; 2))% (of the medians: \(f(.profiler.pipeline_overhead_of_medians_pct; 2))%)",
 	"- the same as CPU time of the pipeline call alone, all threads (`bench/benchmark-overhead`, pairs in alternating order, robust to other users load where wall time is not): profiled \(f(.profiler.pipeline_cpu_profiled_s; 4)) s, unprofiled \(f(.profiler.pipeline_cpu_unprofiled_s; 4)) s (medians); the median of the pairs ratios: \(f(.profiler.pipeline_cpu_overhead_pct; 2))% (user time alone \(f(.profiler.pipeline_user_overhead_pct; 2))%, system time alone \(f(.profiler.pipeline_sys_overhead_pct; 2))%: the system time holds the first touches of fresh memory, whose cost varies several-fold between runs here); minor page faults \(.profiler.pipeline_minor_faults_profiled) against \(.profiler.pipeline_minor_faults_unprofiled)",
+	"- the profiler at the stage boundaries (memory.json `profiler.boundary_s`: the time inside the \(.profiler.boundaries) stage begins and ends of a profiled run, its jemalloc readings, resident and CPU figures and purges; medians over the profiled runs above): \(f(.profiler.boundary_s * 1000; 2)) ms = \(f(.profiler.boundary_share_pct; 2))% of the pipeline, counted directly rather than as the difference of two runs",
 	"- the timeline sampler thread (100 Hz): \(f(.profiler.timeline_sampler_cpu_s; 4)) s of CPU over the profiled process (\(.profiler.timeline_sampler_ticks) samples, \(f(.profiler.timeline_sampler_cpu_s / ([.profiler.timeline_sampler_ticks, 1] | max) * 1e6; 1)) us a sample) = \(f(.profiler.timeline_sampler_cpu_s / .profiler.process_profiled_s * 100; 2))% of its wall time",
 	"- the whole `snapmem run` process, which with profiling also writes memory.json (symbolised sites, timeline) and the reports: profiled \(f(.profiler.process_profiled_s; 4)) s, `--no-profile` \(f(.profiler.process_unprofiled_s; 4)) s: \(f(.profiler.process_overhead_pct; 2))%",
 	"- allocation microbenchmark (\(.profiler.alloc_pairs) malloc/free pairs of 16-528 bytes, in-process loop time): plain \(f(.profiler.alloc_plain_s; 4)) s, snapmem profiler with sites \(f(.profiler.alloc_profiled_s; 4)) s = \(f(.profiler.alloc_ratio; 2))x",

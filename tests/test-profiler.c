@@ -616,6 +616,17 @@ static void test_json_schema(void **state)
 	for (size_t i = 0; i < 4; i++)
 		assert_true(json_is_integer(json_object_get(json_object_get(d, "profiler"), pk[i])));
 	assert_true(json_integer_value(json_object_get(json_object_get(d, "profiler"), "self_bytes")) > 0);
+	/* two stages begun and ended: four boundaries, their time and their readings */
+	json_t *pr = json_object_get(d, "profiler");
+	assert_int_equal(json_integer_value(json_object_get(pr, "boundaries")), 4);
+	assert_true(json_is_real(json_object_get(pr, "boundary_s")));
+	assert_true(json_real_value(json_object_get(pr, "boundary_s")) > 0);
+	assert_true(json_real_value(json_object_get(pr, "boundary_s")) <
+		    json_real_value(json_object_get(b, "wall_s")) +
+			    json_real_value(json_object_get(json_array_get(stages, 0), "wall_s")) + 1);
+	assert_int_equal(json_integer_value(json_object_get(pr, "boundary_readings")) +
+				 json_integer_value(json_object_get(pr, "boundary_reused")),
+			 4);
 	json_decref(d);
 
 	/* an unwritable path is an I/O error naming the file */

@@ -475,6 +475,7 @@ int sm_prof_stage_begin(sm_prof *p, const char *id, int64_t instance)
 	int rc = 0;
 	int *g = sm__guard();
 	int saved = *g;
+	const double t_in = sm__now();
 	*g = 1;
 	pthread_mutex_lock(&sm__lock);
 	if (grow((void **)&p->stages, &p->cap_stages, p->nstages + 1, sizeof(sm__stage)) != 0 ||
@@ -510,6 +511,8 @@ int sm_prof_stage_begin(sm_prof *p, const char *id, int64_t instance)
 	if (p->tl_on)
 		sm__timeline_enter(&p->tl, st->depth);
 	add_mark(p, (int)p->nstages - 1, 1);
+	p->boundaries++;
+	p->boundary_s += sm__now() - t_in;
 out:
 	pthread_mutex_unlock(&sm__lock);
 	*g = saved;
@@ -591,12 +594,16 @@ int sm_prof_stage_end(sm_prof *p)
 	int rc = 0;
 	int *g = sm__guard();
 	int saved = *g;
+	const double t_in = sm__now();
 	*g = 1;
 	pthread_mutex_lock(&sm__lock);
-	if (p->nopen == 0)
+	if (p->nopen == 0) {
 		rc = SM_EINVAL;
-	else
+	} else {
 		stage_close(p, 0);
+		p->boundaries++;
+		p->boundary_s += sm__now() - t_in;
+	}
 	pthread_mutex_unlock(&sm__lock);
 	*g = saved;
 	return rc;

@@ -365,6 +365,10 @@ static json_t *build(sm_prof *p)
 	json_object_set_new(prof, "symbolize_s", json_real(p->symbolize_s));
 	json_object_set_new(prof, "peak_live_estimate", U(p->peak_level));
 	json_object_set_new(prof, "peak_t", json_real(p->peak_t));
+	json_object_set_new(prof, "boundaries", U(p->boundaries));
+	json_object_set_new(prof, "boundary_s", json_real(p->boundary_s));
+	json_object_set_new(prof, "boundary_readings", U(p->readings));
+	json_object_set_new(prof, "boundary_reused", U(p->reused));
 	json_object_set_new(doc, "profiler", prof);
 
 	json_t *marks = json_array();

@@ -397,6 +397,8 @@ struct sm_prof {
 	int fast_pid;                  /* ... in this process (a forked child reads status again) */
 	sm__reading last;              /* the last boundary reading, reused while fresh */
 	uint64_t readings, reused;     /* boundary readings taken / reused (tests, docs) */
+	uint64_t boundaries;           /* stage begins and ends recorded */
+	double boundary_s;             /* seconds inside them, lock waits included (memory.json) */
 	int alloc_failed;              /* a tracked allocation failed: jemalloc's stats not read again */
 };
 
