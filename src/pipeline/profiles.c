@@ -5,13 +5,13 @@
  * the run's options as root attributes. The datasets are created with the run's K rows (K is known
  * before the first halo), so that a row is one H5Dwrite through dataspaces made once, with no
  * H5Dset_extent per row; the file is the same (h5dump -p: same shapes, maximum shapes, chunks and
- * storage) as when it grew row by row. Rows that fill the chunks they touch (the distributed
- * run's K rows; a serial row that starts the last chunk, and every hist2d row, a chunk each) go to
- * the file chunk by chunk as the chunks' bytes (H5Dwrite_chunk, a chunk's rows gathered on the
- * stack): no selection, chunk cache or conversion, whose fixed costs, not the bytes, were most of
- * the distributed run's histogram_write. The serial run's rows of the other datasets are gathered
- * in the writer (one chunk a dataset, 25,728 bytes in all) and written as a chunk when it is full
- * or holds the last row, so that a halo costs one HDF5 write instead of eight (since 2026-12: the
+ * storage) as when it grew row by row. Rows go to the file chunk by chunk as the chunks' bytes
+ * (H5Dwrite_chunk: no selection, chunk cache or conversion, whose fixed costs, not the bytes,
+ * were most of the distributed run's histogram_write): a hist2d row is a chunk of its own,
+ * written from the caller's histogram; the rows of the other datasets are gathered in the writer
+ * (one chunk a dataset, 25,728 bytes in all) and their chunk written when it is full or holds the
+ * last row, the distributed run's K rows and the serial run's one a halo alike, so that a serial
+ * halo costs one HDF5 write instead of eight (since 2026-12: the
  * 30 halos' appends 2.0-4.8 ms a run -> 1.2-1.7 ms at 1e5 and 1e6 cells; the same binary with
  * the row-by-row writes switched in, alternating runs, medians: histogram_write 4.77 -> 3.70 ms
  * at 1e6 cells (16 each), 18.7 -> 15.4 ms at 1e7 (12 each)). On a machine whose int64 and double
@@ -84,9 +84,6 @@ static const char *h5_cause(char *buf, size_t len)
  * 1 MiB per dataset, untracked). */
 #define CHUNK_CACHE_BYTES (64u * 1024u)
 
-/* The most bytes of a chunk gathered on the stack (16 rows of 50) by write_chunks. */
-#define GATHER_BYTES ((size_t)16 * SM_MODEL_RBINS * 8u)
-
 enum { D_HALO_INDEX, D_CENTER, D_R200, D_M200, D_COUNTS, D_SF_COUNTS, D_MEAN_T, D_HIST2D, D_N };
 
 struct dspec {
@@ -135,8 +132,7 @@ static size_t row_bytes(const struct dspec *sp)
 
 /* The bytes of one chunk of every dataset but hist2d (whose rows are a chunk each: halo_index,
  * r200, m200 one-dimensional, center 3 wide, counts, sf_counts, mean_temperature 50 wide): the
- * rows a serial run appends one at a time are gathered here until their chunk is full
- * (pend_rows). */
+ * rows appended are gathered here until their chunk is full (raw_rows). */
 #define PEND_BYTES ((size_t)3 * CHUNK_ROWS_1D * 8 + (size_t)CHUNK_ROWS_2D * 3 * 8 + \
 		    (size_t)3 * CHUNK_ROWS_2D * SM_MODEL_RBINS * 8)
 
@@ -426,71 +422,41 @@ out:
 	return rc;
 }
 
-/*
- * Writes rows [o->k, o->k + n) of dataset j, row i's bytes at buf + i * pitch, chunk by chunk as
- * the chunks' bytes (H5Dwrite_chunk: no selection, no chunk cache, no conversion), when the file's
- * types are the memory's (o->raw) and the rows fill each chunk they touch up to the extent; the
- * rows of a chunk of several are gathered first (a chunk's rows past the extent are zeros, never
- * read). Otherwise through write_rows. 1: not done here (write_rows applies), 0 or -1.
- */
-static int write_chunks(sm__pl_out *o, int j, hsize_t n, const unsigned char *buf, size_t pitch)
-{
-	const struct dspec *sp = &specs[j];
-	const hsize_t cr = chunk_rows(sp), end = o->k + n;
-	const size_t rb = row_bytes(sp), cb = (size_t)cr * rb;
-	unsigned char tmp[GATHER_BYTES];
-	hsize_t c0, i;
-
-	if (!o->raw || o->k % cr != 0 || (end != o->rows && end % cr != 0) || end > o->rows ||
-	    (cr > 1 && cb > sizeof(tmp)))
-		return 1;
-	for (c0 = o->k; c0 < end; c0 += cr) {
-		const hsize_t off[3] = {c0, 0, 0}, m = end - c0 < cr ? end - c0 : cr;
-		const unsigned char *src = buf + (size_t)(c0 - o->k) * pitch;
-
-		if (cr > 1) {
-			for (i = 0; i < m; i++)
-				memcpy(tmp + (size_t)i * rb, src + (size_t)i * pitch, rb);
-			memset(tmp + (size_t)m * rb, 0, (size_t)(cr - m) * rb);
-			src = tmp;
-		}
-		if (H5Dwrite_chunk(o->d[j], H5P_DEFAULT, 0, off, cb, src) < 0) {
-			h5_cause(o->why, sizeof(o->why));
-			return -1;
-		}
-	}
-	return 0;
-}
-
 int sm__pl_out_append(sm__pl_out *o, int64_t group_index, const double center[3], double r200,
 		      double m200, const void *hist, sm_error *err)
 {
 	return sm__pl_out_append_rows(o, 1, &group_index, center, &r200, &m200, hist, err);
 }
 
-/* Rows [o->k, o->k + n) of dataset j (j < D_HIST2D; row i's bytes at buf + i * pitch) into its
- * chunk being filled, each full chunk, and the one holding the dataset's last row, written as the
- * chunk's bytes (the rows past the extent zeros). 0 or -1. */
-static int pend_rows(sm__pl_out *o, int j, hsize_t n, const unsigned char *buf, size_t pitch)
+/* Rows [o->k, o->k + n) of dataset j (row i's bytes at buf + i * pitch) to the file as the
+ * chunks' bytes (o->raw): a chunk of one row (hist2d) straight from buf; the rows of a chunk of
+ * several gathered in the dataset's pending chunk (pend_at), which is written when full or when
+ * it holds the dataset's last row (the rows past the extent zeros). 0 or -1. */
+static int raw_rows(sm__pl_out *o, int j, hsize_t n, const unsigned char *buf, size_t pitch)
 {
 	const struct dspec *sp = &specs[j];
 	const hsize_t cr = chunk_rows(sp);
 	const size_t rb = row_bytes(sp), cb = (size_t)cr * rb;
-	unsigned char *c = pend_at(o, j);
+	unsigned char *c = cr > 1 ? pend_at(o, j) : NULL;
 	hsize_t i;
 
 	for (i = 0; i < n; i++) {
 		const hsize_t r = o->k + i, slot = r % cr;
+		const unsigned char *src = buf + (size_t)i * pitch;
 
-		memcpy(c + (size_t)slot * rb, buf + (size_t)i * pitch, rb);
+		if (c != NULL) {
+			memcpy(c + (size_t)slot * rb, src, rb);
+			src = c;
+		}
 		if (slot + 1 == cr || r + 1 == o->rows) {
 			const hsize_t off[3] = {r - slot, 0, 0};
 
-			if (H5Dwrite_chunk(o->d[j], H5P_DEFAULT, 0, off, cb, c) < 0) {
+			if (H5Dwrite_chunk(o->d[j], H5P_DEFAULT, 0, off, cb, src) < 0) {
 				h5_cause(o->why, sizeof(o->why));
 				return -1;
 			}
-			memset(c, 0, cb);
+			if (c != NULL)
+				memset(c, 0, cb);
 		}
 	}
 	return 0;
@@ -523,14 +489,13 @@ int sm__pl_out_append_rows(sm__pl_out *o, uint64_t n, const int64_t *group_index
 	rows[D_HIST2D] = h + 3 * rb;
 	for (j = 0; j < D_N; j++) {
 		const size_t p = j >= D_COUNTS ? SM_MODEL_HISTOGRAM_BYTES : row_bytes(&specs[j]);
-		int wc = o->raw && j != D_HIST2D ? pend_rows(o, j, (hsize_t)n, rows[j], p)
-						 : write_chunks(o, j, (hsize_t)n, rows[j], p);
 		uint64_t i;
 
-		if (wc < 0)
-			goto fail;
-		if (wc == 0)
+		if (o->raw) {
+			if (raw_rows(o, j, (hsize_t)n, rows[j], p) != 0)
+				goto fail;
 			continue;
+		}
 		if (specs[j].rank < 3) { /* rows of 2 dimensions at most: one write (write_rows) */
 			if (write_rows(o, j, 0, (hsize_t)n, rows[j], p / 8) != 0)
 				goto fail;
