@@ -14,8 +14,9 @@
  * boundaries and the near rows alone.
  *
  * Also the grid indices four rows at a time (sm__pl_grid_bins with AVX2, where the CPU has it)
- * and the near split's buckets eight rows at a time (sm__pl_near_buckets) against the one-row
- * arithmetic (sm__pl_axis_bin and the cover bit), on random and edge coordinates.
+ * and the near split's buckets eight rows at a time (sm__pl_near_buckets), in float arithmetic
+ * where it is exact and in double, against the one-row arithmetic (sm__pl_axis_bin and the cover
+ * bit), on random and edge coordinates, and every float32 around each grid-cell boundary.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -244,6 +245,16 @@ static void test_rows(double *xd, float *xf, size_t n, size_t edges, unsigned se
 	}
 }
 
+/* The eight-row loops' ways: 0 one row at a time, 1 AVX2 in float arithmetic where exact (the
+ * default), 2 AVX2 in double arithmetic. */
+static const char *const way_name[3] = {"", " AVX2", " AVX2 (double)"};
+
+static void bins_way(int way)
+{
+	sm__pl_bins_avx2 = way != 0;
+	sm__pl_bins_float = way != 2;
+}
+
 /* sm__pl_grid_bins with and without AVX2 equal sm__pl_axis_bin for every row, along each axis
  * and for the three at once, float32 and float64: random coordinates within half a box of the box
  * (load_positions' check) and the edges: 0, -0, the box and its neighbours, -box/2, 3 box/2,
@@ -269,13 +280,13 @@ static void test_grid_bins_avx2(void **state)
 	}
 	test_rows(xd, xf, N, 400, 2024u);
 	for (f64 = 0; f64 <= 1; f64++)
-		for (avx = 0; avx <= 1; avx++)
+		for (avx = 0; avx <= 2; avx++)
 			for (axis = 0; axis <= 3; axis++) {
 				const void *x = f64 ? (const void *)xd : (const void *)xf;
 
-				sm__pl_bins_avx2 = avx;
+				bins_way(avx);
 				sm__pl_grid_bins(&gr, x, f64, axis, N, a[0], a[1], a[2]);
-				sm__pl_bins_avx2 = 1;
+				bins_way(1);
 				for (i = 0; i < N; i++)
 					for (k = 0; k < 3; k++) {
 						double v = f64 ? xd[3 * i + k] : (double)xf[3 * i + k];
@@ -287,8 +298,7 @@ static void test_grid_bins_avx2(void **state)
 						if (got != b[k][i])
 							fail_msg("%s%s axis %d row %zu (%a): %u against %u",
 								 f64 ? "float64" : "float32",
-								 avx ? " AVX2" : "", k, i, v, got,
-								 b[k][i]);
+								 way_name[avx], k, i, v, got, b[k][i]);
 					}
 			}
 	for (k = 0; k < 3; k++) {
@@ -324,10 +334,10 @@ static void test_near_buckets_avx2(void **state)
 	}
 	test_rows(xd, xf, N, 300, seed);
 	for (f64 = 0; f64 <= 1; f64++)
-		for (avx = 0; avx <= 1; avx++) {
-			sm__pl_bins_avx2 = avx;
+		for (avx = 0; avx <= 2; avx++) {
+			bins_way(avx);
 			sm__pl_near_buckets(&gr, f64 ? (const void *)xd : (const void *)xf, f64, N, bk);
-			sm__pl_bins_avx2 = 1;
+			bins_way(1);
 			for (i = 0; i < N; i++) {
 				double p[3];
 				uint64_t b[3], key, want;
@@ -341,13 +351,77 @@ static void test_near_buckets_avx2(void **state)
 				want = sm__pl_covered(&gr, key) ? b[0] : TB_G;
 				if (bk[i] != want)
 					fail_msg("%s%s row %zu (%a %a %a): bucket %u against %u",
-						 f64 ? "float64" : "float32", avx ? " AVX2" : "", i, p[0],
+						 f64 ? "float64" : "float32", way_name[avx], i, p[0],
 						 p[1], p[2], bk[i], (unsigned)want);
 			}
 		}
 	free(xd);
 	free(xf);
 	free(bk);
+}
+
+/* The float arithmetic of the eight-row loops (sm__pl_bins_float) where it decides alone: every
+ * float32 within 300 steps of each grid-cell boundary k box / g (k from -g/2 to 3g/2, the wrap's
+ * range), against sm__pl_axis_bin, for grids whose inv_w rounds up to float (75,000 kpc/h at 1e7
+ * cells, TNG300-1's 205,000 at the largest grid, 35,000 at 301), down (35,000 at 67, 75,000 at
+ * 512, 1,000 at 72 and 47) or not at all (a unit box). The products there lie within the float's
+ * rounding of an integer: rounded up, a product just below an integer in double can reach it in
+ * float (the guard above 0 decides); rounded down, one at or just above an integer can fall short
+ * of it (the guard below 1; at 72 and 47 cells 625.0 and others do). Each value fills a group of
+ * eight rows alone (a neighbour's flag would send the group to the double arithmetic, hiding a
+ * missing guard). All float32 coordinates in the range were checked once by hand for twelve grids
+ * (2.1-2.4e9 each, no difference). */
+static void test_float_bins_sweep(void **state)
+{
+	static const struct {
+		uint64_t g;
+		double box;
+	} grids[] = {{67, 75000.0}, {512, 205000.0}, {512, 1.0}, {3, 1.0},   {301, 35000.0},
+		     {67, 35000.0}, {512, 75000.0},  {72, 1000.0}, {47, 1000.0}};
+	enum { STEPS = 300, N = 8 * (2 * STEPS + 1) };
+	float *x = malloc(3 * N * sizeof(float));
+	uint32_t *b = malloc(N * sizeof(uint32_t));
+	size_t gi;
+
+	(void)state;
+	assert_non_null(x);
+	assert_non_null(b);
+	for (gi = 0; gi < sizeof(grids) / sizeof(grids[0]); gi++) {
+		const uint64_t g = grids[gi].g;
+		const double box = grids[gi].box;
+		struct grid gr;
+		int64_t k;
+
+		memset(&gr, 0, sizeof(gr));
+		gr.g = g;
+		gr.gd = (double)g;
+		gr.box = box;
+		gr.inv_w = (double)g / box;
+		for (k = -(int64_t)g / 2; k <= 3 * (int64_t)g / 2; k++) {
+			float v = (float)((double)k * box / (double)g);
+			size_t i;
+			int s;
+
+			for (s = 0; s < STEPS; s++)
+				v = nextafterf(v, -INFINITY);
+			for (i = 0; i < N; i++) { /* eight rows of each value: a group alone */
+				x[3 * i] = x[3 * i + 1] = x[3 * i + 2] = v;
+				if (i % 8 == 7)
+					v = nextafterf(v, INFINITY);
+			}
+			for (s = 0; s < 3; s++) {
+				sm__pl_grid_bins(&gr, x, 0, s, N, b, NULL, NULL);
+				for (i = 0; i < N; i++)
+					if (b[i] != sm__pl_axis_bin(&gr, (double)x[3 * i]))
+						fail_msg("g %llu box %g axis %d: %a gives %u against %llu",
+							 (unsigned long long)g, box, s, x[3 * i], b[i],
+							 (unsigned long long)sm__pl_axis_bin(
+								 &gr, (double)x[3 * i]));
+			}
+		}
+	}
+	free(x);
+	free(b);
 }
 
 int main(void)
@@ -358,6 +432,7 @@ int main(void)
 		cmocka_unit_test(test_split_sparse),
 		cmocka_unit_test(test_grid_bins_avx2),
 		cmocka_unit_test(test_near_buckets_avx2),
+		cmocka_unit_test(test_float_bins_sweep),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -53,6 +53,10 @@ static inline int sm__pl_covered(const struct grid *gr, uint64_t key)
 void sm__pl_grid_bins(const struct grid *gr, const void *x, int f64, int axis, uint64_t n,
 		      uint32_t *bx, uint32_t *by, uint32_t *bz);
 extern int sm__pl_bins_avx2;
+/* 1 (the default): the eight-row loops find the grid indices in float arithmetic where that is
+ * exact (build_index_sort.c's fbins8_f32), else in double; 0: always in double (the tests'
+ * switch). Either way the indices are sm__pl_axis_bin's. */
+extern int sm__pl_bins_float;
 
 /* The near split's buckets of rows [0, n) (build_index_sort.c's bucket_of with the cover: the x slab
  * of a row whose grid cell is flagged in gr->cover, g when not): float32 rows eight an instruction
