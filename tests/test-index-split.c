@@ -9,9 +9,9 @@
  * stripes' rows are laid out so that each stripe leaves nearly a whole buffer of partial rows in
  * every bucket: the later stripes then have fewer full blocks than the gap of partial blocks in
  * front of them, the case where all of a stripe's blocks move into the gap. Those rows are
- * nearly all near (the dense way); rows a tenth of which are near take the sparse way (near rows
- * compacted to the front, then into their slabs; the far rows are not kept): checked for the
- * boundaries and the near rows alone.
+ * nearly all near (the dense way); rows a tenth or a half of which are near take the compacting
+ * way (near rows compacted to the front, then into their slabs; the far rows are not kept):
+ * checked for the boundaries and the near rows alone.
  *
  * Also the grid indices four rows at a time (sm__pl_grid_bins with AVX2, where the CPU has it)
  * and the near split's buckets eight rows at a time (sm__pl_near_buckets), in float arithmetic
@@ -182,20 +182,20 @@ static void test_split_stripes(void **state)
 	check_split(1000003, 1);
 }
 
-/* The sparse way: a tenth of the rows near (spread without a period, so that the way's sampling
- * of every 64th row sees a tenth too), in slab i % G, the others far; n rows. */
-static int sparse_near(uint64_t i)
+/* The compacting way: tenths of ten of the rows near (spread without a period, so that the way's
+ * sampling of every 64th row sees as many), in slab i % G, the others far; n rows. */
+static int some_near(uint64_t i, unsigned tenths)
 {
-	return (uint32_t)(i * 2654435761u) % 10u == 0;
+	return (uint32_t)(i * 2654435761u) % 10u < tenths;
 }
 
-static void check_split_sparse(uint64_t n, int f64)
+static void check_split_sparse(uint64_t n, int f64, unsigned tenths)
 {
 	uint64_t *bkt = calloc(n, sizeof(*bkt)), i;
 
 	assert_non_null(bkt);
 	for (i = 0; i < n; i++)
-		bkt[i] = sparse_near(i) ? i % G : G;
+		bkt[i] = some_near(i, tenths) ? i % G : G;
 	split_and_check(n, f64, bkt, G - 1);
 	free(bkt);
 }
@@ -203,9 +203,11 @@ static void check_split_sparse(uint64_t n, int f64)
 static void test_split_sparse(void **state)
 {
 	(void)state;
-	check_split_sparse(131072, 0);
-	check_split_sparse(1000003, 0);
-	check_split_sparse(1000003, 1);
+	check_split_sparse(131072, 0, 1);
+	check_split_sparse(1000003, 0, 1);
+	check_split_sparse(1000003, 1, 1);
+	check_split_sparse(1000003, 0, 5);
+	check_split_sparse(1000003, 1, 5);
 }
 
 /* The 67-cell grid over a 75,000 box (1e7 cells' side) with the cover given, and n rows of

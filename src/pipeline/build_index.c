@@ -4,9 +4,9 @@
  * are flagged (a bit each, in index_cell_fill's first g^3 / 8 + 1 bytes); then one distribution
  * pass over all cells (sm__pl_split_near) moves the cells lying in flagged grid cells (near) to the
  * front, already in their x slabs, and the others behind them, unsorted and in no grid cell's
- * range; or, when fewer than a fifth are near (at TNG scale a few percent of the cells lie near
- * the selected halos), the near cells are compacted to the front first and only they distributed
- * into their slabs, the others not kept (build_index_sort.c). Then Coordinates
+ * range; or, when fewer than three fifths are near (at TNG scale a few percent of the cells lie
+ * near the selected halos, in the mock 45 %), the near cells are compacted to the front first and
+ * only they distributed into their slabs, the others not kept (build_index_sort.c). Then Coordinates
  * and temperature of each slab's near cells are permuted in place into grid-cell order by an MSD
  * radix sort (y rows inside a slab, then z cells inside a row), the slabs shared out to the worker
  * threads, each level an in-place block distribution (sm__pl_distribute, build_index_sort.c).
