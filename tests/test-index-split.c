@@ -9,9 +9,10 @@
  * stripes' rows are laid out so that each stripe leaves nearly a whole buffer of partial rows in
  * every bucket: the later stripes then have fewer full blocks than the gap of partial blocks in
  * front of them, the case where all of a stripe's blocks move into the gap. Those rows are
- * nearly all near (the dense way); rows a tenth or a half of which are near take the compacting
- * way (near rows compacted to the front, then into their slabs; the far rows are not kept):
- * checked for the boundaries and the near rows alone.
+ * nearly all near (the dense way); rows a tenth, 40 % or 55 % of which are near take the
+ * compacting way (near rows compacted to the front, then into their slabs: behind them where the
+ * far rows, not kept, were as many, else in place): checked for the boundaries and the near rows
+ * alone.
  *
  * Also the grid indices four rows at a time (sm__pl_grid_bins with AVX2, where the CPU has it)
  * and the near split's buckets eight rows at a time (sm__pl_near_buckets), in float arithmetic
@@ -89,8 +90,9 @@ static uint64_t bucket_of_row(const double *p)
 /* Rows [0, n) of bucket bkt[i] each (place), the row's identity in its temperature (exact below
  * 2^24), through sm__pl_split_near; then the boundaries are the buckets' counts and every row of
  * buckets 0..last lies in its bucket's range, once, as placed (coordinates and temperature moved
- * together). last: G (every bucket: the far rows kept) or G - 1 (the near rows alone). */
-static void split_and_check(uint64_t n, int f64, const uint64_t *bkt, uint64_t last)
+ * together). last: G (every bucket: the far rows kept) or G - 1 (the near rows alone). Returns
+ * where the near rows begin (bounds[0]). */
+static uint64_t split_and_check(uint64_t n, int f64, const uint64_t *bkt, uint64_t last)
 {
 	const struct grid gr = make_grid();
 	const size_t xs = f64 ? 3 * sizeof(double) : 3 * sizeof(float);
@@ -116,9 +118,12 @@ static void split_and_check(uint64_t n, int f64, const uint64_t *bkt, uint64_t l
 		count[bkt[i]]++;
 	}
 	sm__pl_split_near(&gr, x, t, f64, bounds, 0, n);
-	assert_int_equal(bounds[0], 0);
-	for (c = 0; c <= G; c++)
+	/* compacting, the near rows lie at the front or, where the far rows were as many, right
+	 * behind the place they were compacted to */
+	assert_true(bounds[0] == 0 || (last < G && bounds[0] == n - count[G] && 2 * bounds[0] <= n));
+	for (c = 0; c <= last; c++)
 		assert_int_equal(bounds[c + 1] - bounds[c], count[c]);
+	assert_true(bounds[G] <= n);
 	assert_int_equal(bounds[G + 1], n);
 	for (c = 0; c <= last; c++)
 		for (i = bounds[c]; i < bounds[c + 1]; i++) {
@@ -150,6 +155,7 @@ static void split_and_check(uint64_t n, int f64, const uint64_t *bkt, uint64_t l
 	free(x);
 	free(seen);
 	free(t);
+	return bounds[0];
 }
 
 static void check_split(uint64_t n, int f64)
@@ -161,7 +167,7 @@ static void check_split(uint64_t n, int f64)
 	assert_non_null(bkt);
 	/* stripes as the split makes them (n s / 8 rounded down to a block) */
 	buckets(bkt, n, n / 8 / B * B, B);
-	split_and_check(n, f64, bkt, G);
+	(void)split_and_check(n, f64, bkt, G);
 	free(bkt);
 }
 
@@ -182,32 +188,35 @@ static void test_split_stripes(void **state)
 	check_split(1000003, 1);
 }
 
-/* The compacting way: tenths of ten of the rows near (spread without a period, so that the way's
+/* The compacting way: pct percent of the rows near (spread without a period, so that the way's
  * sampling of every 64th row sees as many), in slab i % G, the others far; n rows. */
-static int some_near(uint64_t i, unsigned tenths)
+static int some_near(uint64_t i, unsigned pct)
 {
-	return (uint32_t)(i * 2654435761u) % 10u < tenths;
+	return (uint32_t)(i * 2654435761u) % 100u < pct;
 }
 
-static void check_split_sparse(uint64_t n, int f64, unsigned tenths)
+static void check_split_sparse(uint64_t n, int f64, unsigned pct)
 {
 	uint64_t *bkt = calloc(n, sizeof(*bkt)), i;
 
 	assert_non_null(bkt);
 	for (i = 0; i < n; i++)
-		bkt[i] = some_near(i, tenths) ? i % G : G;
-	split_and_check(n, f64, bkt, G - 1);
+		bkt[i] = some_near(i, pct) ? i % G : G;
+	/* behind the compacted rows exactly when the far rows are as many */
+	assert_int_equal(split_and_check(n, f64, bkt, G - 1) > 0, pct < 50);
 	free(bkt);
 }
 
 static void test_split_sparse(void **state)
 {
 	(void)state;
-	check_split_sparse(131072, 0, 1);
-	check_split_sparse(1000003, 0, 1);
-	check_split_sparse(1000003, 1, 1);
-	check_split_sparse(1000003, 0, 5);
-	check_split_sparse(1000003, 1, 5);
+	check_split_sparse(131072, 0, 10);
+	check_split_sparse(1000003, 0, 10);
+	check_split_sparse(1000003, 1, 10);
+	check_split_sparse(1000003, 0, 40);
+	check_split_sparse(1000003, 1, 40);
+	check_split_sparse(1000003, 0, 55); /* more near rows than far: their slabs in place */
+	check_split_sparse(1000003, 1, 55);
 }
 
 /* The 67-cell grid over a 75,000 box (1e7 cells' side) with the cover given, and n rows of

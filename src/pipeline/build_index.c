@@ -6,7 +6,9 @@
  * front, already in their x slabs, and the others behind them, unsorted and in no grid cell's
  * range; or, when fewer than three fifths are near (at TNG scale a few percent of the cells lie
  * near the selected halos, in the mock 45 %), the near cells are compacted to the front first and
- * only they distributed into their slabs, the others not kept (build_index_sort.c). Then Coordinates
+ * only they distributed into their slabs, the others not kept: in place, or, when the far cells
+ * were at least as many, into the far cells' space right behind the compacted ones, where the
+ * index then begins (build_index_sort.c). Then Coordinates
  * and temperature of each slab's near cells are permuted in place into grid-cell order by an MSD
  * radix sort (y rows inside a slab, then z cells inside a row), the slabs shared out to the worker
  * threads, each level an in-place block distribution (sm__pl_distribute, build_index_sort.c).
@@ -169,10 +171,11 @@ static void mark_cover(const struct run *R, unsigned char *cover)
 	}
 }
 
-/* Near rows (in grid cells some sphere scan visits) into their x slabs at the front, far rows
- * behind them or (few near rows) not kept (sm__pl_split_near, its classification in stripes on the
- * worker threads from 131,072 cells): the slab
- * boundaries into index_cell_start[s g^2] (s = 0..g, the last the number of near rows). */
+/* Near rows (in grid cells some sphere scan visits) into their x slabs at the front (or right
+ * behind the place they were compacted to), far rows behind them or not kept (sm__pl_split_near,
+ * its classification in stripes on the worker threads from 131,072 cells): the slab boundaries
+ * into index_cell_start[s g^2] (s = 0..g, the last where the near rows end). Returns the number
+ * of near rows. */
 static uint64_t split_near_slabs(struct run *R)
 {
 	const struct grid *gr = &R->grid;
@@ -182,7 +185,7 @@ static uint64_t split_near_slabs(struct run *R)
 	sm__pl_split_near(gr, R->coords, R->temp, f64, b, 0, R->n);
 	for (c = 0; c <= g; c++)
 		R->cstart[c * g2] = b[c];
-	return b[g];
+	return b[g] - b[0];
 }
 
 int sm__pl_build_index(struct run *R)
