@@ -17,15 +17,12 @@
  * bucket), for float and double coordinates. Rows are moved as bytes (a cell's coordinates are
  * 12 or 24 bytes); each pass is its own function with the row type and the bucket rule fixed, so
  * that the compiler specialises the body as it would a hand-written copy. Phase 1 finds its rows'
- * buckets in runs, with AVX2 where the CPU has it. Unless most rows are near, the near split
- * compacts them first and distributes them alone (the comment above sm__pl_split_near's helpers).
+ * buckets in runs (grid_bins.c, with AVX2 where the CPU has it). Unless most rows are near, the
+ * near split compacts them first (the comment above sm__pl_split_near's helpers).
  */
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#endif
 
 #include "common/parallel.h"
 #include "grid.h"
@@ -61,274 +58,20 @@ static ALWAYS_INLINE uint64_t bucket_of(const struct grid *gr, const unsigned ch
  * 0.064-0.076 s with the moves left out). */
 #define BUCKET_RUN 256u
 
-#if defined(__x86_64__) && defined(__GNUC__)
-/* sm__pl_axis_bin of four coordinates: the same double product and wrap (compare and blend of the
- * same sums), then the truncation of a value clamped into [0, g - 1] first (max with 0 turns a NaN
- * or a negative into 0, min with g - 1 the rest above; truncating the clamped value gives the
- * scalar's clamped truncation). */
-__attribute__((target("avx2"))) static inline __m128i axis_bins_avx2(__m256d x, __m256d inv_w,
-								     __m256d gd, __m256d top)
-{
-	__m256d t = _mm256_mul_pd(x, inv_w);
-	const __m256d lt = _mm256_cmp_pd(t, _mm256_setzero_pd(), _CMP_LT_OQ);
-	const __m256d ge = _mm256_andnot_pd(lt, _mm256_cmp_pd(t, gd, _CMP_GE_OQ));
-
-	t = _mm256_blendv_pd(t, _mm256_add_pd(t, gd), lt);
-	t = _mm256_blendv_pd(t, _mm256_sub_pd(t, gd), ge);
-	return _mm256_cvttpd_epi32(_mm256_min_pd(_mm256_max_pd(t, _mm256_setzero_pd()), top));
-}
-
-/* Coordinate k (0, 1, 2) of eight float32 rows r[0..23] loaded as a (0-7), b (8-15), c (16-23):
- * x = a0 a3 a6 b1 b4 b7 c2 c5, y = a1 a4 a7 b2 b5 c0 c3 c6, z = a2 a5 b0 b3 b6 c1 c4 c7, each by
- * three permutes and two blends. */
-__attribute__((target("avx2"))) static inline __m256 axis8_f32(__m256 a, __m256 b, __m256 c, int k)
-{
-	if (k == 0)
-		return _mm256_blend_ps(
-			_mm256_blend_ps(_mm256_permutevar8x32_ps(a, _mm256_setr_epi32(0, 3, 6, 0, 0, 0, 0, 0)),
-					_mm256_permutevar8x32_ps(b, _mm256_setr_epi32(0, 0, 0, 1, 4, 7, 0, 0)),
-					0x38),
-			_mm256_permutevar8x32_ps(c, _mm256_setr_epi32(0, 0, 0, 0, 0, 0, 2, 5)), 0xC0);
-	if (k == 1)
-		return _mm256_blend_ps(
-			_mm256_blend_ps(_mm256_permutevar8x32_ps(a, _mm256_setr_epi32(1, 4, 7, 0, 0, 0, 0, 0)),
-					_mm256_permutevar8x32_ps(b, _mm256_setr_epi32(0, 0, 0, 2, 5, 0, 0, 0)),
-					0x18),
-			_mm256_permutevar8x32_ps(c, _mm256_setr_epi32(0, 0, 0, 0, 0, 0, 3, 6)), 0xE0);
-	return _mm256_blend_ps(
-		_mm256_blend_ps(_mm256_permutevar8x32_ps(a, _mm256_setr_epi32(2, 5, 0, 0, 0, 0, 0, 0)),
-				_mm256_permutevar8x32_ps(b, _mm256_setr_epi32(0, 0, 0, 3, 6, 0, 0, 0)),
-				0x1C),
-		_mm256_permutevar8x32_ps(c, _mm256_setr_epi32(0, 0, 0, 0, 0, 1, 4, 7)), 0xE0);
-}
-
-/* The grid indices of eight float32 values: two axis_bins_avx2. */
-__attribute__((target("avx2"))) static inline __m256i bins8_f32(__m256 v, __m256d inv_w, __m256d gd,
-								__m256d top)
-{
-	return _mm256_set_m128i(
-		axis_bins_avx2(_mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)), inv_w, gd, top),
-		axis_bins_avx2(_mm256_cvtps_pd(_mm256_castps256_ps128(v)), inv_w, gd, top));
-}
-
-/* bins8_f32 in float arithmetic, twice the lanes an instruction: the float coordinate times
- * inv_w rounded to float, its floor, and the wrap and clamp of sm__pl_axis_bin on the integers
- * (a floor below 0 takes g, one at g or above gives it back, then [0, g - 1]; the scalar's
- * truncation after its wrap clamps to the same index). The float product differs from the
- * double one by at most |t| 2^-23 (the two roundings of inv_w and of the product; |t| < 1.5 g
- * for coordinates within half a box of the box), so where its fraction lies at least
- * fbins_guard (g + 1) 2^-20 from 0 and from 1, both have the same floor. Lanes whose fraction
- * does not (an integer product, a value too large to have a fraction, not a number) are
- * flagged in *bad: the caller takes bins8_f32 for those eight values. Checked by hand on every
- * float32 in [-box/2, 3 box/2) for twelve grids (no difference). 1e7 cells, one binary with
- * and without, 10 alternating runs each: build_index 0.1225 -> 0.1134 s (the mock's 30 halos),
- * 0.0490 -> 0.0451 s (3 halos): the near split's classification went from 11-14 to 7-8 cycles a
- * row. */
-__attribute__((target("avx2"))) static inline __m256i fbins8_f32(__m256 v, __m256 inv_w, __m256 lo,
-								 __m256 hi, __m256i g, __m256i top,
-								 __m256 *bad)
-{
-	const __m256 t = _mm256_mul_ps(v, inv_w);
-	const __m256 fl = _mm256_round_ps(t, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-	const __m256 fr = _mm256_sub_ps(t, fl);
-	const __m256i zero = _mm256_setzero_si256();
-	__m256i b = _mm256_cvttps_epi32(fl);
-
-	*bad = _mm256_or_ps(*bad, _mm256_or_ps(_mm256_cmp_ps(fr, lo, _CMP_NGE_UQ),
-					       _mm256_cmp_ps(fr, hi, _CMP_NLE_UQ)));
-	b = _mm256_add_epi32(b, _mm256_and_si256(_mm256_cmpgt_epi32(zero, b), g));
-	b = _mm256_sub_epi32(b, _mm256_and_si256(_mm256_cmpgt_epi32(b, top), g));
-	return _mm256_min_epi32(_mm256_max_epi32(b, zero), top);
-}
-
-/* fbins8_f32's guard for grid side g. */
-static inline float fbins_guard(uint64_t g)
-{
-	return (float)((double)(g + 1) * 0x1p-20);
-}
-
-/* Rows [0, n) four at a time, float32 rows along one axis eight at a time (the tail left): their
- * grid indices along axis (axis < 3) or, with axis 3, each of the three into bx, by, bz. Returns
- * the rows done. */
-__attribute__((target("avx2"))) static uint64_t grid_bins_avx2(const struct grid *gr, const void *x,
-							       int f64, int axis, uint64_t n,
-							       uint32_t *bx, uint32_t *by,
-							       uint32_t *bz)
-{
-	const __m256d inv_w = _mm256_set1_pd(gr->inv_w), gd = _mm256_set1_pd(gr->gd);
-	const __m256d top = _mm256_set1_pd(gr->gd - 1.0);
-	const float *xf = x;
-	const double *xd = x;
-	uint64_t i = 0;
-	int k;
-
-	if (!f64 && axis < 3) {
-		const __m256 fw = _mm256_set1_ps((float)gr->inv_w);
-		const __m256 lo = _mm256_set1_ps(fbins_guard(gr->g));
-		const __m256 hi = _mm256_set1_ps(1.0f - fbins_guard(gr->g));
-		const __m256i g = _mm256_set1_epi32((int)gr->g);
-		const __m256i gtop = _mm256_set1_epi32((int)gr->g - 1);
-
-		for (; i + 8 <= n; i += 8) {
-			const float *r = xf + 3 * i;
-			const __m256 a = _mm256_loadu_ps(r), b = _mm256_loadu_ps(r + 8);
-			const __m256 c = _mm256_loadu_ps(r + 16);
-			const __m256 v = axis8_f32(a, b, c, axis);
-			__m256 bad = _mm256_setzero_ps();
-			__m256i bins = sm__pl_bins_float ? fbins8_f32(v, fw, lo, hi, g, gtop, &bad)
-							 : _mm256_setzero_si256();
-
-			if (!sm__pl_bins_float || _mm256_movemask_ps(bad) != 0)
-				bins = bins8_f32(v, inv_w, gd, top);
-			_mm256_storeu_si256((__m256i *)(void *)(bx + i), bins);
-		}
-	}
-	for (; i + 4 <= n; i += 4) {
-		__m256d v[3];
-
-		for (k = 0; k < 3; k++) {
-			if (axis < 3 && k != axis)
-				continue;
-			if (f64) {
-				const double *r = xd + 3 * i + k;
-
-				v[k] = _mm256_setr_pd(r[0], r[3], r[6], r[9]);
-			} else {
-				const float *r = xf + 3 * i + k;
-
-				v[k] = _mm256_cvtps_pd(_mm_setr_ps(r[0], r[3], r[6], r[9]));
-			}
-		}
-		if (axis < 3) {
-			_mm_storeu_si128((__m128i *)(void *)(bx + i),
-					 axis_bins_avx2(v[axis], inv_w, gd, top));
-		} else {
-			_mm_storeu_si128((__m128i *)(void *)(bx + i), axis_bins_avx2(v[0], inv_w, gd, top));
-			_mm_storeu_si128((__m128i *)(void *)(by + i), axis_bins_avx2(v[1], inv_w, gd, top));
-			_mm_storeu_si128((__m128i *)(void *)(bz + i), axis_bins_avx2(v[2], inv_w, gd, top));
-		}
-	}
-	return i;
-}
-
-/* The near split's buckets of float32 rows [0, n) eight at a time (the tail left): the rows'
- * coordinates gathered axis by axis from three loads (axis8_f32), their grid indices, the
- * grid cell's cover bit read with a gather of the four bytes from the cell's (the cover has room
- * past its last flag byte: index_cell_fill, 8 bytes a grid cell), the bucket the x slab when
- * flagged, g when not. Returns the rows done. */
-__attribute__((target("avx2"))) static uint64_t near_buckets_avx2(const struct grid *gr,
-								  const float *x, uint64_t n,
-								  uint16_t *bk)
-{
-	const __m256d inv_w = _mm256_set1_pd(gr->inv_w), gd = _mm256_set1_pd(gr->gd);
-	const __m256d top = _mm256_set1_pd(gr->gd - 1.0);
-	const __m256i g = _mm256_set1_epi32((int)gr->g), one = _mm256_set1_epi32(1);
-	const __m256i seven = _mm256_set1_epi32(7), gtop = _mm256_set1_epi32((int)gr->g - 1);
-	const __m256 fw = _mm256_set1_ps((float)gr->inv_w);
-	const __m256 lo = _mm256_set1_ps(fbins_guard(gr->g));
-	const __m256 hi = _mm256_set1_ps(1.0f - fbins_guard(gr->g));
-	const int fast = sm__pl_bins_float;
-	uint64_t i = 0;
-
-	for (; i + 8 <= n; i += 8) {
-		const float *r = x + 3 * i;
-		const __m256 a = _mm256_loadu_ps(r), b = _mm256_loadu_ps(r + 8);
-		const __m256 c = _mm256_loadu_ps(r + 16);
-		const __m256 vx = axis8_f32(a, b, c, 0), vy = axis8_f32(a, b, c, 1);
-		const __m256 vz = axis8_f32(a, b, c, 2);
-		__m256 bad = _mm256_setzero_ps();
-		__m256i bx, by, bz;
-
-		if (fast) {
-			bx = fbins8_f32(vx, fw, lo, hi, g, gtop, &bad);
-			by = fbins8_f32(vy, fw, lo, hi, g, gtop, &bad);
-			bz = fbins8_f32(vz, fw, lo, hi, g, gtop, &bad);
-		}
-		if (!fast || _mm256_movemask_ps(bad) != 0) {
-			bx = bins8_f32(vx, inv_w, gd, top);
-			by = bins8_f32(vy, inv_w, gd, top);
-			bz = bins8_f32(vz, inv_w, gd, top);
-		}
-		const __m256i key = _mm256_add_epi32(
-			_mm256_mullo_epi32(_mm256_add_epi32(_mm256_mullo_epi32(bx, g), by), g), bz);
-		const __m256i w = _mm256_i32gather_epi32((const int *)(const void *)gr->cover,
-							 _mm256_srli_epi32(key, 3), 1);
-		const __m256i bit = _mm256_and_si256(
-			_mm256_srlv_epi32(w, _mm256_and_si256(key, seven)), one);
-		const __m256i bkt = _mm256_blendv_epi8(g, bx, _mm256_cmpeq_epi32(bit, one));
-
-		_mm_storeu_si128((__m128i *)(void *)(bk + i),
-				 _mm_packus_epi32(_mm256_castsi256_si128(bkt),
-						  _mm256_extracti128_si256(bkt, 1)));
-	}
-	return i;
-}
-#endif
-
-int sm__pl_bins_avx2 = 1;
-int sm__pl_bins_float = 1;
-
-void sm__pl_near_buckets(const struct grid *gr, const void *x, int f64, uint64_t n, uint16_t *bk)
-{
-	const size_t xs = f64 ? 3 * sizeof(double) : 3 * sizeof(float);
-	uint64_t i = 0;
-
-#if defined(__x86_64__) && defined(__GNUC__)
-	if (!f64 && sm__pl_bins_avx2 != 0 && sm__cpu_avx2())
-		i = near_buckets_avx2(gr, x, n, bk);
-#endif
-	for (; i < n; i++)
-		bk[i] = (uint16_t)bucket_of(gr, (const unsigned char *)x + xs * i, 0, f64, 1);
-}
-
-void sm__pl_grid_bins(const struct grid *gr, const void *x, int f64, int axis, uint64_t n,
-		      uint32_t *bx, uint32_t *by, uint32_t *bz)
-{
-	const size_t xs = f64 ? 3 * sizeof(double) : 3 * sizeof(float);
-	uint64_t i = 0;
-
-#if defined(__x86_64__) && defined(__GNUC__)
-	if (sm__pl_bins_avx2 != 0 && sm__cpu_avx2())
-		i = grid_bins_avx2(gr, x, f64, axis, n, bx, by, bz);
-#endif
-	for (; i < n; i++) {
-		const unsigned char *r = (const unsigned char *)x + xs * i;
-		int k;
-
-		for (k = 0; k < 3; k++) {
-			uint32_t *out = axis < 3 ? (k == axis ? bx : NULL) : k == 0 ? bx : k == 1 ? by : bz;
-
-			if (out != NULL)
-				out[i] = (uint32_t)sm__pl_axis_bin(
-					gr, f64 ? ((const double *)(const void *)r)[k]
-						: ((const float *)(const void *)r)[k]);
-		}
-	}
-}
-
 /* The buckets (bucket_of's) of rows [0, n) of x, n at most BUCKET_RUN. */
 static ALWAYS_INLINE void run_buckets(const struct grid *gr, const unsigned char *x, uint64_t n,
 				      int axis, const int f64, const int cover, uint16_t *bk)
 {
-	uint32_t bx[BUCKET_RUN], by[BUCKET_RUN], bz[BUCKET_RUN];
+	uint32_t bx[BUCKET_RUN];
 	uint64_t i;
 
-	if (!cover) {
-		sm__pl_grid_bins(gr, x, f64, axis, n, bx, NULL, NULL);
-		for (i = 0; i < n; i++)
-			bk[i] = (uint16_t)bx[i];
+	if (cover) {
+		sm__pl_near_buckets(gr, x, f64, n, bk);
 		return;
 	}
-	if (!f64) { /* eight rows an instruction with AVX2 */
-		sm__pl_near_buckets(gr, x, 0, n, bk);
-		return;
-	}
-	/* float64: the grid indices four rows an instruction, the cover bits one at a time */
-	sm__pl_grid_bins(gr, x, f64, 3, n, bx, by, bz);
+	sm__pl_grid_bins(gr, x, f64, axis, n, bx, NULL, NULL);
 	for (i = 0; i < n; i++)
-		bk[i] = (uint16_t)(sm__pl_covered(gr, ((uint64_t)bx[i] * gr->g + by[i]) * gr->g + bz[i])
-					   ? bx[i]
-					   : gr->g);
+		bk[i] = (uint16_t)bx[i];
 }
 
 /* Phase 1's step: row i of x and t into bucket b's buffer (bx, bt: B rows a bucket, cnt[b] held);
@@ -536,25 +279,13 @@ static void slabs_f64(const struct grid *gr, void *x, float *t, uint64_t *bounds
  *   - dense (three fifths or more near): one distribution pass of g + 1 buckets, the near rows
  *     into their x slabs, the far rows into the last;
  *   - compacting (fewer: TNG's few hundred halos hold a few percent of the cells, the mock's 30
- *     halos 45 %): first the near rows compacted to the front in their order, a stripe a worker
- *     thread, each to its own front (every row's bucket found, the near rows taken by the bits of
- *     a mask, near_bits), then the stripes' near rows one after the other (copied on the threads
- *     where they do not meet their place); then the near rows into their x slabs: when the far
- *     rows were at least as many, by one stable counting pass into the far rows' space right
- *     behind them (slabs_apart: the counts made by the compaction, the slab found again, a copy;
- *     the index then begins there), else by one distribution pass in place. The compaction keeps
- *     the rows' order, so its stripes change nothing but the time (8 stripes closed up one after
- *     the other: build_index 0.0978 s at 45 % near, 0.0301 s at 4.6 %; one a thread, two copied
- *     at once: 0.0949 s and 0.0289 s; the slabs behind instead of in place: 0.0973 -> 0.0834 s
- *     at 45 %, 12 alternating runs, 1e6 cells 0.0128 -> 0.0118 s).
- *     The far rows are not kept: nothing reads a cell outside the grid cells the sphere scans
- *     visit after build_index, and the arrays' tail holds what the compaction left there.
- * Measured at 1e7 cells (one binary, 8-10 alternating runs each way, 2 CPUs): taking the near
- * rows by the mask's bits instead of a test of every row's bucket, build_index 0.0373 -> 0.0310 s
- * with 3 of the mock's 30 halos (4.6 % near); compacting at 45 % near (the 30 halos) 0.0983 s
- * against 0.1055 s the dense way (at 1e6 cells 0.0097 against 0.0110 s), at the 60 halos of
- * the mock (55 % of the cells in spheres) 0.1184 against 0.1194 s: the ways cross near there.
- * Before the mask, the dense way was the faster from a fifth of the rows near.
+ *     halos 45 %): the near rows compacted to the front in their order, the far rows not kept,
+ *     and the near rows into their x slabs, behind them or in place (build_index_compact.c).
+ * Measured at 1e7 cells (one binary, 8-10 alternating runs each way, 2 CPUs), with the
+ * compaction taking its near rows by a mask's bits: compacting at 45 % near (the 30 halos)
+ * 0.0983 s against 0.1055 s the dense way (at 1e6 cells 0.0097 against 0.0110 s), at the 60
+ * halos of the mock (55 % of the cells in spheres) 0.1184 against 0.1194 s: the ways cross near
+ * there. Before the mask, the dense way was the faster from a fifth of the rows near.
  * Either pass classifies on the worker threads in stripes fixed by n and the block size (so the
  * rows' order does not depend on the threads), each classified as phase 1 above into blocks at
  * the stripe's front, its partial buffers then written behind them (bucket by bucket). A
@@ -567,215 +298,6 @@ static void slabs_f64(const struct grid *gr, void *x, float *t, uint64_t *bounds
 #define SPLIT_STRIPES SM__PL_MAX_THREADS
 #define SPLIT_PARALLEL_MIN_ROWS 131072u
 #define SPARSE_STEP 64u /* every 64th row's bucket decides the way */
-
-struct compact_job {
-	const struct grid *gr;
-	unsigned char *x;
-	float *t;
-	int f64;
-	unsigned stripes;
-	uint64_t edge[SPLIT_STRIPES + 1], kept[SPLIT_STRIPES];
-	uint64_t front[SPLIT_STRIPES]; /* where each stripe's near rows are after the close-up */
-	uint64_t slab[SPLIT_STRIPES][DIST_MAX_BUCKETS]; /* the near rows of each stripe and x slab */
-	atomic_uint next;
-	/* the close-up's copy on the worker threads: n bytes from src to dst, which do not meet */
-	unsigned char *dst;
-	const unsigned char *src;
-	uint64_t n;
-};
-
-/* Bit q set where bk[q] is not g (a near row), q < n <= 64: sixteen buckets a step with SSE2. */
-static ALWAYS_INLINE uint64_t near_bits(const uint16_t *bk, uint64_t n, uint64_t g)
-{
-	uint64_t bits = 0, q = 0;
-
-#if defined(__SSE2__) && defined(__x86_64__) && defined(__GNUC__)
-	const __m128i vg = _mm_set1_epi16((short)g);
-
-	for (; q + 16 <= n; q += 16) {
-		const __m128i lo =
-			_mm_cmpeq_epi16(_mm_loadu_si128((const __m128i *)(const void *)(bk + q)), vg);
-		const __m128i hi =
-			_mm_cmpeq_epi16(_mm_loadu_si128((const __m128i *)(const void *)(bk + q + 8)), vg);
-
-		bits |= (uint64_t)(uint16_t)~_mm_movemask_epi8(_mm_packs_epi16(lo, hi)) << q;
-	}
-#endif
-	for (; q < n; q++)
-		bits |= (uint64_t)(bk[q] != g) << q;
-	return bits;
-}
-
-/* Stripe s's near rows to its front, in order; their number into J->kept[s]. */
-static ALWAYS_INLINE void compact_stripe(struct compact_job *J, unsigned s, const int f64)
-{
-	const struct grid *gr = J->gr;
-	const size_t xs = f64 ? 3 * sizeof(double) : 3 * sizeof(float);
-	const uint64_t a = J->edge[s], n = J->edge[s + 1] - a, g = gr->g;
-	unsigned char *x = J->x + xs * a;
-	float *t = J->t + a;
-	uint64_t i, w = 0, *cnt = J->slab[s];
-
-	memset(cnt, 0, gr->g * sizeof(cnt[0]));
-	for (i = 0; i < n; i += BUCKET_RUN) {
-		const uint64_t m = n - i < BUCKET_RUN ? n - i : BUCKET_RUN;
-		uint16_t bk[BUCKET_RUN];
-		uint64_t j;
-
-		run_buckets(gr, x + xs * i, m, 0, f64, 1, bk);
-		for (j = 0; j < m; j += 64) {
-			uint64_t near = near_bits(bk + j, m - j < 64 ? m - j : 64, g);
-
-			while (near != 0) { /* w <= i + j + q: only rows already taken are written */
-				const uint64_t q = j + (uint64_t)__builtin_ctzll(near);
-				unsigned char r[3 * sizeof(double)];
-				const float tq = t[i + q];
-
-				memcpy(r, x + xs * (i + q), xs); /* whole before the write */
-				memcpy(x + xs * w, r, xs);
-				t[w++] = tq;
-				cnt[bk[q]]++;
-				near &= near - 1;
-			}
-		}
-	}
-	J->kept[s] = w;
-}
-
-static void compact_part(void *arg, unsigned part, unsigned parts)
-{
-	struct compact_job *J = arg;
-	unsigned s;
-
-	(void)part;
-	(void)parts;
-	while ((s = atomic_fetch_add(&J->next, 1)) < J->stripes) {
-		if (J->f64)
-			compact_stripe(J, s, 1);
-		else
-			compact_stripe(J, s, 0);
-	}
-}
-
-/* Part p of the close-up's copy: its share of the bytes, in 64-byte pieces. */
-static void copy_part(void *arg, unsigned part, unsigned parts)
-{
-	struct compact_job *J = arg;
-	const uint64_t lines = (J->n + 63) / 64;
-	const uint64_t a = lines * part / parts * 64, b0 = lines * (part + 1) / parts * 64;
-	const uint64_t b = b0 < J->n ? b0 : J->n;
-
-	if (a < b)
-		memcpy(J->dst + a, J->src + a, b - a);
-}
-
-/* n bytes from src to dst (apart), on parts threads. */
-static void copy_apart(struct compact_job *J, unsigned char *dst, const unsigned char *src,
-		       uint64_t n, unsigned parts)
-{
-	J->dst = dst;
-	J->src = src;
-	J->n = n;
-	sm__pl_parallel(copy_part, J, parts);
-}
-
-/* Rows [lo, lo + n): the near rows to [lo, lo + returned), in their order; J (the caller's)
- * keeps each stripe's place and x slab counts. */
-static uint64_t compact_near(struct compact_job *J, const struct grid *gr, void *xv, float *tv,
-			     int f64, uint64_t lo, uint64_t n)
-{
-	const size_t xs = f64 ? 3 * sizeof(double) : 3 * sizeof(float);
-	const unsigned parts = sm__pl_threads() < SPLIT_STRIPES ? sm__pl_threads() : SPLIT_STRIPES;
-	uint64_t front;
-	unsigned s;
-
-	memset(J, 0, sizeof(*J));
-	J->gr = gr;
-	J->x = (unsigned char *)xv + xs * lo;
-	J->t = tv + lo;
-	J->f64 = f64;
-	J->stripes = parts;
-	for (s = 0; s <= J->stripes; s++)
-		J->edge[s] = n * s / J->stripes;
-	atomic_init(&J->next, 0);
-	sm__pl_parallel(compact_part, J, parts);
-	front = J->kept[0];
-	for (s = 1; s < J->stripes; s++) {
-		J->front[s] = front;
-		if (front + J->kept[s] <= J->edge[s] && parts > 1) {
-			copy_apart(J, J->x + xs * front, J->x + xs * J->edge[s], xs * J->kept[s], parts);
-			copy_apart(J, (unsigned char *)(J->t + front),
-				   (const unsigned char *)(J->t + J->edge[s]), J->kept[s] * sizeof(float),
-				   parts);
-		} else {
-			memmove(J->x + xs * front, J->x + xs * J->edge[s], xs * J->kept[s]);
-			memmove(J->t + front, J->t + J->edge[s], J->kept[s] * sizeof(float));
-		}
-		front += J->kept[s];
-	}
-	return front;
-}
-
-/* Stripe s's near rows (at J->front[s], J->kept[s] of them) to their x slabs' next places
- * J->slab[s][c], rows from J->x (the near rows' space is J->gap rows further on). */
-static ALWAYS_INLINE void scatter_stripe(struct compact_job *J, unsigned s, const int f64)
-{
-	const size_t xs = f64 ? 3 * sizeof(double) : 3 * sizeof(float);
-	const uint64_t a = J->front[s], b = a + J->kept[s];
-	uint64_t *pos = J->slab[s], i;
-	uint32_t bx[BUCKET_RUN];
-
-	for (i = a; i < b; i += BUCKET_RUN) {
-		const uint64_t m = b - i < BUCKET_RUN ? b - i : BUCKET_RUN;
-		uint64_t j;
-
-		sm__pl_grid_bins(J->gr, J->x + xs * i, f64, 0, m, bx, NULL, NULL);
-		for (j = 0; j < m; j++) {
-			const uint64_t p = pos[bx[j]]++;
-
-			memcpy(J->x + xs * p, J->x + xs * (i + j), xs);
-			J->t[p] = J->t[i + j];
-		}
-	}
-}
-
-static void scatter_part(void *arg, unsigned part, unsigned parts)
-{
-	struct compact_job *J = arg;
-	unsigned s;
-
-	(void)part;
-	(void)parts;
-	while ((s = atomic_fetch_add(&J->next, 1)) < J->stripes) {
-		if (J->f64)
-			scatter_stripe(J, s, 1);
-		else
-			scatter_stripe(J, s, 0);
-	}
-}
-
-/* The nnear compacted rows into their x slabs behind them, at [lo + nnear, lo + 2 nnear) (the far
- * rows' space, not kept), each slab's rows in their order: bounds[c] (c = 0..g) where slab c
- * begins there. */
-static void slabs_apart(struct compact_job *J, uint64_t *bounds, uint64_t lo, uint64_t nnear)
-{
-	const uint64_t g = J->gr->g;
-	uint64_t c, sum = nnear;
-	unsigned s;
-
-	for (c = 0; c < g; c++) {
-		bounds[c] = lo + sum;
-		for (s = 0; s < J->stripes; s++) {
-			const uint64_t k = J->slab[s][c];
-
-			J->slab[s][c] = sum;
-			sum += k;
-		}
-	}
-	bounds[g] = lo + sum;
-	atomic_store(&J->next, 0);
-	sm__pl_parallel(scatter_part, J, J->stripes);
-}
 
 /* 1 when fewer than three fifths of every SPARSE_STEP-th row of [lo, lo + n) are near. */
 static int near_few(const struct grid *gr, const void *xv, int f64, uint64_t lo, uint64_t n)
@@ -947,14 +469,11 @@ void sm__pl_distribute(const struct grid *gr, void *x, float *t, int f64, const 
 void sm__pl_split_near(const struct grid *gr, void *x, float *t, int f64, uint64_t *bounds,
 		       uint64_t lo, uint64_t n)
 {
-	struct compact_job J;
 	uint64_t nnear;
 
 	if (n >= SPLIT_PARALLEL_MIN_ROWS && near_few(gr, x, f64, lo, n)) {
-		nnear = compact_near(&J, gr, x, t, f64, lo, n);
-		if (nnear <= n - nnear)
-			slabs_apart(&J, bounds, lo, nnear);
-		else if (!stripes_pass(gr, x, t, f64, 0, bounds, lo, nnear))
+		if (!sm__pl_compact_near(gr, x, t, f64, bounds, lo, n, &nnear) &&
+		    !stripes_pass(gr, x, t, f64, 0, bounds, lo, nnear))
 			sm__pl_distribute(gr, x, t, f64, NULL, bounds, lo, nnear, 1, 0);
 		bounds[gr->g + 1] = lo + n;
 		return;

@@ -84,6 +84,13 @@ void sm__pl_axis_cover(const struct grid *gr, double c, double r, struct axis_ra
 void sm__pl_distribute(const struct grid *gr, void *x, float *t, int f64, const uint64_t *start,
 		       uint64_t *bounds, uint64_t lo, uint64_t n, uint64_t stride, int axis);
 
+/* build_index_compact.c: the near rows of [lo, lo + n) compacted to [lo, lo + *nnear) in their
+ * order, the far rows not kept; then, when the far rows were at least as many, the near rows
+ * into their x slabs in the far rows' space right behind them, bounds[c] (c = 0..g) where slab c
+ * begins there, and 1 is returned; else 0 (the caller makes the slabs). */
+int sm__pl_compact_near(const struct grid *gr, void *x, float *t, int f64, uint64_t *bounds,
+			uint64_t lo, uint64_t n, uint64_t *nnear);
+
 /* The same pass with g + 1 buckets: rows whose grid cell is flagged in gr->cover (near) into the
  * g buckets of their x slab, the others (far) into the last; bounds[0..g+1] receive the
  * buckets' boundaries (bounds[g]: where the far rows begin, bounds[g + 1] = lo + n). From
