@@ -189,7 +189,7 @@ static void test_split_stripes(void **state)
 }
 
 /* The compacting way: pct percent of the rows near (spread without a period, so that the way's
- * sampling of every 64th row sees as many), in slab i % G, the others far; n rows. */
+ * sampling of every 1024th row sees as many), in slab i % G, the others far; n rows. */
 static int some_near(uint64_t i, unsigned pct)
 {
 	return (uint32_t)(i * 2654435761u) % 100u < pct;

@@ -94,7 +94,7 @@ int sm__pl_compact_near(const struct grid *gr, void *x, float *t, int f64, uint6
 /* The same pass with g + 1 buckets: rows whose grid cell is flagged in gr->cover (near) into the
  * g buckets of their x slab, the others (far) into the last; bounds[0..g+1] receive the
  * buckets' boundaries (bounds[g]: where the far rows begin, bounds[g + 1] = lo + n). From
- * 131,072 rows, when fewer than three fifths of every 64th row are near, the far rows are not
+ * 131,072 rows, when fewer than three fifths of every 1024th row are near, the far rows are not
  * kept: [lo, bounds[0]) and [bounds[g], bounds[g + 1]) then hold what the compaction of the near
  * rows left there, bounds[0] being lo, or lo + the number of near rows when the far rows were at
  * least as many (their slabs made behind the compacted rows; build_index_sort.c). */
