@@ -14,6 +14,8 @@
  * far rows, not kept, were as many, else in place): checked for the boundaries and the near rows
  * alone.
  *
+ * A slab sorted back out of place (build_index_slab.c) is checked the same way, cell by cell.
+ *
  * Also the grid indices four rows at a time (sm__pl_grid_bins with AVX2, where the CPU has it)
  * and the near split's buckets eight rows at a time (sm__pl_near_buckets), in float arithmetic
  * where it is exact and in double, against the one-row arithmetic (sm__pl_axis_bin and the cover
@@ -217,6 +219,89 @@ static void test_split_sparse(void **state)
 	check_split_sparse(1000003, 1, 40);
 	check_split_sparse(1000003, 0, 55); /* more near rows than far: their slabs in place */
 	check_split_sparse(1000003, 1, 55);
+}
+
+/* A slab sorted back out of place (sm__pl_sort_slab_apart, build_index_slab.c): n rows of slab 5
+ * of the G grid at [a + gap, a + gap + n), random y and z (some grid cells empty, others holding
+ * many rows), the row's identity in its temperature; then every grid cell's range [st[c],
+ * st[c + 1]) (the last ending at a + n) starts at a, holds rows of that cell only, in the order
+ * they had (the identities ascending), and every row is there once, coordinates and temperature
+ * together; float32 and float64, an empty slab too. */
+static void check_slab_apart(uint64_t n, int f64, unsigned seed)
+{
+	const struct grid gr = make_grid();
+	const size_t xs = f64 ? 3 * sizeof(double) : 3 * sizeof(float);
+	const uint64_t a = 1000, gap = n + 17, total = a + gap + n;
+	unsigned char *x = calloc(total, xs), *seen = calloc(n + 1, 1);
+	float *t = calloc(total, sizeof(float));
+	uint64_t *st = calloc(G * G, sizeof(uint64_t)), *pos = calloc(G * G, sizeof(uint64_t));
+	uint64_t i, c;
+
+	assert_non_null(x);
+	assert_non_null(seen);
+	assert_non_null(t);
+	assert_non_null(st);
+	assert_non_null(pos);
+	for (i = 0; i < n; i++) {
+		double p[3];
+
+		seed = seed * 1103515245u + 12345u;
+		p[0] = 5.5;
+		p[1] = (double)((seed >> 8) % 7 * 9 % G) + 0.25; /* 7 rows of y only */
+		p[2] = (double)((seed >> 16) % G) + 0.75;
+		if (f64) {
+			memcpy(x + xs * (a + gap + i), p, xs);
+		} else {
+			const float q[3] = {(float)p[0], (float)p[1], (float)p[2]};
+
+			memcpy(x + xs * (a + gap + i), q, xs);
+		}
+		t[a + gap + i] = (float)i;
+	}
+	sm__pl_sort_slab_apart(&gr, x, t, f64, st, pos, a + gap, a + gap + n, gap);
+	assert_int_equal(st[0], a);
+	for (c = 0; c < G * G; c++) {
+		const uint64_t end = c + 1 < G * G ? st[c + 1] : a + n;
+		int64_t last = -1;
+
+		assert_true(st[c] <= end && end <= a + n);
+		for (i = st[c]; i < end; i++) {
+			double p[3];
+			const uint64_t id = (uint64_t)t[i];
+
+			if (f64) {
+				memcpy(p, x + xs * i, xs);
+			} else {
+				float q[3];
+
+				memcpy(q, x + xs * i, xs);
+				p[0] = q[0];
+				p[1] = q[1];
+				p[2] = q[2];
+			}
+			assert_true((uint64_t)p[1] * G + (uint64_t)p[2] == c && p[0] == 5.5);
+			assert_true(id < n && (float)id == t[i] && (int64_t)id > last);
+			assert_int_equal(seen[id], 0);
+			seen[id] = 1;
+			last = (int64_t)id;
+		}
+	}
+	for (i = 0; i < n; i++)
+		assert_int_equal(seen[i], 1);
+	free(x);
+	free(seen);
+	free(t);
+	free(st);
+	free(pos);
+}
+
+static void test_slab_apart(void **state)
+{
+	(void)state;
+	check_slab_apart(0, 0, 1u);
+	check_slab_apart(1, 1, 2u);
+	check_slab_apart(70001, 0, 3u);
+	check_slab_apart(70001, 1, 4u);
 }
 
 /* The 67-cell grid over a 75,000 box (1e7 cells' side) with the cover given, and n rows of
@@ -441,6 +526,7 @@ int main(void)
 		cmocka_unit_test(test_split_one_pass),
 		cmocka_unit_test(test_split_stripes),
 		cmocka_unit_test(test_split_sparse),
+		cmocka_unit_test(test_slab_apart),
 		cmocka_unit_test(test_grid_bins_avx2),
 		cmocka_unit_test(test_near_buckets_avx2),
 		cmocka_unit_test(test_float_bins_sweep),

@@ -1,29 +1,30 @@
 /*
  * Stage build_index of the serial run (--select index; docs/MODEL.md): a uniform grid of g^3 cells
- * over the box, g = sm_model_grid_side(N). First the grid cells some halo's sphere scan will visit
- * are flagged (a bit each, in index_cell_fill's first g^3 / 8 + 1 bytes); then one distribution
- * pass over all cells (sm__pl_split_near) moves the cells lying in flagged grid cells (near) to the
- * front, already in their x slabs, and the others behind them, unsorted and in no grid cell's
- * range; or, when fewer than three fifths are near (at TNG scale a few percent of the cells lie
- * near the selected halos, in the mock 45 %), the near cells are compacted to the front first and
- * only they distributed into their slabs, the others not kept: in place, or, when the far cells
- * were at least as many, into the far cells' space right behind the compacted ones, where the
- * index then begins (build_index_sort.c). Then Coordinates
- * and temperature of each slab's near cells are permuted in place into grid-cell order by an MSD
- * radix sort (y rows inside a slab, then z cells inside a row), the slabs shared out to the worker
- * threads, each level an in-place block distribution (sm__pl_distribute, build_index_sort.c).
- * Each pass finds its buckets' sizes itself (the block distribution's classification counts them)
- * and writes them as index_cell_start entries: slabs, then rows, then cells, so there is no
- * separate counting pass over the cells. No per-cell memory besides the two arrays the model names
- * (index_cell_fill holds the cover flags). The near split and the x slabs are one pass since
- * 2026-11 (before: a two-bucket split on the worker threads, its parts' near rows then closed
- * up by swapping, then the x-slab pass over the near rows; one thread, 1e7 cells, median of 9:
- * build_index 0.231 -> 0.212 s); its classification, most of its time, on the worker threads in
- * 8 fixed stripes since 2026-12-01 (sm__pl_split_near, from 131,072 cells; 11 idle-gated
- * interleaved pairs at 1e7 cells on 2 CPUs: build_index 0.683 of its time, the same CPU time);
- * the rows' buckets found in runs before they move, eight float32 rows an instruction with AVX2
- * (sm__pl_near_buckets), and blocks of 128 KiB of buffers instead of 64 since the session after
- * (build_index 0.970, 0.859 and 0.915 of its time, one after the other).
+ * over the box, g = sm_model_grid_side(N), and Coordinates and temperature of the cells some
+ * halo's sphere scan will visit (near) put in grid-cell order in place, index_cell_start[c] where
+ * grid cell c's rows begin. No per-cell memory besides the two arrays the model names:
+ *   1. the grid cells the scans visit are flagged, a bit each, in index_cell_fill's first
+ *      g^3 / 8 + 1 bytes;
+ *   2. the near split (sm__pl_split_near, build_index_sort.c) puts the near rows into their x
+ *      slabs. Unless three fifths of the rows are near (at TNG scale a few percent of the cells
+ *      lie near the selected halos, in the mock 45 %), the near rows are compacted first and the
+ *      others not kept (build_index_compact.c), the slabs then made in the far rows' space right
+ *      behind the compacted rows when the far rows were at least as many, else in place; with
+ *      more near rows, one in-place distribution of all rows, the far rows behind the near;
+ *   3. each slab into grid-cell order, the slabs shared out to the worker threads: slabs made
+ *      behind go back into the compacted rows' place by one counting pass each
+ *      (build_index_slab.c, its counters behind the cover flags in index_cell_fill), the others
+ *      by an in-place MSD radix sort, y rows inside the slab and then z cells inside a row, each
+ *      level an in-place block distribution that counts its buckets itself (sm__pl_distribute).
+ * Since 2026-11: the near split and the x slabs one pass (one thread, 1e7 cells, median of 9:
+ * build_index 0.231 -> 0.212 s); the classification on the worker threads in stripes (11
+ * idle-gated interleaved pairs: 0.683 of the time); the rows' buckets found in runs before they
+ * move, eight float32 rows an instruction with AVX2; 128 KiB block buffers. Since 2026-12-02:
+ * float arithmetic for the grid indices, compaction up to three fifths near, the slabs made
+ * behind (the figures in grid_bins.c, build_index_compact.c); and step 3's counting pass for
+ * slabs made behind instead of the in-place sort (one binary, alternating runs, 30 halos):
+ * build_index 0.0864 -> 0.0805 s and 0.0800 -> 0.0729 s at 1e7 cells (12 and 14 runs each; a
+ * third set of 10 on a busier machine gave 0.0975 -> 0.0998 s), 0.0091 -> 0.0077 s at 1e6 (14).
  *
  * The distributed run's build_index (the halo index) is in build_index_halos.c.
  */
@@ -34,17 +35,19 @@
 #include "grid.h"
 #include "run.h"
 
-/* build_index's parallel parts. The near split, into x slabs, classifies its stripes on the worker
- * threads and finds the slab boundaries itself (index_cell_start[s g^2]); then all parts take slabs one at a time and sort
- * each into rows and the rows into cells, the passes writing the slab's index_cell_start
- * entries. A slab's cells and entries are its own, and its order does not depend on who sorts
- * it. */
+/* build_index's parallel parts (step 3): all parts take slabs one at a time, each sorting its
+ * slab and writing the slab's index_cell_start entries. A slab's cells and entries are its own,
+ * and its order does not depend on who sorts it. */
 struct index_job {
 	const struct grid *gr;
 	void *x;
 	float *t;
 	int f64;
 	uint64_t *start;
+	/* gap > 0: the slabs, made gap rows further on, sorted back out of place
+	 * (sm__pl_sort_slab_apart) between the near split's bounds, each part with g^2 words of
+	 * pos */
+	uint64_t gap, *bound, *pos;
 	atomic_uint_fast64_t next;
 };
 
@@ -62,11 +65,17 @@ static void slab_part(void *arg, unsigned part, unsigned parts)
 	uint64_t g = J->gr->g, g2 = g * g, sl, y;
 	uint64_t rows[SM_MODEL_GRID_MAX_SIDE + 1];
 
-	(void)part;
 	(void)parts;
 	while ((sl = atomic_fetch_add(&J->next, 1)) < g) {
-		uint64_t *st = J->start + sl * g2;
-		uint64_t a = st[0], b = st[g2];
+		uint64_t *st = J->start + sl * g2, a, b;
+
+		if (J->gap > 0) { /* the entries st[0..g^2) are the slab's own to write */
+			sm__pl_sort_slab_apart(J->gr, J->x, J->t, J->f64, st, J->pos + part * g2,
+					       J->bound[sl], J->bound[sl + 1], J->gap);
+			continue;
+		}
+		a = st[0];
+		b = st[g2];
 
 		/* The rows' and cells' boundaries are the distribution passes' own counts (bounds
 		 * mode): the slab's rows into a local table first, since st[g2] is the next slab's
@@ -176,11 +185,11 @@ static void mark_cover(const struct run *R, unsigned char *cover)
  * its classification in stripes on the worker threads from 131,072 cells): the slab boundaries
  * into index_cell_start[s g^2] (s = 0..g, the last where the near rows end). Returns the number
  * of near rows. */
-static uint64_t split_near_slabs(struct run *R)
+static uint64_t split_near_slabs(struct run *R, uint64_t *b)
 {
 	const struct grid *gr = &R->grid;
 	const int f64 = R->pt == SM_DTYPE_F64;
-	uint64_t g = gr->g, g2 = g * g, b[SM_MODEL_GRID_MAX_SIDE + 2], c;
+	uint64_t g = gr->g, g2 = g * g, c;
 
 	sm__pl_split_near(gr, R->coords, R->temp, f64, b, 0, R->n);
 	for (c = 0; c <= g; c++)
@@ -191,7 +200,10 @@ static uint64_t split_near_slabs(struct run *R)
 int sm__pl_build_index(struct run *R)
 {
 	uint64_t g = sm_model_grid_side(R->n), m = g * g * g, nnear;
+	const uint64_t cover_words = (m / 8 + 1 + 3 + 7) / 8; /* the flags, 3 bytes read past */
+	uint64_t bound[SM_MODEL_GRID_MAX_SIDE + 2];
 	struct index_job J;
+	unsigned parts;
 	int rc;
 
 	R->grid.g = g;
@@ -208,18 +220,28 @@ int sm__pl_build_index(struct run *R)
 	mark_cover(R, (unsigned char *)R->cfill);
 	R->grid.cover = (const unsigned char *)R->cfill;
 	memset(R->cstart, 0, 8 * (m + 1));
-	nnear = split_near_slabs(R);
+	nnear = split_near_slabs(R, bound);
 	R->r->indexed_cells = nnear;
 	if ((rc = sm__pl_cancelled(R)) != 0)
 		return rc;
+	parts = nnear >= 65536 ? sm__pl_threads() : 1;
 	memset(&J, 0, sizeof(J));
 	J.gr = &R->grid;
 	J.x = R->coords;
 	J.t = R->temp;
 	J.f64 = R->pt == SM_DTYPE_F64;
 	J.start = R->cstart;
+	/* Slabs made behind the compacted rows (bound[0] > 0): sorted back out of place, the
+	 * parts' counters in index_cell_fill behind the cover flags. */
+	if (bound[0] > 0 && (m - cover_words) / (g * g) >= parts) {
+		J.gap = bound[0];
+		J.bound = bound;
+		J.pos = R->cfill + cover_words;
+	}
 	atomic_init(&J.next, 0);
-	sm__pl_parallel(slab_part, &J, nnear >= 65536 ? sm__pl_threads() : 1);
+	sm__pl_parallel(slab_part, &J, parts);
+	if (J.gap > 0)
+		R->cstart[m] = bound[g] - J.gap;
 	sm__pl_pfree(R, &R->cfill);
 	sm__pl_progress(R, SM_STAGE_BUILD_INDEX, -1, R->n, R->n);
 	sm__pl_stage_end(R);

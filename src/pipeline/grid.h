@@ -84,6 +84,13 @@ void sm__pl_axis_cover(const struct grid *gr, double c, double r, struct axis_ra
 void sm__pl_distribute(const struct grid *gr, void *x, float *t, int f64, const uint64_t *start,
 		       uint64_t *bounds, uint64_t lo, uint64_t n, uint64_t stride, int axis);
 
+/* The rows [a, b) of one x slab of x and t into grid-cell order, out of place: into rows
+ * [a - gap, b - gap), whose contents are not kept (build_index_slab.c). st[y g + z] (y, z < g)
+ * receives where grid cell (y, z) of the slab begins there; pos: g^2 words of scratch. The rows
+ * of a grid cell keep their order. */
+void sm__pl_sort_slab_apart(const struct grid *gr, void *x, float *t, int f64, uint64_t *st,
+			    uint64_t *pos, uint64_t a, uint64_t b, uint64_t gap);
+
 /* build_index_compact.c: the near rows of [lo, lo + n) compacted to [lo, lo + *nnear) in their
  * order, the far rows not kept; then, when the far rows were at least as many, the near rows
  * into their x slabs in the far rows' space right behind them, bounds[c] (c = 0..g) where slab c
