@@ -68,6 +68,21 @@ static void place(double *p, uint64_t b, uint64_t i)
 	p[2] = (double)(i % G) + 0.75;
 }
 
+/* Row i of x (3 coordinates, double when f64, else float) as doubles. */
+static void row_at(const unsigned char *x, uint64_t i, int f64, double p[3])
+{
+	if (f64) {
+		memcpy(p, x + 3 * sizeof(double) * i, 3 * sizeof(double));
+	} else {
+		float f[3];
+
+		memcpy(f, x + 3 * sizeof(float) * i, sizeof(f));
+		p[0] = f[0];
+		p[1] = f[1];
+		p[2] = f[2];
+	}
+}
+
 /* The buckets of n rows: row i's bucket in bkt[i]. Each stripe of `stripe` rows (the last the
  * rest) first takes B - 1 rows of every bucket, then whole blocks of bucket (i / B) % (G + 1), so
  * that each stripe ends with nearly B - 1 partial rows in every bucket. */
@@ -132,16 +147,7 @@ static uint64_t split_and_check(uint64_t n, int f64, const uint64_t *bkt, uint64
 			double p[3], q[3];
 			uint64_t id = (uint64_t)t[i];
 
-			if (f64) {
-				memcpy(p, x + xs * i, xs);
-			} else {
-				float f[3];
-
-				memcpy(f, x + xs * i, xs);
-				p[0] = f[0];
-				p[1] = f[1];
-				p[2] = f[2];
-			}
+			row_at(x, i, f64, p);
 			assert_int_equal(bucket_of_row(p), c);
 			assert_true(id < n && (float)id == t[i] && bkt[id] == c);
 			assert_int_equal(seen[id], 0);
@@ -269,16 +275,7 @@ static void check_slab_apart(uint64_t n, int f64, unsigned seed)
 			double p[3];
 			const uint64_t id = (uint64_t)t[i];
 
-			if (f64) {
-				memcpy(p, x + xs * i, xs);
-			} else {
-				float q[3];
-
-				memcpy(q, x + xs * i, xs);
-				p[0] = q[0];
-				p[1] = q[1];
-				p[2] = q[2];
-			}
+			row_at(x, i, f64, p);
 			assert_true((uint64_t)p[1] * G + (uint64_t)p[2] == c && p[0] == 5.5);
 			assert_true(id < n && (float)id == t[i] && (int64_t)id > last);
 			assert_int_equal(seen[id], 0);

@@ -39,6 +39,7 @@ struct compact_job {
 	unsigned char *x;
 	float *t;
 	int f64;
+	int scatter; /* 0: the compaction's pass, 1: slabs_apart's */
 	unsigned stripes;
 	uint64_t edge[COMPACT_STRIPES + 1], kept[COMPACT_STRIPES];
 	uint64_t front[COMPACT_STRIPES]; /* where each stripe's near rows are after the close-up */
@@ -108,7 +109,33 @@ static ALWAYS_INLINE void compact_stripe(struct compact_job *J, unsigned s, cons
 	J->kept[s] = w;
 }
 
-static void compact_part(void *arg, unsigned part, unsigned parts)
+
+/* Stripe s's near rows (at J->front[s], J->kept[s] of them) to their x slabs' next places
+ * J->slab[s][c], rows from J->x (the near rows' space is J->gap rows further on). */
+static ALWAYS_INLINE void scatter_stripe(struct compact_job *J, unsigned s, const int f64)
+{
+	const size_t xs = f64 ? 3 * sizeof(double) : 3 * sizeof(float);
+	const uint64_t a = J->front[s], b = a + J->kept[s];
+	uint64_t *pos = J->slab[s], i;
+	uint32_t bx[COMPACT_RUN];
+
+	for (i = a; i < b; i += COMPACT_RUN) {
+		const uint64_t m = b - i < COMPACT_RUN ? b - i : COMPACT_RUN;
+		uint64_t j;
+
+		sm__pl_grid_bins(J->gr, J->x + xs * i, f64, 0, m, bx, NULL, NULL);
+		for (j = 0; j < m; j++) {
+			const uint64_t p = pos[bx[j]]++;
+
+			memcpy(J->x + xs * p, J->x + xs * (i + j), xs);
+			J->t[p] = J->t[i + j];
+		}
+	}
+}
+
+/* The stripes, taken one at a time as threads come free: compacted, or (J->scatter) their rows
+ * sent to their x slabs. */
+static void stripe_part(void *arg, unsigned part, unsigned parts)
 {
 	struct compact_job *J = arg;
 	unsigned s;
@@ -116,7 +143,11 @@ static void compact_part(void *arg, unsigned part, unsigned parts)
 	(void)part;
 	(void)parts;
 	while ((s = atomic_fetch_add(&J->next, 1)) < J->stripes) {
-		if (J->f64)
+		if (J->scatter && J->f64)
+			scatter_stripe(J, s, 1);
+		else if (J->scatter)
+			scatter_stripe(J, s, 0);
+		else if (J->f64)
 			compact_stripe(J, s, 1);
 		else
 			compact_stripe(J, s, 0);
@@ -164,7 +195,7 @@ static uint64_t compact_near(struct compact_job *J, const struct grid *gr, void 
 	for (s = 0; s <= J->stripes; s++)
 		J->edge[s] = n * s / J->stripes;
 	atomic_init(&J->next, 0);
-	sm__pl_parallel(compact_part, J, parts);
+	sm__pl_parallel(stripe_part, J, parts);
 	front = J->kept[0];
 	for (s = 1; s < J->stripes; s++) {
 		J->front[s] = front;
@@ -180,44 +211,6 @@ static uint64_t compact_near(struct compact_job *J, const struct grid *gr, void 
 		front += J->kept[s];
 	}
 	return front;
-}
-
-/* Stripe s's near rows (at J->front[s], J->kept[s] of them) to their x slabs' next places
- * J->slab[s][c], rows from J->x (the near rows' space is J->gap rows further on). */
-static ALWAYS_INLINE void scatter_stripe(struct compact_job *J, unsigned s, const int f64)
-{
-	const size_t xs = f64 ? 3 * sizeof(double) : 3 * sizeof(float);
-	const uint64_t a = J->front[s], b = a + J->kept[s];
-	uint64_t *pos = J->slab[s], i;
-	uint32_t bx[COMPACT_RUN];
-
-	for (i = a; i < b; i += COMPACT_RUN) {
-		const uint64_t m = b - i < COMPACT_RUN ? b - i : COMPACT_RUN;
-		uint64_t j;
-
-		sm__pl_grid_bins(J->gr, J->x + xs * i, f64, 0, m, bx, NULL, NULL);
-		for (j = 0; j < m; j++) {
-			const uint64_t p = pos[bx[j]]++;
-
-			memcpy(J->x + xs * p, J->x + xs * (i + j), xs);
-			J->t[p] = J->t[i + j];
-		}
-	}
-}
-
-static void scatter_part(void *arg, unsigned part, unsigned parts)
-{
-	struct compact_job *J = arg;
-	unsigned s;
-
-	(void)part;
-	(void)parts;
-	while ((s = atomic_fetch_add(&J->next, 1)) < J->stripes) {
-		if (J->f64)
-			scatter_stripe(J, s, 1);
-		else
-			scatter_stripe(J, s, 0);
-	}
 }
 
 /* The nnear compacted rows into their x slabs behind them, at [lo + nnear, lo + 2 nnear) (the far
@@ -240,7 +233,8 @@ static void slabs_apart(struct compact_job *J, uint64_t *bounds, uint64_t lo, ui
 	}
 	bounds[g] = lo + sum;
 	atomic_store(&J->next, 0);
-	sm__pl_parallel(scatter_part, J, J->stripes);
+	J->scatter = 1;
+	sm__pl_parallel(stripe_part, J, J->stripes);
 }
 
 int sm__pl_compact_near(const struct grid *gr, void *x, float *t, int f64, uint64_t *bounds,
