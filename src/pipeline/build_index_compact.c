@@ -43,7 +43,8 @@ struct compact_job {
 	unsigned stripes;
 	uint64_t edge[COMPACT_STRIPES + 1], kept[COMPACT_STRIPES];
 	uint64_t front[COMPACT_STRIPES]; /* where each stripe's near rows are after the close-up */
-	uint64_t slab[COMPACT_STRIPES][SM_MODEL_GRID_MAX_SIDE]; /* the near rows of each stripe and x slab */
+	/* each stripe's near rows in every x slab; then (slabs_apart) where the next one goes */
+	uint64_t slab[COMPACT_STRIPES][SM_MODEL_GRID_MAX_SIDE];
 	atomic_uint next;
 	/* the close-up's copy on the worker threads: n bytes from src to dst, which do not meet */
 	unsigned char *dst;
