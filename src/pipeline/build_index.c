@@ -44,10 +44,11 @@ struct index_job {
 	float *t;
 	int f64;
 	uint64_t *start;
+	/* slab s's rows as the near split made them: [bound[s], bound[s + 1]) */
+	const uint64_t *bound;
 	/* gap > 0: the slabs, made gap rows further on, sorted back out of place
-	 * (sm__pl_sort_slab_apart) between the near split's bounds, each part with g^2 words of
-	 * pos */
-	uint64_t gap, *bound, *pos;
+	 * (sm__pl_sort_slab_apart), each part with g^2 words of pos */
+	uint64_t gap, *pos;
 	atomic_uint_fast64_t next;
 };
 
@@ -67,19 +68,18 @@ static void slab_part(void *arg, unsigned part, unsigned parts)
 
 	(void)parts;
 	while ((sl = atomic_fetch_add(&J->next, 1)) < g) {
-		uint64_t *st = J->start + sl * g2, a, b;
+		/* the entries st[0..g^2) are the slab's own to write; st[g2] is the next slab's */
+		uint64_t *st = J->start + sl * g2;
+		const uint64_t a = J->bound[sl], b = J->bound[sl + 1];
 
-		if (J->gap > 0) { /* the entries st[0..g^2) are the slab's own to write */
-			sm__pl_sort_slab_apart(J->gr, J->x, J->t, J->f64, st, J->pos + part * g2,
-					       J->bound[sl], J->bound[sl + 1], J->gap);
+		if (J->gap > 0) {
+			sm__pl_sort_slab_apart(J->gr, J->x, J->t, J->f64, st, J->pos + part * g2, a, b,
+					       J->gap);
 			continue;
 		}
-		a = st[0];
-		b = st[g2];
-
 		/* The rows' and cells' boundaries are the distribution passes' own counts (bounds
 		 * mode): the slab's rows into a local table first, since st[g2] is the next slab's
-		 * st[0], which another part may be reading. */
+		 * st[0], which another part may be writing. */
 		distribute_counted(J, rows, a, b - a, 1, 1);
 		for (y = 0; y < g; y++)
 			st[y * g] = rows[y];
@@ -180,23 +180,6 @@ static void mark_cover(const struct run *R, unsigned char *cover)
 	}
 }
 
-/* Near rows (in grid cells some sphere scan visits) into their x slabs at the front (or right
- * behind the place they were compacted to), far rows behind them or not kept (sm__pl_split_near,
- * its classification in stripes on the worker threads from 131,072 cells): the slab boundaries
- * into index_cell_start[s g^2] (s = 0..g, the last where the near rows end). Returns the number
- * of near rows. */
-static uint64_t split_near_slabs(struct run *R, uint64_t *b)
-{
-	const struct grid *gr = &R->grid;
-	const int f64 = R->pt == SM_DTYPE_F64;
-	uint64_t g = gr->g, g2 = g * g, c;
-
-	sm__pl_split_near(gr, R->coords, R->temp, f64, b, 0, R->n);
-	for (c = 0; c <= g; c++)
-		R->cstart[c * g2] = b[c];
-	return b[g] - b[0];
-}
-
 int sm__pl_build_index(struct run *R)
 {
 	uint64_t g = sm_model_grid_side(R->n), m = g * g * g, nnear;
@@ -216,11 +199,14 @@ int sm__pl_build_index(struct run *R)
 	    (rc = sm__pl_palloc(R, &R->cfill, SM_ARRAY_INDEX_CELL_FILL, 8 * m)) != 0)
 		return rc;
 	/* Only cells some sphere scan can visit are sorted; index_cell_fill holds the cover flags
-	 * (a bit per grid cell: m / 8 + 1 bytes of its 8m). */
+	 * (a bit per grid cell: m / 8 + 1 bytes of its 8m). Near rows (in grid cells some sphere
+	 * scan visits) into their x slabs (sm__pl_split_near, its classification in stripes on the
+	 * worker threads from 131,072 cells), the slab boundaries into bound[0..g]; then every
+	 * entry of index_cell_start is written by the slabs' sorts, and the last here. */
 	mark_cover(R, (unsigned char *)R->cfill);
 	R->grid.cover = (const unsigned char *)R->cfill;
-	memset(R->cstart, 0, 8 * (m + 1));
-	nnear = split_near_slabs(R, bound);
+	sm__pl_split_near(&R->grid, R->coords, R->temp, R->pt == SM_DTYPE_F64, bound, 0, R->n);
+	nnear = bound[g] - bound[0];
 	R->r->indexed_cells = nnear;
 	if ((rc = sm__pl_cancelled(R)) != 0)
 		return rc;
@@ -231,17 +217,16 @@ int sm__pl_build_index(struct run *R)
 	J.t = R->temp;
 	J.f64 = R->pt == SM_DTYPE_F64;
 	J.start = R->cstart;
+	J.bound = bound;
 	/* Slabs made behind the compacted rows (bound[0] > 0): sorted back out of place, the
 	 * parts' counters in index_cell_fill behind the cover flags. */
 	if (bound[0] > 0 && (m - cover_words) / (g * g) >= parts) {
 		J.gap = bound[0];
-		J.bound = bound;
 		J.pos = R->cfill + cover_words;
 	}
 	atomic_init(&J.next, 0);
 	sm__pl_parallel(slab_part, &J, parts);
-	if (J.gap > 0)
-		R->cstart[m] = bound[g] - J.gap;
+	R->cstart[m] = bound[g] - J.gap;
 	sm__pl_pfree(R, &R->cfill);
 	sm__pl_progress(R, SM_STAGE_BUILD_INDEX, -1, R->n, R->n);
 	sm__pl_stage_end(R);

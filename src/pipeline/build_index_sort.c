@@ -38,18 +38,10 @@
 static ALWAYS_INLINE uint64_t bucket_of(const struct grid *gr, const unsigned char *x, int axis,
 					const int f64, const int cover)
 {
-	if (cover) {
-		const uint64_t bx = sm__pl_axis_bin(gr, f64 ? ((const double *)(const void *)x)[0]
-							   : ((const float *)(const void *)x)[0]);
-		const uint64_t by = sm__pl_axis_bin(gr, f64 ? ((const double *)(const void *)x)[1]
-							   : ((const float *)(const void *)x)[1]);
-		const uint64_t bz = sm__pl_axis_bin(gr, f64 ? ((const double *)(const void *)x)[2]
-							   : ((const float *)(const void *)x)[2]);
-
-		return sm__pl_covered(gr, (bx * gr->g + by) * gr->g + bz) ? bx : gr->g;
-	}
-	return sm__pl_axis_bin(gr, f64 ? ((const double *)(const void *)x)[axis]
-				       : ((const float *)(const void *)x)[axis]);
+	if (cover)
+		return sm__pl_near_bucket(gr, sm__pl_row_bin(gr, x, f64, 0),
+					  sm__pl_row_bin(gr, x, f64, 1), sm__pl_row_bin(gr, x, f64, 2));
+	return sm__pl_row_bin(gr, x, f64, axis);
 }
 
 /* Phase 1 finds its rows' buckets BUCKET_RUN at a time, in a loop of their own (the grid indices

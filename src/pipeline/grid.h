@@ -1,9 +1,11 @@
 /*
  * The serial run's spatial index (src/pipeline/ only): a uniform grid of g^3 cells over the box
- * (g = sm_model_grid_side(N)). build_index.c builds it: the cells near the selected halos are moved
- * to the front and sorted into grid-cell order in place by build_index_sort.c's block
- * distribution; select_sphere.c scans the grid cells a sphere covers. Both find a coordinate's
- * grid cell and a sphere's grid cells with the functions here, so they agree cell for cell.
+ * (g = sm_model_grid_side(N)). build_index.c builds it: the cells near the selected halos are
+ * put into grid-cell order within Coordinates and temperature (build_index_sort.c's block
+ * distribution, build_index_compact.c's compaction, build_index_slab.c's counting pass; the
+ * grid indices of many rows from grid_bins.c); select_sphere.c scans the grid cells a sphere
+ * covers. Both find a coordinate's grid cell and a sphere's grid cells with the functions here,
+ * so they agree cell for cell.
  */
 #ifndef SNAPMEM_PIPELINE_GRID_H
 #define SNAPMEM_PIPELINE_GRID_H
@@ -46,22 +48,36 @@ static inline int sm__pl_covered(const struct grid *gr, uint64_t key)
 	return (gr->cover[key >> 3] >> (key & 7)) & 1;
 }
 
+/* sm__pl_axis_bin of coordinate k of the row at r (3 values, double when f64, else float). */
+static inline uint64_t sm__pl_row_bin(const struct grid *gr, const void *r, int f64, int k)
+{
+	return sm__pl_axis_bin(gr, f64 ? ((const double *)r)[k] : ((const float *)r)[k]);
+}
+
+/* The near split's bucket of a row whose grid indices are bx, by, bz: its x slab when its grid
+ * cell is flagged in gr->cover (near), g when not (far). */
+static inline uint64_t sm__pl_near_bucket(const struct grid *gr, uint64_t bx, uint64_t by,
+					  uint64_t bz)
+{
+	return sm__pl_covered(gr, (bx * gr->g + by) * gr->g + bz) ? bx : gr->g;
+}
+
 /* Grid indices of rows [0, n) of x (3 coordinates a row, double when f64, else float), each
  * sm__pl_axis_bin's: along `axis` into bx (axis 0, 1 or 2), or all three into bx, by, bz (axis
- * 3). Four rows an instruction where the CPU has AVX2 and sm__pl_bins_avx2 is 1 (the default; 0
- * is the tests' switch to the one-row arithmetic, build_index_sort.c). */
+ * 3). Four or eight rows an instruction where the CPU has AVX2 and sm__pl_bins_avx2 is 1 (the
+ * default; 0 is the tests' switch to the one-row arithmetic; grid_bins.c). */
 void sm__pl_grid_bins(const struct grid *gr, const void *x, int f64, int axis, uint64_t n,
 		      uint32_t *bx, uint32_t *by, uint32_t *bz);
 extern int sm__pl_bins_avx2;
 /* 1 (the default): the eight-row loops find the grid indices in float arithmetic where that is
- * exact (build_index_sort.c's fbins8_f32), else in double; 0: always in double (the tests'
+ * exact (grid_bins.c's fbins8_f32), else in double; 0: always in double (the tests'
  * switch). Either way the indices are sm__pl_axis_bin's. */
 extern int sm__pl_bins_float;
 
-/* The near split's buckets of rows [0, n) (build_index_sort.c's bucket_of with the cover: the x slab
- * of a row whose grid cell is flagged in gr->cover, g when not): float32 rows eight an instruction
- * where the CPU has AVX2 and sm__pl_bins_avx2 is 1 (the cover read four bytes at a time: at least
- * 3 bytes past its last flag byte must be readable). */
+/* The near split's buckets of rows [0, n) (sm__pl_near_bucket's): float32 rows eight an
+ * instruction where the CPU has AVX2 and sm__pl_bins_avx2 is 1 (the cover read four bytes at a
+ * time: at least 3 bytes past its last flag byte must be readable), float64 rows' grid indices
+ * four at a time. */
 void sm__pl_near_buckets(const struct grid *gr, const void *x, int f64, uint64_t n, uint16_t *bk);
 
 /* Ranges of grid indices along one axis covering [c - r, c + r] (periodic, each index once). */
@@ -84,6 +100,16 @@ void sm__pl_axis_cover(const struct grid *gr, double c, double r, struct axis_ra
 void sm__pl_distribute(const struct grid *gr, void *x, float *t, int f64, const uint64_t *start,
 		       uint64_t *bounds, uint64_t lo, uint64_t n, uint64_t stride, int axis);
 
+/* The same pass with g + 1 buckets: rows whose grid cell is flagged in gr->cover (near) into the
+ * g buckets of their x slab, the others (far) into the last; bounds[0..g+1] receive the
+ * buckets' boundaries (bounds[g]: where the far rows begin, bounds[g + 1] = lo + n). From
+ * 131,072 rows, when fewer than three fifths of every 1024th row are near, the far rows are not
+ * kept: [lo, bounds[0]) and [bounds[g], bounds[g + 1]) then hold what the compaction of the near
+ * rows left there, bounds[0] being lo, or lo + the number of near rows when the far rows were at
+ * least as many (their slabs made behind the compacted rows; build_index_sort.c). */
+void sm__pl_split_near(const struct grid *gr, void *x, float *t, int f64, uint64_t *bounds,
+		       uint64_t lo, uint64_t n);
+
 /* The rows [a, b) of one x slab of x and t into grid-cell order, out of place: into rows
  * [a - gap, b - gap), whose contents are not kept (build_index_slab.c). st[y g + z] (y, z < g)
  * receives where grid cell (y, z) of the slab begins there; pos: g^2 words of scratch. The rows
@@ -97,16 +123,5 @@ void sm__pl_sort_slab_apart(const struct grid *gr, void *x, float *t, int f64, u
  * begins there, and 1 is returned; else 0 (the caller makes the slabs). */
 int sm__pl_compact_near(const struct grid *gr, void *x, float *t, int f64, uint64_t *bounds,
 			uint64_t lo, uint64_t n, uint64_t *nnear);
-
-/* The same pass with g + 1 buckets: rows whose grid cell is flagged in gr->cover (near) into the
- * g buckets of their x slab, the others (far) into the last; bounds[0..g+1] receive the
- * buckets' boundaries (bounds[g]: where the far rows begin, bounds[g + 1] = lo + n). From
- * 131,072 rows, when fewer than three fifths of every 1024th row are near, the far rows are not
- * kept: [lo, bounds[0]) and [bounds[g], bounds[g + 1]) then hold what the compaction of the near
- * rows left there, bounds[0] being lo, or lo + the number of near rows when the far rows were at
- * least as many (their slabs made behind the compacted rows; build_index_sort.c). */
-void sm__pl_split_near(const struct grid *gr, void *x, float *t, int f64, uint64_t *bounds,
-		       uint64_t lo, uint64_t n);
-
 
 #endif

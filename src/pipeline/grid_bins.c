@@ -240,10 +240,7 @@ void sm__pl_near_buckets(const struct grid *gr, const void *x, int f64, uint64_t
 
 		sm__pl_grid_bins(gr, (const unsigned char *)x + xs * i, f64, 3, m, bx, by, bz);
 		for (j = 0; j < m; j++)
-			bk[i + j] = (uint16_t)(sm__pl_covered(gr, ((uint64_t)bx[j] * gr->g + by[j]) *
-									  gr->g + bz[j])
-						       ? bx[j]
-						       : gr->g);
+			bk[i + j] = (uint16_t)sm__pl_near_bucket(gr, bx[j], by[j], bz[j]);
 	}
 }
 
@@ -265,9 +262,7 @@ void sm__pl_grid_bins(const struct grid *gr, const void *x, int f64, int axis, u
 			uint32_t *out = axis < 3 ? (k == axis ? bx : NULL) : k == 0 ? bx : k == 1 ? by : bz;
 
 			if (out != NULL)
-				out[i] = (uint32_t)sm__pl_axis_bin(
-					gr, f64 ? ((const double *)(const void *)r)[k]
-						: ((const float *)(const void *)r)[k]);
+				out[i] = (uint32_t)sm__pl_row_bin(gr, r, f64, k);
 		}
 	}
 }

@@ -396,12 +396,7 @@ static int write_rows(sm__pl_out *o, int j, hsize_t r, hsize_t n, const void *bu
 
 	for (k = 0; k < sp->rank; k++)
 		count[k] = k == 0 ? n : sp->dims[k];
-	start[0] = o->k + r;
-	if (start[0] >= o->rows || n > o->rows - start[0]) {
-		snprintf(o->why, sizeof(o->why), "row %llu beyond the %llu rows the file was created "
-			 "with", (unsigned long long)(start[0] + n - 1), (unsigned long long)o->rows);
-		return -1;
-	}
+	start[0] = o->k + r; /* within the extent: sm__pl_out_append_rows checked every row */
 	if (n > 1) {
 		mdims[0] = n;
 		mdims[1] = pitch > 0 ? pitch : sp->dims[1];
