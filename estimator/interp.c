@@ -276,7 +276,7 @@ static unsigned switches(const sm_model_options *o)
 		g |= SM_MODEL_GIVEN_SELECT;
 	if (o->temperature != SM_TEMP_IN_MEMORY)
 		g |= SM_MODEL_GIVEN_TEMPERATURE;
-	if (o->stream_block != 1048576u)
+	if (o->stream_block != SM_MODEL_STREAM_BLOCK_DEFAULT)
 		g |= SM_MODEL_GIVEN_STREAM_BLOCK;
 	if (o->mpi || o->ranks > 1)
 		g |= SM_MODEL_GIVEN_MPI;

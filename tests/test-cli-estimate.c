@@ -46,13 +46,13 @@ static void assert_contains(const char *hay, const char *needle)
 		fail_msg("output lacks '%s'", needle);
 }
 
-/* A rank of the TNG300-1 distributed run: jemalloc's size classes of the 37,565,840 bytes
- * stream_cells requests (the halo tables and index, 280 halos' sums, a block of 1,048,576 cells;
+/* A rank of the TNG300-1 distributed run: jemalloc's size classes of the 11,875,728 bytes
+ * stream_cells requests (the halo tables and index, 280 halos' sums, a block of 131,072 cells;
  * load_halos holds one catalogue chunk, 600,980 bytes) plus the MPI baseline; without jemalloc
  * (sanitizer builds) allocated = requested. */
 static json_int_t rank_total(void)
 {
-	return tu_sanitized() ? INT64_C(42693888) : INT64_C(42983792);
+	return tu_sanitized() ? INT64_C(17003776) : INT64_C(17293680);
 }
 
 static void assert_containsf(const char *hay, const char *fmt, ...)
@@ -267,9 +267,9 @@ static void test_node_mem(void **state)
 	assert_true(json_is_false(json_object_get(root, "fits")));
 	assert_int_equal(json_integer_value(json_object_get(root, "node_mem_bytes")),
 			 INT64_C(137438953472));
-	assert_int_equal(json_array_size(json_object_get(root, "alternatives")), 22);
+	assert_int_equal(json_array_size(json_object_get(root, "alternatives")), 28);
 	assert_int_equal(json_array_size(json_object_get(json_object_get(root, "verdict"),
-							 "fitting")), 6);
+							 "fitting")), 8);
 	assert_int_equal(json_integer_value(json_object_get(root, "ranks_needed")), 1);
 	assert_null(json_object_get(root, "mpi"));
 	json_decref(root);
@@ -295,7 +295,7 @@ static void test_node_mem(void **state)
 	r = tu_run("estimate", "--ranks", "2", "--node-mem", "128G", NULL);
 	assert_int_equal(r.status, 0);
 	assert_contains(r.out, "verdict: FITS — distributed (--mpi), positions float32, stream block "
-			"1048576, ranks 2");
+			"131072, ranks 2");
 	assert_contains(r.out, "2 ranks on 1 node");
 	tu_result_free(&r);
 	/* headroom: 10 % of 240 GiB leaves 216 GiB, under the need */
@@ -429,21 +429,21 @@ static void test_mpi_plan(void **state)
 	need = jint(j.out, "need_bytes", "");
 	rpn = jint(j.out, "mpi", "ranks_per_node");
 	assert_int_equal(rpn, (json_int_t)((UINT64_C(256) << 30) / (uint64_t)need));
-	if (!tu_sanitized()) /* 37,565,840 requested + the rank's resident baseline + PTEs */
-		assert_int_equal(need, INT64_C(64149624));
+	if (!tu_sanitized()) /* 11,875,728 requested + the rank's resident baseline + PTEs */
+		assert_int_equal(need, INT64_C(38409336));
 	r = tu_run("estimate", "--ranks", "64", "--node-mem", "256GiB", NULL);
 	assert_int_equal(r.status, 0);
 	assert_string_equal(r.err, "");
-	assert_contains(r.out, "distributed (--mpi), positions float32, stream block 1048576, ranks 64");
+	assert_contains(r.out, "distributed (--mpi), positions float32, stream block 131072, ranks 64");
 	assert_contains(r.out, "halo grid 27^3");
 	assert_contains(r.out, "64 ranks share 600 chunk files");
 	assert_contains(r.out, "an even split would be 225,855,035");  /* ceil(N / 64) */
 	/* load_halos: one catalogue chunk, Gc = ceil(17,625,892 / 600) = 29,377 groups, 20 Gc + 48 K
-	 * = 600,980 bytes; the peak is stream_cells' 37,565,840 */
+	 * = 600,980 bytes; the peak is stream_cells' 11,875,728 */
 	assert_contains(r.out, "600,980");
 	assert_contains(r.out, "29,377");
 	assert_contains(r.out, "ceil(Ngroups_Total / 600)");
-	assert_contains(r.out, "37,565,840");
+	assert_contains(r.out, "11,875,728");
 	assert_null(strstr(r.out, "17,625,892          70,503,568"));
 	assert_containsf(r.out, "every rank needs %s (%s B, resident with page tables) at its peak "
 			 "in stream_cells", iec(need, a, sizeof(a)), cli_commas(need, b, sizeof(b)));

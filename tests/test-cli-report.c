@@ -238,7 +238,7 @@ static void test_cli_end_to_end(void **state)
 
 		assert_non_null(sel);
 		assert_null(strstr(sel + 1, "--select"));
-		assert_non_null(strstr(r.err, "--stream-block 1048576 vs 4096"));
+		assert_non_null(strstr(r.err, "--stream-block 131072 vs 4096"));
 	}
 	assert_string_equal(r.out, "");
 	tu_result_free(&r);

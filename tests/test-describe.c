@@ -913,14 +913,15 @@ static void test_default(void **state)
 	assert_int_equal(sm_desc_check_setting(d, "select=grid", &err), SM_EINVAL);
 	sm_model_options_init(&o);
 	assert_int_equal(sm_est_variants(&o, 1, &v, &n, &err), 0);
-	assert_int_equal(n, 22);
+	assert_int_equal(n, 28);
 	assert_int_equal(v[0].mpi, 0);
 	assert_int_equal(v[1].temperature, SM_TEMP_STREAMING);
 	assert_int_equal(v[1].stream_block, 65536);
-	assert_int_equal(v[21].mpi, 1);
-	assert_int_equal(v[21].positions, SM_DTYPE_F64);
-	assert_int_equal(v[21].stream_block, 16777216);
-	sm_est_variant_label(&v[21], label, sizeof(label));
+	assert_int_equal(v[4].stream_block, 131072); /* the default, after the sweep's three */
+	assert_int_equal(v[26].mpi, 1);
+	assert_int_equal(v[26].positions, SM_DTYPE_F64);
+	assert_int_equal(v[26].stream_block, 16777216);
+	sm_est_variant_label(&v[26], label, sizeof(label));
 	assert_string_equal(label, "distributed/float64/index/in-memory/16777216");
 	free(v);
 	o.stream_block = 4096;

@@ -343,7 +343,7 @@ static void test_options(void **state)
 	assert_int_equal(o.positions, SM_DTYPE_F32);
 	assert_int_equal(o.select, SM_SELECT_INDEX);
 	assert_int_equal(o.temperature, SM_TEMP_IN_MEMORY);
-	assert_int_equal(o.stream_block, 1048576);
+	assert_int_equal(o.stream_block, 131072);
 	assert_int_equal(o.halos, -1);
 	assert_true(o.mass_min == 1e14);
 	assert_int_equal(o.ranks, 1);
@@ -402,7 +402,7 @@ static void test_override_and_ranks(void **state)
 	assert_true(e4.mpi);
 	assert_true(e4.options.mpi);
 	assert_null(stage(&e4, "load_gas_fields"));
-	assert_int_equal(array(stage(&e4, "stream_cells"), "InternalEnergy")->count, 1048576);
+	assert_int_equal(array(stage(&e4, "stream_cells"), "InternalEnergy")->count, 131072);
 	/* one catalogue chunk at a time: ceil(17,625,892 / 600) groups */
 	assert_int_equal(array(stage(&e4, "load_halos"), "Group_M_Crit200")->count, 29377);
 	assert_int_equal(array(stage(&e, "load_halos"), "Group_M_Crit200")->count, 17625892);
@@ -494,8 +494,9 @@ static void test_alternatives(void **state)
 	sm_model_options_init(&o);
 	assert_int_equal(sm_est_input_embedded(&in, &o, &err), 0);
 	assert_int_equal(sm_est_alternatives(&in, &o, UINT64_C(300) << 30, &alts, &n, &err), 0);
-	/* one process: 2 x 2 x (in-memory + 3 blocks); distributed: 2 positions x 3 blocks */
-	assert_int_equal(n, 2 * 2 * 4 + 2 * 3);
+	/* one process: 2 x 2 x (in-memory + 4 blocks: the sweep's 3 and the default's 131,072);
+	 * distributed: 2 positions x 4 blocks */
+	assert_int_equal(n, 2 * 2 * 5 + 2 * 4);
 	for (i = 1; i < n; i++)
 		assert_true(alts[i - 1].peak_total <= alts[i].peak_total);
 	for (i = 0; i < n; i++) {
@@ -525,8 +526,8 @@ static void test_alternatives(void **state)
 	/* a rank holds one catalogue chunk, not the catalogue's 336 MiB: 300 MiB fits it */
 	assert_int_equal(sm_est_ranks_needed(&in, &o, UINT64_C(300) << 20, &r, &err), 0);
 	assert_int_equal(r, 1);
-	assert_int_equal(sm_est_ranks_needed(&in, &o, UINT64_C(40) << 20, &r, &err), 0);
-	assert_int_equal(r, 0);  /* 35.83 MiB requested and the 4.89 MiB baseline: over 40 MiB */
+	assert_int_equal(sm_est_ranks_needed(&in, &o, UINT64_C(16) << 20, &r, &err), 0);
+	assert_int_equal(r, 0);  /* 11.33 MiB requested and the 4.89 MiB baseline: over 16 MiB */
 	assert_int_equal(sm_est_ranks_needed(&in, &o, 1024, &r, &err), 0);
 	assert_int_equal(r, 0);
 	sm_est_input_release(&in);
@@ -571,7 +572,7 @@ static void test_json(void **state)
 	assert_string_equal(json_string_value(json_object_get(root, "peak_stage")),
 			    e.stages[e.peak_stage].id);
 	assert_true(json_is_true(json_object_get(root, "fits")));
-	assert_int_equal(json_array_size(json_object_get(root, "alternatives")), 22);
+	assert_int_equal(json_array_size(json_object_get(root, "alternatives")), 28);
 	assert_true(json_is_false(json_object_get(json_object_get(root, "options"), "mpi")));
 	assert_null(json_object_get(root, "mpi"));  /* one process: no mpi object */
 	assert_true(json_array_size(json_object_get(root, "documented")) >= 10);
@@ -976,11 +977,11 @@ static void test_mpi_tng300(void **state)
 	assert_int_equal(stage(&e, "load_halos")->peak, 20 * 29377 + 48 * 280);
 	assert_int_equal(stage(&e, "load_halos")->peak, 600980);
 	/* the peak is streaming: 48 K + the index (27^3 + 1 starts, 8 cells per halo) + 280 halos'
-	 * sums + a block of 1,048,576 cells of 28 B + the 1 MiB conversion buffer */
+	 * sums + a block of 131,072 cells of 28 B + the 1 MiB conversion buffer */
 	assert_string_equal(e.stages[e.peak_stage].id, "stream_cells");
 	assert_int_equal(e.peak, 48 * 280 + 4 * (27 * 27 * 27 + 1) + 4 * 280 * 8 + 25200 * 280 +
-				 UINT64_C(1048576) * 28 + 1048576);
-	assert_int_equal(e.peak, 37565840);
+				 UINT64_C(131072) * 28 + 1048576);
+	assert_int_equal(e.peak, 11875728);
 	{
 		const char *as[32];
 		size_t na = sm_est_assumptions(&in, &e, as, 32), i, found = 0;

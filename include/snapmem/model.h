@@ -111,7 +111,7 @@ int sm_model_array_known(const char *name);
 #define SM_MODEL_HALO_GRID_MARGIN 1e-5 /* of BoxSize: float32 rounding of coordinates, distances */
 #define SM_MODEL_HALO_GRID_CELLS_PER_HALO 8u
 /* Option defaults and bounds. */
-#define SM_MODEL_STREAM_BLOCK_DEFAULT UINT64_C(1048576)
+#define SM_MODEL_STREAM_BLOCK_DEFAULT UINT64_C(131072)
 #define SM_MODEL_MASS_MIN_DEFAULT 1e14
 #define SM_MODEL_MAX_RANKS 1048576u
 

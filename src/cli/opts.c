@@ -25,7 +25,7 @@ const cli_opt cli_model_opts[] = {
 	{SM_OPT_TEMPERATURE, 0, CLI_CHOICE, SM_MODEL_TEMPERATURE_CHOICES, SM_TEMP_NAME_IN_MEMORY,
 	 "load the three gas fields whole, or stream them in blocks of --stream-block cells",
 	 CLI_ID_MODEL, CLI_MODEL},
-	{SM_OPT_STREAM_BLOCK, 0, CLI_NUMBER, "N", "1048576", "cells per streaming block",
+	{SM_OPT_STREAM_BLOCK, 0, CLI_NUMBER, "N", "131072", "cells per streaming block",
 	 CLI_ID_MODEL, CLI_MODEL},
 	{SM_OPT_HALOS, 0, CLI_NUMBER, "N", "every halo above --mass-min",
 	 "the N most massive halos (instead of the mass cut)", CLI_ID_MODEL, CLI_MODEL},

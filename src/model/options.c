@@ -36,7 +36,7 @@ const char *sm_model_options_usage(void)
 	       "                                notebook's one-byte-per-cell mask per halo\n"
 	       "  --temperature " SM_MODEL_TEMPERATURE_CHOICES "\n"
 	       "                                load the three gas fields whole (default) or in blocks\n"
-	       "  --stream-block N              cells per streaming block (default 1048576)\n"
+	       "  --stream-block N              cells per streaming block (default 131072)\n"
 	       "  --halos N                     the N most massive halos\n"
 	       "  --mass-min MSUN               halos with M200c strictly above (default 1e14)\n"
 	       "  --mpi                         distributed: ranks share the chunk files and stream\n"
