@@ -54,7 +54,7 @@ extern unsigned sm__pl_fail_read_range;
  * added over ranks, rank 0's rows; then the sums and the halo index freed (histogram_write.c). */
 int sm__pl_histogram_write_reduced(struct dist *D);
 
-/* Halo-grid cells of cells [0, n) of float32 or float64 positions into gc (stream_cells.c's
+/* Halo-grid cells of cells [0, n) of float32 or float64 positions into gc (build_index_halos.c's
  * grid_cells: wrapped into [0, box), times hg / box, truncated, at most hg - 1), four cells at a
  * time where the CPU has AVX2 and sm__pl_grid_avx2 (1, the default; 0 is the tests' switch to
  * the one-at-a-time loop). */
