@@ -755,8 +755,8 @@ static int resolve_frees(struct rd *R, struct pending (*pend)[SM_EST_MAX_ARRAYS]
 static int read_process(struct rd *R, const ynode *y)
 {
 	static const char *const keys[] = {"baseline_allocated", "baseline_resident",
-					   "baseline_address_space", "arrays_address_space", "note",
-					   NULL};
+					   "baseline_resident_other_ranks", "baseline_address_space",
+					   "arrays_address_space", "note", NULL};
 	sm_pipeline_desc *d = R->d;
 	const ynode *v;
 	int rc;
@@ -769,6 +769,9 @@ static int read_process(struct rd *R, const ynode *y)
 		return rc;
 	if ((v = get(y, "baseline_resident")) != NULL &&
 	    (rc = expr(R, v, "baseline_resident", &d->baseline_resident)) != 0)
+		return rc;
+	if ((v = get(y, "baseline_resident_other_ranks")) != NULL &&
+	    (rc = expr(R, v, "baseline_resident_other_ranks", &d->baseline_resident_other)) != 0)
 		return rc;
 	if ((v = get(y, "baseline_address_space")) != NULL &&
 	    (rc = expr(R, v, "baseline_address_space", &d->baseline_address_space)) != 0)
@@ -1195,6 +1198,7 @@ static int check_expansion(struct rd *R)
 	}
 	if ((rc = check_terms(R, d->baseline_allocated, let_terms)) != 0 ||
 	    (rc = check_terms(R, d->baseline_resident, let_terms)) != 0 ||
+	    (rc = check_terms(R, d->baseline_resident_other, let_terms)) != 0 ||
 	    (rc = check_terms(R, d->baseline_address_space, let_terms)) != 0 ||
 	    (rc = check_terms(R, d->arrays_address_space, let_terms)) != 0)
 		return rc;
@@ -1248,6 +1252,7 @@ static int resolve_all(struct rd *R)
 	}
 	if ((rc = resolve(R, d->baseline_allocated)) != 0 ||
 	    (rc = resolve(R, d->baseline_resident)) != 0 ||
+	    (rc = resolve(R, d->baseline_resident_other)) != 0 ||
 	    (rc = resolve(R, d->baseline_address_space)) != 0 ||
 	    (rc = resolve(R, d->arrays_address_space)) != 0)
 		return rc;
@@ -1295,6 +1300,7 @@ void sm_desc_free(sm_pipeline_desc *d)
 	}
 	sm__expr_free(d->baseline_allocated);
 	sm__expr_free(d->baseline_resident);
+	sm__expr_free(d->baseline_resident_other);
 	sm__expr_free(d->baseline_address_space);
 	sm__expr_free(d->arrays_address_space);
 	for (i = 0; i < d->nassumptions; i++) {

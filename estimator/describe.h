@@ -173,6 +173,7 @@ struct sm_pipeline_desc {
 	size_t nstages;
 	sm__expr *baseline_allocated, *baseline_resident, *baseline_address_space,
 		*arrays_address_space;
+	sm__expr *baseline_resident_other; /* distributed: ranks 1.. (NULL: baseline_resident) */
 	sm__desc_text assumptions[SM__DESC_MAX_ASSUMPTIONS];
 	size_t nassumptions;
 	sm__desc_documented documented[SM_EST_MAX_DOCUMENTED];

@@ -653,12 +653,17 @@ int sm__desc_replay(const sm_pipeline_desc *d, const sm_est_input *in, const sm_
 		env->q[SM__Q_PEAK_REQUESTED] = pr;
 		env->q[SM__Q_ALLOCATED_TOTAL] = s->cum_alloc;
 		e->baseline = e->baseline_resident = e->baseline_address_space = 0;
+		e->baseline_resident_other = 0;
 		if ((d->baseline_allocated != NULL &&
 		     (rc = sm__expr_u64(d->baseline_allocated, env, "baseline_allocated", &e->baseline,
 					err)) != 0) ||
 		    (d->baseline_resident != NULL &&
 		     (rc = sm__expr_u64(d->baseline_resident, env, "baseline_resident",
 					&e->baseline_resident, err)) != 0) ||
+		    (d->baseline_resident_other != NULL &&
+		     (rc = sm__expr_u64(d->baseline_resident_other, env,
+					"baseline_resident_other_ranks", &e->baseline_resident_other,
+					err)) != 0) ||
 		    (d->baseline_address_space != NULL &&
 		     (rc = sm__expr_u64(d->baseline_address_space, env, "baseline_address_space",
 					&e->baseline_address_space, err)) != 0))

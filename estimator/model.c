@@ -449,6 +449,16 @@ static int rank_resident(const sm_est_input *in, const sm_model_options *o,
 			goto out;
 		e->rank_peak_resident[r] = resident_of(t);
 	}
+	/* Ranks 1.. neither compute the estimate nor write the documents: their own baseline, when
+	 * the description gives one (rank 0's is every figure's above, the largest). */
+	for (r = 1; r < o->ranks && e->baseline_resident_other > 0; r++) {
+		uint64_t v = e->rank_peak_resident[r];
+
+		if (v >= e->baseline_resident &&
+		    sm_add_u64(v - e->baseline_resident, e->baseline_resident_other, &v) != 0)
+			v = UINT64_MAX;
+		e->rank_peak_resident[r] = v;
+	}
 out:
 	if (t != NULL)
 		free(t->halo_peak);

@@ -430,7 +430,7 @@ static void test_mpi_plan(void **state)
 	rpn = jint(j.out, "mpi", "ranks_per_node");
 	assert_int_equal(rpn, (json_int_t)((UINT64_C(256) << 30) / (uint64_t)need));
 	if (!tu_sanitized()) /* 11,875,728 requested + the rank's resident baseline + PTEs */
-		assert_int_equal(need, INT64_C(38409336));
+		assert_int_equal(need, INT64_C(38163096));
 	r = tu_run("estimate", "--ranks", "64", "--node-mem", "256GiB", NULL);
 	assert_int_equal(r.status, 0);
 	assert_string_equal(r.err, "");

@@ -125,6 +125,8 @@ typedef struct sm_estimate {
 	uint64_t peak_resident_tracked; /* tracked arrays' resident pages at their peak */
 	size_t peak_resident_stage;     /* index into stages */
 	uint64_t baseline_resident; /* the process's resident pages beyond its tracked arrays */
+	uint64_t baseline_resident_other; /* distributed: the same for ranks 1.. (which neither
+					   * estimate nor write the documents); 0: baseline_resident */
 	uint64_t peak_resident;     /* peak_resident_tracked + baseline_resident: what VmHWM reads */
 	uint64_t page_tables;       /* page tables of peak_resident with 4 KiB pages (not in VmHWM) */
 	uint64_t need;              /* peak_resident + page_tables: what a node (a cgroup, Slurm's

@@ -8,7 +8,9 @@
 # (6c74152), the per-rank address space and resident baselines (128a539, 06ed6e5), one
 # assumption's wording (the halo grid side is sm_model_halo_grid_side, the model contract's), and
 # the resident baselines measured again once the fast path's fields were found without HDF5
-# opening the chunk files.
+# opening the chunk files, and the distributed run's resident baselines measured again with the
+# 131,072-cell default block, rank 0's apart from the other ranks' (baseline_resident_other_ranks).
+# The cases give --stream-block 1048576 where they used the default (cases says why).
 set -eu
 bin=${1:-build/snapmem}
 dir=tests/data/golden
