@@ -9,7 +9,8 @@
 # assumption's wording (the halo grid side is sm_model_halo_grid_side, the model contract's), and
 # the resident baselines measured again once the fast path's fields were found without HDF5
 # opening the chunk files, and the distributed run's resident baselines measured again with the
-# 131,072-cell default block, rank 0's apart from the other ranks' (baseline_resident_other_ranks).
+# 131,072-cell default block, rank 0's apart from the other ranks' (baseline_resident_other_ranks),
+# and their address-space baselines with it.
 # The cases give --stream-block 1048576 where they used the default (cases says why).
 set -eu
 bin=${1:-build/snapmem}
