@@ -441,6 +441,39 @@ static void test_many_live_samples(void **state)
 	sm_prof_free(p);
 }
 
+/* A profiler's sampling starts afresh on the thread that creates it: what is left of the countdown
+ * a profiler with a huge interval drew (mean 1 GiB) does not hold off the samples of the next one,
+ * at interval 1 every allocation of its own. Without the restart it fails (no sample of ten). */
+static void test_interval_restart(void **state)
+{
+	if (tu_sanitized())
+		skip();
+	sm_prof_options o;
+	sm_prof_options_init(&o);
+	o.timeline_hz = 0;
+	o.sample_interval_bytes = UINT64_C(1) << 30;
+	sm_prof *p = NULL;
+	assert_int_equal(sm_prof_create(&o, &p, NULL), 0);
+	void *v[10];
+	for (int i = 0; i < 10; i++)
+		v[i] = tp_small_alloc(100);
+	for (int i = 0; i < 10; i++)
+		free(v[i]);
+	sm_prof_free(p);
+	o.sample_interval_bytes = 1;
+	assert_int_equal(sm_prof_create(&o, &p, NULL), 0);
+	for (int i = 0; i < 10; i++)
+		v[i] = tp_small_alloc(100);
+	json_t *d = doc_of(p);
+	json_t *s = site_with_function(d, "tp_small_alloc");
+	assert_non_null(s);
+	assert_int_equal(json_integer_value(json_object_get(s, "count")), 10);
+	json_decref(d);
+	for (int i = 0; i < 10; i++)
+		free(v[i]);
+	sm_prof_free(p);
+}
+
 static void test_no_recursion(void **state)
 {
 	if (tu_sanitized())
@@ -811,6 +844,7 @@ int main(void)
 		cmocka_unit_test(test_threshold_site),
 		cmocka_unit_test(test_sampled_rate),
 		cmocka_unit_test(test_many_live_samples),
+		cmocka_unit_test(test_interval_restart),
 		cmocka_unit_test(test_no_recursion),
 		cmocka_unit_test(test_one_sampler),
 		cmocka_unit_test(test_fault_injection),

@@ -652,6 +652,10 @@ int sm__je_thread_enter(void)
 	return 1;
 }
 
+void sm__sample_thread_restart(void)
+{
+}
+
 int sm_prof_allocator_ready(sm_error *err)
 {
 	(void)err;

@@ -65,6 +65,8 @@ size_t sm__raw_usable(void *p);
  */
 #define SM__JE_THREAD_NEED (UINT64_C(8) << 20)
 int sm__je_thread_enter(void);               /* interpose.c */
+/* The calling thread's sampling countdown drawn afresh with sm__interval (interpose.c). */
+void sm__sample_thread_restart(void);
 extern uint64_t sm__je_refused_limit, sm__je_refused_used; /* the last refusal's figures */
 /* the allocator functions the interposition layer falls back to before dlsym has answered */
 void *sm__je_bootstrap_alloc(size_t n, size_t align, int zero);

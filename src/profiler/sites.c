@@ -364,6 +364,7 @@ int sm__sampling_start(sm_prof *p, const char **why)
 	if (__atomic_load_n(&sm__large_on, __ATOMIC_ACQUIRE) && sm__large_min < sm__threshold)
 		sm__threshold = sm__large_min;
 	sm__interval = p->o.sample_interval_bytes ? p->o.sample_interval_bytes : 1;
+	sm__sample_thread_restart();
 	__atomic_store_n(&sm__filter_on, 1, __ATOMIC_RELEASE);
 	__atomic_store_n(&sm__sampling, 1, __ATOMIC_RELEASE);
 	rc = 0;
