@@ -178,6 +178,23 @@ static __attribute__((noinline)) void flush_batch(const struct cells_job *J, int
 	batch_records(J, B, n, rec, back);
 }
 
+/* The pairs of cell ci with halos[j..j1) (j < j1: a listed cell) onto batch B after its n pairs,
+ * the batch flushed each time it is full; returns how many pairs it then holds. */
+static inline unsigned push_cell(const struct cells_job *J, int f32, struct add_batch *B,
+				 unsigned n, uint32_t ci, const uint32_t *halos, uint32_t j,
+				 uint32_t j1, uint64_t *rec, uint64_t *back)
+{
+	do {
+		B->i[n] = ci;
+		B->h[n] = halos[j];
+		if (++n == ADD_BATCH) {
+			flush_batch(J, f32, B, n, rec, back);
+			n = 0;
+		}
+	} while (++j < j1);
+	return n;
+}
+
 /* Cells of range part, in order: their pairs within 2 R200 to records, from the range's start. */
 static inline void pairs_cells(struct cells_job *J, unsigned part, int f32)
 {
@@ -210,19 +227,9 @@ static inline void pairs_cells(struct cells_job *J, unsigned part, int f32)
 		/* room for every pair of the run, as many as the longest list a cell: no check a
 		 * cell */
 		if ((rec - i0) + (i1 - back) + n + (uint64_t)D->hg_lmax * k <= cap) {
-			for (q = 0; q < k; q++) {
-				const uint32_t j1 = kj1[q], ci = (uint32_t)a + ki[q];
-				uint32_t j = kj0[q];
-
-				do {
-					B.i[n] = ci;
-					B.h[n] = halos[j];
-					if (++n == ADD_BATCH) {
-						flush_batch(J, f32, &B, n, &rec, &back);
-						n = 0;
-					}
-				} while (++j < j1);
-			}
+			for (q = 0; q < k; q++)
+				n = push_cell(J, f32, &B, n, (uint32_t)a + ki[q], halos, kj0[q], kj1[q],
+					      &rec, &back);
 			continue;
 		}
 		/* the cells one at a time, each checked for room */
@@ -240,14 +247,7 @@ static inline void pairs_cells(struct cells_job *J, unsigned part, int f32)
 					break;
 				}
 			}
-			for (; j < j1; j++) {
-				B.i[n] = (uint32_t)i;
-				B.h[n] = halos[j];
-				if (++n == ADD_BATCH) {
-					flush_batch(J, f32, &B, n, &rec, &back);
-					n = 0;
-				}
-			}
+			n = push_cell(J, f32, &B, n, (uint32_t)i, halos, j, j1, &rec, &back);
 		}
 	}
 	flush_batch(J, f32, &B, n, &rec, &back);
@@ -654,7 +654,7 @@ int sm__pl_stream_cells(struct dist *D)
 	sm__direct cd[4];
 	const sm__direct *chunk;
 	int64_t f;
-	int rc, j;
+	int rc, j, not_direct;
 
 	if ((rc = sm__pl_stage_begin(R, SM_STAGE_STREAM_CELLS, -1, D->my_cells)) != 0)
 		return rc;
@@ -682,14 +682,21 @@ int sm__pl_stream_cells(struct dist *D)
 		if (D->owner[f] != D->rank)
 			continue;
 		chunk = NULL;
+		not_direct = 0;
 		for (local = 0; local < cnt; local += D->b) {
 			uint64_t n = cnt - local < D->b ? cnt - local : D->b;
 
 			/* a block's parallel sections come back to back: their waits may spin */
 			sm__parallel_spin(1);
 			rc = sm__pl_cancelled(R);
-			if (chunk == NULL && direct_fields(D, D->first[f], cnt, cd))
-				chunk = cd;
+			/* the chunk's direct fields found once, again after a block read otherwise;
+			 * a chunk whose fields are not direct (compressed, chunked) is not asked again */
+			if (rc == 0 && chunk == NULL && !not_direct) {
+				if (direct_fields(D, D->first[f], cnt, cd))
+					chunk = cd;
+				else
+					not_direct = 1;
+			}
 			if (rc == 0)
 				rc = stream_block(D, f, local, n, &chunk);
 			sm__parallel_spin(0);
