@@ -15,7 +15,12 @@
  * machine: 0.908 of the run without spinning; at 1e7 no difference; the serial run's halo stages,
  * the same binary with and without, alternating runs, the medians of the halo stages' sum:
  * 0.0585 -> 0.0520 s (11 each) and 0.0798 -> 0.0622 s (15) at 1e7 cells, 0.0387 -> 0.0328 s
- * (15) at 3e6). Elsewhere they do not spin: the serial run's
+ * (15) at 3e6). A worker's spin is as long as SPIN_NS again after any wait that its next job ended
+ * within SPIN_NS, spun or slept: until 2026-12-02 only a spin that caught its job lengthened the
+ * next, and one gap of more than the spin (a stage boundary of the serial run) shortened it for
+ * good, so that every later job of the halo stages woke a sleeping worker, 40-100 us here
+ * (bench: a 50 us gap between 100 us jobs, the worker's start 43.6 us after the call at the
+ * median against 0.3-0.8 us). Elsewhere they do not spin: the serial run's
  * whole-snapshot stages leave gaps (reads through HDF5) in which spinning workers burn CPU (when
  * the whole serial run spun, bench/benchmark-overhead, 8 alternating pairs: the profiled run
  * 1.099x the unprofiled one's CPU, 0.986x without; with the halo stages alone spinning, and a
@@ -259,7 +264,8 @@ static int spin_while(_Atomic uint64_t *v, uint64_t val, int eq, uint64_t limit_
 static void *worker_main(void *a)
 {
 	unsigned me = (unsigned)(uintptr_t)a;
-	uint64_t seen = 0, spin = SPIN_NS;
+	uint64_t seen = 0, spin = SPIN_NS, t_wait;
+	int caught;
 
 	for (;;) {
 		sm__part_fn fn;
@@ -267,13 +273,13 @@ static void *worker_main(void *a)
 		unsigned parts, nrun;
 
 		/* A worker's wait for the next job spins as long as the jobs have come in quick
-		 * succession: a spin that caught its job doubles the next one (up to SPIN_NS), one that
-		 * ran out quarters it, down to SPIN_MIN_NS, so that a caller busy between its jobs (the
-		 * serial run's stage boundaries, reads through HDF5) does not pay for spinning. */
-		if (spin_while(&pool.gen, seen, 1, spin))
-			spin = 2 * spin < SPIN_NS ? 2 * spin : SPIN_NS;
-		else
-			spin = spin / 4 > SPIN_MIN_NS ? spin / 4 : SPIN_MIN_NS;
+		 * succession: after a wait (spun or slept) that the next job ended within SPIN_NS, the
+		 * next wait spins up to SPIN_NS; after a longer one it spins a quarter of the last,
+		 * down to SPIN_MIN_NS, so that a caller busy between its jobs (reads through HDF5) does
+		 * not pay for spinning. A spin that ran out grows back as soon as a job comes within
+		 * SPIN_NS of its wait's start. */
+		t_wait = now_ns();
+		caught = spin_while(&pool.gen, seen, 1, spin);
 		/* the job's fields and number read together, under the lock they are written under */
 		pthread_mutex_lock(&pool.m);
 		pool.sleeping++;
@@ -288,6 +294,10 @@ static void *worker_main(void *a)
 		pthread_mutex_unlock(&pool.m);
 		if (atomic_load(&pool.quit))
 			break;
+		if (caught || now_ns() - t_wait <= SPIN_NS)
+			spin = SPIN_NS;
+		else
+			spin = spin / 4 > SPIN_MIN_NS ? spin / 4 : SPIN_MIN_NS;
 		if (me >= nrun)
 			continue;
 		fn(arg, me, parts);
