@@ -15,12 +15,14 @@
  * machine: 0.908 of the run without spinning; at 1e7 no difference; the serial run's halo stages,
  * the same binary with and without, alternating runs, the medians of the halo stages' sum:
  * 0.0585 -> 0.0520 s (11 each) and 0.0798 -> 0.0622 s (15) at 1e7 cells, 0.0387 -> 0.0328 s
- * (15) at 3e6). A worker's spin is as long as SPIN_NS again after any wait that its next job ended
- * within SPIN_NS, spun or slept: until 2026-12-02 only a spin that caught its job lengthened the
- * next, and one gap of more than the spin (a stage boundary of the serial run) shortened it for
- * good, so that every later job of the halo stages woke a sleeping worker, 40-100 us here
- * (bench: a 50 us gap between 100 us jobs, the worker's start 43.6 us after the call at the
- * median against 0.3-0.8 us). Elsewhere they do not spin: the serial run's
+ * (15) at 3e6). A worker's spin is as long as SPIN_NS again after any wait whose next job was
+ * posted within SPIN_NS of the wait's start, spun or slept: until 2026-12-02 only a spin that
+ * caught its job lengthened the next, and one gap of more than the spin (a stage boundary of the
+ * serial run) shortened it for good, so that every later job of the halo stages woke a sleeping
+ * worker, 40-100 us here (a 50 us gap between 100 us jobs: the worker's start 43.6 us after the
+ * call at the median, against 0.3-0.8 us; a serial run at 1e7 cells, 189 jobs: 161-185 of them
+ * woke a sleeping worker, 119-136 now, the rest after gaps of more than SPIN_NS: stage boundaries,
+ * the whole-snapshot stages). Elsewhere they do not spin: the serial run's
  * whole-snapshot stages leave gaps (reads through HDF5) in which spinning workers burn CPU (when
  * the whole serial run spun, bench/benchmark-overhead, 8 alternating pairs: the profiled run
  * 1.099x the unprofiled one's CPU, 0.986x without; with the halo stages alone spinning, and a
@@ -175,6 +177,7 @@ static struct {
 	unsigned sleeping;         /* workers waiting on go */
 	int caller_waiting;        /* the caller waits on done */
 	_Atomic int spin;          /* the job's parts have a CPU each: waits spin first */
+	_Atomic uint64_t t_post;   /* when the job was posted (now_ns) */
 	unsigned ncpu;             /* the CPUs this process may use */
 	int atexit_set;
 	pid_t pid;                 /* the process that started the workers */
@@ -294,7 +297,10 @@ static void *worker_main(void *a)
 		pthread_mutex_unlock(&pool.m);
 		if (atomic_load(&pool.quit))
 			break;
-		if (caught || now_ns() - t_wait <= SPIN_NS)
+		/* the gap is the job's posting less the wait's start: a sleeping worker's wake-up
+		 * (40-100 us here) is not the caller's gap */
+		if (caught || atomic_load_explicit(&pool.t_post, memory_order_relaxed) <=
+				      t_wait + SPIN_NS)
 			spin = SPIN_NS;
 		else
 			spin = spin / 4 > SPIN_MIN_NS ? spin / 4 : SPIN_MIN_NS;
@@ -376,6 +382,7 @@ void sm__parallel(sm__part_fn fn, void *arg, unsigned parts)
 	pool.nrun = by_pool;
 	atomic_store(&pool.spin, by_pool <= pool.ncpu && atomic_load(&spin_wanted));
 	atomic_store_explicit(&pool.pending, by_pool - 1, memory_order_relaxed);
+	atomic_store_explicit(&pool.t_post, now_ns(), memory_order_relaxed);
 	atomic_fetch_add_explicit(&pool.gen, 1, memory_order_release);
 	if (by_pool > 1 && pool.sleeping > 0)
 		pthread_cond_broadcast(&pool.go);
