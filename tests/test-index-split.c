@@ -232,8 +232,9 @@ static void test_split_sparse(void **state)
  * many rows), the row's identity in its temperature; then every grid cell's range [st[c],
  * st[c + 1]) (the last ending at a + n) starts at a, holds rows of that cell only, in the order
  * they had (the identities ascending), and every row is there once, coordinates and temperature
- * together; float32 and float64, an empty slab too. */
-static void check_slab_apart(uint64_t n, int f64, unsigned seed)
+ * together; float32 and float64, an empty slab too; with room for nkeys keys, so that the keys
+ * are kept between the passes when the slab has at most nkeys rows and found again otherwise. */
+static void check_slab_apart(uint64_t n, int f64, unsigned seed, uint64_t nkeys)
 {
 	const struct grid gr = make_grid();
 	const size_t xs = f64 ? 3 * sizeof(double) : 3 * sizeof(float);
@@ -241,8 +242,10 @@ static void check_slab_apart(uint64_t n, int f64, unsigned seed)
 	unsigned char *x = calloc(total, xs), *seen = calloc(n + 1, 1);
 	float *t = calloc(total, sizeof(float));
 	uint64_t *st = calloc(G * G, sizeof(uint64_t)), *pos = calloc(G * G, sizeof(uint64_t));
+	uint32_t *keys = calloc(nkeys + 1, sizeof(uint32_t));
 	uint64_t i, c;
 
+	assert_non_null(keys);
 	assert_non_null(x);
 	assert_non_null(seen);
 	assert_non_null(t);
@@ -264,7 +267,7 @@ static void check_slab_apart(uint64_t n, int f64, unsigned seed)
 		}
 		t[a + gap + i] = (float)i;
 	}
-	sm__pl_sort_slab_apart(&gr, x, t, f64, st, pos, a + gap, a + gap + n, gap);
+	sm__pl_sort_slab_apart(&gr, x, t, f64, st, pos, keys, nkeys, a + gap, a + gap + n, gap);
 	assert_int_equal(st[0], a);
 	for (c = 0; c < G * G; c++) {
 		const uint64_t end = c + 1 < G * G ? st[c + 1] : a + n;
@@ -290,15 +293,20 @@ static void check_slab_apart(uint64_t n, int f64, unsigned seed)
 	free(t);
 	free(st);
 	free(pos);
+	free(keys);
 }
 
 static void test_slab_apart(void **state)
 {
 	(void)state;
-	check_slab_apart(0, 0, 1u);
-	check_slab_apart(1, 1, 2u);
-	check_slab_apart(70001, 0, 3u);
-	check_slab_apart(70001, 1, 4u);
+	check_slab_apart(0, 0, 1u, 0);
+	check_slab_apart(1, 1, 2u, 0);
+	check_slab_apart(1, 0, 2u, 1);
+	check_slab_apart(70001, 0, 3u, 0);
+	check_slab_apart(70001, 1, 4u, 0);
+	check_slab_apart(70001, 0, 5u, 70001);
+	check_slab_apart(70001, 1, 6u, 100000);
+	check_slab_apart(70001, 0, 7u, 70000);
 }
 
 /* The 67-cell grid over a 75,000 box (1e7 cells' side) with the cover given, and n rows of

@@ -47,8 +47,9 @@ struct index_job {
 	/* slab s's rows as the near split made them: [bound[s], bound[s + 1]) */
 	const uint64_t *bound;
 	/* gap > 0: the slabs, made gap rows further on, sorted back out of place
-	 * (sm__pl_sort_slab_apart), each part with g^2 words of pos */
-	uint64_t gap, *pos;
+	 * (sm__pl_sort_slab_apart), each part with g^2 words of pos and room for nkeys keys */
+	uint64_t gap, *pos, nkeys;
+	uint32_t *keys;
 	atomic_uint_fast64_t next;
 };
 
@@ -73,8 +74,8 @@ static void slab_part(void *arg, unsigned part, unsigned parts)
 		const uint64_t a = J->bound[sl], b = J->bound[sl + 1];
 
 		if (J->gap > 0) {
-			sm__pl_sort_slab_apart(J->gr, J->x, J->t, J->f64, st, J->pos + part * g2, a, b,
-					       J->gap);
+			sm__pl_sort_slab_apart(J->gr, J->x, J->t, J->f64, st, J->pos + part * g2,
+					       J->keys + part * J->nkeys, J->nkeys, a, b, J->gap);
 			continue;
 		}
 		/* The rows' and cells' boundaries are the distribution passes' own counts (bounds
@@ -223,6 +224,9 @@ int sm__pl_build_index(struct run *R)
 	if (bound[0] > 0 && (m - cover_words) / (g * g) >= parts) {
 		J.gap = bound[0];
 		J.pos = R->cfill + cover_words;
+		/* the rest of index_cell_fill: each part's slab keys */
+		J.keys = (uint32_t *)(void *)(J.pos + parts * g * g);
+		J.nkeys = (m - cover_words - parts * g * g) * 2 / parts;
 	}
 	atomic_init(&J.next, 0);
 	sm__pl_parallel(slab_part, &J, parts);

@@ -112,10 +112,12 @@ void sm__pl_split_near(const struct grid *gr, void *x, float *t, int f64, uint64
 
 /* The rows [a, b) of one x slab of x and t into grid-cell order, out of place: into rows
  * [a - gap, b - gap), whose contents are not kept (build_index_slab.c). st[y g + z] (y, z < g)
- * receives where grid cell (y, z) of the slab begins there; pos: g^2 words of scratch. The rows
- * of a grid cell keep their order. */
+ * receives where grid cell (y, z) of the slab begins there; pos: g^2 words of scratch; keys:
+ * room for nkeys grid cells, which spares finding them twice when the slab has at most nkeys
+ * rows. The rows of a grid cell keep their order. */
 void sm__pl_sort_slab_apart(const struct grid *gr, void *x, float *t, int f64, uint64_t *st,
-			    uint64_t *pos, uint64_t a, uint64_t b, uint64_t gap);
+			    uint64_t *pos, uint32_t *keys, uint64_t nkeys, uint64_t a, uint64_t b,
+			    uint64_t gap);
 
 /* build_index_compact.c: the near rows of [lo, lo + n) compacted to [lo, lo + *nnear) in their
  * order, the far rows not kept; then, when the far rows were at least as many, the near rows
