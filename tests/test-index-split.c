@@ -16,8 +16,9 @@
  *
  * A slab sorted back out of place (build_index_slab.c) is checked the same way, cell by cell.
  *
- * Also the grid indices four rows at a time (sm__pl_grid_bins with AVX2, where the CPU has it)
- * and the near split's buckets eight rows at a time (sm__pl_near_buckets), in float arithmetic
+ * Also the grid indices four rows at a time (sm__pl_grid_bins with AVX2, where the CPU has it),
+ * a slab sort's grid cells eight rows at a time (sm__pl_slab_keys) and the near split's buckets
+ * eight rows at a time (sm__pl_near_buckets), in float arithmetic
  * where it is exact and in double, against the one-row arithmetic (sm__pl_axis_bin and the cover
  * bit), on random and edge coordinates, and every float32 around each grid-cell boundary.
  */
@@ -410,6 +411,50 @@ static void test_grid_bins_avx2(void **state)
 	free(xf);
 }
 
+/* sm__pl_slab_keys (a slab sort's grid cells y g + z) in each of the ways equals y g + z from
+ * sm__pl_axis_bin for every row: float32 and float64, random and edge coordinates as above, row
+ * counts that leave tails of every length. */
+static void test_slab_keys(void **state)
+{
+	enum { N = 4099 };
+	const struct grid gr = grid67(NULL);
+	double *xd = malloc(3 * N * sizeof(double));
+	float *xf = malloc(3 * N * sizeof(float));
+	uint32_t *key = malloc(N * sizeof(uint32_t));
+	size_t i, n;
+	int f64, way;
+
+	(void)state;
+	assert_non_null(xd);
+	assert_non_null(xf);
+	assert_non_null(key);
+	test_rows(xd, xf, N, 400, 77u);
+	for (f64 = 0; f64 <= 1; f64++)
+		for (way = 0; way <= 2; way++)
+			for (n = N - 8; n <= N; n++) {
+				const void *x = f64 ? (const void *)xd : (const void *)xf;
+
+				bins_way(way);
+				sm__pl_slab_keys(&gr, x, f64, n, key);
+				bins_way(1);
+				for (i = 0; i < n; i++) {
+					const double y = f64 ? xd[3 * i + 1] : (double)xf[3 * i + 1];
+					const double z = f64 ? xd[3 * i + 2] : (double)xf[3 * i + 2];
+					const uint32_t want =
+						(uint32_t)(sm__pl_axis_bin(&gr, y) * TB_G +
+							   sm__pl_axis_bin(&gr, z));
+
+					if (key[i] != want)
+						fail_msg("%s%s row %zu of %zu (%a, %a): key %u against %u",
+							 f64 ? "float64" : "float32", way_name[way], i, n,
+							 y, z, key[i], want);
+				}
+			}
+	free(xd);
+	free(xf);
+	free(key);
+}
+
 /* sm__pl_near_buckets with and without AVX2 equals the bucket from sm__pl_axis_bin and the cover
  * bit for every row (float32 and float64; random and edge coordinates as above; a random cover
  * of about half the grid cells; a row count that leaves a tail). */
@@ -533,6 +578,7 @@ int main(void)
 		cmocka_unit_test(test_split_sparse),
 		cmocka_unit_test(test_slab_apart),
 		cmocka_unit_test(test_grid_bins_avx2),
+		cmocka_unit_test(test_slab_keys),
 		cmocka_unit_test(test_near_buckets_avx2),
 		cmocka_unit_test(test_float_bins_sweep),
 	};

@@ -8,10 +8,10 @@
  * copy reads it from the cache; each row is read twice and written once, where the in-place
  * block distributions by rows and then cells (build_index.c's slab_part, the way when the slabs
  * were made in place) read and write it about twice a level and classify the blocks they swap
- * again. The grid indices are grid_bins.c's, found once when the caller has room for the slab's
- * (uint32 each: index_cell_fill's words behind the counters, about 287,000 a thread at 1e7 cells)
- * and kept for the copy, else found again for it. The result depends on neither the threads nor
- * their timing.
+ * again. The grid cells are grid_bins.c's (sm__pl_slab_keys), found once when the caller has room
+ * for the slab's (uint32 each: index_cell_fill's words behind the counters, about 287,000 a
+ * thread at 1e7 cells) and kept for the copy, else found again for it. The result depends on
+ * neither the threads nor their timing.
  * Since 2026-12-02 the keys are kept (one binary against the other, alternating serial runs at
  * 1e7 cells, 30 halos, 14 pairs twice: build_index 83.2 -> 78.3 and 83.9 -> 74.6 ms, the medians
  * of the pairs' ratios 0.931 and 0.916; the sort's copy pass had spent 3.6 of its 9.8 ns a row on
@@ -26,18 +26,11 @@
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
-/* The grid cells y g + z (in the slab) of rows [0, n) of x, n at most SLAB_RUN. */
+/* The grid cells y g + z (in the slab) of rows [0, n) of x. */
 static ALWAYS_INLINE void slab_keys(const struct grid *gr, const unsigned char *x, int f64,
 				    uint64_t n, uint32_t *key)
 {
-	uint32_t by[SLAB_RUN], bz[SLAB_RUN];
-	const uint32_t g = (uint32_t)gr->g;
-	uint64_t i;
-
-	sm__pl_grid_bins(gr, x, f64, 1, n, by, NULL, NULL);
-	sm__pl_grid_bins(gr, x, f64, 2, n, bz, NULL, NULL);
-	for (i = 0; i < n; i++)
-		key[i] = by[i] * g + bz[i];
+	sm__pl_slab_keys(gr, x, f64, n, key);
 }
 
 /* The slab's pass (the file's comment); f64 a constant. With room for the slab's keys (kept

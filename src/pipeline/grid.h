@@ -74,6 +74,11 @@ extern int sm__pl_bins_avx2;
  * switch). Either way the indices are sm__pl_axis_bin's. */
 extern int sm__pl_bins_float;
 
+/* The grid cells y g + z of rows [0, n) within their x slab (build_index_slab.c's keys): float32
+ * rows eight an instruction from one load of their coordinates where the CPU has AVX2 and
+ * sm__pl_bins_avx2 is 1, the others through sm__pl_grid_bins axis by axis; the same numbers. */
+void sm__pl_slab_keys(const struct grid *gr, const void *x, int f64, uint64_t n, uint32_t *key);
+
 /* The near split's buckets of rows [0, n) (sm__pl_near_bucket's): float32 rows eight an
  * instruction where the CPU has AVX2 and sm__pl_bins_avx2 is 1 (the cover read four bytes at a
  * time: at least 3 bytes past its last flag byte must be readable), float64 rows' grid indices
