@@ -103,6 +103,29 @@ static inline float fbins_guard(uint64_t g)
 	return (float)((double)(g + 1) * 0x1p-20);
 }
 
+/* The eight-row loops' constants for grid gr: bins8_f32's (inv_w, gd, top) and fbins8_f32's (fw,
+ * lo, hi, g, gtop). */
+struct bins8_k {
+	__m256d inv_w, gd, top;
+	__m256 fw, lo, hi;
+	__m256i g, gtop;
+};
+
+__attribute__((target("avx2"))) static inline struct bins8_k bins8_consts(const struct grid *gr)
+{
+	struct bins8_k k;
+
+	k.inv_w = _mm256_set1_pd(gr->inv_w);
+	k.gd = _mm256_set1_pd(gr->gd);
+	k.top = _mm256_set1_pd(gr->gd - 1.0);
+	k.fw = _mm256_set1_ps((float)gr->inv_w);
+	k.lo = _mm256_set1_ps(fbins_guard(gr->g));
+	k.hi = _mm256_set1_ps(1.0f - fbins_guard(gr->g));
+	k.g = _mm256_set1_epi32((int)gr->g);
+	k.gtop = _mm256_set1_epi32((int)gr->g - 1);
+	return k;
+}
+
 /* Rows [0, n) four at a time, float32 rows along one axis eight at a time (the tail left): their
  * grid indices along axis (axis < 3) or, with axis 3, each of the three into bx, by, bz. Returns
  * the rows done. */
@@ -176,13 +199,8 @@ __attribute__((target("avx2"))) static uint64_t near_buckets_avx2(const struct g
 								  const float *x, uint64_t n,
 								  uint16_t *bk)
 {
-	const __m256d inv_w = _mm256_set1_pd(gr->inv_w), gd = _mm256_set1_pd(gr->gd);
-	const __m256d top = _mm256_set1_pd(gr->gd - 1.0);
-	const __m256i g = _mm256_set1_epi32((int)gr->g), one = _mm256_set1_epi32(1);
-	const __m256i seven = _mm256_set1_epi32(7), gtop = _mm256_set1_epi32((int)gr->g - 1);
-	const __m256 fw = _mm256_set1_ps((float)gr->inv_w);
-	const __m256 lo = _mm256_set1_ps(fbins_guard(gr->g));
-	const __m256 hi = _mm256_set1_ps(1.0f - fbins_guard(gr->g));
+	const struct bins8_k k = bins8_consts(gr);
+	const __m256i g = k.g, one = _mm256_set1_epi32(1), seven = _mm256_set1_epi32(7);
 	const int fast = sm__pl_bins_float;
 	uint64_t i = 0;
 
@@ -196,14 +214,14 @@ __attribute__((target("avx2"))) static uint64_t near_buckets_avx2(const struct g
 		__m256i bx, by, bz;
 
 		if (fast) {
-			bx = fbins8_f32(vx, fw, lo, hi, g, gtop, &bad);
-			by = fbins8_f32(vy, fw, lo, hi, g, gtop, &bad);
-			bz = fbins8_f32(vz, fw, lo, hi, g, gtop, &bad);
+			bx = fbins8_f32(vx, k.fw, k.lo, k.hi, g, k.gtop, &bad);
+			by = fbins8_f32(vy, k.fw, k.lo, k.hi, g, k.gtop, &bad);
+			bz = fbins8_f32(vz, k.fw, k.lo, k.hi, g, k.gtop, &bad);
 		}
 		if (!fast || _mm256_movemask_ps(bad) != 0) {
-			bx = bins8_f32(vx, inv_w, gd, top);
-			by = bins8_f32(vy, inv_w, gd, top);
-			bz = bins8_f32(vz, inv_w, gd, top);
+			bx = bins8_f32(vx, k.inv_w, k.gd, k.top);
+			by = bins8_f32(vy, k.inv_w, k.gd, k.top);
+			bz = bins8_f32(vz, k.inv_w, k.gd, k.top);
 		}
 		const __m256i key = _mm256_add_epi32(
 			_mm256_mullo_epi32(_mm256_add_epi32(_mm256_mullo_epi32(bx, g), by), g), bz);
@@ -229,12 +247,7 @@ __attribute__((target("avx2"))) static uint64_t slab_keys_avx2(const struct grid
 							      const float *x, uint64_t n,
 							      uint32_t *key)
 {
-	const __m256d inv_w = _mm256_set1_pd(gr->inv_w), gd = _mm256_set1_pd(gr->gd);
-	const __m256d top = _mm256_set1_pd(gr->gd - 1.0);
-	const __m256i g = _mm256_set1_epi32((int)gr->g), gtop = _mm256_set1_epi32((int)gr->g - 1);
-	const __m256 fw = _mm256_set1_ps((float)gr->inv_w);
-	const __m256 lo = _mm256_set1_ps(fbins_guard(gr->g));
-	const __m256 hi = _mm256_set1_ps(1.0f - fbins_guard(gr->g));
+	const struct bins8_k k = bins8_consts(gr);
 	const int fast = sm__pl_bins_float;
 	uint64_t i = 0;
 
@@ -247,15 +260,15 @@ __attribute__((target("avx2"))) static uint64_t slab_keys_avx2(const struct grid
 		__m256i by, bz;
 
 		if (fast) {
-			by = fbins8_f32(vy, fw, lo, hi, g, gtop, &bad);
-			bz = fbins8_f32(vz, fw, lo, hi, g, gtop, &bad);
+			by = fbins8_f32(vy, k.fw, k.lo, k.hi, k.g, k.gtop, &bad);
+			bz = fbins8_f32(vz, k.fw, k.lo, k.hi, k.g, k.gtop, &bad);
 		}
 		if (!fast || _mm256_movemask_ps(bad) != 0) {
-			by = bins8_f32(vy, inv_w, gd, top);
-			bz = bins8_f32(vz, inv_w, gd, top);
+			by = bins8_f32(vy, k.inv_w, k.gd, k.top);
+			bz = bins8_f32(vz, k.inv_w, k.gd, k.top);
 		}
 		_mm256_storeu_si256((__m256i *)(void *)(key + i),
-				    _mm256_add_epi32(_mm256_mullo_epi32(by, g), bz));
+				    _mm256_add_epi32(_mm256_mullo_epi32(by, k.g), bz));
 	}
 	return i;
 }
