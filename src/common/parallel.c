@@ -268,7 +268,6 @@ static void *worker_main(void *a)
 {
 	unsigned me = (unsigned)(uintptr_t)a;
 	uint64_t seen = 0, spin = SPIN_NS, t_wait;
-	int caught;
 
 	for (;;) {
 		sm__part_fn fn;
@@ -276,13 +275,13 @@ static void *worker_main(void *a)
 		unsigned parts, nrun;
 
 		/* A worker's wait for the next job spins as long as the jobs have come in quick
-		 * succession: after a wait (spun or slept) that the next job ended within SPIN_NS, the
-		 * next wait spins up to SPIN_NS; after a longer one it spins a quarter of the last,
-		 * down to SPIN_MIN_NS, so that a caller busy between its jobs (reads through HDF5) does
-		 * not pay for spinning. A spin that ran out grows back as soon as a job comes within
-		 * SPIN_NS of its wait's start. */
+		 * succession: after a wait whose job was posted within SPIN_NS of the wait's start (spun
+		 * or slept), the next wait spins up to SPIN_NS; after a longer one a quarter of the
+		 * last, down to SPIN_MIN_NS, so that a caller busy between its jobs (reads through HDF5)
+		 * does not pay for spinning. The gap is the posting's, not the wait's: a sleeping
+		 * worker's wake-up (40-100 us here) is not the caller's gap. */
 		t_wait = now_ns();
-		caught = spin_while(&pool.gen, seen, 1, spin);
+		(void)spin_while(&pool.gen, seen, 1, spin);
 		/* the job's fields and number read together, under the lock they are written under */
 		pthread_mutex_lock(&pool.m);
 		pool.sleeping++;
@@ -297,10 +296,7 @@ static void *worker_main(void *a)
 		pthread_mutex_unlock(&pool.m);
 		if (atomic_load(&pool.quit))
 			break;
-		/* the gap is the job's posting less the wait's start: a sleeping worker's wake-up
-		 * (40-100 us here) is not the caller's gap */
-		if (caught || atomic_load_explicit(&pool.t_post, memory_order_relaxed) <=
-				      t_wait + SPIN_NS)
+		if (atomic_load_explicit(&pool.t_post, memory_order_relaxed) <= t_wait + SPIN_NS)
 			spin = SPIN_NS;
 		else
 			spin = spin / 4 > SPIN_MIN_NS ? spin / 4 : SPIN_MIN_NS;

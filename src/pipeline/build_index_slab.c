@@ -26,13 +26,6 @@
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
-/* The grid cells y g + z (in the slab) of rows [0, n) of x. */
-static ALWAYS_INLINE void slab_keys(const struct grid *gr, const unsigned char *x, int f64,
-				    uint64_t n, uint32_t *key)
-{
-	sm__pl_slab_keys(gr, x, f64, n, key);
-}
-
 /* The slab's pass (the file's comment); f64 a constant. With room for the slab's keys (kept
  * non-NULL), the counting pass keeps them and the copy reads them instead of finding them again. */
 static ALWAYS_INLINE void sort_slab(const struct grid *gr, unsigned char *x, float *t,
@@ -50,7 +43,7 @@ static ALWAYS_INLINE void sort_slab(const struct grid *gr, unsigned char *x, flo
 		uint32_t *key = kept != NULL ? kept + (i - a) : run;
 		uint64_t j;
 
-		slab_keys(gr, x + xs * i, f64, m, key);
+		sm__pl_slab_keys(gr, x + xs * i, f64, m, key);
 		for (j = 0; j < m; j++)
 			pos[key[j]]++;
 	}
@@ -67,7 +60,7 @@ static ALWAYS_INLINE void sort_slab(const struct grid *gr, unsigned char *x, flo
 		uint64_t j;
 
 		if (kept == NULL)
-			slab_keys(gr, x + xs * i, f64, m, run);
+			sm__pl_slab_keys(gr, x + xs * i, f64, m, run);
 		for (j = 0; j < m; j++) {
 			const uint64_t p = pos[key[j]]++;
 

@@ -263,22 +263,30 @@ static void sphere_scan(const struct run *R, uint64_t h, scan_out *so, uint64_t 
 }
 
 /* The rows of halo h's scan (sphere_scan's visit order) shared out to `parts` parts by the cells
- * their grid cells hold, the scan's work: part p takes rows [edge[p], edge[p + 1]). With `parts`
- * 0 only the cells are counted. Returns the cells the scan visits. */
-static uint64_t split_rows(const struct run *R, uint64_t h, unsigned parts, uint64_t *edge)
+ * their grid cells hold, the scan's work: part p takes rows [edge[p], edge[p + 1]) (one part:
+ * every row). total: the cells the scan visits, when known (0: counted here; parts 0: only
+ * counted). Returns them. */
+static uint64_t split_rows(const struct run *R, uint64_t h, uint64_t total, unsigned parts,
+			   uint64_t *edge)
 {
 	const struct grid *gr = &R->grid;
 	const double *cd = &R->halo_center[3 * h];
 	const double r2 = 2.0 * R->halo_r200[h];
 	struct axis_range ax, ay, az;
-	uint64_t x, y, g = gr->g, v = 0, sum = 0, total = 0;
+	uint64_t x, y, g = gr->g, v = 0, sum = 0;
 	unsigned p = 1;
 	int i, j, l, pass;
 
+	if (parts == 1) { /* every row */
+		edge[0] = 0;
+		edge[1] = UINT64_MAX;
+		return total;
+	}
 	sm__pl_axis_cover(gr, cd[0], r2, &ax);
 	sm__pl_axis_cover(gr, cd[1], r2, &ay);
 	sm__pl_axis_cover(gr, cd[2], r2, &az);
-	for (pass = 0; pass < (parts > 1 ? 2 : 1); pass++)
+	/* pass 0 counts the cells (unless known), pass 1 places the edges (several parts) */
+	for (pass = total > 0; pass < (parts > 1 ? 2 : 1); pass++)
 		for (i = 0, v = 0; i < ax.n; i++)
 			for (x = ax.a[i]; x <= ax.b[i]; x++)
 				for (j = 0; j < ay.n; j++)
@@ -337,14 +345,15 @@ static int select_by_index(struct run *R, uint64_t h, uint64_t *s)
 {
 	struct select_job J;
 	unsigned parts, p;
-	uint64_t n = 0;
+	uint64_t n = 0, total;
 	int rc;
 
 	memset(&J, 0, sizeof(J));
 	J.R = R;
 	J.h = h;
-	parts = sm__pl_halo_parts(split_rows(R, h, 0, NULL), SM__PL_HALO_PART_MIN_CELLS);
-	split_rows(R, h, parts, J.edge);
+	total = split_rows(R, h, 0, 0, NULL);
+	parts = sm__pl_halo_parts(total, SM__PL_HALO_PART_MIN_CELLS);
+	split_rows(R, h, total, parts, J.edge);
 	sm__pl_parallel(select_part, &J, parts);
 	for (p = 0; p < parts; p++) {
 		uint64_t c = J.count[p];
