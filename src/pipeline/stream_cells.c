@@ -288,6 +288,7 @@ static inline void add_records(const struct cells_job *J, int64_t k, int64_t k1,
 {
 	const unsigned mask = (parts & (parts - 1)) == 0 ? parts - 1 : 0;
 	unsigned char *sums = J->D->sums;
+	double *c = *cur, a = *acc; /* in registers: the stores below cannot reach them */
 
 	for (; k != k1; k += dk) {
 		const uint32_t h = J->rh[k], key = J->rk[k], rb = key & 0xffu;
@@ -306,14 +307,16 @@ static inline void add_records(const struct cells_job *J, int64_t k, int64_t k1,
 		h2 = (int64_t *)(void *)(sum - rb + SM_MODEL_RBINS);
 		counts[rb]++;
 		h2[rb * SM_MODEL_TBINS + (key >> REC_TB_SHIFT)]++;
-		if (sum != *cur) {
-			if (*cur != NULL)
-				**cur = *acc;
-			*cur = sum;
-			*acc = *sum;
+		if (sum != c) {
+			if (c != NULL)
+				*c = a;
+			c = sum;
+			a = *sum;
 		}
-		*acc += (double)J->rt[k];
+		a += (double)J->rt[k];
 	}
+	*cur = c;
+	*acc = a;
 }
 
 /* Range p's records into the sums of the halos of this part (h mod parts == part); 1 when the
