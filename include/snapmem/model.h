@@ -150,7 +150,7 @@ typedef struct sm_model_options {
 	sm_dtype positions;        /* SM_DTYPE_F32 (default) or SM_DTYPE_F64 */
 	sm_select select;          /* default SM_SELECT_INDEX */
 	sm_temp_mode temperature;  /* default SM_TEMP_IN_MEMORY */
-	uint64_t stream_block;     /* cells per streaming block (default 1,048,576) */
+	uint64_t stream_block;     /* cells per streaming block (default 131,072) */
 	int64_t halos;             /* the N most massive; -1 (default): by mass_min */
 	double mass_min;           /* Msun, strict (default 1e14) */
 	int mpi;                   /* 1: the distributed strategy (--mpi; docs/MPI.md): chunks shared
