@@ -21,8 +21,8 @@
  * identically; r/R200 and log10 T binned in double.
  *
  * Speed: the large arrays are asked for transparent huge pages and mapped in on all CPUs before
- * they are filled (sm__pl_prefault): first-touch faults, not copying, dominate reading from the
- * page cache. Fields are read by the snapshot reader's fast path (pread on the worker threads, see
+ * they are filled (sm__pl_prefault; 4 KiB pages once a huge page is slow to come): first-touch
+ * faults, not copying, dominate reading from the page cache. Fields are read by the snapshot reader's fast path (pread on the worker threads, see
  * src/snapshot/fastread.c); Coordinates kept as float32 are narrowed from float64 through
  * io_buffer and range-checked in the same pass (sm_snapshot_read_range_checked).
  *
@@ -36,6 +36,7 @@
  * allocated outside the profiler.
  */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,27 +188,61 @@ void sm__pl_pfree(struct run *R, void *slot)
 /* ---- first touch ------------------------------------------------------------------------------ */
 
 #define PREFAULT_MIN_BYTES (UINT64_C(8) << 20) /* smaller arrays fault in on their own */
+#define HUGE_STEP (UINT64_C(2) << 20)          /* huge pages are mapped in this many bytes at a time */
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
 #endif
 
+/* A HUGE_STEP that takes longer than this to map in: the kernel is compacting memory (or the
+ * hypervisor backing it) for its huge pages; the rest of the run takes 4 KiB pages. Here a 2 MiB
+ * page takes 75-200 us when the kernel has one ready, 9-25 ms when it has not (after an idle
+ * minute), and its 512 pages of 4 KiB 1.3-1.5 ms. Tests set it (0: every step is slow). */
+double sm__pl_huge_slow_s = 5e-3;
+
 struct prefault_job {
 	unsigned char *p;
 	uint64_t bytes, page;
+	int huge;         /* huge pages asked for: mapped step by step, timed */
+	atomic_int slow;  /* a step was slow: the rest in 4 KiB pages */
 };
+
+/* Pages [a, b) of the job's array mapped in. */
+static void populate(const struct prefault_job *J, uint64_t a, uint64_t b)
+{
+	uint64_t i;
+
+	if (madvise(J->p + a, b - a, MADV_POPULATE_WRITE) == 0)
+		return;
+	for (i = a; i < b; i += J->page) /* older kernels: one write per page (fresh memory) */
+		((volatile unsigned char *)J->p)[i] = 0;
+}
 
 static void prefault_part(void *arg, unsigned part, unsigned parts)
 {
 	struct prefault_job *J = arg;
 	uint64_t np = J->bytes / J->page;
-	uint64_t a = np * part / parts * J->page, b = np * (part + 1) / parts * J->page, i;
+	uint64_t a = np * part / parts * J->page, b = np * (part + 1) / parts * J->page, e;
 
 	if (b <= a)
 		return;
-	if (madvise(J->p + a, b - a, MADV_POPULATE_WRITE) == 0)
+	if (!J->huge) {
+		populate(J, a, b);
 		return;
-	for (i = a; i < b; i += J->page) /* older kernels: one write per page (fresh memory) */
-		((volatile unsigned char *)J->p)[i] = 0;
+	}
+	for (; a < b; a = e) {
+		double t0;
+
+		if (atomic_load_explicit(&J->slow, memory_order_relaxed)) {
+			(void)madvise(J->p + a, b - a, MADV_NOHUGEPAGE);
+			populate(J, a, b);
+			return;
+		}
+		e = b - a > HUGE_STEP ? a + HUGE_STEP : b;
+		t0 = sm__pl_now_s();
+		populate(J, a, e);
+		if (sm__pl_now_s() - t0 > sm__pl_huge_slow_s)
+			atomic_store_explicit(&J->slow, 1, memory_order_relaxed);
+	}
 }
 
 /* SNAPMEM_HUGEPAGES=0 turns the transparent-huge-page hint off. */
@@ -223,9 +258,12 @@ static int huge_pages_wanted(void)
  * for transparent huge pages first (MADV_HUGEPAGE; the kernel gives them where it can): first-
  * touch page faults, not the copy, are most of the cost of reading from the page cache (about
  * 2.6 GB/s a core here with 4 KiB pages), they run in parallel, and 2 MiB pages take a fault each
- * per 2 MiB and fewer TLB misses in the sort and the gathers. Only whole pages inside the array
- * are touched; its contents are undefined before and after. Resident memory may round up to the
- * huge pages at the array's two ends. Arrays of PREFAULT_MIN_BYTES and more only.
+ * per 2 MiB and fewer TLB misses in the sort and the gathers. The huge pages are mapped in 2 MiB
+ * at a time and timed: a step slower than sm__pl_huge_slow_s (the kernel compacting memory to
+ * make the page, a stall far longer than the 4 KiB pages would take) turns the hint off for the
+ * rest of the array and for the later arrays of the run (R->huge_slow). Only whole pages inside
+ * the array are touched; its contents are undefined before and after. Arrays of
+ * PREFAULT_MIN_BYTES and more only.
  */
 void sm__pl_prefault(struct run *R, void *ptr, uint64_t bytes)
 {
@@ -244,9 +282,12 @@ void sm__pl_prefault(struct run *R, void *ptr, uint64_t bytes)
 	J.p = (unsigned char *)a;
 	J.bytes = b - a;
 	J.page = (uint64_t)pg;
-	if (huge_pages_wanted())
-		(void)madvise(J.p, J.bytes, MADV_HUGEPAGE); /* a hint: no huge pages is fine */
+	J.huge = huge_pages_wanted() && !R->huge_slow &&
+		 madvise(J.p, J.bytes, MADV_HUGEPAGE) == 0; /* a hint: no huge pages is fine */
+	atomic_init(&J.slow, 0);
 	sm__pl_parallel(prefault_part, &J, parts);
+	if (atomic_load(&J.slow))
+		R->huge_slow = 1;
 	sm__pl_part_since(R, SM_PROF_PART_PREFAULT, t0);
 }
 

@@ -56,6 +56,7 @@ struct run {
 	sm_snapshot s;
 	sm_catalog c;
 	int s_open, c_open;
+	int huge_slow; /* a huge page was slow to map in: 4 KiB pages from then on (sm__pl_prefault) */
 
 	uint64_t n, k, gtot;
 	double box, h, uv2;
@@ -108,6 +109,7 @@ int sm__pl_palloc(struct run *R, void *slot, const char *name, uint64_t bytes);
 void sm__pl_pfree(struct run *R, void *slot);
 /* Maps in a fresh large array's pages on all CPUs, asking for huge pages (contents undefined). */
 void sm__pl_prefault(struct run *R, void *ptr, uint64_t bytes);
+extern double sm__pl_huge_slow_s; /* seconds a 2 MiB step may take (tests) */
 /* Parts worth running for a halo step over `work` cells or columns (at least 1). */
 unsigned sm__pl_halo_parts(uint64_t work, uint64_t min_per_part);
 /* The chunk file and local index of global gas cell i, for messages. */
