@@ -22,9 +22,10 @@
  *
  * Speed: the large arrays are asked for transparent huge pages and mapped in on all CPUs before
  * they are filled (sm__pl_prefault; 4 KiB pages once a huge page is slow to come): first-touch
- * faults, not copying, dominate reading from the page cache. Fields are read by the snapshot reader's fast path (pread on the worker threads, see
- * src/snapshot/fastread.c); Coordinates kept as float32 are narrowed from float64 through
- * io_buffer and range-checked in the same pass (sm_snapshot_read_range_checked).
+ * faults, not copying, dominate reading from the page cache. Fields are read by the snapshot
+ * reader's fast path (pread on the worker threads, see src/snapshot/fastread.c); Coordinates kept
+ * as float32 are narrowed from float64 through io_buffer and range-checked in the same pass
+ * (sm_snapshot_read_range_checked).
  *
  * Threads (parallel.c, a pool kept for the process): the temperature kernel, the per-slab sorts
  * and, for halos of more than SM__PL_HALO_PART_MIN_CELLS cells a part, the sphere scan, distances
@@ -237,10 +238,14 @@ static void prefault_part(void *arg, unsigned part, unsigned parts)
 			populate(J, a, b);
 			return;
 		}
-		e = b - a > HUGE_STEP ? a + HUGE_STEP : b;
+		/* up to the next 2 MiB boundary of the address: one huge page a step */
+		e = a + HUGE_STEP - ((uintptr_t)(J->p + a) & (HUGE_STEP - 1));
+		if (e > b)
+			e = b;
 		t0 = sm__pl_now_s();
 		populate(J, a, e);
-		if (sm__pl_now_s() - t0 > sm__pl_huge_slow_s)
+		/* timed when it can be a huge page: a whole 2 MiB (the array's ends take 4 KiB pages) */
+		if (e - a == HUGE_STEP && sm__pl_now_s() - t0 > sm__pl_huge_slow_s)
 			atomic_store_explicit(&J->slow, 1, memory_order_relaxed);
 	}
 }
