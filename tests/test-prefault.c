@@ -4,8 +4,9 @@
  * 2 MiB step slower than sm__pl_huge_slow_s turns the huge-page hint off for the rest of the
  * array and for the run's later arrays (struct run's huge_slow), a quick one leaves it on;
  * SNAPMEM_HUGEPAGES=0 never asks; arrays below the threshold and NULL are left alone (so is
- * every array with one worker thread, where the fill faults the pages in as fast). The huge pages themselves are the kernel's to give (or not, with transparent huge pages
- * off), so only what the function decides is checked, never whether a 2 MiB page came.
+ * every array with one worker thread, where the fill faults the pages in as fast). The huge
+ * pages themselves are the kernel's to give (or not, with transparent huge pages off), so only
+ * what the function decides is checked, never whether a 2 MiB page came.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -64,88 +65,100 @@ static int setup(void **state)
 	return 0;
 }
 
+/* Each test's run (fresh), a fresh BYTES array, the page size and the threshold to restore. */
+struct fixture {
+	struct run R;
+	unsigned char *p;
+	size_t pg;
+	double slow_s;
+};
+
+static int fixture_setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	f->p = fresh(BYTES);
+	f->pg = (size_t)sysconf(_SC_PAGESIZE);
+	f->slow_s = sm__pl_huge_slow_s;
+	*state = f;
+	return 0;
+}
+
+static int fixture_teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	sm__pl_huge_slow_s = f->slow_s;
+	munmap(f->p, BYTES);
+	free(f);
+	return 0;
+}
+
 static void test_quick_steps_keep_the_hint(void **state)
 {
-	struct run R;
-	unsigned char *p = fresh(BYTES);
-	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+	struct fixture *f = *state;
 
-	(void)state;
-	memset(&R, 0, sizeof(R));
 	sm__pl_huge_slow_s = 1e9; /* no step is slow */
-	sm__pl_prefault(&R, p, BYTES);
-	assert_int_equal(R.huge_slow, 0);
-	assert_int_equal(resident_pages(p, BYTES), BYTES / pg);
-	munmap(p, BYTES);
+	sm__pl_prefault(&f->R, f->p, BYTES);
+	assert_int_equal(f->R.huge_slow, 0);
+	assert_int_equal(resident_pages(f->p, BYTES), BYTES / f->pg);
 }
 
 static void test_a_slow_step_turns_the_hint_off(void **state)
 {
-	struct run R;
-	unsigned char *p = fresh(BYTES), *q = fresh(BYTES);
-	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+	struct fixture *f = *state;
+	unsigned char *q = fresh(BYTES), *u = fresh(BYTES);
 
-	(void)state;
-	memset(&R, 0, sizeof(R));
 	sm__pl_huge_slow_s = 0; /* every step is slow */
-	sm__pl_prefault(&R, p, BYTES);
-	assert_int_equal(R.huge_slow, hint_taken());
+	sm__pl_prefault(&f->R, f->p, BYTES);
+	assert_int_equal(f->R.huge_slow, hint_taken());
 	/* every page mapped in all the same, the rest of the array in 4 KiB pages */
-	assert_int_equal(resident_pages(p, BYTES), BYTES / pg);
+	assert_int_equal(resident_pages(f->p, BYTES), BYTES / f->pg);
 	/* the next array of the run: no hint, no timing, every page */
-	sm__pl_prefault(&R, q, BYTES);
-	assert_int_equal(resident_pages(q, BYTES), BYTES / pg);
-	/* an array not on a page boundary: the whole pages inside it */
-	memset(&R, 0, sizeof(R));
-	munmap(p, BYTES);
-	p = fresh(BYTES);
-	sm__pl_prefault(&R, p + 100, BYTES - 200);
-	assert_int_equal(resident_pages(p + pg, BYTES - 2 * pg), BYTES / pg - 2);
-	sm__pl_huge_slow_s = 5e-3;
-	munmap(p, BYTES);
+	sm__pl_prefault(&f->R, q, BYTES);
+	assert_int_equal(resident_pages(q, BYTES), BYTES / f->pg);
+	/* an array not on a page boundary, in a new run: the whole pages inside it */
+	memset(&f->R, 0, sizeof(f->R));
+	sm__pl_prefault(&f->R, u + 100, BYTES - 200);
+	assert_int_equal(resident_pages(u + f->pg, BYTES - 2 * f->pg), BYTES / f->pg - 2);
 	munmap(q, BYTES);
+	munmap(u, BYTES);
 }
 
 static void test_no_hint_asked(void **state)
 {
-	struct run R;
-	unsigned char *p = fresh(BYTES);
-	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+	struct fixture *f = *state;
 
-	(void)state;
-	memset(&R, 0, sizeof(R));
 	setenv("SNAPMEM_HUGEPAGES", "0", 1);
 	sm__pl_huge_slow_s = 0; /* would be slow, but no huge page is asked for: nothing to time */
-	sm__pl_prefault(&R, p, BYTES);
+	sm__pl_prefault(&f->R, f->p, BYTES);
 	unsetenv("SNAPMEM_HUGEPAGES");
-	sm__pl_huge_slow_s = 5e-3;
-	assert_int_equal(R.huge_slow, 0);
-	assert_int_equal(resident_pages(p, BYTES), BYTES / pg);
-	munmap(p, BYTES);
+	assert_int_equal(f->R.huge_slow, 0);
+	assert_int_equal(resident_pages(f->p, BYTES), BYTES / f->pg);
 }
 
 static void test_left_alone(void **state)
 {
-	struct run R;
+	struct fixture *f = *state;
 	const size_t small = UINT64_C(4) << 20;
-	unsigned char *p = fresh(small);
 
-	(void)state;
-	memset(&R, 0, sizeof(R));
-	sm__pl_prefault(&R, p, small); /* below the threshold: faults in as it is filled */
-	assert_int_equal(resident_pages(p, small), 0);
-	sm__pl_prefault(&R, NULL, BYTES);
-	assert_int_equal(R.huge_slow, 0);
-	munmap(p, small);
+	/* below the threshold (the first 4 MiB of the array): faults in as it is filled */
+	sm__pl_prefault(&f->R, f->p, small);
+	assert_int_equal(resident_pages(f->p, small), 0);
+	sm__pl_prefault(&f->R, NULL, BYTES);
+	assert_int_equal(f->R.huge_slow, 0);
 }
+
+#define FIXTURE_TEST(t) cmocka_unit_test_setup_teardown(t, fixture_setup, fixture_teardown)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_quick_steps_keep_the_hint),
-		cmocka_unit_test(test_a_slow_step_turns_the_hint_off),
-		cmocka_unit_test(test_no_hint_asked),
-		cmocka_unit_test(test_left_alone),
+		FIXTURE_TEST(test_quick_steps_keep_the_hint),
+		FIXTURE_TEST(test_a_slow_step_turns_the_hint_off),
+		FIXTURE_TEST(test_no_hint_asked),
+		FIXTURE_TEST(test_left_alone),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);

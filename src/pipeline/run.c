@@ -195,9 +195,10 @@ void sm__pl_pfree(struct run *R, void *slot)
 #endif
 
 /* A HUGE_STEP that takes longer than this to map in: the kernel is compacting memory (or the
- * hypervisor backing it) for its huge pages; the rest of the run takes 4 KiB pages. Here a 2 MiB
- * page takes 75-200 us when the kernel has one ready, 9-25 ms when it has not (after an idle
- * minute), and its 512 pages of 4 KiB 1.3-1.5 ms. Tests set it (0: every step is slow). */
+ * hypervisor backing it) for its huge pages; the rest of the run takes 4 KiB pages. Here (a VM
+ * with nested paravirtualisation) a 2 MiB page took 75-215 us when the kernel had one ready,
+ * 9-25 ms on average, single steps up to 78 ms, when it had not (after 20 s idle), and its 512
+ * pages of 4 KiB 1.3-1.6 ms (2.5-3.1 us a page). Tests set it (0: every step is slow). */
 double sm__pl_huge_slow_s = 5e-3;
 
 struct prefault_job {
@@ -261,8 +262,8 @@ static int huge_pages_wanted(void)
 /*
  * Maps in the pages of a fresh large array before it is filled, on all usable CPUs at once, asking
  * for transparent huge pages first (MADV_HUGEPAGE; the kernel gives them where it can): first-
- * touch page faults, not the copy, are most of the cost of reading from the page cache (about
- * 2.6 GB/s a core here with 4 KiB pages), they run in parallel, and 2 MiB pages take a fault each
+ * touch page faults, not the copy, are most of the cost of reading from the page cache (1.3-1.6
+ * GB/s a core here with 4 KiB pages), they run in parallel, and 2 MiB pages take a fault each
  * per 2 MiB and fewer TLB misses in the sort and the gathers. The huge pages are mapped in 2 MiB
  * at a time and timed: a step slower than sm__pl_huge_slow_s (the kernel compacting memory to
  * make the page, a stall far longer than the 4 KiB pages would take) turns the hint off for the
