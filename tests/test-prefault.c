@@ -1,12 +1,12 @@
 /*
- * The first touch of a large array (src/pipeline/run.c, sm__pl_prefault) called directly: every
- * page inside the array is mapped in (mincore) whether the huge pages come quickly or not; a
- * 2 MiB step slower than sm__pl_huge_slow_s turns the huge-page hint off for the rest of the
- * array and for the run's later arrays (struct run's huge_slow), a quick one leaves it on;
- * SNAPMEM_HUGEPAGES=0 never asks; arrays below the threshold and NULL are left alone (so is
- * every array with one worker thread, where the fill faults the pages in as fast). The huge
- * pages themselves are the kernel's to give (or not, with transparent huge pages off), so only
- * what the function decides is checked, never whether a 2 MiB page came.
+ * The first touch of a fresh array (src/pipeline/run.c, sm__pl_prefault) called directly: every
+ * whole page inside the array is mapped in (mincore) whether the huge pages come quickly or not,
+ * and nothing outside it; a 2 MiB step slower than sm__pl_huge_slow_s turns the huge-page hint
+ * off for the rest of the array and for the run's later arrays (struct run's huge_slow), a quick
+ * one leaves it on; SNAPMEM_HUGEPAGES=0 never asks; arrays below 8 MiB take 4 KiB pages, never
+ * timed, those below 256 KiB on the calling thread; an array with no whole page, and NULL, are
+ * left alone. The huge pages themselves are the kernel's to give (or not, with transparent huge
+ * pages off), so only what the function decides is checked, never whether a 2 MiB page came.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,7 +21,7 @@
 
 #include "pipeline/run.h"
 
-#define BYTES (UINT64_C(24) << 20) /* above PREFAULT_MIN_BYTES (8 MiB), 12 huge-page steps */
+#define BYTES (UINT64_C(24) << 20) /* above HUGE_MIN_BYTES (8 MiB), 12 huge-page steps */
 
 /* A fresh anonymous mapping of n bytes, none of it mapped in yet. */
 static unsigned char *fresh(size_t n)
@@ -138,15 +138,25 @@ static void test_no_hint_asked(void **state)
 	assert_int_equal(resident_pages(f->p, BYTES), BYTES / f->pg);
 }
 
-static void test_left_alone(void **state)
+static void test_smaller_arrays(void **state)
 {
 	struct fixture *f = *state;
-	const size_t small = UINT64_C(4) << 20;
+	const size_t small = UINT64_C(4) << 20, tiny = UINT64_C(100) << 10;
 
-	/* below the threshold (the first 4 MiB of the array): faults in as it is filled */
+	sm__pl_huge_slow_s = 0; /* would be slow, but no huge page is asked for: nothing to time */
+	/* below HUGE_MIN_BYTES (the first 4 MiB of the array): 4 KiB pages, on the worker threads */
 	sm__pl_prefault(&f->R, f->p, small);
-	assert_int_equal(resident_pages(f->p, small), 0);
+	assert_int_equal(resident_pages(f->p, small), small / f->pg);
+	assert_int_equal(f->R.huge_slow, 0);
+	/* below PARALLEL_MIN_BYTES (100 KiB further on): on the calling thread, the whole pages */
+	sm__pl_prefault(&f->R, f->p + small + 100, tiny);
+	assert_int_equal(resident_pages(f->p + small, f->pg), 0);
+	assert_int_equal(resident_pages(f->p + small + f->pg, tiny - f->pg), tiny / f->pg - 1);
+	/* no whole page inside the array, and NULL: left alone */
+	sm__pl_prefault(&f->R, f->p + small + 2 * tiny + 8, f->pg - 16);
+	assert_int_equal(resident_pages(f->p + small + 2 * tiny, f->pg), 0);
 	sm__pl_prefault(&f->R, NULL, BYTES);
+	assert_int_equal(resident_pages(f->p + BYTES - small, small), 0);
 	assert_int_equal(f->R.huge_slow, 0);
 }
 
@@ -158,7 +168,7 @@ int main(void)
 		FIXTURE_TEST(test_quick_steps_keep_the_hint),
 		FIXTURE_TEST(test_a_slow_step_turns_the_hint_off),
 		FIXTURE_TEST(test_no_hint_asked),
-		FIXTURE_TEST(test_left_alone),
+		FIXTURE_TEST(test_smaller_arrays),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);

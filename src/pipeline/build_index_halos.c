@@ -93,6 +93,7 @@ int sm__pl_build_halo_index(struct dist *D)
 		return rc;
 	/* Counts into start[c + 1], offsets, fill with start[c] as the cursor (halos ascending),
 	 * then shift back: start[c] is where cell c's list begins. */
+	sm__pl_prefault(R, D->hg_start, 4 * (D->hg3 + 1));
 	memset(D->hg_start, 0, 4 * (D->hg3 + 1));
 	for (h = 0; h < k; h++)
 		for (i = 0, n = halo_cells(D, h, cells); i < n; i++)

@@ -176,9 +176,11 @@ int sm__pl_compute_temperature(struct run *R)
 			return rc;
 	} else {
 		b = R->o->model.stream_block < n ? R->o->model.stream_block : n;
-		for (j = 0; j < 3; j++)
+		for (j = 0; j < 3; j++) {
 			if ((rc = sm__pl_palloc(R, f[j], sm__pl_gas_names[j], 4 * b)) != 0)
 				return rc;
+			sm__pl_prefault(R, *f[j], 4 * b);
+		}
 		for (first = 0; first < n; first += b) {
 			uint64_t cnt = n - first < b ? n - first : b;
 

@@ -666,6 +666,7 @@ int sm__pl_stream_cells(struct dist *D)
 				    "in 64 bits", sm__pl_cat_file(R), (unsigned long long)k);
 	if ((rc = sm__pl_palloc(R, &D->sums, SM_ARRAY_PROFILE_SUMS, bytes)) != 0)
 		return rc;
+	sm__pl_prefault(R, D->sums, bytes);
 	memset(D->sums, 0, bytes);
 	D->b = R->o->model.stream_block < R->n ? R->o->model.stream_block : R->n;
 	if (D->b > 0) {
@@ -678,6 +679,11 @@ int sm__pl_stream_cells(struct dist *D)
 		if (R->pt == SM_DTYPE_F32 &&
 		    (rc = sm__pl_palloc(R, &R->iobuf, SM_ARRAY_IO_BUFFER, SM_MODEL_IO_BUFFER_BYTES)) != 0)
 			return rc;
+		/* every block array is written whole by the first block of D->b cells */
+		for (j = 0; j < 3; j++)
+			sm__pl_prefault(R, *fld[j], 4 * D->b);
+		sm__pl_prefault(R, R->temp, 4 * D->b);
+		sm__pl_prefault(R, R->coords, 3 * R->psz * D->b);
 	}
 	for (f = 0; f < R->s.nfiles; f++) {
 		uint64_t cnt = R->s.chunk_counts[f * SM_NTYPES + 0], local;
