@@ -3,7 +3,7 @@
  * whole page inside the array is mapped in (mincore) whether the huge pages come quickly or not,
  * and nothing outside it; a 2 MiB step slower than sm__pl_huge_slow_s turns the huge-page hint
  * off for the rest of the array and for the run's later arrays (struct run's huge_slow), a quick
- * one leaves it on; SNAPMEM_HUGEPAGES=0 never asks; arrays below 8 MiB take 4 KiB pages, never
+ * one leaves it on; SNAPMEM_HUGEPAGES=0 never asks; arrays below 2 MiB take 4 KiB pages, never
  * timed, those below 256 KiB on the calling thread; an array with no whole page, and NULL, are
  * left alone. The huge pages themselves are the kernel's to give (or not, with transparent huge
  * pages off), so only what the function decides is checked, never whether a 2 MiB page came.
@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -21,7 +22,7 @@
 
 #include "pipeline/run.h"
 
-#define BYTES (UINT64_C(24) << 20) /* above HUGE_MIN_BYTES (8 MiB), 12 huge-page steps */
+#define BYTES (UINT64_C(24) << 20) /* above HUGE_MIN_BYTES (2 MiB), 12 huge-page steps */
 
 /* A fresh anonymous mapping of n bytes, none of it mapped in yet. */
 static unsigned char *fresh(size_t n)
@@ -55,6 +56,27 @@ static int hint_taken(void)
 
 	munmap(p, UINT64_C(4) << 20);
 	return ok;
+}
+
+/* The VmFlags line of the mapping that holds p (/proc/self/smaps), into buf. */
+static void vm_flags(const void *p, char *buf, size_t len)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[512];
+	int in = 0;
+
+	assert_non_null(f);
+	buf[0] = '\0';
+	while (fgets(line, sizeof(line), f) != NULL) {
+		unsigned long lo, hi;
+		char dash;
+
+		if (sscanf(line, "%lx%c%lx ", &lo, &dash, &hi) == 3 && dash == '-')
+			in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+		else if (in && strncmp(line, "VmFlags:", 8) == 0)
+			snprintf(buf, len, "%s", line + 8);
+	}
+	fclose(f);
 }
 
 static int setup(void **state)
@@ -141,10 +163,10 @@ static void test_no_hint_asked(void **state)
 static void test_smaller_arrays(void **state)
 {
 	struct fixture *f = *state;
-	const size_t small = UINT64_C(4) << 20, tiny = UINT64_C(100) << 10;
+	const size_t small = UINT64_C(1536) << 10, tiny = UINT64_C(100) << 10;
 
 	sm__pl_huge_slow_s = 0; /* would be slow, but no huge page is asked for: nothing to time */
-	/* below HUGE_MIN_BYTES (the first 4 MiB of the array): 4 KiB pages, on the worker threads */
+	/* below HUGE_MIN_BYTES (the first 1.5 MiB of the array): 4 KiB pages, on the worker threads */
 	sm__pl_prefault(&f->R, f->p, small);
 	assert_int_equal(resident_pages(f->p, small), small / f->pg);
 	assert_int_equal(f->R.huge_slow, 0);
@@ -160,6 +182,38 @@ static void test_smaller_arrays(void **state)
 	assert_int_equal(f->R.huge_slow, 0);
 }
 
+/* A tracked array of the run (profiling off: 2 MiB-aligned all the same) asked for huge pages is
+ * handed back without the hint when it is freed, so that a small array placed there later does
+ * not take a whole 2 MiB page. */
+static void test_freed_array_loses_the_hint(void **state)
+{
+	struct fixture *f = *state;
+	sm_pipeline_options o;
+	sm_pipeline_result res;
+	unsigned char *a = NULL, *keep;
+	char flags[512];
+
+	if (!hint_taken())
+		skip();
+	memset(&o, 0, sizeof(o));
+	memset(&res, 0, sizeof(res));
+	f->R.o = &o;
+	f->R.r = &res;
+	sm__pl_huge_slow_s = 1e9;
+	assert_int_equal(sm__pl_palloc(&f->R, &a, "a", BYTES), 0);
+	assert_int_equal((uintptr_t)a % (UINT64_C(2) << 20), 0);
+	sm__pl_prefault(&f->R, a, BYTES);
+	vm_flags(a + BYTES / 2, flags, sizeof(flags));
+	assert_non_null(strstr(flags, " hg"));
+	keep = a;
+	sm__pl_pfree(&f->R, &a);
+	assert_null(a);
+	assert_int_equal(f->R.nlive, 0);
+	/* the range is still mapped (the allocator keeps it), now marked no-huge-page */
+	vm_flags(keep + BYTES / 2, flags, sizeof(flags));
+	assert_null(strstr(flags, " hg"));
+}
+
 #define FIXTURE_TEST(t) cmocka_unit_test_setup_teardown(t, fixture_setup, fixture_teardown)
 
 int main(void)
@@ -169,6 +223,7 @@ int main(void)
 		FIXTURE_TEST(test_a_slow_step_turns_the_hint_off),
 		FIXTURE_TEST(test_no_hint_asked),
 		FIXTURE_TEST(test_smaller_arrays),
+		FIXTURE_TEST(test_freed_array_loses_the_hint),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);

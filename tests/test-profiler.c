@@ -75,6 +75,57 @@ static void test_null_profiler(void **state)
 	assert_int_equal(sm_prof_write_json(NULL, "x", &err), SM_EINVAL);
 }
 
+/* Arrays of 2 MiB and more start on a 2 MiB boundary (transparent huge pages can back all of
+ * their whole 2 MiB), profiling on or off, zero-filled or not; their allocated size is the size
+ * class of the request, as unaligned. */
+static void test_large_arrays_aligned(void **state)
+{
+	(void)state;
+	const uint64_t big = 3 * MiB + 1;
+	sm_error err = { 0 };
+	unsigned char *a = sm_prof_alloc(NULL, "a", big, &err);
+	unsigned char *z = sm_prof_calloc(NULL, "z", big, 1, &err);
+	assert_non_null(a);
+	assert_non_null(z);
+	assert_int_equal((uintptr_t)a % (2 * MiB), 0);
+	assert_int_equal((uintptr_t)z % (2 * MiB), 0);
+	for (uint64_t i = 0; i < big; i += 4096)
+		assert_int_equal(z[i], 0);
+	assert_int_equal(z[big - 1], 0);
+	sm_prof_release(NULL, a);
+	sm_prof_release(NULL, z);
+
+	sm_prof *p = make(0, 0);
+	assert_int_equal(sm_prof_stage_begin(p, "s", -1), 0);
+	a = sm_prof_alloc(p, "a", big, &err);
+	z = sm_prof_calloc(p, "z", big, 1, &err);
+	unsigned char *s = sm_prof_alloc(p, "s", 100, &err);
+	assert_non_null(a);
+	assert_non_null(z);
+	assert_non_null(s);
+	assert_int_equal((uintptr_t)a % (2 * MiB), 0);
+	assert_int_equal((uintptr_t)z % (2 * MiB), 0);
+	assert_int_equal(z[big - 1], 0);
+	memset(a, 1, big);
+	sm_prof_release(p, a);
+	sm_prof_release(p, z);
+	sm_prof_release(p, s);
+	assert_int_equal(sm_prof_stage_end(p), 0);
+	json_t *d = doc_of(p), *arr;
+	size_t k;
+	int seen = 0;
+	json_array_foreach(json_object_get(d, "arrays"), k, arr) {
+		const char *name = json_string_value(json_object_get(arr, "name"));
+		uint64_t want = strcmp(name, "s") == 0 ? 100 : big;
+		assert_int_equal(json_integer_value(json_object_get(arr, "allocated")),
+				 sm_prof_nallocx(want));
+		seen++;
+	}
+	assert_int_equal(seen, 3);
+	json_decref(d);
+	sm_prof_free(p);
+}
+
 static void test_tracked_exact(void **state)
 {
 	sm_prof *p = make(0, 0);
@@ -836,6 +887,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_null_profiler),
 		cmocka_unit_test(test_tracked_exact),
+		cmocka_unit_test(test_large_arrays_aligned),
 		cmocka_unit_test(test_size_classes),
 		cmocka_unit_test(test_jemalloc_stage_peaks),
 		cmocka_unit_test(test_second_thread),

@@ -65,7 +65,11 @@ int sm_prof_stage_end(sm_prof *p);
  * Allocates a tracked array of `bytes` bytes (uninitialised) named `name` (copied, at most 63
  * bytes) in the current stage. On failure returns NULL and sets err to SM_ENOMEM with
  * err->needed_bytes = bytes and a message naming the array and its size in bytes and IEC units.
- * bytes == 0 returns a valid unique pointer for a zero-length array.
+ * bytes == 0 returns a valid unique pointer for a zero-length array. An array of 2 MiB or more
+ * starts on a 2 MiB boundary (profiling on or off), so that transparent huge pages can back every
+ * whole 2 MiB of it; its allocated size (jemalloc's size class) is the same as unaligned. Under
+ * `snapmem profile` (the preloaded profiler) large arrays are glibc's, as the program's own large
+ * mallocs are, and not aligned.
  */
 void *sm_prof_alloc(sm_prof *p, const char *name, uint64_t bytes, sm_error *err);
 

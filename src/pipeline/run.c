@@ -131,6 +131,28 @@ void sm__pl_stage_end(struct run *R)
 	R->stage_open = 0;
 }
 
+/* The whole pages inside [p, p + bytes): [*a, *b) (empty when *b <= *a). */
+static void inner_pages(const void *p, uint64_t bytes, uintptr_t *a, uintptr_t *b)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	uintptr_t u = pg > 0 ? (uintptr_t)pg : 4096;
+
+	*a = ((uintptr_t)p + u - 1) / u * u;
+	*b = ((uintptr_t)p + bytes) / u * u;
+}
+
+/* A hinted array's range back from the huge-page hint before jemalloc hands it out again, so that a
+ * small array later placed there does not take a whole 2 MiB page (its pages resident beyond its
+ * own; docs/MODEL.md "Resident"). */
+static void unhint(const void *p, uint64_t bytes)
+{
+	uintptr_t a, b;
+
+	inner_pages(p, bytes, &a, &b);
+	if (b > a)
+		(void)madvise((void *)a, b - a, MADV_NOHUGEPAGE);
+}
+
 /* A tracked array: checks --max-mem, then sm_prof_alloc. *slot receives the pointer. */
 int sm__pl_palloc(struct run *R, void *slot, const char *name, uint64_t bytes)
 {
@@ -159,6 +181,7 @@ int sm__pl_palloc(struct run *R, void *slot, const char *name, uint64_t bytes)
 		return R->err != NULL && R->err->code != 0 ? R->err->code : SM_ENOMEM;
 	R->live[R->nlive].ptr = q;
 	R->live[R->nlive].bytes = bytes;
+	R->live[R->nlive].hinted = 0;
 	R->nlive++;
 	R->live_bytes += bytes;
 	memcpy(slot, &q, sizeof(q));
@@ -177,6 +200,8 @@ void sm__pl_pfree(struct run *R, void *slot)
 	for (i = 0; i < R->nlive; i++) {
 		if (R->live[i].ptr != q)
 			continue;
+		if (R->live[i].hinted)
+			unhint(q, R->live[i].bytes);
 		R->live_bytes -= R->live[i].bytes;
 		R->live[i] = R->live[--R->nlive];
 		break;
@@ -188,7 +213,7 @@ void sm__pl_pfree(struct run *R, void *slot)
 
 /* ---- first touch ------------------------------------------------------------------------------ */
 
-#define HUGE_MIN_BYTES (UINT64_C(8) << 20)       /* smaller arrays take 4 KiB pages */
+#define HUGE_MIN_BYTES (UINT64_C(2) << 20)       /* smaller arrays take 4 KiB pages */
 #define PARALLEL_MIN_BYTES (UINT64_C(256) << 10) /* smaller arrays on the calling thread */
 #define HUGE_STEP (UINT64_C(2) << 20)            /* huge pages are mapped in this many bytes at a time */
 #ifndef MADV_POPULATE_WRITE
@@ -281,11 +306,11 @@ void sm__pl_prefault(struct run *R, void *ptr, uint64_t bytes)
 	long pg = sysconf(_SC_PAGESIZE);
 	uintptr_t a, b;
 	unsigned parts = sm__pl_threads();
+	size_t i;
 
 	if (ptr == NULL || pg <= 0)
 		return;
-	a = ((uintptr_t)ptr + (uintptr_t)pg - 1) / (uintptr_t)pg * (uintptr_t)pg;
-	b = ((uintptr_t)ptr + bytes) / (uintptr_t)pg * (uintptr_t)pg;
+	inner_pages(ptr, bytes, &a, &b);
 	if (b <= a)
 		return;
 	J.p = (unsigned char *)a;
@@ -293,6 +318,9 @@ void sm__pl_prefault(struct run *R, void *ptr, uint64_t bytes)
 	J.page = (uint64_t)pg;
 	J.huge = parts >= 2 && bytes >= HUGE_MIN_BYTES && huge_pages_wanted() && !R->huge_slow &&
 		 madvise(J.p, J.bytes, MADV_HUGEPAGE) == 0; /* a hint: no huge pages is fine */
+	for (i = 0; J.huge && i < R->nlive; i++)
+		if (R->live[i].ptr == ptr)
+			R->live[i].hinted = 1;
 	atomic_init(&J.slow, 0);
 	if (parts < 2 || bytes < PARALLEL_MIN_BYTES)
 		prefault_part(&J, 0, 1);

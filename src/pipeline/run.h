@@ -24,6 +24,7 @@
 struct live {
 	void *ptr;
 	uint64_t bytes;
+	int hinted; /* asked for huge pages (sm__pl_prefault): the hint goes when it is freed */
 };
 
 struct grid {

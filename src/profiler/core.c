@@ -781,9 +781,15 @@ __attribute__((noinline)) static void *alloc_common(sm_prof *p, const char *name
 	if (!p) {
 		void *q = NULL;
 		const sm__preload_ops *ops = sm__preload();
-		if (bytes <= (uint64_t)PTRDIFF_MAX)
-			q = ops ? ops->alloc(name, bytes, zero)
-				: zero ? calloc(bytes ? bytes : 1, 1) : malloc(bytes ? bytes : 1);
+		if (bytes <= (uint64_t)PTRDIFF_MAX && ops)
+			q = ops->alloc(name, bytes, zero);
+		else if (bytes <= (uint64_t)PTRDIFF_MAX && bytes >= SM__ARRAY_ALIGN) {
+			if (posix_memalign(&q, SM__ARRAY_ALIGN, (size_t)bytes) != 0)
+				q = NULL;
+			else if (zero)
+				memset(q, 0, (size_t)bytes);
+		} else if (bytes <= (uint64_t)PTRDIFF_MAX)
+			q = zero ? calloc(bytes ? bytes : 1, 1) : malloc(bytes ? bytes : 1);
 		return q ? q : fail_alloc(NULL, name, bytes, err);
 	}
 	void *ret = NULL;

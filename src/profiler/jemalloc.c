@@ -407,14 +407,17 @@ int sm__je_peak_read_reset(uint64_t *peak)
 }
 
 /* Tracked arrays: large ones from glibc under `snapmem profile` (large.c), as the program's own
- * large mallocs are, else jemalloc's size classes. */
+ * large mallocs are, else jemalloc's size classes, from SM__ARRAY_ALIGN bytes on aligned to it
+ * (the same size class: sallocx equal to nallocx of the request). */
 void *sm__mem_alloc(size_t n, int zero)
 {
+	int align = n >= SM__ARRAY_ALIGN ? MALLOCX_ALIGN(SM__ARRAY_ALIGN) : 0;
+
 	if (!sm__je_thread_enter())
 		return NULL;
 	if (__atomic_load_n(&sm__large_on, __ATOMIC_RELAXED) && n >= sm__large_min)
 		return sm__large_alloc(n, 0, zero);
-	return mallocx(n ? n : 1, zero ? MALLOCX_ZERO : 0);
+	return mallocx(n ? n : 1, (zero ? MALLOCX_ZERO : 0) | align);
 }
 
 void sm__mem_free(void *p)
@@ -623,9 +626,17 @@ int sm__je_peak_read_reset(uint64_t *peak) { return -1; }
 
 void *sm__mem_alloc(size_t n, int zero)
 {
+	void *p = NULL;
+
 	if (n > ASAN_MAX)
 		return NULL;
-	return zero ? calloc(n ? n : 1, 1) : malloc(n ? n : 1);
+	if (n < SM__ARRAY_ALIGN)
+		return zero ? calloc(n ? n : 1, 1) : malloc(n ? n : 1);
+	if (posix_memalign(&p, SM__ARRAY_ALIGN, n) != 0)
+		return NULL;
+	if (zero)
+		memset(p, 0, n);
+	return p;
 }
 
 void sm__mem_free(void *p) { free(p); }

@@ -47,6 +47,11 @@ const char *sm__je_version(void);
 int sm__je_thread_net(uint64_t *net);      /* calling thread: allocated - deallocated bytes */
 int sm__je_thread_counters(uint64_t *allocated, uint64_t *deallocated); /* cumulative, this thread */
 int sm__je_peak_read_reset(uint64_t *peak); /* thread.peak.read then thread.peak.reset */
+/* Tracked arrays of SM__ARRAY_ALIGN bytes and more start on a SM__ARRAY_ALIGN boundary (2 MiB: a
+ * transparent huge page), so that huge pages can back every whole 2 MiB of them; the usable size
+ * (jemalloc's size class) is the same as unaligned. Not under `snapmem profile`, whose large
+ * tracked arrays are glibc's, as the program's own large mallocs are (large.c). */
+#define SM__ARRAY_ALIGN ((size_t)2 << 20)
 void *sm__mem_alloc(size_t n, int zero);   /* tracked arrays */
 void sm__mem_free(void *p);
 uint64_t sm__mem_usable(void *p, uint64_t requested);
