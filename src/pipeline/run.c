@@ -20,9 +20,9 @@
  * numpy does), one distance function for both selection strategies so that they decide every cell
  * identically; r/R200 and log10 T binned in double.
  *
- * Speed: the large arrays are asked for transparent huge pages and mapped in on all CPUs before
- * they are filled (sm__pl_prefault; 4 KiB pages once a huge page is slow to come): first-touch
- * faults, not copying, dominate reading from the page cache. Fields are read by the snapshot
+ * Speed: every array written whole after its allocation is mapped in before it is filled, those
+ * from 2 MiB asked for transparent huge pages (sm__pl_prefault; 4 KiB pages once a huge page is
+ * slow to come): first touches of memory, not copying, dominate reading from the page cache. Fields are read by the snapshot
  * reader's fast path (pread on the worker threads, see src/snapshot/fastread.c); Coordinates kept
  * as float32 are narrowed from float64 through io_buffer and range-checked in the same pass
  * (sm_snapshot_read_range_checked).
@@ -287,17 +287,21 @@ static int huge_pages_wanted(void)
 
 /*
  * Maps in the pages of a fresh array before it is filled (every byte of it is written next), in
- * one madvise(MADV_POPULATE_WRITE) a range instead of a page fault a page: here (a VM with nested
- * paravirtualisation) a fault costs 2.5-3.1 us a page when the machine is quiet and 11.5-16.8 us
- * when it is not, the populate 0.8-1.9 us a page either way; pages already mapped (memory jemalloc
- * hands back) cost next to nothing. Arrays of PARALLEL_MIN_BYTES and more are shared out to all
- * usable CPUs; those of HUGE_MIN_BYTES and more are asked for transparent huge pages first
- * (MADV_HUGEPAGE; the kernel gives them where it can), a fault each per 2 MiB and fewer TLB misses
- * in the sort and the gathers. The huge pages are mapped in 2 MiB at a time and timed: a step
- * slower than sm__pl_huge_slow_s (the kernel compacting memory to make the page, a stall far
- * longer than the 4 KiB pages would take) turns the hint off for the rest of the array and for the
- * later arrays of the run (R->huge_slow). Only whole pages inside the array are touched; its
- * contents are undefined before and after.
+ * one madvise(MADV_POPULATE_WRITE) a range instead of a page fault a page. Here (a VM with nested
+ * paravirtualisation) a fault took 2.5-3.1 us a 4 KiB page on a quiet day and 11.5-16.8 us on a
+ * busy one; the populate 0.8-1.9 us, after which the first touch of the page from user space, and
+ * the first write into it by the kernel (a pread), still cost 5-9 us each (the hypervisor's shadow
+ * page tables); a 2 MiB page 0.1-1.5 ms in all when the kernel had one ready, 0.02 us a 4 KiB part
+ * after it. Pages already mapped (memory jemalloc hands back) cost next to nothing. Arrays of
+ * PARALLEL_MIN_BYTES and more are shared out to all usable CPUs; those of HUGE_MIN_BYTES and more
+ * (which start on a 2 MiB boundary: sm_prof_alloc) are asked for transparent huge pages first
+ * (MADV_HUGEPAGE; the kernel gives them where it can), which also spare the TLB misses of the sort
+ * and the gathers, and marked in the run's live table so that sm__pl_pfree takes the hint back.
+ * The huge pages are mapped in 2 MiB at a time and timed: a step slower than sm__pl_huge_slow_s
+ * (the kernel compacting memory to make the page, a stall far longer than the 4 KiB pages would
+ * take) turns the hint off for the rest of the array and for the later arrays of the run
+ * (R->huge_slow). Only whole pages inside the array are touched; its contents are undefined
+ * before and after.
  */
 void sm__pl_prefault(struct run *R, void *ptr, uint64_t bytes)
 {
@@ -316,7 +320,7 @@ void sm__pl_prefault(struct run *R, void *ptr, uint64_t bytes)
 	J.p = (unsigned char *)a;
 	J.bytes = b - a;
 	J.page = (uint64_t)pg;
-	J.huge = parts >= 2 && bytes >= HUGE_MIN_BYTES && huge_pages_wanted() && !R->huge_slow &&
+	J.huge = bytes >= HUGE_MIN_BYTES && huge_pages_wanted() && !R->huge_slow &&
 		 madvise(J.p, J.bytes, MADV_HUGEPAGE) == 0; /* a hint: no huge pages is fine */
 	for (i = 0; J.huge && i < R->nlive; i++)
 		if (R->live[i].ptr == ptr)
