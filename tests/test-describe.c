@@ -934,7 +934,7 @@ static void test_default(void **state)
 	assert_int_equal(n, 10);
 	assert_int_equal(v[9].stream_block, 4096);
 	free(v);
-	assert_int_equal(sm_est_baseline_bytes(), 975328);
+	assert_int_equal(sm_est_baseline_bytes(), 857696);
 }
 
 int main(void)
