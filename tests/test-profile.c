@@ -530,6 +530,15 @@ static void test_follow_fork(void **state)
 	free(out);
 }
 
+/* A file holding text: 0, or -1. */
+static int write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	int ok = f != NULL && fputs(text, f) >= 0;
+
+	return f != NULL && fclose(f) == 0 && ok ? 0 : -1;
+}
+
 static void test_report_and_diff(void **state)
 {
 	(void)state;
@@ -586,6 +595,42 @@ static void test_report_and_diff(void **state)
 	assert_int_equal(json_integer_value(json_object_get(j, "over_budget")), 0);
 	json_decref(j);
 	tu_result_free(&r);
+
+	/* the memory.json files themselves, wherever they were copied: the same comparison */
+	char *am = tu_path(a, "memory.json"), *copy = tu_path(tmp, "c-memory-copy.json"), *text;
+	char *junk = tu_path(tmp, "not-a-memory.json");
+	text = tu_read_file(cm, NULL);
+	assert_non_null(text);
+	assert_int_equal(write_text(copy, text), 0);
+	free(text);
+	r = tu_run("diff", am, copy, "--budget", "10", NULL);
+	assert_int_equal(r.status, 1);
+	assert_non_null(strstr(r.out, "OVER"));
+	tu_result_free(&r);
+	r = tu_run("diff", a, copy, "--budget", "10", "--format", "json", NULL);
+	assert_int_equal(r.status, 1);
+	j = json_loads(r.out, 0, NULL);
+	assert_non_null(j);
+	assert_true(json_integer_value(json_object_get(j, "over_budget")) > 0);
+	json_decref(j);
+	tu_result_free(&r);
+	/* -o never onto an input file; a file that is not a memory document: one line, exit 2 */
+	r = tu_run("diff", am, copy, "-o", copy, NULL);
+	assert_int_equal(r.status, 2);
+	assert_int_equal(tu_count_lines(r.err), 1);
+	tu_result_free(&r);
+	text = tu_read_file(copy, NULL);
+	assert_non_null(strstr(text, "snapmem.memory/1"));
+	free(text);
+	assert_int_equal(write_text(junk, "not json\n"), 0);
+	r = tu_run("diff", am, junk, NULL);
+	assert_int_equal(r.status, 2);
+	assert_int_equal(tu_count_lines(r.err), 1);
+	assert_non_null(strstr(r.err, junk));
+	tu_result_free(&r);
+	free(am);
+	free(copy);
+	free(junk);
 
 	r = tu_run("diff", a, "/nonexistent-snapmem-dir", NULL);
 	assert_int_equal(r.status, 2);

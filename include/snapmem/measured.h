@@ -24,7 +24,8 @@
 
 typedef struct sm_measured sm_measured;
 
-/* Loads dir/memory.json (required) and dir/memory.PID.json (any). 0, SM_EIO (missing, unreadable),
+/* Loads dir/memory.json (required) and dir/memory.PID.json (any); when dir is a regular file, that
+ * document alone (a run's memory.json copied anywhere). 0, SM_EIO (missing, unreadable),
  * SM_EFORMAT (not a snapmem.memory/1 document) or SM_ENOMEM; err names the file. */
 int sm_measured_load(const char *dir, sm_measured **out, sm_error *err);
 void sm_measured_free(sm_measured *m);

@@ -130,7 +130,7 @@ struct cli_inputs {
 void cli_inputs_source(struct cli_inputs *l, const char *base, int snap, const char *snapshot,
 		       const char *calibrate);
 
-/* A run directory's estimate.json, memory.json and profiles.hdf5. */
+/* A run directory's estimate.json, memory.json and profiles.hdf5; a regular file itself. */
 void cli_inputs_rundir(struct cli_inputs *l, const char *rundir);
 
 void cli_inputs_release(struct cli_inputs *l);

@@ -1,6 +1,7 @@
 /*
  * `snapmem diff A B [--budget PCT] [--format table|markdown|json] [-o FILE]`: two measured runs
- * (directories with memory.json, from `snapmem profile` or `snapmem run`) compared stage by stage
+ * (directories with memory.json, from `snapmem profile` or `snapmem run`, or such memory.json files
+ * themselves, kept wherever a CI job put them) compared stage by stage
  * and site by site: growth of requested, allocated (above the baseline) and resident (VmHWM)
  * bytes from A to B. With --budget, exit 1 when a stage's allocated peak (requested when the
  * allocator was not measured) grows by more than PCT percent and more than 64 KiB: a memory
@@ -32,9 +33,9 @@ const cli_cmd cli_cmd_diff = {
 	"diff", "compare two measured runs stage by stage; exit 1 over a budget",
 	"usage: snapmem diff A B [--budget PCT] [--format table|markdown|json] [-o FILE]\n",
 	"Compares run B with run A (directories holding memory.json, from snapmem profile or\n"
-	"snapmem run) stage by stage (id and instance) and site by site (the sites live at each\n"
-	"peak, by function and file:line): growth of requested, allocated (above the baseline) and\n"
-	"resident (VmHWM) bytes.\n",
+	"snapmem run, or such memory.json files themselves) stage by stage (id and instance) and\n"
+	"site by site (the sites live at each peak, by function and file:line): growth of\n"
+	"requested, allocated (above the baseline) and resident (VmHWM) bytes.\n",
 	diff_opts, 0, "A B", cmd_diff,
 };
 
@@ -60,7 +61,7 @@ int cmd_diff(int argc, char **argv)
 			return cli_parse_status(rc);
 		if (rc == CLI_OPERAND) {
 			if (ndirs == 2)
-				return cli_parse_error(&p, "more than two run directories ('%s')", val);
+				return cli_parse_error(&p, "more than two runs ('%s')", val);
 			dirs[ndirs++] = val;
 		} else if (o->id == DO_OUTPUT) {
 			out = val;
@@ -74,7 +75,8 @@ int cmd_diff(int argc, char **argv)
 		}
 	}
 	if (ndirs != 2)
-		return cli_parse_error(&p, "two run directories are needed (A and B)");
+		return cli_parse_error(&p, "two runs are needed (A and B: run directories or their "
+				       "memory.json)");
 	/* -o: only a regular file, never one of the runs' files (output.c) */
 	cli_inputs_rundir(&inputs, dirs[0]);
 	cli_inputs_rundir(&inputs, dirs[1]);

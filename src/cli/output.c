@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
 
@@ -66,6 +67,12 @@ void cli_inputs_source(struct cli_inputs *l, const char *base, int snap, const c
 
 void cli_inputs_rundir(struct cli_inputs *l, const char *rundir)
 {
+	struct stat st;
+
+	if (stat(rundir, &st) == 0 && S_ISREG(st.st_mode)) { /* a run's memory.json itself */
+		add(l, NULL, "%s", rundir);
+		return;
+	}
 	add(l, NULL, "%s/estimate.json", rundir);
 	add(l, NULL, "%s/memory.json", rundir);
 	add(l, NULL, "%s/profiles.hdf5", rundir);

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "report/internal.h"
 #include "snapmem/units.h"
@@ -74,6 +75,7 @@ static int cmp_proc(const void *a, const void *b)
 	return x->pid < y->pid ? -1 : x->pid > y->pid;
 }
 
+/* The document at path (name == NULL) or at m->dir/name. */
 static int load_one(sm_measured *m, const char *name, long pid, sm_error *err)
 {
 	proc *v = realloc(m->v, (m->n + 1) * sizeof(*v));
@@ -82,7 +84,8 @@ static int load_one(sm_measured *m, const char *name, long pid, sm_error *err)
 	m->v = v;
 	proc *p = &m->v[m->n];
 	memset(p, 0, sizeof(*p));
-	if ((size_t)snprintf(p->path, sizeof(p->path), "%s/%s", m->dir, name) >= sizeof(p->path))
+	if ((size_t)(name ? snprintf(p->path, sizeof(p->path), "%s/%s", m->dir, name)
+			  : snprintf(p->path, sizeof(p->path), "%s", m->dir)) >= sizeof(p->path))
 		return sm_error_set(err, SM_EINVAL, "'%s': path too long", m->dir);
 	p->pid = pid;
 	int rc = sm__j_load(p->path, SCHEMA, &p->doc, err);
@@ -101,11 +104,20 @@ int sm_measured_load(const char *dir, sm_measured **out, sm_error *err)
 {
 	int rc = 0;
 	DIR *d = NULL;
+	struct stat st;
 	sm_measured *m = calloc(1, sizeof(*m));
 	*out = NULL;
 	if (!m)
 		return sm_error_set(err, SM_ENOMEM, "'%s': cannot allocate the run", dir);
 	snprintf(m->dir, sizeof(m->dir), "%s", dir);
+	/* a memory.json file itself (heaptrack and memray compare files): that document alone */
+	if (stat(dir, &st) == 0 && S_ISREG(st.st_mode)) {
+		rc = load_one(m, NULL, 0, err);
+		if (rc != 0)
+			goto fail;
+		*out = m;
+		return 0;
+	}
 	rc = load_one(m, "memory.json", 0, err);
 	if (rc != 0)
 		goto fail;
