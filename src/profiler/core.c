@@ -774,6 +774,19 @@ static sm__array *array_live(sm_prof *p, const char *name, uint64_t bytes, uint6
 	return a;
 }
 
+void *sm__plain_alloc(size_t n, int zero)
+{
+	void *p = NULL;
+
+	if (n < SM__ARRAY_ALIGN)
+		return zero ? calloc(n ? n : 1, 1) : malloc(n ? n : 1);
+	if (posix_memalign(&p, SM__ARRAY_ALIGN, n) != 0)
+		return NULL;
+	if (zero)
+		memset(p, 0, n);
+	return p;
+}
+
 __attribute__((noinline)) static void *alloc_common(sm_prof *p, const char *name, uint64_t bytes, int zero, sm_error *err)
 {
 	if (!name)
@@ -781,15 +794,8 @@ __attribute__((noinline)) static void *alloc_common(sm_prof *p, const char *name
 	if (!p) {
 		void *q = NULL;
 		const sm__preload_ops *ops = sm__preload();
-		if (bytes <= (uint64_t)PTRDIFF_MAX && ops)
-			q = ops->alloc(name, bytes, zero);
-		else if (bytes <= (uint64_t)PTRDIFF_MAX && bytes >= SM__ARRAY_ALIGN) {
-			if (posix_memalign(&q, SM__ARRAY_ALIGN, (size_t)bytes) != 0)
-				q = NULL;
-			else if (zero)
-				memset(q, 0, (size_t)bytes);
-		} else if (bytes <= (uint64_t)PTRDIFF_MAX)
-			q = zero ? calloc(bytes ? bytes : 1, 1) : malloc(bytes ? bytes : 1);
+		if (bytes <= (uint64_t)PTRDIFF_MAX)
+			q = ops ? ops->alloc(name, bytes, zero) : sm__plain_alloc((size_t)bytes, zero);
 		return q ? q : fail_alloc(NULL, name, bytes, err);
 	}
 	void *ret = NULL;

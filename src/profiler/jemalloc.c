@@ -626,17 +626,7 @@ int sm__je_peak_read_reset(uint64_t *peak) { return -1; }
 
 void *sm__mem_alloc(size_t n, int zero)
 {
-	void *p = NULL;
-
-	if (n > ASAN_MAX)
-		return NULL;
-	if (n < SM__ARRAY_ALIGN)
-		return zero ? calloc(n ? n : 1, 1) : malloc(n ? n : 1);
-	if (posix_memalign(&p, SM__ARRAY_ALIGN, n) != 0)
-		return NULL;
-	if (zero)
-		memset(p, 0, n);
-	return p;
+	return n > ASAN_MAX ? NULL : sm__plain_alloc(n, zero);
 }
 
 void sm__mem_free(void *p) { free(p); }

@@ -53,6 +53,7 @@ int sm__je_peak_read_reset(uint64_t *peak); /* thread.peak.read then thread.peak
  * tracked arrays are glibc's, as the program's own large mallocs are (large.c). */
 #define SM__ARRAY_ALIGN ((size_t)2 << 20)
 void *sm__mem_alloc(size_t n, int zero);   /* tracked arrays */
+void *sm__plain_alloc(size_t n, int zero); /* the C library's, aligned as tracked arrays are */
 void sm__mem_free(void *p);
 uint64_t sm__mem_usable(void *p, uint64_t requested);
 void *sm__raw_alloc(size_t n);             /* profiler bookkeeping: never sampled */
