@@ -53,8 +53,7 @@ PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 # library's state at exit, where HDF5 keeps a file that failed to close).
 CLI_PKG_LIBS = $(shell pkg-config --libs $(filter-out hdf5,$(PKGS)) 2>/dev/null) \
 	$(shell pkg-config --libs-only-L hdf5 2>/dev/null) -Wl,-Bstatic -lhdf5 -Wl,-Bdynamic -lsz -lz
-ifeq ($(SANITIZE)$(VALGRIND),)
-else
+ifneq ($(SANITIZE)$(VALGRIND),)
 CLI_PKG_LIBS = $(PKG_LIBS)
 endif
 TEST_LIBS = $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)

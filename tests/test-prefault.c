@@ -182,8 +182,9 @@ static void test_smaller_arrays(void **state)
 	assert_int_equal(f->R.huge_slow, 0);
 }
 
-/* A tracked array of the run (profiling off: 2 MiB-aligned all the same) asked for huge pages is
- * handed back without the hint when it is freed, so that a small array placed there later does
+/* A tracked array of the run (profiling off: 2 MiB-aligned all the same) filled next
+ * (sm__pl_palloc_filled: mapped in, asked for huge pages) is handed back without the hint when it
+ * is freed, so that a small array placed there later does
  * not take a whole 2 MiB page. */
 static void test_freed_array_loses_the_hint(void **state)
 {
@@ -200,9 +201,9 @@ static void test_freed_array_loses_the_hint(void **state)
 	f->R.o = &o;
 	f->R.r = &res;
 	sm__pl_huge_slow_s = 1e9;
-	assert_int_equal(sm__pl_palloc(&f->R, &a, "a", BYTES), 0);
+	assert_int_equal(sm__pl_palloc_filled(&f->R, &a, "a", BYTES), 0);
 	assert_int_equal((uintptr_t)a % (UINT64_C(2) << 20), 0);
-	sm__pl_prefault(&f->R, a, BYTES);
+	assert_int_equal(resident_pages(a, BYTES), BYTES / f->pg);
 	vm_flags(a + BYTES / 2, flags, sizeof(flags));
 	assert_non_null(strstr(flags, " hg"));
 	keep = a;

@@ -196,11 +196,9 @@ int sm__pl_build_index(struct run *R)
 	R->grid.inv_w = (double)g / R->box;
 	R->r->grid_side = g;
 	if ((rc = sm__pl_stage_begin(R, SM_STAGE_BUILD_INDEX, -1, R->n)) != 0 ||
-	    (rc = sm__pl_palloc(R, &R->cstart, SM_ARRAY_INDEX_CELL_START, 8 * (m + 1))) != 0 ||
+	    (rc = sm__pl_palloc_filled(R, &R->cstart, SM_ARRAY_INDEX_CELL_START, 8 * (m + 1))) != 0 ||
 	    (rc = sm__pl_palloc(R, &R->cfill, SM_ARRAY_INDEX_CELL_FILL, 8 * m)) != 0)
-		return rc;
-	sm__pl_prefault(R, R->cstart, 8 * (m + 1)); /* every entry is written (index_cell_fill's
-						    * pages only where its parts use them) */
+		return rc; /* index_cell_fill: only the pages its parts use are touched */
 	/* Only cells some sphere scan can visit are sorted; index_cell_fill holds the cover flags
 	 * (a bit per grid cell: m / 8 + 1 bytes of its 8m). Near rows (in grid cells some sphere
 	 * scan visits) into their x slabs (sm__pl_split_near, its classification in stripes on the

@@ -88,12 +88,12 @@ int sm__pl_build_halo_index(struct dist *D)
 	if (k > UINT32_MAX / SM_MODEL_HALO_GRID_CELLS_PER_HALO)
 		return sm_error_set(R->err, SM_EOVERFLOW, "'%s': %llu halos: too many for the "
 				    "halo index", sm__pl_cat_file(R), (unsigned long long)k);
-	if ((rc = sm__pl_palloc(R, &D->hg_start, SM_ARRAY_HALO_GRID_START, 4 * (D->hg3 + 1))) != 0 ||
+	if ((rc = sm__pl_palloc_filled(R, &D->hg_start, SM_ARRAY_HALO_GRID_START,
+					4 * (D->hg3 + 1))) != 0 ||
 	    (rc = sm__pl_palloc(R, &D->hg_halos, SM_ARRAY_HALO_GRID_HALOS, 4 * k * cap)) != 0)
 		return rc;
 	/* Counts into start[c + 1], offsets, fill with start[c] as the cursor (halos ascending),
 	 * then shift back: start[c] is where cell c's list begins. */
-	sm__pl_prefault(R, D->hg_start, 4 * (D->hg3 + 1));
 	memset(D->hg_start, 0, 4 * (D->hg3 + 1));
 	for (h = 0; h < k; h++)
 		for (i = 0, n = halo_cells(D, h, cells); i < n; i++)

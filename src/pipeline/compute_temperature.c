@@ -168,19 +168,16 @@ int sm__pl_compute_temperature(struct run *R)
 	int rc, j;
 
 	if ((rc = sm__pl_stage_begin(R, SM_STAGE_COMPUTE_TEMPERATURE, -1, n)) != 0 ||
-	    (rc = sm__pl_palloc(R, &R->temp, SM_ARRAY_TEMPERATURE, 4 * n)) != 0)
+	    (rc = sm__pl_palloc_filled(R, &R->temp, SM_ARRAY_TEMPERATURE, 4 * n)) != 0)
 		return rc;
-	sm__pl_prefault(R, R->temp, 4 * n);
 	if (R->o->model.temperature == SM_TEMP_IN_MEMORY) {
 		if ((rc = sm__pl_temperature_block(R, 0, n, R->u, R->xe, R->sfr, R->temp)) != 0)
 			return rc;
 	} else {
 		b = R->o->model.stream_block < n ? R->o->model.stream_block : n;
-		for (j = 0; j < 3; j++) {
-			if ((rc = sm__pl_palloc(R, f[j], sm__pl_gas_names[j], 4 * b)) != 0)
+		for (j = 0; j < 3; j++)
+			if ((rc = sm__pl_palloc_filled(R, f[j], sm__pl_gas_names[j], 4 * b)) != 0)
 				return rc;
-			sm__pl_prefault(R, *f[j], 4 * b);
-		}
 		for (first = 0; first < n; first += b) {
 			uint64_t cnt = n - first < b ? n - first : b;
 

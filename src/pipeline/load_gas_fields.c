@@ -82,10 +82,8 @@ int sm__pl_load_gas_fields(struct run *R)
 	if ((rc = sm__pl_stage_begin(R, SM_STAGE_LOAD_GAS_FIELDS, -1, 3 * n)) != 0)
 		return rc;
 	for (j = 0; j < 3; j++)
-		if ((rc = sm__pl_palloc(R, f[j], sm__pl_gas_names[j], 4 * n)) != 0)
+		if ((rc = sm__pl_palloc_filled(R, f[j], sm__pl_gas_names[j], 4 * n)) != 0)
 			return rc;
-	for (j = 0; j < 3; j++)
-		sm__pl_prefault(R, *f[j], 4 * n);
 	if (n > 0 && (rc = read_by_chunk(R, f)) != 0)
 		return rc;
 	sm__pl_stage_end(R);

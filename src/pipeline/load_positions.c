@@ -66,9 +66,8 @@ int sm__pl_load_positions(struct run *R)
 		return sm_error_set(R->err, SM_EOVERFLOW, "'%s': Coordinates of %llu cells: byte "
 				    "count does not fit in 64 bits", sm__pl_snap_file(R),
 				    (unsigned long long)n);
-	if ((rc = sm__pl_palloc(R, &R->coords, SM_ARRAY_COORDINATES, bytes)) != 0)
+	if ((rc = sm__pl_palloc_filled(R, &R->coords, SM_ARRAY_COORDINATES, bytes)) != 0)
 		return rc;
-	sm__pl_prefault(R, R->coords, bytes);
 	if (R->pt == SM_DTYPE_F32) {
 		if ((rc = sm__pl_palloc(R, &R->iobuf, SM_ARRAY_IO_BUFFER,
 					SM_MODEL_IO_BUFFER_BYTES)) != 0)

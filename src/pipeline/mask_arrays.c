@@ -74,11 +74,10 @@ int sm__pl_mask_arrays(struct run *R, uint64_t h, uint64_t s)
 	int rc;
 
 	if ((rc = sm__pl_stage_begin(R, SM_STAGE_MASK_ARRAYS, (int64_t)h, R->k)) != 0 ||
-	    (rc = sm__pl_palloc(R, &R->sel_t, SM_ARRAY_SELECTED_TEMPERATURE, 4 * s)) != 0 ||
-	    (rc = sm__pl_palloc(R, &R->sel_pos, SM_ARRAY_SELECTED_POSITIONS, 3 * s * R->psz)) != 0)
+	    (rc = sm__pl_palloc_filled(R, &R->sel_t, SM_ARRAY_SELECTED_TEMPERATURE, 4 * s)) != 0 ||
+	    (rc = sm__pl_palloc_filled(R, &R->sel_pos, SM_ARRAY_SELECTED_POSITIONS,
+				       3 * s * R->psz)) != 0)
 		return rc;
-	sm__pl_prefault(R, R->sel_t, 4 * s);
-	sm__pl_prefault(R, R->sel_pos, 3 * s * R->psz);
 	if (R->o->model.select == SM_SELECT_INDEX) {
 		struct gather_job J = {R, s};
 

@@ -107,9 +107,8 @@ int sm__pl_radial_distance(struct run *R, uint64_t h, uint64_t s)
 	int rc;
 
 	if ((rc = sm__pl_stage_begin(R, SM_STAGE_RADIAL_DISTANCE, (int64_t)h, R->k)) != 0 ||
-	    (rc = sm__pl_palloc(R, &R->radius, SM_ARRAY_RADIUS, s * R->psz)) != 0)
+	    (rc = sm__pl_palloc_filled(R, &R->radius, SM_ARRAY_RADIUS, s * R->psz)) != 0)
 		return rc;
-	sm__pl_prefault(R, R->radius, s * R->psz);
 	if (R->o->model.select == SM_SELECT_INDEX) {
 		struct radius_job J = {R, h, s};
 

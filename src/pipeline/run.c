@@ -20,10 +20,10 @@
  * numpy does), one distance function for both selection strategies so that they decide every cell
  * identically; r/R200 and log10 T binned in double.
  *
- * Speed: every array written whole after its allocation is mapped in before it is filled, those
- * from 2 MiB asked for transparent huge pages (sm__pl_prefault; 4 KiB pages once a huge page is
- * slow to come): first touches of memory, not copying, dominate reading from the page cache. Fields are read by the snapshot
- * reader's fast path (pread on the worker threads, see src/snapshot/fastread.c); Coordinates kept
+ * Speed: every array written whole after its allocation is mapped in before it is filled
+ * (sm__pl_palloc_filled), those from 2 MiB asked for transparent huge pages (sm__pl_prefault;
+ * 4 KiB pages once a huge page is slow to come): first touches of memory, not copying, dominate
+ * reading from the page cache. Fields are read by the snapshot reader's fast path (pread on the worker threads, see src/snapshot/fastread.c); Coordinates kept
  * as float32 are narrowed from float64 through io_buffer and range-checked in the same pass
  * (sm_snapshot_read_range_checked).
  *
@@ -188,6 +188,27 @@ int sm__pl_palloc(struct run *R, void *slot, const char *name, uint64_t bytes)
 	return 0;
 }
 
+/* A tracked array whose first `touched` bytes are written next: those mapped in before they are
+ * filled (no more, so that resident stays what the model counts), and, when they took the
+ * huge-page hint, the array marked for sm__pl_pfree to take the hint back. */
+int sm__pl_palloc_touched(struct run *R, void *slot, const char *name, uint64_t bytes,
+			  uint64_t touched)
+{
+	void *q;
+	int rc = sm__pl_palloc(R, slot, name, bytes);
+
+	if (rc != 0)
+		return rc;
+	memcpy(&q, slot, sizeof(q));
+	R->live[R->nlive - 1].hinted = sm__pl_prefault(R, q, touched < bytes ? touched : bytes);
+	return 0;
+}
+
+int sm__pl_palloc_filled(struct run *R, void *slot, const char *name, uint64_t bytes)
+{
+	return sm__pl_palloc_touched(R, slot, name, bytes, bytes);
+}
+
 /* Frees the tracked array in *slot (NULL is fine) and clears the slot. */
 void sm__pl_pfree(struct run *R, void *slot)
 {
@@ -296,35 +317,32 @@ static int huge_pages_wanted(void)
  * PARALLEL_MIN_BYTES and more are shared out to all usable CPUs; those of HUGE_MIN_BYTES and more
  * (which start on a 2 MiB boundary: sm_prof_alloc) are asked for transparent huge pages first
  * (MADV_HUGEPAGE; the kernel gives them where it can), which also spare the TLB misses of the sort
- * and the gathers, and marked in the run's live table so that sm__pl_pfree takes the hint back.
+ * and the gathers; the return says so (sm__pl_palloc_filled marks the array for sm__pl_pfree to
+ * take the hint back).
  * The huge pages are mapped in 2 MiB at a time and timed: a step slower than sm__pl_huge_slow_s
  * (the kernel compacting memory to make the page, a stall far longer than the 4 KiB pages would
  * take) turns the hint off for the rest of the array and for the later arrays of the run
  * (R->huge_slow). Only whole pages inside the array are touched; its contents are undefined
  * before and after.
  */
-void sm__pl_prefault(struct run *R, void *ptr, uint64_t bytes)
+int sm__pl_prefault(struct run *R, void *ptr, uint64_t bytes)
 {
 	struct prefault_job J;
 	double t0 = sm__pl_now_s();
 	long pg = sysconf(_SC_PAGESIZE);
 	uintptr_t a, b;
 	unsigned parts = sm__pl_threads();
-	size_t i;
 
 	if (ptr == NULL || pg <= 0)
-		return;
+		return 0;
 	inner_pages(ptr, bytes, &a, &b);
 	if (b <= a)
-		return;
+		return 0;
 	J.p = (unsigned char *)a;
 	J.bytes = b - a;
 	J.page = (uint64_t)pg;
 	J.huge = bytes >= HUGE_MIN_BYTES && huge_pages_wanted() && !R->huge_slow &&
 		 madvise(J.p, J.bytes, MADV_HUGEPAGE) == 0; /* a hint: no huge pages is fine */
-	for (i = 0; J.huge && i < R->nlive; i++)
-		if (R->live[i].ptr == ptr)
-			R->live[i].hinted = 1;
 	atomic_init(&J.slow, 0);
 	if (parts < 2 || bytes < PARALLEL_MIN_BYTES)
 		prefault_part(&J, 0, 1);
@@ -333,6 +351,7 @@ void sm__pl_prefault(struct run *R, void *ptr, uint64_t bytes)
 	if (atomic_load(&J.slow))
 		R->huge_slow = 1;
 	sm__pl_part_since(R, SM_PROF_PART_PREFAULT, t0);
+	return J.huge;
 }
 
 /* ---- the worker threads' share of a halo step ----------------------------------------------- */

@@ -106,10 +106,16 @@ int sm__pl_stage_begin(struct run *R, const char *id, int64_t instance, uint64_t
 void sm__pl_stage_end(struct run *R);
 /* A tracked array of `bytes` named `name` into *slot, after the --max-mem check. */
 int sm__pl_palloc(struct run *R, void *slot, const char *name, uint64_t bytes);
+/* The same for an array whose first `touched` bytes are written next: mapped in first
+ * (sm__pl_prefault); sm__pl_palloc_filled when every byte is. */
+int sm__pl_palloc_touched(struct run *R, void *slot, const char *name, uint64_t bytes,
+			  uint64_t touched);
+int sm__pl_palloc_filled(struct run *R, void *slot, const char *name, uint64_t bytes);
 /* Frees the tracked array in *slot (NULL fine) and clears the slot. */
 void sm__pl_pfree(struct run *R, void *slot);
-/* Maps in a fresh large array's pages on all CPUs, asking for huge pages (contents undefined). */
-void sm__pl_prefault(struct run *R, void *ptr, uint64_t bytes);
+/* Maps in a fresh array's whole pages (contents undefined), from 2 MiB asking for huge pages;
+ * 1 when it did. */
+int sm__pl_prefault(struct run *R, void *ptr, uint64_t bytes);
 extern double sm__pl_huge_slow_s; /* seconds a 2 MiB step may take (tests) */
 /* Parts worth running for a halo step over `work` cells or columns (at least 1). */
 unsigned sm__pl_halo_parts(uint64_t work, uint64_t min_per_part);

@@ -361,9 +361,9 @@ static int select_by_index(struct run *R, uint64_t h, uint64_t *s)
 		J.count[p] = n;
 		n += c;
 	}
-	if ((rc = sm__pl_palloc(R, &R->sphere, SM_ARRAY_SPHERE_CELLS, n * (R->idx64 ? 8 : 4))) != 0)
+	if ((rc = sm__pl_palloc_filled(R, &R->sphere, SM_ARRAY_SPHERE_CELLS,
+				       n * (R->idx64 ? 8 : 4))) != 0)
 		return rc;
-	sm__pl_prefault(R, R->sphere, n * (R->idx64 ? 8 : 4));
 	J.list = 1;
 	sm__pl_parallel(select_part, &J, parts);
 	*s = n;
@@ -406,9 +406,8 @@ static int select_by_mask(struct run *R, uint64_t h, uint64_t *s)
 	unsigned p;
 	int rc;
 
-	if ((rc = sm__pl_palloc(R, &R->mask, SM_ARRAY_SPHERE_MASK, R->n)) != 0)
+	if ((rc = sm__pl_palloc_filled(R, &R->mask, SM_ARRAY_SPHERE_MASK, R->n)) != 0)
 		return rc;
-	sm__pl_prefault(R, R->mask, R->n);
 	R->mask_parts = sm__pl_halo_parts(R->n, SM__PL_HALO_PART_MIN_CELLS);
 	sm__pl_parallel(mask_part, &J, R->mask_parts);
 	for (*s = 0, p = 0; p < R->mask_parts; p++)

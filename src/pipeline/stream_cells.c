@@ -653,7 +653,7 @@ int sm__pl_stream_cells(struct dist *D)
 {
 	struct run *R = D->R;
 	float **fld[3] = {&R->u, &R->xe, &R->sfr};
-	uint64_t k = R->k, bytes, done = 0;
+	uint64_t k = R->k, bytes, done = 0, fill;
 	sm__direct cd[4];
 	const sm__direct *chunk;
 	int64_t f;
@@ -664,26 +664,30 @@ int sm__pl_stream_cells(struct dist *D)
 	if (sm_mul_u64(k, SM_MODEL_HISTOGRAM_BYTES, &bytes) != 0)
 		return sm_error_set(R->err, SM_EOVERFLOW, "'%s': %llu halos: profile sums do not fit "
 				    "in 64 bits", sm__pl_cat_file(R), (unsigned long long)k);
-	if ((rc = sm__pl_palloc(R, &D->sums, SM_ARRAY_PROFILE_SUMS, bytes)) != 0)
+	if ((rc = sm__pl_palloc_filled(R, &D->sums, SM_ARRAY_PROFILE_SUMS, bytes)) != 0)
 		return rc;
-	sm__pl_prefault(R, D->sums, bytes);
 	memset(D->sums, 0, bytes);
 	D->b = R->o->model.stream_block < R->n ? R->o->model.stream_block : R->n;
+	/* a block is written from its start: the block arrays' cells the rank's largest file fills
+	 * are touched, and only those are resident (docs/MODEL.md) */
+	for (f = 0, fill = 0; f < R->s.nfiles; f++)
+		if (D->owner[f] == D->rank && R->s.chunk_counts[f * SM_NTYPES + 0] > fill)
+			fill = R->s.chunk_counts[f * SM_NTYPES + 0];
+	if (fill > D->b)
+		fill = D->b;
 	if (D->b > 0) {
 		for (j = 0; j < 3; j++)
-			if ((rc = sm__pl_palloc(R, fld[j], sm__pl_gas_names[j], 4 * D->b)) != 0)
+			if ((rc = sm__pl_palloc_touched(R, fld[j], sm__pl_gas_names[j], 4 * D->b,
+							4 * fill)) != 0)
 				return rc;
-		if ((rc = sm__pl_palloc(R, &R->temp, SM_ARRAY_TEMPERATURE, 4 * D->b)) != 0 ||
-		    (rc = sm__pl_palloc(R, &R->coords, SM_ARRAY_COORDINATES, 3 * R->psz * D->b)) != 0)
+		if ((rc = sm__pl_palloc_touched(R, &R->temp, SM_ARRAY_TEMPERATURE, 4 * D->b,
+						4 * fill)) != 0 ||
+		    (rc = sm__pl_palloc_touched(R, &R->coords, SM_ARRAY_COORDINATES,
+						3 * R->psz * D->b, 3 * R->psz * fill)) != 0)
 			return rc;
 		if (R->pt == SM_DTYPE_F32 &&
 		    (rc = sm__pl_palloc(R, &R->iobuf, SM_ARRAY_IO_BUFFER, SM_MODEL_IO_BUFFER_BYTES)) != 0)
 			return rc;
-		/* every block array is written whole by the first block of D->b cells */
-		for (j = 0; j < 3; j++)
-			sm__pl_prefault(R, *fld[j], 4 * D->b);
-		sm__pl_prefault(R, R->temp, 4 * D->b);
-		sm__pl_prefault(R, R->coords, 3 * R->psz * D->b);
 	}
 	for (f = 0; f < R->s.nfiles; f++) {
 		uint64_t cnt = R->s.chunk_counts[f * SM_NTYPES + 0], local;
