@@ -1,14 +1,16 @@
 /*
  * The first touch of a fresh array (src/pipeline/run.c, sm__pl_prefault) called directly: every
  * whole page inside the array is mapped in (mincore) whether the huge pages come quickly or not,
- * and nothing outside it; a 2 MiB step slower than sm__pl_huge_slow_s turns the huge-page hint
- * off for the rest of the array and for the run's later arrays (struct run's huge_slow), a quick
- * one leaves it on; SNAPMEM_HUGEPAGES=0 never asks; arrays below 2 MiB take 4 KiB pages, never
+ * and nothing outside it; a 2 MiB step slower than sm__pl_huge_slow_s and than twice the 512
+ * faults of 4 KiB it replaces (sm__pl_fault_4k_ns, measured on the first step above the floor)
+ * turns the huge-page hint off for the rest of the array and for the run's later arrays (struct
+ * run's huge_slow), a quick one leaves it on; SNAPMEM_HUGEPAGES=0 never asks; arrays below 2 MiB take 4 KiB pages, never
  * timed, those below 256 KiB on the calling thread; an array with no whole page, and NULL, are
  * left alone. The huge pages themselves are the kernel's to give (or not, with transparent huge
  * pages off), so only what the function decides is checked, never whether a 2 MiB page came.
  */
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -93,6 +95,7 @@ struct fixture {
 	unsigned char *p;
 	size_t pg;
 	double slow_s;
+	uint64_t fault_ns;
 };
 
 static int fixture_setup(void **state)
@@ -103,6 +106,7 @@ static int fixture_setup(void **state)
 	f->p = fresh(BYTES);
 	f->pg = (size_t)sysconf(_SC_PAGESIZE);
 	f->slow_s = sm__pl_huge_slow_s;
+	f->fault_ns = atomic_load(&sm__pl_fault_4k_ns);
 	*state = f;
 	return 0;
 }
@@ -112,6 +116,7 @@ static int fixture_teardown(void **state)
 	struct fixture *f = *state;
 
 	sm__pl_huge_slow_s = f->slow_s;
+	atomic_store(&sm__pl_fault_4k_ns, f->fault_ns);
 	munmap(f->p, BYTES);
 	free(f);
 	return 0;
@@ -132,7 +137,8 @@ static void test_a_slow_step_turns_the_hint_off(void **state)
 	struct fixture *f = *state;
 	unsigned char *q = fresh(BYTES), *u = fresh(BYTES);
 
-	sm__pl_huge_slow_s = 0; /* every step is slow */
+	sm__pl_huge_slow_s = 0; /* every step is slow: above the floor ... */
+	atomic_store(&sm__pl_fault_4k_ns, 1); /* ... and above 1,024 faults of 1 ns */
 	sm__pl_prefault(&f->R, f->p, BYTES);
 	assert_int_equal(f->R.huge_slow, hint_taken());
 	/* every page mapped in all the same, the rest of the array in 4 KiB pages */
@@ -146,6 +152,41 @@ static void test_a_slow_step_turns_the_hint_off(void **state)
 	assert_int_equal(resident_pages(u + f->pg, BYTES - 2 * f->pg), BYTES / f->pg - 2);
 	munmap(q, BYTES);
 	munmap(u, BYTES);
+}
+
+/* A step above the floor but quicker than the 4 KiB faults it replaces keeps the hint: here
+ * every step is above the floor, and a 4 KiB fault is taken to cost a second. */
+static void test_step_quicker_than_its_small_pages(void **state)
+{
+	struct fixture *f = *state;
+
+	sm__pl_huge_slow_s = 0;
+	atomic_store(&sm__pl_fault_4k_ns, UINT64_C(1000000000));
+	sm__pl_prefault(&f->R, f->p, BYTES);
+	assert_int_equal(f->R.huge_slow, 0);
+	assert_int_equal(resident_pages(f->p, BYTES), BYTES / f->pg);
+}
+
+/* The 4 KiB fault is measured the first time a step is above the floor (never before), once. */
+static void test_fault_measured_when_needed(void **state)
+{
+	struct fixture *f = *state;
+	unsigned char *q = fresh(BYTES);
+	uint64_t ns;
+
+	atomic_store(&sm__pl_fault_4k_ns, 0);
+	sm__pl_huge_slow_s = 1e9; /* no step above the floor: nothing measured */
+	sm__pl_prefault(&f->R, f->p, BYTES);
+	assert_int_equal(atomic_load(&sm__pl_fault_4k_ns), 0);
+	sm__pl_huge_slow_s = 0; /* every step above it: measured when a huge page was asked for */
+	sm__pl_prefault(&f->R, q, BYTES);
+	ns = atomic_load(&sm__pl_fault_4k_ns);
+	if (hint_taken())
+		assert_true(ns > 0);
+	else
+		assert_int_equal(ns, 0);
+	assert_int_equal(resident_pages(q, BYTES), BYTES / f->pg);
+	munmap(q, BYTES);
 }
 
 static void test_no_hint_asked(void **state)
@@ -222,6 +263,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		FIXTURE_TEST(test_quick_steps_keep_the_hint),
 		FIXTURE_TEST(test_a_slow_step_turns_the_hint_off),
+		FIXTURE_TEST(test_step_quicker_than_its_small_pages),
+		FIXTURE_TEST(test_fault_measured_when_needed),
 		FIXTURE_TEST(test_no_hint_asked),
 		FIXTURE_TEST(test_smaller_arrays),
 		FIXTURE_TEST(test_freed_array_loses_the_hint),

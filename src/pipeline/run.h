@@ -9,6 +9,7 @@
 #define SNAPMEM_PIPELINE_RUN_H
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 #if defined(__SSE2__)
@@ -117,6 +118,7 @@ void sm__pl_pfree(struct run *R, void *slot);
  * 1 when it did. */
 int sm__pl_prefault(struct run *R, void *ptr, uint64_t bytes);
 extern double sm__pl_huge_slow_s; /* seconds a 2 MiB step may take (tests) */
+extern atomic_uint_fast64_t sm__pl_fault_4k_ns; /* a 4 KiB fault here, 0 until measured (tests) */
 /* Parts worth running for a halo step over `work` cells or columns (at least 1). */
 unsigned sm__pl_halo_parts(uint64_t work, uint64_t min_per_part);
 /* The chunk file and local index of global gas cell i, for messages. */
