@@ -244,8 +244,8 @@ void sm__pl_pfree(struct run *R, void *slot)
 /* A HUGE_STEP that takes longer than this to map in may be a slow one: the kernel compacting
  * memory to make the page (or the hypervisor backing it). Here (a VM with nested
  * paravirtualisation) a 2 MiB page took 75-215 us when the kernel had one ready, 9-25 ms on
- * average, single steps up to 78 ms, when it had not (after 20 s idle), and 5.0-5.8 ms for hours
- * on a day whose 4 KiB faults took 11.4 us. Tests set it (0: every step is looked at). */
+ * average, single steps up to 78 ms, when it had not (after 20 s idle), and 5.0-5.8 ms (23 steps
+ * of one run at 1e7 cells) on a day whose 4 KiB faults took 11.4 us. Tests set it (0: every step is looked at). */
 double sm__pl_huge_slow_s = 5e-3;
 
 /* Nanoseconds a 4 KiB page fault takes here, measured the first time a step is slower than
@@ -283,8 +283,8 @@ static uint64_t fault_4k_ns(void)
  * Whether a huge step that took `s` seconds is slow: longer than sm__pl_huge_slow_s and than
  * twice the faults of the 512 pages of 4 KiB it replaces. Twice, because a populated 4 KiB page is
  * then first touched again, by the kernel's read into it and by the program (here 0.7 us the
- * populate, 8 and 5 us the touches, against 11.4 us the fault), where a huge page is not. On a day
- * the 2 MiB steps took 5.0-5.8 ms here, one above 5 ms sent the rest of a run at 1e7 cells to
+ * populate, 8 and 5 us the touches, against 11.4 us the fault), where a huge page is not. When the
+ * 2 MiB steps took 5.0-5.8 ms here, one above 5 ms sent the rest of a run at 1e7 cells to
  * 4 KiB pages: 0.56 s against 0.36 s with the hint kept.
  */
 static int step_slow(double s)
