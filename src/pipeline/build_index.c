@@ -197,8 +197,8 @@ int sm__pl_build_index(struct run *R)
 	R->r->grid_side = g;
 	if ((rc = sm__pl_stage_begin(R, SM_STAGE_BUILD_INDEX, -1, R->n)) != 0 ||
 	    (rc = sm__pl_palloc_filled(R, &R->cstart, SM_ARRAY_INDEX_CELL_START, 8 * (m + 1))) != 0 ||
-	    (rc = sm__pl_palloc(R, &R->cfill, SM_ARRAY_INDEX_CELL_FILL, 8 * m)) != 0)
-		return rc; /* index_cell_fill: only the pages its parts use are touched */
+	    (rc = sm__pl_palloc_filled(R, &R->cfill, SM_ARRAY_INDEX_CELL_FILL, 8 * m)) != 0)
+		return rc;
 	/* Only cells some sphere scan can visit are sorted; index_cell_fill holds the cover flags
 	 * (a bit per grid cell: m / 8 + 1 bytes of its 8m). Near rows (in grid cells some sphere
 	 * scan visits) into their x slabs (sm__pl_split_near, its classification in stripes on the
