@@ -4,7 +4,8 @@
  * workers then catch the next job while spinning) and after pauses longer than the spin (they
  * sleep and are woken), with parts
  * fewer than, equal to and more than the pool's workers, a job started from inside a part (the
- * pool busy: short-lived threads), and in a forked child (the pool's threads are not there).
+ * pool busy: short-lived threads), and in a forked child (the pool's threads are not there; the
+ * library's cached process id, sm__pid, is the child's own).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -115,11 +116,12 @@ static void test_forked_child(void **state)
 
 	(void)state;
 	one_job(4); /* the pool started in the parent */
+	assert_int_equal(sm__pid(), (int)getpid());
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		struct job J;
-		unsigned p, ok = 1, i;
+		unsigned p, ok = sm__pid() == (int)getpid(), i;
 
 		for (i = 0; i < 50; i++) {
 			memset(&J, 0, sizeof(J));

@@ -313,12 +313,32 @@ static void *worker_main(void *a)
 	return NULL;
 }
 
+static int pid_cached;
+static pthread_once_t pid_once = PTHREAD_ONCE_INIT;
+
+static void pid_read(void)
+{
+	__atomic_store_n(&pid_cached, (int)getpid(), __ATOMIC_RELAXED);
+}
+
+static void pid_init(void)
+{
+	pid_read();
+	(void)pthread_atfork(NULL, NULL, pid_read); /* a child of fork() reads its own */
+}
+
+int sm__pid(void)
+{
+	pthread_once(&pid_once, pid_init);
+	return __atomic_load_n(&pid_cached, __ATOMIC_RELAXED);
+}
+
 /* At exit: the workers stopped and joined (not while a job runs, nor in a forked child). */
 static void pool_stop(void)
 {
 	unsigned t;
 
-	if (pool.pid != getpid() || pthread_mutex_trylock(&pool.busy) != 0)
+	if (pool.pid != sm__pid() || pthread_mutex_trylock(&pool.busy) != 0)
 		return;
 	pthread_mutex_lock(&pool.m);
 	atomic_store(&pool.quit, 1);
@@ -341,7 +361,7 @@ static void pool_grow(unsigned want)
 		if (!pool.atexit_set && atexit(pool_stop) != 0)
 			return;
 		pool.atexit_set = 1;
-		pool.pid = getpid();
+		pool.pid = sm__pid();
 		CPU_ZERO(&set);
 		pool.ncpu = sched_getaffinity(0, sizeof(set), &set) == 0 ? (unsigned)CPU_COUNT(&set)
 									  : 1;
@@ -364,7 +384,7 @@ void sm__parallel(sm__part_fn fn, void *arg, unsigned parts)
 		fn(arg, 0, 1);
 		return;
 	}
-	if ((pool.nworkers > 0 && pool.pid != getpid()) ||
+	if ((pool.nworkers > 0 && pool.pid != sm__pid()) ||
 	    pthread_mutex_trylock(&pool.busy) != 0) {
 		parallel_spawn(fn, arg, parts);
 		return;

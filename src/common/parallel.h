@@ -17,6 +17,11 @@
  * ever runs on a library thread. pthread_create's result. */
 int sm__thread_start(pthread_t *th, size_t stack_bytes, void *(*fn)(void *), void *arg);
 
+/* This process's id without a system call (getpid is one, ~1 us in a VM; the worker pool and the
+ * profiler ask at every job and stage boundary to notice a fork): read once, and again in a child
+ * of fork() (pthread_atfork). */
+int sm__pid(void);
+
 /* One part of a parallel job: part in [0, parts). Must not allocate. */
 typedef void (*sm__part_fn)(void *arg, unsigned part, unsigned parts);
 

@@ -25,6 +25,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "common/parallel.h"
 #include "snapmem/limits.h"
 #include "snapmem/units.h"
 
@@ -45,7 +46,7 @@ static double cpu_now(void)
 /* pread from offset 0 regenerates a /proc seq file, so one descriptor serves every reading */
 static ssize_t read_proc(sm__procfd *f, const char *path, char *buf, size_t len)
 {
-	if (!f || f->fd < 0 || f->pid != (int)getpid())
+	if (!f || f->fd < 0 || f->pid != sm__pid())
 		return sm__read_small(path, buf, len);
 	size_t got = 0;
 	while (got + 1 < len) {
@@ -63,12 +64,12 @@ static ssize_t read_proc(sm__procfd *f, const char *path, char *buf, size_t len)
 void sm__procfd_open(sm__procfd *f, const char *path)
 {
 	f->fd = open(path, O_RDONLY | O_CLOEXEC);
-	f->pid = (int)getpid();
+	f->pid = sm__pid();
 }
 
 void sm__procfd_close(sm__procfd *f)
 {
-	if (f->fd >= 0 && f->pid == (int)getpid())
+	if (f->fd >= 0 && f->pid == sm__pid())
 		close(f->fd);
 	f->fd = -1;
 }
@@ -316,7 +317,7 @@ int sm_prof_create(const sm_prof_options *o, sm_prof **out, sm_error *err)
 	}
 	sm__proc_status(&p->status, &p->base_rss, &p->base_hwm);
 	p->fast_hwm = p->base_hwm > 0 && p->statm.fd >= 0 && hwm_agree(rusage_hwm(), p->base_hwm);
-	p->fast_pid = (int)getpid();
+	p->fast_pid = sm__pid();
 	if (o->timeline_hz > 0) {
 		const uint64_t *oa = NULL, *od = NULL;
 
@@ -435,7 +436,7 @@ static void boundary_read(sm_prof *p, sm__reading *out)
 	memset(out, 0, sizeof(*out));
 	if (p->je && !p->alloc_failed)
 		sm__je_read(&out->je);
-	if (p->fast_hwm && p->fast_pid == (int)getpid()) {
+	if (p->fast_hwm && p->fast_pid == sm__pid()) {
 		out->rss = sm__proc_statm_rss(&p->statm);
 		out->hwm = rusage_hwm();
 		if (out->hwm < out->rss)
