@@ -4,8 +4,8 @@
  * and nothing outside it; a 2 MiB step slower than sm__pl_huge_slow_s and than twice the 512
  * faults of 4 KiB it replaces (sm__pl_fault_4k_ns, measured on the first step above the floor)
  * turns the huge-page hint off for the rest of the array and for the run's later arrays (struct
- * run's huge_slow), a quick one leaves it on; SNAPMEM_HUGEPAGES=0 never asks; arrays below 2 MiB take 4 KiB pages, never
- * timed, those below 256 KiB on the calling thread; an array with no whole page, and NULL, are
+ * run's huge_slow), a quick one leaves it on; SNAPMEM_HUGEPAGES=0 never asks; arrays below 2 MiB
+ * take 4 KiB pages, never timed, those below 256 KiB on the calling thread; an array with no whole page, and NULL, are
  * left alone. The huge pages themselves are the kernel's to give (or not, with transparent huge
  * pages off), so only what the function decides is checked, never whether a 2 MiB page came.
  */

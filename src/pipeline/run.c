@@ -245,7 +245,8 @@ void sm__pl_pfree(struct run *R, void *slot)
  * memory to make the page (or the hypervisor backing it). Here (a VM with nested
  * paravirtualisation) a 2 MiB page took 75-215 us when the kernel had one ready, 9-25 ms on
  * average, single steps up to 78 ms, when it had not (after 20 s idle), and 5.0-5.8 ms (23 steps
- * of one run at 1e7 cells) on a day whose 4 KiB faults took 11.4 us. Tests set it (0: every step is looked at). */
+ * of one run at 1e7 cells) on a day whose 4 KiB faults took 11.4 us. Tests set it (0: every step
+ * is looked at). */
 double sm__pl_huge_slow_s = 5e-3;
 
 /* Nanoseconds a 4 KiB page fault takes here, measured the first time a step is slower than
@@ -254,28 +255,27 @@ atomic_uint_fast64_t sm__pl_fault_4k_ns;
 
 #define PROBE_PAGES 32
 
-/* The time of one 4 KiB page fault: PROBE_PAGES fresh pages, not huge, written once each. */
+/* The time of one 4 KiB page fault (0: unknown): PROBE_PAGES fresh pages, not huge, written once
+ * each, the first time it is asked for. */
 static uint64_t fault_4k_ns(void)
 {
 	uint64_t ns = atomic_load_explicit(&sm__pl_fault_4k_ns, memory_order_relaxed);
 	long pg = sysconf(_SC_PAGESIZE);
-	size_t i, len;
-	unsigned char *m;
+	size_t i, len = (size_t)(pg > 0 ? pg : 4096) * PROBE_PAGES;
+	unsigned char *m = MAP_FAILED;
 	double t0;
 
-	if (ns > 0 || pg <= 0)
-		return ns;
-	len = (size_t)pg * PROBE_PAGES;
-	m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (m == MAP_FAILED)
-		return 0;
-	(void)madvise(m, len, MADV_NOHUGEPAGE);
-	t0 = sm__pl_now_s();
-	for (i = 0; i < len; i += (size_t)pg)
-		((volatile unsigned char *)m)[i] = 1;
-	ns = (uint64_t)((sm__pl_now_s() - t0) * 1e9 / PROBE_PAGES) + 1;
-	munmap(m, len);
-	atomic_store_explicit(&sm__pl_fault_4k_ns, ns, memory_order_relaxed);
+	if (ns == 0 && pg > 0)
+		m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m != MAP_FAILED) {
+		(void)madvise(m, len, MADV_NOHUGEPAGE);
+		t0 = sm__pl_now_s();
+		for (i = 0; i < len; i += (size_t)pg)
+			((volatile unsigned char *)m)[i] = 1;
+		ns = (uint64_t)((sm__pl_now_s() - t0) * 1e9 / PROBE_PAGES) + 1;
+		munmap(m, len);
+		atomic_store_explicit(&sm__pl_fault_4k_ns, ns, memory_order_relaxed);
+	}
 	return ns;
 }
 
@@ -370,9 +370,9 @@ static int huge_pages_wanted(void)
  * take the hint back).
  * The huge pages are mapped in 2 MiB at a time and timed: a step slower than sm__pl_huge_slow_s
  * and than twice the 4 KiB faults it replaces (step_slow; the kernel compacting memory to make
- * the page, a stall far longer than the 4 KiB pages would take) turns the hint off for the rest of the array and for the later arrays of the run
- * (R->huge_slow). Only whole pages inside the array are touched; its contents are undefined
- * before and after.
+ * the page, a stall far longer than the 4 KiB pages would take) turns the hint off for the rest
+ * of the array and for the later arrays of the run (R->huge_slow). Only whole pages inside the
+ * array are touched; its contents are undefined before and after.
  */
 int sm__pl_prefault(struct run *R, void *ptr, uint64_t bytes)
 {
