@@ -23,7 +23,8 @@
  * Speed: every array written whole after its allocation is mapped in before it is filled
  * (sm__pl_palloc_filled), those from 2 MiB asked for transparent huge pages (sm__pl_prefault;
  * 4 KiB pages once a huge page is slow to come): first touches of memory, not copying, dominate
- * reading from the page cache. Fields are read by the snapshot reader's fast path (pread on the worker threads, see src/snapshot/fastread.c); Coordinates kept
+ * reading from the page cache. Fields are read by the snapshot reader's fast path (pread on the
+ * worker threads, see src/snapshot/fastread.c); Coordinates kept
  * as float32 are narrowed from float64 through io_buffer and range-checked in the same pass
  * (sm_snapshot_read_range_checked).
  *
@@ -281,20 +282,20 @@ static uint64_t fault_4k_ns(void)
 
 /*
  * Whether a huge step that took `s` seconds is slow: longer than sm__pl_huge_slow_s and than
- * twice the faults of the 512 pages of 4 KiB it replaces. Twice, because a populated 4 KiB page is
+ * twice the faults of the small pages (512 of 4 KiB) it replaces. Twice, because a populated 4 KiB page is
  * then first touched again, by the kernel's read into it and by the program (here 0.7 us the
  * populate, 8 and 5 us the touches, against 11.4 us the fault), where a huge page is not. When the
  * 2 MiB steps took 5.0-5.8 ms here, one above 5 ms sent the rest of a run at 1e7 cells to
  * 4 KiB pages: 0.56 s against 0.36 s with the hint kept.
  */
-static int step_slow(double s)
+static int step_slow(double s, uint64_t page)
 {
 	uint64_t ns;
 
 	if (s <= sm__pl_huge_slow_s)
 		return 0;
 	ns = fault_4k_ns();
-	return ns == 0 || s > 2.0 * (double)(HUGE_STEP / 4096) * (double)ns * 1e-9;
+	return ns == 0 || s > 2.0 * (double)(HUGE_STEP / page) * (double)ns * 1e-9;
 }
 
 struct prefault_job {
@@ -342,7 +343,7 @@ static void prefault_part(void *arg, unsigned part, unsigned parts)
 		t0 = sm__pl_now_s();
 		populate(J, a, e);
 		/* timed when it can be a huge page: a whole 2 MiB (the array's ends take 4 KiB pages) */
-		if (e - a == HUGE_STEP && step_slow(sm__pl_now_s() - t0))
+		if (e - a == HUGE_STEP && step_slow(sm__pl_now_s() - t0, J->page))
 			atomic_store_explicit(&J->slow, 1, memory_order_relaxed);
 	}
 }

@@ -31,6 +31,7 @@
  * itself) writes it marked incomplete with that signal. glibc's own exit path calls its internal
  * _exit, not this one.
  */
+#include "common/parallel.h"
 #include "preload/pydomains.h"
 #include "profiler/prof-internal.h"
 #include "snapmem/units.h"
@@ -61,10 +62,11 @@ static volatile sig_atomic_t exit_status;
 static const int fatal_signals[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTERM,
 				     SIGINT, SIGHUP, SIGQUIT, SIGXCPU, SIGXFSZ };
 
-/* The profiler of this process, when this process is the one measured by it. */
+/* The profiler of this process, when this process is the one measured by it (a forked child is
+ * not): asked at every stage marker and tracked allocation, so no system call (sm__pid). */
 static sm_prof *mine(void)
 {
-	return prof && owner == getpid() ? prof : NULL;
+	return prof && owner == sm__pid() ? prof : NULL;
 }
 
 /* ---- entry points for markers (sm_prof_* with NULL, the Python module) ---------------------- */
@@ -384,7 +386,7 @@ static void start(int is_main)
 	if (sm_prof_create(NULL, &p, &err) != 0)
 		return; /* not measured: `snapmem profile` reports the missing document */
 	prof = p;
-	owner = getpid();
+	owner = sm__pid();
 	written = 0;
 	set_command_meta(p, is_main);
 	sm_prof_stage_begin(p, "process", -1);
