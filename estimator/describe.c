@@ -539,7 +539,7 @@ struct pending {
 static int read_array(struct rd *R, sm__desc_stage *st, const ynode *y, struct pending *pend)
 {
 	static const char *const keys[] = {"name", "dtype", "count", "touched", "free", "when",
-					   "note", NULL};
+					   "pages", "note", NULL};
 	sm__desc_array *a;
 	const ynode *v;
 	int rc;
@@ -574,6 +574,13 @@ static int read_array(struct rd *R, sm__desc_stage *st, const ynode *y, struct p
 		return rc;
 	if ((v = get(y, "when")) != NULL && (rc = expr(R, v, "when", &a->when)) != 0)
 		return rc;
+	if ((v = get(y, "pages")) != NULL) {
+		if ((rc = want(R, v, Y_SCALAR, "pages")) != 0)
+			return rc;
+		if (strcmp(v->text, "huge") != 0 && strcmp(v->text, "4k") != 0)
+			return ferr(R, v->line, v->col, "pages: '%s': 4k or huge", v->text);
+		a->huge = strcmp(v->text, "huge") == 0;
+	}
 	a->free = SM__FREE_NEVER;
 	if ((v = get(y, "free")) != NULL) {
 		a->free_line = v->line;

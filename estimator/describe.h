@@ -131,6 +131,7 @@ typedef struct sm__desc_array {
 	int free_stage;              /* SM__FREE_STAGE: index of the stage */
 	int free_after;              /* SM__FREE_AFTER: index of the array in the same stage */
 	int free_line, free_col;
+	int huge;                    /* pages: huge (resident by sm_model_huge_extent) */
 } sm__desc_array;
 
 typedef struct sm__desc_stage {

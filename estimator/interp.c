@@ -188,6 +188,12 @@ static int alloc(struct sim *s, int si, size_t j, int *done)
 		if (tr < res)
 			res = tr;
 	}
+	if (a->huge) {  /* mapped in up to the next huge page (src/pipeline/run.c, prefault) */
+		uint64_t tb = touched * size, hx = sm_model_huge_extent(tb, al);
+
+		if (hx > tb && hx > res)
+			res = hx;
+	}
 	if (sm_add_u64(s->req, req, &s->req) != 0 || sm_add_u64(s->alloc, al, &s->alloc) != 0 ||
 	    sm_add_u64(s->res, res, &s->res) != 0)
 		return sm_error_set(s->err, SM_EOVERFLOW,

@@ -8,6 +8,9 @@
  * take 4 KiB pages, never timed, those below 256 KiB on the calling thread; an array with no whole page, and NULL, are
  * left alone. The huge pages themselves are the kernel's to give (or not, with transparent huge
  * pages off), so only what the function decides is checked, never whether a 2 MiB page came.
+ * With the hint, a 4 KiB tail of 1 MiB or more beyond the last whole 2 MiB of an array on a 2 MiB
+ * boundary is mapped in up to the next 2 MiB when the allocation owns that much
+ * (sm_model_huge_extent), and handed back without the hint when the array is freed.
  */
 #include <setjmp.h>
 #include <stdatomic.h>
@@ -127,7 +130,7 @@ static void test_quick_steps_keep_the_hint(void **state)
 	struct fixture *f = *state;
 
 	sm__pl_huge_slow_s = 1e9; /* no step is slow */
-	sm__pl_prefault(&f->R, f->p, BYTES);
+	sm__pl_prefault(&f->R, f->p, BYTES, 0);
 	assert_int_equal(f->R.huge_slow, 0);
 	assert_int_equal(resident_pages(f->p, BYTES), BYTES / f->pg);
 }
@@ -139,16 +142,16 @@ static void test_a_slow_step_turns_the_hint_off(void **state)
 
 	sm__pl_huge_slow_s = 0; /* every step is slow: above the floor ... */
 	atomic_store(&sm__pl_fault_4k_ns, 1); /* ... and above 1,024 faults of 1 ns */
-	sm__pl_prefault(&f->R, f->p, BYTES);
+	sm__pl_prefault(&f->R, f->p, BYTES, 0);
 	assert_int_equal(f->R.huge_slow, hint_taken());
 	/* every page mapped in all the same, the rest of the array in 4 KiB pages */
 	assert_int_equal(resident_pages(f->p, BYTES), BYTES / f->pg);
 	/* the next array of the run: no hint, no timing, every page */
-	sm__pl_prefault(&f->R, q, BYTES);
+	sm__pl_prefault(&f->R, q, BYTES, 0);
 	assert_int_equal(resident_pages(q, BYTES), BYTES / f->pg);
 	/* an array not on a page boundary, in a new run: the whole pages inside it */
 	memset(&f->R, 0, sizeof(f->R));
-	sm__pl_prefault(&f->R, u + 100, BYTES - 200);
+	sm__pl_prefault(&f->R, u + 100, BYTES - 200, 0);
 	assert_int_equal(resident_pages(u + f->pg, BYTES - 2 * f->pg), BYTES / f->pg - 2);
 	munmap(q, BYTES);
 	munmap(u, BYTES);
@@ -162,7 +165,7 @@ static void test_step_quicker_than_its_small_pages(void **state)
 
 	sm__pl_huge_slow_s = 0;
 	atomic_store(&sm__pl_fault_4k_ns, UINT64_C(1000000000));
-	sm__pl_prefault(&f->R, f->p, BYTES);
+	sm__pl_prefault(&f->R, f->p, BYTES, 0);
 	assert_int_equal(f->R.huge_slow, 0);
 	assert_int_equal(resident_pages(f->p, BYTES), BYTES / f->pg);
 }
@@ -176,10 +179,10 @@ static void test_fault_measured_when_needed(void **state)
 
 	atomic_store(&sm__pl_fault_4k_ns, 0);
 	sm__pl_huge_slow_s = 1e9; /* no step above the floor: nothing measured */
-	sm__pl_prefault(&f->R, f->p, BYTES);
+	sm__pl_prefault(&f->R, f->p, BYTES, 0);
 	assert_int_equal(atomic_load(&sm__pl_fault_4k_ns), 0);
 	sm__pl_huge_slow_s = 0; /* every step above it: measured when a huge page was asked for */
-	sm__pl_prefault(&f->R, q, BYTES);
+	sm__pl_prefault(&f->R, q, BYTES, 0);
 	ns = atomic_load(&sm__pl_fault_4k_ns);
 	if (hint_taken())
 		assert_true(ns > 0);
@@ -195,7 +198,7 @@ static void test_no_hint_asked(void **state)
 
 	setenv("SNAPMEM_HUGEPAGES", "0", 1);
 	sm__pl_huge_slow_s = 0; /* would be slow, but no huge page is asked for: nothing to time */
-	sm__pl_prefault(&f->R, f->p, BYTES);
+	sm__pl_prefault(&f->R, f->p, BYTES, 0);
 	unsetenv("SNAPMEM_HUGEPAGES");
 	assert_int_equal(f->R.huge_slow, 0);
 	assert_int_equal(resident_pages(f->p, BYTES), BYTES / f->pg);
@@ -208,17 +211,17 @@ static void test_smaller_arrays(void **state)
 
 	sm__pl_huge_slow_s = 0; /* would be slow, but no huge page is asked for: nothing to time */
 	/* below HUGE_MIN_BYTES (the first 1.5 MiB of the array): 4 KiB pages, on the worker threads */
-	sm__pl_prefault(&f->R, f->p, small);
+	sm__pl_prefault(&f->R, f->p, small, 0);
 	assert_int_equal(resident_pages(f->p, small), small / f->pg);
 	assert_int_equal(f->R.huge_slow, 0);
 	/* below PARALLEL_MIN_BYTES (100 KiB further on): on the calling thread, the whole pages */
-	sm__pl_prefault(&f->R, f->p + small + 100, tiny);
+	sm__pl_prefault(&f->R, f->p + small + 100, tiny, 0);
 	assert_int_equal(resident_pages(f->p + small, f->pg), 0);
 	assert_int_equal(resident_pages(f->p + small + f->pg, tiny - f->pg), tiny / f->pg - 1);
 	/* no whole page inside the array, and NULL: left alone */
-	sm__pl_prefault(&f->R, f->p + small + 2 * tiny + 8, f->pg - 16);
+	sm__pl_prefault(&f->R, f->p + small + 2 * tiny + 8, f->pg - 16, 0);
 	assert_int_equal(resident_pages(f->p + small + 2 * tiny, f->pg), 0);
-	sm__pl_prefault(&f->R, NULL, BYTES);
+	sm__pl_prefault(&f->R, NULL, BYTES, 0);
 	assert_int_equal(resident_pages(f->p + BYTES - small, small), 0);
 	assert_int_equal(f->R.huge_slow, 0);
 }
@@ -256,6 +259,107 @@ static void test_freed_array_loses_the_hint(void **state)
 	assert_null(strstr(flags, " hg"));
 }
 
+#define MIB (UINT64_C(1) << 20)
+
+/* A fresh mapping of n bytes starting on a 2 MiB boundary (*base, *len: what to unmap). */
+static unsigned char *fresh_aligned(size_t n, unsigned char **base, size_t *len)
+{
+	*len = n + 2 * MIB;
+	*base = fresh(*len);
+	return *base + (2 * MIB - (uintptr_t)*base % (2 * MIB)) % (2 * MIB);
+}
+
+/* The tail rule, sm_model_huge_extent: from 2 MiB, a tail of 1 MiB or more rounded up to the next
+ * 2 MiB when the size class reaches it. */
+static void test_huge_extent_rule(void **state)
+{
+	(void)state;
+	assert_int_equal(sm_model_huge_extent(3 * MIB + MIB / 2, 4 * MIB), 4 * MIB);
+	assert_int_equal(sm_model_huge_extent(4000000, 4194304), 4194304);
+	assert_int_equal(sm_model_huge_extent(3 * MIB, 4 * MIB), 4 * MIB);    /* tail 1 MiB */
+	assert_int_equal(sm_model_huge_extent(3 * MIB - 1, 4 * MIB), 3 * MIB - 1); /* shorter */
+	assert_int_equal(sm_model_huge_extent(4 * MIB, 8 * MIB), 4 * MIB);    /* no tail */
+	assert_int_equal(sm_model_huge_extent(3 * MIB + MIB / 2, 4 * MIB - 1), 3 * MIB + MIB / 2);
+	assert_int_equal(sm_model_huge_extent(MIB + MIB / 2, 2 * MIB), MIB + MIB / 2); /* < 2 MiB */
+	assert_int_equal(sm_model_huge_extent(3 * MIB + MIB / 2, 0), 3 * MIB + MIB / 2);
+	assert_int_equal(sm_model_huge_extent(UINT64_MAX - 5, UINT64_MAX), UINT64_MAX - 5);
+}
+
+/* A 3.5 MiB array owning 4 MiB: with the hint its last 0.5 MiB past the end is mapped in too (the
+ * return says 4 MiB are hinted); without it (SNAPMEM_HUGEPAGES=0, a kernel that refuses the
+ * hint), owning less, or a tail under 1 MiB, nothing beyond the array is. */
+static void test_tail_rounded_to_a_huge_page(void **state)
+{
+	struct fixture *f = *state;
+	unsigned char *base, *a;
+	size_t len;
+	const uint64_t n = 3 * MIB + MIB / 2;
+	uint64_t h;
+
+	sm__pl_huge_slow_s = 1e9;
+	a = fresh_aligned(8 * MIB, &base, &len);
+	h = sm__pl_prefault(&f->R, a, n, 4 * MIB);
+	assert_int_equal(resident_pages(a, n), n / f->pg);
+	assert_int_equal(h, hint_taken() ? 4 * MIB : 0);
+	assert_int_equal(resident_pages(a + n, 4 * MIB - n), h ? (4 * MIB - n) / f->pg : 0);
+	assert_int_equal(resident_pages(a + 4 * MIB, 4 * MIB), 0);
+	munmap(base, len);
+
+	setenv("SNAPMEM_HUGEPAGES", "0", 1);
+	a = fresh_aligned(8 * MIB, &base, &len);
+	assert_int_equal(sm__pl_prefault(&f->R, a, n, 4 * MIB), 0);
+	unsetenv("SNAPMEM_HUGEPAGES");
+	assert_int_equal(resident_pages(a, 8 * MIB), n / f->pg);
+	munmap(base, len);
+
+	a = fresh_aligned(8 * MIB, &base, &len); /* owning less than the next 2 MiB */
+	h = sm__pl_prefault(&f->R, a, n, 4 * MIB - f->pg);
+	assert_int_equal(h, hint_taken() ? n : 0);
+	assert_int_equal(resident_pages(a, 8 * MIB), n / f->pg);
+	munmap(base, len);
+
+	a = fresh_aligned(8 * MIB, &base, &len); /* a tail of 0.5 MiB */
+	h = sm__pl_prefault(&f->R, a, 2 * MIB + MIB / 2, 4 * MIB);
+	assert_int_equal(h, hint_taken() ? 2 * MIB + MIB / 2 : 0);
+	assert_int_equal(resident_pages(a, 8 * MIB), (2 * MIB + MIB / 2) / f->pg);
+	munmap(base, len);
+}
+
+/* A tracked array with a rounded tail (sm__pl_palloc_filled; profiling off, so the C library's
+ * malloc_usable_size: jemalloc's where it is the process's malloc) loses the hint over the tail too when it is freed. */
+static void test_freed_tail_loses_the_hint(void **state)
+{
+	struct fixture *f = *state;
+	sm_pipeline_options o;
+	sm_pipeline_result res;
+	unsigned char *a = NULL, *keep;
+	const uint64_t n = 3 * MIB + 3 * MIB / 4; /* jemalloc's class: 4 MiB */
+	char flags[512];
+
+	if (!hint_taken())
+		skip();
+	memset(&o, 0, sizeof(o));
+	memset(&res, 0, sizeof(res));
+	f->R.o = &o;
+	f->R.r = &res;
+	sm__pl_huge_slow_s = 1e9;
+	assert_int_equal(sm__pl_palloc_filled(&f->R, &a, "a", n), 0);
+	assert_int_equal((uintptr_t)a % (2 * MIB), 0);
+	if (sm_prof_usable(NULL, a) < 4 * MIB) { /* an allocator without the room: no tail */
+		assert_int_equal(f->R.live[0].hinted, n / f->pg * f->pg);
+		sm__pl_pfree(&f->R, &a);
+		skip();
+	}
+	assert_int_equal(f->R.live[0].hinted, 4 * MIB);
+	assert_int_equal(resident_pages(a, 4 * MIB), 4 * MIB / f->pg);
+	vm_flags(a + 4 * MIB - f->pg, flags, sizeof(flags));
+	assert_non_null(strstr(flags, " hg"));
+	keep = a;
+	sm__pl_pfree(&f->R, &a);
+	vm_flags(keep + 4 * MIB - f->pg, flags, sizeof(flags));
+	assert_null(strstr(flags, " hg"));
+}
+
 #define FIXTURE_TEST(t) cmocka_unit_test_setup_teardown(t, fixture_setup, fixture_teardown)
 
 int main(void)
@@ -268,6 +372,9 @@ int main(void)
 		FIXTURE_TEST(test_no_hint_asked),
 		FIXTURE_TEST(test_smaller_arrays),
 		FIXTURE_TEST(test_freed_array_loses_the_hint),
+		cmocka_unit_test(test_huge_extent_rule),
+		FIXTURE_TEST(test_tail_rounded_to_a_huge_page),
+		FIXTURE_TEST(test_freed_tail_loses_the_hint),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);

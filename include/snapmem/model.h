@@ -108,6 +108,10 @@ int sm_model_array_known(const char *name);
 #define SM_MODEL_GRID_MAX_SIDE 512u
 /* The distributed run's halo index: hg^3 cells, at most 64 a side, each halo in at most 8. */
 #define SM_MODEL_HALO_GRID_MAX_SIDE 64u
+/* Arrays the run maps in with the huge-page hint (sm_model_huge_extent): a transparent huge page,
+ * and the shortest 4 KiB tail that is mapped up to the next one instead. */
+#define SM_MODEL_HUGE_PAGE_BYTES (UINT64_C(2) << 20)
+#define SM_MODEL_HUGE_TAIL_MIN_BYTES (UINT64_C(1) << 20)
 #define SM_MODEL_HALO_GRID_MARGIN 1e-5 /* of BoxSize: float32 rounding of coordinates, distances */
 #define SM_MODEL_HALO_GRID_CELLS_PER_HALO 8u
 /* Option defaults and bounds. */
@@ -225,6 +229,17 @@ int sm_model_temperature_parse(const char *s, sm_temp_mode *out);
 /* Grid side of the serial run's spatial index for n cells: clamp(floor(cbrt(n / 32)), 1, 512),
  * exactly, in integers. */
 uint64_t sm_model_grid_side(uint64_t n);
+
+/*
+ * The bytes from its start (on a 2 MiB boundary) that the run maps in of an array asked for huge
+ * pages whose first `touched` bytes are written and whose size class is `usable` bytes
+ * (docs/MODEL.md "The four peaks"; `pages: huge` in a pipeline description): `touched` rounded up to the
+ * next SM_MODEL_HUGE_PAGE_BYTES when it is that much or more, its 4 KiB tail beyond the last
+ * whole huge page is SM_MODEL_HUGE_TAIL_MIN_BYTES or more, and the class reaches that far (then
+ * one huge page holds what would be at least 256 pages of 4 KiB, at most as many bytes again);
+ * else `touched`.
+ */
+uint64_t sm_model_huge_extent(uint64_t touched, uint64_t usable);
 
 /*
  * Side of the distributed run's halo grid (build_index, docs/MPI.md):

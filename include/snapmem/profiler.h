@@ -92,6 +92,10 @@ uint64_t sm_prof_profile_allocated(uint64_t bytes);
 /* Requested bytes of tracked arrays live now. */
 uint64_t sm_prof_live_requested(const sm_prof *p);
 
+/* The bytes from ptr (a live array of sm_prof_alloc with the same p) that its allocation owns:
+ * its usable size, at least the request; 0 when unknown (the preloaded profiler's arrays). */
+uint64_t sm_prof_usable(sm_prof *p, void *ptr);
+
 /* Fault injection for tests: make the nth (1-based) tracked allocation from now fail as out of
  * memory; name != NULL restricts counting to arrays of that name. n == 0 disarms. */
 void sm_prof_inject_failure(sm_prof *p, const char *name, uint64_t n);

@@ -439,7 +439,7 @@ void cli_est_render_peaks(FILE *f, const sm_estimate *e, int md)
 		cli_est_commas(e->peak, b, sizeof(b)), sm_format_iec(e->peak, x, sizeof(x)), ps->id,
 		ps->per_halo ? " (largest halo)" : "");
 	fprintf(f, "%s%-15s %19s B  %11s  + jemalloc's size classes (and the baseline's %s): "
-		"reserved, never touched beyond the request\n", li, "allocated",
+		"reserved, touched beyond the request only to end a huge page\n", li, "allocated",
 		cli_est_commas(e->peak_total, b, sizeof(b)), sm_format_iec(e->peak_total, x, sizeof(x)),
 		sm_format_iec(e->baseline, y, sizeof(y)));
 	fprintf(f, "%s%-15s %19s B  %11s  pages touched, the process baseline's %s included: what "

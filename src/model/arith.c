@@ -1,8 +1,8 @@
 /*
  * The model contract's arithmetic (include/snapmem/model.h): what the estimator predicts with and
  * the pipeline runs with, computed once so that the two cannot disagree: the serial run's grid
- * side, the distributed run's halo grid side, the chunk files' assignment to ranks, and the halo
- * order and mass cut of load_halos.
+ * side, the distributed run's halo grid side, the chunk files' assignment to ranks, the halo
+ * order and mass cut of load_halos, and the pages an array asked for huge pages is resident in.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -18,6 +18,16 @@ uint64_t sm_model_grid_side(uint64_t n)
 	       (g + 1) * (g + 1) * (g + 1) * SM_MODEL_GRID_CELLS_PER_CELL <= n)
 		g++;
 	return g;
+}
+
+uint64_t sm_model_huge_extent(uint64_t touched, uint64_t usable)
+{
+	uint64_t tail = touched % SM_MODEL_HUGE_PAGE_BYTES;
+
+	if (touched < SM_MODEL_HUGE_PAGE_BYTES || tail < SM_MODEL_HUGE_TAIL_MIN_BYTES ||
+	    usable < touched || usable - touched < SM_MODEL_HUGE_PAGE_BYTES - tail)
+		return touched;
+	return touched + (SM_MODEL_HUGE_PAGE_BYTES - tail);
 }
 
 uint64_t sm_model_halo_grid_side(double box, double s_max)

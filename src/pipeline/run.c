@@ -142,9 +142,11 @@ static void inner_pages(const void *p, uint64_t bytes, uintptr_t *a, uintptr_t *
 	*b = ((uintptr_t)p + bytes) / u * u;
 }
 
+#define HUGE_MIN_BYTES SM_MODEL_HUGE_PAGE_BYTES /* smaller arrays take 4 KiB pages */
+
 /* A hinted array's range back from the huge-page hint before jemalloc hands it out again, so that a
  * small array later placed there does not take a whole 2 MiB page (its pages resident beyond its
- * own; docs/MODEL.md "Resident"). */
+ * own; docs/MODEL.md "The four peaks"). */
 static void unhint(const void *p, uint64_t bytes)
 {
 	uintptr_t a, b;
@@ -201,7 +203,10 @@ int sm__pl_palloc_touched(struct run *R, void *slot, const char *name, uint64_t 
 	if (rc != 0)
 		return rc;
 	memcpy(&q, slot, sizeof(q));
-	R->live[R->nlive - 1].hinted = sm__pl_prefault(R, q, touched < bytes ? touched : bytes);
+	if (touched > bytes)
+		touched = bytes;
+	R->live[R->nlive - 1].hinted =
+		sm__pl_prefault(R, q, touched, touched >= HUGE_MIN_BYTES ? sm_prof_usable(R->p, q) : 0);
 	return 0;
 }
 
@@ -222,8 +227,8 @@ void sm__pl_pfree(struct run *R, void *slot)
 	for (i = 0; i < R->nlive; i++) {
 		if (R->live[i].ptr != q)
 			continue;
-		if (R->live[i].hinted)
-			unhint(q, R->live[i].bytes);
+		if (R->live[i].hinted > 0)
+			unhint(q, R->live[i].hinted);
 		R->live_bytes -= R->live[i].bytes;
 		R->live[i] = R->live[--R->nlive];
 		break;
@@ -235,9 +240,8 @@ void sm__pl_pfree(struct run *R, void *slot)
 
 /* ---- first touch ------------------------------------------------------------------------------ */
 
-#define HUGE_MIN_BYTES (UINT64_C(2) << 20)       /* smaller arrays take 4 KiB pages */
 #define PARALLEL_MIN_BYTES (UINT64_C(256) << 10) /* smaller arrays on the calling thread */
-#define HUGE_STEP (UINT64_C(2) << 20)            /* huge pages are mapped in this many bytes at a time */
+#define HUGE_STEP SM_MODEL_HUGE_PAGE_BYTES /* huge pages are mapped in this many bytes at a time */
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
 #endif
@@ -301,6 +305,7 @@ static int step_slow(double s, uint64_t page)
 struct prefault_job {
 	unsigned char *p;
 	uint64_t bytes, page;
+	uint64_t own;     /* bytes from p that are the array's own (the rest: its rounded tail) */
 	int huge;         /* huge pages asked for: mapped step by step, timed */
 	atomic_int slow;  /* a step was slow: the rest in 4 KiB pages */
 };
@@ -333,7 +338,10 @@ static void prefault_part(void *arg, unsigned part, unsigned parts)
 
 		if (atomic_load_explicit(&J->slow, memory_order_relaxed)) {
 			(void)madvise(J->p + a, b - a, MADV_NOHUGEPAGE);
-			populate(J, a, b);
+			if (b > J->own) /* 4 KiB pages: the rounded tail is not wanted */
+				b = J->own > a ? J->own : a;
+			if (b > a)
+				populate(J, a, b);
 			return;
 		}
 		/* up to the next 2 MiB boundary of the address: one huge page a step */
@@ -373,15 +381,22 @@ static int huge_pages_wanted(void)
  * and than twice the 4 KiB faults it replaces (step_slow; the kernel compacting memory to make
  * the page, a stall far longer than the 4 KiB pages would take) turns the hint off for the rest
  * of the array and for the later arrays of the run (R->huge_slow). Only whole pages inside the
- * array are touched; its contents are undefined before and after.
+ * array are touched, and, with the hint, its tail beyond the last whole huge page rounded up to
+ * the next one when the allocation owns that much and the tail is 1 MiB or more
+ * (sm_model_huge_extent; docs/MODEL.md "The four peaks": the model counts those pages): here the first
+ * user touch of each 4 KiB page of a populated tail cost 5 us, a 2 MiB page 0.1-2 ms in all, so a
+ * run at 1e6 cells, whose 4 MB gas fields and 12 MB positions ended in 1.5-1.8 MiB tails of 4 KiB
+ * pages, took 0.7 of its time (6 alternating pairs: compute_temperature's kernel 9.6 -> ~2 ms) for
+ * 0.8 MB more resident (2.8 %). Its contents are undefined before and after.
  */
-int sm__pl_prefault(struct run *R, void *ptr, uint64_t bytes)
+uint64_t sm__pl_prefault(struct run *R, void *ptr, uint64_t bytes, uint64_t usable)
 {
 	struct prefault_job J;
 	double t0 = sm__pl_now_s();
 	long pg = sysconf(_SC_PAGESIZE);
-	uintptr_t a, b;
+	uintptr_t a, b, e;
 	unsigned parts = sm__pl_threads();
+	uint64_t hinted = 0;
 
 	if (ptr == NULL || pg <= 0)
 		return 0;
@@ -390,9 +405,16 @@ int sm__pl_prefault(struct run *R, void *ptr, uint64_t bytes)
 		return 0;
 	J.p = (unsigned char *)a;
 	J.bytes = b - a;
+	J.own = b - a;
 	J.page = (uint64_t)pg;
-	J.huge = bytes >= HUGE_MIN_BYTES && huge_pages_wanted() && !R->huge_slow &&
-		 madvise(J.p, J.bytes, MADV_HUGEPAGE) == 0; /* a hint: no huge pages is fine */
+	J.huge = bytes >= HUGE_MIN_BYTES && huge_pages_wanted() && !R->huge_slow;
+	/* the tail up to the next huge page, on a 2 MiB boundary from the array's start */
+	e = (uintptr_t)ptr + sm_model_huge_extent(bytes, usable);
+	if (J.huge && e > b && ((uintptr_t)ptr & (HUGE_STEP - 1)) == 0)
+		J.bytes = e - a;
+	J.huge = J.huge && madvise(J.p, J.bytes, MADV_HUGEPAGE) == 0; /* a hint: none is fine */
+	if (!J.huge)
+		J.bytes = J.own;
 	atomic_init(&J.slow, 0);
 	if (parts < 2 || bytes < PARALLEL_MIN_BYTES)
 		prefault_part(&J, 0, 1);
@@ -400,8 +422,10 @@ int sm__pl_prefault(struct run *R, void *ptr, uint64_t bytes)
 		sm__pl_parallel(prefault_part, &J, parts);
 	if (atomic_load(&J.slow))
 		R->huge_slow = 1;
+	if (J.huge)
+		hinted = (uint64_t)(a - (uintptr_t)ptr) + J.bytes;
 	sm__pl_part_since(R, SM_PROF_PART_PREFAULT, t0);
-	return J.huge;
+	return hinted;
 }
 
 /* ---- the worker threads' share of a halo step ----------------------------------------------- */

@@ -25,7 +25,8 @@
 struct live {
 	void *ptr;
 	uint64_t bytes;
-	int hinted; /* asked for huge pages (sm__pl_prefault): the hint goes when it is freed */
+	uint64_t hinted; /* bytes from ptr asked for huge pages (sm__pl_prefault): the hint goes
+			  * when it is freed */
 };
 
 struct grid {
@@ -114,9 +115,11 @@ int sm__pl_palloc_touched(struct run *R, void *slot, const char *name, uint64_t 
 int sm__pl_palloc_filled(struct run *R, void *slot, const char *name, uint64_t bytes);
 /* Frees the tracked array in *slot (NULL fine) and clears the slot. */
 void sm__pl_pfree(struct run *R, void *slot);
-/* Maps in a fresh array's whole pages (contents undefined), from 2 MiB asking for huge pages;
- * 1 when it did. */
-int sm__pl_prefault(struct run *R, void *ptr, uint64_t bytes);
+/* Maps in the whole pages of a fresh array's first `bytes` (contents undefined), from 2 MiB asking
+ * for huge pages, then up to the next 2 MiB boundary when sm_model_huge_extent says so of the
+ * `usable` bytes the allocation owns from ptr (0 or `bytes`: none beyond); returns the bytes from
+ * ptr the hint covers (0: none). */
+uint64_t sm__pl_prefault(struct run *R, void *ptr, uint64_t bytes, uint64_t usable);
 extern double sm__pl_huge_slow_s; /* seconds a 2 MiB step may take (tests) */
 extern atomic_uint_fast64_t sm__pl_fault_4k_ns; /* a 4 KiB fault here, 0 until measured (tests) */
 /* Parts worth running for a halo step over `work` cells or columns (at least 1). */

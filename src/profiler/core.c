@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -530,7 +531,7 @@ out:
  * 36,300 purging always, 10,100 now, 6,400 unprofiled; mask: 46,900, 25,200, 20,800). The pages
  * kept never add to the resident peak: a tracked array that jemalloc maps from fresh pages while
  * they are kept purges them before it is touched (alloc_common, sm__je_reuse_check), so the
- * resident peak stays the live arrays' pages plus the baseline (docs/MODEL.md "Resident").
+ * resident peak stays the live arrays' pages plus the baseline (docs/MODEL.md "The four peaks").
  */
 static uint64_t purge_keep(uint64_t resident)
 {
@@ -579,7 +580,7 @@ static void stage_close(sm_prof *p, int forced)
 	p->nopen--;
 	add_mark(p, idx, 0);
 	/* What the stage freed goes back to the kernel now, not at jemalloc's decay: the resident
-	 * figures of the next stage are then its live memory (docs/MODEL.md "Resident"); a repeated
+	 * figures of the next stage are then its live memory (docs/MODEL.md "The four peaks"); a repeated
 	 * stage leaves up to purge_keep() for its next iteration to reuse. */
 	if (p->je)
 		p->dirty_kept = sm__je_purge_above(st->instance >= 0 ? purge_keep(rd.je.resident) : 0,
@@ -860,6 +861,25 @@ void *sm_prof_calloc(sm_prof *p, const char *name, uint64_t count, uint64_t size
 	void *q = alloc_common(p, name, bytes, 1, err);
 	NO_TAIL_CALL();
 	return q;
+}
+
+uint64_t sm_prof_usable(sm_prof *p, void *ptr)
+{
+	uint64_t u = 0;
+
+	if (ptr == NULL)
+		return 0;
+	if (p != NULL) {
+		int *g = sm__guard();
+		int saved = *g;
+
+		*g = 1;
+		u = sm__mem_usable(ptr, 0);
+		*g = saved;
+	} else if (sm__preload() == NULL) {
+		u = malloc_usable_size(ptr); /* sm__plain_alloc's malloc or posix_memalign */
+	}
+	return u;
 }
 
 void sm_prof_release(sm_prof *p, void *ptr)

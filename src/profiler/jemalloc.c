@@ -124,7 +124,7 @@ int sm__je_read(sm_prof_je *out)
  * Returns every arena's dirty and muzzy pages to the kernel now (arena.<ALL>.purge): what the
  * process keeps resident is then what is live, not what the allocator kept after earlier frees
  * (up to dirty_decay_ms, 10 s by default), so that the resident peak is predictable
- * (docs/MODEL.md "Resident"). Costs a few microseconds when nothing is dirty.
+ * (docs/MODEL.md "The four peaks"). Costs a few microseconds when nothing is dirty.
  */
 void sm__je_purge(void)
 {
