@@ -134,6 +134,12 @@ static const struct bad read_errors[] = {
 	{"documented without source", "pipeline: x\nstages: [{id: load}]\ndocumented:\n"
 	 "  - {stage: load, what: w, value: 1G}\n",
 	 "x.yaml:4:5: a documented figure needs stage:, what:, value: and source:"},
+	{"pages value", "pipeline: x\nstages:\n  - id: s\n    arrays:\n"
+	 "      - {name: q, dtype: uint8, count: 10, pages: large}\n",
+	 "x.yaml:5:51: pages: 'large': 4k or huge"},
+	{"pages not a scalar", "pipeline: x\nstages:\n  - id: s\n    arrays:\n"
+	 "      - {name: q, dtype: uint8, count: 10, pages: [huge]}\n",
+	 "x.yaml:5:51: pages must be a scalar, not a sequence"},
 	{"documented unknown quantity", "pipeline: x\nstages: [{id: load}]\ndocumented:\n"
 	 "  - {stage: load, what: w, value: 1G, source: s, when: gass_cells > 1}\n",
 	 "x.yaml:4:56: unknown quantity 'gass_cells' (did you mean 'gas_cells'?)"},
@@ -737,6 +743,62 @@ static void test_dm_projection(void **state)
 }
 
 /* The allocated bytes of one array of a description: the estimate's arrays[0] of stage s. */
+/* The resident bytes of one array of count uint8 (touched: `touched` when >= 0) with pages: `pages`
+ * (NULL: none). */
+static json_int_t resident_of(const char *dir, const char *pages, json_int_t count,
+			      json_int_t touched, const char *allocator)
+{
+	char yaml[512], t[64] = "";
+	char *p;
+	tu_result r;
+	json_t *j;
+	json_int_t v;
+
+	if (touched >= 0)
+		snprintf(t, sizeof(t), ", touched: %lld", (long long)touched);
+	snprintf(yaml, sizeof(yaml), "pipeline: x\n%s%s%sstages:\n  - id: s\n    arrays:\n"
+		 "      - {name: q, dtype: uint8, count: %lld%s%s%s}\n",
+		 allocator ? "allocator: " : "", allocator ? allocator : "", allocator ? "\n" : "",
+		 (long long)count, t, pages ? ", pages: " : "", pages ? pages : "");
+	p = write_desc(dir, "pages.yaml", yaml);
+	r = tu_run("estimate", "--pipeline", p, "--format", "json", NULL);
+	assert_int_equal(r.status, 0);
+	j = json_loads(r.out, 0, NULL);
+	assert_non_null(j);
+	v = ival(json_array_get(json_object_get(stage(j, "s"), "arrays"), 0), "resident_bytes");
+	json_decref(j);
+	tu_result_free(&r);
+	free(p);
+	return v;
+}
+
+/* pages: huge (docs/MODEL.md "The four peaks", sm_model_huge_extent): from 2 MiB touched, a tail
+ * of 1 MiB or more beyond the last whole 2 MiB is resident to the next 2 MiB when the size class
+ * reaches it; else 4 KiB pages as without it. */
+static void test_huge_pages(void **state)
+{
+	char *dir = tu_tmpdir();
+
+	(void)state;
+	/* 4,000,000 bytes: class 4 MiB, tail 1.81 MiB */
+	assert_int_equal(resident_of(dir, NULL, 4000000, -1, NULL), 4001792);
+	assert_int_equal(resident_of(dir, "4k", 4000000, -1, NULL), 4001792);
+	if (!tu_sanitized()) {
+		assert_int_equal(resident_of(dir, "huge", 4000000, -1, NULL), 4194304);
+		/* touched 3,500,000 of them: the tail 1.34 MiB, within the class */
+		assert_int_equal(resident_of(dir, "huge", 4000000, 3500000, NULL), 4194304);
+	}
+	/* a tail of 0.15 MiB (40,000,000 bytes), below 2 MiB, a class that ends first (3.5 MiB),
+	 * and glibc's chunks (allocator: profile) keep 4 KiB pages */
+	assert_int_equal(resident_of(dir, "huge", 40000000, -1, NULL), 40001536);
+	assert_int_equal(resident_of(dir, "huge", 1500000, -1, NULL), 1503232);
+	assert_int_equal(resident_of(dir, "huge", 3670016, -1, NULL), 3670016);
+	assert_int_equal(resident_of(dir, "huge", 4000000, -1, "profile"), 4001792);
+	assert_int_equal(resident_of(dir, "huge", 4000000, 1000000, NULL), 1003520);
+	tu_rmtree(dir);
+	free(dir);
+}
+
 static json_int_t allocated_of(const char *dir, const char *allocator, json_int_t count)
 {
 	char yaml[512];
@@ -949,6 +1011,7 @@ int main(void)
 		cmocka_unit_test(test_what_applies),
 		cmocka_unit_test(test_dm_projection),
 		cmocka_unit_test(test_allocator),
+		cmocka_unit_test(test_huge_pages),
 		cmocka_unit_test(test_per_halo),
 		cmocka_unit_test(test_documented),
 		cmocka_unit_test(test_default),
