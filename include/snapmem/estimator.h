@@ -76,7 +76,8 @@ typedef struct sm_est_array {
 	const char *dtype_name;    /* the description's dtype: "float32", "bool" */
 	uint64_t count;            /* elements (components included) */
 	uint64_t requested, allocated;
-	uint64_t resident;         /* pages it occupies once written (sm_est_array_resident) */
+	uint64_t resident;         /* pages it occupies once written (sm_est_array_resident;
+				    * pages: huge, sm_model_huge_extent) */
 	const char *freed_in;      /* stage id where it is freed, NULL when it stays live */
 } sm_est_array;
 
