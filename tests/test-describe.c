@@ -743,10 +743,10 @@ static void test_dm_projection(void **state)
 }
 
 /* The allocated bytes of one array of a description: the estimate's arrays[0] of stage s. */
-/* The resident bytes of one array of count uint8 (touched: `touched` when >= 0) with pages: `pages`
- * (NULL: none). */
-static json_int_t resident_of(const char *dir, const char *pages, json_int_t count,
-			      json_int_t touched, const char *allocator)
+/* A figure (`key` of estimate.json's arrays[]) of one array of count uint8, touched: `touched`
+ * when >= 0, pages: `pages` and allocator: `allocator` when not NULL. */
+static json_int_t array_figure(const char *dir, const char *key, json_int_t count,
+			       json_int_t touched, const char *pages, const char *allocator)
 {
 	char yaml[512], t[64] = "";
 	char *p;
@@ -760,16 +760,22 @@ static json_int_t resident_of(const char *dir, const char *pages, json_int_t cou
 		 "      - {name: q, dtype: uint8, count: %lld%s%s%s}\n",
 		 allocator ? "allocator: " : "", allocator ? allocator : "", allocator ? "\n" : "",
 		 (long long)count, t, pages ? ", pages: " : "", pages ? pages : "");
-	p = write_desc(dir, "pages.yaml", yaml);
+	p = write_desc(dir, "array.yaml", yaml);
 	r = tu_run("estimate", "--pipeline", p, "--format", "json", NULL);
 	assert_int_equal(r.status, 0);
 	j = json_loads(r.out, 0, NULL);
 	assert_non_null(j);
-	v = ival(json_array_get(json_object_get(stage(j, "s"), "arrays"), 0), "resident_bytes");
+	v = ival(json_array_get(json_object_get(stage(j, "s"), "arrays"), 0), key);
 	json_decref(j);
 	tu_result_free(&r);
 	free(p);
 	return v;
+}
+
+static json_int_t resident_of(const char *dir, const char *pages, json_int_t count,
+			      json_int_t touched, const char *allocator)
+{
+	return array_figure(dir, "resident_bytes", count, touched, pages, allocator);
 }
 
 /* pages: huge (docs/MODEL.md "The four peaks", sm_model_huge_extent): from 2 MiB touched, a tail
@@ -801,26 +807,7 @@ static void test_huge_pages(void **state)
 
 static json_int_t allocated_of(const char *dir, const char *allocator, json_int_t count)
 {
-	char yaml[512];
-	char *p;
-	tu_result r;
-	json_t *j;
-	json_int_t v;
-
-	snprintf(yaml, sizeof(yaml), "pipeline: x\n%s%s%sstages:\n  - id: s\n    arrays:\n"
-		 "      - {name: q, dtype: uint8, count: %lld}\n",
-		 allocator ? "allocator: " : "", allocator ? allocator : "", allocator ? "\n" : "",
-		 (long long)count);
-	p = write_desc(dir, "alloc.yaml", yaml);
-	r = tu_run("estimate", "--pipeline", p, "--format", "json", NULL);
-	assert_int_equal(r.status, 0);
-	j = json_loads(r.out, 0, NULL);
-	assert_non_null(j);
-	v = ival(json_array_get(json_object_get(stage(j, "s"), "arrays"), 0), "allocated_bytes");
-	json_decref(j);
-	tu_result_free(&r);
-	free(p);
-	return v;
+	return array_figure(dir, "allocated_bytes", count, -1, NULL, allocator);
 }
 
 /* allocator: profile models snapmem profile's allocators (docs/PROFILE.md "Large blocks"): below

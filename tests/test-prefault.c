@@ -226,39 +226,6 @@ static void test_smaller_arrays(void **state)
 	assert_int_equal(f->R.huge_slow, 0);
 }
 
-/* A tracked array of the run (profiling off: 2 MiB-aligned all the same) filled next
- * (sm__pl_palloc_filled: mapped in, asked for huge pages) is handed back without the hint when it
- * is freed, so that a small array placed there later does
- * not take a whole 2 MiB page. */
-static void test_freed_array_loses_the_hint(void **state)
-{
-	struct fixture *f = *state;
-	sm_pipeline_options o;
-	sm_pipeline_result res;
-	unsigned char *a = NULL, *keep;
-	char flags[512];
-
-	if (!hint_taken())
-		skip();
-	memset(&o, 0, sizeof(o));
-	memset(&res, 0, sizeof(res));
-	f->R.o = &o;
-	f->R.r = &res;
-	sm__pl_huge_slow_s = 1e9;
-	assert_int_equal(sm__pl_palloc_filled(&f->R, &a, "a", BYTES), 0);
-	assert_int_equal((uintptr_t)a % (UINT64_C(2) << 20), 0);
-	assert_int_equal(resident_pages(a, BYTES), BYTES / f->pg);
-	vm_flags(a + BYTES / 2, flags, sizeof(flags));
-	assert_non_null(strstr(flags, " hg"));
-	keep = a;
-	sm__pl_pfree(&f->R, &a);
-	assert_null(a);
-	assert_int_equal(f->R.nlive, 0);
-	/* the range is still mapped (the allocator keeps it), now marked no-huge-page */
-	vm_flags(keep + BYTES / 2, flags, sizeof(flags));
-	assert_null(strstr(flags, " hg"));
-}
-
 #define MIB (UINT64_C(1) << 20)
 
 /* A fresh mapping of n bytes starting on a 2 MiB boundary (*base, *len: what to unmap). */
@@ -325,19 +292,17 @@ static void test_tail_rounded_to_a_huge_page(void **state)
 	munmap(base, len);
 }
 
-/* A tracked array with a rounded tail (sm__pl_palloc_filled; profiling off, so the C library's
- * malloc_usable_size: jemalloc's where it is the process's malloc) loses the hint over the tail too when it is freed. */
-static void test_freed_tail_loses_the_hint(void **state)
+/* A tracked array of n bytes of the run (profiling off: 2 MiB-aligned all the same) filled next
+ * (sm__pl_palloc_filled: mapped in, asked for huge pages, `hinted` bytes from its start) is handed
+ * back without the hint over all of them when it is freed, so that a small array placed there
+ * later does not take a whole 2 MiB page. */
+static void freed_array_loses_the_hint(struct fixture *f, uint64_t n, uint64_t hinted)
 {
-	struct fixture *f = *state;
 	sm_pipeline_options o;
 	sm_pipeline_result res;
 	unsigned char *a = NULL, *keep;
-	const uint64_t n = 3 * MIB + 3 * MIB / 4; /* jemalloc's class: 4 MiB */
 	char flags[512];
 
-	if (!hint_taken())
-		skip();
 	memset(&o, 0, sizeof(o));
 	memset(&res, 0, sizeof(res));
 	f->R.o = &o;
@@ -345,19 +310,38 @@ static void test_freed_tail_loses_the_hint(void **state)
 	sm__pl_huge_slow_s = 1e9;
 	assert_int_equal(sm__pl_palloc_filled(&f->R, &a, "a", n), 0);
 	assert_int_equal((uintptr_t)a % (2 * MIB), 0);
-	if (sm_prof_usable(NULL, a) < 4 * MIB) { /* an allocator without the room: no tail */
+	if (sm_prof_usable(NULL, a) < hinted) { /* an allocator without the room: no tail */
 		assert_int_equal(f->R.live[0].hinted, n / f->pg * f->pg);
 		sm__pl_pfree(&f->R, &a);
 		skip();
 	}
-	assert_int_equal(f->R.live[0].hinted, 4 * MIB);
-	assert_int_equal(resident_pages(a, 4 * MIB), 4 * MIB / f->pg);
-	vm_flags(a + 4 * MIB - f->pg, flags, sizeof(flags));
+	assert_int_equal(f->R.live[0].hinted, hinted);
+	assert_int_equal(resident_pages(a, hinted), hinted / f->pg);
+	vm_flags(a + hinted - f->pg, flags, sizeof(flags));
 	assert_non_null(strstr(flags, " hg"));
 	keep = a;
 	sm__pl_pfree(&f->R, &a);
-	vm_flags(keep + 4 * MIB - f->pg, flags, sizeof(flags));
+	assert_null(a);
+	assert_int_equal(f->R.nlive, 0);
+	/* the range is still mapped (the allocator keeps it), now marked no-huge-page */
+	vm_flags(keep + hinted - f->pg, flags, sizeof(flags));
 	assert_null(strstr(flags, " hg"));
+}
+
+static void test_freed_array_loses_the_hint(void **state)
+{
+	if (!hint_taken())
+		skip();
+	freed_array_loses_the_hint(*state, BYTES, BYTES);
+}
+
+/* The same with a tail rounded to the next 2 MiB (the C library's malloc_usable_size: jemalloc's
+ * where it is the process's malloc, whose class for 3.75 MiB is 4 MiB). */
+static void test_freed_tail_loses_the_hint(void **state)
+{
+	if (!hint_taken())
+		skip();
+	freed_array_loses_the_hint(*state, 3 * MIB + 3 * MIB / 4, 4 * MIB);
 }
 
 #define FIXTURE_TEST(t) cmocka_unit_test_setup_teardown(t, fixture_setup, fixture_teardown)
