@@ -383,11 +383,12 @@ static int huge_pages_wanted(void)
  * of the array and for the later arrays of the run (R->huge_slow). Only whole pages inside the
  * array are touched, and, with the hint, its tail beyond the last whole huge page rounded up to
  * the next one when the allocation owns that much and the tail is 1 MiB or more
- * (sm_model_huge_extent; docs/MODEL.md "The four peaks": the model counts those pages): here the first
- * user touch of each 4 KiB page of a populated tail cost 5 us, a 2 MiB page 0.1-2 ms in all, so a
- * run at 1e6 cells, whose 4 MB gas fields and 12 MB positions ended in 1.5-1.8 MiB tails of 4 KiB
- * pages, took 0.7 of its time (6 alternating pairs: compute_temperature's kernel 9.6 -> ~2 ms) for
- * 0.8 MB more resident (2.8 %). Its contents are undefined before and after.
+ * (sm_model_huge_extent; the model counts those pages, docs/MODEL.md "The four peaks"): here the
+ * first user touch of each 4 KiB page of a populated tail cost 5 us, a 2 MiB page 0.1-2 ms in all,
+ * so a run at 1e6 cells, whose 4 MB gas fields and 12 MB positions ended in 1.5-1.8 MiB tails of
+ * 4 KiB pages, took 0.638 of its time (10 alternating pairs, 68.8 -> 43.0 ms; the temperature
+ * kernel 9.6 ms -> under 1 ms) for 0.8 MB more resident. Its contents are undefined before and
+ * after.
  */
 uint64_t sm__pl_prefault(struct run *R, void *ptr, uint64_t bytes, uint64_t usable)
 {
