@@ -286,11 +286,11 @@ static uint64_t fault_4k_ns(void)
 
 /*
  * Whether a huge step that took `s` seconds is slow: longer than sm__pl_huge_slow_s and than
- * twice the faults of the small pages (512 of 4 KiB) it replaces. Twice, because a populated 4 KiB page is
- * then first touched again, by the kernel's read into it and by the program (here 0.7 us the
- * populate, 8 and 5 us the touches, against 11.4 us the fault), where a huge page is not. When the
- * 2 MiB steps took 5.0-5.8 ms here, one above 5 ms sent the rest of a run at 1e7 cells to
- * 4 KiB pages: 0.56 s against 0.36 s with the hint kept.
+ * twice the faults of the small pages (512 of 4 KiB) it replaces. Twice, because a populated
+ * 4 KiB page is then first touched again, by the kernel's read into it and by the program (here
+ * 0.7 us the populate, 8 and 5 us the touches, against 11.4 us the fault), where a huge page is
+ * not. When the 2 MiB steps took 5.0-5.8 ms here, one above 5 ms sent the rest of a run at 1e7
+ * cells to 4 KiB pages: 0.56 s against 0.36 s with the hint kept.
  */
 static int step_slow(double s, uint64_t page)
 {
