@@ -152,8 +152,11 @@ static int assign(struct dist *D)
 	rc = sm_model_assign_chunks(cnt, (size_t)nf, (uint32_t)D->size, NULL, D->owner,
 				    R->err);
 	for (f = 0; rc == 0 && f < nf; f++)
-		if (D->owner[f] == D->rank)
+		if (D->owner[f] == D->rank) {
 			D->my_cells += cnt[f];
+			if (cnt[f] > D->my_largest)
+				D->my_largest = cnt[f];
+		}
 	free(cnt);
 	return rc;
 }

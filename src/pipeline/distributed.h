@@ -21,6 +21,7 @@ struct dist {
 	int32_t *owner;           /* [nfiles] chunk owners (untracked, before the stages) */
 	uint64_t *first;          /* [nfiles] global index of each chunk's first gas cell */
 	uint64_t my_cells;
+	uint64_t my_largest;      /* gas cells of the rank's largest chunk file */
 
 	uint64_t hg, hg3;         /* halo grid side, cells */
 	double inv_w;             /* hg / box */

@@ -395,9 +395,9 @@ uint64_t sm__pl_prefault(struct run *R, void *ptr, uint64_t bytes, uint64_t usab
 	struct prefault_job J;
 	double t0 = sm__pl_now_s();
 	long pg = sysconf(_SC_PAGESIZE);
-	uintptr_t a, b, e;
+	uintptr_t a, b;
 	unsigned parts = sm__pl_threads();
-	uint64_t hinted = 0;
+	uint64_t hinted = 0, ext;
 
 	if (ptr == NULL || pg <= 0)
 		return 0;
@@ -410,9 +410,9 @@ uint64_t sm__pl_prefault(struct run *R, void *ptr, uint64_t bytes, uint64_t usab
 	J.page = (uint64_t)pg;
 	J.huge = bytes >= HUGE_MIN_BYTES && huge_pages_wanted() && !R->huge_slow;
 	/* the tail up to the next huge page, on a 2 MiB boundary from the array's start */
-	e = (uintptr_t)ptr + sm_model_huge_extent(bytes, usable);
-	if (J.huge && e > b && ((uintptr_t)ptr & (HUGE_STEP - 1)) == 0)
-		J.bytes = e - a;
+	ext = sm_model_huge_extent(bytes, usable);
+	if (J.huge && ext > bytes && ((uintptr_t)ptr & (HUGE_STEP - 1)) == 0)
+		J.bytes = (uintptr_t)ptr + ext - a;
 	J.huge = J.huge && madvise(J.p, J.bytes, MADV_HUGEPAGE) == 0; /* a hint: none is fine */
 	if (!J.huge)
 		J.bytes = J.own;

@@ -670,11 +670,7 @@ int sm__pl_stream_cells(struct dist *D)
 	D->b = R->o->model.stream_block < R->n ? R->o->model.stream_block : R->n;
 	/* a block is written from its start: the block arrays' cells the rank's largest file fills
 	 * are touched, and only those are resident (docs/MODEL.md) */
-	for (f = 0, fill = 0; f < R->s.nfiles; f++)
-		if (D->owner[f] == D->rank && R->s.chunk_counts[f * SM_NTYPES + 0] > fill)
-			fill = R->s.chunk_counts[f * SM_NTYPES + 0];
-	if (fill > D->b)
-		fill = D->b;
+	fill = D->my_largest < D->b ? D->my_largest : D->b;
 	if (D->b > 0) {
 		for (j = 0; j < 3; j++)
 			if ((rc = sm__pl_palloc_touched(R, fld[j], sm__pl_gas_names[j], 4 * D->b,

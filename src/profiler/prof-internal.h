@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "snapmem/model.h"
 #include "snapmem/profiler.h"
 
 #define SM__TOP 10          /* top sites kept per stage */
@@ -51,7 +52,7 @@ int sm__je_peak_read_reset(uint64_t *peak); /* thread.peak.read then thread.peak
  * transparent huge page), so that huge pages can back every whole 2 MiB of them; the usable size
  * (jemalloc's size class) is the same as unaligned. Not under `snapmem profile`, whose large
  * tracked arrays are glibc's, as the program's own large mallocs are (large.c). */
-#define SM__ARRAY_ALIGN ((size_t)2 << 20)
+#define SM__ARRAY_ALIGN ((size_t)SM_MODEL_HUGE_PAGE_BYTES)
 void *sm__mem_alloc(size_t n, int zero);   /* tracked arrays */
 void *sm__plain_alloc(size_t n, int zero); /* the C library's, aligned as tracked arrays are */
 void sm__mem_free(void *p);
