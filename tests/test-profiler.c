@@ -775,6 +775,63 @@ static void test_frames_c_library(void **state)
 	sm_prof_free(p);
 }
 
+/* 1 when the object named is mapped into this process (/proc/self/maps). */
+static int mapped_here(const char *name)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[4096];
+	int found = 0;
+
+	assert_non_null(f);
+	while (!found && fgets(line, sizeof(line), f) != NULL)
+		found = strstr(line, name) != NULL;
+	fclose(f);
+	return found;
+}
+
+/* Frames are named from this machine's files only: a stripped library without a debug file on
+ * the stack (libcmocka's frames below this test) is named from its own symbol table (its exported
+ * functions; the static ones stay unnamed, as before), and libdwfl's last resort for it,
+ * debuginfod, is never loaded (src/profiler/symbolize.c: elfutils dlopens libdebuginfod, and with
+ * it curl, GnuTLS and Kerberos, 15-20 ms of every such document). */
+static void test_frames_local_debug_only(void **state)
+{
+	(void)state;
+	sm_prof *p = make(0, 0);
+	sm_error err = { 0 };
+	void *x = sm_prof_alloc(p, "x", 100, &err);
+	size_t i, stripped = 0, named = 0;
+
+	assert_non_null(x);
+	json_t *d = doc_of(p);
+	const char *how = json_string_value(json_object_get(json_object_get(d, "profiler"),
+							   "symbolizer"));
+	json_t *arr = json_array_get(json_object_get(d, "arrays"), 0);
+	json_t *s = json_array_get(json_object_get(d, "sites"),
+				   (size_t)json_integer_value(json_object_get(arr, "site")));
+	json_t *frames = json_object_get(s, "frames");
+
+	assert_non_null(how);
+	for (i = 0; i < json_array_size(frames); i++) {
+		const char *obj = json_string_value(json_object_get(json_array_get(frames, i),
+								    "object"));
+		const char *fn = json_string_value(json_object_get(json_array_get(frames, i),
+								   "function"));
+		if (obj != NULL && strstr(obj, "libcmocka") != NULL) {
+			stripped++;
+			named += fn != NULL; /* its exported functions, from its own symbol table */
+		}
+	}
+	json_decref(d);
+	sm_prof_release(p, x);
+	sm_prof_free(p);
+	if (strcmp(how, "libdw") != 0)
+		skip(); /* dladdr names frames: libdw and its search are not loaded */
+	assert_true(stripped >= 1);
+	assert_true(named >= 1);
+	assert_false(mapped_here("libdebuginfod"));
+}
+
 static void test_incomplete(void **state)
 {
 	sm_prof *p = make(0, 0);
@@ -902,6 +959,7 @@ int main(void)
 		cmocka_unit_test(test_fault_injection),
 		cmocka_unit_test(test_json_schema),
 		cmocka_unit_test(test_frames_c_library),
+		cmocka_unit_test(test_frames_local_debug_only),
 		cmocka_unit_test(test_incomplete),
 		cmocka_unit_test(test_timeline_bounded),
 	};
