@@ -13,6 +13,7 @@
 # runs on the worker threads, 2026-12; 10 before); quick: 10^5..10^6 (about
 # one minute). Data goes to BUILD_DIR/bench-data (mock snapshots, regenerated when absent).
 set -euo pipefail
+export LC_ALL=C # numbers with a point for bc, jq and $EPOCHREALTIME (now, below)
 build="$1"
 mode="${2:-full}"
 bin="$build/snapmem"
@@ -35,7 +36,9 @@ halos=30
 rows="$data/rows.jsonl"
 : >"$rows"
 
-now() { date +%s.%N; }
+# bash's own clock (5.0+), no fork: $(date +%s.%N) added the fork and exec of date, 7-10 ms here,
+# to every whole-process time (a 600-chunk estimate: 35-42 ms against 27-36 ms, alternating).
+now() { echo "$EPOCHREALTIME"; }
 calc() { printf '%.6f' "$(echo "$1" | bc -l)"; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 say() { echo "bench: $*" >&2; }
@@ -233,7 +236,7 @@ split_rows="$data/split.jsonl"
 : >"$split_rows"
 for n in "${limit_sizes[@]}"; do
 	say "physical limit at $n cells: raw copy, fast path, HDF5's read, the run ($((repeats + 2)) each)"
-	copies=(); firsts=(); warms=(); fasts=(); h5s=(); runs=(); runs3=(); dists=(); dratios=()
+	copies=(); firsts=(); warms=(); fasts=(); h5s=(); runs=(); procs=(); runs3=(); dists=(); dratios=()
 	for ((r = 0; r < repeats + 2; r++)); do
 		# Every repeat of the copy is kept: the limit is the fastest of them (below). Fresh
 		# memory the hypervisor has yet to back made single repeats up to 8x slower here, and a
@@ -255,7 +258,7 @@ for n in "${limit_sizes[@]}"; do
 		# After a run that is not measured, as the profiler's pairs above: the first run
 		# after the readers' processes is the slow one, whichever it is.
 		warm_run "$n"
-		line=$(run_once "$n"); read -r _ p _ <<<"$line"; runs+=("$p")
+		line=$(run_once "$n"); read -r w p _ <<<"$line"; runs+=("$p"); procs+=("$w")
 		# Top-level stages summed by id (per-halo stages over all halos), in run order.
 		jq -c --argjson n "$n" '[.stages[] | select(.depth == 0)] as $s |
 			reduce ($s[] | .id) as $i ([]; if index([$i]) then . else . + [$i] end) |
@@ -301,12 +304,14 @@ for n in "${limit_sizes[@]}"; do
 		--argjson fast "$(printf '%s\n' "${fasts[@]}" | median)" \
 		--argjson h5 "$(printf '%s\n' "${h5s[@]}" | median)" \
 		--argjson run "$(printf '%s\n' "${runs[@]}" | median)" \
+		--argjson proc "$(printf '%s\n' "${procs[@]}" | median)" \
 		--argjson run3 "$(printf '%s\n' "${runs3[@]}" | median)" --argjson near3 "$near3" \
 		--argjson dist "$dist_s" --argjson dpairs "$dist_pairs" \
 		'{cells: $n, bytes: $bytes, threads: $threads, copy_s: $copy, copy_warm_s: $warm,
 		  copy_first_s: $first, run_vs_first_copy: ($run / $first),
 		  read_fast_s: $fast,
 		  read_hdf5_s: $h5, run_pipeline_s: $run, run_vs_copy: ($run / $copy),
+		  run_process_s: $proc,
 		  run3_pipeline_s: $run3, run3_vs_copy: ($run3 / $copy), run3_sphere_fraction: $near3,
 		  fast_vs_copy: ($fast / $copy), hdf5_vs_copy: ($h5 / $copy),
 		  dist_pipeline_s: $dist,
@@ -568,10 +573,10 @@ jq -r '
 	"- `compute_temperature` \(f(.limit.compute_temperature_s; 4)) s against a memcpy of the same 16 bytes per cell \(f(.limit.memcpy_same_bytes_s; 4)) s = \(f(.limit.kernel_vs_memcpy; 2))x",
 	"",
 	"## The physical limit\n",
-	"Medians of interleaved runs, except the raw copy: the fastest of all its repeats (3 a round; the limit of the machine: fresh memory the hypervisor has yet to back made single repeats up to 8x slower, and a slow copy must not flatter the ratios). Raw copy: `bench/benchmark-copy`, `pread` of the byte ranges of the four fields as stored (float64 Coordinates included) into fresh buffers (`--fresh`: mapped per repeat with the huge-page hint the run gives, as the run must have its arrays; the copy into warm buffers alone, fastest repeat likewise, is the column after it), on as many threads as the run uses, nothing else; then the median of the first repeat of each process, whose buffers no earlier repeat of the process freed (the arrays of a run are all such; the later repeats, the fastest among them, reuse memory the process just gave back): shown beside the verdicts, not in them. Reader: `bench/benchmark-read` (float32 positions through a 1 MiB buffer, fresh buffers per repeat) on the fast path and with `SNAPMEM_FASTREAD=0` (the HDF5 read). Run: `snapmem run`, index, float32, profiled, pipeline seconds, after an unmeasured `--no-profile` run (the first run after the readers is slow, whichever it is). Run, 3 halos: the same run with `--halos 3` (the 3 most massive halos), whose spheres hold \(.physical_limit | map("\(f(.run3_sphere_fraction * 100; 1)) %") | join(" and ")) of the cells (the 30 halos of the verdicts hold nearly half; the halos a TNG analysis selects hold a few percent), beside the verdicts, not in them. Distributed: `mpirun --bind-to none -np 1 snapmem run --mpi` (one rank, its worker threads on every CPU; profiled, rank 0 pipeline seconds) in the same rounds. Load average at the end of the benchmark: \(.machine.load_average_at_end).\n",
-	"| cells | bytes read | threads | raw copy s | into warm buffers s | first copy of a process s (median) | reader, fast path s | HDF5 read s | run s | run / copy | run / first copy | run, 3 halos s | 3 halos / copy | fast / copy | HDF5 / copy | distributed, 1 rank s | distributed / copy |",
-	"|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-	(.physical_limit[] | "| \(.cells) | \(.bytes) | \(.threads) | \(f(.copy_s; 4)) | \(f(.copy_warm_s // 0; 4)) | \(f(.copy_first_s // 0; 4)) | \(f(.read_fast_s; 4)) | \(f(.read_hdf5_s; 4)) | \(f(.run_pipeline_s; 4)) | \(f(.run_vs_copy; 2)) | \(f(.run_vs_first_copy // 0; 2)) | \(f(.run3_pipeline_s // 0; 4)) | \(f(.run3_vs_copy // 0; 2)) | \(f(.fast_vs_copy; 2)) | \(f(.hdf5_vs_copy; 2)) | \(if .dist_pipeline_s == null then "-" else f(.dist_pipeline_s; 4) end) | \(if .dist_vs_copy == null then "-" else f(.dist_vs_copy; 2) end) |"),
+	"Medians of interleaved runs, except the raw copy: the fastest of all its repeats (3 a round; the limit of the machine: fresh memory the hypervisor has yet to back made single repeats up to 8x slower, and a slow copy must not flatter the ratios). Raw copy: `bench/benchmark-copy`, `pread` of the byte ranges of the four fields as stored (float64 Coordinates included) into fresh buffers (`--fresh`: mapped per repeat with the huge-page hint the run gives, as the run must have its arrays; the copy into warm buffers alone, fastest repeat likewise, is the column after it), on as many threads as the run uses, nothing else; then the median of the first repeat of each process, whose buffers no earlier repeat of the process freed (the arrays of a run are all such; the later repeats, the fastest among them, reuse memory the process just gave back): shown beside the verdicts, not in them. Reader: `bench/benchmark-read` (float32 positions through a 1 MiB buffer, fresh buffers per repeat) on the fast path and with `SNAPMEM_FASTREAD=0` (the HDF5 read). Run: `snapmem run`, index, float32, profiled, pipeline seconds, after an unmeasured `--no-profile` run (the first run after the readers is slow, whichever it is); the whole process of the same runs beside it (start-up, the estimate, memory.json with its symbolised sites, the reports and the commit of the run directory too). Run, 3 halos: the same run with `--halos 3` (the 3 most massive halos), whose spheres hold \(.physical_limit | map("\(f(.run3_sphere_fraction * 100; 1)) %") | join(" and ")) of the cells (the 30 halos of the verdicts hold nearly half; the halos a TNG analysis selects hold a few percent), beside the verdicts, not in them. Distributed: `mpirun --bind-to none -np 1 snapmem run --mpi` (one rank, its worker threads on every CPU; profiled, rank 0 pipeline seconds) in the same rounds. Load average at the end of the benchmark: \(.machine.load_average_at_end).\n",
+	"| cells | bytes read | threads | raw copy s | into warm buffers s | first copy of a process s (median) | reader, fast path s | HDF5 read s | run s | run / copy | run, whole process s | run / first copy | run, 3 halos s | 3 halos / copy | fast / copy | HDF5 / copy | distributed, 1 rank s | distributed / copy |",
+	"|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+	(.physical_limit[] | "| \(.cells) | \(.bytes) | \(.threads) | \(f(.copy_s; 4)) | \(f(.copy_warm_s // 0; 4)) | \(f(.copy_first_s // 0; 4)) | \(f(.read_fast_s; 4)) | \(f(.read_hdf5_s; 4)) | \(f(.run_pipeline_s; 4)) | \(f(.run_vs_copy; 2)) | \(f(.run_process_s // 0; 4)) | \(f(.run_vs_first_copy // 0; 2)) | \(f(.run3_pipeline_s // 0; 4)) | \(f(.run3_vs_copy // 0; 2)) | \(f(.fast_vs_copy; 2)) | \(f(.hdf5_vs_copy; 2)) | \(if .dist_pipeline_s == null then "-" else f(.dist_pipeline_s; 4) end) | \(if .dist_vs_copy == null then "-" else f(.dist_vs_copy; 2) end) |"),
 	"",
 	"The HDF5 path (chunked, gzip-compressed copy of the \(.hdf5_path_compressed.cells)-cell mock, `h5repack`; the fast path does not apply): the reader \(f(.hdf5_path_compressed.reader_s; 4)) s, `SNAPMEM_FASTREAD=0` \(f(.hdf5_path_compressed.hdf5_read_s; 4)) s.",
 	"",
