@@ -10,6 +10,7 @@
  * mpirun gets --oversubscribe (2 cores, 3 ranks), -q (no banners of its own on stderr) and, as
  * root, --allow-run-as-root.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -852,10 +853,77 @@ static void test_built_without_mpi(void **state)
 	expect_one_line(&r, 2, "built without MPI");
 }
 
+/* The binary does not link MPI: Open MPI's libraries come in with the MPI module, which `run
+ * --mpi` alone opens (src/cli/mpi.c). ld.so lists what the binary loads at start
+ * (LD_TRACE_LOADED_OBJECTS, as ldd does). */
+static void test_binary_loads_no_mpi(void **state)
+{
+	tu_result r;
+
+	(void)state;
+	assert_int_equal(setenv("LD_TRACE_LOADED_OBJECTS", "1", 1), 0);
+	r = tu_run("--version", NULL);
+	unsetenv("LD_TRACE_LOADED_OBJECTS");
+	assert_int_equal(r.status, 0);
+	if (strstr(r.out, "libc.so") == NULL)
+		fail_msg("no list of loaded objects:\n%s", r.out);
+	if (strstr(r.out, "libmpi") != NULL || strstr(r.out, "libopen-pal") != NULL)
+		fail_msg("the binary loads MPI at start:\n%s", r.out);
+	tu_result_free(&r);
+}
+
+/* run --mpi with $SNAPMEM_MPI_MODULE naming a file that is missing, not a library, or a library
+ * without sm_mpi_module: one line naming it, exit 2, no run directory. */
+static void test_module_refused(void **state)
+{
+	char *tmp, *out, *junk;
+	Dl_info di;
+	tu_result r;
+	struct stat st;
+	FILE *f;
+
+	(void)state;
+#ifndef SM_HAVE_MPI
+	skip();
+#endif
+	tmp = tu_tmpdir();
+	out = tu_path(tmp, "run");
+	junk = tu_path(tmp, "junk.so");
+	f = fopen(junk, "w");
+	assert_non_null(f);
+	fputs("not a library\n", f);
+	fclose(f);
+	assert_int_not_equal(dladdr((void *)cos, &di), 0); /* the C maths library: no module */
+	assert_non_null(di.dli_fname);
+
+	assert_int_equal(setenv("SNAPMEM_MPI_MODULE", "/nonexistent/libsnapmem-mpi.so", 1), 0);
+	r = tu_run("run", "--mpi", "--base-path", W.dir, "--snap", "99", "--out", out, NULL);
+	expect_one_line(&r, 2, "'/nonexistent/libsnapmem-mpi.so': the MPI module is missing");
+	assert_int_not_equal(stat(out, &st), 0);
+
+	assert_int_equal(setenv("SNAPMEM_MPI_MODULE", junk, 1), 0);
+	r = tu_run("run", "--mpi", "--base-path", W.dir, "--snap", "99", "--out", out, NULL);
+	expect_one_line(&r, 2, "cannot load the MPI module");
+	assert_int_not_equal(stat(out, &st), 0);
+
+	assert_int_equal(setenv("SNAPMEM_MPI_MODULE", di.dli_fname, 1), 0);
+	r = tu_run("run", "--mpi", "--base-path", W.dir, "--snap", "99", "--out", out, NULL);
+	expect_one_line(&r, 2, "not snapmem's MPI module (no sm_mpi_module in it)");
+	assert_int_not_equal(stat(out, &st), 0);
+	unsetenv("SNAPMEM_MPI_MODULE");
+
+	tu_rmtree(tmp);
+	free(junk);
+	free(out);
+	free(tmp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_built_without_mpi),
+		cmocka_unit_test(test_binary_loads_no_mpi),
+		cmocka_unit_test(test_module_refused),
 		cmocka_unit_test(test_np2_equals_serial),
 		cmocka_unit_test(test_np3_equals_serial),
 		cmocka_unit_test(test_bad_chunk_on_one_rank),

@@ -1,156 +1,109 @@
 /*
- * MPI glue for `snapmem run --mpi` (docs/MPI.md): MPI_Init/Finalize and the sm_pipeline_comm
- * callbacks over MPI_COMM_WORLD. Only this file includes <mpi.h>, and only the snapmem binary
- * links MPI (the library never does). Built with -DSM_HAVE_MPI when pkg-config knows ompi-c;
- * otherwise cli_mpi_init answers SM_EUNSUPPORTED ("built without MPI") and the rest are no-ops.
- *
- * MPI errors keep MPI's default handler (MPI_ERRORS_ARE_FATAL): a failed collective aborts the
- * job rather than leaving a rank waiting. Large buffers are sent in pieces of at most 1 GiB so
- * that counts fit MPI's int.
+ * MPI for `snapmem run --mpi` (docs/MPI.md), through the MPI module libsnapmem-mpi.so
+ * (src/mpi/module.c, interface in mpi-module.h), opened with dlopen by the first cli_mpi_init:
+ * the binary does not link MPI, so that every other command (estimate, info, report, a serial
+ * run) starts without Open MPI's seven libraries. The module is looked for in $SNAPMEM_MPI_MODULE,
+ * else beside this binary (the build tree), else where `make install` puts it
+ * (SM_MPI_MODULE_PATH). Built with -DSM_HAVE_MPI when pkg-config knows ompi-c, the module with
+ * it; otherwise cli_mpi_init answers SM_EUNSUPPORTED ("built without MPI").
  */
+#include <dlfcn.h>
 #include <limits.h>
-#include <sched.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/mpi-module.h"
 #include "snapmem/pipeline.h"
 
+#ifndef SM_MPI_MODULE_PATH
+#define SM_MPI_MODULE_PATH "/usr/local/lib/snapmem/" SM_MPI_MODULE_FILE
+#endif
+
+static const struct sm_mpi_module *mod; /* once loaded: for the rest of the process */
+
+/* This rank's host name without MPI. */
+static void own_host(char *buf, size_t len)
+{
+	if (len == 0)
+		return;
+	if (gethostname(buf, len) != 0)
+		buf[0] = '\0';
+	buf[len - 1] = '\0';
+}
+
 #ifdef SM_HAVE_MPI
-#include <mpi.h>
-
-#define PIECE_BYTES ((size_t)1 << 30)
-
-static int started;
-
-static int sum_any(void *buf, size_t n, size_t esz, MPI_Datatype t)
+/* The module's path into out: $SNAPMEM_MPI_MODULE, else beside this binary when there, else
+ * the installed one (whether there or not: the caller's error names it). */
+static void module_path(char *out, size_t len)
 {
-	int rank;
-	size_t per = PIECE_BYTES / esz, off;
+	const char *env = getenv("SNAPMEM_MPI_MODULE");
+	char exe[PATH_MAX];
+	ssize_t n;
+	char *slash;
 
-	MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-	for (off = 0; off < n; off += per) {
-		int cnt = (int)(n - off < per ? n - off : per);
-		char *p = (char *)buf + off * esz;
-		int rc = rank == 0 ? MPI_Reduce(MPI_IN_PLACE, p, cnt, t, MPI_SUM, 0, MPI_COMM_WORLD)
-				   : MPI_Reduce(p, NULL, cnt, t, MPI_SUM, 0, MPI_COMM_WORLD);
-
-		if (rc != MPI_SUCCESS)
-			return SM_EIO;
+	if (env != NULL && env[0] != '\0') {
+		snprintf(out, len, "%s", env);
+		return;
 	}
-	return 0;
-}
-
-static int mpi_sum_i64(void *ctx, int64_t *buf, size_t n)
-{
-	(void)ctx;
-	return sum_any(buf, n, sizeof(int64_t), MPI_INT64_T);
-}
-
-static int mpi_sum_f64(void *ctx, double *buf, size_t n)
-{
-	(void)ctx;
-	return sum_any(buf, n, sizeof(double), MPI_DOUBLE);
-}
-
-static int mpi_agree(void *ctx, int code, int *fail_rank, int *fail_code)
-{
-	int size, i, *all;
-
-	(void)ctx;
-	MPI_Comm_size(MPI_COMM_WORLD, &size);
-	all = malloc((size_t)size * sizeof(*all));
-	if (all == NULL)
-		return SM_ENOMEM;
-	if (MPI_Allgather(&code, 1, MPI_INT, all, 1, MPI_INT, MPI_COMM_WORLD) != MPI_SUCCESS) {
-		free(all);
-		return SM_EIO;
-	}
-	*fail_rank = -1;
-	*fail_code = 0;
-	for (i = 0; i < size; i++) {
-		if (all[i] != 0) {
-			*fail_rank = i;
-			*fail_code = all[i];
-			break;
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n > 0) {
+		exe[n] = '\0';
+		slash = strrchr(exe, '/');
+		if (slash != NULL) {
+			*slash = '\0';
+			if ((size_t)snprintf(out, len, "%s/%s", exe, SM_MPI_MODULE_FILE) < len &&
+			    access(out, F_OK) == 0)
+				return;
 		}
 	}
-	free(all);
-	return 0;
+	snprintf(out, len, "%s", SM_MPI_MODULE_PATH);
 }
 
-static int mpi_bcast(void *ctx, int root, void *buf, size_t len)
+/* The module, loaded once; NULL with err filled. RTLD_GLOBAL: Open MPI's own components, which it
+ * opens with dlopen, find libmpi's symbols in the global scope. */
+static const struct sm_mpi_module *load(sm_error *err)
 {
-	size_t off;
+	char path[PATH_MAX];
+	const struct sm_mpi_module *(*get)(void);
+	const struct sm_mpi_module *m;
+	void *h;
 
-	(void)ctx;
-	for (off = 0; off < len; off += PIECE_BYTES) {
-		int cnt = (int)(len - off < PIECE_BYTES ? len - off : PIECE_BYTES);
-
-		if (MPI_Bcast((char *)buf + off, cnt, MPI_BYTE, root, MPI_COMM_WORLD) != MPI_SUCCESS)
-			return SM_EIO;
+	if (mod != NULL)
+		return mod;
+	module_path(path, sizeof(path));
+	if (access(path, F_OK) != 0) {
+		sm_error_set(err, SM_EUNSUPPORTED, "run --mpi: '%s': the MPI module is missing (it is "
+			     "built beside snapmem and installed with it; SNAPMEM_MPI_MODULE names "
+			     "another)", path);
+		return NULL;
 	}
-	return 0;
-}
-
-static int mpi_gather(void *ctx, const void *buf, size_t len, void ***blobs, size_t **lens)
-{
-	int rank, size, i, *cnt = NULL, *disp = NULL, mine;
-	char *all = NULL;
-	long long total = 0;
-	void **b = NULL;
-	size_t *l = NULL;
-
-	(void)ctx;
-	*blobs = NULL;
-	*lens = NULL;
-	MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-	MPI_Comm_size(MPI_COMM_WORLD, &size);
-	/* Per-rank figures are small JSON texts (kilobytes); one too large to add up is sent empty
-	 * (every rank must enter the collectives whatever its blob). */
-	mine = len > (size_t)INT_MAX / (size_t)size ? 0 : (int)len;
-	if (rank == 0) {
-		cnt = calloc((size_t)size, sizeof(*cnt));
-		disp = calloc((size_t)size, sizeof(*disp));
-		b = calloc((size_t)size, sizeof(*b));
-		l = calloc((size_t)size, sizeof(*l));
-		/* A rank that cannot take part would leave the others waiting: abort the job. */
-		if (cnt == NULL || disp == NULL || b == NULL || l == NULL)
-			MPI_Abort(MPI_COMM_WORLD, 3);
+	h = dlopen(path, RTLD_NOW | RTLD_GLOBAL);
+	if (h == NULL) {
+		sm_error_set(err, SM_EUNSUPPORTED, "run --mpi: '%s': cannot load the MPI module: %s",
+			     path, dlerror());
+		return NULL;
 	}
-	if (MPI_Gather(&mine, 1, MPI_INT, cnt, 1, MPI_INT, 0, MPI_COMM_WORLD) != MPI_SUCCESS)
-		return SM_EIO;
-	if (rank == 0) {
-		for (i = 0; i < size; i++) {
-			disp[i] = (int)total;
-			total += cnt[i];
-		}
-		all = malloc((size_t)total + 1);
-		if (all == NULL)
-			MPI_Abort(MPI_COMM_WORLD, 3);
+	*(void **)&get = dlsym(h, "sm_mpi_module");
+	m = get != NULL ? get() : NULL;
+	if (m == NULL) {
+		sm_error_set(err, SM_EUNSUPPORTED, "run --mpi: '%s': not snapmem's MPI module (no "
+			     "sm_mpi_module in it)", path);
+	} else if (m->version != SM_MPI_MODULE_VERSION || m->init == NULL ||
+		   m->finalize == NULL || m->host == NULL) {
+		sm_error_set(err, SM_EUNSUPPORTED, "run --mpi: '%s': an MPI module of interface %d, "
+			     "this snapmem speaks %d (install them together)", path, m->version,
+			     SM_MPI_MODULE_VERSION);
+		m = NULL;
 	}
-	if (MPI_Gatherv(buf, mine, MPI_BYTE, all, cnt, disp, MPI_BYTE, 0, MPI_COMM_WORLD) !=
-	    MPI_SUCCESS)
-		return SM_EIO;
-	if (rank == 0) {
-		for (i = 0; i < size; i++) {
-			b[i] = malloc((size_t)cnt[i] + 1);
-			if (b[i] == NULL)
-				MPI_Abort(MPI_COMM_WORLD, 3);
-			memcpy(b[i], all + disp[i], (size_t)cnt[i]);
-			((char *)b[i])[cnt[i]] = '\0';
-			l[i] = (size_t)cnt[i];
-		}
-		*blobs = b;
-		*lens = l;
-		free(all);
-		free(cnt);
-		free(disp);
+	if (m == NULL) {
+		dlclose(h);
+		return NULL;
 	}
-	return 0;
+	mod = m;
+	return mod;
 }
 
 int cli_mpi_available(void)
@@ -158,101 +111,31 @@ int cli_mpi_available(void)
 	return 1;
 }
 
-/* The ranks on this node whose CPU sets overlap this rank's, itself included, into *sharers (1
- * when it cannot tell), and the node's online CPUs no rank of the node may run on into *idle:
- * Open MPI binds each of 2 ranks or fewer to a core of its own and leaves more ranks, or
- * --bind-to none, on every CPU. */
-static void node_cpus(unsigned *sharers, unsigned *idle)
-{
-	MPI_Comm node = MPI_COMM_NULL;
-	cpu_set_t mine, any, *all = NULL;
-	int n = 0, ok, all_ok = 0, i;
-	long online = sysconf(_SC_NPROCESSORS_ONLN);
-
-	*sharers = 1;
-	*idle = 0;
-	CPU_ZERO(&mine);
-	ok = sched_getaffinity(0, sizeof(mine), &mine) == 0;
-	if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) !=
-	    MPI_SUCCESS)
-		return;
-	if (MPI_Comm_size(node, &n) != MPI_SUCCESS || n < 1)
-		goto out;
-	all = calloc((size_t)n, sizeof(*all));
-	ok = ok && all != NULL;
-	/* every rank of the node takes part in both collectives, or none in the second */
-	if (MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, node) != MPI_SUCCESS || !all_ok ||
-	    MPI_Allgather(&mine, (int)sizeof(mine), MPI_BYTE, all, (int)sizeof(mine), MPI_BYTE,
-			  node) != MPI_SUCCESS)
-		goto out;
-	*sharers = 0;
-	CPU_ZERO(&any);
-	for (i = 0; i < n; i++) {
-		cpu_set_t both;
-
-		CPU_AND(&both, &mine, &all[i]);
-		*sharers += CPU_COUNT(&both) > 0;
-		CPU_OR(&any, &any, &all[i]);
-	}
-	if (*sharers == 0)
-		*sharers = 1;
-	if (online > CPU_COUNT(&any))
-		*idle = (unsigned)(online - CPU_COUNT(&any));
-out:
-	free(all);
-	MPI_Comm_free(&node);
-}
-
 int cli_mpi_init(sm_pipeline_comm *comm, unsigned *idle_cpus, sm_error *err)
 {
-	unsigned sharers;
-	int flag = 0;
+	unsigned sharers = 1;
 
 	memset(comm, 0, sizeof(*comm));
-	MPI_Initialized(&flag);
-	if (!flag) {
-		if (MPI_Init(NULL, NULL) != MPI_SUCCESS)
-			return sm_error_set(err, SM_EIO, "run --mpi: MPI_Init failed");
-		started = 1;
-	}
-	MPI_Comm_rank(MPI_COMM_WORLD, &comm->rank);
-	MPI_Comm_size(MPI_COMM_WORLD, &comm->size);
-	node_cpus(&sharers, idle_cpus);
+	comm->size = 1;
+	*idle_cpus = 0;
+	if (load(err) == NULL)
+		return err->code;
+	if (mod->init(comm, &sharers, idle_cpus) != 0)
+		return sm_error_set(err, SM_EIO, "run --mpi: MPI_Init failed");
 	sm_threads_share(sharers);
-	comm->sum_i64 = mpi_sum_i64;
-	comm->sum_f64 = mpi_sum_f64;
-	comm->agree = mpi_agree;
-	comm->bcast = mpi_bcast;
-	comm->gather = mpi_gather;
 	return 0;
 }
 
 void cli_mpi_finalize(void)
 {
-	int fin = 0;
-
-	if (!started)
-		return;
-	MPI_Finalized(&fin);
-	if (!fin)
-		MPI_Finalize();
-	started = 0;
+	if (mod != NULL)
+		mod->finalize();
 }
 
 void cli_mpi_host(char *buf, size_t len)
 {
-	char name[MPI_MAX_PROCESSOR_NAME + 1];
-	int n = 0;
-
-	if (MPI_Get_processor_name(name, &n) == MPI_SUCCESS && n > 0) {
-		name[n < MPI_MAX_PROCESSOR_NAME ? n : MPI_MAX_PROCESSOR_NAME] = '\0';
-		snprintf(buf, len, "%s", name);
-		return;
-	}
-	if (gethostname(buf, len) != 0 && len > 0)
-		buf[0] = '\0';
-	if (len > 0)
-		buf[len - 1] = '\0';
+	if (mod == NULL || mod->host(buf, len) != 0)
+		own_host(buf, len);
 }
 
 #else /* no MPI */
@@ -278,10 +161,8 @@ void cli_mpi_finalize(void)
 
 void cli_mpi_host(char *buf, size_t len)
 {
-	if (gethostname(buf, len) != 0 && len > 0)
-		buf[0] = '\0';
-	if (len > 0)
-		buf[len - 1] = '\0';
+	(void)mod;
+	own_host(buf, len);
 }
 
 #endif
