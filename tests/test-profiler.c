@@ -724,6 +724,18 @@ static void test_json_schema(void **state)
 	sm_prof_free(p);
 }
 
+/* The frames of the site of document d's first array, and how they were named
+ * (profiler.symbolizer). */
+static json_t *first_array_frames(json_t *d, const char **how)
+{
+	json_t *arr = json_array_get(json_object_get(d, "arrays"), 0);
+	json_t *s = json_array_get(json_object_get(d, "sites"),
+				   (size_t)json_integer_value(json_object_get(arr, "site")));
+
+	*how = json_string_value(json_object_get(json_object_get(d, "profiler"), "symbolizer"));
+	return json_object_get(s, "frames");
+}
+
 /* Frames in the C library and the entry frames below main are named without file and line
  * (src/profiler/symbolize.c: their lines are glibc's own sources, and looking them up made libdw
  * decompress libc6-dbg's debug sections for every document); this file's frame keeps its file and
@@ -736,12 +748,8 @@ static void test_frames_c_library(void **state)
 	void *x = sm_prof_alloc(p, "x", 100, &err);
 	assert_non_null(x);
 	json_t *d = doc_of(p);
-	const char *how = json_string_value(json_object_get(json_object_get(d, "profiler"),
-							   "symbolizer"));
-	json_t *arr = json_array_get(json_object_get(d, "arrays"), 0);
-	json_t *s = json_array_get(json_object_get(d, "sites"),
-				   (size_t)json_integer_value(json_object_get(arr, "site")));
-	json_t *frames = json_object_get(s, "frames");
+	const char *how;
+	json_t *frames = first_array_frames(d, &how);
 	size_t i, libc = 0, mine = 0;
 	assert_non_null(how);
 	for (i = 0; i < json_array_size(frames); i++) {
@@ -804,12 +812,8 @@ static void test_frames_local_debug_only(void **state)
 
 	assert_non_null(x);
 	json_t *d = doc_of(p);
-	const char *how = json_string_value(json_object_get(json_object_get(d, "profiler"),
-							   "symbolizer"));
-	json_t *arr = json_array_get(json_object_get(d, "arrays"), 0);
-	json_t *s = json_array_get(json_object_get(d, "sites"),
-				   (size_t)json_integer_value(json_object_get(arr, "site")));
-	json_t *frames = json_object_get(s, "frames");
+	const char *how;
+	json_t *frames = first_array_frames(d, &how);
 
 	assert_non_null(how);
 	for (i = 0; i < json_array_size(frames); i++) {
