@@ -12,7 +12,9 @@
 # 131,072-cell default block, rank 0's apart from the other ranks' (baseline_resident_other_ranks),
 # and their address-space baselines with it; and the arrays mapped in with huge pages
 # (`pages: huge`), whose 4 KiB tail of 1 MiB or more is resident to the next 2 MiB (docs/MODEL.md
-# "The four peaks"; TNG300-1's default resident +1.5 MB), with the estimate's allocated line.
+# "The four peaks"; TNG300-1's default resident +1.5 MB), with the estimate's allocated line; and
+# the serial resident baseline measured again once the binary no longer linked Open MPI (the MPI
+# module, docs/MPI.md: 12,209,664 -> 11,090,773 bytes).
 # The cases give --stream-block 1048576 where they used the default (cases says why).
 set -eu
 bin=${1:-build/snapmem}
