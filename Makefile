@@ -176,8 +176,6 @@ $(BUILD)/obj/src/cli/mpi.o $(BUILD)/obj/src/mpi/module.o $(BUILD)/obj/tests/test
 	CFLAGS += $(MPI_CFLAGS)
 $(BUILD)/obj/src/cli/mpi.o $(BUILD)/obj/src/mpi/module.o $(BUILD)/obj/tests/test-mpi.o: \
 	$(MPI_STAMP)
-# the installed MPI module, opened by `run --mpi` when it is not beside the binary
-$(BUILD)/obj/src/cli/mpi.o: CFLAGS += -DSM_MPI_MODULE_PATH='"$(PREFIX)/lib/snapmem/libsnapmem-mpi.so"'
 $(MPI_STAMP):
 	@mkdir -p $(BUILD)
 	$(Q)rm -f $(BUILD)/.mpi-on $(BUILD)/.mpi-off && touch $@
@@ -243,10 +241,10 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/libsnapmem.a
 # nothing of snapmem's, except lib-*.c, linked twice: against libsnapmem.a (lib-NAME) and
 # libsnapmem.so (lib-NAME-shared).
 PRELOAD_LIBS = $(shell pkg-config --libs libunwind jansson jemalloc 2>/dev/null)
-# the installed preload library, found by `snapmem profile` when it is not beside the binary
-$(BUILD)/obj/src/cli/cmd_profile.o: CFLAGS += -DSM_PRELOAD_PATH='"$(PREFIX)/lib/snapmem/libsnapmem-preload.so"'
-# both compiled-in paths name PREFIX: their objects are rebuilt when it changes (.pc-vars below)
-$(BUILD)/obj/src/cli/cmd_profile.o $(BUILD)/obj/src/cli/mpi.o: $(BUILD)/.pc-vars
+# where the installed preload library and MPI module are, when they are not beside the binary
+# (src/cli/companion.c); the object is rebuilt when PREFIX changes (.pc-vars below)
+$(BUILD)/obj/src/cli/companion.o: CFLAGS += -DSM_COMPANION_DIR='"$(PREFIX)/lib/snapmem"'
+$(BUILD)/obj/src/cli/companion.o: $(BUILD)/.pc-vars
 # the Python module goes where python3 looks: PREFIX/lib/pythonX.Y/dist-packages (Debian's
 # /usr/local layout), PREFIX/lib/python3/dist-packages for PREFIX=/usr; PYTHON_SITE overrides
 PYTHON ?= $(firstword $(wildcard /usr/bin/python3) python3)
@@ -359,6 +357,8 @@ bindir := $(PREFIX)/bin
 libdir := $(PREFIX)/lib
 includedir := $(PREFIX)/include
 datadir := $(PREFIX)/share
+# The libraries shipped beside the binary, installed in $(libdir)/snapmem (src/cli/companion.c).
+COMPANIONS := $(if $(SANITIZE)$(VALGRIND),,$(BUILD)/libsnapmem-preload.so) $(MPI_MODULE)
 INSTALL_FILES := \
 	755|$(BUILD)/snapmem|$(bindir)/snapmem \
 	644|$(BUILD)/libsnapmem.a|$(libdir)/libsnapmem.a \
@@ -367,13 +367,12 @@ INSTALL_FILES := \
 	644|$(BUILD)/snapmem.bash-completion|$(datadir)/bash-completion/completions/snapmem \
 	$(foreach h,$(wildcard include/snapmem/*.h),644|$(h)|$(includedir)/snapmem/$(notdir $(h))) \
 	$(foreach f,$(PY_OUT),644|$(f)|$(PYTHON_SITE)/snapmem/$(notdir $(f))) \
-	$(if $(SANITIZE)$(VALGRIND),,755|$(BUILD)/libsnapmem-preload.so|$(libdir)/snapmem/libsnapmem-preload.so) \
-	$(if $(MPI_MODULE),755|$(MPI_MODULE)|$(libdir)/snapmem/libsnapmem-mpi.so)
+	$(foreach f,$(COMPANIONS),755|$(f)|$(libdir)/snapmem/$(notdir $(f)))
 INSTALL_LINKS := \
 	libsnapmem.so.$(VERSION)|$(libdir)/libsnapmem.so.0 \
 	libsnapmem.so.0|$(libdir)/libsnapmem.so
 INSTALL_OWN_DIRS := $(includedir)/snapmem $(PYTHON_SITE)/snapmem \
-	$(if $(MPI_MODULE)$(if $(SANITIZE)$(VALGRIND),,x),$(libdir)/snapmem)
+	$(if $(strip $(COMPANIONS)),$(libdir)/snapmem)
 
 field = $(word $(1),$(subst |, ,$(2)))
 install: all

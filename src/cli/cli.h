@@ -156,11 +156,15 @@ void cli_est_render_verdict(FILE *f, const sm_est_verdict *v, int md);
 int cli_est_slurm(const struct cli_est_args *a, const sm_est_input *in, const sm_estimate *e,
 		  const sm_est_verdict *v, char **text, sm_error *err);
 
-/* MPI glue for `run --mpi` (mpi.c; docs/MPI.md). Only mpi.c includes <mpi.h>. */
-struct sm_pipeline_comm;
+/* ---- libraries shipped with snapmem (companion.c) -------------------------------------------- */
 
-/* 1 when this binary was built with MPI. */
-int cli_mpi_available(void);
+/* The path of FILE, a library shipped with snapmem (the preload library, the MPI module), into
+ * out: `given` when not NULL, else $ENV when set, else FILE beside this binary when readable, else
+ * FILE where `make install` puts it (SM_COMPANION_DIR). 1 when that path is readable. */
+int cli_companion(const char *given, const char *env, const char *file, char *out, size_t len);
+
+/* MPI for `run --mpi` (mpi.c, through the MPI module: docs/MPI.md). */
+struct sm_pipeline_comm;
 
 /* MPI_Init (once) and the collectives over MPI_COMM_WORLD into *comm; the library's worker
  * threads set to this rank's share of its CPUs (sm_threads_share), and *idle_cpus the node's

@@ -36,10 +36,6 @@
 #include "snapmem/measured.h"
 #include "snapmem/units.h"
 
-#ifndef SM_PRELOAD_PATH
-#define SM_PRELOAD_PATH "/usr/local/lib/snapmem/libsnapmem-preload.so"
-#endif
-
 enum { PO_OUT = CLI_ID_FIRST, PO_FOLLOW, PO_PYLINES, PO_PRELOAD };
 
 static const cli_opt profile_opts[] = {
@@ -78,38 +74,6 @@ static void forward(int sig)
 {
 	if (child_pid > 0)
 		kill((pid_t)child_pid, sig);
-}
-
-static int readable(const char *path)
-{
-	return access(path, R_OK) == 0;
-}
-
-static int find_preload(const char *given, char *out, size_t len)
-{
-	const char *env = getenv("SNAPMEM_PRELOAD");
-	char exe[PATH_MAX - 32];
-	if (given) {
-		snprintf(out, len, "%s", given);
-		return readable(out);
-	}
-	if (env && *env) {
-		snprintf(out, len, "%s", env);
-		return readable(out);
-	}
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n > 0) {
-		exe[n] = '\0';
-		char *slash = strrchr(exe, '/');
-		if (slash) {
-			*slash = '\0';
-			if ((size_t)snprintf(out, len, "%s/libsnapmem-preload.so", exe) < len &&
-			    readable(out))
-				return 1;
-		}
-	}
-	snprintf(out, len, "%s", SM_PRELOAD_PATH);
-	return readable(out);
 }
 
 /* 0 when cmd names an executable regular file (directly or on PATH); else errno. */
@@ -384,7 +348,8 @@ int cmd_profile(int argc, char **argv)
 			why == ENOENT ? "command not found" : strerror(why));
 		return 127;
 	}
-	if (!find_preload(given_preload, preload, sizeof(preload))) {
+	if (!cli_companion(given_preload, "SNAPMEM_PRELOAD", "libsnapmem-preload.so", preload,
+			   sizeof(preload))) {
 		fprintf(stderr, "snapmem profile: '%s': the preload library is missing (it is built "
 				"with jemalloc: make; not in sanitizer or valgrind builds)\n",
 			preload);

@@ -2,9 +2,9 @@
  * MPI for `snapmem run --mpi` (docs/MPI.md), through the MPI module libsnapmem-mpi.so
  * (src/mpi/module.c, interface in mpi-module.h), opened with dlopen by the first cli_mpi_init:
  * the binary does not link MPI, so that every other command (estimate, info, report, a serial
- * run) starts without Open MPI's seven libraries. The module is looked for in $SNAPMEM_MPI_MODULE,
- * else beside this binary (the build tree), else where `make install` puts it
- * (SM_MPI_MODULE_PATH). Built with -DSM_HAVE_MPI when pkg-config knows ompi-c, the module with
+ * run) starts without Open MPI's seven libraries. The module is looked for as every library
+ * shipped with snapmem is (cli_companion: $SNAPMEM_MPI_MODULE, beside this binary, where `make
+ * install` puts it). Built with -DSM_HAVE_MPI when pkg-config knows ompi-c, the module with
  * it; otherwise cli_mpi_init answers SM_EUNSUPPORTED ("built without MPI").
  */
 #include <dlfcn.h>
@@ -18,12 +18,6 @@
 #include "cli/mpi-module.h"
 #include "snapmem/pipeline.h"
 
-#ifndef SM_MPI_MODULE_PATH
-#define SM_MPI_MODULE_PATH "/usr/local/lib/snapmem/" SM_MPI_MODULE_FILE
-#endif
-
-static const struct sm_mpi_module *mod; /* once loaded: for the rest of the process */
-
 /* This rank's host name without MPI. */
 static void own_host(char *buf, size_t len)
 {
@@ -35,32 +29,7 @@ static void own_host(char *buf, size_t len)
 }
 
 #ifdef SM_HAVE_MPI
-/* The module's path into out: $SNAPMEM_MPI_MODULE, else beside this binary when there, else
- * the installed one (whether there or not: the caller's error names it). */
-static void module_path(char *out, size_t len)
-{
-	const char *env = getenv("SNAPMEM_MPI_MODULE");
-	char exe[PATH_MAX];
-	ssize_t n;
-	char *slash;
-
-	if (env != NULL && env[0] != '\0') {
-		snprintf(out, len, "%s", env);
-		return;
-	}
-	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n > 0) {
-		exe[n] = '\0';
-		slash = strrchr(exe, '/');
-		if (slash != NULL) {
-			*slash = '\0';
-			if ((size_t)snprintf(out, len, "%s/%s", exe, SM_MPI_MODULE_FILE) < len &&
-			    access(out, F_OK) == 0)
-				return;
-		}
-	}
-	snprintf(out, len, "%s", SM_MPI_MODULE_PATH);
-}
+static const struct sm_mpi_module *mod; /* once loaded: for the rest of the process */
 
 /* The module, loaded once; NULL with err filled. RTLD_GLOBAL: Open MPI's own components, which it
  * opens with dlopen, find libmpi's symbols in the global scope. */
@@ -73,8 +42,7 @@ static const struct sm_mpi_module *load(sm_error *err)
 
 	if (mod != NULL)
 		return mod;
-	module_path(path, sizeof(path));
-	if (access(path, F_OK) != 0) {
+	if (!cli_companion(NULL, "SNAPMEM_MPI_MODULE", SM_MPI_MODULE_FILE, path, sizeof(path))) {
 		sm_error_set(err, SM_EUNSUPPORTED, "run --mpi: '%s': the MPI module is missing (it is "
 			     "built beside snapmem and installed with it; SNAPMEM_MPI_MODULE names "
 			     "another)", path);
@@ -106,11 +74,6 @@ static const struct sm_mpi_module *load(sm_error *err)
 	return mod;
 }
 
-int cli_mpi_available(void)
-{
-	return 1;
-}
-
 int cli_mpi_init(sm_pipeline_comm *comm, unsigned *idle_cpus, sm_error *err)
 {
 	unsigned sharers = 1;
@@ -140,11 +103,6 @@ void cli_mpi_host(char *buf, size_t len)
 
 #else /* no MPI */
 
-int cli_mpi_available(void)
-{
-	return 0;
-}
-
 int cli_mpi_init(sm_pipeline_comm *comm, unsigned *idle_cpus, sm_error *err)
 {
 	memset(comm, 0, sizeof(*comm));
@@ -161,7 +119,6 @@ void cli_mpi_finalize(void)
 
 void cli_mpi_host(char *buf, size_t len)
 {
-	(void)mod;
 	own_host(buf, len);
 }
 

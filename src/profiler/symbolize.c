@@ -110,12 +110,15 @@ static int debug_file_here(Dwfl_Module *mod, const char *file_name, const char *
 	}
 	if (debuglink[0] == '/')
 		return readable(debuglink);
-	return ((size_t)snprintf(path, sizeof(path), "%.*s/%s", dlen, dir, debuglink) < sizeof(path) &&
-		readable(path)) ||
-	       ((size_t)snprintf(path, sizeof(path), "%.*s/.debug/%s", dlen, dir, debuglink) <
-			sizeof(path) && readable(path)) ||
-	       ((size_t)snprintf(path, sizeof(path), DEBUG_ROOT "%.*s/%s", dlen, dir, debuglink) <
-			sizeof(path) && dir[0] == '/' && readable(path));
+	/* beside the file, in its .debug directory, under DEBUG_ROOT (an absolute directory only) */
+	static const char *const root[] = {"", "", DEBUG_ROOT}, *const sub[] = {"", "/.debug", ""};
+	for (int i = 0; i < 3; i++)
+		if ((root[i][0] == '\0' || dir[0] == '/') &&
+		    (size_t)snprintf(path, sizeof(path), "%s%.*s%s/%s", root[i], dlen, dir, sub[i],
+				     debuglink) < sizeof(path) &&
+		    readable(path))
+			return 1;
+	return 0;
 }
 
 static int find_debuginfo_local(Dwfl_Module *mod, void **userdata, const char *modname,
