@@ -15,6 +15,12 @@
  * alone.
  *
  * A slab sorted back out of place (build_index_slab.c) is checked the same way, cell by cell.
+ * The near rows gathered in blocks of one x slab (build_index_compact.c, sm__pl_near_blocks) and
+ * each slab sorted from its blocks give the same index row for row as the near split and the
+ * slabs sorted back (10 % and 45 % near, float32 and float64); the way declines, moving nothing,
+ * below 131,072 rows, from half the sampled rows near, without room for its buffers or its list,
+ * and with its switch off; when the sample misleads (more rows near than far), the near rows are
+ * at the front, each once, and the slabs made in place from them hold their rows.
  *
  * Also the grid indices four rows at a time (sm__pl_grid_bins with AVX2, where the CPU has it),
  * a slab sort's grid cells eight rows at a time (sm__pl_slab_keys) and the near split's buckets
@@ -310,6 +316,235 @@ static void test_slab_apart(void **state)
 	check_slab_apart(70001, 0, 7u, 70000);
 }
 
+/* Rows [0, n) of bucket bkt[i] each (place) into x and t, the row's identity in its temperature. */
+static void make_rows(unsigned char *x, float *t, uint64_t n, int f64, const uint64_t *bkt)
+{
+	const size_t xs = f64 ? 3 * sizeof(double) : 3 * sizeof(float);
+	uint64_t i;
+
+	for (i = 0; i < n; i++) {
+		double p[3];
+
+		place(p, bkt[i], i);
+		if (f64) {
+			memcpy(x + xs * i, p, xs);
+		} else {
+			const float q[3] = {(float)p[0], (float)p[1], (float)p[2]};
+
+			memcpy(x + xs * i, q, xs);
+		}
+		t[i] = (float)i;
+	}
+}
+
+/* index_cell_fill's and index_cell_start's room at grid side G (build_index.c's): the scratch
+ * behind the cover flags, the buffers. */
+#define BL_WORDS ((uint64_t)G * G * G - ((uint64_t)G * G * G / 8 + 1 + 3 + 7) / 8)
+#define BL_BUF_BYTES (8 * ((uint64_t)G * G * G + 1))
+
+/* The near rows in blocks (sm__pl_near_blocks), each slab then sorted from its blocks
+ * (sm__pl_sort_slab_blocks), against the other way on a copy of the rows: the near split
+ * (sm__pl_split_near) and each slab sorted back out of place (sm__pl_sort_slab_apart). The index
+ * is the same row for row and cell for cell, behind the near rows instead of in their place;
+ * pct percent of n rows near (some_near), in slab i % G. */
+static void check_blocks_same(uint64_t n, int f64, unsigned pct)
+{
+	const struct grid gr = make_grid();
+	const size_t xs = f64 ? 3 * sizeof(double) : 3 * sizeof(float);
+	uint64_t *bkt = calloc(n, sizeof(*bkt)), *scratch = calloc(BL_WORDS, 8);
+	unsigned char *x = calloc(n, xs), *x2 = calloc(n, xs), *buf = malloc(BL_BUF_BYTES);
+	float *t = calloc(n, sizeof(float)), *t2 = calloc(n, sizeof(float));
+	uint64_t *st = calloc((uint64_t)G * G * G, 8), *st2 = calloc((uint64_t)G * G * G, 8);
+	uint64_t *pos = calloc((uint64_t)G * G, 8);
+	uint64_t bounds[G + 2], b2[G + 2], nnear = 0, i, c, k, near = 0;
+	static struct near_blocks nb;
+
+	assert_true(bkt && scratch && x && x2 && buf && t && t2 && st && st2 && pos);
+	for (i = 0; i < n; i++) {
+		bkt[i] = some_near(i, pct) ? i % G : G;
+		near += bkt[i] < G;
+	}
+	make_rows(x, t, n, f64, bkt);
+	memcpy(x2, x, n * xs);
+	memcpy(t2, t, n * sizeof(float));
+	assert_int_equal(sm__pl_near_blocks(&gr, x, t, f64, 0, n, scratch, BL_WORDS, buf,
+					    BL_BUF_BYTES, bounds, &nnear, &nb),
+			 1);
+	assert_int_equal(nnear, near);
+	assert_int_equal(bounds[0], nnear);
+	assert_int_equal(bounds[G], 2 * nnear);
+	assert_true(nb.words > 0 && nb.words <= BL_WORDS / 2);
+	for (c = 0; c < G; c++) {
+		uint64_t rows = 0, e;
+
+		/* each block holds rows of its slab only, in the rows' order, within the near rows */
+		for (e = nb.first[c]; e < nb.first[c + 1]; e++) {
+			const uint64_t a = nb.list[e] >> 24, m = (nb.list[e] & 16383) + 1;
+
+			assert_true(a + m <= nnear);
+			for (k = a; k < a + m; k++) {
+				double p[3];
+
+				row_at(x, k, f64, p);
+				assert_int_equal(bucket_of_row(p), c);
+				assert_true(k == a || t[k] > t[k - 1]);
+			}
+			rows += m;
+		}
+		assert_int_equal(rows, bounds[c + 1] - bounds[c]);
+		/* the scratch behind the list: the sort's counters and keys, as build_index.c */
+		sm__pl_sort_slab_blocks(&gr, x, t, f64, st + c * G * G, scratch + nb.words,
+					(uint32_t *)(void *)(scratch + nb.words + G * G),
+					(BL_WORDS - nb.words - G * G) * 2, nb.list + nb.first[c],
+					nb.first[c + 1] - nb.first[c], rows, bounds[c]);
+	}
+	/* the other way */
+	sm__pl_split_near(&gr, x2, t2, f64, b2, 0, n);
+	assert_int_equal(b2[0], nnear); /* the slabs made behind the compacted rows */
+	for (c = 0; c < G; c++)
+		sm__pl_sort_slab_apart(&gr, x2, t2, f64, st2 + c * G * G, pos, NULL, 0, b2[c],
+				       b2[c + 1], b2[0]);
+	for (k = 0; k < (uint64_t)G * G * G; k++)
+		assert_int_equal(st[k] - nnear, st2[k]);
+	assert_memory_equal(x + xs * nnear, x2, xs * nnear);
+	assert_memory_equal(t + nnear, t2, sizeof(float) * nnear);
+	free(bkt);
+	free(scratch);
+	free(x);
+	free(x2);
+	free(buf);
+	free(t);
+	free(t2);
+	free(st);
+	free(st2);
+	free(pos);
+}
+
+static void test_blocks_same_index(void **state)
+{
+	(void)state;
+	check_blocks_same(131072, 0, 10);
+	check_blocks_same(1000003, 0, 10);
+	check_blocks_same(1000003, 1, 10);
+	check_blocks_same(1000003, 0, 45);
+	check_blocks_same(1000003, 1, 45);
+}
+
+/* Where the way does not apply, nothing moves and 0 is returned: fewer than 131,072 rows, half
+ * of every 1024th row near or more, buffers or scratch too small for blocks, the switch off. */
+static void test_blocks_declined(void **state)
+{
+	const struct grid gr = make_grid();
+	const uint64_t n = 300000;
+	uint64_t *bkt = calloc(n, sizeof(*bkt)), *scratch = calloc(BL_WORDS, 8);
+	unsigned char *x = calloc(n, 3 * sizeof(float)), *x0 = calloc(n, 3 * sizeof(float));
+	unsigned char *buf = malloc(BL_BUF_BYTES);
+	float *t = calloc(n, sizeof(float)), *t0 = calloc(n, sizeof(float));
+	uint64_t bounds[G + 2], nnear = 7, i;
+	static struct near_blocks nb;
+
+	(void)state;
+	assert_true(bkt && scratch && x && x0 && buf && t && t0);
+	for (i = 0; i < n; i++)
+		bkt[i] = some_near(i, 55) ? i % G : G;
+	make_rows(x, t, n, 0, bkt);
+	memcpy(x0, x, n * 3 * sizeof(float));
+	memcpy(t0, t, n * sizeof(float));
+	assert_int_equal(sm__pl_near_blocks(&gr, x, t, 0, 0, n, scratch, BL_WORDS, buf, BL_BUF_BYTES,
+					    bounds, &nnear, &nb),
+			 0); /* 55 % near */
+	assert_int_equal(nnear, 0);
+	for (i = 0; i < n; i++)
+		bkt[i] = some_near(i, 10) ? i % G : G;
+	make_rows(x, t, n, 0, bkt);
+	memcpy(x0, x, n * 3 * sizeof(float));
+	memcpy(t0, t, n * sizeof(float));
+	assert_int_equal(sm__pl_near_blocks(&gr, x, t, 0, 0, 131071, scratch, BL_WORDS, buf,
+					    BL_BUF_BYTES, bounds, &nnear, &nb),
+			 0);
+	assert_int_equal(sm__pl_near_blocks(&gr, x, t, 0, 0, n, scratch, BL_WORDS, buf,
+					    (uint64_t)G * 64 * 16 - 1, bounds, &nnear, &nb),
+			 0); /* no room for one part's buffers of 64 rows */
+	assert_int_equal(sm__pl_near_blocks(&gr, x, t, 0, 0, n, scratch, 8 * G * G, buf,
+					    BL_BUF_BYTES, bounds, &nnear, &nb),
+			 0); /* no room for the slab sorts' counters beside the list */
+	sm__pl_index_blocks = 0;
+	assert_int_equal(sm__pl_near_blocks(&gr, x, t, 0, 0, n, scratch, BL_WORDS, buf, BL_BUF_BYTES,
+					    bounds, &nnear, &nb),
+			 0);
+	sm__pl_index_blocks = 1;
+	assert_memory_equal(x, x0, n * 3 * sizeof(float));
+	assert_memory_equal(t, t0, n * sizeof(float));
+	free(bkt);
+	free(scratch);
+	free(x);
+	free(x0);
+	free(buf);
+	free(t);
+	free(t0);
+}
+
+/* Every 1024th row far (the rows the way's sampling reads) and 60 % of the others near: the way
+ * is taken, more rows turn out near than far, and 2 is returned with the near rows (each once,
+ * coordinates and temperature together) at [0, nnear); the slabs then made in place
+ * (sm__pl_slabs_in_place) hold their rows. */
+static void check_blocks_overflow(int f64)
+{
+	const struct grid gr = make_grid();
+	const size_t xs = f64 ? 3 * sizeof(double) : 3 * sizeof(float);
+	const uint64_t n = 500000;
+	uint64_t *bkt = calloc(n, sizeof(*bkt)), *scratch = calloc(BL_WORDS, 8);
+	unsigned char *x = calloc(n, xs), *seen = calloc(n, 1), *buf = malloc(BL_BUF_BYTES);
+	float *t = calloc(n, sizeof(float));
+	uint64_t bounds[G + 2], nnear = 0, near = 0, count[G] = {0}, i, c;
+	static struct near_blocks nb;
+
+	assert_true(bkt && scratch && x && seen && buf && t);
+	for (i = 0; i < n; i++) {
+		bkt[i] = i % 1024 != 0 && some_near(i, 60) ? i % G : G;
+		if (bkt[i] < G) {
+			near++;
+			count[bkt[i]]++;
+		}
+	}
+	make_rows(x, t, n, f64, bkt);
+	assert_int_equal(sm__pl_near_blocks(&gr, x, t, f64, 0, n, scratch, BL_WORDS, buf,
+					    BL_BUF_BYTES, bounds, &nnear, &nb),
+			 2);
+	assert_int_equal(nnear, near);
+	sm__pl_slabs_in_place(&gr, x, t, f64, bounds, 0, nnear);
+	assert_int_equal(bounds[0], 0);
+	for (c = 0; c < G; c++) {
+		assert_int_equal(bounds[c + 1] - bounds[c], count[c]);
+		for (i = bounds[c]; i < bounds[c + 1]; i++) {
+			double p[3], q[3];
+			const uint64_t id = (uint64_t)t[i];
+
+			row_at(x, i, f64, p);
+			assert_int_equal(bucket_of_row(p), c);
+			assert_true(id < n && bkt[id] == c && !seen[id]);
+			seen[id] = 1;
+			place(q, c, id);
+			assert_true(p[0] == (f64 ? q[0] : (float)q[0]) &&
+				    p[1] == (f64 ? q[1] : (float)q[1]) &&
+				    p[2] == (f64 ? q[2] : (float)q[2]));
+		}
+	}
+	free(bkt);
+	free(scratch);
+	free(x);
+	free(seen);
+	free(buf);
+	free(t);
+}
+
+static void test_blocks_overflow(void **state)
+{
+	(void)state;
+	check_blocks_overflow(0);
+	check_blocks_overflow(1);
+}
+
 /* The 67-cell grid over a 75,000 box (1e7 cells' side) with the cover given, and n rows of
  * coordinates for it (double in xd, the same rounded to float in xf): the first `edges` rows from
  * the edges below, the others random within half a box of the box (load_positions' check). The
@@ -577,6 +812,9 @@ int main(void)
 		cmocka_unit_test(test_split_stripes),
 		cmocka_unit_test(test_split_sparse),
 		cmocka_unit_test(test_slab_apart),
+		cmocka_unit_test(test_blocks_same_index),
+		cmocka_unit_test(test_blocks_declined),
+		cmocka_unit_test(test_blocks_overflow),
 		cmocka_unit_test(test_grid_bins_avx2),
 		cmocka_unit_test(test_slab_keys),
 		cmocka_unit_test(test_near_buckets_avx2),

@@ -5,17 +5,23 @@
  * grid cell c's rows begin. No per-cell memory besides the two arrays the model names:
  *   1. the grid cells the scans visit are flagged, a bit each, in index_cell_fill's first
  *      g^3 / 8 + 1 bytes;
- *   2. the near split (sm__pl_split_near, build_index_sort.c) puts the near rows into their x
- *      slabs. Unless three fifths of the rows are near (at TNG scale a few percent of the cells
- *      lie near the selected halos, in the mock 45 %), the near rows are compacted first and the
- *      others not kept (build_index_compact.c), the slabs then made in the far rows' space right
- *      behind the compacted rows when the far rows were at least as many, else in place; with
- *      more near rows, one in-place distribution of all rows, the far rows behind the near;
- *   3. each slab into grid-cell order, the slabs shared out to the worker threads: slabs made
- *      behind go back into the compacted rows' place by one counting pass each
- *      (build_index_slab.c, its counters behind the cover flags in index_cell_fill), the others
- *      by an in-place MSD radix sort, y rows inside the slab and then z cells inside a row, each
- *      level an in-place block distribution that counts its buckets itself (sm__pl_distribute).
+ *   2. unless half of the rows are near (at TNG scale a few percent of the cells lie near the
+ *      selected halos, in the mock 45 %), the near rows are gathered into blocks of one x slab
+ *      each and the stripes' blocks put at the front (sm__pl_near_blocks,
+ *      build_index_compact.c; the blocks buffered in index_cell_start, their list in
+ *      index_cell_fill behind the flags), the others not kept; else the near split
+ *      (sm__pl_split_near, build_index_sort.c) puts the near rows into their x slabs: below
+ *      three fifths near, the near rows are compacted first and the others not kept, the slabs
+ *      then made in the far rows' space right behind the compacted rows when the far rows were
+ *      at least as many, else in place; with more near rows, one in-place distribution of all
+ *      rows, the far rows behind the near;
+ *   3. each slab into grid-cell order, the slabs shared out to the worker threads: from its
+ *      blocks into the far rows' space behind them, or from a slab made behind back into the
+ *      compacted rows' place, by one counting pass each (build_index_slab.c, its counters behind
+ *      the cover flags, or the list, in index_cell_fill); the others by an in-place MSD radix
+ *      sort, y rows inside the slab and then z cells inside a row, each level an in-place block
+ *      distribution that counts its buckets itself (sm__pl_distribute). The blocks' way and
+ *      the slabs made behind both leave a grid cell's rows in their own order: the same index.
  * Since 2026-11: the near split and the x slabs one pass (one thread, 1e7 cells, median of 9:
  * build_index 0.231 -> 0.212 s); the classification on the worker threads in stripes (11
  * idle-gated interleaved pairs: 0.683 of the time); the rows' buckets found in runs before they
@@ -25,6 +31,11 @@
  * slabs made behind instead of the in-place sort (one binary, alternating runs, 30 halos):
  * build_index 0.0864 -> 0.0805 s and 0.0800 -> 0.0729 s at 1e7 cells (12 and 14 runs each; a
  * third set of 10 on a busier machine gave 0.0975 -> 0.0998 s), 0.0091 -> 0.0077 s at 1e6 (14).
+ * Later on 2026-12-02 the blocks (step 2) instead of the compaction, the slabs made behind and the
+ * sorts back (two binaries, alternating runs, medians): build_index 57.7 -> 51.1 ms at 1e7
+ * cells (10 pairs; float64 positions 93.0 -> 83.4 ms, 6), 7.1 -> 6.4 ms at 1e6 (10); with 3
+ * halos (4.6 % near) 19.9 -> 19.8 ms at 1e7 (6). The pass that made the slabs behind (a read
+ * and a scattered write of every near row) is gone.
  *
  * The distributed run's build_index (the halo index) is in build_index_halos.c.
  */
@@ -47,9 +58,12 @@ struct index_job {
 	/* slab s's rows as the near split made them: [bound[s], bound[s + 1]) */
 	const uint64_t *bound;
 	/* gap > 0: the slabs, made gap rows further on, sorted back out of place
-	 * (sm__pl_sort_slab_apart), each part with g^2 words of pos and room for nkeys keys */
+	 * (sm__pl_sort_slab_apart), each part with g^2 words of pos and room for nkeys keys;
+	 * blocks != NULL: each slab sorted from its blocks to bound[sl] (sm__pl_sort_slab_blocks),
+	 * with the same scratch */
 	uint64_t gap, *pos, nkeys;
 	uint32_t *keys;
+	const struct near_blocks *blocks;
 	atomic_uint_fast64_t next;
 };
 
@@ -73,6 +87,14 @@ static void slab_part(void *arg, unsigned part, unsigned parts)
 		uint64_t *st = J->start + sl * g2;
 		const uint64_t a = J->bound[sl], b = J->bound[sl + 1];
 
+		if (J->blocks != NULL) {
+			const uint64_t *f = J->blocks->first;
+
+			sm__pl_sort_slab_blocks(J->gr, J->x, J->t, J->f64, st, J->pos + part * g2,
+						J->keys + part * J->nkeys, J->nkeys,
+						J->blocks->list + f[sl], f[sl + 1] - f[sl], b - a, a);
+			continue;
+		}
 		if (J->gap > 0) {
 			sm__pl_sort_slab_apart(J->gr, J->x, J->t, J->f64, st, J->pos + part * g2,
 					       J->keys + part * J->nkeys, J->nkeys, a, b, J->gap);
@@ -186,9 +208,10 @@ int sm__pl_build_index(struct run *R)
 	uint64_t g = sm_model_grid_side(R->n), m = g * g * g, nnear;
 	const uint64_t cover_words = (m / 8 + 1 + 3 + 7) / 8; /* the flags, 3 bytes read past */
 	uint64_t bound[SM_MODEL_GRID_MAX_SIDE + 2];
+	struct near_blocks nb;
 	struct index_job J;
 	unsigned parts;
-	int rc;
+	int rc, way;
 
 	R->grid.g = g;
 	R->grid.gd = (double)g;
@@ -206,8 +229,17 @@ int sm__pl_build_index(struct run *R)
 	 * entry of index_cell_start is written by the slabs' sorts, and the last here. */
 	mark_cover(R, (unsigned char *)R->cfill);
 	R->grid.cover = (const unsigned char *)R->cfill;
-	sm__pl_split_near(&R->grid, R->coords, R->temp, R->pt == SM_DTYPE_F64, bound, 0, R->n);
-	nnear = bound[g] - bound[0];
+	way = sm__pl_near_blocks(&R->grid, R->coords, R->temp, R->pt == SM_DTYPE_F64, 0, R->n,
+				 R->cfill + cover_words, m - cover_words, R->cstart, 8 * (m + 1),
+				 bound, &nnear, &nb);
+	if (way == 0) {
+		sm__pl_split_near(&R->grid, R->coords, R->temp, R->pt == SM_DTYPE_F64, bound, 0,
+				  R->n);
+		nnear = bound[g] - bound[0];
+	} else if (way == 2) {
+		sm__pl_slabs_in_place(&R->grid, R->coords, R->temp, R->pt == SM_DTYPE_F64, bound,
+				      0, nnear);
+	}
 	R->r->indexed_cells = nnear;
 	if ((rc = sm__pl_cancelled(R)) != 0)
 		return rc;
@@ -221,7 +253,13 @@ int sm__pl_build_index(struct run *R)
 	J.bound = bound;
 	/* Slabs made behind the compacted rows (bound[0] > 0): sorted back out of place, the
 	 * parts' counters in index_cell_fill behind the cover flags. */
-	if (bound[0] > 0 && (m - cover_words) / (g * g) >= parts) {
+	if (way == 1) {
+		/* the list from index_cell_fill's words behind the cover flags, then the parts' */
+		J.blocks = &nb;
+		J.pos = R->cfill + cover_words + nb.words;
+		J.keys = (uint32_t *)(void *)(J.pos + parts * g * g);
+		J.nkeys = (m - cover_words - nb.words - parts * g * g) * 2 / parts;
+	} else if (bound[0] > 0 && (m - cover_words) / (g * g) >= parts) {
 		J.gap = bound[0];
 		J.pos = R->cfill + cover_words;
 		/* the rest of index_cell_fill: each part's slab keys */

@@ -18,6 +18,19 @@
  *     0.0949 s at 45 % near (the 30 halos), 0.0301 -> 0.0289 s at 4.6 %;
  *   - the slabs behind instead of in place: 0.0973 -> 0.0834 s at 45 %, at 1e6 cells 0.0128 ->
  *     0.0118 s.
+ *
+ * The blocks (sm__pl_near_blocks), build_index's way before the near split where fewer than half
+ * of the rows are near: the same classification, in 8 stripes fixed by n (taken by the worker
+ * threads as they come free), but each near row goes to its part's buffer of its x slab (B rows:
+ * the buffers of B rows of every slab fit in a few hundred KiB, in index_cell_start); a full
+ * buffer is written to the stripe's front as a block, logged (start, slab, rows), and the partial
+ * buffers follow at the stripe's end, slab by slab. The stripes are then closed up, and the logs
+ * become a list of every slab's blocks in the rows' order, from which each slab is sorted straight
+ * into the far rows' space behind the near rows (build_index_slab.c). Against the compaction's
+ * way this spares the pass that made the slabs behind (a read and a scattered write of every
+ * near row); the index is the same row for row. The stripes and B depend on n, g and the rows'
+ * size, not on the threads, so that the blocks, and the slabs made in place from them when more
+ * rows turn out near than far (2 is returned), do not either.
  */
 #include <stdatomic.h>
 #include <stdint.h>
@@ -46,10 +59,6 @@ struct compact_job {
 	/* each stripe's near rows in every x slab; then (slabs_apart) where the next one goes */
 	uint64_t slab[COMPACT_STRIPES][SM_MODEL_GRID_MAX_SIDE];
 	atomic_uint next;
-	/* the close-up's copy on the worker threads: n bytes from src to dst, which do not meet */
-	unsigned char *dst;
-	const unsigned char *src;
-	uint64_t n;
 };
 
 /* Bit q set where bk[q] is not g (a near row), q < n <= 64: sixteen buckets a step with SSE2. */
@@ -155,26 +164,55 @@ static void stripe_part(void *arg, unsigned part, unsigned parts)
 	}
 }
 
+/* The close-up's copy on the worker threads: n bytes from src to dst, which do not meet. */
+struct copy_job {
+	unsigned char *dst;
+	const unsigned char *src;
+	uint64_t n;
+};
+
 /* Part p of the close-up's copy: its share of the bytes, in 64-byte pieces. */
 static void copy_part(void *arg, unsigned part, unsigned parts)
 {
-	struct compact_job *J = arg;
-	const uint64_t lines = (J->n + 63) / 64;
+	struct copy_job *C = arg;
+	const uint64_t lines = (C->n + 63) / 64;
 	const uint64_t a = lines * part / parts * 64, b0 = lines * (part + 1) / parts * 64;
-	const uint64_t b = b0 < J->n ? b0 : J->n;
+	const uint64_t b = b0 < C->n ? b0 : C->n;
 
 	if (a < b)
-		memcpy(J->dst + a, J->src + a, b - a);
+		memcpy(C->dst + a, C->src + a, b - a);
 }
 
 /* n bytes from src to dst (apart), on parts threads. */
-static void copy_apart(struct compact_job *J, unsigned char *dst, const unsigned char *src,
-		       uint64_t n, unsigned parts)
+static void copy_apart(unsigned char *dst, const unsigned char *src, uint64_t n, unsigned parts)
 {
-	J->dst = dst;
-	J->src = src;
-	J->n = n;
-	sm__pl_parallel(copy_part, J, parts);
+	struct copy_job C = {dst, src, n};
+
+	sm__pl_parallel(copy_part, &C, parts);
+}
+
+/* The stripes' rows kept at their fronts (kept[s] rows from edge[s] of x and t) put one after
+ * the other from row 0, front[s] where stripe s's begin then; returns their number. */
+static uint64_t close_up(unsigned char *x, float *t, size_t xs, const uint64_t *edge,
+			 const uint64_t *kept, uint64_t *front, unsigned stripes, unsigned parts)
+{
+	uint64_t at = kept[0];
+	unsigned s;
+
+	front[0] = 0;
+	for (s = 1; s < stripes; s++) {
+		front[s] = at;
+		if (at + kept[s] <= edge[s] && parts > 1) {
+			copy_apart(x + xs * at, x + xs * edge[s], xs * kept[s], parts);
+			copy_apart((unsigned char *)(t + at), (const unsigned char *)(t + edge[s]),
+				   kept[s] * sizeof(float), parts);
+		} else {
+			memmove(x + xs * at, x + xs * edge[s], xs * kept[s]);
+			memmove(t + at, t + edge[s], kept[s] * sizeof(float));
+		}
+		at += kept[s];
+	}
+	return at;
 }
 
 /* Rows [lo, lo + n): the near rows to [lo, lo + returned), in their order; J (the caller's)
@@ -184,7 +222,6 @@ static uint64_t compact_near(struct compact_job *J, const struct grid *gr, void 
 {
 	const size_t xs = f64 ? 3 * sizeof(double) : 3 * sizeof(float);
 	const unsigned parts = sm__pl_threads() < COMPACT_STRIPES ? sm__pl_threads() : COMPACT_STRIPES;
-	uint64_t front;
 	unsigned s;
 
 	memset(J, 0, sizeof(*J));
@@ -197,21 +234,7 @@ static uint64_t compact_near(struct compact_job *J, const struct grid *gr, void 
 		J->edge[s] = n * s / J->stripes;
 	atomic_init(&J->next, 0);
 	sm__pl_parallel(stripe_part, J, parts);
-	front = J->kept[0];
-	for (s = 1; s < J->stripes; s++) {
-		J->front[s] = front;
-		if (front + J->kept[s] <= J->edge[s] && parts > 1) {
-			copy_apart(J, J->x + xs * front, J->x + xs * J->edge[s], xs * J->kept[s], parts);
-			copy_apart(J, (unsigned char *)(J->t + front),
-				   (const unsigned char *)(J->t + J->edge[s]), J->kept[s] * sizeof(float),
-				   parts);
-		} else {
-			memmove(J->x + xs * front, J->x + xs * J->edge[s], xs * J->kept[s]);
-			memmove(J->t + front, J->t + J->edge[s], J->kept[s] * sizeof(float));
-		}
-		front += J->kept[s];
-	}
-	return front;
+	return close_up(J->x, J->t, xs, J->edge, J->kept, J->front, J->stripes, parts);
 }
 
 /* The nnear compacted rows into their x slabs behind them, at [lo + nnear, lo + 2 nnear) (the far
@@ -247,5 +270,212 @@ int sm__pl_compact_near(const struct grid *gr, void *x, float *t, int f64, uint6
 	if (*nnear > n - *nnear)
 		return 0;
 	slabs_apart(&J, bounds, lo, *nnear);
+	return 1;
+}
+
+/* ---- the near rows in blocks of one x slab (sm__pl_near_blocks) ------------------------------ */
+
+#define BLOCK_STRIPES SM__PL_MAX_THREADS /* fixed: the blocks do not depend on the threads */
+#define BLOCK_MIN_ROWS 64u
+#define BLOCK_MAX_FILL 256u   /* B's limit where the buffers have room for more */
+#define BLOCK_MAX_ROWS 16384u /* a log entry's rows - 1 in 14 bits */
+#define BLOCK_MIN_CELLS 131072u /* the near split's stripes' threshold (build_index_sort.c) */
+#define LOG_START 24          /* a log entry: start << 24 | slab << 14 | rows - 1 */
+#define LOG_SLAB 14
+#define LOG_SLAB_MASK 1023u   /* g <= SM_MODEL_GRID_MAX_SIDE = 512 */
+#define LOG_ROWS_MASK ((UINT64_C(1) << LOG_SLAB) - 1)
+
+int sm__pl_index_blocks = 1;
+
+struct block_job {
+	const struct grid *gr;
+	unsigned char *x;
+	float *t;
+	int f64;
+	uint64_t B;
+	uint64_t edge[BLOCK_STRIPES + 1], kept[BLOCK_STRIPES];
+	uint64_t *log[BLOCK_STRIPES], nlog[BLOCK_STRIPES];
+	uint64_t rows[BLOCK_STRIPES][SM_MODEL_GRID_MAX_SIDE]; /* each stripe's near rows per slab */
+	unsigned char *buf;
+	uint64_t part_bytes; /* a part's buffers: g B rows, then g B temperatures */
+	atomic_uint next;
+};
+
+/* Slab c's k buffered rows to row w (from J->x) as a block, logged; returns the row after it. */
+static ALWAYS_INLINE uint64_t flush_block(struct block_job *J, unsigned s, const unsigned char *bx,
+					  const float *bt, uint64_t c, uint64_t k, uint64_t w,
+					  size_t xs)
+{
+	const uint64_t B = J->B;
+
+	memcpy(J->x + xs * w, bx + xs * B * c, xs * k);
+	memcpy(J->t + w, bt + B * c, k * sizeof(float));
+	J->log[s][J->nlog[s]++] = w << LOG_START | c << LOG_SLAB | (k - 1);
+	J->rows[s][c] += k;
+	return w + k;
+}
+
+/* Stripe s's near rows into the part's buffers, a buffer an x slab; each full one to the
+ * stripe's front as a block, then the partial ones, slab by slab. A block is written over rows
+ * already read: the rows flushed and buffered are near rows the stripe has read. */
+static ALWAYS_INLINE void block_stripe(struct block_job *J, unsigned s, unsigned char *bx,
+				       const int f64)
+{
+	const struct grid *gr = J->gr;
+	const size_t xs = f64 ? 3 * sizeof(double) : 3 * sizeof(float);
+	const uint64_t a = J->edge[s], e = J->edge[s + 1], g = gr->g, B = J->B;
+	float *bt = (float *)(void *)(bx + xs * B * g);
+	uint32_t fill[SM_MODEL_GRID_MAX_SIDE];
+	uint64_t i, c, w = a;
+
+	memset(fill, 0, g * sizeof(fill[0]));
+	memset(J->rows[s], 0, g * sizeof(J->rows[s][0]));
+	J->nlog[s] = 0;
+	for (i = a; i < e; i += COMPACT_RUN) {
+		const uint64_t m = e - i < COMPACT_RUN ? e - i : COMPACT_RUN;
+		uint16_t bk[COMPACT_RUN];
+		uint64_t j;
+
+		sm__pl_near_buckets(gr, J->x + xs * i, f64, m, bk);
+		for (j = 0; j < m; j += 64) {
+			uint64_t near = near_bits(bk + j, m - j < 64 ? m - j : 64, g);
+
+			while (near != 0) {
+				const uint64_t q = j + (uint64_t)__builtin_ctzll(near);
+				const uint64_t b = bk[q];
+				const uint32_t f = fill[b];
+
+				memcpy(bx + xs * (B * b + f), J->x + xs * (i + q), xs);
+				bt[B * b + f] = J->t[i + q];
+				if (f + 1 == B) {
+					w = flush_block(J, s, bx, bt, b, B, w, xs);
+					fill[b] = 0;
+				} else {
+					fill[b] = f + 1;
+				}
+				near &= near - 1;
+			}
+		}
+	}
+	for (c = 0; c < g; c++)
+		if (fill[c] > 0)
+			w = flush_block(J, s, bx, bt, c, fill[c], w, xs);
+	J->kept[s] = w - a;
+}
+
+static void block_part(void *arg, unsigned part, unsigned parts)
+{
+	struct block_job *J = arg;
+	unsigned char *bx = J->buf + J->part_bytes * part;
+	unsigned s;
+
+	(void)parts;
+	while ((s = atomic_fetch_add(&J->next, 1)) < BLOCK_STRIPES) {
+		if (J->f64)
+			block_stripe(J, s, bx, 1);
+		else
+			block_stripe(J, s, bx, 0);
+	}
+}
+
+/* A part's buffers for blocks of B rows, to a whole number of cache lines. */
+static uint64_t part_bytes(uint64_t g, uint64_t B, size_t xs)
+{
+	return (g * B * (xs + sizeof(float)) + 63) / 64 * 64;
+}
+
+/* The log and list words for blocks of B rows: a stripe's full blocks and its partial ones. */
+static uint64_t block_words(const struct block_job *J, uint64_t B)
+{
+	uint64_t w = 0;
+	unsigned s;
+
+	for (s = 0; s < BLOCK_STRIPES; s++)
+		w += (J->edge[s + 1] - J->edge[s]) / B + J->gr->g;
+	return w;
+}
+
+int sm__pl_near_blocks(const struct grid *gr, void *x, float *t, int f64, uint64_t lo,
+		       uint64_t n, uint64_t *scratch, uint64_t words, void *buf, uint64_t buf_bytes,
+		       uint64_t *bounds, uint64_t *nnear, struct near_blocks *nb)
+{
+	const size_t xs = f64 ? 3 * sizeof(double) : 3 * sizeof(float);
+	const uint64_t g = gr->g;
+	struct block_job J;
+	uint64_t front[BLOCK_STRIPES], at[SM_MODEL_GRID_MAX_SIDE], L = 0, B, c, sum;
+	unsigned s, parts;
+
+	*nnear = 0;
+	if (!sm__pl_index_blocks || n < BLOCK_MIN_CELLS ||
+	    !sm__pl_near_share_below(gr, x, f64, lo, n, 1, 2))
+		return 0;
+	memset(&J, 0, sizeof(J));
+	J.gr = gr;
+	J.x = (unsigned char *)x + xs * lo;
+	J.t = t + lo;
+	J.f64 = f64;
+	for (s = 0; s <= BLOCK_STRIPES; s++)
+		J.edge[s] = n * s / BLOCK_STRIPES;
+	/* B: the smallest number of rows whose logs and list fit twice in the scratch, the list
+	 * beside the slab sorts' counters; doubled while eight parts' buffers fit in buf, up to
+	 * BLOCK_MAX_FILL rows. B depends on n, g and the rows' size alone, not on the threads. */
+	for (B = BLOCK_MIN_ROWS; B <= BLOCK_MAX_ROWS; B *= 2) {
+		L = block_words(&J, B);
+		if (2 * L <= words && L + SM__PL_MAX_THREADS * g * g <= words)
+			break;
+	}
+	if (B > BLOCK_MAX_ROWS || part_bytes(g, B, xs) > buf_bytes)
+		return 0;
+	while (2 * B <= BLOCK_MAX_FILL && BLOCK_STRIPES * part_bytes(g, 2 * B, xs) <= buf_bytes) {
+		B *= 2;
+		L = block_words(&J, B);
+	}
+	J.B = B;
+	J.part_bytes = part_bytes(g, B, xs);
+	parts = sm__pl_threads() < BLOCK_STRIPES ? sm__pl_threads() : BLOCK_STRIPES;
+	if (parts > buf_bytes / J.part_bytes)
+		parts = (unsigned)(buf_bytes / J.part_bytes);
+	J.buf = buf;
+	for (sum = 0, s = 0; s < BLOCK_STRIPES; s++) {
+		J.log[s] = scratch + L + sum; /* the list's L words first, the logs behind */
+		sum += (J.edge[s + 1] - J.edge[s]) / B + g;
+	}
+	atomic_init(&J.next, 0);
+	sm__pl_parallel(block_part, &J, parts);
+	*nnear = close_up(J.x, J.t, xs, J.edge, J.kept, front, BLOCK_STRIPES, sm__pl_threads());
+	if (*nnear > n - *nnear)
+		return 2;
+	/* The list: slab by slab, each slab's blocks stripe by stripe in their order, at their
+	 * place after the close-up; the slabs' rows to their places behind the near rows. */
+	memset(at, 0, g * sizeof(at[0]));
+	for (s = 0; s < BLOCK_STRIPES; s++)
+		for (c = 0; c < J.nlog[s]; c++)
+			at[J.log[s][c] >> LOG_SLAB & LOG_SLAB_MASK]++;
+	for (sum = 0, c = 0; c < g; c++) {
+		const uint64_t k = at[c];
+
+		nb->first[c] = sum;
+		at[c] = sum;
+		sum += k;
+	}
+	nb->first[g] = sum;
+	for (s = 0; s < BLOCK_STRIPES; s++) {
+		const uint64_t shift = J.edge[s] - front[s];
+
+		for (c = 0; c < J.nlog[s]; c++) {
+			const uint64_t e = J.log[s][c];
+
+			scratch[at[e >> LOG_SLAB & LOG_SLAB_MASK]++] =
+				((e >> LOG_START) - shift + lo) << LOG_START | (e & LOG_ROWS_MASK);
+		}
+	}
+	nb->list = scratch;
+	nb->words = L;
+	for (sum = lo + *nnear, c = 0; c < g; c++) {
+		bounds[c] = sum;
+		for (s = 0; s < BLOCK_STRIPES; s++)
+			sum += J.rows[s][c];
+	}
+	bounds[g] = sum;
 	return 1;
 }

@@ -293,8 +293,9 @@ static void slabs_f64(const struct grid *gr, void *x, float *t, uint64_t *bounds
 #define SPLIT_PARALLEL_MIN_ROWS 131072u
 #define SPARSE_STEP 1024u /* every 1024th row's bucket decides the way */
 
-/* 1 when fewer than three fifths of every SPARSE_STEP-th row of [lo, lo + n) are near. */
-static int near_few(const struct grid *gr, const void *xv, int f64, uint64_t lo, uint64_t n)
+/* 1 when fewer than num / den of every SPARSE_STEP-th row of [lo, lo + n) are near. */
+int sm__pl_near_share_below(const struct grid *gr, const void *xv, int f64, uint64_t lo,
+			    uint64_t n, unsigned num, unsigned den)
 {
 	const size_t xs = f64 ? 3 * sizeof(double) : 3 * sizeof(float);
 	const unsigned char *x = (const unsigned char *)xv + xs * lo;
@@ -312,7 +313,7 @@ static int near_few(const struct grid *gr, const void *xv, int f64, uint64_t lo,
 			near += bk[q] != gr->g;
 		k += c;
 	}
-	return 5 * near < 3 * m;
+	return den * near < num * m;
 }
 
 struct split_job {
@@ -460,15 +461,21 @@ void sm__pl_distribute(const struct grid *gr, void *x, float *t, int f64, const 
 		distribute_f32(gr, x, t, start, bounds, lo, n, stride, axis);
 }
 
+void sm__pl_slabs_in_place(const struct grid *gr, void *x, float *t, int f64, uint64_t *bounds,
+			   uint64_t lo, uint64_t n)
+{
+	if (!stripes_pass(gr, x, t, f64, 0, bounds, lo, n))
+		sm__pl_distribute(gr, x, t, f64, NULL, bounds, lo, n, 1, 0);
+}
+
 void sm__pl_split_near(const struct grid *gr, void *x, float *t, int f64, uint64_t *bounds,
 		       uint64_t lo, uint64_t n)
 {
 	uint64_t nnear;
 
-	if (n >= SPLIT_PARALLEL_MIN_ROWS && near_few(gr, x, f64, lo, n)) {
-		if (!sm__pl_compact_near(gr, x, t, f64, bounds, lo, n, &nnear) &&
-		    !stripes_pass(gr, x, t, f64, 0, bounds, lo, nnear))
-			sm__pl_distribute(gr, x, t, f64, NULL, bounds, lo, nnear, 1, 0);
+	if (n >= SPLIT_PARALLEL_MIN_ROWS && sm__pl_near_share_below(gr, x, f64, lo, n, 3, 5)) {
+		if (!sm__pl_compact_near(gr, x, t, f64, bounds, lo, n, &nnear))
+			sm__pl_slabs_in_place(gr, x, t, f64, bounds, lo, nnear);
 		bounds[gr->g + 1] = lo + n;
 		return;
 	}

@@ -131,4 +131,47 @@ void sm__pl_sort_slab_apart(const struct grid *gr, void *x, float *t, int f64, u
 int sm__pl_compact_near(const struct grid *gr, void *x, float *t, int f64, uint64_t *bounds,
 			uint64_t lo, uint64_t n, uint64_t *nnear);
 
+/* 1 when fewer than num / den of every 1024th row of [lo, lo + n) are near (build_index_sort.c). */
+int sm__pl_near_share_below(const struct grid *gr, const void *x, int f64, uint64_t lo,
+			    uint64_t n, unsigned num, unsigned den);
+
+/* Rows [lo, lo + n) (all near) into their x slabs in place, bounds[c] (c = 0..g) where slab c
+ * begins (build_index_sort.c: the near split's stripes, or one distribution pass). */
+void sm__pl_slabs_in_place(const struct grid *gr, void *x, float *t, int f64, uint64_t *bounds,
+			   uint64_t lo, uint64_t n);
+
+/* The near rows in blocks (build_index_compact.c, sm__pl_near_blocks): list[first[c],
+ * first[c + 1]) are slab c's blocks in the rows' order, each entry start << 24 | (rows - 1). */
+struct near_blocks {
+	const uint64_t *list;
+	uint64_t first[SM_MODEL_GRID_MAX_SIDE + 1];
+	uint64_t words; /* the scratch words the list holds, from the scratch's start */
+};
+
+/* 1 (the default): build_index takes sm__pl_near_blocks' way where it applies; 0: the near split
+ * alone (the tests' switch; the index is the same row for row). */
+extern int sm__pl_index_blocks;
+
+/*
+ * build_index_compact.c: when [lo, lo + n) has at least 131,072 rows and fewer than half of
+ * every 1024th row are near, the near rows are gathered, on the worker threads in 8 stripes
+ * fixed by n, into blocks of one x slab each (buffered in buf, buf_bytes, whose contents are not
+ * kept; the logs and the list in scratch, words): each stripe's blocks at its front, then the
+ * stripes one after the other from lo, the far rows not kept. Returns 0 when the way does not
+ * apply (nothing moved); 1 with the blocks listed slab by slab in nb (nb->words of scratch) and
+ * bounds[c] (c = 0..g) the place of slab c's rows in [lo + *nnear, lo + 2 *nnear), the far rows'
+ * space; 2 when more rows were near than far: the near rows are [lo, lo + *nnear), in blocks,
+ * and the caller makes the slabs in place.
+ */
+int sm__pl_near_blocks(const struct grid *gr, void *x, float *t, int f64, uint64_t lo,
+		       uint64_t n, uint64_t *scratch, uint64_t words, void *buf, uint64_t buf_bytes,
+		       uint64_t *bounds, uint64_t *nnear, struct near_blocks *nb);
+
+/* One x slab's rows, the blocks list[0, nlist) (sm__pl_near_blocks' entries, rows in all), into
+ * grid-cell order at [dst, dst + rows) (apart from the blocks): st, pos, keys and nkeys as
+ * sm__pl_sort_slab_apart's. The rows of a grid cell keep the blocks' order (build_index_slab.c). */
+void sm__pl_sort_slab_blocks(const struct grid *gr, void *x, float *t, int f64, uint64_t *st,
+			     uint64_t *pos, uint32_t *keys, uint64_t nkeys, const uint64_t *list,
+			     uint64_t nlist, uint64_t rows, uint64_t dst);
+
 #endif
