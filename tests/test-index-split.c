@@ -345,8 +345,13 @@ static void make_rows(unsigned char *x, float *t, uint64_t n, int f64, const uin
 /* The near rows in blocks (sm__pl_near_blocks), each slab then sorted from its blocks
  * (sm__pl_sort_slab_blocks), against the other way on a copy of the rows: the near split
  * (sm__pl_split_near) and each slab sorted back out of place (sm__pl_sort_slab_apart). The index
- * is the same row for row and cell for cell, behind the near rows instead of in their place;
- * pct percent of n rows near (some_near), in slab i % G. */
+ * is the same row for row and cell for cell, in the last nnear rows instead of the first;
+ * pct percent of n rows near (some_near), in slab i % G; or (pct 0, n = 2^20) as many near rows
+ * as far, none of them read by the way's sample: the odd rows, but in the first stripe the rows
+ * not divisible by 4 (row 1 excepted) and in the second those of remainder 1, and row n / 4 + 2,
+ * in slab i % 61. The gaps below the last nnear rows then hold exactly as many rows as the blocks
+ * beyond, the first one row more than a whole number of blocks: every stripe's blocks go to the
+ * front instead. */
 static void check_blocks_same(uint64_t n, int f64, unsigned pct)
 {
 	const struct grid gr = make_grid();
@@ -361,7 +366,14 @@ static void check_blocks_same(uint64_t n, int f64, unsigned pct)
 
 	assert_true(bkt && scratch && x && x2 && buf && t && t2 && st && st2 && pos);
 	for (i = 0; i < n; i++) {
-		bkt[i] = some_near(i, pct) ? i % G : G;
+		if (pct > 0)
+			bkt[i] = some_near(i, pct) ? i % G : G;
+		else if (i < n / 8)
+			bkt[i] = i % 4 != 0 && i != 1 ? i % 61 : G;
+		else if (i < n / 4)
+			bkt[i] = i % 4 == 1 ? i % 61 : G;
+		else
+			bkt[i] = i % 2 == 1 || i == n / 4 + 2 ? i % 61 : G;
 		near += bkt[i] < G;
 	}
 	make_rows(x, t, n, f64, bkt);
@@ -371,8 +383,8 @@ static void check_blocks_same(uint64_t n, int f64, unsigned pct)
 					    BL_BUF_BYTES, bounds, &nnear, &nb),
 			 1);
 	assert_int_equal(nnear, near);
-	assert_int_equal(bounds[0], nnear);
-	assert_int_equal(bounds[G], 2 * nnear);
+	assert_int_equal(bounds[0], n - nnear); /* the slabs in the last nnear rows */
+	assert_int_equal(bounds[G], n);
 	assert_true(nb.words > 0 && nb.words <= BL_WORDS / 2);
 	for (c = 0; c < G; c++) {
 		uint64_t rows = 0, e;
@@ -381,7 +393,7 @@ static void check_blocks_same(uint64_t n, int f64, unsigned pct)
 		for (e = nb.first[c]; e < nb.first[c + 1]; e++) {
 			const uint64_t a = nb.list[e] >> 24, m = (nb.list[e] & 16383) + 1;
 
-			assert_true(a + m <= nnear);
+			assert_true(a + m <= (pct > 0 ? n - nnear : nnear));
 			for (k = a; k < a + m; k++) {
 				double p[3];
 
@@ -405,9 +417,9 @@ static void check_blocks_same(uint64_t n, int f64, unsigned pct)
 		sm__pl_sort_slab_apart(&gr, x2, t2, f64, st2 + c * G * G, pos, NULL, 0, b2[c],
 				       b2[c + 1], b2[0]);
 	for (k = 0; k < (uint64_t)G * G * G; k++)
-		assert_int_equal(st[k] - nnear, st2[k]);
-	assert_memory_equal(x + xs * nnear, x2, xs * nnear);
-	assert_memory_equal(t + nnear, t2, sizeof(float) * nnear);
+		assert_int_equal(st[k] - (n - nnear), st2[k]);
+	assert_memory_equal(x + xs * (n - nnear), x2, xs * nnear);
+	assert_memory_equal(t + (n - nnear), t2, sizeof(float) * nnear);
 	free(bkt);
 	free(scratch);
 	free(x);
@@ -428,6 +440,8 @@ static void test_blocks_same_index(void **state)
 	check_blocks_same(1000003, 1, 10);
 	check_blocks_same(1000003, 0, 45);
 	check_blocks_same(1000003, 1, 45);
+	check_blocks_same(1 << 20, 0, 0);
+	check_blocks_same(1 << 20, 1, 0);
 }
 
 /* Where the way does not apply, nothing moves and 0 is returned: fewer than 131,072 rows, half

@@ -32,10 +32,12 @@
  * build_index 0.0864 -> 0.0805 s and 0.0800 -> 0.0729 s at 1e7 cells (12 and 14 runs each; a
  * third set of 10 on a busier machine gave 0.0975 -> 0.0998 s), 0.0091 -> 0.0077 s at 1e6 (14).
  * Later on 2026-12-02 the blocks (step 2) instead of the compaction, the slabs made behind and the
- * sorts back (two binaries, alternating runs, medians): build_index 57.7 -> 51.1 ms at 1e7
- * cells (10 pairs; float64 positions 93.0 -> 83.4 ms, 6), 7.1 -> 6.4 ms at 1e6 (10); with 3
- * halos (4.6 % near) 19.9 -> 19.8 ms at 1e7 (6). The pass that made the slabs behind (a read
- * and a scattered write of every near row) is gone.
+ * sorts back (against the previous binary, alternating serial runs, medians of the pairs'
+ * ratios): build_index 0.795 at 1e7 cells (12 pairs: 56.4 -> 44.8 ms; the pipeline 0.925),
+ * 0.859 with float64 positions (8), 0.864 at 1e6 (12: 6.5 -> 5.5 ms), 0.961 with 3 halos (4.6 %
+ * near, 8). The pass that made the slabs behind (a read and a scattered write of every near row)
+ * is gone, and the stripes' close-up with it where the far rows' gaps take the blocks lying in
+ * the slabs' place.
  *
  * The distributed run's build_index (the halo index) is in build_index_halos.c.
  */

@@ -24,11 +24,14 @@
  * threads as they come free), but each near row goes to its part's buffer of its x slab (B rows:
  * the buffers of B rows of every slab fit in a few hundred KiB, in index_cell_start); a full
  * buffer is written to the stripe's front as a block, logged (start, slab, rows), and the partial
- * buffers follow at the stripe's end, slab by slab. The stripes are then closed up, and the logs
- * become a list of every slab's blocks in the rows' order, from which each slab is sorted straight
- * into the far rows' space behind the near rows (build_index_slab.c). Against the compaction's
- * way this spares the pass that made the slabs behind (a read and a scattered write of every
- * near row); the index is the same row for row. The stripes and B depend on n, g and the rows'
+ * buffers follow at the stripe's end, slab by slab. The slabs are to go to the last nnear rows:
+ * the blocks lying there move into the gaps the far rows left below them (with 45 % near, the
+ * blocks of the last 3 or 4 stripes; with a few percent, none), or, where the gaps are broken up
+ * so that the blocks do not fit whole, every stripe's blocks are put one after the other from the
+ * front. The logs then become a list of every slab's blocks in the rows' order, from which each
+ * slab is sorted straight into its place (build_index_slab.c). Against the compaction's way this
+ * spares the pass that made the slabs behind (a read and a scattered write of every near row)
+ * and, mostly, the close-up; the index is the same row for row. The stripes and B depend on n, g and the rows'
  * size, not on the threads, so that the blocks, and the slabs made in place from them when more
  * rows turn out near than far (2 is returned), do not either.
  */
@@ -378,6 +381,85 @@ static void block_part(void *arg, unsigned part, unsigned parts)
 	}
 }
 
+/* The blocks clear_tail moves: mv[2 k] a block's log entry as it was, mv[2 k + 1] its new start. */
+struct move_job {
+	struct block_job *J;
+	const uint64_t *mv;
+	uint64_t nmv;
+};
+
+static void move_part(void *arg, unsigned part, unsigned parts)
+{
+	const struct move_job *M = arg;
+	struct block_job *J = M->J;
+	const size_t xs = J->f64 ? 3 * sizeof(double) : 3 * sizeof(float);
+	const uint64_t a = M->nmv * part / parts, b = M->nmv * (part + 1) / parts;
+	uint64_t k;
+
+	for (k = a; k < b; k++) {
+		const uint64_t from = M->mv[2 * k] >> LOG_START, to = M->mv[2 * k + 1];
+		const uint64_t rows = (M->mv[2 * k] & LOG_ROWS_MASK) + 1;
+
+		memcpy(J->x + xs * to, J->x + xs * from, xs * rows);
+		memcpy(J->t + to, J->t + from, rows * sizeof(float));
+	}
+}
+
+/* The moves that make rows [d0, n) free of blocks: the blocks reaching into them (a suffix of
+ * each stripe's log, whose blocks lie in the log's order) into the gaps below d0 behind the
+ * stripes' blocks, first gap first. With commit, each move into mv (mv[2 k] the block's log entry
+ * as it was, mv[2 k + 1] its new start) and its log entry changed. Returns the number of moves,
+ * or UINT64_MAX when the gaps cannot take the blocks whole or mv (mvw words) has no room. */
+static uint64_t tail_moves(struct block_job *J, uint64_t d0, uint64_t *mv, uint64_t mvw,
+			   int commit)
+{
+	uint64_t cur = 0, end = 0, j, k = 0;
+	unsigned s, h = 0;
+
+	for (s = 0; s < BLOCK_STRIPES; s++) {
+		uint64_t *log = J->log[s];
+
+		j = J->nlog[s];
+		while (j > 0 && (log[j - 1] >> LOG_START) + (log[j - 1] & LOG_ROWS_MASK) + 1 > d0)
+			j--;
+		for (; j < J->nlog[s]; j++) {
+			const uint64_t rows = (log[j] & LOG_ROWS_MASK) + 1;
+
+			while (cur + rows > end) { /* the next gap below d0 */
+				if (h == BLOCK_STRIPES || J->edge[h] + J->kept[h] >= d0)
+					return UINT64_MAX;
+				cur = J->edge[h] + J->kept[h];
+				end = J->edge[h + 1] < d0 ? J->edge[h + 1] : d0;
+				h++;
+			}
+			if (2 * k + 2 > mvw)
+				return UINT64_MAX;
+			if (commit) {
+				mv[2 * k] = log[j];
+				mv[2 * k + 1] = cur;
+				log[j] = cur << LOG_START | (log[j] & ((UINT64_C(1) << LOG_START) - 1));
+			}
+			k++;
+			cur += rows;
+		}
+	}
+	return k;
+}
+
+/* Rows [d0, n) made free of blocks (tail_moves), the moves made on the worker threads. Returns
+ * 0, moving nothing, when they cannot be. */
+static int clear_tail(struct block_job *J, uint64_t d0, uint64_t *mv, uint64_t mvw)
+{
+	struct move_job M = {J, mv, 0};
+
+	if (tail_moves(J, d0, mv, mvw, 0) == UINT64_MAX)
+		return 0;
+	M.nmv = tail_moves(J, d0, mv, mvw, 1);
+	if (M.nmv > 0)
+		sm__pl_parallel(move_part, &M, M.nmv >= 64 ? sm__pl_threads() : 1);
+	return 1;
+}
+
 /* A part's buffers for blocks of B rows, to a whole number of cache lines. */
 static uint64_t part_bytes(uint64_t g, uint64_t B, size_t xs)
 {
@@ -442,11 +524,22 @@ int sm__pl_near_blocks(const struct grid *gr, void *x, float *t, int f64, uint64
 	}
 	atomic_init(&J.next, 0);
 	sm__pl_parallel(block_part, &J, parts);
-	*nnear = close_up(J.x, J.t, xs, J.edge, J.kept, front, BLOCK_STRIPES, sm__pl_threads());
-	if (*nnear > n - *nnear)
+	for (*nnear = 0, s = 0; s < BLOCK_STRIPES; s++)
+		*nnear += J.kept[s];
+	if (*nnear > n - *nnear) {
+		(void)close_up(J.x, J.t, xs, J.edge, J.kept, front, BLOCK_STRIPES, sm__pl_threads());
 		return 2;
-	/* The list: slab by slab, each slab's blocks stripe by stripe in their order, at their
-	 * place after the close-up; the slabs' rows to their places behind the near rows. */
+	}
+	/* The slabs go to the last nnear rows: the blocks lying there move to the gaps below them,
+	 * or, where the gaps are too broken up for them, every stripe's blocks to the front. */
+	if (!clear_tail(&J, n - *nnear, scratch, L)) {
+		(void)close_up(J.x, J.t, xs, J.edge, J.kept, front, BLOCK_STRIPES, sm__pl_threads());
+		for (s = 0; s < BLOCK_STRIPES; s++)
+			for (c = 0; c < J.nlog[s]; c++)
+				J.log[s][c] -= (J.edge[s] - front[s]) << LOG_START;
+	}
+	/* The list: slab by slab, each slab's blocks stripe by stripe in their order; the slabs'
+	 * rows to their places in the last nnear rows. */
 	memset(at, 0, g * sizeof(at[0]));
 	for (s = 0; s < BLOCK_STRIPES; s++)
 		for (c = 0; c < J.nlog[s]; c++)
@@ -459,19 +552,16 @@ int sm__pl_near_blocks(const struct grid *gr, void *x, float *t, int f64, uint64
 		sum += k;
 	}
 	nb->first[g] = sum;
-	for (s = 0; s < BLOCK_STRIPES; s++) {
-		const uint64_t shift = J.edge[s] - front[s];
-
+	for (s = 0; s < BLOCK_STRIPES; s++)
 		for (c = 0; c < J.nlog[s]; c++) {
 			const uint64_t e = J.log[s][c];
 
 			scratch[at[e >> LOG_SLAB & LOG_SLAB_MASK]++] =
-				((e >> LOG_START) - shift + lo) << LOG_START | (e & LOG_ROWS_MASK);
+				((e >> LOG_START) + lo) << LOG_START | (e & LOG_ROWS_MASK);
 		}
-	}
 	nb->list = scratch;
 	nb->words = L;
-	for (sum = lo + *nnear, c = 0; c < g; c++) {
+	for (sum = lo + n - *nnear, c = 0; c < g; c++) {
 		bounds[c] = sum;
 		for (s = 0; s < BLOCK_STRIPES; s++)
 			sum += J.rows[s][c];

@@ -156,12 +156,14 @@ extern int sm__pl_index_blocks;
  * build_index_compact.c: when [lo, lo + n) has at least 131,072 rows and fewer than half of
  * every 1024th row are near, the near rows are gathered, on the worker threads in 8 stripes
  * fixed by n, into blocks of one x slab each (buffered in buf, buf_bytes, whose contents are not
- * kept; the logs and the list in scratch, words): each stripe's blocks at its front, then the
- * stripes one after the other from lo, the far rows not kept. Returns 0 when the way does not
- * apply (nothing moved); 1 with the blocks listed slab by slab in nb (nb->words of scratch) and
- * bounds[c] (c = 0..g) the place of slab c's rows in [lo + *nnear, lo + 2 *nnear), the far rows'
- * space; 2 when more rows were near than far: the near rows are [lo, lo + *nnear), in blocks,
- * and the caller makes the slabs in place.
+ * kept; the logs and the list in scratch, words), each stripe's blocks at its front, the far rows
+ * not kept. Returns 0 when the way does not
+ * apply (nothing moved); 1 with the blocks listed slab by slab in nb (nb->words of scratch), all
+ * below lo + n - *nnear (the blocks that lay beyond moved into the far rows' gaps, or, when they
+ * did not fit there, every stripe's blocks put one after the other from lo), and bounds[c]
+ * (c = 0..g) the place of slab c's rows in [lo + n - *nnear, lo + n); 2 when more rows were near
+ * than far: the near rows are [lo, lo + *nnear), in blocks, and the caller makes the slabs in
+ * place.
  */
 int sm__pl_near_blocks(const struct grid *gr, void *x, float *t, int f64, uint64_t lo,
 		       uint64_t n, uint64_t *scratch, uint64_t words, void *buf, uint64_t buf_bytes,
