@@ -19,7 +19,8 @@
  * sm__pl_sort_slab_blocks is the same pass over a slab gathered in blocks (build_index_compact.c's
  * sm__pl_near_blocks), read block by block, the next block's lines prefetched while one is
  * counted (blocks of 256 rows: build_index's slab sorts 21.6 -> 20.0 ms at 1e7 cells, 4 runs
- * each), and written into the far rows' space behind the near rows.
+ * each), and written into its place in the last nnear rows. Both are one function over the
+ * slab's pieces: a range, or the blocks.
  */
 #include <stdint.h>
 #include <string.h>
@@ -27,99 +28,59 @@
 #include "grid.h"
 
 #define SLAB_RUN 256u /* rows classified in one call */
+#define BLOCK_START 24 /* a block's entry: start << 24 | rows - 1 (sm__pl_near_blocks) */
+#define BLOCK_ROWS_MASK ((UINT64_C(1) << 14) - 1)
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
-/* The slab's pass (the file's comment); f64 a constant. With room for the slab's keys (kept
- * non-NULL), the counting pass keeps them and the copy reads them instead of finding them again. */
+/* The slab's rows: the range [a, b) (list NULL), or the blocks list[0, nlist). */
+struct slab_rows {
+	const uint64_t *list;
+	uint64_t nlist, a, b;
+};
+
+/* Piece q of the slab's rows into [*a, *e). */
+static ALWAYS_INLINE void piece(const struct slab_rows *S, uint64_t q, uint64_t *a, uint64_t *e)
+{
+	if (S->list == NULL) {
+		*a = S->a;
+		*e = S->b;
+	} else {
+		*a = S->list[q] >> BLOCK_START;
+		*e = *a + (S->list[q] & BLOCK_ROWS_MASK) + 1;
+	}
+}
+
+/* Block q's rows and temperatures toward the cache, a line at a time. */
+static ALWAYS_INLINE void prefetch_block(const unsigned char *x, const float *t, size_t xs,
+					 const struct slab_rows *S, uint64_t q)
+{
+	uint64_t a, e, o;
+
+	piece(S, q, &a, &e);
+	for (o = xs * a; o < xs * e; o += 64)
+		__builtin_prefetch(x + o);
+	for (o = a * sizeof(float); o < e * sizeof(float); o += 64)
+		__builtin_prefetch((const unsigned char *)t + o);
+}
+
+/* The slab's pass (the file's comment) into [dst, ...); f64 a constant. With room for the slab's
+ * keys (kept non-NULL), the counting pass keeps them and the copy reads them instead of finding
+ * them again. */
 static ALWAYS_INLINE void sort_slab(const struct grid *gr, unsigned char *x, float *t,
 				    const int f64, uint64_t *st, uint64_t *pos, uint32_t *kept,
-				    uint64_t a, uint64_t b, uint64_t gap)
+				    const struct slab_rows *S, uint64_t dst)
 {
 	const size_t xs = f64 ? 3 * sizeof(double) : 3 * sizeof(float);
-	const uint64_t g2 = gr->g * gr->g;
+	const uint64_t g2 = gr->g * gr->g, pieces = S->list != NULL ? S->nlist : 1;
 	uint32_t run[SLAB_RUN];
-	uint64_t i, c, sum = a - gap;
+	uint64_t q, a, e, i, c, sum = dst, done = 0;
 
 	memset(pos, 0, g2 * sizeof(pos[0]));
-	for (i = a; i < b; i += SLAB_RUN) {
-		const uint64_t m = b - i < SLAB_RUN ? b - i : SLAB_RUN;
-		uint32_t *key = kept != NULL ? kept + (i - a) : run;
-		uint64_t j;
-
-		sm__pl_slab_keys(gr, x + xs * i, f64, m, key);
-		for (j = 0; j < m; j++)
-			pos[key[j]]++;
-	}
-	for (c = 0; c < g2; c++) {
-		const uint64_t k = pos[c];
-
-		st[c] = sum;
-		pos[c] = sum;
-		sum += k;
-	}
-	for (i = a; i < b; i += SLAB_RUN) {
-		const uint64_t m = b - i < SLAB_RUN ? b - i : SLAB_RUN;
-		const uint32_t *key = kept != NULL ? kept + (i - a) : run;
-		uint64_t j;
-
-		if (kept == NULL)
-			sm__pl_slab_keys(gr, x + xs * i, f64, m, run);
-		for (j = 0; j < m; j++) {
-			const uint64_t p = pos[key[j]]++;
-
-			memcpy(x + xs * p, x + xs * (i + j), xs);
-			t[p] = t[i + j];
-		}
-	}
-}
-
-void sm__pl_sort_slab_apart(const struct grid *gr, void *x, float *t, int f64, uint64_t *st,
-			    uint64_t *pos, uint32_t *keys, uint64_t nkeys, uint64_t a, uint64_t b,
-			    uint64_t gap)
-{
-	uint32_t *kept = b - a <= nkeys ? keys : NULL;
-
-	if (f64)
-		sort_slab(gr, x, t, 1, st, pos, kept, a, b, gap);
-	else
-		sort_slab(gr, x, t, 0, st, pos, kept, a, b, gap);
-}
-
-/* The slab's pass from its blocks (sm__pl_near_blocks): the same counting pass, the rows read
- * block by block (start << 24 | rows - 1), written to [dst, dst + rows). */
-#define BLOCK_START 24
-#define BLOCK_ROWS_MASK ((UINT64_C(1) << 14) - 1)
-
-/* The block's rows and temperatures toward the cache, a line at a time. */
-static ALWAYS_INLINE void prefetch_block(const unsigned char *x, const float *t, size_t xs,
-					 uint64_t entry)
-{
-	const uint64_t a = entry >> BLOCK_START, k = (entry & BLOCK_ROWS_MASK) + 1;
-	const unsigned char *p = x + xs * a, *q = (const unsigned char *)(t + a);
-	uint64_t o;
-
-	for (o = 0; o < xs * k; o += 64)
-		__builtin_prefetch(p + o);
-	for (o = 0; o < k * sizeof(float); o += 64)
-		__builtin_prefetch(q + o);
-}
-
-static ALWAYS_INLINE void sort_blocks(const struct grid *gr, unsigned char *x, float *t,
-				      const int f64, uint64_t *st, uint64_t *pos, uint32_t *kept,
-				      const uint64_t *list, uint64_t nlist, uint64_t dst)
-{
-	const size_t xs = f64 ? 3 * sizeof(double) : 3 * sizeof(float);
-	const uint64_t g2 = gr->g * gr->g;
-	uint32_t run[SLAB_RUN];
-	uint64_t b, i, c, sum = dst, done = 0;
-
-	memset(pos, 0, g2 * sizeof(pos[0]));
-	for (b = 0; b < nlist; b++) {
-		const uint64_t a = list[b] >> BLOCK_START, e = a + (list[b] & BLOCK_ROWS_MASK) + 1;
-
-		if (b + 1 < nlist)
-			prefetch_block(x, t, xs, list[b + 1]);
+	for (q = 0; q < pieces; q++) {
+		piece(S, q, &a, &e);
+		if (S->list != NULL && q + 1 < pieces)
+			prefetch_block(x, t, xs, S, q + 1);
 		for (i = a; i < e; i += SLAB_RUN) {
 			const uint64_t m = e - i < SLAB_RUN ? e - i : SLAB_RUN;
 			uint32_t *key = kept != NULL ? kept + done : run;
@@ -138,10 +99,8 @@ static ALWAYS_INLINE void sort_blocks(const struct grid *gr, unsigned char *x, f
 		pos[c] = sum;
 		sum += k;
 	}
-	done = 0;
-	for (b = 0; b < nlist; b++) {
-		const uint64_t a = list[b] >> BLOCK_START, e = a + (list[b] & BLOCK_ROWS_MASK) + 1;
-
+	for (done = 0, q = 0; q < pieces; q++) {
+		piece(S, q, &a, &e);
 		for (i = a; i < e; i += SLAB_RUN) {
 			const uint64_t m = e - i < SLAB_RUN ? e - i : SLAB_RUN;
 			const uint32_t *key = kept != NULL ? kept + done : run;
@@ -160,14 +119,32 @@ static ALWAYS_INLINE void sort_blocks(const struct grid *gr, unsigned char *x, f
 	}
 }
 
-void sm__pl_sort_slab_blocks(const struct grid *gr, void *x, float *t, int f64, uint64_t *st,
-			     uint64_t *pos, uint32_t *keys, uint64_t nkeys, const uint64_t *list,
-			     uint64_t nlist, uint64_t rows, uint64_t dst)
+static void sort_rows(const struct grid *gr, void *x, float *t, int f64, uint64_t *st,
+		      uint64_t *pos, uint32_t *keys, uint64_t nkeys, const struct slab_rows *S,
+		      uint64_t rows, uint64_t dst)
 {
 	uint32_t *kept = rows <= nkeys ? keys : NULL;
 
 	if (f64)
-		sort_blocks(gr, x, t, 1, st, pos, kept, list, nlist, dst);
+		sort_slab(gr, x, t, 1, st, pos, kept, S, dst);
 	else
-		sort_blocks(gr, x, t, 0, st, pos, kept, list, nlist, dst);
+		sort_slab(gr, x, t, 0, st, pos, kept, S, dst);
+}
+
+void sm__pl_sort_slab_apart(const struct grid *gr, void *x, float *t, int f64, uint64_t *st,
+			    uint64_t *pos, uint32_t *keys, uint64_t nkeys, uint64_t a, uint64_t b,
+			    uint64_t gap)
+{
+	const struct slab_rows S = {NULL, 0, a, b};
+
+	sort_rows(gr, x, t, f64, st, pos, keys, nkeys, &S, b - a, a - gap);
+}
+
+void sm__pl_sort_slab_blocks(const struct grid *gr, void *x, float *t, int f64, uint64_t *st,
+			     uint64_t *pos, uint32_t *keys, uint64_t nkeys, const uint64_t *list,
+			     uint64_t nlist, uint64_t rows, uint64_t dst)
+{
+	const struct slab_rows S = {list, nlist, 0, 0};
+
+	sort_rows(gr, x, t, f64, st, pos, keys, nkeys, &S, rows, dst);
 }
