@@ -381,7 +381,7 @@ static void check_blocks_same(uint64_t n, int f64, unsigned pct)
 	memcpy(t2, t, n * sizeof(float));
 	assert_int_equal(sm__pl_near_blocks(&gr, x, t, f64, 0, n, scratch, BL_WORDS, buf,
 					    BL_BUF_BYTES, bounds, &nnear, &nb),
-			 1);
+			 SM__PL_BLOCKS_LISTED);
 	assert_int_equal(nnear, near);
 	assert_int_equal(bounds[0], n - nnear); /* the slabs in the last nnear rows */
 	assert_int_equal(bounds[G], n);
@@ -391,7 +391,7 @@ static void check_blocks_same(uint64_t n, int f64, unsigned pct)
 
 		/* each block holds rows of its slab only, in the rows' order, within the near rows */
 		for (e = nb.first[c]; e < nb.first[c + 1]; e++) {
-			const uint64_t a = nb.list[e] >> 24, m = (nb.list[e] & 16383) + 1;
+			const uint64_t a = sm__pl_block_at(nb.list[e]), m = sm__pl_block_rows(nb.list[e]);
 
 			assert_true(a + m <= (pct > 0 ? n - nnear : nnear));
 			for (k = a; k < a + m; k++) {
@@ -466,7 +466,7 @@ static void test_blocks_declined(void **state)
 	memcpy(t0, t, n * sizeof(float));
 	assert_int_equal(sm__pl_near_blocks(&gr, x, t, 0, 0, n, scratch, BL_WORDS, buf, BL_BUF_BYTES,
 					    bounds, &nnear, &nb),
-			 0); /* 55 % near */
+			 SM__PL_BLOCKS_DECLINED); /* 55 % near */
 	assert_int_equal(nnear, 0);
 	for (i = 0; i < n; i++)
 		bkt[i] = some_near(i, 10) ? i % G : G;
@@ -475,17 +475,17 @@ static void test_blocks_declined(void **state)
 	memcpy(t0, t, n * sizeof(float));
 	assert_int_equal(sm__pl_near_blocks(&gr, x, t, 0, 0, 131071, scratch, BL_WORDS, buf,
 					    BL_BUF_BYTES, bounds, &nnear, &nb),
-			 0);
+			 SM__PL_BLOCKS_DECLINED);
 	assert_int_equal(sm__pl_near_blocks(&gr, x, t, 0, 0, n, scratch, BL_WORDS, buf,
 					    (uint64_t)G * 64 * 16 - 1, bounds, &nnear, &nb),
-			 0); /* no room for one part's buffers of 64 rows */
+			 SM__PL_BLOCKS_DECLINED); /* no room for one part's buffers of 64 rows */
 	assert_int_equal(sm__pl_near_blocks(&gr, x, t, 0, 0, n, scratch, 8 * G * G, buf,
 					    BL_BUF_BYTES, bounds, &nnear, &nb),
-			 0); /* no room for the slab sorts' counters beside the list */
+			 SM__PL_BLOCKS_DECLINED); /* no room for the slab sorts' counters beside the list */
 	sm__pl_index_blocks = 0;
 	assert_int_equal(sm__pl_near_blocks(&gr, x, t, 0, 0, n, scratch, BL_WORDS, buf, BL_BUF_BYTES,
 					    bounds, &nnear, &nb),
-			 0);
+			 SM__PL_BLOCKS_DECLINED);
 	sm__pl_index_blocks = 1;
 	assert_memory_equal(x, x0, n * 3 * sizeof(float));
 	assert_memory_equal(t, t0, n * sizeof(float));
@@ -524,7 +524,7 @@ static void check_blocks_overflow(int f64)
 	make_rows(x, t, n, f64, bkt);
 	assert_int_equal(sm__pl_near_blocks(&gr, x, t, f64, 0, n, scratch, BL_WORDS, buf,
 					    BL_BUF_BYTES, bounds, &nnear, &nb),
-			 2);
+			 SM__PL_BLOCKS_IN_PLACE);
 	assert_int_equal(nnear, near);
 	sm__pl_slabs_in_place(&gr, x, t, f64, bounds, 0, nnear);
 	assert_int_equal(bounds[0], 0);

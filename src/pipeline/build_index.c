@@ -211,9 +211,11 @@ int sm__pl_build_index(struct run *R)
 	const uint64_t cover_words = (m / 8 + 1 + 3 + 7) / 8; /* the flags, 3 bytes read past */
 	uint64_t bound[SM_MODEL_GRID_MAX_SIDE + 2];
 	struct near_blocks nb;
+	enum sm__pl_blocks_way way;
 	struct index_job J;
+	uint64_t used;
 	unsigned parts;
-	int rc, way;
+	int rc;
 
 	R->grid.g = g;
 	R->grid.gd = (double)g;
@@ -234,11 +236,11 @@ int sm__pl_build_index(struct run *R)
 	way = sm__pl_near_blocks(&R->grid, R->coords, R->temp, R->pt == SM_DTYPE_F64, 0, R->n,
 				 R->cfill + cover_words, m - cover_words, R->cstart, 8 * (m + 1),
 				 bound, &nnear, &nb);
-	if (way == 0) {
+	if (way == SM__PL_BLOCKS_DECLINED) {
 		sm__pl_split_near(&R->grid, R->coords, R->temp, R->pt == SM_DTYPE_F64, bound, 0,
 				  R->n);
 		nnear = bound[g] - bound[0];
-	} else if (way == 2) {
+	} else if (way == SM__PL_BLOCKS_IN_PLACE) {
 		sm__pl_slabs_in_place(&R->grid, R->coords, R->temp, R->pt == SM_DTYPE_F64, bound,
 				      0, nnear);
 	}
@@ -253,20 +255,18 @@ int sm__pl_build_index(struct run *R)
 	J.f64 = R->pt == SM_DTYPE_F64;
 	J.start = R->cstart;
 	J.bound = bound;
-	/* Slabs made behind the compacted rows (bound[0] > 0): sorted back out of place, the
-	 * parts' counters in index_cell_fill behind the cover flags. */
-	if (way == 1) {
-		/* the list from index_cell_fill's words behind the cover flags, then the parts' */
-		J.blocks = &nb;
-		J.pos = R->cfill + cover_words + nb.words;
+	/* Slabs sorted from their blocks, or made behind the compacted rows (bound[0] > 0) and
+	 * sorted back, out of place: index_cell_fill's words behind the cover flags (and the
+	 * blocks' list) hold the parts' counters, then each part's slab keys. */
+	used = cover_words + (way == SM__PL_BLOCKS_LISTED ? nb.words : 0);
+	if (way == SM__PL_BLOCKS_LISTED || (bound[0] > 0 && (m - used) / (g * g) >= parts)) {
+		if (way == SM__PL_BLOCKS_LISTED)
+			J.blocks = &nb;
+		else
+			J.gap = bound[0];
+		J.pos = R->cfill + used;
 		J.keys = (uint32_t *)(void *)(J.pos + parts * g * g);
-		J.nkeys = (m - cover_words - nb.words - parts * g * g) * 2 / parts;
-	} else if (bound[0] > 0 && (m - cover_words) / (g * g) >= parts) {
-		J.gap = bound[0];
-		J.pos = R->cfill + cover_words;
-		/* the rest of index_cell_fill: each part's slab keys */
-		J.keys = (uint32_t *)(void *)(J.pos + parts * g * g);
-		J.nkeys = (m - cover_words - parts * g * g) * 2 / parts;
+		J.nkeys = (m - used - parts * g * g) * 2 / parts;
 	}
 	atomic_init(&J.next, 0);
 	sm__pl_parallel(slab_part, &J, parts);

@@ -31,9 +31,9 @@
  * front. The logs then become a list of every slab's blocks in the rows' order, from which each
  * slab is sorted straight into its place (build_index_slab.c). Against the compaction's way this
  * spares the pass that made the slabs behind (a read and a scattered write of every near row)
- * and, mostly, the close-up; the index is the same row for row. The stripes and B depend on n, g and the rows'
- * size, not on the threads, so that the blocks, and the slabs made in place from them when more
- * rows turn out near than far (2 is returned), do not either.
+ * and, mostly, the close-up; the index is the same row for row. The stripes and B depend on n,
+ * g and the rows' size, not on the threads, so that the blocks, and the slabs made in place from
+ * them when more rows turn out near than far (SM__PL_BLOCKS_IN_PLACE), do not either.
  */
 #include <stdatomic.h>
 #include <stdint.h>
@@ -281,12 +281,10 @@ int sm__pl_compact_near(const struct grid *gr, void *x, float *t, int f64, uint6
 #define BLOCK_STRIPES SM__PL_MAX_THREADS /* fixed: the blocks do not depend on the threads */
 #define BLOCK_MIN_ROWS 64u
 #define BLOCK_MAX_FILL 256u   /* B's limit where the buffers have room for more */
-#define BLOCK_MAX_ROWS 16384u /* a log entry's rows - 1 in 14 bits */
-#define BLOCK_MIN_CELLS 131072u /* the near split's stripes' threshold (build_index_sort.c) */
-#define LOG_START 24          /* a log entry: start << 24 | slab << 14 | rows - 1 */
+#define BLOCK_MAX_ROWS (SM__PL_BLOCK_ROWS_MASK + 1)
+/* a log entry: a block's word (grid.h) with its slab in bits 14-23 */
 #define LOG_SLAB 14
 #define LOG_SLAB_MASK 1023u   /* g <= SM_MODEL_GRID_MAX_SIDE = 512 */
-#define LOG_ROWS_MASK ((UINT64_C(1) << LOG_SLAB) - 1)
 
 int sm__pl_index_blocks = 1;
 
@@ -313,7 +311,7 @@ static ALWAYS_INLINE uint64_t flush_block(struct block_job *J, unsigned s, const
 
 	memcpy(J->x + xs * w, bx + xs * B * c, xs * k);
 	memcpy(J->t + w, bt + B * c, k * sizeof(float));
-	J->log[s][J->nlog[s]++] = w << LOG_START | c << LOG_SLAB | (k - 1);
+	J->log[s][J->nlog[s]++] = w << SM__PL_BLOCK_START | c << LOG_SLAB | (k - 1);
 	J->rows[s][c] += k;
 	return w + k;
 }
@@ -397,8 +395,8 @@ static void move_part(void *arg, unsigned part, unsigned parts)
 	uint64_t k;
 
 	for (k = a; k < b; k++) {
-		const uint64_t from = M->mv[2 * k] >> LOG_START, to = M->mv[2 * k + 1];
-		const uint64_t rows = (M->mv[2 * k] & LOG_ROWS_MASK) + 1;
+		const uint64_t from = sm__pl_block_at(M->mv[2 * k]), to = M->mv[2 * k + 1];
+		const uint64_t rows = sm__pl_block_rows(M->mv[2 * k]);
 
 		memcpy(J->x + xs * to, J->x + xs * from, xs * rows);
 		memcpy(J->t + to, J->t + from, rows * sizeof(float));
@@ -420,10 +418,10 @@ static uint64_t tail_moves(struct block_job *J, uint64_t d0, uint64_t *mv, uint6
 		uint64_t *log = J->log[s];
 
 		j = J->nlog[s];
-		while (j > 0 && (log[j - 1] >> LOG_START) + (log[j - 1] & LOG_ROWS_MASK) + 1 > d0)
+		while (j > 0 && sm__pl_block_at(log[j - 1]) + sm__pl_block_rows(log[j - 1]) > d0)
 			j--;
 		for (; j < J->nlog[s]; j++) {
-			const uint64_t rows = (log[j] & LOG_ROWS_MASK) + 1;
+			const uint64_t rows = sm__pl_block_rows(log[j]);
 
 			while (cur + rows > end) { /* the next gap below d0 */
 				if (h == BLOCK_STRIPES || J->edge[h] + J->kept[h] >= d0)
@@ -437,7 +435,8 @@ static uint64_t tail_moves(struct block_job *J, uint64_t d0, uint64_t *mv, uint6
 			if (commit) {
 				mv[2 * k] = log[j];
 				mv[2 * k + 1] = cur;
-				log[j] = cur << LOG_START | (log[j] & ((UINT64_C(1) << LOG_START) - 1));
+				log[j] = cur << SM__PL_BLOCK_START |
+					 (log[j] & ((UINT64_C(1) << SM__PL_BLOCK_START) - 1));
 			}
 			k++;
 			cur += rows;
@@ -466,20 +465,27 @@ static uint64_t part_bytes(uint64_t g, uint64_t B, size_t xs)
 	return (g * B * (xs + sizeof(float)) + 63) / 64 * 64;
 }
 
-/* The log and list words for blocks of B rows: a stripe's full blocks and its partial ones. */
+/* Stripe s's log words for blocks of B rows: its full blocks and its partial ones. */
+static uint64_t stripe_words(const struct block_job *J, unsigned s, uint64_t B)
+{
+	return (J->edge[s + 1] - J->edge[s]) / B + J->gr->g;
+}
+
+/* The logs' words, and the list's, for blocks of B rows. */
 static uint64_t block_words(const struct block_job *J, uint64_t B)
 {
 	uint64_t w = 0;
 	unsigned s;
 
 	for (s = 0; s < BLOCK_STRIPES; s++)
-		w += (J->edge[s + 1] - J->edge[s]) / B + J->gr->g;
+		w += stripe_words(J, s, B);
 	return w;
 }
 
-int sm__pl_near_blocks(const struct grid *gr, void *x, float *t, int f64, uint64_t lo,
-		       uint64_t n, uint64_t *scratch, uint64_t words, void *buf, uint64_t buf_bytes,
-		       uint64_t *bounds, uint64_t *nnear, struct near_blocks *nb)
+enum sm__pl_blocks_way sm__pl_near_blocks(const struct grid *gr, void *x, float *t, int f64,
+					  uint64_t lo, uint64_t n, uint64_t *scratch, uint64_t words,
+					  void *buf, uint64_t buf_bytes, uint64_t *bounds,
+					  uint64_t *nnear, struct near_blocks *nb)
 {
 	const size_t xs = f64 ? 3 * sizeof(double) : 3 * sizeof(float);
 	const uint64_t g = gr->g;
@@ -488,9 +494,9 @@ int sm__pl_near_blocks(const struct grid *gr, void *x, float *t, int f64, uint64
 	unsigned s, parts;
 
 	*nnear = 0;
-	if (!sm__pl_index_blocks || n < BLOCK_MIN_CELLS ||
+	if (!sm__pl_index_blocks || n < SM__PL_STRIPES_MIN_ROWS ||
 	    !sm__pl_near_share_below(gr, x, f64, lo, n, 1, 2))
-		return 0;
+		return SM__PL_BLOCKS_DECLINED;
 	memset(&J, 0, sizeof(J));
 	J.gr = gr;
 	J.x = (unsigned char *)x + xs * lo;
@@ -507,7 +513,7 @@ int sm__pl_near_blocks(const struct grid *gr, void *x, float *t, int f64, uint64
 			break;
 	}
 	if (B > BLOCK_MAX_ROWS || part_bytes(g, B, xs) > buf_bytes)
-		return 0;
+		return SM__PL_BLOCKS_DECLINED;
 	while (2 * B <= BLOCK_MAX_FILL && BLOCK_STRIPES * part_bytes(g, 2 * B, xs) <= buf_bytes) {
 		B *= 2;
 		L = block_words(&J, B);
@@ -520,7 +526,7 @@ int sm__pl_near_blocks(const struct grid *gr, void *x, float *t, int f64, uint64
 	J.buf = buf;
 	for (sum = 0, s = 0; s < BLOCK_STRIPES; s++) {
 		J.log[s] = scratch + L + sum; /* the list's L words first, the logs behind */
-		sum += (J.edge[s + 1] - J.edge[s]) / B + g;
+		sum += stripe_words(&J, s, B);
 	}
 	atomic_init(&J.next, 0);
 	sm__pl_parallel(block_part, &J, parts);
@@ -528,7 +534,7 @@ int sm__pl_near_blocks(const struct grid *gr, void *x, float *t, int f64, uint64
 		*nnear += J.kept[s];
 	if (*nnear > n - *nnear) {
 		(void)close_up(J.x, J.t, xs, J.edge, J.kept, front, BLOCK_STRIPES, sm__pl_threads());
-		return 2;
+		return SM__PL_BLOCKS_IN_PLACE;
 	}
 	/* The slabs go to the last nnear rows: the blocks lying there move to the gaps below them,
 	 * or, where the gaps are too broken up for them, every stripe's blocks to the front. */
@@ -536,7 +542,7 @@ int sm__pl_near_blocks(const struct grid *gr, void *x, float *t, int f64, uint64
 		(void)close_up(J.x, J.t, xs, J.edge, J.kept, front, BLOCK_STRIPES, sm__pl_threads());
 		for (s = 0; s < BLOCK_STRIPES; s++)
 			for (c = 0; c < J.nlog[s]; c++)
-				J.log[s][c] -= (J.edge[s] - front[s]) << LOG_START;
+				J.log[s][c] -= (J.edge[s] - front[s]) << SM__PL_BLOCK_START;
 	}
 	/* The list: slab by slab, each slab's blocks stripe by stripe in their order; the slabs'
 	 * rows to their places in the last nnear rows. */
@@ -557,7 +563,8 @@ int sm__pl_near_blocks(const struct grid *gr, void *x, float *t, int f64, uint64
 			const uint64_t e = J.log[s][c];
 
 			scratch[at[e >> LOG_SLAB & LOG_SLAB_MASK]++] =
-				((e >> LOG_START) + lo) << LOG_START | (e & LOG_ROWS_MASK);
+				(sm__pl_block_at(e) + lo) << SM__PL_BLOCK_START |
+				(e & SM__PL_BLOCK_ROWS_MASK);
 		}
 	nb->list = scratch;
 	nb->words = L;
@@ -567,5 +574,5 @@ int sm__pl_near_blocks(const struct grid *gr, void *x, float *t, int f64, uint64
 			sum += J.rows[s][c];
 	}
 	bounds[g] = sum;
-	return 1;
+	return SM__PL_BLOCKS_LISTED;
 }

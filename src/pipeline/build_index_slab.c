@@ -18,9 +18,9 @@
  * the keys, 44 ms of CPU a run in all).
  * sm__pl_sort_slab_blocks is the same pass over a slab gathered in blocks (build_index_compact.c's
  * sm__pl_near_blocks), read block by block, the next block's lines prefetched while one is
- * counted (blocks of 256 rows: build_index's slab sorts 21.6 -> 20.0 ms at 1e7 cells, 4 runs
- * each), and written into its place in the last nnear rows. Both are one function over the
- * slab's pieces: a range, or the blocks.
+ * counted (blocks of 256 rows: build_index's slab sorts 21.6 -> 20.0 ms at 1e7 cells, one set of
+ * 4 runs each, not alternated), and written into its place in the last nnear rows. Both are one
+ * function over the slab's pieces: a range, or the blocks.
  */
 #include <stdint.h>
 #include <string.h>
@@ -28,8 +28,6 @@
 #include "grid.h"
 
 #define SLAB_RUN 256u /* rows classified in one call */
-#define BLOCK_START 24 /* a block's entry: start << 24 | rows - 1 (sm__pl_near_blocks) */
-#define BLOCK_ROWS_MASK ((UINT64_C(1) << 14) - 1)
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
@@ -46,8 +44,8 @@ static ALWAYS_INLINE void piece(const struct slab_rows *S, uint64_t q, uint64_t 
 		*a = S->a;
 		*e = S->b;
 	} else {
-		*a = S->list[q] >> BLOCK_START;
-		*e = *a + (S->list[q] & BLOCK_ROWS_MASK) + 1;
+		*a = sm__pl_block_at(S->list[q]);
+		*e = *a + sm__pl_block_rows(S->list[q]);
 	}
 }
 

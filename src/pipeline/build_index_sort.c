@@ -290,7 +290,6 @@ static void slabs_f64(const struct grid *gr, void *x, float *t, uint64_t *bounds
  * full blocks' end with the partial rows (a few buffers' worth) and the stripes' block counts.
  */
 #define SPLIT_STRIPES SM__PL_MAX_THREADS
-#define SPLIT_PARALLEL_MIN_ROWS 131072u
 #define SPARSE_STEP 1024u /* every 1024th row's bucket decides the way */
 
 /* 1 when fewer than num / den of every SPARSE_STEP-th row of [lo, lo + n) are near. */
@@ -407,7 +406,7 @@ static int stripes_pass(const struct grid *gr, void *xv, float *tv, int f64, int
 	uint64_t pre[DIST_MAX_BUCKETS], F[SPLIT_STRIPES], front, c;
 	unsigned s;
 
-	if (n < SPLIT_PARALLEL_MIN_ROWS)
+	if (n < SM__PL_STRIPES_MIN_ROWS)
 		return 0;
 	memset(&J, 0, sizeof(J));
 	J.gr = gr;
@@ -473,7 +472,7 @@ void sm__pl_split_near(const struct grid *gr, void *x, float *t, int f64, uint64
 {
 	uint64_t nnear;
 
-	if (n >= SPLIT_PARALLEL_MIN_ROWS && sm__pl_near_share_below(gr, x, f64, lo, n, 3, 5)) {
+	if (n >= SM__PL_STRIPES_MIN_ROWS && sm__pl_near_share_below(gr, x, f64, lo, n, 3, 5)) {
 		if (!sm__pl_compact_near(gr, x, t, f64, bounds, lo, n, &nnear))
 			sm__pl_slabs_in_place(gr, x, t, f64, bounds, lo, nnear);
 		bounds[gr->g + 1] = lo + n;

@@ -140,8 +140,35 @@ int sm__pl_near_share_below(const struct grid *gr, const void *x, int f64, uint6
 void sm__pl_slabs_in_place(const struct grid *gr, void *x, float *t, int f64, uint64_t *bounds,
 			   uint64_t lo, uint64_t n);
 
+/* From this many rows the near split and the blocks classify in stripes on the worker threads. */
+#define SM__PL_STRIPES_MIN_ROWS 131072u
+
+/* A block of near rows (build_index_compact.c's logs and list, build_index_slab.c's sort): one
+ * word, its first row << SM__PL_BLOCK_START | its rows - 1 (at most 2^14 rows; bits 14-23 hold
+ * the slab in the logs). */
+#define SM__PL_BLOCK_START 24
+#define SM__PL_BLOCK_ROWS_MASK ((UINT64_C(1) << 14) - 1)
+
+static inline uint64_t sm__pl_block_at(uint64_t e)
+{
+	return e >> SM__PL_BLOCK_START;
+}
+
+static inline uint64_t sm__pl_block_rows(uint64_t e)
+{
+	return (e & SM__PL_BLOCK_ROWS_MASK) + 1;
+}
+
+/* sm__pl_near_blocks' outcomes. */
+enum sm__pl_blocks_way {
+	SM__PL_BLOCKS_DECLINED = 0, /* the way does not apply: nothing moved */
+	SM__PL_BLOCKS_LISTED = 1,   /* the slabs' blocks listed, the slabs' places in bounds */
+	SM__PL_BLOCKS_IN_PLACE = 2  /* more rows near than far: the near rows at the front */
+};
+
 /* The near rows in blocks (build_index_compact.c, sm__pl_near_blocks): list[first[c],
- * first[c + 1]) are slab c's blocks in the rows' order, each entry start << 24 | (rows - 1). */
+ * first[c + 1]) are slab c's blocks in the rows' order, one word each (sm__pl_block_at and
+ * sm__pl_block_rows read it). */
 struct near_blocks {
 	const uint64_t *list;
 	uint64_t first[SM_MODEL_GRID_MAX_SIDE + 1];
@@ -153,21 +180,23 @@ struct near_blocks {
 extern int sm__pl_index_blocks;
 
 /*
- * build_index_compact.c: when [lo, lo + n) has at least 131,072 rows and fewer than half of
- * every 1024th row are near, the near rows are gathered, on the worker threads in 8 stripes
- * fixed by n, into blocks of one x slab each (buffered in buf, buf_bytes, whose contents are not
- * kept; the logs and the list in scratch, words), each stripe's blocks at its front, the far rows
- * not kept. Returns 0 when the way does not
- * apply (nothing moved); 1 with the blocks listed slab by slab in nb (nb->words of scratch), all
- * below lo + n - *nnear (the blocks that lay beyond moved into the far rows' gaps, or, when they
- * did not fit there, every stripe's blocks put one after the other from lo), and bounds[c]
- * (c = 0..g) the place of slab c's rows in [lo + n - *nnear, lo + n); 2 when more rows were near
- * than far: the near rows are [lo, lo + *nnear), in blocks, and the caller makes the slabs in
- * place.
+ * build_index_compact.c: when [lo, lo + n) has at least SM__PL_STRIPES_MIN_ROWS rows and fewer
+ * than half of every 1024th row are near, the near rows are gathered, on the worker threads in 8
+ * stripes fixed by n, into blocks of one x slab each (buffered in buf, buf_bytes, whose contents
+ * are not kept; the logs and the list in scratch, words), each stripe's blocks at its front, the
+ * far rows not kept. Returns:
+ *   - SM__PL_BLOCKS_DECLINED when the way does not apply (nothing moved);
+ *   - SM__PL_BLOCKS_LISTED with the blocks listed slab by slab in nb (nb->words of scratch), all
+ *     below lo + n - *nnear (the blocks that lay beyond moved into the far rows' gaps, or, when
+ *     they did not fit there, every stripe's blocks put one after the other from lo), and
+ *     bounds[c] (c = 0..g) the place of slab c's rows in [lo + n - *nnear, lo + n);
+ *   - SM__PL_BLOCKS_IN_PLACE when more rows were near than far: the near rows are
+ *     [lo, lo + *nnear), in blocks, and the caller makes the slabs in place.
  */
-int sm__pl_near_blocks(const struct grid *gr, void *x, float *t, int f64, uint64_t lo,
-		       uint64_t n, uint64_t *scratch, uint64_t words, void *buf, uint64_t buf_bytes,
-		       uint64_t *bounds, uint64_t *nnear, struct near_blocks *nb);
+enum sm__pl_blocks_way sm__pl_near_blocks(const struct grid *gr, void *x, float *t, int f64,
+					  uint64_t lo, uint64_t n, uint64_t *scratch, uint64_t words,
+					  void *buf, uint64_t buf_bytes, uint64_t *bounds,
+					  uint64_t *nnear, struct near_blocks *nb);
 
 /* One x slab's rows, the blocks list[0, nlist) (sm__pl_near_blocks' entries, rows in all), into
  * grid-cell order at [dst, dst + rows) (apart from the blocks): st, pos, keys and nkeys as
